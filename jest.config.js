@@ -1,0 +1,22 @@
+/** Unit specs (`*.spec.ts`) beside the code, server specs (`*.int-spec.ts`), journeys in `test/`. */
+const swc = {
+  swcrc: false,
+  jsc: {
+    target: 'es2022',
+    parser: { syntax: 'typescript', decorators: true },
+    transform: { legacyDecorator: true, decoratorMetadata: true },
+    keepClassNames: true,
+  },
+  module: { type: 'commonjs' },
+};
+
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test', '<rootDir>/infra'],
+  testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
+  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+  moduleNameMapper: {
+    '^@clientele/(domain|event-store|projections|messaging|contracts|testing)$': '<rootDir>/libs/$1/src/index.ts',
+  },
+  testTimeout: 60000,
+};

@@ -1,0 +1,48 @@
+import type { StoredEvent } from '@clientele/event-store';
+
+/**
+ * Read models are SQL tables. Projections and queries speak one portable SQL: `?` placeholders,
+ * `BIGINT` for integers (money sums outgrow 32 bits), `TEXT`, `DOUBLE PRECISION` only for derived
+ * ratios, `INSERT … ON CONFLICT … DO UPDATE` for upserts. The PostgreSQL store rewrites `?` to `$n`
+ * and returns BIGINT as a JS number.
+ */
+export type SqlParam = string | number | bigint | null | boolean;
+
+export interface ReadModelQueries {
+  readonly dialect: 'sqlite' | 'postgres';
+  all<T = Record<string, unknown>>(sql: string, params?: SqlParam[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(sql: string, params?: SqlParam[]): Promise<T | undefined>;
+}
+
+export interface ReadModelTransaction extends ReadModelQueries {
+  /** DDL or several statements without parameters */
+  exec(sql: string): Promise<void>;
+  /** one statement; answers the number of rows changed */
+  run(sql: string, params?: SqlParam[]): Promise<number>;
+}
+
+/**
+ * One place read models live: an SQLite file or a PostgreSQL schema. A rebuild writes into a fresh
+ * store and then becomes the live one, so every table name is unqualified.
+ */
+export interface ReadModelStore extends ReadModelQueries {
+  /** runs `work` in one transaction: everything in it commits together or not at all */
+  transaction<T>(work: (tx: ReadModelTransaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/**
+ * A read model: a fold of the global log into tables. The projector calls `apply` with consecutive
+ * batches of events in global order, inside the same transaction that advances its checkpoint.
+ * `apply` never throws on a stored fact it does not understand: it skips it.
+ */
+export interface Projection {
+  readonly name: string;
+  /** bump when the fold changes; a different version makes the projector rebuild */
+  readonly version: number;
+  /** the tables this projection owns, in the order a digest reads them */
+  readonly tables: readonly string[];
+  /** creates the tables and indexes if missing (idempotent) */
+  migrate(tx: ReadModelTransaction): Promise<void>;
+  apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void>;
+}
