@@ -18,5 +18,7 @@ module.exports = {
   moduleNameMapper: {
     '^@clientele/(domain|event-store|projections|messaging|contracts|testing)$': '<rootDir>/libs/$1/src/index.ts',
   },
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   testTimeout: 60000,
 };
