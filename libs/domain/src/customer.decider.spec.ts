@@ -208,6 +208,23 @@ describe('customer decider: win-back after churn', () => {
       .when(purchase('o-4', T5))
       .then([purchased('o-4', T5), qualified(4, T5)]);
   });
+  it('re-recognizes a churned advocate with converted referees on the purchase after the win-back', () => {
+    const reactivated: CustomerEvent = {
+      type: 'CustomerReactivated',
+      data: { customerId: id, orderId: 'o-3', churnedAt: T3, occurredAt: T4 },
+    };
+    spec
+      .given([
+        ...repeatBuyerSince(),
+        referralConverted('r-1', T2),
+        advocateByReferrals(1, T2),
+        churned(T3, 'advocate', T2),
+        purchased('o-3', T4),
+        reactivated,
+      ])
+      .when(purchase('o-4', T5))
+      .then([purchased('o-4', T5), qualified(4, T5), advocateByReferrals(1, T5)]);
+  });
   it('records an order dated before the churn without reactivating', () => {
     spec.given(churnedCustomer()).when(purchase('o-late', T2)).then([purchased('o-late', T2)]);
   });
