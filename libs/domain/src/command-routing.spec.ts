@@ -31,3 +31,10 @@ describe('command routing', () => {
     ])).toEqual([{ type: 'EmployeeLeft', data: { employeeId: 'e-1', occurredAt: at } }]);
   });
 });
+
+describe('command routing of a command that skipped validation', () => {
+  it('given an unknown command type, then a clear error instead of no decision', () => {
+    const bogus = { type: 'DeleteEverything', data: { customerId: 'c-1', occurredAt: at } } as unknown as DomainCommand;
+    expect(() => decideFor(bogus, [])).toThrow('unknown command type "DeleteEverything"');
+  });
+});
