@@ -1,3 +1,6 @@
+const fs = require('node:fs');
+const path = require('node:path');
+
 /** Unit specs (`*.spec.ts`) beside the code, server specs (`*.int-spec.ts`), journeys in `test/`. */
 const swc = {
   swcrc: false,
@@ -12,7 +15,9 @@ const swc = {
 
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test', '<rootDir>/infra'],
+  roots: ['apps', 'libs', 'test', 'infra']
+    .filter((dir) => fs.existsSync(path.join(__dirname, dir)))
+    .map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: {
