@@ -64,6 +64,16 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const classpath = resolveJars();
   const dataDir = options.dataDir ?? join(tmpdir(), `clientele-kafka-${randomBytes(4).toString('hex')}`);
   mkdirSync(dataDir, { recursive: true });
+  try {
+    return await launch(options, classpath, dataDir, deadline);
+  } catch (err) {
+    // a temporary folder of our own making is useless once start-up failed
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function launch(options: BrokerOptions, classpath: string, dataDir: string, deadline: number): Promise<RunningBroker> {
 
   const previous = readState(dataDir);
   const state: BrokerState = {
@@ -96,7 +106,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       { encoding: 'utf8', timeout: Math.max(deadline - Date.now(), 1000) },
     );
     if (format.status !== 0) {
-      throw new Error(`formatting Kafka storage in ${dataDir} failed: ${format.error?.message ?? ''}${format.stdout}${format.stderr}`);
+      throw new Error(`formatting Kafka storage in ${dataDir} failed: ${format.error?.message ?? ''}${format.stdout ?? ''}${format.stderr ?? ''}`);
     }
   }
   writeFileSync(join(dataDir, STATE_FILE), JSON.stringify(state));
