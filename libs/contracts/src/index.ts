@@ -1,1 +1,3 @@
-export {};
+export * from './messages';
+export * from './schemas';
+export * from './json-schema.validator';
