@@ -1,1 +1,3 @@
-export {};
+export * from './command-envelope';
+export * from './command.dtos';
+export { EXPECTED as EXPECTED_FIELD_TEXT } from './field-rules';
