@@ -12,9 +12,12 @@ export type EnvelopeValidation = { ok: true; command: CommandEnvelope } | { ok: 
 /** `validateCommandEnvelope` from `@clientele/contracts` fits this shape. */
 export type EnvelopeValidator = (input: unknown) => EnvelopeValidation;
 
-/** Per-item answer of a batch: stored (possibly as an idempotent repeat) or refused. */
+/**
+ * Per-item answer of a batch: `applied` (events stored now), `duplicate` (this command id was stored
+ * before: a re-run), `no_op` (accepted, nothing to record), or refused.
+ */
 export type ItemResult =
-  | { ok: true; commandId: string; eventCount: number; duplicate: boolean }
+  | { ok: true; commandId: string; status: 'applied' | 'duplicate' | 'no_op'; eventCount: number }
   | { ok: false; commandId: string; code: string; message: string; field?: string };
 
 export interface CommandSink {

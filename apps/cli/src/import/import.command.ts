@@ -32,13 +32,13 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   } catch {
     throw new UsageError(`file: cannot read '${file}'`);
   }
+  const engine = await context.openEngine(options.dataDir);
   const rejectsOut = options.rejects === undefined ? undefined : createWriteStream(options.rejects, { encoding: 'utf8' });
   const lines = openLines(file);
   const items = options.format === 'cdnow' ? readCdnowCommands(lines, { sameDay: options.sameDay }) : readNdjsonCommands(lines);
   const progress = options.quiet ? silentProgress : createProgress({ total: size, stream: context.stderr });
   const printed: RejectedLine[] = [];
   const startedAt = Date.now();
-  const engine = await context.openEngine(options.dataDir);
   let summary: ImportSummary;
   try {
     summary = await runImport(items, {
@@ -66,7 +66,7 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   }
   context.stderr.write(
     `imported ${file}: ${summary.lines} lines, ${summary.sent} commands sent, ${summary.stored} stored (${summary.events} events), ` +
-      `${summary.duplicates} already stored, ${summary.rejected} rejected, ${seconds.toFixed(1)}s\n`,
+      `${summary.duplicates} already stored, ${summary.noOps} with nothing to record, ${summary.rejected} rejected, ${seconds.toFixed(1)}s\n`,
   );
   return summary.rejected > 0 ? 2 : 0;
 };

@@ -19,7 +19,7 @@ class RecordingSink implements CommandSink {
       }
       const duplicate = this.seen.has(envelope.commandId);
       this.seen.add(envelope.commandId);
-      return { ok: true, commandId: envelope.commandId, eventCount: duplicate ? 0 : 1, duplicate };
+      return { ok: true, commandId: envelope.commandId, status: duplicate ? 'duplicate' : 'applied', eventCount: duplicate ? 0 : 1 };
     });
   }
 }
@@ -70,7 +70,7 @@ describe('import of NDJSON command envelopes', () => {
     expect(rejected[1]?.errors).toEqual([{ field: 'data.occurredAt', expected: expect.any(String) }]);
     expect(rejected[2]?.reason).toMatch(/^type: expected/);
     expect(rejected[3]).toMatchObject({ code: 'self_referral', reason: 'data.referredBy: a customer cannot refer themselves', commandId: 'cmd-d' });
-    expect(summary).toEqual({ lines: 8, sent: 4, stored: 3, duplicates: 0, events: 3, rejected: 4 });
+    expect(summary).toEqual({ lines: 8, sent: 4, stored: 3, duplicates: 0, noOps: 0, events: 3, rejected: 4 });
   });
 
   it('given a file already imported, when imported again, then everything is answered as already stored', async () => {

@@ -20,6 +20,8 @@ export interface ImportSummary {
   stored: number;
   /** commands the store already had (a re-run): answered, nothing written */
   duplicates: number;
+  /** commands accepted with nothing to record (an order already recorded under another command id) */
+  noOps: number;
   /** events appended by the commands stored for the first time */
   events: number;
   rejected: number;
@@ -45,7 +47,7 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
   if (!Number.isInteger(deps.batchSize) || deps.batchSize < 1) {
     throw new Error(`batch size: expected a positive integer, found ${deps.batchSize}`);
   }
-  const summary: ImportSummary = { lines: 0, sent: 0, stored: 0, duplicates: 0, events: 0, rejected: 0 };
+  const summary: ImportSummary = { lines: 0, sent: 0, stored: 0, duplicates: 0, noOps: 0, events: 0, rejected: 0 };
   let batch: { line: number; envelope: CommandEnvelope }[] = [];
 
   const reject = (rejected: RejectedLine): void => {
@@ -64,7 +66,8 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
     results.forEach((result, index) => {
       const { line } = sending[index] as { line: number };
       if (result.ok) {
-        if (result.duplicate) summary.duplicates += 1;
+        if (result.status === 'duplicate') summary.duplicates += 1;
+        else if (result.status === 'no_op') summary.noOps += 1;
         else {
           summary.stored += 1;
           summary.events += result.eventCount;
