@@ -16,7 +16,7 @@ module.exports = {
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: {
-    '^@clientele/(domain|event-store|projections|messaging|contracts|testing)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@clientele/(domain|event-store|projections|messaging|contracts|testing|application)$': '<rootDir>/libs/$1/src/index.ts',
   },
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',
