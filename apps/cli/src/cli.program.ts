@@ -71,7 +71,8 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--from <date>', 'first business day', isoDate('from'), '2024-01-01')
     .option('--to <date>', 'last business day', isoDate('to'), '2025-12-31')
     .option('--id-prefix <prefix>', 'prefix of generated ids, so several workloads can share a store', 'syn')
-    .action(async (options: { customers: number; seed: string; out?: string; from: string; to: string; idPrefix: string }) => {
+    .option('--referral-share <share>', 'share of registrations referred by an earlier customer (0..1)', parseFloat, 0.15)
+    .action(async (options: { customers: number; seed: string; out?: string; from: string; to: string; idPrefix: string; referralShare: number }) => {
       exitCode = await generateFile(options, context);
     });
 

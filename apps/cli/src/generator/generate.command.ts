@@ -11,6 +11,7 @@ export interface GenerateOptions {
   from?: string;
   to?: string;
   idPrefix?: string;
+  referralShare?: number;
 }
 
 /** Writes the workload as NDJSON, one envelope a line, honouring back-pressure. */
@@ -21,6 +22,7 @@ export const generateFile = async (options: GenerateOptions, context: CliContext
     ...(options.from !== undefined ? { from: options.from } : {}),
     ...(options.to !== undefined ? { to: options.to } : {}),
     ...(options.idPrefix !== undefined ? { idPrefix: options.idPrefix } : {}),
+    ...(options.referralShare !== undefined ? { referralShare: options.referralShare } : {}),
   });
   const out = options.out === undefined ? context.stdout : createWriteStream(options.out, { encoding: 'utf8' });
   for (const envelope of envelopes) {

@@ -25,6 +25,8 @@ export interface SyntheticOptions {
   to?: string;
   /** prefix of every generated id, so several workloads can share a store; default `syn` */
   idPrefix?: string;
+  /** share of registrations referred by an earlier customer, 0..1; default 0.15 */
+  referralShare?: number;
   /** mirrors the policy the sweep applies; default the domain's default policy */
   churnAfterDays?: number;
 }
@@ -109,6 +111,8 @@ export const generateSyntheticCommands = (options: SyntheticOptions): CommandEnv
   if (end - start < 60 * DAY) throw new Error('to: expected at least 60 days after from');
   const churnAfterDays = options.churnAfterDays ?? defaultPolicy.churnAfterDays;
   const prefix = options.idPrefix ?? 'syn';
+  const referralShare = options.referralShare ?? 0.15;
+  if (!(referralShare >= 0 && referralShare <= 1)) throw new Error(`referralShare: expected a number from 0 to 1, found ${referralShare}`);
   const rng = new SeededRandom(`clientele-generate:${options.seed}`);
   const out: Timed[] = [];
   let seq = 0;
@@ -180,7 +184,7 @@ export const generateSyntheticCommands = (options: SyntheticOptions): CommandEnv
     const last = rng.pick(LAST_NAMES);
     const eligible = referrers.filter((r) => r.convertedAt < registeredAt - DAY);
     let referredBy: string | undefined;
-    if (eligible.length > 0 && rng.chance(0.15)) {
+    if (eligible.length > 0 && rng.chance(referralShare)) {
       // advocates refer more: the heaviest of three candidates
       const candidates = [rng.pick(eligible), rng.pick(eligible), rng.pick(eligible)];
       referredBy = candidates.reduce((best, c) => (c.weight > best.weight ? c : best)).customerId;
