@@ -81,14 +81,6 @@ export interface ReferralEdgeMessage {
   position: number;
 }
 
-/** A command sent to Clientele on the ingest topic (`commands`). */
-export interface CommandEnvelope {
-  type: string;
-  /** idempotency key: the same command sent twice takes effect once */
-  commandId: string;
-  correlationId?: string;
-  data: Record<string, unknown>;
-}
 
 /** What the ingest could not accept, on `commands.dlq`, with enough to find and resend it. */
 export interface DeadLetterMessage {
