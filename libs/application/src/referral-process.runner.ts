@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import {
   DomainError,
   EventTypes,
@@ -31,7 +38,7 @@ export interface ProcessStatus {
  * The checkpoint is saved after the reactions of an event are stored, never before.
  */
 @Injectable()
-export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDestroy {
+export class ReferralProcessRunner {
   static readonly checkpointName = 'referral-process';
   // Events that ask for nothing are replayed harmlessly after a crash, so their checkpoint is saved
   // only every so often instead of once per event.
@@ -48,18 +55,9 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CHECKPOINT_STORE) private readonly checkpoints: CheckpointStore,
-    @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
     private readonly commands: CommandService,
     private readonly metrics: ClienteleMetrics,
   ) {}
-
-  async onApplicationBootstrap(): Promise<void> {
-    if (this.options.processManager) await this.start();
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    await this.stop();
-  }
 
   get running(): boolean {
     return this.loop !== undefined;
@@ -169,3 +167,28 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
     for (const w of ready) w.resolve();
   }
 }
+
+/**
+ * Starts the runner when the application starts. It lives in a module of its own because Nest runs
+ * start hooks of global modules (CqrsModule, ClienteleModule) in no fixed order among themselves,
+ * and the runner must not send a command before the CommandBus has its handlers; hooks of this
+ * non-global module run after every global one.
+ */
+@Injectable()
+export class ReferralProcessLifecycle implements OnApplicationBootstrap, OnModuleDestroy {
+  constructor(
+    private readonly runner: ReferralProcessRunner,
+    @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.options.processManager) await this.runner.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.runner.stop();
+  }
+}
+
+@Module({ providers: [ReferralProcessLifecycle] })
+export class ReferralProcessModule {}
