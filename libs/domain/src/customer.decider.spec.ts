@@ -183,3 +183,269 @@ describe('customer decider: purchases and stages', () => {
     expect(recorded?.data).toMatchObject({ totalMinor: 3 * 10 + 7 * 20, costMinor: 3 + 21 });
   });
 });
+
+describe('customer decider: win-back after churn', () => {
+  const churnedCustomer = (): CustomerEvent[] => [...repeatBuyerSince(), churned(T3, 'repeat_buyer', T2)];
+  const T4 = '2026-05-10T09:00:00.000Z';
+  const T5 = '2026-06-10T09:00:00.000Z';
+
+  it('reactivates a churned customer on a purchase after the churn, back at customer', () => {
+    spec
+      .given(churnedCustomer())
+      .when(purchase('o-3', T4))
+      .then([
+        purchased('o-3', T4),
+        { type: 'CustomerReactivated', data: { customerId: id, orderId: 'o-3', churnedAt: T3, occurredAt: T4 } },
+      ]);
+  });
+  it('re-qualifies repeat buyer on the next purchase, counting lifetime orders', () => {
+    const reactivated: CustomerEvent = {
+      type: 'CustomerReactivated',
+      data: { customerId: id, orderId: 'o-3', churnedAt: T3, occurredAt: T4 },
+    };
+    spec
+      .given([...churnedCustomer(), purchased('o-3', T4), reactivated])
+      .when(purchase('o-4', T5))
+      .then([purchased('o-4', T5), qualified(4, T5)]);
+  });
+  it('re-recognizes a churned advocate with converted referees on the purchase after the win-back', () => {
+    const reactivated: CustomerEvent = {
+      type: 'CustomerReactivated',
+      data: { customerId: id, orderId: 'o-3', churnedAt: T3, occurredAt: T4 },
+    };
+    spec
+      .given([
+        ...repeatBuyerSince(),
+        referralConverted('r-1', T2),
+        advocateByReferrals(1, T2),
+        churned(T3, 'advocate', T2),
+        purchased('o-3', T4),
+        reactivated,
+      ])
+      .when(purchase('o-4', T5))
+      .then([purchased('o-4', T5), qualified(4, T5), advocateByReferrals(1, T5)]);
+  });
+  it('records an order dated before the churn without reactivating', () => {
+    spec.given(churnedCustomer()).when(purchase('o-late', T2)).then([purchased('o-late', T2)]);
+  });
+  it('records a replayed order of a churned customer once', () => {
+    spec.given(churnedCustomer()).when(purchase('o-2', T4)).thenNothing();
+  });
+});
+
+describe('customer decider: feedback', () => {
+  it('recognizes a promoter among repeat buyers as advocate', () => {
+    spec
+      .given(repeatBuyerSince())
+      .when(giveFeedback('f-1', 9, T3))
+      .then([
+        feedback('f-1', 9, T3),
+        {
+          type: 'AdvocateRecognized',
+          data: { customerId: id, reason: 'promoter_feedback', convertedReferrals: 0, score: 9, occurredAt: T3 },
+        },
+      ]);
+  });
+  it('records feedback below the promoter score, or from a mere customer, without a transition', () => {
+    spec.given(repeatBuyerSince()).when(giveFeedback('f-1', 8, T3)).then([feedback('f-1', 8, T3)]);
+    spec.given(customerSince()).when(giveFeedback('f-1', 10, T3)).then([feedback('f-1', 10, T3)]);
+  });
+  it('reads the promoter score from the policy', () => {
+    specWith({ ...defaultPolicy, promoterMinScore: 10 })
+      .given(repeatBuyerSince())
+      .when(giveFeedback('f-1', 9, T3))
+      .then([feedback('f-1', 9, T3)]);
+    specWith({ ...defaultPolicy, promoterMinScore: 7 })
+      .given(repeatBuyerSince())
+      .when(giveFeedback('f-1', 7, T3))
+      .then([
+        feedback('f-1', 7, T3),
+        {
+          type: 'AdvocateRecognized',
+          data: { customerId: id, reason: 'promoter_feedback', convertedReferrals: 0, score: 7, occurredAt: T3 },
+        },
+      ]);
+  });
+  it.each([-1, 11, 7.5, Number.NaN])('refuses score %p', (score) => {
+    spec.given([registered()]).when(giveFeedback('f-1', score, T1)).thenThrows('invalid_score', 'score');
+  });
+  it('records a repeated feedback id once', () => {
+    spec.given([registered(), feedback('f-1', 3, T1)]).when(giveFeedback('f-1', 3, T2)).thenNothing();
+  });
+  it('registers an unknown author implicitly', () => {
+    spec.given([]).when(giveFeedback('f-1', 5, T1)).then([implicitlyRegistered(T1), feedback('f-1', 5, T1)]);
+  });
+});
+
+describe('customer decider: referrals', () => {
+  it('credits a referee once, registering an unknown referrer implicitly', () => {
+    spec.given([]).when(credit('r-1', T1)).then([implicitlyRegistered(T1), referralCredited('r-1', T1)]);
+    spec.given([registered()]).when(credit('r-1', T1)).then([referralCredited('r-1', T1)]);
+    spec.given([registered(), referralCredited('r-1', T1)]).when(credit('r-1', T2)).thenNothing();
+  });
+  it('refuses crediting or converting oneself', () => {
+    spec.given([registered()]).when(credit(id, T1)).thenThrows('self_referral', 'refereeId');
+    spec.given([registered()]).when(convert(id, T1)).thenThrows('self_referral', 'refereeId');
+  });
+  it('recognizes a customer as advocate when enough referees converted', () => {
+    spec
+      .given([...customerSince(), referralCredited('r-1', T1)])
+      .when(convert('r-1', T2))
+      .then([referralConverted('r-1', T2), advocateByReferrals(1, T2)]);
+  });
+  it('converts a referral for a prospect without a transition, then recognizes them when they buy', () => {
+    spec
+      .given([registered(), referralCredited('r-1', T1)])
+      .when(convert('r-1', T2))
+      .then([referralConverted('r-1', T2)]);
+    spec
+      .given([registered(), referralCredited('r-1', T1), referralConverted('r-1', T2)])
+      .when(purchase('o-1', T3))
+      .then([purchased('o-1', T3), converted('o-1', T3), advocateByReferrals(1, T3)]);
+  });
+  it('credits a referee whose credit never arrived before converting them', () => {
+    spec.given(customerSince()).when(convert('r-1', T2)).then([
+      referralCredited('r-1', T2),
+      referralConverted('r-1', T2),
+      advocateByReferrals(1, T2),
+    ]);
+  });
+  it('reads the converted-referrals threshold from the policy', () => {
+    const policy = { ...defaultPolicy, advocateMinConvertedReferrals: 2 };
+    const given = [...repeatBuyerSince(), referralCredited('r-1', T1), referralCredited('r-2', T1)];
+    specWith(policy).given(given).when(convert('r-1', T2)).then([referralConverted('r-1', T2)]);
+    specWith(policy)
+      .given([...given, referralConverted('r-1', T2)])
+      .when(convert('r-2', T3))
+      .then([referralConverted('r-2', T3), advocateByReferrals(2, T3)]);
+  });
+  it('converts a referee once', () => {
+    spec
+      .given([...customerSince(), referralCredited('r-1', T1), referralConverted('r-1', T2), advocateByReferrals(1, T2)])
+      .when(convert('r-1', T3))
+      .thenNothing();
+  });
+  it('does not recognize an advocate twice', () => {
+    spec
+      .given([...customerSince(), referralConverted('r-1', T2), advocateByReferrals(1, T2)])
+      .when(convert('r-2', T3))
+      .then([referralCredited('r-2', T3), referralConverted('r-2', T3)]);
+  });
+});
+
+describe('customer decider: churn', () => {
+  it('marks a customer lost with the reason', () => {
+    spec.given(customerSince()).when(markLost(T2)).then([churned(T2, 'customer', T1, 'marked_lost')]);
+  });
+  it('ignores marking a churned customer lost again', () => {
+    spec.given([...customerSince(), churned(T2, 'customer', T1)]).when(markLost(T3)).thenNothing();
+  });
+  it('refuses to mark a prospect or an unknown id lost', () => {
+    spec.given([registered()]).when(markLost(T1)).thenThrows('not_a_customer', 'customerId');
+    spec.given([]).when(markLost(T1)).thenThrows('unknown_customer', 'customerId');
+  });
+  it('churns a customer with no purchase for churnAfterDays whole UTC days', () => {
+    // T1 is 2026-02-10; 180 days later is 2026-08-09
+    spec.given(customerSince()).when(sweep('2026-08-09T00:00:00.000Z')).then([churned('2026-08-09T00:00:00.000Z', 'customer', T1)]);
+    spec.given(customerSince()).when(sweep('2026-08-08T23:59:59.999Z')).thenNothing();
+  });
+  it('keeps the stage it churned from', () => {
+    spec
+      .given([...repeatBuyerSince(), advocateByReferrals(1, T2)])
+      .when(sweep('2027-01-01'))
+      .then([churned('2027-01-01', 'advocate', T2)]);
+  });
+  it('reads churnAfterDays from the policy', () => {
+    specWith({ ...defaultPolicy, churnAfterDays: 30 })
+      .given(customerSince())
+      .when(sweep('2026-03-12T00:00:00Z'))
+      .then([churned('2026-03-12T00:00:00Z', 'customer', T1)]);
+    specWith({ ...defaultPolicy, churnAfterDays: 30 }).given(customerSince()).when(sweep('2026-03-11T23:00:00Z')).thenNothing();
+  });
+  it('leaves prospects, churned customers and recent buyers alone', () => {
+    spec.given([registered()]).when(sweep('2030-01-01')).thenNothing();
+    spec.given([...customerSince(), churned(T2, 'customer', T1)]).when(sweep('2030-01-01')).thenNothing();
+    spec.given(repeatBuyerSince()).when(sweep(T3)).thenNothing();
+  });
+  it('measures inactivity from the latest purchase even when orders arrive out of order', () => {
+    spec
+      .given([...repeatBuyerSince(), purchased('o-old', T0)])
+      .when(sweep('2026-08-09T00:00:00Z'))
+      .thenNothing();
+  });
+  it('refuses a sweep for an unknown id', () => {
+    spec.given([]).when(sweep(T1)).thenThrows('unknown_customer', 'customerId');
+  });
+});
+
+describe('customer decider: personal data', () => {
+  it('erases once', () => {
+    spec.given(customerSince()).when(erase(T2)).then([erased(T2)]);
+    spec.given([...customerSince(), erased(T2)]).when(erase(T3)).thenNothing();
+    spec.given([]).when(erase(T2)).thenThrows('unknown_customer', 'customerId');
+  });
+  it('keeps counting purchases after erasure', () => {
+    spec.given([...customerSince(), erased(T2)]).when(purchase('o-2', T3)).then([purchased('o-2', T3), qualified(2, T3)]);
+  });
+  it('refuses new personal data after erasure but accepts preferences', () => {
+    const given = [...customerSince(), erased(T2)];
+    spec
+      .given(given)
+      .when({ type: 'UpdateProfile', data: { customerId: id, personal: { email: 'a@b.c' }, occurredAt: T3 } })
+      .thenThrows('customer_erased', 'personal');
+    spec.given(given).when(giveFeedback('f-1', 2, T3, 'call me')).thenThrows('customer_erased', 'comment');
+    spec
+      .given(given)
+      .when({ type: 'UpdateProfile', data: { customerId: id, preferences: { genre: 'jazz' }, occurredAt: T3 } })
+      .then([{ type: 'ProfileUpdated', data: { customerId: id, preferences: { genre: 'jazz' }, occurredAt: T3 } }]);
+  });
+});
+
+describe('customer decider: touchpoints, thanks, profile', () => {
+  it('records each with an implicit registration for an unknown id', () => {
+    spec
+      .given([])
+      .when({ type: 'RecordTouchpoint', data: { customerId: id, channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: T1 } })
+      .then([
+        implicitlyRegistered(T1),
+        { type: 'TouchpointRecorded', data: { customerId: id, channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: T1 } },
+      ]);
+    spec
+      .given([registered()])
+      .when({ type: 'ThankCustomer', data: { customerId: id, gesture: 'coupon', reason: 'loyalty', valueMinor: 500, occurredAt: T1 } })
+      .then([{ type: 'CustomerThanked', data: { customerId: id, gesture: 'coupon', reason: 'loyalty', valueMinor: 500, occurredAt: T1 } }]);
+    spec
+      .given([])
+      .when({ type: 'UpdateProfile', data: { customerId: id, consents: { email: true }, occurredAt: T1 } })
+      .then([implicitlyRegistered(T1), { type: 'ProfileUpdated', data: { customerId: id, consents: { email: true }, occurredAt: T1 } }]);
+  });
+  it('refuses a negative or fractional thank-you value', () => {
+    spec
+      .given([registered()])
+      .when({ type: 'ThankCustomer', data: { customerId: id, gesture: 'gift', reason: 'apology', valueMinor: -5, occurredAt: T1 } })
+      .thenThrows('invalid_amount', 'valueMinor');
+  });
+});
+
+describe('customer evolve', () => {
+  it('leaves the state unchanged for event types it does not know', () => {
+    const state = foldCustomer(customerSince());
+    const alien = { type: 'SomethingNew', data: { occurredAt: T2 } } as unknown as CustomerEvent;
+    expect(evolveCustomer(state, alien)).toBe(state);
+    expect(evolveCustomer(initialCustomerState(), alien)).toEqual({ phase: 'unknown' });
+  });
+  it('keeps the stage history', () => {
+    const state = foldCustomer([...repeatBuyerSince(), churned(T3, 'repeat_buyer', T2)]);
+    expect(state).toMatchObject({
+      phase: 'churned',
+      previousStage: 'repeat_buyer',
+      churnedAt: T3,
+      history: [
+        { stage: 'prospect', at: T0 },
+        { stage: 'customer', at: T1 },
+        { stage: 'repeat_buyer', at: T2 },
+        { stage: 'churned', at: T3 },
+      ],
+    });
+  });
+});

@@ -14,7 +14,7 @@ import type {
 } from './commands';
 import { DomainError, DomainErrorCodes } from './errors';
 import type { CustomerEvent, CustomerStage, IsoDateTime, ProspectRegistered } from './events';
-import { assertMinorUnits, businessTime, daysBetween, withoutUndefined } from './guards';
+import { assertMinorUnits, businessTime, daysBetween, unknownCommand, withoutUndefined } from './guards';
 import { defaultPolicy, type LifecyclePolicy } from './policy';
 
 /**
@@ -230,8 +230,11 @@ export function decideCustomer(
       return creditReferral(command, state);
     case 'ConvertReferral':
       return convertReferral(command, state, policy);
+    default:
+      return unknownCommand(command);
   }
 }
+
 
 function registerProspect({ data }: RegisterProspect, state: CustomerState): CustomerEvent[] {
   if (data.referredBy !== undefined && data.referredBy === data.customerId) {

@@ -1,7 +1,7 @@
 import type { EmployeeCommand } from './commands';
 import { DomainError, DomainErrorCodes } from './errors';
 import type { EmployeeEvent, IsoDateTime } from './events';
-import { businessTime, withoutUndefined } from './guards';
+import { businessTime, unknownCommand, withoutUndefined } from './guards';
 
 /** Employees over the stream `employee-{id}`: hired, left, and hired again. */
 
@@ -56,6 +56,8 @@ export function decideEmployee(command: EmployeeCommand, state: EmployeeState): 
         throw new DomainError(DomainErrorCodes.EmployeeNotHired, `employee ${data.employeeId} was never hired`, 'employeeId');
       }
       return [{ type: 'EmployeeLeft', data: withoutUndefined({ ...command.data }) }];
+    default:
+      return unknownCommand(command);
   }
 }
 

@@ -56,3 +56,8 @@ export function assertMinorUnits(value: unknown, field: string): asserts value i
 export function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
+
+// Reached only when a caller skipped the edge's validation; fail loudly rather than decide nothing.
+export function unknownCommand(command: never): never {
+  throw new TypeError(`unknown command type ${JSON.stringify((command as { type?: unknown }).type)}`);
+}
