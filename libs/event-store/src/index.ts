@@ -3,3 +3,4 @@ export * from './hash-chain';
 export * from './append-validation';
 export * from './serialization';
 export * from './sqlite/sqlite.event-store';
+export * from './sqlite/sqlite.bench';
