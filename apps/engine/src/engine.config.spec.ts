@@ -35,7 +35,7 @@ describe('loadEngineConfig', () => {
     ['PORT', '70000'],
     ['CLIENTELE_STORE', 'mongodb'],
     ['CLIENTELE_DURABILITY', 'sometimes'],
-    ['CLIENTELE_REPEAT_PURCHASE_THRESHOLD', '1'],
+    ['CLIENTELE_REPEAT_PURCHASE_THRESHOLD', '0'],
     ['CLIENTELE_PROMOTER_MIN_SCORE', '11'],
     ['CLIENTELE_CHURN_AFTER_DAYS', '-5'],
     ['CLIENTELE_PROCESS_MANAGER', 'maybe'],

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { defaultPolicy, type LifecyclePolicy } from '@clientele/domain';
+import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
  * Engine configuration, from environment variables with documented defaults (docs/engine.md).
@@ -68,8 +68,9 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
     dataDir: resolve(env.CLIENTELE_DATA_DIR || './data'),
     store: oneOf(env, 'CLIENTELE_STORE', ['sqlite'] as const, 'sqlite'),
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
-    policy: {
-      repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 2),
+    // lifecyclePolicy re-checks the thresholds with the domain's own rules.
+    policy: lifecyclePolicy({
+      repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 1),
       advocateMinConvertedReferrals: integer(
         env,
         'CLIENTELE_ADVOCATE_MIN_CONVERTED_REFERRALS',
@@ -78,7 +79,7 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
       ),
       promoterMinScore: integer(env, 'CLIENTELE_PROMOTER_MIN_SCORE', defaultPolicy.promoterMinScore, 0, 10),
       churnAfterDays: integer(env, 'CLIENTELE_CHURN_AFTER_DAYS', defaultPolicy.churnAfterDays, 1),
-    },
+    }),
     processManager: flag(env, 'CLIENTELE_PROCESS_MANAGER', true),
     batchConcurrency: integer(env, 'CLIENTELE_BATCH_CONCURRENCY', 64, 1, 1024),
     maxBatchItems: integer(env, 'CLIENTELE_MAX_BATCH_ITEMS', 5000, 1, 100_000),
