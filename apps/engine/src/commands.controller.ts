@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, HttpException, Post, Res } from '@nestjs/common';
+import { Body, Controller, HttpCode, HttpException, Inject, Post, Res } from '@nestjs/common';
 import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { EXTERNAL_COMMAND_TYPES } from '@clientele/contracts';
@@ -6,7 +6,6 @@ import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
 import type { EngineConfig } from './engine.config';
-import { Inject } from '@nestjs/common';
 
 const envelopeSchema = {
   type: 'object',
