@@ -76,7 +76,6 @@ describe('ReferralProcessRunner', () => {
       'AdvocateRecognized',
     ]);
     const checkpoints = new SqliteCheckpointStore({ file });
-    expect(await checkpoints.customers(undefined, 10)).toEqual(['ann', 'ben']);
     expect(await checkpoints.load(ReferralProcessRunner.checkpointName)).toBeGreaterThan(0);
     await checkpoints.close();
   });
@@ -105,8 +104,8 @@ describe('ReferralProcessRunner', () => {
     expect(status).not.toHaveProperty('lastError');
   });
 
-  it('given indexed customers, when the churn sweep runs twice as of one date, then the inactive are churned once', async () => {
-    const running = await start(true);
+  it('given customers and no process manager, when the churn sweep runs twice as of one date, then the inactive are churned once', async () => {
+    const running = await start(false);
     const commands = running.get(CommandService);
     await commands.execute({ type: 'RecordPurchase', commandId: 'p-old', data: { customerId: 'old', orderId: 'o1', lines: [line], occurredAt: '2025-01-01T10:00:00Z' } });
     await commands.execute({ type: 'RecordPurchase', commandId: 'p-new', data: { customerId: 'new', orderId: 'n1', lines: [line], occurredAt: '2025-06-01T10:00:00Z' } });
@@ -121,5 +120,9 @@ describe('ReferralProcessRunner', () => {
     expect(second).toEqual({ ...first, churned: 0 });
     expect(await storedTypes('old')).toContain('CustomerChurned');
     expect(await storedTypes('new')).not.toContain('CustomerChurned');
+    const checkpoints = new SqliteCheckpointStore({ file });
+    expect(await checkpoints.customers(undefined, 10)).toEqual(['new', 'old', 'pro']);
+    expect(await checkpoints.customers('new', 1)).toEqual(['old']);
+    await checkpoints.close();
   });
 });

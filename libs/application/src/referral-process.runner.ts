@@ -8,7 +8,6 @@ import {
 } from '@nestjs/common';
 import {
   DomainError,
-  EventTypes,
   customerStream,
   foldCustomer,
   needsReferrerLookup,
@@ -107,11 +106,11 @@ export class ReferralProcessRunner {
       this.subscription = subscription;
       try {
         for await (const event of subscription) {
-          const { registered, reacted } = await this.handle(event);
+          const reacted = await this.handle(event);
           this.advance(event.position);
           unsaved++;
-          if (reacted || registered.length > 0 || unsaved >= ReferralProcessRunner.saveEvery) {
-            await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position, registered);
+          if (reacted || unsaved >= ReferralProcessRunner.saveEvery) {
+            await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position);
             unsaved = 0;
           }
           this.lastError = undefined;
@@ -129,12 +128,8 @@ export class ReferralProcessRunner {
     if (unsaved > 0) await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position).catch(() => {});
   }
 
-  /** Handles one stored event; answers the customer ids it registered (for the sweep's index). */
-  private async handle(event: StoredEvent): Promise<{ registered: string[]; reacted: boolean }> {
-    const registered =
-      event.type === EventTypes.ProspectRegistered && typeof event.data.customerId === 'string'
-        ? [event.data.customerId]
-        : [];
+  /** Sends the reactions one stored event asks for; answers whether there were any. */
+  private async handle(event: StoredEvent): Promise<boolean> {
     let referrer: string | undefined;
     if (needsReferrerLookup(event) && typeof event.data.customerId === 'string') {
       const referee = foldCustomer((await this.store.readStream(customerStream(event.data.customerId))) as unknown as CustomerEvent[]);
@@ -155,7 +150,7 @@ export class ReferralProcessRunner {
         this.logger.warn({ code: error.code, commandId, causationId: event.id }, `referral reaction refused: ${error.message}`);
       }
     }
-    return { registered, reacted: reactions.length > 0 };
+    return reactions.length > 0;
   }
 
   private advance(position: number): void {
