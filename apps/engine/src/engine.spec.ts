@@ -184,6 +184,12 @@ describe('engine HTTP API', () => {
       expect(body.errors).toEqual([{ field: 'commands', expected: 'an array of at most 5000 command envelopes' }]);
     });
 
+    it('unknown route → 404 problem; a body that is not JSON → 400 naming the body', async () => {
+      await expectProblem(await http.get('/nowhere'), 404, 'not_found');
+      const body = await expectProblem(await http.post('/commands').set('Content-Type', 'text/plain').send('RecordPurchase'), 400, 'invalid_command');
+      expect(body.errors).toEqual([{ field: '', expected: expect.stringContaining('JSON object') }]);
+    });
+
     it('unknown customer → 404 problem', async () => {
       await expectProblem(await http.get('/customers/nobody'), 404, 'unknown_customer');
       await expectProblem(await http.get('/customers/nobody/events'), 404, 'unknown_customer');

@@ -12,11 +12,14 @@ export interface CommandPathBenchOptions {
   /** envelopes per executeBatch call; default 5,000 */
   batchSize?: number;
   durability?: SqliteDurability;
+  /** commands in flight at once; default 64 */
+  concurrency?: number;
   dir?: string;
 }
 
 export interface CommandPathFigure {
   durability: SqliteDurability;
+  concurrency: number;
   commands: number;
   events: number;
   seconds: number;
@@ -32,9 +35,10 @@ export async function benchCommandPath(options: CommandPathBenchOptions = {}): P
   const customers = options.customers ?? 5000;
   const batchSize = options.batchSize ?? 5000;
   const durability = options.durability ?? 'full';
+  const concurrency = options.concurrency ?? 64;
   const dir = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-command-bench-'));
   const store = new SqliteEventStore({ file: join(dir, 'bench.sqlite'), durability });
-  const app = await NestFactory.createApplicationContext(ClienteleModule.forRoot({ store, processManager: false }), {
+  const app = await NestFactory.createApplicationContext(ClienteleModule.forRoot({ store, processManager: false, batchConcurrency: concurrency }), {
     logger: false,
   });
   try {
@@ -70,6 +74,7 @@ export async function benchCommandPath(options: CommandPathBenchOptions = {}): P
     const events = await store.headPosition();
     return {
       durability,
+      concurrency,
       commands: envelopes.length,
       events,
       seconds,
