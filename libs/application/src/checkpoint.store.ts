@@ -2,9 +2,7 @@ import Database from 'better-sqlite3';
 
 /**
  * Where a process remembers how far it has read the global log, and the customer index the churn
- * sweep walks. The event-store port has no "list streams" call (EventStoreDB and Kafka-fed setups
- * would not answer it cheaply), so the referral runner, which sees every event anyway, records each
- * registered customer here in the same write as its checkpoint.
+ * sweep walks (saved in the same write as the index's own checkpoint, so they never disagree).
  */
 export interface CheckpointStore {
   /** 0 when the process never saved a checkpoint */

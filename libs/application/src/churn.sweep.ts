@@ -1,11 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, type ChurnIfInactive } from '@clientele/domain';
+import { DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import type { EventStore } from '@clientele/event-store';
 import { CommandValidationError } from './application.errors';
 import type { CheckpointStore } from './checkpoint.store';
-import { CHECKPOINT_STORE, CLIENTELE_OPTIONS } from './clientele.tokens';
+import { CHECKPOINT_STORE, CLIENTELE_OPTIONS, EVENT_STORE } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
 import { CommandService } from './command.service';
-import { ReferralProcessRunner } from './referral-process.runner';
 
 export interface SweepReport {
   asOf: string;
@@ -17,17 +17,47 @@ export interface SweepReport {
 const PAGE = 1000;
 
 /**
- * Sends ChurnIfInactive as of a business date to every indexed customer; the decider judges each.
+ * Sends ChurnIfInactive as of a business date to every registered customer; the decider judges each.
  * Command ids are `churn:<asOf>:<customerId>`, so running the same sweep twice records nothing new.
+ *
+ * The event-store port cannot list streams (EventStoreDB and Kafka-fed stores would not answer it
+ * cheaply), so the sweep keeps its own customer index: before each sweep it reads the global log
+ * from where the last one stopped and records every ProspectRegistered. The first sweep reads
+ * everything once; later ones read only what is new.
  */
 @Injectable()
 export class ChurnSweep {
+  static readonly indexCheckpoint = 'customer-index';
+  private indexing: Promise<void> | undefined;
+
   constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CHECKPOINT_STORE) private readonly checkpoints: CheckpointStore,
     @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
     private readonly commands: CommandService,
-    private readonly runner: ReferralProcessRunner,
   ) {}
+
+  /** Brings the customer index up to the head of the log (one reader at a time). */
+  async indexCustomers(): Promise<void> {
+    this.indexing ??= this.readRegistrations().finally(() => {
+      this.indexing = undefined;
+    });
+    return this.indexing;
+  }
+
+  private async readRegistrations(): Promise<void> {
+    let after = await this.checkpoints.load(ChurnSweep.indexCheckpoint);
+    for (;;) {
+      const page = await this.store.readAll({ afterPosition: after, maxCount: PAGE });
+      const last = page[page.length - 1];
+      if (last === undefined) return;
+      const registered = page
+        .filter((e) => e.type === EventTypes.ProspectRegistered && typeof e.data.customerId === 'string')
+        .map((e) => e.data.customerId as string);
+      await this.checkpoints.save(ChurnSweep.indexCheckpoint, last.position, registered);
+      after = last.position;
+    }
+  }
 
   async sweepChurn(asOf: string): Promise<SweepReport> {
     const at = Date.parse(asOf);
@@ -37,8 +67,7 @@ export class ChurnSweep {
       ]);
     }
     const occurredAt = new Date(at).toISOString();
-    // The index is fed by the runner: let it see every registration stored so far.
-    if (this.runner.running) await this.runner.catchUp();
+    await this.indexCustomers();
 
     const report: SweepReport = { asOf: occurredAt, customers: 0, churned: 0, refused: 0 };
     for (let page = await this.checkpoints.customers(undefined, PAGE); page.length > 0; ) {

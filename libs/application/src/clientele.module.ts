@@ -10,7 +10,7 @@ import { CHECKPOINT_STORE, CLIENTELE_OPTIONS, EVENT_STORE, LIFECYCLE_POLICY } fr
 import { CommandService } from './command.service';
 import { CustomerQueries } from './customer.queries';
 import { DomainCommandHandler } from './domain-command.handler';
-import { ReferralProcessRunner } from './referral-process.runner';
+import { ReferralProcessModule, ReferralProcessRunner } from './referral-process.runner';
 
 const exported = [
   EVENT_STORE,
@@ -42,7 +42,7 @@ export class ClienteleModule implements OnApplicationShutdown {
     return {
       module: ClienteleModule,
       global: true,
-      imports: [CqrsModule.forRoot()],
+      imports: [CqrsModule.forRoot(), ReferralProcessModule],
       providers: [
         { provide: CLIENTELE_OPTIONS, useValue: resolved },
         { provide: LIFECYCLE_POLICY, useValue: Object.freeze({ ...(options.policy ?? defaultPolicy) }) },

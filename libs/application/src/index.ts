@@ -11,3 +11,4 @@ export * from './customer.queries';
 export * from './domain-command.handler';
 export * from './event-ids';
 export * from './referral-process.runner';
+export * from './command-path.bench';

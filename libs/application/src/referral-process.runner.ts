@@ -1,7 +1,13 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import {
   DomainError,
-  EventTypes,
   customerStream,
   foldCustomer,
   needsReferrerLookup,
@@ -31,7 +37,7 @@ export interface ProcessStatus {
  * The checkpoint is saved after the reactions of an event are stored, never before.
  */
 @Injectable()
-export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDestroy {
+export class ReferralProcessRunner {
   static readonly checkpointName = 'referral-process';
   // Events that ask for nothing are replayed harmlessly after a crash, so their checkpoint is saved
   // only every so often instead of once per event.
@@ -48,18 +54,9 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CHECKPOINT_STORE) private readonly checkpoints: CheckpointStore,
-    @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
     private readonly commands: CommandService,
     private readonly metrics: ClienteleMetrics,
   ) {}
-
-  async onApplicationBootstrap(): Promise<void> {
-    if (this.options.processManager) await this.start();
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    await this.stop();
-  }
 
   get running(): boolean {
     return this.loop !== undefined;
@@ -109,11 +106,11 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
       this.subscription = subscription;
       try {
         for await (const event of subscription) {
-          const { registered, reacted } = await this.handle(event);
+          const reacted = await this.handle(event);
           this.advance(event.position);
           unsaved++;
-          if (reacted || registered.length > 0 || unsaved >= ReferralProcessRunner.saveEvery) {
-            await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position, registered);
+          if (reacted || unsaved >= ReferralProcessRunner.saveEvery) {
+            await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position);
             unsaved = 0;
           }
           this.lastError = undefined;
@@ -131,12 +128,8 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
     if (unsaved > 0) await this.checkpoints.save(ReferralProcessRunner.checkpointName, this.position).catch(() => {});
   }
 
-  /** Handles one stored event; answers the customer ids it registered (for the sweep's index). */
-  private async handle(event: StoredEvent): Promise<{ registered: string[]; reacted: boolean }> {
-    const registered =
-      event.type === EventTypes.ProspectRegistered && typeof event.data.customerId === 'string'
-        ? [event.data.customerId]
-        : [];
+  /** Sends the reactions one stored event asks for; answers whether there were any. */
+  private async handle(event: StoredEvent): Promise<boolean> {
     let referrer: string | undefined;
     if (needsReferrerLookup(event) && typeof event.data.customerId === 'string') {
       const referee = foldCustomer((await this.store.readStream(customerStream(event.data.customerId))) as unknown as CustomerEvent[]);
@@ -157,7 +150,7 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
         this.logger.warn({ code: error.code, commandId, causationId: event.id }, `referral reaction refused: ${error.message}`);
       }
     }
-    return { registered, reacted: reactions.length > 0 };
+    return reactions.length > 0;
   }
 
   private advance(position: number): void {
@@ -169,3 +162,28 @@ export class ReferralProcessRunner implements OnApplicationBootstrap, OnModuleDe
     for (const w of ready) w.resolve();
   }
 }
+
+/**
+ * Starts the runner when the application starts. It lives in a module of its own because Nest runs
+ * start hooks of global modules (CqrsModule, ClienteleModule) in no fixed order among themselves,
+ * and the runner must not send a command before the CommandBus has its handlers; hooks of this
+ * non-global module run after every global one.
+ */
+@Injectable()
+export class ReferralProcessLifecycle implements OnApplicationBootstrap, OnModuleDestroy {
+  constructor(
+    private readonly runner: ReferralProcessRunner,
+    @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.options.processManager) await this.runner.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.runner.stop();
+  }
+}
+
+@Module({ providers: [ReferralProcessLifecycle] })
+export class ReferralProcessModule {}
