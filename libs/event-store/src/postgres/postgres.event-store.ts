@@ -33,6 +33,11 @@ export interface PostgresEventStoreOptions {
   pollIntervalMs?: number;
   /** injectable record clock (tests); default: the system clock */
   now?: () => Date;
+  /**
+   * Called inside every append transaction once the lock is held, before anything is written.
+   * Tests use it to stretch transactions and widen race windows; leave it unset in production.
+   */
+  whileLocked?: () => Promise<void>;
 }
 
 /**
@@ -239,6 +244,7 @@ export class PostgresEventStore implements EventStore {
       streamRevisions: new Map((row.streams ?? []).map((s) => [s.stream_id, s.revision])),
       byId: new Map((row.existing ?? []).map((e) => [e.event_id, toStoredEvent(e)])),
     };
+    await this.options.whileLocked?.();
     const recordedAt = this.now().toISOString();
     const outcomes = batch.map((pending) => decide(pending, log, recordedAt));
     const fresh = outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
