@@ -1,0 +1,471 @@
+import { createHash } from 'node:crypto';
+import { Client, Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
+import {
+  DuplicateEventIdError,
+  WrongExpectedRevisionError,
+  type AppendOptions,
+  type AppendResult,
+  type EventMetadata,
+  type EventStore,
+  type EventSubscription,
+  type ExpectedRevision,
+  type JsonObject,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type StoredEvent,
+  type SubscribeOptions,
+} from '../event-store.port';
+import { canonicalJson, chainHash, GENESIS_HASH } from '../hash-chain';
+import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
+import { assertSchemaName, migrate } from './postgres.migrations';
+
+export interface PostgresEventStoreOptions {
+  /** e.g. postgres://user@host:5432/db */
+  connectionString: string;
+  /** every table lives in this schema; created on start */
+  schema: string;
+  /** connections in the pool (appends use one at a time, reads the rest); default 8 */
+  poolSize?: number;
+  /** most events one group commit carries; default 10,000 */
+  maxEventsPerCommit?: number;
+  /** how often a waiting subscription reads even without a notification; default 1,000 ms */
+  pollIntervalMs?: number;
+  /** injectable record clock (tests); default: the system clock */
+  now?: () => Date;
+  /**
+   * Called inside every append transaction once the lock is held, before anything is written.
+   * Tests use it to stretch transactions and widen race windows; leave it unset in production.
+   */
+  whileLocked?: () => Promise<void>;
+}
+
+/**
+ * The PostgreSQL event store.
+ *
+ * Gap safety. Readers page the log by position ("everything after my checkpoint"), so a position
+ * must never become visible before every lower position is. Sequences do not give that: two
+ * transactions can take positions 7 and 8 and commit 8 first, and a reader at that moment would
+ * move its checkpoint past 7 for ever. Here every append transaction first takes a transaction-
+ * scoped advisory lock (one per schema), then reads the head of the log, assigns the next positions
+ * and chain hashes, inserts, and commits; the lock is released only after the commit is visible.
+ * So positions commit strictly in order, across any number of processes, and a reader can trust
+ * that what it sees is a prefix of the log. The global hash chain needs the predecessor's hash at
+ * append time anyway, which demands this serialisation. A rolled-back append leaves no hole either:
+ * positions come from the committed head, not from a sequence.
+ *
+ * Throughput under that lock comes from group commit: concurrent appends in one process queue up
+ * and the next transaction carries all of them (each validated on its own, so one append's wrong
+ * revision does not fail its neighbours). While one batch commits, the next one gathers.
+ */
+export class PostgresEventStore implements EventStore {
+  private readonly queue: PendingAppend[] = [];
+  private flushing: Promise<void> | undefined;
+  private readonly signal = new LogChangeSignal();
+  private readonly subscriptions = new Set<PolledSubscription>();
+  private listener: Client | undefined;
+  private listenerStarting: Promise<void> | undefined;
+  private closed = false;
+  private readonly table: string;
+  private readonly channel: string;
+  private readonly appendLockKey: string;
+  private readonly maxEventsPerCommit: number;
+  private readonly pollIntervalMs: number;
+  private readonly now: () => Date;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly options: PostgresEventStoreOptions,
+  ) {
+    this.table = `${options.schema}.events`;
+    // channel names are identifiers (at most 63 bytes); a clash would only cost an extra read
+    this.channel = `clientele_events_${options.schema}`.slice(0, 63);
+    this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
+    this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Connects, runs pending migrations (safe when several processes start at once), and opens the store. */
+  static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+    assertSchemaName(options.schema);
+    const pool = new Pool(poolConfig(options.connectionString, options.poolSize ?? 8));
+    try {
+      await migrate(pool, options.schema);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PostgresEventStore(pool, options);
+  }
+
+  appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('the event store is closed'));
+    const expected = options.expectedRevision ?? 'any';
+    try {
+      validateAppend(streamId, events, expected);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ streamId, events, expected, resolve, reject });
+      this.flushing ??= this.flushQueue().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    const backwards = options.direction === 'backwards';
+    const from = options.fromRevision ?? (backwards ? 2 ** 31 - 1 : 0);
+    const result = await this.pool.query<EventRow>(
+      `select ${COLUMNS} from ${this.table}
+        where stream_id = $1 and revision ${backwards ? '<=' : '>='} $2
+        order by revision ${backwards ? 'desc' : 'asc'} limit $3`,
+      [streamId, from, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEvent);
+  }
+
+  /** Safe to page by position at any time: what is visible is always a gap-free prefix (see the class comment). */
+  async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    const result = await this.pool.query<EventRow>(
+      `select ${COLUMNS} from ${this.table} where position > $1 order by position limit $2`,
+      [options.afterPosition ?? 0, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEvent);
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): EventSubscription {
+    const subscription: PolledSubscription = new PolledSubscription(
+      {
+        readAll: (o) => this.readAll(o),
+        signal: this.signal,
+        pollIntervalMs: this.pollIntervalMs,
+        onClose: () => this.subscriptions.delete(subscription),
+      },
+      options,
+    );
+    this.subscriptions.add(subscription);
+    void this.startListener();
+    return subscription;
+  }
+
+  async headPosition(): Promise<number> {
+    const result = await this.pool.query<{ head: number }>(`select coalesce(max(position), 0)::bigint as head from ${this.table}`);
+    return result.rows[0]?.head ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    while (this.flushing) await this.flushing;
+    await this.listenerStarting?.catch(() => undefined);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+
+  // ---- group commit ----
+
+  private async flushQueue(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch: PendingAppend[] = [];
+      let size = 0;
+      while (this.queue.length > 0) {
+        const next = this.queue[0]!;
+        if (batch.length > 0 && size + next.events.length > this.maxEventsPerCommit) break;
+        batch.push(this.queue.shift()!);
+        size += next.events.length;
+      }
+      await this.commitBatch(batch);
+    }
+  }
+
+  private async commitBatch(batch: PendingAppend[]): Promise<void> {
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.inTransaction((client) => this.appendUnderLock(client, batch));
+    } catch (err) {
+      // Decisions are made under the lock, so a failure here is the server's (connection lost,
+      // disk full, a constraint we did not foresee). Retrying each append alone keeps one bad
+      // append from failing the others that happened to share its transaction.
+      if (batch.length > 1) {
+        for (const pending of batch) await this.commitBatch([pending]);
+      } else {
+        batch[0]?.reject(err);
+      }
+      return;
+    }
+    this.signal.notify();
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) pending.resolve(outcome.result);
+      else pending.reject(outcome.error);
+    });
+  }
+
+  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('begin');
+      const result = await work(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async appendUnderLock(client: PoolClient, batch: PendingAppend[]): Promise<Outcome[]> {
+    // Held until commit; every other writer to this schema, in any process, waits here.
+    await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
+    // A separate statement on purpose: under READ COMMITTED each statement takes a fresh snapshot,
+    // and only one taken after the lock was granted sees the commit of the previous holder.
+    const streamIds = [...new Set(batch.map((p) => p.streamId))];
+    const eventIds = batch.flatMap((p) => p.events.map((e) => e.id));
+    const state = await client.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventJsonRow[] | null }>(
+      `select
+         (select json_build_object('position', position, 'hash', hash)
+            from ${this.table} order by position desc limit 1) as head,
+         (select json_agg(s) from (select stream_id, max(revision) as revision
+            from ${this.table} where stream_id = any($1::text[]) group by stream_id) s) as streams,
+         (select json_agg(e) from (select ${COLUMNS} from ${this.table}
+            where event_id = any($2::text[])) e) as existing`,
+      [streamIds, eventIds],
+    );
+    const row = state.rows[0]!;
+    const log: LogState = {
+      headPosition: row.head?.position ?? 0,
+      headHash: row.head?.hash ?? GENESIS_HASH,
+      streamRevisions: new Map((row.streams ?? []).map((s) => [s.stream_id, s.revision])),
+      byId: new Map((row.existing ?? []).map((e) => [e.event_id, toStoredEvent(e)])),
+    };
+    await this.options.whileLocked?.();
+    const recordedAt = this.now().toISOString();
+    const outcomes = batch.map((pending) => decide(pending, log, recordedAt));
+    const fresh = outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
+    if (fresh.length > 0) {
+      await client.query(
+        `with inserted as (
+           insert into ${this.table}
+             (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+           select * from unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[],
+                                $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::text[], $10::text[])
+           returning position)
+         select pg_notify($11, (select max(position) from inserted)::text)`,
+        [
+          fresh.map((e) => e.position),
+          fresh.map((e) => e.streamId),
+          fresh.map((e) => e.revision),
+          fresh.map((e) => e.id),
+          fresh.map((e) => e.type),
+          fresh.map((e) => JSON.stringify(e.data)),
+          fresh.map((e) => JSON.stringify(e.metadata)),
+          fresh.map((e) => e.recordedAt),
+          fresh.map((e) => e.hash),
+          fresh.map((e) => e.prevHash),
+          this.channel,
+        ],
+      );
+    }
+    return outcomes;
+  }
+
+  // ---- live notifications ----
+
+  /** One LISTEN connection per store; subscriptions poll anyway, so a lost listener only slows them. */
+  private startListener(): Promise<void> {
+    if (this.closed || this.listener || this.listenerStarting) return this.listenerStarting ?? Promise.resolve();
+    const client = new Client(poolConfig(this.options.connectionString, 1));
+    const drop = (): void => {
+      if (this.listener === client) this.listener = undefined;
+      void client.end().catch(() => undefined);
+      // reconnect on the next poll tick if anyone still listens
+      if (!this.closed && this.subscriptions.size > 0) setTimeout(() => void this.startListener(), this.pollIntervalMs).unref();
+    };
+    this.listenerStarting = (async () => {
+      try {
+        await client.connect();
+        client.on('notification', () => this.signal.notify());
+        client.on('error', drop);
+        await client.query(`listen ${this.channel}`);
+        if (this.closed) await client.end();
+        else this.listener = client;
+      } catch {
+        drop();
+      } finally {
+        this.listenerStarting = undefined;
+      }
+    })();
+    return this.listenerStarting;
+  }
+}
+
+// ---- deciding one append against the log state (pure, no I/O) ----
+
+interface PendingAppend {
+  streamId: string;
+  events: NewEvent[];
+  expected: ExpectedRevision;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; result: AppendResult } | { ok: false; error: Error };
+
+interface LogState {
+  headPosition: number;
+  headHash: string;
+  /** last revision per stream; absent = no stream */
+  streamRevisions: Map<string, number>;
+  /** stored events whose ids this batch mentions, plus what the batch has accepted so far */
+  byId: Map<string, StoredEvent>;
+}
+
+/** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
+export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
+  const { streamId, events, expected } = pending;
+  const known = events.map((e) => log.byId.get(e.id));
+  if (known.some((k) => k !== undefined)) {
+    const identical = known.every((stored, i) => stored !== undefined && sameContent(stored, streamId, events[i]!));
+    if (!identical) {
+      const clash = events.find((e, i) => known[i] !== undefined && !sameContent(known[i]!, streamId, e)) ?? events.find((_, i) => known[i] !== undefined);
+      return { ok: false, error: new DuplicateEventIdError(clash!.id) };
+    }
+    const stored = known as StoredEvent[];
+    const last = stored[stored.length - 1]!;
+    return { ok: true, result: { duplicate: true, events: stored, nextExpectedRevision: last.revision, position: last.position } };
+  }
+
+  const current = log.streamRevisions.get(streamId);
+  if (!revisionMatches(expected, current)) {
+    return { ok: false, error: new WrongExpectedRevisionError(streamId, expected, current ?? 'no_stream') };
+  }
+
+  let revision = current ?? -1;
+  const stored: StoredEvent[] = events.map((e) => {
+    revision += 1;
+    log.headPosition += 1;
+    const content = { id: e.id, streamId, revision, position: log.headPosition, type: e.type, data: e.data, metadata: e.metadata, recordedAt };
+    const hash = chainHash(log.headHash, content);
+    const event: StoredEvent = { ...content, hash, prevHash: log.headHash };
+    log.headHash = hash;
+    log.byId.set(e.id, event);
+    return event;
+  });
+  log.streamRevisions.set(streamId, revision);
+  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition } };
+}
+
+export function revisionMatches(expected: ExpectedRevision, current: number | undefined): boolean {
+  switch (expected) {
+    case 'any':
+      return true;
+    case 'no_stream':
+      return current === undefined;
+    case 'stream_exists':
+      return current !== undefined;
+    default:
+      return current === expected;
+  }
+}
+
+function sameContent(stored: StoredEvent, streamId: string, e: NewEvent): boolean {
+  return (
+    stored.streamId === streamId &&
+    stored.type === e.type &&
+    canonicalJson(stored.data) === canonicalJson(e.data) &&
+    canonicalJson(stored.metadata) === canonicalJson(e.metadata)
+  );
+}
+
+/** Bad input is refused before it reaches the queue, naming the field. */
+export function validateAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
+  if (typeof streamId !== 'string' || streamId.length === 0) {
+    throw new Error(`streamId: expected a non-empty string, got ${JSON.stringify(streamId)}`);
+  }
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new Error(`events: expected at least one event to append to ${streamId}`);
+  }
+  if (!(expected === 'any' || expected === 'no_stream' || expected === 'stream_exists' || (Number.isInteger(expected) && expected >= 0))) {
+    throw new Error(`expectedRevision: expected 'any', 'no_stream', 'stream_exists' or a revision >= 0, got ${JSON.stringify(expected)}`);
+  }
+  const ids = new Set<string>();
+  events.forEach((e, i) => {
+    if (typeof e?.id !== 'string' || e.id.length === 0) throw new Error(`events[${i}].id: expected a non-empty string`);
+    if (typeof e.type !== 'string' || e.type.length === 0) throw new Error(`events[${i}].type: expected a non-empty string`);
+    if (!isObject(e.data)) throw new Error(`events[${i}].data: expected a JSON object`);
+    if (!isObject(e.metadata)) throw new Error(`events[${i}].metadata: expected a JSON object`);
+    if (ids.has(e.id)) throw new DuplicateEventIdError(e.id);
+    ids.add(e.id);
+  });
+}
+
+function isObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+// ---- rows ----
+
+const COLUMNS = 'position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash';
+
+interface EventRow {
+  position: number;
+  stream_id: string;
+  revision: number;
+  event_id: string;
+  type: string;
+  data: JsonObject;
+  metadata: EventMetadata;
+  recorded_at: Date | string;
+  hash: string;
+  prev_hash: string;
+}
+/** the same row through json_agg: timestamps arrive as text */
+type EventJsonRow = EventRow;
+interface StreamRow {
+  stream_id: string;
+  revision: number;
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.event_id,
+    streamId: row.stream_id,
+    revision: row.revision,
+    position: Number(row.position),
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: new Date(row.recorded_at).toISOString(),
+    hash: row.hash,
+    prevHash: row.prev_hash,
+  };
+}
+
+/** A pool whose BIGINTs arrive as numbers (positions stay far below 2^53), without touching pg's global parsers. */
+function poolConfig(connectionString: string, max: number): PoolConfig {
+  return {
+    connectionString,
+    max,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === pgTypes.builtins.INT8 ? parseSafeInteger : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
+    },
+  };
+}
+
+function parseSafeInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new Error(`bigint ${text} does not fit a JavaScript number`);
+  return value;
+}
+
+/** A stable signed 64-bit advisory-lock key for a name, written as a SQL literal. */
+function advisoryKey(name: string): string {
+  return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
+}
