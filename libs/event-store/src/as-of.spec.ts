@@ -1,6 +1,6 @@
 import { DomainError, lifecyclePolicy, type DomainCommand, type PurchaseLine } from '@clientele/domain';
 import { asOfInstant, readCustomerAsOf } from './as-of';
-import { runCommand, tempDir } from './audit.test-support';
+import { runCommand, tempDir } from '@clientele/testing';
 import { SqliteEventStore } from './sqlite/sqlite.event-store';
 
 const line: PurchaseLine = { sku: 'cd-1', category: 'jazz', quantity: 1, unitPriceMinor: 1500, unitCostMinor: 900 };

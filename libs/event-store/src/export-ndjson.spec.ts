@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { appendTouchpoints, tempDir } from './audit.test-support';
+import { appendTouchpoints, tempDir } from '@clientele/testing';
 import type { EventStore, ReadAllOptions, StoredEvent } from './event-store.port';
 import { ExportFormatError, exportNdjson, readNdjsonExport, type ExportProgress, type NdjsonSink } from './export-ndjson';
 import { SqliteEventStore } from './sqlite/sqlite.event-store';

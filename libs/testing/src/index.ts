@@ -1,3 +1,4 @@
 export * from './servers';
 export * from './decider-spec';
 export * from './event-store.contract';
+export * from './audit-fixtures';

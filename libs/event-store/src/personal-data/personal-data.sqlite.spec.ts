@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { idFrom, runCommand, tempDir } from '../audit.test-support';
+import { idFrom, runCommand, tempDir } from '@clientele/testing';
 import type { NewEvent, StoredEvent } from '../event-store.port';
 import { exportNdjson, type NdjsonSink } from '../export-ndjson';
 import { eventsOfLog } from '../read-in-batches';

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { copyFileSync } from 'node:fs';
-import { appendTouchpoints, tempDir } from '../audit.test-support';
+import { appendTouchpoints, tempDir } from '@clientele/testing';
 import type { EventMetadata, JsonObject } from '../event-store.port';
 import { chainHash } from '../hash-chain';
 import { eventsOfLog } from '../read-in-batches';

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commandTarget, decideFor, type DomainCommand } from '@clientele/domain';
-import type { AppendResult, EventStore, JsonObject, NewEvent } from './event-store.port';
+import type { AppendResult, EventStore, JsonObject, NewEvent } from '@clientele/event-store';
 
-/** A fresh folder for store files, and how to remove it. Imported by specs only. */
+/** A fresh folder for store files, and how to remove it. */
 export function tempDir(prefix = 'clientele-audit-'): { dir: string; file(name: string): string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, file: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
