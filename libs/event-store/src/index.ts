@@ -7,6 +7,7 @@ export * from './personal-data/encrypting.event-store';
 export * from './append-validation';
 export * from './serialization';
 export * from './sqlite/sqlite.event-store';
+export * from './sqlite/sqlite.bench';
 export { PostgresEventStore, type PostgresEventStoreOptions } from './postgres/postgres.event-store';
 export * from './read-in-batches';
 export * from './verify-stream';
