@@ -34,10 +34,11 @@ export interface PostgresEventStoreOptions {
   /** injectable record clock (tests); default: the system clock */
   now?: () => Date;
   /**
-   * Called inside every append transaction once the lock is held, before anything is written.
-   * Tests use it to stretch transactions and widen race windows; leave it unset in production.
+   * Called in every append attempt after the log state was read and before rows are written
+   * (inside the transaction on the locked path). Tests use it to widen race windows; leave it
+   * unset in production.
    */
-  whileLocked?: () => Promise<void>;
+  beforeWrite?: () => Promise<void>;
 }
 
 /**
@@ -56,7 +57,11 @@ export interface PostgresEventStoreOptions {
  *
  * Throughput under that lock comes from group commit: concurrent appends in one process queue up
  * and the next transaction carries all of them (each validated on its own, so one append's wrong
- * revision does not fail its neighbours). While one batch commits, the next one gathers.
+ * revision does not fail its neighbours). While one batch commits, the next one gathers. A batch
+ * first tries a two-round-trip path (decide against an unlocked snapshot, then write in one call
+ * that checks under the lock that the head has not moved, see migration 2) and falls back to
+ * deciding under the lock when another process got in between. Both paths write under the lock,
+ * so the ordering argument above holds for both.
  */
 export class PostgresEventStore implements EventStore {
   private readonly queue: PendingAppend[] = [];
@@ -183,13 +188,13 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async commitBatch(batch: PendingAppend[]): Promise<void> {
-    let outcomes: Outcome[];
+    let outcomes: Outcome[] | undefined;
     try {
-      outcomes = await this.inTransaction((client) => this.appendUnderLock(client, batch));
+      outcomes = (await this.appendOptimistically(batch)) ?? (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
     } catch (err) {
-      // Decisions are made under the lock, so a failure here is the server's (connection lost,
-      // disk full, a constraint we did not foresee). Retrying each append alone keeps one bad
-      // append from failing the others that happened to share its transaction.
+      // Decisions never throw, so a failure here is the server's (connection lost, disk full, a
+      // constraint we did not foresee). Retrying each append alone keeps one bad append from
+      // failing the others that happened to share its transaction.
       if (batch.length > 1) {
         for (const pending of batch) await this.commitBatch([pending]);
       } else {
@@ -203,6 +208,27 @@ export class PostgresEventStore implements EventStore {
       if (outcome.ok) pending.resolve(outcome.result);
       else pending.reject(outcome.error);
     });
+  }
+
+  /**
+   * The fast path, two round trips: read the log state without a lock, decide and hash, then one
+   * autocommitted call that writes only if the head has not moved (see migration 2). Answers
+   * undefined when another process appended in between; the caller then takes the locked path,
+   * which always makes progress.
+   */
+  private async appendOptimistically(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
+    const log = await this.readLogState(this.pool, batch);
+    const snapshotHead = log.headPosition;
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    const result = await this.pool.query<{ appended: boolean }>(
+      `select ${this.options.schema}.append_if_head($1, $2, $3, $4::bigint[], $5::text[], $6::integer[], $7::text[],
+         $8::text[], $9::jsonb[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::text[]) as appended`,
+      [this.appendLockKey, snapshotHead, this.channel, ...rowArrays(fresh)],
+    );
+    return result.rows[0]?.appended ? outcomes : undefined;
   }
 
   private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -220,14 +246,35 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  /** The slow path: decide while holding the lock, so nobody can move the log under us. */
   private async appendUnderLock(client: PoolClient, batch: PendingAppend[]): Promise<Outcome[]> {
     // Held until commit; every other writer to this schema, in any process, waits here.
     await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
     // A separate statement on purpose: under READ COMMITTED each statement takes a fresh snapshot,
     // and only one taken after the lock was granted sees the commit of the previous holder.
+    const log = await this.readLogState(client, batch);
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    await client.query(
+      `with inserted as (
+         insert into ${this.table}
+           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+         select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
+                              $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+         returning position)
+       select pg_notify($1, (select max(position) from inserted)::text)`,
+      [this.channel, ...rowArrays(fresh)],
+    );
+    return outcomes;
+  }
+
+  /** Head, the batch's streams' last revisions and any stored events with the batch's ids, from one snapshot. */
+  private async readLogState(db: Pool | PoolClient, batch: PendingAppend[]): Promise<LogState> {
     const streamIds = [...new Set(batch.map((p) => p.streamId))];
     const eventIds = batch.flatMap((p) => p.events.map((e) => e.id));
-    const state = await client.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventJsonRow[] | null }>(
+    const state = await db.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventRow[] | null }>(
       `select
          (select json_build_object('position', position, 'hash', hash)
             from ${this.table} order by position desc limit 1) as head,
@@ -238,41 +285,17 @@ export class PostgresEventStore implements EventStore {
       [streamIds, eventIds],
     );
     const row = state.rows[0]!;
-    const log: LogState = {
+    return {
       headPosition: row.head?.position ?? 0,
       headHash: row.head?.hash ?? GENESIS_HASH,
       streamRevisions: new Map((row.streams ?? []).map((s) => [s.stream_id, s.revision])),
       byId: new Map((row.existing ?? []).map((e) => [e.event_id, toStoredEvent(e)])),
     };
-    await this.options.whileLocked?.();
+  }
+
+  private decideAll(batch: PendingAppend[], log: LogState): Outcome[] {
     const recordedAt = this.now().toISOString();
-    const outcomes = batch.map((pending) => decide(pending, log, recordedAt));
-    const fresh = outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
-    if (fresh.length > 0) {
-      await client.query(
-        `with inserted as (
-           insert into ${this.table}
-             (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-           select * from unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[],
-                                $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::text[], $10::text[])
-           returning position)
-         select pg_notify($11, (select max(position) from inserted)::text)`,
-        [
-          fresh.map((e) => e.position),
-          fresh.map((e) => e.streamId),
-          fresh.map((e) => e.revision),
-          fresh.map((e) => e.id),
-          fresh.map((e) => e.type),
-          fresh.map((e) => JSON.stringify(e.data)),
-          fresh.map((e) => JSON.stringify(e.metadata)),
-          fresh.map((e) => e.recordedAt),
-          fresh.map((e) => e.hash),
-          fresh.map((e) => e.prevHash),
-          this.channel,
-        ],
-      );
-    }
-    return outcomes;
+    return batch.map((pending) => decide(pending, log, recordedAt));
   }
 
   // ---- live notifications ----
@@ -411,6 +434,26 @@ function isObject(value: unknown): boolean {
 
 // ---- rows ----
 
+function freshEvents(outcomes: Outcome[]): StoredEvent[] {
+  return outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
+}
+
+/** Column arrays for an `unnest` insert, in table order; JSON goes as text and is cast server-side. */
+function rowArrays(events: StoredEvent[]): unknown[] {
+  return [
+    events.map((e) => e.position),
+    events.map((e) => e.streamId),
+    events.map((e) => e.revision),
+    events.map((e) => e.id),
+    events.map((e) => e.type),
+    events.map((e) => JSON.stringify(e.data)),
+    events.map((e) => JSON.stringify(e.metadata)),
+    events.map((e) => e.recordedAt),
+    events.map((e) => e.hash),
+    events.map((e) => e.prevHash),
+  ];
+}
+
 const COLUMNS = 'position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash';
 
 interface EventRow {
@@ -425,8 +468,6 @@ interface EventRow {
   hash: string;
   prev_hash: string;
 }
-/** the same row through json_agg: timestamps arrive as text */
-type EventJsonRow = EventRow;
 interface StreamRow {
   stream_id: string;
   revision: number;
