@@ -16,7 +16,8 @@ import {
   type StoredEvent,
   type SubscribeOptions,
 } from '../event-store.port';
-import { canonicalJson, chainHash, GENESIS_HASH } from '../hash-chain';
+import { classifyReplay, revisionMatches, validateAppend } from '../append-rules';
+import { chainHash, GENESIS_HASH } from '../hash-chain';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -352,16 +353,11 @@ interface LogState {
 /** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
 export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
   const { streamId, events, expected } = pending;
-  const known = events.map((e) => log.byId.get(e.id));
-  if (known.some((k) => k !== undefined)) {
-    const identical = known.every((stored, i) => stored !== undefined && sameContent(stored, streamId, events[i]!));
-    if (!identical) {
-      const clash = events.find((e, i) => known[i] !== undefined && !sameContent(known[i]!, streamId, e)) ?? events.find((_, i) => known[i] !== undefined);
-      return { ok: false, error: new DuplicateEventIdError(clash!.id) };
-    }
-    const stored = known as StoredEvent[];
-    const last = stored[stored.length - 1]!;
-    return { ok: true, result: { duplicate: true, events: stored, nextExpectedRevision: last.revision, position: last.position } };
+  const replay = classifyReplay(streamId, events, (id) => log.byId.get(id));
+  if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
+  if (replay.kind === 'duplicate') {
+    const last = replay.events[replay.events.length - 1]!;
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position } };
   }
 
   const current = log.streamRevisions.get(streamId);
@@ -382,54 +378,6 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   });
   log.streamRevisions.set(streamId, revision);
   return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition } };
-}
-
-export function revisionMatches(expected: ExpectedRevision, current: number | undefined): boolean {
-  switch (expected) {
-    case 'any':
-      return true;
-    case 'no_stream':
-      return current === undefined;
-    case 'stream_exists':
-      return current !== undefined;
-    default:
-      return current === expected;
-  }
-}
-
-function sameContent(stored: StoredEvent, streamId: string, e: NewEvent): boolean {
-  return (
-    stored.streamId === streamId &&
-    stored.type === e.type &&
-    canonicalJson(stored.data) === canonicalJson(e.data) &&
-    canonicalJson(stored.metadata) === canonicalJson(e.metadata)
-  );
-}
-
-/** Bad input is refused before it reaches the queue, naming the field. */
-export function validateAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
-  if (typeof streamId !== 'string' || streamId.length === 0) {
-    throw new Error(`streamId: expected a non-empty string, got ${JSON.stringify(streamId)}`);
-  }
-  if (!Array.isArray(events) || events.length === 0) {
-    throw new Error(`events: expected at least one event to append to ${streamId}`);
-  }
-  if (!(expected === 'any' || expected === 'no_stream' || expected === 'stream_exists' || (Number.isInteger(expected) && expected >= 0))) {
-    throw new Error(`expectedRevision: expected 'any', 'no_stream', 'stream_exists' or a revision >= 0, got ${JSON.stringify(expected)}`);
-  }
-  const ids = new Set<string>();
-  events.forEach((e, i) => {
-    if (typeof e?.id !== 'string' || e.id.length === 0) throw new Error(`events[${i}].id: expected a non-empty string`);
-    if (typeof e.type !== 'string' || e.type.length === 0) throw new Error(`events[${i}].type: expected a non-empty string`);
-    if (!isObject(e.data)) throw new Error(`events[${i}].data: expected a JSON object`);
-    if (!isObject(e.metadata)) throw new Error(`events[${i}].metadata: expected a JSON object`);
-    if (ids.has(e.id)) throw new DuplicateEventIdError(e.id);
-    ids.add(e.id);
-  });
-}
-
-function isObject(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 // ---- rows ----
