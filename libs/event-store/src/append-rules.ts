@@ -1,34 +1,7 @@
-import {
-  DuplicateEventIdError,
-  type ExpectedRevision,
-  type NewEvent,
-  type StoredEvent,
-} from './event-store.port';
+import type { ExpectedRevision, NewEvent, StoredEvent } from './event-store.port';
 import { canonicalJson } from './hash-chain';
 
-/** Rules every adapter applies the same way before it writes. */
-
-/** Bad input is refused before anything is written, naming the field. */
-export function validateAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
-  if (typeof streamId !== 'string' || streamId.length === 0) {
-    throw new Error(`streamId: expected a non-empty string, got ${JSON.stringify(streamId)}`);
-  }
-  if (!Array.isArray(events) || events.length === 0) {
-    throw new Error(`events: expected at least one event to append to ${streamId}`);
-  }
-  if (!(expected === 'any' || expected === 'no_stream' || expected === 'stream_exists' || (Number.isInteger(expected) && expected >= 0))) {
-    throw new Error(`expectedRevision: expected 'any', 'no_stream', 'stream_exists' or a revision >= 0, got ${JSON.stringify(expected)}`);
-  }
-  const ids = new Set<string>();
-  events.forEach((e, i) => {
-    if (typeof e?.id !== 'string' || e.id.length === 0) throw new Error(`events[${i}].id: expected a non-empty string`);
-    if (typeof e.type !== 'string' || e.type.length === 0) throw new Error(`events[${i}].type: expected a non-empty string`);
-    if (!isObject(e.data)) throw new Error(`events[${i}].data: expected a JSON object`);
-    if (!isObject(e.metadata)) throw new Error(`events[${i}].metadata: expected a JSON object`);
-    if (ids.has(e.id)) throw new DuplicateEventIdError(e.id);
-    ids.add(e.id);
-  });
-}
+/** Rules the server adapters apply the same way before they write (input checks: append-validation.ts). */
 
 /** Does a stream whose last revision is `current` (undefined: no stream) meet the expectation? */
 export function revisionMatches(expected: ExpectedRevision, current: number | undefined): boolean {
@@ -76,8 +49,4 @@ function sameContent(stored: StoredEvent, streamId: string, e: NewEvent): boolea
     canonicalJson(stored.data) === canonicalJson(e.data) &&
     canonicalJson(stored.metadata) === canonicalJson(e.metadata)
   );
-}
-
-function isObject(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

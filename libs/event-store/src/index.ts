@@ -3,3 +3,8 @@ export * from './hash-chain';
 export * from './append-validation';
 export * from './serialization';
 export * from './sqlite/sqlite.event-store';
+export { PostgresEventStore, type PostgresEventStoreOptions } from './postgres/postgres.event-store';
+export { migrate as migratePostgres } from './postgres/postgres.migrations';
+export { benchPostgres, type PostgresBenchFigures, type PostgresBenchOptions } from './postgres/postgres.bench';
+export { EventStoreDbEventStore, esdbHashedFields, type EventStoreDbEventStoreOptions } from './eventstoredb/eventstoredb.event-store';
+export * from './create-event-store';

@@ -16,7 +16,8 @@ import {
   type ReadRevision,
   type RecordedEvent,
 } from '@eventstore/db-client';
-import { classifyReplay, revisionMatches, validateAppend } from '../append-rules';
+import { classifyReplay, revisionMatches } from '../append-rules';
+import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import {
   DuplicateEventIdError,
   WrongExpectedRevisionError,
@@ -50,6 +51,11 @@ export interface EventStoreDbEventStoreOptions {
   idempotencyWindow?: number;
   /** how often a waiting subscription reads without a wake-up; default 1,000 ms */
   pollIntervalMs?: number;
+  /**
+   * Keeps several logs apart on one server: stream names get `<namespace>.` in front and reads
+   * see only that namespace's streams (the contract suite uses one per test). Default: none.
+   */
+  namespace?: string;
   now?: () => Date;
 }
 
@@ -78,6 +84,7 @@ export class EventStoreDbEventStore implements EventStore {
   private readonly idempotencyWindow: number;
   private readonly pollIntervalMs: number;
   private readonly now: () => Date;
+  private readonly prefix: string;
 
   constructor(
     private readonly client: EventStoreDBClient,
@@ -86,6 +93,10 @@ export class EventStoreDbEventStore implements EventStore {
     this.idempotencyWindow = options.idempotencyWindow ?? 1_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
+    if (options.namespace !== undefined && !/^[A-Za-z0-9_]+$/.test(options.namespace)) {
+      throw new Error(`namespace: expected letters, digits or underscores, got ${JSON.stringify(options.namespace)}`);
+    }
+    this.prefix = options.namespace === undefined ? '' : `${options.namespace}.`;
   }
 
   static open(options: EventStoreDbEventStoreOptions): EventStoreDbEventStore {
@@ -93,9 +104,8 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
-    const expected = options.expectedRevision ?? 'any';
-    validateAppend(streamId, events, expected);
-    const streamName = toEsdbStreamName(streamId);
+    const expected = validateAppend(streamId, events, options);
+    const streamName = this.prefix + toEsdbStreamName(streamId);
     const pinnedByUs = expected === 'any' || expected === 'stream_exists';
     for (let attempt = 1; ; attempt++) {
       const recent = await this.readEsdbStream(streamName, BACKWARDS, END, this.idempotencyWindow);
@@ -152,12 +162,14 @@ export class EventStoreDbEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    validateReadStream(streamId, options);
     const backwards = options.direction === 'backwards';
     const from: ReadRevision = options.fromRevision !== undefined ? BigInt(options.fromRevision) : backwards ? END : START;
-    return this.readEsdbStream(toEsdbStreamName(streamId), backwards ? BACKWARDS : FORWARDS, from, options.maxCount);
+    return this.readEsdbStream(this.prefix + toEsdbStreamName(streamId), backwards ? BACKWARDS : FORWARDS, from, options.maxCount);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    validateReadAll(options);
     const after = options.afterPosition ?? 0;
     const from: ReadPosition = after === 0 ? START : { commit: BigInt(after), prepare: BigInt(after) };
     const read = this.client.readAll({ fromPosition: from, direction: FORWARDS });
@@ -168,7 +180,7 @@ export class EventStoreDbEventStore implements EventStore {
         if (!event) continue;
         const position = Number(event.position.commit);
         if (position <= after) continue;
-        const mapped = toStoredEvent(event, position);
+        const mapped = this.toStoredEvent(event, position);
         if (!mapped) continue;
         // a full page still takes the rest of its commit position, so no reader splits one
         if (options.maxCount !== undefined && out.length >= options.maxCount && out[out.length - 1]!.position !== position) break;
@@ -203,7 +215,7 @@ export class EventStoreDbEventStore implements EventStore {
     try {
       for await (const resolved of read) {
         const event = resolved.event;
-        if (event && toStoredEvent(event, 0)) return Number(event.position.commit);
+        if (event && this.toStoredEvent(event, 0)) return Number(event.position.commit);
       }
     } finally {
       await read.cancel().catch(() => undefined);
@@ -244,7 +256,7 @@ export class EventStoreDbEventStore implements EventStore {
       const read = this.client.readStream(streamName, { direction, fromRevision: from, ...(maxCount !== undefined ? { maxCount } : {}) });
       for await (const resolved of read) {
         if (!resolved.event) continue;
-        const mapped = toStoredEvent(resolved.event, positionOf(resolved.event.position));
+        const mapped = this.toStoredEvent(resolved.event, positionOf(resolved.event.position));
         if (mapped) out.push(mapped);
       }
     } catch (err) {
@@ -253,30 +265,31 @@ export class EventStoreDbEventStore implements EventStore {
     }
     return out;
   }
+
+  /** Our events only: system events, other namespaces and events written by others (no chain fields) are skipped. */
+  private toStoredEvent(event: RecordedEvent, position: number): StoredEvent | undefined {
+    if (event.type.startsWith('$') || event.streamId.startsWith('$') || !event.isJson) return undefined;
+    if (!event.streamId.startsWith(this.prefix)) return undefined;
+    const { metadata, chain } = fromEsdbMetadata(event.metadata);
+    if (!chain) return undefined;
+    return {
+      id: event.id,
+      streamId: fromEsdbStreamName(event.streamId.slice(this.prefix.length)),
+      revision: Number(event.revision),
+      position,
+      type: event.type,
+      data: event.data as JsonObject,
+      metadata,
+      recordedAt: chain.recordedAt,
+      hash: chain.hash,
+      prevHash: chain.prevHash,
+    };
+  }
 }
 
 /** The fields hashed on EventStoreDB: position is 0, since the server assigns it after we hash. */
 export function esdbHashedFields(e: HashedFields): HashedFields {
   return { ...e, position: 0 };
-}
-
-/** Our events only: system events and events written by others (no chain fields) are skipped. */
-function toStoredEvent(event: RecordedEvent, position: number): StoredEvent | undefined {
-  if (event.type.startsWith('$') || event.streamId.startsWith('$') || !event.isJson) return undefined;
-  const { metadata, chain } = fromEsdbMetadata(event.metadata);
-  if (!chain) return undefined;
-  return {
-    id: event.id,
-    streamId: fromEsdbStreamName(event.streamId),
-    revision: Number(event.revision),
-    position,
-    type: event.type,
-    data: event.data as JsonObject,
-    metadata,
-    recordedAt: chain.recordedAt,
-    hash: chain.hash,
-    prevHash: chain.prevHash,
-  };
 }
 
 /** Stream reads carry no commit position on some servers (they answer 2^64-1); 0 says "unknown". */

@@ -7,12 +7,14 @@ import {
   type NewEvent,
   type StoredEvent,
 } from '@clientele/event-store';
-import { describeWithServer, PostgresServer } from '@clientele/testing';
+import { describeWithServer, PostgresServer, runEventStoreContract } from '@clientele/testing';
 import { PostgresEventStore } from './postgres.event-store';
 import { MIGRATIONS, migrate } from './postgres.migrations';
 import { dropSchema, openFreshStore, uniqueSchema } from './postgres.test-support';
 
 describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
+  runEventStoreContract('PostgreSQL', () => openFreshStore(url));
+
   describe('gap safety with writers in separate connections', () => {
     it('a live subscriber from 0 sees every event exactly once, in position order, with a valid chain', async () => {
       // given eight stores on one schema (eight pools, as eight engine processes would have), whose

@@ -16,7 +16,8 @@ import {
   type StoredEvent,
   type SubscribeOptions,
 } from '../event-store.port';
-import { classifyReplay, revisionMatches, validateAppend } from '../append-rules';
+import { classifyReplay, revisionMatches } from '../append-rules';
+import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import { chainHash, GENESIS_HASH } from '../hash-chain';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
@@ -107,9 +108,9 @@ export class PostgresEventStore implements EventStore {
 
   appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('the event store is closed'));
-    const expected = options.expectedRevision ?? 'any';
+    let expected: ExpectedRevision;
     try {
-      validateAppend(streamId, events, expected);
+      expected = validateAppend(streamId, events, options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -120,6 +121,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    validateReadStream(streamId, options);
     const backwards = options.direction === 'backwards';
     const from = options.fromRevision ?? (backwards ? 2 ** 31 - 1 : 0);
     const result = await this.pool.query<EventRow>(
@@ -133,6 +135,7 @@ export class PostgresEventStore implements EventStore {
 
   /** Safe to page by position at any time: what is visible is always a gap-free prefix (see the class comment). */
   async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    validateReadAll(options);
     const result = await this.pool.query<EventRow>(
       `select ${COLUMNS} from ${this.table} where position > $1 order by position limit $2`,
       [options.afterPosition ?? 0, options.maxCount ?? null],
