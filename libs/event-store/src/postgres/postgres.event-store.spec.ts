@@ -1,5 +1,5 @@
 import { DuplicateEventIdError, GENESIS_HASH, WrongExpectedRevisionError, type NewEvent, type StoredEvent } from '../index';
-import { decide, revisionMatches, validateAppend } from './postgres.event-store';
+import { decide } from './postgres.event-store';
 
 const event = (id: string, data: NewEvent['data'] = { n: 1 }): NewEvent => ({
   id,
@@ -56,33 +56,5 @@ describe('deciding an append inside a group commit', () => {
     decide({ streamId: 's', events: [event('a')], expected: 'any' }, log, at);
     const outcome = decide({ streamId: 's', events: [event('a'), event('b')], expected: 'any' }, log, at);
     expect(!outcome.ok && outcome.error).toEqual(new DuplicateEventIdError('a'));
-  });
-});
-
-describe('expected revisions', () => {
-  it.each([
-    ['any', undefined, true],
-    ['any', 3, true],
-    ['no_stream', undefined, true],
-    ['no_stream', 0, false],
-    ['stream_exists', 0, true],
-    ['stream_exists', undefined, false],
-    [2, 2, true],
-    [2, 3, false],
-    [0, undefined, false],
-  ] as const)('expected %s with last revision %s matches: %s', (expected, current, matches) => {
-    expect(revisionMatches(expected, current)).toBe(matches);
-  });
-});
-
-describe('append input', () => {
-  it.each([
-    ['', [event('a')], 'any', /streamId: expected a non-empty string/],
-    ['s', [], 'any', /events: expected at least one event/],
-    ['s', [event('a')], -1, /expectedRevision: expected/],
-    ['s', [{ ...event('a'), type: '' }], 'any', /events\[0\]\.type/],
-    ['s', [event('a'), { ...event('b'), data: [] as unknown as NewEvent['data'] }], 'any', /events\[1\]\.data/],
-  ] as const)('refuses stream %j with a message naming the field', (streamId, events, expected, message) => {
-    expect(() => validateAppend(streamId, [...events], expected)).toThrow(message);
   });
 });

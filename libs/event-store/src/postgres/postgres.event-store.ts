@@ -16,7 +16,9 @@ import {
   type StoredEvent,
   type SubscribeOptions,
 } from '../event-store.port';
-import { canonicalJson, chainHash, GENESIS_HASH } from '../hash-chain';
+import { classifyReplay, revisionMatches } from '../append-rules';
+import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
+import { chainHash, GENESIS_HASH } from '../hash-chain';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -34,10 +36,11 @@ export interface PostgresEventStoreOptions {
   /** injectable record clock (tests); default: the system clock */
   now?: () => Date;
   /**
-   * Called inside every append transaction once the lock is held, before anything is written.
-   * Tests use it to stretch transactions and widen race windows; leave it unset in production.
+   * Called in every append attempt after the log state was read and before rows are written
+   * (inside the transaction on the locked path). Tests use it to widen race windows; leave it
+   * unset in production.
    */
-  whileLocked?: () => Promise<void>;
+  beforeWrite?: () => Promise<void>;
 }
 
 /**
@@ -56,7 +59,11 @@ export interface PostgresEventStoreOptions {
  *
  * Throughput under that lock comes from group commit: concurrent appends in one process queue up
  * and the next transaction carries all of them (each validated on its own, so one append's wrong
- * revision does not fail its neighbours). While one batch commits, the next one gathers.
+ * revision does not fail its neighbours). While one batch commits, the next one gathers. A batch
+ * first tries a two-round-trip path (decide against an unlocked snapshot, then write in one call
+ * that checks under the lock that the head has not moved, see migration 2) and falls back to
+ * deciding under the lock when another process got in between. Both paths write under the lock,
+ * so the ordering argument above holds for both.
  */
 export class PostgresEventStore implements EventStore {
   private readonly queue: PendingAppend[] = [];
@@ -101,9 +108,9 @@ export class PostgresEventStore implements EventStore {
 
   appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('the event store is closed'));
-    const expected = options.expectedRevision ?? 'any';
+    let expected: ExpectedRevision;
     try {
-      validateAppend(streamId, events, expected);
+      expected = validateAppend(streamId, events, options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -114,6 +121,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    validateReadStream(streamId, options);
     const backwards = options.direction === 'backwards';
     const from = options.fromRevision ?? (backwards ? 2 ** 31 - 1 : 0);
     const result = await this.pool.query<EventRow>(
@@ -127,6 +135,7 @@ export class PostgresEventStore implements EventStore {
 
   /** Safe to page by position at any time: what is visible is always a gap-free prefix (see the class comment). */
   async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    validateReadAll(options);
     const result = await this.pool.query<EventRow>(
       `select ${COLUMNS} from ${this.table} where position > $1 order by position limit $2`,
       [options.afterPosition ?? 0, options.maxCount ?? null],
@@ -183,13 +192,13 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async commitBatch(batch: PendingAppend[]): Promise<void> {
-    let outcomes: Outcome[];
+    let outcomes: Outcome[] | undefined;
     try {
-      outcomes = await this.inTransaction((client) => this.appendUnderLock(client, batch));
+      outcomes = (await this.appendOptimistically(batch)) ?? (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
     } catch (err) {
-      // Decisions are made under the lock, so a failure here is the server's (connection lost,
-      // disk full, a constraint we did not foresee). Retrying each append alone keeps one bad
-      // append from failing the others that happened to share its transaction.
+      // Decisions never throw, so a failure here is the server's (connection lost, disk full, a
+      // constraint we did not foresee). Retrying each append alone keeps one bad append from
+      // failing the others that happened to share its transaction.
       if (batch.length > 1) {
         for (const pending of batch) await this.commitBatch([pending]);
       } else {
@@ -203,6 +212,27 @@ export class PostgresEventStore implements EventStore {
       if (outcome.ok) pending.resolve(outcome.result);
       else pending.reject(outcome.error);
     });
+  }
+
+  /**
+   * The fast path, two round trips: read the log state without a lock, decide and hash, then one
+   * autocommitted call that writes only if the head has not moved (see migration 2). Answers
+   * undefined when another process appended in between; the caller then takes the locked path,
+   * which always makes progress.
+   */
+  private async appendOptimistically(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
+    const log = await this.readLogState(this.pool, batch);
+    const snapshotHead = log.headPosition;
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    const result = await this.pool.query<{ appended: boolean }>(
+      `select ${this.options.schema}.append_if_head($1, $2, $3, $4::bigint[], $5::text[], $6::integer[], $7::text[],
+         $8::text[], $9::jsonb[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::text[]) as appended`,
+      [this.appendLockKey, snapshotHead, this.channel, ...rowArrays(fresh)],
+    );
+    return result.rows[0]?.appended ? outcomes : undefined;
   }
 
   private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -220,14 +250,35 @@ export class PostgresEventStore implements EventStore {
     }
   }
 
+  /** The slow path: decide while holding the lock, so nobody can move the log under us. */
   private async appendUnderLock(client: PoolClient, batch: PendingAppend[]): Promise<Outcome[]> {
     // Held until commit; every other writer to this schema, in any process, waits here.
     await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
     // A separate statement on purpose: under READ COMMITTED each statement takes a fresh snapshot,
     // and only one taken after the lock was granted sees the commit of the previous holder.
+    const log = await this.readLogState(client, batch);
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    await client.query(
+      `with inserted as (
+         insert into ${this.table}
+           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+         select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
+                              $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+         returning position)
+       select pg_notify($1, (select max(position) from inserted)::text)`,
+      [this.channel, ...rowArrays(fresh)],
+    );
+    return outcomes;
+  }
+
+  /** Head, the batch's streams' last revisions and any stored events with the batch's ids, from one snapshot. */
+  private async readLogState(db: Pool | PoolClient, batch: PendingAppend[]): Promise<LogState> {
     const streamIds = [...new Set(batch.map((p) => p.streamId))];
     const eventIds = batch.flatMap((p) => p.events.map((e) => e.id));
-    const state = await client.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventJsonRow[] | null }>(
+    const state = await db.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventRow[] | null }>(
       `select
          (select json_build_object('position', position, 'hash', hash)
             from ${this.table} order by position desc limit 1) as head,
@@ -238,41 +289,17 @@ export class PostgresEventStore implements EventStore {
       [streamIds, eventIds],
     );
     const row = state.rows[0]!;
-    const log: LogState = {
+    return {
       headPosition: row.head?.position ?? 0,
       headHash: row.head?.hash ?? GENESIS_HASH,
       streamRevisions: new Map((row.streams ?? []).map((s) => [s.stream_id, s.revision])),
       byId: new Map((row.existing ?? []).map((e) => [e.event_id, toStoredEvent(e)])),
     };
-    await this.options.whileLocked?.();
+  }
+
+  private decideAll(batch: PendingAppend[], log: LogState): Outcome[] {
     const recordedAt = this.now().toISOString();
-    const outcomes = batch.map((pending) => decide(pending, log, recordedAt));
-    const fresh = outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
-    if (fresh.length > 0) {
-      await client.query(
-        `with inserted as (
-           insert into ${this.table}
-             (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-           select * from unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::text[],
-                                $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::text[], $10::text[])
-           returning position)
-         select pg_notify($11, (select max(position) from inserted)::text)`,
-        [
-          fresh.map((e) => e.position),
-          fresh.map((e) => e.streamId),
-          fresh.map((e) => e.revision),
-          fresh.map((e) => e.id),
-          fresh.map((e) => e.type),
-          fresh.map((e) => JSON.stringify(e.data)),
-          fresh.map((e) => JSON.stringify(e.metadata)),
-          fresh.map((e) => e.recordedAt),
-          fresh.map((e) => e.hash),
-          fresh.map((e) => e.prevHash),
-          this.channel,
-        ],
-      );
-    }
-    return outcomes;
+    return batch.map((pending) => decide(pending, log, recordedAt));
   }
 
   // ---- live notifications ----
@@ -329,16 +356,11 @@ interface LogState {
 /** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
 export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
   const { streamId, events, expected } = pending;
-  const known = events.map((e) => log.byId.get(e.id));
-  if (known.some((k) => k !== undefined)) {
-    const identical = known.every((stored, i) => stored !== undefined && sameContent(stored, streamId, events[i]!));
-    if (!identical) {
-      const clash = events.find((e, i) => known[i] !== undefined && !sameContent(known[i]!, streamId, e)) ?? events.find((_, i) => known[i] !== undefined);
-      return { ok: false, error: new DuplicateEventIdError(clash!.id) };
-    }
-    const stored = known as StoredEvent[];
-    const last = stored[stored.length - 1]!;
-    return { ok: true, result: { duplicate: true, events: stored, nextExpectedRevision: last.revision, position: last.position } };
+  const replay = classifyReplay(streamId, events, (id) => log.byId.get(id));
+  if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
+  if (replay.kind === 'duplicate') {
+    const last = replay.events[replay.events.length - 1]!;
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position } };
   }
 
   const current = log.streamRevisions.get(streamId);
@@ -361,55 +383,27 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition } };
 }
 
-export function revisionMatches(expected: ExpectedRevision, current: number | undefined): boolean {
-  switch (expected) {
-    case 'any':
-      return true;
-    case 'no_stream':
-      return current === undefined;
-    case 'stream_exists':
-      return current !== undefined;
-    default:
-      return current === expected;
-  }
-}
-
-function sameContent(stored: StoredEvent, streamId: string, e: NewEvent): boolean {
-  return (
-    stored.streamId === streamId &&
-    stored.type === e.type &&
-    canonicalJson(stored.data) === canonicalJson(e.data) &&
-    canonicalJson(stored.metadata) === canonicalJson(e.metadata)
-  );
-}
-
-/** Bad input is refused before it reaches the queue, naming the field. */
-export function validateAppend(streamId: string, events: NewEvent[], expected: ExpectedRevision): void {
-  if (typeof streamId !== 'string' || streamId.length === 0) {
-    throw new Error(`streamId: expected a non-empty string, got ${JSON.stringify(streamId)}`);
-  }
-  if (!Array.isArray(events) || events.length === 0) {
-    throw new Error(`events: expected at least one event to append to ${streamId}`);
-  }
-  if (!(expected === 'any' || expected === 'no_stream' || expected === 'stream_exists' || (Number.isInteger(expected) && expected >= 0))) {
-    throw new Error(`expectedRevision: expected 'any', 'no_stream', 'stream_exists' or a revision >= 0, got ${JSON.stringify(expected)}`);
-  }
-  const ids = new Set<string>();
-  events.forEach((e, i) => {
-    if (typeof e?.id !== 'string' || e.id.length === 0) throw new Error(`events[${i}].id: expected a non-empty string`);
-    if (typeof e.type !== 'string' || e.type.length === 0) throw new Error(`events[${i}].type: expected a non-empty string`);
-    if (!isObject(e.data)) throw new Error(`events[${i}].data: expected a JSON object`);
-    if (!isObject(e.metadata)) throw new Error(`events[${i}].metadata: expected a JSON object`);
-    if (ids.has(e.id)) throw new DuplicateEventIdError(e.id);
-    ids.add(e.id);
-  });
-}
-
-function isObject(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 // ---- rows ----
+
+function freshEvents(outcomes: Outcome[]): StoredEvent[] {
+  return outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
+}
+
+/** Column arrays for an `unnest` insert, in table order; JSON goes as text and is cast server-side. */
+function rowArrays(events: StoredEvent[]): unknown[] {
+  return [
+    events.map((e) => e.position),
+    events.map((e) => e.streamId),
+    events.map((e) => e.revision),
+    events.map((e) => e.id),
+    events.map((e) => e.type),
+    events.map((e) => JSON.stringify(e.data)),
+    events.map((e) => JSON.stringify(e.metadata)),
+    events.map((e) => e.recordedAt),
+    events.map((e) => e.hash),
+    events.map((e) => e.prevHash),
+  ];
+}
 
 const COLUMNS = 'position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash';
 
@@ -425,8 +419,6 @@ interface EventRow {
   hash: string;
   prev_hash: string;
 }
-/** the same row through json_agg: timestamps arrive as text */
-type EventJsonRow = EventRow;
 interface StreamRow {
   stream_id: string;
   revision: number;

@@ -33,6 +33,39 @@ export const MIGRATIONS: readonly Migration[] = [
         constraint events_event_id unique (event_id)
       )`,
   },
+  {
+    version: 2,
+    description: 'append in one round trip when the log has not moved',
+    // The writer decides and hashes against a snapshot read without the lock, then calls this in
+    // one autocommitted statement. Under the lock it compares the head with the snapshot's: equal
+    // means nothing was appended since (every append takes this lock), so the writer's revision
+    // and idempotency checks still hold and the rows go in; otherwise it writes nothing and
+    // answers false, and the writer redecides under the lock. plpgsql on purpose: each statement of
+    // a volatile function takes a fresh snapshot, so the head is read after the lock is granted
+    // (a single SQL statement would read it from a snapshot taken before the wait).
+    sql: (s) => `
+      create function ${s}.append_if_head(
+        lock_key bigint, expected_head bigint, channel text,
+        positions bigint[], stream_ids text[], revisions integer[], event_ids text[], types text[],
+        datas jsonb[], metadatas jsonb[], recorded_ats timestamptz[], hashes text[], prev_hashes text[]
+      ) returns boolean language plpgsql volatile as $fn$
+      declare
+        head bigint;
+      begin
+        perform pg_advisory_xact_lock(lock_key);
+        select coalesce(max(position), 0) into head from ${s}.events;
+        if head <> expected_head then
+          return false;
+        end if;
+        insert into ${s}.events
+          (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+        select * from unnest(positions, stream_ids, revisions, event_ids, types,
+                             datas, metadatas, recorded_ats, hashes, prev_hashes);
+        perform pg_notify(channel, positions[array_length(positions, 1)]::text);
+        return true;
+      end
+      $fn$`,
+  },
 ];
 
 /** A schema name we can put into SQL as an identifier without quoting surprises. */
