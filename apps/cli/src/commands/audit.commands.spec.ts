@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { type DomainCommand } from '@clientele/domain';
 import { PersonalDataEventStore, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
 import { runCommand, tempDir } from '@clientele/testing';
-import { parseStoreAddress, registerAuditCommands } from './audit.commands';
+import { parseStoreAddress, registerAuditCommands, resolveStoreAddress } from './audit.commands';
 
 class Captured extends Writable {
   text = '';
@@ -29,7 +29,7 @@ describe('audit CLI commands', () => {
   const tmp = tempDir('clientele-audit-cli-');
   const dbFile = tmp.file('clientele.db');
   const masterKey = randomBytes(32).toString('base64');
-  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: `sqlite:${dbFile}` };
+  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_SQLITE_FILE: dbFile };
 
   async function run(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<Run> {
     const stdout = new Captured();
@@ -181,5 +181,13 @@ describe('audit CLI commands', () => {
     expect(parseStoreAddress('postgresql://u@h/db')).toEqual({ kind: 'postgres', url: 'postgresql://u@h/db', schema: 'clientele' });
     expect(() => parseStoreAddress('mysql://x')).toThrow(/--store: expected sqlite:<file> or postgres:<url>\[#schema\]/);
     expect(() => parseStoreAddress('sqlite:')).toThrow(/the file is missing/);
+    // without --store, the engine's own configuration
+    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: './data/clientele.db' });
+    expect(resolveStoreAddress(undefined, { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://h/db', CLIENTELE_PG_SCHEMA: 'tenant_a' })).toEqual({
+      kind: 'postgres',
+      url: 'postgres://h/db',
+      schema: 'tenant_a',
+    });
+    expect(() => resolveStoreAddress(undefined, { CLIENTELE_STORE: 'eventstoredb', EVENTSTOREDB_URL: 'esdb://h:2113' })).toThrow(/give --store/);
   });
 });

@@ -2,9 +2,10 @@ import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { customerStream, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 import {
+  eventStoreConfigFromEnv,
   eventsOfLog,
   eventsOfStream,
   ExportFormatError,
@@ -42,7 +43,11 @@ export interface AuditCommandDeps {
   stderr: Out;
   /** verify: 0 intact, 1 broken, 2 could not verify; other commands: 0 done, 1 refused or failed */
   setExitCode(code: number): void;
-  /** default process.env: CLIENTELE_STORE, CLIENTELE_DATA_DIR, CLIENTELE_MASTER_KEY, CLIENTELE_KEYS_FILE */
+  /**
+   * default process.env. Without --store the store is the engine's: CLIENTELE_STORE (sqlite |
+   * postgres), CLIENTELE_SQLITE_FILE, DATABASE_URL, CLIENTELE_PG_SCHEMA; and CLIENTELE_MASTER_KEY,
+   * CLIENTELE_KEYS_FILE for personal data.
+   */
   env?: NodeJS.ProcessEnv;
   /** how often progress prints a line when stderr is not a terminal; default 5 s */
   progressIntervalMs?: number;
@@ -73,7 +78,8 @@ export function parseStoreAddress(text: string): StoreAddress {
 }
 
 export interface StoreOptions {
-  store: string;
+  /** an address (see parseStoreAddress); default: the engine's environment */
+  store?: string;
   /** the SQLite file holding customer keys; default: the store file (SQLite) or CLIENTELE_KEYS_FILE / <data dir>/customer-keys.db */
   keys?: string;
 }
@@ -89,7 +95,7 @@ export interface OpenedStore {
 }
 
 export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
-  const address = parseStoreAddress(options.store);
+  const address = resolveStoreAddress(options.store, env);
   let store: EventStore;
   let keysFile: string;
   if (address.kind === 'sqlite') {
@@ -99,7 +105,7 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     keysFile = options.keys ?? address.file;
   } else {
     store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
-    keysFile = options.keys ?? env.CLIENTELE_KEYS_FILE ?? join(env.CLIENTELE_DATA_DIR ?? './data', 'customer-keys.db');
+    keysFile = options.keys ?? env.CLIENTELE_KEYS_FILE ?? './data/customer-keys.db';
   }
   let keys: CustomerKeyStore | undefined;
   return {
@@ -116,8 +122,14 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
   };
 }
 
-function defaultStore(env: NodeJS.ProcessEnv): string {
-  return env.CLIENTELE_STORE ?? `sqlite:${join(env.CLIENTELE_DATA_DIR ?? './data', 'clientele.db')}`;
+/** `--store` when given, else the store the engine is configured with (the same environment variables). */
+export function resolveStoreAddress(store: string | undefined, env: NodeJS.ProcessEnv): StoreAddress {
+  if (store !== undefined) return parseStoreAddress(store);
+  const config = eventStoreConfigFromEnv(env);
+  if (config.kind === 'sqlite') return { kind: 'sqlite', file: config.file };
+  if (config.kind === 'postgres') return { kind: 'postgres', url: config.url, schema: config.schema };
+  // EventStoreDB orders $all itself and chains each stream apart; walking one global chain does not apply
+  throw new Error('CLIENTELE_STORE=eventstoredb: these commands read an sqlite: or postgres: store; give --store');
 }
 
 function masterKeyFrom(env: NodeJS.ProcessEnv): Buffer {
@@ -281,7 +293,7 @@ function positiveInteger(name: string) {
 
 export function registerAuditCommands(program: Command, deps: AuditCommandDeps): void {
   const env = deps.env ?? process.env;
-  const storeHelp = 'sqlite:<file> or postgres:<url>[#schema] (env CLIENTELE_STORE)';
+  const storeHelp = "sqlite:<file> or postgres:<url>[#schema] (default: the engine's CLIENTELE_STORE configuration, ./data/clientele.db)";
   const intervalMs = deps.progressIntervalMs ?? 5000;
 
   /** runs an action; a failure prints one line (no stack) and sets the failure exit code */
@@ -303,11 +315,11 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .description('walk the hash chain and report the first altered, missing or reordered event (exit 0 intact, 1 broken, 2 could not verify)')
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)')
-    .option('--store <address>', storeHelp, defaultStore(env))
+    .option('--store <address>', storeHelp)
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store: string; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; json?: boolean; quiet?: boolean }) => {
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
@@ -321,13 +333,13 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
               ? await verifyStreamEvents(events, { streamId: options.stream, onProgress })
               : await verifyChain(events, { onProgress });
           } else {
-            const address = parseStoreAddress(options.store);
+            const address = resolveStoreAddress(options.store, env);
             if (address.kind === 'sqlite' && options.stream === undefined) {
               // raw rows: a damaged file is reported, where the adapter might refuse to read it
               what = `log in ${address.file}`;
               report = await verifyChain(readSqliteLogRaw(address.file), { onProgress });
             } else {
-              const opened = await openStore({ store: options.store }, env);
+              const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
                 what = options.stream ? `stream ${options.stream}` : 'log';
                 report = options.stream
@@ -360,15 +372,15 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--stream <id>', 'only this stream')
     .option('--customer <id>', 'only this customer (the stream customer-<id>)')
     .option('--out <file>', 'write here (default: stdout); written under <file>.partial and renamed when complete')
-    .option('--store <address>', storeHelp, defaultStore(env))
+    .option('--store <address>', storeHelp)
     .option('--batch <n>', 'events read per page', positiveInteger('--batch'), 1000)
     .option('--quiet', 'no progress')
     .action(
-      guarded(1, async (options: { stream?: string; customer?: string; out?: string; store: string; batch: number; quiet?: boolean }) => {
+      guarded(1, async (options: { stream?: string; customer?: string; out?: string; store?: string; batch: number; quiet?: boolean }) => {
         if (options.stream !== undefined && options.customer !== undefined) throw new Error('export: give --stream or --customer, not both');
         const streamId = options.customer !== undefined ? customerStream(options.customer) : options.stream;
         const scope: ExportScope = streamId === undefined ? { kind: 'all' } : { kind: 'stream', streamId };
-        const opened = await openStore({ store: options.store }, env);
+        const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
         try {
           const progress = options.quiet ? undefined : progressOn(deps.stderr, 'export', intervalMs);
           let last: ExportProgress = { exported: 0, total: 0, position: 0 };
@@ -403,12 +415,12 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .description("write a customer's events as NDJSON with their personal fields decrypted (needs CLIENTELE_MASTER_KEY)")
     .argument('<customerId>', 'customer id')
     .option('--out <file>', 'write here (default: stdout)')
-    .option('--store <address>', storeHelp, defaultStore(env))
-    .option('--keys <file>', 'SQLite file of customer keys (default: the store file; for PostgreSQL CLIENTELE_KEYS_FILE or <data dir>/customer-keys.db)')
+    .option('--store <address>', storeHelp)
+    .option('--keys <file>', 'SQLite file of customer keys (default: the store file; for PostgreSQL CLIENTELE_KEYS_FILE or ./data/customer-keys.db)')
     .action(
-      guarded(1, async (customerId: string, options: { out?: string; store: string; keys?: string }) => {
+      guarded(1, async (customerId: string, options: { out?: string; store?: string; keys?: string }) => {
         const masterKey = masterKeyFrom(env);
-        const opened = await openStore({ store: options.store, ...(options.keys !== undefined ? { keys: options.keys } : {}) }, env);
+        const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(options.keys !== undefined ? { keys: options.keys } : {}) }, env);
         try {
           const decrypted = opened.personalData(masterKey);
           const streamId = customerStream(customerId);
@@ -432,11 +444,11 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .argument('<customerId>', 'customer id')
     .requiredOption('--date <date>', 'ISO date (end of that day UTC) or date-time with a zone')
     .option('--policy <json>', 'policy overrides, e.g. {"churnAfterDays":90} (default: the default policy)', parsePolicy)
-    .option('--store <address>', storeHelp, defaultStore(env))
+    .option('--store <address>', storeHelp)
     .option('--json', 'print the answer as JSON')
     .action(
-      guarded(1, async (customerId: string, options: { date: string; policy?: LifecyclePolicy; store: string; json?: boolean }) => {
-        const opened = await openStore({ store: options.store }, env);
+      guarded(1, async (customerId: string, options: { date: string; policy?: LifecyclePolicy; store?: string; json?: boolean }) => {
+        const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
         try {
           const answer = await readCustomerAsOf(opened.store, customerId, options.date, options.policy);
           if (answer.eventsUsed.length === 0 && answer.eventsLater === 0) throw new Error(`customer ${customerId}: no events`);
