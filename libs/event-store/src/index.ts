@@ -18,3 +18,4 @@ export * from './verify-stream';
 export * from './export-ndjson';
 export * from './as-of';
 export * from './sqlite/sqlite-raw-log';
+export * from './verify-anchor';

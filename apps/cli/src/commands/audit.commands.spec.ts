@@ -1,10 +1,10 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { type DomainCommand } from '@clientele/domain';
-import { PersonalDataEventStore, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
+import { chainHash, PersonalDataEventStore, readSqliteLogRaw, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
 import { runCommand, tempDir } from '@clientele/testing';
 import { parseStoreAddress, registerAuditCommands, resolveStoreAddress } from './audit.commands';
 
@@ -35,9 +35,17 @@ describe('audit CLI commands', () => {
     const stdout = new Captured();
     const stderr = new Captured();
     let code = 0;
-    const program = new Command('clientele').exitOverride();
+    const program = new Command('clientele')
+      .exitOverride()
+      .configureOutput({ writeOut: (t) => stdout.write(t), writeErr: (t) => stderr.write(t) });
     registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { ...env, ...extraEnv } });
-    await program.parseAsync(args, { from: 'user' });
+    try {
+      await program.parseAsync(args, { from: 'user' });
+    } catch (error) {
+      // commander refuses bad options itself; the CLI turns that into its exit code
+      if (!(error instanceof CommanderError)) throw error;
+      code = error.exitCode;
+    }
     return { code, stdout: stdout.text, stderr: stderr.text };
   }
 
@@ -84,6 +92,52 @@ describe('audit CLI commands', () => {
     expect(text.stdout).toContain('19 events verified before it (last good position 19)');
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, eventsChecked: 19, firstBreak: { kind: 'position_gap', position: 21 } });
+  });
+
+  it('verify --expect: a noted position and hash also catch a cut tail and a log re-chained from scratch', async () => {
+    // given the head as an earlier run printed it
+    const first = await run(['audit', 'verify', '--quiet', '--json']);
+    const { lastPosition, lastHash } = JSON.parse(first.stdout) as { lastPosition: number; lastHash: string };
+    const anchor = `${lastPosition}:${lastHash}`;
+    const same = await run(['audit', 'verify', '--quiet', '--expect', anchor]);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain(`noted position ${lastPosition} still has hash ${lastHash}`);
+
+    // when the last three events are cut off a copy: the chain alone still looks whole, the anchor does not
+    const cut = tmp.file('tail-cut.db');
+    writeFileSync(cut, readFileSync(dbFile));
+    const db = new Database(cut);
+    db.prepare('DELETE FROM events WHERE position > ?').run(lastPosition - 3);
+    db.close();
+    expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`])).code).toBe(0);
+    const truncated = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`, '--expect', anchor]);
+    expect(truncated.code).toBe(1);
+    expect(truncated.stdout).toContain(`BROKEN at position ${lastPosition} — truncated`);
+    expect(truncated.stdout).toContain(`the log ends at position ${lastPosition - 3}`);
+
+    // when a copy is rewritten from event 2 on and every later hash recomputed
+    const rechained = tmp.file('rechained.db');
+    writeFileSync(rechained, readFileSync(dbFile));
+    const events = [];
+    for await (const e of readSqliteLogRaw(rechained)) events.push(e);
+    const edit = new Database(rechained);
+    let prev = events[0]!.hash;
+    for (const e of events.slice(1)) {
+      const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
+      const hash = chainHash(prev, { ...e, data });
+      edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
+      prev = hash;
+    }
+    edit.close();
+    expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`])).code).toBe(0);
+    const rewritten = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, '--expect', anchor]);
+    expect(rewritten.code).toBe(1);
+    expect(rewritten.stdout).toContain(`BROKEN at position ${lastPosition} — anchor_mismatch`);
+
+    // and a malformed anchor is refused before anything is read
+    const bad = await run(['audit', 'verify', '--expect', '45:abc']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--expect: expected <position>:<64 hex digit hash>');
   });
 
   it('verify: a store that is not there cannot be verified (exit 2), and none is created', async () => {

@@ -20,7 +20,11 @@ import {
   SqliteEventStore,
   verifyChain,
   verifyStreamEvents,
+  anchorWatch,
+  parseChainAnchor,
+  type ChainAnchor,
   type ChainReport,
+  type StoredEvent,
   type CustomerAsOf,
   type CustomerKeyStore,
   type EventStore,
@@ -237,7 +241,7 @@ function printChainReport(report: ChainReport, what: string, out: Out): void {
   const b = report.firstBreak!;
   out.write(
     `${what}: BROKEN at position ${b.position} — ${b.kind}\n` +
-      `  event ${b.eventId} in stream ${b.streamId}\n` +
+      (b.eventId ? `  event ${b.eventId} in stream ${b.streamId}\n` : '') +
       `  ${b.detail}\n` +
       `  ${report.eventsChecked} events verified before it (last good position ${report.lastPosition})\n`,
   );
@@ -282,6 +286,14 @@ function parsePolicy(text: string): LifecyclePolicy {
   }
 }
 
+function anchorOption(value: string): ChainAnchor {
+  try {
+    return parseChainAnchor(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
 function positiveInteger(name: string) {
   return (value: string): number => {
     if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, got '${value}'`);
@@ -316,10 +328,14 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)')
     .option('--store <address>', storeHelp)
+    .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
+        if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+        const anchor = options.expect ? anchorWatch(options.expect) : undefined;
+        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
@@ -331,20 +347,20 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             what = `export ${options.fromExport}${options.stream ? ` (stream ${options.stream})` : ''}`;
             report = options.stream
               ? await verifyStreamEvents(events, { streamId: options.stream, onProgress })
-              : await verifyChain(events, { onProgress });
+              : await verifyChain(walk(events), { onProgress });
           } else {
             const address = resolveStoreAddress(options.store, env);
             if (address.kind === 'sqlite' && options.stream === undefined) {
               // raw rows: a damaged file is reported, where the adapter might refuse to read it
               what = `log in ${address.file}`;
-              report = await verifyChain(readSqliteLogRaw(address.file), { onProgress });
+              report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
             } else {
               const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
                 what = options.stream ? `stream ${options.stream}` : 'log';
                 report = options.stream
                   ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
-                  : await verifyChain(eventsOfLog(opened.store), { onProgress });
+                  : await verifyChain(walk(eventsOfLog(opened.store)), { onProgress });
               } finally {
                 await opened.close();
               }
@@ -357,11 +373,15 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           deps.setExitCode(1);
           return;
         }
+        if (anchor) report = anchor.judge(report);
         if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
           throw new Error(`stream ${options.stream} has no events`);
         }
         if (options.json) deps.stdout.write(`${JSON.stringify(report)}\n`);
         else printChainReport(report, what, deps.stdout);
+        if (report.ok && options.expect && !options.json) {
+          deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
+        }
         deps.setExitCode(report.ok ? 0 : 1);
       }),
     );
