@@ -1,1 +1,7 @@
-export {};
+export * from './kafka-config';
+export * from './topics';
+export * from './event-messages';
+export * from './checkpoint.store';
+export * from './event-relay';
+export * from './profile-snapshots';
+export * from './command-ingest';

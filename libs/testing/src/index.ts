@@ -1,4 +1,5 @@
 export * from './servers';
 export * from './decider-spec';
+export * from './in-memory-event-store';
 export * from './event-store.contract';
 export * from './audit-fixtures';

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { expectValidChain, runEventStoreContract } from '@clientele/testing';
 import type { NewEvent, StoredEvent } from '../event-store.port';
 import { UpcasterRegistry } from '../serialization';
-import { SqliteEventStore } from './sqlite.event-store';
+import { SqliteEventStore, sqliteEventStoreOptionsFromEnv } from './sqlite.event-store';
 
 function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'clientele-sqlite-store-'));
@@ -51,8 +51,9 @@ describe('SQLite event store', () => {
     remove();
   });
 
-  it('continues the positions and the hash chain after the file is reopened', async () => {
+  it('creates the file with its folder, and continues positions and chain after reopening', async () => {
     // given a store with events, closed
+    file = join(dir, 'nested', 'events.db');
     const first = openStore({ durability: 'normal' });
     await first.appendToStream('s', [anEvent('A'), anEvent('B')]);
     await first.close();
@@ -146,6 +147,21 @@ describe('SQLite event store', () => {
 
   it('refuses an unknown durability setting', () => {
     expect(() => openStore({ durability: 'fast' as 'full' })).toThrow(/durability/);
+  });
+
+  it('reads its settings from the environment, with defaults, and names a bad one', () => {
+    expect(sqliteEventStoreOptionsFromEnv({})).toEqual({ file: 'data/clientele.db', durability: 'full', pollIntervalMs: 250 });
+    expect(
+      sqliteEventStoreOptionsFromEnv({
+        CLIENTELE_SQLITE_FILE: '/var/lib/clientele/events.db',
+        CLIENTELE_SQLITE_DURABILITY: 'normal',
+        CLIENTELE_SQLITE_POLL_MS: '50',
+      }),
+    ).toEqual({ file: '/var/lib/clientele/events.db', durability: 'normal', pollIntervalMs: 50 });
+    expect(() => sqliteEventStoreOptionsFromEnv({ CLIENTELE_SQLITE_DURABILITY: 'off' })).toThrow(
+      /CLIENTELE_SQLITE_DURABILITY: expected 'full' or 'normal'/,
+    );
+    expect(() => sqliteEventStoreOptionsFromEnv({ CLIENTELE_SQLITE_POLL_MS: 'soon' })).toThrow(/CLIENTELE_SQLITE_POLL_MS/);
   });
 
   it('leaves every append whole when the writing process is killed', async () => {

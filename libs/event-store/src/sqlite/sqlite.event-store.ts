@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import {
@@ -39,6 +41,8 @@ export interface SqliteEventStoreOptions {
 
 const SCHEMA_VERSION = 1;
 const REVISION_CACHE_SIZE = 100_000;
+/** keeps one transaction (and the memory of its results) bounded when callers append big batches */
+const MAX_GROUP_EVENTS = 10_000;
 
 interface EventRow {
   position: number;
@@ -122,6 +126,7 @@ export class SqliteEventStore implements EventStore {
     this.maxGroupSize = options.maxGroupSize ?? 1000;
     this.upcasters = options.upcasters;
 
+    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
     this.db = new Database(options.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -208,7 +213,7 @@ export class SqliteEventStore implements EventStore {
   private flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0) return;
-    const group = this.queue.splice(0, this.maxGroupSize);
+    const group = this.takeGroup();
     if (this.queue.length > 0) this.scheduleFlush();
 
     let outcomes: Outcome[];
@@ -237,6 +242,19 @@ export class SqliteEventStore implements EventStore {
    * (the disk, a constraint) undoes the transaction; the group is then written one append per
    * transaction, so the failure stays with the append that caused it.
    */
+  /** Up to `maxGroupSize` appends and about MAX_GROUP_EVENTS events; always at least one append. */
+  private takeGroup(): PendingAppend[] {
+    let count = 0;
+    let events = 0;
+    while (count < this.queue.length && count < this.maxGroupSize) {
+      const next = this.queue[count]!;
+      if (count > 0 && events + next.events.length > MAX_GROUP_EVENTS) break;
+      events += next.events.length;
+      count += 1;
+    }
+    return this.queue.splice(0, count);
+  }
+
   private writeGroup(group: PendingAppend[]): Outcome[] {
     try {
       return this.writeTransaction(group);
@@ -552,4 +570,22 @@ function toStoredEvent(row: EventRow): StoredEvent {
 /** Rows hold canonical JSON, so equal content is equal text. */
 function sameContent(row: EventRow, event: NewEvent, encoded: { data: string; metadata: string }): boolean {
   return row.type === event.type && row.data === encoded.data && row.metadata === encoded.metadata;
+}
+
+/**
+ * The embedded store's settings from the environment, for the apps:
+ * `CLIENTELE_SQLITE_FILE` (default `data/clientele.db`), `CLIENTELE_SQLITE_DURABILITY`
+ * (`full` | `normal`, default `full`), `CLIENTELE_SQLITE_POLL_MS` (default 250).
+ */
+export function sqliteEventStoreOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): SqliteEventStoreOptions {
+  const durability = env.CLIENTELE_SQLITE_DURABILITY ?? 'full';
+  if (durability !== 'full' && durability !== 'normal') {
+    throw new Error(`CLIENTELE_SQLITE_DURABILITY: expected 'full' or 'normal', got '${durability}'`);
+  }
+  const poll = env.CLIENTELE_SQLITE_POLL_MS ?? '250';
+  const pollIntervalMs = Number(poll);
+  if (!/^\d+$/.test(poll) || pollIntervalMs < 1) {
+    throw new Error(`CLIENTELE_SQLITE_POLL_MS: expected a whole number of milliseconds ≥ 1, got '${poll}'`);
+  }
+  return { file: env.CLIENTELE_SQLITE_FILE || 'data/clientele.db', durability, pollIntervalMs };
 }
