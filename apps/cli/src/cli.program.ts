@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { UsageError, type CliContext } from './cli-context';
+import { registerAuditCommands } from './commands/audit.commands';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
@@ -31,7 +32,7 @@ const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
 export const runCli = async (argv: readonly string[], context: CliContext): Promise<number> => {
   let exitCode = 0;
   const program = new Command('clientele')
-    .description('Clientele operator CLI: import, history, synthetic data')
+    .description('Clientele operator CLI: import, history, synthetic data, audit, export')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.stdout.write(text),
@@ -91,6 +92,14 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
         await engine.close();
       }
     });
+
+  registerAuditCommands(program, {
+    stdout: context.stdout,
+    stderr: context.stderr,
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
 
   try {
     await program.parseAsync([...argv], { from: 'user' });
