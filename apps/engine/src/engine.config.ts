@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { storageConfigFromEnv, type StorageConfig } from '@clientele/application';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -8,8 +9,10 @@ import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele
 export interface EngineConfig {
   port: number;
   dataDir: string;
-  store: 'sqlite';
+  store: 'sqlite' | 'postgres' | 'eventstoredb';
   durability: 'full' | 'normal';
+  /** where the log, customer keys and checkpoints live (shared with the CLI) */
+  storage: StorageConfig;
   policy: LifecyclePolicy;
   /** run the referral process manager in this process */
   processManager: boolean;
@@ -61,13 +64,24 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, 'true or false (also 1/0, on/off, yes/no)', raw);
 }
 
+function storageFromEnv(env: Env): StorageConfig {
+  try {
+    return storageConfigFromEnv(env);
+  } catch (error) {
+    const message = (error as Error).message;
+    const variable = /^([A-Z_]+):/.exec(message)?.[1] ?? 'CLIENTELE_STORE';
+    throw new ConfigError(variable, message.slice(variable.length + 1).trim(), env[variable] ?? '');
+  }
+}
+
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const production = env.NODE_ENV === 'production';
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     dataDir: resolve(env.CLIENTELE_DATA_DIR || './data'),
-    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite'] as const, 'sqlite'),
+    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite'),
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
+    storage: storageFromEnv(env),
     // lifecyclePolicy re-checks the thresholds with the domain's own rules.
     policy: lifecyclePolicy({
       repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 1),
