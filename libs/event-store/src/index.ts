@@ -4,3 +4,6 @@ export * from './verify-chain';
 export * from './personal-data/customer-keys';
 export * from './personal-data/personal-data.cipher';
 export * from './personal-data/encrypting.event-store';
+export * from './append-validation';
+export * from './serialization';
+export * from './sqlite/sqlite.event-store';

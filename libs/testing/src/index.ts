@@ -1,3 +1,4 @@
 export * from './servers';
 export * from './decider-spec';
 export * from './in-memory-event-store';
+export * from './event-store.contract';
