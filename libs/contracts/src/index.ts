@@ -1,3 +1,3 @@
 export * from './messages';
 export * from './schemas';
-export * from './json-schema.validator';
+export * from './schema-validation';
