@@ -12,7 +12,7 @@ export interface RelayLogger {
 export interface EventRelayOptions {
   store: EventStore;
   kafka: Kafka;
-  topics: Pick<TopicNames, 'events' | 'lifecycle' | 'referrals'>;
+  topics: Pick<TopicNames, 'events' | 'lifecycle' | 'referrals' | 'profiles'>;
   checkpoints: CheckpointStore;
   /** checkpoint name; two relays with different names publish independently */
   name?: string;
