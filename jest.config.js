@@ -19,9 +19,11 @@ module.exports = {
     .filter((dir) => fs.existsSync(path.join(__dirname, dir)))
     .map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+  // NestJS 12 ships ES modules only; Jest's CommonJS runtime needs them transformed like our code.
+  transform: { '^.+\\.(ts|js)$': ['@swc/jest', swc] },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type)/)'],
   moduleNameMapper: {
-    '^@clientele/(domain|event-store|projections|messaging|contracts|testing)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@clientele/(domain|event-store|projections|messaging|contracts|testing|application)$': '<rootDir>/libs/$1/src/index.ts',
   },
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',

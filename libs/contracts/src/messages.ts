@@ -81,14 +81,7 @@ export interface ReferralEdgeMessage {
   position: number;
 }
 
-/** A command sent to Clientele on the ingest topic (`commands`). */
-export interface CommandEnvelope {
-  type: string;
-  /** idempotency key: the same command sent twice takes effect once */
-  commandId: string;
-  correlationId?: string;
-  data: Record<string, unknown>;
-}
+// A command sent on the ingest topic is a `CommandEnvelope` (command-envelope.ts), one shape for HTTP, Kafka and import.
 
 /** What the ingest could not accept, on `commands.dlq`, with enough to find and resend it. */
 export interface DeadLetterMessage {

@@ -7,3 +7,4 @@ export * from './personal-data/encrypting.event-store';
 export * from './append-validation';
 export * from './serialization';
 export * from './sqlite/sqlite.event-store';
+export * from './sqlite/sqlite.bench';

@@ -67,21 +67,29 @@ describe('SQLite event store', () => {
     expectValidChain(all);
   });
 
-  it('sees appends another instance made to the same file: in subscriptions and in its own chain', async () => {
-    // given two stores on one file and a subscription on the first
+  it('sees appends another instance made to the same file: in subscriptions, revisions and the chain', async () => {
+    // given two stores on one file, the first one having written to a stream and subscribed
     const a = openStore({ pollIntervalMs: 20 });
     const b = openStore();
-    const iterator = a.subscribeToAll()[Symbol.asyncIterator]();
+    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 'no_stream' });
+    const iterator = a.subscribeToAll({ afterPosition: 1 })[Symbol.asyncIterator]();
     const pending = iterator.next();
 
-    // when the second store appends, then the first one's subscription delivers it (found by polling)
-    await b.appendToStream('s', [anEvent('FromB')]);
-    expect((await pending).value).toMatchObject({ type: 'FromB', position: 1 });
+    // when the second store appends to that stream, then the first one's subscription delivers it (found by polling)
+    await b.appendToStream('s', [anEvent('FromB')], { expectedRevision: 0 });
+    expect((await pending).value).toMatchObject({ type: 'FromB', position: 2 });
 
-    // when the first store appends next, then it continues the chain the second one extended
-    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 0 });
+    // when the first store appends next, then it knows the stream moved on and continues the chain
+    await expect(a.appendToStream('s', [anEvent('Stale')], { expectedRevision: 0 })).rejects.toThrow(
+      'expected revision 0, actual 1',
+    );
+    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 1 });
     const all = await b.readAll();
-    expect(all.map((e) => e.type)).toEqual(['FromB', 'FromA']);
+    expect(all.map((e) => [e.type, e.revision])).toEqual([
+      ['FromA', 0],
+      ['FromB', 1],
+      ['FromA', 2],
+    ]);
     expectValidChain(all);
   });
 

@@ -1,0 +1,1 @@
+export const ENGINE_CONFIG = Symbol('clientele.engine-config');
