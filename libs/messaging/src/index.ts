@@ -6,3 +6,4 @@ export * from './event-relay';
 export * from './profile-snapshots';
 export * from './command-ingest';
 export * from './messaging.runtime';
+export * from './kafka.bench';

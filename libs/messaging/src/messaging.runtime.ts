@@ -49,6 +49,8 @@ export interface StartMessagingOptions {
   groupId?: string;
   /** how often the ingest's per-partition lag is fetched from the cluster; default 15 s */
   lagIntervalMs?: number;
+  /** commands of one fetched batch handled at once (same key still in order); default 32 */
+  ingestConcurrency?: number;
   /** relay tuning; see EventRelayOptions */
   relayBatchSize?: number;
   relayLingerMs?: number;
@@ -110,7 +112,14 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
       relay.start();
     }
     if (roles.ingest) {
-      ingest = new CommandIngest({ kafka, topics, groupId, dispatch: options.dispatch, ...(options.logger && { logger: options.logger }) });
+      ingest = new CommandIngest({
+        kafka,
+        topics,
+        groupId,
+        dispatch: options.dispatch,
+        concurrency: options.ingestConcurrency ?? 32,
+        ...(options.logger && { logger: options.logger }),
+      });
       await ingest.start();
       const every = options.lagIntervalMs ?? 15_000;
       timer = setInterval(() => {
