@@ -15,7 +15,8 @@ export function kafkaDispatch(commands: CommandService): CommandDispatch {
     } catch (error) {
       const failure = describeFailure(error);
       if (failure.kind === 'internal') throw error;
-      const reason = failure.kind === 'invalid' ? `${failure.message}: ${failure.errors.map((e) => `${e.field} ${e.expected}`).join('; ')}` : `${failure.code}: ${failure.message}`;
+      // an invalid command's message already names each field and what was expected
+      const reason = failure.kind === 'invalid' ? failure.message : `${failure.code}: ${failure.message}`;
       return { ok: false, reason, retryable: failure.kind === 'conflict' && failure.code !== 'command_id_reused' };
     }
   };

@@ -16,7 +16,7 @@ export interface EventRelayOptions {
   checkpoints: CheckpointStore;
   /** checkpoint name; two relays with different names publish independently */
   name?: string;
-  /** most events per send; default 500 */
+  /** most events per send; default 2000 (500 measured at half the throughput) */
   batchSize?: number;
   /** how long after its first event a partial batch is sent; default 5 ms */
   lingerMs?: number;
@@ -60,7 +60,7 @@ export class EventRelay {
 
   constructor(private readonly options: EventRelayOptions) {
     this.name = options.name ?? 'kafka-relay';
-    this.batchSize = options.batchSize ?? 500;
+    this.batchSize = options.batchSize ?? 2000;
     this.lingerMs = options.lingerMs ?? 5;
     this.retryBackoffMs = options.retryBackoffMs ?? 1000;
   }
