@@ -4,7 +4,8 @@ import { ClienteleModule, type OpenedStorage } from '@clientele/application';
 import { CommandsController } from './commands.controller';
 import { CustomersController } from './customers.controller';
 import type { EngineConfig } from './engine.config';
-import { ENGINE_CONFIG } from './engine.tokens';
+import { EngineRuntime } from './engine.runtime';
+import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { OperationsController } from './operations.controller';
 import { ProblemDetailsFilter } from './problem-details';
 
@@ -28,7 +29,12 @@ export class EngineModule {
         ...imports,
       ],
       controllers: [CommandsController, CustomersController, OperationsController],
-      providers: [{ provide: ENGINE_CONFIG, useValue: config }, { provide: APP_FILTER, useClass: ProblemDetailsFilter }],
+      providers: [
+        { provide: ENGINE_CONFIG, useValue: config },
+        { provide: ENGINE_STORAGE, useValue: storage },
+        { provide: APP_FILTER, useClass: ProblemDetailsFilter },
+        EngineRuntime,
+      ],
     };
   }
 }

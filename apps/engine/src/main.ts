@@ -4,7 +4,7 @@ import { ConfigError, loadEngineConfig } from './engine.config';
 async function main(): Promise<void> {
   const config = loadEngineConfig();
   const app = await bootstrapEngine(config);
-  await app.listen(config.port);
+  if (config.roles.http) await app.listen(config.port);
 }
 
 main().catch((error: unknown) => {
