@@ -8,3 +8,4 @@ export { migrate as migratePostgres } from './postgres/postgres.migrations';
 export { benchPostgres, type PostgresBenchFigures, type PostgresBenchOptions } from './postgres/postgres.bench';
 export { EventStoreDbEventStore, esdbHashedFields, type EventStoreDbEventStoreOptions } from './eventstoredb/eventstoredb.event-store';
 export * from './create-event-store';
+export * from './sqlite/sqlite.bench';

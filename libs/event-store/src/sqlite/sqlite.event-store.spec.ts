@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { expectValidChain, runEventStoreContract } from '@clientele/testing';
 import type { NewEvent, StoredEvent } from '../event-store.port';
 import { UpcasterRegistry } from '../serialization';
-import { SqliteEventStore } from './sqlite.event-store';
+import { SqliteEventStore, sqliteEventStoreOptionsFromEnv } from './sqlite.event-store';
 
 function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'clientele-sqlite-store-'));
@@ -51,8 +51,9 @@ describe('SQLite event store', () => {
     remove();
   });
 
-  it('continues the positions and the hash chain after the file is reopened', async () => {
+  it('creates the file with its folder, and continues positions and chain after reopening', async () => {
     // given a store with events, closed
+    file = join(dir, 'nested', 'events.db');
     const first = openStore({ durability: 'normal' });
     await first.appendToStream('s', [anEvent('A'), anEvent('B')]);
     await first.close();
@@ -67,21 +68,29 @@ describe('SQLite event store', () => {
     expectValidChain(all);
   });
 
-  it('sees appends another instance made to the same file: in subscriptions and in its own chain', async () => {
-    // given two stores on one file and a subscription on the first
+  it('sees appends another instance made to the same file: in subscriptions, revisions and the chain', async () => {
+    // given two stores on one file, the first one having written to a stream and subscribed
     const a = openStore({ pollIntervalMs: 20 });
     const b = openStore();
-    const iterator = a.subscribeToAll()[Symbol.asyncIterator]();
+    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 'no_stream' });
+    const iterator = a.subscribeToAll({ afterPosition: 1 })[Symbol.asyncIterator]();
     const pending = iterator.next();
 
-    // when the second store appends, then the first one's subscription delivers it (found by polling)
-    await b.appendToStream('s', [anEvent('FromB')]);
-    expect((await pending).value).toMatchObject({ type: 'FromB', position: 1 });
+    // when the second store appends to that stream, then the first one's subscription delivers it (found by polling)
+    await b.appendToStream('s', [anEvent('FromB')], { expectedRevision: 0 });
+    expect((await pending).value).toMatchObject({ type: 'FromB', position: 2 });
 
-    // when the first store appends next, then it continues the chain the second one extended
-    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 0 });
+    // when the first store appends next, then it knows the stream moved on and continues the chain
+    await expect(a.appendToStream('s', [anEvent('Stale')], { expectedRevision: 0 })).rejects.toThrow(
+      'expected revision 0, actual 1',
+    );
+    await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 1 });
     const all = await b.readAll();
-    expect(all.map((e) => e.type)).toEqual(['FromB', 'FromA']);
+    expect(all.map((e) => [e.type, e.revision])).toEqual([
+      ['FromA', 0],
+      ['FromB', 1],
+      ['FromA', 2],
+    ]);
     expectValidChain(all);
   });
 
@@ -138,6 +147,21 @@ describe('SQLite event store', () => {
 
   it('refuses an unknown durability setting', () => {
     expect(() => openStore({ durability: 'fast' as 'full' })).toThrow(/durability/);
+  });
+
+  it('reads its settings from the environment, with defaults, and names a bad one', () => {
+    expect(sqliteEventStoreOptionsFromEnv({})).toEqual({ file: 'data/clientele.db', durability: 'full', pollIntervalMs: 250 });
+    expect(
+      sqliteEventStoreOptionsFromEnv({
+        CLIENTELE_SQLITE_FILE: '/var/lib/clientele/events.db',
+        CLIENTELE_SQLITE_DURABILITY: 'normal',
+        CLIENTELE_SQLITE_POLL_MS: '50',
+      }),
+    ).toEqual({ file: '/var/lib/clientele/events.db', durability: 'normal', pollIntervalMs: 50 });
+    expect(() => sqliteEventStoreOptionsFromEnv({ CLIENTELE_SQLITE_DURABILITY: 'off' })).toThrow(
+      /CLIENTELE_SQLITE_DURABILITY: expected 'full' or 'normal'/,
+    );
+    expect(() => sqliteEventStoreOptionsFromEnv({ CLIENTELE_SQLITE_POLL_MS: 'soon' })).toThrow(/CLIENTELE_SQLITE_POLL_MS/);
   });
 
   it('leaves every append whole when the writing process is killed', async () => {

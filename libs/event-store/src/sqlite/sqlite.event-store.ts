@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import {
@@ -14,7 +16,7 @@ import {
   type StoredEvent,
   type SubscribeOptions,
 } from '../event-store.port';
-import { canonicalJson, chainHash, GENESIS_HASH } from '../hash-chain';
+import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import type { UpcasterRegistry } from '../serialization';
 
 /**
@@ -38,6 +40,9 @@ export interface SqliteEventStoreOptions {
 }
 
 const SCHEMA_VERSION = 1;
+const REVISION_CACHE_SIZE = 100_000;
+/** keeps one transaction (and the memory of its results) bounded when callers append big batches */
+const MAX_GROUP_EVENTS = 10_000;
 
 interface EventRow {
   position: number;
@@ -55,6 +60,8 @@ interface EventRow {
 interface PendingAppend {
   streamId: string;
   events: NewEvent[];
+  /** canonical JSON of each event's data and metadata: stored as is, and hashed */
+  encoded: Array<{ data: string; metadata: string }>;
   expected: ExpectedRevision;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
@@ -72,8 +79,8 @@ interface ChainHead {
  *
  * Appends are group-committed: every append requested while the event loop is busy is queued, and
  * the queue is written in ONE transaction (one fsync). Each append is checked on its own against
- * the stream as the transaction sees it and written inside its own savepoint, so a conflicting
- * append fails alone. A caller's promise settles only after the transaction holding its events
+ * the stream as the transaction sees it (earlier appends of the group included) before any of its
+ * events is written, so a conflicting append fails alone. A caller's promise settles only after the transaction holding its events
  * committed. One append is never split across transactions.
  *
  * Idempotency is checked like EventStoreDB does, against the stream and not through a global index
@@ -89,6 +96,8 @@ export class SqliteEventStore implements EventStore {
   private readonly queue: PendingAppend[] = [];
   private flushScheduled = false;
   private head: ChainHead = { position: 0, hash: GENESIS_HASH };
+  /** last revision per stream (-1: no stream), trusted only while no other process writes the file */
+  private readonly revisions = new Map<string, number>();
   private readonly waiters = new Set<() => void>();
   private readonly subscriptions = new Set<SqliteSubscription>();
   private closed = false;
@@ -97,9 +106,6 @@ export class SqliteEventStore implements EventStore {
     begin: Database.Statement;
     commit: Database.Statement;
     rollback: Database.Statement;
-    savepoint: Database.Statement;
-    release: Database.Statement;
-    rollbackTo: Database.Statement;
     head: Database.Statement;
     lastRevision: Database.Statement;
     insert: Database.Statement;
@@ -107,6 +113,7 @@ export class SqliteEventStore implements EventStore {
     findId: Database.Statement;
     streamForwards: Database.Statement;
     streamBackwards: Database.Statement;
+    streamBackwardsFromEnd: Database.Statement;
     all: Database.Statement;
   };
 
@@ -119,6 +126,7 @@ export class SqliteEventStore implements EventStore {
     this.maxGroupSize = options.maxGroupSize ?? 1000;
     this.upcasters = options.upcasters;
 
+    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
     this.db = new Database(options.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -132,9 +140,6 @@ export class SqliteEventStore implements EventStore {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
       rollback: db.prepare('ROLLBACK'),
-      savepoint: db.prepare('SAVEPOINT append'),
-      release: db.prepare('RELEASE append'),
-      rollbackTo: db.prepare('ROLLBACK TO append'),
       head: db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1'),
       lastRevision: db.prepare('SELECT max(revision) AS revision FROM events WHERE stream_id = ?'),
       insert: db.prepare(
@@ -149,6 +154,8 @@ export class SqliteEventStore implements EventStore {
       streamBackwards: db.prepare(
         'SELECT * FROM events WHERE stream_id = ? AND revision <= ? ORDER BY revision DESC LIMIT ?',
       ),
+      // Loading the tail of a stream is the hot read of the command path: no bound to compare.
+      streamBackwardsFromEnd: db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT ?'),
       all: db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?'),
     };
     this.loadHead();
@@ -190,7 +197,8 @@ export class SqliteEventStore implements EventStore {
     return new Promise<AppendResult>((resolve, reject) => {
       if (this.closed) throw new Error('the event store is closed');
       const expected = validateAppend(streamId, events, options);
-      this.queue.push({ streamId, events, expected, resolve, reject });
+      const encoded = events.map((e) => ({ data: canonicalJson(e.data), metadata: canonicalJson(e.metadata) }));
+      this.queue.push({ streamId, events, encoded, expected, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -205,7 +213,7 @@ export class SqliteEventStore implements EventStore {
   private flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0) return;
-    const group = this.queue.splice(0, this.maxGroupSize);
+    const group = this.takeGroup();
     if (this.queue.length > 0) this.scheduleFlush();
 
     let outcomes: Outcome[];
@@ -228,22 +236,51 @@ export class SqliteEventStore implements EventStore {
     if (wrote) this.notify();
   }
 
+  /**
+   * The whole group in one transaction. The checks (revision, retried ids) come before any write
+   * of an append, so a refused append is an outcome and writes nothing. Anything else failing
+   * (the disk, a constraint) undoes the transaction; the group is then written one append per
+   * transaction, so the failure stays with the append that caused it.
+   */
+  /** Up to `maxGroupSize` appends and about MAX_GROUP_EVENTS events; always at least one append. */
+  private takeGroup(): PendingAppend[] {
+    let count = 0;
+    let events = 0;
+    while (count < this.queue.length && count < this.maxGroupSize) {
+      const next = this.queue[count]!;
+      if (count > 0 && events + next.events.length > MAX_GROUP_EVENTS) break;
+      events += next.events.length;
+      count += 1;
+    }
+    return this.queue.splice(0, count);
+  }
+
   private writeGroup(group: PendingAppend[]): Outcome[] {
+    try {
+      return this.writeTransaction(group);
+    } catch (error) {
+      if (group.length === 1) return [{ ok: false, error }];
+      return group.map((p) => {
+        try {
+          return this.writeTransaction([p])[0]!;
+        } catch (alone) {
+          return { ok: false, error: alone };
+        }
+      });
+    }
+  }
+
+  private writeTransaction(group: PendingAppend[]): Outcome[] {
     const outcomes: Outcome[] = [];
     this.st.begin.run();
     try {
-      this.loadHead();
+      this.refreshHead();
       const recordedAt = new Date().toISOString();
       for (const p of group) {
-        const headBefore = this.head;
-        this.st.savepoint.run();
         try {
           outcomes.push({ ok: true, result: this.writeOne(p, recordedAt) });
-          this.st.release.run();
         } catch (error) {
-          this.st.rollbackTo.run();
-          this.st.release.run();
-          this.head = headBefore;
+          if (!(error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError)) throw error;
           outcomes.push({ ok: false, error });
         }
       }
@@ -251,14 +288,42 @@ export class SqliteEventStore implements EventStore {
       return outcomes;
     } catch (error) {
       if (this.db.inTransaction) this.st.rollback.run();
+      this.revisions.clear();
       this.loadHead();
       throw error;
     }
   }
 
+  /**
+   * Inside the write lock: if the last row is not the head this instance wrote, another process
+   * appended, and the cached stream revisions may be stale.
+   */
+  private refreshHead(): void {
+    const known = this.head;
+    this.loadHead();
+    if (this.head.position !== known.position || this.head.hash !== known.hash) this.revisions.clear();
+  }
+
+  private lastRevision(streamId: string): number | null {
+    const cached = this.revisions.get(streamId);
+    if (cached !== undefined) return cached < 0 ? null : cached;
+    const { revision } = this.st.lastRevision.get(streamId) as { revision: number | null };
+    this.rememberRevision(streamId, revision ?? -1);
+    return revision;
+  }
+
+  private rememberRevision(streamId: string, revision: number): void {
+    if (this.revisions.size >= REVISION_CACHE_SIZE && !this.revisions.has(streamId)) {
+      // Forget the oldest entry: a Map iterates in insertion order.
+      const oldest = this.revisions.keys().next();
+      if (!oldest.done) this.revisions.delete(oldest.value);
+    }
+    this.revisions.set(streamId, revision);
+  }
+
   private writeOne(p: PendingAppend, recordedAt: string): AppendResult {
-    const { streamId, events, expected } = p;
-    const last = (this.st.lastRevision.get(streamId) as { revision: number | null }).revision;
+    const { streamId, events, encoded, expected } = p;
+    const last = this.lastRevision(streamId);
 
     const retried = this.findRetry(p, last);
     if (retried) return retried;
@@ -272,7 +337,8 @@ export class SqliteEventStore implements EventStore {
 
     const stored: StoredEvent[] = [];
     let revision = last ?? -1;
-    for (const e of events) {
+    events.forEach((e, i) => {
+      const { data, metadata } = encoded[i]!;
       revision += 1;
       const event: StoredEvent = {
         id: e.id,
@@ -286,22 +352,23 @@ export class SqliteEventStore implements EventStore {
         hash: '',
         prevHash: this.head.hash,
       };
-      event.hash = chainHash(event.prevHash, event);
+      event.hash = chainHashOfCanonical(event.prevHash, event, data, metadata);
       this.st.insert.run(
         event.position,
         streamId,
         revision,
         e.id,
         e.type,
-        JSON.stringify(e.data),
-        JSON.stringify(e.metadata),
+        data,
+        metadata,
         recordedAt,
         event.hash,
         event.prevHash,
       );
       this.head = { position: event.position, hash: event.hash };
       stored.push(event);
-    }
+    });
+    this.rememberRevision(streamId, revision);
     return { nextExpectedRevision: revision, position: this.head.position, events: stored, duplicate: false };
   }
 
@@ -311,7 +378,7 @@ export class SqliteEventStore implements EventStore {
    */
   private findRetry(p: PendingAppend, last: number | null): AppendResult | undefined {
     if (last === null) return undefined;
-    const { streamId, events, expected } = p;
+    const { streamId, events, encoded, expected } = p;
     const first = events[0]!;
     let after: number;
     if (typeof expected === 'number' || expected === 'no_stream') {
@@ -322,7 +389,7 @@ export class SqliteEventStore implements EventStore {
       if (!found) return undefined;
       after = found.revision - 1;
     }
-    const tail = (this.st.tailAfter.all(streamId, after, events.length) as EventRow[]).map(toStoredEvent);
+    const tail = this.st.tailAfter.all(streamId, after, events.length) as EventRow[];
     if (tail[0]?.id !== first.id) {
       const reused = events.find((e) => tail.some((s) => s.id === e.id));
       if (reused) throw new DuplicateEventIdError(reused.id);
@@ -330,21 +397,29 @@ export class SqliteEventStore implements EventStore {
     }
     events.forEach((e, i) => {
       const s = tail[i];
-      if (!s || s.id !== e.id || !sameContent(s, e)) throw new DuplicateEventIdError(e.id);
+      if (!s || s.id !== e.id || !sameContent(s, e, encoded[i]!)) throw new DuplicateEventIdError(e.id);
     });
     const lastStored = tail[tail.length - 1]!;
     // The revision and position of the retried append, as the first answer gave them.
-    return { nextExpectedRevision: lastStored.revision, position: lastStored.position, events: tail, duplicate: true };
+    return {
+      nextExpectedRevision: lastStored.revision,
+      position: lastStored.position,
+      events: tail.map(toStoredEvent),
+      duplicate: true,
+    };
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
     this.assertOpen();
     validateReadStream(streamId, options);
     const limit = options?.maxCount ?? -1;
+    const from = options?.fromRevision;
     const rows =
       options?.direction === 'backwards'
-        ? this.st.streamBackwards.all(streamId, options.fromRevision ?? Number.MAX_SAFE_INTEGER, limit)
-        : this.st.streamForwards.all(streamId, options?.fromRevision ?? 0, limit);
+        ? from === undefined
+          ? this.st.streamBackwardsFromEnd.all(streamId, limit)
+          : this.st.streamBackwards.all(streamId, from, limit)
+        : this.st.streamForwards.all(streamId, from ?? 0, limit);
     return this.present(rows as EventRow[]);
   }
 
@@ -492,10 +567,25 @@ function toStoredEvent(row: EventRow): StoredEvent {
   };
 }
 
-function sameContent(stored: StoredEvent, event: NewEvent): boolean {
-  return (
-    stored.type === event.type &&
-    canonicalJson(stored.data) === canonicalJson(event.data) &&
-    canonicalJson(stored.metadata) === canonicalJson(event.metadata)
-  );
+/** Rows hold canonical JSON, so equal content is equal text. */
+function sameContent(row: EventRow, event: NewEvent, encoded: { data: string; metadata: string }): boolean {
+  return row.type === event.type && row.data === encoded.data && row.metadata === encoded.metadata;
+}
+
+/**
+ * The embedded store's settings from the environment, for the apps:
+ * `CLIENTELE_SQLITE_FILE` (default `data/clientele.db`), `CLIENTELE_SQLITE_DURABILITY`
+ * (`full` | `normal`, default `full`), `CLIENTELE_SQLITE_POLL_MS` (default 250).
+ */
+export function sqliteEventStoreOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): SqliteEventStoreOptions {
+  const durability = env.CLIENTELE_SQLITE_DURABILITY ?? 'full';
+  if (durability !== 'full' && durability !== 'normal') {
+    throw new Error(`CLIENTELE_SQLITE_DURABILITY: expected 'full' or 'normal', got '${durability}'`);
+  }
+  const poll = env.CLIENTELE_SQLITE_POLL_MS ?? '250';
+  const pollIntervalMs = Number(poll);
+  if (!/^\d+$/.test(poll) || pollIntervalMs < 1) {
+    throw new Error(`CLIENTELE_SQLITE_POLL_MS: expected a whole number of milliseconds ≥ 1, got '${poll}'`);
+  }
+  return { file: env.CLIENTELE_SQLITE_FILE || 'data/clientele.db', durability, pollIntervalMs };
 }
