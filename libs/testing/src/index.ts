@@ -1,1 +1,3 @@
 export * from './servers';
+export * from './stored-events';
+export * from './in-memory-event-store.double';
