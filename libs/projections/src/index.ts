@@ -3,3 +3,8 @@ export * from './sqlite-read-model.store';
 export * from './read-models';
 export * from './projector';
 export * from './read-model-digest';
+export * from './postgres-read-model.store';
+export * from './profiles.projection';
+export * from './profiles.queries';
+export * from './referrals.projection';
+export * from './referrals.queries';
