@@ -51,9 +51,10 @@ async function describeTable(store: ReadModelQueries, table: string): Promise<Co
     if (rows.length === 0) throw new Error(`digest: table ${table} does not exist`);
     return rows.map((r) => ({ name: r.name, text: /CHAR|TEXT|CLOB/i.test(r.type), pk: Number(r.pk) }));
   }
+  // indkey is an int2vector whose subscripts start at 0; through text it becomes a 1-based array
   const rows = await store.all<{ name: string; type: string; pk: number | null }>(
     `SELECT c.column_name AS name, c.data_type AS type,
-            (SELECT array_position(i.indkey::int2[], a.attnum)
+            (SELECT array_position(string_to_array(i.indkey::text, ' ')::int2[], a.attnum)
                FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
               WHERE i.indrelid = (quote_ident(current_schema()) || '.' || quote_ident(c.table_name))::regclass
                 AND i.indisprimary AND a.attname = c.column_name) AS pk
