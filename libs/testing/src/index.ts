@@ -2,3 +2,4 @@ export * from './servers';
 export * from './stored-events';
 export * from './in-memory-event-store.double';
 export * from './customer-log.generator';
+export * from './event-store.contract';
