@@ -8,3 +8,4 @@ export * from './profiles.projection';
 export * from './profiles.queries';
 export * from './referrals.projection';
 export * from './referrals.queries';
+export * from './read-model-generations';

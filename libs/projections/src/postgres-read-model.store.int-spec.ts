@@ -2,6 +2,7 @@ import type { StoredEvent } from '@clientele/event-store';
 import { InMemoryEventStoreDouble, PostgresServer, describeWithServer, generateCustomerLog } from '@clientele/testing';
 import { Projector } from './projector';
 import { PostgresReadModelStore } from './postgres-read-model.store';
+import { PostgresReadModelGenerations } from './read-model-generations';
 import { ProfilesProjection } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
 import { digest } from './read-model-digest';
@@ -102,5 +103,30 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
     expect(readModels.current).not.toBe(live);
     expect(await digest(readModels, new ProfilesProjection())).toBe(before);
     expect((await projector.status()).map((s) => s.lag)).toEqual([0, 0]);
+  });
+
+  it('given generations, when a rebuild is promoted and the process restarts, then the rebuilt schema is the one opened', async () => {
+    const generations = new PostgresReadModelGenerations(url, unique('gen'));
+    try {
+      const readModels = new ReadModels(await generations.openCurrent());
+      const projector = new Projector(InMemoryEventStoreDouble.from(generateCustomerLog({ seed: 8, customers: 40 }).events), readModels, [new ReferralsProjection()], {
+        freshStore: () => generations.openFresh(),
+        onSwap: (s) => generations.promote(s),
+      });
+      await projector.start();
+      await projector.catchUp();
+      await projector.rebuild();
+      const rebuilt = readModels.current as PostgresReadModelStore;
+      const expected = await digest(readModels, new ReferralsProjection());
+      await readModels.close();
+
+      const reopened = (await generations.openCurrent()) as PostgresReadModelStore;
+      expect(reopened.schema).toBe(rebuilt.schema);
+      expect(reopened.schema.endsWith('_g2')).toBe(true);
+      expect(await digest(reopened, new ReferralsProjection())).toBe(expected);
+      await reopened.close();
+    } finally {
+      await generations.dropAll();
+    }
   });
 });
