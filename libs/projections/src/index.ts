@@ -9,3 +9,4 @@ export * from './profiles.queries';
 export * from './referrals.projection';
 export * from './referrals.queries';
 export * from './read-model-generations';
+export * from './read-model.config';
