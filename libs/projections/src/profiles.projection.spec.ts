@@ -171,6 +171,28 @@ describe('ProfilesProjection', () => {
     await Promise.all([a.store.close(), b.store.close(), c.store.close()]);
   });
 
+  it('given a projection after profiles that throws mid-batch, then the profiles and checkpoints are as after the previous batch', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    const breaker = {
+      name: 'breaker',
+      version: 1,
+      tables: [],
+      migrate: async () => undefined,
+      apply: async (events: readonly StoredEvent[]) => {
+        if (events.some((e) => e.position === 250)) throw new Error('breaker failed');
+      },
+    };
+    const projector = new Projector(InMemoryEventStoreDouble.from(log.events), new ReadModels(store), [new ProfilesProjection(), breaker], { batchSize: 100 });
+    await projector.start();
+
+    await expect(projector.catchUp()).rejects.toThrow('breaker failed');
+
+    const clean = await project(log.events.slice(0, 200), 100);
+    expect(await digest(store, new ProfilesProjection())).toBe(await digest(clean.store, new ProfilesProjection()));
+    expect((await projector.status()).map((s) => s.position)).toEqual([200, 200]);
+    await Promise.all([store.close(), clean.store.close()]);
+  });
+
   it('answers undefined for an unknown customer and rejects a malformed asOf by name', async () => {
     const { store, queries } = await project(log.events);
     expect(await queries.getProfile('nobody', asOf)).toBeUndefined();

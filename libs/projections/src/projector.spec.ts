@@ -184,6 +184,33 @@ describe('Projector', () => {
     await readModels.close();
   });
 
+  it('given a rebuild that fails part-way, then the live store stays current and serving, and the fresh one is closed', async () => {
+    const log = purchases(20);
+    const events = InMemoryEventStoreDouble.from(log.events);
+    const live = new SqliteReadModelStore(':memory:');
+    const readModels = new ReadModels(live);
+    let failing = false;
+    const fresh: SqliteReadModelStore[] = [];
+    const projector = new Projector(events, readModels, [ordersProjection({ failOn: (e) => failing && e.position === 15 })], {
+      rebuildBatchSize: 5,
+      freshStore: async () => {
+        const s = new SqliteReadModelStore(':memory:');
+        fresh.push(s);
+        return s;
+      },
+    });
+    await projector.start();
+    await projector.catchUp();
+
+    failing = true;
+    await expect(projector.rebuild()).rejects.toThrow('projection failed on evt-00000015');
+
+    expect(readModels.current).toBe(live);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    await expect(fresh[0]!.all('SELECT 1')).rejects.toThrow();
+    await readModels.close();
+  });
+
   it('digests the same events folded twice identically, and differently when one event differs', async () => {
     const log = purchases(40);
     const altered = purchases(39);

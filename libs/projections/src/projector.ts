@@ -46,6 +46,7 @@ export class Projector {
   private readonly rebuildBatchSize: number;
   private subscription: EventSubscription | undefined;
   private stopped = false;
+  private rebuilding = false;
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -121,7 +122,16 @@ export class Projector {
   async rebuild(): Promise<void> {
     const open = this.options.freshStore;
     if (!open) throw new Error('projector: rebuild needs a freshStore option');
-    const fresh = await open();
+    if (this.rebuilding) throw new Error('projector: a rebuild is already running');
+    this.rebuilding = true;
+    try {
+      await this.rebuildInto(await open());
+    } finally {
+      this.rebuilding = false;
+    }
+  }
+
+  private async rebuildInto(fresh: ReadModelStore): Promise<void> {
     let swapped: Promise<void> | undefined;
     try {
       await this.prepare(fresh);
