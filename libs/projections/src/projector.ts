@@ -8,7 +8,7 @@ export interface ProjectorOptions {
   /** events read and applied per read-model transaction; default 1000 */
   batchSize?: number;
   /**
-   * events per transaction while rebuilding into a fresh store; default 10,000. Nobody reads that
+   * events per transaction while rebuilding into a fresh store; default 25,000. Nobody reads that
    * store yet, so bigger transactions cost no latency, and a profile touched many times in one
    * batch is written once.
    */
@@ -56,7 +56,7 @@ export class Projector {
     private readonly options: ProjectorOptions = {},
   ) {
     this.batchSize = positive('batchSize', options.batchSize ?? 1000);
-    this.rebuildBatchSize = positive('rebuildBatchSize', options.rebuildBatchSize ?? 10_000);
+    this.rebuildBatchSize = positive('rebuildBatchSize', options.rebuildBatchSize ?? 25_000);
     const names = new Set<string>();
     for (const p of projections) {
       if (names.has(p.name)) throw new Error(`projection name ${p.name} is used twice`);

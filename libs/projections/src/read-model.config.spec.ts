@@ -3,7 +3,7 @@ import { readModelConfigFromEnv } from './read-model.config';
 
 describe('readModelConfigFromEnv', () => {
   it('defaults to SQLite files under the data directory with 1000-event batches', () => {
-    expect(readModelConfigFromEnv({})).toEqual({ kind: 'sqlite', dir: join(resolve('./data'), 'read-models'), batchSize: 1000, rebuildBatchSize: 10_000 });
+    expect(readModelConfigFromEnv({})).toEqual({ kind: 'sqlite', dir: join(resolve('./data'), 'read-models'), batchSize: 1000, rebuildBatchSize: 25_000 });
   });
 
   it('follows a PostgreSQL event store to PostgreSQL read models and reads the schema and batch sizes', () => {
@@ -14,7 +14,7 @@ describe('readModelConfigFromEnv', () => {
         CLIENTELE_READ_MODELS_PG_SCHEMA: 'tenant_rm',
         CLIENTELE_PROJECTOR_BATCH_SIZE: '250',
       }),
-    ).toEqual({ kind: 'postgres', connectionString: 'postgres://db/x', schema: 'tenant_rm', batchSize: 250, rebuildBatchSize: 10_000 });
+    ).toEqual({ kind: 'postgres', connectionString: 'postgres://db/x', schema: 'tenant_rm', batchSize: 250, rebuildBatchSize: 25_000 });
   });
 
   it('names the variable and what it expected when a value is wrong', () => {

@@ -13,12 +13,12 @@ export type ReadModelConfig =
  * else sqlite); SQLite files in `CLIENTELE_DATA_DIR/read-models` (default `./data/read-models`);
  * PostgreSQL at `DATABASE_URL` in schemas named after `CLIENTELE_READ_MODELS_PG_SCHEMA`
  * (default `clientele_read_models`); `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000) and
- * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 10000).
+ * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 25000).
  */
 export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ReadModelConfig {
   const kind = env.CLIENTELE_READ_MODELS || (env.CLIENTELE_STORE === 'postgres' ? 'postgres' : 'sqlite');
   const batchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_BATCH_SIZE', 1000);
-  const rebuildBatchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE', 10_000);
+  const rebuildBatchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE', 25_000);
   if (kind === 'sqlite') {
     return { kind, dir: join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'read-models'), batchSize, rebuildBatchSize };
   }
