@@ -1,3 +1,6 @@
+const fs = require('node:fs');
+const path = require('node:path');
+
 /** Unit specs (`*.spec.ts`) beside the code, server specs (`*.int-spec.ts`), journeys in `test/`. */
 const swc = {
   swcrc: false,
@@ -12,11 +15,15 @@ const swc = {
 
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test', '<rootDir>/infra'],
+  roots: ['apps', 'libs', 'test', 'infra']
+    .filter((dir) => fs.existsSync(path.join(__dirname, dir)))
+    .map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+  // NestJS 12 ships ES modules only; Jest's CommonJS runtime needs them transformed like our code.
+  transform: { '^.+\\.(ts|js)$': ['@swc/jest', swc] },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type)/)'],
   moduleNameMapper: {
-    '^@clientele/(domain|event-store|projections|messaging|contracts|testing)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@clientele/(domain|event-store|projections|messaging|contracts|testing|application|generator)$': '<rootDir>/libs/$1/src/index.ts',
   },
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',

@@ -1,12 +1,19 @@
 import { Client } from 'pg';
+import { startBroker, type RunningBroker } from '../infra/kafka/broker';
 
 /**
- * Probes the servers the integration specs use, once per run. In CI (`CI=true`) a missing server
- * fails the run with what to do about it; locally its suites show as to-dos with the same message.
+ * Probes (PostgreSQL) or starts (Kafka) the servers the integration specs use, once per run. In CI
+ * (`CI=true`) a missing server fails the run with what to do about it; locally its suites show as
+ * to-dos with the same message.
  */
 export default async function globalSetup(): Promise<void> {
   await probePostgres();
+  await startKafka();
 }
+
+/** Where teardown finds the broker: jest runs global setup and teardown in the same process. */
+export const KAFKA_HANDLE = Symbol.for('clientele.test.kafka');
+type WithKafka = typeof globalThis & { [KAFKA_HANDLE]?: RunningBroker };
 
 async function probePostgres(): Promise<void> {
   const url = process.env.CLIENTELE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -24,5 +31,35 @@ async function probePostgres(): Promise<void> {
     process.env.CLIENTELE_TEST_PG_MISSING = message;
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * One broker for the whole run, on free loopback ports, unless CLIENTELE_TEST_KAFKA_BROKERS already
+ * names one (e.g. started with `npm run kafka:up`). The first run resolves the broker's jars with
+ * Maven, which can take minutes; later runs start in seconds.
+ */
+async function startKafka(): Promise<void> {
+  if (process.env.CLIENTELE_TEST_KAFKA_BROKERS) return;
+  try {
+    const broker = await startBroker({ startTimeoutMs: 10 * 60_000 });
+    (globalThis as WithKafka)[KAFKA_HANDLE] = broker;
+    process.env.CLIENTELE_TEST_KAFKA_BROKERS = broker.brokers;
+    // a crashed or interrupted run must not leave a JVM behind
+    process.once('exit', () => {
+      try {
+        process.kill(broker.pid, 'SIGKILL');
+      } catch {
+        // already stopped by teardown
+      }
+    });
+  } catch (err) {
+    const message =
+      `Kafka could not be started for the tests (${(err as Error).message.split('\n')[0]}). ` +
+      `The test run starts a single KRaft broker itself (infra/kafka/broker.ts), which needs Java 17+ and Maven ` +
+      `with access to Maven Central on the first run; or start one with \`npm run kafka:up\` and set ` +
+      `CLIENTELE_TEST_KAFKA_BROKERS to the address it prints.`;
+    if (process.env.CI === 'true') throw new Error(`${message}\n${(err as Error).message}`);
+    process.env.CLIENTELE_TEST_KAFKA_MISSING = message;
   }
 }

@@ -16,3 +16,20 @@ export const defaultPolicy: LifecyclePolicy = Object.freeze({
   promoterMinScore: 9,
   churnAfterDays: 180,
 });
+
+/**
+ * A policy from partial overrides (configuration), checked so a typo cannot silently make every
+ * customer an advocate: each threshold must be a positive integer (`promoterMinScore` 0..10).
+ */
+export function lifecyclePolicy(overrides: Partial<LifecyclePolicy> = {}): LifecyclePolicy {
+  const policy = { ...defaultPolicy, ...overrides };
+  for (const [field, value] of Object.entries(policy)) {
+    const max = field === 'promoterMinScore' ? 10 : Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(value) || value < (field === 'promoterMinScore' ? 0 : 1) || value > max) {
+      throw new RangeError(
+        `lifecycle policy ${field} must be ${field === 'promoterMinScore' ? 'an integer from 0 to 10' : 'a positive integer'}, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  return Object.freeze(policy);
+}

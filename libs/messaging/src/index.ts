@@ -1,1 +1,9 @@
-export {};
+export * from './kafka-config';
+export * from './topics';
+export * from './event-messages';
+export * from './checkpoint.store';
+export * from './event-relay';
+export * from './profile-snapshots';
+export * from './command-ingest';
+export * from './messaging.runtime';
+export * from './kafka.bench';

@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { InMemoryEventStoreDouble, PostgresServer, describeWithServer, generateCustomerLog } from '@clientele/testing';
+import { inMemoryStoreOf, PostgresServer, describeWithServer, generateCustomerLog } from '@clientele/testing';
 import { Projector } from './projector';
 import { PostgresReadModelStore } from './postgres-read-model.store';
 import { PostgresReadModelGenerations } from './read-model-generations';
@@ -15,7 +15,7 @@ import { SqliteReadModelStore } from './sqlite-read-model.store';
 const unique = (label: string) => `rm_${label}_${process.pid}_${Date.now().toString(36)}`;
 
 async function fold(store: ReadModelStore, events: readonly StoredEvent[], batchSize: number): Promise<void> {
-  const projector = new Projector(InMemoryEventStoreDouble.from(events), new ReadModels(store), [new ProfilesProjection(), new ReferralsProjection()], { batchSize });
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ProfilesProjection(), new ReferralsProjection()], { batchSize });
   await projector.start();
   await projector.catchUp();
 }
@@ -90,7 +90,7 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
     const log = generateCustomerLog({ seed: 5, customers: 60 });
     const live = await open('live');
     const readModels = new ReadModels(live);
-    const events = InMemoryEventStoreDouble.from(log.events);
+    const events = await inMemoryStoreOf(log.events);
     const projector = new Projector(events, readModels, [new ProfilesProjection(), new ReferralsProjection()], {
       freshStore: () => open('fresh'),
     });
@@ -109,7 +109,7 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
     const generations = new PostgresReadModelGenerations(url, unique('gen'));
     try {
       const readModels = new ReadModels(await generations.openCurrent());
-      const projector = new Projector(InMemoryEventStoreDouble.from(generateCustomerLog({ seed: 8, customers: 40 }).events), readModels, [new ReferralsProjection()], {
+      const projector = new Projector(await inMemoryStoreOf(generateCustomerLog({ seed: 8, customers: 40 }).events), readModels, [new ReferralsProjection()], {
         freshStore: () => generations.openFresh(),
         onSwap: (s) => generations.promote(s),
       });

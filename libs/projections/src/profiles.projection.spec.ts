@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { InMemoryEventStoreDouble, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
 import { Projector } from './projector';
 import { digest } from './read-model-digest';
 import { ProfilesProjection } from './profiles.projection';
@@ -21,7 +21,7 @@ const STAGES: Record<string, string> = {
 
 async function project(events: readonly StoredEvent[], batchSize = 1000): Promise<{ store: SqliteReadModelStore; queries: ProfileQueries }> {
   const store = new SqliteReadModelStore(':memory:');
-  const projector = new Projector(InMemoryEventStoreDouble.from(events), new ReadModels(store), [new ProfilesProjection()], { batchSize });
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ProfilesProjection()], { batchSize });
   await projector.start();
   await projector.catchUp();
   return { store, queries: new ProfileQueries(store) };
@@ -182,7 +182,7 @@ describe('ProfilesProjection', () => {
         if (events.some((e) => e.position === 250)) throw new Error('breaker failed');
       },
     };
-    const projector = new Projector(InMemoryEventStoreDouble.from(log.events), new ReadModels(store), [new ProfilesProjection(), breaker], { batchSize: 100 });
+    const projector = new Projector(await inMemoryStoreOf(log.events), new ReadModels(store), [new ProfilesProjection(), breaker], { batchSize: 100 });
     await projector.start();
 
     await expect(projector.catchUp()).rejects.toThrow('breaker failed');

@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { InMemoryEventStoreDouble, StoredEventLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog } from '@clientele/testing';
 import { Projector, microBatches } from './projector';
 import { digest } from './read-model-digest';
 import type { Projection, ReadModelStore } from './read-model-store';
@@ -58,7 +58,7 @@ describe('Projector', () => {
   it('given stored events, when caught up in batches, then the read model is their fold and the checkpoint is the head', async () => {
     const log = purchases(25);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
-    const projector = new Projector(InMemoryEventStoreDouble.from(log.events), readModels, [ordersProjection()], { batchSize: 4 });
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [ordersProjection()], { batchSize: 4 });
 
     await projector.start();
     const reached = await projector.catchUp();
@@ -71,7 +71,7 @@ describe('Projector', () => {
 
   it('given a caught-up read model, when more events arrive and it catches up again, then only the new ones are folded', async () => {
     const log = purchases(10);
-    const events = InMemoryEventStoreDouble.from(log.events);
+    const events = await inMemoryStoreOf(log.events);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
     const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 3 });
     await projector.start();
@@ -92,7 +92,7 @@ describe('Projector', () => {
     const log = purchases(12);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
     const failing = ordersProjection({ failOn: (e) => e.position === 7 });
-    const projector = new Projector(InMemoryEventStoreDouble.from(log.events), readModels, [failing], { batchSize: 4 });
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [failing], { batchSize: 4 });
     await projector.start();
 
     await expect(projector.catchUp()).rejects.toThrow('projection failed on evt-00000007');
@@ -101,7 +101,7 @@ describe('Projector', () => {
     expect((await projector.status())[0]).toMatchObject({ position: 4, lag: 8 });
 
     // when the fault is gone, the next run resumes after the last committed batch: nothing twice, nothing skipped
-    const healed = new Projector(InMemoryEventStoreDouble.from(log.events), readModels, [ordersProjection()], { batchSize: 4 });
+    const healed = new Projector(await inMemoryStoreOf(log.events), readModels, [ordersProjection()], { batchSize: 4 });
     await healed.catchUp();
     expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
     await readModels.close();
@@ -109,7 +109,7 @@ describe('Projector', () => {
 
   it('given a projection whose code version changed, when started, then it is rebuilt into a fresh store that becomes live', async () => {
     const log = purchases(9);
-    const events = InMemoryEventStoreDouble.from(log.events);
+    const events = await inMemoryStoreOf(log.events);
     const first = new SqliteReadModelStore(':memory:');
     const readModels = new ReadModels(first);
     const v1 = new Projector(events, readModels, [ordersProjection({ version: 1 })]);
@@ -138,7 +138,7 @@ describe('Projector', () => {
 
   it('given no fresh-store factory, when a version changed, then the projection is rebuilt in place', async () => {
     const log = purchases(6);
-    const events = InMemoryEventStoreDouble.from(log.events);
+    const events = await inMemoryStoreOf(log.events);
     const store = new SqliteReadModelStore(':memory:');
     const readModels = new ReadModels(store);
     const v1 = new Projector(events, readModels, [ordersProjection({ version: 1 })]);
@@ -155,7 +155,7 @@ describe('Projector', () => {
   });
 
   it('given a live projector, when events are appended, then it folds them and a rebuild swaps stores without losing any', async () => {
-    const events = InMemoryEventStoreDouble.from(purchases(30).events);
+    const events = await inMemoryStoreOf(purchases(30).events);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
     const projector = new Projector(events, readModels, [ordersProjection()], {
       batchSize: 8,
@@ -186,7 +186,7 @@ describe('Projector', () => {
 
   it('given a rebuild that fails part-way, then the live store stays current and serving, and the fresh one is closed', async () => {
     const log = purchases(20);
-    const events = InMemoryEventStoreDouble.from(log.events);
+    const events = await inMemoryStoreOf(log.events);
     const live = new SqliteReadModelStore(':memory:');
     const readModels = new ReadModels(live);
     let failing = false;
@@ -218,7 +218,7 @@ describe('Projector', () => {
 
     const fold = async (events: readonly StoredEvent[]) => {
       const store = new SqliteReadModelStore(':memory:');
-      const projector = new Projector(InMemoryEventStoreDouble.from(events), new ReadModels(store), [ordersProjection()], { batchSize: 7 });
+      const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [ordersProjection()], { batchSize: 7 });
       await projector.start();
       await projector.catchUp();
       const d = await digest(store, ordersProjection());

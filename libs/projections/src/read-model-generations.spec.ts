@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InMemoryEventStoreDouble, generateCustomerLog } from '@clientele/testing';
+import { inMemoryStoreOf, generateCustomerLog } from '@clientele/testing';
 import { Projector } from './projector';
 import { ProfilesProjection } from './profiles.projection';
 import { digest } from './read-model-digest';
@@ -16,7 +16,7 @@ describe('SqliteReadModelGenerations', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('given a rebuild that swapped to a new file, when the process restarts, then it opens the rebuilt file and removes the old one', async () => {
-    const events = InMemoryEventStoreDouble.from(generateCustomerLog({ seed: 2, customers: 30 }).events);
+    const events = await inMemoryStoreOf(generateCustomerLog({ seed: 2, customers: 30 }).events);
     const generations = new SqliteReadModelGenerations(dir);
     const readModels = new ReadModels(await generations.openCurrent());
     const projector = new Projector(events, readModels, [new ProfilesProjection()], {

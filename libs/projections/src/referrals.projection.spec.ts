@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { InMemoryEventStoreDouble, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
 import { Projector } from './projector';
 import { digest } from './read-model-digest';
 import { ReadModels } from './read-models';
@@ -10,7 +10,7 @@ import { SqliteReadModelStore } from './sqlite-read-model.store';
 
 async function project(events: readonly StoredEvent[], batchSize = 1000) {
   const store = new SqliteReadModelStore(':memory:');
-  const projector = new Projector(InMemoryEventStoreDouble.from(events), new ReadModels(store), [new ReferralsProjection()], { batchSize });
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ReferralsProjection()], { batchSize });
   await projector.start();
   await projector.catchUp();
   return { store, queries: new ReferralQueries(store) };

@@ -1,5 +1,6 @@
 import { GENESIS_HASH, chainHash } from '@clientele/event-store';
 import type { EventMetadata, JsonObject, StoredEvent } from '@clientele/event-store';
+import { InMemoryEventStore } from './in-memory-event-store';
 
 /**
  * Builds `StoredEvent`s the way a store would (ids, revisions per stream, global positions, the hash
@@ -70,4 +71,13 @@ function streamOf(data: JsonObject): string {
   if (typeof data.employeeId === 'string') return `employee-${data.employeeId}`;
   if (typeof data.campaignId === 'string') return `campaign-${data.campaignId}`;
   throw new Error('fixture event: data must name customerId, employeeId or campaignId, or pass streamId');
+}
+
+/** an in-memory event store holding these events at the same positions (record time is its own) */
+export async function inMemoryStoreOf(events: readonly StoredEvent[]): Promise<InMemoryEventStore> {
+  const store = new InMemoryEventStore();
+  for (const e of events) {
+    await store.appendToStream(e.streamId, [{ id: e.id, type: e.type, data: e.data, metadata: e.metadata }]);
+  }
+  return store;
 }

@@ -1,0 +1,27 @@
+import type { StoredEvent } from '@clientele/event-store';
+
+import type { CommandSink } from './command-sink';
+
+/** What the commands need from a running Clientele: a command path and the store to read history. */
+export interface Engine {
+  sink: CommandSink;
+  readStream(streamId: string): Promise<StoredEvent[]>;
+  /** the churn sweep as of a business date, when the application offers one */
+  sweepChurn?: (asOf: string) => Promise<{ examined: number; churned: number }>;
+  close(): Promise<void>;
+}
+
+/** Streams and the engine factory arrive from outside so tests can run the program in-process. */
+export interface CliContext {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  openEngine(dataDir: string): Promise<Engine>;
+}
+
+/** A refusal of the operator's input: the CLI prints the message (no stack) and exits 1. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

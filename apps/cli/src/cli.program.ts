@@ -1,0 +1,115 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
+import { UsageError, type CliContext } from './cli-context';
+import { registerAuditCommands } from './commands/audit.commands';
+import { generateFile } from './generator/generate.command';
+import { printHistory } from './history.command';
+import { importFile, type ImportOptions } from './import/import.command';
+
+const positiveInteger =
+  (name: string) =>
+  (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, found '${value}'`);
+    return Number(value);
+  };
+
+const isoDate =
+  (name: string) =>
+  (value: string): string => {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+      throw new InvalidArgumentError(`${name}: expected an ISO date (YYYY-MM-DD), found '${value}'`);
+    }
+    return value;
+  };
+
+const DATA_DIR_HELP = 'directory of the embedded SQLite store';
+const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
+
+/**
+ * Runs one CLI invocation and answers its exit code: 0 success, 1 usage or runtime error,
+ * 2 import finished with rejected lines.
+ */
+export const runCli = async (argv: readonly string[], context: CliContext): Promise<number> => {
+  let exitCode = 0;
+  const program = new Command('clientele')
+    .description('Clientele operator CLI: import, history, synthetic data, audit, export')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => context.stdout.write(text),
+      writeErr: (text) => context.stderr.write(text),
+    });
+
+  program
+    .command('import')
+    .description('import commands from a file: NDJSON command envelopes or CDNOW purchase histories')
+    .argument('<file>', 'file to import')
+    .addOption(new Option('--format <format>', 'input format').choices(['ndjson', 'cdnow']).default('ndjson'))
+    .option('--batch <n>', 'commands per batch', positiveInteger('batch'), 1000)
+    .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
+    .option('--rejects <file>', 'write every rejected line as NDJSON to this file')
+    .addOption(new Option('--same-day <policy>', 'CDNOW: rows of one customer on one day form one order (merge) or one order each (separate)').choices(['merge', 'separate']).default('merge'))
+    .option('--quiet', 'no progress output')
+    .action(async (file: string, options: ImportOptions) => {
+      exitCode = await importFile(file, options, context);
+    });
+
+  program
+    .command('history')
+    .description("print a customer's events: position, revision, type, occurredAt, recordedAt, causation")
+    .argument('<customerId>', 'customer id')
+    .option('--json', 'one JSON object per event (NDJSON)')
+    .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
+    .action(async (customerId: string, options: { json?: boolean; dataDir: string }) => {
+      exitCode = await printHistory(customerId, options, context);
+    });
+
+  program
+    .command('generate')
+    .description('write a seeded, realistic workload of command envelopes as NDJSON')
+    .requiredOption('--customers <n>', 'number of customers', positiveInteger('customers'))
+    .option('--seed <seed>', 'seed: the same seed gives the same output byte for byte', '1')
+    .option('--out <file>', 'output file (default: stdout)')
+    .option('--from <date>', 'first business day', isoDate('from'), '2024-01-01')
+    .option('--to <date>', 'last business day', isoDate('to'), '2025-12-31')
+    .option('--id-prefix <prefix>', 'prefix of generated ids, so several workloads can share a store', 'syn')
+    .option('--referral-share <share>', 'share of registrations referred by an earlier customer (0..1)', parseFloat, 0.15)
+    .action(async (options: { customers: number; seed: string; out?: string; from: string; to: string; idPrefix: string; referralShare: number }) => {
+      exitCode = await generateFile(options, context);
+    });
+
+  program
+    .command('sweep-churn')
+    .description('churn every customer without a purchase for the policy period before the given date')
+    .requiredOption('--as-of <date>', 'business date of the sweep', isoDate('as-of'))
+    .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
+    .action(async (options: { asOf: string; dataDir: string }) => {
+      const engine = await context.openEngine(options.dataDir);
+      try {
+        if (engine.sweepChurn === undefined) throw new UsageError('sweep-churn: this build of the application has no churn sweep');
+        const result = await engine.sweepChurn(`${options.asOf}T00:00:00.000Z`);
+        context.stdout.write(`sweep as of ${options.asOf}: ${result.examined} customers examined, ${result.churned} churned\n`);
+      } finally {
+        await engine.close();
+      }
+    });
+
+  registerAuditCommands(program, {
+    stdout: context.stdout,
+    stderr: context.stderr,
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 1;
+    if (error instanceof UsageError || error instanceof Error) {
+      context.stderr.write(`error: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+};

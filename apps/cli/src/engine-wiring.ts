@@ -1,0 +1,61 @@
+import 'reflect-metadata';
+
+import { NestFactory } from '@nestjs/core';
+import {
+  ChurnSweep,
+  ClienteleModule,
+  CommandService,
+  openStorage,
+  ReferralProcessRunner,
+  storageConfigFromEnv,
+  type BatchItemResult,
+} from '@clientele/application';
+
+import type { Engine } from './cli-context';
+import type { CommandEnvelope, CommandSink, ItemResult } from './command-sink';
+
+export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): ItemResult =>
+  item.ok
+    ? { ok: true, commandId: item.result.commandId, status: item.result.status, eventCount: item.result.status === 'applied' ? item.result.events.length : 0 }
+    : {
+        ok: false,
+        commandId: item.commandId ?? envelope.commandId,
+        code: item.failure.code,
+        message: item.failure.message,
+        ...(item.failure.kind === 'rule' && item.failure.field !== undefined ? { field: item.failure.field } : {}),
+      };
+
+/**
+ * Starts the command side of Clientele in this process over the embedded SQLite store, with the
+ * referral process manager running so referrals are credited as purchases arrive. `close()` lets
+ * the process manager catch up with everything imported before it stops.
+ */
+export const openEngine = async (dataDir: string): Promise<Engine> => {
+  // the engine's own storage settings (store kind, durability, master key), with --data-dir on top
+  const storage = await openStorage(storageConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: dataDir }));
+  const store = storage.store;
+  const app = await NestFactory.createApplicationContext(
+    ClienteleModule.forRoot({ store, checkpoints: storage.checkpoints }),
+    { logger: ['error', 'warn'] },
+  );
+  const commands = app.get(CommandService);
+  const sink: CommandSink = {
+    executeBatch: async (envelopes) => {
+      const results = await commands.executeBatch(envelopes);
+      return results.map((item, i) => toItemResult(envelopes[i] as CommandEnvelope, item));
+    },
+  };
+  return {
+    sink,
+    readStream: (streamId) => store.readStream(streamId),
+    sweepChurn: async (asOf) => {
+      const report = await app.get(ChurnSweep).sweepChurn(asOf);
+      return { examined: report.customers, churned: report.churned };
+    },
+    close: async () => {
+      const runner = app.get(ReferralProcessRunner);
+      if (runner.running) await runner.catchUp();
+      await app.close();
+    },
+  };
+};

@@ -1,0 +1,108 @@
+import type { ImportItem, NumberedLine } from './import-item';
+import { readCdnowCommands, splitIntoLines, type SameDayPolicy } from './cdnow.reader';
+
+async function* numbered(text: string): AsyncGenerator<NumberedLine> {
+  let line = 0;
+  for (const t of text.split('\n')) yield { line: ++line, text: t };
+}
+
+const read = async (text: string, sameDay: SameDayPolicy = 'merge'): Promise<ImportItem[]> => {
+  const items: ImportItem[] = [];
+  for await (const item of readCdnowCommands(numbered(text), { sameDay })) items.push(item);
+  return items;
+};
+
+const commands = (items: ImportItem[]) =>
+  items.flatMap((item) => (item.kind === 'command' ? [item.input as { type: string; commandId: string; data: Record<string, unknown> }] : []));
+const rejects = (items: ImportItem[]) => items.flatMap((item) => (item.kind === 'reject' ? [item] : []));
+
+describe('CDNOW reader', () => {
+  describe('splitting a row into exact lines', () => {
+    it.each([
+      [1177, 1],
+      [7700, 5],
+      [2076, 2],
+      [1000, 3],
+      [1, 4],
+      [0, 2],
+      [9999, 7],
+    ])('keeps %i cents over %i CDs exact, quantities summing to the CDs', (cents, cds) => {
+      const lines = splitIntoLines(cents, cds);
+      expect(lines.reduce((sum, l) => sum + l.quantity * l.unitPriceMinor, 0)).toBe(cents);
+      expect(lines.reduce((sum, l) => sum + l.quantity, 0)).toBe(cds);
+      expect(lines.every((l) => l.quantity > 0 && Number.isInteger(l.unitPriceMinor) && l.unitPriceMinor >= 0)).toBe(true);
+      expect(lines.length).toBe(cents % cds === 0 ? 1 : 2);
+    });
+  });
+
+  it('given the master layout with a header and CR LF, when read, then it registers each customer once and merges same-day rows', async () => {
+    const items = await read(
+      ' customer_id  date number_of_cds  dollar_value\r\n 00001 19970101  1   11.77\r\n 00002 19970112  1   12.00\r\n 00002 19970112  5   77.00\r\n 00002 19970301  3   10.00\r\n',
+    );
+    expect(rejects(items)).toEqual([]);
+    const sent = commands(items);
+    expect(sent.map((c) => c.type)).toEqual(['RegisterProspect', 'RecordPurchase', 'RegisterProspect', 'RecordPurchase', 'RecordPurchase']);
+    expect(sent[0]?.data).toEqual({ customerId: 'cdnow-1', source: 'cdnow', channel: 'web', occurredAt: '1997-01-01T00:00:00.000Z' });
+    const sameDay = sent[3]?.data as { orderId: string; lines: { quantity: number; unitPriceMinor: number }[] };
+    expect(sameDay.orderId).toBe('cdnow-2-19970112');
+    expect(sameDay.lines.reduce((s, l) => s + l.quantity * l.unitPriceMinor, 0)).toBe(1200 + 7700);
+    expect(sameDay.lines.reduce((s, l) => s + l.quantity, 0)).toBe(6);
+    const items10 = sent[4]?.data as { lines: { quantity: number; unitPriceMinor: number }[] };
+    expect(items10.lines).toEqual([
+      { sku: 'cd', category: 'music', quantity: 1, unitPriceMinor: 334, unitCostMinor: 0 },
+      { sku: 'cd', category: 'music', quantity: 2, unitPriceMinor: 333, unitCostMinor: 0 },
+    ]);
+  });
+
+  it('given same-day rows, when read with separate orders, then each row is its own order numbered within the day', async () => {
+    const sent = commands(await read(' 00002 19970112  1   12.00\n 00002 19970112  5   77.00\n'));
+    expect(sent.filter((c) => c.type === 'RecordPurchase').map((c) => c.data.orderId)).toEqual(['cdnow-2-19970112']);
+    const separate = commands(await read(' 00002 19970112  1   12.00\n 00002 19970112  5   77.00\n', 'separate'));
+    expect(separate.filter((c) => c.type === 'RecordPurchase').map((c) => c.data.orderId)).toEqual(['cdnow-2-19970112-1', 'cdnow-2-19970112-2']);
+  });
+
+  it('given the sample layout, when read, then the master id column is found and ids equal those of the master file', async () => {
+    const master = commands(await read(' 00004 19970101  2   29.33\n 00004 19970118  2   29.73\n'));
+    const sample = commands(await read(' 00004 0001 19970101  2   29.33\n 00004 0001 19970118  2   29.73\n'));
+    expect(sample).toEqual(master);
+    expect(master[0]?.data.customerId).toBe('cdnow-4');
+  });
+
+  it('given bad rows, when read, then each is rejected with its line and the field, and the rest of its order is withheld', async () => {
+    const items = await read(
+      [
+        ' 00001 19970101  1   11.77', // 1 fine
+        ' 00002 1997013x  1   12.00', // 2 bad date text
+        ' 00003 19970230  1   12.00', // 3 no such day
+        ' 00004 19970101  -2  12.00', // 4 negative CDs
+        ' 00005 19970101  2   -3.50', // 5 negative value
+        ' 00006 19970101  two 3.50', // 6 non-numeric
+        ' 00007 19970101  1   3.5.0', // 7 non-numeric value
+        ' 00008 19970101  1', // 8 missing column
+        ' 00009 19970101  1   5.00', // 9 fine, but same order as line 10
+        ' 00009 19970101  1   abc', // 10 bad value
+        ' 00010 19970105  1   5.00', // 11 fine
+        ' 00010 19970104  1   5.00', // 12 goes back in time
+      ].join('\n'),
+    );
+    const refused = rejects(items).sort((a, b) => a.line - b.line);
+    expect(refused.map((r) => r.line)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 12]);
+    const reason = (line: number) => refused.find((r) => r.line === line)?.reason ?? '';
+    expect(reason(2)).toMatch(/^date: expected a calendar date as YYYYMMDD/);
+    expect(reason(3)).toMatch(/^date: /);
+    expect(reason(4)).toMatch(/^number_of_cds: .*negative/);
+    expect(reason(5)).toMatch(/^dollar_value: .*negative/);
+    expect(reason(6)).toMatch(/^number_of_cds: expected a positive integer, found 'two'/);
+    expect(reason(7)).toMatch(/^dollar_value: expected dollars/);
+    expect(reason(8)).toMatch(/^expected 4 columns, found 3/);
+    expect(reason(9)).toBe('order withheld: line 10 of the same customer and day was rejected');
+    expect(reason(12)).toMatch(/must be in date order/);
+    const customers = commands(items).filter((c) => c.type === 'RegisterProspect').map((c) => c.data.customerId);
+    expect(customers).toEqual(['cdnow-1', 'cdnow-10']);
+  });
+
+  it('given the same rows twice, when read, then the command ids are the same (a re-import is recognisable)', async () => {
+    const text = ' 00001 19970101  1   11.77\n 00001 19970201  2   20.00\n';
+    expect(commands(await read(text)).map((c) => c.commandId)).toEqual(commands(await read(text)).map((c) => c.commandId));
+  });
+});

@@ -1,0 +1,235 @@
+import type { CommandEnvelope } from '../command-sink';
+import { deterministicId } from '@clientele/generator';
+import type { ImportItem, NumberedLine } from './import-item';
+
+/**
+ * CDNOW purchase histories (see docs/cli.md, "CDNOW mapping").
+ *
+ * - `merge` (default): the rows of one customer on one day are one order with one line per row, as
+ *   the repeat-buying literature treats them; orderId `cdnow-<id>-<YYYYMMDD>`.
+ * - `separate`: every row is its own order; orderId `cdnow-<id>-<YYYYMMDD>-<k>`, k counting the
+ *   rows of that customer and day from 1.
+ *
+ * Each customer's first row also yields a `RegisterProspect` (source `cdnow`), so acquisition is
+ * known rather than implicit. Ids derive from the data only, never from line numbers, so the master
+ * file and the 1/10 sample map the same customer to the same commands.
+ */
+export type SameDayPolicy = 'merge' | 'separate';
+
+export interface CdnowOptions {
+  sameDay: SameDayPolicy;
+}
+
+interface Layout {
+  columns: number;
+  id: number;
+  date: number;
+  cds: number;
+  value: number;
+}
+
+interface Row {
+  line: number;
+  customerId: string;
+  date: string;
+  occurredAt: string;
+  cds: number;
+  cents: number;
+}
+
+export interface CdnowLine {
+  sku: 'cd';
+  category: 'music';
+  quantity: number;
+  unitPriceMinor: number;
+  unitCostMinor: number;
+}
+
+const MASTER: Layout = { columns: 4, id: 0, date: 1, cds: 2, value: 3 };
+
+/**
+ * The sample file has two id columns. Its README lists the sample id first, but the file holds the
+ * master id (zero-padded to 5 digits for 23,570 customers) first and the sample id (4 digits) second;
+ * the wider column is the master id, and the README order decides only when widths tie.
+ */
+const sampleLayout = (first: string, second: string): Layout =>
+  first.length > second.length
+    ? { columns: 5, id: 0, date: 2, cds: 3, value: 4 }
+    : { columns: 5, id: 1, date: 2, cds: 3, value: 4 };
+
+/**
+ * Exact split of `cents` over `quantity` CDs: `r` CDs at `q + 1` and the rest at `q`, where
+ * cents = q * quantity + r. The order total equals the dollar value to the cent and the quantity is
+ * kept; one line when the value divides evenly.
+ */
+export const splitIntoLines = (cents: number, quantity: number): CdnowLine[] => {
+  const q = Math.floor(cents / quantity);
+  const r = cents - q * quantity;
+  const line = (n: number, price: number): CdnowLine => ({
+    sku: 'cd',
+    category: 'music',
+    quantity: n,
+    unitPriceMinor: price,
+    // CDNOW records no cost: margin figures of imported orders equal their revenue
+    unitCostMinor: 0,
+  });
+  if (r === 0) return [line(quantity, q)];
+  const lines = [line(r, q + 1)];
+  if (quantity - r > 0) lines.push(line(quantity - r, q));
+  return lines;
+};
+
+const parseDate = (text: string): string | undefined => {
+  if (!/^\d{8}$/.test(text)) return undefined;
+  const y = Number(text.slice(0, 4));
+  const m = Number(text.slice(4, 6));
+  const d = Number(text.slice(6, 8));
+  const at = new Date(Date.UTC(y, m - 1, d));
+  if (at.getUTCFullYear() !== y || at.getUTCMonth() !== m - 1 || at.getUTCDate() !== d) return undefined;
+  return at.toISOString();
+};
+
+type Parsed = { ok: true; row: Row } | { ok: false; reason: string; customerId?: string; date?: string };
+
+const parseRow = (line: number, tokens: string[], layout: Layout): Parsed => {
+  if (tokens.length !== layout.columns) {
+    return { ok: false, reason: `expected ${layout.columns} columns, found ${tokens.length}` };
+  }
+  const rawId = tokens[layout.id] ?? '';
+  const rawDate = tokens[layout.date] ?? '';
+  const rawCds = tokens[layout.cds] ?? '';
+  const rawValue = tokens[layout.value] ?? '';
+  if (!/^\d+$/.test(rawId)) return { ok: false, reason: `customer_id: expected digits, found '${rawId}'` };
+  const customerId = `cdnow-${BigInt(rawId).toString()}`;
+  const occurredAt = parseDate(rawDate);
+  if (occurredAt === undefined) {
+    return { ok: false, customerId, reason: `date: expected a calendar date as YYYYMMDD, found '${rawDate}'` };
+  }
+  const keyed = { customerId, date: rawDate };
+  if (/^-\d+$/.test(rawCds)) {
+    return { ok: false, ...keyed, reason: `number_of_cds: expected a positive integer, found negative '${rawCds}'` };
+  }
+  if (!/^\d+$/.test(rawCds) || Number(rawCds) === 0 || !Number.isSafeInteger(Number(rawCds))) {
+    return { ok: false, ...keyed, reason: `number_of_cds: expected a positive integer, found '${rawCds}'` };
+  }
+  if (/^-\d+(\.\d+)?$/.test(rawValue)) {
+    return { ok: false, ...keyed, reason: `dollar_value: expected a non-negative amount, found negative '${rawValue}'` };
+  }
+  const money = /^(\d+)(?:\.(\d{1,2}))?$/.exec(rawValue);
+  if (money === null) {
+    return { ok: false, ...keyed, reason: `dollar_value: expected dollars with at most two decimals, found '${rawValue}'` };
+  }
+  const cents = Number(money[1]) * 100 + Number((money[2] ?? '').padEnd(2, '0'));
+  if (!Number.isSafeInteger(cents)) return { ok: false, ...keyed, reason: `dollar_value: '${rawValue}' is too large` };
+  return { ok: true, row: { line, customerId, date: rawDate, occurredAt, cds: Number(rawCds), cents } };
+};
+
+const registerCommand = (row: Row): CommandEnvelope => ({
+  type: 'RegisterProspect',
+  commandId: deterministicId(`cdnow:RegisterProspect:${row.customerId}`),
+  data: { customerId: row.customerId, source: 'cdnow', channel: 'web', occurredAt: row.occurredAt },
+});
+
+const purchaseCommand = (orderId: string, rows: readonly Row[]): CommandEnvelope => {
+  const first = rows[0] as Row;
+  return {
+    type: 'RecordPurchase',
+    commandId: deterministicId(`cdnow:RecordPurchase:${orderId}`),
+    data: {
+      customerId: first.customerId,
+      orderId,
+      lines: rows.flatMap((row) => splitIntoLines(row.cents, row.cds)),
+      channel: 'web',
+      occurredAt: first.occurredAt,
+    },
+  };
+};
+
+/**
+ * Streams CDNOW rows into commands with memory bounded by one customer-day. Input must be grouped
+ * by customer and in date order within a customer, as CDNOW's files are; a row whose date goes back
+ * for the same customer is refused rather than silently forming a second order.
+ */
+export async function* readCdnowCommands(
+  lines: AsyncIterable<NumberedLine>,
+  options: CdnowOptions,
+): AsyncGenerator<ImportItem> {
+  let layout: Layout | undefined;
+  let sawContent = false;
+  let registered: string | undefined;
+  let group: Row[] = [];
+  let groupRejects: { line: number; reason: string }[] = [];
+  let last: { customerId: string; date: string } | undefined;
+
+  function* flush(): Generator<ImportItem> {
+    const first = group[0];
+    if (first !== undefined && groupRejects.length > 0) {
+      const cause = groupRejects[0] as { line: number };
+      for (const row of group) {
+        yield { kind: 'reject', line: row.line, reason: `order withheld: line ${cause.line} of the same customer and day was rejected` };
+      }
+    } else if (first !== undefined) {
+      if (registered !== first.customerId) {
+        registered = first.customerId;
+        yield { kind: 'command', line: first.line, input: registerCommand(first) };
+      }
+      if (options.sameDay === 'merge') {
+        yield { kind: 'command', line: first.line, input: purchaseCommand(`${first.customerId}-${first.date}`, group) };
+      } else {
+        let k = 0;
+        for (const row of group) {
+          k += 1;
+          yield { kind: 'command', line: row.line, input: purchaseCommand(`${row.customerId}-${row.date}-${k}`, [row]) };
+        }
+      }
+    }
+    for (const rejected of groupRejects) yield { kind: 'reject', ...rejected };
+    group = [];
+    groupRejects = [];
+  }
+
+  for await (const { line, text } of lines) {
+    const trimmed = text.trim();
+    if (trimmed === '') continue;
+    const tokens = trimmed.split(/\s+/);
+    if (layout === undefined) {
+      if (!sawContent && /^[A-Za-z_]/.test(trimmed)) {
+        sawContent = true;
+        continue; // the optional header line
+      }
+      sawContent = true;
+      if (tokens.length === 4) layout = MASTER;
+      else if (tokens.length === 5) layout = sampleLayout(tokens[0] ?? '', tokens[1] ?? '');
+      else {
+        yield {
+          kind: 'reject',
+          line,
+          reason: `expected 4 columns (customer_id date number_of_cds dollar_value) or 5 (with a sample id), found ${tokens.length}`,
+        };
+        continue;
+      }
+    }
+    const parsed = parseRow(line, tokens, layout);
+    const key: { customerId: string; date: string } | undefined = parsed.ok
+      ? parsed.row
+      : parsed.customerId !== undefined && parsed.date !== undefined
+        ? { customerId: parsed.customerId, date: parsed.date }
+        : undefined;
+    if (key === undefined) {
+      // no customer and day to attach it to: refused on its own
+      yield { kind: 'reject', line, reason: parsed.ok ? '' : parsed.reason };
+      continue;
+    }
+    if (last !== undefined && last.customerId === key.customerId && key.date < last.date) {
+      yield { kind: 'reject', line, reason: `date: rows of ${key.customerId} must be in date order, ${key.date} follows ${last.date}` };
+      continue;
+    }
+    if (last === undefined || last.customerId !== key.customerId || last.date !== key.date) {
+      yield* flush();
+      last = { customerId: key.customerId, date: key.date };
+    }
+    if (parsed.ok) group.push(parsed.row);
+    else groupRejects.push({ line, reason: parsed.reason });
+  }
+  yield* flush();
+}

@@ -1,0 +1,72 @@
+import { createWriteStream, statSync } from 'node:fs';
+
+import { validateCommandEnvelope } from '@clientele/contracts';
+
+import { UsageError, type CliContext } from '../cli-context';
+import type { EnvelopeValidator } from '../command-sink';
+import { createProgress, silentProgress } from '../progress';
+import { readCdnowCommands, type SameDayPolicy } from './cdnow.reader';
+import { openLines } from './import-item';
+import { runImport, type ImportSummary, type RejectedLine } from './import.runner';
+import { readNdjsonCommands } from './ndjson.reader';
+
+export interface ImportOptions {
+  format: 'ndjson' | 'cdnow';
+  batch: number;
+  dataDir: string;
+  rejects?: string;
+  sameDay: SameDayPolicy;
+  quiet?: boolean;
+}
+
+/** How many refusals are printed to stderr; the `--rejects` file has them all. */
+const PRINTED_REJECTS = 50;
+
+const validate: EnvelopeValidator = (input) => validateCommandEnvelope(input);
+
+/** Exit code 2 when any line was refused, 0 otherwise. */
+export const importFile = async (file: string, options: ImportOptions, context: CliContext): Promise<number> => {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    throw new UsageError(`file: cannot read '${file}'`);
+  }
+  const engine = await context.openEngine(options.dataDir);
+  const rejectsOut = options.rejects === undefined ? undefined : createWriteStream(options.rejects, { encoding: 'utf8' });
+  const lines = openLines(file);
+  const items = options.format === 'cdnow' ? readCdnowCommands(lines, { sameDay: options.sameDay }) : readNdjsonCommands(lines);
+  const progress = options.quiet ? silentProgress : createProgress({ total: size, stream: context.stderr });
+  const printed: RejectedLine[] = [];
+  const startedAt = Date.now();
+  let summary: ImportSummary;
+  try {
+    summary = await runImport(items, {
+      sink: engine.sink,
+      validate,
+      batchSize: options.batch,
+      onReject: (rejected) => {
+        if (printed.length < PRINTED_REJECTS) printed.push(rejected);
+        rejectsOut?.write(`${JSON.stringify(rejected)}\n`);
+      },
+      onProgress: (s) => progress.update({ done: lines.stream.bytesRead, lines: s.lines, rejected: s.rejected }),
+    });
+    progress.stop({ done: size, lines: summary.lines, rejected: summary.rejected });
+  } finally {
+    lines.stream.destroy();
+    await engine.close();
+    if (rejectsOut !== undefined) await new Promise<void>((resolve) => rejectsOut.end(resolve));
+  }
+  const seconds = (Date.now() - startedAt) / 1000;
+  for (const rejected of printed) {
+    context.stderr.write(`line ${rejected.line}: ${rejected.stage}: ${rejected.reason}\n`);
+  }
+  if (summary.rejected > printed.length) {
+    context.stderr.write(`… and ${summary.rejected - printed.length} more rejected lines${options.rejects ? ` (all in ${options.rejects})` : ' (use --rejects <file> for all)'}\n`);
+  }
+  context.stderr.write(
+    `imported ${file}: ${summary.lines} lines, ${summary.sent} commands sent, ${summary.stored} stored (${summary.events} events), ` +
+      `${summary.duplicates} already stored, ${summary.noOps} with nothing to record, ${summary.rejected} rejected, ${seconds.toFixed(1)}s\n`,
+  );
+  return summary.rejected > 0 ? 2 : 0;
+};

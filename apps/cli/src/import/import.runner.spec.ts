@@ -1,0 +1,91 @@
+import { validateCommandEnvelope } from '@clientele/contracts';
+
+import type { CommandEnvelope, CommandSink, ItemResult } from '../command-sink';
+import type { NumberedLine } from './import-item';
+import { runImport, type RejectedLine } from './import.runner';
+import { readNdjsonCommands } from './ndjson.reader';
+
+/** Remembers command ids like the store does and refuses self-referrals like the domain does. */
+class RecordingSink implements CommandSink {
+  readonly batches: CommandEnvelope[][] = [];
+  private readonly seen = new Set<string>();
+
+  async executeBatch(envelopes: readonly CommandEnvelope[]): Promise<ItemResult[]> {
+    this.batches.push([...envelopes]);
+    return envelopes.map((envelope) => {
+      const data = envelope.data as { customerId?: string; referredBy?: string };
+      if (data.referredBy !== undefined && data.referredBy === data.customerId) {
+        return { ok: false, commandId: envelope.commandId, code: 'self_referral', message: 'a customer cannot refer themselves', field: 'data.referredBy' };
+      }
+      const duplicate = this.seen.has(envelope.commandId);
+      this.seen.add(envelope.commandId);
+      return { ok: true, commandId: envelope.commandId, status: duplicate ? 'duplicate' : 'applied', eventCount: duplicate ? 0 : 1 };
+    });
+  }
+}
+
+async function* numbered(lines: string[]): AsyncGenerator<NumberedLine> {
+  let line = 0;
+  for (const text of lines) yield { line: ++line, text };
+}
+
+const register = (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ type: 'RegisterProspect', commandId: `cmd-${id}`, data: { customerId: id, source: 'web', occurredAt: '2025-01-01T10:00:00Z', ...extra } });
+
+const FILE = [
+  register('a'), // 1
+  '{"type": "RegisterProspect", ', // 2 broken JSON
+  '', // 3 blank: ignored
+  register('b', { occurredAt: 'yesterday' }), // 4 bad date
+  JSON.stringify({ type: 'Teleport', commandId: 'cmd-x', data: {} }), // 5 unknown type
+  register('c'), // 6
+  register('d', { referredBy: 'd' }), // 7 refused by the domain
+  register('e'), // 8
+];
+
+const importLines = async (lines: string[], sink: CommandSink, batchSize = 2) => {
+  const rejected: RejectedLine[] = [];
+  const summary = await runImport(readNdjsonCommands(numbered(lines)), {
+    sink,
+    validate: validateCommandEnvelope,
+    batchSize,
+    onReject: (r) => rejected.push(r),
+  });
+  return { summary, rejected };
+};
+
+describe('import of NDJSON command envelopes', () => {
+  it('given bad lines, when imported, then only valid lines are sent, in batches, and every refusal names its line and reason', async () => {
+    const sink = new RecordingSink();
+    const { summary, rejected } = await importLines(FILE, sink);
+
+    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a', 'cmd-c'], ['cmd-d', 'cmd-e']]);
+    expect(rejected.map((r) => [r.line, r.stage])).toEqual([
+      [2, 'parse'],
+      [4, 'validation'],
+      [5, 'validation'],
+      [7, 'domain'],
+    ]);
+    expect(rejected[0]?.reason).toMatch(/^not valid JSON/);
+    expect(rejected[1]?.errors).toEqual([{ field: 'data.occurredAt', expected: expect.any(String) }]);
+    expect(rejected[2]?.reason).toMatch(/^type: expected/);
+    expect(rejected[3]).toMatchObject({ code: 'self_referral', reason: 'data.referredBy: a customer cannot refer themselves', commandId: 'cmd-d' });
+    expect(summary).toEqual({ lines: 8, sent: 4, stored: 3, duplicates: 0, noOps: 0, events: 3, rejected: 4 });
+  });
+
+  it('given a file already imported, when imported again, then everything is answered as already stored', async () => {
+    const sink = new RecordingSink();
+    await importLines(FILE, sink);
+    const { summary } = await importLines(FILE, sink, 1000);
+    expect(summary).toMatchObject({ sent: 4, stored: 0, duplicates: 3, events: 0 });
+  });
+
+  it('given a sink that loses an answer, then the import stops rather than misreporting', async () => {
+    const lossy: CommandSink = { executeBatch: async () => [] };
+    await expect(importLines([register('a')], lossy)).rejects.toThrow(/answered 0 results for 1 commands/);
+  });
+
+  it('given a nonsense batch size, then it names the option', async () => {
+    await expect(importLines([register('a')], new RecordingSink(), 0)).rejects.toThrow(/^batch size: expected a positive integer/);
+  });
+});

@@ -1,0 +1,106 @@
+import type { CommandEnvelope, CommandSink, EnvelopeValidator, FieldError } from '../command-sink';
+import type { ImportItem } from './import-item';
+
+/** A refused line: at parsing, at the edge validator, or by the domain once sent. */
+export interface RejectedLine {
+  line: number;
+  stage: 'parse' | 'validation' | 'domain';
+  reason: string;
+  commandId?: string;
+  code?: string;
+  errors?: FieldError[];
+}
+
+export interface ImportSummary {
+  /** last input line read */
+  lines: number;
+  /** valid commands sent to the sink */
+  sent: number;
+  /** commands stored for the first time */
+  stored: number;
+  /** commands the store already had (a re-run): answered, nothing written */
+  duplicates: number;
+  /** commands accepted with nothing to record (an order already recorded under another command id) */
+  noOps: number;
+  /** events appended by the commands stored for the first time */
+  events: number;
+  rejected: number;
+}
+
+export interface ImportDependencies {
+  sink: CommandSink;
+  validate: EnvelopeValidator;
+  batchSize: number;
+  onReject: (rejected: RejectedLine) => void;
+  /** called after every batch and every refused line */
+  onProgress?: (summary: Readonly<ImportSummary>) => void;
+}
+
+const describeErrors = (errors: readonly FieldError[]): string =>
+  errors.map((error) => `${error.field}: expected ${error.expected}`).join('; ');
+
+/**
+ * Validates each item at the edge and sends the valid ones in batches. Memory is bounded by one
+ * batch: refusals leave through `onReject` as they happen instead of piling up.
+ */
+export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDependencies): Promise<ImportSummary> => {
+  if (!Number.isInteger(deps.batchSize) || deps.batchSize < 1) {
+    throw new Error(`batch size: expected a positive integer, found ${deps.batchSize}`);
+  }
+  const summary: ImportSummary = { lines: 0, sent: 0, stored: 0, duplicates: 0, noOps: 0, events: 0, rejected: 0 };
+  let batch: { line: number; envelope: CommandEnvelope }[] = [];
+
+  const reject = (rejected: RejectedLine): void => {
+    summary.rejected += 1;
+    deps.onReject(rejected);
+  };
+
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const sending = batch;
+    batch = [];
+    const results = await deps.sink.executeBatch(sending.map((item) => item.envelope));
+    if (results.length !== sending.length) {
+      throw new Error(`the command service answered ${results.length} results for ${sending.length} commands`);
+    }
+    results.forEach((result, index) => {
+      const { line } = sending[index] as { line: number };
+      if (result.ok) {
+        if (result.status === 'duplicate') summary.duplicates += 1;
+        else if (result.status === 'no_op') summary.noOps += 1;
+        else {
+          summary.stored += 1;
+          summary.events += result.eventCount;
+        }
+      } else {
+        reject({
+          line,
+          stage: 'domain',
+          commandId: result.commandId,
+          code: result.code,
+          reason: result.field === undefined ? result.message : `${result.field}: ${result.message}`,
+        });
+      }
+    });
+    deps.onProgress?.(summary);
+  };
+
+  for await (const item of items) {
+    summary.lines = Math.max(summary.lines, item.line);
+    if (item.kind === 'reject') {
+      reject({ line: item.line, stage: 'parse', reason: item.reason, ...(item.errors ? { errors: item.errors } : {}) });
+      continue;
+    }
+    const validation = deps.validate(item.input);
+    if (!validation.ok) {
+      reject({ line: item.line, stage: 'validation', reason: describeErrors(validation.errors), errors: validation.errors });
+      continue;
+    }
+    batch.push({ line: item.line, envelope: validation.command });
+    summary.sent += 1;
+    if (batch.length >= deps.batchSize) await flush();
+  }
+  await flush();
+  deps.onProgress?.(summary);
+  return summary;
+};

@@ -1,0 +1,80 @@
+import { NestFactory } from '@nestjs/core';
+import type { ModuleMetadata } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { openStorage, type OpenedStorage } from '@clientele/application';
+import type { EngineConfig } from './engine.config';
+import { EngineLogger } from './engine.logger';
+import { EngineModule } from './engine.module';
+import { problem, sendProblem } from './problem-details';
+
+export interface BootstrapOptions {
+  /** more modules to compose into the engine (projections, Kafka relay, ingest) */
+  imports?: ModuleMetadata['imports'];
+  logger?: EngineLogger;
+  /** an already opened storage (tests, demo seeding); default: opened from `config.storage` */
+  storage?: OpenedStorage;
+}
+
+/**
+ * Builds the engine application, initialised but not listening: `main.ts` calls `listen`, tests
+ * hand it to supertest, and the demo bootstrap can seed data first.
+ */
+export async function bootstrapEngine(config: EngineConfig, options: BootstrapOptions = {}): Promise<NestExpressApplication> {
+  const logger = options.logger ?? new EngineLogger({ level: config.logLevel, json: config.jsonLogs });
+  const storage = options.storage ?? (await openStorage(config.storage));
+  const app = await NestFactory.create<NestExpressApplication>(EngineModule.forRoot(config, storage, options.imports), {
+    bodyParser: false,
+    logger,
+    bufferLogs: false,
+  });
+  app.disable('x-powered-by');
+  const batchBody = jsonBody(config.maxBatchBodyBytes);
+  const singleBody = jsonBody(config.maxBodyBytes);
+  // Batches may be large; everything else stays small so one request cannot hold much memory.
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    (req.path === '/commands/batch' ? batchBody : singleBody)(req, res, next),
+  );
+  app.enableShutdownHooks();
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Clientele engine')
+      .setDescription('Commands in (idempotent by commandId), customer state and history out. Errors are RFC 9457 problem details.')
+      .setVersion('1')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+
+  await app.init();
+  return app;
+}
+
+/**
+ * JSON bodies with a size limit, answering malformed or oversized bodies as problem details (the
+ * parser runs before Nest's routing, so Nest's exception filter never sees its errors).
+ */
+function jsonBody(limit: number) {
+  const parse = express.json({ limit, strict: false, type: ['application/json', 'application/*+json'] });
+  return (req: Request, res: Response, next: NextFunction): void => {
+    parse(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) return next();
+      const e = error as { type?: string; status?: number; message?: string };
+      if (e.type === 'entity.too.large') {
+        return sendProblem(res, problem(413, 'payload_too_large', 'Payload too large', `the body is larger than ${limit} bytes`));
+      }
+      if (e.type === 'entity.parse.failed') {
+        return sendProblem(
+          res,
+          problem(400, 'malformed_json', 'Malformed JSON', `the body is not valid JSON: ${e.message ?? 'parse error'}`, {
+            errors: [{ field: '', expected: 'a valid JSON document' }],
+          }),
+        );
+      }
+      const status = e.status && e.status >= 400 && e.status < 500 ? e.status : 400;
+      return sendProblem(res, problem(status, 'unreadable_body', 'Unreadable body', e.message ?? 'the body could not be read'));
+    });
+  };
+}

@@ -1,0 +1,118 @@
+import { Body, Controller, HttpCode, HttpException, Inject, Post, Res } from '@nestjs/common';
+import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { EXTERNAL_COMMAND_TYPES } from '@clientele/contracts';
+import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from '@clientele/application';
+import { problem, problemForFailure, type ProblemDetails } from './problem-details';
+import { ENGINE_CONFIG } from './engine.tokens';
+import type { EngineConfig } from './engine.config';
+
+const envelopeSchema = {
+  type: 'object',
+  required: ['type', 'commandId', 'data'],
+  additionalProperties: false,
+  properties: {
+    type: { type: 'string', enum: [...EXTERNAL_COMMAND_TYPES] },
+    commandId: { type: 'string', description: 'idempotency key: the same id twice stores the events once' },
+    correlationId: { type: 'string', description: 'defaults to commandId' },
+    data: { type: 'object', description: 'fields of the command type; see docs/engine.md', additionalProperties: true },
+  },
+  example: {
+    type: 'RecordPurchase',
+    commandId: 'order-1001',
+    data: {
+      customerId: 'ann',
+      orderId: '1001',
+      occurredAt: '2026-01-31T10:00:00.000Z',
+      lines: [{ sku: 'BOOK-1', category: 'books', quantity: 1, unitPriceMinor: 1500, unitCostMinor: 900 }],
+    },
+  },
+};
+
+export type BatchItemAnswer =
+  | { index: number; status: 200 | 201; result: CommandResult }
+  | { index: number; status: number; commandId?: string; problem: ProblemDetails };
+
+@ApiTags('commands')
+@Controller()
+export class CommandsController {
+  constructor(
+    private readonly commands: CommandService,
+    private readonly sweep: ChurnSweep,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
+
+  @Post('commands')
+  @ApiOperation({ summary: 'Execute one command (idempotent by commandId)' })
+  @ApiBody({ schema: envelopeSchema })
+  @ApiResponse({ status: 201, description: 'events stored' })
+  @ApiResponse({ status: 200, description: 'already stored under this commandId (duplicate), or nothing to record (no_op)' })
+  @ApiResponse({ status: 400, description: 'invalid command: problem details with errors[{ field, expected }]' })
+  @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused' })
+  @ApiResponse({ status: 413, description: 'body larger than the limit' })
+  @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it' })
+  async execute(@Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<CommandResult> {
+    const result = await this.commands.execute(body);
+    res.status(result.status === 'applied' ? 201 : 200);
+    return result;
+  }
+
+  @Post('commands/batch')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Execute many commands; each is answered at its index with its own status' })
+  @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
+  async executeBatch(@Body() body: unknown): Promise<{ results: BatchItemAnswer[] }> {
+    const commands = batchOf(body, this.config.maxBatchItems);
+    const results = await this.commands.executeBatch(commands);
+    return {
+      results: results.map((item): BatchItemAnswer => {
+        if (item.ok) return { index: item.index, status: item.result.status === 'applied' ? 201 : 200, result: item.result };
+        const p = problemForFailure(item.failure);
+        return { index: item.index, status: p.status, ...(item.commandId ? { commandId: item.commandId } : {}), problem: p };
+      }),
+    };
+  }
+
+  @Post('sweeps/churn')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Churn every customer without a purchase for churnAfterDays before asOf (idempotent per asOf)' })
+  @ApiBody({ schema: { type: 'object', required: ['asOf'], properties: { asOf: { type: 'string', format: 'date-time' } } } })
+  async sweepChurn(@Body() body: unknown): Promise<SweepReport> {
+    const { asOf, ...rest } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) {
+      throw new HttpException(
+        problem(400, 'invalid_request', 'Invalid request', 'unknown fields', {
+          errors: unknown.map((field) => ({ field, expected: 'no such field (remove it)' })),
+        }),
+        400,
+      );
+    }
+    return this.sweep.sweepChurn(asOf as string);
+  }
+}
+
+function batchOf(body: unknown, max: number): unknown[] {
+  const expected = `an array of at most ${max} command envelopes`;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpException(problem(400, 'invalid_request', 'Invalid request', 'the body must be { "commands": [...] }', {
+      errors: [{ field: '', expected: 'a JSON object { "commands": [...] }' }],
+    }), 400);
+  }
+  const { commands, ...rest } = body as Record<string, unknown>;
+  const errors = Object.keys(rest).map((field) => ({ field, expected: 'no such field (remove it)' }));
+  if (!Array.isArray(commands)) errors.push({ field: 'commands', expected });
+  if (errors.length > 0) {
+    throw new HttpException(problem(400, 'invalid_request', 'Invalid request', 'the body must be { "commands": [...] }', { errors }), 400);
+  }
+  const items = commands as unknown[];
+  if (items.length > max) {
+    throw new HttpException(
+      problem(413, 'batch_too_large', 'Batch too large', `a batch holds at most ${max} commands, got ${items.length}; split it`, {
+        errors: [{ field: 'commands', expected }],
+      }),
+      413,
+    );
+  }
+  return items;
+}

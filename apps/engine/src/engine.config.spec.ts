@@ -1,0 +1,46 @@
+import { ConfigError, loadEngineConfig } from './engine.config';
+
+describe('loadEngineConfig', () => {
+  it('given no variables, then the documented defaults apply', () => {
+    const config = loadEngineConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      store: 'sqlite',
+      durability: 'full',
+      processManager: true,
+      batchConcurrency: 64,
+      maxBatchItems: 5000,
+      maxBodyBytes: 262144,
+      maxBatchBodyBytes: 10485760,
+      policy: { repeatPurchaseThreshold: 2, advocateMinConvertedReferrals: 1, promoterMinScore: 9, churnAfterDays: 180 },
+      jsonLogs: false,
+    });
+    expect(config.dataDir.endsWith('/data')).toBe(true);
+  });
+
+  it('given policy thresholds and switches, then they are read', () => {
+    const config = loadEngineConfig({
+      NODE_ENV: 'production',
+      CLIENTELE_REPEAT_PURCHASE_THRESHOLD: '3',
+      CLIENTELE_CHURN_AFTER_DAYS: '90',
+      CLIENTELE_DURABILITY: 'normal',
+      CLIENTELE_PROCESS_MANAGER: 'off',
+    });
+    expect(config).toMatchObject({ durability: 'normal', processManager: false, jsonLogs: true });
+    expect(config.policy).toMatchObject({ repeatPurchaseThreshold: 3, churnAfterDays: 90 });
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['CLIENTELE_STORE', 'mongodb'],
+    ['CLIENTELE_DURABILITY', 'sometimes'],
+    ['CLIENTELE_REPEAT_PURCHASE_THRESHOLD', '0'],
+    ['CLIENTELE_PROMOTER_MIN_SCORE', '11'],
+    ['CLIENTELE_CHURN_AFTER_DAYS', '-5'],
+    ['CLIENTELE_PROCESS_MANAGER', 'maybe'],
+  ])('given %s=%s, then start-up fails naming the variable', (name, value) => {
+    expect(() => loadEngineConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadEngineConfig({ [name]: value })).toThrow(new RegExp(`^${name}: expected .*got "${value}"`));
+  });
+});

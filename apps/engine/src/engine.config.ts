@@ -1,0 +1,127 @@
+import { resolve } from 'node:path';
+import { storageConfigFromEnv, type StorageConfig } from '@clientele/application';
+import { messagingRolesFromEnv } from '@clientele/messaging';
+import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
+
+/**
+ * Engine configuration, from environment variables with documented defaults (docs/engine.md).
+ * Validated once at start: a bad value stops the engine with a message naming the variable.
+ */
+export interface EngineConfig {
+  port: number;
+  dataDir: string;
+  store: 'sqlite' | 'postgres' | 'eventstoredb';
+  durability: 'full' | 'normal';
+  /** where the log, customer keys and checkpoints live (shared with the CLI) */
+  storage: StorageConfig;
+  policy: LifecyclePolicy;
+  /** what this process does: serve HTTP, run projections, relay events to Kafka, ingest commands from Kafka */
+  roles: { http: boolean; projector: boolean; relay: boolean; ingest: boolean };
+  /** run the referral process manager in this process */
+  processManager: boolean;
+  batchConcurrency: number;
+  maxBatchItems: number;
+  /** body limits in bytes */
+  maxBodyBytes: number;
+  maxBatchBodyBytes: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** one JSON object per log line (production) or readable lines (development) */
+  jsonLogs: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    expected: string,
+    actual: string,
+  ) {
+    super(`${variable}: expected ${expected}, got ${JSON.stringify(actual)}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, `an integer from ${min} to ${max}`, raw);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(values as readonly string[]).includes(raw)) throw new ConfigError(name, `one of ${values.join(', ')}`, raw);
+  return raw as T;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'on', 'yes'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'off', 'no'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(name, 'true or false (also 1/0, on/off, yes/no)', raw);
+}
+
+function storageFromEnv(env: Env): StorageConfig {
+  try {
+    return storageConfigFromEnv(env);
+  } catch (error) {
+    const message = (error as Error).message;
+    const variable = /^([A-Z_]+):/.exec(message)?.[1] ?? 'CLIENTELE_STORE';
+    throw new ConfigError(variable, message.slice(variable.length + 1).trim(), env[variable] ?? '');
+  }
+}
+
+/**
+ * `CLIENTELE_ROLES` (comma separated: http, projector, relay, ingest) picks what this process runs;
+ * unset, it serves HTTP and runs the projections, plus relay and ingest when `CLIENTELE_KAFKA=on`.
+ */
+function rolesFromEnv(env: Env): EngineConfig['roles'] {
+  let kafka: { relay: boolean; ingest: boolean };
+  try {
+    kafka = messagingRolesFromEnv(env);
+  } catch (error) {
+    const message = (error as Error).message;
+    const variable = message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES';
+    throw new ConfigError(variable, message.slice(message.indexOf(':') + 1).trim(), env[variable] ?? '');
+  }
+  const listed = env.CLIENTELE_ROLES?.trim();
+  const names = listed ? listed.split(',').map((r) => r.trim().toLowerCase()) : ['http', 'projector'];
+  return { http: names.includes('http'), projector: names.includes('projector'), ...kafka };
+}
+
+export function loadEngineConfig(env: Env = process.env): EngineConfig {
+  const production = env.NODE_ENV === 'production';
+  return {
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    dataDir: resolve(env.CLIENTELE_DATA_DIR || './data'),
+    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite'),
+    durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
+    storage: storageFromEnv(env),
+    roles: rolesFromEnv(env),
+    // lifecyclePolicy re-checks the thresholds with the domain's own rules.
+    policy: lifecyclePolicy({
+      repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 1),
+      advocateMinConvertedReferrals: integer(
+        env,
+        'CLIENTELE_ADVOCATE_MIN_CONVERTED_REFERRALS',
+        defaultPolicy.advocateMinConvertedReferrals,
+        1,
+      ),
+      promoterMinScore: integer(env, 'CLIENTELE_PROMOTER_MIN_SCORE', defaultPolicy.promoterMinScore, 0, 10),
+      churnAfterDays: integer(env, 'CLIENTELE_CHURN_AFTER_DAYS', defaultPolicy.churnAfterDays, 1),
+    }),
+    processManager: flag(env, 'CLIENTELE_PROCESS_MANAGER', true),
+    batchConcurrency: integer(env, 'CLIENTELE_BATCH_CONCURRENCY', 64, 1, 1024),
+    maxBatchItems: integer(env, 'CLIENTELE_MAX_BATCH_ITEMS', 5000, 1, 100_000),
+    maxBodyBytes: integer(env, 'CLIENTELE_MAX_BODY_BYTES', 256 * 1024, 1024),
+    maxBatchBodyBytes: integer(env, 'CLIENTELE_MAX_BATCH_BODY_BYTES', 10 * 1024 * 1024, 1024),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    jsonLogs: production,
+  };
+}

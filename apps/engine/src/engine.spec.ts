@@ -1,0 +1,237 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { ReferralProcessRunner } from '@clientele/application';
+import { bootstrapEngine } from './bootstrap';
+import { loadEngineConfig } from './engine.config';
+
+type Envelope = { type: string; commandId: string; correlationId?: string; data: Record<string, unknown> };
+type StageEntry = { stage: string; eventId: string; eventType: string; causationId?: string };
+type HistoryEntry = { id: string; type: string; revision: number; position: number; occurredAt: string; recordedAt: string; causationId?: string; correlationId?: string; commandId?: string };
+
+const line = (unitPriceMinor: number) => ({ sku: 'BOOK-1', category: 'books', quantity: 1, unitPriceMinor, unitCostMinor: 700 });
+
+describe('engine HTTP API', () => {
+  let dir: string;
+  let app: NestExpressApplication;
+  let http: ReturnType<typeof request>;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-engine-'));
+    const config = loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' });
+    app = await bootstrapEngine(config);
+    http = request(app.getHttpServer());
+  });
+  afterEach(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const send = (envelope: unknown) => http.post('/commands').send(envelope as object);
+  const head = async (): Promise<number> => (await http.get('/health').expect(200)).body.store.head;
+  const settle = () => app.get(ReferralProcessRunner).catchUp();
+  const events = async (id: string): Promise<HistoryEntry[]> => (await http.get(`/customers/${id}/events`).expect(200)).body.events;
+
+  const journey: Envelope[] = [
+    { type: 'RegisterProspect', commandId: 'reg-ann', data: { customerId: 'ann', source: 'web', occurredAt: '2026-01-02T09:00:00Z', personal: { name: 'Ann' } } },
+    { type: 'RecordPurchase', commandId: 'buy-ann-1', data: { customerId: 'ann', orderId: 'A-1', lines: [line(2500)], occurredAt: '2026-01-05T10:00:00Z' } },
+    { type: 'RegisterProspect', commandId: 'reg-ben', correlationId: 'friends-campaign', data: { customerId: 'ben', source: 'referral', referredBy: 'ann', occurredAt: '2026-01-10T09:00:00Z' } },
+    { type: 'RecordPurchase', commandId: 'buy-ben-1', correlationId: 'friends-campaign', data: { customerId: 'ben', orderId: 'B-1', lines: [line(1200)], occurredAt: '2026-01-12T10:00:00Z' } },
+    { type: 'RecordPurchase', commandId: 'buy-cat-1', data: { customerId: 'cat', orderId: 'C-1', lines: [line(900)], occurredAt: '2025-01-15T10:00:00Z' } },
+  ];
+  const winBack: Envelope = { type: 'RecordPurchase', commandId: 'buy-cat-2', data: { customerId: 'cat', orderId: 'C-2', lines: [line(1900)], occurredAt: '2025-10-01T10:00:00Z' } };
+
+  async function runJourney(): Promise<{ status: number; body: { status: string; events: unknown[] } }[]> {
+    const answers = [];
+    for (const command of journey) {
+      answers.push(await send(command));
+      await settle();
+    }
+    answers.push(await http.post('/sweeps/churn').send({ asOf: '2025-09-01T00:00:00Z' }));
+    answers.push(await send(winBack));
+    await settle();
+    return answers.map((a) => ({ status: a.status, body: a.body }));
+  }
+
+  it('given the journey, then one person goes from prospect to advocate through a converted referral, each stage naming its cause', async () => {
+    await runJourney();
+
+    const ann = (await http.get('/customers/ann').expect(200)).body;
+    expect(ann).toMatchObject({ customerId: 'ann', stage: 'advocate', referees: { credited: ['ben'], converted: ['ben'] } });
+    const annEvents = await events('ann');
+    const byId = new Map(annEvents.map((e) => [e.id, e]));
+    expect((ann.stageHistory as StageEntry[]).map((s) => [s.stage, s.eventType])).toEqual([
+      ['prospect', 'ProspectRegistered'],
+      ['customer', 'CustomerConverted'],
+      ['advocate', 'AdvocateRecognized'],
+    ]);
+    const [registered, converted, advocate] = ann.stageHistory as StageEntry[];
+    expect(registered?.causationId).toBe('reg-ann');
+    expect(byId.get(converted?.causationId ?? '')?.type).toBe('PurchaseRecorded');
+    const referral = byId.get(advocate?.causationId ?? '');
+    expect(referral?.type).toBe('ReferralConverted');
+
+    // The referral on Ann's stream was caused by Ben's conversion, in Ben's conversation.
+    const benEvents = await events('ben');
+    const benConverted = benEvents.find((e) => e.type === 'CustomerConverted');
+    expect(referral?.causationId).toBe(benConverted?.id);
+    expect(referral?.correlationId).toBe('friends-campaign');
+    expect(annEvents.map((e) => e.type)).toEqual([
+      'ProspectRegistered',
+      'PurchaseRecorded',
+      'CustomerConverted',
+      'ReferralCredited',
+      'ReferralConverted',
+      'AdvocateRecognized',
+    ]);
+    expect(annEvents.map((e) => e.revision)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const e of annEvents) {
+      expect(e).toEqual(expect.objectContaining({ occurredAt: expect.any(String), recordedAt: expect.any(String), position: expect.any(Number) }));
+    }
+  });
+
+  it('given the journey, then another goes from customer through churn (sweep as of a date) back to customer', async () => {
+    const answers = await runJourney();
+
+    expect(answers[5]).toEqual({ status: 200, body: { asOf: '2025-09-01T00:00:00.000Z', customers: 3, churned: 1, refused: 0 } });
+    const cat = (await http.get('/customers/cat').expect(200)).body;
+    expect(cat.stage).toBe('customer');
+    expect((cat.stageHistory as StageEntry[]).map((s) => [s.stage, s.eventType, s.causationId?.startsWith('churn:') ?? false])).toEqual([
+      ['prospect', 'ProspectRegistered', false],
+      ['customer', 'CustomerConverted', false],
+      ['churned', 'CustomerChurned', true],
+      ['customer', 'CustomerReactivated', false],
+    ]);
+    const catEvents = await events('cat');
+    const reactivated = catEvents.find((e) => e.type === 'CustomerReactivated');
+    expect(catEvents.find((e) => e.id === reactivated?.causationId)).toMatchObject({ type: 'PurchaseRecorded', commandId: 'buy-cat-2' });
+  });
+
+  it('given the journey was run, when every command is sent again, then nothing changes and each answer repeats the first', async () => {
+    const first = await runJourney();
+    const before = { ann: await events('ann'), ben: await events('ben'), cat: await events('cat'), head: await head() };
+
+    const second = await runJourney();
+
+    expect({ ann: await events('ann'), ben: await events('ben'), cat: await events('cat'), head: await head() }).toEqual(before);
+    second.forEach((answer, i) => {
+      const earlier = first[i];
+      if (answer.body.status === undefined) return expect(answer).toEqual({ ...earlier, body: { ...earlier?.body, churned: 0 } });
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual({ ...earlier?.body, status: 'duplicate' });
+    });
+  });
+
+  describe('bad input stores nothing', () => {
+    beforeEach(async () => {
+      await send(journey[0]).expect(201);
+    });
+
+    async function expectProblem(res: request.Response, status: number, code: string): Promise<Record<string, unknown>> {
+      expect(res.status).toBe(status);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body).toMatchObject({ status, code, type: `urn:clientele:problem:${code}` });
+      expect(await head()).toBe(1);
+      return res.body;
+    }
+
+    it('malformed JSON → 400', async () => {
+      const res = await http.post('/commands').set('Content-Type', 'application/json').send('{"type": "RecordPurchase",');
+      await expectProblem(res, 400, 'malformed_json');
+    });
+
+    it('unknown or internal command type → 400 naming type', async () => {
+      for (const type of ['DeleteEverything', 'CreditReferral']) {
+        const body = await expectProblem(await send({ ...journey[1], type }), 400, 'invalid_command');
+        expect(body.errors).toEqual([{ field: 'type', expected: expect.stringContaining('RegisterProspect') }]);
+      }
+    });
+
+    it('missing and extra fields → 400 naming each', async () => {
+      const body = await expectProblem(
+        await send({ type: 'RecordPurchase', commandId: 'x', data: { customerId: 'ann', lines: [{ ...line(100), gift: true }], occurredAt: '2026-01-05T10:00:00Z', coupon: 'X' } }),
+        400,
+        'invalid_command',
+      );
+      expect(body.errors).toEqual([
+        { field: 'data.coupon', expected: 'no such field (remove it)' },
+        { field: 'data.lines[0].gift', expected: 'no such field (remove it)' },
+        { field: 'data.orderId', expected: expect.stringContaining('an id') },
+      ]);
+    });
+
+    it('negative amount → 400 with the exact path', async () => {
+      const body = await expectProblem(await send({ ...journey[1], data: { ...journey[1]?.data, lines: [line(-5)] } }), 400, 'invalid_command');
+      expect(body.errors).toEqual([{ field: 'data.lines[0].unitPriceMinor', expected: 'a non-negative integer (minor units)' }]);
+    });
+
+    it('self-referral → 422 with the domain code', async () => {
+      const body = await expectProblem(
+        await send({ type: 'RegisterProspect', commandId: 'self', data: { customerId: 'dan', source: 'web', referredBy: 'dan', occurredAt: '2026-01-02T09:00:00Z' } }),
+        422,
+        'self_referral',
+      );
+      expect(body.field).toBe('referredBy');
+    });
+
+    it('oversized bodies → 413, for single commands and batches', async () => {
+      const huge = { ...journey[1], data: { ...journey[1]?.data, note: 'x'.repeat(300 * 1024) } };
+      await expectProblem(await send(huge), 413, 'payload_too_large');
+      const many = Array.from({ length: 5001 }, (_, i) => ({ ...journey[0], commandId: `c-${i}` }));
+      const body = await expectProblem(await http.post('/commands/batch').send({ commands: many }), 413, 'batch_too_large');
+      expect(body.errors).toEqual([{ field: 'commands', expected: 'an array of at most 5000 command envelopes' }]);
+    });
+
+    it('unknown route → 404 problem; a body that is not JSON → 400 naming the body', async () => {
+      await expectProblem(await http.get('/nowhere'), 404, 'not_found');
+      const body = await expectProblem(await http.post('/commands').set('Content-Type', 'text/plain').send('RecordPurchase'), 400, 'invalid_command');
+      expect(body.errors).toEqual([{ field: '', expected: expect.stringContaining('JSON object') }]);
+    });
+
+    it('unknown customer → 404 problem', async () => {
+      await expectProblem(await http.get('/customers/nobody'), 404, 'unknown_customer');
+      await expectProblem(await http.get('/customers/nobody/events'), 404, 'unknown_customer');
+    });
+  });
+
+  it('given a batch, then each item is answered at its index with its own status', async () => {
+    const res = await http
+      .post('/commands/batch')
+      .send({
+        commands: [
+          journey[0],
+          journey[1],
+          { ...journey[1], data: { ...journey[1]?.data, lines: [] } },
+          { type: 'RegisterProspect', commandId: 'self', data: { customerId: 'dan', source: 'web', referredBy: 'dan', occurredAt: '2026-01-02T09:00:00Z' } },
+          journey[0],
+        ],
+      })
+      .expect(200);
+
+    expect(res.body.results.map((r: { index: number; status: number }) => [r.index, r.status])).toEqual([
+      [0, 201],
+      [1, 201],
+      [2, 400],
+      [3, 422],
+      [4, 200],
+    ]);
+    expect(res.body.results[2].problem.errors).toEqual([{ field: 'data.lines', expected: expect.stringContaining('non-empty array') }]);
+    expect(res.body.results[3]).toMatchObject({ commandId: 'self', problem: { code: 'self_referral' } });
+    expect(res.body.results[4].result.status).toBe('duplicate');
+  });
+
+  it('serves OpenAPI, health and Prometheus metrics', async () => {
+    await send(journey[0]).expect(201);
+    const doc = (await http.get('/docs-json').expect(200)).body;
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/commands', '/commands/batch', '/customers/{id}', '/customers/{id}/events']));
+    await settle();
+    const health = (await http.get('/health').expect(200)).body;
+    expect(health).toMatchObject({ status: 'ok', store: { reachable: true, head: 1 }, processManager: { running: true, position: 1, lag: 0 } });
+    const metrics = (await http.get('/metrics').expect(200)).text;
+    expect(metrics).toContain('clientele_commands_total{type="RegisterProspect",status="applied"} 1');
+    expect(metrics).toContain('clientele_command_duration_seconds_count{type="RegisterProspect"} 1');
+    expect(metrics).toContain('clientele_process_manager_lag_events 0');
+  });
+});

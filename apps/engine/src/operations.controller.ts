@@ -1,0 +1,54 @@
+import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
+import { ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
+import type { EventStore } from '@clientele/event-store';
+import type { MessagingStats } from '@clientele/messaging';
+import { EngineRuntime } from './engine.runtime';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'down';
+  store: { reachable: boolean; head?: number; error?: string };
+  processManager: ProcessStatus | { running: false };
+  /** relay and ingest figures when this process runs them */
+  kafka?: MessagingStats;
+}
+
+@ApiTags('operations')
+@Controller()
+export class OperationsController {
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    private readonly runner: ReferralProcessRunner,
+    private readonly metrics: ClienteleMetrics,
+    private readonly runtime: EngineRuntime,
+  ) {}
+
+  @Get('health')
+  @ApiOperation({ summary: 'Store reachable, referral process manager position and lag (503 when the store is not reachable)' })
+  async health(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+    try {
+      const head = await this.store.headPosition();
+      const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
+      const degraded = 'lastError' in processManager && processManager.lastError !== undefined;
+      const kafka = await this.runtime.messagingStats();
+      return { status: degraded ? 'degraded' : 'ok', store: { reachable: true, head }, processManager, ...(kafka ? { kafka } : {}) };
+    } catch (error) {
+      res.status(503);
+      return {
+        status: 'down',
+        store: { reachable: false, error: error instanceof Error ? error.message : String(error) },
+        processManager: { running: false },
+      };
+    }
+  }
+
+  @Get('metrics')
+  @ApiExcludeEndpoint()
+  @Header('Cache-Control', 'no-store')
+  async prometheus(@Res({ passthrough: true }) res: Response): Promise<string> {
+    if (this.runner.running) await this.runner.status(); // refreshes the lag gauge
+    res.type(this.metrics.registry.contentType);
+    return this.metrics.registry.metrics();
+  }
+}

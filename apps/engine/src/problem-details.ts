@@ -1,0 +1,80 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import type { FieldError } from '@clientele/contracts';
+import { DomainErrorCodes } from '@clientele/domain';
+import { describeFailure, type CommandFailure } from '@clientele/application';
+
+/** RFC 9457 problem details, the one error shape of the HTTP API. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  /** stable machine-readable code: a domain error code or one of ours */
+  code: string;
+  /** for 400: every field that was wrong and what was expected there */
+  errors?: FieldError[];
+  field?: string;
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export function problem(status: number, code: string, title: string, detail: string, extra: Partial<ProblemDetails> = {}): ProblemDetails {
+  return { type: `urn:clientele:problem:${code}`, title, status, detail, code, ...extra };
+}
+
+/** The one mapping from a failed command to HTTP, shared by single commands and batch items. */
+export function problemForFailure(failure: CommandFailure): ProblemDetails {
+  switch (failure.kind) {
+    case 'invalid':
+      return problem(400, failure.code, 'Invalid command', failure.message, { errors: failure.errors });
+    case 'rule':
+      return problem(422, failure.code, 'Refused by a business rule', failure.message, failure.field ? { field: failure.field } : {});
+    case 'conflict':
+      return problem(
+        409,
+        failure.code,
+        failure.code === DomainErrorCodes.ConcurrencyConflict ? 'Concurrent change' : 'Command id reused',
+        failure.message,
+      );
+    case 'internal':
+      return problem(500, failure.code, 'Internal error', failure.message);
+  }
+}
+
+export function sendProblem(res: Response, body: ProblemDetails): void {
+  res.status(body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+const HTTP_CODES: Record<number, [code: string, title: string]> = {
+  400: ['bad_request', 'Bad request'],
+  404: ['not_found', 'Not found'],
+  405: ['method_not_allowed', 'Method not allowed'],
+  413: ['payload_too_large', 'Payload too large'],
+  415: ['unsupported_media_type', 'Unsupported media type'],
+};
+
+/** Maps every error that reaches the HTTP layer to problem details; libraries never throw HTTP errors. */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    if (error instanceof HttpException) {
+      const status = error.getStatus();
+      const body = error.getResponse();
+      if (isProblem(body)) return sendProblem(res, body);
+      const detail = typeof body === 'string' ? body : ((body as { message?: unknown }).message ?? error.message);
+      const [code, title] = HTTP_CODES[status] ?? [`http_${status}`, 'Error'];
+      return sendProblem(res, problem(status, code, title, String(detail)));
+    }
+    const failure = describeFailure(error);
+    if (failure.kind === 'internal') this.logger.error({ err: error }, 'unhandled error');
+    sendProblem(res, problemForFailure(failure));
+  }
+}
+
+function isProblem(body: unknown): body is ProblemDetails {
+  return typeof body === 'object' && body !== null && 'type' in body && 'status' in body && 'code' in body;
+}

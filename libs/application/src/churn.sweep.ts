@@ -1,0 +1,95 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import type { EventStore } from '@clientele/event-store';
+import { CommandValidationError } from './application.errors';
+import type { CheckpointStore } from './checkpoint.store';
+import { CHECKPOINT_STORE, CLIENTELE_OPTIONS, EVENT_STORE } from './clientele.tokens';
+import type { ResolvedClienteleOptions } from './clientele.options';
+import { CommandService } from './command.service';
+
+export interface SweepReport {
+  asOf: string;
+  customers: number;
+  churned: number;
+  refused: number;
+}
+
+const PAGE = 1000;
+
+/**
+ * Sends ChurnIfInactive as of a business date to every registered customer; the decider judges each.
+ * Command ids are `churn:<asOf>:<customerId>`, so running the same sweep twice records nothing new.
+ *
+ * The event-store port cannot list streams (EventStoreDB and Kafka-fed stores would not answer it
+ * cheaply), so the sweep keeps its own customer index: before each sweep it reads the global log
+ * from where the last one stopped and records every ProspectRegistered. The first sweep reads
+ * everything once; later ones read only what is new.
+ */
+@Injectable()
+export class ChurnSweep {
+  static readonly indexCheckpoint = 'customer-index';
+  private indexing: Promise<void> | undefined;
+
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(CHECKPOINT_STORE) private readonly checkpoints: CheckpointStore,
+    @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
+    private readonly commands: CommandService,
+  ) {}
+
+  /** Brings the customer index up to the head of the log (one reader at a time). */
+  async indexCustomers(): Promise<void> {
+    this.indexing ??= this.readRegistrations().finally(() => {
+      this.indexing = undefined;
+    });
+    return this.indexing;
+  }
+
+  private async readRegistrations(): Promise<void> {
+    let after = await this.checkpoints.load(ChurnSweep.indexCheckpoint);
+    for (;;) {
+      const page = await this.store.readAll({ afterPosition: after, maxCount: PAGE });
+      const last = page[page.length - 1];
+      if (last === undefined) return;
+      const registered = page
+        .filter((e) => e.type === EventTypes.ProspectRegistered && typeof e.data.customerId === 'string')
+        .map((e) => e.data.customerId as string);
+      await this.checkpoints.save(ChurnSweep.indexCheckpoint, last.position, registered);
+      after = last.position;
+    }
+  }
+
+  async sweepChurn(asOf: string): Promise<SweepReport> {
+    const at = Date.parse(asOf);
+    if (typeof asOf !== 'string' || !/T.*(Z|[+-]\d{2}:\d{2})$/.test(asOf) || Number.isNaN(at)) {
+      throw new CommandValidationError([
+        { field: 'asOf', expected: 'an ISO-8601 date-time with a time zone, e.g. 2026-01-31T00:00:00.000Z' },
+      ]);
+    }
+    const occurredAt = new Date(at).toISOString();
+    await this.indexCustomers();
+
+    const report: SweepReport = { asOf: occurredAt, customers: 0, churned: 0, refused: 0 };
+    for (let page = await this.checkpoints.customers(undefined, PAGE); page.length > 0; ) {
+      report.customers += page.length;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        for (let id = page[next++]; id !== undefined; id = page[next++]) {
+          const command: ChurnIfInactive = { type: 'ChurnIfInactive', data: { customerId: id, occurredAt } };
+          try {
+            const result = await this.commands.executeDomain(command, { commandId: `churn:${occurredAt}:${id}` });
+            if (result.status === 'applied' && result.events.some((e) => e.type === 'CustomerChurned')) report.churned++;
+          } catch (error) {
+            // An unknown or erased id is not a reason to stop sweeping everyone else.
+            if (!(error instanceof DomainError)) throw error;
+            report.refused++;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.options.batchConcurrency, page.length) }, worker));
+      const last = page[page.length - 1];
+      page = page.length < PAGE ? [] : await this.checkpoints.customers(last, PAGE);
+    }
+    return report;
+  }
+}

@@ -1,0 +1,47 @@
+import type { FieldError } from '@clientele/contracts';
+import { DomainError, DomainErrorCodes } from '@clientele/domain';
+import { CommandIdReusedError, CommandValidationError } from './application.errors';
+
+/** `applied`: events stored now; `duplicate`: this command id was stored before; `no_op`: nothing to record. */
+export type CommandStatus = 'applied' | 'duplicate' | 'no_op';
+
+export interface CommandResult {
+  commandId: string;
+  streamId: string;
+  status: CommandStatus;
+  events: { id: string; type: string; revision: number; position: number }[];
+}
+
+/** Who asked, in which conversation, because of what. Event metadata is built from it. */
+export interface CommandMeta {
+  commandId: string;
+  /** defaults to the command id */
+  correlationId?: string;
+  /** for commands issued by a process (a referral reaction): the id of the event that caused it */
+  causationId?: string;
+}
+
+/**
+ * A failed command described without any transport, so each edge (HTTP status, Kafka dead letter,
+ * import report, batch item) maps the same few kinds its own way.
+ */
+export type CommandFailure =
+  | { kind: 'invalid'; code: 'invalid_command'; message: string; errors: FieldError[] }
+  | { kind: 'rule'; code: string; message: string; field?: string }
+  | { kind: 'conflict'; code: string; message: string }
+  | { kind: 'internal'; code: 'internal_error'; message: string };
+
+export function describeFailure(error: unknown): CommandFailure {
+  if (error instanceof CommandValidationError) {
+    return { kind: 'invalid', code: 'invalid_command', message: error.message, errors: error.errors };
+  }
+  if (error instanceof CommandIdReusedError) return { kind: 'conflict', code: error.code, message: error.message };
+  if (error instanceof DomainError) {
+    if (error.code === DomainErrorCodes.ConcurrencyConflict) {
+      return { kind: 'conflict', code: error.code, message: error.message };
+    }
+    return { kind: 'rule', code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) };
+  }
+  // Internal details stay in the logs; callers get a stable sentence.
+  return { kind: 'internal', code: 'internal_error', message: 'the command could not be processed; it may be retried' };
+}

@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Test, type TestingModule } from '@nestjs/testing';
+import {
+  ClienteleModule,
+  CommandService,
+  ClienteleMetrics,
+  eventIdFor,
+  type ClienteleOptions,
+} from '@clientele/application';
+import { DomainError, type RecordPurchase } from '@clientele/domain';
+import { SqliteEventStore, WrongExpectedRevisionError, type EventStore } from '@clientele/event-store';
+
+const at = '2026-01-10T09:00:00.000Z';
+const line = { sku: 'book-1', category: 'books', quantity: 1, unitPriceMinor: 1500, unitCostMinor: 900 };
+const purchase = (commandId: string, orderId: string, customerId = 'ann') => ({
+  type: 'RecordPurchase',
+  commandId,
+  data: { customerId, orderId, lines: [line], occurredAt: at },
+});
+
+describe('DomainCommandHandler', () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  let app: TestingModule;
+
+  async function start(options: Partial<ClienteleOptions> = {}, over: EventStore = store): Promise<CommandService> {
+    app = await Test.createTestingModule({
+      imports: [ClienteleModule.forRoot({ store: over, processManager: false, ...options })],
+    }).compile();
+    await app.init();
+    return app.get(CommandService);
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-handler-'));
+    store = new SqliteEventStore({ file: join(dir, 'events.db'), durability: 'normal' });
+  });
+  afterEach(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('given two commands racing on one stream, when both append at the same revision, then the loser retries and both succeed', async () => {
+    const commands = await start();
+    await commands.execute({ type: 'RegisterProspect', commandId: 'reg', data: { customerId: 'ann', source: 'web', occurredAt: at } });
+
+    // Sent in the same tick, both read revision 0; the store's group commit then refuses the second.
+    const [first, second] = await Promise.all([
+      commands.execute(purchase('p-1', 'o-1')),
+      commands.execute(purchase('p-2', 'o-2')),
+    ]);
+
+    expect([first.status, second.status]).toEqual(['applied', 'applied']);
+    const stream = await store.readStream('customer-ann');
+    expect(stream.map((e) => e.type)).toEqual([
+      'ProspectRegistered',
+      'PurchaseRecorded',
+      'CustomerConverted',
+      'PurchaseRecorded',
+      'RepeatBuyerQualified',
+    ]);
+    const conflicts = await app.get(ClienteleMetrics).conflicts.get();
+    expect(conflicts.values[0]?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('given a stream that changes on every attempt, when retries run out, then a concurrency_conflict is raised and nothing is stored', async () => {
+    let appends = 0;
+    const busy: EventStore = {
+      appendToStream: async (streamId) => {
+        appends++;
+        throw new WrongExpectedRevisionError(streamId, 'no_stream', 0);
+      },
+      readStream: (id, o) => store.readStream(id, o),
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    };
+    const commands = await start({ maxAttempts: 3 }, busy);
+
+    const outcome = commands.execute(purchase('p-1', 'o-1'));
+
+    await expect(outcome).rejects.toBeInstanceOf(DomainError);
+    await expect(outcome).rejects.toMatchObject({ code: 'concurrency_conflict' });
+    expect(appends).toBe(3);
+    expect(await store.headPosition()).toBe(0);
+  });
+
+  it('given a stored command, when the same command id arrives again, then the same events are answered and none added', async () => {
+    const commands = await start();
+    const first = await commands.execute(purchase('p-1', 'o-1'));
+
+    const again = await commands.execute(purchase('p-1', 'o-1'));
+
+    expect(first.status).toBe('applied');
+    expect(again).toEqual({ ...first, status: 'duplicate' });
+    expect(await store.headPosition()).toBe(first.events.length);
+  });
+
+  it('given a concurrent repeat of one command id, then it is stored once', async () => {
+    const commands = await start();
+
+    const results = await Promise.all([commands.execute(purchase('p-1', 'o-1')), commands.execute(purchase('p-1', 'o-1'))]);
+
+    expect(results.map((r) => r.status).sort()).toEqual(['applied', 'duplicate']);
+    expect(results[0]?.events).toEqual(results[1]?.events);
+    expect((await store.readStream('customer-ann')).length).toBe(3);
+  });
+
+  it('given a decision with facts and transitions, then ids come from the command id and each transition names the fact that caused it', async () => {
+    const commands = await start();
+
+    await commands.execute({ ...purchase('p-1', 'o-1'), correlationId: 'campaign-42' });
+
+    const [registered, bought, converted] = await store.readStream('customer-ann');
+    expect([registered?.id, bought?.id, converted?.id]).toEqual([eventIdFor('p-1', 0), eventIdFor('p-1', 1), eventIdFor('p-1', 2)]);
+    expect(registered?.metadata).toEqual({ occurredAt: at, schemaVersion: 1, commandId: 'p-1', correlationId: 'campaign-42', causationId: 'p-1' });
+    expect(bought?.metadata.causationId).toBe('p-1');
+    expect(converted?.metadata.causationId).toBe(bought?.id);
+  });
+
+  it('given an order already recorded under another command id, then the answer is no_op, the same every time', async () => {
+    const commands = await start();
+    await commands.execute(purchase('p-1', 'o-1'));
+
+    const replays = [await commands.execute(purchase('p-9', 'o-1')), await commands.execute(purchase('p-9', 'o-1'))];
+
+    expect(replays).toEqual([
+      { commandId: 'p-9', streamId: 'customer-ann', status: 'no_op', events: [] },
+      { commandId: 'p-9', streamId: 'customer-ann', status: 'no_op', events: [] },
+    ]);
+  });
+
+  it('given a batch, then each item is answered at its index and items of one customer keep their order', async () => {
+    const commands = await start({ batchConcurrency: 4 });
+    const register = (customerId: string, referredBy?: string) => ({
+      type: 'RegisterProspect',
+      commandId: `reg-${customerId}`,
+      data: { customerId, source: 'web', occurredAt: at, ...(referredBy ? { referredBy } : {}) },
+    });
+
+    const results = await commands.executeBatch([
+      register('bob'),
+      purchase('b-1', 'o-1', 'bob'),
+      { type: 'RecordPurchase', commandId: 'bad', data: {} },
+      register('cid', 'cid'),
+      purchase('b-2', 'o-2', 'bob'),
+    ]);
+
+    expect(results.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(['applied', 'applied', 'invalid', 'rule', 'applied']);
+    expect(results.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(results[3]).toMatchObject({ ok: false, commandId: 'reg-cid', failure: { code: 'self_referral' } });
+    const types = (await store.readStream('customer-bob')).map((e) => e.type);
+    expect(types).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'PurchaseRecorded', 'RepeatBuyerQualified']);
+    expect(await store.readStream('customer-cid')).toEqual([]);
+  });
+});

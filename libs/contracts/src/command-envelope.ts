@@ -1,0 +1,111 @@
+import { plainToInstance } from 'class-transformer';
+import { ValidationError, validateSync } from 'class-validator';
+import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
+import { EXPECTED, EXPECTED_CONSTRAINT, isPlainObject } from './field-rules';
+
+/**
+ * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
+ * of an NDJSON import). `commandId` is the caller's idempotency key; `correlationId` ties the
+ * command to a wider conversation and defaults to the command id downstream.
+ */
+export interface CommandEnvelope<T extends string = string, D = unknown> {
+  type: T;
+  commandId: string;
+  correlationId?: string;
+  data: D;
+}
+
+/** A validated command: `data` has exactly the shape of its type's DTO, `occurredAt` in UTC. */
+export type ValidCommand = {
+  [T in ExternalCommandType]: CommandEnvelope<T, InstanceType<(typeof COMMAND_DTOS)[T]>>;
+}[ExternalCommandType];
+
+/** `field` is a path into the envelope (`data.lines[0].unitPriceMinor`); `expected` says what would be accepted. */
+export interface FieldError {
+  field: string;
+  expected: string;
+}
+
+export type EnvelopeValidation = { ok: true; command: ValidCommand } | { ok: false; errors: FieldError[] };
+
+const ENVELOPE_FIELDS = new Set(['type', 'commandId', 'correlationId', 'data']);
+const KEY_PATTERN = /^[^\s\u0000-\u001f]{1,200}$/;
+const EXPECTED_KEY = 'a non-empty string of at most 200 characters without spaces';
+const UNKNOWN_FIELD = 'no such field (remove it)';
+
+/**
+ * Validates anything that claims to be a command. Pure and synchronous so HTTP, Kafka ingest and
+ * file import share it without a framework. Reports every problem at once, each with its exact path.
+ */
+export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
+  if (!isPlainObject(input)) {
+    return { ok: false, errors: [{ field: '', expected: 'a JSON object with type, commandId and data' }] };
+  }
+  const errors: FieldError[] = [];
+  for (const key of Object.keys(input)) {
+    if (!ENVELOPE_FIELDS.has(key)) errors.push({ field: key, expected: UNKNOWN_FIELD });
+  }
+  const { type, commandId, correlationId, data } = input;
+  const knownType = typeof type === 'string' && Object.hasOwn(COMMAND_DTOS, type);
+  if (!knownType) errors.push({ field: 'type', expected: EXPECTED.oneOf(EXTERNAL_COMMAND_TYPES) });
+  if (typeof commandId !== 'string' || !KEY_PATTERN.test(commandId)) {
+    errors.push({ field: 'commandId', expected: EXPECTED_KEY });
+  }
+  if (correlationId !== undefined && (typeof correlationId !== 'string' || !KEY_PATTERN.test(correlationId))) {
+    errors.push({ field: 'correlationId', expected: `${EXPECTED_KEY}, or absent` });
+  }
+  if (!isPlainObject(data)) {
+    errors.push({ field: 'data', expected: EXPECTED.object });
+  } else if (knownType) {
+    errors.push(...validateData(type as ExternalCommandType, data));
+  }
+  if (errors.length > 0) return { ok: false, errors };
+
+  // The checks above proved the shape; the compiler cannot follow them through class-validator.
+  const command = {
+    type,
+    commandId,
+    ...(correlationId !== undefined ? { correlationId } : {}),
+    data: normaliseData(structuredClone(data as Record<string, unknown>)),
+  } as unknown as ValidCommand;
+  return { ok: true, command };
+}
+
+function validateData(type: ExternalCommandType, data: Record<string, unknown>): FieldError[] {
+  const instance = plainToInstance(COMMAND_DTOS[type] as new () => object, data);
+  const found = validateSync(instance, {
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    forbidUnknownValues: true,
+    validationError: { target: false, value: true },
+  });
+  const errors: FieldError[] = [];
+  for (const error of found) collect(error, 'data', errors);
+  return errors.sort((a, b) => a.field.localeCompare(b.field));
+}
+
+function collect(error: ValidationError, parentPath: string, out: FieldError[], parentIsArray = false): void {
+  const path = parentIsArray ? `${parentPath}[${error.property}]` : `${parentPath}.${error.property}`;
+  const expected = describe(error);
+  if (expected !== undefined) out.push({ field: path, expected });
+  // Children are only meaningful when the value itself had the right shape.
+  if (expected === undefined || error.constraints?.[EXPECTED_CONSTRAINT] === undefined) {
+    for (const child of error.children ?? []) collect(child, path, out, Array.isArray(error.value));
+  }
+}
+
+function describe(error: ValidationError): string | undefined {
+  const c = error.constraints;
+  if (c === undefined) return undefined;
+  if (c.whitelistValidation !== undefined) return UNKNOWN_FIELD;
+  if (c[EXPECTED_CONSTRAINT] !== undefined) return c[EXPECTED_CONSTRAINT];
+  // An array element that is not an object (nested validation on a primitive).
+  if (c.nestedValidation !== undefined) return EXPECTED.object;
+  return Object.values(c)[0];
+}
+
+/** Business time is stored in UTC whatever offset the caller used. */
+function normaliseData(data: Record<string, unknown>): Record<string, unknown> {
+  if (typeof data.occurredAt === 'string') data.occurredAt = new Date(data.occurredAt).toISOString();
+  return data;
+}

@@ -1,0 +1,82 @@
+import { ValidateBy, ValidateIf } from 'class-validator';
+
+/**
+ * Field rules for command DTOs. Each rule is one predicate with one sentence saying what was
+ * expected, so every boundary (HTTP, Kafka ingest, file import) answers with the same words.
+ * We use our own predicates rather than class-validator's built-ins because their messages name
+ * the constraint, not what the caller should send, and because `IsOptional` also lets `null` in.
+ */
+
+/** The constraint name our rules carry; the envelope validator reads the message of this one first. */
+export const EXPECTED_CONSTRAINT = 'expected';
+
+export function Expect(expected: string, predicate: (value: unknown) => boolean): PropertyDecorator {
+  return ValidateBy({
+    name: EXPECTED_CONSTRAINT,
+    validator: { validate: (value: unknown) => predicate(value), defaultMessage: () => expected },
+  });
+}
+
+/** Absent is fine; `null` is not (a field is either there with a value or not there). */
+export function Optional(): PropertyDecorator {
+  return ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export const isId = (v: unknown): boolean => typeof v === 'string' && ID_PATTERN.test(v);
+
+export const isText = (max: number) => (v: unknown) =>
+  typeof v === 'string' && v.trim().length > 0 && v.length <= max;
+
+export const isMinorUnits = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+export const isIntegerBetween = (min: number, max: number) => (v: unknown) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+export const isOneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
+
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  const d = new Date(Date.UTC(year, month - 1, day));
+  return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
+
+export function isIsoDateTime(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const m = ISO_DATE_TIME.exec(v);
+  if (!m) return false;
+  const [, y, mo, d, h, mi, s] = m;
+  if (!isCalendarDate(Number(y), Number(mo), Number(d))) return false;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(s ?? 0) > 59) return false;
+  return !Number.isNaN(Date.parse(v));
+}
+
+export function isIsoDate(v: unknown): boolean {
+  if (typeof v !== 'string') return false;
+  const m = ISO_DATE.exec(v);
+  return m !== null && isCalendarDate(Number(m[1]), Number(m[2]), Number(m[3]));
+}
+
+/** A small map of names to values (preferences, consents): bounded so a command stays a command. */
+export const isRecordOf =
+  (valueOk: (v: unknown) => boolean, maxKeys = 100) =>
+  (v: unknown): boolean =>
+    isPlainObject(v) &&
+    Object.keys(v).length <= maxKeys &&
+    Object.entries(v).every(([k, value]) => k.length > 0 && k.length <= 100 && valueOk(value));
+
+export const EXPECTED = {
+  id: 'an id: 1-128 characters, letters, digits and . _ : @ + - (starting with a letter or digit)',
+  dateTime: 'an ISO-8601 date-time with a time zone, e.g. 2026-01-31T10:00:00.000Z',
+  date: 'an ISO-8601 calendar date, e.g. 1990-05-17',
+  minorUnits: 'a non-negative integer (minor units)',
+  object: 'an object',
+  text: (max: number) => `a non-empty string of at most ${max} characters`,
+  oneOf: (values: readonly string[]) => `one of ${values.map((v) => `'${v}'`).join(', ')}`,
+} as const;

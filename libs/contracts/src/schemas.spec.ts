@@ -1,0 +1,93 @@
+import {
+  CommandEnvelopeSchema,
+  DeadLetterSchema,
+  EventEnvelopeSchema,
+  LifecycleTransitionSchema,
+  ProfileSnapshotSchema,
+  PublicSchemas,
+  ReferralEdgeSchema,
+} from './schemas';
+import { formatIssues, validateAgainstSchema, type JsonSchema } from './schema-validation';
+import type { DeadLetterMessage, EventEnvelope, LifecycleTransitionMessage, ReferralEdgeMessage } from './messages';
+
+const event: EventEnvelope = {
+  id: '0b7c7a1e-2f1e-4c3e-9d55-000000000001',
+  type: 'PurchaseRecorded',
+  schemaVersion: 1,
+  streamId: 'customer-c1',
+  revision: 3,
+  position: 42,
+  occurredAt: '2026-01-31T10:00:00.000Z',
+  recordedAt: '2026-01-31T10:00:01.000Z',
+  correlationId: 'corr-1',
+  data: { customerId: 'c1', orderId: 'o1', totalMinor: 1250 },
+};
+
+describe('public message schemas', () => {
+  it('accept a well-formed message of each kind', () => {
+    // given one sample of every published message
+    const transition: LifecycleTransitionMessage = {
+      ...event,
+      type: 'CustomerConverted',
+      data: { customerId: 'c1', occurredAt: event.occurredAt },
+      customerId: 'c1',
+      toStage: 'customer',
+    };
+    const edge: ReferralEdgeMessage = {
+      eventId: 'e9', type: 'ReferralConverted', referrerId: 'c1', refereeId: 'c2', status: 'converted', orderId: 'o7',
+      occurredAt: event.occurredAt, position: 9,
+    };
+    const deadLetter: DeadLetterMessage = {
+      reason: 'not JSON', value: Buffer.from('{oops').toString('base64'), valueBytes: 5, valueTruncated: false, key: null,
+      sourceTopic: 'clientele.commands', sourcePartition: 0, sourceOffset: '17', deadLetteredAt: event.recordedAt,
+    };
+    const samples: [JsonSchema, unknown][] = [
+      [EventEnvelopeSchema, event],
+      [LifecycleTransitionSchema, transition],
+      [ProfileSnapshotSchema, { customerId: 'c1', snapshotVersion: 1, position: 42, profile: { stage: 'customer' } }],
+      [ReferralEdgeSchema, edge],
+      [CommandEnvelopeSchema, { type: 'RecordPurchase', commandId: 'cmd-1', data: {} }],
+      [DeadLetterSchema, deadLetter],
+    ];
+    // then each one conforms
+    for (const [schema, sample] of samples) expect(formatIssues(validateAgainstSchema(schema, sample))).toBe('');
+  });
+
+  it('name the field and what was expected when an event envelope is wrong', () => {
+    // given an envelope with a missing id, a fractional revision, a local time and an extra field
+    const { id: _dropped, ...withoutId } = event;
+    const bad = { ...withoutId, revision: 1.5, occurredAt: '31/01/2026', extra: true };
+    // when validated
+    const issues = validateAgainstSchema(EventEnvelopeSchema, bad);
+    // then each problem points at its field
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        { path: '/id', message: 'required property is missing' },
+        { path: '/revision', message: 'expected integer, got number' },
+        { path: '/occurredAt', message: expect.stringContaining('ISO-8601') },
+        { path: '/extra', message: 'property is not allowed here' },
+      ]),
+    );
+    expect(issues).toHaveLength(4);
+  });
+
+  it('reject a lifecycle message whose type is not a transition', () => {
+    const issues = validateAgainstSchema(LifecycleTransitionSchema, {
+      ...event, customerId: 'c1', toStage: 'customer', data: { customerId: 'c1', occurredAt: event.occurredAt },
+    });
+    expect(issues).toEqual([{ path: '/type', message: expect.stringContaining('expected one of "ProspectRegistered"') }]);
+  });
+
+  it('reject a command without data or with a non-string commandId', () => {
+    const issues = validateAgainstSchema(CommandEnvelopeSchema, { type: 'RecordPurchase', commandId: 7 });
+    expect(issues).toEqual([
+      { path: '/data', message: 'required property is missing' },
+      { path: '/commandId', message: 'expected string, got integer' },
+    ]);
+  });
+
+  it('compile in strict mode, so a schema with a keyword the validator does not know fails loudly', () => {
+    for (const schema of Object.values(PublicSchemas)) expect(() => validateAgainstSchema(schema, {})).not.toThrow();
+    expect(() => validateAgainstSchema({ type: 'object', oneOfz: [] } as unknown as JsonSchema, {})).toThrow('oneOfz');
+  });
+});

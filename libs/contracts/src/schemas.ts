@@ -1,0 +1,139 @@
+/**
+ * JSON Schemas (draft 2020-12) of the public messages, as published to other teams. Checked with ajv
+ * in strict mode (`schema-validation.ts`): a keyword ajv does not know fails at compile time.
+ */
+import type { JsonSchema } from './schema-validation';
+import { LIFECYCLE_TRANSITION_TYPES, STAGE_AFTER } from './messages';
+
+const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
+const BASE = 'https://clientele.example/schemas';
+
+const nonEmpty: JsonSchema = { type: 'string', minLength: 1 };
+const dateTime: JsonSchema = { type: 'string', format: 'date-time' };
+const natural: JsonSchema = { type: 'integer', minimum: 0 };
+
+const envelopeProperties: Record<string, JsonSchema> = {
+  id: nonEmpty,
+  type: nonEmpty,
+  schemaVersion: { type: 'integer', minimum: 1 },
+  streamId: nonEmpty,
+  revision: natural,
+  position: { type: 'integer', minimum: 1 },
+  occurredAt: dateTime,
+  recordedAt: dateTime,
+  correlationId: nonEmpty,
+  causationId: nonEmpty,
+  data: { type: 'object' },
+};
+const envelopeRequired = ['id', 'type', 'schemaVersion', 'streamId', 'revision', 'position', 'occurredAt', 'recordedAt', 'data'];
+
+export const EventEnvelopeSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/event.v1.json`,
+  title: 'Clientele event',
+  description: 'A stored event as published on the events topic, keyed by stream id.',
+  type: 'object',
+  required: envelopeRequired,
+  properties: envelopeProperties,
+  additionalProperties: false,
+};
+
+export const LifecycleTransitionSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/lifecycle-transition.v1.json`,
+  title: 'Clientele lifecycle transition',
+  description: 'A customer moved to another lifecycle stage; the event envelope plus customerId and toStage.',
+  type: 'object',
+  required: [...envelopeRequired, 'customerId', 'toStage'],
+  properties: {
+    ...envelopeProperties,
+    type: { enum: [...LIFECYCLE_TRANSITION_TYPES] },
+    data: { type: 'object', required: ['customerId', 'occurredAt'], properties: { customerId: nonEmpty, occurredAt: dateTime } },
+    customerId: nonEmpty,
+    toStage: { enum: [...new Set(Object.values(STAGE_AFTER))] },
+  },
+  additionalProperties: false,
+};
+
+export const ProfileSnapshotSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/profile-snapshot.v1.json`,
+  title: 'Clientele profile snapshot',
+  description: 'The latest profile of a customer on the compacted profiles topic; a null value is a tombstone.',
+  type: 'object',
+  required: ['customerId', 'snapshotVersion', 'profile'],
+  properties: {
+    customerId: nonEmpty,
+    snapshotVersion: { const: 1 },
+    position: natural,
+    profile: { type: 'object' },
+  },
+  additionalProperties: false,
+};
+
+export const ReferralEdgeSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/referral-edge.v1.json`,
+  title: 'Clientele referral edge',
+  description: 'A referrer credited with a referee, or that referee converting.',
+  type: 'object',
+  required: ['eventId', 'type', 'referrerId', 'refereeId', 'status', 'occurredAt', 'position'],
+  properties: {
+    eventId: nonEmpty,
+    type: { enum: ['ReferralCredited', 'ReferralConverted'] },
+    referrerId: nonEmpty,
+    refereeId: nonEmpty,
+    status: { enum: ['credited', 'converted'] },
+    orderId: nonEmpty,
+    occurredAt: dateTime,
+    position: { type: 'integer', minimum: 1 },
+  },
+  additionalProperties: false,
+};
+
+export const CommandEnvelopeSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/command.v1.json`,
+  title: 'Clientele command',
+  description: 'A command sent to the ingest topic; data is validated per command type by the application.',
+  type: 'object',
+  required: ['type', 'commandId', 'data'],
+  properties: {
+    type: nonEmpty,
+    commandId: { type: 'string', minLength: 1, maxLength: 200 },
+    correlationId: { type: 'string', minLength: 1, maxLength: 200 },
+    data: { type: 'object' },
+  },
+  additionalProperties: false,
+};
+
+export const DeadLetterSchema: JsonSchema = {
+  $schema: DRAFT,
+  $id: `${BASE}/dead-letter.v1.json`,
+  title: 'Clientele dead letter',
+  description: 'An ingest record that was not accepted, with the reason and its original bytes.',
+  type: 'object',
+  required: ['reason', 'value', 'valueBytes', 'valueTruncated', 'key', 'sourceTopic', 'sourcePartition', 'sourceOffset', 'deadLetteredAt'],
+  properties: {
+    reason: nonEmpty,
+    value: { type: ['string', 'null'], pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+    valueBytes: natural,
+    valueTruncated: { type: 'boolean' },
+    key: { type: ['string', 'null'] },
+    sourceTopic: nonEmpty,
+    sourcePartition: natural,
+    sourceOffset: { type: 'string', pattern: '^[0-9]+$' },
+    commandId: nonEmpty,
+    deadLetteredAt: dateTime,
+  },
+  additionalProperties: false,
+};
+
+export const PublicSchemas = {
+  'event.v1': EventEnvelopeSchema,
+  'lifecycle-transition.v1': LifecycleTransitionSchema,
+  'profile-snapshot.v1': ProfileSnapshotSchema,
+  'referral-edge.v1': ReferralEdgeSchema,
+  'command.v1': CommandEnvelopeSchema,
+  'dead-letter.v1': DeadLetterSchema,
+} as const;

@@ -1,0 +1,156 @@
+import { DeadLetterSchema, formatIssues, validateAgainstSchema, type CommandEnvelope, type DeadLetterMessage } from '@clientele/contracts';
+import { describeWithServer, KafkaServer } from '@clientele/testing';
+import { randomUUID } from 'node:crypto';
+import { Partitioners } from 'kafkajs';
+import { CommandIngest, type DispatchResult } from './command-ingest';
+import { consumeUntil, testKafka, uniquePrefix } from './kafka-test-helpers';
+import { ensureTopics } from './topics';
+
+describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
+  const kafka = testKafka(brokers);
+
+  async function setUp() {
+    const admin = kafka.admin();
+    await admin.connect();
+    const topics = await ensureTopics(admin, { topicPrefix: uniquePrefix(), partitions: 1, replicationFactor: 1 });
+    await admin.disconnect();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const send = async (values: (string | Buffer)[]) => {
+      await producer.send({ topic: topics.commands, messages: values.map((value) => ({ key: 'k', value })) });
+      await producer.disconnect();
+    };
+    return { topics, send, groupId: `ingest-${randomUUID()}` };
+  }
+
+  const command = (commandId: string, type = 'RecordTouchpoint'): string =>
+    JSON.stringify({ type, commandId, data: { customerId: 'c1', channel: 'email' } });
+
+  async function committedOffset(groupId: string, topic: string): Promise<string | undefined> {
+    const admin = kafka.admin();
+    await admin.connect();
+    const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    await admin.disconnect();
+    return entry?.partitions[0]?.offset;
+  }
+
+  it('dead-letters poison records with reason and original bytes, and processes the good ones behind them', async () => {
+    // given good commands around five kinds of poison, one of them larger than 1 MB
+    const { topics, send, groupId } = await setUp();
+    const huge = JSON.stringify({ type: 'RecordTouchpoint', commandId: 'huge', data: { note: 'x'.repeat(1_500_000) } });
+    const records = [
+      command('good-1'),
+      '{"type": "RecordTouchpoint", "commandId": ',
+      JSON.stringify({ type: 42, commandId: 'wrong-type', data: {} }),
+      JSON.stringify({ type: 'RecordTouchpoint', data: {} }),
+      huge,
+      command('refused', 'UnknownCommand'),
+      command('good-2'),
+    ];
+    await send(records);
+    const dispatched: string[] = [];
+    const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
+      dispatched.push(envelope.commandId);
+      return envelope.type === 'UnknownCommand' ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false } : { ok: true };
+    };
+
+    // when the ingest runs
+    const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, now: () => new Date('2026-03-01T00:00:00.000Z') });
+    await ingest.start();
+    let letters;
+    try {
+      letters = await consumeUntil(kafka, [topics.commandsDeadLetter], (r) => r.length >= 5);
+      while (dispatched.length < 3 || (await committedOffset(groupId, topics.commands)) !== '7') await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
+
+    // then good commands were dispatched in order and every poison record is in the DLQ, in order
+    expect(dispatched).toEqual(['good-1', 'refused', 'good-2']);
+    const bodies = letters.map((r) => JSON.parse(r.value?.toString() ?? '') as DeadLetterMessage);
+    for (const b of bodies) expect(formatIssues(validateAgainstSchema(DeadLetterSchema, b))).toBe('');
+    expect(bodies.map((b) => [b.sourceOffset, b.reason])).toEqual([
+      ['1', expect.stringMatching(/^not JSON/)],
+      ['2', 'not a command: /type: expected string, got integer'],
+      ['3', 'not a command: /commandId: required property is missing'],
+      ['4', expect.stringMatching(/^record is \d+ bytes: commands are at most 1048576 bytes$/)],
+      ['5', 'type: unknown command UnknownCommand'],
+    ]);
+    // the original bytes come back whole, or cut and flagged when oversized
+    expect(Buffer.from(bodies[0]?.value ?? '', 'base64').toString()).toBe(records[1]);
+    expect(bodies[3]).toMatchObject({ valueTruncated: true, valueBytes: Buffer.byteLength(huge) });
+    expect(bodies[4]).toMatchObject({ commandId: 'refused', sourceTopic: topics.commands, sourcePartition: 0, key: 'k' });
+    expect(ingest.stats()).toMatchObject({ accepted: 2, deadLettered: 5, lag: 0 });
+  });
+
+  it('holds a command that failed for now, without committing, and retries it before the next', async () => {
+    // given a store that is unavailable for the second command's first two attempts
+    const { topics, send, groupId } = await setUp();
+    await send([command('first'), command('flaky'), command('third')]);
+    const attempts: string[] = [];
+    const committedDuringOutage: (string | undefined)[] = [];
+    const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
+      attempts.push(envelope.commandId);
+      if (envelope.commandId === 'flaky' && attempts.filter((a) => a === 'flaky').length <= 2) {
+        committedDuringOutage.push(await committedOffset(groupId, topics.commands));
+        return { ok: false, reason: 'event store unavailable', retryable: true };
+      }
+      return { ok: true };
+    };
+
+    // when the ingest runs
+    const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, retryBackoffMs: 50 });
+    await ingest.start();
+    try {
+      while ((await committedOffset(groupId, topics.commands)) !== '3') await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
+
+    // then the flaky command was retried in place, the offset never passed it while it failed, nothing was dead-lettered
+    expect(attempts).toEqual(['first', 'flaky', 'flaky', 'flaky', 'third']);
+    for (const offset of committedDuringOutage) expect(Number(offset ?? -1)).toBeLessThanOrEqual(1);
+    expect(ingest.stats()).toMatchObject({ accepted: 3, deadLettered: 0, retries: 2 });
+  });
+
+  it('with concurrency, runs different keys side by side but each key in order, and commits the batch once all are done', async () => {
+    // given 40 commands over 4 keys, one of them refused, on one partition
+    const { topics, groupId } = await setUp();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    const messages = Array.from({ length: 40 }, (_, i) => ({ key: keys[i % 4] as string, value: command(`${keys[i % 4]}-${i}`, i === 13 ? 'UnknownCommand' : 'RecordTouchpoint') }));
+    await producer.send({ topic: topics.commands, messages });
+    await producer.disconnect();
+    const order: string[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      // later keys answer sooner, so keeping the input order across keys would be a mistake
+      await new Promise((r) => setTimeout(r, 5 * (5 - Number(envelope.commandId[1]))));
+      inFlight -= 1;
+      order.push(envelope.commandId);
+      return envelope.type === 'UnknownCommand' ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false } : { ok: true };
+    };
+
+    // when the ingest runs with 8 at once
+    const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, concurrency: 8 });
+    await ingest.start();
+    try {
+      while ((await committedOffset(groupId, topics.commands)) !== '40') await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
+
+    // then every command ran once, each key's commands in their order, several at a time
+    expect(order).toHaveLength(40);
+    for (const k of keys) {
+      const mine = messages.filter((m) => m.key === k).map((m) => (JSON.parse(m.value) as CommandEnvelope).commandId);
+      expect(order.filter((id) => id.startsWith(`${k}-`))).toEqual(mine);
+    }
+    expect(mostInFlight).toBeGreaterThan(1);
+    expect(ingest.stats()).toMatchObject({ accepted: 39, deadLettered: 1 });
+  });
+});

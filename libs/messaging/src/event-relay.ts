@@ -1,0 +1,202 @@
+import type { EventStore, EventSubscription, StoredEvent } from '@clientele/event-store';
+import { CompressionTypes, Partitioners, type Kafka, type Producer, type TopicMessages } from 'kafkajs';
+import type { CheckpointStore } from './checkpoint.store';
+import { recordsFor } from './event-messages';
+import type { TopicNames } from './topics';
+
+/** The little a relay says about itself; pino's logger fits. */
+export interface RelayLogger {
+  warn(detail: object, message: string): void;
+}
+
+export interface EventRelayOptions {
+  store: EventStore;
+  kafka: Kafka;
+  topics: Pick<TopicNames, 'events' | 'lifecycle' | 'referrals' | 'profiles'>;
+  checkpoints: CheckpointStore;
+  /** checkpoint name; two relays with different names publish independently */
+  name?: string;
+  /** most events per send; default 2000 (500 measured at half the throughput) */
+  batchSize?: number;
+  /** how long after its first event a partial batch is sent; default 5 ms */
+  lingerMs?: number;
+  /** gzip record batches (zlib runs off the main thread; fewer bytes to the broker); default none */
+  compression?: 'none' | 'gzip';
+  /** pause before retrying after the broker or store failed; default 1000 ms */
+  retryBackoffMs?: number;
+  logger?: RelayLogger;
+}
+
+export interface RelayStats {
+  /** global position of the last event the broker acknowledged */
+  position: number;
+  /** the store's head position when last looked at */
+  headPosition: number;
+  /** events stored but not yet acknowledged by the broker */
+  lag: number;
+  /** events acknowledged since start (re-publications after a failure count again) */
+  publishedEvents: number;
+  /** sends that failed and were retried */
+  failedSends: number;
+}
+
+/**
+ * Publishes every stored event, in log order, keyed by stream id: all to `events`, transitions also
+ * to `lifecycle`, referral events also to `referrals`. At least once: the checkpoint moves only
+ * after the broker acknowledged a batch, and any failure resumes from the checkpoint. The producer
+ * is idempotent with one request in flight, so retries inside a session neither duplicate nor reorder.
+ */
+export class EventRelay {
+  private readonly name: string;
+  private readonly batchSize: number;
+  private readonly lingerMs: number;
+  private readonly retryBackoffMs: number;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private subscription: EventSubscription | undefined;
+  private producer: Producer | undefined;
+  private wake: (() => void) | undefined;
+  private readonly counters: RelayStats = { position: 0, headPosition: 0, lag: 0, publishedEvents: 0, failedSends: 0 };
+
+  constructor(private readonly options: EventRelayOptions) {
+    this.name = options.name ?? 'kafka-relay';
+    this.batchSize = options.batchSize ?? 2000;
+    this.lingerMs = options.lingerMs ?? 5;
+    this.retryBackoffMs = options.retryBackoffMs ?? 1000;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops after the batch in flight (if any) is acknowledged or failed; the checkpoint stays where it is. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.subscription?.close();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  async stats(): Promise<RelayStats> {
+    this.counters.headPosition = await this.options.store.headPosition();
+    this.counters.lag = Math.max(0, this.counters.headPosition - this.counters.position);
+    return { ...this.counters };
+  }
+
+  /** Resolves once every event up to `position` is acknowledged (tests, graceful hand-over). */
+  async waitForPosition(position: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.counters.position < position) {
+      if (Date.now() > deadline) throw new Error(`relay ${this.name} reached ${this.counters.position}, not ${position}, in ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.publishFromCheckpoint();
+      } catch (err) {
+        this.counters.failedSends += 1;
+        this.options.logger?.warn({ err, relay: this.name, position: this.counters.position }, 'relay failed; resuming from its checkpoint');
+        await this.dropProducer();
+        await this.pause(this.retryBackoffMs);
+      }
+    }
+    await this.dropProducer();
+  }
+
+  private async publishFromCheckpoint(): Promise<void> {
+    const producer = await this.connectedProducer();
+    const from = await this.options.checkpoints.load(this.name);
+    this.counters.position = from;
+    const subscription = this.options.store.subscribeToAll({ afterPosition: from, batchSize: this.batchSize });
+    this.subscription = subscription;
+    const iterator = subscription[Symbol.asyncIterator]();
+    const batch: StoredEvent[] = [];
+    try {
+      let pending = iterator.next();
+      // like Kafka's linger.ms: a batch goes out at most lingerMs after its first event was read;
+      // one timer per batch, not one per event, so catching up costs no timers
+      let lingerOver: Promise<undefined> | undefined;
+      while (this.running) {
+        const next = batch.length === 0 ? await pending : await Promise.race([pending, lingerOver]);
+        if (next === undefined) {
+          await this.send(producer, batch);
+          lingerOver = undefined;
+          continue;
+        }
+        if (next.done) break;
+        batch.push(next.value);
+        if (batch.length === 1) lingerOver = sleep(this.lingerMs).then(() => undefined);
+        pending = iterator.next();
+        if (batch.length >= this.batchSize) {
+          await this.send(producer, batch);
+          lingerOver = undefined;
+        }
+      }
+      // stopping: what was read but not sent is simply read again next time
+    } finally {
+      await subscription.close();
+      this.subscription = undefined;
+    }
+  }
+
+  private async send(producer: Producer, batch: StoredEvent[]): Promise<void> {
+    const last = batch[batch.length - 1];
+    if (!last) return;
+    const byTopic = new Map<string, TopicMessages>();
+    for (const event of batch) {
+      for (const record of recordsFor(event, this.options.topics)) {
+        let entry = byTopic.get(record.topic);
+        if (!entry) byTopic.set(record.topic, (entry = { topic: record.topic, messages: [] }));
+        entry.messages.push({ key: record.key, value: record.value, headers: record.headers });
+      }
+    }
+    await producer.sendBatch({
+      topicMessages: [...byTopic.values()],
+      acks: -1,
+      compression: this.options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+    });
+    await this.options.checkpoints.save(this.name, last.position);
+    this.counters.position = last.position;
+    this.counters.publishedEvents += batch.length;
+    batch.length = 0;
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (!this.producer) {
+      this.producer = this.options.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
+      await this.producer.connect();
+    }
+    return this.producer;
+  }
+
+  /** A producer that failed may hold a stale connection or sequence; the next attempt starts afresh. */
+  private async dropProducer(): Promise<void> {
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.disconnect().catch(() => undefined);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

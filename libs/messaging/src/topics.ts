@@ -1,0 +1,65 @@
+import type { Admin, ITopicConfig } from 'kafkajs';
+import { DEFAULT_TOPIC_PREFIX } from './kafka-config';
+
+export interface TopicNames {
+  /** every stored event, keyed by stream id */
+  events: string;
+  /** lifecycle transitions, keyed by stream id */
+  lifecycle: string;
+  /** latest profile per customer, compacted, keyed by customer id */
+  profiles: string;
+  /** referral edges, keyed by the referrer's stream id */
+  referrals: string;
+  /** commands in from platforms */
+  commands: string;
+  /** commands that could not be accepted */
+  commandsDeadLetter: string;
+}
+
+export function topicNames(prefix: string = DEFAULT_TOPIC_PREFIX): TopicNames {
+  return {
+    events: `${prefix}events`,
+    lifecycle: `${prefix}lifecycle`,
+    profiles: `${prefix}profiles`,
+    referrals: `${prefix}referrals`,
+    commands: `${prefix}commands`,
+    commandsDeadLetter: `${prefix}commands.dlq`,
+  };
+}
+
+export interface TopicSettings {
+  topicPrefix: string;
+  /** partitions of the keyed topics; order holds per key, so more partitions only add parallelism */
+  partitions?: number;
+  /** -1: the cluster's default.replication.factor */
+  replicationFactor?: number;
+  /** largest message a topic accepts (dead letters may carry an oversized original); default 4 MiB */
+  maxMessageBytes?: number;
+}
+
+/** Creates Clientele's topics where missing (existing ones are left as they are). */
+export async function ensureTopics(admin: Admin, settings: TopicSettings): Promise<TopicNames> {
+  const names = topicNames(settings.topicPrefix);
+  const partitions = settings.partitions ?? 6;
+  const replicationFactor = settings.replicationFactor ?? -1;
+  const maxBytes = String(settings.maxMessageBytes ?? 4 * 1024 * 1024);
+  const topic = (name: string, numPartitions: number, config: Record<string, string> = {}): ITopicConfig => ({
+    topic: name,
+    numPartitions,
+    replicationFactor,
+    configEntries: Object.entries({ 'max.message.bytes': maxBytes, ...config }).map(([name, value]) => ({ name, value })),
+  });
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: [
+      topic(names.events, partitions),
+      topic(names.lifecycle, partitions),
+      // a consumer rebuilding its copy reads only the latest profile per customer
+      topic(names.profiles, partitions, { 'cleanup.policy': 'compact' }),
+      topic(names.referrals, partitions),
+      topic(names.commands, partitions),
+      topic(names.commandsDeadLetter, 1, { 'retention.ms': String(30 * 24 * 3600 * 1000) }),
+    ],
+  });
+  return names;
+}

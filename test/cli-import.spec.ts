@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+
+import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
+
+import { runCli } from '../apps/cli/src/cli.program';
+import type { CliContext } from '../apps/cli/src/cli-context';
+import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
+import { openEngine } from '../apps/cli/src/engine-wiring';
+
+const SAMPLE = '/work/shared/data/cdnow/CDNOW_sample.txt';
+
+const captured = () => {
+  const stream = new PassThrough() as PassThrough & NodeJS.WriteStream;
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { stream, text: () => text };
+};
+
+const cli = async (args: string[]) => {
+  const out = captured();
+  const err = captured();
+  const context: CliContext = { stdout: out.stream, stderr: err.stream, openEngine };
+  const code = await runCli(args, context);
+  return { code, stdout: out.text(), stderr: err.text() };
+};
+
+const readAll = async (dataDir: string): Promise<StoredEvent[]> => {
+  const store = new SqliteEventStore({ file: join(dataDir, STORE_FILE) });
+  try {
+    return await store.readAll();
+  } finally {
+    await store.close();
+  }
+};
+
+/** The figures the sample file implies, computed here independently of the importer. */
+const sampleFigures = () => {
+  const rows = readFileSync(SAMPLE, 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((t) => t.length === 5);
+  const customers = new Set(rows.map((t) => Number(t[0])));
+  const days = new Set(rows.map((t) => `${Number(t[0])}-${t[2]}`));
+  const cds = rows.reduce((sum, t) => sum + Number(t[3]), 0);
+  const cents = rows.reduce((sum, t) => sum + Math.round(Number(t[4]) * 100), 0);
+  return { rows: rows.length, customers: customers.size, orders: days.size, cds, cents };
+};
+
+describe('clientele import (journey, embedded store)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-cli-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('given the CDNOW sample, when imported twice, then customers, orders, CDs and cents match the file exactly and the second run writes nothing', async () => {
+    const expected = sampleFigures();
+    const dataDir = join(dir, 'data');
+
+    const first = await cli(['import', SAMPLE, '--format', 'cdnow', '--data-dir', dataDir, '--quiet']);
+    expect(first.code).toBe(0);
+    const events = await readAll(dataDir);
+    const of = (type: string) => events.filter((e) => e.type === type);
+    expect(of('ProspectRegistered')).toHaveLength(expected.customers);
+    expect(of('CustomerConverted')).toHaveLength(expected.customers);
+    const purchases = of('PurchaseRecorded').map((e) => e.data as { totalMinor: number; lines: { quantity: number }[] });
+    expect(purchases).toHaveLength(expected.orders);
+    expect(purchases.reduce((s, p) => s + p.totalMinor, 0)).toBe(expected.cents);
+    expect(purchases.reduce((s, p) => s + p.lines.reduce((q, l) => q + l.quantity, 0), 0)).toBe(expected.cds);
+
+    const again = await cli(['import', SAMPLE, '--format', 'cdnow', '--data-dir', dataDir, '--quiet']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/ 0 stored \(0 events\)/);
+    expect(await readAll(dataDir)).toHaveLength(events.length);
+  });
+
+  it('given NDJSON with bad lines, when imported, then good lines are stored, bad ones reported by line number (stderr and --rejects) and the exit code is 2', async () => {
+    const file = join(dir, 'in.ndjson');
+    const rejectsFile = join(dir, 'rejects.ndjson');
+    const at = '2025-03-01T10:00:00Z';
+    writeFileSync(
+      file,
+      [
+        JSON.stringify({ type: 'RegisterProspect', commandId: 'r-1', data: { customerId: 'ann', source: 'web', occurredAt: at } }),
+        'not json',
+        JSON.stringify({ type: 'RecordPurchase', commandId: 'p-1', data: { customerId: 'ann', orderId: 'o-1', lines: [], occurredAt: at } }),
+        JSON.stringify({ type: 'RegisterProspect', commandId: 'r-2', data: { customerId: 'bob', source: 'web', referredBy: 'bob', occurredAt: at } }),
+        JSON.stringify({ type: 'RecordPurchase', commandId: 'p-2', data: { customerId: 'ann', orderId: 'o-2', lines: [{ sku: 'a', category: 'b', quantity: 1, unitPriceMinor: 500, unitCostMinor: 200 }], occurredAt: at } }),
+      ].join('\n') + '\n',
+    );
+
+    const run = await cli(['import', file, '--data-dir', join(dir, 'data'), '--rejects', rejectsFile, '--quiet']);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^line 2: parse: not valid JSON/m);
+    expect(run.stderr).toMatch(/^line 3: validation: data\.lines/m);
+    expect(run.stderr).toMatch(/^line 4: domain: /m);
+    const rejects = readFileSync(rejectsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; stage: string });
+    expect(rejects.map((r) => [r.line, r.stage])).toEqual([
+      [2, 'parse'],
+      [3, 'validation'],
+      [4, 'domain'],
+    ]);
+    const history = await cli(['history', 'ann', '--json', '--data-dir', join(dir, 'data')]);
+    expect(history.code).toBe(0);
+    expect(history.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type)).toEqual([
+      'ProspectRegistered',
+      'PurchaseRecorded',
+      'CustomerConverted',
+    ]);
+    expect((await cli(['history', 'bob', '--data-dir', join(dir, 'data')])).code).toBe(1);
+  });
+
+  it('given a missing file or a bad option, then the CLI names it and exits 1', async () => {
+    const missing = await cli(['import', join(dir, 'nope.ndjson'), '--data-dir', join(dir, 'data')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/file: cannot read/);
+    const badBatch = await cli(['import', SAMPLE, '--batch', '0']);
+    expect(badBatch.code).toBe(1);
+    expect(badBatch.stderr).toMatch(/batch: expected a positive integer/);
+  });
+});
