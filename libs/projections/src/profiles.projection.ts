@@ -33,7 +33,8 @@ export interface ProfileRow {
   source: string | null;
   orders: number;
   revenue_minor: number;
-  last_purchase_at: string | null;
+  /** '' before the first purchase (not NULL: both databases then sort it the same, first) */
+  last_purchase_at: string;
   /** `MM-DD` of the birthday: indexable for upcoming-birthday queries */
   birth_md: string | null;
   state: string;
@@ -120,12 +121,14 @@ export class ProfilesProjection implements Projection {
     await tx.exec(`
       CREATE TABLE IF NOT EXISTS profiles (
         customer_id ${key} PRIMARY KEY, erased BIGINT NOT NULL, stage ${key}, source ${key},
-        orders BIGINT NOT NULL, revenue_minor BIGINT NOT NULL, last_purchase_at ${key}, birth_md ${key},
+        orders BIGINT NOT NULL, revenue_minor BIGINT NOT NULL, last_purchase_at ${key} NOT NULL, birth_md ${key},
         state TEXT NOT NULL
       );
       CREATE INDEX IF NOT EXISTS profiles_stage ON profiles (stage, customer_id);
       CREATE INDEX IF NOT EXISTS profiles_source ON profiles (source, customer_id);
       CREATE INDEX IF NOT EXISTS profiles_revenue ON profiles (revenue_minor, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_orders ON profiles (orders, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_last_purchase ON profiles (last_purchase_at, customer_id);
       CREATE INDEX IF NOT EXISTS profiles_birth_md ON profiles (birth_md, customer_id);
       CREATE TABLE IF NOT EXISTS profile_categories (
         customer_id ${key} NOT NULL, category ${key} NOT NULL, quantity BIGINT NOT NULL, PRIMARY KEY (customer_id, category));
@@ -334,7 +337,7 @@ export class ProfilesProjection implements Projection {
 
 function blankProfile(customerId: string, at: string): Working {
   return {
-    row: { customer_id: customerId, erased: 0, stage: null, source: null, orders: 0, revenue_minor: 0, last_purchase_at: null, birth_md: null, state: '' },
+    row: { customer_id: customerId, erased: 0, stage: null, source: null, orders: 0, revenue_minor: 0, last_purchase_at: '', birth_md: null, state: '' },
     s: {
       name: null, email: null, phone: null, birthday: null, preferences: {}, consents: {}, stageSince: null, stageSeq: 0,
       acquisitionChannel: null, campaign: null, referredBy: null, registeredAt: null, firstSeenAt: at, firstPurchaseAt: null,

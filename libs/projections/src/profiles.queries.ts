@@ -81,7 +81,7 @@ const SORT_COLUMN: Readonly<Record<ProfileSort, string>> = {
   customerId: 'customer_id',
   revenue: 'revenue_minor',
   orders: 'orders',
-  lastPurchase: "COALESCE(last_purchase_at, '')",
+  lastPurchase: 'last_purchase_at',
 };
 
 /**
@@ -135,7 +135,7 @@ export class ProfileQueries {
       },
       ...defined({
         firstPurchaseAt: st.firstPurchaseAt,
-        lastPurchaseAt: row.last_purchase_at,
+        lastPurchaseAt: row.last_purchase_at || undefined,
         stage: row.stage,
         stageSince: st.stageSince,
       }),
@@ -191,8 +191,9 @@ export class ProfileQueries {
         where.push(`customer_id ${cmp} ?`);
         params.push(id);
       } else {
-        where.push(`(${expr} ${cmp} ? OR (${expr} = ? AND customer_id ${cmp} ?))`);
-        params.push(value, value, id);
+        // a row-value comparison lets both databases seek the (sort, id) index to the cursor
+        where.push(`(${expr}, customer_id) ${cmp} (?, ?)`);
+        params.push(value, id);
       }
     }
     const dir = direction.toUpperCase();
@@ -211,7 +212,7 @@ export class ProfileQueries {
         erased: Number(r.erased) === 1,
         orders: r.orders,
         revenueMinor: r.revenue_minor,
-        ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at }),
+        ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at || undefined }),
       })),
       ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.sort_value, last.customer_id) } : {}),
     };
