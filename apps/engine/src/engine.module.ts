@@ -4,7 +4,9 @@ import { ClienteleModule, type OpenedStorage } from '@clientele/application';
 import { CommandsController } from './commands.controller';
 import { CustomersController } from './customers.controller';
 import type { EngineConfig } from './engine.config';
+import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime } from './engine.runtime';
+import { ReadModelsController } from './read-models.controller';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { OperationsController } from './operations.controller';
 import { ProblemDetailsFilter } from './problem-details';
@@ -28,12 +30,13 @@ export class EngineModule {
         }),
         ...imports,
       ],
-      controllers: [CommandsController, CustomersController, OperationsController],
+      controllers: [CommandsController, CustomersController, ReadModelsController, OperationsController],
       providers: [
         { provide: ENGINE_CONFIG, useValue: config },
         { provide: ENGINE_STORAGE, useValue: storage },
         { provide: APP_FILTER, useClass: ProblemDetailsFilter },
         EngineRuntime,
+        EngineReadModels,
       ],
     };
   }

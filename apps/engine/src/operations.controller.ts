@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
 import type { EventStore } from '@clientele/event-store';
 import type { MessagingStats } from '@clientele/messaging';
+import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime } from './engine.runtime';
 
 export interface HealthReport {
@@ -12,6 +13,8 @@ export interface HealthReport {
   processManager: ProcessStatus | { running: false };
   /** relay and ingest figures when this process runs them */
   kafka?: MessagingStats;
+  /** each read model's position and lag when this process runs the projector */
+  projections?: Awaited<ReturnType<EngineReadModels['status']>>;
 }
 
 @ApiTags('operations')
@@ -22,6 +25,7 @@ export class OperationsController {
     private readonly runner: ReferralProcessRunner,
     private readonly metrics: ClienteleMetrics,
     private readonly runtime: EngineRuntime,
+    private readonly readModels: EngineReadModels,
   ) {}
 
   @Get('health')
@@ -32,7 +36,15 @@ export class OperationsController {
       const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
       const degraded = 'lastError' in processManager && processManager.lastError !== undefined;
       const kafka = await this.runtime.messagingStats();
-      return { status: degraded ? 'degraded' : 'ok', store: { reachable: true, head }, processManager, ...(kafka ? { kafka } : {}) };
+      const projections = await this.readModels.status();
+      const projectionFailing = projections?.some((p) => p.lastError !== undefined) ?? false;
+      return {
+        status: degraded || projectionFailing ? 'degraded' : 'ok',
+        store: { reachable: true, head },
+        processManager,
+        ...(kafka ? { kafka } : {}),
+        ...(projections ? { projections } : {}),
+      };
     } catch (error) {
       res.status(503);
       return {
