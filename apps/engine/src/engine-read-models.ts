@@ -1,26 +1,19 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
+  allProjections,
   ProfileQueries,
-  ProfilesProjection,
   Projector,
   projectorOptions,
   readModelConfigFromEnv,
   readModelGenerations,
   ReadModels,
   ReferralQueries,
-  ReferralsProjection,
-  type Projection,
   type ProjectionStatus,
 } from '@clientele/projections';
 import { Gauge } from 'prom-client';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
-
-/** Every read model the engine keeps, in the order the projector applies them. */
-export function engineProjections(): Projection[] {
-  return [new ProfilesProjection(), new ReferralsProjection()];
-}
 
 /**
  * The read models this process serves, and (with the `projector` role) the projector that keeps
@@ -51,7 +44,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     this.profiles = new ProfileQueries(this.models);
     this.referrals = new ReferralQueries(this.models);
     if (!this.config.roles.projector) return;
-    this.projector = new Projector(this.storage.store, this.models, engineProjections(), projectorOptions(readConfig, generations));
+    this.projector = new Projector(this.storage.store, this.models, allProjections(), projectorOptions(readConfig, generations));
     await this.projector.start();
     const lag = new Gauge({
       name: 'clientele_projection_lag_events',

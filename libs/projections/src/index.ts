@@ -10,3 +10,4 @@ export * from './referrals.projection';
 export * from './referrals.queries';
 export * from './read-model-generations';
 export * from './read-model.config';
+export * from './all-projections';
