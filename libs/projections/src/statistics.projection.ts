@@ -58,7 +58,9 @@ CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, chan
 CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel);
 CREATE INDEX IF NOT EXISTS stat_customers_registered ON stat_customers (registered_at);
 CREATE INDEX IF NOT EXISTS stat_customers_acquisition ON stat_customers (acquisition_month);
-CREATE INDEX IF NOT EXISTS stat_customers_revenue ON stat_customers (revenue, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_revenue ON stat_customers (revenue, customer_id, orders);
+CREATE INDEX IF NOT EXISTS stat_customers_orders ON stat_customers (orders, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_recency ON stat_customers (last_purchase_day, customer_id, orders);
 CREATE TABLE IF NOT EXISTS stat_stage_history (
   customer_id TEXT NOT NULL,
   seq BIGINT NOT NULL,

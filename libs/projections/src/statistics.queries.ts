@@ -261,7 +261,7 @@ export class StatisticsQueries {
   /** Customers in each stage, now or as of the end of `asOf`. */
   async stageCounts(filter?: StatisticsFilter): Promise<StageCounts> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const rows = r.asOfEnd
       ? await this.db.all<Row>(
           `${pop.with} SELECT h.stage AS stage, COUNT(*) AS n FROM stat_stage_history h
@@ -284,7 +284,7 @@ export class StatisticsQueries {
    */
   async funnel(filter?: StatisticsFilter): Promise<Funnel> {
     const r = validateFilter(filter, [...PERIOD, 'asOf', ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const where: string[] = ['1 = 1'];
     const params: SqlParam[] = [];
     if (r.fromAt) (where.push('c.registered_at >= ?'), params.push(r.fromAt));
@@ -340,7 +340,7 @@ export class StatisticsQueries {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
     if (!Number.isInteger(maxMonths) || maxMonths < 0 || maxMonths > 120)
       throw new StatisticsFilterError('maxMonths', 'expected an integer between 0 and 120');
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const where: string[] = ['c.acquisition_month IS NOT NULL'];
     const params: SqlParam[] = [];
     if (r.fromMonth) (where.push('c.acquisition_month >= ?'), params.push(r.fromMonth));
@@ -380,7 +380,7 @@ export class StatisticsQueries {
    */
   async churn(filter?: StatisticsFilter): Promise<ChurnAnswer> {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
     const period: string[] = [];
     const params: SqlParam[] = [];
@@ -428,7 +428,7 @@ export class StatisticsQueries {
   /** Customers with at least 2 orders / customers with at least 1, counting orders up to `asOf`. */
   async repeatRate(filter?: StatisticsFilter): Promise<RepeatRate> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const row = r.asOfEnd
       ? await this.db.get<Row>(
           `${pop.with}, o AS (SELECT customer_id, COUNT(*) AS n FROM stat_orders WHERE at < ? GROUP BY customer_id)
@@ -452,17 +452,17 @@ export class StatisticsQueries {
    */
   async tenure(filter?: StatisticsFilter): Promise<Tenure> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const refAt = r.asOfEnd ?? (await this.latestAt());
     if (!refAt) return { customers: 0, averageDays: null };
     const refDay = Date.parse(refAt) / DAY_MS;
     const row = r.asOfEnd
       ? await this.db.get<Row>(
-          `${pop.with}, o AS (SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day FROM stat_orders WHERE at < ? GROUP BY customer_id),
-           ch AS (SELECT customer_id FROM stat_stage_history WHERE stage = 'churned' AND from_at < ? AND (to_at IS NULL OR to_at >= ?))
-           SELECT COUNT(*) AS n, SUM(CASE WHEN ch.customer_id IS NOT NULL THEN o.last_day - o.first_day ELSE ? - o.first_day END) AS total
-           FROM o LEFT JOIN ch ON ch.customer_id = o.customer_id
-           ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
+          `${pop.with}, o AS (SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day FROM stat_orders WHERE at < ? GROUP BY customer_id)
+           SELECT COUNT(*) AS n, SUM(CASE WHEN (SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id
+               AND h.from_at < ? AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1) = 'churned'
+             THEN o.last_day - o.first_day ELSE ? - o.first_day END) AS total
+           FROM o ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
           [...pop.withParams, r.asOfEnd, r.asOfEnd, r.asOfEnd, refDay, ...pop.params],
         )
       : await this.db.get<Row>(
@@ -478,7 +478,7 @@ export class StatisticsQueries {
   async value(filter?: StatisticsFilter, per: 'month' | 'year' = 'month'): Promise<ValuePeriod[]> {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
     if (per !== 'month' && per !== 'year') throw new StatisticsFilterError('per', 'expected month or year');
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     const { sql: range, params } = monthRange(r, 'm.month');
     const period = per === 'month' ? 'm.month' : 'substr(m.month, 1, 4)';
     const rows = await this.db.all<Row>(
@@ -511,7 +511,7 @@ export class StatisticsQueries {
    */
   async goldenCustomers(filter?: StatisticsFilter): Promise<GoldenCustomers> {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
-    const pop = this.population(r, 'c');
+    const pop = await this.population(r, 'c');
     let source: string;
     let params: SqlParam[];
     if (r.fromMonth || r.toMonth) {
@@ -552,7 +552,7 @@ export class StatisticsQueries {
     if (!Number.isInteger(offset) || offset < 0) throw new StatisticsFilterError('offset', 'expected a non-negative integer');
     const refAt = r.asOfEnd ?? (await this.latestAt());
     const refMs = refAt ? Date.parse(refAt) : 0;
-    const rfm = this.rfmCte(r.asOfEnd);
+    const rfm = await this.rfmCte(r.asOfEnd);
     const where = this.customerFilter(r, 's');
     const rows = await this.db.all<Row>(
       `WITH ${rfm.sql} SELECT s.customer_id, s.last_at, s.f, s.m, s.r_score, s.f_score, s.m_score, s.segment FROM rfm_seg s
@@ -575,7 +575,7 @@ export class StatisticsQueries {
   /** Customers, lifetime revenue, cost and profit (as of `asOf`) per RFM segment. */
   async rfmSegments(filter?: StatisticsFilter): Promise<RfmSegmentSummary[]> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const rfm = this.rfmCte(r.asOfEnd);
+    const rfm = await this.rfmCte(r.asOfEnd);
     const where = this.customerFilter(r, 's');
     const rows = await this.db.all<Row>(
       `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
@@ -601,7 +601,7 @@ export class StatisticsQueries {
     const r = validateFilter(filter, [...PERIOD, ...(by === 'segment' ? ['asOf' as const] : []), ...POPULATION]);
     let rows: Row[];
     if (by === 'segment') {
-      const rfm = this.rfmCte(r.asOfEnd ?? r.toEnd);
+      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       const range = monthRange(r, 'm.month');
       const where = this.customerFilter(r, 's');
       rows = await this.db.all<Row>(
@@ -611,7 +611,7 @@ export class StatisticsQueries {
         [...rfm.params, ...range.params, ...where.params],
       );
     } else if (r.segment) {
-      const pop = this.population(r, 'c');
+      const pop = await this.population(r, 'c');
       const range = monthRange(r, 's.month');
       const dim = by === 'source' ? 'channel' : by;
       const key = by === 'source' ? 'c.source' : 's.key';
@@ -713,20 +713,56 @@ export class StatisticsQueries {
   /**
    * RFM over every customer with a purchase before `asOfEnd` (or ever): quintiles are taken over
    * the whole base, so a customer's segment does not depend on the other filters of a query.
+   *
+   * For the present (or any date after the latest fact) the quintile boundaries are read off
+   * indexes: the first (value, customer id) of each NTILE bucket is one `LIMIT 1 OFFSET k` walk,
+   * and each customer's score is the number of boundaries at or below them. That is exactly what
+   * `NTILE(5) OVER (ORDER BY value, customer_id)` gives, without sorting the base three times.
+   * For a past date the base is folded from the orders and ranked with NTILE.
    */
-  private rfmCte(asOfEnd: string | undefined): { sql: string; params: SqlParam[] } {
-    const base = asOfEnd
-      ? `SELECT customer_id, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f, CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
-         FROM stat_orders WHERE at < ? GROUP BY customer_id`
-      : `SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost FROM stat_customers WHERE orders > 0`;
+  private async rfmCte(asOfEnd: string | undefined): Promise<{ sql: string; params: SqlParam[] }> {
+    const latest = await this.latestAt();
+    if (asOfEnd && latest && asOfEnd <= latest) {
+      return {
+        sql: `rfm_base AS (SELECT customer_id, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+            CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id),
+          rfm AS (SELECT customer_id, last_day, last_at, f, m, cost,
+            NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+            NTILE(5) OVER (ORDER BY f, customer_id) AS f_score,
+            NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM rfm_base),
+          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+        params: [asOfEnd],
+      };
+    }
+    const n = num((await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.['n']);
+    // first rank of buckets 2..5 as NTILE(5) fills them: the first n % 5 buckets hold one more
+    const starts: number[] = [];
+    for (let b = 1, at = 0; b <= 5; b += 1) {
+      if (b > 1) starts.push(at);
+      at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+    }
+    const params: SqlParam[] = [];
+    const score = async (col: string): Promise<string> => {
+      const terms: string[] = [];
+      for (const k of starts) {
+        if (k >= n) continue;
+        const cut = await this.db.get<Row>(
+          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE orders > 0 ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
+        );
+        if (!cut) continue;
+        terms.push(`CASE WHEN ${col} > ? OR (${col} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`);
+        params.push(cut['v'] as SqlParam, cut['v'] as SqlParam, String(cut['customer_id']));
+      }
+      return terms.length ? `1 + ${terms.join(' + ')}` : '1';
+    };
+    const r = await score('last_purchase_day');
+    const f = await score('orders');
+    const m = await score('revenue');
     return {
-      sql: `rfm_base AS (${base}),
-        rfm AS (SELECT customer_id, last_day, last_at, f, m, cost,
-          NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
-          NTILE(5) OVER (ORDER BY f, customer_id) AS f_score,
-          NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM rfm_base),
-        rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
-      params: asOfEnd ? [asOfEnd] : [],
+      sql: `rfm AS (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
+            ${r} AS r_score, ${f} AS f_score, ${m} AS m_score FROM stat_customers WHERE orders > 0),
+          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+      params,
     };
   }
 
@@ -742,7 +778,7 @@ export class StatisticsQueries {
   }
 
   /** conditions that narrow the customers (aliased `alias`) a figure counts */
-  private population(r: Resolved, alias: string): Population {
+  private async population(r: Resolved, alias: string): Promise<Population> {
     const where: string[] = [];
     const params: SqlParam[] = [];
     if (r.source) (where.push(`AND ${alias}.source = ?`), params.push(r.source));
@@ -750,7 +786,7 @@ export class StatisticsQueries {
     let withSql = 'WITH noop AS (SELECT 1 AS one)';
     let withParams: SqlParam[] = [];
     if (r.segment) {
-      const rfm = this.rfmCte(r.asOfEnd ?? r.toEnd);
+      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
       withParams = [...rfm.params, r.segment];
       where.push(`AND ${alias}.customer_id IN (SELECT customer_id FROM seg)`);

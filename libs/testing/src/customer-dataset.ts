@@ -20,6 +20,8 @@ export interface CustomerDatasetOptions {
   months?: number;
   employees?: number;
   campaigns?: number;
+  /** chance that a buyer buys again after each purchase (default 0.72): more means longer histories */
+  repeatProbability?: number;
   policy?: LifecyclePolicy;
 }
 
@@ -226,7 +228,7 @@ function simulate(
       }
       const longGap = rnd() < 0.12;
       t += Math.floor((longGap ? 200 + rnd() * 200 : 5 + rnd() * 90) * DAY);
-    } while (rnd() < 0.72);
+    } while (rnd() < (options.repeatProbability ?? 0.72));
     if (rnd() < 0.05) push({ t: t - Math.floor(rnd() * 30 * DAY), kind: 'lost', c, detail: pick(['moved away', 'price', 'service']) });
   });
 
