@@ -21,6 +21,9 @@ export const STATISTICS_TABLES = [
   'stat_campaign_months',
   'stat_employees',
   'stat_employee_months',
+  'stat_periods',
+  'stat_cohorts',
+  'stat_active_spans',
   'stat_meta',
 ] as const;
 
@@ -132,6 +135,36 @@ CREATE TABLE IF NOT EXISTS stat_employee_months (
   complaints BIGINT NOT NULL,
   PRIMARY KEY (employee_id, month)
 );
+CREATE TABLE IF NOT EXISTS stat_periods (
+  kind TEXT NOT NULL,
+  period TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  active BIGINT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (kind, period, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_cohorts (
+  cohort TEXT NOT NULL,
+  month TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  active BIGINT NOT NULL,
+  PRIMARY KEY (cohort, month, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_active_spans (
+  month_in TEXT NOT NULL,
+  month_out TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (month_in, month_out, source, channel)
+);
+CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id);
 CREATE TABLE IF NOT EXISTS stat_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -140,6 +173,7 @@ CREATE TABLE IF NOT EXISTS stat_meta (
 
 export const UNKNOWN_KEY = 'unknown';
 export const DAY_MS = 86_400_000;
+const ACTIVE: ReadonlySet<string> = new Set(['customer', 'repeat_buyer', 'advocate']);
 
 type Stage = 'prospect' | 'customer' | 'repeat_buyer' | 'advocate' | 'churned';
 
@@ -245,6 +279,13 @@ interface BatchState {
   orders: SqlParam[][];
   orderIds: Set<string>;
   customerMonths: Deltas;
+  /** (customer, month) and (customer, year) keys known to have a purchase already */
+  knownPeriods: Set<string>;
+  /** months first bought in during this batch, per customer (for a cohort move) */
+  newMonths: Map<string, string[]>;
+  periods: Deltas;
+  cohorts: Deltas;
+  spans: Deltas;
   sales: Deltas;
   customerSales: Deltas;
   campaignMonths: Deltas;
@@ -271,6 +312,11 @@ export class StatisticsProjection implements Projection {
       orders: [],
       orderIds: new Set(),
       customerMonths: new Deltas(),
+      knownPeriods: new Set(),
+      newMonths: new Map(),
+      periods: new Deltas(),
+      cohorts: new Deltas(),
+      spans: new Deltas(),
       sales: new Deltas(),
       customerSales: new Deltas(),
       campaignMonths: new Deltas(),
@@ -367,9 +413,20 @@ export class StatisticsProjection implements Projection {
         row.revenue += total;
         row.cost += cost;
         if (!row.first_purchase_at || at < row.first_purchase_at) {
+          const previous = row.acquisition_month;
           row.first_purchase_at = at;
           row.first_purchase_day = day;
           row.acquisition_month = month;
+          // a backfilled earlier first purchase moves the customer to an earlier cohort
+          if (previous && previous !== month) await this.moveCohort(row, previous, month, state, tx);
+        }
+        const newMonth = await this.firstTime(state, tx, customerId, month);
+        const newYear = await this.firstTime(state, tx, customerId, month.slice(0, 4));
+        state.periods.add(['month', month, row.source, row.channel], [newMonth ? 1 : 0, 1, total, cost]);
+        state.periods.add(['year', month.slice(0, 4), row.source, row.channel], [newYear ? 1 : 0, 1, total, cost]);
+        if (newMonth) {
+          state.cohorts.add([row.acquisition_month ?? month, month, row.source, row.channel], [1]);
+          state.newMonths.set(customerId, [...(state.newMonths.get(customerId) ?? []), month]);
         }
         if (!row.last_purchase_at || at > row.last_purchase_at) {
           row.last_purchase_at = at;
@@ -480,6 +537,27 @@ export class StatisticsProjection implements Projection {
     }
   }
 
+  /** true the first time this customer buys in `period` (a month `YYYY-MM` or a year `YYYY`) */
+  private async firstTime(state: BatchState, tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
+    const key = `${customerId}\u0000${period}`;
+    if (state.knownPeriods.has(key)) return false;
+    state.knownPeriods.add(key);
+    const [lo, hi] = period.length === 4 ? [`${period}-01`, `${period}-12`] : [period, period];
+    const known = await tx.get(
+      'SELECT 1 AS one FROM stat_customer_months WHERE customer_id = ? AND month >= ? AND month <= ? LIMIT 1',
+      [customerId, lo, hi],
+    );
+    return !known;
+  }
+
+  private async moveCohort(row: CustomerRow, from: string, to: string, state: BatchState, tx: ReadModelTransaction): Promise<void> {
+    const stored = await tx.all<{ month: string }>('SELECT month FROM stat_customer_months WHERE customer_id = ?', [row.customer_id]);
+    for (const m of [...stored.map((x) => x.month), ...(state.newMonths.get(row.customer_id) ?? [])]) {
+      state.cohorts.add([from, m, row.source, row.channel], [-1]);
+      state.cohorts.add([to, m, row.source, row.channel], [1]);
+    }
+  }
+
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
     for (const row of state.customers.values()) {
       await tx.run(
@@ -520,6 +598,9 @@ export class StatisticsProjection implements Projection {
       ['campaign_id', 'month'],
       ['spend', 'revenue', 'cost', 'orders'],
     );
+    await state.periods.flush(tx, 'stat_periods', ['kind', 'period', 'source', 'channel'], ['active', 'orders', 'revenue', 'cost']);
+    await state.cohorts.flush(tx, 'stat_cohorts', ['cohort', 'month', 'source', 'channel'], ['active']);
+    await state.spans.flush(tx, 'stat_active_spans', ['month_in', 'month_out', 'source', 'channel'], ['n']);
     await state.employeeMonths.flush(tx, 'stat_employee_months', ['employee_id', 'month'], ['feedback', 'complaints']);
     for (const [id, e] of state.employees) {
       await tx.run(
@@ -546,6 +627,12 @@ function transition(
   reason: string | null,
   detail: string | null,
 ): void {
+  // spans of active stages by month in and out (month_out '' while open): churn rates read these
+  if (ACTIVE.has(row.stage) && row.stage_since) {
+    state.spans.add([row.stage_since.slice(0, 7), '', row.source, row.channel], [-1]);
+    state.spans.add([row.stage_since.slice(0, 7), at.slice(0, 7), row.source, row.channel], [1]);
+  }
+  if (ACTIVE.has(stage)) state.spans.add([at.slice(0, 7), '', row.source, row.channel], [1]);
   if (row.history_seq > 0) {
     const prev = state.history.get(`${row.customer_id}\u0000${row.history_seq}`);
     if (prev) prev.toAt = at;

@@ -346,16 +346,24 @@ export class StatisticsQueries {
     if (r.fromMonth) (where.push('c.acquisition_month >= ?'), params.push(r.fromMonth));
     if (r.toMonth) (where.push('c.acquisition_month <= ?'), params.push(r.toMonth));
     const cond = `${where.join(' AND ')} ${pop.where}`;
-    const sizes = await this.db.all<Row>(
-      `${pop.with} SELECT c.acquisition_month AS cohort, COUNT(*) AS n FROM stat_customers c WHERE ${cond} GROUP BY c.acquisition_month ORDER BY c.acquisition_month`,
-      [...pop.withParams, ...params, ...pop.params],
-    );
-    const cells = await this.db.all<Row>(
-      `${pop.with} SELECT c.acquisition_month AS cohort, m.month AS month, COUNT(*) AS n
-       FROM stat_customers c JOIN stat_customer_months m ON m.customer_id = c.customer_id
-       WHERE ${cond} GROUP BY c.acquisition_month, m.month`,
-      [...pop.withParams, ...params, ...pop.params],
-    );
+    let sizes: Row[];
+    let cells: Row[];
+    if (!r.segment) {
+      cells = (await this.cohortCells(r)).filter((c) => num(c['n']) > 0);
+      // every member buys in their cohort month, so the cohort's own cell is its size
+      sizes = cells.filter((c) => c['cohort'] === c['month']).sort((a, b) => (String(a['cohort']) < String(b['cohort']) ? -1 : 1));
+    } else {
+      sizes = await this.db.all<Row>(
+        `${pop.with} SELECT c.acquisition_month AS cohort, COUNT(*) AS n FROM stat_customers c WHERE ${cond} GROUP BY c.acquisition_month ORDER BY c.acquisition_month`,
+        [...pop.withParams, ...params, ...pop.params],
+      );
+      cells = await this.db.all<Row>(
+        `${pop.with} SELECT c.acquisition_month AS cohort, m.month AS month, COUNT(*) AS n
+         FROM stat_customers c JOIN stat_customer_months m ON m.customer_id = c.customer_id
+         WHERE ${cond} GROUP BY c.acquisition_month, m.month`,
+        [...pop.withParams, ...params, ...pop.params],
+      );
+    }
     const latest = (await this.latestAt())?.slice(0, 7);
     const byCohort = new Map<string, Map<number, number>>();
     for (const c of cells) {
@@ -372,6 +380,20 @@ export class StatisticsQueries {
       const active = Array.from({ length: Math.max(0, span) + 1 }, (_, k) => byCohort.get(cohort)?.get(k) ?? 0);
       return { cohort, size, active, retention: active.map((a) => (size === 0 ? 0 : a / size)) };
     });
+  }
+
+  /** cohort × month activity kept by the projection, narrowed by source and channel */
+  private async cohortCells(r: Resolved): Promise<Row[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (r.fromMonth) (where.push('AND cohort >= ?'), params.push(r.fromMonth));
+    if (r.toMonth) (where.push('AND cohort <= ?'), params.push(r.toMonth));
+    if (r.source) (where.push('AND source = ?'), params.push(r.source));
+    if (r.channel) (where.push('AND channel = ?'), params.push(r.channel));
+    return this.db.all<Row>(
+      `SELECT cohort, month, CAST(SUM(active) AS BIGINT) AS n FROM stat_cohorts WHERE 1 = 1 ${where.join(' ')} GROUP BY cohort, month`,
+      params,
+    );
   }
 
   /**
@@ -396,12 +418,19 @@ export class StatisticsQueries {
        WHERE h.stage = 'churned' ${period.join(' ')} ${pop.where} GROUP BY h.reason, h.detail ORDER BY h.reason, h.detail`,
       [...pop.withParams, ...params, ...pop.params],
     );
-    const spans = await this.db.all<Row>(
-      `${pop.with} SELECT substr(h.from_at, 1, 7) AS month_in, substr(h.to_at, 1, 7) AS month_out, COUNT(*) AS n
-       FROM stat_stage_history h ${join} WHERE h.stage IN ${ACTIVE_STAGES} ${pop.where}
-       GROUP BY substr(h.from_at, 1, 7), substr(h.to_at, 1, 7)`,
-      [...pop.withParams, ...pop.params],
-    );
+    const spans = r.segment
+      ? await this.db.all<Row>(
+          `${pop.with} SELECT substr(h.from_at, 1, 7) AS month_in, substr(h.to_at, 1, 7) AS month_out, COUNT(*) AS n
+           FROM stat_stage_history h ${join} WHERE h.stage IN ${ACTIVE_STAGES} ${pop.where}
+           GROUP BY substr(h.from_at, 1, 7), substr(h.to_at, 1, 7)`,
+          [...pop.withParams, ...pop.params],
+        )
+      : await this.db.all<Row>(
+          `SELECT month_in, CASE WHEN month_out = '' THEN NULL ELSE month_out END AS month_out, CAST(SUM(n) AS BIGINT) AS n
+           FROM stat_active_spans s WHERE n <> 0 ${r.source ? 'AND s.source = ?' : ''} ${r.channel ? 'AND s.channel = ?' : ''}
+           GROUP BY month_in, month_out`,
+          [...(r.source ? [r.source] : []), ...(r.channel ? [r.channel] : [])],
+        );
     const churnedBy = new Map(churned.map((x) => [String(x['month']), num(x['n'])]));
     const latest = await this.latestAt();
     const first = [...spans.map((s) => String(s['month_in'])), ...churnedBy.keys()].sort()[0];
@@ -481,7 +510,10 @@ export class StatisticsQueries {
     const pop = await this.population(r, 'c');
     const { sql: range, params } = monthRange(r, 'm.month');
     const period = per === 'month' ? 'm.month' : 'substr(m.month, 1, 4)';
-    const rows = await this.db.all<Row>(
+    const preAggregated = !r.segment && (per === 'month' || (!r.fromMonth && !r.toMonth));
+    const rows = preAggregated
+      ? await this.periodTotals(r, per)
+      : await this.db.all<Row>(
       `${pop.with} SELECT ${period} AS period, COUNT(DISTINCT m.customer_id) AS active, CAST(SUM(m.orders) AS BIGINT) AS orders,
          CAST(SUM(m.revenue) AS BIGINT) AS revenue, CAST(SUM(m.cost) AS BIGINT) AS cost
        FROM stat_customer_months m ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = m.customer_id' : ''}
@@ -503,6 +535,25 @@ export class StatisticsQueries {
         marginPerActiveCustomer: ratio(revenue - cost, active),
       };
     });
+  }
+
+  /** per-period totals kept by the projection; `active` counts each customer once per period */
+  private async periodTotals(r: Resolved, per: 'month' | 'year'): Promise<Row[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [per];
+    if (per === 'month') {
+      const range = monthRange(r, 'period');
+      where.push(range.sql);
+      params.push(...range.params);
+    }
+    if (r.source) (where.push('AND source = ?'), params.push(r.source));
+    if (r.channel) (where.push('AND channel = ?'), params.push(r.channel));
+    return this.db.all<Row>(
+      `SELECT period, CAST(SUM(active) AS BIGINT) AS active, CAST(SUM(orders) AS BIGINT) AS orders,
+         CAST(SUM(revenue) AS BIGINT) AS revenue, CAST(SUM(cost) AS BIGINT) AS cost
+       FROM stat_periods WHERE kind = ? ${where.join(' ')} GROUP BY period ORDER BY period`,
+      params,
+    );
   }
 
   /**

@@ -89,14 +89,14 @@ function noise(): StoredEvent[] {
   return [replay, negative, undated as StoredEvent, mystery, noLines];
 }
 
-async function storeWith(events: StoredEvent[]): Promise<{ store: SqliteReadModelStore; q: StatisticsQueries }> {
+async function storeWith(events: StoredEvent[], batch = events.length): Promise<{ store: SqliteReadModelStore; q: StatisticsQueries }> {
   const store = new SqliteReadModelStore(':memory:');
   const p = new StatisticsProjection();
   await store.transaction(async (tx) => {
     await p.migrate(tx);
     await p.migrate(tx); // idempotent
-    await p.apply(events, tx);
   });
+  for (let i = 0; i < events.length; i += batch) await store.transaction((tx) => p.apply(events.slice(i, i + batch), tx));
   return { store, q: new StatisticsQueries(store) };
 }
 
@@ -205,6 +205,21 @@ describe('statistics on a hand-checked history of five customers', () => {
       expect({ table, rows: clean }).toEqual({ table, rows: await rows(store) });
     }
     await noisy.store.close();
+  });
+});
+
+describe('statistics when a backfilled purchase predates the first one', () => {
+  it.each([1, 4])('moves the customer to the earlier cohort and keeps month and year totals whole (batches of %i)', async (batch) => {
+    // X registered in January, bought in March; a January order arrives later in the log
+    const log = [reg('X', '2025-01-02'), buy('X', 'x2', '2025-03-10'), buy('X', 'x1', '2025-01-15'), buy('X', 'x3', '2025-03-20')];
+    const { store, q } = await storeWith(log, batch);
+    expect(await q.cohortRetention()).toEqual([{ cohort: '2025-01', size: 1, active: [1, 0, 1], retention: [1, 0, 1] }]);
+    expect((await q.value()).map((m) => [m.period, m.activeCustomers, m.orders])).toEqual([
+      ['2025-01', 1, 1],
+      ['2025-03', 1, 2],
+    ]);
+    expect((await q.value({}, 'year')).map((m) => [m.period, m.activeCustomers, m.orders])).toEqual([['2025', 1, 3]]);
+    await store.close();
   });
 });
 
