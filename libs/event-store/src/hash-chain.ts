@@ -1,24 +1,66 @@
-import { createHash } from 'node:crypto';
-import type { JsonValue, StoredEvent } from './event-store.port';
+import { hash } from 'node:crypto';
+import type { StoredEvent } from './event-store.port';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** JSON with object keys sorted, so the same content always hashes the same in every store. */
+/**
+ * JSON with object keys sorted, so the same content always hashes the same in every store.
+ * Written in one pass (no sorted copy of the value): it runs for every appended event.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value as JsonValue));
+  return write(value) as string;
 }
 
-function sortKeys(value: JsonValue | undefined): JsonValue | undefined {
-  if (Array.isArray(value)) return value.map((v) => sortKeys(v) ?? null);
-  if (value !== null && typeof value === 'object') {
-    const out: { [key: string]: JsonValue } = {};
-    for (const key of Object.keys(value).sort()) {
-      const v = sortKeys(value[key]);
-      if (v !== undefined) out[key] = v;
+/** `undefined` where JSON.stringify would leave the value out. */
+function write(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (Array.isArray(value)) {
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ',';
+          out += write(value[i]) ?? 'null';
+        }
+        return out + ']';
+      }
+      const record = value as Record<string, unknown>;
+      const keys = orderedKeys(record);
+      let out = '{';
+      let first = true;
+      for (const key of keys) {
+        const v = write(record[key]);
+        if (v === undefined) continue;
+        out += (first ? '' : ',') + JSON.stringify(key) + ':' + v;
+        first = false;
+      }
+      return out + '}';
     }
-    return out;
+    default:
+      return JSON.stringify(value);
   }
-  return value;
+}
+
+/**
+ * The order the first definition produced (a sorted copy, then JSON.stringify): integer-like keys
+ * first in numeric order, as JavaScript enumerates them, then the other keys sorted.
+ */
+function orderedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  let indexKeys = 0;
+  while (indexKeys < keys.length && isArrayIndex(keys[indexKeys]!)) indexKeys++;
+  if (indexKeys === 0) return keys.sort();
+  return [...keys.slice(0, indexKeys), ...keys.slice(indexKeys).sort()];
+}
+
+function isArrayIndex(key: string): boolean {
+  return /^(0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295;
 }
 
 /** The fields the chain protects: content, identity, place in the log, record time. */
@@ -29,20 +71,24 @@ export type HashedFields = Pick<
 
 /** sha256(prevHash + canonical content). Changing one byte, the order, or the predecessor changes it. */
 export function chainHash(prevHash: string, e: HashedFields): string {
-  return createHash('sha256')
-    .update(prevHash)
-    .update('\n')
-    .update(
-      canonicalJson({
-        id: e.id,
-        streamId: e.streamId,
-        revision: e.revision,
-        position: e.position,
-        type: e.type,
-        data: e.data,
-        metadata: e.metadata,
-        recordedAt: e.recordedAt,
-      }),
-    )
-    .digest('hex');
+  return chainHashOfCanonical(prevHash, e, canonicalJson(e.data), canonicalJson(e.metadata));
+}
+
+/**
+ * The same hash for a store that already holds the canonical JSON of `data` and `metadata` (it
+ * serialises them once, for the row and the hash). The envelope is written here with its keys in
+ * sorted order, exactly as canonicalJson would write it.
+ */
+export function chainHashOfCanonical(
+  prevHash: string,
+  e: Omit<HashedFields, 'data' | 'metadata'>,
+  canonicalData: string,
+  canonicalMetadata: string,
+): string {
+  const envelope =
+    `{"data":${canonicalData},"id":${JSON.stringify(e.id)},"metadata":${canonicalMetadata}` +
+    `,"position":${JSON.stringify(e.position)},"recordedAt":${JSON.stringify(e.recordedAt)}` +
+    `,"revision":${JSON.stringify(e.revision)},"streamId":${JSON.stringify(e.streamId)}` +
+    `,"type":${JSON.stringify(e.type)}}`;
+  return hash('sha256', `${prevHash}\n${envelope}`, 'hex');
 }
