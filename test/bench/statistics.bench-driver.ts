@@ -26,7 +26,7 @@ it(`prints statistics figures for ${customers} customers`, async () => {
   try {
     const result = await benchStatistics({
       store,
-      chunks: customerDatasetChunks({ seed: 1, customers, months: 36, start: '2023-01-01', repeatProbability: 0.86 }, 2_000),
+      chunks: customerDatasetChunks({ seed: 1, customers, months: 36, start: '2023-01-01', repeatProbability: 0.88 }, 2_000),
       runs,
       log: (l) => (l.startsWith('applied') && !l.endsWith('000 events') ? undefined : log(l)),
     });

@@ -24,6 +24,7 @@ export const STATISTICS_TABLES = [
   'stat_periods',
   'stat_cohorts',
   'stat_active_spans',
+  'stat_churns',
   'stat_meta',
 ] as const;
 
@@ -57,8 +58,8 @@ CREATE TABLE IF NOT EXISTS stat_customers (
   days_to_advocate DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS stat_customers_stage ON stat_customers (stage);
-CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, channel);
-CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel);
+CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, channel, stage);
+CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel, stage);
 CREATE INDEX IF NOT EXISTS stat_customers_registered ON stat_customers (registered_at);
 CREATE INDEX IF NOT EXISTS stat_customers_acquisition ON stat_customers (acquisition_month);
 CREATE INDEX IF NOT EXISTS stat_customers_revenue ON stat_customers (revenue, customer_id, orders);
@@ -161,6 +162,15 @@ CREATE TABLE IF NOT EXISTS stat_active_spans (
   channel TEXT NOT NULL,
   n BIGINT NOT NULL,
   PRIMARY KEY (month_in, month_out, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_churns (
+  month TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (month, reason, detail, source, channel)
 );
 CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
 CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
@@ -286,6 +296,7 @@ interface BatchState {
   periods: Deltas;
   cohorts: Deltas;
   spans: Deltas;
+  churns: Deltas;
   sales: Deltas;
   customerSales: Deltas;
   campaignMonths: Deltas;
@@ -317,6 +328,7 @@ export class StatisticsProjection implements Projection {
       periods: new Deltas(),
       cohorts: new Deltas(),
       spans: new Deltas(),
+      churns: new Deltas(),
       sales: new Deltas(),
       customerSales: new Deltas(),
       campaignMonths: new Deltas(),
@@ -498,6 +510,7 @@ export class StatisticsProjection implements Projection {
         row.churn_reason = reason;
         row.churn_count += 1;
         transition(state, row, 'churned', at, reason, str(d['detail']) ?? null);
+        state.churns.add([at.slice(0, 7), reason, str(d['detail']) ?? '', row.source, row.channel], [1]);
         return;
       }
       case 'CustomerReactivated': {
@@ -600,6 +613,7 @@ export class StatisticsProjection implements Projection {
     );
     await state.periods.flush(tx, 'stat_periods', ['kind', 'period', 'source', 'channel'], ['active', 'orders', 'revenue', 'cost']);
     await state.cohorts.flush(tx, 'stat_cohorts', ['cohort', 'month', 'source', 'channel'], ['active']);
+    await state.churns.flush(tx, 'stat_churns', ['month', 'reason', 'detail', 'source', 'channel'], ['n']);
     await state.spans.flush(tx, 'stat_active_spans', ['month_in', 'month_out', 'source', 'channel'], ['n']);
     await state.employeeMonths.flush(tx, 'stat_employee_months', ['employee_id', 'month'], ['feedback', 'complaints']);
     for (const [id, e] of state.employees) {

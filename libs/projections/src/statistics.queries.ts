@@ -289,6 +289,8 @@ export class StatisticsQueries {
     const params: SqlParam[] = [];
     if (r.fromAt) (where.push('c.registered_at >= ?'), params.push(r.fromAt));
     if (r.toEnd) (where.push('c.registered_at < ?'), params.push(r.toEnd));
+    // asOfEnd is our own toISOString() output, so inlining it cannot inject; it keeps the
+    // parameter order of the four reached-by conditions and three medians simple
     const reachedBy = (col: string): string => (r.asOfEnd ? `(${col} IS NOT NULL AND ${col} < '${r.asOfEnd}')` : `${col} IS NOT NULL`);
     if (r.asOfEnd) (where.push('(c.registered_at IS NULL OR c.registered_at < ?)'), params.push(r.asOfEnd));
     const adv = reachedBy('c.advocate_at');
@@ -299,15 +301,18 @@ export class StatisticsQueries {
       `${pop.with} SELECT COUNT(*) AS prospect,
          SUM(CASE WHEN ${cus} THEN 1 ELSE 0 END) AS customer,
          SUM(CASE WHEN ${rep} THEN 1 ELSE 0 END) AS repeat_buyer,
-         SUM(CASE WHEN ${adv} THEN 1 ELSE 0 END) AS advocate ${base}`,
+         SUM(CASE WHEN ${adv} THEN 1 ELSE 0 END) AS advocate,
+         SUM(CASE WHEN c.days_to_customer IS NOT NULL AND ${reachedBy('c.converted_at')} THEN 1 ELSE 0 END) AS n_customer,
+         SUM(CASE WHEN c.days_to_repeat IS NOT NULL AND ${reachedBy('c.repeat_at')} THEN 1 ELSE 0 END) AS n_repeat,
+         SUM(CASE WHEN c.days_to_advocate IS NOT NULL AND ${reachedBy('c.advocate_at')} THEN 1 ELSE 0 END) AS n_advocate ${base}`,
       [...pop.withParams, ...params, ...pop.params],
     );
     const reached = [num(counts?.['prospect']), num(counts?.['customer']), num(counts?.['repeat_buyer']), num(counts?.['advocate'])];
     const medians = [
       null,
-      await this.median('c.days_to_customer', reachedBy('c.converted_at'), base, pop, params),
-      await this.median('c.days_to_repeat', reachedBy('c.repeat_at'), base, pop, params),
-      await this.median('c.days_to_advocate', reachedBy('c.advocate_at'), base, pop, params),
+      await this.median('c.days_to_customer', reachedBy('c.converted_at'), num(counts?.['n_customer']), base, pop, params),
+      await this.median('c.days_to_repeat', reachedBy('c.repeat_at'), num(counts?.['n_repeat']), base, pop, params),
+      await this.median('c.days_to_advocate', reachedBy('c.advocate_at'), num(counts?.['n_advocate']), base, pop, params),
     ];
     const names = ['prospect', 'customer', 'repeat_buyer', 'advocate'] as const;
     const steps = names.map((stage, i) => ({
@@ -319,9 +324,9 @@ export class StatisticsQueries {
     return { steps, overallConversionRate: ratio(reached[3] ?? 0, reached[0] ?? 0) };
   }
 
-  private async median(col: string, cond: string, base: string, pop: Population, params: SqlParam[]): Promise<number | null> {
+  /** the median of `col` over `n` qualifying rows: one index walk to the middle, ties by customer id */
+  private async median(col: string, cond: string, n: number, base: string, pop: Population, params: SqlParam[]): Promise<number | null> {
     const sql = `${base} AND ${col} IS NOT NULL AND ${cond}`;
-    const n = num((await this.db.get<Row>(`${pop.with} SELECT COUNT(*) AS n ${sql}`, [...pop.withParams, ...params, ...pop.params]))?.['n']);
     if (n === 0) return null;
     const rows = await this.db.all<Row>(
       `${pop.with} SELECT ${col} AS d ${sql} ORDER BY ${col}, c.customer_id LIMIT ${n % 2 === 0 ? 2 : 1} OFFSET ${Math.floor((n - 1) / 2)}`,
@@ -404,20 +409,31 @@ export class StatisticsQueries {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
     const pop = await this.population(r, 'c');
     const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
-    const period: string[] = [];
-    const params: SqlParam[] = [];
-    if (r.fromAt) (period.push('AND h.from_at >= ?'), params.push(r.fromAt));
-    if (r.toEnd) (period.push('AND h.from_at < ?'), params.push(r.toEnd));
-    const churned = await this.db.all<Row>(
-      `${pop.with} SELECT substr(h.from_at, 1, 7) AS month, COUNT(*) AS n FROM stat_stage_history h ${join}
-       WHERE h.stage = 'churned' ${period.join(' ')} ${pop.where} GROUP BY substr(h.from_at, 1, 7)`,
-      [...pop.withParams, ...params, ...pop.params],
-    );
-    const reasons = await this.db.all<Row>(
-      `${pop.with} SELECT h.reason AS reason, h.detail AS detail, COUNT(*) AS n FROM stat_stage_history h ${join}
-       WHERE h.stage = 'churned' ${period.join(' ')} ${pop.where} GROUP BY h.reason, h.detail ORDER BY h.reason, h.detail`,
-      [...pop.withParams, ...params, ...pop.params],
-    );
+    const churnRows = r.segment
+      ? await this.db.all<Row>(
+          `${pop.with} SELECT substr(h.from_at, 1, 7) AS month, h.reason AS reason, h.detail AS detail, COUNT(*) AS n
+           FROM stat_stage_history h ${join} WHERE h.stage = 'churned' ${pop.where}
+           GROUP BY substr(h.from_at, 1, 7), h.reason, h.detail`,
+          [...pop.withParams, ...pop.params],
+        )
+      : await this.db.all<Row>(
+          `SELECT month, reason, detail, CAST(SUM(n) AS BIGINT) AS n FROM stat_churns s
+           WHERE 1 = 1 ${r.source ? 'AND s.source = ?' : ''} ${r.channel ? 'AND s.channel = ?' : ''} GROUP BY month, reason, detail`,
+          [...(r.source ? [r.source] : []), ...(r.channel ? [r.channel] : [])],
+        );
+    const inPeriod = churnRows.filter((x) => (!r.fromMonth || String(x['month']) >= r.fromMonth) && (!r.toMonth || String(x['month']) <= r.toMonth));
+    const churnedBy = new Map<string, number>();
+    const reasonsBy = new Map<string, { reason: string; detail: string | null; count: number }>();
+    for (const x of inPeriod) {
+      const month = String(x['month']);
+      churnedBy.set(month, (churnedBy.get(month) ?? 0) + num(x['n']));
+      const detail = x['detail'] === null || x['detail'] === undefined || x['detail'] === '' ? null : String(x['detail']);
+      const key = JSON.stringify([String(x['reason']), detail]);
+      const acc = reasonsBy.get(key) ?? { reason: String(x['reason']), detail, count: 0 };
+      acc.count += num(x['n']);
+      reasonsBy.set(key, acc);
+    }
+    const reasons = [...reasonsBy.values()].sort((a, b) => cmp(a.reason, b.reason) || cmp(a.detail ?? '', b.detail ?? ''));
     const spans = r.segment
       ? await this.db.all<Row>(
           `${pop.with} SELECT substr(h.from_at, 1, 7) AS month_in, substr(h.to_at, 1, 7) AS month_out, COUNT(*) AS n
@@ -431,9 +447,8 @@ export class StatisticsQueries {
            GROUP BY month_in, month_out`,
           [...(r.source ? [r.source] : []), ...(r.channel ? [r.channel] : [])],
         );
-    const churnedBy = new Map(churned.map((x) => [String(x['month']), num(x['n'])]));
     const latest = await this.latestAt();
-    const first = [...spans.map((s) => String(s['month_in'])), ...churnedBy.keys()].sort()[0];
+    const first = [...spans.map((s) => String(s['month_in'])), ...churnRows.map((x) => String(x['month']))].sort()[0];
     const fromMonth = r.fromMonth ?? first;
     const toMonth = r.toMonth ?? latest?.slice(0, 7);
     const months: ChurnMonth[] = [];
@@ -448,10 +463,7 @@ export class StatisticsQueries {
         months.push({ month: m, activeAtStart, churned: n, rate: ratio(n, activeAtStart) });
       }
     }
-    return {
-      months,
-      reasons: reasons.map((x) => ({ reason: String(x['reason']), detail: x['detail'] === null ? null : String(x['detail']), count: num(x['n']) })),
-    };
+    return { months, reasons };
   }
 
   /** Customers with at least 2 orders / customers with at least 1, counting orders up to `asOf`. */
@@ -655,11 +667,21 @@ export class StatisticsQueries {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       const range = monthRange(r, 'm.month');
       const where = this.customerFilter(r, 's');
+      // without a period or a past date, the RFM base already holds every purchase's totals
+      const totals =
+        !r.fromMonth && !r.toMonth && !r.asOfEnd
+          ? { sql: 'SELECT customer_id, f AS orders, m AS revenue, cost FROM rfm_seg', params: [] as SqlParam[] }
+          : {
+              sql: `SELECT m.customer_id, SUM(m.orders) AS orders, SUM(m.revenue) AS revenue, SUM(m.cost) AS cost
+                    FROM stat_customer_months m WHERE 1 = 1 ${range.sql} GROUP BY m.customer_id`,
+              params: range.params,
+            };
       rows = await this.db.all<Row>(
-        `WITH ${rfm.sql} SELECT s.segment AS key, CAST(SUM(m.orders) AS BIGINT) AS orders, CAST(SUM(m.revenue) AS BIGINT) AS revenue, CAST(SUM(m.cost) AS BIGINT) AS cost
-         FROM rfm_seg s JOIN stat_customer_months m ON m.customer_id = s.customer_id ${where.joins}
-         WHERE 1 = 1 ${range.sql} ${where.sql} GROUP BY s.segment ORDER BY s.segment`,
-        [...rfm.params, ...range.params, ...where.params],
+        `WITH ${rfm.sql}, t AS (${totals.sql})
+         SELECT s.segment AS key, CAST(SUM(t.orders) AS BIGINT) AS orders, CAST(SUM(t.revenue) AS BIGINT) AS revenue, CAST(SUM(t.cost) AS BIGINT) AS cost
+         FROM rfm_seg s JOIN t ON t.customer_id = s.customer_id ${where.joins}
+         WHERE 1 = 1 ${where.sql} GROUP BY s.segment ORDER BY s.segment`,
+        [...rfm.params, ...totals.params, ...where.params],
       );
     } else if (r.segment) {
       const pop = await this.population(r, 'c');
@@ -866,6 +888,10 @@ function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[]
 function num(v: unknown): number {
   if (v === null || v === undefined) return 0;
   return Number(v);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function ratio(a: number, b: number): number | null {
