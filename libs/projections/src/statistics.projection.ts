@@ -63,7 +63,8 @@ CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel, st
 CREATE INDEX IF NOT EXISTS stat_customers_registered ON stat_customers (registered_at);
 CREATE INDEX IF NOT EXISTS stat_customers_acquisition ON stat_customers (acquisition_month);
 CREATE INDEX IF NOT EXISTS stat_customers_revenue ON stat_customers (revenue, customer_id, orders);
-CREATE INDEX IF NOT EXISTS stat_customers_orders ON stat_customers (orders, customer_id);
+-- covers the RFM base, so quintile scoring reads one index instead of 100,000 table rows
+CREATE INDEX IF NOT EXISTS stat_customers_orders ON stat_customers (orders, customer_id, last_purchase_day, revenue, cost, last_purchase_at);
 CREATE INDEX IF NOT EXISTS stat_customers_recency ON stat_customers (last_purchase_day, customer_id, orders);
 CREATE TABLE IF NOT EXISTS stat_stage_history (
   customer_id TEXT NOT NULL,
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS stat_stage_history (
   detail TEXT,
   PRIMARY KEY (customer_id, seq)
 );
-CREATE INDEX IF NOT EXISTS stat_stage_history_stage ON stat_stage_history (stage, from_at);
+CREATE INDEX IF NOT EXISTS stat_stage_history_stage ON stat_stage_history (stage, from_at, to_at);
 CREATE TABLE IF NOT EXISTS stat_orders (
   customer_id TEXT NOT NULL,
   order_id TEXT NOT NULL,
@@ -85,6 +86,8 @@ CREATE TABLE IF NOT EXISTS stat_orders (
   cost BIGINT NOT NULL,
   PRIMARY KEY (customer_id, order_id)
 );
+-- covers figures as of a past date (folded from the orders before it)
+CREATE INDEX IF NOT EXISTS stat_orders_cover ON stat_orders (customer_id, at, at_day, revenue, cost);
 CREATE TABLE IF NOT EXISTS stat_customer_months (
   customer_id TEXT NOT NULL,
   month TEXT NOT NULL,
