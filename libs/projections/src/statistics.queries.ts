@@ -792,6 +792,8 @@ export class StatisticsQueries {
    * and each customer's score is the number of boundaries at or below them. That is exactly what
    * `NTILE(5) OVER (ORDER BY value, customer_id)` gives, without sorting the base three times.
    * For a past date the base is folded from the orders and ranked with NTILE.
+   * `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once: inlined, the score
+   * expressions would be re-evaluated inside every branch of the segment CASE.
    */
   private async rfmCte(asOfEnd: string | undefined): Promise<{ sql: string; params: SqlParam[] }> {
     const latest = await this.latestAt();
@@ -799,7 +801,7 @@ export class StatisticsQueries {
       return {
         sql: `rfm_base AS (SELECT customer_id, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
             CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id),
-          rfm AS (SELECT customer_id, last_day, last_at, f, m, cost,
+          rfm AS MATERIALIZED (SELECT customer_id, last_day, last_at, f, m, cost,
             NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
             NTILE(5) OVER (ORDER BY f, customer_id) AS f_score,
             NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM rfm_base),
@@ -832,7 +834,7 @@ export class StatisticsQueries {
     const f = await score('orders');
     const m = await score('revenue');
     return {
-      sql: `rfm AS (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
+      sql: `rfm AS MATERIALIZED (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
             ${r} AS r_score, ${f} AS f_score, ${m} AS m_score FROM stat_customers WHERE orders > 0),
           rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
       params,
