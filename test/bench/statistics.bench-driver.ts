@@ -13,10 +13,11 @@ const customers = Number(process.env.STAT_BENCH_CUSTOMERS ?? 100_000);
 const runs = Number(process.env.STAT_BENCH_RUNS ?? 15);
 /** keep the read-model file at this path instead of a temporary one */
 const keep = process.env.STAT_BENCH_FILE;
+const reuse = Boolean(keep && process.env.STAT_BENCH_REUSE);
 
 it(`prints statistics figures for ${customers} customers`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'clientele-stat-bench-'));
-  if (keep) rmSync(keep, { force: true });
+  if (keep && !reuse) rmSync(keep, { force: true });
   const store = new SqliteReadModelStore(keep ?? join(dir, 'read-models.sqlite'));
   const lines: string[] = [];
   const log = (line: string): void => {
@@ -26,7 +27,8 @@ it(`prints statistics figures for ${customers} customers`, async () => {
   try {
     const result = await benchStatistics({
       store,
-      chunks: customerDatasetChunks({ seed: 1, customers, months: 36, start: '2023-01-01', repeatProbability: 0.88 }, 2_000),
+      // STAT_BENCH_REUSE=1 with STAT_BENCH_FILE times the read model already in that file
+      chunks: reuse ? undefined : customerDatasetChunks({ seed: 1, customers, months: 36, start: '2023-01-01', repeatProbability: 0.88 }, 2_000),
       runs,
       log: (l) => (l.startsWith('applied') && !l.endsWith('000 events') ? undefined : log(l)),
     });

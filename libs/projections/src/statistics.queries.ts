@@ -817,12 +817,19 @@ export class StatisticsQueries {
       at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
     }
     const params: SqlParam[] = [];
+    // each boundary must be a walk along the (value, customer_id) index; `+orders` keeps the
+    // planner from ranging over the orders index and sorting instead (unary plus is valid on both engines)
+    const buyers: Record<string, string> = {
+      last_purchase_day: 'last_purchase_day IS NOT NULL',
+      orders: 'orders > 0',
+      revenue: '+orders > 0',
+    };
     const score = async (col: string): Promise<string> => {
       const terms: string[] = [];
       for (const k of starts) {
         if (k >= n) continue;
         const cut = await this.db.get<Row>(
-          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE orders > 0 ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
+          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE ${buyers[col] ?? 'orders > 0'} ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
         );
         if (!cut) continue;
         terms.push(`CASE WHEN ${col} > ? OR (${col} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`);
