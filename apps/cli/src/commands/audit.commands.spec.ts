@@ -236,7 +236,7 @@ describe('audit CLI commands', () => {
     expect(() => parseStoreAddress('mysql://x')).toThrow(/--store: expected sqlite:<file> or postgres:<url>\[#schema\]/);
     expect(() => parseStoreAddress('sqlite:')).toThrow(/the file is missing/);
     // without --store, the engine's own configuration
-    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: './data/clientele.db' });
+    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: 'data/clientele.db' });
     expect(resolveStoreAddress(undefined, { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://h/db', CLIENTELE_PG_SCHEMA: 'tenant_a' })).toEqual({
       kind: 'postgres',
       url: 'postgres://h/db',
