@@ -113,9 +113,9 @@ export async function migrateStore(options: MigrateOptions, deps: MigrateCommand
   const source = await open(fromAddress, 'source');
   let target: Side | undefined;
   try {
+    // checked before the target is opened, which would create it
+    if ((await source.store.headPosition()) === 0) throw new Error(`--from: ${describe(fromAddress)} holds no events`);
     target = await open(toAddress, 'target');
-    const sourceHead = await source.store.headPosition();
-    if (sourceHead === 0) throw new Error(`--from: ${describe(fromAddress)} holds no events`);
 
     // Refuse before anything is written, keys included, when the target holds another log.
     await assertTargetContinuesSource(source.store, target.store);
