@@ -9,8 +9,11 @@ import {
   readModelGenerations,
   ReadModels,
   ReferralQueries,
+  type CustomerProfile,
   type ProjectionStatus,
 } from '@clientele/projections';
+import type { StoredEvent } from '@clientele/event-store';
+import type { ProfileSource } from '@clientele/messaging';
 import { Gauge } from 'prom-client';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
@@ -28,6 +31,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   private running?: Promise<void>;
   private stopping = false;
   private lastError?: string;
+  private readonly batchListeners = new Set<(events: readonly StoredEvent[]) => void>();
   profiles!: ProfileQueries;
   referrals!: ReferralQueries;
 
@@ -44,7 +48,12 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     this.profiles = new ProfileQueries(this.models);
     this.referrals = new ReferralQueries(this.models);
     if (!this.config.roles.projector) return;
-    this.projector = new Projector(this.storage.store, this.models, allProjections(), projectorOptions(readConfig, generations));
+    this.projector = new Projector(this.storage.store, this.models, allProjections(), {
+      ...projectorOptions(readConfig, generations),
+      onBatchApplied: (events) => {
+        for (const listener of this.batchListeners) listener(events);
+      },
+    });
     await this.projector.start();
     const lag = new Gauge({
       name: 'clientele_projection_lag_events',
@@ -74,6 +83,27 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * The profiles as the Kafka snapshot feed sees them (only where the projector runs: the feed hears
+   * of each committed batch in process). Personal fields stay out of Kafka, as on every other topic.
+   */
+  profileSource(): ProfileSource | undefined {
+    const projector = this.projector;
+    if (!projector) return undefined;
+    return {
+      load: async (customerId) => {
+        const profile = await this.profiles.getProfile(customerId, new Date());
+        if (profile === undefined) return undefined;
+        return profile.erased ? null : withoutPersonalData(profile);
+      },
+      position: async () => Math.min(...(await projector.status()).map((s) => s.position)),
+      onBatchApplied: (listener) => {
+        this.batchListeners.add(listener);
+        return () => this.batchListeners.delete(listener);
+      },
+    };
+  }
+
   /** waits until every event stored so far is folded (tests, demo seeding) */
   async catchUp(): Promise<number | undefined> {
     return this.projector?.catchUp();
@@ -93,4 +123,10 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     await this.running;
     await this.models?.close();
   }
+}
+
+/** the profile as published to Kafka: identity and birthday are personal data and stay behind the API */
+export function withoutPersonalData(profile: CustomerProfile): Record<string, unknown> {
+  const { identity: _identity, birthday: _birthday, daysToNextBirthday: _days, ...rest } = profile;
+  return { ...rest, personalDataRedacted: true };
 }
