@@ -177,6 +177,9 @@ describeWithServer(KafkaServer, 'Kafka journey through the engine', (brokers) =>
     expect(snapshot.profile).not.toHaveProperty('identity');
     const served = (await http.get('/customers/cat/profile').expect(200)).body as { value: { revenueMinor: number } };
     expect(served.value.revenueMinor).toBe(expected);
+    const metrics = (await http.get('/metrics').expect(200)).text;
+    expect(Number(/^clientele_kafka_profile_snapshots_published_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^clientele_kafka_profile_snapshots_pending \d+$/m);
   });
 
   it('turns good ingest records into events, dead-letters poison ones with reasons, and ignores a redelivered command', async () => {

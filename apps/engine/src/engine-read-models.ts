@@ -96,7 +96,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
         if (profile === undefined) return undefined;
         return profile.erased ? null : withoutPersonalData(profile);
       },
-      position: async () => Math.min(...(await projector.status()).map((s) => s.position)),
+      position: async () => Math.min(Number.MAX_SAFE_INTEGER, ...(await projector.status()).map((s) => s.position)),
       onBatchApplied: (listener) => {
         this.batchListeners.add(listener);
         return () => this.batchListeners.delete(listener);

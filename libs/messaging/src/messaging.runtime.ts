@@ -174,7 +174,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
       }
       return out;
     };
-    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles));
+    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles, snapshots !== undefined));
 
     return {
       topics,
@@ -215,7 +215,7 @@ async function ingestLag(admin: Admin, groupId: string, topic: string): Promise<
  * Gauges read the figures at scrape time. Counters cannot be set, so each scrape adds what grew since
  * the last one; a relay that restarts counts on from where the metric was.
  */
-function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles): string[] {
+function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles, profileSnapshots: boolean): string[] {
   // one stats() call per scrape, shared by every metric collected in it
   let pending: Promise<MessagingStats> | undefined;
   const current = (): Promise<MessagingStats> => {
@@ -257,6 +257,11 @@ function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats
     gauge('clientele_kafka_relay_lag_events', 'events stored but not yet acknowledged by Kafka', (s) => s.relay?.lag);
     counter('clientele_kafka_relay_published_events_total', 'events acknowledged by Kafka (re-publications count again)', (s) => s.relay?.publishedEvents);
     counter('clientele_kafka_relay_failed_sends_total', 'relay sends that failed and were retried', (s) => s.relay?.failedSends);
+  }
+  if (profileSnapshots) {
+    gauge('clientele_kafka_profile_snapshots_pending', 'customers whose changed profile is not yet acknowledged on the profiles topic', (s) => s.profileSnapshots?.pending);
+    counter('clientele_kafka_profile_snapshots_published_total', 'profile snapshots and tombstones acknowledged by Kafka', (s) => s.profileSnapshots?.publishedSnapshots);
+    counter('clientele_kafka_profile_snapshots_failed_sends_total', 'profile snapshot sends that failed and were retried', (s) => s.profileSnapshots?.failedSends);
   }
   if (roles.ingest) {
     counter('clientele_kafka_ingest_processed_total', 'commands read from Kafka and accepted by the application', (s) => s.ingest?.accepted);

@@ -126,6 +126,7 @@ export class ProfileSnapshotFeed {
     this.checkpoint = await this.options.checkpoints.load(this.name);
     this.seen = Math.max(this.seen, this.checkpoint);
     const projected = await this.options.source.position();
+    if (!Number.isSafeInteger(projected) || projected < 0) throw new Error(`profile snapshots: the read model's position must be a safe integer, got ${projected}`);
     let after = this.checkpoint;
     while (after < projected) {
       const events = await this.options.store.readAll({ afterPosition: after, maxCount: 5000 });
