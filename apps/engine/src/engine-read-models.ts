@@ -96,7 +96,10 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
         if (profile === undefined) return undefined;
         return profile.erased ? null : withoutPersonalData(profile);
       },
-      position: async () => Math.min(Number.MAX_SAFE_INTEGER, ...(await projector.status()).map((s) => s.position)),
+      position: async () => {
+        const positions = (await projector.status()).map((s) => s.position);
+        return positions.length > 0 ? Math.min(...positions) : 0;
+      },
       onBatchApplied: (listener) => {
         this.batchListeners.add(listener);
         return () => this.batchListeners.delete(listener);
