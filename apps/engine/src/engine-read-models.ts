@@ -10,8 +10,11 @@ import {
   ReadModels,
   ReferralQueries,
   StatisticsQueries,
+  type CustomerProfile,
   type ProjectionStatus,
 } from '@clientele/projections';
+import type { StoredEvent } from '@clientele/event-store';
+import type { ProfileSource } from '@clientele/messaging';
 import { Gauge } from 'prom-client';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
@@ -29,6 +32,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   private running?: Promise<void>;
   private stopping = false;
   private lastError?: string;
+  private readonly batchListeners = new Set<(events: readonly StoredEvent[]) => void>();
   profiles!: ProfileQueries;
   referrals!: ReferralQueries;
   statistics!: StatisticsQueries;
@@ -47,7 +51,12 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     this.referrals = new ReferralQueries(this.models);
     this.statistics = new StatisticsQueries(this.models);
     if (!this.config.roles.projector) return;
-    this.projector = new Projector(this.storage.store, this.models, allProjections(), projectorOptions(readConfig, generations));
+    this.projector = new Projector(this.storage.store, this.models, allProjections(), {
+      ...projectorOptions(readConfig, generations),
+      onBatchApplied: (events) => {
+        for (const listener of this.batchListeners) listener(events);
+      },
+    });
     await this.projector.start();
     const lag = new Gauge({
       name: 'clientele_projection_lag_events',
@@ -77,6 +86,30 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /**
+   * The profiles as the Kafka snapshot feed sees them (only where the projector runs: the feed hears
+   * of each committed batch in process). Personal fields stay out of Kafka, as on every other topic.
+   */
+  profileSource(): ProfileSource | undefined {
+    const projector = this.projector;
+    if (!projector) return undefined;
+    return {
+      load: async (customerId) => {
+        const profile = await this.profiles.getProfile(customerId, new Date());
+        if (profile === undefined) return undefined;
+        return profile.erased ? null : withoutPersonalData(profile);
+      },
+      position: async () => {
+        const positions = (await projector.status()).map((s) => s.position);
+        return positions.length > 0 ? Math.min(...positions) : 0;
+      },
+      onBatchApplied: (listener) => {
+        this.batchListeners.add(listener);
+        return () => this.batchListeners.delete(listener);
+      },
+    };
+  }
+
   /** waits until every event stored so far is folded (tests, demo seeding) */
   async catchUp(): Promise<number | undefined> {
     return this.projector?.catchUp();
@@ -96,4 +129,10 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     await this.running;
     await this.models?.close();
   }
+}
+
+/** the profile as published to Kafka: identity and birthday are personal data and stay behind the API */
+export function withoutPersonalData(profile: CustomerProfile): Record<string, unknown> {
+  const { identity: _identity, birthday: _birthday, daysToNextBirthday: _days, ...rest } = profile;
+  return { ...rest, personalDataRedacted: true };
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { ClienteleMetrics, CommandService, type OpenedStorage } from '@clientele/application';
 import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
 import type { EngineConfig } from './engine.config';
+import { EngineReadModels } from './engine-read-models';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { kafkaDispatch } from './kafka.dispatch';
 
@@ -20,11 +21,14 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ENGINE_STORAGE) private readonly storage: OpenedStorage,
     private readonly commands: CommandService,
     private readonly metrics: ClienteleMetrics,
+    private readonly readModels: EngineReadModels,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     const roles = this.config.roles;
     if (roles.relay || roles.ingest) {
+      // profile snapshots need the projector's batches, so they come from a process running both
+      const profiles = roles.relay ? this.readModels.profileSource() : undefined;
       this.messaging = await startMessaging({
         store: this.storage.raw,
         dispatch: kafkaDispatch(this.commands),
@@ -32,9 +36,12 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
         config: kafkaConfigFromEnv(),
         roles: { relay: roles.relay, ingest: roles.ingest },
         registry: this.metrics.registry,
+        ...(profiles && { profiles }),
         logger: { warn: (detail: object, message: string) => this.logger.warn({ ...detail, msg: message }) },
       });
-      this.logger.log(`Kafka ${[roles.relay && 'relay', roles.ingest && 'ingest'].filter(Boolean).join(' and ')} started`);
+      this.logger.log(
+        `Kafka ${[roles.relay && 'relay', profiles && 'profile snapshots', roles.ingest && 'ingest'].filter(Boolean).join(', ')} started`,
+      );
     }
   }
 

@@ -1,10 +1,11 @@
 import type { EventStore } from '@clientele/event-store';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Admin, Kafka } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import type { CheckpointStore } from './checkpoint.store';
 import { CommandIngest, type CommandDispatch, type IngestStats } from './command-ingest';
 import { EventRelay, type RelayLogger, type RelayStats } from './event-relay';
 import { createKafka, type KafkaConfig } from './kafka-config';
+import { ProfileSnapshotFeed, publishProfileSnapshots, type ProfileSnapshotStats, type ProfileSource } from './profile-snapshots';
 import { ensureTopics, type TopicNames } from './topics';
 
 /** Which of the Kafka parts a process runs. */
@@ -54,6 +55,11 @@ export interface StartMessagingOptions {
   /** relay tuning; see EventRelayOptions */
   relayBatchSize?: number;
   relayLingerMs?: number;
+  /**
+   * the read models' profiles: with the relay role, the latest profile of every customer a projected
+   * batch touched goes to the compacted profiles topic (see ProfileSnapshotFeed)
+   */
+  profiles?: ProfileSource;
   /** a Kafka client to use instead of one made from `config` (tests, benchmarks) */
   kafka?: Kafka;
 }
@@ -62,6 +68,7 @@ export interface MessagingStats {
   relay?: RelayStats;
   /** lag: committed offsets behind the high watermarks, as last fetched from the cluster */
   ingest?: IngestStats & { lagByPartition: Record<number, number> };
+  profileSnapshots?: ProfileSnapshotStats;
 }
 
 export interface MessagingRuntime {
@@ -84,6 +91,8 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
   await admin.connect();
   let relay: EventRelay | undefined;
   let ingest: CommandIngest | undefined;
+  let snapshots: ProfileSnapshotFeed | undefined;
+  let snapshotProducer: Producer | undefined;
   let timer: NodeJS.Timeout | undefined;
   const metricNames: string[] = [];
   try {
@@ -110,6 +119,33 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         ...(options.logger && { logger: options.logger }),
       });
       relay.start();
+      if (options.profiles) {
+        const profilesTopic = topics.profiles;
+        // connected on first use and dropped after a failure, so a broker that comes back is found again
+        const publish = async (batch: Parameters<typeof publishProfileSnapshots>[2]): Promise<void> => {
+          if (!snapshotProducer) {
+            const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+            await producer.connect();
+            snapshotProducer = producer;
+          }
+          try {
+            await publishProfileSnapshots(snapshotProducer, profilesTopic, batch);
+          } catch (err) {
+            const broken = snapshotProducer;
+            snapshotProducer = undefined;
+            await broken.disconnect().catch(() => undefined);
+            throw err;
+          }
+        };
+        snapshots = new ProfileSnapshotFeed({
+          source: options.profiles,
+          store: options.store,
+          checkpoints: options.checkpoints,
+          publish,
+          ...(options.logger && { logger: options.logger }),
+        });
+        await snapshots.start();
+      }
     }
     if (roles.ingest) {
       ingest = new CommandIngest({
@@ -131,13 +167,14 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
     const stats = async (): Promise<MessagingStats> => {
       const out: MessagingStats = {};
       if (relay) out.relay = await relay.stats();
+      if (snapshots) out.profileSnapshots = snapshots.stats();
       if (ingest) {
         const s = ingest.stats();
         out.ingest = { ...s, lag: Object.values(lagByPartition).reduce((a, b) => a + b, 0), lagByPartition: { ...lagByPartition } };
       }
       return out;
     };
-    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles));
+    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles, snapshots !== undefined));
 
     return {
       topics,
@@ -145,14 +182,16 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
       refreshIngestLag,
       async stop() {
         if (timer) clearInterval(timer);
-        await Promise.all([relay?.stop(), ingest?.stop()]);
+        await Promise.all([relay?.stop(), ingest?.stop(), snapshots?.stop()]);
+        await snapshotProducer?.disconnect().catch(() => undefined);
         for (const name of metricNames) options.registry?.removeSingleMetric(name);
         await admin.disconnect();
       },
     };
   } catch (err) {
     if (timer) clearInterval(timer);
-    await Promise.allSettled([relay?.stop(), ingest?.stop()]);
+    await Promise.allSettled([relay?.stop(), ingest?.stop(), snapshots?.stop()]);
+    await snapshotProducer?.disconnect().catch(() => undefined);
     for (const name of metricNames) options.registry?.removeSingleMetric(name);
     await admin.disconnect().catch(() => undefined);
     throw err;
@@ -176,7 +215,7 @@ async function ingestLag(admin: Admin, groupId: string, topic: string): Promise<
  * Gauges read the figures at scrape time. Counters cannot be set, so each scrape adds what grew since
  * the last one; a relay that restarts counts on from where the metric was.
  */
-function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles): string[] {
+function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles, profileSnapshots: boolean): string[] {
   // one stats() call per scrape, shared by every metric collected in it
   let pending: Promise<MessagingStats> | undefined;
   const current = (): Promise<MessagingStats> => {
@@ -218,6 +257,11 @@ function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats
     gauge('clientele_kafka_relay_lag_events', 'events stored but not yet acknowledged by Kafka', (s) => s.relay?.lag);
     counter('clientele_kafka_relay_published_events_total', 'events acknowledged by Kafka (re-publications count again)', (s) => s.relay?.publishedEvents);
     counter('clientele_kafka_relay_failed_sends_total', 'relay sends that failed and were retried', (s) => s.relay?.failedSends);
+  }
+  if (profileSnapshots) {
+    gauge('clientele_kafka_profile_snapshots_pending', 'customers whose changed profile is not yet acknowledged on the profiles topic', (s) => s.profileSnapshots?.pending);
+    counter('clientele_kafka_profile_snapshots_published_total', 'profile snapshots and tombstones acknowledged by Kafka', (s) => s.profileSnapshots?.publishedSnapshots);
+    counter('clientele_kafka_profile_snapshots_failed_sends_total', 'profile snapshot sends that failed and were retried', (s) => s.profileSnapshots?.failedSends);
   }
   if (roles.ingest) {
     counter('clientele_kafka_ingest_processed_total', 'commands read from Kafka and accepted by the application', (s) => s.ingest?.accepted);

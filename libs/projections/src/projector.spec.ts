@@ -211,6 +211,32 @@ describe('Projector', () => {
     await readModels.close();
   });
 
+  it('given an onBatchApplied hook, then it hears each batch of the live store after its commit, and nothing of a rebuild', async () => {
+    const log = purchases(10);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const heard: Array<{ positions: number[]; committed: unknown[] }> = [];
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [ordersProjection()], {
+      batchSize: 4,
+      freshStore: async () => new SqliteReadModelStore(':memory:'),
+      onBatchApplied: async (events) => {
+        // the batch is visible to readers when the hook runs
+        heard.push({ positions: events.map((e) => e.position), committed: await readModels.all('SELECT position FROM projection_checkpoints') });
+      },
+    });
+    await projector.start();
+
+    await projector.catchUp();
+
+    expect(heard.map((h) => h.positions)).toEqual([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
+    expect(heard.map((h) => h.committed)).toEqual([[{ position: 4 }], [{ position: 8 }], [{ position: 10 }]]);
+
+    // when rebuilt into a fresh store, the hook stays quiet: that store serves nobody until the swap
+    heard.length = 0;
+    await projector.rebuild();
+    expect(heard).toEqual([]);
+    await readModels.close();
+  });
+
   it('digests the same events folded twice identically, and differently when one event differs', async () => {
     const log = purchases(40);
     const altered = purchases(39);

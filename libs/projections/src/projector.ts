@@ -17,6 +17,12 @@ export interface ProjectorOptions {
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
   onSwap?: (store: ReadModelStore) => Promise<void>;
+  /**
+   * told after a batch committed to the store queries read from (not while rebuilding into a fresh
+   * one), e.g. to publish the profiles it changed. Runs before the next batch; if it throws, the
+   * batch stays applied and `run()` rejects, so keep it cheap and let it hand work elsewhere.
+   */
+  onBatchApplied?: (events: readonly StoredEvent[]) => Promise<void> | void;
 }
 
 export interface ProjectionStatus {
@@ -207,6 +213,7 @@ export class Projector {
         await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last.position, p.name]);
       }
     });
+    if (store === this.readModels.current) await this.options.onBatchApplied?.(batch);
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
