@@ -1,0 +1,208 @@
+import { cpus, loadavg, totalmem } from 'node:os';
+
+import { benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
+import { benchSqliteAppends } from '@clientele/event-store';
+
+import type { CliContext } from '../cli-context';
+import { generateSyntheticCommands } from '../generator/synthetic-customers';
+
+export interface BenchOptions {
+  quick?: boolean;
+  json?: boolean;
+  seed: string;
+  /** where temporary database files go; default the OS temp dir */
+  dir?: string;
+  /** PostgreSQL connection string, for sections that need a server */
+  pg?: string;
+  /** Kafka brokers (host:port,…), for sections that need a server */
+  kafka?: string;
+}
+
+/** One line of the table. Figures a case does not have stay out (printed as `-`). */
+export interface BenchRow {
+  section: string;
+  name: string;
+  durability?: string;
+  commandsPerSecond?: number;
+  eventsPerSecond?: number;
+  appendsPerSecond?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  cpuMicrosPerCommand?: number;
+  note?: string;
+}
+
+/**
+ * A part of the benchmark. To add one (projection rebuild, statistics, another store), push it on
+ * BENCH_SECTIONS: `skip` says in a sentence why it cannot run with these options (a server not
+ * given), `run` measures and answers rows. Sections run one after another so they never share the CPU.
+ */
+export interface BenchSection {
+  name: string;
+  skip?(options: BenchOptions): string | undefined;
+  run(options: BenchOptions): Promise<BenchRow[]>;
+}
+
+/** Workload sizes: the full run is what BENCHMARKS.md reports; `--quick` is a smoke test. */
+const sizes = (quick: boolean | undefined) =>
+  quick
+    ? { customers64: 120, customers1: 40, importCustomers: 120, importBatch: 200, warmupCustomers: 20 }
+    : { customers64: 4000, customers1: 600, importCustomers: 4000, importBatch: 10_000, warmupCustomers: 300 };
+
+/** The seeded synthetic workload (same seed, same commands); `prefix` keeps runs on one store apart. */
+const workload = (options: BenchOptions, customers: number, prefix: string): unknown[] =>
+  generateSyntheticCommands({ customers, seed: options.seed, idPrefix: prefix });
+
+const commandPathRow = (section: string, name: string, f: CommandPathFigure): BenchRow => ({
+  section,
+  name,
+  durability: f.durability,
+  commandsPerSecond: f.commandsPerSecond,
+  eventsPerSecond: f.eventsPerSecond,
+  ...(f.latencyMs ? { p50Ms: f.latencyMs.p50, p99Ms: f.latencyMs.p99 } : {}),
+  cpuMicrosPerCommand: f.cpuMicrosPerCommand,
+  note: `${f.commands} commands, ${f.events} events${f.outcomes.refused > 0 ? `, ${f.outcomes.refused} refused by rules` : ''}${f.outcomes.no_op > 0 ? `, ${f.outcomes.no_op} no-op` : ''}`,
+});
+
+export const commandPathSection: BenchSection = {
+  name: 'command path',
+  run: async (options) => {
+    const size = sizes(options.quick);
+    const warmup = workload(options, size.warmupCustomers, 'warm');
+    const rows: BenchRow[] = [];
+    for (const durability of ['full', 'normal'] as const) {
+      for (const [callers, customers] of [
+        [1, size.customers1],
+        [64, size.customers64],
+      ] as const) {
+        const figure = await benchCommandPath({
+          envelopes: workload(options, customers, 'bench'),
+          warmup,
+          callers,
+          durability,
+          ...(options.dir ? { dir: options.dir } : {}),
+        });
+        rows.push(commandPathRow('command path', `${callers} caller${callers > 1 ? 's' : ''}`, figure));
+      }
+    }
+    return rows;
+  },
+};
+
+export const batchedImportSection: BenchSection = {
+  name: 'batched import',
+  run: async (options) => {
+    const size = sizes(options.quick);
+    const rows: BenchRow[] = [];
+    for (const durability of ['full', 'normal'] as const) {
+      const figure = await benchBatchedImport({
+        envelopes: workload(options, size.importCustomers, 'import'),
+        warmup: workload(options, size.warmupCustomers, 'warm'),
+        batchSize: size.importBatch,
+        durability,
+        ...(options.dir ? { dir: options.dir } : {}),
+      });
+      rows.push(commandPathRow('batched import', `executeBatch of ${size.importBatch}`, figure));
+    }
+    return rows;
+  },
+};
+
+export const sqliteAppendsSection: BenchSection = {
+  name: 'sqlite appends',
+  run: async (options) => {
+    const result = await benchSqliteAppends({
+      ...(options.quick ? { batchedEvents: 2000, singleAppends: 100, concurrentAppends: 1000 } : {}),
+      ...(options.dir ? { dir: options.dir } : {}),
+    });
+    return result.figures.map((f) => ({
+      section: 'sqlite appends',
+      name: f.name,
+      durability: f.durability,
+      eventsPerSecond: f.eventsPerSecond,
+      appendsPerSecond: f.appendsPerSecond,
+      note: `${f.events} events`,
+    }));
+  },
+};
+
+/** Every section `clientele bench` runs, in order. */
+export const BENCH_SECTIONS: BenchSection[] = [commandPathSection, batchedImportSection, sqliteAppendsSection];
+
+export interface BenchReport {
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; date: string; loadAverage: number[] };
+  rows: BenchRow[];
+  skipped: { section: string; reason: string }[];
+  peakRssMiB: number;
+}
+
+export const runBench = async (
+  options: BenchOptions,
+  context: CliContext,
+  sections: readonly BenchSection[] = BENCH_SECTIONS,
+): Promise<number> => {
+  const report: BenchReport = {
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      date: new Date().toISOString(),
+      loadAverage: loadAverage(),
+    },
+    rows: [],
+    skipped: [],
+    peakRssMiB: 0,
+  };
+  for (const section of sections) {
+    const reason = section.skip?.(options);
+    if (reason !== undefined) {
+      report.skipped.push({ section: section.name, reason });
+      if (!options.json) context.stdout.write(`skipped ${section.name}: ${reason}\n`);
+      continue;
+    }
+    if (!options.json) context.stderr.write(`running ${section.name}…\n`);
+    report.rows.push(...(await section.run(options)));
+  }
+  // resourceUsage().maxRSS is in kibibytes: the high-water mark of the whole run.
+  report.peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  context.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return 0;
+};
+
+// Read at start and printed with the figures: on a shared machine, the load explains a slow run.
+const loadAverage = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
+
+const COLUMNS: { title: string; value(row: BenchRow): string }[] = [
+  { title: 'section', value: (r) => r.section },
+  { title: 'case', value: (r) => r.name },
+  { title: 'durability', value: (r) => r.durability ?? '-' },
+  { title: 'commands/s', value: (r) => thousands(r.commandsPerSecond) },
+  { title: 'events/s', value: (r) => thousands(r.eventsPerSecond) },
+  { title: 'appends/s', value: (r) => thousands(r.appendsPerSecond) },
+  { title: 'p50 ms', value: (r) => (r.p50Ms === undefined ? '-' : r.p50Ms.toFixed(2)) },
+  { title: 'p99 ms', value: (r) => (r.p99Ms === undefined ? '-' : r.p99Ms.toFixed(2)) },
+  { title: 'cpu µs/cmd', value: (r) => thousands(r.cpuMicrosPerCommand) },
+  { title: 'note', value: (r) => r.note ?? '' },
+];
+
+const thousands = (n: number | undefined): string => (n === undefined ? '-' : n.toLocaleString('en-US'));
+
+export const formatReport = (report: BenchReport): string => {
+  const m = report.machine;
+  const lines = [
+    `clientele bench — ${m.date}, ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, load average ${m.loadAverage.join(' ')}`,
+    '',
+  ];
+  const cells = report.rows.map((row) => COLUMNS.map((c) => c.value(row)));
+  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]): string =>
+    values
+      .map((v, i) => (i >= 3 && i < COLUMNS.length - 1 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  lines.push(line(COLUMNS.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line));
+  for (const s of report.skipped) lines.push(`skipped ${s.section}: ${s.reason}`);
+  lines.push('', `peak RSS: ${report.peakRssMiB} MiB`);
+  return `${lines.join('\n')}\n`;
+};
