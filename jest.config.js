@@ -23,7 +23,7 @@ module.exports = {
   transform: { '^.+\\.(ts|js)$': ['@swc/jest', swc] },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type)/)'],
   moduleNameMapper: {
-    '^@clientele/(domain|event-store|projections|messaging|contracts|testing|application)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@clientele/(domain|event-store|projections|messaging|contracts|testing|application|generator)$': '<rootDir>/libs/$1/src/index.ts',
   },
   globalSetup: '<rootDir>/test/global-setup.ts',
   globalTeardown: '<rootDir>/test/global-teardown.ts',

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
 import { STORE_FILE } from '../apps/cli/src/engine-wiring';
-import { generateSyntheticCommands } from '../apps/cli/src/generator/synthetic-customers';
+import { generateSyntheticCommands } from '@clientele/generator';
 
 /**
  * Journey: the CLI process is killed with SIGKILL in the middle of an import. The store must hold

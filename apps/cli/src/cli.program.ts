@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { runBench, type BenchOptions } from './bench/bench.command';
 import { UsageError, type CliContext } from './cli-context';
+import { registerAuditCommands } from './commands/audit.commands';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
@@ -32,7 +33,7 @@ const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
 export const runCli = async (argv: readonly string[], context: CliContext): Promise<number> => {
   let exitCode = 0;
   const program = new Command('clientele')
-    .description('Clientele operator CLI: import, history, synthetic data, benchmarks')
+    .description('Clientele operator CLI: import, history, synthetic data, audit, export, benchmarks')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.stdout.write(text),
@@ -101,10 +102,17 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--seed <seed>', 'seed of the synthetic workload', 'bench')
     .option('--dir <dir>', 'where the temporary databases go (default: the OS temp dir)')
     .option('--pg <url>', 'PostgreSQL connection string: runs the sections that need PostgreSQL')
-    .option('--kafka <brokers>', 'Kafka brokers (host:port,…): runs the sections that need Kafka')
     .action(async (options: BenchOptions) => {
       exitCode = await runBench(options, context);
     });
+
+  registerAuditCommands(program, {
+    stdout: context.stdout,
+    stderr: context.stderr,
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -6,7 +6,9 @@ export type ChainBreakKind =
   | 'predecessor_mismatch' // its recorded predecessor hash is not the previous event's hash
   | 'position_gap' // a position is missing (an event was deleted)
   | 'out_of_order' // positions do not increase (events were swapped or moved)
-  | 'revision_gap'; // a stream's revisions are not contiguous
+  | 'revision_gap' // a stream's revisions are not contiguous
+  | 'anchor_mismatch' // the event at a position the auditor noted earlier no longer has the hash noted (the log was re-chained)
+  | 'truncated'; // the log ends before a position the auditor noted earlier (events were cut from the end)
 
 export interface ChainBreak {
   kind: ChainBreakKind;

@@ -2,3 +2,4 @@ export * from './servers';
 export * from './decider-spec';
 export * from './in-memory-event-store';
 export * from './event-store.contract';
+export * from './audit-fixtures';

@@ -1,10 +1,10 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 
 import { benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
-import { benchSqliteAppends } from '@clientele/event-store';
+import { benchPostgres, benchSqliteAppends } from '@clientele/event-store';
 
 import type { CliContext } from '../cli-context';
-import { generateSyntheticCommands } from '../generator/synthetic-customers';
+import { generateSyntheticCommands } from '@clientele/generator';
 
 export interface BenchOptions {
   quick?: boolean;
@@ -14,7 +14,7 @@ export interface BenchOptions {
   dir?: string;
   /** PostgreSQL connection string, for sections that need a server */
   pg?: string;
-  /** Kafka brokers (host:port,…), for sections that need a server */
+  /** Kafka brokers (host:port,…), for a Kafka section once one exists (its CLI option comes with it) */
   kafka?: string;
 }
 
@@ -126,8 +126,36 @@ export const sqliteAppendsSection: BenchSection = {
   },
 };
 
-/** Every section `clientele bench` runs, in order. */
-export const BENCH_SECTIONS: BenchSection[] = [commandPathSection, batchedImportSection, sqliteAppendsSection];
+export const postgresSection: BenchSection = {
+  name: 'postgresql appends',
+  skip: (options) => (options.pg ? undefined : 'no server given (pass --pg <url>)'),
+  run: async (options) => {
+    // A fresh schema, dropped afterwards: safe against any database the operator points at.
+    const f = await benchPostgres(
+      options.pg!,
+      options.quick ? { appends: 200, batchedEvents: 2000, batchSize: 500 } : {},
+    );
+    const row = (name: string, value: number, per: 'appends' | 'events'): BenchRow => ({
+      section: 'postgresql appends',
+      name,
+      ...(per === 'appends' ? { appendsPerSecond: value, eventsPerSecond: value } : { eventsPerSecond: value }),
+    });
+    return [
+      row('single appends, one caller', f.singleWriterAppendsPerSecond, 'appends'),
+      row('8 callers, one process (group commit)', f.eightWritersOneProcessAppendsPerSecond, 'appends'),
+      row('8 callers, 8 pools (as 8 processes)', f.eightWritersEightPoolsAppendsPerSecond, 'appends'),
+      row('batched appends', f.batchedEventsPerSecond, 'events'),
+      row('catch-up subscription read', f.catchUpEventsPerSecond, 'events'),
+    ];
+  },
+};
+
+/**
+ * Every section `clientele bench` runs, in order. Sections of other libraries (projection rebuild,
+ * statistics queries, Kafka relay) join here as their bench functions land; a section needing a
+ * server skips itself with a reason when its option (`--pg`, `--kafka`) is not given.
+ */
+export const BENCH_SECTIONS: BenchSection[] = [commandPathSection, batchedImportSection, sqliteAppendsSection, postgresSection];
 
 export interface BenchReport {
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; date: string; loadAverage: number[] };

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 
 import type { CliContext } from '../cli-context';
-import { generateSyntheticCommands } from './synthetic-customers';
+import { generateSyntheticCommands } from '@clientele/generator';
 
 export interface GenerateOptions {
   customers: number;

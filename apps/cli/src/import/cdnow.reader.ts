@@ -1,5 +1,6 @@
 import type { CommandEnvelope } from '../command-sink';
-import { deterministicId, type ImportItem, type NumberedLine } from './import-item';
+import { deterministicId } from '@clientele/generator';
+import type { ImportItem, NumberedLine } from './import-item';
 
 /**
  * CDNOW purchase histories (see docs/cli.md, "CDNOW mapping").

@@ -29,6 +29,8 @@ export interface SqliteBenchFigure {
   seconds: number;
   eventsPerSecond: number;
   appendsPerSecond: number;
+  /** events per second of this process's own CPU time (user + system): steadier than wall time when the machine is shared */
+  eventsPerCpuSecond: number;
 }
 
 export interface SqliteBenchFigures {
@@ -57,18 +59,21 @@ export async function benchSqliteAppends(opts: SqliteBenchOptions = {}): Promise
       for (const batch of [100, 1000]) {
         for (const durability of ['full', 'normal'] as const) {
           figures.push(
-            await run(root, `appends of ${batch} events${suffix}`, durability, idIndex, async (store) => {
-              const appends = Math.max(1, Math.floor(batchedEvents / batch));
-              for (let i = 0; i < appends; i++) {
-                await store.appendToStream(`import-${i}`, events(batch), { expectedRevision: 'no_stream' });
-              }
-              return { events: appends * batch, appends };
+            await run(root, `appends of ${batch} events${suffix}`, durability, idIndex, () => {
+              // Made before the clock starts: the figure is the store's, not the generator's.
+              const appends = Array.from({ length: Math.max(1, Math.floor(batchedEvents / batch)) }, () => events(batch));
+              return async (store) => {
+                for (const [i, batchOfEvents] of appends.entries()) {
+                  await store.appendToStream(`import-${i}`, batchOfEvents, { expectedRevision: 'no_stream' });
+                }
+                return { events: appends.length * batch, appends: appends.length };
+              };
             }),
           );
         }
       }
       figures.push(
-        await run(root, `single appends, one caller${suffix}`, 'full', idIndex, async (store) => {
+        await run(root, `single appends, one caller${suffix}`, 'full', idIndex, () => async (store) => {
           for (let i = 0; i < singleAppends; i++) {
             await store.appendToStream(`customer-${i % 500}`, events(1));
           }
@@ -82,7 +87,7 @@ export async function benchSqliteAppends(opts: SqliteBenchOptions = {}): Promise
             `${concurrency} concurrent callers, read then append 1 event${suffix}`,
             durability,
             idIndex,
-            async (store) => {
+            () => async (store) => {
               let remaining = concurrentAppends;
               const customers = Math.max(concurrency, Math.floor(concurrentAppends / 4));
               const caller = async (k: number): Promise<void> => {
@@ -123,8 +128,9 @@ async function run(
   name: string,
   durability: SqliteDurability,
   idIndex: boolean,
-  work: (store: SqliteEventStore) => Promise<{ events: number; appends: number }>,
+  prepare: () => (store: SqliteEventStore) => Promise<{ events: number; appends: number }>,
 ): Promise<SqliteBenchFigure> {
+  const work = prepare();
   const file = join(root, `${randomUUID()}.db`);
   const store = new SqliteEventStore({ file, durability });
   if (idIndex) {
@@ -133,8 +139,10 @@ async function run(
     db.close();
   }
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   const done = await work(store);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = cpuSeconds(cpuBefore);
   await store.close();
   return {
     name,
@@ -144,6 +152,7 @@ async function run(
     seconds: round(seconds, 3),
     eventsPerSecond: Math.round(done.events / seconds),
     appendsPerSecond: Math.round(done.appends / seconds),
+    eventsPerCpuSecond: Math.round(done.events / cpu),
   };
 }
 
@@ -170,8 +179,10 @@ function rawBaseline(root: string, rows: number): SqliteBenchFigure {
   });
   const batches = Math.max(1, Math.floor(rows / 100));
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   for (let b = 0; b < batches; b++) write(b);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = cpuSeconds(cpuBefore);
   db.close();
   return {
     name: 'baseline: better-sqlite3 alone, 100-row transactions',
@@ -181,6 +192,7 @@ function rawBaseline(root: string, rows: number): SqliteBenchFigure {
     seconds: round(seconds, 3),
     eventsPerSecond: Math.round((batches * 100) / seconds),
     appendsPerSecond: Math.round(batches / seconds),
+    eventsPerCpuSecond: Math.round((batches * 100) / cpu),
   };
 }
 
@@ -198,6 +210,11 @@ function events(count: number): NewEvent[] {
     },
     metadata: { occurredAt: '1997-03-14T00:00:00.000Z', schemaVersion: 1, commandId: randomUUID() },
   }));
+}
+
+function cpuSeconds(before: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
 }
 
 function round(value: number, digits: number): number {

@@ -1,7 +1,7 @@
 import { defaultPolicy, type DomainCommand, type PurchaseLine } from '@clientele/domain';
 
-import type { CommandEnvelope } from '../command-sink';
-import { deterministicId } from '../import/import-item';
+import type { CommandEnvelope } from '@clientele/contracts';
+import { deterministicId } from './deterministic-id';
 import { SeededRandom } from './seeded-random';
 
 /**

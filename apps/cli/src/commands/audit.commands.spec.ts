@@ -1,0 +1,247 @@
+import { Command, CommanderError } from 'commander';
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { type DomainCommand } from '@clientele/domain';
+import { chainHash, PersonalDataEventStore, readSqliteLogRaw, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
+import { runCommand, tempDir } from '@clientele/testing';
+import { parseStoreAddress, registerAuditCommands, resolveStoreAddress } from './audit.commands';
+
+class Captured extends Writable {
+  text = '';
+  isTTY = false;
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const line = { sku: 'cd-1', category: 'jazz', quantity: 1, unitPriceMinor: 1500, unitCostMinor: 900 };
+
+describe('audit CLI commands', () => {
+  const tmp = tempDir('clientele-audit-cli-');
+  const dbFile = tmp.file('clientele.db');
+  const masterKey = randomBytes(32).toString('base64');
+  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_SQLITE_FILE: dbFile };
+
+  async function run(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<Run> {
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele')
+      .exitOverride()
+      .configureOutput({ writeOut: (t) => stdout.write(t), writeErr: (t) => stderr.write(t) });
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { ...env, ...extraEnv } });
+    try {
+      await program.parseAsync(args, { from: 'user' });
+    } catch (error) {
+      // commander refuses bad options itself; the CLI turns that into its exit code
+      if (!(error instanceof CommanderError)) throw error;
+      code = error.exitCode;
+    }
+    return { code, stdout: stdout.text, stderr: stderr.text };
+  }
+
+  beforeAll(async () => {
+    // given a store written through the personal-data decorator: Ada's history and 40 others' registrations
+    const store = new PersonalDataEventStore(new SqliteEventStore({ file: dbFile, durability: 'normal' }), new SqliteCustomerKeyStore(dbFile, Buffer.from(masterKey, 'base64')));
+    const commands: [string, DomainCommand][] = [
+      ['reg-ada', { type: 'RegisterProspect', data: { customerId: 'ada', source: 'web', personal: { email: 'ada@example.org' }, occurredAt: '2025-01-10T09:00:00Z' } }],
+      ['buy-1', { type: 'RecordPurchase', data: { customerId: 'ada', orderId: 'o-1', lines: [line], occurredAt: '2025-02-01T10:00:00Z' } }],
+      ['buy-2', { type: 'RecordPurchase', data: { customerId: 'ada', orderId: 'o-2', lines: [line], occurredAt: '2025-03-15T10:00:00Z' } }],
+    ];
+    for (let i = 0; i < 40; i++) {
+      commands.push([`reg-${i}`, { type: 'RegisterProspect', data: { customerId: `p${i}`, source: 'store', personal: { email: `p${i}@example.org` }, occurredAt: '2025-01-02T00:00:00Z' } }]);
+    }
+    for (const [id, command] of commands) await runCommand(store, id, command);
+    await store.close();
+  });
+
+  afterAll(() => tmp.remove());
+
+  it('verify: an intact store exits 0 and says how much it checked', async () => {
+    const result = await run(['audit', 'verify', '--quiet']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(/intact — 45 events checked, last position 45, last hash [0-9a-f]{64}/);
+  });
+
+  it('verify: a store with a deleted row exits 1 and names the break, its event and stream', async () => {
+    // given a copy of the store with position 20 deleted
+    const copy = tmp.file('cut.db');
+    writeFileSync(copy, readFileSync(dbFile));
+    const db = new Database(copy);
+    const next = db.prepare('SELECT id, stream_id FROM events WHERE position = 21').get() as { id: string; stream_id: string };
+    db.prepare('DELETE FROM events WHERE position = 20').run();
+    db.close();
+
+    // when verified, as text and as JSON
+    const text = await run(['audit', 'verify', '--store', `sqlite:${copy}`]);
+    const json = await run(['audit', 'verify', '--store', `sqlite:${copy}`, '--json']);
+
+    // then both say a position gap at 21
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('BROKEN at position 21 — position_gap');
+    expect(text.stdout).toContain(`event ${next.id} in stream ${next.stream_id}`);
+    expect(text.stdout).toContain('19 events verified before it (last good position 19)');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, eventsChecked: 19, firstBreak: { kind: 'position_gap', position: 21 } });
+  });
+
+  it('verify --expect: a noted position and hash also catch a cut tail and a log re-chained from scratch', async () => {
+    // given the head as an earlier run printed it
+    const first = await run(['audit', 'verify', '--quiet', '--json']);
+    const { lastPosition, lastHash } = JSON.parse(first.stdout) as { lastPosition: number; lastHash: string };
+    const anchor = `${lastPosition}:${lastHash}`;
+    const same = await run(['audit', 'verify', '--quiet', '--expect', anchor]);
+    expect(same.code).toBe(0);
+    expect(same.stdout).toContain(`noted position ${lastPosition} still has hash ${lastHash}`);
+
+    // when the last three events are cut off a copy: the chain alone still looks whole, the anchor does not
+    const cut = tmp.file('tail-cut.db');
+    writeFileSync(cut, readFileSync(dbFile));
+    const db = new Database(cut);
+    db.prepare('DELETE FROM events WHERE position > ?').run(lastPosition - 3);
+    db.close();
+    expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`])).code).toBe(0);
+    const truncated = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`, '--expect', anchor]);
+    expect(truncated.code).toBe(1);
+    expect(truncated.stdout).toContain(`BROKEN at position ${lastPosition} — truncated`);
+    expect(truncated.stdout).toContain(`the log ends at position ${lastPosition - 3}`);
+
+    // when a copy is rewritten from event 2 on and every later hash recomputed
+    const rechained = tmp.file('rechained.db');
+    writeFileSync(rechained, readFileSync(dbFile));
+    const events = [];
+    for await (const e of readSqliteLogRaw(rechained)) events.push(e);
+    const edit = new Database(rechained);
+    let prev = events[0]!.hash;
+    for (const e of events.slice(1)) {
+      const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
+      const hash = chainHash(prev, { ...e, data });
+      edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
+      prev = hash;
+    }
+    edit.close();
+    expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`])).code).toBe(0);
+    const rewritten = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, '--expect', anchor]);
+    expect(rewritten.code).toBe(1);
+    expect(rewritten.stdout).toContain(`BROKEN at position ${lastPosition} — anchor_mismatch`);
+
+    // and a malformed anchor is refused before anything is read
+    const bad = await run(['audit', 'verify', '--expect', '45:abc']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--expect: expected <position>:<64 hex digit hash>');
+  });
+
+  it('verify: a store that is not there cannot be verified (exit 2), and none is created', async () => {
+    const missing = tmp.file('nope.db');
+    const result = await run(['audit', 'verify', '--store', `sqlite:${missing}`]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`store file ${missing} does not exist`);
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('export then verify the export offline; an altered or damaged export exits 1', async () => {
+    // when the whole log is exported to a file
+    const file = tmp.file('all.ndjson');
+    const exported = await run(['export', '--out', file, '--batch', '7']);
+
+    // then the file holds every event, progress ended at 100 %, and no partial file is left
+    expect(exported.code).toBe(0);
+    expect(readFileSync(file, 'utf8').trimEnd().split('\n')).toHaveLength(45);
+    expect(exported.stderr).toContain('export: 45/45 events (100.0%)');
+    expect(exported.stderr).toContain(`exported 45 events (positions 1..45) to ${file}`);
+    expect(existsSync(`${file}.partial`)).toBe(false);
+    // and personal fields are exported as stored (encrypted)
+    expect(readFileSync(file, 'utf8')).not.toContain('ada@example.org');
+    expect((await run(['audit', 'verify', '--from-export', file])).code).toBe(0);
+
+    // when one line is altered
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines[1]).toContain('"totalMinor":1500');
+    lines[1] = lines[1]!.replace('"totalMinor":1500', '"totalMinor":150');
+    const altered = tmp.file('altered.ndjson');
+    writeFileSync(altered, lines.join('\n'));
+    const report = await run(['audit', 'verify', '--from-export', altered]);
+    expect(report.code).toBe(1);
+    expect(report.stdout).toContain('BROKEN at position 2 — content_altered');
+
+    // when a line is no longer JSON
+    lines[1] = lines[1]!.slice(0, 40);
+    writeFileSync(altered, lines.join('\n'));
+    const damaged = await run(['audit', 'verify', '--from-export', altered]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stdout).toContain('export damaged:');
+    expect(damaged.stdout).toContain('line 2: not JSON');
+  });
+
+  it("export --customer writes that customer's stream, which verifies as a stream export and in the store", async () => {
+    const result = await run(['export', '--customer', 'ada', '--quiet']);
+    const events = result.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { streamId: string; revision: number });
+    expect(result.code).toBe(0);
+    expect(events.map((e) => [e.streamId, e.revision])).toEqual([0, 1, 2, 3, 4].map((r) => ['customer-ada', r]));
+
+    const file = tmp.file('ada.ndjson');
+    writeFileSync(file, result.stdout);
+    expect((await run(['audit', 'verify', '--from-export', file, '--stream', 'customer-ada'])).code).toBe(0);
+    const inStore = await run(['audit', 'verify', '--stream', 'customer-ada']);
+    expect(inStore.code).toBe(0);
+    expect(inStore.stdout).toContain('stream customer-ada: intact — 5 events checked');
+    expect((await run(['export', '--customer', 'ada', '--stream', 'customer-ada'])).stderr).toContain('give --stream or --customer, not both');
+    expect((await run(['export', '--customer', 'nobody'])).code).toBe(1);
+  });
+
+  it('personal-data export decrypts with the master key, and refuses without it', async () => {
+    const own = await run(['personal-data', 'export', 'ada']);
+    expect(own.code).toBe(0);
+    expect(own.stdout).toContain('"email":"ada@example.org"');
+    expect(own.stdout.trimEnd().split('\n')).toHaveLength(5);
+    expect(own.stderr).toContain('customer ada: 5 events');
+
+    const noKey = await run(['personal-data', 'export', 'ada'], { CLIENTELE_MASTER_KEY: undefined });
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toContain('CLIENTELE_MASTER_KEY is not set');
+    const badKey = await run(['personal-data', 'export', 'ada'], { CLIENTELE_MASTER_KEY: 'c2hvcnQ=' });
+    expect(badKey.stderr).toContain('CLIENTELE_MASTER_KEY must be 32 bytes encoded as base64');
+  });
+
+  it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
+    const text = await run(['as-of', 'ada', '--date', '2025-02-20']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('customer ada as of 2025-02-20T23:59:59.999Z: customer');
+    expect(text.stdout).toContain('policy: repeatPurchaseThreshold=2 advocateMinConvertedReferrals=1 promoterMinScore=9 churnAfterDays=180');
+    expect(text.stdout).toContain('events used: 3; recorded with a later business time: 2');
+
+    const json = await run(['as-of', 'ada', '--date', '2025-03-15', '--json', '--policy', '{"churnAfterDays":30}']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ stage: 'repeat_buyer', orders: 2, policy: { churnAfterDays: 30 } });
+
+    const badDate = await run(['as-of', 'ada', '--date', '2025-13-01']);
+    expect(badDate.code).toBe(1);
+    expect(badDate.stderr).toContain('date must be an ISO-8601 date');
+    const unknown = await run(['as-of', 'nobody', '--date', '2025-03-15']);
+    expect(unknown).toMatchObject({ code: 1, stderr: 'error: customer nobody: no events\n' });
+  });
+
+  it('reads store addresses for both stores and refuses others', () => {
+    expect(parseStoreAddress('sqlite:./data/x.db')).toEqual({ kind: 'sqlite', file: './data/x.db' });
+    expect(parseStoreAddress('postgres:postgres://u@h:5432/db#audit_1')).toEqual({ kind: 'postgres', url: 'postgres://u@h:5432/db', schema: 'audit_1' });
+    expect(parseStoreAddress('postgresql://u@h/db')).toEqual({ kind: 'postgres', url: 'postgresql://u@h/db', schema: 'clientele' });
+    expect(() => parseStoreAddress('mysql://x')).toThrow(/--store: expected sqlite:<file> or postgres:<url>\[#schema\]/);
+    expect(() => parseStoreAddress('sqlite:')).toThrow(/the file is missing/);
+    // without --store, the engine's own configuration
+    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: './data/clientele.db' });
+    expect(resolveStoreAddress(undefined, { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://h/db', CLIENTELE_PG_SCHEMA: 'tenant_a' })).toEqual({
+      kind: 'postgres',
+      url: 'postgres://h/db',
+      schema: 'tenant_a',
+    });
+    expect(() => resolveStoreAddress(undefined, { CLIENTELE_STORE: 'eventstoredb', EVENTSTOREDB_URL: 'esdb://h:2113' })).toThrow(/give --store/);
+  });
+});

@@ -1,0 +1,482 @@
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError } from 'commander';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { customerStream, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
+import {
+  eventStoreConfigFromEnv,
+  eventsOfLog,
+  eventsOfStream,
+  ExportFormatError,
+  exportNdjson,
+  parseMasterKey,
+  PersonalDataEventStore,
+  PostgresEventStore,
+  readCustomerAsOf,
+  readNdjsonExport,
+  readSqliteLogRaw,
+  SqliteCustomerKeyStore,
+  SqliteEventStore,
+  verifyChain,
+  verifyStreamEvents,
+  anchorWatch,
+  parseChainAnchor,
+  type ChainAnchor,
+  type ChainReport,
+  type StoredEvent,
+  type CustomerAsOf,
+  type CustomerKeyStore,
+  type EventStore,
+  type ExportProgress,
+  type ExportScope,
+  type NdjsonSink,
+} from '@clientele/event-store';
+
+/*
+ * Auditor and data-protection commands: verify, export, personal-data export, as-of.
+ * Wiring (apps/cli/src/main.ts or cli.program.ts):
+ *   registerAuditCommands(program, { stdout, stderr, setExitCode: (code) => { exitCode = code; } });
+ * Every command takes `--store sqlite:<file>` or `--store postgres:<url>[#schema]`.
+ */
+
+type Out = NodeJS.WritableStream & { isTTY?: boolean };
+
+export interface AuditCommandDeps {
+  stdout: Out;
+  stderr: Out;
+  /** verify: 0 intact, 1 broken, 2 could not verify; other commands: 0 done, 1 refused or failed */
+  setExitCode(code: number): void;
+  /**
+   * default process.env. Without --store the store is the engine's: CLIENTELE_STORE (sqlite |
+   * postgres), CLIENTELE_SQLITE_FILE, DATABASE_URL, CLIENTELE_PG_SCHEMA; and CLIENTELE_MASTER_KEY,
+   * CLIENTELE_KEYS_FILE for personal data.
+   */
+  env?: NodeJS.ProcessEnv;
+  /** how often progress prints a line when stderr is not a terminal; default 5 s */
+  progressIntervalMs?: number;
+}
+
+// ---- where the store is ----
+
+export type StoreAddress = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string; schema: string };
+
+export const DEFAULT_PG_SCHEMA = 'clientele';
+
+/** `sqlite:<file>`, `postgres:<url>[#schema]` (or a bare `postgres://…` URL); the schema defaults to `clientele`. */
+export function parseStoreAddress(text: string): StoreAddress {
+  if (text.startsWith('sqlite:')) {
+    const file = text.slice('sqlite:'.length);
+    if (file === '') throw new Error('--store: expected sqlite:<file>, the file is missing');
+    return { kind: 'sqlite', file };
+  }
+  const pg = /^postgres(?:ql)?:\/\//.test(text) ? text : text.startsWith('postgres:') ? text.slice('postgres:'.length) : undefined;
+  if (pg !== undefined) {
+    const hash = pg.indexOf('#');
+    const url = hash < 0 ? pg : pg.slice(0, hash);
+    const schema = hash < 0 ? DEFAULT_PG_SCHEMA : pg.slice(hash + 1);
+    if (!/^postgres(?:ql)?:\/\//.test(url)) throw new Error(`--store: expected postgres:postgres://user@host:port/db[#schema], got ${JSON.stringify(text)}`);
+    return { kind: 'postgres', url, schema };
+  }
+  throw new Error(`--store: expected sqlite:<file> or postgres:<url>[#schema], got ${JSON.stringify(text)}`);
+}
+
+export interface StoreOptions {
+  /** an address (see parseStoreAddress); default: the engine's environment */
+  store?: string;
+  /** the SQLite file holding customer keys; default: the store file (SQLite) or CLIENTELE_KEYS_FILE / <data dir>/customer-keys.db */
+  keys?: string;
+}
+
+/** An opened store and, on demand, the same store seen through the personal-data decorator. */
+export interface OpenedStore {
+  address: StoreAddress;
+  /** the events as stored: personal fields encrypted, so the chain verifies */
+  store: EventStore;
+  /** decrypting view; needs the master key the engine writes with */
+  personalData(masterKey: Buffer): PersonalDataEventStore;
+  close(): Promise<void>;
+}
+
+export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
+  const address = resolveStoreAddress(options.store, env);
+  let store: EventStore;
+  let keysFile: string;
+  if (address.kind === 'sqlite') {
+    // an audit never creates an empty store where the operator mistyped a path
+    if (!existsSync(address.file)) throw new Error(`--store: ${address.file} does not exist`);
+    store = new SqliteEventStore({ file: address.file });
+    keysFile = options.keys ?? address.file;
+  } else {
+    store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
+    keysFile = options.keys ?? env.CLIENTELE_KEYS_FILE ?? './data/customer-keys.db';
+  }
+  let keys: CustomerKeyStore | undefined;
+  return {
+    address,
+    store,
+    personalData(masterKey) {
+      keys ??= new SqliteCustomerKeyStore(keysFile, masterKey);
+      return new PersonalDataEventStore(store, keys);
+    },
+    async close() {
+      await keys?.close();
+      await store.close();
+    },
+  };
+}
+
+/** `--store` when given, else the store the engine is configured with (the same environment variables). */
+export function resolveStoreAddress(store: string | undefined, env: NodeJS.ProcessEnv): StoreAddress {
+  if (store !== undefined) return parseStoreAddress(store);
+  const config = eventStoreConfigFromEnv(env);
+  if (config.kind === 'sqlite') return { kind: 'sqlite', file: config.file };
+  if (config.kind === 'postgres') return { kind: 'postgres', url: config.url, schema: config.schema };
+  // EventStoreDB orders $all itself and chains each stream apart; walking one global chain does not apply
+  throw new Error('CLIENTELE_STORE=eventstoredb: these commands read an sqlite: or postgres: store; give --store');
+}
+
+function masterKeyFrom(env: NodeJS.ProcessEnv): Buffer {
+  const raw = env.CLIENTELE_MASTER_KEY;
+  if (!raw) throw new Error('CLIENTELE_MASTER_KEY is not set: personal data can only be read with the master key the engine writes with');
+  return parseMasterKey(raw);
+}
+
+// ---- progress on stderr ----
+
+interface Progress {
+  update(done: number, total: number): void;
+  stop(done: number, total: number): void;
+}
+
+/** A bar on a terminal; elsewhere one plain line every few seconds and one at the end, so logs stay readable. */
+function progressOn(stream: Out, label: string, intervalMs: number): Progress {
+  if (stream.isTTY) {
+    const bar = new SingleBar({ stream: stream as NodeJS.WriteStream, format: `${label} [{bar}] {percentage}% | {value}/{total} events | {duration_formatted}`, hideCursor: true });
+    let started = false;
+    return {
+      update(done, total) {
+        if (!started) {
+          bar.start(Math.max(total, 1), 0);
+          started = true;
+        }
+        bar.update(done);
+      },
+      stop(done, total) {
+        if (!started) bar.start(Math.max(total, 1), 0);
+        bar.update(done);
+        bar.stop();
+      },
+    };
+  }
+  const startedAt = Date.now();
+  let printedAt = startedAt;
+  const line = (done: number, total: number): void => {
+    const percent = total > 0 ? ((done / total) * 100).toFixed(1) : '100.0';
+    stream.write(`${label}: ${done}/${total} events (${percent}%), ${((Date.now() - startedAt) / 1000).toFixed(1)}s\n`);
+  };
+  return {
+    update(done, total) {
+      if (Date.now() - printedAt >= intervalMs) {
+        printedAt = Date.now();
+        line(done, total);
+      }
+    },
+    stop: line,
+  };
+}
+
+// ---- output files: never a half-written file under the final name ----
+
+interface FileSink {
+  sink: NdjsonSink;
+  commit(): Promise<void>;
+  abandon(): void;
+}
+
+function fileSink(path: string): FileSink {
+  if (!existsSync(dirname(path) || '.')) throw new Error(`--out: folder ${dirname(path)} does not exist`);
+  const partial = `${path}.partial`;
+  const stream = createWriteStream(partial);
+  return {
+    sink: stream,
+    async commit() {
+      stream.end();
+      await once(stream, 'close');
+      renameSync(partial, path);
+    },
+    abandon() {
+      stream.destroy();
+      rmSync(partial, { force: true });
+    },
+  };
+}
+
+async function exportTo(
+  out: string | undefined,
+  deps: AuditCommandDeps,
+  write: (sink: NdjsonSink) => Promise<void>,
+): Promise<void> {
+  if (out === undefined) {
+    await write(deps.stdout as unknown as NdjsonSink);
+    return;
+  }
+  const file = fileSink(out);
+  try {
+    await write(file.sink);
+    await file.commit();
+  } catch (error) {
+    file.abandon();
+    throw error;
+  }
+}
+
+// ---- reports ----
+
+function printChainReport(report: ChainReport, what: string, out: Out): void {
+  if (report.ok) {
+    out.write(`${what}: intact — ${report.eventsChecked} events checked, last position ${report.lastPosition}, last hash ${report.lastHash}\n`);
+    return;
+  }
+  const b = report.firstBreak!;
+  out.write(
+    `${what}: BROKEN at position ${b.position} — ${b.kind}\n` +
+      (b.eventId ? `  event ${b.eventId} in stream ${b.streamId}\n` : '') +
+      `  ${b.detail}\n` +
+      `  ${report.eventsChecked} events verified before it (last good position ${report.lastPosition})\n`,
+  );
+}
+
+function printAsOf(answer: CustomerAsOf, out: Out): void {
+  const lines: string[] = [];
+  lines.push(`customer ${answer.customerId} as of ${answer.asOf}: ${answer.stage ?? 'not registered yet'}`);
+  if (answer.stage !== undefined) {
+    lines.push(`  registered ${answer.registeredAt} (source ${answer.source}${answer.referredBy ? `, referred by ${answer.referredBy}` : ''})`);
+    lines.push(
+      `  orders ${answer.orders}` +
+        (answer.lastPurchaseAt ? `, first purchase ${answer.firstPurchaseAt}, last purchase ${answer.lastPurchaseAt} (${answer.daysSinceLastPurchase} days before)` : '') +
+        (answer.churnedAt ? `, churned ${answer.churnedAt}` : ''),
+    );
+    lines.push(`  stage history: ${answer.stageHistory.map((s) => `${s.stage} ${s.at}`).join(' → ')}`);
+    lines.push(`  churn due (no purchase for ${answer.policy.churnAfterDays} days, not yet swept): ${answer.churnDue ? 'yes' : 'no'}`);
+    if (answer.erased) lines.push('  personal data erased');
+  }
+  lines.push(`  policy: ${Object.entries(answer.policy).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+  lines.push(`  events used: ${answer.eventsUsed.length}; recorded with a later business time: ${answer.eventsLater}`);
+  for (const e of answer.eventsUsed) {
+    lines.push(`    ${String(e.position).padStart(8)}  r${String(e.revision).padEnd(4)} ${e.type.padEnd(22)} ${e.occurredAt}  ${e.id}`);
+  }
+  out.write(`${lines.join('\n')}\n`);
+}
+
+function parsePolicy(text: string): LifecyclePolicy {
+  let overrides: unknown;
+  try {
+    overrides = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError(`--policy: expected a JSON object such as {"churnAfterDays":90}, got ${text}`);
+  }
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) {
+    throw new InvalidArgumentError(`--policy: expected a JSON object, got ${text}`);
+  }
+  try {
+    return lifecyclePolicy(overrides as Partial<LifecyclePolicy>);
+  } catch (error) {
+    throw new InvalidArgumentError(`--policy: ${(error as Error).message}`);
+  }
+}
+
+function anchorOption(value: string): ChainAnchor {
+  try {
+    return parseChainAnchor(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function positiveInteger(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, got '${value}'`);
+    return Number(value);
+  };
+}
+
+// ---- the commands ----
+
+export function registerAuditCommands(program: Command, deps: AuditCommandDeps): void {
+  const env = deps.env ?? process.env;
+  const storeHelp = "sqlite:<file> or postgres:<url>[#schema] (default: the engine's CLIENTELE_STORE configuration, ./data/clientele.db)";
+  const intervalMs = deps.progressIntervalMs ?? 5000;
+
+  /** runs an action; a failure prints one line (no stack) and sets the failure exit code */
+  const guarded =
+    <A extends unknown[]>(failureCode: number, action: (...args: A) => Promise<void>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        await action(...args);
+      } catch (error) {
+        deps.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+        deps.setExitCode(failureCode);
+      }
+    };
+
+  const audit = program.command('audit').description('auditor commands: check the stored history');
+
+  audit
+    .command('verify')
+    .description('walk the hash chain and report the first altered, missing or reordered event (exit 0 intact, 1 broken, 2 could not verify)')
+    .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
+    .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)')
+    .option('--store <address>', storeHelp)
+    .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
+    .option('--json', 'print the report as JSON')
+    .option('--quiet', 'no progress lines')
+    .action(
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
+        if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+        const anchor = options.expect ? anchorWatch(options.expect) : undefined;
+        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
+        const onProgress = options.quiet
+          ? undefined
+          : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
+        let report: ChainReport;
+        let what: string;
+        try {
+          if (options.fromExport !== undefined) {
+            const events = readNdjsonExport(options.fromExport);
+            what = `export ${options.fromExport}${options.stream ? ` (stream ${options.stream})` : ''}`;
+            report = options.stream
+              ? await verifyStreamEvents(events, { streamId: options.stream, onProgress })
+              : await verifyChain(walk(events), { onProgress });
+          } else {
+            const address = resolveStoreAddress(options.store, env);
+            if (address.kind === 'sqlite' && options.stream === undefined) {
+              // raw rows: a damaged file is reported, where the adapter might refuse to read it
+              what = `log in ${address.file}`;
+              report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
+            } else {
+              const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+              try {
+                what = options.stream ? `stream ${options.stream}` : 'log';
+                report = options.stream
+                  ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
+                  : await verifyChain(walk(eventsOfLog(opened.store)), { onProgress });
+              } finally {
+                await opened.close();
+              }
+            }
+          }
+        } catch (error) {
+          if (!(error instanceof ExportFormatError)) throw error;
+          // a line that is no longer an event is itself evidence of alteration
+          deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, damagedLine: error.line, detail: error.message })}\n` : `export damaged: ${error.message}\n`);
+          deps.setExitCode(1);
+          return;
+        }
+        if (anchor) report = anchor.judge(report);
+        if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
+          throw new Error(`stream ${options.stream} has no events`);
+        }
+        if (options.json) deps.stdout.write(`${JSON.stringify(report)}\n`);
+        else printChainReport(report, what, deps.stdout);
+        if (report.ok && options.expect && !options.json) {
+          deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
+        }
+        deps.setExitCode(report.ok ? 0 : 1);
+      }),
+    );
+
+  program
+    .command('export')
+    .description('write the log (or one stream, or one customer) as NDJSON, as stored: personal fields stay encrypted and the chain verifies offline')
+    .option('--stream <id>', 'only this stream')
+    .option('--customer <id>', 'only this customer (the stream customer-<id>)')
+    .option('--out <file>', 'write here (default: stdout); written under <file>.partial and renamed when complete')
+    .option('--store <address>', storeHelp)
+    .option('--batch <n>', 'events read per page', positiveInteger('--batch'), 1000)
+    .option('--quiet', 'no progress')
+    .action(
+      guarded(1, async (options: { stream?: string; customer?: string; out?: string; store?: string; batch: number; quiet?: boolean }) => {
+        if (options.stream !== undefined && options.customer !== undefined) throw new Error('export: give --stream or --customer, not both');
+        const streamId = options.customer !== undefined ? customerStream(options.customer) : options.stream;
+        const scope: ExportScope = streamId === undefined ? { kind: 'all' } : { kind: 'stream', streamId };
+        const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+        try {
+          const progress = options.quiet ? undefined : progressOn(deps.stderr, 'export', intervalMs);
+          let last: ExportProgress = { exported: 0, total: 0, position: 0 };
+          await exportTo(options.out, deps, async (sink) => {
+            const summary = await exportNdjson(opened.store, sink, {
+              scope,
+              batchSize: options.batch,
+              onProgress: (p) => {
+                last = p;
+                progress?.update(p.exported, p.total);
+              },
+            });
+            progress?.stop(last.exported, last.total);
+            if (scope.kind === 'stream' && summary.events === 0) throw new Error(`stream ${scope.streamId} has no events`);
+            if (!options.quiet) {
+              deps.stderr.write(
+                `exported ${summary.events} events` +
+                  (summary.events > 0 ? ` (positions ${summary.firstPosition}..${summary.lastPosition})` : '') +
+                  `${options.out ? ` to ${options.out}` : ''}\n`,
+              );
+            }
+          });
+        } finally {
+          await opened.close();
+        }
+      }),
+    );
+
+  const personal = program.command('personal-data').description("a person's own data (right of access)");
+  personal
+    .command('export')
+    .description("write a customer's events as NDJSON with their personal fields decrypted (needs CLIENTELE_MASTER_KEY)")
+    .argument('<customerId>', 'customer id')
+    .option('--out <file>', 'write here (default: stdout)')
+    .option('--store <address>', storeHelp)
+    .option('--keys <file>', 'SQLite file of customer keys (default: the store file; for PostgreSQL CLIENTELE_KEYS_FILE or ./data/customer-keys.db)')
+    .action(
+      guarded(1, async (customerId: string, options: { out?: string; store?: string; keys?: string }) => {
+        const masterKey = masterKeyFrom(env);
+        const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(options.keys !== undefined ? { keys: options.keys } : {}) }, env);
+        try {
+          const decrypted = opened.personalData(masterKey);
+          const streamId = customerStream(customerId);
+          await exportTo(options.out, deps, async (sink) => {
+            const summary = await exportNdjson(decrypted, sink, { scope: { kind: 'stream', streamId } });
+            if (summary.events === 0) throw new Error(`customer ${customerId}: no events`);
+            const erased = await decrypted.isErased(customerId);
+            deps.stderr.write(
+              `customer ${customerId}: ${summary.events} events${erased ? '; personal data erased, so personal fields are absent' : ''}\n`,
+            );
+          });
+        } finally {
+          await opened.close();
+        }
+      }),
+    );
+
+  program
+    .command('as-of')
+    .description("a customer's stage and state as of a business date, with the events used and the policy in force")
+    .argument('<customerId>', 'customer id')
+    .requiredOption('--date <date>', 'ISO date (end of that day UTC) or date-time with a zone')
+    .option('--policy <json>', 'policy overrides, e.g. {"churnAfterDays":90} (default: the default policy)', parsePolicy)
+    .option('--store <address>', storeHelp)
+    .option('--json', 'print the answer as JSON')
+    .action(
+      guarded(1, async (customerId: string, options: { date: string; policy?: LifecyclePolicy; store?: string; json?: boolean }) => {
+        const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+        try {
+          const answer = await readCustomerAsOf(opened.store, customerId, options.date, options.policy);
+          if (answer.eventsUsed.length === 0 && answer.eventsLater === 0) throw new Error(`customer ${customerId}: no events`);
+          if (options.json) deps.stdout.write(`${JSON.stringify(answer)}\n`);
+          else printAsOf(answer, deps.stdout);
+        } finally {
+          await opened.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,178 @@
+import Database from 'better-sqlite3';
+import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { idFrom, runCommand, tempDir } from '@clientele/testing';
+import type { NewEvent, StoredEvent } from '../event-store.port';
+import { exportNdjson, type NdjsonSink } from '../export-ndjson';
+import { eventsOfLog } from '../read-in-batches';
+import { readSqliteLogRaw } from '../sqlite/sqlite-raw-log';
+import { SqliteEventStore } from '../sqlite/sqlite.event-store';
+import { verifyChain } from '../verify-chain';
+import { SqliteCustomerKeyStore } from './customer-keys';
+import { PersonalDataEventStore } from './encrypting.event-store';
+
+const ADA = { name: 'Ada Lovelace', email: 'ada.lovelace@example.org', phone: '+44 20 7946 0000', birthday: '1815-12-10' };
+const BOB_EMAIL = 'bob.babbage@example.org';
+
+class TextSink implements NdjsonSink {
+  text = '';
+  write(chunk: string): boolean {
+    this.text += chunk;
+    return true;
+  }
+  once(): this {
+    return this;
+  }
+}
+
+/** Every byte SQLite keeps for the store: the file and, when present, its write-ahead log. */
+function storeBytes(file: string): Buffer {
+  return Buffer.concat([file, `${file}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f)));
+}
+
+function keyRow(file: string, customerId: string): { wrapped_key: Buffer | null; erased_at: string | null } | undefined {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?').get(customerId) as
+      | { wrapped_key: Buffer | null; erased_at: string | null }
+      | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+describe('personal data on the embedded store', () => {
+  const master = randomBytes(32);
+  let tmp: ReturnType<typeof tempDir>;
+  let file: string;
+
+  const open = (): PersonalDataEventStore =>
+    new PersonalDataEventStore(new SqliteEventStore({ file, durability: 'normal' }), new SqliteCustomerKeyStore(file, master));
+
+  beforeEach(async () => {
+    tmp = tempDir('clientele-personal-');
+    file = tmp.file('clientele.db');
+    // given two customers with personal data, and Ada's purchase and a note on a touchpoint
+    const store = open();
+    await runCommand(store, 'reg-ada', { type: 'RegisterProspect', data: { customerId: 'ada', source: 'web', personal: ADA, occurredAt: '2025-01-10T09:00:00Z' } });
+    await runCommand(store, 'reg-bob', { type: 'RegisterProspect', data: { customerId: 'bob', source: 'store', personal: { email: BOB_EMAIL }, occurredAt: '2025-01-11T09:00:00Z' } });
+    await runCommand(store, 'buy-ada', {
+      type: 'RecordPurchase',
+      data: { customerId: 'ada', orderId: 'o-1', lines: [{ sku: 's', category: 'c', quantity: 2, unitPriceMinor: 1250, unitCostMinor: 700 }], occurredAt: '2025-02-01T10:00:00Z' },
+    });
+    await runCommand(store, 'call-ada', {
+      type: 'RecordTouchpoint',
+      data: { customerId: 'ada', channel: 'phone', direction: 'inbound', kind: 'support', note: 'called from +44 20 7946 0000 about delivery', occurredAt: '2025-02-03T10:00:00Z' },
+    });
+    await store.close();
+  });
+
+  afterEach(() => tmp.remove());
+
+  it('personal fields are not in the file, but read back through the decorator', async () => {
+    // when the raw file is searched, and the stream is read through the decorator and raw
+    const bytes = storeBytes(file);
+    const store = open();
+    try {
+      const decrypted = await store.readStream('customer-ada');
+      const raw = await store.inner.readStream('customer-ada');
+
+      // then no personal value appears in the bytes on disk
+      for (const secret of [ADA.email, ADA.name, ADA.phone, BOB_EMAIL, 'about delivery']) {
+        expect(bytes.includes(secret)).toBe(false);
+      }
+      // and the decorator gives them back, while the raw event holds only ciphertext
+      expect(decrypted[0]!.data.personal).toEqual(ADA);
+      expect(decrypted.find((e) => e.type === 'TouchpointRecorded')!.data.note).toBe('called from +44 20 7946 0000 about delivery');
+      expect(raw[0]!.data.personal).toEqual({ $personal: expect.stringMatching(/^enc:v1:/) });
+      // and amounts stay readable without any key
+      expect(raw.find((e) => e.type === 'PurchaseRecorded')!.data.totalMinor).toBe(2500);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('after erasure the person is gone from reads, exports, the key table and the file; history and chain survive', async () => {
+    // given the wrapped key as stored and the log before the erasure
+    const wrapped = keyRow(file, 'ada')?.wrapped_key;
+    expect(wrapped).toBeInstanceOf(Buffer);
+    // (the search below can find it: before erasure it is there)
+    expect(storeBytes(file).includes(wrapped!)).toBe(true);
+    const store = open();
+    let before: StoredEvent[];
+    let after: StoredEvent[];
+    let personalExport: TextSink;
+    let rawExport: TextSink;
+    try {
+      before = await store.inner.readAll();
+
+      // when Ada's personal data is erased
+      const erased = await runCommand(store, 'erase-ada', { type: 'EraseCustomerPersonalData', data: { customerId: 'ada', requestedBy: 'dpo', occurredAt: '2025-06-01T00:00:00Z' } });
+      expect(erased?.events.map((e) => e.type)).toEqual(['PersonalDataErased']);
+
+      after = await store.inner.readAll();
+      const adaNow = await store.readStream('customer-ada');
+      personalExport = new TextSink();
+      await exportNdjson(store, personalExport, { scope: { kind: 'stream', streamId: 'customer-ada' } });
+      rawExport = new TextSink();
+      await exportNdjson(store.inner, rawExport);
+
+      // then reads through the decorator no longer hold any personal field, and say so
+      const registered = adaNow[0]!;
+      expect(registered.data.personal).toBeUndefined();
+      expect(registered.data.personalDataErased).toBe(true);
+      expect(adaNow.find((e) => e.type === 'TouchpointRecorded')!.data.note).toBeUndefined();
+      expect(await store.isErased('ada')).toBe(true);
+      // and Bob is untouched
+      expect((await store.readStream('customer-bob'))[0]!.data.personal).toEqual({ email: BOB_EMAIL });
+    } finally {
+      await store.close();
+    }
+
+    // and neither the person's own export nor the audit export carries their data
+    for (const text of [personalExport.text, rawExport.text]) {
+      expect(text).not.toContain(ADA.email);
+      expect(text).not.toContain(ADA.name);
+    }
+    expect(personalExport.text).toContain('"personalDataErased":true');
+    // and every event is still there: one more (the erasure), none removed, none changed
+    expect(after.length).toBe(before.length + 1);
+    expect(after.slice(0, before.length)).toEqual(before);
+    // and the chain verifies over the raw file
+    expect(await verifyChain(readSqliteLogRaw(file))).toMatchObject({ ok: true, eventsChecked: before.length + 1 });
+    // and the key row keeps no key, and the old wrapped key is nowhere in the file's bytes
+    expect(keyRow(file, 'ada')).toEqual({ wrapped_key: null, erased_at: '2025-06-01T00:00:00Z' });
+    expect(storeBytes(file).includes(wrapped!)).toBe(false);
+    expect(keyRow(file, 'bob')?.wrapped_key).toBeInstanceOf(Buffer);
+  });
+
+  it('a retried identical append of personal data through the decorator is stored once', async () => {
+    // given a registration with personal data, appended once
+    const store = open();
+    try {
+      const event: NewEvent = {
+        id: idFrom('reg-cleo'),
+        type: 'ProspectRegistered',
+        data: { customerId: 'cleo', source: 'web', implicit: false, personal: { email: 'cleo@example.org' }, occurredAt: '2025-03-01T00:00:00Z' },
+        metadata: { occurredAt: '2025-03-01T00:00:00Z', schemaVersion: 1, commandId: 'reg-cleo' },
+      };
+      const first = await store.appendToStream('customer-cleo', [event], { expectedRevision: 'no_stream' });
+      const head = await store.headPosition();
+
+      // when the very same append is sent again (a client retry), with either expectation
+      const again = await store.appendToStream('customer-cleo', [event], { expectedRevision: 'no_stream' });
+      const anyAgain = await store.appendToStream('customer-cleo', [event]);
+
+      // then it answers as the first time, and nothing new is stored
+      expect(again).toMatchObject({ duplicate: true, position: first.position });
+      expect(anyAgain).toMatchObject({ duplicate: true, position: first.position });
+      expect(again.events[0]!.data.personal).toEqual({ email: 'cleo@example.org' });
+      expect(await store.headPosition()).toBe(head);
+      let count = 0;
+      for await (const _ of eventsOfLog(store.inner)) count += 1;
+      expect(count).toBe(head);
+    } finally {
+      await store.close();
+    }
+  });
+});

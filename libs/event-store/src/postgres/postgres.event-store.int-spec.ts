@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { Pool } from 'pg';
+import {
+  chainHash,
+  GENESIS_HASH,
+  WrongExpectedRevisionError,
+  type NewEvent,
+  type StoredEvent,
+} from '@clientele/event-store';
+import { describeWithServer, PostgresServer, runEventStoreContract } from '@clientele/testing';
+import { PostgresEventStore } from './postgres.event-store';
+import { MIGRATIONS, migrate } from './postgres.migrations';
+import { dropSchema, openFreshStore, uniqueSchema } from './postgres.test-support';
+
+describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
+  runEventStoreContract('PostgreSQL', () => openFreshStore(url));
+
+  describe('gap safety with writers in separate connections', () => {
+    it('a live subscriber from 0 sees every event exactly once, in position order, with a valid chain', async () => {
+      // given eight stores on one schema (eight pools, as eight engine processes would have), whose
+      // transactions hold the append lock for a random few milliseconds, and a ninth that subscribes
+      const schema = uniqueSchema('gap');
+      const writers = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, beforeWrite: randomPause }),
+        ),
+      );
+      const reader = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, pollIntervalMs: 50 });
+      const subscription = reader.subscribeToAll({ afterPosition: 0, batchSize: 7 });
+      const received: StoredEvent[] = [];
+      let expectedTotal = Number.POSITIVE_INFINITY;
+      const consuming = (async () => {
+        for await (const event of subscription) {
+          received.push(event);
+          if (received.length >= expectedTotal) break;
+        }
+      })();
+
+      try {
+        // when each writer appends 60 times, one to three events each, with pauses between appends
+        const appended = await Promise.all(
+          writers.map(async (store, w) => {
+            const ids: string[] = [];
+            for (let i = 0; i < 60; i++) {
+              const events = Array.from({ length: 1 + ((w + i) % 3) }, () => anEvent('CustomerTouched'));
+              const result = await store.appendToStream(`customer-${w}-${i % 5}`, events);
+              ids.push(...result.events.map((e) => e.id));
+              if (i % 4 === 0) await randomPause();
+            }
+            return ids;
+          }),
+        );
+        const allIds = appended.flat();
+        expectedTotal = allIds.length;
+        if (received.length < expectedTotal) await consuming;
+
+        // then the subscriber saw each appended event once, positions 1..N without a hole
+        expect(received.map((e) => e.position)).toEqual(Array.from({ length: expectedTotal }, (_, i) => i + 1));
+        expect(new Set(received.map((e) => e.id))).toEqual(new Set(allIds));
+        expect(received).toHaveLength(allIds.length);
+        // and the global chain verifies from genesis over what it received
+        expect(firstBrokenLink(received)).toBeUndefined();
+      } finally {
+        await subscription.close();
+        await consuming;
+        await Promise.all([...writers, reader].map((s) => s.close()));
+        await dropSchema(url, schema);
+      }
+    });
+  });
+
+  describe('live delivery across processes', () => {
+    it('wakes a subscriber in another process through NOTIFY, long before its poll would', async () => {
+      // given a subscriber whose poll fallback is an hour away, on its own pool
+      const { store: writer, schema, cleanup } = await openFreshStore(url);
+      const reader = await PostgresEventStore.open({ connectionString: url, schema, pollIntervalMs: 3_600_000 });
+      const subscription = reader.subscribeToAll();
+      const iterator = subscription[Symbol.asyncIterator]();
+      try {
+        const first = iterator.next();
+        // when another process appends (after the subscriber has found the log empty and waits)
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await writer.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+
+        // then the event arrives (the test would time out if only the hourly poll could deliver it)
+        const next = await first;
+        expect(next.done).toBe(false);
+        expect(next.value).toMatchObject({ position: 1, streamId: 'customer-1' });
+      } finally {
+        await subscription.close();
+        await reader.close();
+        await cleanup();
+      }
+    });
+  });
+
+  describe('optimistic concurrency across processes', () => {
+    it('lets exactly one of two stores win a race on the same expected revision', async () => {
+      // given a stream at revision 0 and two stores on the same schema
+      const { store: a, schema, cleanup } = await openFreshStore(url);
+      const b = await PostgresEventStore.open({ connectionString: url, schema });
+      try {
+        await a.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+
+        // when both append at expected revision 0
+        const outcomes = await Promise.allSettled([
+          a.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 }),
+          b.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 }),
+        ]);
+
+        // then one wins and the other is told the actual revision
+        expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+        const lost = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        expect(lost?.reason).toBeInstanceOf(WrongExpectedRevisionError);
+        expect(lost?.reason).toMatchObject({ actual: 1 });
+      } finally {
+        await b.close();
+        await cleanup();
+      }
+    });
+  });
+
+  describe('group commit', () => {
+    it('fails only the append whose revision is wrong when it shares a transaction with others', async () => {
+      // given an existing stream
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        await store.appendToStream('customer-x', [anEvent('ProspectRegistered')]);
+
+        // when twenty appends are issued at once and one of them expects the wrong revision
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            i === 10
+              ? store.appendToStream('customer-x', [anEvent('PurchaseRecorded')], { expectedRevision: 5 })
+              : store.appendToStream(`customer-${i}`, [anEvent('ProspectRegistered')], { expectedRevision: 'no_stream' }),
+          ),
+        );
+
+        // then the other nineteen are stored and the log stays gap-free
+        expect(outcomes.map((o) => o.status)).toEqual(
+          Array.from({ length: 20 }, (_, i) => (i === 10 ? 'rejected' : 'fulfilled')),
+        );
+        const all = await store.readAll();
+        expect(all.map((e) => e.position)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('answers positions and revisions as JavaScript numbers', async () => {
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        await store.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+        const [event] = await store.readAll();
+        expect(typeof event?.position).toBe('number');
+        expect(typeof event?.revision).toBe('number');
+        expect(typeof (await store.headPosition())).toBe('number');
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+
+  describe('migrations', () => {
+    it('run once even when several processes start at the same moment, and not again on restart', async () => {
+      // given a fresh schema and four pools
+      const schema = uniqueSchema('mig');
+      const pools = Array.from({ length: 4 }, () => new Pool({ connectionString: url, max: 1 }));
+      try {
+        // when all of them migrate at once
+        const ran = await Promise.all(pools.map((pool) => migrate(pool, schema)));
+
+        // then exactly one process applied each version, and a later start applies nothing
+        expect(ran.flat()).toEqual(MIGRATIONS.map((m) => m.version));
+        expect(await migrate(pools[0]!, schema)).toEqual([]);
+        const versions = await pools[0]!.query<{ version: number }>(`select version from ${schema}.migrations`);
+        expect(versions.rows.map((r) => r.version).sort()).toEqual(MIGRATIONS.map((m) => m.version));
+      } finally {
+        await Promise.all(pools.map((pool) => pool.end()));
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('refuses a schema name that is not a plain identifier', async () => {
+      await expect(
+        PostgresEventStore.open({ connectionString: url, schema: 'events; drop table x' }),
+      ).rejects.toThrow(/schema: expected a lower-case PostgreSQL identifier/);
+    });
+  });
+});
+
+function anEvent(type: string): NewEvent {
+  return {
+    id: randomUUID(),
+    type,
+    data: { customerId: 'c-1', amountMinor: 990 },
+    metadata: { occurredAt: '2026-02-01T09:30:00.000Z', schemaVersion: 1 },
+  };
+}
+
+function randomPause(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 3)));
+}
+
+/** The position of the first event whose link to its predecessor does not verify, if any. */
+function firstBrokenLink(log: StoredEvent[]): number | undefined {
+  let prev = GENESIS_HASH;
+  for (const e of log) {
+    if (e.prevHash !== prev || e.hash !== chainHash(prev, e)) return e.position;
+    prev = e.hash;
+  }
+  return undefined;
+}

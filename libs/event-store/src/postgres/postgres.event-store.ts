@@ -1,0 +1,463 @@
+import { createHash } from 'node:crypto';
+import { Client, Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
+import {
+  DuplicateEventIdError,
+  WrongExpectedRevisionError,
+  type AppendOptions,
+  type AppendResult,
+  type EventMetadata,
+  type EventStore,
+  type EventSubscription,
+  type ExpectedRevision,
+  type JsonObject,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type StoredEvent,
+  type SubscribeOptions,
+} from '../event-store.port';
+import { classifyReplay, revisionMatches } from '../append-rules';
+import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
+import { chainHash, GENESIS_HASH } from '../hash-chain';
+import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
+import { assertSchemaName, migrate } from './postgres.migrations';
+
+export interface PostgresEventStoreOptions {
+  /** e.g. postgres://user@host:5432/db */
+  connectionString: string;
+  /** every table lives in this schema; created on start */
+  schema: string;
+  /** connections in the pool (appends use one at a time, reads the rest); default 8 */
+  poolSize?: number;
+  /** most events one group commit carries; default 10,000 */
+  maxEventsPerCommit?: number;
+  /** how often a waiting subscription reads even without a notification; default 1,000 ms */
+  pollIntervalMs?: number;
+  /** injectable record clock (tests); default: the system clock */
+  now?: () => Date;
+  /**
+   * Called in every append attempt after the log state was read and before rows are written
+   * (inside the transaction on the locked path). Tests use it to widen race windows; leave it
+   * unset in production.
+   */
+  beforeWrite?: () => Promise<void>;
+}
+
+/**
+ * The PostgreSQL event store.
+ *
+ * Gap safety. Readers page the log by position ("everything after my checkpoint"), so a position
+ * must never become visible before every lower position is. Sequences do not give that: two
+ * transactions can take positions 7 and 8 and commit 8 first, and a reader at that moment would
+ * move its checkpoint past 7 for ever. Here every append transaction first takes a transaction-
+ * scoped advisory lock (one per schema), then reads the head of the log, assigns the next positions
+ * and chain hashes, inserts, and commits; the lock is released only after the commit is visible.
+ * So positions commit strictly in order, across any number of processes, and a reader can trust
+ * that what it sees is a prefix of the log. The global hash chain needs the predecessor's hash at
+ * append time anyway, which demands this serialisation. A rolled-back append leaves no hole either:
+ * positions come from the committed head, not from a sequence.
+ *
+ * Throughput under that lock comes from group commit: concurrent appends in one process queue up
+ * and the next transaction carries all of them (each validated on its own, so one append's wrong
+ * revision does not fail its neighbours). While one batch commits, the next one gathers. A batch
+ * first tries a two-round-trip path (decide against an unlocked snapshot, then write in one call
+ * that checks under the lock that the head has not moved, see migration 2) and falls back to
+ * deciding under the lock when another process got in between. Both paths write under the lock,
+ * so the ordering argument above holds for both.
+ */
+export class PostgresEventStore implements EventStore {
+  private readonly queue: PendingAppend[] = [];
+  private flushing: Promise<void> | undefined;
+  private readonly signal = new LogChangeSignal();
+  private readonly subscriptions = new Set<PolledSubscription>();
+  private listener: Client | undefined;
+  private listenerStarting: Promise<void> | undefined;
+  private closed = false;
+  private readonly table: string;
+  private readonly channel: string;
+  private readonly appendLockKey: string;
+  private readonly maxEventsPerCommit: number;
+  private readonly pollIntervalMs: number;
+  private readonly now: () => Date;
+
+  private constructor(
+    private readonly pool: Pool,
+    private readonly options: PostgresEventStoreOptions,
+  ) {
+    this.table = `${options.schema}.events`;
+    // channel names are identifiers (at most 63 bytes); a clash would only cost an extra read
+    this.channel = `clientele_events_${options.schema}`.slice(0, 63);
+    this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
+    this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Connects, runs pending migrations (safe when several processes start at once), and opens the store. */
+  static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+    assertSchemaName(options.schema);
+    const pool = new Pool(poolConfig(options.connectionString, options.poolSize ?? 8));
+    try {
+      await migrate(pool, options.schema);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PostgresEventStore(pool, options);
+  }
+
+  appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(new Error('the event store is closed'));
+    let expected: ExpectedRevision;
+    try {
+      expected = validateAppend(streamId, events, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ streamId, events, expected, resolve, reject });
+      this.flushing ??= this.flushQueue().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<StoredEvent[]> {
+    validateReadStream(streamId, options);
+    const backwards = options.direction === 'backwards';
+    const from = options.fromRevision ?? (backwards ? 2 ** 31 - 1 : 0);
+    const result = await this.pool.query<EventRow>(
+      `select ${COLUMNS} from ${this.table}
+        where stream_id = $1 and revision ${backwards ? '<=' : '>='} $2
+        order by revision ${backwards ? 'desc' : 'asc'} limit $3`,
+      [streamId, from, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEvent);
+  }
+
+  /** Safe to page by position at any time: what is visible is always a gap-free prefix (see the class comment). */
+  async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    validateReadAll(options);
+    const result = await this.pool.query<EventRow>(
+      `select ${COLUMNS} from ${this.table} where position > $1 order by position limit $2`,
+      [options.afterPosition ?? 0, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEvent);
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): EventSubscription {
+    const subscription: PolledSubscription = new PolledSubscription(
+      {
+        readAll: (o) => this.readAll(o),
+        signal: this.signal,
+        pollIntervalMs: this.pollIntervalMs,
+        onClose: () => this.subscriptions.delete(subscription),
+      },
+      options,
+    );
+    this.subscriptions.add(subscription);
+    void this.startListener();
+    return subscription;
+  }
+
+  async headPosition(): Promise<number> {
+    const result = await this.pool.query<{ head: number }>(`select coalesce(max(position), 0)::bigint as head from ${this.table}`);
+    return result.rows[0]?.head ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    while (this.flushing) await this.flushing;
+    await this.listenerStarting?.catch(() => undefined);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+
+  // ---- group commit ----
+
+  private async flushQueue(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch: PendingAppend[] = [];
+      let size = 0;
+      while (this.queue.length > 0) {
+        const next = this.queue[0]!;
+        if (batch.length > 0 && size + next.events.length > this.maxEventsPerCommit) break;
+        batch.push(this.queue.shift()!);
+        size += next.events.length;
+      }
+      await this.commitBatch(batch);
+    }
+  }
+
+  private async commitBatch(batch: PendingAppend[]): Promise<void> {
+    let outcomes: Outcome[] | undefined;
+    try {
+      outcomes = (await this.appendOptimistically(batch)) ?? (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
+    } catch (err) {
+      // Decisions never throw, so a failure here is the server's (connection lost, disk full, a
+      // constraint we did not foresee). Retrying each append alone keeps one bad append from
+      // failing the others that happened to share its transaction.
+      if (batch.length > 1) {
+        for (const pending of batch) await this.commitBatch([pending]);
+      } else {
+        batch[0]?.reject(err);
+      }
+      return;
+    }
+    this.signal.notify();
+    batch.forEach((pending, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) pending.resolve(outcome.result);
+      else pending.reject(outcome.error);
+    });
+  }
+
+  /**
+   * The fast path, two round trips: read the log state without a lock, decide and hash, then one
+   * autocommitted call that writes only if the head has not moved (see migration 2). Answers
+   * undefined when another process appended in between; the caller then takes the locked path,
+   * which always makes progress.
+   */
+  private async appendOptimistically(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
+    const log = await this.readLogState(this.pool, batch);
+    const snapshotHead = log.headPosition;
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    const result = await this.pool.query<{ appended: boolean }>(
+      `select ${this.options.schema}.append_if_head($1, $2, $3, $4::bigint[], $5::text[], $6::integer[], $7::text[],
+         $8::text[], $9::jsonb[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::text[]) as appended`,
+      [this.appendLockKey, snapshotHead, this.channel, ...rowArrays(fresh)],
+    );
+    return result.rows[0]?.appended ? outcomes : undefined;
+  }
+
+  private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('begin');
+      const result = await work(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The slow path: decide while holding the lock, so nobody can move the log under us. */
+  private async appendUnderLock(client: PoolClient, batch: PendingAppend[]): Promise<Outcome[]> {
+    // Held until commit; every other writer to this schema, in any process, waits here.
+    await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
+    // A separate statement on purpose: under READ COMMITTED each statement takes a fresh snapshot,
+    // and only one taken after the lock was granted sees the commit of the previous holder.
+    const log = await this.readLogState(client, batch);
+    const outcomes = this.decideAll(batch, log);
+    const fresh = freshEvents(outcomes);
+    if (fresh.length === 0) return outcomes;
+    await this.options.beforeWrite?.();
+    await client.query(
+      `with inserted as (
+         insert into ${this.table}
+           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+         select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
+                              $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+         returning position)
+       select pg_notify($1, (select max(position) from inserted)::text)`,
+      [this.channel, ...rowArrays(fresh)],
+    );
+    return outcomes;
+  }
+
+  /** Head, the batch's streams' last revisions and any stored events with the batch's ids, from one snapshot. */
+  private async readLogState(db: Pool | PoolClient, batch: PendingAppend[]): Promise<LogState> {
+    const streamIds = [...new Set(batch.map((p) => p.streamId))];
+    const eventIds = batch.flatMap((p) => p.events.map((e) => e.id));
+    const state = await db.query<{ head: { position: number; hash: string } | null; streams: StreamRow[] | null; existing: EventRow[] | null }>(
+      `select
+         (select json_build_object('position', position, 'hash', hash)
+            from ${this.table} order by position desc limit 1) as head,
+         (select json_agg(s) from (select stream_id, max(revision) as revision
+            from ${this.table} where stream_id = any($1::text[]) group by stream_id) s) as streams,
+         (select json_agg(e) from (select ${COLUMNS} from ${this.table}
+            where event_id = any($2::text[])) e) as existing`,
+      [streamIds, eventIds],
+    );
+    const row = state.rows[0]!;
+    return {
+      headPosition: row.head?.position ?? 0,
+      headHash: row.head?.hash ?? GENESIS_HASH,
+      streamRevisions: new Map((row.streams ?? []).map((s) => [s.stream_id, s.revision])),
+      byId: new Map((row.existing ?? []).map((e) => [e.event_id, toStoredEvent(e)])),
+    };
+  }
+
+  private decideAll(batch: PendingAppend[], log: LogState): Outcome[] {
+    const recordedAt = this.now().toISOString();
+    return batch.map((pending) => decide(pending, log, recordedAt));
+  }
+
+  // ---- live notifications ----
+
+  /** One LISTEN connection per store; subscriptions poll anyway, so a lost listener only slows them. */
+  private startListener(): Promise<void> {
+    if (this.closed || this.listener || this.listenerStarting) return this.listenerStarting ?? Promise.resolve();
+    const client = new Client(poolConfig(this.options.connectionString, 1));
+    const drop = (): void => {
+      if (this.listener === client) this.listener = undefined;
+      void client.end().catch(() => undefined);
+      // reconnect on the next poll tick if anyone still listens
+      if (!this.closed && this.subscriptions.size > 0) setTimeout(() => void this.startListener(), this.pollIntervalMs).unref();
+    };
+    this.listenerStarting = (async () => {
+      try {
+        await client.connect();
+        client.on('notification', () => this.signal.notify());
+        client.on('error', drop);
+        await client.query(`listen ${this.channel}`);
+        if (this.closed) await client.end();
+        else this.listener = client;
+      } catch {
+        drop();
+      } finally {
+        this.listenerStarting = undefined;
+      }
+    })();
+    return this.listenerStarting;
+  }
+}
+
+// ---- deciding one append against the log state (pure, no I/O) ----
+
+interface PendingAppend {
+  streamId: string;
+  events: NewEvent[];
+  expected: ExpectedRevision;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; result: AppendResult } | { ok: false; error: Error };
+
+interface LogState {
+  headPosition: number;
+  headHash: string;
+  /** last revision per stream; absent = no stream */
+  streamRevisions: Map<string, number>;
+  /** stored events whose ids this batch mentions, plus what the batch has accepted so far */
+  byId: Map<string, StoredEvent>;
+}
+
+/** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
+export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
+  const { streamId, events, expected } = pending;
+  const replay = classifyReplay(streamId, events, (id) => log.byId.get(id));
+  if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
+  if (replay.kind === 'duplicate') {
+    const last = replay.events[replay.events.length - 1]!;
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position } };
+  }
+
+  const current = log.streamRevisions.get(streamId);
+  if (!revisionMatches(expected, current)) {
+    return { ok: false, error: new WrongExpectedRevisionError(streamId, expected, current ?? 'no_stream') };
+  }
+
+  let revision = current ?? -1;
+  const stored: StoredEvent[] = events.map((e) => {
+    revision += 1;
+    log.headPosition += 1;
+    const content = { id: e.id, streamId, revision, position: log.headPosition, type: e.type, data: e.data, metadata: e.metadata, recordedAt };
+    const hash = chainHash(log.headHash, content);
+    const event: StoredEvent = { ...content, hash, prevHash: log.headHash };
+    log.headHash = hash;
+    log.byId.set(e.id, event);
+    return event;
+  });
+  log.streamRevisions.set(streamId, revision);
+  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition } };
+}
+
+// ---- rows ----
+
+function freshEvents(outcomes: Outcome[]): StoredEvent[] {
+  return outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
+}
+
+/** Column arrays for an `unnest` insert, in table order; JSON goes as text and is cast server-side. */
+function rowArrays(events: StoredEvent[]): unknown[] {
+  return [
+    events.map((e) => e.position),
+    events.map((e) => e.streamId),
+    events.map((e) => e.revision),
+    events.map((e) => e.id),
+    events.map((e) => e.type),
+    events.map((e) => JSON.stringify(e.data)),
+    events.map((e) => JSON.stringify(e.metadata)),
+    events.map((e) => e.recordedAt),
+    events.map((e) => e.hash),
+    events.map((e) => e.prevHash),
+  ];
+}
+
+const COLUMNS = 'position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash';
+
+interface EventRow {
+  position: number;
+  stream_id: string;
+  revision: number;
+  event_id: string;
+  type: string;
+  data: JsonObject;
+  metadata: EventMetadata;
+  recorded_at: Date | string;
+  hash: string;
+  prev_hash: string;
+}
+interface StreamRow {
+  stream_id: string;
+  revision: number;
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.event_id,
+    streamId: row.stream_id,
+    revision: row.revision,
+    position: Number(row.position),
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: new Date(row.recorded_at).toISOString(),
+    hash: row.hash,
+    prevHash: row.prev_hash,
+  };
+}
+
+/** A pool whose BIGINTs arrive as numbers (positions stay far below 2^53), without touching pg's global parsers. */
+function poolConfig(connectionString: string, max: number): PoolConfig {
+  return {
+    connectionString,
+    max,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === pgTypes.builtins.INT8 ? parseSafeInteger : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,
+    },
+  };
+}
+
+function parseSafeInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new Error(`bigint ${text} does not fit a JavaScript number`);
+  return value;
+}
+
+/** A stable signed 64-bit advisory-lock key for a name, written as a SQL literal. */
+function advisoryKey(name: string): string {
+  return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
+}

@@ -1,0 +1,120 @@
+import type { Pool } from 'pg';
+
+/**
+ * Versioned schema changes, applied in order, each once. A migration is never edited after it has
+ * shipped: a change is a new version.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  sql: (schema: string) => string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'the global event log',
+    // position is the primary key and the read order; (stream_id, revision) serves stream reads and
+    // the revision check; event_id serves idempotent retries. Data and metadata are jsonb: key order
+    // may change, which the chain tolerates because it hashes canonical (sorted) JSON.
+    sql: (s) => `
+      create table ${s}.events (
+        position    bigint      primary key,
+        stream_id   text        not null,
+        revision    integer     not null,
+        event_id    text        not null,
+        type        text        not null,
+        data        jsonb       not null,
+        metadata    jsonb       not null,
+        recorded_at timestamptz not null,
+        hash        char(64)    not null,
+        prev_hash   char(64)    not null,
+        constraint events_stream_revision unique (stream_id, revision),
+        constraint events_event_id unique (event_id)
+      )`,
+  },
+  {
+    version: 2,
+    description: 'append in one round trip when the log has not moved',
+    // The writer decides and hashes against a snapshot read without the lock, then calls this in
+    // one autocommitted statement. Under the lock it compares the head with the snapshot's: equal
+    // means nothing was appended since (every append takes this lock), so the writer's revision
+    // and idempotency checks still hold and the rows go in; otherwise it writes nothing and
+    // answers false, and the writer redecides under the lock. plpgsql on purpose: each statement of
+    // a volatile function takes a fresh snapshot, so the head is read after the lock is granted
+    // (a single SQL statement would read it from a snapshot taken before the wait).
+    sql: (s) => `
+      create function ${s}.append_if_head(
+        lock_key bigint, expected_head bigint, channel text,
+        positions bigint[], stream_ids text[], revisions integer[], event_ids text[], types text[],
+        datas jsonb[], metadatas jsonb[], recorded_ats timestamptz[], hashes text[], prev_hashes text[]
+      ) returns boolean language plpgsql volatile as $fn$
+      declare
+        head bigint;
+      begin
+        perform pg_advisory_xact_lock(lock_key);
+        select coalesce(max(position), 0) into head from ${s}.events;
+        if head <> expected_head then
+          return false;
+        end if;
+        insert into ${s}.events
+          (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+        select * from unnest(positions, stream_ids, revisions, event_ids, types,
+                             datas, metadatas, recorded_ats, hashes, prev_hashes);
+        perform pg_notify(channel, positions[array_length(positions, 1)]::text);
+        return true;
+      end
+      $fn$`,
+  },
+];
+
+/** A schema name we can put into SQL as an identifier without quoting surprises. */
+export function assertSchemaName(schema: string): void {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(
+      `schema: expected a lower-case PostgreSQL identifier (letters, digits, underscore; at most 63), got ${JSON.stringify(schema)}`,
+    );
+  }
+}
+
+/**
+ * Brings the schema up to the newest version. Runs in one transaction under an advisory lock keyed
+ * by the schema, so two processes starting at once never both migrate: the second waits, then sees
+ * the versions the first recorded and applies nothing. DDL is transactional in PostgreSQL, so a
+ * failed migration leaves the schema as it was.
+ */
+export async function migrate(pool: Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
+  assertSchemaName(schema);
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('select pg_advisory_xact_lock(hashtext($1))', [`clientele.migrate:${schema}`]);
+    await client.query(`create schema if not exists ${schema}`);
+    await client.query(
+      `create table if not exists ${schema}.migrations (
+         version     integer     primary key,
+         description text        not null,
+         applied_at  timestamptz not null default now()
+       )`,
+    );
+    const done = await client.query<{ version: number }>(`select version from ${schema}.migrations`);
+    const applied = new Set(done.rows.map((r) => r.version));
+    const ran: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(m.version)) continue;
+      await client.query(m.sql(schema));
+      await client.query(`insert into ${schema}.migrations (version, description) values ($1, $2)`, [
+        m.version,
+        m.description,
+      ]);
+      ran.push(m.version);
+    }
+    await client.query('commit');
+    return ran;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,75 @@
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import type { JsonObject, StoredEvent } from '../event-store.port';
+
+/**
+ * Reads the events table of an embedded store file for verification, without the adapter: opened
+ * read-only, no migration, no upcasting. A damaged row never stops the walk: a payload that is no
+ * longer JSON is handed on as `{ $unreadable: <text> }`, which cannot match its recorded hash, so
+ * `verifyChain` reports it as altered at its position instead of the reader crashing.
+ */
+export async function* readSqliteLogRaw(file: string, options: { batchSize?: number; afterPosition?: number } = {}): AsyncGenerator<StoredEvent> {
+  if (!existsSync(file)) throw new Error(`store file ${file} does not exist`);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'").get();
+    if (!table) throw new Error(`${file} has no events table: not a Clientele store`);
+    const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+    const batchSize = options.batchSize ?? 1000;
+    let after = options.afterPosition ?? 0;
+    for (;;) {
+      const rows = page.all(after, batchSize) as RawRow[];
+      for (const row of rows) yield fromRawRow(row);
+      const last = rows[rows.length - 1];
+      if (!last || rows.length < batchSize) return;
+      after = Number(last.position);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+interface RawRow {
+  position: unknown;
+  stream_id: unknown;
+  revision: unknown;
+  id: unknown;
+  type: unknown;
+  data: unknown;
+  metadata: unknown;
+  recorded_at: unknown;
+  hash: unknown;
+  prev_hash: unknown;
+}
+
+function text(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return String(value);
+}
+
+function tolerantJson(value: unknown): JsonObject {
+  const raw = text(value);
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as JsonObject;
+  } catch {
+    // falls through: the damage is reported by the hash check, not by the reader
+  }
+  return { $unreadable: raw };
+}
+
+function fromRawRow(row: RawRow): StoredEvent {
+  return {
+    id: text(row.id),
+    type: text(row.type),
+    data: tolerantJson(row.data),
+    metadata: tolerantJson(row.metadata) as StoredEvent['metadata'],
+    streamId: text(row.stream_id),
+    revision: Number(row.revision),
+    position: Number(row.position),
+    recordedAt: text(row.recorded_at),
+    hash: text(row.hash),
+    prevHash: text(row.prev_hash),
+  };
+}

@@ -1,0 +1,188 @@
+import Database from 'better-sqlite3';
+import { copyFileSync } from 'node:fs';
+import { appendTouchpoints, tempDir } from '@clientele/testing';
+import type { EventMetadata, JsonObject } from '../event-store.port';
+import { chainHash } from '../hash-chain';
+import { eventsOfLog } from '../read-in-batches';
+import { verifyChain } from '../verify-chain';
+import { readSqliteLogRaw } from './sqlite-raw-log';
+import { SqliteEventStore } from './sqlite.event-store';
+
+/**
+ * Tamper evidence on a real store file: events written through the adapter, the file then edited
+ * with plain SQL as someone with access to the disk could, and the chain walked again.
+ */
+describe('tamper evidence on an embedded store file', () => {
+  const EVENTS = 300;
+  const tmp = tempDir('clientele-tamper-');
+  const pristine = tmp.file('pristine.db');
+  let copies = 0;
+
+  beforeAll(async () => {
+    const store = new SqliteEventStore({ file: pristine, durability: 'normal' });
+    await appendTouchpoints(store, EVENTS);
+    await store.close();
+  });
+
+  afterAll(() => tmp.remove());
+
+  /** a copy of the untouched file, edited by `edit` with raw SQL */
+  function tampered(edit: (db: Database.Database) => void): string {
+    const file = tmp.file(`copy-${++copies}.db`);
+    copyFileSync(pristine, file);
+    const db = new Database(file);
+    edit(db);
+    db.close();
+    return file;
+  }
+
+  function rowAt(db: Database.Database, position: number): Record<string, unknown> {
+    const row = db.prepare('SELECT * FROM events WHERE position = ?').get(position) as Record<string, unknown> | undefined;
+    if (!row) throw new Error(`no row at ${position}`);
+    return row;
+  }
+
+  it('an untouched file verifies end to end, through the adapter and raw', async () => {
+    // given the file as the adapter wrote it
+    const store = new SqliteEventStore({ file: pristine });
+    try {
+      // when the chain is walked through the adapter and over raw rows
+      const viaAdapter = await verifyChain(eventsOfLog(store, { batchSize: 64 }));
+      const raw = await verifyChain(readSqliteLogRaw(pristine, { batchSize: 64 }));
+
+      // then both see every event and no break
+      expect(viaAdapter).toMatchObject({ ok: true, eventsChecked: EVENTS, lastPosition: EVENTS });
+      expect(raw).toEqual(viaAdapter);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('one changed byte in one event is reported as altered content at that position', async () => {
+    // given event 137's payload with one digit changed (still valid JSON)
+    let eventId = '';
+    const file = tampered((db) => {
+      const row = rowAt(db, 137);
+      eventId = String(row.id);
+      const data = String(row.data);
+      expect(data).toContain('"sequence":137');
+      db.prepare('UPDATE events SET data = ? WHERE position = 137').run(data.replace('"sequence":137', '"sequence":138'));
+    });
+
+    // when the reopened store's log is verified
+    const store = new SqliteEventStore({ file });
+    try {
+      const report = await verifyChain(eventsOfLog(store, { batchSize: 50 }));
+
+      // then the break is at 137, as altered content, and everything before it was checked
+      expect(report.ok).toBe(false);
+      expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 137, eventId, streamId: 'customer-c017' });
+      expect(report.eventsChecked).toBe(136);
+      expect(report.lastPosition).toBe(136);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a byte that breaks the JSON is still reported, by the raw reader, where the adapter cannot read', async () => {
+    // given event 42's payload with its first brace overwritten
+    const file = tampered((db) => {
+      const data = String(rowAt(db, 42).data);
+      db.prepare('UPDATE events SET data = ? WHERE position = 42').run(`X${data.slice(1)}`);
+    });
+
+    // when the adapter reads the log, and when the raw rows are verified
+    const store = new SqliteEventStore({ file });
+    try {
+      await expect(store.readAll({ afterPosition: 40, maxCount: 5 })).rejects.toThrow(SyntaxError);
+    } finally {
+      await store.close();
+    }
+    const report = await verifyChain(readSqliteLogRaw(file));
+
+    // then the adapter fails but verification reports altered content at 42
+    expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 42 });
+    expect(report.eventsChecked).toBe(41);
+  });
+
+  it('a deleted row is reported as a gap at the position after it', async () => {
+    // given row 200 deleted
+    const file = tampered((db) => db.prepare('DELETE FROM events WHERE position = 200').run());
+
+    // when verified through the reopened adapter and raw
+    const store = new SqliteEventStore({ file });
+    let viaAdapter;
+    try {
+      viaAdapter = await verifyChain(eventsOfLog(store));
+    } finally {
+      await store.close();
+    }
+    const raw = await verifyChain(readSqliteLogRaw(file));
+
+    // then both report a position gap at 201, with 199 good events before it
+    for (const report of [viaAdapter, raw]) {
+      expect(report.firstBreak).toMatchObject({ kind: 'position_gap', position: 201 });
+      expect(report.firstBreak?.detail).toContain('200');
+      expect(report.eventsChecked).toBe(199);
+    }
+  });
+
+  it('two rows whose contents were swapped are reported at the first of them', async () => {
+    // given the contents (everything but the position) of rows 50 and 120 exchanged; row 50 is
+    // parked out of the way first because (stream, revision) is unique
+    const columns = ['stream_id', 'revision', 'id', 'type', 'data', 'metadata', 'recorded_at', 'hash', 'prev_hash'];
+    let movedId = '';
+    const file = tampered((db) => {
+      const a = rowAt(db, 50);
+      const b = rowAt(db, 120);
+      movedId = String(b.id);
+      const set = `UPDATE events SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE position = @position`;
+      db.transaction(() => {
+        db.prepare("UPDATE events SET stream_id = 'parked' WHERE position = 50").run();
+        db.prepare(set).run({ ...a, position: 120 });
+        db.prepare(set).run({ ...b, position: 50 });
+      })();
+    });
+
+    // when verified
+    const report = await verifyChain(readSqliteLogRaw(file));
+    const store = new SqliteEventStore({ file });
+    let viaAdapter;
+    try {
+      viaAdapter = await verifyChain(eventsOfLog(store));
+    } finally {
+      await store.close();
+    }
+
+    // then position 50 (now holding event 120) breaks the link to its predecessor
+    expect(report.firstBreak).toMatchObject({ kind: 'predecessor_mismatch', position: 50, eventId: movedId });
+    expect(report.eventsChecked).toBe(49);
+    expect(viaAdapter).toEqual(report);
+  });
+
+  it('a rewritten event whose hash was recomputed still breaks the link from its successor', async () => {
+    // given event 10's content changed and its own hash recomputed by someone who knows the scheme
+    const file = tampered((db) => {
+      const row = rowAt(db, 10);
+      const data = String(row.data).replace('"sequence":10', '"sequence":11');
+      const forged = chainHash(String(row.prev_hash), {
+        id: String(row.id),
+        streamId: String(row.stream_id),
+        revision: Number(row.revision),
+        position: 10,
+        type: String(row.type),
+        data: JSON.parse(data) as JsonObject,
+        metadata: JSON.parse(String(row.metadata)) as EventMetadata,
+        recordedAt: String(row.recorded_at),
+      });
+      db.prepare('UPDATE events SET data = ?, hash = ? WHERE position = 10').run(data, forged);
+    });
+
+    // when verified
+    const report = await verifyChain(readSqliteLogRaw(file));
+
+    // then event 10 passes on its own, and event 11 no longer names it as predecessor
+    expect(report.firstBreak).toMatchObject({ kind: 'predecessor_mismatch', position: 11 });
+    expect(report.eventsChecked).toBe(10);
+  });
+});

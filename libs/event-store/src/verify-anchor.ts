@@ -1,0 +1,67 @@
+import type { StoredEvent } from './event-store.port';
+import type { ChainReport } from './verify-chain';
+
+/**
+ * A position and hash an auditor wrote down after an earlier verification. The chain alone cannot
+ * show events cut from the end of the log, nor a log rewritten and re-chained from scratch; a
+ * noted anchor can: the event at that position must still be there with that hash.
+ */
+export interface ChainAnchor {
+  position: number;
+  hash: string;
+}
+
+export function parseChainAnchor(text: string, field = '--expect'): ChainAnchor {
+  const match = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
+  if (!match || Number(match[1]) < 1) {
+    throw new Error(`${field}: expected <position>:<64 hex digit hash> as printed by an earlier verification, got ${JSON.stringify(text)}`);
+  }
+  return { position: Number(match[1]), hash: match[2]! };
+}
+
+/** Watches the events a verification walks and judges its report against the anchor. */
+export function anchorWatch(anchor: ChainAnchor): {
+  tap(events: AsyncIterable<StoredEvent> | Iterable<StoredEvent>): AsyncIterable<StoredEvent>;
+  judge(report: ChainReport): ChainReport;
+} {
+  let seen: StoredEvent | undefined;
+  return {
+    async *tap(events) {
+      for await (const e of events) {
+        if (e.position === anchor.position) seen = e;
+        yield e;
+      }
+    },
+    judge(report) {
+      // a break before the anchor is the first thing wrong; report it as it is
+      if (!report.ok && report.firstBreak && report.firstBreak.position <= anchor.position) return report;
+      if (seen === undefined) {
+        return {
+          ...report,
+          ok: false,
+          firstBreak: {
+            kind: 'truncated',
+            position: anchor.position,
+            eventId: '',
+            streamId: '',
+            detail: `the log ends at position ${report.lastPosition}, before the noted position ${anchor.position}`,
+          },
+        };
+      }
+      if (seen.hash !== anchor.hash) {
+        return {
+          ...report,
+          ok: false,
+          firstBreak: {
+            kind: 'anchor_mismatch',
+            position: anchor.position,
+            eventId: seen.id,
+            streamId: seen.streamId,
+            detail: `hash ${seen.hash.slice(0, 12)}…, noted ${anchor.hash.slice(0, 12)}…: the log up to here was rewritten`,
+          },
+        };
+      }
+      return report;
+    },
+  };
+}

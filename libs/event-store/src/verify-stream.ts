@@ -1,0 +1,86 @@
+import type { EventStore, StoredEvent } from './event-store.port';
+import { chainHash, GENESIS_HASH } from './hash-chain';
+import type { ChainBreak, ChainReport } from './verify-chain';
+
+export interface VerifyStreamOptions {
+  /** every event must belong to this stream */
+  streamId?: string;
+  /**
+   * Where the stream's events sit in the global log. When given, each event is checked against its
+   * neighbours there: the event before it must carry the hash it records as predecessor, and the
+   * event after it must record its hash. Without it only the events' own hashes and revisions are checked.
+   */
+  log?: Pick<EventStore, 'readAll'>;
+  onProgress?: (checked: number, position: number) => void;
+}
+
+/**
+ * Verifies one stream without walking the whole log: each event's content against its recorded
+ * hash, revisions contiguous from 0, positions increasing, and (given the log) the links to its
+ * global neighbours. It cannot see an event cut from the end of the stream, or damage to other
+ * streams; `verifyChain` over the whole log does.
+ */
+export async function verifyStreamEvents(
+  events: AsyncIterable<StoredEvent> | Iterable<StoredEvent>,
+  options: VerifyStreamOptions = {},
+): Promise<ChainReport> {
+  let checked = 0;
+  let lastPosition = 0;
+  let lastHash = GENESIS_HASH;
+  let nextRevision = 0;
+  const broken = (firstBreak: ChainBreak): ChainReport => ({ ok: false, eventsChecked: checked, lastPosition, lastHash, firstBreak });
+
+  for await (const e of events) {
+    const at = { position: e.position, eventId: e.id, streamId: e.streamId };
+    if (options.streamId !== undefined && e.streamId !== options.streamId) {
+      return broken({ kind: 'content_altered', ...at, detail: `belongs to stream ${e.streamId}, not ${options.streamId}` });
+    }
+    if (e.position <= lastPosition) {
+      return broken({ kind: 'out_of_order', ...at, detail: `position ${e.position} came after ${lastPosition}` });
+    }
+    if (chainHash(e.prevHash, e) !== e.hash) {
+      return broken({ kind: 'content_altered', ...at, detail: 'content does not match the recorded hash' });
+    }
+    if (e.revision !== nextRevision) {
+      return broken({ kind: 'revision_gap', ...at, detail: `revision ${e.revision}, expected ${nextRevision}` });
+    }
+    if (options.log) {
+      const linkBreak = await checkLinks(options.log, e);
+      if (linkBreak) return broken(linkBreak);
+    }
+    checked += 1;
+    lastPosition = e.position;
+    lastHash = e.hash;
+    nextRevision = e.revision + 1;
+    if (options.onProgress && checked % 1000 === 0) options.onProgress(checked, e.position);
+  }
+  return { ok: true, eventsChecked: checked, lastPosition, lastHash };
+}
+
+async function checkLinks(log: Pick<EventStore, 'readAll'>, e: StoredEvent): Promise<ChainBreak | undefined> {
+  const at = { position: e.position, eventId: e.id, streamId: e.streamId };
+  const around = await log.readAll({ afterPosition: Math.max(0, e.position - 2), maxCount: 3 });
+  const before = around.find((n) => n.position === e.position - 1);
+  const self = around.find((n) => n.position === e.position);
+  const after = around.find((n) => n.position === e.position + 1);
+  if (!self || self.id !== e.id) {
+    return { kind: 'content_altered', ...at, detail: `the log holds ${self ? `event ${self.id}` : 'no event'} at this position` };
+  }
+  const predecessor = e.position === 1 ? GENESIS_HASH : before?.hash;
+  if (predecessor === undefined) {
+    return { kind: 'position_gap', ...at, detail: `position ${e.position - 1} is missing from the log` };
+  }
+  if (e.prevHash !== predecessor) {
+    return { kind: 'predecessor_mismatch', ...at, detail: `records predecessor ${e.prevHash.slice(0, 12)}…, the log has ${predecessor.slice(0, 12)}…` };
+  }
+  if (after && after.prevHash !== e.hash) {
+    return {
+      kind: 'predecessor_mismatch',
+      position: after.position,
+      eventId: after.id,
+      streamId: after.streamId,
+      detail: `the next event in the log does not record event ${e.id} as its predecessor`,
+    };
+  }
+  return undefined;
+}

@@ -1,0 +1,3 @@
+export * from './deterministic-id';
+export * from './seeded-random';
+export * from './synthetic-customers';
