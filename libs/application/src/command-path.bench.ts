@@ -25,6 +25,8 @@ export interface BatchedImportBenchOptions {
   warmup?: readonly unknown[];
   /** envelopes per `executeBatch` call; default 10,000 */
   batchSize?: number;
+  /** commands of a batch in flight at once (`batchConcurrency`); default the module's default */
+  concurrency?: number;
   durability?: SqliteDurability;
   dir?: string;
 }
@@ -88,7 +90,7 @@ export async function benchCommandPath(options: CommandPathBenchOptions): Promis
 export async function benchBatchedImport(options: BatchedImportBenchOptions): Promise<CommandPathFigure> {
   const batchSize = options.batchSize ?? 10_000;
   const durability = options.durability ?? 'full';
-  return withCommandService(durability, 64, options.dir, async (commands, store) => {
+  return withCommandService(durability, options.concurrency, options.dir, async (commands, store) => {
     if (options.warmup) await importInBatches(commands, options.warmup, batchSize, newOutcomes());
     const eventsBefore = await store.headPosition();
     const outcomes = newOutcomes();
@@ -104,14 +106,14 @@ export async function benchBatchedImport(options: BatchedImportBenchOptions): Pr
 
 async function withCommandService<T>(
   durability: SqliteDurability,
-  concurrency: number,
+  concurrency: number | undefined,
   dir: string | undefined,
   work: (commands: CommandService, store: SqliteEventStore) => Promise<T>,
 ): Promise<T> {
   const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
   const store = new SqliteEventStore({ file: join(root, 'bench.sqlite'), durability });
   const app = await NestFactory.createApplicationContext(
-    ClienteleModule.forRoot({ store, processManager: false, batchConcurrency: concurrency }),
+    ClienteleModule.forRoot({ store, processManager: false, ...(concurrency ? { batchConcurrency: concurrency } : {}) }),
     { logger: false },
   );
   try {

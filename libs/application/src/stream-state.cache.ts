@@ -58,7 +58,7 @@ export interface StreamView {
   /** last revision the state includes; -1: no stream */
   readonly revision: number;
   /** every command id recorded on the stream up to `revision` */
-  readonly commandIds: ReadonlySet<string>;
+  readonly commandIds: ReadonlySet<string>; // only ever grows, see viewAfter
 }
 
 /** Folds a whole stream (read from revision 0) into a view. */
@@ -77,12 +77,17 @@ export function decideOn(view: StreamView, command: DomainCommand, policy: Lifec
   return DECIDERS[view.decider].decide(command, view.state, policy);
 }
 
-/** The view after `events` of `commandId` were stored, ending at `revision`. */
+/**
+ * The view after `events` of `commandId` were stored, ending at `revision`. The id set is shared
+ * with the view decided on, not copied (copying made every command cost as much as its stream's
+ * length): an id is added only once the store confirmed the command, so any view holding the set
+ * may see it.
+ */
 export function viewAfter(view: StreamView, commandId: string, events: readonly DomainEvent[], revision: number): StreamView {
   const d = DECIDERS[view.decider];
   let state = view.state;
   for (const event of events) state = d.evolve(state, event);
-  const commandIds = new Set(view.commandIds);
+  const commandIds = view.commandIds as Set<string>;
   commandIds.add(commandId);
   return { decider: view.decider, state, revision, commandIds };
 }
