@@ -59,6 +59,8 @@ describe('clientele bench --quick', () => {
     expect(report.skipped).toEqual([{ section: 'postgresql appends', reason: 'no server given (pass --pg <url>)' }]);
     expect(rowsOf('postgresql appends')).toEqual([]);
     expect(positive(report.peakRssMiB)).toBe(true);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends']);
+    expect(report.peakRssMiBAfter.every((p) => positive(p.peakRssMiB) && p.peakRssMiB <= report.peakRssMiB)).toBe(true);
   });
 
   it('given the report, when printed as a table, then every measured row and the skipped section appear', () => {
@@ -68,6 +70,6 @@ describe('clientele bench --quick', () => {
     expect(lines.find((l) => l.startsWith('section'))).toContain('p99 ms');
     for (const row of report.rows) expect(lines.some((l) => l.startsWith(row.section) && l.includes(row.name))).toBe(true);
     expect(table).toContain('skipped postgresql appends: no server given (pass --pg <url>)');
-    expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB`);
+    expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB (`);
   });
 });

@@ -165,6 +165,8 @@ export interface BenchReport {
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; date: string; loadAverage: number[] };
   rows: BenchRow[];
   skipped: { section: string; reason: string }[];
+  /** the process's RSS high-water mark after each section ran (it only grows, so a section's own peak is at most its figure) */
+  peakRssMiBAfter: { section: string; peakRssMiB: number }[];
   peakRssMiB: number;
 }
 
@@ -184,6 +186,7 @@ export const runBench = async (
     },
     rows: [],
     skipped: [],
+    peakRssMiBAfter: [],
     peakRssMiB: 0,
   };
   for (const section of sections) {
@@ -195,12 +198,15 @@ export const runBench = async (
     }
     if (!options.json) context.stderr.write(`running ${section.name}…\n`);
     report.rows.push(...(await section.run(options)));
+    report.peakRssMiBAfter.push({ section: section.name, peakRssMiB: peakRssMiB() });
   }
-  // resourceUsage().maxRSS is in kibibytes: the high-water mark of the whole run.
-  report.peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+  report.peakRssMiB = peakRssMiB();
   context.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return 0;
 };
+
+// resourceUsage().maxRSS is in kibibytes: the high-water mark of the process so far.
+const peakRssMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
 
 // Read at start and printed with the figures: on a shared machine, the load explains a slow run.
 const loadAverage = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
@@ -235,6 +241,7 @@ export const formatReport = (report: BenchReport): string => {
       .trimEnd();
   lines.push(line(COLUMNS.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line));
   for (const s of report.skipped) lines.push(`skipped ${s.section}: ${s.reason}`);
-  lines.push('', `peak RSS: ${report.peakRssMiB} MiB`);
+  const after = report.peakRssMiBAfter.map((p) => `${p.peakRssMiB} MiB after ${p.section}`).join(', ');
+  lines.push('', `peak RSS: ${report.peakRssMiB} MiB${after ? ` (${after})` : ''}`);
   return `${lines.join('\n')}\n`;
 };
