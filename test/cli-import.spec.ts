@@ -7,7 +7,8 @@ import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
 import { runCli } from '../apps/cli/src/cli.program';
 import type { CliContext } from '../apps/cli/src/cli-context';
-import { openEngine, STORE_FILE } from '../apps/cli/src/engine-wiring';
+import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
+import { openEngine } from '../apps/cli/src/engine-wiring';
 
 const SAMPLE = '/work/shared/data/cdnow/CDNOW_sample.txt';
 

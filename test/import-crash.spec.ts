@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 
 import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
-import { STORE_FILE } from '../apps/cli/src/engine-wiring';
+import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
 import { generateSyntheticCommands } from '@clientele/generator';
 
 /**

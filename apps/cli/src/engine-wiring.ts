@@ -1,24 +1,18 @@
 import 'reflect-metadata';
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-
 import { NestFactory } from '@nestjs/core';
 import {
   ChurnSweep,
   ClienteleModule,
   CommandService,
+  openStorage,
   ReferralProcessRunner,
-  SqliteCheckpointStore,
+  storageConfigFromEnv,
   type BatchItemResult,
 } from '@clientele/application';
-import { SqliteEventStore } from '@clientele/event-store';
 
 import type { Engine } from './cli-context';
 import type { CommandEnvelope, CommandSink, ItemResult } from './command-sink';
-
-/** The embedded store's file inside `--data-dir`; checkpoints and the customer index share it. */
-export const STORE_FILE = 'clientele.db';
 
 export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): ItemResult =>
   item.ok
@@ -37,11 +31,11 @@ export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): 
  * the process manager catch up with everything imported before it stops.
  */
 export const openEngine = async (dataDir: string): Promise<Engine> => {
-  mkdirSync(dataDir, { recursive: true });
-  const file = join(dataDir, STORE_FILE);
-  const store = new SqliteEventStore({ file });
+  // the engine's own storage settings (store kind, durability, master key), with --data-dir on top
+  const storage = await openStorage(storageConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: dataDir }));
+  const store = storage.store;
   const app = await NestFactory.createApplicationContext(
-    ClienteleModule.forRoot({ store, checkpoints: () => new SqliteCheckpointStore({ file }) }),
+    ClienteleModule.forRoot({ store, checkpoints: storage.checkpoints }),
     { logger: ['error', 'warn'] },
   );
   const commands = app.get(CommandService);

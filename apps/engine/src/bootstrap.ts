@@ -3,6 +3,7 @@ import type { ModuleMetadata } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { openStorage, type OpenedStorage } from '@clientele/application';
 import type { EngineConfig } from './engine.config';
 import { EngineLogger } from './engine.logger';
 import { EngineModule } from './engine.module';
@@ -12,6 +13,8 @@ export interface BootstrapOptions {
   /** more modules to compose into the engine (projections, Kafka relay, ingest) */
   imports?: ModuleMetadata['imports'];
   logger?: EngineLogger;
+  /** an already opened storage (tests, demo seeding); default: opened from `config.storage` */
+  storage?: OpenedStorage;
 }
 
 /**
@@ -20,7 +23,8 @@ export interface BootstrapOptions {
  */
 export async function bootstrapEngine(config: EngineConfig, options: BootstrapOptions = {}): Promise<NestExpressApplication> {
   const logger = options.logger ?? new EngineLogger({ level: config.logLevel, json: config.jsonLogs });
-  const app = await NestFactory.create<NestExpressApplication>(EngineModule.forRoot(config, options.imports), {
+  const storage = options.storage ?? (await openStorage(config.storage));
+  const app = await NestFactory.create<NestExpressApplication>(EngineModule.forRoot(config, storage, options.imports), {
     bodyParser: false,
     logger,
     bufferLogs: false,

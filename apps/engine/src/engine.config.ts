@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+import { storageConfigFromEnv, type StorageConfig } from '@clientele/application';
+import { messagingRolesFromEnv } from '@clientele/messaging';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -8,9 +10,15 @@ import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele
 export interface EngineConfig {
   port: number;
   dataDir: string;
-  store: 'sqlite';
+  store: 'sqlite' | 'postgres' | 'eventstoredb';
   durability: 'full' | 'normal';
+  /** where the log, customer keys and checkpoints live (shared with the CLI) */
+  storage: StorageConfig;
   policy: LifecyclePolicy;
+  /** what this process does: serve HTTP, run projections, relay events to Kafka, ingest commands from Kafka */
+  roles: { http: boolean; projector: boolean; relay: boolean; ingest: boolean };
+  /** customers of synthetic demo data to seed into an empty store at start (0: none) */
+  demoCustomers: number;
   /** run the referral process manager in this process */
   processManager: boolean;
   batchConcurrency: number;
@@ -61,13 +69,44 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, 'true or false (also 1/0, on/off, yes/no)', raw);
 }
 
+function storageFromEnv(env: Env): StorageConfig {
+  try {
+    return storageConfigFromEnv(env);
+  } catch (error) {
+    const message = (error as Error).message;
+    const variable = /^([A-Z_]+):/.exec(message)?.[1] ?? 'CLIENTELE_STORE';
+    throw new ConfigError(variable, message.slice(variable.length + 1).trim(), env[variable] ?? '');
+  }
+}
+
+/**
+ * `CLIENTELE_ROLES` (comma separated: http, projector, relay, ingest) picks what this process runs;
+ * unset, it serves HTTP and runs the projections, plus relay and ingest when `CLIENTELE_KAFKA=on`.
+ */
+function rolesFromEnv(env: Env): EngineConfig['roles'] {
+  let kafka: { relay: boolean; ingest: boolean };
+  try {
+    kafka = messagingRolesFromEnv(env);
+  } catch (error) {
+    const message = (error as Error).message;
+    const variable = message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES';
+    throw new ConfigError(variable, message.slice(message.indexOf(':') + 1).trim(), env[variable] ?? '');
+  }
+  const listed = env.CLIENTELE_ROLES?.trim();
+  const names = listed ? listed.split(',').map((r) => r.trim().toLowerCase()) : ['http', 'projector'];
+  return { http: names.includes('http'), projector: names.includes('projector'), ...kafka };
+}
+
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const production = env.NODE_ENV === 'production';
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     dataDir: resolve(env.CLIENTELE_DATA_DIR || './data'),
-    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite'] as const, 'sqlite'),
+    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite'),
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
+    storage: storageFromEnv(env),
+    roles: rolesFromEnv(env),
+    demoCustomers: integer(env, 'CLIENTELE_DEMO_CUSTOMERS', 0, 0, 100_000),
     // lifecyclePolicy re-checks the thresholds with the domain's own rules.
     policy: lifecyclePolicy({
       repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 1),

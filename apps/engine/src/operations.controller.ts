@@ -3,11 +3,18 @@ import { ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
 import type { EventStore } from '@clientele/event-store';
+import type { MessagingStats } from '@clientele/messaging';
+import { EngineReadModels } from './engine-read-models';
+import { EngineRuntime } from './engine.runtime';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
   store: { reachable: boolean; head?: number; error?: string };
   processManager: ProcessStatus | { running: false };
+  /** relay and ingest figures when this process runs them */
+  kafka?: MessagingStats;
+  /** each read model's position and lag when this process runs the projector */
+  projections?: Awaited<ReturnType<EngineReadModels['status']>>;
 }
 
 @ApiTags('operations')
@@ -17,6 +24,8 @@ export class OperationsController {
     @Inject(EVENT_STORE) private readonly store: EventStore,
     private readonly runner: ReferralProcessRunner,
     private readonly metrics: ClienteleMetrics,
+    private readonly runtime: EngineRuntime,
+    private readonly readModels: EngineReadModels,
   ) {}
 
   @Get('health')
@@ -26,7 +35,16 @@ export class OperationsController {
       const head = await this.store.headPosition();
       const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
       const degraded = 'lastError' in processManager && processManager.lastError !== undefined;
-      return { status: degraded ? 'degraded' : 'ok', store: { reachable: true, head }, processManager };
+      const kafka = await this.runtime.messagingStats();
+      const projections = await this.readModels.status();
+      const projectionFailing = projections?.some((p) => p.lastError !== undefined) ?? false;
+      return {
+        status: degraded || projectionFailing ? 'degraded' : 'ok',
+        store: { reachable: true, head },
+        processManager,
+        ...(kafka ? { kafka } : {}),
+        ...(projections ? { projections } : {}),
+      };
     } catch (error) {
       res.status(503);
       return {

@@ -12,3 +12,5 @@ export * from './domain-command.handler';
 export * from './event-ids';
 export * from './referral-process.runner';
 export * from './command-path.bench';
+export * from './postgres-checkpoint.store';
+export * from './storage';

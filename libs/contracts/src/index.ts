@@ -1,6 +1,6 @@
 export * from './messages';
 export * from './schemas';
-export * from './json-schema.validator';
+export * from './schema-validation';
 export * from './command-envelope';
 export * from './command.dtos';
 export { EXPECTED as EXPECTED_FIELD_TEXT } from './field-rules';

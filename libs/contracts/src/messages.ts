@@ -81,6 +81,7 @@ export interface ReferralEdgeMessage {
   position: number;
 }
 
+// A command sent on the ingest topic is a `CommandEnvelope` (command-envelope.ts), one shape for HTTP, Kafka and import.
 
 /** What the ingest could not accept, on `commands.dlq`, with enough to find and resend it. */
 export interface DeadLetterMessage {

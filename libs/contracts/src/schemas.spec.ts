@@ -7,7 +7,7 @@ import {
   PublicSchemas,
   ReferralEdgeSchema,
 } from './schemas';
-import { formatIssues, validateAgainstSchema, type JsonSchema } from './json-schema.validator';
+import { formatIssues, validateAgainstSchema, type JsonSchema } from './schema-validation';
 import type { DeadLetterMessage, EventEnvelope, LifecycleTransitionMessage, ReferralEdgeMessage } from './messages';
 
 const event: EventEnvelope = {
@@ -86,15 +86,8 @@ describe('public message schemas', () => {
     ]);
   });
 
-  it('use only keywords the validator checks', () => {
-    // the validator throws on a keyword it does not know: visit every schema and sub-schema
-    const visit = (schema: JsonSchema): void => {
-      validateAgainstSchema(schema, undefined);
-      Object.values(schema.properties ?? {}).forEach(visit);
-      if (schema.items) visit(schema.items);
-      if (typeof schema.additionalProperties === 'object') visit(schema.additionalProperties);
-    };
-    for (const schema of Object.values(PublicSchemas)) expect(() => visit(schema)).not.toThrow();
-    expect(() => validateAgainstSchema({ oneOf: [] } as unknown as JsonSchema, {})).toThrow('"oneOf"');
+  it('compile in strict mode, so a schema with a keyword the validator does not know fails loudly', () => {
+    for (const schema of Object.values(PublicSchemas)) expect(() => validateAgainstSchema(schema, {})).not.toThrow();
+    expect(() => validateAgainstSchema({ type: 'object', oneOfz: [] } as unknown as JsonSchema, {})).toThrow('oneOfz');
   });
 });

@@ -1,9 +1,8 @@
 /**
- * JSON Schemas (draft 2020-12) of the public messages, as published to other teams. They use a
- * small set of keywords on purpose: `validateAgainstSchema` (json-schema.validator.ts) checks exactly
- * those and refuses any other, so a schema can never silently go unchecked.
+ * JSON Schemas (draft 2020-12) of the public messages, as published to other teams. Checked with ajv
+ * in strict mode (`schema-validation.ts`): a keyword ajv does not know fails at compile time.
  */
-import type { JsonSchema } from './json-schema.validator';
+import type { JsonSchema } from './schema-validation';
 import { LIFECYCLE_TRANSITION_TYPES, STAGE_AFTER } from './messages';
 
 const DRAFT = 'https://json-schema.org/draft/2020-12/schema';

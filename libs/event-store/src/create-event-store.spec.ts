@@ -6,7 +6,7 @@ import { SqliteEventStore } from './sqlite/sqlite.event-store';
 
 describe('store configuration from the environment', () => {
   it('defaults to the embedded SQLite store', () => {
-    expect(eventStoreConfigFromEnv({})).toEqual({ kind: 'sqlite', file: './data/clientele.db' });
+    expect(eventStoreConfigFromEnv({})).toMatchObject({ kind: 'sqlite', file: 'data/clientele.db', durability: 'full' });
   });
 
   it('reads PostgreSQL from DATABASE_URL with a default schema', () => {

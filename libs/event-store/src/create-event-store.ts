@@ -1,7 +1,7 @@
 import type { EventStore } from './event-store.port';
 import { EventStoreDbEventStore } from './eventstoredb/eventstoredb.event-store';
 import { PostgresEventStore } from './postgres/postgres.event-store';
-import { SqliteEventStore, type SqliteEventStoreOptions } from './sqlite/sqlite.event-store';
+import { SqliteEventStore, sqliteEventStoreOptionsFromEnv, type SqliteEventStoreOptions } from './sqlite/sqlite.event-store';
 
 export type EventStoreConfig =
   | ({ kind: 'sqlite' } & SqliteEventStoreOptions)
@@ -28,14 +28,14 @@ export async function createEventStore(config: EventStoreConfig): Promise<EventS
 
 /**
  * Reads the store configuration from the environment: `CLIENTELE_STORE` (sqlite | postgres |
- * eventstoredb, default sqlite), `CLIENTELE_SQLITE_FILE` (default ./data/clientele.db),
+ * eventstoredb, default sqlite), the `CLIENTELE_SQLITE_*` settings (see sqliteEventStoreOptionsFromEnv),
  * `DATABASE_URL` and `CLIENTELE_PG_SCHEMA` (default clientele) for PostgreSQL, `EVENTSTOREDB_URL`.
  */
 export function eventStoreConfigFromEnv(env: NodeJS.ProcessEnv = process.env): EventStoreConfig {
   const kind = env.CLIENTELE_STORE ?? 'sqlite';
   switch (kind) {
     case 'sqlite':
-      return { kind, file: env.CLIENTELE_SQLITE_FILE ?? './data/clientele.db' };
+      return { kind, ...sqliteEventStoreOptionsFromEnv(env) };
     case 'postgres':
       return { kind, url: required(env, 'DATABASE_URL', 'postgres://user@host:5432/db'), schema: env.CLIENTELE_PG_SCHEMA ?? 'clientele' };
     case 'eventstoredb':

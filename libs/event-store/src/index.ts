@@ -19,3 +19,4 @@ export * from './export-ndjson';
 export * from './as-of';
 export * from './sqlite/sqlite-raw-log';
 export * from './verify-anchor';
+export * from './personal-data/postgres-customer-keys';

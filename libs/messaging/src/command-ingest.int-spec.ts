@@ -112,4 +112,45 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     for (const offset of committedDuringOutage) expect(Number(offset ?? -1)).toBeLessThanOrEqual(1);
     expect(ingest.stats()).toMatchObject({ accepted: 3, deadLettered: 0, retries: 2 });
   });
+
+  it('with concurrency, runs different keys side by side but each key in order, and commits the batch once all are done', async () => {
+    // given 40 commands over 4 keys, one of them refused, on one partition
+    const { topics, groupId } = await setUp();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const keys = ['k1', 'k2', 'k3', 'k4'];
+    const messages = Array.from({ length: 40 }, (_, i) => ({ key: keys[i % 4] as string, value: command(`${keys[i % 4]}-${i}`, i === 13 ? 'UnknownCommand' : 'RecordTouchpoint') }));
+    await producer.send({ topic: topics.commands, messages });
+    await producer.disconnect();
+    const order: string[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
+      inFlight += 1;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      // later keys answer sooner, so keeping the input order across keys would be a mistake
+      await new Promise((r) => setTimeout(r, 5 * (5 - Number(envelope.commandId[1]))));
+      inFlight -= 1;
+      order.push(envelope.commandId);
+      return envelope.type === 'UnknownCommand' ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false } : { ok: true };
+    };
+
+    // when the ingest runs with 8 at once
+    const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, concurrency: 8 });
+    await ingest.start();
+    try {
+      while ((await committedOffset(groupId, topics.commands)) !== '40') await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
+
+    // then every command ran once, each key's commands in their order, several at a time
+    expect(order).toHaveLength(40);
+    for (const k of keys) {
+      const mine = messages.filter((m) => m.key === k).map((m) => (JSON.parse(m.value) as CommandEnvelope).commandId);
+      expect(order.filter((id) => id.startsWith(`${k}-`))).toEqual(mine);
+    }
+    expect(mostInFlight).toBeGreaterThan(1);
+    expect(ingest.stats()).toMatchObject({ accepted: 39, deadLettered: 1 });
+  });
 });

@@ -27,6 +27,13 @@ export interface CommandIngestOptions {
   maxDeadLetterValueBytes?: number;
   /** first pause before retrying a retryable failure; doubles up to 30 s; default 500 ms */
   retryBackoffMs?: number;
+  /**
+   * commands of one fetched batch handled at once; default 1 (strictly one after another). Above 1,
+   * records with the same key still run in order, different keys run side by side, and the offset
+   * is committed once the whole batch is done (a crash mid-batch replays it: commands are idempotent
+   * by commandId). A retryable failure then holds only its key's records, and the batch's commit.
+   */
+  concurrency?: number;
   /** read the topic from its start when the group has no offsets yet; default true */
   fromBeginning?: boolean;
   logger?: RelayLogger;
@@ -55,6 +62,7 @@ export class CommandIngest {
   private producer: Producer | undefined;
   private readonly lagByPartition = new Map<number, number>();
   private readonly counters = { accepted: 0, deadLettered: 0, retries: 0 };
+  private deadLetterSends: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: CommandIngestOptions) {}
 
@@ -87,7 +95,52 @@ export class CommandIngest {
     return { ...this.counters, lag };
   }
 
-  private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private handleBatch(payload: EachBatchPayload): Promise<void> {
+    const concurrency = this.options.concurrency ?? 1;
+    return concurrency > 1 ? this.handleBatchByKey(payload, concurrency) : this.handleBatchInOrder(payload);
+  }
+
+  private async handleBatchByKey({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, concurrency: number): Promise<void> {
+    const consumer = this.consumer;
+    const last = batch.messages[batch.messages.length - 1];
+    if (!consumer || !last) return;
+    // same key, same order: each key's records form a chain; records without a key form one chain
+    const chains = new Map<string, KafkaMessage[]>();
+    for (const message of batch.messages) {
+      const key = message.key ? `k${message.key.toString('base64')}` : '-';
+      let chain = chains.get(key);
+      if (!chain) chains.set(key, (chain = []));
+      chain.push(message);
+    }
+    const queue = [...chains.values()];
+    let interrupted = false;
+    const worker = async (): Promise<void> => {
+      for (let chain = queue.shift(); chain; chain = queue.shift()) {
+        for (const message of chain) {
+          let backoff = this.options.retryBackoffMs ?? 500;
+          for (;;) {
+            if (!isRunning() || isStale()) {
+              interrupted = true;
+              return;
+            }
+            if ((await this.process(batch.topic, batch.partition, message)) === 'done') break;
+            this.counters.retries += 1;
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, 30_000);
+          }
+          await heartbeat();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    // interrupted (stop or rebalance): nothing of this batch is committed, the next owner replays it
+    if (interrupted) return;
+    resolveOffset(last.offset);
+    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
+  }
+
+  private async handleBatchInOrder({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const consumer = this.consumer;
     if (!consumer) return;
     const commit = async (offset: string): Promise<void> => {
@@ -170,7 +223,7 @@ export class CommandIngest {
     };
     const commandId = (parsed as { commandId?: unknown } | undefined)?.commandId;
     if (typeof commandId === 'string' && commandId.length > 0) letter.commandId = commandId;
-    await this.producer?.send({
+    const send = this.deadLetterSends.then(() => this.producer?.send({
       topic: this.options.topics.commandsDeadLetter,
       acks: -1,
       messages: [
@@ -180,7 +233,10 @@ export class CommandIngest {
           headers: { [H.messageKind]: MessageKinds.deadLetter, [H.contentType]: 'application/json', [H.reason]: reason.slice(0, 500) },
         },
       ],
-    });
+    }));
+    // dead letters from records handled side by side go out one after another, in the order decided
+    this.deadLetterSends = send.then(() => undefined, () => undefined);
+    await send;
     this.counters.deadLettered += 1;
     return 'done';
   }

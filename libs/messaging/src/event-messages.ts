@@ -1,6 +1,6 @@
 import { Headers as H, LIFECYCLE_TRANSITION_TYPES, MessageKinds, STAGE_AFTER } from '@clientele/contracts';
 import type { EventEnvelope, LifecycleTransitionMessage, LifecycleTransitionType, ReferralEdgeMessage } from '@clientele/contracts';
-import type { StoredEvent } from '@clientele/event-store';
+import { isEncryptedField, PERSONAL_FIELDS, type JsonObject, type StoredEvent } from '@clientele/event-store';
 import type { IHeaders } from 'kafkajs';
 
 /** A record ready for a producer: where it goes, its key, value and headers. */
@@ -25,11 +25,29 @@ export function toEnvelope(event: StoredEvent): EventEnvelope {
     position: event.position,
     occurredAt: m.occurredAt,
     recordedAt: event.recordedAt,
-    data: event.data,
+    data: withoutPersonalData(event.type, event.data),
   };
   if (m.correlationId !== undefined) envelope.correlationId = m.correlationId;
   if (m.causationId !== undefined) envelope.causationId = m.causationId;
   return envelope;
+}
+
+/**
+ * The event's data without personal fields: neither their ciphertext (the raw store's
+ * `{ "$personal": "enc:v1:…" }`) nor their clear text (a decrypting store) may reach topics that keep
+ * records for months, where destroying a customer's key could not reach them. Events that lost a
+ * field say so with `personalDataRedacted: true`; consumers needing the fields ask the API.
+ */
+export function withoutPersonalData(type: string, data: JsonObject): JsonObject {
+  const listed = PERSONAL_FIELDS[type] ?? [];
+  let redacted: JsonObject | undefined;
+  for (const [field, value] of Object.entries(data)) {
+    if (listed.includes(field) || isEncryptedField(value)) {
+      redacted ??= { ...data };
+      delete redacted[field];
+    }
+  }
+  return redacted ? { ...redacted, personalDataRedacted: true } : data;
 }
 
 export function eventHeaders(e: EventEnvelope, kind: string): IHeaders {
@@ -48,8 +66,14 @@ export function eventHeaders(e: EventEnvelope, kind: string): IHeaders {
   return headers;
 }
 
-/** The records one stored event becomes: always one on `events`, plus its lifecycle or referral view. */
-export function recordsFor(event: StoredEvent, topics: { events: string; lifecycle: string; referrals: string }): OutgoingRecord[] {
+export type RelayTopics = { events: string; lifecycle: string; referrals: string; profiles: string };
+
+/**
+ * The records one stored event becomes: always one on `events`, plus its lifecycle or referral view;
+ * an erasure also becomes a tombstone on the compacted `profiles` topic, so compaction removes the
+ * customer's last profile snapshot from Kafka.
+ */
+export function recordsFor(event: StoredEvent, topics: RelayTopics): OutgoingRecord[] {
   const envelope = toEnvelope(event);
   const records: OutgoingRecord[] = [
     { topic: topics.events, key: event.streamId, value: JSON.stringify(envelope), headers: eventHeaders(envelope, MessageKinds.event) },
@@ -81,6 +105,14 @@ export function recordsFor(event: StoredEvent, topics: { events: string; lifecyc
       key: event.streamId,
       value: JSON.stringify(edge),
       headers: eventHeaders(envelope, MessageKinds.referralEdge),
+    });
+  }
+  if (event.type === 'PersonalDataErased' && customerId) {
+    records.push({
+      topic: topics.profiles,
+      key: customerId,
+      value: null,
+      headers: { [H.messageKind]: MessageKinds.profileSnapshot, [H.eventId]: event.id, [H.position]: String(event.position) },
     });
   }
   return records;

@@ -5,3 +5,5 @@ export * from './checkpoint.store';
 export * from './event-relay';
 export * from './profile-snapshots';
 export * from './command-ingest';
+export * from './messaging.runtime';
+export * from './kafka.bench';

@@ -8,6 +8,10 @@ export interface KafkaConfig {
   topicPrefix: string;
   ssl: boolean;
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  /** partitions of topics Clientele creates (KAFKA_TOPIC_PARTITIONS); default 6 */
+  partitions?: number;
+  /** replication factor of topics Clientele creates (KAFKA_REPLICATION_FACTOR); default -1, the cluster's */
+  replicationFactor?: number;
   /** kafkajs' own logging; default warnings and errors */
   logLevel?: logLevel;
 }
@@ -19,7 +23,8 @@ const MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 /**
  * Reads KAFKA_BROKERS (comma separated, default 127.0.0.1:9092), KAFKA_CLIENT_ID (default
  * `clientele`), KAFKA_TOPIC_PREFIX (default `clientele.`), KAFKA_SSL (`true`/`false`, default false),
- * KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD (all three or none).
+ * KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD (all three or none),
+ * KAFKA_TOPIC_PARTITIONS and KAFKA_REPLICATION_FACTOR (for topics Clientele creates).
  */
 export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaConfig {
   const brokers = (env.KAFKA_BROKERS ?? '127.0.0.1:9092')
@@ -38,6 +43,8 @@ export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaC
     topicPrefix: env.KAFKA_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX,
     ssl: ssl === 'true',
   };
+  if (env.KAFKA_TOPIC_PARTITIONS) config.partitions = wholeNumber(env.KAFKA_TOPIC_PARTITIONS, 'KAFKA_TOPIC_PARTITIONS', 1);
+  if (env.KAFKA_REPLICATION_FACTOR) config.replicationFactor = wholeNumber(env.KAFKA_REPLICATION_FACTOR, 'KAFKA_REPLICATION_FACTOR', -1);
   const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = env;
   if (mechanism || username || password) {
     const m = (mechanism ?? '').toLowerCase();
@@ -49,6 +56,14 @@ export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaC
     config.sasl = { mechanism: m as (typeof MECHANISMS)[number], username, password };
   }
   return config;
+}
+
+function wholeNumber(raw: string, variable: string, min: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || (variable === 'KAFKA_REPLICATION_FACTOR' && n === 0)) {
+    throw new Error(`${variable}: expected a whole number >= ${min}${min < 0 ? ' other than 0' : ''}, got "${raw}"`);
+  }
+  return n;
 }
 
 export function createKafka(config: KafkaConfig): Kafka {

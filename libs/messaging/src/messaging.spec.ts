@@ -5,8 +5,9 @@ import { LIFECYCLE_TRANSITION_TYPES } from '@clientele/contracts';
 import { EventTypes, LifecycleTransitionTypes } from '@clientele/domain';
 import type { StoredEvent } from '@clientele/event-store';
 import { SqliteCheckpointStore } from './checkpoint.store';
-import { recordsFor } from './event-messages';
+import { recordsFor, withoutPersonalData } from './event-messages';
 import { kafkaConfigFromEnv } from './kafka-config';
+import { messagingRolesFromEnv } from './messaging.runtime';
 import { topicNames } from './topics';
 
 describe('kafkaConfigFromEnv', () => {
@@ -36,10 +37,51 @@ describe('kafkaConfigFromEnv', () => {
   it.each([
     [{ KAFKA_BROKERS: 'k1' }, 'KAFKA_BROKERS: expected host:port, got "k1"'],
     [{ KAFKA_SSL: 'yes' }, 'KAFKA_SSL: expected true or false, got "yes"'],
+    [{ KAFKA_TOPIC_PARTITIONS: '0' }, 'KAFKA_TOPIC_PARTITIONS: expected a whole number >= 1, got "0"'],
+    [{ KAFKA_REPLICATION_FACTOR: '0' }, 'KAFKA_REPLICATION_FACTOR: expected a whole number >= -1 other than 0, got "0"'],
     [{ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, 'KAFKA_SASL_MECHANISM: expected one of'],
     [{ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' }, 'KAFKA_SASL_PASSWORD: required'],
   ])('names the variable that is wrong: %j', (env, message) => {
     expect(() => kafkaConfigFromEnv(env)).toThrow(message);
+  });
+});
+
+describe('messagingRolesFromEnv', () => {
+  it('runs no Kafka part by default, both with CLIENTELE_KAFKA=on, and exactly the listed ones with CLIENTELE_ROLES', () => {
+    expect(messagingRolesFromEnv({})).toEqual({ relay: false, ingest: false });
+    expect(messagingRolesFromEnv({ CLIENTELE_KAFKA: 'on' })).toEqual({ relay: true, ingest: true });
+    expect(messagingRolesFromEnv({ CLIENTELE_KAFKA: 'on', CLIENTELE_ROLES: 'http, relay' })).toEqual({ relay: true, ingest: false });
+    expect(messagingRolesFromEnv({ CLIENTELE_ROLES: 'ingest,projector' })).toEqual({ relay: false, ingest: true });
+  });
+
+  it('names the variable that is wrong', () => {
+    expect(() => messagingRolesFromEnv({ CLIENTELE_KAFKA: 'yes' })).toThrow('CLIENTELE_KAFKA: expected on or off, got "yes"');
+    expect(() => messagingRolesFromEnv({ CLIENTELE_ROLES: 'relay,worker' })).toThrow('CLIENTELE_ROLES: expected a list of relay, ingest, http, projector, got "worker"');
+  });
+
+  it('reads partitions and replication factor for the topics it creates', () => {
+    expect(kafkaConfigFromEnv({ KAFKA_TOPIC_PARTITIONS: '12', KAFKA_REPLICATION_FACTOR: '3' })).toMatchObject({ partitions: 12, replicationFactor: 3 });
+  });
+});
+
+describe('personal data on the way to Kafka', () => {
+  it('drops listed personal fields and any encrypted field, and says so; leaves other events untouched', () => {
+    const data = { customerId: 'c1', source: 'web', personal: { $personal: 'enc:v1:AAAA' } };
+    expect(withoutPersonalData('ProspectRegistered', data)).toEqual({ customerId: 'c1', source: 'web', personalDataRedacted: true });
+    expect(withoutPersonalData('TouchpointRecorded', { customerId: 'c1', note: 'in clear' })).toEqual({ customerId: 'c1', personalDataRedacted: true });
+    expect(withoutPersonalData('SomeFutureEvent', { customerId: 'c1', x: { $personal: 'erased' } })).toEqual({ customerId: 'c1', personalDataRedacted: true });
+    const plain = { customerId: 'c1', totalMinor: 1250 };
+    expect(withoutPersonalData('PurchaseRecorded', plain)).toBe(plain);
+    expect(data.personal).toEqual({ $personal: 'enc:v1:AAAA' });
+  });
+
+  it('turns an erasure into a tombstone on the profiles topic, keyed by customer id', () => {
+    const records = recordsFor(
+      { id: 'e1', type: 'PersonalDataErased', data: { customerId: 'c1' }, metadata: { occurredAt: '2026-02-01T09:00:00.000Z', schemaVersion: 1 },
+        streamId: 'customer-c1', revision: 5, position: 30, recordedAt: '2026-02-01T09:00:01.000Z', hash: 'h', prevHash: 'p' },
+      topicNames('x.'),
+    );
+    expect(records.map((r) => [r.topic, r.key, r.value === null])).toEqual([['x.events', 'customer-c1', false], ['x.profiles', 'c1', true]]);
   });
 });
 

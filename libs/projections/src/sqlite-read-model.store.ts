@@ -16,6 +16,9 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = OFF');
+    // read models are rewritten row by row on every batch: a page cache that holds the hot tables
+    // (64 MiB instead of the 2 MiB default) keeps rebuilds from re-reading pages through the WAL
+    this.db.pragma('cache_size = -65536');
   }
 
   private prepare(sql: string): Database.Statement {

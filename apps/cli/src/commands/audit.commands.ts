@@ -1,8 +1,8 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { customerStream, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 import {
   eventStoreConfigFromEnv,
@@ -138,8 +138,11 @@ export function resolveStoreAddress(store: string | undefined, env: NodeJS.Proce
 
 function masterKeyFrom(env: NodeJS.ProcessEnv): Buffer {
   const raw = env.CLIENTELE_MASTER_KEY;
-  if (!raw) throw new Error('CLIENTELE_MASTER_KEY is not set: personal data can only be read with the master key the engine writes with');
-  return parseMasterKey(raw);
+  if (raw) return parseMasterKey(raw);
+  // the embedded default keeps its key beside the data; reading never creates one
+  const file = join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'master.key');
+  if (existsSync(file)) return parseMasterKey(readFileSync(file, 'utf8').trim(), file);
+  throw new Error(`CLIENTELE_MASTER_KEY is not set and ${file} does not exist: personal data can only be read with the master key the engine writes with`);
 }
 
 // ---- progress on stderr ----

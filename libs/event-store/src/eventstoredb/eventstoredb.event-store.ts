@@ -146,13 +146,14 @@ export class EventStoreDbEventStore implements EventStore {
           ),
           { expectedRevision: pinned },
         );
-        const position = result.position ? Number(result.position.commit) : 0;
         this.signal.notify();
+        const positions = await this.positionsOf(stored.map((e) => e.id), result.position);
+        const appended = stored.map((e) => ({ ...e, position: positions.get(e.id) ?? 0 }));
         return {
           duplicate: false,
-          events: stored.map((e) => ({ ...e, position })),
+          events: appended,
           nextExpectedRevision: Number(result.nextExpectedRevision),
-          position,
+          position: result.position ? Number(result.position.commit) : appended[appended.length - 1]!.position,
         };
       } catch (err) {
         if (err instanceof WrongExpectedVersionError && pinnedByUs && attempt < 5) continue;
@@ -248,6 +249,32 @@ export class EventStoreDbEventStore implements EventStore {
     const feed = this.wakeUps;
     this.wakeUps = undefined;
     void feed?.unsubscribe().catch(() => undefined);
+  }
+
+  /**
+   * EventStoreDB answers an append with the last event's commit position only; each event's own
+   * position is found by reading `$all` backwards from the end until every id was seen (usually
+   * just the appended events, plus whatever other writers added since).
+   */
+  private async positionsOf(ids: string[], last: Position | undefined): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    if (!last) return found;
+    const wanted = new Set(ids);
+    const read = this.client.readAll({ fromPosition: END, direction: BACKWARDS });
+    try {
+      let scanned = 0;
+      for await (const resolved of read) {
+        const event = resolved.event;
+        if (!event) continue;
+        if (wanted.has(event.id)) found.set(event.id, Number(event.position.commit));
+        // bounded: below our last position only our own events are of interest, and they are adjacent
+        scanned += event.position.commit <= last.commit ? 1 : 0;
+        if (found.size === wanted.size || scanned > wanted.size + 1_000) break;
+      }
+    } finally {
+      await read.cancel().catch(() => undefined);
+    }
+    return found;
   }
 
   private async readEsdbStream(streamName: string, direction: typeof FORWARDS | typeof BACKWARDS, from: ReadRevision, maxCount: number | undefined): Promise<StoredEvent[]> {

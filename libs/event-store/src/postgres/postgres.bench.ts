@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { Client } from 'pg';
 import type { NewEvent } from '../event-store.port';
 import { PostgresEventStore } from './postgres.event-store';
@@ -17,6 +18,8 @@ export interface PostgresBenchFigures {
   singleWriterAppendsPerSecond: number;
   /** eight callers in one process sharing a store (group commit) */
   eightWritersOneProcessAppendsPerSecond: number;
+  /** sixty-four callers in one process: how far group commit carries */
+  sixtyFourWritersOneProcessAppendsPerSecond: number;
   /** eight stores on one schema, as eight processes would be (they contend on the append lock) */
   eightWritersEightPoolsAppendsPerSecond: number;
   /** appends of `batchSize` events */
@@ -24,6 +27,8 @@ export interface PostgresBenchFigures {
   /** a subscription from 0 reading everything above */
   catchUpEventsPerSecond: number;
   eventsInLog: number;
+  /** the machine's 1-minute load average when the run ended (figures on a busy machine are lower) */
+  loadAverage: number;
 }
 
 /**
@@ -45,6 +50,10 @@ export async function benchPostgres(url: string, options: PostgresBenchOptions =
 
     const eightWritersOneProcessAppendsPerSecond = await rate(appends, () =>
       writers(8, appends, (w, i) => store.appendToStream(`customer-one-${w}-${i % 50}`, [purchase()])),
+    );
+
+    const sixtyFourWritersOneProcessAppendsPerSecond = await rate(appends * 2, () =>
+      writers(64, appends * 2, (w, i) => store.appendToStream(`customer-wide-${w}-${i % 50}`, [purchase()])),
     );
 
     for (let i = 0; i < 8; i++) pools.push(await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 }));
@@ -72,10 +81,12 @@ export async function benchPostgres(url: string, options: PostgresBenchOptions =
     return {
       singleWriterAppendsPerSecond,
       eightWritersOneProcessAppendsPerSecond,
+      sixtyFourWritersOneProcessAppendsPerSecond,
       eightWritersEightPoolsAppendsPerSecond,
       batchedEventsPerSecond,
       catchUpEventsPerSecond,
       eventsInLog,
+      loadAverage: Math.round(loadavg()[0]! * 100) / 100,
     };
   } finally {
     await Promise.all(pools.map((p) => p.close()));

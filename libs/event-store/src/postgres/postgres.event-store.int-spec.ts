@@ -148,6 +148,23 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('never strands an append issued just as the previous group commit finishes', async () => {
+      // given a caller that appends again a few microtasks after each append resolves
+      // (the window in which a flush has drained its queue but not yet marked itself idle)
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        for (let i = 0; i < 24; i++) {
+          await store.appendToStream('customer-1', [anEvent('TouchpointRecorded')]);
+          for (let hop = 0; hop < i % 4; hop++) await Promise.resolve();
+        }
+
+        // then every append was written (a stranded one would hang this test)
+        expect(await store.headPosition()).toBe(24);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('answers positions and revisions as JavaScript numbers', async () => {
       const { store, cleanup } = await openFreshStore(url);
       try {

@@ -116,7 +116,9 @@ export class PostgresEventStore implements EventStore {
     }
     return new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ streamId, events, expected, resolve, reject });
-      this.flushing ??= this.flushQueue().finally(() => (this.flushing = undefined));
+      // flushQueue clears `flushing` in the same tick it sees the queue empty, so an append queued
+      // later always starts a new flush (a `.finally` would leave a window where none runs)
+      this.flushing ??= this.flushQueue();
     });
   }
 
@@ -178,16 +180,22 @@ export class PostgresEventStore implements EventStore {
   // ---- group commit ----
 
   private async flushQueue(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch: PendingAppend[] = [];
-      let size = 0;
+    await Promise.resolve(); // lets `flushing` be assigned before the loop can finish
+    try {
       while (this.queue.length > 0) {
-        const next = this.queue[0]!;
-        if (batch.length > 0 && size + next.events.length > this.maxEventsPerCommit) break;
-        batch.push(this.queue.shift()!);
-        size += next.events.length;
+        const batch: PendingAppend[] = [];
+        let size = 0;
+        while (this.queue.length > 0) {
+          const next = this.queue[0]!;
+          if (batch.length > 0 && size + next.events.length > this.maxEventsPerCommit) break;
+          batch.push(this.queue.shift()!);
+          size += next.events.length;
+        }
+        await this.commitBatch(batch);
       }
-      await this.commitBatch(batch);
+    } finally {
+      // same synchronous step as the empty check above: no append can slip in between
+      this.flushing = undefined;
     }
   }
 

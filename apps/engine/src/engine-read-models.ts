@@ -1,0 +1,96 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
+import {
+  allProjections,
+  ProfileQueries,
+  Projector,
+  projectorOptions,
+  readModelConfigFromEnv,
+  readModelGenerations,
+  ReadModels,
+  ReferralQueries,
+  type ProjectionStatus,
+} from '@clientele/projections';
+import { Gauge } from 'prom-client';
+import type { EngineConfig } from './engine.config';
+import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
+
+/**
+ * The read models this process serves, and (with the `projector` role) the projector that keeps
+ * them current from the durable log. The projector follows the decrypting store, so profiles show
+ * personal data until it is erased and never after.
+ */
+@Injectable()
+export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Projector');
+  private models?: ReadModels;
+  private projector?: Projector;
+  private running?: Promise<void>;
+  private stopping = false;
+  private lastError?: string;
+  profiles!: ProfileQueries;
+  referrals!: ReferralQueries;
+
+  constructor(
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    @Inject(ENGINE_STORAGE) private readonly storage: OpenedStorage,
+    private readonly metrics: ClienteleMetrics,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const readConfig = readModelConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: this.config.dataDir, CLIENTELE_STORE: this.config.store });
+    const generations = readModelGenerations(readConfig);
+    this.models = new ReadModels(await generations.openCurrent());
+    this.profiles = new ProfileQueries(this.models);
+    this.referrals = new ReferralQueries(this.models);
+    if (!this.config.roles.projector) return;
+    this.projector = new Projector(this.storage.store, this.models, allProjections(), projectorOptions(readConfig, generations));
+    await this.projector.start();
+    const lag = new Gauge({
+      name: 'clientele_projection_lag_events',
+      help: 'events stored but not yet folded into each read model',
+      labelNames: ['projection'],
+      registers: [this.metrics.registry],
+      collect: async () => {
+        for (const s of (await this.status()) ?? []) lag.set({ projection: s.name }, s.lag);
+      },
+    });
+    this.running = this.follow();
+  }
+
+  /** runs the projector until shutdown; a failed batch is retried from its checkpoint after a pause */
+  private async follow(): Promise<void> {
+    let pause = 500;
+    while (!this.stopping && this.projector) {
+      try {
+        await this.projector.run();
+        pause = 500;
+      } catch (error) {
+        this.lastError = error instanceof Error ? error.message : String(error);
+        this.logger.error(`projection batch failed, retrying from the checkpoint in ${pause} ms: ${this.lastError}`);
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        pause = Math.min(pause * 2, 30_000);
+      }
+    }
+  }
+
+  /** waits until every event stored so far is folded (tests, demo seeding) */
+  async catchUp(): Promise<number | undefined> {
+    return this.projector?.catchUp();
+  }
+
+  async status(): Promise<(ProjectionStatus & { lastError?: string })[] | undefined> {
+    if (!this.projector) return undefined;
+    const statuses = await this.projector.status();
+    // a failure that the projector has since recovered from is no longer news
+    if (statuses.every((s) => s.lag === 0)) this.lastError = undefined;
+    return statuses.map((s) => (this.lastError ? { ...s, lastError: this.lastError } : s));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    await this.projector?.stop();
+    await this.running;
+    await this.models?.close();
+  }
+}

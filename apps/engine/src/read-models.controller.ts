@@ -1,0 +1,123 @@
+import { Controller, Get, Header, NotFoundException, Param, Query } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import type { CustomerProfile, ProfilePage, UpcomingBirthday } from '@clientele/projections';
+import { EngineReadModels } from './engine-read-models';
+import { problem } from './problem-details';
+import { validQuery } from './query-params';
+
+const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
+const DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+const DATE_MESSAGE = 'an ISO-8601 date (YYYY-MM-DD) or date-time with a zone';
+
+class AsOfQuery {
+  @IsOptional() @Matches(DATE, { message: DATE_MESSAGE }) asOf?: string;
+}
+
+class ListProfilesQuery {
+  @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
+  stage?: string;
+  @IsOptional() @IsString() source?: string;
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
+  limit?: number;
+  @IsOptional() @IsString() cursor?: string;
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer' }) @Min(0, { message: 'a non-negative integer' }) offset?: number;
+  @IsOptional() @IsIn(['customerId', 'revenue', 'orders', 'lastPurchase'], { message: 'one of customerId, revenue, orders, lastPurchase' })
+  sort?: 'customerId' | 'revenue' | 'orders' | 'lastPurchase';
+  @IsOptional() @IsIn(['asc', 'desc'], { message: 'asc or desc' }) direction?: 'asc' | 'desc';
+}
+
+class BirthdaysQuery extends AsOfQuery {
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 0 to 366' }) @Min(0, { message: 'an integer from 0 to 366' }) @Max(366, { message: 'an integer from 0 to 366' })
+  withinDays?: number;
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
+  limit?: number;
+}
+
+class TreeQuery {
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 20' }) @Min(1, { message: 'an integer from 1 to 20' }) @Max(20, { message: 'an integer from 1 to 20' })
+  depth?: number;
+}
+
+class LimitQuery {
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
+  limit?: number;
+}
+
+/** today at the end of the UTC day, unless the caller asks about another date */
+function asOfOrNow(asOf: string | undefined): string {
+  if (asOf === undefined) return new Date().toISOString();
+  return asOf.length === 10 ? `${asOf}T23:59:59.999Z` : new Date(asOf).toISOString();
+}
+
+@ApiTags('read models')
+@Controller()
+export class ReadModelsController {
+  constructor(private readonly readModels: EngineReadModels) {}
+
+  @Get('customers/:id/profile')
+  @ApiOperation({ summary: 'Intimacy profile: identity, birthday, preferences, habits, stage history, referrals, feedback, value, RFM' })
+  async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
+    const { asOf } = validQuery(AsOfQuery, query);
+    const profile = await this.readModels.profiles.getProfile(id, asOfOrNow(asOf));
+    if (!profile) throw unknownCustomer(id);
+    return profile;
+  }
+
+  @Get('profiles')
+  @ApiOperation({ summary: 'Profiles, filtered by stage or source, sorted and paginated (cursor or offset)' })
+  async profiles(@Query() query: Record<string, unknown>): Promise<ProfilePage> {
+    return this.readModels.profiles.listProfiles(validQuery(ListProfilesQuery, query));
+  }
+
+  @Get('birthdays')
+  @ApiOperation({ summary: 'Customers whose birthday falls within the next days (for greetings)' })
+  async birthdays(@Query() query: Record<string, unknown>): Promise<UpcomingBirthday[]> {
+    const q = validQuery(BirthdaysQuery, query);
+    return this.readModels.profiles.upcomingBirthdays({ asOf: asOfOrNow(q.asOf), withinDays: q.withinDays ?? 30, limit: q.limit ?? 100 });
+  }
+
+  @Get('referrals/tree/:id')
+  @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth' })
+  async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
+    const { depth } = validQuery(TreeQuery, query);
+    return { customerId: id, referees: await this.readModels.referrals.treeBelow(id, depth ?? 3) };
+  }
+
+  @Get('referrals/top-advocates')
+  @ApiOperation({ summary: 'Customers with the most converted referees, then the most revenue those referees brought' })
+  async topAdvocates(@Query() query: Record<string, unknown>) {
+    const { limit } = validQuery(LimitQuery, query);
+    return this.readModels.referrals.topAdvocates(limit ?? 10);
+  }
+
+  @Get('referrals/viral-coefficient')
+  @ApiOperation({ summary: 'Converted referees per customer' })
+  async viralCoefficient() {
+    return this.readModels.referrals.viralCoefficient();
+  }
+
+  @Get('referrals/graph')
+  @ApiOperation({ summary: 'The whole referral graph as JSON (nodes and edges with conversion and revenue)' })
+  async graph() {
+    return this.readModels.referrals.exportGraph();
+  }
+
+  @Get('referrals/graph.dot')
+  @Header('Content-Type', 'text/vnd.graphviz; charset=utf-8')
+  @ApiOperation({ summary: 'The whole referral graph in Graphviz DOT' })
+  async graphDot(): Promise<string> {
+    return this.readModels.referrals.toDot();
+  }
+
+  @Get('projections')
+  @ApiOperation({ summary: 'Each read model: position folded, head of the log, lag' })
+  async projections() {
+    return (await this.readModels.status()) ?? [];
+  }
+}
+
+function unknownCustomer(id: string): NotFoundException {
+  return new NotFoundException(problem(404, 'unknown_customer', 'Unknown customer', `no profile for customer ${JSON.stringify(id)}`));
+}

@@ -1,0 +1,99 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import request from 'supertest';
+import { ReferralProcessRunner } from '@clientele/application';
+import { bootstrapEngine } from './bootstrap';
+import { EngineReadModels } from './engine-read-models';
+import { loadEngineConfig } from './engine.config';
+
+const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
+
+describe('engine read models over HTTP', () => {
+  let dir: string;
+  let app: NestExpressApplication;
+  let http: ReturnType<typeof request>;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-read-models-'));
+    app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
+    http = request(app.getHttpServer());
+  });
+  afterEach(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function given(commands: object[]): Promise<void> {
+    const res = await http.post('/commands/batch').send({ commands }).expect(200);
+    for (const item of res.body.results as { status: number }[]) expect(item.status).toBeLessThan(300);
+    await app.get(ReferralProcessRunner).catchUp();
+    await app.get(EngineReadModels).catchUp();
+  }
+
+  const ann = { customerId: 'ann', source: 'web', channel: 'email', personal: { name: 'Ann Smith', email: 'ann@example.com', birthday: '1990-02-10' } };
+
+  it('given purchases and a converted referral, the profile and the referral graph answer from the read models', async () => {
+    await given([
+      { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
+      { type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } },
+      { type: 'RecordPurchase', commandId: 'p-ann-2', data: { customerId: 'ann', orderId: 'A2', lines: [line('mu-1', 'music', 1, 900)], occurredAt: '2026-01-20T10:00:00Z' } },
+      { type: 'RegisterProspect', commandId: 'r-ben', data: { customerId: 'ben', source: 'referral', referredBy: 'ann', occurredAt: '2026-01-21T09:00:00Z' } },
+    ]);
+    await given([{ type: 'RecordPurchase', commandId: 'p-ben-1', data: { customerId: 'ben', orderId: 'B1', lines: [line('bk-2', 'books', 1, 4000)], occurredAt: '2026-01-25T10:00:00Z' } }]);
+
+    const profile = (await http.get('/customers/ann/profile?asOf=2026-02-01').expect(200)).body;
+    expect(profile).toMatchObject({
+      customerId: 'ann',
+      identity: { name: 'Ann Smith', email: 'ann@example.com' },
+      stage: 'advocate',
+      acquisition: { source: 'web', channel: 'email' },
+      birthday: '1990-02-10',
+      daysToNextBirthday: 9,
+      value: { revenueMinor: 2 * 1500 + 900 },
+    });
+    expect(profile.stageHistory.map((s: { stage: string }) => s.stage)).toEqual(['prospect', 'customer', 'repeat_buyer', 'advocate']);
+    expect(profile.habits.topCategories[0]).toEqual({ category: 'books', quantity: 2 });
+    expect(profile.referees).toEqual([expect.objectContaining({ customerId: 'ben' })]);
+
+    const page = (await http.get('/profiles?sort=revenue&direction=desc&limit=1').expect(200)).body;
+    expect(page.items.map((p: { customerId: string }) => p.customerId)).toEqual(['ben']);
+    const next = (await http.get(`/profiles?sort=revenue&direction=desc&limit=1&cursor=${encodeURIComponent(page.nextCursor)}`).expect(200)).body;
+    expect(next.items.map((p: { customerId: string }) => p.customerId)).toEqual(['ann']);
+
+    const birthdays = (await http.get('/birthdays?asOf=2026-02-01&withinDays=14').expect(200)).body;
+    expect(birthdays.map((b: { customerId: string }) => b.customerId)).toEqual(['ann']);
+
+    const advocates = (await http.get('/referrals/top-advocates').expect(200)).body;
+    expect(advocates[0]).toMatchObject({ customerId: 'ann' });
+    const dot = await http.get('/referrals/graph.dot').expect(200);
+    expect(dot.text).toContain('"ann" -> "ben"');
+  });
+
+  it('a bad filter answers 400 naming it, an unknown customer 404, and nothing is changed', async () => {
+    const bad = await http.get('/profiles?limit=0&stage=vip&colour=red').expect(400);
+    expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'limit', 'stage']);
+    const unknown = await http.get('/customers/nobody/profile').expect(404);
+    expect(unknown.body.code).toBe('unknown_customer');
+  });
+
+  it('personal data is sealed at rest, and after erasure the profile no longer shows it while the figures stay', async () => {
+    await given([
+      { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
+      { type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } },
+    ]);
+    expect(readFileSync(join(dir, 'clientele.db')).includes('ann@example.com')).toBe(false);
+    await given([{ type: 'EraseCustomerPersonalData', commandId: 'erase-ann', data: { customerId: 'ann', occurredAt: '2026-03-01T00:00:00Z' } }]);
+
+    const profile = (await http.get('/customers/ann/profile').expect(200)).body;
+    expect(JSON.stringify(profile)).not.toContain('ann@example.com');
+    expect(JSON.stringify(profile)).not.toContain('Ann Smith');
+    expect(profile).toMatchObject({ erased: true });
+    expect(profile.identity).toEqual({});
+    expect(profile.value.revenueMinor).toBe(3000);
+    const history = (await http.get('/customers/ann/events').expect(200)).body.events;
+    expect(JSON.stringify(history)).not.toContain('ann@example.com');
+    expect(history.map((e: { type: string }) => e.type)).toContain('PersonalDataErased');
+  });
+});

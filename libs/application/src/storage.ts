@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import {
+  createEventStore,
+  parseMasterKey,
+  PersonalDataEventStore,
+  PostgresCustomerKeyStore,
+  SqliteCustomerKeyStore,
+  type CustomerKeyStore,
+  type EventStore,
+  type EventStoreConfig,
+} from '@clientele/event-store';
+import { SqliteCheckpointStore, type CheckpointStore } from './checkpoint.store';
+import { PostgresCheckpointStore } from './postgres-checkpoint.store';
+
+/**
+ * Where Clientele keeps its log, customer keys and checkpoints. One description shared by the
+ * engine and the CLI, so both open the same file or schema with the same settings.
+ */
+export interface StorageConfig {
+  dataDir: string;
+  store: EventStoreConfig;
+  /** the key that wraps every customer's data key (32 bytes) */
+  masterKey: Buffer;
+  /** where the master key came from, for the start-up log */
+  masterKeySource: 'CLIENTELE_MASTER_KEY' | string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** The embedded store's file inside the data directory. */
+export const STORE_FILE_NAME = 'clientele.db';
+const MASTER_KEY_FILE = 'master.key';
+
+/**
+ * `CLIENTELE_STORE` sqlite (default) | postgres | eventstoredb; `CLIENTELE_DATA_DIR` (default
+ * ./data) holds the SQLite file `clientele.db` unless `CLIENTELE_SQLITE_FILE` says otherwise;
+ * `CLIENTELE_DURABILITY` full (default) | normal; `DATABASE_URL` + `CLIENTELE_PG_SCHEMA` (default
+ * clientele); `EVENTSTOREDB_URL`. `CLIENTELE_MASTER_KEY` (base64, 32 bytes) seals personal data;
+ * without it the embedded default creates `<data dir>/master.key` once, so a newcomer's first start
+ * just works — production sets the variable from its secret store.
+ */
+export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
+  const dataDir = resolve(env.CLIENTELE_DATA_DIR || './data');
+  const durability = env.CLIENTELE_DURABILITY ?? 'full';
+  if (durability !== 'full' && durability !== 'normal') {
+    throw new Error(`CLIENTELE_DURABILITY: expected full or normal, got ${JSON.stringify(durability)}`);
+  }
+  const kind = env.CLIENTELE_STORE || 'sqlite';
+  let store: EventStoreConfig;
+  switch (kind) {
+    case 'sqlite':
+      store = { kind, file: resolve(env.CLIENTELE_SQLITE_FILE || join(dataDir, STORE_FILE_NAME)), durability };
+      break;
+    case 'postgres':
+      store = { kind, url: required(env, 'DATABASE_URL', 'postgres://user@host:5432/db'), schema: env.CLIENTELE_PG_SCHEMA || 'clientele' };
+      break;
+    case 'eventstoredb':
+      store = { kind, url: required(env, 'EVENTSTOREDB_URL', 'esdb://host:2113?tls=false') };
+      break;
+    default:
+      throw new Error(`CLIENTELE_STORE: expected sqlite, postgres or eventstoredb, got ${JSON.stringify(kind)}`);
+  }
+  const raw = env.CLIENTELE_MASTER_KEY;
+  if (raw) return { dataDir, store, masterKey: parseMasterKey(raw), masterKeySource: 'CLIENTELE_MASTER_KEY' };
+  const keyFile = join(dataDir, MASTER_KEY_FILE);
+  return { dataDir, store, masterKey: localMasterKey(keyFile), masterKeySource: keyFile };
+}
+
+function required(env: Env, name: string, example: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name}: expected a connection string such as ${example} when CLIENTELE_STORE=${env.CLIENTELE_STORE}`);
+  return value;
+}
+
+function localMasterKey(file: string): Buffer {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    // wx: two processes starting together must not both write a key
+    try {
+      writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    chmodSync(file, 0o600);
+  }
+  return parseMasterKey(readFileSync(file, 'utf8').trim(), file);
+}
+
+export interface OpenedStorage {
+  config: StorageConfig;
+  /** the store every command and projection uses: personal fields sealed on write, opened on read */
+  store: PersonalDataEventStore;
+  /** the events exactly as stored (personal fields encrypted): for audits and the Kafka relay */
+  raw: EventStore;
+  checkpoints: CheckpointStore;
+  close(): Promise<void>;
+}
+
+export async function openStorage(config: StorageConfig): Promise<OpenedStorage> {
+  if (config.store.kind === 'sqlite') mkdirSync(dirname(config.store.file), { recursive: true });
+  const raw = await createEventStore(config.store);
+  let keys: CustomerKeyStore;
+  let checkpoints: CheckpointStore;
+  switch (config.store.kind) {
+    case 'sqlite':
+      // the same database file as the events, as the design asks; its own table
+      keys = new SqliteCustomerKeyStore(config.store.file, config.masterKey);
+      checkpoints = new SqliteCheckpointStore({ file: config.store.file, durability: config.store.durability });
+      break;
+    case 'postgres':
+      keys = await PostgresCustomerKeyStore.open({ connectionString: config.store.url, schema: config.store.schema, masterKey: config.masterKey });
+      checkpoints = await PostgresCheckpointStore.open({ connectionString: config.store.url, schema: config.store.schema });
+      break;
+    case 'eventstoredb': {
+      // EventStoreDB holds events only: keys and checkpoints live in an SQLite file beside the engine
+      const file = join(config.dataDir, 'clientele-side.db');
+      mkdirSync(config.dataDir, { recursive: true });
+      keys = new SqliteCustomerKeyStore(file, config.masterKey);
+      checkpoints = new SqliteCheckpointStore({ file });
+      break;
+    }
+  }
+  const store = new PersonalDataEventStore(raw, keys);
+  let closed = false;
+  return {
+    config,
+    store,
+    raw,
+    checkpoints,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await checkpoints.close();
+      await store.close(); // closes raw and keys
+    },
+  };
+}

@@ -1,0 +1,239 @@
+import type { EventStore } from '@clientele/event-store';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Admin, Kafka } from 'kafkajs';
+import type { CheckpointStore } from './checkpoint.store';
+import { CommandIngest, type CommandDispatch, type IngestStats } from './command-ingest';
+import { EventRelay, type RelayLogger, type RelayStats } from './event-relay';
+import { createKafka, type KafkaConfig } from './kafka-config';
+import { ensureTopics, type TopicNames } from './topics';
+
+/** Which of the Kafka parts a process runs. */
+export interface MessagingRoles {
+  relay: boolean;
+  ingest: boolean;
+}
+
+const ROLES = ['relay', 'ingest', 'http', 'projector'] as const;
+
+/**
+ * The Kafka roles asked for by the environment: CLIENTELE_ROLES (comma separated: relay, ingest,
+ * http, projector) when set, else CLIENTELE_KAFKA=on for both relay and ingest (off, the default:
+ * neither). The http and projector roles are the engine's; they are accepted and checked here so
+ * one variable names everything a process does.
+ */
+export function messagingRolesFromEnv(env: NodeJS.ProcessEnv = process.env): MessagingRoles {
+  const listed = env.CLIENTELE_ROLES?.trim();
+  if (listed) {
+    const roles = listed.split(',').map((r) => r.trim().toLowerCase()).filter((r) => r.length > 0);
+    for (const r of roles) {
+      if (!(ROLES as readonly string[]).includes(r)) throw new Error(`CLIENTELE_ROLES: expected a list of ${ROLES.join(', ')}, got "${r}"`);
+    }
+    return { relay: roles.includes('relay'), ingest: roles.includes('ingest') };
+  }
+  const kafka = (env.CLIENTELE_KAFKA ?? 'off').trim().toLowerCase();
+  if (kafka !== 'on' && kafka !== 'off') throw new Error(`CLIENTELE_KAFKA: expected on or off, got "${env.CLIENTELE_KAFKA ?? ''}"`);
+  return { relay: kafka === 'on', ingest: kafka === 'on' };
+}
+
+export interface StartMessagingOptions {
+  /** the store the relay reads: hand it the raw (encrypted) store, the relay strips personal fields */
+  store: EventStore;
+  dispatch: CommandDispatch;
+  checkpoints: CheckpointStore;
+  config: KafkaConfig;
+  roles: MessagingRoles;
+  /** metrics go here; none are registered without one */
+  registry?: Registry;
+  logger?: RelayLogger;
+  /** consumer group of the ingest; default `<clientId>-ingest` */
+  groupId?: string;
+  /** how often the ingest's per-partition lag is fetched from the cluster; default 15 s */
+  lagIntervalMs?: number;
+  /** commands of one fetched batch handled at once (same key still in order); default 32 */
+  ingestConcurrency?: number;
+  /** relay tuning; see EventRelayOptions */
+  relayBatchSize?: number;
+  relayLingerMs?: number;
+  /** a Kafka client to use instead of one made from `config` (tests, benchmarks) */
+  kafka?: Kafka;
+}
+
+export interface MessagingStats {
+  relay?: RelayStats;
+  /** lag: committed offsets behind the high watermarks, as last fetched from the cluster */
+  ingest?: IngestStats & { lagByPartition: Record<number, number> };
+}
+
+export interface MessagingRuntime {
+  readonly topics: TopicNames;
+  stats(): Promise<MessagingStats>;
+  /** the ingest's lag per partition, fetched now (also done every lagIntervalMs) */
+  refreshIngestLag(): Promise<Record<number, number>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the Kafka side of the engine: makes sure the topics exist, then runs the relay and/or the
+ * ingest and exposes their figures as Prometheus metrics. Stopping ends both and removes the metrics,
+ * so a process can start messaging again (a test, a reconfiguration).
+ */
+export async function startMessaging(options: StartMessagingOptions): Promise<MessagingRuntime> {
+  const { config, roles } = options;
+  const kafka = options.kafka ?? createKafka(config);
+  const admin = kafka.admin();
+  await admin.connect();
+  let relay: EventRelay | undefined;
+  let ingest: CommandIngest | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const metricNames: string[] = [];
+  try {
+    const topics = await ensureTopics(admin, {
+      topicPrefix: config.topicPrefix,
+      partitions: config.partitions ?? 6,
+      replicationFactor: config.replicationFactor ?? -1,
+    });
+    const groupId = options.groupId ?? `${config.clientId}-ingest`;
+    let lagByPartition: Record<number, number> = {};
+    const refreshIngestLag = async (): Promise<Record<number, number>> => {
+      lagByPartition = await ingestLag(admin, groupId, topics.commands);
+      return lagByPartition;
+    };
+
+    if (roles.relay) {
+      relay = new EventRelay({
+        store: options.store,
+        kafka,
+        topics,
+        checkpoints: options.checkpoints,
+        ...(options.relayBatchSize !== undefined && { batchSize: options.relayBatchSize }),
+        ...(options.relayLingerMs !== undefined && { lingerMs: options.relayLingerMs }),
+        ...(options.logger && { logger: options.logger }),
+      });
+      relay.start();
+    }
+    if (roles.ingest) {
+      ingest = new CommandIngest({
+        kafka,
+        topics,
+        groupId,
+        dispatch: options.dispatch,
+        concurrency: options.ingestConcurrency ?? 32,
+        ...(options.logger && { logger: options.logger }),
+      });
+      await ingest.start();
+      const every = options.lagIntervalMs ?? 15_000;
+      timer = setInterval(() => {
+        refreshIngestLag().catch((err: unknown) => options.logger?.warn({ err }, 'could not fetch the ingest lag'));
+      }, every);
+      timer.unref();
+    }
+
+    const stats = async (): Promise<MessagingStats> => {
+      const out: MessagingStats = {};
+      if (relay) out.relay = await relay.stats();
+      if (ingest) {
+        const s = ingest.stats();
+        out.ingest = { ...s, lag: Object.values(lagByPartition).reduce((a, b) => a + b, 0), lagByPartition: { ...lagByPartition } };
+      }
+      return out;
+    };
+    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles));
+
+    return {
+      topics,
+      stats,
+      refreshIngestLag,
+      async stop() {
+        if (timer) clearInterval(timer);
+        await Promise.all([relay?.stop(), ingest?.stop()]);
+        for (const name of metricNames) options.registry?.removeSingleMetric(name);
+        await admin.disconnect();
+      },
+    };
+  } catch (err) {
+    if (timer) clearInterval(timer);
+    await Promise.allSettled([relay?.stop(), ingest?.stop()]);
+    for (const name of metricNames) options.registry?.removeSingleMetric(name);
+    await admin.disconnect().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Per partition: the high watermark minus the group's committed offset (the low watermark when none). */
+async function ingestLag(admin: Admin, groupId: string, topic: string): Promise<Record<number, number>> {
+  const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+  const committedBy = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  const lag: Record<number, number> = {};
+  for (const end of ends) {
+    const c = committedBy.get(end.partition) ?? -1;
+    const from = c >= 0 ? c : Number(end.low);
+    lag[end.partition] = Math.max(0, Number(end.high) - from);
+  }
+  return lag;
+}
+
+/**
+ * Gauges read the figures at scrape time. Counters cannot be set, so each scrape adds what grew since
+ * the last one; a relay that restarts counts on from where the metric was.
+ */
+function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles): string[] {
+  // one stats() call per scrape, shared by every metric collected in it
+  let pending: Promise<MessagingStats> | undefined;
+  const current = (): Promise<MessagingStats> => {
+    pending ??= stats().finally(() => setImmediate(() => (pending = undefined)));
+    return pending;
+  };
+  const names: string[] = [];
+  const gauge = (name: string, help: string, read: (s: MessagingStats) => number | undefined): void => {
+    names.push(name);
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = read(await current());
+        if (v !== undefined) this.set(v);
+      },
+    });
+  };
+  const counter = (name: string, help: string, read: (s: MessagingStats) => number | undefined): void => {
+    names.push(name);
+    let seen = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = read(await current());
+        if (v !== undefined && v > seen) {
+          this.inc(v - seen);
+          seen = v;
+        }
+      },
+    });
+  };
+  if (roles.relay) {
+    gauge('clientele_kafka_relay_position', 'global position of the last event the broker acknowledged', (s) => s.relay?.position);
+    gauge('clientele_kafka_relay_head_position', 'head position of the event store', (s) => s.relay?.headPosition);
+    gauge('clientele_kafka_relay_lag_events', 'events stored but not yet acknowledged by Kafka', (s) => s.relay?.lag);
+    counter('clientele_kafka_relay_published_events_total', 'events acknowledged by Kafka (re-publications count again)', (s) => s.relay?.publishedEvents);
+    counter('clientele_kafka_relay_failed_sends_total', 'relay sends that failed and were retried', (s) => s.relay?.failedSends);
+  }
+  if (roles.ingest) {
+    counter('clientele_kafka_ingest_processed_total', 'commands read from Kafka and accepted by the application', (s) => s.ingest?.accepted);
+    counter('clientele_kafka_ingest_dead_lettered_total', 'command records sent to the dead-letter topic', (s) => s.ingest?.deadLettered);
+    counter('clientele_kafka_ingest_retries_total', 'retryable command failures (each retry counts)', (s) => s.ingest?.retries);
+    names.push('clientele_kafka_ingest_lag_records');
+    new Gauge({
+      name: 'clientele_kafka_ingest_lag_records',
+      help: 'command records behind the end of each partition (high watermark minus committed offset)',
+      labelNames: ['partition'],
+      registers: [registry],
+      async collect() {
+        const lag = (await current()).ingest?.lagByPartition ?? {};
+        for (const [partition, value] of Object.entries(lag)) this.set({ partition }, value);
+      },
+    });
+  }
+  return names;
+}

@@ -1,0 +1,132 @@
+import type { StoredEvent } from '@clientele/event-store';
+import { inMemoryStoreOf, PostgresServer, describeWithServer, generateCustomerLog } from '@clientele/testing';
+import { Projector } from './projector';
+import { PostgresReadModelStore } from './postgres-read-model.store';
+import { PostgresReadModelGenerations } from './read-model-generations';
+import { ProfilesProjection } from './profiles.projection';
+import { ProfileQueries } from './profiles.queries';
+import { digest } from './read-model-digest';
+import type { ReadModelStore } from './read-model-store';
+import { ReadModels } from './read-models';
+import { ReferralsProjection } from './referrals.projection';
+import { ReferralQueries } from './referrals.queries';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+
+const unique = (label: string) => `rm_${label}_${process.pid}_${Date.now().toString(36)}`;
+
+async function fold(store: ReadModelStore, events: readonly StoredEvent[], batchSize: number): Promise<void> {
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ProfilesProjection(), new ReferralsProjection()], { batchSize });
+  await projector.start();
+  await projector.catchUp();
+}
+
+describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
+  const opened: PostgresReadModelStore[] = [];
+  const open = async (label: string) => {
+    const store = await PostgresReadModelStore.open({ connectionString: url, schema: unique(label) });
+    opened.push(store);
+    return store;
+  };
+  afterAll(async () => {
+    for (const store of opened) {
+      // a store closed by a swap needs a fresh connection to drop its schema
+      const dropper = await PostgresReadModelStore.open({ connectionString: url, schema: store.schema });
+      await dropper.dropSchema();
+      await dropper.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it('commits a transaction whole and rolls it back whole, with BIGINT read back as numbers', async () => {
+    const store = await open('tx');
+    await store.transaction(async (tx) => {
+      await tx.exec('CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT NOT NULL)');
+      await tx.run('INSERT INTO t (k, n) VALUES (?, ?)', ['a', 9_007_199_254_740_991]);
+    });
+    await expect(
+      store.transaction(async (tx) => {
+        await tx.run('INSERT INTO t (k, n) VALUES (?, ?)', ['b', 2]);
+        throw new Error('crash mid-batch');
+      }),
+    ).rejects.toThrow('crash mid-batch');
+    expect(await store.all('SELECT k, n, SUM(n) OVER () AS total FROM t')).toEqual([{ k: 'a', n: 9_007_199_254_740_991, total: 9_007_199_254_740_991 }]);
+  });
+
+  it('given the same events, then SQLite and PostgreSQL answer every profile and referral query alike, with equal digests', async () => {
+    const log = generateCustomerLog({ seed: 3, customers: 150 });
+    const sqlite = new SqliteReadModelStore(':memory:');
+    const pg = await open('same');
+    await fold(sqlite, log.events, 200);
+    await fold(pg, log.events, 200);
+    const ids = [...new Set(log.events.map((e) => e.data.customerId).filter((c): c is string => typeof c === 'string'))];
+    const [ps, pp] = [new ProfileQueries(sqlite), new ProfileQueries(pg)];
+    for (const id of ids) expect(await pp.getProfile(id, '2026-01-10')).toEqual(await ps.getProfile(id, '2026-01-10'));
+    for (const sort of ['customerId', 'revenue', 'orders', 'lastPurchase'] as const) {
+      let cursor: string | undefined;
+      do {
+        const options = { sort, direction: 'desc' as const, limit: 40, ...(cursor ? { cursor } : {}) };
+        const [a, b] = [await ps.listProfiles(options), await pp.listProfiles(options)];
+        expect(b).toEqual(a);
+        cursor = a.nextCursor;
+      } while (cursor);
+    }
+    expect(await pp.listProfiles({ stage: 'customer', source: 'web', limit: 1000 })).toEqual(await ps.listProfiles({ stage: 'customer', source: 'web', limit: 1000 }));
+    expect(await pp.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 100 })).toEqual(
+      await ps.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 100 }),
+    );
+    const [rs, rp] = [new ReferralQueries(sqlite), new ReferralQueries(pg)];
+    expect(await rp.topAdvocates(50)).toEqual(await rs.topAdvocates(50));
+    expect(await rp.viralCoefficient()).toEqual(await rs.viralCoefficient());
+    expect(await rp.toDot()).toEqual(await rs.toDot());
+    const top = (await rs.topAdvocates(1))[0]!;
+    expect(await rp.treeBelow(top.customerId, 5)).toEqual(await rs.treeBelow(top.customerId, 5));
+    for (const projection of [new ProfilesProjection(), new ReferralsProjection()]) {
+      expect(await digest(pg, projection)).toBe(await digest(sqlite, projection));
+    }
+    await sqlite.close();
+  });
+
+  it('rebuilds into a fresh schema while the live one serves, then swaps to it', async () => {
+    const log = generateCustomerLog({ seed: 5, customers: 60 });
+    const live = await open('live');
+    const readModels = new ReadModels(live);
+    const events = await inMemoryStoreOf(log.events);
+    const projector = new Projector(events, readModels, [new ProfilesProjection(), new ReferralsProjection()], {
+      freshStore: () => open('fresh'),
+    });
+    await projector.start();
+    await projector.catchUp();
+    const before = await digest(readModels, new ProfilesProjection());
+
+    await projector.rebuild();
+
+    expect(readModels.current).not.toBe(live);
+    expect(await digest(readModels, new ProfilesProjection())).toBe(before);
+    expect((await projector.status()).map((s) => s.lag)).toEqual([0, 0]);
+  });
+
+  it('given generations, when a rebuild is promoted and the process restarts, then the rebuilt schema is the one opened', async () => {
+    const generations = new PostgresReadModelGenerations(url, unique('gen'));
+    try {
+      const readModels = new ReadModels(await generations.openCurrent());
+      const projector = new Projector(await inMemoryStoreOf(generateCustomerLog({ seed: 8, customers: 40 }).events), readModels, [new ReferralsProjection()], {
+        freshStore: () => generations.openFresh(),
+        onSwap: (s) => generations.promote(s),
+      });
+      await projector.start();
+      await projector.catchUp();
+      await projector.rebuild();
+      const rebuilt = readModels.current as PostgresReadModelStore;
+      const expected = await digest(readModels, new ReferralsProjection());
+      await readModels.close();
+
+      const reopened = (await generations.openCurrent()) as PostgresReadModelStore;
+      expect(reopened.schema).toBe(rebuilt.schema);
+      expect(reopened.schema.endsWith('_g2')).toBe(true);
+      expect(await digest(reopened, new ReferralsProjection())).toBe(expected);
+      await reopened.close();
+    } finally {
+      await generations.dropAll();
+    }
+  });
+});

@@ -1,0 +1,309 @@
+import type { StoredEvent } from '@clientele/event-store';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { Projector } from './projector';
+import { digest } from './read-model-digest';
+import { ProfilesProjection } from './profiles.projection';
+import { ProfileQueries } from './profiles.queries';
+import type { CustomerProfile } from './profiles.queries';
+import { ReadModels } from './read-models';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+
+const DAY = 86_400_000;
+const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'];
+const STAGES: Record<string, string> = {
+  ProspectRegistered: 'prospect',
+  CustomerConverted: 'customer',
+  RepeatBuyerQualified: 'repeat_buyer',
+  AdvocateRecognized: 'advocate',
+  CustomerChurned: 'churned',
+  CustomerReactivated: 'customer',
+};
+
+async function project(events: readonly StoredEvent[], batchSize = 1000): Promise<{ store: SqliteReadModelStore; queries: ProfileQueries }> {
+  const store = new SqliteReadModelStore(':memory:');
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ProfilesProjection()], { batchSize });
+  await projector.start();
+  await projector.catchUp();
+  return { store, queries: new ProfileQueries(store) };
+}
+
+/**
+ * The expected profile of one customer, folded straight from the events of the test: all events
+ * in memory, no tables, no batches. Independent of the projection code on purpose.
+ */
+function expectedProfile(events: readonly StoredEvent[], customerId: string, asOf: string): CustomerProfile | undefined {
+  const mine = events.filter((e) => e.data.customerId === customerId);
+  if (mine.length === 0) return undefined;
+  const now = Date.parse(asOf);
+  const d = (e: StoredEvent) => e.data as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- test fold reads loose payloads
+  const erased = mine.some((e) => e.type === 'PersonalDataErased');
+  const personal: Record<string, string> = {};
+  let erasedYet = false;
+  const prefs: Record<string, string> = {};
+  const consents: Record<string, boolean> = {};
+  for (const e of mine) {
+    if (e.type === 'PersonalDataErased') erasedYet = true;
+    if ((e.type === 'ProspectRegistered' || e.type === 'ProfileUpdated') && !erasedYet) Object.assign(personal, d(e).personal ?? {});
+    if (e.type === 'ProfileUpdated') {
+      Object.assign(prefs, d(e).preferences ?? {});
+      Object.assign(consents, d(e).consents ?? {});
+    }
+  }
+  const purchases = mine.filter((e) => e.type === 'PurchaseRecorded');
+  const revenue = purchases.reduce((s, e) => s + d(e).totalMinor, 0);
+  const cost = purchases.reduce((s, e) => s + d(e).costMinor, 0);
+  const tally = (pairs: Array<[string, number]>) => {
+    const m = new Map<string, number>();
+    for (const [k, n] of pairs) m.set(k, (m.get(k) ?? 0) + n);
+    return [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  };
+  const lines = purchases.flatMap((e) => d(e).lines as Array<{ sku: string; category: string; quantity: number }>);
+  const channels = tally([
+    ...mine.filter((e) => e.type === 'TouchpointRecorded').map((e): [string, number] => [d(e).channel, 1]),
+    ...purchases.filter((e) => d(e).channel).map((e): [string, number] => [d(e).channel, 1]),
+  ]);
+  const modeOf = (values: number[]) => {
+    const counts = new Map<number, number>();
+    for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+    return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0];
+  };
+  const times = purchases.map((e) => new Date(e.metadata.occurredAt));
+  const registration = mine.find((e) => e.type === 'ProspectRegistered');
+  const since = Date.parse(registration?.metadata.occurredAt ?? mine[0]!.metadata.occurredAt);
+  const feedback = mine.filter((e) => e.type === 'FeedbackReceived');
+  const thanks = mine.filter((e) => e.type === 'CustomerThanked');
+  const credited = new Map<string, { creditedAt?: string; convertedAt?: string }>();
+  for (const e of mine) {
+    if (e.type !== 'ReferralCredited' && e.type !== 'ReferralConverted') continue;
+    const r = credited.get(d(e).refereeId) ?? {};
+    if (e.type === 'ReferralCredited') r.creditedAt ??= e.metadata.occurredAt;
+    else r.convertedAt ??= e.metadata.occurredAt;
+    credited.set(d(e).refereeId, r);
+  }
+  const transitions = mine.filter((e) => STAGES[e.type]);
+  const lastTransition = transitions[transitions.length - 1];
+  const purchaseDates = purchases.map((e) => e.metadata.occurredAt).sort();
+  const lastPurchase = purchaseDates[purchaseDates.length - 1];
+  const weekday = modeOf(times.map((t) => t.getUTCDay()));
+  const hour = modeOf(times.map((t) => t.getUTCHours()));
+  let birthdayIn: number | undefined;
+  if (!erased && personal.birthday) {
+    const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
+    for (let k = 0; k <= 366 && birthdayIn === undefined; k += 1) {
+      const day = new Date(today + k * DAY);
+      const md = personal.birthday.slice(5);
+      const leap = new Date(Date.UTC(day.getUTCFullYear(), 1, 29)).getUTCMonth() === 1;
+      const target = md === '02-29' && !leap ? '02-28' : md;
+      if (day.toISOString().slice(5, 10) === target) birthdayIn = k;
+    }
+  }
+  const registered = registration ? d(registration) : {};
+  const strip = <T extends Record<string, unknown>>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as T;
+  return strip({
+    customerId,
+    erased,
+    identity: erased ? {} : strip({ name: personal.name, email: personal.email, phone: personal.phone }),
+    birthday: erased ? undefined : personal.birthday,
+    daysToNextBirthday: birthdayIn,
+    preferences: prefs,
+    consents,
+    preferredChannel: channels[0]?.[0],
+    habits: strip({
+      topCategories: tally(lines.map((l) => [l.category, l.quantity])).slice(0, 5).map(([category, quantity]) => ({ category, quantity })),
+      topProducts: tally(lines.map((l) => [l.sku, l.quantity])).slice(0, 5).map(([sku, quantity]) => ({ sku, quantity })),
+      averageBasketMinor: purchases.length ? Math.round(revenue / purchases.length) : undefined,
+      ordersPer30Days: Math.round(((purchases.length * 30) / Math.max(1, (now - since) / DAY)) * 100) / 100,
+      usualWeekday: weekday === undefined ? undefined : WEEKDAYS[weekday],
+      usualHourUtc: hour,
+    }),
+    firstPurchaseAt: purchaseDates[0],
+    lastPurchaseAt: lastPurchase,
+    stage: lastTransition ? STAGES[lastTransition.type] : undefined,
+    stageSince: lastTransition?.metadata.occurredAt,
+    stageHistory: transitions.map((e) => ({ stage: STAGES[e.type]!, at: e.metadata.occurredAt, causeEventId: String(e.metadata.causationId ?? e.id) })),
+    acquisition: strip({ source: registered.source, channel: registered.channel, campaign: registered.campaign, registeredAt: registration?.metadata.occurredAt }),
+    referredBy: registered.referredBy,
+    referees: [...credited.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, r]) => ({ customerId: id, ...r })),
+    feedback: strip({
+      count: feedback.length,
+      averageScore: feedback.length ? Math.round((feedback.reduce((s, e) => s + d(e).score, 0) / feedback.length) * 100) / 100 : undefined,
+      complaints: feedback.filter((e) => d(e).kind === 'complaint').length,
+    }),
+    thanks: {
+      count: thanks.length,
+      recent: thanks.slice(-10).reverse().map((e) => strip({ at: e.metadata.occurredAt, gesture: d(e).gesture, reason: d(e).reason, valueMinor: d(e).valueMinor })),
+    },
+    value: { revenueMinor: revenue, costMinor: cost, marginMinor: revenue - cost },
+    rfm: strip({
+      recencyDays: lastPurchase ? Math.floor(now / DAY) - Math.floor(Date.parse(lastPurchase) / DAY) : undefined,
+      frequency: purchases.length,
+      monetaryMinor: revenue,
+    }),
+  }) as CustomerProfile;
+}
+
+describe('ProfilesProjection', () => {
+  const log = generateCustomerLog({ seed: 7, customers: 300 });
+  const asOf = '2026-01-15T12:00:00.000Z';
+  const ids = [...new Set(log.events.map((e) => e.data.customerId).filter((c): c is string => typeof c === 'string'))].sort();
+
+  it('given a generated log, then every profile equals the straightforward fold of that customer’s events', async () => {
+    const { store, queries } = await project(log.events, 97);
+    expect(ids.length).toBe(300);
+    for (const id of ids) {
+      expect({ id, profile: await queries.getProfile(id, asOf) }).toEqual({ id, profile: expectedProfile(log.events, id, asOf) });
+    }
+    await store.close();
+  });
+
+  it('given the same events folded twice with different batch sizes, then the digests are equal; one changed event changes it', async () => {
+    const a = await project(log.events, 1000);
+    const b = await project(log.events, 13);
+    const changed = log.events.map((e) =>
+      e.type === 'PurchaseRecorded' && e.position === log.events.find((x) => x.type === 'PurchaseRecorded')!.position
+        ? { ...e, data: { ...e.data, totalMinor: Number(e.data.totalMinor) + 1 } }
+        : e,
+    );
+    const c = await project(changed);
+    const projection = new ProfilesProjection();
+    expect(await digest(b.store, projection)).toBe(await digest(a.store, projection));
+    expect(await digest(c.store, projection)).not.toBe(await digest(a.store, projection));
+    await Promise.all([a.store.close(), b.store.close(), c.store.close()]);
+  });
+
+  it('given a projection after profiles that throws mid-batch, then the profiles and checkpoints are as after the previous batch', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    const breaker = {
+      name: 'breaker',
+      version: 1,
+      tables: [],
+      migrate: async () => undefined,
+      apply: async (events: readonly StoredEvent[]) => {
+        if (events.some((e) => e.position === 250)) throw new Error('breaker failed');
+      },
+    };
+    const projector = new Projector(await inMemoryStoreOf(log.events), new ReadModels(store), [new ProfilesProjection(), breaker], { batchSize: 100 });
+    await projector.start();
+
+    await expect(projector.catchUp()).rejects.toThrow('breaker failed');
+
+    const clean = await project(log.events.slice(0, 200), 100);
+    expect(await digest(store, new ProfilesProjection())).toBe(await digest(clean.store, new ProfilesProjection()));
+    expect((await projector.status()).map((s) => s.position)).toEqual([200, 200]);
+    await Promise.all([store.close(), clean.store.close()]);
+  });
+
+  it('answers undefined for an unknown customer and rejects a malformed asOf by name', async () => {
+    const { store, queries } = await project(log.events);
+    expect(await queries.getProfile('nobody', asOf)).toBeUndefined();
+    await expect(queries.getProfile(ids[0]!, 'yesterday')).rejects.toThrow('asOf: expected an ISO-8601 date');
+    await store.close();
+  });
+
+  it('lists profiles filtered, sorted and paged by cursor without gaps or repeats', async () => {
+    const { store, queries } = await project(log.events);
+    const all = await Promise.all(ids.map((id) => queries.getProfile(id, asOf)));
+    const expected = all
+      .filter((p): p is CustomerProfile => p?.stage === 'repeat_buyer')
+      .sort((x, y) => y.value.revenueMinor - x.value.revenueMinor || (x.customerId < y.customerId ? 1 : -1))
+      .map((p) => p.customerId);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await queries.listProfiles({ stage: 'repeat_buyer', sort: 'revenue', direction: 'desc', limit: 7, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.items.map((i) => i.customerId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(expected.length).toBeGreaterThan(7);
+    expect(seen).toEqual(expected);
+
+    const bySource = await queries.listProfiles({ source: 'web', limit: 1000 });
+    expect(bySource.items.map((i) => i.customerId)).toEqual(all.filter((p) => p?.acquisition.source === 'web').map((p) => p!.customerId));
+    const second = await queries.listProfiles({ limit: 10, offset: 10 });
+    expect(second.items.map((i) => i.customerId)).toEqual(ids.slice(10, 20));
+    await expect(queries.listProfiles({ limit: 0 })).rejects.toThrow('limit: expected an integer 1..1000');
+    await store.close();
+  });
+
+  it('lists upcoming birthdays soonest first, across the new year, from the asOf date', async () => {
+    const { store, queries } = await project(log.events);
+    const at = '2025-12-20';
+    const within = 30;
+    const expected = ids
+      .map((id) => expectedProfile(log.events, id, `${at}T00:00:00.000Z`))
+      .filter((p): p is CustomerProfile => p?.daysToNextBirthday !== undefined && p.daysToNextBirthday <= within)
+      .sort((x, y) => x.daysToNextBirthday! - y.daysToNextBirthday! || (x.customerId < y.customerId ? -1 : 1));
+    const answer = await queries.upcomingBirthdays({ asOf: at, withinDays: within, limit: 1000 });
+    expect(answer.map((b) => [b.customerId, b.daysUntil])).toEqual(expected.map((p) => [p.customerId, p.daysToNextBirthday]));
+    expect(answer.some((b) => b.nextBirthday.startsWith('2026-01'))).toBe(true);
+    const top3 = await queries.upcomingBirthdays({ asOf: at, withinDays: within, limit: 3 });
+    expect(top3).toEqual(answer.slice(0, 3));
+    await store.close();
+  });
+});
+
+describe('ProfilesProjection scenarios', () => {
+  const at = (day: number, hour = 10) => new Date(Date.UTC(2026, 0, day, hour)).toISOString();
+
+  it('given a registered customer whose personal data is erased, then the profile reads as erased and keeps history', async () => {
+    const log = new StoredEventLog();
+    log.append('ProspectRegistered', { customerId: 'ann', source: 'web', personal: { name: 'Ann', email: 'ann@example.test', phone: '+1', birthday: '1990-01-20' }, implicit: false, occurredAt: at(1) });
+    log.append('PurchaseRecorded', { customerId: 'ann', orderId: 'o1', lines: [{ sku: 's', category: 'c', quantity: 1, unitPriceMinor: 500, unitCostMinor: 200 }], totalMinor: 500, costMinor: 200, occurredAt: at(2) });
+    log.append('PersonalDataErased', { customerId: 'ann', occurredAt: at(3) });
+    log.append('ProfileUpdated', { customerId: 'ann', personal: { name: 'Ann again' }, occurredAt: at(4) });
+    const { store, queries } = await project(log.events);
+
+    const profile = await queries.getProfile('ann', '2026-01-10');
+    expect(profile).toMatchObject({ erased: true, identity: {}, value: { revenueMinor: 500, marginMinor: 300 } });
+    expect(profile?.birthday).toBeUndefined();
+    expect(profile?.daysToNextBirthday).toBeUndefined();
+    const row = await store.get<{ birth_md: string | null; state: string }>('SELECT birth_md, state FROM profiles');
+    expect(row?.birth_md).toBeNull();
+    for (const personal of ['Ann', 'ann@example.test', '1990-01-20']) expect(row?.state).not.toContain(personal);
+    expect(await queries.upcomingBirthdays({ asOf: '2026-01-10', withinDays: 30 })).toEqual([]);
+    await store.close();
+  });
+
+  it('given transitions written with their cause, then the stage history names the causing event', async () => {
+    const log = new StoredEventLog();
+    log.append('ProspectRegistered', { customerId: 'bo', source: 'store', personal: {}, implicit: false, occurredAt: at(1) });
+    const purchase = log.append('PurchaseRecorded', { customerId: 'bo', orderId: 'o1', lines: [], totalMinor: 100, costMinor: 50, channel: 'store', occurredAt: at(2, 18) });
+    log.append('CustomerConverted', { customerId: 'bo', orderId: 'o1', occurredAt: at(2, 18) }, { metadata: { causationId: purchase.id } });
+    const { store, queries } = await project(log.events);
+
+    const profile = await queries.getProfile('bo', at(12));
+    expect(profile?.stage).toBe('customer');
+    expect(profile?.stageHistory).toEqual([
+      { stage: 'prospect', at: at(1), causeEventId: log.events[0]!.id },
+      { stage: 'customer', at: at(2, 18), causeEventId: purchase.id },
+    ]);
+    expect(profile?.rfm).toEqual({ recencyDays: 10, frequency: 1, monetaryMinor: 100 });
+    expect(profile?.habits).toMatchObject({ usualWeekday: 'friday', usualHourUtc: 18, averageBasketMinor: 100 });
+    await store.close();
+  });
+
+  it('keeps only the last ten thanks in full while counting all of them, across batches', async () => {
+    const log = new StoredEventLog();
+    for (let i = 1; i <= 14; i += 1) log.append('CustomerThanked', { customerId: 'cy', gesture: `g${i}`, reason: 'loyalty', occurredAt: at(i) });
+    const { store, queries } = await project(log.events, 3);
+
+    const profile = await queries.getProfile('cy', at(20));
+    expect(profile?.thanks.count).toBe(14);
+    expect(profile?.thanks.recent.map((t) => t.gesture)).toEqual(['g14', 'g13', 'g12', 'g11', 'g10', 'g9', 'g8', 'g7', 'g6', 'g5']);
+    expect(await store.get('SELECT COUNT(*) AS n FROM profile_thanks')).toEqual({ n: 10 });
+    await store.close();
+  });
+
+  it('counts a leap-day birthday on Feb 28 in a common year', async () => {
+    const log = new StoredEventLog();
+    log.append('ProspectRegistered', { customerId: 'leap', source: 'web', personal: { birthday: '1992-02-29' }, implicit: false, occurredAt: at(1) });
+    log.append('ProspectRegistered', { customerId: 'mar1', source: 'web', personal: { birthday: '1980-03-01' }, implicit: false, occurredAt: at(1) });
+    const { store, queries } = await project(log.events);
+    expect(await queries.upcomingBirthdays({ asOf: '2027-02-27', withinDays: 2 })).toEqual([
+      { customerId: 'leap', birthday: '1992-02-29', nextBirthday: '2027-02-28', daysUntil: 1 },
+      { customerId: 'mar1', birthday: '1980-03-01', nextBirthday: '2027-03-01', daysUntil: 2 },
+    ]);
+    expect((await queries.upcomingBirthdays({ asOf: '2028-02-27', withinDays: 2 }))[0]).toMatchObject({ nextBirthday: '2028-02-29', daysUntil: 2 });
+    await store.close();
+  });
+});

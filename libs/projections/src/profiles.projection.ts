@@ -1,0 +1,400 @@
+import type { JsonObject, StoredEvent } from '@clientele/event-store';
+import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
+
+/**
+ * Intimacy profiles: one row per customer plus small per-customer tables (categories, products,
+ * channels, stage history, referees, last thanks). Per batch the touched profiles are loaded once,
+ * folded in memory and written back; child tables take summed deltas. Memory is bounded by the
+ * batch, never by the log.
+ */
+export const PROFILE_TABLES = [
+  'profiles',
+  'profile_categories',
+  'profile_products',
+  'profile_channels',
+  'profile_stage_history',
+  'profile_referees',
+  'profile_thanks',
+] as const;
+
+/** how many thanks a profile keeps in full */
+export const PROFILE_RECENT_THANKS = 10;
+
+/**
+ * The indexed face of a profile: the columns queries filter and sort on. Everything else about the
+ * customer lives in `state` (JSON, fixed key order): one wide column binds and writes far faster
+ * than thirty narrow ones, which is most of a rebuild's cost.
+ */
+export interface ProfileRow {
+  customer_id: string;
+  erased: number;
+  stage: string | null;
+  source: string | null;
+  orders: number;
+  revenue_minor: number;
+  /** '' before the first purchase (not NULL: both databases then sort it the same, first) */
+  last_purchase_at: string;
+  /** `MM-DD` of the birthday: indexable for upcoming-birthday queries */
+  birth_md: string | null;
+  state: string;
+}
+
+export interface ProfileState {
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+  birthday: string | null;
+  preferences: Record<string, string>;
+  consents: Record<string, boolean>;
+  stageSince: string | null;
+  stageSeq: number;
+  acquisitionChannel: string | null;
+  campaign: string | null;
+  referredBy: string | null;
+  registeredAt: string | null;
+  firstSeenAt: string;
+  firstPurchaseAt: string | null;
+  costMinor: number;
+  /** purchases per UTC weekday, 0 = Sunday */
+  weekdays: number[];
+  /** purchases per UTC hour */
+  hours: number[];
+  feedbackCount: number;
+  feedbackScoreSum: number;
+  complaints: number;
+  thanksCount: number;
+  referees: number;
+}
+
+const PROFILE_COLUMNS: readonly (keyof ProfileRow)[] = [
+  'customer_id', 'erased', 'stage', 'source', 'orders', 'revenue_minor', 'last_purchase_at', 'birth_md', 'state',
+];
+
+const UPDATABLE_COLUMNS = PROFILE_COLUMNS.filter((c) => c !== 'customer_id');
+const updateStatements = new Map<string, string>();
+
+function updateSql(columns: readonly string[]): string {
+  const key = columns.join(',');
+  let sql = updateStatements.get(key);
+  if (sql === undefined) {
+    sql = `UPDATE profiles SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE customer_id = ?`;
+    updateStatements.set(key, sql);
+  }
+  return sql;
+}
+
+const STAGE_OF: Readonly<Record<string, string>> = {
+  ProspectRegistered: 'prospect',
+  CustomerConverted: 'customer',
+  RepeatBuyerQualified: 'repeat_buyer',
+  AdvocateRecognized: 'advocate',
+  CustomerChurned: 'churned',
+  CustomerReactivated: 'customer',
+};
+
+const CUSTOMER_EVENT_TYPES = new Set([
+  'ProspectRegistered', 'TouchpointRecorded', 'PurchaseRecorded', 'CustomerConverted', 'RepeatBuyerQualified',
+  'AdvocateRecognized', 'CustomerChurned', 'CustomerReactivated', 'ReferralCredited', 'ReferralConverted',
+  'FeedbackReceived', 'CustomerThanked', 'ProfileUpdated', 'PersonalDataErased',
+]);
+
+interface Working {
+  row: ProfileRow;
+  s: ProfileState;
+}
+
+interface Delta {
+  customerId: string;
+  key: string;
+  a: number;
+  b: number;
+}
+
+export class ProfilesProjection implements Projection {
+  readonly name = 'profiles';
+  readonly version = 1;
+  readonly tables = PROFILE_TABLES;
+
+  async migrate(tx: ReadModelTransaction): Promise<void> {
+    const key = textKey(tx.dialect);
+    await tx.exec(`
+      CREATE TABLE IF NOT EXISTS profiles (
+        customer_id ${key} PRIMARY KEY, erased BIGINT NOT NULL, stage ${key}, source ${key},
+        orders BIGINT NOT NULL, revenue_minor BIGINT NOT NULL, last_purchase_at ${key} NOT NULL, birth_md ${key},
+        state TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS profiles_stage ON profiles (stage, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_source ON profiles (source, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_revenue ON profiles (revenue_minor, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_orders ON profiles (orders, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_last_purchase ON profiles (last_purchase_at, customer_id);
+      CREATE INDEX IF NOT EXISTS profiles_birth_md ON profiles (birth_md, customer_id);
+      CREATE TABLE IF NOT EXISTS profile_categories (
+        customer_id ${key} NOT NULL, category ${key} NOT NULL, quantity BIGINT NOT NULL, PRIMARY KEY (customer_id, category));
+      CREATE TABLE IF NOT EXISTS profile_products (
+        customer_id ${key} NOT NULL, sku ${key} NOT NULL, quantity BIGINT NOT NULL, PRIMARY KEY (customer_id, sku));
+      CREATE TABLE IF NOT EXISTS profile_channels (
+        customer_id ${key} NOT NULL, channel ${key} NOT NULL, touchpoints BIGINT NOT NULL, purchases BIGINT NOT NULL,
+        PRIMARY KEY (customer_id, channel));
+      CREATE TABLE IF NOT EXISTS profile_stage_history (
+        customer_id ${key} NOT NULL, seq BIGINT NOT NULL, stage TEXT NOT NULL, at TEXT NOT NULL,
+        cause_event_id TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (customer_id, seq));
+      CREATE TABLE IF NOT EXISTS profile_referees (
+        customer_id ${key} NOT NULL, referee_id ${key} NOT NULL, credited_at TEXT, converted_at TEXT,
+        PRIMARY KEY (customer_id, referee_id));
+      CREATE TABLE IF NOT EXISTS profile_thanks (
+        customer_id ${key} NOT NULL, seq BIGINT NOT NULL, at TEXT NOT NULL, gesture TEXT NOT NULL, reason TEXT NOT NULL,
+        value_minor BIGINT, event_id TEXT NOT NULL, PRIMARY KEY (customer_id, seq));
+    `);
+  }
+
+  async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
+    const ids = new Set<string>();
+    for (const e of events) {
+      if (CUSTOMER_EVENT_TYPES.has(e.type) && typeof e.data.customerId === 'string') ids.add(e.data.customerId);
+    }
+    if (ids.size === 0) return;
+    const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', [...ids]);
+    const profiles = new Map<string, Working>(loaded.map((r) => [r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState }]));
+    const before = new Map(loaded.map((r) => [r.customer_id, r]));
+
+    const categories = new Map<string, Delta>();
+    const products = new Map<string, Delta>();
+    const channels = new Map<string, Delta>();
+    const history: SqlParam[][] = [];
+    const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
+    const thanks: SqlParam[][] = [];
+
+    for (const e of events) {
+      const customerId = e.data.customerId;
+      if (!CUSTOMER_EVENT_TYPES.has(e.type) || typeof customerId !== 'string') continue;
+      const at = e.metadata.occurredAt;
+      let p = profiles.get(customerId);
+      if (!p) {
+        p = blankProfile(customerId, at);
+        profiles.set(customerId, p);
+      }
+      const { row, s } = p;
+      const d = e.data;
+
+      const stage = STAGE_OF[e.type];
+      if (stage) {
+        row.stage = stage;
+        s.stageSince = at;
+        s.stageSeq += 1;
+        const cause = typeof e.metadata.causationId === 'string' ? e.metadata.causationId : e.id;
+        history.push([customerId, s.stageSeq, stage, at, cause, e.id]);
+      }
+
+      switch (e.type) {
+        case 'ProspectRegistered':
+          row.source = str(d.source) ?? row.source;
+          s.acquisitionChannel = str(d.channel) ?? s.acquisitionChannel;
+          s.campaign = str(d.campaign) ?? s.campaign;
+          s.referredBy = str(d.referredBy) ?? s.referredBy;
+          s.registeredAt = s.registeredAt ?? at;
+          applyPersonal(p, d.personal);
+          break;
+        case 'TouchpointRecorded': {
+          const channel = str(d.channel);
+          if (channel) addDelta(channels, customerId, channel, 1, 0);
+          break;
+        }
+        case 'PurchaseRecorded': {
+          row.orders += 1;
+          row.revenue_minor += num(d.totalMinor);
+          s.costMinor += num(d.costMinor);
+          if (!s.firstPurchaseAt || at < s.firstPurchaseAt) s.firstPurchaseAt = at;
+          if (!row.last_purchase_at || at > row.last_purchase_at) row.last_purchase_at = at;
+          const when = new Date(at);
+          if (!Number.isNaN(when.getTime())) {
+            s.weekdays[when.getUTCDay()] = (s.weekdays[when.getUTCDay()] ?? 0) + 1;
+            s.hours[when.getUTCHours()] = (s.hours[when.getUTCHours()] ?? 0) + 1;
+          }
+          const channel = str(d.channel);
+          if (channel) addDelta(channels, customerId, channel, 0, 1);
+          for (const line of Array.isArray(d.lines) ? d.lines : []) {
+            if (!isObject(line)) continue;
+            const quantity = num(line.quantity);
+            const category = str(line.category);
+            const sku = str(line.sku);
+            if (category) addDelta(categories, customerId, category, quantity, 0);
+            if (sku) addDelta(products, customerId, sku, quantity, 0);
+          }
+          break;
+        }
+        case 'ReferralCredited':
+        case 'ReferralConverted': {
+          const referee = str(d.refereeId);
+          if (!referee) break;
+          const k = `${customerId}\u0000${referee}`;
+          const entry = referees.get(k) ?? { referrer: customerId, referee, credited: null, converted: null };
+          if (e.type === 'ReferralCredited') {
+            if (!entry.credited) {
+              entry.credited = at;
+              s.referees += 1; // taken back below when the stored edge was already credited
+            }
+          } else entry.converted = entry.converted ?? at;
+          referees.set(k, entry);
+          break;
+        }
+        case 'FeedbackReceived':
+          s.feedbackCount += 1;
+          s.feedbackScoreSum += num(d.score);
+          if (d.kind === 'complaint') s.complaints += 1;
+          break;
+        case 'CustomerThanked':
+          s.thanksCount += 1;
+          thanks.push([
+            customerId, s.thanksCount, at, str(d.gesture) ?? '', str(d.reason) ?? '',
+            typeof d.valueMinor === 'number' ? d.valueMinor : null, e.id,
+          ]);
+          break;
+        case 'ProfileUpdated':
+          applyPersonal(p, d.personal);
+          if (isObject(d.preferences)) {
+            for (const [k, v] of Object.entries(d.preferences)) if (typeof v === 'string') s.preferences[k] = v;
+          }
+          if (isObject(d.consents)) {
+            for (const [k, v] of Object.entries(d.consents)) if (typeof v === 'boolean') s.consents[k] = v;
+          }
+          break;
+        case 'PersonalDataErased':
+          row.erased = 1;
+          row.birth_md = null;
+          s.name = s.email = s.phone = s.birthday = null;
+          break;
+        default:
+          break;
+      }
+    }
+
+    await this.writeReferees(tx, referees, profiles);
+
+    await this.writeProfiles(tx, profiles, before);
+    await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
+      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', [...categories.values()].map((x) => [x.customerId, x.key, x.a]));
+    await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
+      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', [...products.values()].map((x) => [x.customerId, x.key, x.a]));
+    await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
+      'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
+      [...channels.values()].map((x) => [x.customerId, x.key, x.a, x.b]));
+    await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
+      ['customer_id', 'seq'], 'DO NOTHING', history);
+    await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
+      ['customer_id', 'seq'], 'DO NOTHING', thanks);
+    const thanked = new Set(thanks.map((t) => String(t[0])));
+    for (const id of thanked) {
+      const count = profiles.get(id)?.s.thanksCount ?? 0;
+      if (count > PROFILE_RECENT_THANKS) {
+        await tx.run('DELETE FROM profile_thanks WHERE customer_id = ? AND seq <= ?', [id, count - PROFILE_RECENT_THANKS]);
+      }
+    }
+  }
+
+  /**
+   * New profiles go in with multi-row inserts; stored ones are updated in only the columns that
+   * changed, because SQLite rewrites an index entry only when its column is assigned, and most
+   * events (touchpoints, feedback, thanks) change nothing but `state`.
+   */
+  private async writeProfiles(tx: ReadModelTransaction, profiles: Map<string, Working>, before: Map<string, ProfileRow>): Promise<void> {
+    const inserts: SqlParam[][] = [];
+    for (const p of profiles.values()) {
+      p.row.state = serializeState(p.s);
+      const old = before.get(p.row.customer_id);
+      if (!old) {
+        inserts.push(PROFILE_COLUMNS.map((c) => p.row[c]));
+        continue;
+      }
+      const changed = UPDATABLE_COLUMNS.filter((c) => p.row[c] !== old[c]);
+      if (changed.length === 0) continue;
+      await tx.run(updateSql(changed), [...changed.map((c) => p.row[c]), p.row.customer_id]);
+    }
+    await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), inserts);
+  }
+
+  /** a referee counts once however often the credit is repeated across batches */
+  private async writeReferees(
+    tx: ReadModelTransaction,
+    referees: Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>,
+    profiles: Map<string, Working>,
+  ): Promise<void> {
+    if (referees.size === 0) return;
+    const referrers = [...new Set([...referees.values()].map((r) => r.referrer))];
+    const stored = await selectIn<{ customer_id: string; referee_id: string; credited_at: string | null }>(
+      tx, 'SELECT customer_id, referee_id, credited_at FROM profile_referees', 'customer_id', referrers);
+    for (const row of stored) {
+      const entry = referees.get(`${row.customer_id}\u0000${row.referee_id}`);
+      const p = profiles.get(row.customer_id);
+      if (entry && entry.credited && row.credited_at && p) p.s.referees -= 1;
+    }
+    await upsertRows(tx, 'profile_referees', ['customer_id', 'referee_id', 'credited_at', 'converted_at'], ['customer_id', 'referee_id'],
+      'DO UPDATE SET credited_at = COALESCE(profile_referees.credited_at, excluded.credited_at), converted_at = COALESCE(profile_referees.converted_at, excluded.converted_at)',
+      [...referees.values()].map((r) => [r.referrer, r.referee, r.credited, r.converted]));
+  }
+}
+
+function blankProfile(customerId: string, at: string): Working {
+  return {
+    row: { customer_id: customerId, erased: 0, stage: null, source: null, orders: 0, revenue_minor: 0, last_purchase_at: '', birth_md: null, state: '' },
+    s: {
+      name: null, email: null, phone: null, birthday: null, preferences: {}, consents: {}, stageSince: null, stageSeq: 0,
+      acquisitionChannel: null, campaign: null, referredBy: null, registeredAt: null, firstSeenAt: at, firstPurchaseAt: null,
+      costMinor: 0, weekdays: new Array<number>(7).fill(0), hours: new Array<number>(24).fill(0),
+      feedbackCount: 0, feedbackScoreSum: 0, complaints: 0, thanksCount: 0, referees: 0,
+    },
+  };
+}
+
+/** fixed key order and sorted maps: equal states store as equal text, so digests compare */
+function serializeState(s: ProfileState): string {
+  const ordered: ProfileState = {
+    name: s.name, email: s.email, phone: s.phone, birthday: s.birthday,
+    preferences: sortedKeys(s.preferences), consents: sortedKeys(s.consents),
+    stageSince: s.stageSince, stageSeq: s.stageSeq, acquisitionChannel: s.acquisitionChannel, campaign: s.campaign,
+    referredBy: s.referredBy, registeredAt: s.registeredAt, firstSeenAt: s.firstSeenAt, firstPurchaseAt: s.firstPurchaseAt,
+    costMinor: s.costMinor, weekdays: s.weekdays, hours: s.hours, feedbackCount: s.feedbackCount,
+    feedbackScoreSum: s.feedbackScoreSum, complaints: s.complaints, thanksCount: s.thanksCount, referees: s.referees,
+  };
+  return JSON.stringify(ordered);
+}
+
+function sortedKeys<V>(o: Record<string, V>): Record<string, V> {
+  const out: Record<string, V> = {};
+  for (const k of Object.keys(o).sort()) out[k] = o[k] as V;
+  return out;
+}
+
+/** personal data once erased stays erased: the key that could read it is gone */
+function applyPersonal(p: Working, personal: unknown): void {
+  if (p.row.erased || !isObject(personal)) return;
+  if (typeof personal.name === 'string') p.s.name = personal.name;
+  if (typeof personal.email === 'string') p.s.email = personal.email;
+  if (typeof personal.phone === 'string') p.s.phone = personal.phone;
+  if (typeof personal.birthday === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(personal.birthday)) {
+    p.s.birthday = personal.birthday;
+    p.row.birth_md = personal.birthday.slice(5);
+  }
+}
+
+function addDelta(map: Map<string, Delta>, customerId: string, key: string, a: number, b: number): void {
+  const k = `${customerId}\u0000${key}`;
+  const d = map.get(k);
+  if (d) {
+    d.a += a;
+    d.b += b;
+  } else map.set(k, { customerId, key, a, b });
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,323 @@
+import type { ReadModelQueries, SqlParam } from './read-model-store';
+import type { ProfileRow, ProfileState } from './profiles.projection';
+import { DAY_MS, parseAsOf } from './sql-batch';
+
+const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
+
+export interface CustomerProfile {
+  customerId: string;
+  /** true after `PersonalDataErased`: identity, birthday and contact data are gone */
+  erased: boolean;
+  identity: { name?: string; email?: string; phone?: string };
+  birthday?: string;
+  daysToNextBirthday?: number;
+  preferences: Record<string, string>;
+  consents: Record<string, boolean>;
+  /** the channel with the most touchpoints and purchases together (ties: alphabetical) */
+  preferredChannel?: string;
+  habits: {
+    topCategories: Array<{ category: string; quantity: number }>;
+    topProducts: Array<{ sku: string; quantity: number }>;
+    averageBasketMinor?: number;
+    /** orders per 30 days over the tenure (registration to asOf) */
+    ordersPer30Days: number;
+    usualWeekday?: (typeof WEEKDAYS)[number];
+    usualHourUtc?: number;
+  };
+  firstPurchaseAt?: string;
+  lastPurchaseAt?: string;
+  stage?: string;
+  stageSince?: string;
+  stageHistory: Array<{ stage: string; at: string; causeEventId: string }>;
+  acquisition: { source?: string; channel?: string; campaign?: string; registeredAt?: string };
+  referredBy?: string;
+  referees: Array<{ customerId: string; creditedAt?: string; convertedAt?: string }>;
+  feedback: { count: number; averageScore?: number; complaints: number };
+  thanks: { count: number; recent: Array<{ at: string; gesture: string; reason: string; valueMinor?: number }> };
+  value: { revenueMinor: number; costMinor: number; marginMinor: number };
+  rfm: { recencyDays?: number; frequency: number; monetaryMinor: number };
+}
+
+export interface ProfileSummary {
+  customerId: string;
+  name?: string;
+  erased: boolean;
+  stage?: string;
+  source?: string;
+  orders: number;
+  revenueMinor: number;
+  lastPurchaseAt?: string;
+}
+
+export type ProfileSort = 'customerId' | 'revenue' | 'orders' | 'lastPurchase';
+
+export interface ListProfilesOptions {
+  stage?: string;
+  source?: string;
+  /** 1..1000, default 50 */
+  limit?: number;
+  /** from a previous page's `nextCursor` (stable under inserts); takes precedence over offset */
+  cursor?: string;
+  offset?: number;
+  sort?: ProfileSort;
+  direction?: 'asc' | 'desc';
+}
+
+export interface ProfilePage {
+  items: ProfileSummary[];
+  nextCursor?: string;
+}
+
+export interface UpcomingBirthday {
+  customerId: string;
+  name?: string;
+  birthday: string;
+  /** the date of the next birthday (Feb 29 falls on Feb 28 in common years) */
+  nextBirthday: string;
+  daysUntil: number;
+}
+
+const SORT_COLUMN: Readonly<Record<ProfileSort, string>> = {
+  customerId: 'customer_id',
+  revenue: 'revenue_minor',
+  orders: 'orders',
+  lastPurchase: 'last_purchase_at',
+};
+
+/**
+ * Questions asked of the profile read model. Date-relative figures take `asOf` (the HTTP layer
+ * passes today); nothing here reads the clock.
+ */
+export class ProfileQueries {
+  constructor(private readonly db: ReadModelQueries) {}
+
+  async getProfile(customerId: string, asOf: string | Date): Promise<CustomerProfile | undefined> {
+    const now = parseAsOf(asOf);
+    const row = await this.db.get<ProfileRow>('SELECT * FROM profiles WHERE customer_id = ?', [customerId]);
+    if (!row) return undefined;
+    const [categories, products, channel, history, referees, thanks] = await Promise.all([
+      this.db.all<{ category: string; quantity: number }>(
+        'SELECT category, quantity FROM profile_categories WHERE customer_id = ? ORDER BY quantity DESC, category LIMIT 5', [customerId]),
+      this.db.all<{ sku: string; quantity: number }>(
+        'SELECT sku, quantity FROM profile_products WHERE customer_id = ? ORDER BY quantity DESC, sku LIMIT 5', [customerId]),
+      this.db.get<{ channel: string }>(
+        'SELECT channel FROM profile_channels WHERE customer_id = ? ORDER BY touchpoints + purchases DESC, channel LIMIT 1', [customerId]),
+      this.db.all<{ stage: string; at: string; cause_event_id: string }>(
+        'SELECT stage, at, cause_event_id FROM profile_stage_history WHERE customer_id = ? ORDER BY seq', [customerId]),
+      this.db.all<{ referee_id: string; credited_at: string | null; converted_at: string | null }>(
+        'SELECT referee_id, credited_at, converted_at FROM profile_referees WHERE customer_id = ? ORDER BY referee_id', [customerId]),
+      this.db.all<{ at: string; gesture: string; reason: string; value_minor: number | null }>(
+        'SELECT at, gesture, reason, value_minor FROM profile_thanks WHERE customer_id = ? ORDER BY seq DESC', [customerId]),
+    ]);
+    const erased = Number(row.erased) === 1;
+    const st = JSON.parse(row.state) as ProfileState;
+    const since = Date.parse(st.registeredAt ?? st.firstSeenAt);
+    const tenureDays = Math.max(1, (now - since) / DAY_MS);
+    const next = st.birthday && !erased ? nextBirthday(st.birthday, now) : undefined;
+    const weekday = mode(st.weekdays);
+    return {
+      customerId: row.customer_id,
+      erased,
+      identity: erased ? {} : defined({ name: st.name, email: st.email, phone: st.phone }),
+      ...defined({ birthday: erased ? null : st.birthday, daysToNextBirthday: next?.daysUntil }),
+      preferences: st.preferences,
+      consents: st.consents,
+      ...defined({ preferredChannel: channel?.channel }),
+      habits: {
+        topCategories: categories.map((c) => ({ category: c.category, quantity: Number(c.quantity) })),
+        topProducts: products.map((p) => ({ sku: p.sku, quantity: Number(p.quantity) })),
+        ...defined({
+          averageBasketMinor: row.orders > 0 ? Math.round(row.revenue_minor / row.orders) : undefined,
+          usualWeekday: weekday === undefined ? undefined : WEEKDAYS[weekday],
+          usualHourUtc: mode(st.hours),
+        }),
+        ordersPer30Days: round2((row.orders * 30) / tenureDays),
+      },
+      ...defined({
+        firstPurchaseAt: st.firstPurchaseAt,
+        lastPurchaseAt: row.last_purchase_at || undefined,
+        stage: row.stage,
+        stageSince: st.stageSince,
+      }),
+      stageHistory: history.map((h) => ({ stage: h.stage, at: h.at, causeEventId: h.cause_event_id })),
+      acquisition: defined({ source: row.source, channel: st.acquisitionChannel, campaign: st.campaign, registeredAt: st.registeredAt }),
+      ...defined({ referredBy: st.referredBy }),
+      referees: referees.map((r) => ({ customerId: r.referee_id, ...defined({ creditedAt: r.credited_at, convertedAt: r.converted_at }) })),
+      feedback: {
+        count: st.feedbackCount,
+        complaints: st.complaints,
+        ...defined({ averageScore: st.feedbackCount > 0 ? round2(st.feedbackScoreSum / st.feedbackCount) : undefined }),
+      },
+      thanks: {
+        count: st.thanksCount,
+        recent: thanks.map((t) => ({ at: t.at, gesture: t.gesture, reason: t.reason, ...defined({ valueMinor: t.value_minor }) })),
+      },
+      value: { revenueMinor: row.revenue_minor, costMinor: st.costMinor, marginMinor: row.revenue_minor - st.costMinor },
+      rfm: {
+        ...defined({
+          recencyDays: row.last_purchase_at ? Math.max(0, utcDay(now) - utcDay(Date.parse(row.last_purchase_at))) : undefined,
+        }),
+        frequency: row.orders,
+        monetaryMinor: row.revenue_minor,
+      },
+    };
+  }
+
+  async listProfiles(options: ListProfilesOptions = {}): Promise<ProfilePage> {
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error(`limit: expected an integer 1..1000, got ${String(limit)}`);
+    const sort = options.sort ?? 'customerId';
+    const expr = SORT_COLUMN[sort];
+    if (!expr) throw new Error(`sort: expected one of ${Object.keys(SORT_COLUMN).join(', ')}, got "${String(sort)}"`);
+    const direction = options.direction ?? 'asc';
+    if (direction !== 'asc' && direction !== 'desc') throw new Error(`direction: expected asc or desc, got "${String(direction)}"`);
+    const offset = options.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0) throw new Error(`offset: expected a non-negative integer, got ${String(offset)}`);
+
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (options.stage !== undefined) {
+      where.push('stage = ?');
+      params.push(options.stage);
+    }
+    if (options.source !== undefined) {
+      where.push('source = ?');
+      params.push(options.source);
+    }
+    const cmp = direction === 'asc' ? '>' : '<';
+    if (options.cursor !== undefined) {
+      const [value, id] = decodeCursor(options.cursor);
+      if (sort === 'customerId') {
+        where.push(`customer_id ${cmp} ?`);
+        params.push(id);
+      } else {
+        // a row-value comparison lets both databases seek the (sort, id) index to the cursor
+        where.push(`(${expr}, customer_id) ${cmp} (?, ?)`);
+        params.push(value, id);
+      }
+    }
+    const dir = direction.toUpperCase();
+    const order = sort === 'customerId' ? `customer_id ${dir}` : `${expr} ${dir}, customer_id ${dir}`;
+    const rows = await this.db.all<ProfileRow & { sort_value: string | number }>(
+      `SELECT customer_id, erased, stage, source, orders, revenue_minor, last_purchase_at, state, ${expr} AS sort_value
+         FROM profiles ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY ${order} LIMIT ${limit + 1} ${options.cursor === undefined && offset > 0 ? `OFFSET ${offset}` : ''}`,
+      params,
+    );
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({
+        customerId: r.customer_id,
+        erased: Number(r.erased) === 1,
+        orders: r.orders,
+        revenueMinor: r.revenue_minor,
+        ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at || undefined }),
+      })),
+      ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.sort_value, last.customer_id) } : {}),
+    };
+  }
+
+  /** birthdays in the next `withinDays` days from `asOf` (0 = today only), soonest first */
+  async upcomingBirthdays(options: { asOf: string | Date; withinDays: number; limit?: number }): Promise<UpcomingBirthday[]> {
+    const now = parseAsOf(options.asOf);
+    const { withinDays } = options;
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(withinDays) || withinDays < 0 || withinDays > 366) {
+      throw new Error(`withinDays: expected an integer 0..366, got ${String(withinDays)}`);
+    }
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error(`limit: expected an integer 1..1000, got ${String(limit)}`);
+    const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
+    const from = monthDay(today);
+    const to = monthDay(today + withinDays * DAY_MS);
+    const select = 'SELECT customer_id, state FROM profiles WHERE erased = 0 AND birth_md IS NOT NULL AND';
+    const ordered = 'ORDER BY birth_md, customer_id';
+    type Row = { customer_id: string; state: string };
+    const candidates: Row[] = [];
+    if (withinDays >= 365) candidates.push(...(await this.db.all<Row>(`${select} 1 = 1 ${ordered} LIMIT ${limit}`)));
+    else if (from <= to) candidates.push(...(await this.db.all<Row>(`${select} birth_md >= ? AND birth_md <= ? ${ordered} LIMIT ${limit}`, [from, to])));
+    else {
+      candidates.push(...(await this.db.all<Row>(`${select} birth_md >= ? ${ordered} LIMIT ${limit}`, [from])));
+      candidates.push(...(await this.db.all<Row>(`${select} birth_md <= ? ${ordered} LIMIT ${limit}`, [to])));
+    }
+    // Feb 29 birthdays fall on Feb 28 in common years, out of MM-DD order: fetch them on their own
+    candidates.push(...(await this.db.all<Row>(`${select} birth_md = '02-29' ${ordered}`)));
+    const seen = new Set<string>();
+    const out: UpcomingBirthday[] = [];
+    for (const c of candidates) {
+      if (seen.has(c.customer_id)) continue;
+      seen.add(c.customer_id);
+      const st = JSON.parse(c.state) as ProfileState;
+      if (!st.birthday) continue;
+      const next = nextBirthday(st.birthday, now);
+      if (next.daysUntil > withinDays) continue;
+      out.push({ customerId: c.customer_id, birthday: st.birthday, nextBirthday: next.date, daysUntil: next.daysUntil, ...defined({ name: st.name }) });
+    }
+    out.sort((a, b) => a.daysUntil - b.daysUntil || (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0));
+    return out.slice(0, limit);
+  }
+}
+
+/** the next occurrence of a birthday on or after the UTC day of `now` */
+export function nextBirthday(birthday: string, now: number): { date: string; daysUntil: number } {
+  const day = new Date(now);
+  const today = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate());
+  const month = Number(birthday.slice(5, 7)) - 1;
+  const dom = Number(birthday.slice(8, 10));
+  const occurrence = (year: number) => {
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    return Date.UTC(year, month, month === 1 && dom === 29 && !leap ? 28 : dom);
+  };
+  let at = occurrence(day.getUTCFullYear());
+  if (at < today) at = occurrence(day.getUTCFullYear() + 1);
+  return { date: new Date(at).toISOString().slice(0, 10), daysUntil: Math.round((at - today) / DAY_MS) };
+}
+
+/** whole UTC calendar days since the epoch */
+function utcDay(ms: number): number {
+  return Math.floor(ms / DAY_MS);
+}
+
+function monthDay(ms: number): string {
+  return new Date(ms).toISOString().slice(5, 10);
+}
+
+/** index of the largest count (the earliest on ties), undefined when all are zero */
+function mode(counts: readonly number[]): number | undefined {
+  let best: number | undefined;
+  let bestCount = 0;
+  counts.forEach((n, i) => {
+    if (n > bestCount) {
+      best = i;
+      bestCount = n;
+    }
+  });
+  return best;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** drops null/undefined fields so answers carry only what is known */
+function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], null> } {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== null && v !== undefined) out[k] = v;
+  return out as { [K in keyof T]?: Exclude<T[K], null> };
+}
+
+function encodeCursor(value: string | number, id: string): string {
+  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [string | number, string] {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && (typeof parsed[0] === 'string' || typeof parsed[0] === 'number') && typeof parsed[1] === 'string') {
+      return [parsed[0], parsed[1]];
+    }
+  } catch {
+    // reported below
+  }
+  throw new Error('cursor: expected a nextCursor from a previous page');
+}

@@ -1,0 +1,252 @@
+import type { StoredEvent } from '@clientele/event-store';
+import { inMemoryStoreOf, StoredEventLog } from '@clientele/testing';
+import { Projector, microBatches } from './projector';
+import { digest } from './read-model-digest';
+import type { Projection, ReadModelStore } from './read-model-store';
+import { ReadModels } from './read-models';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+
+/** A small fold for exercising the projector: orders and revenue per customer. */
+function ordersProjection(options: { version?: number; failOn?: (e: StoredEvent) => boolean } = {}): Projection {
+  return {
+    name: 'orders',
+    version: options.version ?? 1,
+    tables: ['orders_per_customer'],
+    async migrate(tx) {
+      await tx.exec(
+        'CREATE TABLE IF NOT EXISTS orders_per_customer (customer_id TEXT PRIMARY KEY, orders BIGINT NOT NULL, revenue BIGINT NOT NULL)',
+      );
+    },
+    async apply(events, tx) {
+      for (const e of events) {
+        if (options.failOn?.(e)) throw new Error(`projection failed on ${e.id}`);
+        if (e.type !== 'PurchaseRecorded') continue;
+        await tx.run(
+          `INSERT INTO orders_per_customer (customer_id, orders, revenue) VALUES (?, 1, ?)
+           ON CONFLICT (customer_id) DO UPDATE SET orders = orders_per_customer.orders + 1,
+             revenue = orders_per_customer.revenue + excluded.revenue`,
+          [String(e.data.customerId), Number(e.data.totalMinor)],
+        );
+      }
+    },
+  };
+}
+
+function purchases(count: number, log = new StoredEventLog()): StoredEventLog {
+  for (let i = 0; i < count; i += 1) {
+    log.append('PurchaseRecorded', { customerId: `c${i % 7}`, orderId: `o${log.head}`, lines: [], totalMinor: 100 + i, costMinor: 0 });
+  }
+  return log;
+}
+
+function expectedOrders(events: readonly StoredEvent[]): Array<{ customer_id: string; orders: number; revenue: number }> {
+  const acc = new Map<string, { orders: number; revenue: number }>();
+  for (const e of events) {
+    if (e.type !== 'PurchaseRecorded') continue;
+    const row = acc.get(String(e.data.customerId)) ?? { orders: 0, revenue: 0 };
+    row.orders += 1;
+    row.revenue += Number(e.data.totalMinor);
+    acc.set(String(e.data.customerId), row);
+  }
+  return [...acc.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([customer_id, r]) => ({ customer_id, ...r }));
+}
+
+const readOrders = (store: { all: ReadModelStore['all'] }) =>
+  store.all('SELECT customer_id, orders, revenue FROM orders_per_customer ORDER BY customer_id');
+
+describe('Projector', () => {
+  it('given stored events, when caught up in batches, then the read model is their fold and the checkpoint is the head', async () => {
+    const log = purchases(25);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [ordersProjection()], { batchSize: 4 });
+
+    await projector.start();
+    const reached = await projector.catchUp();
+
+    expect(reached).toBe(25);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    expect(await projector.status()).toEqual([{ name: 'orders', version: 1, position: 25, head: 25, lag: 0 }]);
+    await readModels.close();
+  });
+
+  it('given a caught-up read model, when more events arrive and it catches up again, then only the new ones are folded', async () => {
+    const log = purchases(10);
+    const events = await inMemoryStoreOf(log.events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 3 });
+    await projector.start();
+    await projector.catchUp();
+    await projector.catchUp();
+
+    await events.appendToStream('customer-c1', [
+      { id: 'late-1', type: 'PurchaseRecorded', data: { customerId: 'c1', orderId: 'late', lines: [], totalMinor: 5000, costMinor: 0 }, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion: 1 } },
+    ]);
+    await projector.catchUp();
+
+    expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+    expect((await projector.status())[0]).toMatchObject({ position: 11, lag: 0 });
+    await readModels.close();
+  });
+
+  it('given a projection that throws mid-batch, then the read model and checkpoint stay as they were before that batch', async () => {
+    const log = purchases(12);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const failing = ordersProjection({ failOn: (e) => e.position === 7 });
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [failing], { batchSize: 4 });
+    await projector.start();
+
+    await expect(projector.catchUp()).rejects.toThrow('projection failed on evt-00000007');
+
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events.slice(0, 4)));
+    expect((await projector.status())[0]).toMatchObject({ position: 4, lag: 8 });
+
+    // when the fault is gone, the next run resumes after the last committed batch: nothing twice, nothing skipped
+    const healed = new Projector(await inMemoryStoreOf(log.events), readModels, [ordersProjection()], { batchSize: 4 });
+    await healed.catchUp();
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    await readModels.close();
+  });
+
+  it('given a projection whose code version changed, when started, then it is rebuilt into a fresh store that becomes live', async () => {
+    const log = purchases(9);
+    const events = await inMemoryStoreOf(log.events);
+    const first = new SqliteReadModelStore(':memory:');
+    const readModels = new ReadModels(first);
+    const v1 = new Projector(events, readModels, [ordersProjection({ version: 1 })]);
+    await v1.start();
+    await v1.catchUp();
+    // a stale row the new version would never write: the rebuild must not carry it over
+    await first.transaction((tx) => tx.run("INSERT INTO orders_per_customer VALUES ('ghost', 1, 1)"));
+
+    const fresh: SqliteReadModelStore[] = [];
+    const v2 = new Projector(events, readModels, [ordersProjection({ version: 2 })], {
+      freshStore: async () => {
+        const s = new SqliteReadModelStore(':memory:');
+        fresh.push(s);
+        return s;
+      },
+    });
+    await v2.start();
+
+    expect(fresh).toHaveLength(1);
+    expect(readModels.current).toBe(fresh[0]);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    expect(await v2.status()).toEqual([{ name: 'orders', version: 2, position: 9, head: 9, lag: 0 }]);
+    await expect(first.all('SELECT 1')).rejects.toThrow(); // the old store was closed after the swap
+    await readModels.close();
+  });
+
+  it('given no fresh-store factory, when a version changed, then the projection is rebuilt in place', async () => {
+    const log = purchases(6);
+    const events = await inMemoryStoreOf(log.events);
+    const store = new SqliteReadModelStore(':memory:');
+    const readModels = new ReadModels(store);
+    const v1 = new Projector(events, readModels, [ordersProjection({ version: 1 })]);
+    await v1.start();
+    await v1.catchUp();
+    await store.transaction((tx) => tx.run("INSERT INTO orders_per_customer VALUES ('ghost', 1, 1)"));
+
+    const v2 = new Projector(events, readModels, [ordersProjection({ version: 2 })]);
+    await v2.start();
+    await v2.catchUp();
+
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    await readModels.close();
+  });
+
+  it('given a live projector, when events are appended, then it folds them and a rebuild swaps stores without losing any', async () => {
+    const events = await inMemoryStoreOf(purchases(30).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(events, readModels, [ordersProjection()], {
+      batchSize: 8,
+      freshStore: async () => new SqliteReadModelStore(':memory:'),
+    });
+    const running = projector.run();
+
+    for (let i = 0; i < 5; i += 1) {
+      await events.appendToStream(`customer-live${i}`, [
+        { id: `live-${i}`, type: 'PurchaseRecorded', data: { customerId: `live${i}`, orderId: `l${i}`, lines: [], totalMinor: 10, costMinor: 0 }, metadata: { occurredAt: '2026-03-01T00:00:00.000Z', schemaVersion: 1 } },
+      ]);
+    }
+    await waitUntilCaughtUp(projector);
+    const before = readModels.current;
+    const rebuilding = projector.rebuild();
+    await events.appendToStream('customer-during', [
+      { id: 'during-1', type: 'PurchaseRecorded', data: { customerId: 'during', orderId: 'd1', lines: [], totalMinor: 7, costMinor: 0 }, metadata: { occurredAt: '2026-03-02T00:00:00.000Z', schemaVersion: 1 } },
+    ]);
+    await rebuilding;
+    await waitUntilCaughtUp(projector);
+
+    expect(readModels.current).not.toBe(before);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+    await projector.stop();
+    await running;
+    await readModels.close();
+  });
+
+  it('given a rebuild that fails part-way, then the live store stays current and serving, and the fresh one is closed', async () => {
+    const log = purchases(20);
+    const events = await inMemoryStoreOf(log.events);
+    const live = new SqliteReadModelStore(':memory:');
+    const readModels = new ReadModels(live);
+    let failing = false;
+    const fresh: SqliteReadModelStore[] = [];
+    const projector = new Projector(events, readModels, [ordersProjection({ failOn: (e) => failing && e.position === 15 })], {
+      rebuildBatchSize: 5,
+      freshStore: async () => {
+        const s = new SqliteReadModelStore(':memory:');
+        fresh.push(s);
+        return s;
+      },
+    });
+    await projector.start();
+    await projector.catchUp();
+
+    failing = true;
+    await expect(projector.rebuild()).rejects.toThrow('projection failed on evt-00000015');
+
+    expect(readModels.current).toBe(live);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    await expect(fresh[0]!.all('SELECT 1')).rejects.toThrow();
+    await readModels.close();
+  });
+
+  it('digests the same events folded twice identically, and differently when one event differs', async () => {
+    const log = purchases(40);
+    const altered = purchases(39);
+    altered.append('PurchaseRecorded', { customerId: 'c4', orderId: 'x', lines: [], totalMinor: 1, costMinor: 0 });
+
+    const fold = async (events: readonly StoredEvent[]) => {
+      const store = new SqliteReadModelStore(':memory:');
+      const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [ordersProjection()], { batchSize: 7 });
+      await projector.start();
+      await projector.catchUp();
+      const d = await digest(store, ordersProjection());
+      await store.close();
+      return d;
+    };
+
+    const [a, b, c] = [await fold(log.events), await fold(log.events), await fold(altered.events)];
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    expect(b).toBe(a);
+    expect(c).not.toBe(a);
+  });
+
+  it('groups what a subscription already has into batches of at most the given size', async () => {
+    async function* source() {
+      for (let i = 0; i < 5; i += 1) yield i;
+    }
+    const batches: number[][] = [];
+    for await (const b of microBatches(source(), 2)) batches.push(b);
+    expect(batches.flat()).toEqual([0, 1, 2, 3, 4]);
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(2);
+  });
+});
+
+async function waitUntilCaughtUp(projector: Projector): Promise<void> {
+  for (;;) {
+    const status = await projector.status();
+    if (status.every((s) => s.lag === 0)) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

@@ -1,0 +1,266 @@
+import type { EventStore, EventSubscription, StoredEvent } from '@clientele/event-store';
+import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
+import { ReadModels } from './read-models';
+
+export const CHECKPOINTS_TABLE = 'projection_checkpoints';
+
+export interface ProjectorOptions {
+  /** events read and applied per read-model transaction; default 1000 */
+  batchSize?: number;
+  /**
+   * events per transaction while rebuilding into a fresh store; default 25,000. Nobody reads that
+   * store yet, so bigger transactions cost no latency, and a profile touched many times in one
+   * batch is written once.
+   */
+  rebuildBatchSize?: number;
+  /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
+  freshStore?: () => Promise<ReadModelStore>;
+  /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
+  onSwap?: (store: ReadModelStore) => Promise<void>;
+}
+
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  /** global position of the last event folded into this read model */
+  position: number;
+  /** global position of the last stored event */
+  head: number;
+  lag: number;
+}
+
+interface CheckpointRow {
+  name: string;
+  version: number;
+  position: number;
+}
+
+/**
+ * Folds the global log into read models. Each batch of events is applied by every projection in
+ * one read-model transaction that also advances their checkpoints, so after a crash the store holds
+ * either the whole batch or none of it, and the next run resumes exactly after the last commit.
+ * Catch-up reads the log in batches; live mode follows `subscribeToAll` from the checkpoint.
+ */
+export class Projector {
+  private readonly batchSize: number;
+  private readonly rebuildBatchSize: number;
+  private subscription: EventSubscription | undefined;
+  private stopped = false;
+  private rebuilding = false;
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly events: EventStore,
+    readonly readModels: ReadModels,
+    private readonly projections: readonly Projection[],
+    private readonly options: ProjectorOptions = {},
+  ) {
+    this.batchSize = positive('batchSize', options.batchSize ?? 1000);
+    this.rebuildBatchSize = positive('rebuildBatchSize', options.rebuildBatchSize ?? 25_000);
+    const names = new Set<string>();
+    for (const p of projections) {
+      if (names.has(p.name)) throw new Error(`projection name ${p.name} is used twice`);
+      names.add(p.name);
+    }
+  }
+
+  /**
+   * Creates missing tables and checkpoints; a projection whose stored version differs from its code
+   * is rebuilt (into a fresh store when `freshStore` is given, in place otherwise).
+   */
+  async start(): Promise<void> {
+    const outdated = await this.prepare(this.readModels.current);
+    if (outdated.length === 0) return;
+    if (this.options.freshStore) {
+      await this.rebuild();
+      return;
+    }
+    await this.exclusive(() =>
+      this.readModels.current.transaction(async (tx) => {
+        for (const p of outdated) {
+          for (const table of p.tables) await tx.exec(`DROP TABLE IF EXISTS ${table}`);
+          await p.migrate(tx);
+          await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET version = ?, position = 0 WHERE name = ?`, [p.version, p.name]);
+        }
+      }),
+    );
+  }
+
+  /** applies every stored event after the checkpoints; answers the position reached */
+  async catchUp(): Promise<number> {
+    return this.exclusive(() => this.catchUpStore(this.readModels.current));
+  }
+
+  /** start, catch up, then follow the log live until `stop()`; rejects when a batch fails */
+  async run(): Promise<void> {
+    this.stopped = false;
+    await this.start();
+    const from = await this.catchUp();
+    if (this.stopped) return;
+    const subscription = this.events.subscribeToAll({ afterPosition: from, batchSize: this.batchSize });
+    this.subscription = subscription;
+    try {
+      for await (const batch of microBatches(subscription, this.batchSize)) {
+        await this.exclusive(() => this.applyBatch(this.readModels.current, batch));
+        if (this.stopped) break;
+      }
+    } finally {
+      this.subscription = undefined;
+      await subscription.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.subscription?.close();
+  }
+
+  /**
+   * Replays the whole log into a fresh store while the live one keeps serving queries, then makes
+   * it live. The tail is applied under the projector's lock so no live batch slips between.
+   */
+  async rebuild(): Promise<void> {
+    const open = this.options.freshStore;
+    if (!open) throw new Error('projector: rebuild needs a freshStore option');
+    if (this.rebuilding) throw new Error('projector: a rebuild is already running');
+    this.rebuilding = true;
+    try {
+      await this.rebuildInto(await open());
+    } finally {
+      this.rebuilding = false;
+    }
+  }
+
+  private async rebuildInto(fresh: ReadModelStore): Promise<void> {
+    let swapped: Promise<void> | undefined;
+    try {
+      await this.prepare(fresh);
+      await this.catchUpStore(fresh, this.rebuildBatchSize);
+      await this.exclusive(async () => {
+        await this.catchUpStore(fresh, this.rebuildBatchSize);
+        await this.options.onSwap?.(fresh);
+        // the swap itself is immediate; closing the old store waits for its running queries, so
+        // that wait happens outside the lock
+        swapped = this.readModels.swap(fresh);
+      });
+      await swapped;
+    } catch (err) {
+      if (this.readModels.current !== fresh) await fresh.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async status(): Promise<ProjectionStatus[]> {
+    const head = await this.events.headPosition();
+    const rows = await this.readModels.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    return this.projections.map((p) => {
+      const position = Number(byName.get(p.name)?.position ?? 0);
+      return { name: p.name, version: p.version, position, head, lag: Math.max(0, head - position) };
+    });
+  }
+
+  /** tables and checkpoint rows; answers the projections whose stored version is not the code's */
+  private async prepare(store: ReadModelStore): Promise<Projection[]> {
+    return store.transaction(async (tx) => {
+      await tx.exec(
+        `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`,
+      );
+      const stored = await readCheckpoints(tx);
+      const outdated: Projection[] = [];
+      for (const p of this.projections) {
+        const row = stored.get(p.name);
+        if (row && Number(row.version) !== p.version) {
+          outdated.push(p);
+          continue;
+        }
+        await p.migrate(tx);
+        if (!row) await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
+      }
+      return outdated;
+    });
+  }
+
+  private async catchUpStore(store: ReadModelStore, batchSize = this.batchSize): Promise<number> {
+    let after = await minCheckpoint(store, this.projections);
+    for (;;) {
+      const batch = await this.events.readAll({ afterPosition: after, maxCount: batchSize });
+      const last = batch[batch.length - 1];
+      if (!last) return after;
+      await this.applyBatch(store, batch);
+      after = last.position;
+    }
+  }
+
+  /** one transaction: each projection folds the events past its own checkpoint, then the checkpoints move */
+  private async applyBatch(store: ReadModelStore, batch: readonly StoredEvent[]): Promise<void> {
+    const last = batch[batch.length - 1];
+    if (!last) return;
+    await store.transaction(async (tx) => {
+      const checkpoints = await readCheckpoints(tx);
+      for (const p of this.projections) {
+        const from = Number(checkpoints.get(p.name)?.position ?? 0);
+        if (from >= last.position) continue;
+        const first = batch[0];
+        const events = first && first.position > from ? batch : batch.filter((e) => e.position > from);
+        await p.apply(events, tx);
+        await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last.position, p.name]);
+      }
+    });
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.lock.then(work);
+    this.lock = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`projector ${name}: expected a positive integer, got ${String(value)}`);
+  return value;
+}
+
+async function readCheckpoints(tx: ReadModelTransaction): Promise<Map<string, CheckpointRow>> {
+  const rows = await tx.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+  return new Map(rows.map((r) => [r.name, r]));
+}
+
+async function minCheckpoint(store: ReadModelStore, projections: readonly Projection[]): Promise<number> {
+  const rows = await store.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+  const byName = new Map(rows.map((r) => [r.name, Number(r.position)]));
+  let min = Number.MAX_SAFE_INTEGER;
+  for (const p of projections) min = Math.min(min, byName.get(p.name) ?? 0);
+  return projections.length === 0 ? 0 : min;
+}
+
+const IDLE = Symbol('idle');
+
+/**
+ * Groups a one-at-a-time subscription into batches: whatever is already available (up to `max`)
+ * goes in one batch, so a burst costs one transaction and a lone live event is applied at once.
+ */
+export async function* microBatches<T>(source: AsyncIterable<T>, max: number): AsyncGenerator<T[]> {
+  const it = source[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<T>> | undefined;
+  for (;;) {
+    const first = await (pending ?? it.next());
+    pending = undefined;
+    if (first.done) return;
+    const batch: T[] = [first.value];
+    while (batch.length < max) {
+      const next = it.next();
+      const ready = await Promise.race([next, new Promise<typeof IDLE>((resolve) => setImmediate(() => resolve(IDLE)))]);
+      if (ready === IDLE) {
+        pending = next;
+        break;
+      }
+      if (ready.done) {
+        yield batch;
+        return;
+      }
+      batch.push(ready.value);
+    }
+    yield batch;
+  }
+}

@@ -1,0 +1,143 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pool } from 'pg';
+import { PostgresReadModelStore } from './postgres-read-model.store';
+import type { ReadModelStore } from './read-model-store';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+
+/**
+ * Which store is live survives restarts: every rebuild writes a new generation (an SQLite file or
+ * a PostgreSQL schema) and `promote` records it as current once the projector swapped to it.
+ * Opening the current generation removes the ones a finished or crashed rebuild left behind.
+ * Wire it as `freshStore: () => g.openFresh()` and `onSwap: (s) => g.promote(s)`.
+ */
+export interface ReadModelGenerations {
+  openCurrent(): Promise<ReadModelStore>;
+  openFresh(): Promise<ReadModelStore>;
+  promote(store: ReadModelStore): Promise<void>;
+}
+
+const SQLITE_FILE = /^read-models-(\d+)\.sqlite$/;
+
+/** generations as `read-models-<n>.sqlite` in one directory; `CURRENT` names the live one */
+export class SqliteReadModelGenerations implements ReadModelGenerations {
+  private readonly files = new Map<ReadModelStore, string>();
+
+  constructor(private readonly dir: string) {}
+
+  async openCurrent(): Promise<ReadModelStore> {
+    mkdirSync(this.dir, { recursive: true });
+    const current = this.currentFile() ?? 'read-models-1.sqlite';
+    for (const name of readdirSync(this.dir)) {
+      const base = name.replace(/-(wal|shm)$/, '');
+      if (SQLITE_FILE.test(base) && base !== current) rmSync(join(this.dir, name), { force: true });
+    }
+    if (!this.currentFile()) this.writePointer(current);
+    return this.open(current);
+  }
+
+  async openFresh(): Promise<ReadModelStore> {
+    const numbers = readdirSync(this.dir).map((n) => SQLITE_FILE.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+    const name = `read-models-${Math.max(0, ...numbers) + 1}.sqlite`;
+    return this.open(name);
+  }
+
+  async promote(store: ReadModelStore): Promise<void> {
+    const name = this.files.get(store);
+    if (!name) throw new Error('promote: the store was not opened by these generations');
+    this.writePointer(name);
+  }
+
+  private open(name: string): ReadModelStore {
+    const store = new SqliteReadModelStore(join(this.dir, name));
+    this.files.set(store, name);
+    return store;
+  }
+
+  private currentFile(): string | undefined {
+    const pointer = join(this.dir, 'CURRENT');
+    if (!existsSync(pointer)) return undefined;
+    const name = readFileSync(pointer, 'utf8').trim();
+    return SQLITE_FILE.test(name) ? name : undefined;
+  }
+
+  /** write then rename: a crash leaves the old pointer or the new one, never half of one */
+  private writePointer(name: string): void {
+    const tmp = join(this.dir, 'CURRENT.tmp');
+    writeFileSync(tmp, `${name}\n`);
+    renameSync(tmp, join(this.dir, 'CURRENT'));
+  }
+}
+
+/** generations as schemas `<base>_g<n>`; the schema `<base>` holds the pointer */
+export class PostgresReadModelGenerations implements ReadModelGenerations {
+  private readonly schemas = new Map<ReadModelStore, string>();
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly base: string,
+  ) {
+    if (!/^[a-z_][a-z0-9_]{0,50}$/.test(base)) {
+      throw new Error(`read-model schema base: expected lower-case letters, digits and _ (at most 50), got "${base}"`);
+    }
+  }
+
+  async openCurrent(): Promise<ReadModelStore> {
+    return this.withPool(async (pool) => {
+      await pool.query(`CREATE SCHEMA IF NOT EXISTS ${this.base}`);
+      await pool.query(`CREATE TABLE IF NOT EXISTS ${this.base}.current_generation (k INT PRIMARY KEY, schema_name TEXT NOT NULL)`);
+      const row = await pool.query<{ schema_name: string }>(`SELECT schema_name FROM ${this.base}.current_generation WHERE k = 1`);
+      const current = row.rows[0]?.schema_name ?? `${this.base}_g1`;
+      await pool.query(
+        `INSERT INTO ${this.base}.current_generation (k, schema_name) VALUES (1, $1) ON CONFLICT (k) DO NOTHING`,
+        [current],
+      );
+      for (const stale of await this.generationSchemas(pool)) {
+        if (stale !== current) await pool.query(`DROP SCHEMA IF EXISTS ${stale} CASCADE`);
+      }
+      return this.open(current);
+    });
+  }
+
+  async openFresh(): Promise<ReadModelStore> {
+    const next = await this.withPool(async (pool) => {
+      const numbers = (await this.generationSchemas(pool)).map((s) => Number(s.slice(this.base.length + 2)));
+      return `${this.base}_g${Math.max(0, ...numbers) + 1}`;
+    });
+    return this.open(next);
+  }
+
+  async promote(store: ReadModelStore): Promise<void> {
+    const schema = this.schemas.get(store);
+    if (!schema) throw new Error('promote: the store was not opened by these generations');
+    await this.withPool((pool) => pool.query(`UPDATE ${this.base}.current_generation SET schema_name = $1 WHERE k = 1`, [schema]));
+  }
+
+  /** removes every generation and the pointer (tests, decommissioning) */
+  async dropAll(): Promise<void> {
+    await this.withPool(async (pool) => {
+      for (const s of await this.generationSchemas(pool)) await pool.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      await pool.query(`DROP SCHEMA IF EXISTS ${this.base} CASCADE`);
+    });
+  }
+
+  private async open(schema: string): Promise<ReadModelStore> {
+    const store = await PostgresReadModelStore.open({ connectionString: this.connectionString, schema });
+    this.schemas.set(store, schema);
+    return store;
+  }
+
+  private async generationSchemas(pool: Pool): Promise<string[]> {
+    const rows = await pool.query<{ nspname: string }>('SELECT nspname FROM pg_namespace WHERE nspname ~ $1', [`^${this.base}_g[0-9]+$`]);
+    return rows.rows.map((r) => r.nspname);
+  }
+
+  private async withPool<T>(work: (pool: Pool) => Promise<T>): Promise<T> {
+    const pool = new Pool({ connectionString: this.connectionString, max: 1 });
+    try {
+      return await work(pool);
+    } finally {
+      await pool.end();
+    }
+  }
+}

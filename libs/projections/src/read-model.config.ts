@@ -1,0 +1,60 @@
+import { join, resolve } from 'node:path';
+import type { ProjectorOptions } from './projector';
+import { PostgresReadModelGenerations, SqliteReadModelGenerations } from './read-model-generations';
+import type { ReadModelGenerations } from './read-model-generations';
+
+export type ReadModelConfig =
+  | { kind: 'sqlite'; dir: string; batchSize: number; rebuildBatchSize: number }
+  | { kind: 'postgres'; connectionString: string; schema: string; batchSize: number; rebuildBatchSize: number };
+
+/**
+ * Where read models live and how the projector batches, from the environment:
+ * `CLIENTELE_READ_MODELS` sqlite | postgres (default: postgres when `CLIENTELE_STORE=postgres`,
+ * else sqlite); SQLite files in `CLIENTELE_DATA_DIR/read-models` (default `./data/read-models`);
+ * PostgreSQL at `DATABASE_URL` in schemas named after `CLIENTELE_READ_MODELS_PG_SCHEMA`
+ * (default `clientele_read_models`); `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000) and
+ * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 25000).
+ */
+export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ReadModelConfig {
+  const kind = env.CLIENTELE_READ_MODELS || (env.CLIENTELE_STORE === 'postgres' ? 'postgres' : 'sqlite');
+  const batchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_BATCH_SIZE', 1000);
+  const rebuildBatchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE', 25_000);
+  if (kind === 'sqlite') {
+    return { kind, dir: join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'read-models'), batchSize, rebuildBatchSize };
+  }
+  if (kind === 'postgres') {
+    const connectionString = env.DATABASE_URL;
+    if (!connectionString) {
+      throw new Error('DATABASE_URL: expected a connection string such as postgres://user@host:5432/db when CLIENTELE_READ_MODELS=postgres');
+    }
+    const schema = env.CLIENTELE_READ_MODELS_PG_SCHEMA || 'clientele_read_models';
+    if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema)) {
+      throw new Error(`CLIENTELE_READ_MODELS_PG_SCHEMA: expected lower-case letters, digits and _ (at most 50), got ${JSON.stringify(schema)}`);
+    }
+    return { kind, connectionString, schema, batchSize, rebuildBatchSize };
+  }
+  throw new Error(`CLIENTELE_READ_MODELS: expected sqlite or postgres, got ${JSON.stringify(kind)}`);
+}
+
+export function readModelGenerations(config: ReadModelConfig): ReadModelGenerations {
+  return config.kind === 'sqlite'
+    ? new SqliteReadModelGenerations(config.dir)
+    : new PostgresReadModelGenerations(config.connectionString, config.schema);
+}
+
+/** projector options that rebuild into new generations and remember the promoted one */
+export function projectorOptions(config: ReadModelConfig, generations: ReadModelGenerations): ProjectorOptions {
+  return {
+    batchSize: config.batchSize,
+    rebuildBatchSize: config.rebuildBatchSize,
+    freshStore: () => generations.openFresh(),
+    onSwap: (store) => generations.promote(store),
+  };
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new Error(`${name}: expected a whole number ≥ 1, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}

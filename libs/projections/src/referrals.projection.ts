@@ -1,0 +1,179 @@
+import type { StoredEvent } from '@clientele/event-store';
+import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
+
+/**
+ * The referral graph. An edge per referee (a person is referred at most once, the first referrer
+ * wins), created by the referee's registration (`referredBy`) or by the referrer's
+ * `ReferralCredited`, converted by `ReferralConverted`. Every person's own revenue is kept, and each
+ * referrer's totals (referees, converted referees, revenue their referees brought) are kept up to
+ * date as referees buy, so top advocates read from one index.
+ */
+export const REFERRAL_TABLES = ['referral_people', 'referral_edges', 'referral_advocates', 'referral_totals'] as const;
+
+export interface PersonRow {
+  customer_id: string;
+  revenue_minor: number;
+  orders: number;
+}
+export interface EdgeRow {
+  referee_id: string;
+  referrer_id: string;
+  referred_at: string;
+  credited_at: string | null;
+  converted_at: string | null;
+}
+export interface AdvocateRow {
+  referrer_id: string;
+  referees: number;
+  converted_referees: number;
+  referee_revenue_minor: number;
+}
+
+const PEOPLE_COLUMNS = ['customer_id', 'revenue_minor', 'orders'] as const;
+const EDGE_COLUMNS = ['referee_id', 'referrer_id', 'referred_at', 'credited_at', 'converted_at'] as const;
+const ADVOCATE_COLUMNS = ['referrer_id', 'referees', 'converted_referees', 'referee_revenue_minor'] as const;
+
+export class ReferralsProjection implements Projection {
+  readonly name = 'referrals';
+  readonly version = 1;
+  readonly tables = REFERRAL_TABLES;
+
+  async migrate(tx: ReadModelTransaction): Promise<void> {
+    const key = textKey(tx.dialect);
+    await tx.exec(`
+      CREATE TABLE IF NOT EXISTS referral_people (
+        customer_id ${key} PRIMARY KEY, revenue_minor BIGINT NOT NULL, orders BIGINT NOT NULL);
+      CREATE TABLE IF NOT EXISTS referral_edges (
+        referee_id ${key} PRIMARY KEY, referrer_id ${key} NOT NULL, referred_at TEXT NOT NULL,
+        credited_at TEXT, converted_at TEXT);
+      CREATE INDEX IF NOT EXISTS referral_edges_referrer ON referral_edges (referrer_id, referee_id);
+      CREATE TABLE IF NOT EXISTS referral_advocates (
+        referrer_id ${key} PRIMARY KEY, referees BIGINT NOT NULL, converted_referees BIGINT NOT NULL,
+        referee_revenue_minor BIGINT NOT NULL);
+      CREATE INDEX IF NOT EXISTS referral_advocates_rank
+        ON referral_advocates (converted_referees, referee_revenue_minor, referrer_id);
+      CREATE TABLE IF NOT EXISTS referral_totals (name ${key} PRIMARY KEY, value BIGINT NOT NULL);
+    `);
+  }
+
+  async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
+    const peopleIds = new Set<string>();
+    const edgeIds = new Set<string>();
+    for (const e of events) {
+      const c = e.data.customerId;
+      if (typeof c !== 'string') continue;
+      if (e.type === 'PurchaseRecorded') {
+        peopleIds.add(c);
+        edgeIds.add(c);
+      } else if (e.type === 'ProspectRegistered') {
+        peopleIds.add(c);
+        edgeIds.add(c);
+      } else if (e.type === 'ReferralCredited' || e.type === 'ReferralConverted') {
+        if (typeof e.data.refereeId === 'string') {
+          peopleIds.add(e.data.refereeId);
+          edgeIds.add(e.data.refereeId);
+        }
+      }
+    }
+    if (peopleIds.size === 0) return;
+
+    const people = new Map((await selectIn<PersonRow>(tx, 'SELECT * FROM referral_people', 'customer_id', [...peopleIds])).map((r) => [r.customer_id, r]));
+    const edges = new Map((await selectIn<EdgeRow>(tx, 'SELECT * FROM referral_edges', 'referee_id', [...edgeIds])).map((r) => [r.referee_id, r]));
+    const advocateIds = new Set<string>([...edges.values()].map((e) => e.referrer_id));
+    for (const e of events) {
+      if ((e.type === 'ReferralCredited' || e.type === 'ReferralConverted') && typeof e.data.customerId === 'string') advocateIds.add(e.data.customerId);
+      if (e.type === 'ProspectRegistered' && typeof e.data.referredBy === 'string') advocateIds.add(e.data.referredBy);
+    }
+    const advocates = new Map(
+      (await selectIn<AdvocateRow>(tx, 'SELECT * FROM referral_advocates', 'referrer_id', [...advocateIds])).map((r) => [r.referrer_id, r]),
+    );
+    const totals = new Map((await tx.all<{ name: string; value: number }>('SELECT name, value FROM referral_totals')).map((r) => [r.name, Number(r.value)]));
+    const dirtyPeople = new Set<string>();
+    const dirtyEdges = new Set<string>();
+    const dirtyAdvocates = new Set<string>();
+
+    const person = (id: string): PersonRow => {
+      let p = people.get(id);
+      if (!p) {
+        p = { customer_id: id, revenue_minor: 0, orders: 0 };
+        people.set(id, p);
+      }
+      dirtyPeople.add(id);
+      return p;
+    };
+    const advocate = (id: string): AdvocateRow => {
+      let a = advocates.get(id);
+      if (!a) {
+        a = { referrer_id: id, referees: 0, converted_referees: 0, referee_revenue_minor: 0 };
+        advocates.set(id, a);
+      }
+      dirtyAdvocates.add(id);
+      return a;
+    };
+    const bump = (name: string, by: number) => totals.set(name, (totals.get(name) ?? 0) + by);
+    /** the edge for a referee, created on first mention; a second, different referrer is ignored */
+    const edge = (referrer: string, referee: string, at: string): EdgeRow | undefined => {
+      if (referrer === referee) return undefined;
+      const existing = edges.get(referee);
+      if (existing) return existing.referrer_id === referrer ? existing : undefined;
+      const created: EdgeRow = { referee_id: referee, referrer_id: referrer, referred_at: at, credited_at: null, converted_at: null };
+      edges.set(referee, created);
+      dirtyEdges.add(referee);
+      const a = advocate(referrer);
+      a.referees += 1;
+      a.referee_revenue_minor += person(referee).revenue_minor;
+      bump('referees', 1);
+      return created;
+    };
+
+    for (const e of events) {
+      const d = e.data;
+      const c = d.customerId;
+      if (typeof c !== 'string') continue;
+      const at = e.metadata.occurredAt;
+      switch (e.type) {
+        case 'ProspectRegistered':
+          person(c);
+          if (typeof d.referredBy === 'string') edge(d.referredBy, c, at);
+          break;
+        case 'PurchaseRecorded': {
+          const amount = typeof d.totalMinor === 'number' ? d.totalMinor : 0;
+          const p = person(c);
+          p.orders += 1;
+          p.revenue_minor += amount;
+          if (p.orders === 1) bump('customers', 1);
+          const ed = edges.get(c);
+          if (ed) advocate(ed.referrer_id).referee_revenue_minor += amount;
+          break;
+        }
+        case 'ReferralCredited':
+        case 'ReferralConverted': {
+          if (typeof d.refereeId !== 'string') break;
+          const ed = edge(c, d.refereeId, at);
+          if (!ed) break;
+          if (e.type === 'ReferralCredited' && !ed.credited_at) {
+            ed.credited_at = at;
+            dirtyEdges.add(ed.referee_id);
+          }
+          if (e.type === 'ReferralConverted' && !ed.converted_at) {
+            ed.converted_at = at;
+            dirtyEdges.add(ed.referee_id);
+            advocate(c).converted_referees += 1;
+            bump('converted_referees', 1);
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+
+    const rowsOf = <R>(ids: Set<string>, map: Map<string, R>, columns: readonly (keyof R)[]): SqlParam[][] =>
+      [...ids].map((id) => columns.map((col) => (map.get(id) as R)[col] as SqlParam));
+    await upsertRows(tx, 'referral_people', PEOPLE_COLUMNS, ['customer_id'], replaceAll(PEOPLE_COLUMNS, ['customer_id']), rowsOf(dirtyPeople, people, PEOPLE_COLUMNS));
+    await upsertRows(tx, 'referral_edges', EDGE_COLUMNS, ['referee_id'], replaceAll(EDGE_COLUMNS, ['referee_id']), rowsOf(dirtyEdges, edges, EDGE_COLUMNS));
+    await upsertRows(tx, 'referral_advocates', ADVOCATE_COLUMNS, ['referrer_id'], replaceAll(ADVOCATE_COLUMNS, ['referrer_id']), rowsOf(dirtyAdvocates, advocates, ADVOCATE_COLUMNS));
+    await upsertRows(tx, 'referral_totals', ['name', 'value'], ['name'], 'DO UPDATE SET value = excluded.value', [...totals.entries()].sort().map(([k, v]) => [k, v]));
+  }
+}
