@@ -102,6 +102,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--seed <seed>', 'seed of the synthetic workload', 'bench')
     .option('--dir <dir>', 'where the temporary databases go (default: the OS temp dir)')
     .option('--pg <url>', 'PostgreSQL connection string: runs the sections that need PostgreSQL')
+    .option('--kafka <broker>', 'Kafka broker (host:port): runs the sections that need Kafka')
     .action(async (options: BenchOptions) => {
       exitCode = await runBench(options, context);
     });

@@ -55,11 +55,21 @@ describe('clientele bench --quick', () => {
     expect(appends.every((r) => positive(r.eventsPerSecond) && positive(r.appendsPerSecond))).toBe(true);
   });
 
-  it('given no PostgreSQL server option, then its section is skipped with the reason, and peak memory is reported', () => {
-    expect(report.skipped).toEqual([{ section: 'postgresql appends', reason: 'no server given (pass --pg <url>)' }]);
+  it('given a quick run, then the projection rebuild reports events per second and lookup latency', () => {
+    const [rebuild, lookup] = rowsOf('projection rebuild');
+    expect(positive(rebuild?.eventsPerSecond)).toBe(true);
+    expect(positive(lookup?.p50Ms) && positive(lookup?.p99Ms)).toBe(true);
+  });
+
+  it('given no PostgreSQL or Kafka option, then their sections are skipped with the reason, and peak memory is reported', () => {
+    expect(report.skipped).toEqual([
+      { section: 'postgresql appends', reason: 'no server given (pass --pg <url>)' },
+      { section: 'kafka', reason: 'no broker given (pass --kafka <host:port>)' },
+    ]);
     expect(rowsOf('postgresql appends')).toEqual([]);
+    expect(rowsOf('kafka')).toEqual([]);
     expect(positive(report.peakRssMiB)).toBe(true);
-    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends']);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild']);
     expect(report.peakRssMiBAfter.every((p) => positive(p.peakRssMiB) && p.peakRssMiB <= report.peakRssMiB)).toBe(true);
   });
 
@@ -70,6 +80,7 @@ describe('clientele bench --quick', () => {
     expect(lines.find((l) => l.startsWith('section'))).toContain('p99 ms');
     for (const row of report.rows) expect(lines.some((l) => l.startsWith(row.section) && l.includes(row.name))).toBe(true);
     expect(table).toContain('skipped postgresql appends: no server given (pass --pg <url>)');
+    expect(table).toContain('skipped kafka: no broker given (pass --kafka <host:port>)');
     expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB (`);
   });
 });

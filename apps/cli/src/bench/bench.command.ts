@@ -2,6 +2,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 
 import { benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
 import { benchPostgres, benchSqliteAppends } from '@clientele/event-store';
+import { benchEndToEndLatency, benchIngestThroughput, benchRelayThroughput } from '@clientele/messaging';
+import { benchRebuild } from '@clientele/projections';
 
 import type { CliContext } from '../cli-context';
 import { generateSyntheticCommands } from '@clientele/generator';
@@ -14,7 +16,7 @@ export interface BenchOptions {
   dir?: string;
   /** PostgreSQL connection string, for sections that need a server */
   pg?: string;
-  /** Kafka brokers (host:port,…), for a Kafka section once one exists (its CLI option comes with it) */
+  /** Kafka broker (host:port), for sections that need Kafka */
   kafka?: string;
 }
 
@@ -154,12 +156,58 @@ export const postgresSection: BenchSection = {
   },
 };
 
+export const projectionRebuildSection: BenchSection = {
+  name: 'projection rebuild',
+  run: async (options) => {
+    const f = await benchRebuild(options.quick ? 5_000 : 200_000, { lookups: options.quick ? 200 : 2_000 });
+    return [
+      {
+        section: 'projection rebuild',
+        name: 'profiles + referrals from the log',
+        eventsPerSecond: f.eventsPerSecond,
+        note: `${f.events} events, ${f.customers} customers, ${Math.round(f.eventsPerCpuSecond).toLocaleString('en-US')} events per CPU second, peak RSS ${f.peakRssMb} MB`,
+      },
+      {
+        section: 'projection rebuild',
+        name: 'profile lookup after the rebuild',
+        p50Ms: f.lookupP50Ms,
+        p99Ms: f.lookupP99Ms,
+        note: `${f.lookups} lookups, CPU p99 ${f.lookupCpuP99Ms} ms`,
+      },
+    ];
+  },
+};
+
+export const kafkaSection: BenchSection = {
+  name: 'kafka',
+  skip: (options) => (options.kafka ? undefined : 'no broker given (pass --kafka <host:port>)'),
+  run: async (options) => {
+    const brokers = options.kafka!;
+    const dir = options.dir ? { dir: options.dir } : {};
+    const relay = await benchRelayThroughput(brokers, { events: options.quick ? 2_000 : 200_000, ...dir });
+    const ingest = await benchIngestThroughput(brokers, { commands: options.quick ? 1_000 : 50_000 });
+    const latency = await benchEndToEndLatency(brokers, { events: options.quick ? 100 : 2_000, ...dir });
+    return [
+      { section: 'kafka', name: 'relay: store → events topic', eventsPerSecond: relay.perSecond, note: relay.setup },
+      { section: 'kafka', name: 'ingest: commands topic → dispatch', commandsPerSecond: ingest.perSecond, note: ingest.setup },
+      { section: 'kafka', name: 'append → consumer received', p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, note: latency.setup },
+    ];
+  },
+};
+
 /**
- * Every section `clientele bench` runs, in order. Sections of other libraries (projection rebuild,
- * statistics queries, Kafka relay) join here as their bench functions land; a section needing a
- * server skips itself with a reason when its option (`--pg`, `--kafka`) is not given.
+ * Every section `clientele bench` runs, in order. Sections of other libraries (statistics queries,
+ * …) join here as their bench functions land; a section needing a server skips itself with a
+ * reason when its option (`--pg`, `--kafka`) is not given.
  */
-export const BENCH_SECTIONS: BenchSection[] = [commandPathSection, batchedImportSection, sqliteAppendsSection, postgresSection];
+export const BENCH_SECTIONS: BenchSection[] = [
+  commandPathSection,
+  batchedImportSection,
+  sqliteAppendsSection,
+  projectionRebuildSection,
+  postgresSection,
+  kafkaSection,
+];
 
 export interface BenchReport {
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; date: string; loadAverage: number[] };
@@ -193,7 +241,7 @@ export const runBench = async (
     const reason = section.skip?.(options);
     if (reason !== undefined) {
       report.skipped.push({ section: section.name, reason });
-      if (!options.json) context.stdout.write(`skipped ${section.name}: ${reason}\n`);
+      if (!options.json) context.stderr.write(`skipping ${section.name}: ${reason}\n`);
       continue;
     }
     if (!options.json) context.stderr.write(`running ${section.name}…\n`);
