@@ -61,6 +61,14 @@ describe('clientele bench --quick', () => {
     expect(positive(lookup?.p50Ms) && positive(lookup?.p99Ms)).toBe(true);
   });
 
+  it('given a quick run, then the statistics read model reports its build rate and the latency of every query', () => {
+    const [build, ...queries] = rowsOf('statistics');
+    expect(build?.name).toBe('build the statistics read model');
+    expect(positive(build?.eventsPerSecond)).toBe(true);
+    expect(queries.length).toBeGreaterThan(5);
+    expect(queries.every((q) => q.name.startsWith('query ') && q.p50Ms !== undefined && q.p99Ms! >= q.p50Ms)).toBe(true);
+  });
+
   it('given no PostgreSQL or Kafka option, then their sections are skipped with the reason, and peak memory is reported', () => {
     expect(report.skipped).toEqual([
       { section: 'postgresql appends', reason: 'no server given (pass --pg <url>)' },
@@ -69,7 +77,7 @@ describe('clientele bench --quick', () => {
     expect(rowsOf('postgresql appends')).toEqual([]);
     expect(rowsOf('kafka')).toEqual([]);
     expect(positive(report.peakRssMiB)).toBe(true);
-    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild']);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild', 'statistics']);
     expect(report.peakRssMiBAfter.every((p) => positive(p.peakRssMiB) && p.peakRssMiB <= report.peakRssMiB)).toBe(true);
   });
 

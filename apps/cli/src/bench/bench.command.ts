@@ -1,9 +1,13 @@
-import { cpus, loadavg, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 
-import { benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
-import { benchPostgres, benchSqliteAppends } from '@clientele/event-store';
+import { NestFactory } from '@nestjs/core';
+
+import { ClienteleModule, CommandService, benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
+import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/event-store';
 import { benchEndToEndLatency, benchIngestThroughput, benchRelayThroughput } from '@clientele/messaging';
-import { benchRebuild } from '@clientele/projections';
+import { SqliteReadModelStore, benchRebuild, benchStatistics } from '@clientele/projections';
 
 import type { CliContext } from '../cli-context';
 import { generateSyntheticCommands } from '@clientele/generator';
@@ -178,6 +182,49 @@ export const projectionRebuildSection: BenchSection = {
   },
 };
 
+/**
+ * The statistics read model built from a log the command path wrote (the seeded workload imported
+ * first, untimed), then every statistic timed. The log comes from real commands because the large
+ * synthetic event logs of the tests are not part of the production build.
+ */
+export const statisticsSection: BenchSection = {
+  name: 'statistics',
+  run: async (options) => {
+    const root = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-bench-statistics-'));
+    const store = new SqliteEventStore({ file: join(root, 'events.sqlite'), durability: 'normal' });
+    const readModels = new SqliteReadModelStore(join(root, 'read-models.sqlite'));
+    try {
+      const app = await NestFactory.createApplicationContext(
+        ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown: false }),
+        { logger: false },
+      );
+      try {
+        const envelopes = workload(options, options.quick ? 100 : 10_000, 'stats');
+        for (let i = 0; i < envelopes.length; i += 10_000) {
+          await app.get(CommandService).executeBatch(envelopes.slice(i, i + 10_000));
+        }
+      } finally {
+        await app.close();
+      }
+      const events = await store.readAll();
+      const f = await benchStatistics({ store: readModels, chunks: [events], runs: options.quick ? 3 : 15 });
+      return [
+        {
+          section: 'statistics',
+          name: 'build the statistics read model',
+          eventsPerSecond: f.eventsPerSecond,
+          note: `${f.events} events, ${f.customers} customers`,
+        },
+        ...f.queries.map((q) => ({ section: 'statistics', name: `query ${q.name}`, p50Ms: q.p50Ms, p99Ms: q.p99Ms })),
+      ];
+    } finally {
+      await readModels.close();
+      await store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+};
+
 export const kafkaSection: BenchSection = {
   name: 'kafka',
   skip: (options) => (options.kafka ? undefined : 'no broker given (pass --kafka <host:port>)'),
@@ -196,8 +243,8 @@ export const kafkaSection: BenchSection = {
 };
 
 /**
- * Every section `clientele bench` runs, in order. Sections of other libraries (statistics queries,
- * …) join here as their bench functions land; a section needing a server skips itself with a
+ * Every section `clientele bench` runs, in order. Sections of other libraries join here as their
+ * bench functions land; a section needing a server skips itself with a
  * reason when its option (`--pg`, `--kafka`) is not given.
  */
 export const BENCH_SECTIONS: BenchSection[] = [
@@ -205,6 +252,7 @@ export const BENCH_SECTIONS: BenchSection[] = [
   batchedImportSection,
   sqliteAppendsSection,
   projectionRebuildSection,
+  statisticsSection,
   postgresSection,
   kafkaSection,
 ];
