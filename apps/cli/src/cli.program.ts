@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
+import { runBench, type BenchOptions } from './bench/bench.command';
 import { UsageError, type CliContext } from './cli-context';
 import { registerAuditCommands } from './commands/audit.commands';
 import { registerMigrateCommand } from './commands/migrate.command';
@@ -33,7 +34,7 @@ const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
 export const runCli = async (argv: readonly string[], context: CliContext): Promise<number> => {
   let exitCode = 0;
   const program = new Command('clientele')
-    .description('Clientele operator CLI: import, history, synthetic data, audit, export, migrate')
+    .description('Clientele operator CLI: import, history, synthetic data, audit, export, migrate, benchmarks')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.stdout.write(text),
@@ -92,6 +93,19 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
       } finally {
         await engine.close();
       }
+    });
+
+  program
+    .command('bench')
+    .description('measure the command path, batched imports and the store on this machine (fixed seed) and print a table')
+    .option('--quick', 'small sizes: a smoke test, not figures to quote')
+    .option('--json', 'print the report as JSON')
+    .option('--seed <seed>', 'seed of the synthetic workload', 'bench')
+    .option('--dir <dir>', 'where the temporary databases go (default: the OS temp dir)')
+    .option('--pg <url>', 'PostgreSQL connection string: runs the sections that need PostgreSQL')
+    .option('--kafka <broker>', 'Kafka broker (host:port): runs the sections that need Kafka')
+    .action(async (options: BenchOptions) => {
+      exitCode = await runBench(options, context);
     });
 
   registerAuditCommands(program, {

@@ -2,87 +2,240 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
+import { commandTarget, type DomainCommand } from '@clientele/domain';
 import { SqliteEventStore, type SqliteDurability } from '@clientele/event-store';
 import { ClienteleModule } from './clientele.module';
-import { CommandService } from './command.service';
+import { CommandService, type BatchItemResult } from './command.service';
+import { describeFailure, type CommandResult } from './command-result';
 
 export interface CommandPathBenchOptions {
-  /** customers; each gets a registration and two purchases (3 commands, 6 events); default 5,000 */
-  customers?: number;
-  /** envelopes per executeBatch call; default 5,000 */
-  batchSize?: number;
+  /** the workload: command envelopes, each stream's commands in the order they must run */
+  envelopes: readonly unknown[];
+  /** run first, untimed, on the same store, so the figures are of warm code (use other ids) */
+  warmup?: readonly unknown[];
+  /** callers sending one command at a time each; default 64 */
+  callers?: number;
   durability?: SqliteDurability;
-  /** commands in flight at once; default 64 */
-  concurrency?: number;
+  /** where the temporary database goes; default the OS temp dir */
   dir?: string;
+}
+
+export interface BatchedImportBenchOptions {
+  envelopes: readonly unknown[];
+  warmup?: readonly unknown[];
+  /** envelopes per `executeBatch` call; default 10,000 */
+  batchSize?: number;
+  /** commands of a batch in flight at once (`batchConcurrency`); default the module's default */
+  concurrency?: number;
+  durability?: SqliteDurability;
+  dir?: string;
+}
+
+/** How the commands of a run ended: `refused` are rule refusals and conflicts the workload provoked. */
+export interface CommandOutcomes {
+  applied: number;
+  duplicate: number;
+  no_op: number;
+  refused: number;
 }
 
 export interface CommandPathFigure {
   durability: SqliteDurability;
-  concurrency: number;
+  /** concurrent callers (command path) or the batch size (batched import) */
+  callers: number;
   commands: number;
   events: number;
   seconds: number;
   commandsPerSecond: number;
   eventsPerSecond: number;
+  /** per command, from the call to its answer; absent for batched imports (answered per batch) */
+  latencyMs?: { p50: number; p99: number; max: number };
+  /** process CPU (user + system) per command: steadier than wall time on a shared machine */
+  cpuMicrosPerCommand: number;
+  outcomes: CommandOutcomes;
 }
 
 /**
- * The full command path (validate, CommandBus, load, decide, append with group commit) through
- * `executeBatch`, on a fresh SQLite file. Prints nothing: the caller (CLI bench) reports.
+ * The full command path as a caller meets it (`CommandService.execute`: validate, load or look up
+ * the stream state, decide, append with group commit, answer after the commit), with `callers`
+ * callers each sending its next command when the previous one is answered. Each stream belongs to
+ * one caller, so a stream's commands keep their order. A fresh SQLite file per run; prints nothing.
  */
-export async function benchCommandPath(options: CommandPathBenchOptions = {}): Promise<CommandPathFigure> {
-  const customers = options.customers ?? 5000;
-  const batchSize = options.batchSize ?? 5000;
+export async function benchCommandPath(options: CommandPathBenchOptions): Promise<CommandPathFigure> {
+  const callers = options.callers ?? 64;
   const durability = options.durability ?? 'full';
-  const concurrency = options.concurrency ?? 64;
-  const dir = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-command-bench-'));
-  const store = new SqliteEventStore({ file: join(dir, 'bench.sqlite'), durability });
-  const app = await NestFactory.createApplicationContext(ClienteleModule.forRoot({ store, processManager: false, batchConcurrency: concurrency }), {
-    logger: false,
-  });
-  try {
-    const commands = app.get(CommandService);
-    const envelopes: unknown[] = [];
-    for (let i = 0; i < customers; i++) {
-      const customerId = `bench-${i}`;
-      envelopes.push({
-        type: 'RegisterProspect',
-        commandId: `r-${i}`,
-        data: { customerId, source: 'bench', occurredAt: '2026-01-01T10:00:00Z', personal: { name: `Customer ${i}` } },
-      });
-      for (const order of [1, 2]) {
-        envelopes.push({
-          type: 'RecordPurchase',
-          commandId: `p-${i}-${order}`,
-          data: {
-            customerId,
-            orderId: `o-${i}-${order}`,
-            occurredAt: `2026-01-0${order + 1}T10:00:00Z`,
-            lines: [{ sku: 'SKU-1', category: 'books', quantity: 2, unitPriceMinor: 1250, unitCostMinor: 700 }],
-          },
-        });
-      }
-    }
+  return withCommandService(durability, callers, options.dir, async (commands, store) => {
+    if (options.warmup) await runCallers(commands, queuesFor(options.warmup, callers));
+    const queues = queuesFor(options.envelopes, callers);
+    const eventsBefore = await store.headPosition();
+    const cpu = process.cpuUsage();
     const started = process.hrtime.bigint();
-    for (let i = 0; i < envelopes.length; i += batchSize) {
-      const results = await commands.executeBatch(envelopes.slice(i, i + batchSize));
-      const failed = results.find((r) => !r.ok);
-      if (failed) throw new Error(`bench command failed: ${JSON.stringify(failed)}`);
-    }
+    const { latencies, outcomes } = await runCallers(commands, queues);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const events = await store.headPosition();
-    return {
-      durability,
-      concurrency,
-      commands: envelopes.length,
-      events,
-      seconds,
-      commandsPerSecond: Math.round(envelopes.length / seconds),
-      eventsPerSecond: Math.round(events / seconds),
-    };
+    const cpuUsed = process.cpuUsage(cpu);
+    const events = (await store.headPosition()) - eventsBefore;
+    latencies.sort((a, b) => a - b);
+    return figure(durability, callers, options.envelopes.length, events, seconds, cpuUsed, outcomes, {
+      p50: round(percentile(latencies, 0.5), 2),
+      p99: round(percentile(latencies, 0.99), 2),
+      max: round(latencies[latencies.length - 1] ?? 0, 2),
+    });
+  });
+}
+
+/**
+ * A backfill: `executeBatch` over `batchSize` envelopes at a time. The batch runs its streams
+ * concurrently, so the store's group commit writes many commands in each transaction.
+ */
+export async function benchBatchedImport(options: BatchedImportBenchOptions): Promise<CommandPathFigure> {
+  const batchSize = options.batchSize ?? 10_000;
+  const durability = options.durability ?? 'full';
+  return withCommandService(durability, options.concurrency, options.dir, async (commands, store) => {
+    if (options.warmup) await importInBatches(commands, options.warmup, batchSize, newOutcomes());
+    const eventsBefore = await store.headPosition();
+    const outcomes = newOutcomes();
+    const cpu = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    await importInBatches(commands, options.envelopes, batchSize, outcomes);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpuUsed = process.cpuUsage(cpu);
+    const events = (await store.headPosition()) - eventsBefore;
+    return figure(durability, batchSize, options.envelopes.length, events, seconds, cpuUsed, outcomes);
+  });
+}
+
+async function withCommandService<T>(
+  durability: SqliteDurability,
+  concurrency: number | undefined,
+  dir: string | undefined,
+  work: (commands: CommandService, store: SqliteEventStore) => Promise<T>,
+): Promise<T> {
+  const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
+  const store = new SqliteEventStore({ file: join(root, 'bench.sqlite'), durability });
+  const app = await NestFactory.createApplicationContext(
+    ClienteleModule.forRoot({ store, processManager: false, ...(concurrency ? { batchConcurrency: concurrency } : {}) }),
+    { logger: false },
+  );
+  try {
+    return await work(app.get(CommandService), store);
   } finally {
     await app.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Streams are dealt to callers in order of first appearance; each caller keeps its streams' order. */
+function queuesFor(envelopes: readonly unknown[], callers: number): unknown[][] {
+  const queues: unknown[][] = Array.from({ length: Math.max(1, callers) }, () => []);
+  const owner = new Map<string, number>();
+  for (const envelope of envelopes) {
+    const streamId = streamOf(envelope);
+    let caller = owner.get(streamId);
+    if (caller === undefined) {
+      caller = owner.size % queues.length;
+      owner.set(streamId, caller);
+    }
+    queues[caller]!.push(envelope);
+  }
+  return queues;
+}
+
+function streamOf(envelope: unknown): string {
+  try {
+    // Routing only reads the id field of the command's data; validation happens in the timed call.
+    return commandTarget(envelope as DomainCommand).streamId;
+  } catch {
+    return '';
+  }
+}
+
+async function runCallers(
+  commands: CommandService,
+  queues: unknown[][],
+): Promise<{ latencies: number[]; outcomes: CommandOutcomes }> {
+  const latencies: number[] = [];
+  const outcomes = newOutcomes();
+  const caller = async (queue: unknown[]): Promise<void> => {
+    for (const envelope of queue) {
+      const sent = process.hrtime.bigint();
+      let result: CommandResult | undefined;
+      try {
+        result = await commands.execute(envelope);
+      } catch (error) {
+        countFailure(error, outcomes);
+      }
+      latencies.push(Number(process.hrtime.bigint() - sent) / 1e6);
+      if (result) outcomes[result.status] += 1;
+    }
+  };
+  await Promise.all(queues.map(caller));
+  return { latencies, outcomes };
+}
+
+async function importInBatches(
+  commands: CommandService,
+  envelopes: readonly unknown[],
+  batchSize: number,
+  outcomes: CommandOutcomes,
+): Promise<void> {
+  for (let i = 0; i < envelopes.length; i += batchSize) {
+    const results = await commands.executeBatch(envelopes.slice(i, i + batchSize));
+    for (const item of results) count(item, outcomes);
+  }
+}
+
+function count(item: BatchItemResult, outcomes: CommandOutcomes): void {
+  if (item.ok) {
+    outcomes[item.result.status] += 1;
+    return;
+  }
+  if (item.failure.kind === 'internal' || item.failure.kind === 'invalid') {
+    throw new Error(`bench command ${item.commandId ?? item.index} failed: ${item.failure.message}`);
+  }
+  outcomes.refused += 1;
+}
+
+// A workload may provoke rule refusals (that is a figure); an invalid or broken command is a bug.
+function countFailure(error: unknown, outcomes: CommandOutcomes): void {
+  const { kind } = describeFailure(error);
+  if (kind === 'rule' || kind === 'conflict') outcomes.refused += 1;
+  else throw error;
+}
+
+function newOutcomes(): CommandOutcomes {
+  return { applied: 0, duplicate: 0, no_op: 0, refused: 0 };
+}
+
+function figure(
+  durability: SqliteDurability,
+  callers: number,
+  commands: number,
+  events: number,
+  seconds: number,
+  cpu: NodeJS.CpuUsage,
+  outcomes: CommandOutcomes,
+  latencyMs?: CommandPathFigure['latencyMs'],
+): CommandPathFigure {
+  return {
+    durability,
+    callers,
+    commands,
+    events,
+    seconds: round(seconds, 3),
+    commandsPerSecond: Math.round(commands / seconds),
+    eventsPerSecond: Math.round(events / seconds),
+    ...(latencyMs ? { latencyMs } : {}),
+    cpuMicrosPerCommand: Math.round((cpu.user + cpu.system) / commands),
+    outcomes,
+  };
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0;
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
 }

@@ -156,4 +156,93 @@ describe('DomainCommandHandler', () => {
     expect(types).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'PurchaseRecorded', 'RepeatBuyerQualified']);
     expect(await store.readStream('customer-cid')).toEqual([]);
   });
+
+  describe('with the stream state kept between commands', () => {
+    // A second engine on the same store (another process in production): its writes never pass
+    // through the first one's cache, which is exactly what the cache must survive.
+    let otherApp: TestingModule;
+    async function otherWriter(): Promise<CommandService> {
+      otherApp = await Test.createTestingModule({
+        imports: [ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown: false })],
+      }).compile();
+      await otherApp.init();
+      return otherApp.get(CommandService);
+    }
+    afterEach(async () => {
+      await otherApp?.close();
+    });
+    const register = (commandId: string, customerId = 'ann') => ({
+      type: 'RegisterProspect',
+      commandId,
+      data: { customerId, source: 'web', occurredAt: at },
+    });
+
+    it('given another writer appended after the state was kept, when a command arrives, then it is decided on the stream as stored', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      await commands.execute(register('reg'));
+      await other.execute(purchase('elsewhere-1', 'o-1'));
+
+      const second = await commands.execute(purchase('p-2', 'o-2'));
+
+      expect(second.events.map((e) => e.type)).toEqual(['PurchaseRecorded', 'RepeatBuyerQualified']);
+      expect((await store.readStream('customer-ann')).map((e) => e.revision)).toEqual([0, 1, 2, 3, 4]);
+    });
+
+    it('given a kept state that would decide nothing, when another writer changed the stream, then the command is decided again on the stored stream', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      await commands.execute(register('reg'));
+      await other.execute(purchase('elsewhere-1', 'o-1'));
+
+      const churn = await commands.execute({
+        type: 'ChurnIfInactive',
+        commandId: 'sweep-1',
+        data: { customerId: 'ann', occurredAt: '2026-12-01T00:00:00.000Z' },
+      });
+
+      expect(churn.status).toBe('applied');
+      expect(churn.events.map((e) => e.type)).toEqual(['CustomerChurned']);
+    });
+
+    it('given a kept state that refuses a command, when another writer changed the stream, then the command is decided again on the stored stream', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      const leave = (commandId: string) => ({
+        type: 'RecordEmployeeLeft',
+        commandId,
+        data: { employeeId: 'e-7', occurredAt: at },
+      });
+      await expect(commands.execute(leave('left-1'))).rejects.toMatchObject({ code: 'employee_not_hired' });
+      await other.execute({ type: 'HireEmployee', commandId: 'hire', data: { employeeId: 'e-7', name: 'Grace', occurredAt: at } });
+
+      const left = await commands.execute(leave('left-2'));
+
+      expect(left.status).toBe('applied');
+      expect(left.events.map((e) => e.type)).toEqual(['EmployeeLeft']);
+    });
+
+    it('given a command whose stream was forgotten by the cache, when its id arrives again, then it is still answered as a duplicate', async () => {
+      const commands = await start({ stateCacheStreams: 1 });
+      const first = await commands.execute(purchase('p-1', 'o-1'));
+      await commands.execute(purchase('p-bob', 'o-9', 'bob'));
+
+      const again = await commands.execute(purchase('p-1', 'o-1'));
+
+      expect(again).toEqual({ ...first, status: 'duplicate' });
+      expect(await store.headPosition()).toBe(first.events.length * 2);
+    });
+
+    it('given the cache turned off, then commands are decided on the stored stream each time', async () => {
+      const commands = await start({ stateCacheStreams: 0 });
+
+      const results = [
+        await commands.execute(register('reg')),
+        await commands.execute(purchase('p-1', 'o-1')),
+        await commands.execute(purchase('p-1', 'o-1')),
+      ];
+
+      expect(results.map((r) => r.status)).toEqual(['applied', 'applied', 'duplicate']);
+    });
+  });
 });

@@ -5,7 +5,6 @@ import {
   DomainErrorCodes,
   LifecycleTransitionTypes,
   commandTarget,
-  decideFor,
   type DomainCommand,
   type DomainEvent,
   type LifecyclePolicy,
@@ -24,6 +23,7 @@ import { CLIENTELE_OPTIONS, EVENT_STORE, LIFECYCLE_POLICY } from './clientele.to
 import type { ResolvedClienteleOptions } from './clientele.options';
 import type { CommandMeta, CommandResult } from './command-result';
 import { eventIdFor } from './event-ids';
+import { StreamStateCache, decideOn, viewOf, type StreamView } from './stream-state.cache';
 
 /** Decide one domain command on its stream and store what it decides. */
 export class ExecuteDomainCommand extends Command<CommandResult> {
@@ -39,34 +39,67 @@ export class ExecuteDomainCommand extends Command<CommandResult> {
  * Load → decide (pure) → append at the revision that was decided on. Holds no business rule: the
  * decider does. A conflict means someone wrote the stream meanwhile; deciding again on the fresh
  * stream is always correct, so we retry a few times before answering 409.
+ *
+ * "Load" is usually a look-up: the folded state of recently used streams is kept in a
+ * StreamStateCache, because reading and parsing the stream was the biggest cost of a command. A
+ * state from the cache is trusted only as far as the store confirms it: appends carry its revision,
+ * and an answer that writes nothing (no-op, rule refusal) is given only after the stream head is
+ * seen at that revision.
  */
 @CommandHandler(ExecuteDomainCommand)
 export class DomainCommandHandler implements ICommandHandler<ExecuteDomainCommand> {
+  readonly cache: StreamStateCache;
+
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(LIFECYCLE_POLICY) private readonly policy: LifecyclePolicy,
     @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
     private readonly metrics: ClienteleMetrics,
-  ) {}
+  ) {
+    this.cache = new StreamStateCache(options.stateCacheStreams);
+  }
 
   async execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
-    const { streamId } = commandTarget(command);
+    const { streamId, decider } = commandTarget(command);
     for (let attempt = 1; ; attempt++) {
-      const history = await this.store.readStream(streamId);
-      const earlier = history.filter((e) => e.metadata.commandId === meta.commandId);
-      if (earlier.length > 0) return answer(meta.commandId, streamId, 'duplicate', earlier);
+      let view = this.cache.get(streamId);
+      const cached = view !== undefined;
+      if (view === undefined) {
+        const history = await this.store.readStream(streamId);
+        const earlier = history.filter((e) => e.metadata.commandId === meta.commandId);
+        if (earlier.length > 0) return answer(meta.commandId, streamId, 'duplicate', earlier);
+        view = viewOf(decider, history);
+        this.cache.set(streamId, view);
+      } else if (view.commandIds.has(meta.commandId)) {
+        const earlier = (await this.store.readStream(streamId)).filter((e) => e.metadata.commandId === meta.commandId);
+        if (earlier.length > 0) return answer(meta.commandId, streamId, 'duplicate', earlier);
+        // The stream no longer holds what the cache says it recorded: forget it and look again.
+        this.cache.delete(streamId);
+        continue;
+      }
 
-      const decided = decideFor(command, history, this.policy);
-      if (decided.length === 0) return answer(meta.commandId, streamId, 'no_op', []);
+      let decided: DomainEvent[];
+      try {
+        decided = decideOn(view, command, this.policy);
+      } catch (error) {
+        if (cached && error instanceof DomainError && !(await this.isHead(streamId, view))) continue;
+        throw error;
+      }
+      if (decided.length === 0) {
+        if (cached && !(await this.isHead(streamId, view))) continue;
+        return answer(meta.commandId, streamId, 'no_op', []);
+      }
 
-      const last = history[history.length - 1];
       try {
         const appended = await this.store.appendToStream(streamId, toNewEvents(decided, meta), {
-          expectedRevision: last === undefined ? 'no_stream' : last.revision,
+          expectedRevision: view.revision < 0 ? 'no_stream' : view.revision,
         });
         this.metrics.appendSize.observe(decided.length);
+        if (appended.duplicate) this.cache.delete(streamId);
+        else this.cache.advance(streamId, view, meta.commandId, decided, appended.nextExpectedRevision);
         return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
       } catch (error) {
+        this.cache.delete(streamId);
         if (error instanceof DuplicateEventIdError) throw new CommandIdReusedError(meta.commandId);
         if (!(error instanceof WrongExpectedRevisionError)) throw error;
         this.metrics.conflicts.inc();
@@ -78,6 +111,14 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
         }
       }
     }
+  }
+
+  /** True when the stream still ends at the view's revision; otherwise the view is dropped. */
+  private async isHead(streamId: string, view: StreamView): Promise<boolean> {
+    const [last] = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+    if ((last?.revision ?? -1) === view.revision) return true;
+    this.cache.delete(streamId);
+    return false;
   }
 }
 

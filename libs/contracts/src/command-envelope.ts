@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
-import { EXPECTED, EXPECTED_CONSTRAINT, isPlainObject } from './field-rules';
+import { EXPECTED, EXPECTED_CONSTRAINT, isPlainObject, passesFieldRules } from './field-rules';
 
 /**
  * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
@@ -56,7 +56,7 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   }
   if (!isPlainObject(data)) {
     errors.push({ field: 'data', expected: EXPECTED.object });
-  } else if (knownType) {
+  } else if (knownType && !passesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data)) {
     errors.push(...validateData(type as ExternalCommandType, data));
   }
   if (errors.length > 0) return { ok: false, errors };

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
-import { Type } from 'class-transformer';
-import { ValidateNested } from 'class-validator';
 import {
   EXPECTED,
   Expect,
+  Nested,
+  NestedEach,
   Optional,
   isId,
   isIntegerBetween,
@@ -11,7 +11,6 @@ import {
   isIsoDateTime,
   isMinorUnits,
   isOneOf,
-  isPlainObject,
   isRecordOf,
   isText,
 } from './field-rules';
@@ -28,11 +27,6 @@ const LONG = 2000;
 const Id = () => Expect(EXPECTED.id, isId);
 const Text = (max = SHORT) => Expect(EXPECTED.text(max), isText(max));
 const OccurredAt = () => Expect(EXPECTED.dateTime, isIsoDateTime);
-const Nested = (cls: () => new () => object) => (target: object, key: string | symbol) => {
-  Expect(EXPECTED.object, isPlainObject)(target, key);
-  ValidateNested()(target, key);
-  Type(cls)(target, key);
-};
 
 abstract class BusinessTime {
   @OccurredAt() occurredAt!: string;
@@ -82,8 +76,7 @@ export class RecordPurchaseDto extends BusinessTime {
     `a non-empty array of purchase lines (at most ${MAX_PURCHASE_LINES})`,
     (v) => Array.isArray(v) && v.length > 0 && v.length <= MAX_PURCHASE_LINES,
   )
-  @ValidateNested({ each: true })
-  @Type(() => PurchaseLineDto)
+  @NestedEach(() => PurchaseLineDto)
   lines!: PurchaseLineDto[];
   @Optional() @Text() channel?: string;
   @Optional() @Text() location?: string;

@@ -1,4 +1,5 @@
-import { ValidateBy, ValidateIf } from 'class-validator';
+import { Type } from 'class-transformer';
+import { ValidateBy, ValidateIf, ValidateNested } from 'class-validator';
 
 /**
  * Field rules for command DTOs. Each rule is one predicate with one sentence saying what was
@@ -11,15 +12,105 @@ import { ValidateBy, ValidateIf } from 'class-validator';
 export const EXPECTED_CONSTRAINT = 'expected';
 
 export function Expect(expected: string, predicate: (value: unknown) => boolean): PropertyDecorator {
-  return ValidateBy({
+  const validateBy = ValidateBy({
     name: EXPECTED_CONSTRAINT,
     validator: { validate: (value: unknown) => predicate(value), defaultMessage: () => expected },
   });
+  return (target, key) => {
+    validateBy(target, key);
+    ruleOf(target, key).predicates.push(predicate);
+  };
 }
 
 /** Absent is fine; `null` is not (a field is either there with a value or not there). */
 export function Optional(): PropertyDecorator {
-  return ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+  const validateIf = ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+  return (target, key) => {
+    validateIf(target, key);
+    ruleOf(target, key).optional = true;
+  };
+}
+
+/** An object of the shape of `cls`, validated field by field. */
+export function Nested(cls: () => new () => object): PropertyDecorator {
+  return (target, key) => {
+    Expect(EXPECTED.object, isPlainObject)(target, key);
+    ValidateNested()(target, key);
+    Type(cls)(target, key);
+    ruleOf(target, key).nested = { cls, each: false };
+  };
+}
+
+/** Each element an object of the shape of `cls` (the array itself is checked by an `Expect`). */
+export function NestedEach(cls: () => new () => object): PropertyDecorator {
+  return (target, key) => {
+    ValidateNested({ each: true })(target, key);
+    Type(cls)(target, key);
+    ruleOf(target, key).nested = { cls, each: true };
+  };
+}
+
+/**
+ * The same rules as the decorators above give class-validator, kept as a plain table so a valid
+ * command is recognised without class-transformer and class-validator: on the command path their
+ * generic machinery cost more than deciding and storing the command. The table only ever says
+ * "valid"; anything it does not accept goes through class-validator, which names every problem.
+ * A spec checks that each DTO's class-validator metadata and this table describe the same rules.
+ */
+interface FieldRule {
+  predicates: ((value: unknown) => boolean)[];
+  optional: boolean;
+  nested?: { cls: () => new () => object; each: boolean };
+}
+
+const RULES = new Map<object, Map<string, FieldRule>>();
+
+function ruleOf(target: object, key: string | symbol): FieldRule {
+  let fields = RULES.get(target);
+  if (fields === undefined) RULES.set(target, (fields = new Map()));
+  let rule = fields.get(String(key));
+  if (rule === undefined) fields.set(String(key), (rule = { predicates: [], optional: false }));
+  return rule;
+}
+
+const plans = new Map<abstract new () => object, ReadonlyMap<string, FieldRule>>();
+
+/** The field rules of a DTO class with those of its ancestors (a base class's fields are inherited). */
+export function fieldRulesOf(cls: abstract new () => object): ReadonlyMap<string, FieldRule> {
+  let plan = plans.get(cls);
+  if (plan === undefined) {
+    const merged = new Map<string, FieldRule>();
+    const chain: object[] = [];
+    for (let proto: unknown = cls.prototype; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+      chain.unshift(proto as object);
+    }
+    for (const proto of chain) for (const [key, rule] of RULES.get(proto) ?? []) merged.set(key, rule);
+    plans.set(cls, (plan = merged));
+  }
+  return plan;
+}
+
+/** True only when `value` (a plain object) has exactly the fields of `cls` and every rule holds. */
+export function passesFieldRules(cls: abstract new () => object, value: Record<string, unknown>): boolean {
+  const rules = fieldRulesOf(cls);
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || !rules.has(key)) return false;
+  }
+  for (const [key, rule] of rules) {
+    const v = value[key];
+    if (v === undefined && rule.optional) continue;
+    for (const predicate of rule.predicates) if (!predicate(v)) return false;
+    if (rule.nested !== undefined) {
+      const nestedCls = rule.nested.cls();
+      if (rule.nested.each) {
+        if (!Array.isArray(v)) return false;
+        for (const element of v) if (!isPlainObject(element) || !passesFieldRules(nestedCls, element)) return false;
+      } else if (!isPlainObject(v) || !passesFieldRules(nestedCls, v)) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;

@@ -14,3 +14,4 @@ export * from './referrals.queries';
 export * from './read-model-generations';
 export * from './read-model.config';
 export * from './all-projections';
+export * from './projections.bench';

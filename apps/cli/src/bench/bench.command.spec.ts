@@ -1,0 +1,94 @@
+import { PassThrough } from 'node:stream';
+
+import { runCli } from '../cli.program';
+import type { CliContext } from '../cli-context';
+import { formatReport, type BenchReport, type BenchRow } from './bench.command';
+
+const captured = () => {
+  const stream = new PassThrough() as PassThrough & NodeJS.WriteStream;
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return { stream, text: () => text };
+};
+
+const positive = (n: number | undefined): boolean => typeof n === 'number' && Number.isFinite(n) && n > 0;
+
+describe('clientele bench --quick', () => {
+  let code: number;
+  let report: BenchReport;
+
+  beforeAll(async () => {
+    const out = captured();
+    const err = captured();
+    const context: CliContext = {
+      stdout: out.stream,
+      stderr: err.stream,
+      openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
+    };
+    code = await runCli(['bench', '--quick', '--json'], context);
+    report = JSON.parse(out.text()) as BenchReport;
+  }, 180_000);
+
+  const rowsOf = (section: string): BenchRow[] => report.rows.filter((r) => r.section === section);
+
+  it('given a quick run, then the command path has 1 and 64 callers at full and normal durability with throughput and latency', () => {
+    expect(code).toBe(0);
+    const rows = rowsOf('command path');
+    expect(rows.map((r) => `${r.name}/${r.durability}`)).toEqual([
+      '1 caller/full',
+      '64 callers/full',
+      '1 caller/normal',
+      '64 callers/normal',
+    ]);
+    for (const row of rows) {
+      expect([row.commandsPerSecond, row.eventsPerSecond, row.p50Ms, row.p99Ms, row.cpuMicrosPerCommand].every(positive)).toBe(true);
+      expect(row.p99Ms!).toBeGreaterThanOrEqual(row.p50Ms!);
+    }
+  });
+
+  it('given a quick run, then batched imports and raw SQLite appends report events per second', () => {
+    const imports = rowsOf('batched import');
+    expect(imports.map((r) => r.durability)).toEqual(['full', 'normal']);
+    expect(imports.every((r) => positive(r.eventsPerSecond) && positive(r.commandsPerSecond))).toBe(true);
+    const appends = rowsOf('sqlite appends');
+    expect(appends.length).toBeGreaterThanOrEqual(4);
+    expect(appends.every((r) => positive(r.eventsPerSecond) && positive(r.appendsPerSecond))).toBe(true);
+  });
+
+  it('given a quick run, then the projection rebuild reports events per second and lookup latency', () => {
+    const [rebuild, lookup] = rowsOf('projection rebuild');
+    expect(positive(rebuild?.eventsPerSecond)).toBe(true);
+    expect(positive(lookup?.p50Ms) && positive(lookup?.p99Ms)).toBe(true);
+  });
+
+  it('given a quick run, then the statistics read model reports its build rate and the latency of every query', () => {
+    const [build, ...queries] = rowsOf('statistics');
+    expect(build?.name).toBe('build the statistics read model');
+    expect(positive(build?.eventsPerSecond)).toBe(true);
+    expect(queries.length).toBeGreaterThan(5);
+    expect(queries.every((q) => q.name.startsWith('query ') && q.p50Ms !== undefined && q.p99Ms! >= q.p50Ms)).toBe(true);
+  });
+
+  it('given no PostgreSQL or Kafka option, then their sections are skipped with the reason, and peak memory is reported', () => {
+    expect(report.skipped).toEqual([
+      { section: 'postgresql appends', reason: 'no server given (pass --pg <url>)' },
+      { section: 'kafka', reason: 'no broker given (pass --kafka <host:port>)' },
+    ]);
+    expect(rowsOf('postgresql appends')).toEqual([]);
+    expect(rowsOf('kafka')).toEqual([]);
+    expect(positive(report.peakRssMiB)).toBe(true);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild', 'statistics']);
+    expect(report.peakRssMiBAfter.every((p) => positive(p.peakRssMiB) && p.peakRssMiB <= report.peakRssMiB)).toBe(true);
+  });
+
+  it('given the report, when printed as a table, then every measured row and the skipped section appear', () => {
+    const table = formatReport(report);
+
+    const lines = table.split('\n');
+    expect(lines.find((l) => l.startsWith('section'))).toContain('p99 ms');
+    for (const row of report.rows) expect(lines.some((l) => l.startsWith(row.section) && l.includes(row.name))).toBe(true);
+    expect(table).toContain('skipped postgresql appends: no server given (pass --pg <url>)');
+    expect(table).toContain('skipped kafka: no broker given (pass --kafka <host:port>)');
+    expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB (`);
+  });
+});

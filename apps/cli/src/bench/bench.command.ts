@@ -1,0 +1,343 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+import { NestFactory } from '@nestjs/core';
+
+import { ClienteleModule, CommandService, benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
+import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/event-store';
+import { benchEndToEndLatency, benchIngestThroughput, benchRelayThroughput } from '@clientele/messaging';
+import { SqliteReadModelStore, benchRebuild, benchStatistics } from '@clientele/projections';
+
+import type { CliContext } from '../cli-context';
+import { generateSyntheticCommands } from '@clientele/generator';
+
+export interface BenchOptions {
+  quick?: boolean;
+  json?: boolean;
+  seed: string;
+  /** where temporary database files go; default the OS temp dir */
+  dir?: string;
+  /** PostgreSQL connection string, for sections that need a server */
+  pg?: string;
+  /** Kafka broker (host:port), for sections that need Kafka */
+  kafka?: string;
+}
+
+/** One line of the table. Figures a case does not have stay out (printed as `-`). */
+export interface BenchRow {
+  section: string;
+  name: string;
+  durability?: string;
+  commandsPerSecond?: number;
+  eventsPerSecond?: number;
+  appendsPerSecond?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  cpuMicrosPerCommand?: number;
+  note?: string;
+}
+
+/**
+ * A part of the benchmark. To add one (projection rebuild, statistics, another store), push it on
+ * BENCH_SECTIONS: `skip` says in a sentence why it cannot run with these options (a server not
+ * given), `run` measures and answers rows. Sections run one after another so they never share the CPU.
+ */
+export interface BenchSection {
+  name: string;
+  skip?(options: BenchOptions): string | undefined;
+  run(options: BenchOptions): Promise<BenchRow[]>;
+}
+
+/** Workload sizes: the full run is what BENCHMARKS.md reports; `--quick` is a smoke test. */
+const sizes = (quick: boolean | undefined) =>
+  quick
+    ? { customers64: 120, customers1: 40, importCustomers: 120, importBatch: 200, warmupCustomers: 20 }
+    : { customers64: 4000, customers1: 600, importCustomers: 4000, importBatch: 10_000, warmupCustomers: 300 };
+
+/** The seeded synthetic workload (same seed, same commands); `prefix` keeps runs on one store apart. */
+const workload = (options: BenchOptions, customers: number, prefix: string): unknown[] =>
+  generateSyntheticCommands({ customers, seed: options.seed, idPrefix: prefix });
+
+const commandPathRow = (section: string, name: string, f: CommandPathFigure): BenchRow => ({
+  section,
+  name,
+  durability: f.durability,
+  commandsPerSecond: f.commandsPerSecond,
+  eventsPerSecond: f.eventsPerSecond,
+  ...(f.latencyMs ? { p50Ms: f.latencyMs.p50, p99Ms: f.latencyMs.p99 } : {}),
+  cpuMicrosPerCommand: f.cpuMicrosPerCommand,
+  note: `${f.commands} commands, ${f.events} events${f.outcomes.refused > 0 ? `, ${f.outcomes.refused} refused by rules` : ''}${f.outcomes.no_op > 0 ? `, ${f.outcomes.no_op} no-op` : ''}`,
+});
+
+export const commandPathSection: BenchSection = {
+  name: 'command path',
+  run: async (options) => {
+    const size = sizes(options.quick);
+    const warmup = workload(options, size.warmupCustomers, 'warm');
+    const rows: BenchRow[] = [];
+    for (const durability of ['full', 'normal'] as const) {
+      for (const [callers, customers] of [
+        [1, size.customers1],
+        [64, size.customers64],
+      ] as const) {
+        const figure = await benchCommandPath({
+          envelopes: workload(options, customers, 'bench'),
+          warmup,
+          callers,
+          durability,
+          ...(options.dir ? { dir: options.dir } : {}),
+        });
+        rows.push(commandPathRow('command path', `${callers} caller${callers > 1 ? 's' : ''}`, figure));
+      }
+    }
+    return rows;
+  },
+};
+
+const IMPORT_CONCURRENCY = 256;
+
+export const batchedImportSection: BenchSection = {
+  name: 'batched import',
+  run: async (options) => {
+    const size = sizes(options.quick);
+    const rows: BenchRow[] = [];
+    for (const durability of ['full', 'normal'] as const) {
+      const figure = await benchBatchedImport({
+        envelopes: workload(options, size.importCustomers, 'import'),
+        warmup: workload(options, size.warmupCustomers, 'warm'),
+        batchSize: size.importBatch,
+        // Larger groups per fsync than the default 64: a backfill has no caller waiting per command.
+        concurrency: IMPORT_CONCURRENCY,
+        durability,
+        ...(options.dir ? { dir: options.dir } : {}),
+      });
+      rows.push(commandPathRow('batched import', `executeBatch of ${size.importBatch}, ${IMPORT_CONCURRENCY} in flight`, figure));
+    }
+    return rows;
+  },
+};
+
+export const sqliteAppendsSection: BenchSection = {
+  name: 'sqlite appends',
+  run: async (options) => {
+    const result = await benchSqliteAppends({
+      ...(options.quick ? { batchedEvents: 2000, singleAppends: 100, concurrentAppends: 1000 } : {}),
+      ...(options.dir ? { dir: options.dir } : {}),
+    });
+    return result.figures.map((f) => ({
+      section: 'sqlite appends',
+      name: f.name,
+      durability: f.durability,
+      eventsPerSecond: f.eventsPerSecond,
+      appendsPerSecond: f.appendsPerSecond,
+      note: `${f.events} events`,
+    }));
+  },
+};
+
+export const postgresSection: BenchSection = {
+  name: 'postgresql appends',
+  skip: (options) => (options.pg ? undefined : 'no server given (pass --pg <url>)'),
+  run: async (options) => {
+    // A fresh schema, dropped afterwards: safe against any database the operator points at.
+    const f = await benchPostgres(
+      options.pg!,
+      options.quick ? { appends: 200, batchedEvents: 2000, batchSize: 500 } : {},
+    );
+    const row = (name: string, value: number, per: 'appends' | 'events'): BenchRow => ({
+      section: 'postgresql appends',
+      name,
+      ...(per === 'appends' ? { appendsPerSecond: value, eventsPerSecond: value } : { eventsPerSecond: value }),
+    });
+    return [
+      row('single appends, one caller', f.singleWriterAppendsPerSecond, 'appends'),
+      row('8 callers, one process (group commit)', f.eightWritersOneProcessAppendsPerSecond, 'appends'),
+      row('8 callers, 8 pools (as 8 processes)', f.eightWritersEightPoolsAppendsPerSecond, 'appends'),
+      row('batched appends', f.batchedEventsPerSecond, 'events'),
+      row('catch-up subscription read', f.catchUpEventsPerSecond, 'events'),
+    ];
+  },
+};
+
+export const projectionRebuildSection: BenchSection = {
+  name: 'projection rebuild',
+  run: async (options) => {
+    const f = await benchRebuild(options.quick ? 5_000 : 200_000, { lookups: options.quick ? 200 : 2_000 });
+    return [
+      {
+        section: 'projection rebuild',
+        name: 'profiles + referrals from the log',
+        eventsPerSecond: f.eventsPerSecond,
+        note: `${f.events} events, ${f.customers} customers, ${Math.round(f.eventsPerCpuSecond).toLocaleString('en-US')} events per CPU second, peak RSS ${f.peakRssMb} MB`,
+      },
+      {
+        section: 'projection rebuild',
+        name: 'profile lookup after the rebuild',
+        p50Ms: f.lookupP50Ms,
+        p99Ms: f.lookupP99Ms,
+        note: `${f.lookups} lookups, CPU p99 ${f.lookupCpuP99Ms} ms`,
+      },
+    ];
+  },
+};
+
+/**
+ * The statistics read model built from a log the command path wrote (the seeded workload imported
+ * first, untimed), then every statistic timed. The log comes from real commands because the large
+ * synthetic event logs of the tests are not part of the production build.
+ */
+export const statisticsSection: BenchSection = {
+  name: 'statistics',
+  run: async (options) => {
+    const root = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-bench-statistics-'));
+    const store = new SqliteEventStore({ file: join(root, 'events.sqlite'), durability: 'normal' });
+    const readModels = new SqliteReadModelStore(join(root, 'read-models.sqlite'));
+    try {
+      const app = await NestFactory.createApplicationContext(
+        ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown: false }),
+        { logger: false },
+      );
+      try {
+        const envelopes = workload(options, options.quick ? 100 : 10_000, 'stats');
+        for (let i = 0; i < envelopes.length; i += 10_000) {
+          await app.get(CommandService).executeBatch(envelopes.slice(i, i + 10_000));
+        }
+      } finally {
+        await app.close();
+      }
+      const events = await store.readAll();
+      const f = await benchStatistics({ store: readModels, chunks: [events], runs: options.quick ? 3 : 15 });
+      return [
+        {
+          section: 'statistics',
+          name: 'build the statistics read model',
+          eventsPerSecond: f.eventsPerSecond,
+          note: `${f.events} events, ${f.customers} customers`,
+        },
+        ...f.queries.map((q) => ({ section: 'statistics', name: `query ${q.name}`, p50Ms: q.p50Ms, p99Ms: q.p99Ms })),
+      ];
+    } finally {
+      await readModels.close();
+      await store.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  },
+};
+
+export const kafkaSection: BenchSection = {
+  name: 'kafka',
+  skip: (options) => (options.kafka ? undefined : 'no broker given (pass --kafka <host:port>)'),
+  run: async (options) => {
+    const brokers = options.kafka!;
+    const dir = options.dir ? { dir: options.dir } : {};
+    const relay = await benchRelayThroughput(brokers, { events: options.quick ? 2_000 : 200_000, ...dir });
+    const ingest = await benchIngestThroughput(brokers, { commands: options.quick ? 1_000 : 50_000 });
+    const latency = await benchEndToEndLatency(brokers, { events: options.quick ? 100 : 2_000, ...dir });
+    return [
+      { section: 'kafka', name: 'relay: store → events topic', eventsPerSecond: relay.perSecond, note: relay.setup },
+      { section: 'kafka', name: 'ingest: commands topic → dispatch', commandsPerSecond: ingest.perSecond, note: ingest.setup },
+      { section: 'kafka', name: 'append → consumer received', p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, note: latency.setup },
+    ];
+  },
+};
+
+/**
+ * Every section `clientele bench` runs, in order. Sections of other libraries join here as their
+ * bench functions land; a section needing a server skips itself with a
+ * reason when its option (`--pg`, `--kafka`) is not given.
+ */
+export const BENCH_SECTIONS: BenchSection[] = [
+  commandPathSection,
+  batchedImportSection,
+  sqliteAppendsSection,
+  projectionRebuildSection,
+  statisticsSection,
+  postgresSection,
+  kafkaSection,
+];
+
+export interface BenchReport {
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; date: string; loadAverage: number[] };
+  rows: BenchRow[];
+  skipped: { section: string; reason: string }[];
+  /** the process's RSS high-water mark after each section ran (it only grows, so a section's own peak is at most its figure) */
+  peakRssMiBAfter: { section: string; peakRssMiB: number }[];
+  peakRssMiB: number;
+}
+
+export const runBench = async (
+  options: BenchOptions,
+  context: CliContext,
+  sections: readonly BenchSection[] = BENCH_SECTIONS,
+): Promise<number> => {
+  const report: BenchReport = {
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      date: new Date().toISOString(),
+      loadAverage: loadAverage(),
+    },
+    rows: [],
+    skipped: [],
+    peakRssMiBAfter: [],
+    peakRssMiB: 0,
+  };
+  for (const section of sections) {
+    const reason = section.skip?.(options);
+    if (reason !== undefined) {
+      report.skipped.push({ section: section.name, reason });
+      if (!options.json) context.stderr.write(`skipping ${section.name}: ${reason}\n`);
+      continue;
+    }
+    if (!options.json) context.stderr.write(`running ${section.name}…\n`);
+    report.rows.push(...(await section.run(options)));
+    report.peakRssMiBAfter.push({ section: section.name, peakRssMiB: peakRssMiB() });
+  }
+  report.peakRssMiB = peakRssMiB();
+  context.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return 0;
+};
+
+// resourceUsage().maxRSS is in kibibytes: the high-water mark of the process so far.
+const peakRssMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
+
+// Read at start and printed with the figures: on a shared machine, the load explains a slow run.
+const loadAverage = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
+
+const COLUMNS: { title: string; value(row: BenchRow): string }[] = [
+  { title: 'section', value: (r) => r.section },
+  { title: 'case', value: (r) => r.name },
+  { title: 'durability', value: (r) => r.durability ?? '-' },
+  { title: 'commands/s', value: (r) => thousands(r.commandsPerSecond) },
+  { title: 'events/s', value: (r) => thousands(r.eventsPerSecond) },
+  { title: 'appends/s', value: (r) => thousands(r.appendsPerSecond) },
+  { title: 'p50 ms', value: (r) => (r.p50Ms === undefined ? '-' : r.p50Ms.toFixed(2)) },
+  { title: 'p99 ms', value: (r) => (r.p99Ms === undefined ? '-' : r.p99Ms.toFixed(2)) },
+  { title: 'cpu µs/cmd', value: (r) => thousands(r.cpuMicrosPerCommand) },
+  { title: 'note', value: (r) => r.note ?? '' },
+];
+
+const thousands = (n: number | undefined): string => (n === undefined ? '-' : n.toLocaleString('en-US'));
+
+export const formatReport = (report: BenchReport): string => {
+  const m = report.machine;
+  const lines = [
+    `clientele bench — ${m.date}, ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, load average ${m.loadAverage.join(' ')}`,
+    '',
+  ];
+  const cells = report.rows.map((row) => COLUMNS.map((c) => c.value(row)));
+  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]): string =>
+    values
+      .map((v, i) => (i >= 3 && i < COLUMNS.length - 1 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  lines.push(line(COLUMNS.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line));
+  for (const s of report.skipped) lines.push(`skipped ${s.section}: ${s.reason}`);
+  const after = report.peakRssMiBAfter.map((p) => `${p.peakRssMiB} MiB after ${p.section}`).join(', ');
+  lines.push('', `peak RSS: ${report.peakRssMiB} MiB${after ? ` (${after})` : ''}`);
+  return `${lines.join('\n')}\n`;
+};
