@@ -11,3 +11,5 @@ export * from './referrals.queries';
 export * from './read-model-generations';
 export * from './read-model.config';
 export * from './all-projections';
+export * from './replay-proof';
+export * from './profile-as-of';
