@@ -1,6 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { validateSync, type ValidationError } from 'class-validator';
+import { IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
 import type { FieldError } from '@clientele/contracts';
 import { problem } from './problem-details';
 
@@ -22,4 +22,11 @@ export function validQuery<T extends object>(dto: new () => T, query: Record<str
 function describe(error: ValidationError): FieldError {
   const messages = Object.values(error.constraints ?? {});
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/** `?asOf=` on every business-time question: a date (the end of that UTC day) or a date-time with a zone */
+export class AsOfQuery {
+  @IsOptional() @Matches(DATE, { message: 'an ISO-8601 date (YYYY-MM-DD) or date-time with a zone' }) asOf?: string;
 }
