@@ -49,6 +49,9 @@ const sampleFigures = () => {
   return { rows: rows.length, customers: customers.size, orders: days.size, cds, cents };
 };
 
+// imports the CDNOW sample twice through the whole command path: minutes on a busy 2-core machine
+jest.setTimeout(300_000);
+
 describe('clientele import (journey, embedded store)', () => {
   let dir: string;
   beforeEach(() => {

@@ -17,6 +17,8 @@ export interface EngineConfig {
   policy: LifecyclePolicy;
   /** what this process does: serve HTTP, run projections, relay events to Kafka, ingest commands from Kafka */
   roles: { http: boolean; projector: boolean; relay: boolean; ingest: boolean };
+  /** customers of synthetic demo data to seed into an empty store at start (0: none) */
+  demoCustomers: number;
   /** run the referral process manager in this process */
   processManager: boolean;
   batchConcurrency: number;
@@ -104,6 +106,7 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
     storage: storageFromEnv(env),
     roles: rolesFromEnv(env),
+    demoCustomers: integer(env, 'CLIENTELE_DEMO_CUSTOMERS', 0, 0, 100_000),
     // lifecyclePolicy re-checks the thresholds with the domain's own rules.
     policy: lifecyclePolicy({
       repeatPurchaseThreshold: integer(env, 'CLIENTELE_REPEAT_PURCHASE_THRESHOLD', defaultPolicy.repeatPurchaseThreshold, 1),

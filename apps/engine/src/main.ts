@@ -1,10 +1,31 @@
 import { bootstrapEngine } from './bootstrap';
+import { seedDemoData } from './demo-data';
 import { ConfigError, loadEngineConfig } from './engine.config';
 
 async function main(): Promise<void> {
   const config = loadEngineConfig();
   const app = await bootstrapEngine(config);
-  if (config.roles.http) await app.listen(config.port);
+  const demo = config.demoCustomers > 0 ? await seedDemoData(app, config.demoCustomers) : undefined;
+  if (!config.roles.http) return;
+  await app.listen(config.port);
+  const base = `http://localhost:${config.port}`;
+  const sample = demo?.sampleCustomerId ?? '<customerId>';
+  // the one message a newcomer needs: where to look next
+  process.stdout.write(
+    [
+      '',
+      `Clientele is running on ${base}  (store: ${config.store}, data: ${config.dataDir})`,
+      demo?.seeded ? `  seeded demo data: ${demo.commands} commands, ${demo.head} events` : `  events stored: ${demo?.head ?? 'see /health'}`,
+      `  API docs         ${base}/docs`,
+      `  a customer       ${base}/customers/${sample}`,
+      `  their profile    ${base}/customers/${sample}/profile`,
+      `  their history    ${base}/customers/${sample}/events`,
+      `  profiles         ${base}/profiles?sort=revenue&direction=desc&limit=10`,
+      `  referral graph   ${base}/referrals/top-advocates`,
+      `  health, metrics  ${base}/health  ${base}/metrics`,
+      '',
+    ].join('\n'),
+  );
 }
 
 main().catch((error: unknown) => {

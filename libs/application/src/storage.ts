@@ -21,10 +21,11 @@ import { PostgresCheckpointStore } from './postgres-checkpoint.store';
 export interface StorageConfig {
   dataDir: string;
   store: EventStoreConfig;
-  /** the key that wraps every customer's data key (32 bytes) */
-  masterKey: Buffer;
-  /** where the master key came from, for the start-up log */
-  masterKeySource: 'CLIENTELE_MASTER_KEY' | string;
+  /**
+   * the key that wraps every customer's data key (32 bytes): given in the environment, or a local
+   * file created on first open (never when only the configuration is read)
+   */
+  masterKey: { kind: 'given'; key: Buffer } | { kind: 'file'; path: string };
 }
 
 type Env = Record<string, string | undefined>;
@@ -51,7 +52,7 @@ export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
   let store: EventStoreConfig;
   switch (kind) {
     case 'sqlite':
-      store = { kind, file: resolve(env.CLIENTELE_SQLITE_FILE || join(dataDir, STORE_FILE_NAME)), durability };
+      store = { kind, file: sqliteFileFromEnv(env), durability };
       break;
     case 'postgres':
       store = { kind, url: required(env, 'DATABASE_URL', 'postgres://user@host:5432/db'), schema: env.CLIENTELE_PG_SCHEMA || 'clientele' };
@@ -63,9 +64,13 @@ export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
       throw new Error(`CLIENTELE_STORE: expected sqlite, postgres or eventstoredb, got ${JSON.stringify(kind)}`);
   }
   const raw = env.CLIENTELE_MASTER_KEY;
-  if (raw) return { dataDir, store, masterKey: parseMasterKey(raw), masterKeySource: 'CLIENTELE_MASTER_KEY' };
-  const keyFile = join(dataDir, MASTER_KEY_FILE);
-  return { dataDir, store, masterKey: localMasterKey(keyFile), masterKeySource: keyFile };
+  if (raw) return { dataDir, store, masterKey: { kind: 'given', key: parseMasterKey(raw) } };
+  return { dataDir, store, masterKey: { kind: 'file', path: join(dataDir, MASTER_KEY_FILE) } };
+}
+
+/** the embedded store's file as the engine resolves it: `CLIENTELE_SQLITE_FILE`, else `<CLIENTELE_DATA_DIR>/clientele.db` */
+export function sqliteFileFromEnv(env: Env = process.env): string {
+  return resolve(env.CLIENTELE_SQLITE_FILE || join(resolve(env.CLIENTELE_DATA_DIR || './data'), STORE_FILE_NAME));
 }
 
 function required(env: Env, name: string, example: string): string {
@@ -100,24 +105,25 @@ export interface OpenedStorage {
 
 export async function openStorage(config: StorageConfig): Promise<OpenedStorage> {
   if (config.store.kind === 'sqlite') mkdirSync(dirname(config.store.file), { recursive: true });
+  const masterKey = config.masterKey.kind === 'given' ? config.masterKey.key : localMasterKey(config.masterKey.path);
   const raw = await createEventStore(config.store);
   let keys: CustomerKeyStore;
   let checkpoints: CheckpointStore;
   switch (config.store.kind) {
     case 'sqlite':
       // the same database file as the events, as the design asks; its own table
-      keys = new SqliteCustomerKeyStore(config.store.file, config.masterKey);
+      keys = new SqliteCustomerKeyStore(config.store.file, masterKey);
       checkpoints = new SqliteCheckpointStore({ file: config.store.file, durability: config.store.durability });
       break;
     case 'postgres':
-      keys = await PostgresCustomerKeyStore.open({ connectionString: config.store.url, schema: config.store.schema, masterKey: config.masterKey });
+      keys = await PostgresCustomerKeyStore.open({ connectionString: config.store.url, schema: config.store.schema, masterKey });
       checkpoints = await PostgresCheckpointStore.open({ connectionString: config.store.url, schema: config.store.schema });
       break;
     case 'eventstoredb': {
       // EventStoreDB holds events only: keys and checkpoints live in an SQLite file beside the engine
       const file = join(config.dataDir, 'clientele-side.db');
       mkdirSync(config.dataDir, { recursive: true });
-      keys = new SqliteCustomerKeyStore(file, config.masterKey);
+      keys = new SqliteCustomerKeyStore(file, masterKey);
       checkpoints = new SqliteCheckpointStore({ file });
       break;
     }

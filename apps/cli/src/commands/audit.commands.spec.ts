@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +30,7 @@ describe('audit CLI commands', () => {
   const tmp = tempDir('clientele-audit-cli-');
   const dbFile = tmp.file('clientele.db');
   const masterKey = randomBytes(32).toString('base64');
-  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_SQLITE_FILE: dbFile };
+  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_SQLITE_FILE: dbFile, CLIENTELE_DATA_DIR: tmp.file('data') };
 
   async function run(args: string[], extraEnv: Record<string, string | undefined> = {}): Promise<Run> {
     const stdout = new Captured();
@@ -250,7 +251,8 @@ describe('audit CLI commands', () => {
     expect(() => parseStoreAddress('mysql://x')).toThrow(/--store: expected sqlite:<file> or postgres:<url>\[#schema\]/);
     expect(() => parseStoreAddress('sqlite:')).toThrow(/the file is missing/);
     // without --store, the engine's own configuration
-    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: './data/clientele.db' });
+    expect(resolveStoreAddress(undefined, {})).toEqual({ kind: 'sqlite', file: resolve('./data/clientele.db') });
+    expect(resolveStoreAddress(undefined, { CLIENTELE_DATA_DIR: '/srv/clientele' })).toEqual({ kind: 'sqlite', file: '/srv/clientele/clientele.db' });
     expect(resolveStoreAddress(undefined, { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://h/db', CLIENTELE_PG_SCHEMA: 'tenant_a' })).toEqual({
       kind: 'postgres',
       url: 'postgres://h/db',

@@ -1,3 +1,4 @@
+import { sqliteFileFromEnv } from '@clientele/application';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
@@ -132,7 +133,7 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
 export function resolveStoreAddress(store: string | undefined, env: NodeJS.ProcessEnv): StoreAddress {
   if (store !== undefined) return parseStoreAddress(store);
   const config = eventStoreConfigFromEnv(env);
-  if (config.kind === 'sqlite') return { kind: 'sqlite', file: config.file };
+  if (config.kind === 'sqlite') return { kind: 'sqlite', file: sqliteFileFromEnv(env) };
   if (config.kind === 'postgres') return { kind: 'postgres', url: config.url, schema: config.schema };
   // EventStoreDB orders $all itself and chains each stream apart; walking one global chain does not apply
   throw new Error('CLIENTELE_STORE=eventstoredb: these commands read an sqlite: or postgres: store; give --store');

@@ -1,0 +1,33 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { CommandService, EVENT_STORE, ReferralProcessRunner } from '@clientele/application';
+import type { EventStore } from '@clientele/event-store';
+import { generateSyntheticCommands } from '@clientele/generator';
+import { EngineReadModels } from './engine-read-models';
+
+export interface DemoReport {
+  seeded: boolean;
+  commands: number;
+  head: number;
+  sampleCustomerId?: string;
+}
+
+/**
+ * A newcomer's first start: when the store is empty, fill it with a seeded synthetic workload
+ * (sources, Pareto spend, referrals, complaints, churn and win-backs) through the normal command
+ * path, so every endpoint has something to show. Never touches a store that already has events.
+ */
+export async function seedDemoData(app: INestApplicationContext, customers: number): Promise<DemoReport> {
+  const store = app.get<EventStore>(EVENT_STORE);
+  if ((await store.headPosition()) > 0) return { seeded: false, commands: 0, head: await store.headPosition() };
+  const commands = generateSyntheticCommands({ customers, seed: 'demo', idPrefix: 'demo' });
+  const service = app.get(CommandService);
+  for (let i = 0; i < commands.length; i += 2000) {
+    await service.executeBatch(commands.slice(i, i + 2000));
+  }
+  const runner = app.get(ReferralProcessRunner);
+  if (runner.running) await runner.catchUp();
+  await app.get(EngineReadModels).catchUp();
+  const first = commands.find((c) => c.type === 'RecordPurchase');
+  const sampleCustomerId = first ? String((first.data as { customerId?: unknown }).customerId) : undefined;
+  return { seeded: true, commands: commands.length, head: await store.headPosition(), sampleCustomerId };
+}
