@@ -59,6 +59,9 @@ describe('clientele audit replay and clientele replay', () => {
     const projector = new Projector(store, live, allProjections(), { batchSize: 9 });
     await projector.start();
     await projector.catchUp();
+    // an erasure after the live fold: the live profile saw the name, a replay never will; both end erased alike
+    await runCommand(store, 'erase-c03', { type: 'EraseCustomerPersonalData', data: { customerId: 'c03', occurredAt: '2025-06-01T00:00:00Z' } });
+    await projector.catchUp();
     await live.close();
     await store.close();
   });
