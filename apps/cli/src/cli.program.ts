@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { UsageError, type CliContext } from './cli-context';
 import { registerAuditCommands } from './commands/audit.commands';
+import { registerMigrateCommand } from './commands/migrate.command';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
@@ -32,7 +33,7 @@ const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
 export const runCli = async (argv: readonly string[], context: CliContext): Promise<number> => {
   let exitCode = 0;
   const program = new Command('clientele')
-    .description('Clientele operator CLI: import, history, synthetic data, audit, export')
+    .description('Clientele operator CLI: import, history, synthetic data, audit, export, migrate')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => context.stdout.write(text),
@@ -94,6 +95,14 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     });
 
   registerAuditCommands(program, {
+    stdout: context.stdout,
+    stderr: context.stderr,
+    setExitCode: (code) => {
+      exitCode = code;
+    },
+  });
+
+  registerMigrateCommand(program, {
     stdout: context.stdout,
     stderr: context.stderr,
     setExitCode: (code) => {

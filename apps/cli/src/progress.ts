@@ -1,10 +1,14 @@
 import { SingleBar } from 'cli-progress';
 
+/** One progress report for every long CLI command (import, export, migrate), on stderr. */
 export interface ProgressFigures {
-  /** input consumed so far, in the unit of the total (bytes for a file) */
+  /** work done so far, in the unit of the total (bytes of a file, events of a log) */
   done: number;
-  lines: number;
-  rejected: number;
+  /** when the total is only learnt (or changes) while the work runs */
+  total?: number;
+  /** lines read, when they differ from `done` (an import counts bytes for the bar, lines for the rate) */
+  lines?: number;
+  rejected?: number;
 }
 
 export interface Progress {
@@ -14,43 +18,69 @@ export interface Progress {
 
 export interface ProgressOptions {
   total: number;
-  stream: NodeJS.WriteStream;
-  /** how often a non-TTY prints its one-line report */
+  stream: NodeJS.WritableStream & { isTTY?: boolean };
+  /** how often a non-TTY prints its one-line report; default 5 s */
   intervalMs?: number;
   label?: string;
+  /**
+   * what `done` counts, shown as `done/total unit` (e.g. 'events'); leave out when `done` is bytes,
+   * which only the percentage shows
+   */
+  unit?: string;
 }
 
-const rate = (lines: number, startedAt: number, now: number): number =>
-  Math.round(lines / Math.max((now - startedAt) / 1000, 0.001));
+const rate = (count: number, startedAt: number, now: number): number => Math.round(count / Math.max((now - startedAt) / 1000, 0.001));
 
 /**
- * A bar on a terminal; on a pipe or a log file, one plain line every few seconds, because carriage
- * returns and cursor codes turn a log into noise.
+ * A bar on a terminal; on a pipe or a log file, one plain line every few seconds and one at the
+ * end, because carriage returns and cursor codes turn a log into noise.
  */
-export const createProgress = ({ total, stream, intervalMs = 5000, label = 'import' }: ProgressOptions): Progress => {
+export const createProgress = ({ total: initialTotal, stream, intervalMs = 5000, label = 'import', unit }: ProgressOptions): Progress => {
   const startedAt = Date.now();
+  let total = initialTotal;
+  const percentOf = (done: number): string => (total > 0 ? ((Math.min(done, total) / total) * 100).toFixed(1) : '100.0');
+  /** everything but the percentage and the elapsed time, the same words on a bar and in a log line */
+  const detail = (f: ProgressFigures, now: number): string => {
+    const parts: string[] = [];
+    if (f.lines !== undefined) parts.push(`${f.lines} lines, ${rate(f.lines, startedAt, now)} lines/s`);
+    else if (unit !== undefined) parts.push(`${rate(f.done, startedAt, now)} ${unit}/s`);
+    if (f.rejected !== undefined) parts.push(`${f.rejected} rejected`);
+    return parts.join(', ');
+  };
+
   if (stream.isTTY) {
     const bar = new SingleBar({
-      stream,
-      format: `${label} [{bar}] {percentage}% | {lines} lines | {rate} lines/s | {rejected} rejected | {duration_formatted}`,
+      stream: stream as NodeJS.WriteStream,
+      format: `${label} [{bar}] {percentage}%${unit ? ` | {value}/{total} ${unit}` : ''} | {detail} | {duration_formatted}`,
       hideCursor: true,
     });
-    bar.start(Math.max(total, 1), 0, { lines: 0, rate: 0, rejected: 0 });
-    const payload = (f: ProgressFigures) => ({ lines: f.lines, rejected: f.rejected, rate: rate(f.lines, startedAt, Date.now()) });
+    let started = false;
+    const show = (f: ProgressFigures): void => {
+      if (f.total !== undefined && f.total !== total) {
+        total = f.total;
+        if (started) bar.setTotal(Math.max(total, 1));
+      }
+      if (!started) {
+        bar.start(Math.max(total, 1), 0, { detail: '' });
+        started = true;
+      }
+      bar.update(Math.min(f.done, Math.max(total, 1)), { detail: detail(f, Date.now()) });
+    };
     return {
-      update: (f) => bar.update(Math.min(f.done, total), payload(f)),
+      update: show,
       stop: (f) => {
-        bar.update(total, payload(f));
+        show(f);
         bar.stop();
       },
     };
   }
+
   let lastPrinted = startedAt;
   const print = (f: ProgressFigures, now: number): void => {
-    const percent = total > 0 ? ((Math.min(f.done, total) / total) * 100).toFixed(1) : '100.0';
-    stream.write(
-      `${label}: ${percent}% ${f.lines} lines, ${rate(f.lines, startedAt, now)} lines/s, ${f.rejected} rejected, ${((now - startedAt) / 1000).toFixed(1)}s\n`,
-    );
+    if (f.total !== undefined) total = f.total;
+    const amount = unit !== undefined ? `${f.done}/${total} ${unit} (${percentOf(f.done)}%)` : `${percentOf(f.done)}%`;
+    const more = detail(f, now);
+    stream.write(`${label}: ${amount}${more ? `${unit !== undefined ? ',' : ''} ${more}` : ''}, ${((now - startedAt) / 1000).toFixed(1)}s\n`);
   };
   return {
     update: (f) => {
@@ -60,7 +90,7 @@ export const createProgress = ({ total, stream, intervalMs = 5000, label = 'impo
         print(f, now);
       }
     },
-    stop: (f) => print({ ...f, done: total }, Date.now()),
+    stop: (f) => print(f, Date.now()),
   };
 };
 

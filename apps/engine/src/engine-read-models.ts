@@ -9,6 +9,7 @@ import {
   readModelGenerations,
   ReadModels,
   ReferralQueries,
+  StatisticsQueries,
   type ProjectionStatus,
 } from '@clientele/projections';
 import { Gauge } from 'prom-client';
@@ -30,6 +31,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   private lastError?: string;
   profiles!: ProfileQueries;
   referrals!: ReferralQueries;
+  statistics!: StatisticsQueries;
 
   constructor(
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
@@ -43,6 +45,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     this.models = new ReadModels(await generations.openCurrent());
     this.profiles = new ProfileQueries(this.models);
     this.referrals = new ReferralQueries(this.models);
+    this.statistics = new StatisticsQueries(this.models);
     if (!this.config.roles.projector) return;
     this.projector = new Projector(this.storage.store, this.models, allProjections(), projectorOptions(readConfig, generations));
     await this.projector.start();

@@ -7,6 +7,7 @@ import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime } from './engine.runtime';
 import { ReadModelsController } from './read-models.controller';
+import { StatisticsController } from './statistics.controller';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { OperationsController } from './operations.controller';
 import { ProblemDetailsFilter } from './problem-details';
@@ -30,7 +31,7 @@ export class EngineModule {
         }),
         ...imports,
       ],
-      controllers: [CommandsController, CustomersController, ReadModelsController, OperationsController],
+      controllers: [CommandsController, CustomersController, ReadModelsController, StatisticsController, OperationsController],
       providers: [
         { provide: ENGINE_CONFIG, useValue: config },
         { provide: ENGINE_STORAGE, useValue: storage },

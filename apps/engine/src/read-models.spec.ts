@@ -69,6 +69,22 @@ describe('engine read models over HTTP', () => {
     expect(advocates[0]).toMatchObject({ customerId: 'ann' });
     const dot = await http.get('/referrals/graph.dot').expect(200);
     expect(dot.text).toContain('"ann" -> "ben"');
+
+    const stages = (await http.get('/statistics/stages').expect(200)).body;
+    expect(stages.stages).toMatchObject({ advocate: 1, customer: 1, prospect: 0 });
+    const repeat = (await http.get('/statistics/repeat-rate').expect(200)).body;
+    expect(repeat).toMatchObject({ buyers: 2, repeatBuyers: 1 });
+    const earlier = (await http.get('/statistics/stages?asOf=2026-01-04').expect(200)).body;
+    // on 4 January Ann was registered (2 Jan) but had not bought yet (5 Jan); Ben did not exist
+    expect(earlier).toMatchObject({ total: 1, stages: { prospect: 1, customer: 0, advocate: 0 } });
+  });
+
+  it('a bad statistics filter answers 400 naming the field', async () => {
+    const bad = await http.get('/statistics/churn?from=yesterday').expect(400);
+    expect(bad.body.errors[0].field).toBe('from');
+    const dimension = await http.get('/statistics/profitability/colour').expect(400);
+    expect(dimension.body.errors[0].field).toBe('by');
+    await http.get('/statistics/profitability/channel').expect(200);
   });
 
   it('a bad filter answers 400 naming it, an unknown customer 404, and nothing is changed', async () => {

@@ -120,6 +120,17 @@ describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id
     expect({ ...profile, rfm: undefined, habits: undefined, daysToNextBirthday: undefined }).toEqual({ ...live, rfm: undefined, habits: undefined, daysToNextBirthday: undefined });
   });
 
+  it('statistics as of a date count the customer in the stage the history gives at that date', async () => {
+    const stageOn = async (date: string) => {
+      const body = (await http.get(`/statistics/stages?asOf=${date}`).expect(200)).body as { stages: Record<string, number>; total: number };
+      return Object.entries(body.stages).filter(([, n]) => n > 0);
+    };
+    expect(await stageOn('2025-01-31')).toEqual([['prospect', 1]]);
+    expect(await stageOn('2025-06-30')).toEqual([['repeat_buyer', 1]]);
+    expect(await stageOn('2025-11-19')).toEqual([['churned', 1]]);
+    expect(await stageOn('2025-12-31')).toEqual([['customer', 1]]);
+  });
+
   it('without asOf the current answer is unchanged; a bad asOf is a 400 naming it; an unknown customer a 404', async () => {
     const current = (await http.get('/customers/ann').expect(200)).body;
     expect(current).toMatchObject({ customerId: 'ann', streamId: expect.any(String), stage: 'customer', orders: 3 });

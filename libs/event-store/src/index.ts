@@ -20,3 +20,6 @@ export * from './as-of';
 export * from './sqlite/sqlite-raw-log';
 export * from './verify-anchor';
 export * from './personal-data/postgres-customer-keys';
+export * from './import-stored';
+export * from './copy-log';
+export * from './personal-data/customer-key-rows';

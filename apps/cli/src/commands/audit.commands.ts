@@ -1,5 +1,4 @@
 import { sqliteFileFromEnv } from '@clientele/application';
-import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -34,6 +33,7 @@ import {
   type NdjsonSink,
 } from '@clientele/event-store';
 import { profileAsOf } from '@clientele/projections';
+import { createProgress } from '../progress';
 import { auditReplay, operatorReplay } from './replay.commands';
 
 /*
@@ -146,50 +146,6 @@ function masterKeyFrom(env: NodeJS.ProcessEnv): Buffer {
   const file = join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'master.key');
   if (existsSync(file)) return parseMasterKey(readFileSync(file, 'utf8').trim(), file);
   throw new Error(`CLIENTELE_MASTER_KEY is not set and ${file} does not exist: personal data can only be read with the master key the engine writes with`);
-}
-
-// ---- progress on stderr ----
-
-interface Progress {
-  update(done: number, total: number): void;
-  stop(done: number, total: number): void;
-}
-
-/** A bar on a terminal; elsewhere one plain line every few seconds and one at the end, so logs stay readable. */
-function progressOn(stream: Out, label: string, intervalMs: number): Progress {
-  if (stream.isTTY) {
-    const bar = new SingleBar({ stream: stream as NodeJS.WriteStream, format: `${label} [{bar}] {percentage}% | {value}/{total} events | {duration_formatted}`, hideCursor: true });
-    let started = false;
-    return {
-      update(done, total) {
-        if (!started) {
-          bar.start(Math.max(total, 1), 0);
-          started = true;
-        }
-        bar.update(done);
-      },
-      stop(done, total) {
-        if (!started) bar.start(Math.max(total, 1), 0);
-        bar.update(done);
-        bar.stop();
-      },
-    };
-  }
-  const startedAt = Date.now();
-  let printedAt = startedAt;
-  const line = (done: number, total: number): void => {
-    const percent = total > 0 ? ((done / total) * 100).toFixed(1) : '100.0';
-    stream.write(`${label}: ${done}/${total} events (${percent}%), ${((Date.now() - startedAt) / 1000).toFixed(1)}s\n`);
-  };
-  return {
-    update(done, total) {
-      if (Date.now() - printedAt >= intervalMs) {
-        printedAt = Date.now();
-        line(done, total);
-      }
-    },
-    stop: line,
-  };
 }
 
 // ---- output files: never a half-written file under the final name ----
@@ -408,7 +364,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         const scope: ExportScope = streamId === undefined ? { kind: 'all' } : { kind: 'stream', streamId };
         const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
         try {
-          const progress = options.quiet ? undefined : progressOn(deps.stderr, 'export', intervalMs);
+          const progress = options.quiet ? undefined : createProgress({ total: 0, stream: deps.stderr, intervalMs, label: 'export', unit: 'events' });
           let last: ExportProgress = { exported: 0, total: 0, position: 0 };
           await exportTo(options.out, deps, async (sink) => {
             const summary = await exportNdjson(opened.store, sink, {
@@ -416,10 +372,10 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
               batchSize: options.batch,
               onProgress: (p) => {
                 last = p;
-                progress?.update(p.exported, p.total);
+                progress?.update({ done: p.exported, total: p.total });
               },
             });
-            progress?.stop(last.exported, last.total);
+            progress?.stop({ done: last.exported, total: last.total });
             if (scope.kind === 'stream' && summary.events === 0) throw new Error(`stream ${scope.streamId} has no events`);
             if (!options.quiet) {
               deps.stderr.write(

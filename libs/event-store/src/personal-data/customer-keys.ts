@@ -36,6 +36,13 @@ export function unwrapKey(master: Buffer, wrapped: Buffer): Buffer {
   return Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
 }
 
+/** The keys table of an SQLite file; a migration creates it on its target the same way. */
+export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_keys (
+  customer_id TEXT PRIMARY KEY,
+  wrapped_key BLOB,
+  erased_at TEXT
+)`;
+
 /** Keys in a table of the embedded SQLite file (the same file as the events, or another one). */
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
@@ -51,11 +58,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     this.db.pragma('busy_timeout = 5000');
     // an erased key must not linger in free pages
     this.db.pragma('secure_delete = ON');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS customer_keys (
-      customer_id TEXT PRIMARY KEY,
-      wrapped_key BLOB,
-      erased_at TEXT
-    )`);
+    this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {

@@ -2,6 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { Pool } from 'pg';
 import { unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
 
+/** The keys table of a schema; a migration creates it on its target the same way. */
+export function postgresCustomerKeysTable(schema: string): string {
+  return `create table if not exists ${schema}.customer_keys (
+    customer_id text primary key,
+    wrapped_key bytea,
+    erased_at   text
+  )`;
+}
+
 /** Customer data keys in the PostgreSQL schema that holds the events, wrapped by the master key. */
 export class PostgresCustomerKeyStore implements CustomerKeyStore {
   private readonly cache = new Map<string, Buffer | 'erased'>();
@@ -21,13 +30,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     }
     const pool = new Pool({ connectionString: options.connectionString, max: 2 });
     await pool.query(`create schema if not exists ${options.schema}`);
-    await pool.query(
-      `create table if not exists ${options.schema}.customer_keys (
-         customer_id text primary key,
-         wrapped_key bytea,
-         erased_at   text
-       )`,
-    );
+    await pool.query(postgresCustomerKeysTable(options.schema));
     return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey);
   }
 

@@ -19,6 +19,7 @@ import {
 import { classifyReplay, revisionMatches } from '../append-rules';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import { chainHash, GENESIS_HASH } from '../hash-chain';
+import { checkImport, ImportRefusedError, type StoredEventImport } from '../import-stored';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -65,7 +66,7 @@ export interface PostgresEventStoreOptions {
  * deciding under the lock when another process got in between. Both paths write under the lock,
  * so the ordering argument above holds for both.
  */
-export class PostgresEventStore implements EventStore {
+export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
   private flushing: Promise<void> | undefined;
   private readonly signal = new LogChangeSignal();
@@ -163,6 +164,50 @@ export class PostgresEventStore implements EventStore {
   async headPosition(): Promise<number> {
     const result = await this.pool.query<{ head: number }>(`select coalesce(max(position), 0)::bigint as head from ${this.table}`);
     return result.rows[0]?.head ?? 0;
+  }
+
+  /**
+   * Events recorded elsewhere, verbatim, in one transaction (see StoredEventImport). Under the same
+   * advisory lock as every append, so positions stay gap-free and in commit order across processes.
+   */
+  async importStored(events: readonly StoredEvent[]): Promise<void> {
+    if (this.closed) throw new Error('the event store is closed');
+    if (events.length === 0) return;
+    for (const e of events) {
+      // timestamptz keeps the instant, and reads back as toISOString: any other spelling would
+      // come back different and no longer match the hash
+      if (Number.isNaN(Date.parse(e.recordedAt)) || new Date(e.recordedAt).toISOString() !== e.recordedAt) {
+        throw new ImportRefusedError(e.position, `recordedAt: expected an ISO-8601 UTC time with milliseconds, got ${JSON.stringify(e.recordedAt)}`);
+      }
+    }
+    await this.inTransaction(async (client) => {
+      await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
+      const head = await client.query<{ position: number; hash: string }>(`select position, hash from ${this.table} order by position desc limit 1`);
+      const rows = checkImport(head.rows[0] ?? { position: 0, hash: GENESIS_HASH }, events);
+      await client.query(
+        `with inserted as (
+           insert into ${this.table}
+             (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+           select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
+                                $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+           returning position)
+         select pg_notify($1, (select max(position) from inserted)::text)`,
+        [
+          this.channel,
+          rows.map((r) => r.event.position),
+          rows.map((r) => r.event.streamId),
+          rows.map((r) => r.event.revision),
+          rows.map((r) => r.event.id),
+          rows.map((r) => r.event.type),
+          rows.map((r) => r.data),
+          rows.map((r) => r.metadata),
+          rows.map((r) => r.event.recordedAt),
+          rows.map((r) => r.event.hash),
+          rows.map((r) => r.event.prevHash),
+        ],
+      );
+    });
+    this.signal.notify();
   }
 
   async close(): Promise<void> {

@@ -17,6 +17,7 @@ import {
   type SubscribeOptions,
 } from '../event-store.port';
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
+import { checkImport, type StoredEventImport } from '../import-stored';
 import type { UpcasterRegistry } from '../serialization';
 
 /**
@@ -88,7 +89,7 @@ interface ChainHead {
  * `no_stream`) the events after that revision are compared; with `any`/`stream_exists` the stream
  * is searched for the first event's id. Reusing an id in a different stream is not detected.
  */
-export class SqliteEventStore implements EventStore {
+export class SqliteEventStore implements EventStore, StoredEventImport {
   private readonly db: Database.Database;
   private readonly pollIntervalMs: number;
   private readonly maxGroupSize: number;
@@ -407,6 +408,31 @@ export class SqliteEventStore implements EventStore {
       events: tail.map(toStoredEvent),
       duplicate: true,
     };
+  }
+
+  /**
+   * Events recorded elsewhere, verbatim, in one transaction (see StoredEventImport). Synchronous
+   * between BEGIN and COMMIT, so no group commit of this instance can interleave; other processes
+   * wait on the file's write lock.
+   */
+  async importStored(events: readonly StoredEvent[]): Promise<void> {
+    this.assertOpen();
+    if (events.length === 0) return;
+    this.st.begin.run();
+    try {
+      this.loadHead();
+      for (const { event: e, data, metadata } of checkImport(this.head, events)) {
+        this.st.insert.run(e.position, e.streamId, e.revision, e.id, e.type, data, metadata, e.recordedAt, e.hash, e.prevHash);
+      }
+      this.st.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.st.rollback.run();
+      throw error;
+    } finally {
+      this.revisions.clear();
+      this.loadHead();
+    }
+    this.notify();
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {

@@ -1,0 +1,189 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Client } from 'pg';
+import {
+  copyLog,
+  eventsOfLog,
+  postgresCustomerKeyTable,
+  PostgresEventStore,
+  sqliteCustomerKeyTable,
+  SqliteEventStore,
+  assertTargetContinuesSource,
+  verifyChain,
+  type CopyLogProgress,
+  type CustomerKeyTable,
+  type EventStore,
+  type ImportTarget,
+  type KeyMergeResult,
+} from '@clientele/event-store';
+import { createProgress, silentProgress } from '../progress';
+import { parseStoreAddress, type StoreAddress } from './audit.commands';
+
+type Out = NodeJS.WritableStream & { isTTY?: boolean };
+
+export interface MigrateCommandDeps {
+  stdout: Out;
+  stderr: Out;
+  /** 0 copied and verified; 1 refused, failed, or the target does not match the source */
+  setExitCode(code: number): void;
+  /** how often progress prints a line when stderr is not a terminal; default 5 s */
+  progressIntervalMs?: number;
+}
+
+export interface MigrateOptions {
+  from: string;
+  to: string;
+  batch: number;
+  quiet?: boolean;
+}
+
+/** Customer keys merged per transaction. */
+const KEY_BATCH = 5000;
+
+interface Side {
+  address: StoreAddress;
+  store: EventStore & ImportTarget;
+  keys: CustomerKeyTable;
+  close(): Promise<void>;
+}
+
+function describe(address: StoreAddress): string {
+  return address.kind === 'sqlite' ? `sqlite:${address.file}` : `postgres:${address.url.replace(/\/\/[^@/]*@/, '//…@')}#${address.schema}`;
+}
+
+async function postgresSchemaHasLog(address: Extract<StoreAddress, { kind: 'postgres' }>): Promise<boolean> {
+  const client = new Client({ connectionString: address.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [`${address.schema}.events`]);
+    return rows[0]?.t != null;
+  } finally {
+    await client.end();
+  }
+}
+
+/** The source must exist (a typo must not read as an empty log); the target is created when missing. */
+async function open(address: StoreAddress, role: 'source' | 'target'): Promise<Side> {
+  const isSource = role === 'source';
+  if (address.kind === 'sqlite') {
+    if (isSource && !existsSync(address.file)) throw new Error(`--from: ${address.file} does not exist`);
+    const store = new SqliteEventStore({ file: address.file });
+    const keys = sqliteCustomerKeyTable(address.file, { create: !isSource });
+    return { address, store, keys, close: async () => void (await Promise.all([keys.close(), store.close()])) };
+  }
+  if (isSource && !(await postgresSchemaHasLog(address))) throw new Error(`--from: schema ${address.schema} holds no event log`);
+  const store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
+  try {
+    const keys = await postgresCustomerKeyTable(address.url, address.schema, { create: !isSource });
+    return { address, store, keys, close: async () => void (await Promise.all([keys.close(), store.close()])) };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+function sameStore(a: StoreAddress, b: StoreAddress): boolean {
+  if (a.kind === 'sqlite' && b.kind === 'sqlite') return resolve(a.file) === resolve(b.file);
+  if (a.kind === 'postgres' && b.kind === 'postgres') return a.url === b.url && a.schema === b.schema;
+  return false;
+}
+
+async function copyKeys(from: CustomerKeyTable, to: CustomerKeyTable): Promise<KeyMergeResult> {
+  const rows = await from.readRows();
+  const total: KeyMergeResult = { added: 0, erased: 0, unchanged: 0 };
+  for (let i = 0; i < rows.length; i += KEY_BATCH) {
+    const result = await to.mergeRows(rows.slice(i, i + KEY_BATCH));
+    total.added += result.added;
+    total.erased += result.erased;
+    total.unchanged += result.unchanged;
+  }
+  return total;
+}
+
+/**
+ * Copies a whole log and its customer keys from one store to another, resuming after the target's
+ * head, then verifies the target's chain. Answers the exit code.
+ */
+export async function migrateStore(options: MigrateOptions, deps: MigrateCommandDeps): Promise<number> {
+  const fromAddress = parseStoreAddress(options.from);
+  const toAddress = parseStoreAddress(options.to);
+  if (sameStore(fromAddress, toAddress)) throw new Error('--from and --to name the same store');
+  const out = deps.stdout;
+  const source = await open(fromAddress, 'source');
+  let target: Side | undefined;
+  try {
+    // checked before the target is opened, which would create it
+    if ((await source.store.headPosition()) === 0) throw new Error(`--from: ${describe(fromAddress)} holds no events`);
+    target = await open(toAddress, 'target');
+
+    // Refuse before anything is written, keys included, when the target holds another log.
+    await assertTargetContinuesSource(source.store, target.store);
+    // Keys before events: every event on the target is readable the moment it lands there.
+    const keys = await copyKeys(source.keys, target.keys);
+
+    const progress = options.quiet
+      ? silentProgress
+      : createProgress({ total: 0, stream: deps.stderr, intervalMs: deps.progressIntervalMs, label: 'migrate', unit: 'events' });
+    let last: CopyLogProgress = { copied: 0, total: 0, position: 0 };
+    const copy = await copyLog(source.store, target.store, {
+      batchSize: options.batch,
+      onProgress: (p) => {
+        last = p;
+        progress.update({ done: p.copied, total: p.total });
+      },
+    });
+    progress.stop({ done: last.copied, total: last.total });
+
+    const report = await verifyChain(eventsOfLog(target.store, { batchSize: options.batch }));
+    const [sourceAtHead] = await source.store.readAll({ afterPosition: report.lastPosition - 1, maxCount: 1 });
+    const sourceHeadNow = await source.store.headPosition();
+    const matches = report.ok && sourceAtHead?.hash === report.lastHash;
+
+    out.write(
+      `migrate ${describe(fromAddress)} → ${describe(toAddress)}\n` +
+        `  events copied: ${copy.copied}${copy.resumedAfter > 0 ? ` (resumed after position ${copy.resumedAfter})` : ''}\n` +
+        `  customer keys: ${keys.added} copied, ${keys.erased} erased as on the source, ${keys.unchanged} already there\n` +
+        `  target head: ${report.lastPosition}\n` +
+        `  last hash: ${report.lastHash}\n` +
+        `  verification: ${report.ok ? `intact, ${report.eventsChecked} events checked` : `BROKEN at position ${report.firstBreak!.position}: ${report.firstBreak!.kind} — ${report.firstBreak!.detail}`}\n`,
+    );
+    if (report.ok && !matches) out.write(`  MISMATCH: the source's event at position ${report.lastPosition} has another hash\n`);
+    if (matches && sourceHeadNow > report.lastPosition) {
+      out.write(`  the source grew to ${sourceHeadNow} events during the copy: run migrate again to copy the rest\n`);
+      return 1;
+    }
+    return matches ? 0 : 1;
+  } finally {
+    await target?.close();
+    await source.close();
+  }
+}
+
+function positiveInteger(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, got '${value}'`);
+    return Number(value);
+  };
+}
+
+export function registerMigrateCommand(program: Command, deps: MigrateCommandDeps): void {
+  program
+    .command('migrate')
+    .description(
+      'copy the whole log (ids, positions, record times, hashes as they are) and the customer keys from one store to another, ' +
+        'continuing where an interrupted run stopped, then verify the target (stop the engines writing to the source first)',
+    )
+    .requiredOption('--from <address>', 'the store to copy: sqlite:<file> or postgres:<url>[#schema]')
+    .requiredOption('--to <address>', 'the store to fill: sqlite:<file> or postgres:<url>[#schema] (created when missing)')
+    .option('--batch <n>', 'events per read and per write transaction', positiveInteger('--batch'), 5000)
+    .option('--quiet', 'no progress')
+    .action(async (options: MigrateOptions) => {
+      try {
+        deps.setExitCode(await migrateStore(options, deps));
+      } catch (error) {
+        deps.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+        deps.setExitCode(1);
+      }
+    });
+}

@@ -1,0 +1,136 @@
+import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { IsIn, IsOptional, IsString } from 'class-validator';
+import { StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
+import { EngineReadModels } from './engine-read-models';
+import { problem } from './problem-details';
+import { validQuery } from './query-params';
+
+class FilterQuery implements StatisticsFilter {
+  @IsOptional() @IsString() from?: string;
+  @IsOptional() @IsString() to?: string;
+  @IsOptional() @IsString() asOf?: string;
+  @IsOptional() @IsString() source?: string;
+  @IsOptional() @IsString() channel?: string;
+  @IsOptional() @IsString() segment?: string;
+}
+
+class ValueQuery extends FilterQuery {
+  @IsOptional() @IsIn(['month', 'year'], { message: 'month or year' }) per?: 'month' | 'year';
+}
+
+const DIMENSIONS: readonly ProfitabilityDimension[] = ['segment', 'channel', 'source', 'category', 'location'];
+
+/**
+ * Loyalty and retention figures, each filterable by period (`from`, `to`), point in time (`asOf`),
+ * acquisition `source` and `channel`, and RFM `segment`. Definitions: docs/statistics.md.
+ */
+@ApiTags('statistics')
+@Controller('statistics')
+export class StatisticsController {
+  constructor(private readonly readModels: EngineReadModels) {}
+
+  private get stats(): StatisticsQueries {
+    return this.readModels.statistics;
+  }
+
+  @Get('stages')
+  @ApiOperation({ summary: 'Customers per lifecycle stage (now, or as of a business date)' })
+  stages(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.stageCounts(validQuery(FilterQuery, q)));
+  }
+
+  @Get('funnel')
+  @ApiOperation({ summary: 'The stage funnel: reached, conversion rates, median days between stages' })
+  funnel(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.funnel(validQuery(FilterQuery, q)));
+  }
+
+  @Get('cohorts')
+  @ApiOperation({ summary: 'Cohort retention: acquisition month × months since, share still buying' })
+  cohorts(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.cohortRetention(validQuery(FilterQuery, q)));
+  }
+
+  @Get('churn')
+  @ApiOperation({ summary: 'Churn rate per month and churn reasons' })
+  churn(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.churn(validQuery(FilterQuery, q)));
+  }
+
+  @Get('repeat-rate')
+  @ApiOperation({ summary: 'Customers with two orders or more among those with one or more' })
+  repeatRate(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.repeatRate(validQuery(FilterQuery, q)));
+  }
+
+  @Get('tenure')
+  @ApiOperation({ summary: 'Average tenure' })
+  tenure(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.tenure(validQuery(FilterQuery, q)));
+  }
+
+  @Get('value')
+  @ApiOperation({ summary: 'Customer value per month or per year: revenue, margin, per active customer' })
+  value(@Query() q: Record<string, unknown>) {
+    const { per, ...filter } = validQuery(ValueQuery, q);
+    return answer(() => this.stats.value(filter, per ?? 'month'));
+  }
+
+  @Get('golden')
+  @ApiOperation({ summary: 'The top 10% and 20% of customers by revenue and their share of revenue' })
+  golden(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.goldenCustomers(validQuery(FilterQuery, q)));
+  }
+
+  @Get('rfm')
+  @ApiOperation({ summary: 'RFM segments: customers, revenue and margin per named segment' })
+  rfm(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.rfmSegments(validQuery(FilterQuery, q)));
+  }
+
+  @Get('profitability/:by')
+  @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location' })
+  profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
+    if (!(DIMENSIONS as readonly string[]).includes(by)) {
+      throw new BadRequestException(
+        problem(400, 'invalid_query', 'Invalid query', `by: expected one of ${DIMENSIONS.join(', ')}`, {
+          errors: [{ field: 'by', expected: `one of ${DIMENSIONS.join(', ')}` }],
+        }),
+      );
+    }
+    return answer(() => this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q)));
+  }
+
+  @Get('campaigns')
+  @ApiOperation({ summary: 'Campaign return on spend' })
+  campaigns(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.campaignReturns(validQuery(FilterQuery, q)));
+  }
+
+  @Get('employees/complaints')
+  @ApiOperation({ summary: 'Complaints per employee' })
+  complaints(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.complaintsPerEmployee(validQuery(FilterQuery, q)));
+  }
+
+  @Get('employees/turnover')
+  @ApiOperation({ summary: 'Employee turnover: leavers over average headcount in the period' })
+  turnover(@Query() q: Record<string, unknown>) {
+    return answer(() => this.stats.turnover(validQuery(FilterQuery, q)));
+  }
+}
+
+/** a filter the statistics refuse (bad date, unknown segment…) is the caller's mistake: 400 naming it */
+async function answer<T>(query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    if (error instanceof StatisticsFilterError) {
+      throw new BadRequestException(
+        problem(400, 'invalid_filter', 'Invalid filter', error.message, { errors: [{ field: error.field, expected: error.message.slice(error.field.length + 2) }] }),
+      );
+    }
+    throw error;
+  }
+}

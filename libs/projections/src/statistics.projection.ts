@@ -1,0 +1,748 @@
+import type { StoredEvent } from '@clientele/event-store';
+import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+
+/**
+ * The loyalty and retention read model: compact facts from which every statistic in
+ * `statistics.queries.ts` is one cheap SQL query. Per batch it loads the customers the batch
+ * touches, folds the events in memory and writes back only those rows plus additive deltas for the
+ * aggregate tables, so memory stays flat however long the log is.
+ *
+ * Times are stored as normalised ISO-8601 UTC text (sortable as text on both SQLite and PostgreSQL);
+ * durations are precomputed in days so no dialect-specific date arithmetic is needed in queries.
+ */
+
+export const STATISTICS_TABLES = [
+  'stat_customers',
+  'stat_stage_history',
+  'stat_orders',
+  'stat_customer_months',
+  'stat_sales',
+  'stat_customer_sales',
+  'stat_campaign_months',
+  'stat_employees',
+  'stat_employee_months',
+  'stat_periods',
+  'stat_cohorts',
+  'stat_active_spans',
+  'stat_churns',
+  'stat_meta',
+] as const;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS stat_customers (
+  customer_id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  campaign TEXT,
+  registered_at TEXT,
+  stage TEXT NOT NULL,
+  stage_since TEXT,
+  history_seq BIGINT NOT NULL,
+  converted_at TEXT,
+  repeat_at TEXT,
+  advocate_at TEXT,
+  churned_at TEXT,
+  churn_reason TEXT,
+  churn_count BIGINT NOT NULL,
+  reactivated_count BIGINT NOT NULL,
+  first_purchase_at TEXT,
+  last_purchase_at TEXT,
+  first_purchase_day DOUBLE PRECISION,
+  last_purchase_day DOUBLE PRECISION,
+  acquisition_month TEXT,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  days_to_customer DOUBLE PRECISION,
+  days_to_repeat DOUBLE PRECISION,
+  days_to_advocate DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS stat_customers_stage ON stat_customers (stage);
+CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, channel, stage);
+CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel, stage);
+CREATE INDEX IF NOT EXISTS stat_customers_registered ON stat_customers (registered_at);
+CREATE INDEX IF NOT EXISTS stat_customers_acquisition ON stat_customers (acquisition_month);
+CREATE INDEX IF NOT EXISTS stat_customers_revenue ON stat_customers (revenue, customer_id, orders);
+-- covers the RFM base, so quintile scoring reads one index instead of 100,000 table rows
+CREATE INDEX IF NOT EXISTS stat_customers_orders ON stat_customers (orders, customer_id, last_purchase_day, revenue, cost, last_purchase_at);
+CREATE INDEX IF NOT EXISTS stat_customers_recency ON stat_customers (last_purchase_day, customer_id, orders);
+CREATE TABLE IF NOT EXISTS stat_stage_history (
+  customer_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  stage TEXT NOT NULL,
+  from_at TEXT NOT NULL,
+  to_at TEXT,
+  reason TEXT,
+  detail TEXT,
+  PRIMARY KEY (customer_id, seq)
+);
+CREATE INDEX IF NOT EXISTS stat_stage_history_stage ON stat_stage_history (stage, from_at, to_at);
+CREATE TABLE IF NOT EXISTS stat_orders (
+  customer_id TEXT NOT NULL,
+  order_id TEXT NOT NULL,
+  at TEXT NOT NULL,
+  at_day DOUBLE PRECISION NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (customer_id, order_id)
+);
+-- covers figures as of a past date (folded from the orders before it)
+CREATE INDEX IF NOT EXISTS stat_orders_cover ON stat_orders (customer_id, at, at_day, revenue, cost);
+CREATE TABLE IF NOT EXISTS stat_customer_months (
+  customer_id TEXT NOT NULL,
+  month TEXT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (customer_id, month)
+);
+CREATE INDEX IF NOT EXISTS stat_customer_months_month ON stat_customer_months (month);
+CREATE TABLE IF NOT EXISTS stat_sales (
+  month TEXT NOT NULL,
+  dim TEXT NOT NULL,
+  key TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (dim, month, key, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_customer_sales (
+  customer_id TEXT NOT NULL,
+  dim TEXT NOT NULL,
+  key TEXT NOT NULL,
+  month TEXT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (customer_id, dim, key, month)
+);
+CREATE TABLE IF NOT EXISTS stat_campaign_months (
+  campaign_id TEXT NOT NULL,
+  month TEXT NOT NULL,
+  spend BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  orders BIGINT NOT NULL,
+  PRIMARY KEY (campaign_id, month)
+);
+CREATE TABLE IF NOT EXISTS stat_employees (
+  employee_id TEXT PRIMARY KEY,
+  hired_at TEXT,
+  left_at TEXT
+);
+CREATE TABLE IF NOT EXISTS stat_employee_months (
+  employee_id TEXT NOT NULL,
+  month TEXT NOT NULL,
+  feedback BIGINT NOT NULL,
+  complaints BIGINT NOT NULL,
+  PRIMARY KEY (employee_id, month)
+);
+CREATE TABLE IF NOT EXISTS stat_periods (
+  kind TEXT NOT NULL,
+  period TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  active BIGINT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  PRIMARY KEY (kind, period, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_cohorts (
+  cohort TEXT NOT NULL,
+  month TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  active BIGINT NOT NULL,
+  PRIMARY KEY (cohort, month, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_active_spans (
+  month_in TEXT NOT NULL,
+  month_out TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (month_in, month_out, source, channel)
+);
+CREATE TABLE IF NOT EXISTS stat_churns (
+  month TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  source TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (month, reason, detail, source, channel)
+);
+CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
+CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id);
+CREATE TABLE IF NOT EXISTS stat_meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+export const UNKNOWN_KEY = 'unknown';
+export const DAY_MS = 86_400_000;
+const ACTIVE: ReadonlySet<string> = new Set(['customer', 'repeat_buyer', 'advocate']);
+
+type Stage = 'prospect' | 'customer' | 'repeat_buyer' | 'advocate' | 'churned';
+
+interface CustomerRow {
+  customer_id: string;
+  source: string;
+  channel: string;
+  campaign: string | null;
+  registered_at: string | null;
+  stage: Stage;
+  stage_since: string | null;
+  history_seq: number;
+  converted_at: string | null;
+  repeat_at: string | null;
+  advocate_at: string | null;
+  churned_at: string | null;
+  churn_reason: string | null;
+  churn_count: number;
+  reactivated_count: number;
+  first_purchase_at: string | null;
+  last_purchase_at: string | null;
+  first_purchase_day: number | null;
+  last_purchase_day: number | null;
+  acquisition_month: string | null;
+  orders: number;
+  revenue: number;
+  cost: number;
+  days_to_customer: number | null;
+  days_to_repeat: number | null;
+  days_to_advocate: number | null;
+}
+
+const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
+  'customer_id',
+  'source',
+  'channel',
+  'campaign',
+  'registered_at',
+  'stage',
+  'stage_since',
+  'history_seq',
+  'converted_at',
+  'repeat_at',
+  'advocate_at',
+  'churned_at',
+  'churn_reason',
+  'churn_count',
+  'reactivated_count',
+  'first_purchase_at',
+  'last_purchase_at',
+  'first_purchase_day',
+  'last_purchase_day',
+  'acquisition_month',
+  'orders',
+  'revenue',
+  'cost',
+  'days_to_customer',
+  'days_to_repeat',
+  'days_to_advocate',
+];
+
+const UPSERT_CUSTOMER = `INSERT INTO stat_customers (${CUSTOMER_COLUMNS.join(', ')}) VALUES (${CUSTOMER_COLUMNS.map(() => '?').join(', ')})
+ON CONFLICT (customer_id) DO UPDATE SET ${CUSTOMER_COLUMNS.filter((c) => c !== 'customer_id')
+  .map((c) => `${c} = excluded.${c}`)
+  .join(', ')}`;
+
+/** Additive deltas for one aggregate row, keyed by its primary key. */
+class Deltas {
+  private readonly rows = new Map<string, { key: SqlParam[]; values: number[] }>();
+  add(key: SqlParam[], values: number[]): void {
+    const k = JSON.stringify(key);
+    const row = this.rows.get(k);
+    if (!row) {
+      this.rows.set(k, { key, values: [...values] });
+      return;
+    }
+    values.forEach((v, i) => (row.values[i] = (row.values[i] ?? 0) + v));
+  }
+  async flush(tx: ReadModelTransaction, table: string, keyCols: string[], valueCols: string[]): Promise<void> {
+    if (this.rows.size === 0) return;
+    const cols = [...keyCols, ...valueCols];
+    const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})
+ON CONFLICT (${keyCols.join(', ')}) DO UPDATE SET ${valueCols.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`;
+    for (const { key, values } of this.rows.values()) await tx.run(sql, [...key, ...values]);
+  }
+}
+
+interface HistoryRow {
+  customerId: string;
+  seq: number;
+  stage: Stage;
+  at: string;
+  toAt: string | null;
+  reason: string | null;
+  detail: string | null;
+}
+
+interface BatchState {
+  customers: Map<string, CustomerRow>;
+  /** stage-history rows to insert, and the previous rows whose interval they close */
+  history: Map<string, HistoryRow>;
+  closeHistory: { customerId: string; seq: number; at: string }[];
+  orders: SqlParam[][];
+  orderIds: Set<string>;
+  customerMonths: Deltas;
+  /** (customer, month) and (customer, year) keys known to have a purchase already */
+  knownPeriods: Set<string>;
+  /** months first bought in during this batch, per customer (for a cohort move) */
+  newMonths: Map<string, string[]>;
+  periods: Deltas;
+  cohorts: Deltas;
+  spans: Deltas;
+  churns: Deltas;
+  sales: Deltas;
+  customerSales: Deltas;
+  campaignMonths: Deltas;
+  employeeMonths: Deltas;
+  employees: Map<string, { hired_at: string | null; left_at: string | null }>;
+  latestAt: string | null;
+}
+
+export class StatisticsProjection implements Projection {
+  readonly name = 'statistics';
+  readonly version = 1;
+  readonly tables = STATISTICS_TABLES;
+
+  async migrate(tx: ReadModelTransaction): Promise<void> {
+    await tx.exec(DDL);
+  }
+
+  async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
+    if (events.length === 0) return;
+    const state: BatchState = {
+      customers: new Map(),
+      history: new Map(),
+      closeHistory: [],
+      orders: [],
+      orderIds: new Set(),
+      customerMonths: new Deltas(),
+      knownPeriods: new Set(),
+      newMonths: new Map(),
+      periods: new Deltas(),
+      cohorts: new Deltas(),
+      spans: new Deltas(),
+      churns: new Deltas(),
+      sales: new Deltas(),
+      customerSales: new Deltas(),
+      campaignMonths: new Deltas(),
+      employeeMonths: new Deltas(),
+      employees: new Map(),
+      latestAt: null,
+    };
+    await this.load(events, state, tx);
+    for (const event of events) {
+      const at = businessTime(event);
+      if (!at) continue; // a fact without a usable business time cannot be placed in any period
+      if (!state.latestAt || at > state.latestAt) state.latestAt = at;
+      await this.fold(event, at, state, tx);
+    }
+    await this.write(state, tx);
+  }
+
+  private async load(events: readonly StoredEvent[], state: BatchState, tx: ReadModelTransaction): Promise<void> {
+    const customerIds = new Set<string>();
+    const employeeIds = new Set<string>();
+    for (const e of events) {
+      const id = str(e.data['customerId']);
+      if (id) customerIds.add(id);
+      if (e.type === 'EmployeeHired' || e.type === 'EmployeeLeft') {
+        const emp = str(e.data['employeeId']);
+        if (emp) employeeIds.add(emp);
+      }
+    }
+    for (const ids of chunks([...customerIds], 500)) {
+      const rows = await tx.all<CustomerRow>(
+        `SELECT * FROM stat_customers WHERE customer_id IN (${ids.map(() => '?').join(', ')})`,
+        ids,
+      );
+      for (const r of rows) state.customers.set(r.customer_id, normaliseRow(r));
+    }
+    for (const ids of chunks([...employeeIds], 500)) {
+      const rows = await tx.all<{ employee_id: string; hired_at: string | null; left_at: string | null }>(
+        `SELECT employee_id, hired_at, left_at FROM stat_employees WHERE employee_id IN (${ids.map(() => '?').join(', ')})`,
+        ids,
+      );
+      for (const r of rows) state.employees.set(r.employee_id, { hired_at: r.hired_at, left_at: r.left_at });
+    }
+  }
+
+  private customer(state: BatchState, customerId: string, at: string): CustomerRow {
+    let row = state.customers.get(customerId);
+    if (!row) {
+      // a fact for a customer never registered here: keep it, as an implicit prospect from an unknown source
+      row = emptyCustomer(customerId);
+      state.customers.set(customerId, row);
+      transition(state, row, 'prospect', at, null, null);
+    }
+    return row;
+  }
+
+  private async fold(event: StoredEvent, at: string, state: BatchState, tx: ReadModelTransaction): Promise<void> {
+    const d = event.data;
+    const customerId = str(d['customerId']);
+    switch (event.type) {
+      case 'ProspectRegistered': {
+        if (!customerId) return;
+        let row = state.customers.get(customerId);
+        if (row?.registered_at) return; // registered once; a repeat is not a new prospect
+        if (!row) {
+          row = emptyCustomer(customerId);
+          state.customers.set(customerId, row);
+          transition(state, row, 'prospect', at, null, null);
+        }
+        row.registered_at = at;
+        row.source = str(d['source']) ?? UNKNOWN_KEY;
+        row.channel = str(d['channel']) ?? UNKNOWN_KEY;
+        row.campaign = str(d['campaign']) ?? null;
+        return;
+      }
+      case 'PurchaseRecorded': {
+        const orderId = str(d['orderId']);
+        if (!customerId || !orderId) return;
+        const total = money(d['totalMinor']);
+        const cost = money(d['costMinor']);
+        if (total === undefined || cost === undefined) return;
+        const key = JSON.stringify([customerId, orderId]);
+        if (state.orderIds.has(key)) return;
+        const known = await tx.get('SELECT 1 AS one FROM stat_orders WHERE customer_id = ? AND order_id = ?', [
+          customerId,
+          orderId,
+        ]);
+        if (known) return; // an order is recorded once: a replay is not a second purchase
+        state.orderIds.add(key);
+        const row = this.customer(state, customerId, at);
+        const month = at.slice(0, 7);
+        const day = Date.parse(at) / DAY_MS;
+        state.orders.push([customerId, orderId, at, day, total, cost]);
+        row.orders += 1;
+        row.revenue += total;
+        row.cost += cost;
+        if (!row.first_purchase_at || at < row.first_purchase_at) {
+          const previous = row.acquisition_month;
+          row.first_purchase_at = at;
+          row.first_purchase_day = day;
+          row.acquisition_month = month;
+          // a backfilled earlier first purchase moves the customer to an earlier cohort
+          if (previous && previous !== month) await this.moveCohort(row, previous, month, state, tx);
+        }
+        const newMonth = await this.firstTime(state, tx, customerId, month);
+        const newYear = await this.firstTime(state, tx, customerId, month.slice(0, 4));
+        state.periods.add(['month', month, row.source, row.channel], [newMonth ? 1 : 0, 1, total, cost]);
+        state.periods.add(['year', month.slice(0, 4), row.source, row.channel], [newYear ? 1 : 0, 1, total, cost]);
+        if (newMonth) {
+          state.cohorts.add([row.acquisition_month ?? month, month, row.source, row.channel], [1]);
+          state.newMonths.set(customerId, [...(state.newMonths.get(customerId) ?? []), month]);
+        }
+        if (!row.last_purchase_at || at > row.last_purchase_at) {
+          row.last_purchase_at = at;
+          row.last_purchase_day = day;
+        }
+        state.customerMonths.add([customerId, month], [1, total, cost]);
+        const channel = str(d['channel']) ?? UNKNOWN_KEY;
+        const location = str(d['location']) ?? UNKNOWN_KEY;
+        const dims: [string, string, number, number][] = [
+          ['channel', channel, total, cost],
+          ['location', location, total, cost],
+        ];
+        const categories = new Map<string, [number, number]>();
+        for (const line of Array.isArray(d['lines']) ? d['lines'] : []) {
+          if (!line || typeof line !== 'object' || Array.isArray(line)) continue;
+          const q = money(line['quantity']);
+          const p = money(line['unitPriceMinor']);
+          const c = money(line['unitCostMinor']);
+          if (q === undefined || p === undefined || c === undefined) continue;
+          const cat = str(line['category']) ?? UNKNOWN_KEY;
+          const acc = categories.get(cat) ?? [0, 0];
+          categories.set(cat, [acc[0] + q * p, acc[1] + q * c]);
+        }
+        for (const [cat, [r, c]] of categories) dims.push(['category', cat, r, c]);
+        for (const [dim, k, r, c] of dims) {
+          state.sales.add([dim, month, k, row.source, row.channel], [1, r, c]);
+          state.customerSales.add([customerId, dim, k, month], [1, r, c]);
+        }
+        const campaign = str(d['campaign']);
+        if (campaign) state.campaignMonths.add([campaign, month], [0, total, cost, 1]);
+        return;
+      }
+      case 'CustomerConverted': {
+        if (!customerId) return;
+        const row = this.customer(state, customerId, at);
+        if (!row.converted_at) {
+          row.converted_at = at;
+          row.days_to_customer = days(row.registered_at, at);
+        }
+        transition(state, row, 'customer', at, null, null);
+        return;
+      }
+      case 'RepeatBuyerQualified': {
+        if (!customerId) return;
+        const row = this.customer(state, customerId, at);
+        if (!row.repeat_at) {
+          row.repeat_at = at;
+          row.days_to_repeat = days(row.converted_at, at);
+        }
+        transition(state, row, 'repeat_buyer', at, null, null);
+        return;
+      }
+      case 'AdvocateRecognized': {
+        if (!customerId) return;
+        const row = this.customer(state, customerId, at);
+        if (!row.advocate_at) {
+          row.advocate_at = at;
+          // measured from the repeat stage only when the customer passed through it
+          row.days_to_advocate = row.repeat_at ? days(row.repeat_at, at) : null;
+        }
+        transition(state, row, 'advocate', at, str(d['reason']) ?? null, null);
+        return;
+      }
+      case 'CustomerChurned': {
+        if (!customerId) return;
+        const row = this.customer(state, customerId, at);
+        const reason = str(d['reason']) ?? UNKNOWN_KEY;
+        row.churned_at = at;
+        row.churn_reason = reason;
+        row.churn_count += 1;
+        transition(state, row, 'churned', at, reason, str(d['detail']) ?? null);
+        state.churns.add([at.slice(0, 7), reason, str(d['detail']) ?? '', row.source, row.channel], [1]);
+        return;
+      }
+      case 'CustomerReactivated': {
+        if (!customerId) return;
+        const row = this.customer(state, customerId, at);
+        row.reactivated_count += 1;
+        transition(state, row, 'customer', at, 'reactivated', null);
+        return;
+      }
+      case 'FeedbackReceived': {
+        const employeeId = str(d['employeeId']);
+        if (!employeeId) return;
+        state.employeeMonths.add([employeeId, at.slice(0, 7)], [1, d['kind'] === 'complaint' ? 1 : 0]);
+        return;
+      }
+      case 'EmployeeHired':
+      case 'EmployeeLeft': {
+        const employeeId = str(d['employeeId']);
+        if (!employeeId) return;
+        const emp = state.employees.get(employeeId) ?? { hired_at: null, left_at: null };
+        if (event.type === 'EmployeeHired') {
+          emp.hired_at = at;
+          emp.left_at = null; // a rehire starts a new employment
+        } else emp.left_at = at;
+        state.employees.set(employeeId, emp);
+        return;
+      }
+      case 'CampaignSpendRecorded': {
+        const campaignId = str(d['campaignId']);
+        const amount = money(d['amountMinor']);
+        if (!campaignId || amount === undefined) return;
+        state.campaignMonths.add([campaignId, at.slice(0, 7)], [amount, 0, 0, 0]);
+        return;
+      }
+      default:
+        return; // facts the statistics do not use (touchpoints, thanks, profiles, unknown types)
+    }
+  }
+
+  /** true the first time this customer buys in `period` (a month `YYYY-MM` or a year `YYYY`) */
+  private async firstTime(state: BatchState, tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
+    const key = `${customerId}\u0000${period}`;
+    if (state.knownPeriods.has(key)) return false;
+    state.knownPeriods.add(key);
+    const [lo, hi] = period.length === 4 ? [`${period}-01`, `${period}-12`] : [period, period];
+    const known = await tx.get(
+      'SELECT 1 AS one FROM stat_customer_months WHERE customer_id = ? AND month >= ? AND month <= ? LIMIT 1',
+      [customerId, lo, hi],
+    );
+    return !known;
+  }
+
+  private async moveCohort(row: CustomerRow, from: string, to: string, state: BatchState, tx: ReadModelTransaction): Promise<void> {
+    const stored = await tx.all<{ month: string }>('SELECT month FROM stat_customer_months WHERE customer_id = ?', [row.customer_id]);
+    for (const m of [...stored.map((x) => x.month), ...(state.newMonths.get(row.customer_id) ?? [])]) {
+      state.cohorts.add([from, m, row.source, row.channel], [-1]);
+      state.cohorts.add([to, m, row.source, row.channel], [1]);
+    }
+  }
+
+  private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
+    for (const row of state.customers.values()) {
+      await tx.run(
+        UPSERT_CUSTOMER,
+        CUSTOMER_COLUMNS.map((c) => row[c]),
+      );
+    }
+    for (const c of state.closeHistory) {
+      await tx.run('UPDATE stat_stage_history SET to_at = ? WHERE customer_id = ? AND seq = ?', [
+        c.at,
+        c.customerId,
+        c.seq,
+      ]);
+    }
+    for (const h of state.history.values()) {
+      await tx.run(
+        'INSERT INTO stat_stage_history (customer_id, seq, stage, from_at, to_at, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, seq) DO NOTHING',
+        [h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail],
+      );
+    }
+    for (const o of state.orders) {
+      await tx.run(
+        'INSERT INTO stat_orders (customer_id, order_id, at, at_day, revenue, cost) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, order_id) DO NOTHING',
+        o,
+      );
+    }
+    await state.customerMonths.flush(tx, 'stat_customer_months', ['customer_id', 'month'], ['orders', 'revenue', 'cost']);
+    await state.sales.flush(tx, 'stat_sales', ['dim', 'month', 'key', 'source', 'channel'], ['orders', 'revenue', 'cost']);
+    await state.customerSales.flush(
+      tx,
+      'stat_customer_sales',
+      ['customer_id', 'dim', 'key', 'month'],
+      ['orders', 'revenue', 'cost'],
+    );
+    await state.campaignMonths.flush(
+      tx,
+      'stat_campaign_months',
+      ['campaign_id', 'month'],
+      ['spend', 'revenue', 'cost', 'orders'],
+    );
+    await state.periods.flush(tx, 'stat_periods', ['kind', 'period', 'source', 'channel'], ['active', 'orders', 'revenue', 'cost']);
+    await state.cohorts.flush(tx, 'stat_cohorts', ['cohort', 'month', 'source', 'channel'], ['active']);
+    await state.churns.flush(tx, 'stat_churns', ['month', 'reason', 'detail', 'source', 'channel'], ['n']);
+    await state.spans.flush(tx, 'stat_active_spans', ['month_in', 'month_out', 'source', 'channel'], ['n']);
+    await state.employeeMonths.flush(tx, 'stat_employee_months', ['employee_id', 'month'], ['feedback', 'complaints']);
+    for (const [id, e] of state.employees) {
+      await tx.run(
+        'INSERT INTO stat_employees (employee_id, hired_at, left_at) VALUES (?, ?, ?) ON CONFLICT (employee_id) DO UPDATE SET hired_at = excluded.hired_at, left_at = excluded.left_at',
+        [id, e.hired_at, e.left_at],
+      );
+    }
+    if (state.latestAt) {
+      await tx.run(
+        `INSERT INTO stat_meta (key, value) VALUES ('latest_at', ?)
+ON CONFLICT (key) DO UPDATE SET value = CASE WHEN excluded.value > stat_meta.value THEN excluded.value ELSE stat_meta.value END`,
+        [state.latestAt],
+      );
+    }
+  }
+}
+
+/** Records a stage change: closes the open history interval and opens the next one. */
+function transition(
+  state: BatchState,
+  row: CustomerRow,
+  stage: Stage,
+  at: string,
+  reason: string | null,
+  detail: string | null,
+): void {
+  // spans of active stages by month in and out (month_out '' while open): churn rates read these
+  if (ACTIVE.has(row.stage) && row.stage_since) {
+    state.spans.add([row.stage_since.slice(0, 7), '', row.source, row.channel], [-1]);
+    state.spans.add([row.stage_since.slice(0, 7), at.slice(0, 7), row.source, row.channel], [1]);
+  }
+  if (ACTIVE.has(stage)) state.spans.add([at.slice(0, 7), '', row.source, row.channel], [1]);
+  if (row.history_seq > 0) {
+    const prev = state.history.get(`${row.customer_id}\u0000${row.history_seq}`);
+    if (prev) prev.toAt = at;
+    else state.closeHistory.push({ customerId: row.customer_id, seq: row.history_seq, at });
+  }
+  row.history_seq += 1;
+  row.stage = stage;
+  row.stage_since = at;
+  state.history.set(`${row.customer_id}\u0000${row.history_seq}`, {
+    customerId: row.customer_id,
+    seq: row.history_seq,
+    stage,
+    at,
+    toAt: null,
+    reason,
+    detail,
+  });
+}
+
+function emptyCustomer(customerId: string): CustomerRow {
+  return {
+    customer_id: customerId,
+    source: UNKNOWN_KEY,
+    channel: UNKNOWN_KEY,
+    campaign: null,
+    registered_at: null,
+    stage: 'prospect',
+    stage_since: null,
+    history_seq: 0,
+    converted_at: null,
+    repeat_at: null,
+    advocate_at: null,
+    churned_at: null,
+    churn_reason: null,
+    churn_count: 0,
+    reactivated_count: 0,
+    first_purchase_at: null,
+    last_purchase_at: null,
+    first_purchase_day: null,
+    last_purchase_day: null,
+    acquisition_month: null,
+    orders: 0,
+    revenue: 0,
+    cost: 0,
+    days_to_customer: null,
+    days_to_repeat: null,
+    days_to_advocate: null,
+  };
+}
+
+/** BIGINT columns may arrive as strings or bigints from a driver: fold over plain numbers. */
+function normaliseRow(r: CustomerRow): CustomerRow {
+  return {
+    ...r,
+    history_seq: Number(r.history_seq),
+    churn_count: Number(r.churn_count),
+    reactivated_count: Number(r.reactivated_count),
+    orders: Number(r.orders),
+    revenue: Number(r.revenue),
+    cost: Number(r.cost),
+    first_purchase_day: r.first_purchase_day === null ? null : Number(r.first_purchase_day),
+    last_purchase_day: r.last_purchase_day === null ? null : Number(r.last_purchase_day),
+    days_to_customer: r.days_to_customer === null ? null : Number(r.days_to_customer),
+    days_to_repeat: r.days_to_repeat === null ? null : Number(r.days_to_repeat),
+    days_to_advocate: r.days_to_advocate === null ? null : Number(r.days_to_advocate),
+  };
+}
+
+function businessTime(e: StoredEvent): string | undefined {
+  return isoOrUndefined(e.metadata?.occurredAt) ?? isoOrUndefined(e.data?.['occurredAt']);
+}
+
+export function isoOrUndefined(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length < 10) return undefined;
+  const t = Date.parse(v);
+  return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function money(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+function days(from: string | null, to: string): number | null {
+  if (!from) return null;
+  return (Date.parse(to) - Date.parse(from)) / DAY_MS;
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,920 @@
+import type { ReadModelQueries, SqlParam } from './read-model-store';
+import { DAY_MS, isoOrUndefined } from './statistics.projection';
+
+/**
+ * Loyalty and retention statistics over the tables `StatisticsProjection` writes. Every figure is
+ * defined in `docs/statistics.md`; the definitions below are the executable version. Each query
+ * validates its filter first and answers a `StatisticsFilterError` naming the offending field.
+ *
+ * Orderings that decide a figure (quintiles, top-N, medians) always end with `customer_id`, so the
+ * same read model gives the same answer on SQLite and PostgreSQL, every time.
+ */
+
+export type RfmSegment = 'champions' | 'loyal' | 'potential' | 'at_risk' | 'hibernating' | 'lost';
+
+/**
+ * RFM segments from the recency (R) and frequency (F) quintile scores, first matching rule wins.
+ * Monetary (M) is reported beside them but does not choose the segment: in our data it follows F.
+ * Every one of the 25 (R, F) cells is covered exactly once (a spec checks it).
+ */
+export const RFM_SEGMENT_RULES: readonly { segment: RfmSegment; r: [number, number]; f: [number, number] }[] = [
+  { segment: 'champions', r: [4, 5], f: [4, 5] },
+  { segment: 'loyal', r: [3, 5], f: [3, 5] },
+  { segment: 'potential', r: [4, 5], f: [1, 2] },
+  { segment: 'at_risk', r: [1, 2], f: [3, 5] },
+  { segment: 'hibernating', r: [2, 3], f: [1, 2] },
+  { segment: 'lost', r: [1, 1], f: [1, 2] },
+];
+export const RFM_SEGMENTS: readonly RfmSegment[] = RFM_SEGMENT_RULES.map((r) => r.segment);
+
+export function rfmSegmentOf(r: number, f: number): RfmSegment {
+  const rule = RFM_SEGMENT_RULES.find((x) => r >= x.r[0] && r <= x.r[1] && f >= x.f[0] && f <= x.f[1]);
+  return rule?.segment ?? 'lost';
+}
+
+const SEGMENT_CASE = `CASE ${RFM_SEGMENT_RULES.map(
+  (x) => `WHEN r_score BETWEEN ${x.r[0]} AND ${x.r[1]} AND f_score BETWEEN ${x.f[0]} AND ${x.f[1]} THEN '${x.segment}'`,
+).join(' ')} ELSE 'lost' END`;
+
+export const STAGES = ['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'] as const;
+const ACTIVE_STAGES = `('customer', 'repeat_buyer', 'advocate')`;
+
+export interface StatisticsFilter {
+  /** first business day of the period (inclusive), `YYYY-MM-DD` or an ISO instant */
+  from?: string;
+  /** last business day of the period (inclusive), `YYYY-MM-DD` or an ISO instant */
+  to?: string;
+  /** the business date a point-in-time figure is taken at (end of that day) */
+  asOf?: string;
+  /** acquisition source of the customers counted */
+  source?: string;
+  /** acquisition channel of the customers counted */
+  channel?: string;
+  /** RFM segment (as of `asOf`, else `to`, else now) of the customers counted */
+  segment?: string;
+}
+export type FilterField = keyof StatisticsFilter;
+const FILTER_FIELDS: readonly FilterField[] = ['from', 'to', 'asOf', 'source', 'channel', 'segment'];
+
+/** A filter the statistics cannot answer. `field` names the offending input; HTTP maps it to 400. */
+export class StatisticsFilterError extends Error {
+  readonly code = 'invalid_filter';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'StatisticsFilterError';
+  }
+}
+
+interface Resolved {
+  fromAt?: string;
+  /** exclusive upper bound of the period */
+  toEnd?: string;
+  fromMonth?: string;
+  toMonth?: string;
+  /** exclusive upper bound of facts counted for a point-in-time figure; undefined = everything */
+  asOfEnd?: string;
+  source?: string;
+  channel?: string;
+  segment?: RfmSegment;
+}
+
+const PERIOD: FilterField[] = ['from', 'to'];
+const POPULATION: FilterField[] = ['source', 'channel', 'segment'];
+
+export function validateFilter(filter: unknown, allowed: readonly FilterField[]): Resolved {
+  if (filter === undefined || filter === null) return {};
+  if (typeof filter !== 'object' || Array.isArray(filter)) throw new StatisticsFilterError('filter', 'expected an object');
+  const f = filter as Record<string, unknown>;
+  for (const [key, value] of Object.entries(f)) {
+    if (value === undefined) continue;
+    if (!FILTER_FIELDS.includes(key as FilterField))
+      throw new StatisticsFilterError(key, `unknown filter field; expected one of ${FILTER_FIELDS.join(', ')}`);
+    if (!allowed.includes(key as FilterField))
+      throw new StatisticsFilterError(key, `does not apply to this statistic; it accepts ${allowed.join(', ') || 'no filter'}`);
+  }
+  const out: Resolved = {};
+  const from = dateBound(f['from'], 'from', 'start');
+  const to = dateBound(f['to'], 'to', 'end');
+  const asOf = dateBound(f['asOf'], 'asOf', 'end');
+  if (from && to && from >= to) throw new StatisticsFilterError('to', `expected a date on or after from (${String(f['from'])})`);
+  if (from) {
+    out.fromAt = from;
+    out.fromMonth = from.slice(0, 7);
+  }
+  if (to) {
+    out.toEnd = to;
+    out.toMonth = new Date(Date.parse(to) - 1).toISOString().slice(0, 7);
+  }
+  if (asOf) out.asOfEnd = asOf;
+  for (const key of ['source', 'channel'] as const) {
+    const v = f[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || v.length === 0 || v.length > 200)
+      throw new StatisticsFilterError(key, 'expected a non-empty string of at most 200 characters');
+    out[key] = v;
+  }
+  if (f['segment'] !== undefined) {
+    if (typeof f['segment'] !== 'string' || !RFM_SEGMENTS.includes(f['segment'] as RfmSegment))
+      throw new StatisticsFilterError('segment', `expected one of ${RFM_SEGMENTS.join(', ')}`);
+    out.segment = f['segment'] as RfmSegment;
+  }
+  return out;
+}
+
+function dateBound(v: unknown, field: string, side: 'start' | 'end'): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new StatisticsFilterError(field, 'expected a date YYYY-MM-DD or an ISO-8601 instant');
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    const t = Date.parse(`${v}T00:00:00.000Z`);
+    if (!Number.isFinite(t) || new Date(t).toISOString().slice(0, 10) !== v)
+      throw new StatisticsFilterError(field, `expected a real calendar date, got ${v}`);
+    return new Date(side === 'start' ? t : t + DAY_MS).toISOString();
+  }
+  const iso = /^\d{4}-\d{2}-\d{2}T/.test(v) ? isoOrUndefined(v) : undefined;
+  if (!iso) throw new StatisticsFilterError(field, `expected a date YYYY-MM-DD or an ISO-8601 instant, got ${v}`);
+  return side === 'start' ? iso : new Date(Date.parse(iso) + 1).toISOString();
+}
+
+// ---------- answers ----------
+
+export interface StageCounts {
+  asOf: string | null;
+  total: number;
+  stages: Record<(typeof STAGES)[number], number>;
+}
+export interface FunnelStep {
+  stage: 'prospect' | 'customer' | 'repeat_buyer' | 'advocate';
+  reached: number;
+  /** reached / reached at the previous step (null for the first step or an empty previous step) */
+  conversionRate: number | null;
+  /** median days from the previous stage to this one, among customers who reached both */
+  medianDaysFromPrevious: number | null;
+}
+export interface Funnel {
+  steps: FunnelStep[];
+  overallConversionRate: number | null;
+}
+export interface CohortRow {
+  cohort: string;
+  size: number;
+  /** share of the cohort that purchased in month cohort+k, k = 0.. (only months with data) */
+  retention: number[];
+  active: number[];
+}
+export interface ChurnMonth {
+  month: string;
+  activeAtStart: number;
+  churned: number;
+  rate: number | null;
+}
+export interface ChurnAnswer {
+  months: ChurnMonth[];
+  reasons: { reason: string; detail: string | null; count: number }[];
+}
+export interface RepeatRate {
+  buyers: number;
+  repeatBuyers: number;
+  rate: number | null;
+}
+export interface Tenure {
+  customers: number;
+  averageDays: number | null;
+}
+export interface ValuePeriod {
+  period: string;
+  activeCustomers: number;
+  orders: number;
+  revenue: number;
+  cost: number;
+  margin: number;
+  revenuePerActiveCustomer: number | null;
+  marginPerActiveCustomer: number | null;
+}
+export interface GoldenTier {
+  share: 0.1 | 0.2;
+  customers: number;
+  revenue: number;
+  revenueShare: number | null;
+}
+export interface GoldenCustomers {
+  customersWithRevenue: number;
+  totalRevenue: number;
+  tiers: GoldenTier[];
+}
+export interface RfmScore {
+  customerId: string;
+  lastPurchaseAt: string;
+  /** days from the last purchase to `asOf` (default: the latest business time seen) */
+  recencyDays: number;
+  frequency: number;
+  monetary: number;
+  r: number;
+  f: number;
+  m: number;
+  segment: RfmSegment;
+}
+export interface RfmSegmentSummary {
+  segment: RfmSegment;
+  customers: number;
+  revenue: number;
+  cost: number;
+  profit: number;
+}
+export interface Profitability {
+  key: string;
+  orders: number;
+  revenue: number;
+  cost: number;
+  profit: number;
+}
+export type ProfitabilityDimension = 'segment' | 'channel' | 'source' | 'category' | 'location';
+export interface CampaignReturn {
+  campaignId: string;
+  spend: number;
+  revenue: number;
+  orders: number;
+  returnOnSpend: number | null;
+}
+export interface EmployeeComplaints {
+  employeeId: string;
+  feedback: number;
+  complaints: number;
+}
+export interface Turnover {
+  from: string | null;
+  to: string | null;
+  leavers: number;
+  headcountAtStart: number;
+  headcountAtEnd: number;
+  averageHeadcount: number;
+  rate: number | null;
+}
+
+type Row = Record<string, unknown>;
+
+export class StatisticsQueries {
+  constructor(private readonly db: ReadModelQueries) {}
+
+  /** Customers in each stage, now or as of the end of `asOf`. */
+  async stageCounts(filter?: StatisticsFilter): Promise<StageCounts> {
+    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    const rows = r.asOfEnd
+      ? await this.db.all<Row>(
+          `${pop.with} SELECT h.stage AS stage, COUNT(*) AS n FROM stat_stage_history h
+           ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : ''}
+           WHERE h.from_at < ? AND (h.to_at IS NULL OR h.to_at >= ?) ${pop.where} GROUP BY h.stage`,
+          [...pop.withParams, r.asOfEnd, r.asOfEnd, ...pop.params],
+        )
+      : await this.db.all<Row>(
+          `${pop.with} SELECT c.stage AS stage, COUNT(*) AS n FROM stat_customers c WHERE 1 = 1 ${pop.where} GROUP BY c.stage`,
+          [...pop.withParams, ...pop.params],
+        );
+    const stages = Object.fromEntries(STAGES.map((s) => [s, 0])) as StageCounts['stages'];
+    for (const row of rows) if ((STAGES as readonly string[]).includes(String(row['stage']))) stages[row['stage'] as (typeof STAGES)[number]] = num(row['n']);
+    return { asOf: r.asOfEnd ?? null, total: STAGES.reduce((s, k) => s + stages[k], 0), stages };
+  }
+
+  /**
+   * The ladder prospect → customer → repeat_buyer → advocate for customers registered in
+   * [from, to], as of `asOf`. A customer has reached a step when they reached it or any later step.
+   */
+  async funnel(filter?: StatisticsFilter): Promise<Funnel> {
+    const r = validateFilter(filter, [...PERIOD, 'asOf', ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    const where: string[] = ['1 = 1'];
+    const params: SqlParam[] = [];
+    if (r.fromAt) (where.push('c.registered_at >= ?'), params.push(r.fromAt));
+    if (r.toEnd) (where.push('c.registered_at < ?'), params.push(r.toEnd));
+    // asOfEnd is our own toISOString() output, so inlining it cannot inject; it keeps the
+    // parameter order of the four reached-by conditions and three medians simple
+    const reachedBy = (col: string): string => (r.asOfEnd ? `(${col} IS NOT NULL AND ${col} < '${r.asOfEnd}')` : `${col} IS NOT NULL`);
+    if (r.asOfEnd) (where.push('(c.registered_at IS NULL OR c.registered_at < ?)'), params.push(r.asOfEnd));
+    const adv = reachedBy('c.advocate_at');
+    const rep = `(${reachedBy('c.repeat_at')} OR ${adv})`;
+    const cus = `(${reachedBy('c.converted_at')} OR ${rep})`;
+    const base = `FROM stat_customers c WHERE ${where.join(' AND ')} ${pop.where}`;
+    const counts = await this.db.get<Row>(
+      `${pop.with} SELECT COUNT(*) AS prospect,
+         SUM(CASE WHEN ${cus} THEN 1 ELSE 0 END) AS customer,
+         SUM(CASE WHEN ${rep} THEN 1 ELSE 0 END) AS repeat_buyer,
+         SUM(CASE WHEN ${adv} THEN 1 ELSE 0 END) AS advocate,
+         SUM(CASE WHEN c.days_to_customer IS NOT NULL AND ${reachedBy('c.converted_at')} THEN 1 ELSE 0 END) AS n_customer,
+         SUM(CASE WHEN c.days_to_repeat IS NOT NULL AND ${reachedBy('c.repeat_at')} THEN 1 ELSE 0 END) AS n_repeat,
+         SUM(CASE WHEN c.days_to_advocate IS NOT NULL AND ${reachedBy('c.advocate_at')} THEN 1 ELSE 0 END) AS n_advocate ${base}`,
+      [...pop.withParams, ...params, ...pop.params],
+    );
+    const reached = [num(counts?.['prospect']), num(counts?.['customer']), num(counts?.['repeat_buyer']), num(counts?.['advocate'])];
+    const medians = [
+      null,
+      await this.median('c.days_to_customer', reachedBy('c.converted_at'), num(counts?.['n_customer']), base, pop, params),
+      await this.median('c.days_to_repeat', reachedBy('c.repeat_at'), num(counts?.['n_repeat']), base, pop, params),
+      await this.median('c.days_to_advocate', reachedBy('c.advocate_at'), num(counts?.['n_advocate']), base, pop, params),
+    ];
+    const names = ['prospect', 'customer', 'repeat_buyer', 'advocate'] as const;
+    const steps = names.map((stage, i) => ({
+      stage,
+      reached: reached[i] ?? 0,
+      conversionRate: i === 0 ? null : ratio(reached[i] ?? 0, reached[i - 1] ?? 0),
+      medianDaysFromPrevious: medians[i] ?? null,
+    }));
+    return { steps, overallConversionRate: ratio(reached[3] ?? 0, reached[0] ?? 0) };
+  }
+
+  /** the median of `col` over `n` qualifying rows: one index walk to the middle, ties by customer id */
+  private async median(col: string, cond: string, n: number, base: string, pop: Population, params: SqlParam[]): Promise<number | null> {
+    const sql = `${base} AND ${col} IS NOT NULL AND ${cond}`;
+    if (n === 0) return null;
+    const rows = await this.db.all<Row>(
+      `${pop.with} SELECT ${col} AS d ${sql} ORDER BY ${col}, c.customer_id LIMIT ${n % 2 === 0 ? 2 : 1} OFFSET ${Math.floor((n - 1) / 2)}`,
+      [...pop.withParams, ...params, ...pop.params],
+    );
+    const vals = rows.map((x) => Number(x['d']));
+    return vals.reduce((s, v) => s + v, 0) / vals.length;
+  }
+
+  /**
+   * Cohort = month of first purchase. Cell k = share of the cohort with at least one purchase in
+   * the k-th month after it (k = 0 is the cohort month itself, always 1). Cells run up to the latest
+   * business month the read model has seen, at most `maxMonths`.
+   */
+  async cohortRetention(filter?: StatisticsFilter, maxMonths = 12): Promise<CohortRow[]> {
+    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    if (!Number.isInteger(maxMonths) || maxMonths < 0 || maxMonths > 120)
+      throw new StatisticsFilterError('maxMonths', 'expected an integer between 0 and 120');
+    const pop = await this.population(r, 'c');
+    const where: string[] = ['c.acquisition_month IS NOT NULL'];
+    const params: SqlParam[] = [];
+    if (r.fromMonth) (where.push('c.acquisition_month >= ?'), params.push(r.fromMonth));
+    if (r.toMonth) (where.push('c.acquisition_month <= ?'), params.push(r.toMonth));
+    const cond = `${where.join(' AND ')} ${pop.where}`;
+    let sizes: Row[];
+    let cells: Row[];
+    if (!r.segment) {
+      cells = (await this.cohortCells(r)).filter((c) => num(c['n']) > 0);
+      // every member buys in their cohort month, so the cohort's own cell is its size
+      sizes = cells.filter((c) => c['cohort'] === c['month']).sort((a, b) => (String(a['cohort']) < String(b['cohort']) ? -1 : 1));
+    } else {
+      sizes = await this.db.all<Row>(
+        `${pop.with} SELECT c.acquisition_month AS cohort, COUNT(*) AS n FROM stat_customers c WHERE ${cond} GROUP BY c.acquisition_month ORDER BY c.acquisition_month`,
+        [...pop.withParams, ...params, ...pop.params],
+      );
+      cells = await this.db.all<Row>(
+        `${pop.with} SELECT c.acquisition_month AS cohort, m.month AS month, COUNT(*) AS n
+         FROM stat_customers c JOIN stat_customer_months m ON m.customer_id = c.customer_id
+         WHERE ${cond} GROUP BY c.acquisition_month, m.month`,
+        [...pop.withParams, ...params, ...pop.params],
+      );
+    }
+    const latest = (await this.latestAt())?.slice(0, 7);
+    const byCohort = new Map<string, Map<number, number>>();
+    for (const c of cells) {
+      const k = monthDiff(String(c['cohort']), String(c['month']));
+      if (k < 0 || k > maxMonths) continue;
+      const m = byCohort.get(String(c['cohort'])) ?? new Map<number, number>();
+      m.set(k, num(c['n']));
+      byCohort.set(String(c['cohort']), m);
+    }
+    return sizes.map((s) => {
+      const cohort = String(s['cohort']);
+      const size = num(s['n']);
+      const span = latest ? Math.min(maxMonths, monthDiff(cohort, latest)) : 0;
+      const active = Array.from({ length: Math.max(0, span) + 1 }, (_, k) => byCohort.get(cohort)?.get(k) ?? 0);
+      return { cohort, size, active, retention: active.map((a) => (size === 0 ? 0 : a / size)) };
+    });
+  }
+
+  /** cohort × month activity kept by the projection, narrowed by source and channel */
+  private async cohortCells(r: Resolved): Promise<Row[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (r.fromMonth) (where.push('AND cohort >= ?'), params.push(r.fromMonth));
+    if (r.toMonth) (where.push('AND cohort <= ?'), params.push(r.toMonth));
+    if (r.source) (where.push('AND source = ?'), params.push(r.source));
+    if (r.channel) (where.push('AND channel = ?'), params.push(r.channel));
+    return this.db.all<Row>(
+      `SELECT cohort, month, CAST(SUM(active) AS BIGINT) AS n FROM stat_cohorts WHERE 1 = 1 ${where.join(' ')} GROUP BY cohort, month`,
+      params,
+    );
+  }
+
+  /**
+   * Per month: customers churned in it / customers active (customer, repeat buyer or advocate) at
+   * its first instant; and churns counted by reason over the period.
+   */
+  async churn(filter?: StatisticsFilter): Promise<ChurnAnswer> {
+    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
+    const churnRows = r.segment
+      ? await this.db.all<Row>(
+          `${pop.with} SELECT substr(h.from_at, 1, 7) AS month, h.reason AS reason, h.detail AS detail, COUNT(*) AS n
+           FROM stat_stage_history h ${join} WHERE h.stage = 'churned' ${pop.where}
+           GROUP BY substr(h.from_at, 1, 7), h.reason, h.detail`,
+          [...pop.withParams, ...pop.params],
+        )
+      : await this.db.all<Row>(
+          `SELECT month, reason, detail, CAST(SUM(n) AS BIGINT) AS n FROM stat_churns s
+           WHERE 1 = 1 ${r.source ? 'AND s.source = ?' : ''} ${r.channel ? 'AND s.channel = ?' : ''} GROUP BY month, reason, detail`,
+          [...(r.source ? [r.source] : []), ...(r.channel ? [r.channel] : [])],
+        );
+    const inPeriod = churnRows.filter((x) => (!r.fromMonth || String(x['month']) >= r.fromMonth) && (!r.toMonth || String(x['month']) <= r.toMonth));
+    const churnedBy = new Map<string, number>();
+    const reasonsBy = new Map<string, { reason: string; detail: string | null; count: number }>();
+    for (const x of inPeriod) {
+      const month = String(x['month']);
+      churnedBy.set(month, (churnedBy.get(month) ?? 0) + num(x['n']));
+      const detail = x['detail'] === null || x['detail'] === undefined || x['detail'] === '' ? null : String(x['detail']);
+      const key = JSON.stringify([String(x['reason']), detail]);
+      const acc = reasonsBy.get(key) ?? { reason: String(x['reason']), detail, count: 0 };
+      acc.count += num(x['n']);
+      reasonsBy.set(key, acc);
+    }
+    const reasons = [...reasonsBy.values()].sort((a, b) => cmp(a.reason, b.reason) || cmp(a.detail ?? '', b.detail ?? ''));
+    const spans = r.segment
+      ? await this.db.all<Row>(
+          `${pop.with} SELECT substr(h.from_at, 1, 7) AS month_in, substr(h.to_at, 1, 7) AS month_out, COUNT(*) AS n
+           FROM stat_stage_history h ${join} WHERE h.stage IN ${ACTIVE_STAGES} ${pop.where}
+           GROUP BY substr(h.from_at, 1, 7), substr(h.to_at, 1, 7)`,
+          [...pop.withParams, ...pop.params],
+        )
+      : await this.db.all<Row>(
+          `SELECT month_in, CASE WHEN month_out = '' THEN NULL ELSE month_out END AS month_out, CAST(SUM(n) AS BIGINT) AS n
+           FROM stat_active_spans s WHERE n <> 0 ${r.source ? 'AND s.source = ?' : ''} ${r.channel ? 'AND s.channel = ?' : ''}
+           GROUP BY month_in, month_out`,
+          [...(r.source ? [r.source] : []), ...(r.channel ? [r.channel] : [])],
+        );
+    const latest = await this.latestAt();
+    const first = [...spans.map((s) => String(s['month_in'])), ...churnRows.map((x) => String(x['month']))].sort()[0];
+    const fromMonth = r.fromMonth ?? first;
+    const toMonth = r.toMonth ?? latest?.slice(0, 7);
+    const months: ChurnMonth[] = [];
+    if (fromMonth && toMonth) {
+      for (let m = fromMonth; m <= toMonth; m = nextMonth(m)) {
+        let activeAtStart = 0;
+        for (const s of spans) {
+          const out = s['month_out'] === null || s['month_out'] === undefined ? null : String(s['month_out']);
+          if (String(s['month_in']) < m && (out === null || out >= m)) activeAtStart += num(s['n']);
+        }
+        const n = churnedBy.get(m) ?? 0;
+        months.push({ month: m, activeAtStart, churned: n, rate: ratio(n, activeAtStart) });
+      }
+    }
+    return { months, reasons };
+  }
+
+  /** Customers with at least 2 orders / customers with at least 1, counting orders up to `asOf`. */
+  async repeatRate(filter?: StatisticsFilter): Promise<RepeatRate> {
+    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    const row = r.asOfEnd
+      ? await this.db.get<Row>(
+          `${pop.with}, o AS (SELECT customer_id, COUNT(*) AS n FROM stat_orders WHERE at < ? GROUP BY customer_id)
+           SELECT COUNT(*) AS buyers, SUM(CASE WHEN o.n >= 2 THEN 1 ELSE 0 END) AS repeaters FROM o
+           ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
+          [...pop.withParams, r.asOfEnd, ...pop.params],
+        )
+      : await this.db.get<Row>(
+          `${pop.with} SELECT COUNT(*) AS buyers, SUM(CASE WHEN c.orders >= 2 THEN 1 ELSE 0 END) AS repeaters
+           FROM stat_customers c WHERE c.orders >= 1 ${pop.where}`,
+          [...pop.withParams, ...pop.params],
+        );
+    const buyers = num(row?.['buyers']);
+    const repeatBuyers = num(row?.['repeaters']);
+    return { buyers, repeatBuyers, rate: ratio(repeatBuyers, buyers) };
+  }
+
+  /**
+   * Average days from first purchase to the end of the relationship: the last purchase for a
+   * customer churned at `asOf`, otherwise `asOf` itself (default: the latest business time seen).
+   */
+  async tenure(filter?: StatisticsFilter): Promise<Tenure> {
+    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    const refAt = r.asOfEnd ?? (await this.latestAt());
+    if (!refAt) return { customers: 0, averageDays: null };
+    const refDay = Date.parse(refAt) / DAY_MS;
+    const row = r.asOfEnd
+      ? await this.db.get<Row>(
+          `${pop.with}, o AS (SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day FROM stat_orders WHERE at < ? GROUP BY customer_id)
+           SELECT COUNT(*) AS n, SUM(CASE WHEN (SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id
+               AND h.from_at < ? AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1) = 'churned'
+             THEN o.last_day - o.first_day ELSE ? - o.first_day END) AS total
+           FROM o ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
+          [...pop.withParams, r.asOfEnd, r.asOfEnd, r.asOfEnd, refDay, ...pop.params],
+        )
+      : await this.db.get<Row>(
+          `${pop.with} SELECT COUNT(*) AS n, SUM(CASE WHEN c.stage = 'churned' THEN c.last_purchase_day - c.first_purchase_day ELSE ? - c.first_purchase_day END) AS total
+           FROM stat_customers c WHERE c.orders >= 1 ${pop.where}`,
+          [...pop.withParams, refDay, ...pop.params],
+        );
+    const n = num(row?.['n']);
+    return { customers: n, averageDays: n === 0 ? null : Number(row?.['total']) / n };
+  }
+
+  /** Revenue, cost, margin and active customers per month (or per year) of the period. */
+  async value(filter?: StatisticsFilter, per: 'month' | 'year' = 'month'): Promise<ValuePeriod[]> {
+    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    if (per !== 'month' && per !== 'year') throw new StatisticsFilterError('per', 'expected month or year');
+    const pop = await this.population(r, 'c');
+    const { sql: range, params } = monthRange(r, 'm.month');
+    const period = per === 'month' ? 'm.month' : 'substr(m.month, 1, 4)';
+    const preAggregated = !r.segment && (per === 'month' || (!r.fromMonth && !r.toMonth));
+    const rows = preAggregated
+      ? await this.periodTotals(r, per)
+      : await this.db.all<Row>(
+      `${pop.with} SELECT ${period} AS period, COUNT(DISTINCT m.customer_id) AS active, CAST(SUM(m.orders) AS BIGINT) AS orders,
+         CAST(SUM(m.revenue) AS BIGINT) AS revenue, CAST(SUM(m.cost) AS BIGINT) AS cost
+       FROM stat_customer_months m ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = m.customer_id' : ''}
+       WHERE 1 = 1 ${range} ${pop.where} GROUP BY ${period} ORDER BY ${period}`,
+      [...pop.withParams, ...params, ...pop.params],
+    );
+    return rows.map((x) => {
+      const active = num(x['active']);
+      const revenue = num(x['revenue']);
+      const cost = num(x['cost']);
+      return {
+        period: String(x['period']),
+        activeCustomers: active,
+        orders: num(x['orders']),
+        revenue,
+        cost,
+        margin: revenue - cost,
+        revenuePerActiveCustomer: ratio(revenue, active),
+        marginPerActiveCustomer: ratio(revenue - cost, active),
+      };
+    });
+  }
+
+  /** per-period totals kept by the projection; `active` counts each customer once per period */
+  private async periodTotals(r: Resolved, per: 'month' | 'year'): Promise<Row[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [per];
+    if (per === 'month') {
+      const range = monthRange(r, 'period');
+      where.push(range.sql);
+      params.push(...range.params);
+    }
+    if (r.source) (where.push('AND source = ?'), params.push(r.source));
+    if (r.channel) (where.push('AND channel = ?'), params.push(r.channel));
+    return this.db.all<Row>(
+      `SELECT period, CAST(SUM(active) AS BIGINT) AS active, CAST(SUM(orders) AS BIGINT) AS orders,
+         CAST(SUM(revenue) AS BIGINT) AS revenue, CAST(SUM(cost) AS BIGINT) AS cost
+       FROM stat_periods WHERE kind = ? ${where.join(' ')} GROUP BY period ORDER BY period`,
+      params,
+    );
+  }
+
+  /**
+   * The top 10% and 20% of customers by revenue in the period (ceil of the share of customers with
+   * revenue; ties by customer id) and their share of total revenue.
+   */
+  async goldenCustomers(filter?: StatisticsFilter): Promise<GoldenCustomers> {
+    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const pop = await this.population(r, 'c');
+    let source: string;
+    let params: SqlParam[];
+    if (r.fromMonth || r.toMonth) {
+      const range = monthRange(r, 'm.month');
+      source = `SELECT m.customer_id AS customer_id, CAST(SUM(m.revenue) AS BIGINT) AS revenue FROM stat_customer_months m
+        ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = m.customer_id' : ''} WHERE 1 = 1 ${range.sql} ${pop.where} GROUP BY m.customer_id`;
+      params = [...range.params, ...pop.params];
+    } else {
+      source = `SELECT c.customer_id AS customer_id, c.revenue AS revenue FROM stat_customers c WHERE c.revenue > 0 ${pop.where}`;
+      params = [...pop.params];
+    }
+    const totals = await this.db.get<Row>(
+      `${pop.with} SELECT COUNT(*) AS n, CAST(SUM(revenue) AS BIGINT) AS total FROM (${source}) g WHERE g.revenue > 0`,
+      [...pop.withParams, ...params],
+    );
+    const n = num(totals?.['n']);
+    const total = num(totals?.['total']);
+    const tiers: GoldenTier[] = [];
+    for (const share of [0.1, 0.2] as const) {
+      const k = Math.ceil(n * share - 1e-9);
+      const top = await this.db.get<Row>(
+        `${pop.with} SELECT CAST(SUM(revenue) AS BIGINT) AS s FROM (SELECT g.revenue AS revenue FROM (${source}) g WHERE g.revenue > 0
+         ORDER BY g.revenue DESC, g.customer_id ASC LIMIT ${k}) t`,
+        [...pop.withParams, ...params],
+      );
+      const revenue = num(top?.['s']);
+      tiers.push({ share, customers: k, revenue, revenueShare: ratio(revenue, total) });
+    }
+    return { customersWithRevenue: n, totalRevenue: total, tiers };
+  }
+
+  /** Per-customer RFM scores as of `asOf`, ordered by customer id, one page at a time. */
+  async rfmScores(filter?: StatisticsFilter, page: { limit?: number; offset?: number } = {}): Promise<RfmScore[]> {
+    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const limit = page.limit ?? 1000;
+    const offset = page.offset ?? 0;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new StatisticsFilterError('limit', 'expected an integer between 1 and 100000');
+    if (!Number.isInteger(offset) || offset < 0) throw new StatisticsFilterError('offset', 'expected a non-negative integer');
+    const refAt = r.asOfEnd ?? (await this.latestAt());
+    const refMs = refAt ? Date.parse(refAt) : 0;
+    const rfm = await this.rfmCte(r.asOfEnd);
+    const where = this.customerFilter(r, 's');
+    const rows = await this.db.all<Row>(
+      `WITH ${rfm.sql} SELECT s.customer_id, s.last_at, s.f, s.m, s.r_score, s.f_score, s.m_score, s.segment FROM rfm_seg s
+       ${where.joins} WHERE 1 = 1 ${where.sql} ORDER BY s.customer_id LIMIT ${limit} OFFSET ${offset}`,
+      [...rfm.params, ...where.params],
+    );
+    return rows.map((x) => ({
+      customerId: String(x['customer_id']),
+      lastPurchaseAt: String(x['last_at']),
+      recencyDays: (refMs - Date.parse(String(x['last_at']))) / DAY_MS,
+      frequency: num(x['f']),
+      monetary: num(x['m']),
+      r: num(x['r_score']),
+      f: num(x['f_score']),
+      m: num(x['m_score']),
+      segment: x['segment'] as RfmSegment,
+    }));
+  }
+
+  /** Customers, lifetime revenue, cost and profit (as of `asOf`) per RFM segment. */
+  async rfmSegments(filter?: StatisticsFilter): Promise<RfmSegmentSummary[]> {
+    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const rfm = await this.rfmCte(r.asOfEnd);
+    const where = this.customerFilter(r, 's');
+    const rows = await this.db.all<Row>(
+      `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
+       FROM rfm_seg s ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY s.segment`,
+      [...rfm.params, ...where.params],
+    );
+    const by = new Map(rows.map((x) => [String(x['segment']), x]));
+    return RFM_SEGMENTS.map((segment) => {
+      const x = by.get(segment);
+      const revenue = num(x?.['revenue']);
+      const cost = num(x?.['cost']);
+      return { segment, customers: num(x?.['n']), revenue, cost, profit: revenue - cost };
+    });
+  }
+
+  /**
+   * Revenue − cost of purchases in the period, grouped by purchase channel, location, product
+   * category, acquisition source, or RFM segment (as of `asOf`, else `to`).
+   */
+  async profitability(by: ProfitabilityDimension, filter?: StatisticsFilter): Promise<Profitability[]> {
+    const dims: ProfitabilityDimension[] = ['segment', 'channel', 'source', 'category', 'location'];
+    if (!dims.includes(by)) throw new StatisticsFilterError('by', `expected one of ${dims.join(', ')}`);
+    const r = validateFilter(filter, [...PERIOD, ...(by === 'segment' ? ['asOf' as const] : []), ...POPULATION]);
+    let rows: Row[];
+    if (by === 'segment') {
+      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
+      const range = monthRange(r, 'm.month');
+      const where = this.customerFilter(r, 's');
+      // without a period or a past date, the RFM base already holds every purchase's totals
+      const totals =
+        !r.fromMonth && !r.toMonth && !r.asOfEnd
+          ? { sql: 'SELECT customer_id, f AS orders, m AS revenue, cost FROM rfm_seg', params: [] as SqlParam[] }
+          : {
+              sql: `SELECT m.customer_id, SUM(m.orders) AS orders, SUM(m.revenue) AS revenue, SUM(m.cost) AS cost
+                    FROM stat_customer_months m WHERE 1 = 1 ${range.sql} GROUP BY m.customer_id`,
+              params: range.params,
+            };
+      rows = await this.db.all<Row>(
+        `WITH ${rfm.sql}, t AS (${totals.sql})
+         SELECT s.segment AS key, CAST(SUM(t.orders) AS BIGINT) AS orders, CAST(SUM(t.revenue) AS BIGINT) AS revenue, CAST(SUM(t.cost) AS BIGINT) AS cost
+         FROM rfm_seg s JOIN t ON t.customer_id = s.customer_id ${where.joins}
+         WHERE 1 = 1 ${where.sql} GROUP BY s.segment ORDER BY s.segment`,
+        [...rfm.params, ...totals.params, ...where.params],
+      );
+    } else if (r.segment) {
+      const pop = await this.population(r, 'c');
+      const range = monthRange(r, 's.month');
+      const dim = by === 'source' ? 'channel' : by;
+      const key = by === 'source' ? 'c.source' : 's.key';
+      rows = await this.db.all<Row>(
+        `${pop.with} SELECT ${key} AS key, CAST(SUM(s.orders) AS BIGINT) AS orders, CAST(SUM(s.revenue) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
+         FROM stat_customer_sales s JOIN stat_customers c ON c.customer_id = s.customer_id
+         WHERE s.dim = ? ${range.sql} ${pop.where} GROUP BY ${key} ORDER BY ${key}`,
+        [...pop.withParams, dim, ...range.params, ...pop.params],
+      );
+    } else {
+      // every order has exactly one purchase-channel row, so grouping those by source counts each order once
+      const dim = by === 'source' ? 'channel' : by;
+      const key = by === 'source' ? 's.source' : 's.key';
+      const range = monthRange(r, 's.month');
+      const where: string[] = [];
+      const params: SqlParam[] = [];
+      if (r.source) (where.push('AND s.source = ?'), params.push(r.source));
+      if (r.channel) (where.push('AND s.channel = ?'), params.push(r.channel));
+      rows = await this.db.all<Row>(
+        `SELECT ${key} AS key, CAST(SUM(s.orders) AS BIGINT) AS orders, CAST(SUM(s.revenue) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
+         FROM stat_sales s WHERE s.dim = ? ${range.sql} ${where.join(' ')} GROUP BY ${key} ORDER BY ${key}`,
+        [dim, ...range.params, ...params],
+      );
+    }
+    return rows.map((x) => {
+      const revenue = num(x['revenue']);
+      const cost = num(x['cost']);
+      return { key: String(x['key']), orders: num(x['orders']), revenue, cost, profit: revenue - cost };
+    });
+  }
+
+  /** Per campaign: (revenue of orders that name it − spend) / spend, over the months of the period. */
+  async campaignReturns(filter?: StatisticsFilter): Promise<CampaignReturn[]> {
+    const r = validateFilter(filter, PERIOD);
+    const range = monthRange(r, 'month');
+    const rows = await this.db.all<Row>(
+      `SELECT campaign_id, CAST(SUM(spend) AS BIGINT) AS spend, CAST(SUM(revenue) AS BIGINT) AS revenue, CAST(SUM(orders) AS BIGINT) AS orders
+       FROM stat_campaign_months WHERE 1 = 1 ${range.sql} GROUP BY campaign_id ORDER BY campaign_id`,
+      range.params,
+    );
+    return rows.map((x) => {
+      const spend = num(x['spend']);
+      const revenue = num(x['revenue']);
+      return { campaignId: String(x['campaign_id']), spend, revenue, orders: num(x['orders']), returnOnSpend: ratio(revenue - spend, spend) };
+    });
+  }
+
+  /** Feedback and complaints naming each employee over the months of the period (every known employee listed). */
+  async complaintsPerEmployee(filter?: StatisticsFilter): Promise<EmployeeComplaints[]> {
+    const r = validateFilter(filter, PERIOD);
+    const range = monthRange(r, 'month');
+    const rows = await this.db.all<Row>(
+      `SELECT employee_id, CAST(SUM(feedback) AS BIGINT) AS feedback, CAST(SUM(complaints) AS BIGINT) AS complaints
+       FROM stat_employee_months WHERE 1 = 1 ${range.sql} GROUP BY employee_id`,
+      range.params,
+    );
+    const employees = await this.db.all<Row>('SELECT employee_id FROM stat_employees');
+    const by = new Map<string, EmployeeComplaints>();
+    for (const e of employees) by.set(String(e['employee_id']), { employeeId: String(e['employee_id']), feedback: 0, complaints: 0 });
+    for (const x of rows)
+      by.set(String(x['employee_id']), { employeeId: String(x['employee_id']), feedback: num(x['feedback']), complaints: num(x['complaints']) });
+    return [...by.values()].sort((a, b) => b.complaints - a.complaints || (a.employeeId < b.employeeId ? -1 : 1));
+  }
+
+  /**
+   * Leavers in [from, to] / average of the headcount at the first and at the last instant of the
+   * period. Defaults: from the first hire, to the latest business time seen.
+   */
+  async turnover(filter?: StatisticsFilter): Promise<Turnover> {
+    const r = validateFilter(filter, PERIOD);
+    const first = await this.db.get<Row>('SELECT MIN(hired_at) AS t FROM stat_employees');
+    const latest = await this.latestAt();
+    const start = r.fromAt ?? (first?.['t'] ? String(first['t']) : undefined);
+    const end = r.toEnd ?? (latest ? new Date(Date.parse(latest) + 1).toISOString() : undefined);
+    if (!start || !end) return { from: null, to: null, leavers: 0, headcountAtStart: 0, headcountAtEnd: 0, averageHeadcount: 0, rate: null };
+    const row = await this.db.get<Row>(
+      `SELECT
+         SUM(CASE WHEN left_at IS NOT NULL AND left_at >= ? AND left_at < ? THEN 1 ELSE 0 END) AS leavers,
+         SUM(CASE WHEN hired_at <= ? AND (left_at IS NULL OR left_at > ?) THEN 1 ELSE 0 END) AS at_start,
+         SUM(CASE WHEN hired_at < ? AND (left_at IS NULL OR left_at >= ?) THEN 1 ELSE 0 END) AS at_end
+       FROM stat_employees WHERE hired_at IS NOT NULL`,
+      [start, end, start, start, end, end],
+    );
+    const leavers = num(row?.['leavers']);
+    const headcountAtStart = num(row?.['at_start']);
+    const headcountAtEnd = num(row?.['at_end']);
+    const averageHeadcount = (headcountAtStart + headcountAtEnd) / 2;
+    return { from: start, to: end, leavers, headcountAtStart, headcountAtEnd, averageHeadcount, rate: ratio(leavers, averageHeadcount) };
+  }
+
+  /** The latest business time the read model has seen: the default "now" of every statistic. */
+  async latestAt(): Promise<string | undefined> {
+    const row = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
+    return row ? String(row['value']) : undefined;
+  }
+
+  // ---------- building blocks ----------
+
+  /**
+   * RFM over every customer with a purchase before `asOfEnd` (or ever): quintiles are taken over
+   * the whole base, so a customer's segment does not depend on the other filters of a query.
+   *
+   * For the present (or any date after the latest fact) the quintile boundaries are read off
+   * indexes: the first (value, customer id) of each NTILE bucket is one `LIMIT 1 OFFSET k` walk,
+   * and each customer's score is the number of boundaries at or below them. That is exactly what
+   * `NTILE(5) OVER (ORDER BY value, customer_id)` gives, without sorting the base three times.
+   * For a past date the base is folded from the orders and ranked with NTILE.
+   * `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once: inlined, the score
+   * expressions would be re-evaluated inside every branch of the segment CASE.
+   */
+  private async rfmCte(asOfEnd: string | undefined): Promise<{ sql: string; params: SqlParam[] }> {
+    const latest = await this.latestAt();
+    if (asOfEnd && latest && asOfEnd <= latest) {
+      return {
+        sql: `rfm_base AS (SELECT customer_id, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+            CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id),
+          rfm AS MATERIALIZED (SELECT customer_id, last_day, last_at, f, m, cost,
+            NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+            NTILE(5) OVER (ORDER BY f, customer_id) AS f_score,
+            NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM rfm_base),
+          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+        params: [asOfEnd],
+      };
+    }
+    const n = num((await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.['n']);
+    // first rank of buckets 2..5 as NTILE(5) fills them: the first n % 5 buckets hold one more
+    const starts: number[] = [];
+    for (let b = 1, at = 0; b <= 5; b += 1) {
+      if (b > 1) starts.push(at);
+      at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+    }
+    const params: SqlParam[] = [];
+    // each boundary must be a walk along the (value, customer_id) index; `+orders` keeps the
+    // planner from ranging over the orders index and sorting instead (unary plus is valid on both engines)
+    const buyers: Record<string, string> = {
+      last_purchase_day: 'last_purchase_day IS NOT NULL',
+      orders: 'orders > 0',
+      revenue: '+orders > 0',
+    };
+    const score = async (col: string): Promise<string> => {
+      const terms: string[] = [];
+      for (const k of starts) {
+        if (k >= n) continue;
+        const cut = await this.db.get<Row>(
+          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE ${buyers[col] ?? 'orders > 0'} ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
+        );
+        if (!cut) continue;
+        terms.push(`CASE WHEN ${col} > ? OR (${col} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`);
+        params.push(cut['v'] as SqlParam, cut['v'] as SqlParam, String(cut['customer_id']));
+      }
+      return terms.length ? `1 + ${terms.join(' + ')}` : '1';
+    };
+    const r = await score('last_purchase_day');
+    const f = await score('orders');
+    const m = await score('revenue');
+    return {
+      sql: `rfm AS MATERIALIZED (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
+            ${r} AS r_score, ${f} AS f_score, ${m} AS m_score FROM stat_customers WHERE orders > 0),
+          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+      params,
+    };
+  }
+
+  /** source/channel/segment conditions on rows of `rfm_seg` aliased `alias` */
+  private customerFilter(r: Resolved, alias: string): { joins: string; sql: string; params: SqlParam[] } {
+    const sql: string[] = [];
+    const params: SqlParam[] = [];
+    if (r.segment) (sql.push(`AND ${alias}.segment = ?`), params.push(r.segment));
+    if (r.source) (sql.push('AND pc.source = ?'), params.push(r.source));
+    if (r.channel) (sql.push('AND pc.channel = ?'), params.push(r.channel));
+    const joins = r.source || r.channel ? `JOIN stat_customers pc ON pc.customer_id = ${alias}.customer_id` : '';
+    return { joins, sql: sql.join(' '), params };
+  }
+
+  /** conditions that narrow the customers (aliased `alias`) a figure counts */
+  private async population(r: Resolved, alias: string): Promise<Population> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (r.source) (where.push(`AND ${alias}.source = ?`), params.push(r.source));
+    if (r.channel) (where.push(`AND ${alias}.channel = ?`), params.push(r.channel));
+    let withSql = 'WITH noop AS (SELECT 1 AS one)';
+    let withParams: SqlParam[] = [];
+    if (r.segment) {
+      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
+      withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
+      withParams = [...rfm.params, r.segment];
+      where.push(`AND ${alias}.customer_id IN (SELECT customer_id FROM seg)`);
+    }
+    return { with: withSql, withParams, where: where.join(' '), params, joins: where.length > 0 };
+  }
+}
+
+interface Population {
+  with: string;
+  withParams: SqlParam[];
+  where: string;
+  params: SqlParam[];
+  /** true when the figure must join stat_customers to apply the conditions */
+  joins: boolean;
+}
+
+function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[] } {
+  const sql: string[] = [];
+  const params: SqlParam[] = [];
+  if (r.fromMonth) (sql.push(`AND ${col} >= ?`), params.push(r.fromMonth));
+  if (r.toMonth) (sql.push(`AND ${col} <= ?`), params.push(r.toMonth));
+  return { sql: sql.join(' '), params };
+}
+
+function num(v: unknown): number {
+  if (v === null || v === undefined) return 0;
+  return Number(v);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function ratio(a: number, b: number): number | null {
+  return b === 0 ? null : a / b;
+}
+
+export function monthDiff(from: string, to: string): number {
+  const [fy, fm] = from.split('-').map(Number);
+  const [ty, tm] = to.split('-').map(Number);
+  return ((ty ?? 0) - (fy ?? 0)) * 12 + ((tm ?? 0) - (fm ?? 0));
+}
+
+function nextMonth(m: string): string {
+  const [y, mo] = m.split('-').map(Number);
+  const d = new Date(Date.UTC(y ?? 0, mo ?? 0, 1));
+  return d.toISOString().slice(0, 7);
+}

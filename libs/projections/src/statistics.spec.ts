@@ -1,0 +1,500 @@
+import type { StoredEvent } from '@clientele/event-store';
+import { generateCustomerDataset } from '@clientele/testing';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+import { StatisticsProjection } from './statistics.projection';
+import { RFM_SEGMENTS, StatisticsQueries, rfmSegmentOf } from './statistics.queries';
+import type { RfmSegment, StatisticsFilter } from './statistics.queries';
+
+/**
+ * The truth of the numbers: a seeded history goes through the projection, and every statistic is
+ * compared with the same figure computed here by a plain fold over the events, written without
+ * the projection's tables or SQL.
+ */
+
+const DAY = 86_400_000;
+const ACTIVE = new Set(['customer', 'repeat_buyer', 'advocate']);
+
+interface OOrder {
+  id: string;
+  at: string;
+  revenue: number;
+  cost: number;
+  channel: string;
+  location: string;
+  campaign?: string;
+  categories: Map<string, [number, number]>;
+}
+interface OCustomer {
+  id: string;
+  source: string;
+  channel: string;
+  registeredAt: string | null;
+  transitions: { stage: string; at: string; reason?: string; detail?: string }[];
+  orders: OOrder[];
+  convertedAt?: string;
+  repeatAt?: string;
+  advocateAt?: string;
+}
+
+/** The reference fold: what happened to whom, nothing precomputed. */
+class Oracle {
+  customers = new Map<string, OCustomer>();
+  employees = new Map<string, { hiredAt?: string; leftAt?: string }>();
+  feedback: { employeeId: string; at: string; complaint: boolean }[] = [];
+  spend: { campaign: string; at: string; amount: number }[] = [];
+  latest = '';
+
+  constructor(events: readonly StoredEvent[]) {
+    for (const e of events) {
+      const at = e.metadata.occurredAt;
+      if (at > this.latest) this.latest = at;
+      const d = e.data as Record<string, unknown>;
+      const cid = d['customerId'] as string;
+      const c = (): OCustomer => {
+        let x = this.customers.get(cid);
+        if (!x) {
+          x = { id: cid, source: 'unknown', channel: 'unknown', registeredAt: null, transitions: [], orders: [] };
+          this.customers.set(cid, x);
+        }
+        return x;
+      };
+      switch (e.type) {
+        case 'ProspectRegistered': {
+          const x = c();
+          x.source = d['source'] as string;
+          x.channel = (d['channel'] as string | undefined) ?? 'unknown';
+          x.registeredAt = at;
+          x.transitions.push({ stage: 'prospect', at });
+          break;
+        }
+        case 'PurchaseRecorded': {
+          const x = c();
+          if (x.orders.some((o) => o.id === d['orderId'])) break;
+          const categories = new Map<string, [number, number]>();
+          for (const l of d['lines'] as { category: string; quantity: number; unitPriceMinor: number; unitCostMinor: number }[]) {
+            const acc = categories.get(l.category) ?? [0, 0];
+            categories.set(l.category, [acc[0] + l.quantity * l.unitPriceMinor, acc[1] + l.quantity * l.unitCostMinor]);
+          }
+          x.orders.push({
+            id: d['orderId'] as string,
+            at,
+            revenue: d['totalMinor'] as number,
+            cost: d['costMinor'] as number,
+            channel: (d['channel'] as string | undefined) ?? 'unknown',
+            location: (d['location'] as string | undefined) ?? 'unknown',
+            campaign: d['campaign'] as string | undefined,
+            categories,
+          });
+          break;
+        }
+        case 'CustomerConverted':
+          c().convertedAt ??= at;
+          c().transitions.push({ stage: 'customer', at });
+          break;
+        case 'RepeatBuyerQualified':
+          c().repeatAt ??= at;
+          c().transitions.push({ stage: 'repeat_buyer', at });
+          break;
+        case 'AdvocateRecognized':
+          c().advocateAt ??= at;
+          c().transitions.push({ stage: 'advocate', at });
+          break;
+        case 'CustomerChurned':
+          c().transitions.push({ stage: 'churned', at, reason: d['reason'] as string, detail: d['detail'] as string | undefined });
+          break;
+        case 'CustomerReactivated':
+          c().transitions.push({ stage: 'customer', at });
+          break;
+        case 'FeedbackReceived':
+          if (d['employeeId']) this.feedback.push({ employeeId: d['employeeId'] as string, at, complaint: d['kind'] === 'complaint' });
+          break;
+        case 'EmployeeHired':
+          this.employees.set(d['employeeId'] as string, { hiredAt: at });
+          break;
+        case 'EmployeeLeft':
+          this.employees.get(d['employeeId'] as string)!.leftAt = at;
+          break;
+        case 'CampaignSpendRecorded':
+          this.spend.push({ campaign: d['campaignId'] as string, at, amount: d['amountMinor'] as number });
+          break;
+      }
+    }
+  }
+
+  stageAt(c: OCustomer, end?: string): string | undefined {
+    const ts = end ? c.transitions.filter((t) => t.at < end) : c.transitions;
+    return ts[ts.length - 1]?.stage;
+  }
+
+  ordersUntil(c: OCustomer, end?: string): OOrder[] {
+    return end ? c.orders.filter((o) => o.at < end) : c.orders;
+  }
+
+  /** RFM by hand: sort, cut into 5 buckets the size NTILE gives (earlier buckets take the remainder) */
+  rfm(end?: string): Map<string, { r: number; f: number; m: number; segment: RfmSegment; last: number; freq: number; revenue: number; cost: number }> {
+    const base = [...this.customers.values()]
+      .map((c) => {
+        const os = this.ordersUntil(c, end);
+        return {
+          id: c.id,
+          last: Math.max(...os.map((o) => Date.parse(o.at))),
+          freq: os.length,
+          revenue: sum(os.map((o) => o.revenue)),
+          cost: sum(os.map((o) => o.cost)),
+        };
+      })
+      .filter((x) => x.freq > 0);
+    const tile = (key: (x: (typeof base)[number]) => number): Map<string, number> => {
+      const sorted = [...base].sort((a, b) => key(a) - key(b) || (a.id < b.id ? -1 : 1));
+      const n = sorted.length;
+      const small = Math.floor(n / 5);
+      const big = n % 5;
+      const out = new Map<string, number>();
+      let i = 0;
+      for (let b = 1; b <= 5; b += 1) {
+        const size = small + (b <= big ? 1 : 0);
+        for (let k = 0; k < size; k += 1) out.set(sorted[i++]!.id, b);
+      }
+      return out;
+    };
+    const r = tile((x) => x.last);
+    const f = tile((x) => x.freq);
+    const m = tile((x) => x.revenue);
+    return new Map(
+      base.map((x) => [
+        x.id,
+        { r: r.get(x.id)!, f: f.get(x.id)!, m: m.get(x.id)!, segment: rfmSegmentOf(r.get(x.id)!, f.get(x.id)!), last: x.last, freq: x.freq, revenue: x.revenue, cost: x.cost },
+      ]),
+    );
+  }
+
+  population(f: StatisticsFilter): OCustomer[] {
+    const segEnd = f.asOf ? endOf(f.asOf) : f.to ? endOf(f.to) : undefined;
+    const rfm = f.segment ? this.rfm(segEnd) : undefined;
+    return [...this.customers.values()].filter(
+      (c) =>
+        (!f.source || c.source === f.source) &&
+        (!f.channel || c.channel === f.channel) &&
+        (!f.segment || rfm!.get(c.id)?.segment === f.segment),
+    );
+  }
+}
+
+const endOf = (date: string): string => new Date(Date.parse(`${date}T00:00:00.000Z`) + DAY).toISOString();
+const sum = (xs: number[]): number => xs.reduce((s, x) => s + x, 0);
+const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b);
+const median = (xs: number[]): number | null => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor((s.length - 1) / 2);
+  return s.length % 2 ? s[mid]! : (s[mid]! + s[mid + 1]!) / 2;
+};
+const inMonths = (month: string, f: StatisticsFilter): boolean =>
+  (!f.from || month >= f.from.slice(0, 7)) && (!f.to || month <= f.to.slice(0, 7));
+const monthsBetween = (a: string, b: string): number => (Number(b.slice(0, 4)) - Number(a.slice(0, 4))) * 12 + Number(b.slice(5, 7)) - Number(a.slice(5, 7));
+
+/** floats compared to 9 significant decimals; everything else exactly */
+function rounded<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isInteger(x) ? Number(x.toPrecision(10)) : x))) as T;
+}
+
+async function project(events: readonly StoredEvent[], batch: number): Promise<SqliteReadModelStore> {
+  const store = new SqliteReadModelStore(':memory:');
+  const projection = new StatisticsProjection();
+  await store.transaction((tx) => projection.migrate(tx));
+  for (let i = 0; i < events.length; i += batch) {
+    await store.transaction((tx) => projection.apply(events.slice(i, i + batch), tx));
+  }
+  return store;
+}
+
+describe('statistics over a seeded customer history', () => {
+  const events = generateCustomerDataset({ seed: 11, customers: 400, months: 24, start: '2024-01-01' });
+  const oracle = new Oracle(events);
+  let store: SqliteReadModelStore;
+  let q: StatisticsQueries;
+
+  beforeAll(async () => {
+    store = await project(events, 173);
+    q = new StatisticsQueries(store);
+  });
+  afterAll(async () => store.close());
+
+  const populations: StatisticsFilter[] = [{}, { source: 'web' }, { channel: 'email' }, { segment: 'champions' }, { segment: 'at_risk', source: 'ads' }];
+  const asOfs = [undefined, '2024-09-30', '2025-06-15'];
+
+  it('given the dataset, then it exercises every lifecycle path the statistics count', () => {
+    const types = new Set(events.map((e) => e.type));
+    for (const t of ['CustomerConverted', 'RepeatBuyerQualified', 'AdvocateRecognized', 'CustomerChurned', 'CustomerReactivated', 'ReferralConverted', 'EmployeeLeft', 'CampaignSpendRecorded'])
+      expect(types).toContain(t);
+    expect(oracle.customers.size).toBe(400);
+  });
+
+  it('counts customers per stage, now and as of past dates, for every population', async () => {
+    for (const asOf of asOfs)
+      for (const p of populations) {
+        const f = { ...p, ...(asOf ? { asOf } : {}) };
+        const end = asOf ? endOf(asOf) : undefined;
+        const expected = { prospect: 0, customer: 0, repeat_buyer: 0, advocate: 0, churned: 0 } as Record<string, number>;
+        for (const c of oracle.population(f)) {
+          const s = oracle.stageAt(c, end);
+          if (s) expected[s]! += 1;
+        }
+        const got = await q.stageCounts(f);
+        expect({ f, stages: got.stages }).toEqual({ f, stages: expected });
+      }
+  });
+
+  it('builds the stage funnel with conversion rates and median days between stages', async () => {
+    const filters: StatisticsFilter[] = [{}, { from: '2024-03-01', to: '2024-12-31' }, { asOf: '2025-01-31' }, { source: 'store', asOf: '2025-06-30' }, { segment: 'loyal' }];
+    for (const f of filters) {
+      const end = f.asOf ? endOf(f.asOf) : undefined;
+      const before = (t?: string): boolean => t !== undefined && (!end || t < end);
+      const pop = oracle
+        .population(f)
+        .filter((c) => c.registeredAt && (!f.from || c.registeredAt >= `${f.from}T`) && (!f.to || c.registeredAt < endOf(f.to)) && (!end || c.registeredAt < end));
+      const adv = pop.filter((c) => before(c.advocateAt));
+      const rep = pop.filter((c) => before(c.repeatAt) || before(c.advocateAt));
+      const cus = pop.filter((c) => before(c.convertedAt) || before(c.repeatAt) || before(c.advocateAt));
+      const days = (a: string | null | undefined, b: string): number => (Date.parse(b) - Date.parse(a!)) / DAY;
+      const reached = [pop.length, cus.length, rep.length, adv.length];
+      const medians = [
+        null,
+        median(pop.filter((c) => before(c.convertedAt)).map((c) => days(c.registeredAt, c.convertedAt!))),
+        median(pop.filter((c) => before(c.repeatAt) && c.convertedAt).map((c) => days(c.convertedAt, c.repeatAt!))),
+        median(pop.filter((c) => before(c.advocateAt) && c.repeatAt && c.repeatAt <= c.advocateAt!).map((c) => days(c.repeatAt, c.advocateAt!))),
+      ];
+      const got = await q.funnel(f);
+      expect(rounded({ f, got })).toEqual(
+        rounded({
+          f,
+          got: {
+            steps: (['prospect', 'customer', 'repeat_buyer', 'advocate'] as const).map((stage, i) => ({
+              stage,
+              reached: reached[i],
+              conversionRate: i === 0 ? null : ratio(reached[i]!, reached[i - 1]!),
+              medianDaysFromPrevious: medians[i],
+            })),
+            overallConversionRate: ratio(reached[3]!, reached[0]!),
+          },
+        }),
+      );
+    }
+  });
+
+  it('tabulates cohort retention by month of first purchase', async () => {
+    const latestMonth = oracle.latest.slice(0, 7);
+    for (const f of [{}, { from: '2024-04-01', to: '2024-10-31' }, { channel: 'web' }, { segment: 'hibernating' }] as StatisticsFilter[]) {
+      const cohorts = new Map<string, OCustomer[]>();
+      for (const c of oracle.population(f)) {
+        if (c.orders.length === 0) continue;
+        const first = c.orders.map((o) => o.at).sort()[0]!.slice(0, 7);
+        if (!inMonths(first, f)) continue;
+        cohorts.set(first, [...(cohorts.get(first) ?? []), c]);
+      }
+      const expected = [...cohorts.keys()].sort().map((cohort) => {
+        const members = cohorts.get(cohort)!;
+        const span = Math.min(6, monthsBetween(cohort, latestMonth));
+        const active = Array.from({ length: span + 1 }, (_, k) => members.filter((c) => c.orders.some((o) => monthsBetween(cohort, o.at.slice(0, 7)) === k)).length);
+        return { cohort, size: members.length, active, retention: active.map((a) => a / members.length) };
+      });
+      expect(rounded(await q.cohortRetention(f, 6))).toEqual(rounded(expected));
+    }
+  });
+
+  it('measures churn per month against customers active at the start of the month, and churn reasons', async () => {
+    for (const f of [{}, { from: '2024-07-11', to: '2025-06-03' }, { source: 'partner' }, { segment: 'lost' }, { segment: 'at_risk', from: '2024-09-20' }] as StatisticsFilter[]) {
+      const pop = oracle.population(f);
+      const churns = pop.flatMap((c) => c.transitions.filter((t) => t.stage === 'churned' && inMonths(t.at.slice(0, 7), f)));
+      const allMonths = pop.flatMap((c) => c.transitions.filter((t) => ACTIVE.has(t.stage) || t.stage === 'churned').map((t) => t.at.slice(0, 7))).sort();
+      const fromMonth = f.from?.slice(0, 7) ?? allMonths[0]!;
+      const toMonth = f.to?.slice(0, 7) ?? oracle.latest.slice(0, 7);
+      const months = [];
+      for (let m = fromMonth; m <= toMonth; m = new Date(Date.UTC(Number(m.slice(0, 4)), Number(m.slice(5, 7)), 1)).toISOString().slice(0, 7)) {
+        const start = `${m}-01T00:00:00.000Z`;
+        const activeAtStart = pop.filter((c) => ACTIVE.has(oracle.stageAt(c, start) ?? '')).length;
+        const churned = churns.filter((t) => t.at.slice(0, 7) === m).length;
+        months.push({ month: m, activeAtStart, churned, rate: ratio(churned, activeAtStart) });
+      }
+      const reasons = new Map<string, { reason: string; detail: string | null; count: number }>();
+      for (const t of churns) {
+        const k = `${t.reason}|${t.detail ?? ''}`;
+        const r = reasons.get(k) ?? { reason: t.reason!, detail: t.detail ?? null, count: 0 };
+        r.count += 1;
+        reasons.set(k, r);
+      }
+      const expectedReasons = [...reasons.values()].sort((a, b) => (a.reason + (a.detail ?? '') < b.reason + (b.detail ?? '') ? -1 : 1));
+      const got = await q.churn(f);
+      expect(rounded({ f, got })).toEqual(rounded({ f, got: { months, reasons: expectedReasons } }));
+    }
+  });
+
+  it('computes the repeat-purchase rate and the average tenure, now and as of past dates', async () => {
+    for (const asOf of asOfs)
+      for (const p of populations) {
+        const f = { ...p, ...(asOf ? { asOf } : {}) };
+        const end = asOf ? endOf(asOf) : undefined;
+        const buyers = oracle.population(f).filter((c) => oracle.ordersUntil(c, end).length > 0);
+        const repeat = buyers.filter((c) => oracle.ordersUntil(c, end).length >= 2).length;
+        const ref = Date.parse(end ?? oracle.latest);
+        const tenures = buyers.map((c) => {
+          const os = oracle.ordersUntil(c, end).map((o) => Date.parse(o.at));
+          const last = oracle.stageAt(c, end) === 'churned' ? Math.max(...os) : ref;
+          return (last - Math.min(...os)) / DAY;
+        });
+        expect(rounded({ f, rate: await q.repeatRate(f), tenure: await q.tenure(f) })).toEqual(
+          rounded({
+            f,
+            rate: { buyers: buyers.length, repeatBuyers: repeat, rate: ratio(repeat, buyers.length) },
+            tenure: { customers: buyers.length, averageDays: buyers.length ? sum(tenures) / buyers.length : null },
+          }),
+        );
+      }
+  });
+
+  it('reports customer value per month and per year', async () => {
+    for (const f of [{}, { from: '2024-05-10', to: '2025-02-03' }, { source: 'ads' }, { segment: 'potential', to: '2025-08-31' }] as StatisticsFilter[]) {
+      for (const per of ['month', 'year'] as const) {
+        const cut = (at: string): string => (per === 'month' ? at.slice(0, 7) : at.slice(0, 4));
+        const by = new Map<string, { active: Set<string>; orders: number; revenue: number; cost: number }>();
+        for (const c of oracle.population(f))
+          for (const o of c.orders) {
+            if (!inMonths(o.at.slice(0, 7), f)) continue;
+            const x = by.get(cut(o.at)) ?? { active: new Set(), orders: 0, revenue: 0, cost: 0 };
+            x.active.add(c.id);
+            x.orders += 1;
+            x.revenue += o.revenue;
+            x.cost += o.cost;
+            by.set(cut(o.at), x);
+          }
+        const expected = [...by.entries()]
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([period, x]) => ({
+            period,
+            activeCustomers: x.active.size,
+            orders: x.orders,
+            revenue: x.revenue,
+            cost: x.cost,
+            margin: x.revenue - x.cost,
+            revenuePerActiveCustomer: x.revenue / x.active.size,
+            marginPerActiveCustomer: (x.revenue - x.cost) / x.active.size,
+          }));
+        expect(rounded({ f, per, got: await q.value(f, per) })).toEqual(rounded({ f, per, got: expected }));
+      }
+    }
+  });
+
+  it('finds the golden 10% and 20% of customers and their share of revenue', async () => {
+    for (const f of [{}, { from: '2024-01-01', to: '2024-12-31' }, { channel: 'social' }] as StatisticsFilter[]) {
+      const revenues = oracle
+        .population(f)
+        .map((c) => ({ id: c.id, revenue: sum(c.orders.filter((o) => inMonths(o.at.slice(0, 7), f)).map((o) => o.revenue)) }))
+        .filter((x) => x.revenue > 0)
+        .sort((a, b) => b.revenue - a.revenue || (a.id < b.id ? -1 : 1));
+      const total = sum(revenues.map((x) => x.revenue));
+      const tiers = ([0.1, 0.2] as const).map((share) => {
+        const k = Math.ceil(revenues.length * share - 1e-9);
+        const revenue = sum(revenues.slice(0, k).map((x) => x.revenue));
+        return { share, customers: k, revenue, revenueShare: ratio(revenue, total) };
+      });
+      expect(rounded(await q.goldenCustomers(f))).toEqual(rounded({ customersWithRevenue: revenues.length, totalRevenue: total, tiers }));
+    }
+  });
+
+  it('scores every customer R, F and M in quintiles with ties broken by customer id, and names segments', async () => {
+    for (const asOf of asOfs) {
+      const end = asOf ? endOf(asOf) : undefined;
+      const rfm = oracle.rfm(end);
+      const ref = Date.parse(end ?? oracle.latest);
+      const expected = [...rfm.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([customerId, x]) => ({ customerId, lastPurchaseAt: new Date(x.last).toISOString(), recencyDays: (ref - x.last) / DAY, frequency: x.freq, monetary: x.revenue, r: x.r, f: x.f, m: x.m, segment: x.segment }));
+      const f = asOf ? { asOf } : {};
+      expect(rounded(await q.rfmScores(f, { limit: 10_000 }))).toEqual(rounded(expected));
+      const segments = RFM_SEGMENTS.map((segment) => {
+        const xs = [...rfm.values()].filter((x) => x.segment === segment);
+        const revenue = sum(xs.map((x) => x.revenue));
+        const cost = sum(xs.map((x) => x.cost));
+        return { segment, customers: xs.length, revenue, cost, profit: revenue - cost };
+      });
+      expect(await q.rfmSegments(f)).toEqual(segments);
+      expect(new Set(expected.map((x) => x.segment)).size).toBeGreaterThanOrEqual(4);
+    }
+  });
+
+  it('breaks profitability down by segment, purchase channel, acquisition source, category and location', async () => {
+    const filters: StatisticsFilter[] = [{}, { from: '2024-06-01', to: '2025-05-31' }, { source: 'web', channel: 'store' }, { segment: 'champions' }];
+    for (const f of filters)
+      for (const by of ['channel', 'location', 'category', 'source', 'segment'] as const) {
+        const segs = oracle.rfm(f.asOf ? endOf(f.asOf) : f.to ? endOf(f.to) : undefined);
+        const acc = new Map<string, { orders: number; revenue: number; cost: number }>();
+        const add = (key: string, r: number, c: number): void => {
+          const x = acc.get(key) ?? { orders: 0, revenue: 0, cost: 0 };
+          x.orders += 1;
+          x.revenue += r;
+          x.cost += c;
+          acc.set(key, x);
+        };
+        for (const c of oracle.population(f)) {
+          if (by === 'segment' && !segs.has(c.id)) continue;
+          for (const o of c.orders) {
+            if (!inMonths(o.at.slice(0, 7), f)) continue;
+            if (by === 'category') for (const [cat, [r, k]] of o.categories) add(cat, r, k);
+            else add(by === 'channel' ? o.channel : by === 'location' ? o.location : by === 'source' ? c.source : segs.get(c.id)!.segment, o.revenue, o.cost);
+          }
+        }
+        const expected = [...acc.entries()]
+          .sort(([a], [b]) => (a < b ? -1 : 1))
+          .map(([key, x]) => ({ key, ...x, profit: x.revenue - x.cost }));
+        expect({ f, by, got: await q.profitability(by, f) }).toEqual({ f, by, got: expected });
+      }
+  });
+
+  it('computes campaign return on spend, complaints per employee and employee turnover', async () => {
+    for (const f of [{}, { from: '2024-03-01', to: '2024-11-30' }] as StatisticsFilter[]) {
+      const camp = new Map<string, { spend: number; revenue: number; orders: number }>();
+      const get = (id: string) => camp.get(id) ?? (camp.set(id, { spend: 0, revenue: 0, orders: 0 }), camp.get(id)!);
+      for (const s of oracle.spend) if (inMonths(s.at.slice(0, 7), f)) get(s.campaign).spend += s.amount;
+      for (const c of oracle.customers.values())
+        for (const o of c.orders)
+          if (o.campaign && inMonths(o.at.slice(0, 7), f)) {
+            get(o.campaign).revenue += o.revenue;
+            get(o.campaign).orders += 1;
+          }
+      const campaigns = [...camp.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([campaignId, x]) => ({ campaignId, ...x, returnOnSpend: ratio(x.revenue - x.spend, x.spend) }));
+      expect(rounded(await q.campaignReturns(f))).toEqual(rounded(campaigns));
+
+      const complaints = [...oracle.employees.keys()]
+        .map((employeeId) => {
+          const fb = oracle.feedback.filter((x) => x.employeeId === employeeId && inMonths(x.at.slice(0, 7), f));
+          return { employeeId, feedback: fb.length, complaints: fb.filter((x) => x.complaint).length };
+        })
+        .sort((a, b) => b.complaints - a.complaints || (a.employeeId < b.employeeId ? -1 : 1));
+      expect(await q.complaintsPerEmployee(f)).toEqual(complaints);
+
+      const emps = [...oracle.employees.values()];
+      const start = f.from ? `${f.from}T00:00:00.000Z` : emps.map((e) => e.hiredAt!).sort()[0]!;
+      const end = f.to ? endOf(f.to) : new Date(Date.parse(oracle.latest) + 1).toISOString();
+      const employedAt = (t: string, inclusive: boolean) =>
+        emps.filter((e) => (inclusive ? e.hiredAt! <= t : e.hiredAt! < t) && (!e.leftAt || (inclusive ? e.leftAt > t : e.leftAt >= t))).length;
+      const leavers = emps.filter((e) => e.leftAt && e.leftAt >= start && e.leftAt < end).length;
+      const headcountAtStart = employedAt(start, true);
+      const headcountAtEnd = employedAt(end, false);
+      const averageHeadcount = (headcountAtStart + headcountAtEnd) / 2;
+      expect(await q.turnover(f)).toEqual({ from: start, to: end, leavers, headcountAtStart, headcountAtEnd, averageHeadcount, rate: ratio(leavers, averageHeadcount) });
+    }
+  });
+
+  it('gives the same read model whatever the batch size', async () => {
+    const other = await project(events, 1_000_000);
+    const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
+    for (const table of new StatisticsProjection().tables) {
+      const rows = await store.all(`SELECT * FROM ${table}`);
+      expect(rows.length).toBeGreaterThan(0);
+      expect({ table, rows: sorted(await other.all(`SELECT * FROM ${table}`)) }).toEqual({ table, rows: sorted(rows) });
+    }
+    await other.close();
+  });
+});
