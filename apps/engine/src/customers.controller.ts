@@ -6,7 +6,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { AsOfQuery, validQuery } from './query-params';
+import { asOfParam } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
 export interface CustomerAsOfView {
@@ -76,7 +76,7 @@ export class CustomersController {
   @ApiQuery({ name: 'asOf', required: false, description: 'YYYY-MM-DD (end of that UTC day) or a date-time with a zone' })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
   async customer(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerView | CustomerAsOfView> {
-    const { asOf } = validQuery(AsOfQuery, query);
+    const asOf = asOfParam(query);
     if (asOf !== undefined) {
       // the engine's own policy, so churnDue is judged by the thresholds its sweep uses
       const answer = await readCustomerAsOf(this.storage.store, id, asOf, this.config.policy);

@@ -4,12 +4,12 @@ import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
 import { customerStream } from '@clientele/domain';
-import { asOfInstant, eventsOfStream, type StoredEvent } from '@clientele/event-store';
+import { eventsOfStream, type StoredEvent } from '@clientele/event-store';
 import { profileAsOf, type CustomerProfile, type ProfilePage, type UpcomingBirthday } from '@clientele/projections';
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { AsOfQuery, validQuery } from './query-params';
+import { AsOfQuery, asOfParam, validQuery } from './query-params';
 
 const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
 
@@ -65,8 +65,8 @@ export class ReadModelsController {
       "the customer's own events with a business time at or before asOf (events recorded later about earlier dates included).",
   })
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
-    const { asOf } = validQuery(AsOfQuery, query);
-    const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(asOf)) : await this.profileAsOf(id, asOf);
+    const asOf = asOfParam(query);
+    const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(undefined)) : await this.profileAsOf(id, asOf);
     if (!profile) throw unknownCustomer(id);
     return profile;
   }
@@ -75,7 +75,7 @@ export class ReadModelsController {
   private async profileAsOf(id: string, asOf: string): Promise<CustomerProfile | undefined> {
     const events: StoredEvent[] = [];
     for await (const e of eventsOfStream(this.storage.store, customerStream(id))) events.push(e);
-    return (await profileAsOf(id, events, asOfInstant(asOf, 'asOf'))).profile;
+    return (await profileAsOf(id, events, asOf)).profile;
   }
 
   @Get('profiles')

@@ -138,6 +138,8 @@ describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id
     const bad = await http.get('/customers/ann?asOf=31/12/2025').expect(400);
     expect(bad.body.errors).toEqual([expect.objectContaining({ field: 'asOf' })]);
     await http.get('/customers/ann/profile?asOf=2025-02-30T10:00').expect(400);
+    await http.get('/customers/ann/profile?asOf=2025-02-30').expect(400);
+    await http.get('/customers/ann?asOf=2025-02-30').expect(400);
     await http.get('/customers/nobody?asOf=2025-12-31').expect(404);
   });
 });
