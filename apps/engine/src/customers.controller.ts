@@ -1,18 +1,88 @@
-import { Controller, Get, NotFoundException, Param } from '@nestjs/common';
-import { ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { CustomerQueries, type CustomerView, type HistoryEntry } from '@clientele/application';
+import { Controller, Get, Inject, NotFoundException, Param, Query } from '@nestjs/common';
+import { ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { CustomerQueries, type CustomerView, type HistoryEntry, type OpenedStorage } from '@clientele/application';
+import type { CustomerStage, LifecyclePolicy, StageChange } from '@clientele/domain';
+import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
+import type { EngineConfig } from './engine.config';
+import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
+import { asOfParam } from './query-params';
+
+/** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
+export interface CustomerAsOfView {
+  customerId: string;
+  /** null: not registered yet at that time */
+  stage: CustomerStage | null;
+  registeredAt?: string;
+  source?: string;
+  referredBy?: string;
+  erased: boolean;
+  orders: number;
+  firstPurchaseAt?: string;
+  lastPurchaseAt?: string;
+  churnedAt?: string;
+  daysSinceLastPurchase?: number;
+  /** inactive long enough that a churn sweep run then would churn them; the stage changes only when one ran */
+  churnDue: boolean;
+  stageHistory: StageChange[];
+  asOf: {
+    at: string;
+    events: { id: string; position: number; type: string; occurredAt: string }[];
+    /** events of the stream whose business time is after `at` */
+    eventsLater: number;
+    policy: LifecyclePolicy;
+  };
+}
+
+function asOfView(a: CustomerAsOf): CustomerAsOfView {
+  const optional = <K extends keyof CustomerAsOf>(k: K) => (a[k] === undefined ? {} : { [k]: a[k] });
+  return {
+    customerId: a.customerId,
+    stage: a.stage ?? null,
+    ...optional('registeredAt'),
+    ...optional('source'),
+    ...optional('referredBy'),
+    erased: a.erased,
+    orders: a.orders,
+    ...optional('firstPurchaseAt'),
+    ...optional('lastPurchaseAt'),
+    ...optional('churnedAt'),
+    ...optional('daysSinceLastPurchase'),
+    churnDue: a.churnDue,
+    stageHistory: a.stageHistory,
+    asOf: {
+      at: a.asOf,
+      events: a.eventsUsed.map((e) => ({ id: e.id, position: e.position, type: e.type, occurredAt: e.occurredAt })),
+      eventsLater: a.eventsLater,
+      policy: a.policy,
+    },
+  };
+}
 
 @ApiTags('customers')
 @Controller('customers')
 export class CustomersController {
-  constructor(private readonly queries: CustomerQueries) {}
+  constructor(
+    private readonly queries: CustomerQueries,
+    @Inject(ENGINE_STORAGE) private readonly storage: OpenedStorage,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+  ) {}
 
   @Get(':id')
-  @ApiOperation({ summary: 'Current lifecycle state, with each stage change and the event that caused it' })
+  @ApiOperation({
+    summary: 'Current lifecycle state, with each stage change and the event that caused it; with asOf, the state at that business time',
+  })
   @ApiParam({ name: 'id', description: 'customer id' })
+  @ApiQuery({ name: 'asOf', required: false, description: 'YYYY-MM-DD (end of that UTC day) or a date-time with a zone' })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
-  async customer(@Param('id') id: string): Promise<CustomerView> {
+  async customer(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerView | CustomerAsOfView> {
+    const asOf = asOfParam(query);
+    if (asOf !== undefined) {
+      // the engine's own policy, so churnDue is judged by the thresholds its sweep uses
+      const answer = await readCustomerAsOf(this.storage.store, id, asOf, this.config.policy);
+      if (answer.eventsUsed.length === 0 && answer.eventsLater === 0) throw notFound(id);
+      return asOfView(answer);
+    }
     const view = await this.queries.customer(id);
     if (view === undefined) throw notFound(id);
     return view;

@@ -1,7 +1,8 @@
 import { BadRequestException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { validateSync, type ValidationError } from 'class-validator';
+import { IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
 import type { FieldError } from '@clientele/contracts';
+import { asOfInstant } from '@clientele/event-store';
 import { problem } from './problem-details';
 
 /**
@@ -22,4 +23,26 @@ export function validQuery<T extends object>(dto: new () => T, query: Record<str
 function describe(error: ValidationError): FieldError {
   const messages = Object.values(error.constraints ?? {});
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/** `?asOf=` on every business-time question: a date (the end of that UTC day) or a date-time with a zone */
+export class AsOfQuery {
+  @IsOptional() @Matches(DATE, { message: 'an ISO-8601 date (YYYY-MM-DD) or date-time with a zone' }) asOf?: string;
+}
+
+/**
+ * `?asOf=` as the instant it means (a date alone: the end of that UTC day), or `undefined` when
+ * absent. A well-formed but impossible date (2025-02-30) is a 400 naming asOf, like a malformed one.
+ */
+export function asOfParam(query: Record<string, unknown>): string | undefined {
+  const { asOf } = validQuery(AsOfQuery, query);
+  if (asOf === undefined) return undefined;
+  try {
+    return asOfInstant(asOf, 'asOf');
+  } catch {
+    const expected = 'an existing calendar date (YYYY-MM-DD) or date-time with a zone';
+    throw new BadRequestException(problem(400, 'invalid_query', 'Invalid query', `asOf: ${expected}`, { errors: [{ field: 'asOf', expected }] }));
+  }
 }

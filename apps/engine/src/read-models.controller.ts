@@ -1,19 +1,17 @@
-import { Controller, Get, Header, NotFoundException, Param, Query } from '@nestjs/common';
+import { Controller, Get, Header, Inject, NotFoundException, Param, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import type { CustomerProfile, ProfilePage, UpcomingBirthday } from '@clientele/projections';
+import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import type { OpenedStorage } from '@clientele/application';
+import { customerStream } from '@clientele/domain';
+import { eventsOfStream, type StoredEvent } from '@clientele/event-store';
+import { profileAsOf, type CustomerProfile, type ProfilePage, type UpcomingBirthday } from '@clientele/projections';
+import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { validQuery } from './query-params';
+import { AsOfQuery, asOfParam, validQuery } from './query-params';
 
 const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
-const DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
-const DATE_MESSAGE = 'an ISO-8601 date (YYYY-MM-DD) or date-time with a zone';
-
-class AsOfQuery {
-  @IsOptional() @Matches(DATE, { message: DATE_MESSAGE }) asOf?: string;
-}
 
 class ListProfilesQuery {
   @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
@@ -54,15 +52,30 @@ function asOfOrNow(asOf: string | undefined): string {
 @ApiTags('read models')
 @Controller()
 export class ReadModelsController {
-  constructor(private readonly readModels: EngineReadModels) {}
+  constructor(
+    private readonly readModels: EngineReadModels,
+    @Inject(ENGINE_STORAGE) private readonly storage: OpenedStorage,
+  ) {}
 
   @Get('customers/:id/profile')
-  @ApiOperation({ summary: 'Intimacy profile: identity, birthday, preferences, habits, stage history, referrals, feedback, value, RFM' })
+  @ApiOperation({
+    summary: 'Intimacy profile: identity, birthday, preferences, habits, stage history, referrals, feedback, value, RFM',
+    description:
+      'Without asOf: the live read model, date-relative figures as of now. With asOf: the profile as it stood then, folded from ' +
+      "the customer's own events with a business time at or before asOf (events recorded later about earlier dates included).",
+  })
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
-    const { asOf } = validQuery(AsOfQuery, query);
-    const profile = await this.readModels.profiles.getProfile(id, asOfOrNow(asOf));
+    const asOf = asOfParam(query);
+    const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(undefined)) : await this.profileAsOf(id, asOf);
     if (!profile) throw unknownCustomer(id);
     return profile;
+  }
+
+  /** folds the customer's own stream (read through the decrypting store, as the projector reads it) up to asOf */
+  private async profileAsOf(id: string, asOf: string): Promise<CustomerProfile | undefined> {
+    const events: StoredEvent[] = [];
+    for await (const e of eventsOfStream(this.storage.store, customerStream(id))) events.push(e);
+    return (await profileAsOf(id, events, asOf)).profile;
   }
 
   @Get('profiles')

@@ -15,3 +15,5 @@ export * from './read-model-generations';
 export * from './read-model.config';
 export * from './all-projections';
 export * from './projections.bench';
+export * from './replay-proof';
+export * from './profile-as-of';

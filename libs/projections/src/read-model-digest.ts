@@ -18,28 +18,64 @@ export async function digest(store: ReadModelQueries, projection: Pick<Projectio
   const hash = createHash('sha256');
   hash.update(`projection ${projection.name}\n`);
   for (const table of projection.tables) {
-    const columns = await describeTable(store, table);
-    const key = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
-    if (key.length === 0) throw new Error(`digest: table ${table} has no primary key, so its rows have no stable order`);
-    const names = columns.map((c) => c.name).sort();
+    const rows = tableRows(store, table);
+    const { names } = await rows.columns;
     hash.update(`table ${table} ${JSON.stringify(names)}\n`);
-    const order = key.map((c) => orderTerm(store.dialect, c)).join(', ');
-    const keyTuple = `(${key.map((c) => orderTerm(store.dialect, c)).join(', ')})`;
-    const placeholders = `(${key.map(() => '?').join(', ')})`;
-    let after: SqlParam[] | undefined;
-    for (;;) {
-      const where = after ? `WHERE ${keyTuple} > ${placeholders}` : '';
-      const rows = await store.all<Record<string, unknown>>(
-        `SELECT ${names.map(quote).join(', ')} FROM ${table} ${where} ORDER BY ${order} LIMIT ${PAGE}`,
-        after ?? [],
-      );
-      for (const row of rows) hash.update(`${JSON.stringify(names.map((n) => canonical(row[n])))}\n`);
-      const last = rows[rows.length - 1];
-      if (!last || rows.length < PAGE) break;
-      after = key.map((c) => last[c.name] as SqlParam);
-    }
+    for await (const row of rows) hash.update(`${JSON.stringify(row.values)}\n`);
   }
   return hash.digest('hex');
+}
+
+/** One row as the digest sees it: its key and every column (sorted by name) in canonical form. */
+export interface CanonicalRow {
+  key: Record<string, string | number | null>;
+  values: (string | number | null)[];
+}
+
+export interface TableRows extends AsyncIterable<CanonicalRow> {
+  /** the column names (sorted) and the primary-key columns (in key order) */
+  columns: Promise<{ names: string[]; key: string[] }>;
+}
+
+/**
+ * Every row of a table in primary-key order (keyset pages, so memory stays flat), encoded as the
+ * digest encodes it. Two stores walked side by side meet the same keys in the same order, which is
+ * how a replay proof finds the first row that differs.
+ */
+export function tableRows(store: ReadModelQueries, table: string): TableRows {
+  const columns = describeTable(store, table).then((cols) => {
+    const key = cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
+    if (key.length === 0) throw new Error(`digest: table ${table} has no primary key, so its rows have no stable order`);
+    return { cols, key, names: cols.map((c) => c.name).sort() };
+  });
+  // a caller that only iterates must not leave a rejected promise unobserved
+  columns.catch(() => undefined);
+  return {
+    columns: columns.then(({ names, key }) => ({ names, key: key.map((c) => c.name) })),
+    async *[Symbol.asyncIterator]() {
+      const { key, names } = await columns;
+      const order = key.map((c) => orderTerm(store.dialect, c)).join(', ');
+      const keyTuple = `(${order})`;
+      const placeholders = `(${key.map(() => '?').join(', ')})`;
+      let after: SqlParam[] | undefined;
+      for (;;) {
+        const where = after ? `WHERE ${keyTuple} > ${placeholders}` : '';
+        const rows = await store.all<Record<string, unknown>>(
+          `SELECT ${names.map(quote).join(', ')} FROM ${table} ${where} ORDER BY ${order} LIMIT ${PAGE}`,
+          after ?? [],
+        );
+        for (const row of rows) {
+          yield {
+            key: Object.fromEntries(key.map((c) => [c.name, canonical(row[c.name])])),
+            values: names.map((n) => canonical(row[n])),
+          };
+        }
+        const last = rows[rows.length - 1];
+        if (!last || rows.length < PAGE) break;
+        after = key.map((c) => last[c.name] as SqlParam);
+      }
+    },
+  };
 }
 
 async function describeTable(store: ReadModelQueries, table: string): Promise<Column[]> {

@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { PostgresReadModelStore } from './postgres-read-model.store';
@@ -15,6 +17,13 @@ export interface ReadModelGenerations {
   openCurrent(): Promise<ReadModelStore>;
   openFresh(): Promise<ReadModelStore>;
   promote(store: ReadModelStore): Promise<void>;
+  /**
+   * the live generation as it is, for reading beside a running engine: nothing is created or
+   * removed (a rebuild in progress keeps its files); `undefined` when no read models exist yet
+   */
+  openLive(): Promise<ReadModelStore | undefined>;
+  /** an empty store of the same kind outside the generations (a temp file or schema), removed by `discard` */
+  openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }>;
 }
 
 const SQLITE_FILE = /^read-models-(\d+)\.sqlite$/;
@@ -37,6 +46,7 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
   }
 
   async openFresh(): Promise<ReadModelStore> {
+    mkdirSync(this.dir, { recursive: true });
     const numbers = readdirSync(this.dir).map((n) => SQLITE_FILE.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number);
     const name = `read-models-${Math.max(0, ...numbers) + 1}.sqlite`;
     return this.open(name);
@@ -46,6 +56,24 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
     const name = this.files.get(store);
     if (!name) throw new Error('promote: the store was not opened by these generations');
     this.writePointer(name);
+  }
+
+  async openLive(): Promise<ReadModelStore | undefined> {
+    const current = this.currentFile();
+    if (!current || !existsSync(join(this.dir, current))) return undefined;
+    return this.open(current);
+  }
+
+  async openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }> {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-replay-'));
+    const store = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+    return {
+      store,
+      async discard() {
+        await store.close().catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   }
 
   private open(name: string): ReadModelStore {
@@ -111,6 +139,29 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
     const schema = this.schemas.get(store);
     if (!schema) throw new Error('promote: the store was not opened by these generations');
     await this.withPool((pool) => pool.query(`UPDATE ${this.base}.current_generation SET schema_name = $1 WHERE k = 1`, [schema]));
+  }
+
+  async openLive(): Promise<ReadModelStore | undefined> {
+    const current = await this.withPool(async (pool) => {
+      const table = await pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${this.base}.current_generation`]);
+      if (!table.rows[0]?.t) return undefined;
+      const row = await pool.query<{ schema_name: string }>(`SELECT schema_name FROM ${this.base}.current_generation WHERE k = 1`);
+      return row.rows[0]?.schema_name;
+    });
+    return current === undefined ? undefined : this.open(current);
+  }
+
+  async openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }> {
+    // outside the `<base>_g<n>` pattern, so no engine ever takes it for a generation
+    const schema = `${this.base}_r${randomBytes(3).toString('hex')}`;
+    const store = await PostgresReadModelStore.open({ connectionString: this.connectionString, schema });
+    return {
+      store,
+      async discard() {
+        await store.dropSchema().catch(() => undefined);
+        await store.close().catch(() => undefined);
+      },
+    };
   }
 
   /** removes every generation and the pointer (tests, decommissioning) */

@@ -230,6 +230,20 @@ describe('audit CLI commands', () => {
     expect(unknown).toMatchObject({ code: 1, stderr: 'error: customer nobody: no events\n' });
   });
 
+  it('as-of --profile also prints the profile as it stood then, folded from the events up to that date', async () => {
+    // ada: registered 2025-01-10, bought 15.00 on 2025-02-01 and 2025-03-15 (cost 9.00 each)
+    const feb = JSON.parse((await run(['as-of', 'ada', '--date', '2025-02-20', '--profile', '--json'])).stdout);
+    expect(feb).toMatchObject({ stage: 'customer', profile: { stage: 'customer', value: { revenueMinor: 1500, costMinor: 900, marginMinor: 600 }, rfm: { recencyDays: 19, frequency: 1 } } });
+    const march = JSON.parse((await run(['as-of', 'ada', '--date', '2025-03-31', '--profile', '--json'])).stdout);
+    expect(march.profile).toMatchObject({ stage: 'repeat_buyer', value: { revenueMinor: 3000 }, rfm: { recencyDays: 16, frequency: 2 } });
+    const text = await run(['as-of', 'ada', '--date', '2025-03-31', '--profile']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('profile as of 2025-03-31T23:59:59.999Z:');
+    expect(text.stdout).toContain('"revenueMinor": 3000');
+    const early = JSON.parse((await run(['as-of', 'ada', '--date', '2025-01-01', '--profile', '--json'])).stdout);
+    expect(early).toMatchObject({ profile: null });
+  });
+
   it('reads store addresses for both stores and refuses others', () => {
     expect(parseStoreAddress('sqlite:./data/x.db')).toEqual({ kind: 'sqlite', file: './data/x.db' });
     expect(parseStoreAddress('postgres:postgres://u@h:5432/db#audit_1')).toEqual({ kind: 'postgres', url: 'postgres://u@h:5432/db', schema: 'audit_1' });

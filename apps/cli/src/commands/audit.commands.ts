@@ -32,7 +32,9 @@ import {
   type ExportScope,
   type NdjsonSink,
 } from '@clientele/event-store';
+import { profileAsOf } from '@clientele/projections';
 import { createProgress } from '../progress';
+import { auditReplay, operatorReplay } from './replay.commands';
 
 /*
  * Auditor and data-protection commands: verify, export, personal-data export, as-of.
@@ -425,18 +427,60 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .requiredOption('--date <date>', 'ISO date (end of that day UTC) or date-time with a zone')
     .option('--policy <json>', 'policy overrides, e.g. {"churnAfterDays":90} (default: the default policy)', parsePolicy)
     .option('--store <address>', storeHelp)
+    .option('--keys <file>', 'with --profile: SQLite file of customer keys (as for personal-data export)')
+    .option('--profile', "also print the customer's profile as it stood then (needs CLIENTELE_MASTER_KEY for personal fields)")
     .option('--json', 'print the answer as JSON')
     .action(
-      guarded(1, async (customerId: string, options: { date: string; policy?: LifecyclePolicy; store?: string; json?: boolean }) => {
-        const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+      guarded(1, async (customerId: string, options: { date: string; policy?: LifecyclePolicy; store?: string; keys?: string; profile?: boolean; json?: boolean }) => {
+        const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(options.keys !== undefined ? { keys: options.keys } : {}) }, env);
         try {
           const answer = await readCustomerAsOf(opened.store, customerId, options.date, options.policy);
           if (answer.eventsUsed.length === 0 && answer.eventsLater === 0) throw new Error(`customer ${customerId}: no events`);
+          if (options.profile) {
+            // the profile shows names and contacts, so it reads through the decrypting view as the projector does
+            const events: StoredEvent[] = [];
+            for await (const e of eventsOfStream(opened.personalData(masterKeyFrom(env)), customerStream(customerId))) events.push(e);
+            const { profile } = await profileAsOf(customerId, events, answer.asOf);
+            if (options.json) deps.stdout.write(`${JSON.stringify({ ...answer, profile: profile ?? null })}\n`);
+            else {
+              printAsOf(answer, deps.stdout);
+              deps.stdout.write(`profile as of ${answer.asOf}:\n${JSON.stringify(profile ?? null, null, 2)}\n`);
+            }
+            return;
+          }
           if (options.json) deps.stdout.write(`${JSON.stringify(answer)}\n`);
           else printAsOf(answer, deps.stdout);
         } finally {
           await opened.close();
         }
+      }),
+    );
+
+  const replayHelp = 'events per read-model transaction (default CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE, 25000)';
+  audit
+    .command('replay')
+    .description(
+      'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch, 2 could not run)',
+    )
+    .option('--batch <n>', replayHelp, positiveInteger('--batch'))
+    .option('--json', 'print the comparison as JSON')
+    .option('--quiet', 'no progress lines')
+    .action(
+      guarded(2, async (options: { batch?: number; json?: boolean; quiet?: boolean }) => {
+        const ok = await auditReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
+        deps.setExitCode(ok ? 0 : 1);
+      }),
+    );
+
+  program
+    .command('replay')
+    .description("rebuild every read model from the whole log into a fresh generation (the engine's next start serves it) and print each digest")
+    .option('--batch <n>', replayHelp, positiveInteger('--batch'))
+    .option('--json', 'print the digests as JSON')
+    .option('--quiet', 'no progress lines')
+    .action(
+      guarded(1, async (options: { batch?: number; json?: boolean; quiet?: boolean }) => {
+        await operatorReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
       }),
     );
 }

@@ -1,0 +1,127 @@
+import Database from 'better-sqlite3';
+import { Command, CommanderError } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { DomainCommand } from '@clientele/domain';
+import { PersonalDataEventStore, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
+import { allProjections, Projector, ReadModels, SqliteReadModelGenerations } from '@clientele/projections';
+import { runCommand, tempDir } from '@clientele/testing';
+import { registerAuditCommands } from './audit.commands';
+
+class Captured extends Writable {
+  text = '';
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+const line = (price: number) => ({ sku: `sku-${price}`, category: price > 2000 ? 'vinyl' : 'cd', quantity: 1, unitPriceMinor: price, unitCostMinor: 500 });
+
+describe('clientele audit replay and clientele replay', () => {
+  const tmp = tempDir('clientele-replay-cli-');
+  const dbFile = tmp.file('clientele.db');
+  const readModelsDir = join(tmp.dir, 'read-models');
+  const masterKey = randomBytes(32).toString('base64');
+  const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_DATA_DIR: tmp.dir, CLIENTELE_DURABILITY: 'normal' };
+
+  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele').exitOverride();
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env });
+    try {
+      await program.parseAsync(args, { from: 'user' });
+    } catch (error) {
+      if (!(error instanceof CommanderError)) throw error;
+      code = error.exitCode;
+    }
+    return { code, stdout: stdout.text, stderr: stderr.text };
+  }
+
+  beforeAll(async () => {
+    // given a log written as the engine writes it (personal data sealed) and live read models its projector built
+    const store = new PersonalDataEventStore(new SqliteEventStore({ file: dbFile, durability: 'normal' }), new SqliteCustomerKeyStore(dbFile, Buffer.from(masterKey, 'base64')));
+    for (let i = 0; i < 25; i++) {
+      const id = `c${String(i).padStart(2, '0')}`;
+      const commands: [string, DomainCommand][] = [
+        [`reg-${id}`, { type: 'RegisterProspect', data: { customerId: id, source: 'web', personal: { name: `Person ${i}`, email: `${id}@example.org` }, occurredAt: '2025-01-02T09:00:00Z' } }],
+      ];
+      for (let k = 0; k < i % 4; k++) {
+        commands.push([`buy-${id}-${k}`, { type: 'RecordPurchase', data: { customerId: id, orderId: `${id}-o${k}`, lines: [line(1000 + 700 * k + i)], occurredAt: `2025-0${k + 2}-1${k}T10:00:00Z` } }]);
+      }
+      for (const [commandId, command] of commands) await runCommand(store, commandId, command);
+    }
+    const live = new ReadModels(await new SqliteReadModelGenerations(readModelsDir).openCurrent());
+    const projector = new Projector(store, live, allProjections(), { batchSize: 9 });
+    await projector.start();
+    await projector.catchUp();
+    // an erasure after the live fold: the live profile saw the name, a replay never will; both end erased alike
+    await runCommand(store, 'erase-c03', { type: 'EraseCustomerPersonalData', data: { customerId: 'c03', occurredAt: '2025-06-01T00:00:00Z' } });
+    await projector.catchUp();
+    await live.close();
+    await store.close();
+  });
+  afterAll(() => tmp.remove());
+
+  const liveFile = () => join(readModelsDir, readFileSync(join(readModelsDir, 'CURRENT'), 'utf8').trim());
+
+  it('audit replay: the live read models match a replay of the log; exit 0', async () => {
+    const result = await run(['audit', 'replay', '--quiet']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    for (const p of allProjections()) expect(result.stdout).toContain(`${p.name}: `);
+    expect(result.stdout).toContain(`all ${allProjections().length} read models match the log`);
+    const json = JSON.parse((await run(['audit', 'replay', '--quiet', '--json'])).stdout);
+    expect(json.ok).toBe(true);
+    for (const r of json.readModels) expect(r.liveDigest).toBe(r.replayedDigest);
+  });
+
+  it('audit replay: a live row altered with raw SQL is reported by table and key; exit 1; repaired, it matches again', async () => {
+    const db = new Database(liveFile());
+    const before = db.prepare("SELECT revenue_minor FROM profiles WHERE customer_id = 'c07'").get() as { revenue_minor: number };
+    db.prepare("UPDATE profiles SET revenue_minor = 1 WHERE customer_id = 'c07'").run();
+    db.close();
+    try {
+      const result = await run(['audit', 'replay', '--quiet']);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(/profiles: [\s\S]*MISMATCH/);
+      expect(result.stdout).toContain('first differing record: table profiles, key {"customer_id":"c07"}');
+      expect(result.stdout).toMatch(/live {2}.*"revenue_minor":1[,}]/);
+      expect(result.stdout).toContain(`"revenue_minor":${before.revenue_minor}`);
+      expect(result.stdout).toContain(`1 of ${allProjections().length} read models differ from the log`);
+    } finally {
+      const repair = new Database(liveFile());
+      repair.prepare("UPDATE profiles SET revenue_minor = ? WHERE customer_id = 'c07'").run(before.revenue_minor);
+      repair.close();
+    }
+    expect((await run(['audit', 'replay', '--quiet'])).code).toBe(0);
+  });
+
+  it('replay: twice gives the same digests; the new generation becomes current and still matches the log', async () => {
+    const first = await run(['replay', '--quiet', '--json']);
+    const second = await run(['replay', '--quiet', '--json', '--batch', '7']);
+    expect(first.code).toBe(0);
+    expect(second.code).toBe(0);
+    const digests = (out: string) => (JSON.parse(out).readModels as { name: string; digest: string }[]).map((r) => [r.name, r.digest]);
+    expect(digests(first.stdout)).toEqual(digests(second.stdout));
+    expect(digests(first.stdout)).toHaveLength(allProjections().length);
+    expect(liveFile()).toMatch(/read-models-3\.sqlite$/);
+    const audit = JSON.parse((await run(['audit', 'replay', '--quiet', '--json'])).stdout);
+    expect(audit.readModels.map((r: { replayedDigest: string; liveDigest: string }) => r.liveDigest)).toEqual(digests(first.stdout).map(([, d]) => d));
+  });
+
+  it('audit replay without live read models exits 2 and says why', async () => {
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele').exitOverride();
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { ...env, CLIENTELE_DATA_DIR: tmp.file('empty') } });
+    await program.parseAsync(['audit', 'replay'], { from: 'user' });
+    expect(code).toBe(2);
+    expect(stderr.text).toMatch(/no live read models/);
+  });
+});

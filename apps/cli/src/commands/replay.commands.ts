@@ -1,0 +1,112 @@
+import { openStorage, storageConfigFromEnv } from '@clientele/application';
+import {
+  allProjections,
+  digest,
+  proveReplay,
+  readModelConfigFromEnv,
+  readModelGenerations,
+  replayProjections,
+  type ReplayComparison,
+} from '@clientele/projections';
+
+type Out = NodeJS.WritableStream;
+
+export interface ReplayRun {
+  env: NodeJS.ProcessEnv;
+  stdout: Out;
+  stderr: Out;
+  /** events per read-model transaction; default CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE (25,000) */
+  batchSize?: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * `clientele audit replay`: folds the log from position 0, through the decrypting store as the
+ * engine's projector reads it, into a scratch store of the live kind, each read model up to its live
+ * checkpoint, and compares digests. Answers true when every read model matches.
+ */
+export async function auditReplay(run: ReplayRun): Promise<boolean> {
+  const config = readModelConfigFromEnv(run.env);
+  const generations = readModelGenerations(config);
+  const live = await generations.openLive();
+  if (!live) throw new Error(`no live read models to compare with (${where(config)}): start the engine with the projector role first`);
+  const storage = await openStorage(storageConfigFromEnv(run.env));
+  let scratch: Awaited<ReturnType<typeof generations.openScratch>> | undefined;
+  try {
+    scratch = await generations.openScratch();
+    const report = await proveReplay(storage.store, live, scratch.store, allProjections(), {
+      batchSize: run.batchSize ?? config.rebuildBatchSize,
+      ...(run.quiet ? {} : { onProgress: (position: number) => run.stderr.write(`replay: folded up to position ${position}\n`) }),
+    });
+    if (run.json) run.stdout.write(`${JSON.stringify({ ok: report.every((r) => r.match), readModels: report })}\n`);
+    else printComparison(report, run.stdout);
+    return report.every((r) => r.match);
+  } finally {
+    await scratch?.discard();
+    await live.close();
+    await storage.close();
+  }
+}
+
+/**
+ * `clientele replay`: the operator's rebuild. Folds the whole log into a fresh generation, makes it
+ * the one the engine opens next, and prints each read model's digest: the same log always gives
+ * the same digests. A running engine keeps serving its own generation until it restarts, then
+ * resumes from the new generation's checkpoints.
+ */
+export async function operatorReplay(run: ReplayRun): Promise<void> {
+  const config = readModelConfigFromEnv(run.env);
+  const generations = readModelGenerations(config);
+  const storage = await openStorage(storageConfigFromEnv(run.env));
+  try {
+    const fresh = await generations.openFresh();
+    try {
+      const projections = allProjections();
+      const replayed = await replayProjections(storage.store, fresh, projections, {
+        batchSize: run.batchSize ?? config.rebuildBatchSize,
+        ...(run.quiet ? {} : { onProgress: (position: number) => run.stderr.write(`replay: folded up to position ${position}\n`) }),
+      });
+      const digests = await Promise.all(projections.map((p) => digest(fresh, p)));
+      await generations.promote(fresh);
+      const rows = replayed.map((r, i) => ({ ...r, digest: digests[i] ?? '' }));
+      if (run.json) run.stdout.write(`${JSON.stringify({ readModels: rows })}\n`);
+      else {
+        for (const r of rows) run.stdout.write(`${r.name} v${r.version}: ${r.eventsRead} events read up to position ${r.position}, digest ${r.digest}\n`);
+        run.stdout.write(`replayed into a new generation (${where(config)}); the engine serves it from its next start\n`);
+      }
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    await storage.close();
+  }
+}
+
+function where(config: ReturnType<typeof readModelConfigFromEnv>): string {
+  return config.kind === 'sqlite' ? config.dir : `PostgreSQL schemas ${config.schema}_g<n>`;
+}
+
+function printComparison(report: readonly ReplayComparison[], out: Out): void {
+  for (const r of report) {
+    out.write(
+      `${r.name}: ${r.eventsRead} events read (up to live position ${r.position})\n` +
+        `  digest live     ${r.liveDigest}\n` +
+        `  digest replayed ${r.replayedDigest}\n` +
+        `  ${r.match ? 'match' : 'MISMATCH'}\n`,
+    );
+    if (r.liveVersion !== undefined && r.liveVersion !== r.version) {
+      out.write(`  the live read model was folded by version ${r.liveVersion} of the projection, this code is version ${r.version}\n`);
+    }
+    const d = r.firstDifference;
+    if (d) {
+      out.write(
+        `  first differing record: table ${d.table}, key ${JSON.stringify(d.key)}\n` +
+          `    live     ${d.live ? JSON.stringify(d.live) : '(no such row)'}\n` +
+          `    replayed ${d.replayed ? JSON.stringify(d.replayed) : '(no such row)'}\n`,
+      );
+    }
+  }
+  const bad = report.filter((r) => !r.match).length;
+  out.write(bad === 0 ? `all ${report.length} read models match the log\n` : `${bad} of ${report.length} read models differ from the log\n`);
+}

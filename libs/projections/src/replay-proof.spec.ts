@@ -1,0 +1,133 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
+import { generateCustomerLog } from '@clientele/testing';
+import { allProjections } from './all-projections';
+import { Projector } from './projector';
+import { digest } from './read-model-digest';
+import { ReadModels } from './read-models';
+import { firstDifference, proveReplay, readCheckpointPositions, replayProjections } from './replay-proof';
+import { SqliteReadModelStore } from './sqlite-read-model.store';
+
+describe('replay proof', () => {
+  let root: string;
+  let dir: string;
+  let events: SqliteEventStore;
+  let log: readonly StoredEvent[];
+  let n = 0;
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'clientele-replay-'));
+    events = new SqliteEventStore({ file: join(root, 'events.sqlite'), durability: 'normal' });
+    log = generateCustomerLog({ seed: 7, customers: 60 }).events;
+    for (const e of log) await events.appendToStream(e.streamId, [{ id: e.id, type: e.type, data: e.data, metadata: e.metadata }]);
+  });
+  beforeEach(() => {
+    n += 1;
+    dir = join(root, `case-${n}`);
+    mkdirSync(dir);
+  });
+  afterAll(async () => {
+    await events.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** the live store as the engine builds it: a projector following the log in small batches */
+  async function liveStore(): Promise<SqliteReadModelStore> {
+    const store = new SqliteReadModelStore(join(dir, 'live.sqlite'));
+    const projector = new Projector(events, new ReadModels(store), allProjections(), { batchSize: 37 });
+    await projector.start();
+    await projector.catchUp();
+    return store;
+  }
+
+  it('given live read models built by the projector, when replayed from position 0 into a scratch store, then every digest matches', async () => {
+    const live = await liveStore();
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+
+    const report = await proveReplay(events, live, scratch, allProjections());
+
+    expect(report.map((r) => [r.name, r.match, r.eventsRead, r.position])).toEqual(
+      allProjections().map((p) => [p.name, true, log.length, log.length]),
+    );
+    for (const r of report) expect(r.liveDigest).toBe(r.replayedDigest);
+    expect(report.every((r) => r.firstDifference === undefined)).toBe(true);
+    await live.close();
+    await scratch.close();
+  });
+
+  it('given one live row altered by hand, then the replay reports that table and key with both rows', async () => {
+    const live = await liveStore();
+    const target = await live.get<{ customer_id: string; revenue_minor: number }>(
+      'SELECT customer_id, revenue_minor FROM profiles WHERE orders > 0 ORDER BY customer_id DESC LIMIT 1',
+    );
+    if (!target) throw new Error('the generated log has no buyer');
+    await live.transaction((tx) => tx.run('UPDATE profiles SET revenue_minor = revenue_minor + 100 WHERE customer_id = ?', [target.customer_id]));
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+
+    const report = await proveReplay(events, live, scratch, allProjections());
+
+    const profiles = report.find((r) => r.name === 'profiles');
+    expect(profiles?.match).toBe(false);
+    expect(profiles?.liveDigest).not.toBe(profiles?.replayedDigest);
+    expect(profiles?.firstDifference).toMatchObject({
+      table: 'profiles',
+      key: { customer_id: target.customer_id },
+      live: { revenue_minor: Number(target.revenue_minor) + 100 },
+      replayed: { revenue_minor: Number(target.revenue_minor) },
+    });
+    expect(report.filter((r) => r.name !== 'profiles').every((r) => r.match)).toBe(true);
+    await live.close();
+    await scratch.close();
+  });
+
+  it('given a live row deleted, then the first difference is that row, present only in the replay', async () => {
+    const live = await liveStore();
+    const target = await live.get<{ customer_id: string; seq: number }>('SELECT customer_id, seq FROM profile_stage_history ORDER BY customer_id, seq LIMIT 1 OFFSET 5');
+    if (!target) throw new Error('no stage history');
+    await live.transaction((tx) => tx.run('DELETE FROM profile_stage_history WHERE customer_id = ? AND seq = ?', [target.customer_id, target.seq]));
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+    await replayProjections(events, scratch, allProjections());
+
+    const difference = await firstDifference(live, scratch, allProjections()[0]!);
+
+    expect(difference).toMatchObject({ table: 'profile_stage_history', key: { customer_id: target.customer_id, seq: Number(target.seq) } });
+    expect(difference?.live).toBeUndefined();
+    expect(difference?.replayed).toMatchObject({ customer_id: target.customer_id });
+    await live.close();
+    await scratch.close();
+  });
+
+  it('given read models folded to different positions, then each is replayed up to its own checkpoint and matches', async () => {
+    const profilesAt = Math.floor(log.length / 3);
+    const live = new SqliteReadModelStore(join(dir, 'live.sqlite'));
+    await replayProjections(events, live, allProjections(), { upTo: new Map([['profiles', profilesAt]]), batchSize: 11 });
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+
+    const report = await proveReplay(events, live, scratch, allProjections());
+
+    expect(report.map((r) => [r.name, r.eventsRead, r.match])).toEqual(
+      allProjections().map((p) => [p.name, p.name === 'profiles' ? profilesAt : log.length, true]),
+    );
+    expect((await readCheckpointPositions(scratch)).get('profiles')?.position).toBe(profilesAt);
+    await live.close();
+    await scratch.close();
+  });
+
+  it('replaying twice into fresh stores gives the same digests', async () => {
+    const digests: string[][] = [];
+    for (const name of ['one.sqlite', 'two.sqlite']) {
+      const store = new SqliteReadModelStore(join(dir, name));
+      await replayProjections(events, store, allProjections(), { batchSize: name === 'one.sqlite' ? 1000 : 13 });
+      digests.push(await Promise.all(allProjections().map((p) => digest(store, p))));
+      await store.close();
+    }
+    expect(digests[0]).toEqual(digests[1]);
+  });
+
+  it('refuses a scratch store that already holds read models', async () => {
+    const live = await liveStore();
+    await expect(replayProjections(events, live, allProjections())).rejects.toThrow(/empty store/);
+    await live.close();
+  });
+});

@@ -1,0 +1,229 @@
+import type { EventStore } from '@clientele/event-store';
+import { CHECKPOINTS_TABLE } from './projector';
+import { digest, tableRows, type CanonicalRow } from './read-model-digest';
+import type { Projection, ReadModelQueries, ReadModelStore } from './read-model-store';
+
+export interface CheckpointPosition {
+  version: number;
+  position: number;
+}
+
+/** The checkpoint of every read model in a store: which projection version folded the log up to where. */
+export async function readCheckpointPositions(store: ReadModelQueries): Promise<Map<string, CheckpointPosition>> {
+  const exists =
+    store.dialect === 'sqlite'
+      ? await store.get(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`, [CHECKPOINTS_TABLE])
+      : await store.get(`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`, [CHECKPOINTS_TABLE]);
+  if (!exists) return new Map();
+  const rows = await store.all<{ name: string; version: number | string; position: number | string }>(
+    `SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`,
+  );
+  return new Map(rows.map((r) => [r.name, { version: Number(r.version), position: Number(r.position) }]));
+}
+
+export interface ReplayOptions {
+  /**
+   * the last global position each projection folds (by projection name); a projection missing
+   * from the map folds the whole log. Default: the whole log for every projection.
+   */
+  upTo?: ReadonlyMap<string, number>;
+  /** events read per transaction; default 25,000 as in a projector rebuild */
+  batchSize?: number;
+  onProgress?: (position: number) => void;
+}
+
+export interface ReplayedProjection {
+  name: string;
+  version: number;
+  /** events of the log handed to this projection (it skips the types it does not fold) */
+  eventsRead: number;
+  /** the global position of the last of them (0 for an empty log) */
+  position: number;
+}
+
+/**
+ * Folds the log from position 0 into an empty store, each projection up to its own position, the
+ * way the projector does: consecutive batches in global order, each batch one transaction that
+ * also writes the checkpoints (so the store can be promoted as a generation afterwards).
+ */
+export async function replayProjections(
+  events: Pick<EventStore, 'readAll' | 'headPosition'>,
+  scratch: ReadModelStore,
+  projections: readonly Projection[],
+  options: ReplayOptions = {},
+): Promise<ReplayedProjection[]> {
+  const batchSize = options.batchSize ?? 25_000;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`replay batchSize: expected a positive integer, got ${String(batchSize)}`);
+  const head = await events.headPosition();
+  const limits = projections.map((p) => Math.min(options.upTo?.get(p.name) ?? head, head));
+  const counts = projections.map(() => 0);
+  const reached = projections.map(() => 0);
+  await scratch.transaction(async (tx) => {
+    await tx.exec(`CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`);
+    const present = await tx.get<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${CHECKPOINTS_TABLE}`);
+    if (Number(present?.n ?? 0) > 0) throw new Error('replay: the scratch store already holds read models; replay needs an empty store');
+    for (const p of projections) {
+      await p.migrate(tx);
+      await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
+    }
+  });
+  const end = Math.max(0, ...limits);
+  let after = 0;
+  while (after < end) {
+    const batch = await events.readAll({ afterPosition: after, maxCount: batchSize });
+    const last = batch[batch.length - 1];
+    if (!last) break;
+    await scratch.transaction(async (tx) => {
+      for (const [i, p] of projections.entries()) {
+        const limit = limits[i] ?? 0;
+        const mine = last.position <= limit ? batch : batch.filter((e) => e.position <= limit);
+        const lastOfMine = mine[mine.length - 1];
+        if (!lastOfMine) continue;
+        await p.apply(mine, tx);
+        counts[i] = (counts[i] ?? 0) + mine.length;
+        reached[i] = lastOfMine.position;
+        await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [lastOfMine.position, p.name]);
+      }
+    });
+    after = last.position;
+    options.onProgress?.(Math.min(after, end));
+  }
+  return projections.map((p, i) => ({ name: p.name, version: p.version, eventsRead: counts[i] ?? 0, position: reached[i] ?? 0 }));
+}
+
+export type CanonicalValue = string | number | null;
+
+/** The first row where two stores disagree; a row missing on one side is `undefined` there. */
+export interface RowDifference {
+  table: string;
+  key: Record<string, CanonicalValue>;
+  live?: Record<string, CanonicalValue>;
+  replayed?: Record<string, CanonicalValue>;
+}
+
+/**
+ * Walks each table of the projection in both stores side by side, in primary-key order, and
+ * answers the first row that is missing on one side or differs in any column.
+ */
+export async function firstDifference(
+  live: ReadModelQueries,
+  replayed: ReadModelQueries,
+  projection: Pick<Projection, 'tables'>,
+): Promise<RowDifference | undefined> {
+  for (const table of projection.tables) {
+    const left = tableRows(live, table);
+    const right = tableRows(replayed, table);
+    const [l, r] = await Promise.all([left.columns, right.columns]);
+    const liveIt = left[Symbol.asyncIterator]();
+    const replayedIt = right[Symbol.asyncIterator]();
+    const named = (names: string[], row: CanonicalRow) => Object.fromEntries(names.map((n, i) => [n, row.values[i] ?? null]));
+    if (JSON.stringify(l.names) !== JSON.stringify(r.names)) {
+      return { table, key: {}, live: { columns: l.names.join(',') }, replayed: { columns: r.names.join(',') } };
+    }
+    let a = await liveIt.next();
+    let b = await replayedIt.next();
+    while (!a.done || !b.done) {
+      const order = a.done ? 1 : b.done ? -1 : compareKeys(a.value.key, b.value.key, l.key);
+      if (order < 0 && !a.done) {
+        await closeBoth(liveIt, replayedIt);
+        return { table, key: a.value.key, live: named(l.names, a.value) };
+      }
+      if (order > 0 && !b.done) {
+        await closeBoth(liveIt, replayedIt);
+        return { table, key: b.value.key, replayed: named(r.names, b.value) };
+      }
+      if (!a.done && !b.done) {
+        if (JSON.stringify(a.value.values) !== JSON.stringify(b.value.values)) {
+          await closeBoth(liveIt, replayedIt);
+          return { table, key: a.value.key, live: named(l.names, a.value), replayed: named(r.names, b.value) };
+        }
+      }
+      a = await liveIt.next();
+      b = await replayedIt.next();
+    }
+  }
+  return undefined;
+}
+
+async function closeBoth(a: AsyncIterator<unknown>, b: AsyncIterator<unknown>): Promise<void> {
+  await Promise.all([a.return?.(), b.return?.()]);
+}
+
+/** the stores' own order: numbers numerically, text bytewise (PostgreSQL is read with COLLATE "C") */
+function compareKeys(a: Record<string, CanonicalValue>, b: Record<string, CanonicalValue>, key: string[]): number {
+  for (const k of key) {
+    const x = a[k] ?? null;
+    const y = b[k] ?? null;
+    if (x === y) continue;
+    if (x === null) return -1;
+    if (y === null) return 1;
+    if (typeof x === 'number' && typeof y === 'number') return x < y ? -1 : 1;
+    return Buffer.compare(Buffer.from(String(x)), Buffer.from(String(y)));
+  }
+  return 0;
+}
+
+export interface ReplayComparison {
+  name: string;
+  /** the projection version that folded the live store, and the code's */
+  liveVersion: number | undefined;
+  version: number;
+  eventsRead: number;
+  position: number;
+  liveDigest: string;
+  replayedDigest: string;
+  match: boolean;
+  firstDifference?: RowDifference;
+}
+
+/**
+ * The replay proof: reads the live checkpoints, folds exactly the same events (each projection up
+ * to its own checkpoint) into the empty `scratch` store, and compares digests; where they differ,
+ * finds the first differing row. A match proves the live read models are what the log says.
+ */
+export async function proveReplay(
+  events: Pick<EventStore, 'readAll' | 'headPosition'>,
+  live: ReadModelQueries,
+  scratch: ReadModelStore,
+  projections: readonly Projection[],
+  options: Omit<ReplayOptions, 'upTo'> = {},
+): Promise<ReplayComparison[]> {
+  const checkpoints = await readCheckpointPositions(live);
+  const missing = projections.filter((p) => !checkpoints.has(p.name)).map((p) => p.name);
+  if (missing.length > 0) {
+    throw new Error(`the live read models have no checkpoint for ${missing.join(', ')}: the projector has not built them yet`);
+  }
+  const upTo = new Map([...checkpoints].map(([name, c]) => [name, c.position]));
+  const replayed = await replayProjections(events, scratch, projections, { ...options, upTo });
+  const results: ReplayComparison[] = [];
+  const moved = async (): Promise<void> => {
+    const now = await readCheckpointPositions(live);
+    for (const [name, c] of checkpoints) {
+      if (now.get(name)?.position !== c.position) {
+        throw new Error(`the live read model ${name} moved from position ${c.position} to ${String(now.get(name)?.position)} during the replay: stop the projector (or run again when the log is quiet)`);
+      }
+    }
+  };
+  await moved();
+  for (const [i, p] of projections.entries()) {
+    const run = replayed[i];
+    const liveCheckpoint = checkpoints.get(p.name);
+    const [liveDigest, replayedDigest] = await Promise.all([digest(live, p), digest(scratch, p)]);
+    const match = liveDigest === replayedDigest;
+    const difference = match ? undefined : await firstDifference(live, scratch, p);
+    results.push({
+      name: p.name,
+      liveVersion: liveCheckpoint?.version,
+      version: p.version,
+      eventsRead: run?.eventsRead ?? 0,
+      position: liveCheckpoint?.position ?? 0,
+      liveDigest,
+      replayedDigest,
+      match,
+      ...(difference ? { firstDifference: difference } : {}),
+    });
+  }
+  // a live store that moved while it was read would be compared at no single position
+  await moved();
+  return results;
+}
