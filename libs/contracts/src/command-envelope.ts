@@ -66,7 +66,7 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
     type,
     commandId,
     ...(correlationId !== undefined ? { correlationId } : {}),
-    data: normaliseData(structuredClone(data as Record<string, unknown>)),
+    data: normaliseData(copyJson(data) as Record<string, unknown>),
   } as unknown as ValidCommand;
   return { ok: true, command };
 }
@@ -104,8 +104,30 @@ function describe(error: ValidationError): string | undefined {
   return Object.values(c)[0];
 }
 
+/**
+ * A deep copy of data that passed validation (only strings, numbers, booleans, null, arrays and
+ * objects remain by then), so the caller's object is never shared or changed. Several times cheaper
+ * than structuredClone, which serialises through the HTML clone algorithm.
+ */
+function copyJson(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(copyJson);
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) copy[key] = copyJson((value as Record<string, unknown>)[key]);
+  return copy;
+}
+
 /** Business time is stored in UTC whatever offset the caller used. */
 function normaliseData(data: Record<string, unknown>): Record<string, unknown> {
-  if (typeof data.occurredAt === 'string') data.occurredAt = new Date(data.occurredAt).toISOString();
+  const at = data.occurredAt;
+  if (typeof at === 'string' && !isUtcMillis(at)) data.occurredAt = new Date(at).toISOString();
   return data;
+}
+
+/**
+ * Already in toISOString's own form (`2026-01-31T10:00:00.000Z`): validation proved the fields, so
+ * converting would give the same string back. Most callers send this form.
+ */
+function isUtcMillis(at: string): boolean {
+  return at.length === 24 && at.charCodeAt(23) === 90 /* Z */ && at.charCodeAt(19) === 46 /* . */;
 }

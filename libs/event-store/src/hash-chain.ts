@@ -60,6 +60,9 @@ function orderedKeys(record: Record<string, unknown>): string[] {
 }
 
 function isArrayIndex(key: string): boolean {
+  // Most keys start with a letter: skip the pattern for them (this runs for every key of every event).
+  const first = key.charCodeAt(0);
+  if (!(first >= 48 && first <= 57)) return false;
   return /^(0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295;
 }
 
