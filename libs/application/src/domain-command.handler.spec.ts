@@ -233,6 +233,58 @@ describe('DomainCommandHandler', () => {
       expect(await store.headPosition()).toBe(first.events.length * 2);
     });
 
+    it('given a registration this engine has not seen stored, when it arrives again, then it is answered as a duplicate and nothing is added', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      const first = await other.execute(register('reg'));
+
+      const again = await commands.execute(register('reg'));
+
+      expect(again).toEqual({ ...first, status: 'duplicate' });
+      expect(await store.headPosition()).toBe(first.events.length);
+    });
+
+    it('given a registration repeated with other content after the stream moved on, then it is still answered as a duplicate', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      const first = await other.execute(register('reg'));
+      await other.execute(purchase('p-1', 'o-1'));
+
+      // Same command id, another source: decided on an empty stream it would store other content.
+      const again = await commands.execute({ ...register('reg'), data: { customerId: 'ann', source: 'store', occurredAt: at } });
+
+      expect(again).toEqual({ ...first, status: 'duplicate' });
+    });
+
+    it('given a customer registered by another writer, when the registration arrives again under a new id, then it is decided on the stored stream', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      await other.execute(register('reg'));
+      await other.execute(purchase('p-1', 'o-1'));
+
+      // On an empty stream this would register ann; on the stored stream she is known: nothing to do.
+      const again = await commands.execute(register('reg-again'));
+
+      expect(again.status).toBe('no_op');
+      expect((await store.readStream('customer-ann')).map((e) => e.type)).toEqual([
+        'ProspectRegistered',
+        'PurchaseRecorded',
+        'CustomerConverted',
+      ]);
+      const conflicts = await app.get(ClienteleMetrics).conflicts.get();
+      expect(conflicts.values[0]?.value ?? 0).toBe(0);
+    });
+
+    it('given a new stream registered without reading it, then the next command is decided on the kept state', async () => {
+      const commands = await start();
+      await commands.execute(register('reg'));
+
+      const bought = await commands.execute(purchase('p-1', 'o-1'));
+
+      expect(bought.events.map((e) => e.type)).toEqual(['PurchaseRecorded', 'CustomerConverted']);
+      expect(bought.events.map((e) => e.revision)).toEqual([1, 2]);
+    });
+
     it('given the cache turned off, then commands are decided on the stored stream each time', async () => {
       const commands = await start({ stateCacheStreams: 0 });
 

@@ -5,6 +5,7 @@ import {
   DomainErrorCodes,
   LifecycleTransitionTypes,
   commandTarget,
+  type DeciderName,
   type DomainCommand,
   type DomainEvent,
   type LifecyclePolicy,
@@ -12,6 +13,7 @@ import {
 import {
   DuplicateEventIdError,
   WrongExpectedRevisionError,
+  type AppendResult,
   type EventStore,
   type JsonObject,
   type NewEvent,
@@ -34,6 +36,13 @@ export class ExecuteDomainCommand extends Command<CommandResult> {
     super();
   }
 }
+
+/**
+ * Commands that open a stream: sent for a stream that does not exist yet, except when repeated. Other
+ * commands may register a customer implicitly, but are just as often the first command on an
+ * existing stream this process has not seen (after a restart), so they always read first.
+ */
+const CREATES_STREAM: ReadonlySet<DomainCommand['type']> = new Set(['RegisterProspect', 'HireEmployee']);
 
 /**
  * Load → decide (pure) → append at the revision that was decided on. Holds no business rule: the
@@ -61,6 +70,10 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
 
   async execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
     const { streamId, decider } = commandTarget(command);
+    if (CREATES_STREAM.has(command.type) && this.cache.get(streamId) === undefined) {
+      const created = await this.tryAsNewStream(streamId, decider, command, meta);
+      if (created !== undefined) return created;
+    }
     for (let attempt = 1; ; attempt++) {
       let view = this.cache.get(streamId);
       const cached = view !== undefined;
@@ -111,6 +124,41 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
         }
       }
     }
+  }
+
+  /**
+   * A stream-opening command on a stream this process does not hold is most often for a new stream:
+   * deciding on the empty state and appending with 'no_stream' saves reading it. When the stream
+   * exists after all the store refuses the append (wrong revision, or this command's ids already
+   * stored) and the command goes the usual way: read, decide, append. Only decisions that write are
+   * tried: a refusal or a no-op from an assumed empty stream would need the read to be confirmed.
+   * Returns undefined when the usual way must answer.
+   */
+  private async tryAsNewStream(
+    streamId: string,
+    decider: DeciderName,
+    command: DomainCommand,
+    meta: CommandMeta,
+  ): Promise<CommandResult | undefined> {
+    const empty = viewOf(decider, []);
+    let decided: DomainEvent[];
+    try {
+      decided = decideOn(empty, command, this.policy);
+    } catch {
+      return undefined;
+    }
+    if (decided.length === 0) return undefined;
+    let appended: AppendResult;
+    try {
+      appended = await this.store.appendToStream(streamId, toNewEvents(decided, meta), { expectedRevision: 'no_stream' });
+    } catch (error) {
+      if (error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError) return undefined;
+      throw error;
+    }
+    this.metrics.appendSize.observe(decided.length);
+    if (appended.duplicate) this.cache.delete(streamId);
+    else this.cache.advance(streamId, empty, meta.commandId, decided, appended.nextExpectedRevision);
+    return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
   }
 
   /** True when the stream still ends at the view's revision; otherwise the view is dropped. */
