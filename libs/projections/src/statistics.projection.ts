@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS stat_customer_months (
   cost BIGINT NOT NULL,
   PRIMARY KEY (customer_id, month)
 );
-CREATE INDEX IF NOT EXISTS stat_customer_months_month ON stat_customer_months (month);
+-- covers a period's per-customer sums (golden customers, segment profitability, value by segment)
+CREATE INDEX IF NOT EXISTS stat_customer_months_month ON stat_customer_months (month, customer_id, orders, revenue, cost);
 CREATE TABLE IF NOT EXISTS stat_sales (
   month TEXT NOT NULL,
   dim TEXT NOT NULL,
@@ -310,7 +311,8 @@ interface BatchState {
 
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
-  readonly version = 1;
+  /** 2: the month index covers per-customer period sums */
+  readonly version = 2;
   readonly tables = STATISTICS_TABLES;
 
   async migrate(tx: ReadModelTransaction): Promise<void> {
