@@ -116,6 +116,23 @@ export class ProfilesProjection implements Projection {
   readonly version = 1;
   readonly tables = PROFILE_TABLES;
 
+  /**
+   * Only in a rebuild instance: every profile as this instance last wrote it, so later batches
+   * skip reading and parsing it back. Cleared when it outgrows `residentLimit` (then profiles are
+   * read from the store again), which bounds memory on very large logs.
+   */
+  private readonly resident: Map<string, Working> | undefined;
+  private readonly residentLimit: number;
+
+  constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
+    this.resident = options.keepWrittenProfiles ? new Map() : undefined;
+    this.residentLimit = options.residentLimit ?? 500_000;
+  }
+
+  forRebuild(): ProfilesProjection {
+    return new ProfilesProjection({ keepWrittenProfiles: true, residentLimit: this.residentLimit });
+  }
+
   async migrate(tx: ReadModelTransaction): Promise<void> {
     const key = textKey(tx.dialect);
     await tx.exec(`
@@ -155,13 +172,31 @@ export class ProfilesProjection implements Projection {
       if (CUSTOMER_EVENT_TYPES.has(e.type) && typeof e.data.customerId === 'string') ids.add(e.data.customerId);
     }
     if (ids.size === 0) return;
-    const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', [...ids]);
-    const profiles = new Map<string, Working>(loaded.map((r) => [r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState }]));
-    const before = new Map(loaded.map((r) => [r.customer_id, r]));
+    const profiles = new Map<string, Working>();
+    const before = new Map<string, ProfileRow>();
+    const resident = this.resident;
+    const unknown: string[] = [];
+    for (const id of ids) {
+      const kept = resident?.get(id);
+      if (!kept) {
+        unknown.push(id);
+        continue;
+      }
+      // the kept row is what the store holds; the working copy is compared against it on write
+      before.set(id, kept.row);
+      profiles.set(id, { row: { ...kept.row }, s: kept.s });
+    }
+    if (unknown.length > 0) {
+      const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', unknown);
+      for (const r of loaded) {
+        profiles.set(r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState });
+        before.set(r.customer_id, r);
+      }
+    }
 
-    const categories = new Map<string, Delta>();
-    const products = new Map<string, Delta>();
-    const channels = new Map<string, Delta>();
+    const categories = new Deltas();
+    const products = new Deltas();
+    const channels = new Deltas();
     const history: SqlParam[][] = [];
     const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
     const thanks: SqlParam[][] = [];
@@ -198,7 +233,7 @@ export class ProfilesProjection implements Projection {
           break;
         case 'TouchpointRecorded': {
           const channel = str(d.channel);
-          if (channel) addDelta(channels, customerId, channel, 1, 0);
+          if (channel) channels.add(customerId, channel, 1, 0);
           break;
         }
         case 'PurchaseRecorded': {
@@ -213,14 +248,14 @@ export class ProfilesProjection implements Projection {
             s.hours[when.getUTCHours()] = (s.hours[when.getUTCHours()] ?? 0) + 1;
           }
           const channel = str(d.channel);
-          if (channel) addDelta(channels, customerId, channel, 0, 1);
+          if (channel) channels.add(customerId, channel, 0, 1);
           for (const line of Array.isArray(d.lines) ? d.lines : []) {
             if (!isObject(line)) continue;
             const quantity = num(line.quantity);
             const category = str(line.category);
             const sku = str(line.sku);
-            if (category) addDelta(categories, customerId, category, quantity, 0);
-            if (sku) addDelta(products, customerId, sku, quantity, 0);
+            if (category) categories.add(customerId, category, quantity, 0);
+            if (sku) products.add(customerId, sku, quantity, 0);
           }
           break;
         }
@@ -273,13 +308,17 @@ export class ProfilesProjection implements Projection {
     await this.writeReferees(tx, referees, profiles);
 
     await this.writeProfiles(tx, profiles, before);
+    if (resident) {
+      if (resident.size + profiles.size > this.residentLimit) resident.clear();
+      for (const [id, p] of profiles) resident.set(id, { row: { ...p.row }, s: p.s });
+    }
     await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
-      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', [...categories.values()].map((x) => [x.customerId, x.key, x.a]));
+      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
     await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
-      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', [...products.values()].map((x) => [x.customerId, x.key, x.a]));
+      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
     await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
       'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
-      [...channels.values()].map((x) => [x.customerId, x.key, x.a, x.b]));
+      channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
     await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
       ['customer_id', 'seq'], 'DO NOTHING', history);
     await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
@@ -378,13 +417,30 @@ function applyPersonal(p: Working, personal: unknown): void {
   }
 }
 
-function addDelta(map: Map<string, Delta>, customerId: string, key: string, a: number, b: number): void {
-  const k = `${customerId}\u0000${key}`;
-  const d = map.get(k);
-  if (d) {
-    d.a += a;
-    d.b += b;
-  } else map.set(k, { customerId, key, a, b });
+/**
+ * Summed deltas per (customer, key) in first-seen order. Nested maps rather than one map on a joined
+ * key: joining allocates a string per event line, and hashing it was the fold's biggest cost.
+ */
+class Deltas {
+  readonly list: Delta[] = [];
+  private readonly byCustomer = new Map<string, Map<string, Delta>>();
+
+  add(customerId: string, key: string, a: number, b: number): void {
+    let keys = this.byCustomer.get(customerId);
+    if (!keys) {
+      keys = new Map();
+      this.byCustomer.set(customerId, keys);
+    }
+    const d = keys.get(key);
+    if (d) {
+      d.a += a;
+      d.b += b;
+      return;
+    }
+    const created = { customerId, key, a, b };
+    keys.set(key, created);
+    this.list.push(created);
+  }
 }
 
 function str(v: unknown): string | undefined {
