@@ -6,7 +6,8 @@ import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
  * Intimacy profiles: one row per customer plus small per-customer tables (categories, products,
  * channels, stage history, referees, last thanks). Per batch the touched profiles are loaded once,
  * folded in memory and written back; child tables take summed deltas. Memory is bounded by the
- * batch, never by the log.
+ * batch, never by the log, except in a rebuild instance, which also keeps up to `residentLimit`
+ * profiles it wrote.
  */
 export const PROFILE_TABLES = [
   'profiles',
