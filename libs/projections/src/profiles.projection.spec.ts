@@ -19,9 +19,13 @@ const STAGES: Record<string, string> = {
   CustomerReactivated: 'customer',
 };
 
-async function project(events: readonly StoredEvent[], batchSize = 1000): Promise<{ store: SqliteReadModelStore; queries: ProfileQueries }> {
+async function project(
+  events: readonly StoredEvent[],
+  batchSize = 1000,
+  projection = new ProfilesProjection(),
+): Promise<{ store: SqliteReadModelStore; queries: ProfileQueries }> {
   const store = new SqliteReadModelStore(':memory:');
-  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [new ProfilesProjection()], { batchSize });
+  const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [projection], { batchSize });
   await projector.start();
   await projector.catchUp();
   return { store, queries: new ProfileQueries(store) };
@@ -169,6 +173,16 @@ describe('ProfilesProjection', () => {
     expect(await digest(b.store, projection)).toBe(await digest(a.store, projection));
     expect(await digest(c.store, projection)).not.toBe(await digest(a.store, projection));
     await Promise.all([a.store.close(), b.store.close(), c.store.close()]);
+  });
+
+  it('given rebuild instances that keep written profiles across batches (also past their limit), then the digests equal the plain fold', async () => {
+    const plain = await project(log.events, 1000);
+    const kept = await project(log.events, 17, new ProfilesProjection().forRebuild());
+    const overflowing = await project(log.events, 17, new ProfilesProjection({ residentLimit: 3 }).forRebuild());
+    const projection = new ProfilesProjection();
+    expect(await digest(kept.store, projection)).toBe(await digest(plain.store, projection));
+    expect(await digest(overflowing.store, projection)).toBe(await digest(plain.store, projection));
+    await Promise.all([plain.store.close(), kept.store.close(), overflowing.store.close()]);
   });
 
   it('given a projection after profiles that throws mid-batch, then the profiles and checkpoints are as after the previous batch', async () => {

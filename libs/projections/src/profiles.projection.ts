@@ -6,7 +6,8 @@ import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
  * Intimacy profiles: one row per customer plus small per-customer tables (categories, products,
  * channels, stage history, referees, last thanks). Per batch the touched profiles are loaded once,
  * folded in memory and written back; child tables take summed deltas. Memory is bounded by the
- * batch, never by the log.
+ * batch, never by the log, except in a rebuild instance, which also keeps up to `residentLimit`
+ * profiles it wrote.
  */
 export const PROFILE_TABLES = [
   'profiles',
@@ -116,6 +117,23 @@ export class ProfilesProjection implements Projection {
   readonly version = 1;
   readonly tables = PROFILE_TABLES;
 
+  /**
+   * Only in a rebuild instance: every profile as this instance last wrote it, so later batches
+   * skip reading and parsing it back. Cleared when it outgrows `residentLimit` (then profiles are
+   * read from the store again), which bounds memory on very large logs.
+   */
+  private readonly resident: Map<string, Working> | undefined;
+  private readonly residentLimit: number;
+
+  constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
+    this.resident = options.keepWrittenProfiles ? new Map() : undefined;
+    this.residentLimit = options.residentLimit ?? 500_000;
+  }
+
+  forRebuild(): ProfilesProjection {
+    return new ProfilesProjection({ keepWrittenProfiles: true, residentLimit: this.residentLimit });
+  }
+
   async migrate(tx: ReadModelTransaction): Promise<void> {
     const key = textKey(tx.dialect);
     await tx.exec(`
@@ -155,13 +173,31 @@ export class ProfilesProjection implements Projection {
       if (CUSTOMER_EVENT_TYPES.has(e.type) && typeof e.data.customerId === 'string') ids.add(e.data.customerId);
     }
     if (ids.size === 0) return;
-    const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', [...ids]);
-    const profiles = new Map<string, Working>(loaded.map((r) => [r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState }]));
-    const before = new Map(loaded.map((r) => [r.customer_id, r]));
+    const profiles = new Map<string, Working>();
+    const before = new Map<string, ProfileRow>();
+    const resident = this.resident;
+    const unknown: string[] = [];
+    for (const id of ids) {
+      const kept = resident?.get(id);
+      if (!kept) {
+        unknown.push(id);
+        continue;
+      }
+      // the kept row is what the store holds; the working copy is compared against it on write
+      before.set(id, kept.row);
+      profiles.set(id, { row: { ...kept.row }, s: kept.s });
+    }
+    if (unknown.length > 0) {
+      const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', unknown);
+      for (const r of loaded) {
+        profiles.set(r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState });
+        before.set(r.customer_id, r);
+      }
+    }
 
-    const categories = new Map<string, Delta>();
-    const products = new Map<string, Delta>();
-    const channels = new Map<string, Delta>();
+    const categories = new Deltas();
+    const products = new Deltas();
+    const channels = new Deltas();
     const history: SqlParam[][] = [];
     const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
     const thanks: SqlParam[][] = [];
@@ -198,7 +234,7 @@ export class ProfilesProjection implements Projection {
           break;
         case 'TouchpointRecorded': {
           const channel = str(d.channel);
-          if (channel) addDelta(channels, customerId, channel, 1, 0);
+          if (channel) channels.add(customerId, channel, 1, 0);
           break;
         }
         case 'PurchaseRecorded': {
@@ -213,14 +249,14 @@ export class ProfilesProjection implements Projection {
             s.hours[when.getUTCHours()] = (s.hours[when.getUTCHours()] ?? 0) + 1;
           }
           const channel = str(d.channel);
-          if (channel) addDelta(channels, customerId, channel, 0, 1);
+          if (channel) channels.add(customerId, channel, 0, 1);
           for (const line of Array.isArray(d.lines) ? d.lines : []) {
             if (!isObject(line)) continue;
             const quantity = num(line.quantity);
             const category = str(line.category);
             const sku = str(line.sku);
-            if (category) addDelta(categories, customerId, category, quantity, 0);
-            if (sku) addDelta(products, customerId, sku, quantity, 0);
+            if (category) categories.add(customerId, category, quantity, 0);
+            if (sku) products.add(customerId, sku, quantity, 0);
           }
           break;
         }
@@ -273,13 +309,17 @@ export class ProfilesProjection implements Projection {
     await this.writeReferees(tx, referees, profiles);
 
     await this.writeProfiles(tx, profiles, before);
+    if (resident) {
+      if (resident.size + profiles.size > this.residentLimit) resident.clear();
+      for (const [id, p] of profiles) resident.set(id, { row: { ...p.row }, s: p.s });
+    }
     await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
-      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', [...categories.values()].map((x) => [x.customerId, x.key, x.a]));
+      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
     await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
-      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', [...products.values()].map((x) => [x.customerId, x.key, x.a]));
+      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
     await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
       'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
-      [...channels.values()].map((x) => [x.customerId, x.key, x.a, x.b]));
+      channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
     await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
       ['customer_id', 'seq'], 'DO NOTHING', history);
     await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
@@ -296,7 +336,9 @@ export class ProfilesProjection implements Projection {
   /**
    * New profiles go in with multi-row inserts; stored ones are updated in only the columns that
    * changed, because SQLite rewrites an index entry only when its column is assigned, and most
-   * events (touchpoints, feedback, thanks) change nothing but `state`.
+   * events (touchpoints, feedback, thanks) change nothing but `state`. A rebuild instance upserts
+   * changed profiles whole, 100 rows a statement, instead: its store builds secondary indexes
+   * after the load (SQLite) or is not read yet, so fewer statements beat narrower ones.
    */
   private async writeProfiles(tx: ReadModelTransaction, profiles: Map<string, Working>, before: Map<string, ProfileRow>): Promise<void> {
     const inserts: SqlParam[][] = [];
@@ -309,6 +351,10 @@ export class ProfilesProjection implements Projection {
       }
       const changed = UPDATABLE_COLUMNS.filter((c) => p.row[c] !== old[c]);
       if (changed.length === 0) continue;
+      if (this.resident) {
+        inserts.push(PROFILE_COLUMNS.map((c) => p.row[c]));
+        continue;
+      }
       await tx.run(updateSql(changed), [...changed.map((c) => p.row[c]), p.row.customer_id]);
     }
     await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), inserts);
@@ -378,13 +424,30 @@ function applyPersonal(p: Working, personal: unknown): void {
   }
 }
 
-function addDelta(map: Map<string, Delta>, customerId: string, key: string, a: number, b: number): void {
-  const k = `${customerId}\u0000${key}`;
-  const d = map.get(k);
-  if (d) {
-    d.a += a;
-    d.b += b;
-  } else map.set(k, { customerId, key, a, b });
+/**
+ * Summed deltas per (customer, key) in first-seen order. Nested maps rather than one map on a joined
+ * key: joining allocates a string per event line, and hashing it was the fold's biggest cost.
+ */
+class Deltas {
+  readonly list: Delta[] = [];
+  private readonly byCustomer = new Map<string, Map<string, Delta>>();
+
+  add(customerId: string, key: string, a: number, b: number): void {
+    let keys = this.byCustomer.get(customerId);
+    if (!keys) {
+      keys = new Map();
+      this.byCustomer.set(customerId, keys);
+    }
+    const d = keys.get(key);
+    if (d) {
+      d.a += a;
+      d.b += b;
+      return;
+    }
+    const created = { customerId, key, a, b };
+    keys.set(key, created);
+    this.list.push(created);
+  }
 }
 
 function str(v: unknown): string | undefined {

@@ -140,10 +140,13 @@ export class Projector {
   private async rebuildInto(fresh: ReadModelStore): Promise<void> {
     let swapped: Promise<void> | undefined;
     try {
+      await fresh.beginBulkLoad?.();
       await this.prepare(fresh);
-      await this.catchUpStore(fresh, this.rebuildBatchSize);
+      const projections = this.projections.map((p) => p.forRebuild?.() ?? p);
+      await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
       await this.exclusive(async () => {
-        await this.catchUpStore(fresh, this.rebuildBatchSize);
+        await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
+        await fresh.endBulkLoad?.();
         await this.options.onSwap?.(fresh);
         // the swap itself is immediate; closing the old store waits for its running queries, so
         // that wait happens outside the lock
@@ -187,24 +190,24 @@ export class Projector {
     });
   }
 
-  private async catchUpStore(store: ReadModelStore, batchSize = this.batchSize): Promise<number> {
-    let after = await minCheckpoint(store, this.projections);
+  private async catchUpStore(store: ReadModelStore, batchSize = this.batchSize, projections = this.projections): Promise<number> {
+    let after = await minCheckpoint(store, projections);
     for (;;) {
       const batch = await this.events.readAll({ afterPosition: after, maxCount: batchSize });
       const last = batch[batch.length - 1];
       if (!last) return after;
-      await this.applyBatch(store, batch);
+      await this.applyBatch(store, batch, projections);
       after = last.position;
     }
   }
 
   /** one transaction: each projection folds the events past its own checkpoint, then the checkpoints move */
-  private async applyBatch(store: ReadModelStore, batch: readonly StoredEvent[]): Promise<void> {
+  private async applyBatch(store: ReadModelStore, batch: readonly StoredEvent[], projections = this.projections): Promise<void> {
     const last = batch[batch.length - 1];
     if (!last) return;
     await store.transaction(async (tx) => {
       const checkpoints = await readCheckpoints(tx);
-      for (const p of this.projections) {
+      for (const p of projections) {
         const from = Number(checkpoints.get(p.name)?.position ?? 0);
         if (from >= last.position) continue;
         const first = batch[0];

@@ -29,6 +29,13 @@ export interface ReadModelStore extends ReadModelQueries {
   /** runs `work` in one transaction: everything in it commits together or not at all */
   transaction<T>(work: (tx: ReadModelTransaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Optional: the store is an unpublished generation being filled by a rebuild, so it may trade
+   * crash safety for speed (a crashed rebuild's generation is thrown away anyway).
+   */
+  beginBulkLoad?(): Promise<void>;
+  /** Optional: restores the durable settings and makes everything written so far durable; called before the store goes live */
+  endBulkLoad?(): Promise<void>;
 }
 
 /**
@@ -45,4 +52,10 @@ export interface Projection {
   /** creates the tables and indexes if missing (idempotent) */
   migrate(tx: ReadModelTransaction): Promise<void>;
   apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void>;
+  /**
+   * Optional: an instance for one rebuild into one fresh store. It may keep what it wrote in memory
+   * across batches (nothing else writes that store, and a failed rebuild discards store and instance
+   * together); it must write exactly what this projection would.
+   */
+  forRebuild?(): Projection;
 }
