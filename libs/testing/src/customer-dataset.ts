@@ -1,3 +1,4 @@
+import { seededRandom } from './customer-log.generator';
 import { GENESIS_HASH, chainHash } from '@clientele/event-store';
 import type { JsonObject, StoredEvent } from '@clientele/event-store';
 import { customerStream, campaignStream, employeeStream, defaultPolicy } from '@clientele/domain';
@@ -114,7 +115,7 @@ function simulate(
   withOrganisation: boolean,
   log: LogWriter,
 ): StoredEvent[] {
-  const rnd = mulberry32((options.seed ?? 42) * 1_000_003 + offset);
+  const rnd = seededRandom((options.seed ?? 42) * 1_000_003 + offset);
   const policy = options.policy ?? defaultPolicy;
   const start = Date.parse(`${options.start ?? '2024-01-01'}T00:00:00.000Z`);
   const months = options.months ?? 24;
@@ -343,14 +344,3 @@ function addMonths(t: number, n: number): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, d.getUTCDate());
 }
 
-/** A small, fast, seedable PRNG: the dataset must be reproducible, never clock- or Math.random-driven. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
