@@ -185,13 +185,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       const head = await client.query<{ position: number; hash: string }>(`select position, hash from ${this.table} order by position desc limit 1`);
       const rows = checkImport(head.rows[0] ?? { position: 0, hash: GENESIS_HASH }, events);
       await client.query(
-        `with inserted as (
-           insert into ${this.table}
-             (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-           select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
-                                $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
-           returning position)
-         select pg_notify($1, (select max(position) from inserted)::text)`,
+        insertAndNotifySql(this.table),
         [
           this.channel,
           rows.map((r) => r.event.position),
@@ -315,13 +309,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     if (fresh.length === 0) return outcomes;
     await this.options.beforeWrite?.();
     await client.query(
-      `with inserted as (
-         insert into ${this.table}
-           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-         select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
-                              $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
-         returning position)
-       select pg_notify($1, (select max(position) from inserted)::text)`,
+      insertAndNotifySql(this.table),
       [this.channel, ...rowArrays(fresh)],
     );
     return outcomes;
@@ -443,6 +431,20 @@ function freshEvents(outcomes: Outcome[]): StoredEvent[] {
 }
 
 /** Column arrays for an `unnest` insert, in table order; JSON goes as text and is cast server-side. */
+/**
+ * Inserts rows given as parallel arrays ($2..$11) and wakes subscribers with the highest position
+ * ($1 is the channel), in one statement: appends and verbatim imports write the same way.
+ */
+function insertAndNotifySql(table: string): string {
+  return `with inserted as (
+     insert into ${table}
+       (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+     select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
+                          $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+     returning position)
+   select pg_notify($1, (select max(position) from inserted)::text)`;
+}
+
 function rowArrays(events: StoredEvent[]): unknown[] {
   return [
     events.map((e) => e.position),
