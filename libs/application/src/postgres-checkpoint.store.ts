@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { createUnderLock } from '@clientele/event-store';
 import type { CheckpointStore } from './checkpoint.store';
 
 /** Checkpoints and the churn sweep's customer index in the PostgreSQL schema of the events. */
@@ -14,11 +15,12 @@ export class PostgresCheckpointStore implements CheckpointStore {
     }
     const pool = new Pool({ connectionString: options.connectionString, max: 2 });
     const s = options.schema;
-    await pool.query(`create schema if not exists ${s}`);
-    await pool.query(`create table if not exists ${s}.process_checkpoints (name text primary key, position bigint not null)`);
-    await pool.query(
+    // several engine processes start at once: "if not exists" alone races in the catalog
+    await createUnderLock(pool, `clientele.checkpoints:${s}`, [
+      `create schema if not exists ${s}`,
+      `create table if not exists ${s}.process_checkpoints (name text primary key, position bigint not null)`,
       `create table if not exists ${s}.process_customers (customer_id text primary key, registered_position bigint not null)`,
-    );
+    ]);
     return new PostgresCheckpointStore(pool, s);
   }
 

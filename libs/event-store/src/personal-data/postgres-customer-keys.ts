@@ -29,8 +29,11 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
       throw new Error(`schema: expected a lower-case SQL identifier, got ${JSON.stringify(options.schema)}`);
     }
     const pool = new Pool({ connectionString: options.connectionString, max: 2 });
-    await pool.query(`create schema if not exists ${options.schema}`);
-    await pool.query(postgresCustomerKeysTable(options.schema));
+    // several engine processes start at once: "if not exists" alone races in the catalog
+    await createUnderLock(pool, `clientele.keys:${options.schema}`, [
+      `create schema if not exists ${options.schema}`,
+      postgresCustomerKeysTable(options.schema),
+    ]);
     return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey);
   }
 
@@ -73,5 +76,21 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+/** Runs DDL in one transaction under an advisory lock named by `lockName`, so concurrent starters take turns. */
+export async function createUnderLock(pool: Pool, lockName: string, statements: readonly string[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('select pg_advisory_xact_lock(hashtext($1))', [lockName]);
+    for (const sql of statements) await client.query(sql);
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
   }
 }
