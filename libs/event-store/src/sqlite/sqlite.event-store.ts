@@ -1,37 +1,50 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
-import {
-  DuplicateEventIdError,
-  WrongExpectedRevisionError,
-  type AppendOptions,
-  type AppendResult,
-  type EventStore,
-  type EventSubscription,
-  type ExpectedRevision,
-  type NewEvent,
-  type ReadAllOptions,
-  type ReadStreamOptions,
-  type StoredEvent,
-  type SubscribeOptions,
+import type {
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  EventSubscription,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  StoredEvent,
+  SubscribeOptions,
 } from '../event-store.port';
-import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
-import { checkImport, type StoredEventImport } from '../import-stored';
+import { canonicalJson } from '../hash-chain';
+import type { StoredEventImport } from '../import-stored';
 import type { UpcasterRegistry } from '../serialization';
+import {
+  openStoreFile,
+  SqliteWriter,
+  type EventRow,
+  type SqliteDurability,
+  type WireGroup,
+  type WriteOutcome,
+} from './sqlite-writer';
+import { fromWireError, type WireError, type WireOutcome } from './sqlite-writer.protocol';
+import { WriterThread, type WriterAnswer } from './sqlite-writer.thread';
+
+export type { SqliteDurability } from './sqlite-writer';
 
 /**
- * `full`: an append is acknowledged only after its transaction is fsynced (survives power loss).
- * `normal`: acknowledged after the write reached the WAL file; a power cut (not a process crash)
- * may lose the last acknowledged transactions, never leaving one half-written.
+ * `thread`: a worker thread owns the write connection (inserts, chain hashes, COMMIT and its
+ * fsync), so the event loop keeps serving callers while a group is synced, and the next group is
+ * formed meanwhile. `inline`: the same writer on the event loop, sharing one connection with the
+ * reads; the only choice for `:memory:`, which another thread cannot open.
  */
-export type SqliteDurability = 'full' | 'normal';
+export type SqliteWriterMode = 'thread' | 'inline';
 
 export interface SqliteEventStoreOptions {
   /** the database file (created when missing) */
   file: string;
   /** default 'full' */
   durability?: SqliteDurability;
+  /** default 'thread' for a file, 'inline' for ':memory:' */
+  writer?: SqliteWriterMode;
   /** how often a waiting subscription looks for events written by other processes; default 250 ms */
   pollIntervalMs?: number;
   /** the most appends written in one transaction; default 1000 */
@@ -40,78 +53,72 @@ export interface SqliteEventStoreOptions {
   upcasters?: UpcasterRegistry;
 }
 
-const SCHEMA_VERSION = 1;
-const REVISION_CACHE_SIZE = 100_000;
 /** keeps one transaction (and the memory of its results) bounded when callers append big batches */
 const MAX_GROUP_EVENTS = 10_000;
 
-interface EventRow {
-  position: number;
-  stream_id: string;
-  revision: number;
-  id: string;
-  type: string;
-  data: string;
-  metadata: string;
-  recorded_at: string;
-  hash: string;
-  prev_hash: string;
-}
-
 interface PendingAppend {
+  kind: 'append';
   streamId: string;
   events: NewEvent[];
-  /** canonical JSON of each event's data and metadata: stored as is, and hashed */
-  encoded: Array<{ data: string; metadata: string }>;
   expected: ExpectedRevision;
+  /** id, type, canonical data, canonical metadata of each event: stored as is, and hashed */
+  wire: string[];
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
 
-type Outcome = { ok: true; result: AppendResult } | { ok: false; error: unknown };
+interface PendingImport {
+  kind: 'import';
+  events: readonly StoredEvent[];
+  resolve(): void;
+  reject(error: unknown): void;
+}
 
-interface ChainHead {
-  position: number;
-  hash: string;
+type Pending = PendingAppend | PendingImport;
+
+/** The write side as the store drives it: inline, or the writer thread. Answers come in request order. */
+interface WriteLink {
+  /** true when the answer comes before the request returns (the inline writer) */
+  readonly inline: boolean;
+  writeGroup(group: WireGroup, done: (outcomes: Array<WriteOutcome | WireOutcome> | Error) => void): void;
+  importStored(events: readonly StoredEvent[], done: (error?: unknown) => void): void;
+  close(): Promise<void>;
 }
 
 /**
  * The embedded event store: one SQLite file in WAL mode.
  *
  * Appends are group-committed: every append requested while the event loop is busy is queued, and
- * the queue is written in ONE transaction (one fsync). Each append is checked on its own against
- * the stream as the transaction sees it (earlier appends of the group included) before any of its
- * events is written, so a conflicting append fails alone. A caller's promise settles only after the transaction holding its events
- * committed. One append is never split across transactions.
+ * the queue is written in ONE transaction (one fsync) by the writer (see SqliteWriter for the write
+ * rules). A caller's promise settles only after the transaction holding its events committed.
+ * Requests reach the writer in the order they were made (appends and imports alike), so appends
+ * are written in that order.
  *
- * Idempotency is checked like EventStoreDB does, against the stream and not through a global index
- * on event ids (the costliest thing an append could maintain): with an exact expected revision (or
- * `no_stream`) the events after that revision are compared; with `any`/`stream_exists` the stream
- * is searched for the first event's id. Reusing an id in a different stream is not detected.
+ * With the writer thread, one group is in the writer at a time: while it is being synced, the
+ * callers answered by the previous group go on and queue the next one, which is sent as soon as
+ * the answer arrives, before those callers are resumed. With many callers two cohorts alternate,
+ * each group written while the other is being prepared. Reads (streams, the log, subscriptions,
+ * the head) use the event loop's own connection: WAL lets them run beside the writer, and a commit
+ * becomes visible to them only once it is synced at `full` durability.
  */
 export class SqliteEventStore implements EventStore, StoredEventImport {
   private readonly db: Database.Database;
+  private readonly link: WriteLink;
   private readonly pollIntervalMs: number;
   private readonly maxGroupSize: number;
   private readonly upcasters: UpcasterRegistry | undefined;
-  private readonly queue: PendingAppend[] = [];
+  private readonly queue: Pending[] = [];
   private flushScheduled = false;
-  private head: ChainHead = { position: 0, hash: GENESIS_HASH };
-  /** last revision per stream (-1: no stream), trusted only while no other process writes the file */
-  private readonly revisions = new Map<string, number>();
+  /** requests sent to the writer and not yet answered */
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
   private readonly waiters = new Set<() => void>();
   private readonly subscriptions = new Set<SqliteSubscription>();
+  private closing = false;
   private closed = false;
 
   private readonly st: {
-    begin: Database.Statement;
-    commit: Database.Statement;
-    rollback: Database.Statement;
     head: Database.Statement;
-    lastRevision: Database.Statement;
-    insert: Database.Statement;
-    tailAfter: Database.Statement;
-    findId: Database.Statement;
     streamForwards: Database.Statement;
     streamBackwards: Database.Statement;
     streamBackwardsFromEnd: Database.Statement;
@@ -123,32 +130,29 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     if (durability !== 'full' && durability !== 'normal') {
       throw new Error(`durability: expected 'full' or 'normal', got ${String(durability)}`);
     }
+    const memory = options.file === ':memory:';
+    const mode = options.writer ?? (memory ? 'inline' : 'thread');
+    if (mode !== 'thread' && mode !== 'inline') {
+      throw new Error(`writer: expected 'thread' or 'inline', got ${String(mode)}`);
+    }
+    if (mode === 'thread' && memory) throw new Error("writer: a ':memory:' database cannot be written from a thread, use 'inline'");
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.maxGroupSize = options.maxGroupSize ?? 1000;
     this.upcasters = options.upcasters;
 
-    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true });
-    this.db = new Database(options.file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Another process may hold the write lock for a moment; wait instead of failing at once.
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('cache_size = -32000');
-    this.migrate();
+    if (!memory) mkdirSync(dirname(options.file), { recursive: true });
+    // Opened (and migrated) here, synchronously: the store can be read as soon as it is constructed.
+    this.db = openStoreFile(options.file, durability);
+    try {
+      this.link = mode === 'thread' ? threadLink(new WriterThread(options.file, durability)) : inlineLink(new SqliteWriter(this.db));
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
 
     const db = this.db;
     this.st = {
-      begin: db.prepare('BEGIN IMMEDIATE'),
-      commit: db.prepare('COMMIT'),
-      rollback: db.prepare('ROLLBACK'),
-      head: db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1'),
-      lastRevision: db.prepare('SELECT max(revision) AS revision FROM events WHERE stream_id = ?'),
-      insert: db.prepare(
-        `INSERT INTO events (position, stream_id, revision, id, type, data, metadata, recorded_at, hash, prev_hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      tailAfter: db.prepare('SELECT * FROM events WHERE stream_id = ? AND revision > ? ORDER BY revision LIMIT ?'),
-      findId: db.prepare('SELECT revision FROM events WHERE stream_id = ? AND id = ? LIMIT 1'),
+      head: db.prepare('SELECT position FROM events ORDER BY position DESC LIMIT 1'),
       streamForwards: db.prepare(
         'SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision ASC LIMIT ?',
       ),
@@ -159,47 +163,15 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
       streamBackwardsFromEnd: db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT ?'),
       all: db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?'),
     };
-    this.loadHead();
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new Error(`event store schema version ${version} is newer than this build understands (${SCHEMA_VERSION})`);
-    }
-    if (version === SCHEMA_VERSION) return;
-    this.db.exec(`
-      BEGIN IMMEDIATE;
-      CREATE TABLE IF NOT EXISTS events (
-        position    INTEGER PRIMARY KEY,
-        stream_id   TEXT    NOT NULL,
-        revision    INTEGER NOT NULL,
-        id          TEXT    NOT NULL,
-        type        TEXT    NOT NULL,
-        data        TEXT    NOT NULL,
-        metadata    TEXT    NOT NULL,
-        recorded_at TEXT    NOT NULL,
-        hash        TEXT    NOT NULL,
-        prev_hash   TEXT    NOT NULL,
-        UNIQUE (stream_id, revision)
-      );
-      PRAGMA user_version = ${SCHEMA_VERSION};
-      COMMIT;
-    `);
-  }
-
-  /** The chain head is read from the last row: at open, and again at each write transaction in case another process appended. */
-  private loadHead(): void {
-    const row = this.st.head.get() as ChainHead | undefined;
-    this.head = row ? { position: row.position, hash: row.hash } : { position: 0, hash: GENESIS_HASH };
   }
 
   appendToStream(streamId: string, events: NewEvent[], options?: AppendOptions): Promise<AppendResult> {
     return new Promise<AppendResult>((resolve, reject) => {
-      if (this.closed) throw new Error('the event store is closed');
+      this.assertAccepting();
       const expected = validateAppend(streamId, events, options);
-      const encoded = events.map((e) => ({ data: canonicalJson(e.data), metadata: canonicalJson(e.metadata) }));
-      this.queue.push({ streamId, events, encoded, expected, resolve, reject });
+      const wire: string[] = [];
+      for (const e of events) wire.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
+      this.queue.push({ kind: 'append', streamId, events, expected, wire, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -208,231 +180,113 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // setImmediate (not a microtask): callers that continue after an earlier commit get to queue first.
-    setImmediate(() => this.flush());
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
+  /** Sends the next request, unless one is still in the writer. */
   private flush(): void {
-    this.flushScheduled = false;
-    if (this.queue.length === 0) return;
-    const group = this.takeGroup();
-    if (this.queue.length > 0) this.scheduleFlush();
-
-    let outcomes: Outcome[];
-    try {
-      outcomes = this.writeGroup(group);
-    } catch (error) {
-      for (const p of group) p.reject(error);
+    if (this.inFlight > 0 || this.queue.length === 0) return;
+    const first = this.queue[0]!;
+    this.inFlight += 1;
+    if (first.kind === 'import') {
+      this.queue.shift();
+      this.link.importStored(first.events, (error) => {
+        this.next();
+        if (error === undefined) {
+          first.resolve();
+          this.notify();
+        } else {
+          first.reject(error);
+        }
+        this.settled();
+      });
       return;
     }
-    let wrote = false;
-    group.forEach((p, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) {
-        wrote ||= !outcome.result.duplicate;
-        p.resolve(outcome.result);
-      } else {
-        p.reject(outcome.error);
-      }
+    const group = this.takeGroup();
+    const wire: WireGroup = [];
+    for (const p of group) {
+      wire.push(p.streamId, p.expected, p.events.length);
+      for (const field of p.wire) wire.push(field);
+    }
+    this.link.writeGroup(wire, (outcomes) => {
+      this.next();
+      this.answer(group, outcomes);
+      this.settled();
     });
-    if (wrote) this.notify();
   }
 
   /**
-   * The whole group in one transaction. The checks (revision, retried ids) come before any write
-   * of an append, so a refused append is an outcome and writes nothing. Anything else failing
-   * (the disk, a constraint) undoes the transaction; the group is then written one append per
-   * transaction, so the failure stays with the append that caused it.
+   * A request was answered. The writer thread gets the next group at once, before the callers of
+   * this one are resumed (they will form the group after it). The inline writer writes it at the
+   * next turn of the event loop, as the thread would have had to wait for it.
    */
-  /** Up to `maxGroupSize` appends and about MAX_GROUP_EVENTS events; always at least one append. */
+  private next(): void {
+    this.inFlight -= 1;
+    if (this.queue.length === 0) return;
+    if (this.link.inline) this.scheduleFlush();
+    else this.flush();
+  }
+
+  /** Up to `maxGroupSize` appends and about MAX_GROUP_EVENTS events; always at least one append, never an import. */
   private takeGroup(): PendingAppend[] {
     let count = 0;
     let events = 0;
     while (count < this.queue.length && count < this.maxGroupSize) {
       const next = this.queue[count]!;
+      if (next.kind !== 'append') break;
       if (count > 0 && events + next.events.length > MAX_GROUP_EVENTS) break;
       events += next.events.length;
       count += 1;
     }
-    return this.queue.splice(0, count);
+    return this.queue.splice(0, count) as PendingAppend[];
   }
 
-  private writeGroup(group: PendingAppend[]): Outcome[] {
-    try {
-      return this.writeTransaction(group);
-    } catch (error) {
-      if (group.length === 1) return [{ ok: false, error }];
-      return group.map((p) => {
-        try {
-          return this.writeTransaction([p])[0]!;
-        } catch (alone) {
-          return { ok: false, error: alone };
-        }
-      });
+  private answer(group: PendingAppend[], outcomes: Array<WriteOutcome | WireOutcome> | Error): void {
+    if (outcomes instanceof Error) {
+      for (const p of group) p.reject(outcomes);
+      return;
     }
-  }
-
-  private writeTransaction(group: PendingAppend[]): Outcome[] {
-    const outcomes: Outcome[] = [];
-    this.st.begin.run();
-    try {
-      this.refreshHead();
-      const recordedAt = new Date().toISOString();
-      for (const p of group) {
-        try {
-          outcomes.push({ ok: true, result: this.writeOne(p, recordedAt) });
-        } catch (error) {
-          if (!(error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError)) throw error;
-          outcomes.push({ ok: false, error });
-        }
+    let wrote = false;
+    group.forEach((p, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) {
+        const { error } = outcome;
+        p.reject(isWireError(error) ? fromWireError(error) : error);
+      } else if ('duplicate' in outcome) {
+        const events = outcome.duplicate.map(toStoredEvent);
+        const last = events[events.length - 1]!;
+        // The revision and position of the retried append, as the first answer gave them.
+        p.resolve({ nextExpectedRevision: last.revision, position: last.position, events, duplicate: true });
+      } else {
+        wrote = true;
+        p.resolve(storedResult(p, outcome));
       }
-      this.st.commit.run();
-      return outcomes;
-    } catch (error) {
-      if (this.db.inTransaction) this.st.rollback.run();
-      this.revisions.clear();
-      this.loadHead();
-      throw error;
-    }
-  }
-
-  /**
-   * Inside the write lock: if the last row is not the head this instance wrote, another process
-   * appended, and the cached stream revisions may be stale.
-   */
-  private refreshHead(): void {
-    const known = this.head;
-    this.loadHead();
-    if (this.head.position !== known.position || this.head.hash !== known.hash) this.revisions.clear();
-  }
-
-  private lastRevision(streamId: string): number | null {
-    const cached = this.revisions.get(streamId);
-    if (cached !== undefined) return cached < 0 ? null : cached;
-    const { revision } = this.st.lastRevision.get(streamId) as { revision: number | null };
-    this.rememberRevision(streamId, revision ?? -1);
-    return revision;
-  }
-
-  private rememberRevision(streamId: string, revision: number): void {
-    if (this.revisions.size >= REVISION_CACHE_SIZE && !this.revisions.has(streamId)) {
-      // Forget the oldest entry: a Map iterates in insertion order.
-      const oldest = this.revisions.keys().next();
-      if (!oldest.done) this.revisions.delete(oldest.value);
-    }
-    this.revisions.set(streamId, revision);
-  }
-
-  private writeOne(p: PendingAppend, recordedAt: string): AppendResult {
-    const { streamId, events, encoded, expected } = p;
-    const last = this.lastRevision(streamId);
-
-    const retried = this.findRetry(p, last);
-    if (retried) return retried;
-
-    const allowed =
-      expected === 'any' ||
-      (expected === 'no_stream' && last === null) ||
-      (expected === 'stream_exists' && last !== null) ||
-      expected === last;
-    if (!allowed) throw new WrongExpectedRevisionError(streamId, expected, last ?? 'no_stream');
-
-    const stored: StoredEvent[] = [];
-    let revision = last ?? -1;
-    events.forEach((e, i) => {
-      const { data, metadata } = encoded[i]!;
-      revision += 1;
-      const event: StoredEvent = {
-        id: e.id,
-        type: e.type,
-        data: e.data,
-        metadata: e.metadata,
-        streamId,
-        revision,
-        position: this.head.position + 1,
-        recordedAt,
-        hash: '',
-        prevHash: this.head.hash,
-      };
-      event.hash = chainHashOfCanonical(event.prevHash, event, data, metadata);
-      this.st.insert.run(
-        event.position,
-        streamId,
-        revision,
-        e.id,
-        e.type,
-        data,
-        metadata,
-        recordedAt,
-        event.hash,
-        event.prevHash,
-      );
-      this.head = { position: event.position, hash: event.hash };
-      stored.push(event);
     });
-    this.rememberRevision(streamId, revision);
-    return { nextExpectedRevision: revision, position: this.head.position, events: stored, duplicate: false };
+    if (wrote) this.notify();
+  }
+
+  private settled(): void {
+    if (this.inFlight === 0 && this.queue.length === 0) this.drained?.();
   }
 
   /**
-   * An earlier identical append answers again with what it stored. The same ids with other content
-   * (or only some of them) is a DuplicateEventIdError.
+   * Events recorded elsewhere, verbatim, in one transaction (see StoredEventImport). The writer
+   * takes it in its turn among the appends requested before and after; other processes wait on the
+   * file's write lock.
    */
-  private findRetry(p: PendingAppend, last: number | null): AppendResult | undefined {
-    if (last === null) return undefined;
-    const { streamId, events, encoded, expected } = p;
-    const first = events[0]!;
-    let after: number;
-    if (typeof expected === 'number' || expected === 'no_stream') {
-      after = expected === 'no_stream' ? -1 : expected;
-      if (last <= after) return undefined;
-    } else {
-      const found = this.st.findId.get(streamId, first.id) as { revision: number } | undefined;
-      if (!found) return undefined;
-      after = found.revision - 1;
-    }
-    const tail = this.st.tailAfter.all(streamId, after, events.length) as EventRow[];
-    if (tail[0]?.id !== first.id) {
-      const reused = events.find((e) => tail.some((s) => s.id === e.id));
-      if (reused) throw new DuplicateEventIdError(reused.id);
-      return undefined;
-    }
-    events.forEach((e, i) => {
-      const s = tail[i];
-      if (!s || s.id !== e.id || !sameContent(s, e, encoded[i]!)) throw new DuplicateEventIdError(e.id);
-    });
-    const lastStored = tail[tail.length - 1]!;
-    // The revision and position of the retried append, as the first answer gave them.
-    return {
-      nextExpectedRevision: lastStored.revision,
-      position: lastStored.position,
-      events: tail.map(toStoredEvent),
-      duplicate: true,
-    };
-  }
-
-  /**
-   * Events recorded elsewhere, verbatim, in one transaction (see StoredEventImport). Synchronous
-   * between BEGIN and COMMIT, so no group commit of this instance can interleave; other processes
-   * wait on the file's write lock.
-   */
-  async importStored(events: readonly StoredEvent[]): Promise<void> {
-    this.assertOpen();
-    if (events.length === 0) return;
-    this.st.begin.run();
-    try {
-      this.loadHead();
-      for (const { event: e, data, metadata } of checkImport(this.head, events)) {
-        this.st.insert.run(e.position, e.streamId, e.revision, e.id, e.type, data, metadata, e.recordedAt, e.hash, e.prevHash);
+  importStored(events: readonly StoredEvent[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.assertAccepting();
+      if (events.length === 0) {
+        resolve();
+        return;
       }
-      this.st.commit.run();
-    } catch (error) {
-      if (this.db.inTransaction) this.st.rollback.run();
-      throw error;
-    } finally {
-      this.revisions.clear();
-      this.loadHead();
-    }
-    this.notify();
+      this.queue.push({ kind: 'import', events, resolve, reject });
+      this.scheduleFlush();
+    });
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
@@ -467,7 +321,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
 
   async headPosition(): Promise<number> {
     this.assertOpen();
-    const row = this.st.head.get() as ChainHead | undefined;
+    const row = this.st.head.get() as { position: number } | undefined;
     return row?.position ?? 0;
   }
 
@@ -492,14 +346,26 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     for (const wake of [...this.waiters]) wake();
   }
 
+  /** Writes every append already accepted, then closes. Appends requested meanwhile are refused. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    // Appends already accepted are written before the file closes.
-    while (this.queue.length > 0) this.flush();
+    if (this.closing) return;
+    this.closing = true;
+    if (this.link.inline) {
+      while (this.queue.length > 0) this.flush();
+    } else if (this.inFlight > 0 || this.queue.length > 0) {
+      const drained = new Promise<void>((resolve) => (this.drained = resolve));
+      this.flush();
+      await drained;
+    }
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.notify();
+    await this.link.close();
     this.db.close();
+  }
+
+  private assertAccepting(): void {
+    if (this.closing) throw new Error('the event store is closed');
   }
 
   private assertOpen(): void {
@@ -511,6 +377,77 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     const upcasters = this.upcasters;
     return upcasters && upcasters.size > 0 ? events.map((e) => upcasters.upcast(e)) : events;
   }
+}
+
+function inlineLink(writer: SqliteWriter): WriteLink {
+  return {
+    inline: true,
+    writeGroup: (group, done) => done(writer.writeGroup(group)),
+    importStored: (events, done) => {
+      try {
+        writer.importStored(events);
+      } catch (error) {
+        done(error);
+        return;
+      }
+      done();
+    },
+    // The connection is the store's read connection too: the store closes it.
+    close: async () => undefined,
+  };
+}
+
+function threadLink(thread: WriterThread): WriteLink {
+  const failed = (answer: WriterAnswer): Error | undefined => (answer.t === 'failed' ? answer.error : undefined);
+  return {
+    inline: false,
+    writeGroup: (group, done) =>
+      thread.send({ t: 'group', group }, (answer) => done(answer.t === 'group' ? answer.outcomes : failed(answer) ?? unexpected(answer))),
+    importStored: (events, done) =>
+      thread.send({ t: 'import', events }, (answer) => {
+        if (answer.t === 'import') done(answer.error ? fromWireError(answer.error) : undefined);
+        else done(failed(answer) ?? unexpected(answer));
+      }),
+    close: () => thread.close(),
+  };
+}
+
+function unexpected(answer: WriterAnswer): Error {
+  return new Error(`the SQLite writer thread answered out of turn (${answer.t})`);
+}
+
+function isWireError(error: unknown): error is WireError {
+  return typeof error === 'object' && error !== null && !(error instanceof Error) && 'kind' in error;
+}
+
+/** The append's events as stored, from what the writer assigned: positions, revisions, record time, hashes. */
+function storedResult(p: PendingAppend, outcome: Extract<WriteOutcome, { hashes: string[] }>): AppendResult {
+  const { position, revision, recordedAt, hashes } = outcome;
+  let prevHash = outcome.prevHash;
+  const events: StoredEvent[] = new Array<StoredEvent>(p.events.length);
+  for (let i = 0; i < p.events.length; i++) {
+    const e = p.events[i]!;
+    const hash = hashes[i]!;
+    events[i] = {
+      id: e.id,
+      type: e.type,
+      data: e.data,
+      metadata: e.metadata,
+      streamId: p.streamId,
+      revision: revision + i,
+      position: position + i,
+      recordedAt,
+      hash,
+      prevHash,
+    };
+    prevHash = hash;
+  }
+  return {
+    nextExpectedRevision: revision + p.events.length - 1,
+    position: position + p.events.length - 1,
+    events,
+    duplicate: false,
+  };
 }
 
 /**
@@ -591,11 +528,6 @@ function toStoredEvent(row: EventRow): StoredEvent {
     hash: row.hash,
     prevHash: row.prev_hash,
   };
-}
-
-/** Rows hold canonical JSON, so equal content is equal text. */
-function sameContent(row: EventRow, event: NewEvent, encoded: { data: string; metadata: string }): boolean {
-  return row.type === event.type && row.data === encoded.data && row.metadata === encoded.metadata;
 }
 
 /**

@@ -1,0 +1,74 @@
+import { DuplicateEventIdError, WrongExpectedRevisionError, type ExpectedRevision, type StoredEvent } from '../event-store.port';
+import { ImportRefusedError } from '../import-stored';
+import type { SqliteDurability, WireGroup, WriteOutcome } from './sqlite-writer';
+
+/** What the writer thread is started with. */
+export interface WriterThreadData {
+  file: string;
+  durability: SqliteDurability;
+  /** set when the sources run untranspiled (tests): the worker compiles .ts on load with this @swc/core */
+  swcCore?: string;
+  /** the worker module to load */
+  entry: string;
+}
+
+/** Requests are answered in the order they were sent, one reply each. */
+export type WriterRequest =
+  | { t: 'group'; group: WireGroup }
+  | { t: 'import'; events: readonly StoredEvent[] }
+  | { t: 'close' };
+
+export type WriterReply =
+  | { t: 'group'; outcomes: WireOutcome[] }
+  | { t: 'import'; error?: WireError }
+  | { t: 'closed' };
+
+export type WireOutcome = Exclude<WriteOutcome, { ok: false }> | { ok: false; error: WireError };
+
+/**
+ * An error as it crosses the thread boundary: the store's typed refusals keep their fields (so the
+ * caller gets the same class and message as inline), anything else keeps name, message and code.
+ */
+export type WireError =
+  | { kind: 'revision'; streamId: string; expected: ExpectedRevision; actual: number | 'no_stream' }
+  | { kind: 'event-id'; eventId: string }
+  | { kind: 'import'; position: number; message: string }
+  | { kind: 'other'; name: string; message: string; code?: string; stack?: string };
+
+export function toWireError(error: unknown): WireError {
+  if (error instanceof WrongExpectedRevisionError) {
+    return { kind: 'revision', streamId: error.streamId, expected: error.expected, actual: error.actual };
+  }
+  if (error instanceof DuplicateEventIdError) return { kind: 'event-id', eventId: error.eventId };
+  if (error instanceof ImportRefusedError) return { kind: 'import', position: error.position, message: error.message };
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { kind: 'other', name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined, stack: error.stack };
+  }
+  return { kind: 'other', name: 'Error', message: String(error) };
+}
+
+export function fromWireError(wire: WireError): Error {
+  switch (wire.kind) {
+    case 'revision':
+      return new WrongExpectedRevisionError(wire.streamId, wire.expected, wire.actual);
+    case 'event-id':
+      return new DuplicateEventIdError(wire.eventId);
+    case 'import': {
+      const error = new ImportRefusedError(wire.position, '');
+      error.message = wire.message;
+      return error;
+    }
+    case 'other': {
+      const error = new Error(wire.message);
+      error.name = wire.name;
+      if (wire.code !== undefined) Object.assign(error, { code: wire.code });
+      if (wire.stack !== undefined) error.stack = `${wire.stack}\n    (in the SQLite writer thread)`;
+      return error;
+    }
+  }
+}
+
+export function toWireOutcome(outcome: WriteOutcome): WireOutcome {
+  return outcome.ok ? outcome : { ok: false, error: toWireError(outcome.error) };
+}

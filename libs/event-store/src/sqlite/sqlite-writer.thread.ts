@@ -1,0 +1,96 @@
+import { extname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { SqliteDurability } from './sqlite-writer';
+import type { WriterReply, WriterRequest, WriterThreadData } from './sqlite-writer.protocol';
+
+export type WriterAnswer = WriterReply | { t: 'failed'; error: Error };
+
+/**
+ * Under the sources (tests run .ts transformed in memory) the worker has no compiled file to load:
+ * it compiles the .ts modules it requires itself, with the same @swc/core.
+ */
+const TS_BOOTSTRAP = `
+const fs = require('node:fs');
+const { workerData } = require('node:worker_threads');
+const swc = require(workerData.swcCore);
+require.extensions['.ts'] = (m, filename) => {
+  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
+    filename, swcrc: false, module: { type: 'commonjs' },
+    jsc: { target: 'es2022', parser: { syntax: 'typescript' }, keepClassNames: true },
+  });
+  m._compile(code, filename);
+};
+require(workerData.entry);
+`;
+
+/**
+ * The main thread's end of the writer thread: requests go out in order and each gets exactly one
+ * answer, in the same order. If the thread dies, every request still waiting (and every later one)
+ * is answered `failed`: its append may or may not have been committed, which an idempotent retry
+ * (same event ids) settles.
+ */
+export class WriterThread {
+  private readonly worker: Worker;
+  private readonly waiting: Array<(answer: WriterAnswer) => void> = [];
+  private failure: Error | undefined;
+  private stopping = false;
+  private readonly exited: Promise<void>;
+
+  constructor(file: string, durability: SqliteDurability) {
+    const ext = extname(__filename);
+    const entry = join(__dirname, `sqlite-writer.worker${ext}`);
+    const data: WriterThreadData = { file, durability, entry };
+    if (ext === '.ts') {
+      data.swcCore = require.resolve('@swc/core');
+      this.worker = new Worker(TS_BOOTSTRAP, { eval: true, workerData: data });
+    } else {
+      this.worker = new Worker(entry, { workerData: data });
+    }
+    // An idle writer does not keep the process alive (as an idle SQLite connection would not).
+    this.worker.unref();
+    this.worker.on('message', (reply: WriterReply) => {
+      const answer = this.waiting.shift();
+      if (this.waiting.length === 0) this.worker.unref();
+      answer?.(reply);
+    });
+    this.worker.on('error', (error) => {
+      this.failure ??= error;
+    });
+    this.exited = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        if (!this.stopping || this.waiting.length > 0) {
+          const cause = this.failure ? `: ${this.failure.message}` : ` (exit code ${code})`;
+          this.failure = new Error(`the SQLite writer thread stopped${cause}; appends not yet answered may or may not be stored`);
+        }
+        this.failure ??= new Error('the SQLite writer thread is closed');
+        for (const answer of this.waiting.splice(0)) answer({ t: 'failed', error: this.failure });
+        resolve();
+      });
+    });
+  }
+
+  /** Sends a request; `answer` is called once, from the message loop (or at once if the thread is gone). */
+  send(request: WriterRequest, answer: (answer: WriterAnswer) => void): void {
+    if (this.failure) {
+      answer({ t: 'failed', error: this.failure });
+      return;
+    }
+    if (this.waiting.length === 0) this.worker.ref();
+    this.waiting.push(answer);
+    this.worker.postMessage(request);
+  }
+
+  /** Closes the write connection after every request sent so far was answered. */
+  async close(): Promise<void> {
+    if (!this.failure && !this.stopping) {
+      this.stopping = true;
+      this.send({ t: 'close' }, () => undefined);
+    }
+    await this.exited;
+  }
+
+  /** Test seam: ends the thread abruptly, as a crash in it would. */
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}

@@ -1,0 +1,35 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStoreFile, SqliteWriter } from './sqlite-writer';
+import { toWireError, toWireOutcome, type WriterReply, type WriterRequest, type WriterThreadData } from './sqlite-writer.protocol';
+
+/**
+ * The writer thread: owns the write connection of one store file and answers each request, in
+ * order, after its transaction committed (with `full` durability: after the fsync).
+ */
+const port = parentPort;
+if (!port) throw new Error('sqlite-writer.worker runs only as a worker thread');
+const { file, durability } = workerData as WriterThreadData;
+const writer = new SqliteWriter(openStoreFile(file, durability));
+
+port.on('message', (request: WriterRequest) => {
+  let reply: WriterReply;
+  switch (request.t) {
+    case 'group':
+      reply = { t: 'group', outcomes: writer.writeGroup(request.group).map(toWireOutcome) };
+      break;
+    case 'import':
+      try {
+        writer.importStored(request.events);
+        reply = { t: 'import' };
+      } catch (error) {
+        reply = { t: 'import', error: toWireError(error) };
+      }
+      break;
+    case 'close':
+      writer.close();
+      port.postMessage({ t: 'closed' } satisfies WriterReply);
+      port.close();
+      return;
+  }
+  port.postMessage(reply);
+});
