@@ -19,7 +19,8 @@ export type WriterRequest =
   | { t: 'close' };
 
 export type WriterReply =
-  | { t: 'group'; outcomes: WireOutcome[] }
+  /** `ms`: how long the writer took (transaction, commit and sync), to time the next group */
+  | { t: 'group'; outcomes: WireOutcome[]; ms: number }
   | { t: 'import'; error?: WireError }
   | { t: 'closed' };
 

@@ -50,7 +50,8 @@ export class WriterThread {
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
       const answer = this.waiting.shift();
-      if (this.waiting.length === 0) this.worker.unref();
+      // Closing: the process waits for the thread's exit (the connection closed), not only its last answer.
+      if (this.waiting.length === 0 && !this.stopping) this.worker.unref();
       answer?.(reply);
     });
     this.worker.on('error', (error) => {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStoreFile, SqliteWriter } from './sqlite-writer';
 import { toWireError, toWireOutcome, type WriterReply, type WriterRequest, type WriterThreadData } from './sqlite-writer.protocol';
@@ -14,9 +15,12 @@ const writer = new SqliteWriter(openStoreFile(file, durability));
 port.on('message', (request: WriterRequest) => {
   let reply: WriterReply;
   switch (request.t) {
-    case 'group':
-      reply = { t: 'group', outcomes: writer.writeGroup(request.group).map(toWireOutcome) };
+    case 'group': {
+      const started = performance.now();
+      const outcomes = writer.writeGroup(request.group).map(toWireOutcome);
+      reply = { t: 'group', outcomes, ms: performance.now() - started };
       break;
+    }
     case 'import':
       try {
         writer.importStored(request.events);

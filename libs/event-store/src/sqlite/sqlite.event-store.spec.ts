@@ -5,38 +5,48 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expectValidChain, runEventStoreContract } from '@clientele/testing';
-import type { NewEvent, StoredEvent } from '../event-store.port';
+import { DuplicateEventIdError, WrongExpectedRevisionError, type NewEvent, type StoredEvent } from '../event-store.port';
 import { UpcasterRegistry } from '../serialization';
-import { SqliteEventStore, sqliteEventStoreOptionsFromEnv } from './sqlite.event-store';
+import { SqliteEventStore, sqliteEventStoreOptionsFromEnv, type SqliteWriterMode } from './sqlite.event-store';
+import type { WriterThread } from './sqlite-writer.thread';
 
 function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'clientele-sqlite-store-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-runEventStoreContract('SQLite', async () => {
-  const { dir, remove } = tempDir();
-  const store = new SqliteEventStore({ file: join(dir, 'events.db') });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      remove();
-    },
-  };
+const WRITERS: SqliteWriterMode[] = ['thread', 'inline'];
+
+for (const writer of WRITERS) {
+  runEventStoreContract(`SQLite, ${writer} writer`, async () => {
+    const { dir, remove } = tempDir();
+    const store = new SqliteEventStore({ file: join(dir, 'events.db'), writer });
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        remove();
+      },
+    };
+  });
+}
+
+runEventStoreContract('SQLite, :memory:', async () => {
+  const store = new SqliteEventStore({ file: ':memory:' });
+  return { store, cleanup: () => store.close() };
 });
 
 function anEvent(type: string, data: NewEvent['data'] = { n: 1 }, schemaVersion = 1): NewEvent {
   return { id: randomUUID(), type, data, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion } };
 }
 
-describe('SQLite event store', () => {
+describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
   let dir: string;
   let remove: () => void;
   let file: string;
   const open: SqliteEventStore[] = [];
   const openStore = (options: Partial<ConstructorParameters<typeof SqliteEventStore>[0]> = {}): SqliteEventStore => {
-    const store = new SqliteEventStore({ file, ...options });
+    const store = new SqliteEventStore({ file, writer, ...options });
     open.push(store);
     return store;
   };
@@ -166,7 +176,7 @@ describe('SQLite event store', () => {
 
   it('leaves every append whole when the writing process is killed', async () => {
     // given a child process appending 5-event batches from 16 concurrent callers, killed mid-way
-    const child = spawnAppender(file);
+    const child = spawnAppender(file, writer);
     await child.committed(40);
     child.kill();
     await child.exited;
@@ -190,11 +200,191 @@ describe('SQLite event store', () => {
   });
 });
 
+describe('SQLite event store, writer thread', () => {
+  let dir: string;
+  let remove: () => void;
+  let file: string;
+  const open: SqliteEventStore[] = [];
+  const openStore = (options: Partial<ConstructorParameters<typeof SqliteEventStore>[0]> = {}): SqliteEventStore => {
+    const store = new SqliteEventStore({ file, writer: 'thread', ...options });
+    open.push(store);
+    return store;
+  };
+
+  beforeEach(() => {
+    ({ dir, remove } = tempDir());
+    file = join(dir, 'events.db');
+  });
+
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    remove();
+  });
+
+  it("writes appends in the order they were requested while groups alternate, and answers only what another connection can read", async () => {
+    // given 64 callers, each appending to its own streams and to one shared stream, numbering every request
+    const store = openStore();
+    const observer = new Database(file, { readonly: true });
+    let requested = 0;
+    let unseen = 0;
+    const caller = async (k: number): Promise<void> => {
+      for (let i = 0; i < 25; i++) {
+        const streamId = i % 5 === 0 ? 'shared' : `caller-${k}`;
+        const result = await store.appendToStream(streamId, [anEvent('Numbered', { n: requested++ })]);
+        // when an append is answered, then a separate connection already sees it
+        const row = observer.prepare('SELECT id FROM events WHERE position = ?').get(result.position) as { id: string } | undefined;
+        if (row?.id !== result.events[0]!.id) unseen += 1;
+      }
+    };
+    await Promise.all(Array.from({ length: 64 }, (_, k) => caller(k)));
+    observer.close();
+
+    // then the log holds every request once, in the order of the requests, with a valid chain
+    const all = await store.readAll();
+    expect(unseen).toBe(0);
+    expect(all).toHaveLength(64 * 25);
+    expect(all.map((e) => e.data.n)).toEqual(all.map((_, i) => i));
+    expectValidChain(all);
+  });
+
+  it('fails a refused append of a pipelined group alone, with the same errors as the inline writer, and writes nothing of it', async () => {
+    // given a stream at revision 1 and a group already in the writer
+    const store = openStore();
+    const taken = anEvent('Taken');
+    await store.appendToStream('s', [taken, anEvent('B')], { expectedRevision: 'no_stream' });
+    const inWriter = Promise.all(Array.from({ length: 20 }, (_, k) => store.appendToStream(`busy-${k}`, [anEvent('Busy')])));
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // when the next group holds a stale revision, an id reused with other content, and good appends
+    const outcomes = await Promise.allSettled([
+      store.appendToStream('a', [anEvent('A')]),
+      store.appendToStream('s', [anEvent('Stale')], { expectedRevision: 0 }),
+      store.appendToStream('s', [{ ...taken, data: { other: true } }], { expectedRevision: 'any' }),
+      store.appendToStream('s', [anEvent('C')], { expectedRevision: 1 }),
+    ]);
+    await inWriter;
+
+    // then only the refused ones fail, as WrongExpectedRevisionError and DuplicateEventIdError
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    const [, stale, reused] = outcomes as PromiseRejectedResult[];
+    expect(stale!.reason).toBeInstanceOf(WrongExpectedRevisionError);
+    expect((stale!.reason as Error).message).toBe('stream s: expected revision 0, actual 1');
+    expect(reused!.reason).toBeInstanceOf(DuplicateEventIdError);
+    expect((reused!.reason as DuplicateEventIdError).eventId).toBe(taken.id);
+    const all = await store.readAll();
+    expect(all.filter((e) => e.streamId === 's').map((e) => e.type)).toEqual(['Taken', 'B', 'C']);
+    expect(all.some((e) => e.type === 'Stale')).toBe(false);
+    expectValidChain(all);
+  });
+
+  it('answers every append in flight with an error when the writer thread dies, refuses later ones, and still closes', async () => {
+    // given appends in flight
+    const store = openStore();
+    await store.appendToStream('before', [anEvent('A')]);
+    const inFlight = Array.from({ length: 10 }, (_, k) => store.appendToStream(`s-${k}`, [anEvent('InFlight')]));
+
+    // when the thread ends abruptly (as a crash in it would)
+    // (the thread is private; the spec reaches it the way a crash would: from outside the store's API)
+    await (store as unknown as { writerThread: WriterThread }).writerThread.terminate();
+
+    // then each of them is answered: stored whole, or failed naming the thread; later appends fail too
+    const outcomes = await Promise.allSettled(inFlight);
+    for (const o of outcomes) {
+      if (o.status === 'rejected') expect(String(o.reason)).toMatch(/writer thread stopped/);
+    }
+    await expect(store.appendToStream('after', [anEvent('After')])).rejects.toThrow(/writer thread stopped/);
+    await store.close();
+    const reopened = openStore();
+    const all = await reopened.readAll();
+    expect(all.length).toBe(1 + outcomes.filter((o) => o.status === 'fulfilled').length);
+    expectValidChain(all);
+  });
+
+  it('writes every append already requested before close() finishes, and refuses those requested after', async () => {
+    // given 200 appends requested and not awaited
+    const store = openStore();
+    const requested = Array.from({ length: 200 }, (_, k) => store.appendToStream(`s-${k % 7}`, [anEvent('E')]));
+
+    // when the store is closed at once
+    const closing = store.close();
+    const late = expect(store.appendToStream('late', [anEvent('Late')])).rejects.toThrow('the event store is closed');
+    await closing;
+
+    // then all of them were stored and answered, the late one refused
+    const results = await Promise.all(requested);
+    expect(results.map((r) => r.position).sort((x, y) => x - y)).toEqual(results.map((_, i) => i + 1));
+    await late;
+    const all = await openStore().readAll();
+    expect(all).toHaveLength(200);
+    expectValidChain(all);
+  });
+
+  it('takes a verbatim import in its turn after the appends requested before it', async () => {
+    // given a log of 2 events in another store, to be imported
+    const source = openStore({ file: join(dir, 'source.db') });
+    await source.appendToStream('x', [anEvent('X1'), anEvent('X2')]);
+    const events = await source.readAll();
+    const target = openStore();
+
+    // when an append is requested (not awaited) before the import of a log that starts at position 1
+    const append = target.appendToStream('first', [anEvent('First')]);
+    const imported = target.importStored(events);
+
+    // then the append took position 1, so the import no longer continues the log and writes nothing
+    expect((await append).position).toBe(1);
+    await expect(imported).rejects.toThrow(/import refused at position 1: expected position 2/);
+    expect(await target.headPosition()).toBe(1);
+  });
+
+  it('stays consistent with another process appending to the same file meanwhile', async () => {
+    // given another process appending 5-event batches from 16 callers (300 appends)
+    const child = spawnAppender(file, 'thread', 300);
+    await child.committed(10);
+
+    // when this process appends from 32 callers at the same time, on streams of its own and shared ones
+    const store = openStore();
+    let refused = 0;
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, k) => {
+        for (let i = 0; i < 20; i++) {
+          const streamId = i % 2 === 0 ? `mine-${k}` : `s${k % 16}-${i % 7}`;
+          try {
+            const [last] = await store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+            await store.appendToStream(streamId, [anEvent('Mine')], { expectedRevision: last ? last.revision : 'no_stream' });
+          } catch (error) {
+            // a shared stream moved on in the other process: refused, not written
+            expect(error).toBeInstanceOf(WrongExpectedRevisionError);
+            refused += 1;
+          }
+        }
+      }),
+    );
+    await child.exited;
+
+    // then both processes' appends are all there, each stream's revisions contiguous, and the chain intact
+    const all = await store.readAll();
+    expect(all.filter((e) => e.type === 'E')).toHaveLength(300 * 5);
+    expect(all.filter((e) => e.type === 'Mine')).toHaveLength(32 * 20 - refused);
+    const perStream = new Map<string, number[]>();
+    for (const e of all) perStream.set(e.streamId, [...(perStream.get(e.streamId) ?? []), e.revision]);
+    for (const revisions of perStream.values()) expect(revisions).toEqual(revisions.map((_, i) => i));
+    expectValidChain(all);
+  });
+
+  it("refuses a thread writer for ':memory:', which another thread cannot open", () => {
+    expect(() => new SqliteEventStore({ file: ':memory:', writer: 'thread' })).toThrow(/:memory:/);
+  });
+});
+
 /**
  * Runs the adapter's TypeScript in a separate node process (compiled on load by @swc/core), so the
  * kill is a real one: no finally blocks, no close.
  */
-function spawnAppender(file: string): { committed(n: number): Promise<void>; kill(): void; exited: Promise<void> } {
+function spawnAppender(
+  file: string,
+  writer: SqliteWriterMode,
+  appends = Infinity,
+): { committed(n: number): Promise<void>; kill(): void; exited: Promise<void> } {
   const script = join(file, '..', 'appender.js');
   const adapter = join(__dirname, 'sqlite.event-store.ts');
   writeFileSync(
@@ -212,10 +402,12 @@ require.extensions['.ts'] = (m, filename) => {
 };
 const { randomUUID } = require('node:crypto');
 const { SqliteEventStore } = require(${JSON.stringify(adapter)});
-const store = new SqliteEventStore({ file: ${JSON.stringify(file)} });
+const store = new SqliteEventStore({ file: ${JSON.stringify(file)}, writer: ${JSON.stringify(writer)} });
 let committed = 0;
+let requested = 0;
 async function caller(k) {
-  for (let i = 0; ; i++) {
+  for (let i = 0; requested < ${String(appends)}; i++) {
+    requested += 1;
     const events = Array.from({ length: 5 }, () => ({
       id: randomUUID(), type: 'E', data: { k, i, pad: 'x'.repeat(200) },
       metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion: 1 },
@@ -225,7 +417,7 @@ async function caller(k) {
     if (committed % 10 === 0) process.stdout.write(committed + '\\n');
   }
 }
-for (let k = 0; k < 16; k++) caller(k);
+Promise.all(Array.from({ length: 16 }, (_, k) => caller(k))).then(() => store.close());
 `,
   );
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
