@@ -70,15 +70,19 @@ export class WriterThread {
     });
   }
 
-  /** Sends a request; `answer` is called once, from the message loop (or at once if the thread is gone). */
+  /**
+   * Sends a request; `answer` is called once, from the message loop (or at once if the thread is
+   * gone). Throws (and will not answer) when the request cannot be cloned.
+   */
   send(request: WriterRequest, answer: (answer: WriterAnswer) => void): void {
     if (this.failure) {
       answer({ t: 'failed', error: this.failure });
       return;
     }
+    // Cloned here: content the structured clone refuses throws before anything is waiting for an answer.
+    this.worker.postMessage(request);
     if (this.waiting.length === 0) this.worker.ref();
     this.waiting.push(answer);
-    this.worker.postMessage(request);
   }
 
   /** Closes the write connection after every request sent so far was answered. */

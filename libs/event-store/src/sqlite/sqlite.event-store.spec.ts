@@ -131,6 +131,28 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
     expectValidChain(all);
   });
 
+  it('stores content as canonical JSON writes it, also content a thread cannot receive, and fails an append without a JSON form alone', async () => {
+    // given appends requested together: plain, one holding a function (no structured clone), one holding a BigInt (no JSON)
+    const store = openStore();
+    const outcomes = await Promise.allSettled([
+      store.appendToStream('plain', [anEvent('Plain', { b: 2, a: 1 })]),
+      store.appendToStream('fn', [anEvent('WithFunction', { keep: 1, skip: (() => 1) as unknown as number })]),
+      store.appendToStream('big', [anEvent('WithBigInt', { n: BigInt(1) as unknown as number })]),
+      store.appendToStream('after', [anEvent('After')]),
+    ]);
+
+    // then the function is left out as JSON.stringify would, the BigInt append fails alone, and the rest is stored
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toMatch(/BigInt/);
+    const all = await store.readAll();
+    expect(all.map((e) => [e.type, e.data])).toEqual([
+      ['Plain', { a: 1, b: 2 }],
+      ['WithFunction', { keep: 1 }],
+      ['After', { n: 1 }],
+    ]);
+    expectValidChain(all);
+  });
+
   it('applies upcasters on read and keeps the stored hash', async () => {
     // given an event stored at schema version 1 and an upcaster to version 2
     const upcasters = new UpcasterRegistry([

@@ -15,10 +15,10 @@ import type {
   StoredEvent,
   SubscribeOptions,
 } from '../event-store.port';
-import { canonicalJson } from '../hash-chain';
 import type { StoredEventImport } from '../import-stored';
 import type { UpcasterRegistry } from '../serialization';
 import {
+  encodeAppendFields,
   openStoreFile,
   SqliteWriter,
   type EventRow,
@@ -62,8 +62,6 @@ interface PendingAppend {
   streamId: string;
   events: NewEvent[];
   expected: ExpectedRevision;
-  /** id, type, canonical data, canonical metadata of each event: stored as is, and hashed */
-  wire: string[];
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -178,9 +176,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     return new Promise<AppendResult>((resolve, reject) => {
       this.assertAccepting();
       const expected = validateAppend(streamId, events, options);
-      const wire: string[] = [];
-      for (const e of events) wire.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
-      this.queue.push({ kind: 'append', streamId, events, expected, wire, resolve, reject });
+      this.queue.push({ kind: 'append', streamId, events, expected, resolve, reject });
       if (!this.link.inline && this.inFlight === 0) {
         // The writer thread is idle while callers keep appending: once preparing the queue has
         // taken as long as the writer takes for a group, the queue goes now, and the rest of the
@@ -229,14 +225,50 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     const wire: WireGroup = [];
     for (const p of group) {
       wire.push(p.streamId, p.expected, p.events.length);
-      for (const field of p.wire) wire.push(field);
+      for (const e of p.events) wire.push(e.id, e.type, e.data, e.metadata);
     }
+    try {
+      this.sendGroup(group, wire);
+    } catch {
+      this.sendEncoded(group);
+    }
+  }
+
+  private sendGroup(group: PendingAppend[], wire: WireGroup): void {
     this.link.writeGroup(wire, (outcomes, writeMs) => {
       if (writeMs !== undefined) this.writeMs = 0.8 * this.writeMs + 0.2 * writeMs;
       this.next();
       this.answer(group, outcomes);
       this.settled();
     });
+  }
+
+  /**
+   * The group could not be handed to the writer thread as it is (content the structured clone
+   * refuses, such as a function): its canonical JSON is made here instead, as the inline writer
+   * would, and an append without a JSON form fails alone.
+   */
+  private sendEncoded(group: PendingAppend[]): void {
+    const sendable: PendingAppend[] = [];
+    const wire: WireGroup = [];
+    for (const p of group) {
+      try {
+        const fields: WireGroup = [];
+        for (const e of p.events) fields.push(e.id, e.type, e.data, e.metadata);
+        wire.push(p.streamId, p.expected, p.events.length, ...encodeAppendFields(fields));
+        sendable.push(p);
+      } catch (error) {
+        p.reject(error);
+      }
+    }
+    try {
+      if (sendable.length === 0) throw new Error('nothing to send');
+      this.sendGroup(sendable, wire);
+    } catch (error) {
+      for (const p of sendable) p.reject(error);
+      this.next();
+      this.settled();
+    }
   }
 
   /**
