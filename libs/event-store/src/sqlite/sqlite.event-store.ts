@@ -104,8 +104,8 @@ interface WriteLink {
 export class SqliteEventStore implements EventStore, StoredEventImport {
   private readonly db: Database.Database;
   private readonly link: WriteLink;
-  /** the writer thread, when there is one (kept for the specs that make it fail) */
-  private readonly writerThread: WriterThread | undefined;
+  /** the writer thread, once started (kept for the specs that make it fail) */
+  private writerThread: WriterThread | undefined;
   private readonly pollIntervalMs: number;
   private readonly maxGroupSize: number;
   private readonly upcasters: UpcasterRegistry | undefined;
@@ -150,8 +150,9 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     // Opened (and migrated) here, synchronously: the store can be read as soon as it is constructed.
     this.db = openStoreFile(options.file, durability);
     try {
-      this.writerThread = mode === 'thread' ? new WriterThread(options.file, durability) : undefined;
-      this.link = this.writerThread ? threadLink(this.writerThread) : inlineLink(new SqliteWriter(this.db));
+      // Started at the first write: a store opened to read (verify, export, replay) never starts it.
+      const startThread = (): WriterThread => (this.writerThread ??= new WriterThread(options.file, durability));
+      this.link = mode === 'thread' ? threadLink(startThread, () => this.writerThread) : inlineLink(new SqliteWriter(this.db));
     } catch (error) {
       this.db.close();
       throw error;
@@ -450,20 +451,20 @@ function inlineLink(writer: SqliteWriter): WriteLink {
   };
 }
 
-function threadLink(thread: WriterThread): WriteLink {
+function threadLink(thread: () => WriterThread, started: () => WriterThread | undefined): WriteLink {
   const failed = (answer: WriterAnswer): Error | undefined => (answer.t === 'failed' ? answer.error : undefined);
   return {
     inline: false,
     writeGroup: (group, done) =>
-      thread.send({ t: 'group', group }, (answer) =>
+      thread().send({ t: 'group', group }, (answer) =>
         answer.t === 'group' ? done(answer.outcomes, answer.ms) : done(failed(answer) ?? unexpected(answer)),
       ),
     importStored: (events, done) =>
-      thread.send({ t: 'import', events }, (answer) => {
+      thread().send({ t: 'import', events }, (answer) => {
         if (answer.t === 'import') done(answer.error ? fromWireError(answer.error) : undefined);
         else done(failed(answer) ?? unexpected(answer));
       }),
-    close: () => thread.close(),
+    close: async () => started()?.close(),
   };
 }
 
