@@ -1,6 +1,6 @@
 import { DuplicateEventIdError, WrongExpectedRevisionError, type ExpectedRevision, type StoredEvent } from '../event-store.port';
 import { ImportRefusedError } from '../import-stored';
-import type { SqliteDurability, WireGroup, WriteOutcome } from './sqlite-writer';
+import { OUTCOME_FIELDS, REFUSED, type SqliteDurability, type WireGroup, type WriteOutcomes } from './sqlite-writer';
 
 /** What the writer thread is started with. */
 export interface WriterThreadData {
@@ -20,11 +20,9 @@ export type WriterRequest =
 
 export type WriterReply =
   /** `ms`: how long the writer took (transaction, commit and sync), to time the next group */
-  | { t: 'group'; outcomes: WireOutcome[]; ms: number }
+  | { t: 'group'; outcomes: WriteOutcomes; ms: number }
   | { t: 'import'; error?: WireError }
   | { t: 'closed' };
-
-export type WireOutcome = Exclude<WriteOutcome, { ok: false }> | { ok: false; error: WireError };
 
 /**
  * An error as it crosses the thread boundary: the store's typed refusals keep their fields (so the
@@ -70,6 +68,10 @@ export function fromWireError(wire: WireError): Error {
   }
 }
 
-export function toWireOutcome(outcome: WriteOutcome): WireOutcome {
-  return outcome.ok ? outcome : { ok: false, error: toWireError(outcome.error) };
+/** The outcomes as the thread sends them: each refusal's error as a WireError. */
+export function toWireOutcomes(outcomes: WriteOutcomes): WriteOutcomes {
+  for (let i = 0; i < outcomes.length; i += OUTCOME_FIELDS) {
+    if (outcomes[i] === REFUSED) outcomes[i + 1] = toWireError(outcomes[i + 1]);
+  }
+  return outcomes;
 }

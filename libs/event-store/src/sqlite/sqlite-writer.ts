@@ -45,23 +45,19 @@ export type WireGroup = Array<string | number | object>;
 export const WIRE_EVENT_FIELDS = 4;
 
 /**
- * What the writer answers per append. Plain data (it crosses the thread boundary), except
- * `error`, which the thread turns into a WireError before sending.
+ * What the writer answers: OUTCOME_FIELDS entries per append of the group, in order, in one flat
+ * array (it crosses the thread boundary; a flat array of strings and numbers is the cheapest thing
+ * to clone). The first entry says which:
+ * - WRITTEN, position and revision of the first event written (the others follow by one),
+ *   recordedAt, the chain head before the first event, the events' hashes joined (64 hex each);
+ * - RETRIED (an identical earlier append), its rows as stored;
+ * - REFUSED, the error (the thread sends a WireError in its place).
  */
-export type WriteOutcome =
-  | {
-      ok: true;
-      /** position and revision of the first event written; the others follow by one */
-      position: number;
-      revision: number;
-      recordedAt: string;
-      /** the chain head before the first event */
-      prevHash: string;
-      hashes: string[];
-    }
-  /** an identical earlier append: its rows as stored */
-  | { ok: true; duplicate: EventRow[] }
-  | { ok: false; error: unknown };
+export type WriteOutcomes = unknown[];
+export const OUTCOME_FIELDS = 6;
+export const WRITTEN = 0;
+export const RETRIED = 1;
+export const REFUSED = 2;
 
 interface ChainHead {
   position: number;
@@ -169,20 +165,24 @@ export class SqliteWriter {
     this.loadHead();
   }
 
-  /** One outcome per append of the group, in order. Never throws: a failure is an outcome. */
-  writeGroup(group: WireGroup): WriteOutcome[] {
+  /** The outcome of each append of the group, in order (see WriteOutcomes). Never throws: a failure is an outcome. */
+  writeGroup(group: WireGroup): WriteOutcomes {
     const appends = parseGroup(group);
     try {
       return this.writeTransaction(group, appends);
     } catch (error) {
-      if (appends.length === 1) return [{ ok: false, error }];
-      return appends.map((append) => {
+      if (appends.length === 1) return refused(error);
+      const outcomes: WriteOutcomes = [];
+      for (const append of appends) {
+        let outcome: WriteOutcomes;
         try {
-          return this.writeTransaction(group, [append])[0]!;
+          outcome = this.writeTransaction(group, [append]);
         } catch (alone) {
-          return { ok: false, error: alone };
+          outcome = refused(alone);
         }
-      });
+        for (const field of outcome) outcomes.push(field);
+      }
+      return outcomes;
     }
   }
 
@@ -218,18 +218,18 @@ export class SqliteWriter {
     this.head = row ? { position: row.position, hash: row.hash } : { position: 0, hash: GENESIS_HASH };
   }
 
-  private writeTransaction(group: WireGroup, appends: WireAppend[]): WriteOutcome[] {
-    const outcomes: WriteOutcome[] = [];
+  private writeTransaction(group: WireGroup, appends: WireAppend[]): WriteOutcomes {
+    const outcomes: WriteOutcomes = [];
     this.st.begin.run();
     try {
       this.refreshHead();
       const recordedAt = new Date().toISOString();
       for (const append of appends) {
         try {
-          outcomes.push(this.writeOne(group, append, recordedAt));
+          this.writeOne(group, append, recordedAt, outcomes);
         } catch (error) {
           if (!(error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError)) throw error;
-          outcomes.push({ ok: false, error });
+          outcomes.push(REFUSED, error, 0, 0, 0, 0);
         }
       }
       this.st.commit.run();
@@ -269,13 +269,17 @@ export class SqliteWriter {
     this.revisions.set(streamId, revision);
   }
 
-  private writeOne(group: WireGroup, append: WireAppend, recordedAt: string): WriteOutcome {
+  /** Writes the append, or finds it already written, and pushes its outcome; throws a refusal. */
+  private writeOne(group: WireGroup, append: WireAppend, recordedAt: string, outcomes: WriteOutcomes): void {
     const { streamId, expected, at, count } = append;
     encodeInPlace(group, append);
     const last = this.lastRevision(streamId);
 
     const retried = this.findRetry(group, append, last);
-    if (retried) return retried;
+    if (retried) {
+      outcomes.push(RETRIED, retried, 0, 0, 0, 0);
+      return;
+    }
 
     const allowed =
       expected === 'any' ||
@@ -285,7 +289,7 @@ export class SqliteWriter {
     if (!allowed) throw new WrongExpectedRevisionError(streamId, expected, last ?? 'no_stream');
 
     const first = { position: this.head.position + 1, revision: (last ?? -1) + 1, prevHash: this.head.hash };
-    const hashes: string[] = [];
+    let hashes = '';
     let position = this.head.position;
     let prevHash = this.head.hash;
     let revision = last ?? -1;
@@ -299,19 +303,19 @@ export class SqliteWriter {
       revision += 1;
       const hash = chainHashOfCanonical(prevHash, { id, type, streamId, revision, position, recordedAt }, data, metadata);
       this.st.insert.run(position, streamId, revision, id, type, data, metadata, recordedAt, hash, prevHash);
-      hashes.push(hash);
+      hashes += hash;
       prevHash = hash;
     }
     this.head = { position, hash: prevHash };
     this.rememberRevision(streamId, revision);
-    return { ok: true, position: first.position, revision: first.revision, recordedAt, prevHash: first.prevHash, hashes };
+    outcomes.push(WRITTEN, first.position, first.revision, recordedAt, first.prevHash, hashes);
   }
 
   /**
    * An earlier identical append answers again with what it stored. The same ids with other content
    * (or only some of them) is a DuplicateEventIdError.
    */
-  private findRetry(group: WireGroup, append: WireAppend, last: number | null): WriteOutcome | undefined {
+  private findRetry(group: WireGroup, append: WireAppend, last: number | null): EventRow[] | undefined {
     if (last === null) return undefined;
     const { streamId, expected, at, count } = append;
     const idAt = (i: number): string => group[at + i * WIRE_EVENT_FIELDS] as string;
@@ -340,7 +344,7 @@ export class SqliteWriter {
       const same = s && s.id === group[f] && s.type === group[f + 1] && s.data === group[f + 2] && s.metadata === group[f + 3];
       if (!same) throw new DuplicateEventIdError(idAt(i));
     }
-    return { ok: true, duplicate: tail };
+    return tail;
   }
 }
 
@@ -365,6 +369,10 @@ export function encodeAppendFields(fields: WireGroup): WireGroup {
     out[f + 3] = typeof out[f + 3] === 'string' ? out[f + 3]! : canonicalJson(out[f + 3]);
   }
   return out;
+}
+
+function refused(error: unknown): WriteOutcomes {
+  return [REFUSED, error, 0, 0, 0, 0];
 }
 
 function parseGroup(group: WireGroup): WireAppend[] {

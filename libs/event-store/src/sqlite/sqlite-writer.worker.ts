@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStoreFile, SqliteWriter } from './sqlite-writer';
-import { toWireError, toWireOutcome, type WriterReply, type WriterRequest, type WriterThreadData } from './sqlite-writer.protocol';
+import { toWireError, toWireOutcomes, type WriterReply, type WriterRequest, type WriterThreadData } from './sqlite-writer.protocol';
 
 /**
  * The writer thread: owns the write connection of one store file and answers each request, in
@@ -17,7 +17,7 @@ port.on('message', (request: WriterRequest) => {
   switch (request.t) {
     case 'group': {
       const started = performance.now();
-      const outcomes = writer.writeGroup(request.group).map(toWireOutcome);
+      const outcomes = toWireOutcomes(writer.writeGroup(request.group));
       reply = { t: 'group', outcomes, ms: performance.now() - started };
       break;
     }

@@ -24,9 +24,12 @@ import {
   type EventRow,
   type SqliteDurability,
   type WireGroup,
-  type WriteOutcome,
+  OUTCOME_FIELDS,
+  RETRIED,
+  WRITTEN,
+  type WriteOutcomes,
 } from './sqlite-writer';
-import { fromWireError, type WireError, type WireOutcome } from './sqlite-writer.protocol';
+import { fromWireError, type WireError } from './sqlite-writer.protocol';
 import { WriterThread, type WriterAnswer } from './sqlite-writer.thread';
 
 export type { SqliteDurability } from './sqlite-writer';
@@ -80,7 +83,7 @@ interface WriteLink {
   /** true when the answer comes before the request returns (the inline writer) */
   readonly inline: boolean;
   /** `writeMs`: the writer thread's time for the group */
-  writeGroup(group: WireGroup, done: (outcomes: Array<WriteOutcome | WireOutcome> | Error, writeMs?: number) => void): void;
+  writeGroup(group: WireGroup, done: (outcomes: WriteOutcomes | Error, writeMs?: number) => void): void;
   importStored(events: readonly StoredEvent[], done: (error?: unknown) => void): void;
   close(): Promise<void>;
 }
@@ -298,25 +301,28 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     return this.queue.splice(0, count) as PendingAppend[];
   }
 
-  private answer(group: PendingAppend[], outcomes: Array<WriteOutcome | WireOutcome> | Error): void {
+  private answer(group: PendingAppend[], outcomes: WriteOutcomes | Error): void {
     if (outcomes instanceof Error) {
       for (const p of group) p.reject(outcomes);
       return;
     }
     let wrote = false;
     group.forEach((p, i) => {
-      const outcome = outcomes[i]!;
-      if (!outcome.ok) {
-        const { error } = outcome;
-        p.reject(isWireError(error) ? fromWireError(error) : error);
-      } else if ('duplicate' in outcome) {
-        const events = outcome.duplicate.map(toStoredEvent);
+      const at = i * OUTCOME_FIELDS;
+      const kind = outcomes[at];
+      if (kind === WRITTEN) {
+        wrote = true;
+        p.resolve(
+          storedResult(p, outcomes[at + 1] as number, outcomes[at + 2] as number, outcomes[at + 3] as string, outcomes[at + 4] as string, outcomes[at + 5] as string),
+        );
+      } else if (kind === RETRIED) {
+        const events = (outcomes[at + 1] as EventRow[]).map(toStoredEvent);
         const last = events[events.length - 1]!;
         // The revision and position of the retried append, as the first answer gave them.
         p.resolve({ nextExpectedRevision: last.revision, position: last.position, events, duplicate: true });
       } else {
-        wrote = true;
-        p.resolve(storedResult(p, outcome));
+        const error = outcomes[at + 1];
+        p.reject(isWireError(error) ? fromWireError(error) : error);
       }
     });
     if (wrote) this.notify();
@@ -477,13 +483,19 @@ function isWireError(error: unknown): error is WireError {
 }
 
 /** The append's events as stored, from what the writer assigned: positions, revisions, record time, hashes. */
-function storedResult(p: PendingAppend, outcome: Extract<WriteOutcome, { hashes: string[] }>): AppendResult {
-  const { position, revision, recordedAt, hashes } = outcome;
-  let prevHash = outcome.prevHash;
-  const events: StoredEvent[] = new Array<StoredEvent>(p.events.length);
-  for (let i = 0; i < p.events.length; i++) {
+function storedResult(
+  p: PendingAppend,
+  position: number,
+  revision: number,
+  recordedAt: string,
+  prevHash: string,
+  hashes: string,
+): AppendResult {
+  const count = p.events.length;
+  const events: StoredEvent[] = new Array<StoredEvent>(count);
+  for (let i = 0; i < count; i++) {
     const e = p.events[i]!;
-    const hash = hashes[i]!;
+    const hash = hashes.slice(i * 64, i * 64 + 64);
     events[i] = {
       id: e.id,
       type: e.type,
@@ -498,12 +510,7 @@ function storedResult(p: PendingAppend, outcome: Extract<WriteOutcome, { hashes:
     };
     prevHash = hash;
   }
-  return {
-    nextExpectedRevision: revision + p.events.length - 1,
-    position: position + p.events.length - 1,
-    events,
-    duplicate: false,
-  };
+  return { nextExpectedRevision: revision + count - 1, position: position + count - 1, events, duplicate: false };
 }
 
 /**
