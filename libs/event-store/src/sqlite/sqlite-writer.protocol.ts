@@ -14,12 +14,16 @@ export interface WriterThreadData {
 
 /** Requests are answered in the order they were sent, one reply each. */
 export type WriterRequest =
-  | { t: 'group'; group: WireGroup }
+  /** `sentAt`: performance.timeOrigin + performance.now() when sent (one clock in both threads) */
+  | { t: 'group'; group: WireGroup; sentAt: number }
   | { t: 'import'; events: readonly StoredEvent[] }
   | { t: 'close' };
 
 export type WriterReply =
-  /** `ms`: how long the writer took (transaction, commit and sync), to time the next group */
+  /**
+   * `ms`: from sending to the commit, as the thread saw it (waiting for the thread to run, the
+   * transaction, the sync), to time the next group
+   */
   | { t: 'group'; outcomes: WriteOutcomes; ms: number }
   | { t: 'import'; error?: WireError }
   | { t: 'closed' };

@@ -116,7 +116,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
   private flushScheduled = false;
   /** requests sent to the writer and not yet answered */
   private inFlight = 0;
-  /** how long the writer thread takes for a group (moving average, ms) */
+  /** how long the writer thread takes to commit a group once sent (moving average, ms) */
   private writeMs = 1;
   /** when the first append of the queue was requested while the writer thread was idle */
   private burstStart = 0;
@@ -462,7 +462,7 @@ function threadLink(thread: () => WriterThread, started: () => WriterThread | un
   return {
     inline: false,
     writeGroup: (group, done) =>
-      thread().send({ t: 'group', group }, (answer) =>
+      thread().send({ t: 'group', group, sentAt: performance.timeOrigin + performance.now() }, (answer) =>
         answer.t === 'group' ? done(answer.outcomes, answer.ms) : done(failed(answer) ?? unexpected(answer)),
       ),
     importStored: (events, done) =>
