@@ -256,12 +256,15 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
         await expect(a.appendToStream('customer-4', [anEvent('PurchaseRecorded')], { expectedRevision: 5 })).rejects.toMatchObject({
           actual: 0,
         });
+        // or with expected revision any, which it first takes for a new stream
+        const anyOnA = await a.appendToStream('customer-4', [anEvent('PurchaseRecorded')]);
+        expect([anyOnA.position, anyOnA.nextExpectedRevision]).toEqual([8, 1]);
 
         // then each accepted append continued the log where it really was, and the refused ones wrote nothing
         expect([onA.position, onA.nextExpectedRevision, onB.position, onB.nextExpectedRevision]).toEqual([3, 2, 5, 3]);
         const all = await a.readAll();
-        expect(all.map((e) => e.position)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-        expect((await a.readStream('customer-4')).map((e) => e.revision)).toEqual([0]);
+        expect(all.map((e) => e.position)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        expect((await a.readStream('customer-4')).map((e) => e.revision)).toEqual([0, 1]);
         expect(firstBrokenLink(all)).toBeUndefined();
       } finally {
         await b.close();

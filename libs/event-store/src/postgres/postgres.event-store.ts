@@ -264,9 +264,9 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
 
   /**
    * One round trip: decide from memory (see knownHead, knownRevisions; a stream this store has
-   * not seen is taken to be where the caller expects it) and write with a call that checks those
-   * guesses under the lock. Answers undefined, having written nothing, when it cannot decide from
-   * memory or a guess was wrong. A refusal is never answered from memory: the append might be a
+   * not seen is guessed from what the caller expects, see assumedRevision) and write with a call
+   * that checks those guesses under the lock. Answers undefined, having written nothing, when it
+   * cannot decide from memory or a guess was wrong. A refusal is never answered from memory: the append might be a
    * retry of one already stored, which only a read of its ids can tell.
    */
   private async appendFromMemory(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
@@ -486,9 +486,13 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition }, rows };
 }
 
-/** Where a stream the store has not seen must be for the append to be accepted; undefined when any revision would do. */
+/**
+ * A guess at the last revision of a stream the store has not seen: where the caller expects it,
+ * or for `any` a new stream (the usual case; a wrong guess costs a read). None for
+ * `stream_exists`, which names no revision.
+ */
 function assumedRevision(expected: ExpectedRevision): number | undefined {
-  if (expected === 'no_stream') return -1;
+  if (expected === 'no_stream' || expected === 'any') return -1;
   return typeof expected === 'number' ? expected : undefined;
 }
 

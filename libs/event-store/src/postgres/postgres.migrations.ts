@@ -87,6 +87,11 @@ export const MIGRATIONS: readonly Migration[] = [
         head bigint;
         added integer;
       begin
+        -- the head only grows: when it has already moved, say so without queueing for the lock
+        select coalesce(max(position), 0) into head from ${s}.events;
+        if head <> expected_head then
+          return false;
+        end if;
         perform pg_advisory_xact_lock(lock_key);
         select coalesce(max(position), 0) into head from ${s}.events;
         if head <> expected_head then
