@@ -272,6 +272,32 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('does not continue a head it remembers when the log was set back and grew again to the same position', async () => {
+      // given a store that appended twice, and then its last event replaced, as a restore from a
+      // backup taken after the first append and another process's append would leave it
+      const { store: a, schema, cleanup } = await openFreshStore(url);
+      const b = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      const admin = new Pool({ connectionString: url, max: 1 });
+      try {
+        await a.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+        await a.appendToStream('customer-1', [anEvent('PurchaseRecorded')]);
+        await admin.query(`delete from ${schema}.events where position = 2`);
+        const replaced = await b.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 });
+
+        // when the first store appends again (position and stream revision are what it remembers)
+        const next = await a.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 1 });
+
+        // then it chained onto the event really at position 2, not the one it remembered
+        expect(replaced.position).toBe(2);
+        expect(next.events[0]!.prevHash).toBe(replaced.events[0]!.hash);
+        expect(firstBrokenLink(await a.readAll())).toBeUndefined();
+      } finally {
+        await admin.end();
+        await b.close();
+        await cleanup();
+      }
+    });
+
     it('answers positions and revisions as JavaScript numbers', async () => {
       const { store, cleanup } = await openFreshStore(url);
       try {

@@ -288,7 +288,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const outcomes = this.decideAll(batch, log);
     if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
     try {
-      return (await this.writeChecked(head.position, assumed, log, outcomes)) ? outcomes : undefined;
+      return (await this.writeChecked(head, assumed, log, outcomes)) ? outcomes : undefined;
     } catch (err) {
       // an id already stored (a retry) or a stream revision taken: nothing was written; decide again from a read
       if (isUniqueViolation(err)) return undefined;
@@ -304,7 +304,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
    */
   private async appendOptimistically(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
     const log = await this.readLogState(this.pool, batch);
-    const snapshotHead = log.headPosition;
+    const snapshotHead = { position: log.headPosition, hash: log.headHash };
     const read = new Map([...new Set(batch.map((p) => p.streamId))].map((s) => [s, log.streamRevisions.get(s) ?? -1]));
     const outcomes = this.decideAll(batch, log);
     if (freshRows(outcomes).length === 0) {
@@ -315,11 +315,24 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   }
 
   /** The rows of the accepted appends, by append_checked (migration 3); remembers the new head when written. */
-  private async writeChecked(expectedHead: number, streams: Map<string, number>, log: LogState, outcomes: Outcome[]): Promise<boolean> {
+  private async writeChecked(
+    expectedHead: { position: number; hash: string },
+    streams: Map<string, number>,
+    log: LogState,
+    outcomes: Outcome[],
+  ): Promise<boolean> {
     await this.options.beforeWrite?.();
     const result = await this.pool.query<{ appended: boolean }>(
-      `select ${this.options.schema}.append_checked($1, $2, $3, $4::text[], $5::integer[], $6::json) as appended`,
-      [this.appendLockKey, expectedHead, this.channel, [...streams.keys()], [...streams.values()], rowsJson(freshRows(outcomes))],
+      `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
+      [
+        this.appendLockKey,
+        expectedHead.position,
+        expectedHead.hash,
+        this.channel,
+        [...streams.keys()],
+        [...streams.values()],
+        rowsJson(freshRows(outcomes)),
+      ],
     );
     const appended = result.rows[0]?.appended === true;
     if (appended) this.remember(log);
