@@ -74,7 +74,7 @@ export interface PostgresEventStoreOptions {
 export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
   private flushing: Promise<void> | undefined;
-  /** the head after this store's last append or read, if nothing may have been lost since (a guess: checked on write) */
+  /** the head after this store's last write or read (a guess: checked on write); unset when a write's outcome is unknown */
   private knownHead: { position: number; hash: string } | undefined;
   /** last revision of recently appended streams (a guess: checked on write); oldest entries make room */
   private readonly knownRevisions = new Map<string, number>();
@@ -266,8 +266,8 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
    * One round trip: decide from memory (see knownHead, knownRevisions; a stream this store has
    * not seen is guessed from what the caller expects, see assumedRevision) and write with a call
    * that checks those guesses under the lock. Answers undefined, having written nothing, when it
-   * cannot decide from memory or a guess was wrong. A refusal is never answered from memory: the append might be a
-   * retry of one already stored, which only a read of its ids can tell.
+   * cannot decide from memory or a guess was wrong. A refusal is never answered from memory: the
+   * append might be a retry of one already stored, which only a read of its ids can tell.
    */
   private async appendFromMemory(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
     const head = this.knownHead;
