@@ -165,6 +165,139 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('fails only the append the server cannot store when it shares a transaction with others', async () => {
+      // given twenty appends issued at once, one of whose data PostgreSQL refuses (jsonb has no \u0000)
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        const poisoned: NewEvent = { ...anEvent('NoteRecorded'), data: { note: 'a\u0000b' } };
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            store.appendToStream(`customer-${i}`, [i === 7 ? poisoned : anEvent('ProspectRegistered')]),
+          ),
+        );
+
+        // then the group's transaction failed as a whole, and each append was tried again alone:
+        // only the poisoned one fails, the others are stored, gap-free and chained
+        expect(outcomes.map((o) => o.status)).toEqual(Array.from({ length: 20 }, (_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+        const all = await store.readAll();
+        expect(all.map((e) => e.position)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+        expect(all.some((e) => e.streamId === 'customer-7')).toBe(false);
+        expect(firstBrokenLink(all)).toBeUndefined();
+
+        // and the store goes on appending after the failed group
+        const next = await store.appendToStream('customer-7', [anEvent('ProspectRegistered')], { expectedRevision: 'no_stream' });
+        expect(next.position).toBe(20);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('writes appends issued without waiting in the order they were issued', async () => {
+      // given a caller that fires forty appends to one stream, each expecting the previous one's revision
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        const events = Array.from({ length: 40 }, () => anEvent('TouchpointRecorded'));
+        const results = await Promise.all(
+          events.map((e, i) => store.appendToStream('customer-1', [e], { expectedRevision: i === 0 ? 'no_stream' : i - 1 })),
+        );
+
+        // then every append was accepted, at the revision and position of its turn
+        expect(results.map((r) => [r.events[0]!.id, r.nextExpectedRevision, r.position])).toEqual(
+          events.map((e, i) => [e.id, i, i + 1]),
+        );
+        expect((await store.readStream('customer-1')).map((e) => e.id)).toEqual(events.map((e) => e.id));
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('answers a retry as a duplicate even when what the store remembers would accept it as new', async () => {
+      // given an append with expected revision any, which the store remembers as the stream's head
+      const { store, cleanup } = await openFreshStore(url);
+      try {
+        const first = await store.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+
+        // when it is sent again (its ids are already stored, which memory alone cannot tell)
+        const retry = await store.appendToStream('customer-1', first.events.map(asNewEvent));
+
+        // then it answers the first result and writes nothing
+        expect(retry).toEqual({ ...first, duplicate: true });
+        expect(await store.headPosition()).toBe(1);
+        // and the next append still continues the log
+        expect((await store.appendToStream('customer-1', [anEvent('PurchaseRecorded')])).position).toBe(2);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('checks what it remembers against the log when another process appended in between', async () => {
+      // given two stores on one schema that take turns on the same stream and on new streams
+      const { store: a, schema, cleanup } = await openFreshStore(url);
+      const b = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      try {
+        await a.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+        await b.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 });
+
+        // when A appends as if its own last append were still the head, and to a stream B created
+        await expect(a.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 })).rejects.toMatchObject({
+          actual: 1,
+        });
+        const onA = await a.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 1 });
+        await b.appendToStream('customer-2', [anEvent('ProspectRegistered')], { expectedRevision: 'no_stream' });
+        await expect(a.appendToStream('customer-2', [anEvent('ProspectRegistered')], { expectedRevision: 'no_stream' })).rejects.toMatchObject({
+          actual: 0,
+        });
+        const onB = await b.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 2 });
+
+        // and when A, up to date with the head again, appends to a stream it never saw at a revision
+        // that stream has not reached (so the unique (stream, revision) key alone would let it in)
+        await b.appendToStream('customer-4', [anEvent('ProspectRegistered')], { expectedRevision: 'no_stream' });
+        await a.appendToStream('customer-3', [anEvent('ProspectRegistered')]);
+        await expect(a.appendToStream('customer-4', [anEvent('PurchaseRecorded')], { expectedRevision: 5 })).rejects.toMatchObject({
+          actual: 0,
+        });
+        // or with expected revision any, which it first takes for a new stream
+        const anyOnA = await a.appendToStream('customer-4', [anEvent('PurchaseRecorded')]);
+        expect([anyOnA.position, anyOnA.nextExpectedRevision]).toEqual([8, 1]);
+
+        // then each accepted append continued the log where it really was, and the refused ones wrote nothing
+        expect([onA.position, onA.nextExpectedRevision, onB.position, onB.nextExpectedRevision]).toEqual([3, 2, 5, 3]);
+        const all = await a.readAll();
+        expect(all.map((e) => e.position)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+        expect((await a.readStream('customer-4')).map((e) => e.revision)).toEqual([0, 1]);
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await b.close();
+        await cleanup();
+      }
+    });
+
+    it('does not continue a head it remembers when the log was set back and grew again to the same position', async () => {
+      // given a store that appended twice, and then its last event replaced, as a restore from a
+      // backup taken after the first append and another process's append would leave it
+      const { store: a, schema, cleanup } = await openFreshStore(url);
+      const b = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      const admin = new Pool({ connectionString: url, max: 1 });
+      try {
+        await a.appendToStream('customer-1', [anEvent('ProspectRegistered')]);
+        await a.appendToStream('customer-1', [anEvent('PurchaseRecorded')]);
+        await admin.query(`delete from ${schema}.events where position = 2`);
+        const replaced = await b.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 0 });
+
+        // when the first store appends again (position and stream revision are what it remembers)
+        const next = await a.appendToStream('customer-1', [anEvent('PurchaseRecorded')], { expectedRevision: 1 });
+
+        // then it chained onto the event really at position 2, not the one it remembered
+        expect(replaced.position).toBe(2);
+        expect(next.events[0]!.prevHash).toBe(replaced.events[0]!.hash);
+        expect(firstBrokenLink(await a.readAll())).toBeUndefined();
+      } finally {
+        await admin.end();
+        await b.close();
+        await cleanup();
+      }
+    });
+
     it('answers positions and revisions as JavaScript numbers', async () => {
       const { store, cleanup } = await openFreshStore(url);
       try {
@@ -214,6 +347,10 @@ function anEvent(type: string): NewEvent {
     data: { customerId: 'c-1', amountMinor: 990 },
     metadata: { occurredAt: '2026-02-01T09:30:00.000Z', schemaVersion: 1 },
   };
+}
+
+function asNewEvent(e: StoredEvent): NewEvent {
+  return { id: e.id, type: e.type, data: e.data, metadata: e.metadata };
 }
 
 function randomPause(): Promise<void> {

@@ -46,7 +46,7 @@ describe('deciding an append inside a group commit', () => {
     const retry = decide({ streamId: 's', events: [event('a')], expected: 'no_stream' }, log, at);
     const changed = decide({ streamId: 's', events: [event('a', { n: 2 })], expected: 'any' }, log, at);
     const elsewhere = decide({ streamId: 't', events: [event('a')], expected: 'any' }, log, at);
-    expect(retry).toEqual({ ok: true, result: { ...(first.ok && first.result), duplicate: true } });
+    expect(retry).toEqual({ ok: true, result: { ...(first.ok && first.result), duplicate: true }, rows: [] });
     expect(!changed.ok && changed.error).toBeInstanceOf(DuplicateEventIdError);
     expect(!elsewhere.ok && elsewhere.error).toBeInstanceOf(DuplicateEventIdError);
   });

@@ -18,8 +18,8 @@ import {
 } from '../event-store.port';
 import { classifyReplay, revisionMatches } from '../append-rules';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
-import { chainHash, GENESIS_HASH } from '../hash-chain';
-import { checkImport, ImportRefusedError, type StoredEventImport } from '../import-stored';
+import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
+import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -61,14 +61,23 @@ export interface PostgresEventStoreOptions {
  * Throughput under that lock comes from group commit: concurrent appends in one process queue up
  * and the next transaction carries all of them (each validated on its own, so one append's wrong
  * revision does not fail its neighbours). While one batch commits, the next one gathers. A batch
- * first tries a two-round-trip path (decide against an unlocked snapshot, then write in one call
- * that checks under the lock that the head has not moved, see migration 2) and falls back to
- * deciding under the lock when another process got in between. Both paths write under the lock,
- * so the ordering argument above holds for both.
+ * takes the first of three paths that works:
+ * 1. one round trip: decide from what this store remembers (the head it last wrote or read, the
+ *    stream revisions it last saw, or for an unseen stream the revision the caller expects), then
+ *    one call that checks all of that under the lock before it writes (migration 3);
+ * 2. two round trips: read the log state without the lock, decide, and the same checked call;
+ * 3. decide while holding the lock, when another process keeps getting in between.
+ * The memory is only ever a guess that the server checks, so several processes on one schema stay
+ * safe; a wrong guess costs one round trip. Every path writes under the lock, so the ordering
+ * argument above holds for all of them.
  */
 export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
   private flushing: Promise<void> | undefined;
+  /** the head after this store's last write or read (a guess: checked on write); unset when a write's outcome is unknown */
+  private knownHead: { position: number; hash: string } | undefined;
+  /** last revision of recently appended streams (a guess: checked on write); oldest entries make room */
+  private readonly knownRevisions = new Map<string, number>();
   private readonly signal = new LogChangeSignal();
   private readonly subscriptions = new Set<PolledSubscription>();
   private listener: Client | undefined;
@@ -184,23 +193,10 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       await client.query(`select pg_advisory_xact_lock(${this.appendLockKey})`);
       const head = await client.query<{ position: number; hash: string }>(`select position, hash from ${this.table} order by position desc limit 1`);
       const rows = checkImport(head.rows[0] ?? { position: 0, hash: GENESIS_HASH }, events);
-      await client.query(
-        insertAndNotifySql(this.table),
-        [
-          this.channel,
-          rows.map((r) => r.event.position),
-          rows.map((r) => r.event.streamId),
-          rows.map((r) => r.event.revision),
-          rows.map((r) => r.event.id),
-          rows.map((r) => r.event.type),
-          rows.map((r) => r.data),
-          rows.map((r) => r.metadata),
-          rows.map((r) => r.event.recordedAt),
-          rows.map((r) => r.event.hash),
-          rows.map((r) => r.event.prevHash),
-        ],
-      );
+      await client.query(insertAndNotifySql(this.table), [this.channel, rowsJson(rows)]);
     });
+    // the head moved under any append being decided right now; its checked write will notice
+    this.knownHead = undefined;
     this.signal.notify();
   }
 
@@ -241,8 +237,13 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private async commitBatch(batch: PendingAppend[]): Promise<void> {
     let outcomes: Outcome[] | undefined;
     try {
-      outcomes = (await this.appendOptimistically(batch)) ?? (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
+      outcomes =
+        (await this.appendFromMemory(batch)) ??
+        (await this.appendOptimistically(batch)) ??
+        (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
     } catch (err) {
+      // the outcome is unknown (a commit may have happened before the connection broke): forget
+      this.knownHead = undefined;
       // Decisions never throw, so a failure here is the server's (connection lost, disk full, a
       // constraint we did not foresee). Retrying each append alone keeps one bad append from
       // failing the others that happened to share its transaction.
@@ -262,24 +263,94 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   }
 
   /**
-   * The fast path, two round trips: read the log state without a lock, decide and hash, then one
-   * autocommitted call that writes only if the head has not moved (see migration 2). Answers
-   * undefined when another process appended in between; the caller then takes the locked path,
-   * which always makes progress.
+   * One round trip: decide from memory (see knownHead, knownRevisions; a stream this store has
+   * not seen is guessed from what the caller expects, see assumedRevision) and write with a call
+   * that checks those guesses under the lock. Answers undefined, having written nothing, when it
+   * cannot decide from memory or a guess was wrong. A refusal is never answered from memory: the
+   * append might be a retry of one already stored, which only a read of its ids can tell.
+   */
+  private async appendFromMemory(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
+    const head = this.knownHead;
+    if (!head) return undefined;
+    const assumed = new Map<string, number>();
+    for (const { streamId, expected } of batch) {
+      if (assumed.has(streamId)) continue;
+      const revision = this.knownRevisions.get(streamId) ?? assumedRevision(expected);
+      if (revision === undefined) return undefined;
+      assumed.set(streamId, revision);
+    }
+    const log: LogState = {
+      headPosition: head.position,
+      headHash: head.hash,
+      streamRevisions: new Map([...assumed].filter(([, revision]) => revision >= 0)),
+      byId: new Map(),
+    };
+    const outcomes = this.decideAll(batch, log);
+    if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
+    try {
+      return (await this.writeChecked(head, assumed, log, outcomes)) ? outcomes : undefined;
+    } catch (err) {
+      // an id already stored (a retry) or a stream revision taken: nothing was written; decide again from a read
+      if (isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Two round trips: read the log state without a lock, decide and hash, then the checked call
+   * (its checks now confirm that nothing was appended since the read). Answers undefined when
+   * another process appended in between; the caller then takes the locked path, which always
+   * makes progress.
    */
   private async appendOptimistically(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
     const log = await this.readLogState(this.pool, batch);
-    const snapshotHead = log.headPosition;
+    const snapshotHead = { position: log.headPosition, hash: log.headHash };
+    const read = new Map([...new Set(batch.map((p) => p.streamId))].map((s) => [s, log.streamRevisions.get(s) ?? -1]));
     const outcomes = this.decideAll(batch, log);
-    const fresh = freshEvents(outcomes);
-    if (fresh.length === 0) return outcomes;
+    if (freshRows(outcomes).length === 0) {
+      this.remember(log);
+      return outcomes;
+    }
+    return (await this.writeChecked(snapshotHead, read, log, outcomes)) ? outcomes : undefined;
+  }
+
+  /** The rows of the accepted appends, by append_checked (migration 3); remembers the new head when written. */
+  private async writeChecked(
+    expectedHead: { position: number; hash: string },
+    streams: Map<string, number>,
+    log: LogState,
+    outcomes: Outcome[],
+  ): Promise<boolean> {
     await this.options.beforeWrite?.();
     const result = await this.pool.query<{ appended: boolean }>(
-      `select ${this.options.schema}.append_if_head($1, $2, $3, $4::bigint[], $5::text[], $6::integer[], $7::text[],
-         $8::text[], $9::jsonb[], $10::jsonb[], $11::timestamptz[], $12::text[], $13::text[]) as appended`,
-      [this.appendLockKey, snapshotHead, this.channel, ...rowArrays(fresh)],
+      `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
+      [
+        this.appendLockKey,
+        expectedHead.position,
+        expectedHead.hash,
+        this.channel,
+        [...streams.keys()],
+        [...streams.values()],
+        rowsJson(freshRows(outcomes)),
+      ],
     );
-    return result.rows[0]?.appended ? outcomes : undefined;
+    const appended = result.rows[0]?.appended === true;
+    if (appended) this.remember(log);
+    else this.knownHead = undefined;
+    return appended;
+  }
+
+  /** What the log looks like after a batch that was written (or needed no write), as guesses for the next one. */
+  private remember(log: LogState): void {
+    this.knownHead = { position: log.headPosition, hash: log.headHash };
+    for (const [streamId, revision] of log.streamRevisions) {
+      this.knownRevisions.delete(streamId);
+      this.knownRevisions.set(streamId, revision);
+    }
+    for (const oldest of this.knownRevisions.keys()) {
+      if (this.knownRevisions.size <= REMEMBERED_STREAMS) break;
+      this.knownRevisions.delete(oldest);
+    }
   }
 
   private async inTransaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -305,13 +376,13 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     // and only one taken after the lock was granted sees the commit of the previous holder.
     const log = await this.readLogState(client, batch);
     const outcomes = this.decideAll(batch, log);
-    const fresh = freshEvents(outcomes);
-    if (fresh.length === 0) return outcomes;
-    await this.options.beforeWrite?.();
-    await client.query(
-      insertAndNotifySql(this.table),
-      [this.channel, ...rowArrays(fresh)],
-    );
+    const fresh = freshRows(outcomes);
+    if (fresh.length > 0) {
+      await this.options.beforeWrite?.();
+      await client.query(insertAndNotifySql(this.table), [this.channel, rowsJson(fresh)]);
+    }
+    // remembered before the commit is known; a failed commit throws and commitBatch forgets it again
+    this.remember(log);
     return outcomes;
   }
 
@@ -383,7 +454,8 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
-type Outcome = { ok: true; result: AppendResult } | { ok: false; error: Error };
+/** `rows`: what an accepted append writes (none for a duplicate), with the canonical JSON it was hashed from */
+type Outcome = { ok: true; result: AppendResult; rows: ImportRow[] } | { ok: false; error: Error };
 
 interface LogState {
   headPosition: number;
@@ -401,7 +473,7 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
   if (replay.kind === 'duplicate') {
     const last = replay.events[replay.events.length - 1]!;
-    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position } };
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position }, rows: [] };
   }
 
   const current = log.streamRevisions.get(streamId);
@@ -410,55 +482,78 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   }
 
   let revision = current ?? -1;
-  const stored: StoredEvent[] = events.map((e) => {
+  const rows: ImportRow[] = events.map((e) => {
     revision += 1;
     log.headPosition += 1;
     const content = { id: e.id, streamId, revision, position: log.headPosition, type: e.type, data: e.data, metadata: e.metadata, recordedAt };
-    const hash = chainHash(log.headHash, content);
+    const data = canonicalJson(e.data);
+    const metadata = canonicalJson(e.metadata);
+    const hash = chainHashOfCanonical(log.headHash, content, data, metadata);
     const event: StoredEvent = { ...content, hash, prevHash: log.headHash };
     log.headHash = hash;
     log.byId.set(e.id, event);
-    return event;
+    return { event, data, metadata };
   });
   log.streamRevisions.set(streamId, revision);
-  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition } };
+  const stored = rows.map((r) => r.event);
+  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition }, rows };
+}
+
+/**
+ * A guess at the last revision of a stream the store has not seen: where the caller expects it,
+ * or for `any` a new stream (the usual case; a wrong guess costs a read). None for
+ * `stream_exists`, which names no revision.
+ */
+function assumedRevision(expected: ExpectedRevision): number | undefined {
+  if (expected === 'no_stream' || expected === 'any') return -1;
+  return typeof expected === 'number' ? expected : undefined;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
 }
 
 // ---- rows ----
 
-function freshEvents(outcomes: Outcome[]): StoredEvent[] {
-  return outcomes.flatMap((o) => (o.ok && !o.result.duplicate ? o.result.events : []));
+function freshRows(outcomes: Outcome[]): ImportRow[] {
+  return outcomes.flatMap((o) => (o.ok ? o.rows : []));
 }
 
-/** Column arrays for an `unnest` insert, in table order; JSON goes as text and is cast server-side. */
 /**
- * Inserts rows given as parallel arrays ($2..$11) and wakes subscribers with the highest position
- * ($1 is the channel), in one statement: appends and verbatim imports write the same way.
+ * Inserts the rows of `rowsJson` ($2) and wakes subscribers with the highest position ($1 is the
+ * channel), in one statement: appends and verbatim imports write the same way.
  */
 function insertAndNotifySql(table: string): string {
   return `with inserted as (
      insert into ${table}
        (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-     select * from unnest($2::bigint[], $3::text[], $4::integer[], $5::text[], $6::text[],
-                          $7::jsonb[], $8::jsonb[], $9::timestamptz[], $10::text[], $11::text[])
+     select p, s, r, i, t, d, m, a, h, v
+       from json_to_recordset($2::json) as x(p bigint, s text, r integer, i text, t text,
+                                              d jsonb, m jsonb, a timestamptz, h text, v text)
      returning position)
    select pg_notify($1, (select max(position) from inserted)::text)`;
 }
 
-function rowArrays(events: StoredEvent[]): unknown[] {
-  return [
-    events.map((e) => e.position),
-    events.map((e) => e.streamId),
-    events.map((e) => e.revision),
-    events.map((e) => e.id),
-    events.map((e) => e.type),
-    events.map((e) => JSON.stringify(e.data)),
-    events.map((e) => JSON.stringify(e.metadata)),
-    events.map((e) => e.recordedAt),
-    events.map((e) => e.hash),
-    events.map((e) => e.prevHash),
-  ];
+/**
+ * Rows as one JSON array (the shape json_to_recordset reads above and in append_checked). Data and
+ * metadata go in as the canonical JSON already written for the hash; one text parameter costs far
+ * less to send than ten arrays whose every element pg escapes on its own.
+ */
+function rowsJson(rows: readonly ImportRow[]): string {
+  let out = '[';
+  for (let i = 0; i < rows.length; i++) {
+    const { event: e, data, metadata } = rows[i]!;
+    out +=
+      (i > 0 ? ',' : '') +
+      `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
+      `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
+      `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`;
+  }
+  return out + ']';
 }
+
+/** How many streams' last revisions a store keeps as guesses (a forgotten one costs a read, nothing more). */
+const REMEMBERED_STREAMS = 10_000;
 
 const COLUMNS = 'position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash';
 

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { GENESIS_HASH } from '../hash-chain';
 
 /**
  * Versioned schema changes, applied in order, each once. A migration is never edited after it has
@@ -62,6 +63,57 @@ export const MIGRATIONS: readonly Migration[] = [
         select * from unnest(positions, stream_ids, revisions, event_ids, types,
                              datas, metadatas, recorded_ats, hashes, prev_hashes);
         perform pg_notify(channel, positions[array_length(positions, 1)]::text);
+        return true;
+      end
+      $fn$`,
+  },
+  {
+    version: 3,
+    description: 'append in one round trip from what the writer already knows, rows as one JSON array',
+    // Like append_if_head, but the writer may decide without reading first: from the head and
+    // stream revisions it remembers of its own earlier appends, or for a stream it has not seen,
+    // from the revision the caller expects. Under the lock the function checks both: the head's
+    // position and hash (nothing appended since, so the positions and the chain continue; the hash
+    // too, so that even a log restored from a backup and grown again is not taken for the one the
+    // writer remembers) and each stream's last
+    // revision (-1: no stream) against what the writer assumed. Any difference writes nothing and
+    // answers false; the writer then reads and decides again. An event id already stored fails the
+    // insert on its unique constraint (23505), which the writer also answers by reading. Rows come
+    // as one JSON array: data and metadata are the canonical JSON the chain hashes, embedded as
+    // they are, so the client serialises each event once.
+    sql: (s) => `
+      create function ${s}.append_checked(
+        lock_key bigint, expected_head bigint, expected_hash text, channel text,
+        check_streams text[], check_revisions integer[], rows json
+      ) returns boolean language plpgsql volatile as $fn$
+      declare
+        head bigint;
+        head_hash text;
+        added integer;
+      begin
+        -- the head only grows: when it has already moved, say so without queueing for the lock
+        select coalesce(max(position), 0) into head from ${s}.events;
+        if head <> expected_head then
+          return false;
+        end if;
+        perform pg_advisory_xact_lock(lock_key);
+        select position, hash into head, head_hash from ${s}.events order by position desc limit 1;
+        if coalesce(head, 0) <> expected_head or coalesce(head_hash, '${GENESIS_HASH}') <> expected_hash then
+          return false;
+        end if;
+        if exists (
+          select 1 from unnest(check_streams, check_revisions) as c(stream_id, revision)
+           where coalesce((select max(e.revision) from ${s}.events e where e.stream_id = c.stream_id), -1) <> c.revision
+        ) then
+          return false;
+        end if;
+        insert into ${s}.events
+          (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+        select p, s, r, i, t, d, m, a, h, v
+          from json_to_recordset(rows) as x(p bigint, s text, r integer, i text, t text,
+                                            d jsonb, m jsonb, a timestamptz, h text, v text);
+        get diagnostics added = row_count;
+        perform pg_notify(channel, (expected_head + added)::text);
         return true;
       end
       $fn$`,
