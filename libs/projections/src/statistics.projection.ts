@@ -1,5 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import { SEGMENT_CASE, ntileScores } from './statistics.rfm';
 
 /**
  * The loyalty and retention read model: compact facts from which every statistic in
@@ -25,6 +26,7 @@ export const STATISTICS_TABLES = [
   'stat_cohorts',
   'stat_active_spans',
   'stat_churns',
+  'stat_rfm_months',
   'stat_meta',
 ] as const;
 
@@ -179,6 +181,26 @@ CREATE TABLE IF NOT EXISTS stat_churns (
 CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
 CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
 CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id);
+-- each buyer as of the end of every month the log has left behind (the first instant of the next
+-- month is at or before the latest fact): what they had bought, their stage and their RFM scores
+-- then, so a figure as of a month end reads one month's rows instead of folding every order
+CREATE TABLE IF NOT EXISTS stat_rfm_months (
+  month TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  first_day DOUBLE PRECISION NOT NULL,
+  last_day DOUBLE PRECISION NOT NULL,
+  last_at TEXT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  stage TEXT NOT NULL,
+  r_score BIGINT NOT NULL,
+  f_score BIGINT NOT NULL,
+  m_score BIGINT NOT NULL,
+  segment TEXT NOT NULL,
+  PRIMARY KEY (month, customer_id)
+)/*rfm_months_storage*/;
+CREATE INDEX IF NOT EXISTS stat_rfm_months_segment ON stat_rfm_months (month, segment, customer_id);
 CREATE TABLE IF NOT EXISTS stat_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -186,6 +208,15 @@ CREATE TABLE IF NOT EXISTS stat_meta (
 `;
 
 export const UNKNOWN_KEY = 'unknown';
+/** facts that change what a month-end snapshot holds (orders, stages) */
+const SNAPSHOT_FACTS: ReadonlySet<string> = new Set([
+  'PurchaseRecorded',
+  'CustomerConverted',
+  'RepeatBuyerQualified',
+  'AdvocateRecognized',
+  'CustomerChurned',
+  'CustomerReactivated',
+]);
 export const DAY_MS = 86_400_000;
 const ACTIVE: ReadonlySet<string> = new Set(['customer', 'repeat_buyer', 'advocate']);
 
@@ -311,17 +342,87 @@ interface BatchState {
 
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
-  /** 2: the month index covers per-customer period sums; per-customer sales kept in key order on SQLite */
-  readonly version = 2;
+  /** 3: month-end snapshots of every buyer with RFM scores (`stat_rfm_months`) */
+  readonly version = 3;
   readonly tables = STATISTICS_TABLES;
 
   async migrate(tx: ReadModelTransaction): Promise<void> {
     // SQLite keeps a WITHOUT ROWID table in primary-key order, so a segment's per-customer sales
     // are read in place instead of one table lookup per row (PostgreSQL has no such clause)
-    await tx.exec(DDL.replace('/*customer_sales_storage*/', tx.dialect === 'sqlite' ? ' WITHOUT ROWID' : ''));
+    const withoutRowid = tx.dialect === 'sqlite' ? ' WITHOUT ROWID' : '';
+    await tx.exec(DDL.replace('/*customer_sales_storage*/', withoutRowid).replace('/*rfm_months_storage*/', withoutRowid));
   }
 
+  /**
+   * Folds the batch in runs that stay inside one business month. When a fact opens a later month,
+   * every buyer's state is exactly the state at the end of the months left behind (no stored fact
+   * is later than the latest one), so those month ends are snapshotted from `stat_customers`. A
+   * fact that arrives after its month was snapshotted (a backfill) makes the snapshots from that
+   * month on be recomputed from the orders and the stage history: the stored snapshots are always
+   * a function of the facts, whatever the batches were.
+   */
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
+    if (events.length === 0) return;
+    const stored = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
+    let latest = stored ? String(stored.value) : undefined;
+    let lateFrom: string | undefined;
+    let start = 0;
+    for (let i = 0; i < events.length; i += 1) {
+      const event = events[i]!;
+      const at = businessTime(event);
+      if (!at) continue;
+      const month = at.slice(0, 7);
+      if (latest && month > latest.slice(0, 7)) {
+        await this.applyRun(events.slice(start, i), tx);
+        start = i;
+        for (let m = latest.slice(0, 7); m < month; m = nextMonth(m)) await this.snapshotFromCustomers(m, tx);
+      } else if (latest && month < latest.slice(0, 7) && SNAPSHOT_FACTS.has(event.type) && (!lateFrom || month < lateFrom)) {
+        lateFrom = month;
+      }
+      if (!latest || at > latest) latest = at;
+    }
+    await this.applyRun(events.slice(start), tx);
+    if (lateFrom && latest) {
+      for (let m = lateFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
+    }
+  }
+
+  private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
+    await this.snapshot(
+      month,
+      `SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day, last_purchase_at AS last_at,
+         orders AS f, revenue AS m, cost, stage FROM stat_customers WHERE orders > 0`,
+      [],
+      tx,
+    );
+  }
+
+  /** the same snapshot, folded from the orders and the stage history (after a late fact) */
+  private async snapshotFromOrders(month: string, tx: ReadModelTransaction): Promise<void> {
+    const end = `${nextMonth(month)}-01T00:00:00.000Z`;
+    await tx.run('DELETE FROM stat_rfm_months WHERE month = ?', [month]);
+    await this.snapshot(
+      month,
+      `SELECT o.customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day, MAX(o.at) AS last_at, COUNT(*) AS f,
+         CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost,
+         COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id AND h.from_at < ?
+           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage
+       FROM stat_orders o WHERE o.at < ? GROUP BY o.customer_id`,
+      [end, end, end],
+      tx,
+    );
+  }
+
+  private async snapshot(month: string, base: string, params: SqlParam[], tx: ReadModelTransaction): Promise<void> {
+    await tx.run(
+      `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
+       SELECT ?, customer_id, first_day, last_day, last_at, f, m, cost, stage, r_score, f_score, m_score, ${SEGMENT_CASE}
+       FROM (${ntileScores(base)}) s`,
+      [month, ...params],
+    );
+  }
+
+  private async applyRun(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
     if (events.length === 0) return;
     const state: BatchState = {
       customers: new Map(),
@@ -749,4 +850,11 @@ function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** the month after `YYYY-MM` */
+export function nextMonth(m: string): string {
+  const y = Number(m.slice(0, 4));
+  const mo = Number(m.slice(5, 7));
+  return mo === 12 ? `${String(y + 1).padStart(4, '0')}-01` : `${m.slice(0, 4)}-${String(mo + 1).padStart(2, '0')}`;
 }
