@@ -57,8 +57,14 @@ CREATE TABLE IF NOT EXISTS stat_customers (
   cost BIGINT NOT NULL,
   days_to_customer DOUBLE PRECISION,
   days_to_repeat DOUBLE PRECISION,
-  days_to_advocate DOUBLE PRECISION
+  days_to_advocate DOUBLE PRECISION,
+  r_score BIGINT NOT NULL DEFAULT 0,
+  f_score BIGINT NOT NULL DEFAULT 0,
+  m_score BIGINT NOT NULL DEFAULT 0,
+  segment TEXT
 );
+-- the present RFM segment of every buyer, kept by the projection: segment filters and figures read this index
+CREATE INDEX IF NOT EXISTS stat_customers_segment ON stat_customers (segment, customer_id, stage, orders, revenue, cost, first_purchase_day, last_purchase_day, source, channel);
 CREATE INDEX IF NOT EXISTS stat_customers_stage ON stat_customers (stage);
 CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, channel, stage);
 CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel, stage);
@@ -178,9 +184,11 @@ CREATE TABLE IF NOT EXISTS stat_churns (
   n BIGINT NOT NULL,
   PRIMARY KEY (month, reason, detail, source, channel)
 );
-CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
-CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
-CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id);
+-- a funnel median is a walk to the middle of one of these; the stage date and the registration
+-- date it is filtered on are in the index, so the walk never reads the table
+CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id, converted_at, registered_at);
+CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id, repeat_at, registered_at);
+CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id, advocate_at, registered_at);
 -- each buyer as of the end of every month the log has left behind (the first instant of the next
 -- month is at or before the latest fact): what they had bought, their stage and their RFM scores
 -- then, so a figure as of a month end reads one month's rows instead of folding every order
@@ -342,7 +350,7 @@ interface BatchState {
 
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
-  /** 3: month-end snapshots of every buyer with RFM scores (`stat_rfm_months`) */
+  /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
   readonly version = 3;
   readonly tables = STATISTICS_TABLES;
 
@@ -387,13 +395,13 @@ export class StatisticsProjection implements Projection {
     }
   }
 
+  /** the buyers' rows as they stand, scores included (kept current by `rescore`) */
   private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
-    await this.snapshot(
-      month,
-      `SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day, last_purchase_at AS last_at,
-         orders AS f, revenue AS m, cost, stage FROM stat_customers WHERE orders > 0`,
-      [],
-      tx,
+    await tx.run(
+      `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
+       SELECT ?, customer_id, first_purchase_day, last_purchase_day, last_purchase_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment
+       FROM stat_customers WHERE orders > 0`,
+      [month],
     );
   }
 
@@ -452,6 +460,61 @@ export class StatisticsProjection implements Projection {
       await this.fold(event, at, state, tx);
     }
     await this.write(state, tx);
+    await this.rescore(
+      [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
+      tx,
+    );
+  }
+
+  /**
+   * Keeps every buyer's present R, F, M quintile scores and segment equal to what NTILE(5) over
+   * all buyers ordered by (value, customer id) gives. A score is 1 + the number of bucket starts
+   * (cuts) at or below the customer's (value, id); cuts are index walks. Between two runs only the
+   * customers the run touched and those lying between a cut's old and new position can change
+   * score, so only those rows are rewritten: a few thousand per run instead of every buyer.
+   */
+  private async rescore(touched: string[], tx: ReadModelTransaction): Promise<void> {
+    const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
+    const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
+    const after = await rfmCuts(tx);
+    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => {
+      const params: SqlParam[] = [];
+      const terms = after[dim].map((c) => {
+        params.push(c[0], c[0], c[1]);
+        return `CASE WHEN ${dim} > ? OR (${dim} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`;
+      });
+      return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
+    };
+    const r = score('last_purchase_day');
+    const f = score('orders');
+    const m = score('revenue');
+    const update = async (where: string, params: SqlParam[]): Promise<void> => {
+      await tx.run(`UPDATE stat_customers SET r_score = ${r.sql}, f_score = ${f.sql}, m_score = ${m.sql} WHERE orders > 0 AND ${where}`, [
+        ...r.params,
+        ...f.params,
+        ...m.params,
+        ...params,
+      ]);
+      await tx.run(`UPDATE stat_customers SET segment = ${SEGMENT_CASE} WHERE orders > 0 AND ${where}`, params);
+    };
+    if (!before) {
+      await update('1 = 1', []);
+    } else {
+      for (const ids of chunks(touched, 500)) await update(`customer_id IN (${ids.map(() => '?').join(', ')})`, ids);
+      for (const dim of RFM_DIMENSIONS) {
+        for (let b = 0; b < 4; b += 1) {
+          const [lo, hi] = cutRange(before[dim][b], after[dim][b]);
+          if (!lo) continue;
+          const where = [`(${dim} > ? OR (${dim} = ? AND customer_id >= ?))`];
+          const params: SqlParam[] = [lo[0], lo[0], lo[1]];
+          if (hi) (where.push(`(${dim} < ? OR (${dim} = ? AND customer_id < ?))`), params.push(hi[0], hi[0], hi[1]));
+          await update(where.join(' AND '), params);
+        }
+      }
+    }
+    await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+      JSON.stringify(after),
+    ]);
   }
 
   private async load(events: readonly StoredEvent[], state: BatchState, tx: ReadModelTransaction): Promise<void> {
@@ -850,6 +913,43 @@ function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+type RfmDimension = 'last_purchase_day' | 'orders' | 'revenue';
+const RFM_DIMENSIONS: readonly RfmDimension[] = ['last_purchase_day', 'orders', 'revenue'];
+/** per dimension, the first (value, customer id) of buckets 2..5 that are not empty */
+type RfmCuts = Record<RfmDimension, [number, string][]>;
+
+async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
+  const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
+  // the rank each of buckets 2..5 starts at, as NTILE(5) fills them: the first n % 5 buckets hold one more
+  const starts: number[] = [];
+  for (let b = 1, at = 0; b <= 5; b += 1) {
+    if (b > 1 && at < n) starts.push(at);
+    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+  }
+  // each cut is a walk along the (value, customer_id) index; `+orders` keeps the planner from
+  // ranging over the orders index and sorting instead (unary plus is valid on both engines)
+  const buyers: Record<RfmDimension, string> = { last_purchase_day: 'last_purchase_day IS NOT NULL', orders: 'orders > 0', revenue: '+orders > 0' };
+  const cuts = { last_purchase_day: [], orders: [], revenue: [] } as RfmCuts;
+  for (const dim of RFM_DIMENSIONS) {
+    for (const k of starts) {
+      const cut = await tx.get<{ v: unknown; customer_id: string }>(
+        `SELECT ${dim} AS v, customer_id FROM stat_customers WHERE ${buyers[dim]} ORDER BY ${dim}, customer_id LIMIT 1 OFFSET ${k}`,
+      );
+      if (cut) cuts[dim].push([Number(cut.v), String(cut.customer_id)]);
+    }
+  }
+  return cuts;
+}
+
+/** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */
+function cutRange(a: [number, string] | undefined, b: [number, string] | undefined): [[number, string] | undefined, [number, string] | undefined] {
+  if (!a && !b) return [undefined, undefined];
+  if (!a || !b) return [a ?? b, undefined];
+  const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+  if (order === 0) return [undefined, undefined];
+  return order < 0 ? [a, b] : [b, a];
 }
 
 /** the month after `YYYY-MM` */

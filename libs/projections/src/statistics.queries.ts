@@ -496,7 +496,7 @@ export class StatisticsQueries {
     } else {
       row = await this.db.get<Row>(
         `${pop.with} SELECT COUNT(*) AS n, SUM(CASE WHEN c.stage = 'churned' THEN c.last_purchase_day - c.first_purchase_day ELSE ? - c.first_purchase_day END) AS total
-         FROM stat_customers c WHERE c.orders >= 1 ${pop.where}`,
+         FROM stat_customers c WHERE c.segment IS NOT NULL ${pop.where}`,
         [...pop.withParams, refDay, ...pop.params],
       );
     }
@@ -831,14 +831,11 @@ export class StatisticsQueries {
    * RFM over every customer with a purchase before `asOfEnd` (or ever): quintiles are taken over
    * the whole base, so a customer's segment does not depend on the other filters of a query.
    *
-   * For the present (or any date after the latest fact) the quintile boundaries are read off
-   * indexes: the first (value, customer id) of each NTILE bucket is one `LIMIT 1 OFFSET k` walk,
-   * and each customer's score is the number of boundaries at or below them. That is exactly what
-   * `NTILE(5) OVER (ORDER BY value, customer_id)` gives, without sorting the base three times.
-   * A past month end reads the scores the projection stored then; any other past date folds the
-   * previous month end's snapshot with the orders since and ranks that with NTILE.
-   * `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once: inlined, the score
-   * expressions would be re-evaluated inside every branch of the segment CASE.
+   * The present (or any date after the latest fact) reads the scores the projection keeps on
+   * `stat_customers`; a past month end reads the scores it stored then (`stat_rfm_months`); any
+   * other past date folds the previous month end's snapshot with the orders since and ranks that
+   * with NTILE. `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once:
+   * inlined, the NTILE windows would be re-evaluated inside every branch of the segment CASE.
    */
   private async rfmCte(asOfEnd: string | undefined, full = false): Promise<{ sql: string; params: SqlParam[] }> {
     if (await this.isPast(asOfEnd)) {
@@ -850,42 +847,11 @@ export class StatisticsQueries {
         params: past.params,
       };
     }
-    const n = num((await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.['n']);
-    // first rank of buckets 2..5 as NTILE(5) fills them: the first n % 5 buckets hold one more
-    const starts: number[] = [];
-    for (let b = 1, at = 0; b <= 5; b += 1) {
-      if (b > 1) starts.push(at);
-      at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
-    }
-    const params: SqlParam[] = [];
-    // each boundary must be a walk along the (value, customer_id) index; `+orders` keeps the
-    // planner from ranging over the orders index and sorting instead (unary plus is valid on both engines)
-    const buyers: Record<string, string> = {
-      last_purchase_day: 'last_purchase_day IS NOT NULL',
-      orders: 'orders > 0',
-      revenue: '+orders > 0',
-    };
-    const score = async (col: string): Promise<string> => {
-      const terms: string[] = [];
-      for (const k of starts) {
-        if (k >= n) continue;
-        const cut = await this.db.get<Row>(
-          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE ${buyers[col] ?? 'orders > 0'} ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
-        );
-        if (!cut) continue;
-        terms.push(`CASE WHEN ${col} > ? OR (${col} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`);
-        params.push(cut['v'] as SqlParam, cut['v'] as SqlParam, String(cut['customer_id']));
-      }
-      return terms.length ? `1 + ${terms.join(' + ')}` : '1';
-    };
-    const r = await score('last_purchase_day');
-    const f = await score('orders');
-    const m = full ? await score('revenue') : '0';
+    // every buyer has a segment and nobody else has: the condition lets the planner read the segment index
     return {
-      sql: `rfm AS MATERIALIZED (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
-            ${r} AS r_score, ${f} AS f_score, ${m} AS m_score FROM stat_customers WHERE orders > 0),
-          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
-      params,
+      sql: `rfm_seg AS (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
+          r_score, f_score, m_score, segment FROM stat_customers WHERE segment IS NOT NULL)`,
+      params: [],
     };
   }
 
@@ -908,7 +874,10 @@ export class StatisticsQueries {
     if (r.channel) (where.push(`AND ${alias}.channel = ?`), params.push(r.channel));
     let withSql = 'WITH noop AS (SELECT 1 AS one)';
     let withParams: SqlParam[] = [];
-    if (r.segment) {
+    if (r.segment && !(await this.isPast(r.asOfEnd ?? r.toEnd))) {
+      where.push(`AND ${alias}.segment = ?`);
+      params.push(r.segment);
+    } else if (r.segment) {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
       withParams = [...rfm.params, r.segment];

@@ -493,8 +493,8 @@ describe('statistics over a seeded customer history', () => {
     const late = new Set(purchases.filter((_e, i) => i % 5 === 0));
     const delayed = await project([...events.filter((e) => !late.has(e)), ...late], 173);
     const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
-    const snapshots = await store.all('SELECT * FROM stat_rfm_months');
-    expect(new Set(snapshots.map((r) => r['month'])).size).toBeGreaterThanOrEqual(23);
+    const snapshots = await store.all<{ month: string }>('SELECT * FROM stat_rfm_months');
+    expect(new Set(snapshots.map((r) => r.month)).size).toBeGreaterThanOrEqual(23);
     expect(sorted(await delayed.all('SELECT * FROM stat_rfm_months'))).toEqual(sorted(snapshots));
     const dq = new StatisticsQueries(delayed);
     for (const f of [{ asOf: '2024-09-30' }, { asOf: '2025-06-15' }, { asOf: '2025-03-31', segment: 'loyal' }] as StatisticsFilter[]) {
