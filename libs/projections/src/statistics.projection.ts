@@ -216,15 +216,6 @@ CREATE TABLE IF NOT EXISTS stat_meta (
 `;
 
 export const UNKNOWN_KEY = 'unknown';
-/** facts that change what a month-end snapshot holds (orders, stages) */
-const SNAPSHOT_FACTS: ReadonlySet<string> = new Set([
-  'PurchaseRecorded',
-  'CustomerConverted',
-  'RepeatBuyerQualified',
-  'AdvocateRecognized',
-  'CustomerChurned',
-  'CustomerReactivated',
-]);
 export const DAY_MS = 86_400_000;
 const ACTIVE: ReadonlySet<string> = new Set(['customer', 'repeat_buyer', 'advocate']);
 
@@ -346,6 +337,8 @@ interface BatchState {
   employeeMonths: Deltas;
   employees: Map<string, { hired_at: string | null; left_at: string | null }>;
   latestAt: string | null;
+  /** accepted orders and stage transitions so far: tells whether a fact changed what a snapshot holds */
+  changes: number;
 }
 
 export class StatisticsProjection implements Projection {
@@ -364,34 +357,48 @@ export class StatisticsProjection implements Projection {
   /**
    * Folds the batch in runs that stay inside one business month. When a fact opens a later month,
    * every buyer's state is exactly the state at the end of the months left behind (no stored fact
-   * is later than the latest one), so those month ends are snapshotted from `stat_customers`. A
-   * fact that arrives after its month was snapshotted (a backfill) makes the snapshots from that
-   * month on be recomputed from the orders and the stage history: the stored snapshots are always
-   * a function of the facts, whatever the batches were.
+   * is later than the latest one), so those month ends are snapshotted from `stat_customers`.
+   *
+   * A purchase or stage change dated in a month already snapshotted (a backfill, or a log imported
+   * customer by customer) makes the snapshots from its month on stale: `stat_meta.rfm_stale_from`
+   * records the first such month and queries do not use snapshots from it on. Recomputing them at
+   * once would cost a full fold per month per batch on an import that is all backfill, so they are
+   * recomputed from the orders and the stage history when the log next opens a new month. Both
+   * happen at a point the log order fixes, so the tables are the same whatever the batches were.
    */
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
     if (events.length === 0) return;
     const stored = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
     let latest = stored ? String(stored.value) : undefined;
-    let lateFrom: string | undefined;
+    const staleRow = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    let staleFrom = staleRow ? String(staleRow.value) : undefined;
+    const storedStale = staleFrom;
     let start = 0;
+    const late = (month: string | undefined): void => {
+      if (month && (!staleFrom || month < staleFrom)) staleFrom = month;
+    };
     for (let i = 0; i < events.length; i += 1) {
-      const event = events[i]!;
-      const at = businessTime(event);
+      const at = businessTime(events[i]!);
       if (!at) continue;
       const month = at.slice(0, 7);
       if (latest && month > latest.slice(0, 7)) {
-        await this.applyRun(events.slice(start, i), tx);
+        late(await this.applyRun(events.slice(start, i), latest.slice(0, 7), tx));
         start = i;
+        if (staleFrom) {
+          for (let m = staleFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
+          staleFrom = undefined;
+        }
         for (let m = latest.slice(0, 7); m < month; m = nextMonth(m)) await this.snapshotFromCustomers(m, tx);
-      } else if (latest && month < latest.slice(0, 7) && SNAPSHOT_FACTS.has(event.type) && (!lateFrom || month < lateFrom)) {
-        lateFrom = month;
       }
       if (!latest || at > latest) latest = at;
     }
-    await this.applyRun(events.slice(start), tx);
-    if (lateFrom && latest) {
-      for (let m = lateFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
+    if (latest) late(await this.applyRun(events.slice(start), latest.slice(0, 7), tx));
+    if (staleFrom !== storedStale) {
+      if (staleFrom)
+        await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_stale_from', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+          staleFrom,
+        ]);
+      else await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
     }
   }
 
@@ -430,8 +437,12 @@ export class StatisticsProjection implements Projection {
     );
   }
 
-  private async applyRun(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
-    if (events.length === 0) return;
+  /**
+   * Folds events no later than the month `month`; answers the first earlier month a fact changed
+   * orders or stages in (those month ends may already be snapshotted), if any.
+   */
+  private async applyRun(events: readonly StoredEvent[], month: string, tx: ReadModelTransaction): Promise<string | undefined> {
+    if (events.length === 0) return undefined;
     const state: BatchState = {
       customers: new Map(),
       history: new Map(),
@@ -451,19 +462,24 @@ export class StatisticsProjection implements Projection {
       employeeMonths: new Deltas(),
       employees: new Map(),
       latestAt: null,
+      changes: 0,
     };
+    let lateFrom: string | undefined;
     await this.load(events, state, tx);
     for (const event of events) {
       const at = businessTime(event);
       if (!at) continue; // a fact without a usable business time cannot be placed in any period
       if (!state.latestAt || at > state.latestAt) state.latestAt = at;
+      const before = state.changes;
       await this.fold(event, at, state, tx);
+      if (state.changes !== before && at.slice(0, 7) < month && (!lateFrom || at.slice(0, 7) < lateFrom)) lateFrom = at.slice(0, 7);
     }
     await this.write(state, tx);
     await this.rescore(
       [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
       tx,
     );
+    return lateFrom;
   }
 
   /**
@@ -592,6 +608,7 @@ export class StatisticsProjection implements Projection {
         const month = at.slice(0, 7);
         const day = Date.parse(at) / DAY_MS;
         state.orders.push([customerId, orderId, at, day, total, cost]);
+        state.changes += 1;
         row.orders += 1;
         row.revenue += total;
         row.cost += cost;
@@ -812,6 +829,7 @@ function transition(
   reason: string | null,
   detail: string | null,
 ): void {
+  state.changes += 1;
   // spans of active stages by month in and out (month_out '' while open): churn rates read these
   if (ACTIVE.has(row.stage) && row.stage_since) {
     state.spans.add([row.stage_since.slice(0, 7), '', row.source, row.channel], [-1]);

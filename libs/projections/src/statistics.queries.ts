@@ -451,7 +451,7 @@ export class StatisticsQueries {
     const pop = await this.population(r, 'c');
     const row = (await this.isPast(r.asOfEnd))
       ? await (async () => {
-          const past = this.pastBuyers(r.asOfEnd!);
+          const past = await this.pastBuyers(r.asOfEnd!);
           return this.db.get<Row>(
             `${pop.with}, o AS (${past.sql})
              SELECT COUNT(*) AS buyers, SUM(CASE WHEN o.f >= 2 THEN 1 ELSE 0 END) AS repeaters FROM o
@@ -481,7 +481,7 @@ export class StatisticsQueries {
     const refDay = Date.parse(refAt) / DAY_MS;
     let row: Row | undefined;
     if (await this.isPast(r.asOfEnd)) {
-      const past = this.pastBuyers(r.asOfEnd!);
+      const past = await this.pastBuyers(r.asOfEnd!);
       // a month-end snapshot holds each buyer's stage then; inside a month it comes from the history
       const stage = past.scored
         ? 'o.stage'
@@ -802,15 +802,27 @@ export class StatisticsQueries {
    * last_at, f (orders), m (revenue), cost. At a month end it is the projection's snapshot, which
    * also holds stage and r_score, f_score, m_score, segment (`scored`); inside a month it is the
    * previous month end's snapshot plus the orders of the month before `asOfEnd`, found through the
-   * customers who bought that month.
+   * customers who bought that month. Where the snapshot is stale (facts arrived after it was
+   * taken, see the projection) every order before `asOfEnd` is folded instead.
    */
-  private pastBuyers(asOfEnd: string): { sql: string; params: SqlParam[]; scored: boolean } {
+  private async pastBuyers(asOfEnd: string): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
     const month = asOfEnd.slice(0, 7);
-    if (asOfEnd.slice(7) === '-01T00:00:00.000Z') {
+    const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
+    const snapshot = previousMonth(month);
+    const stale = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    if (stale && snapshot >= String(stale['value'])) {
+      return {
+        sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+            CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+        params: [asOfEnd],
+        scored: false,
+      };
+    }
+    if (monthEnd) {
       return {
         sql: `SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost, stage, r_score, f_score, m_score, segment
           FROM stat_rfm_months WHERE month = ?`,
-        params: [previousMonth(month)],
+        params: [snapshot],
         scored: true,
       };
     }
@@ -822,7 +834,7 @@ export class StatisticsQueries {
             SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
               JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
           GROUP BY customer_id`,
-      params: [previousMonth(month), `${month}-01T00:00:00.000Z`, asOfEnd, month],
+      params: [snapshot, `${month}-01T00:00:00.000Z`, asOfEnd, month],
       scored: false,
     };
   }
@@ -839,7 +851,7 @@ export class StatisticsQueries {
    */
   private async rfmCte(asOfEnd: string | undefined, full = false): Promise<{ sql: string; params: SqlParam[] }> {
     if (await this.isPast(asOfEnd)) {
-      const past = this.pastBuyers(asOfEnd!);
+      const past = await this.pastBuyers(asOfEnd!);
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       return {
         sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
