@@ -481,7 +481,7 @@ export class StatisticsQueries {
     const refDay = Date.parse(refAt) / DAY_MS;
     let row: Row | undefined;
     if (await this.isPast(r.asOfEnd)) {
-      const past = await this.pastBuyers(r.asOfEnd!);
+      const past = await this.pastBuyers(r.asOfEnd!, { firstDay: true });
       // a month-end snapshot holds each buyer's stage then; inside a month it comes from the history
       const stage = past.scored
         ? 'o.stage'
@@ -805,15 +805,20 @@ export class StatisticsQueries {
    * customers who bought that month. Where the snapshot is stale (facts arrived after it was
    * taken, see the projection) every order before `asOfEnd` is folded instead.
    */
-  private async pastBuyers(asOfEnd: string): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
+  private async pastBuyers(
+    asOfEnd: string,
+    need: { firstDay?: boolean; lastAt?: boolean } = {},
+  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
     const month = asOfEnd.slice(0, 7);
     const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
     const snapshot = previousMonth(month);
     const stale = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
     if (stale && snapshot >= String(stale['value'])) {
       return {
-        sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
-            CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+        // only the columns the caller reads: this fold runs over every order before the date
+        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, MAX(at_day) AS last_day,
+            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f, CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
+          FROM stat_orders WHERE at < ? GROUP BY customer_id`,
         params: [asOfEnd],
         scored: false,
       };
@@ -851,7 +856,7 @@ export class StatisticsQueries {
    */
   private async rfmCte(asOfEnd: string | undefined, full = false): Promise<{ sql: string; params: SqlParam[] }> {
     if (await this.isPast(asOfEnd)) {
-      const past = await this.pastBuyers(asOfEnd!);
+      const past = await this.pastBuyers(asOfEnd!, { lastAt: full });
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       return {
         sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
