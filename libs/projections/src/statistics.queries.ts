@@ -481,7 +481,7 @@ export class StatisticsQueries {
     const refDay = Date.parse(refAt) / DAY_MS;
     let row: Row | undefined;
     if (await this.isPast(r.asOfEnd)) {
-      const past = await this.pastBuyers(r.asOfEnd!, { firstDay: true });
+      const past = await this.pastBuyers(r.asOfEnd!, { firstDay: true, lastDay: true });
       // a month-end snapshot holds each buyer's stage then; inside a month it comes from the history
       const stage = past.scored
         ? 'o.stage'
@@ -807,7 +807,7 @@ export class StatisticsQueries {
    */
   private async pastBuyers(
     asOfEnd: string,
-    need: { firstDay?: boolean; lastAt?: boolean } = {},
+    need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean } = {},
   ): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
     const month = asOfEnd.slice(0, 7);
     const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
@@ -816,8 +816,9 @@ export class StatisticsQueries {
     if (stale && snapshot >= String(stale['value'])) {
       return {
         // only the columns the caller reads: this fold runs over every order before the date
-        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, MAX(at_day) AS last_day,
-            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f, CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
+        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
+            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
+            ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
           FROM stat_orders WHERE at < ? GROUP BY customer_id`,
         params: [asOfEnd],
         scored: false,
@@ -856,7 +857,7 @@ export class StatisticsQueries {
    */
   private async rfmCte(asOfEnd: string | undefined, full = false): Promise<{ sql: string; params: SqlParam[] }> {
     if (await this.isPast(asOfEnd)) {
-      const past = await this.pastBuyers(asOfEnd!, { lastAt: full });
+      const past = await this.pastBuyers(asOfEnd!, { lastDay: true, lastAt: full, money: true });
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       return {
         sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
