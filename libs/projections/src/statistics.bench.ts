@@ -25,6 +25,8 @@ export interface QueryTiming {
   name: string;
   p50Ms: number;
   p99Ms: number;
+  /** CPU time of this process (user + system) per call, median: less sensitive to a shared machine than wall time */
+  cpuP50Ms: number;
 }
 
 export interface StatisticsBenchResult {
@@ -33,6 +35,8 @@ export interface StatisticsBenchResult {
   customers: number;
   buildSeconds: number;
   eventsPerSecond: number;
+  /** CPU seconds spent applying the log (generation excluded) */
+  buildCpuSeconds: number;
   peakRssMb: number;
   queries: QueryTiming[];
 }
@@ -52,10 +56,14 @@ export async function benchStatistics(options: StatisticsBenchOptions): Promise<
   let events = 0;
   let latest = '';
   const started = performance.now();
+  let buildCpu = 0;
   for (const chunk of options.chunks ?? []) {
     for (let i = 0; i < chunk.length; i += batchSize) {
       const batch = chunk.slice(i, i + batchSize);
+      const c = process.cpuUsage();
       await store.transaction((tx) => projection.apply(batch, tx));
+      const used = process.cpuUsage(c);
+      buildCpu += (used.user + used.system) / 1e6;
       events += batch.length;
     }
     for (const e of chunk) if (e.metadata.occurredAt > latest) latest = e.metadata.occurredAt;
@@ -70,6 +78,8 @@ export async function benchStatistics(options: StatisticsBenchOptions): Promise<
   events = events || Number((await store.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_orders'))?.n ?? 0);
   const year = latest.slice(0, 4);
   const mid = `${Number(year) - 1}-06-30`;
+  // a date inside a month: no month-end snapshot answers it directly
+  const midMonth = `${Number(year) - 1}-06-17`;
   const period: StatisticsFilter = { from: `${Number(year) - 1}-01-01`, to: `${Number(year) - 1}-12-31` };
   const cases: [string, () => Promise<unknown>][] = [
     ['stageCounts', () => q.stageCounts()],
@@ -93,6 +103,12 @@ export async function benchStatistics(options: StatisticsBenchOptions): Promise<
     ['goldenCustomers period', () => q.goldenCustomers(period)],
     ['rfmSegments', () => q.rfmSegments()],
     ['rfmSegments asOf', () => q.rfmSegments({ asOf: mid })],
+    ['rfmSegments asOf mid-month', () => q.rfmSegments({ asOf: midMonth })],
+    ['stageCounts segment asOf mid-month', () => q.stageCounts({ segment: 'at_risk', asOf: midMonth })],
+    ['repeatRate asOf mid-month', () => q.repeatRate({ asOf: midMonth })],
+    ['tenure asOf mid-month', () => q.tenure({ asOf: midMonth })],
+    ['funnel segment', () => q.funnel({ segment: 'loyal' })],
+    ['goldenCustomers period segment', () => q.goldenCustomers({ ...period, segment: 'champions' })],
     ['rfmScores page', () => q.rfmScores({}, { limit: 100 })],
     ['profitability segment', () => q.profitability('segment')],
     ['profitability segment period', () => q.profitability('segment', period)],
@@ -109,22 +125,30 @@ export async function benchStatistics(options: StatisticsBenchOptions): Promise<
   for (const [name, run] of cases) {
     await run();
     const times: number[] = [];
+    const cpu: number[] = [];
     for (let i = 0; i < runs; i += 1) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await run();
       times.push(performance.now() - t);
+      const used = process.cpuUsage(c);
+      cpu.push((used.user + used.system) / 1000);
     }
     sampleRss();
     times.sort((a, b) => a - b);
-    const timing = { name, p50Ms: round(percentile(times, 0.5)), p99Ms: round(percentile(times, 0.99)) };
+    cpu.sort((a, b) => a - b);
+    const timing = { name, p50Ms: round(percentile(times, 0.5)), p99Ms: round(percentile(times, 0.99)), cpuP50Ms: round(percentile(cpu, 0.5)) };
     queries.push(timing);
-    log(`${name.padEnd(34)} p50 ${timing.p50Ms.toFixed(1).padStart(8)} ms   p99 ${timing.p99Ms.toFixed(1).padStart(8)} ms`);
+    log(
+      `${name.padEnd(36)} p50 ${timing.p50Ms.toFixed(1).padStart(8)} ms   p99 ${timing.p99Ms.toFixed(1).padStart(8)} ms   cpu p50 ${timing.cpuP50Ms.toFixed(1).padStart(8)} ms`,
+    );
   }
   return {
     events,
     customers,
     buildSeconds: round(buildSeconds),
     eventsPerSecond: options.chunks ? Math.round(events / buildSeconds) : 0,
+    buildCpuSeconds: round(buildCpu),
     peakRssMb: Math.round(peakRss / 1_048_576),
     queries,
   };

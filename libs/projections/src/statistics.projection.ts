@@ -1,5 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import { SEGMENT_CASE, ntileScores } from './statistics.rfm';
 
 /**
  * The loyalty and retention read model: compact facts from which every statistic in
@@ -25,6 +26,7 @@ export const STATISTICS_TABLES = [
   'stat_cohorts',
   'stat_active_spans',
   'stat_churns',
+  'stat_rfm_months',
   'stat_meta',
 ] as const;
 
@@ -55,8 +57,14 @@ CREATE TABLE IF NOT EXISTS stat_customers (
   cost BIGINT NOT NULL,
   days_to_customer DOUBLE PRECISION,
   days_to_repeat DOUBLE PRECISION,
-  days_to_advocate DOUBLE PRECISION
+  days_to_advocate DOUBLE PRECISION,
+  r_score BIGINT NOT NULL DEFAULT 0,
+  f_score BIGINT NOT NULL DEFAULT 0,
+  m_score BIGINT NOT NULL DEFAULT 0,
+  segment TEXT
 );
+-- the present RFM segment of every buyer, kept by the projection: segment filters and figures read this index
+CREATE INDEX IF NOT EXISTS stat_customers_segment ON stat_customers (segment, customer_id, stage, orders, revenue, cost, first_purchase_day, last_purchase_day, source, channel);
 CREATE INDEX IF NOT EXISTS stat_customers_stage ON stat_customers (stage);
 CREATE INDEX IF NOT EXISTS stat_customers_source ON stat_customers (source, channel, stage);
 CREATE INDEX IF NOT EXISTS stat_customers_channel ON stat_customers (channel, stage);
@@ -176,9 +184,31 @@ CREATE TABLE IF NOT EXISTS stat_churns (
   n BIGINT NOT NULL,
   PRIMARY KEY (month, reason, detail, source, channel)
 );
-CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id);
-CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id);
-CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id);
+-- a funnel median is a walk to the middle of one of these; the stage date and the registration
+-- date it is filtered on are in the index, so the walk never reads the table
+CREATE INDEX IF NOT EXISTS stat_customers_to_customer ON stat_customers (days_to_customer, customer_id, converted_at, registered_at);
+CREATE INDEX IF NOT EXISTS stat_customers_to_repeat ON stat_customers (days_to_repeat, customer_id, repeat_at, registered_at);
+CREATE INDEX IF NOT EXISTS stat_customers_to_advocate ON stat_customers (days_to_advocate, customer_id, advocate_at, registered_at);
+-- each buyer as of the end of every month the log has left behind (the first instant of the next
+-- month is at or before the latest fact): what they had bought, their stage and their RFM scores
+-- then, so a figure as of a month end reads one month's rows instead of folding every order
+CREATE TABLE IF NOT EXISTS stat_rfm_months (
+  month TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  first_day DOUBLE PRECISION NOT NULL,
+  last_day DOUBLE PRECISION NOT NULL,
+  last_at TEXT NOT NULL,
+  orders BIGINT NOT NULL,
+  revenue BIGINT NOT NULL,
+  cost BIGINT NOT NULL,
+  stage TEXT NOT NULL,
+  r_score BIGINT NOT NULL,
+  f_score BIGINT NOT NULL,
+  m_score BIGINT NOT NULL,
+  segment TEXT NOT NULL,
+  PRIMARY KEY (month, customer_id)
+)/*rfm_months_storage*/;
+CREATE INDEX IF NOT EXISTS stat_rfm_months_segment ON stat_rfm_months (month, segment, customer_id);
 CREATE TABLE IF NOT EXISTS stat_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -307,22 +337,112 @@ interface BatchState {
   employeeMonths: Deltas;
   employees: Map<string, { hired_at: string | null; left_at: string | null }>;
   latestAt: string | null;
+  /** accepted orders and stage transitions so far: tells whether a fact changed what a snapshot holds */
+  changes: number;
 }
 
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
-  /** 2: the month index covers per-customer period sums; per-customer sales kept in key order on SQLite */
-  readonly version = 2;
+  /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
+  readonly version = 3;
   readonly tables = STATISTICS_TABLES;
 
   async migrate(tx: ReadModelTransaction): Promise<void> {
     // SQLite keeps a WITHOUT ROWID table in primary-key order, so a segment's per-customer sales
     // are read in place instead of one table lookup per row (PostgreSQL has no such clause)
-    await tx.exec(DDL.replace('/*customer_sales_storage*/', tx.dialect === 'sqlite' ? ' WITHOUT ROWID' : ''));
+    const withoutRowid = tx.dialect === 'sqlite' ? ' WITHOUT ROWID' : '';
+    await tx.exec(DDL.replace('/*customer_sales_storage*/', withoutRowid).replace('/*rfm_months_storage*/', withoutRowid));
   }
 
+  /**
+   * Folds the batch in runs that stay inside one business month. When a fact opens a later month,
+   * every buyer's state is exactly the state at the end of the months left behind (no stored fact
+   * is later than the latest one), so those month ends are snapshotted from `stat_customers`.
+   *
+   * A purchase or stage change dated in a month already snapshotted (a backfill, or a log imported
+   * customer by customer) makes the snapshots from its month on stale: `stat_meta.rfm_stale_from`
+   * records the first such month and queries do not use snapshots from it on. Recomputing them at
+   * once would cost a full fold per month per batch on an import that is all backfill, so they are
+   * recomputed from the orders and the stage history when the log next opens a new month. Both
+   * happen at a point the log order fixes, so the tables are the same whatever the batches were.
+   */
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
     if (events.length === 0) return;
+    const stored = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
+    let latest = stored ? String(stored.value) : undefined;
+    const staleRow = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    let staleFrom = staleRow ? String(staleRow.value) : undefined;
+    const storedStale = staleFrom;
+    let start = 0;
+    const late = (month: string | undefined): void => {
+      if (month && (!staleFrom || month < staleFrom)) staleFrom = month;
+    };
+    for (let i = 0; i < events.length; i += 1) {
+      const at = businessTime(events[i]!);
+      if (!at) continue;
+      const month = at.slice(0, 7);
+      if (latest && month > latest.slice(0, 7)) {
+        late(await this.applyRun(events.slice(start, i), latest.slice(0, 7), tx));
+        start = i;
+        if (staleFrom) {
+          for (let m = staleFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
+          staleFrom = undefined;
+        }
+        for (let m = latest.slice(0, 7); m < month; m = nextMonth(m)) await this.snapshotFromCustomers(m, tx);
+      }
+      if (!latest || at > latest) latest = at;
+    }
+    if (latest) late(await this.applyRun(events.slice(start), latest.slice(0, 7), tx));
+    if (staleFrom !== storedStale) {
+      if (staleFrom)
+        await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_stale_from', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+          staleFrom,
+        ]);
+      else await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    }
+  }
+
+  /** the buyers' rows as they stand, scores included (kept current by `rescore`) */
+  private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
+    await tx.run(
+      `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
+       SELECT ?, customer_id, first_purchase_day, last_purchase_day, last_purchase_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment
+       FROM stat_customers WHERE orders > 0`,
+      [month],
+    );
+  }
+
+  /** the same snapshot, folded from the orders and the stage history (after a late fact) */
+  private async snapshotFromOrders(month: string, tx: ReadModelTransaction): Promise<void> {
+    const end = `${nextMonth(month)}-01T00:00:00.000Z`;
+    await tx.run('DELETE FROM stat_rfm_months WHERE month = ?', [month]);
+    await this.snapshot(
+      month,
+      `SELECT o.customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day, MAX(o.at) AS last_at, COUNT(*) AS f,
+         CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost,
+         COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id AND h.from_at < ?
+           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage
+       FROM stat_orders o WHERE o.at < ? GROUP BY o.customer_id`,
+      [end, end, end],
+      tx,
+    );
+  }
+
+  private async snapshot(month: string, base: string, params: SqlParam[], tx: ReadModelTransaction): Promise<void> {
+    await tx.run(
+      `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
+       SELECT ?, customer_id, first_day, last_day, last_at, f, m, cost, stage, r_score, f_score, m_score, ${SEGMENT_CASE}
+       FROM (${ntileScores(base)}) s`,
+      [month, ...params],
+    );
+  }
+
+  /**
+   * Folds events no later than the month `month`; answers the first earlier month a fact changed
+   * orders or stages in (those month ends may already be snapshotted), if any.
+   */
+  private async applyRun(events: readonly StoredEvent[], month: string, tx: ReadModelTransaction): Promise<string | undefined> {
+    if (events.length === 0) return undefined;
     const state: BatchState = {
       customers: new Map(),
       history: new Map(),
@@ -342,15 +462,75 @@ export class StatisticsProjection implements Projection {
       employeeMonths: new Deltas(),
       employees: new Map(),
       latestAt: null,
+      changes: 0,
     };
+    let lateFrom: string | undefined;
     await this.load(events, state, tx);
     for (const event of events) {
       const at = businessTime(event);
       if (!at) continue; // a fact without a usable business time cannot be placed in any period
       if (!state.latestAt || at > state.latestAt) state.latestAt = at;
+      const before = state.changes;
       await this.fold(event, at, state, tx);
+      if (state.changes !== before && at.slice(0, 7) < month && (!lateFrom || at.slice(0, 7) < lateFrom)) lateFrom = at.slice(0, 7);
     }
     await this.write(state, tx);
+    await this.rescore(
+      [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
+      tx,
+    );
+    return lateFrom;
+  }
+
+  /**
+   * Keeps every buyer's present R, F, M quintile scores and segment equal to what NTILE(5) over
+   * all buyers ordered by (value, customer id) gives. A score is 1 + the number of bucket starts
+   * (cuts) at or below the customer's (value, id); cuts are index walks. Between two runs only the
+   * customers the run touched and those lying between a cut's old and new position can change
+   * score, so only those rows are rewritten: a few thousand per run instead of every buyer.
+   */
+  private async rescore(touched: string[], tx: ReadModelTransaction): Promise<void> {
+    const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
+    const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
+    const after = await rfmCuts(tx);
+    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => {
+      const params: SqlParam[] = [];
+      const terms = after[dim].map((c) => {
+        params.push(c[0], c[0], c[1]);
+        return `CASE WHEN ${dim} > ? OR (${dim} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`;
+      });
+      return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
+    };
+    const r = score('last_purchase_day');
+    const f = score('orders');
+    const m = score('revenue');
+    const update = async (where: string, params: SqlParam[]): Promise<void> => {
+      await tx.run(`UPDATE stat_customers SET r_score = ${r.sql}, f_score = ${f.sql}, m_score = ${m.sql} WHERE orders > 0 AND ${where}`, [
+        ...r.params,
+        ...f.params,
+        ...m.params,
+        ...params,
+      ]);
+      await tx.run(`UPDATE stat_customers SET segment = ${SEGMENT_CASE} WHERE orders > 0 AND ${where}`, params);
+    };
+    if (!before) {
+      await update('1 = 1', []);
+    } else {
+      for (const ids of chunks(touched, 500)) await update(`customer_id IN (${ids.map(() => '?').join(', ')})`, ids);
+      for (const dim of RFM_DIMENSIONS) {
+        for (let b = 0; b < 4; b += 1) {
+          const [lo, hi] = cutRange(before[dim][b], after[dim][b]);
+          if (!lo) continue;
+          const where = [`(${dim} > ? OR (${dim} = ? AND customer_id >= ?))`];
+          const params: SqlParam[] = [lo[0], lo[0], lo[1]];
+          if (hi) (where.push(`(${dim} < ? OR (${dim} = ? AND customer_id < ?))`), params.push(hi[0], hi[0], hi[1]));
+          await update(where.join(' AND '), params);
+        }
+      }
+    }
+    await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+      JSON.stringify(after),
+    ]);
   }
 
   private async load(events: readonly StoredEvent[], state: BatchState, tx: ReadModelTransaction): Promise<void> {
@@ -428,6 +608,7 @@ export class StatisticsProjection implements Projection {
         const month = at.slice(0, 7);
         const day = Date.parse(at) / DAY_MS;
         state.orders.push([customerId, orderId, at, day, total, cost]);
+        state.changes += 1;
         row.orders += 1;
         row.revenue += total;
         row.cost += cost;
@@ -648,6 +829,7 @@ function transition(
   reason: string | null,
   detail: string | null,
 ): void {
+  state.changes += 1;
   // spans of active stages by month in and out (month_out '' while open): churn rates read these
   if (ACTIVE.has(row.stage) && row.stage_since) {
     state.spans.add([row.stage_since.slice(0, 7), '', row.source, row.channel], [-1]);
@@ -749,4 +931,48 @@ function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+type RfmDimension = 'last_purchase_day' | 'orders' | 'revenue';
+const RFM_DIMENSIONS: readonly RfmDimension[] = ['last_purchase_day', 'orders', 'revenue'];
+/** per dimension, the first (value, customer id) of buckets 2..5 that are not empty */
+type RfmCuts = Record<RfmDimension, [number, string][]>;
+
+async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
+  const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
+  // the rank each of buckets 2..5 starts at, as NTILE(5) fills them: the first n % 5 buckets hold one more
+  const starts: number[] = [];
+  for (let b = 1, at = 0; b <= 5; b += 1) {
+    if (b > 1 && at < n) starts.push(at);
+    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+  }
+  // each cut is a walk along the (value, customer_id) index; `+orders` keeps the planner from
+  // ranging over the orders index and sorting instead (unary plus is valid on both engines)
+  const buyers: Record<RfmDimension, string> = { last_purchase_day: 'last_purchase_day IS NOT NULL', orders: 'orders > 0', revenue: '+orders > 0' };
+  const cuts = { last_purchase_day: [], orders: [], revenue: [] } as RfmCuts;
+  for (const dim of RFM_DIMENSIONS) {
+    for (const k of starts) {
+      const cut = await tx.get<{ v: unknown; customer_id: string }>(
+        `SELECT ${dim} AS v, customer_id FROM stat_customers WHERE ${buyers[dim]} ORDER BY ${dim}, customer_id LIMIT 1 OFFSET ${k}`,
+      );
+      if (cut) cuts[dim].push([Number(cut.v), String(cut.customer_id)]);
+    }
+  }
+  return cuts;
+}
+
+/** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */
+function cutRange(a: [number, string] | undefined, b: [number, string] | undefined): [[number, string] | undefined, [number, string] | undefined] {
+  if (!a && !b) return [undefined, undefined];
+  if (!a || !b) return [a ?? b, undefined];
+  const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+  if (order === 0) return [undefined, undefined];
+  return order < 0 ? [a, b] : [b, a];
+}
+
+/** the month after `YYYY-MM` */
+export function nextMonth(m: string): string {
+  const y = Number(m.slice(0, 4));
+  const mo = Number(m.slice(5, 7));
+  return mo === 12 ? `${String(y + 1).padStart(4, '0')}-01` : `${m.slice(0, 4)}-${String(mo + 1).padStart(2, '0')}`;
 }

@@ -1,5 +1,7 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
-import { DAY_MS, isoOrUndefined } from './statistics.projection';
+import { DAY_MS, isoOrUndefined, nextMonth } from './statistics.projection';
+import { RFM_SEGMENTS, SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import type { RfmSegment } from './statistics.rfm';
 
 /**
  * Loyalty and retention statistics over the tables `StatisticsProjection` writes. Every figure is
@@ -10,31 +12,8 @@ import { DAY_MS, isoOrUndefined } from './statistics.projection';
  * same read model gives the same answer on SQLite and PostgreSQL, every time.
  */
 
-export type RfmSegment = 'champions' | 'loyal' | 'potential' | 'at_risk' | 'hibernating' | 'lost';
-
-/**
- * RFM segments from the recency (R) and frequency (F) quintile scores, first matching rule wins.
- * Monetary (M) is reported beside them but does not choose the segment: in our data it follows F.
- * Every one of the 25 (R, F) cells is covered exactly once (a spec checks it).
- */
-export const RFM_SEGMENT_RULES: readonly { segment: RfmSegment; r: [number, number]; f: [number, number] }[] = [
-  { segment: 'champions', r: [4, 5], f: [4, 5] },
-  { segment: 'loyal', r: [3, 5], f: [3, 5] },
-  { segment: 'potential', r: [4, 5], f: [1, 2] },
-  { segment: 'at_risk', r: [1, 2], f: [3, 5] },
-  { segment: 'hibernating', r: [2, 3], f: [1, 2] },
-  { segment: 'lost', r: [1, 1], f: [1, 2] },
-];
-export const RFM_SEGMENTS: readonly RfmSegment[] = RFM_SEGMENT_RULES.map((r) => r.segment);
-
-export function rfmSegmentOf(r: number, f: number): RfmSegment {
-  const rule = RFM_SEGMENT_RULES.find((x) => r >= x.r[0] && r <= x.r[1] && f >= x.f[0] && f <= x.f[1]);
-  return rule?.segment ?? 'lost';
-}
-
-const SEGMENT_CASE = `CASE ${RFM_SEGMENT_RULES.map(
-  (x) => `WHEN r_score BETWEEN ${x.r[0]} AND ${x.r[1]} AND f_score BETWEEN ${x.f[0]} AND ${x.f[1]} THEN '${x.segment}'`,
-).join(' ')} ELSE 'lost' END`;
+export { RFM_SEGMENT_RULES, RFM_SEGMENTS, rfmSegmentOf } from './statistics.rfm';
+export type { RfmSegment } from './statistics.rfm';
 
 export const STAGES = ['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'] as const;
 const ACTIVE_STAGES = `('customer', 'repeat_buyer', 'advocate')`;
@@ -470,13 +449,16 @@ export class StatisticsQueries {
   async repeatRate(filter?: StatisticsFilter): Promise<RepeatRate> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
     const pop = await this.population(r, 'c');
-    const row = r.asOfEnd
-      ? await this.db.get<Row>(
-          `${pop.with}, o AS (SELECT customer_id, COUNT(*) AS n FROM stat_orders WHERE at < ? GROUP BY customer_id)
-           SELECT COUNT(*) AS buyers, SUM(CASE WHEN o.n >= 2 THEN 1 ELSE 0 END) AS repeaters FROM o
-           ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
-          [...pop.withParams, r.asOfEnd, ...pop.params],
-        )
+    const row = (await this.isPast(r.asOfEnd))
+      ? await (async () => {
+          const past = await this.pastBuyers(r.asOfEnd!);
+          return this.db.get<Row>(
+            `${pop.with}, o AS (${past.sql})
+             SELECT COUNT(*) AS buyers, SUM(CASE WHEN o.f >= 2 THEN 1 ELSE 0 END) AS repeaters FROM o
+             ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
+            [...pop.withParams, ...past.params, ...pop.params],
+          );
+        })()
       : await this.db.get<Row>(
           `${pop.with} SELECT COUNT(*) AS buyers, SUM(CASE WHEN c.orders >= 2 THEN 1 ELSE 0 END) AS repeaters
            FROM stat_customers c WHERE c.orders >= 1 ${pop.where}`,
@@ -497,20 +479,27 @@ export class StatisticsQueries {
     const refAt = r.asOfEnd ?? (await this.latestAt());
     if (!refAt) return { customers: 0, averageDays: null };
     const refDay = Date.parse(refAt) / DAY_MS;
-    const row = r.asOfEnd
-      ? await this.db.get<Row>(
-          `${pop.with}, o AS (SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day FROM stat_orders WHERE at < ? GROUP BY customer_id)
-           SELECT COUNT(*) AS n, SUM(CASE WHEN (SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id
-               AND h.from_at < ? AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1) = 'churned'
-             THEN o.last_day - o.first_day ELSE ? - o.first_day END) AS total
-           FROM o ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
-          [...pop.withParams, r.asOfEnd, r.asOfEnd, r.asOfEnd, refDay, ...pop.params],
-        )
-      : await this.db.get<Row>(
-          `${pop.with} SELECT COUNT(*) AS n, SUM(CASE WHEN c.stage = 'churned' THEN c.last_purchase_day - c.first_purchase_day ELSE ? - c.first_purchase_day END) AS total
-           FROM stat_customers c WHERE c.orders >= 1 ${pop.where}`,
-          [...pop.withParams, refDay, ...pop.params],
-        );
+    let row: Row | undefined;
+    if (await this.isPast(r.asOfEnd)) {
+      const past = await this.pastBuyers(r.asOfEnd!, { firstDay: true, lastDay: true });
+      // a month-end snapshot holds each buyer's stage then; inside a month it comes from the history
+      const stage = past.scored
+        ? 'o.stage'
+        : `(SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id
+             AND h.from_at < ? AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1)`;
+      row = await this.db.get<Row>(
+        `${pop.with}, o AS (${past.sql})
+         SELECT COUNT(*) AS n, SUM(CASE WHEN ${stage} = 'churned' THEN o.last_day - o.first_day ELSE ? - o.first_day END) AS total
+         FROM o ${pop.joins ? 'JOIN stat_customers c ON c.customer_id = o.customer_id' : ''} WHERE 1 = 1 ${pop.where}`,
+        [...pop.withParams, ...past.params, ...(past.scored ? [] : [r.asOfEnd!, r.asOfEnd!]), refDay, ...pop.params],
+      );
+    } else {
+      row = await this.db.get<Row>(
+        `${pop.with} SELECT COUNT(*) AS n, SUM(CASE WHEN c.stage = 'churned' THEN c.last_purchase_day - c.first_purchase_day ELSE ? - c.first_purchase_day END) AS total
+         FROM stat_customers c WHERE c.segment IS NOT NULL ${pop.where}`,
+        [...pop.withParams, refDay, ...pop.params],
+      );
+    }
     const n = num(row?.['n']);
     return { customers: n, averageDays: n === 0 ? null : Number(row?.['total']) / n };
   }
@@ -801,70 +790,86 @@ export class StatisticsQueries {
 
   // ---------- building blocks ----------
 
+  /** true when `asOfEnd` excludes some stored fact, so a figure as of it cannot read the present rows */
+  private async isPast(asOfEnd: string | undefined): Promise<boolean> {
+    if (!asOfEnd) return false;
+    const latest = await this.latestAt();
+    return latest !== undefined && asOfEnd <= latest;
+  }
+
+  /**
+   * Every buyer as of a past `asOfEnd` (exclusive): columns customer_id, first_day, last_day,
+   * last_at, f (orders), m (revenue), cost. At a month end it is the projection's snapshot, which
+   * also holds stage and r_score, f_score, m_score, segment (`scored`); inside a month it is the
+   * previous month end's snapshot plus the orders of the month before `asOfEnd`, found through the
+   * customers who bought that month. Where the snapshot is stale (facts arrived after it was
+   * taken, see the projection) every order before `asOfEnd` is folded instead.
+   */
+  private async pastBuyers(
+    asOfEnd: string,
+    need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean } = {},
+  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
+    const month = asOfEnd.slice(0, 7);
+    const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
+    const snapshot = previousMonth(month);
+    const stale = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    if (stale && snapshot >= String(stale['value'])) {
+      return {
+        // only the columns the caller reads: this fold runs over every order before the date
+        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
+            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
+            ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
+          FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+        params: [asOfEnd],
+        scored: false,
+      };
+    }
+    if (monthEnd) {
+      return {
+        sql: `SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost, stage, r_score, f_score, m_score, segment
+          FROM stat_rfm_months WHERE month = ?`,
+        params: [snapshot],
+        scored: true,
+      };
+    }
+    return {
+      sql: `SELECT customer_id, MIN(first_day) AS first_day, MAX(last_day) AS last_day, MAX(last_at) AS last_at,
+          CAST(SUM(f) AS BIGINT) AS f, CAST(SUM(m) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM (
+            SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost FROM stat_rfm_months WHERE month = ?
+            UNION ALL
+            SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
+              JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
+          GROUP BY customer_id`,
+      params: [snapshot, `${month}-01T00:00:00.000Z`, asOfEnd, month],
+      scored: false,
+    };
+  }
+
   /**
    * RFM over every customer with a purchase before `asOfEnd` (or ever): quintiles are taken over
    * the whole base, so a customer's segment does not depend on the other filters of a query.
    *
-   * For the present (or any date after the latest fact) the quintile boundaries are read off
-   * indexes: the first (value, customer id) of each NTILE bucket is one `LIMIT 1 OFFSET k` walk,
-   * and each customer's score is the number of boundaries at or below them. That is exactly what
-   * `NTILE(5) OVER (ORDER BY value, customer_id)` gives, without sorting the base three times.
-   * For a past date the base is folded from the orders and ranked with NTILE.
-   * `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once: inlined, the score
-   * expressions would be re-evaluated inside every branch of the segment CASE.
+   * The present (or any date after the latest fact) reads the scores the projection keeps on
+   * `stat_customers`; a past month end reads the scores it stored then (`stat_rfm_months`); any
+   * other past date folds the previous month end's snapshot with the orders since and ranks that
+   * with NTILE. `MATERIALIZED` (SQLite ≥ 3.35, PostgreSQL ≥ 12) scores each customer once:
+   * inlined, the NTILE windows would be re-evaluated inside every branch of the segment CASE.
    */
   private async rfmCte(asOfEnd: string | undefined, full = false): Promise<{ sql: string; params: SqlParam[] }> {
-    const latest = await this.latestAt();
-    if (asOfEnd && latest && asOfEnd <= latest) {
-      // the segment needs R and F only: ranking by M and the last purchase instant are kept for
-      // `full` (per-customer scores), which saves a third of the window work for every segment figure
+    if (await this.isPast(asOfEnd)) {
+      const past = await this.pastBuyers(asOfEnd!, { lastDay: true, lastAt: full, money: true });
+      if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       return {
-        sql: `rfm_base AS (SELECT customer_id, MAX(at_day) AS last_day, ${full ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
-            CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM stat_orders WHERE at < ? GROUP BY customer_id),
-          rfm AS MATERIALIZED (SELECT customer_id, last_day, last_at, f, m, cost,
-            NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
-            NTILE(5) OVER (ORDER BY f, customer_id) AS f_score,
-            ${full ? 'NTILE(5) OVER (ORDER BY m, customer_id)' : '0'} AS m_score FROM rfm_base),
+        sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
           rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
-        params: [asOfEnd],
+        params: past.params,
       };
     }
-    const n = num((await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.['n']);
-    // first rank of buckets 2..5 as NTILE(5) fills them: the first n % 5 buckets hold one more
-    const starts: number[] = [];
-    for (let b = 1, at = 0; b <= 5; b += 1) {
-      if (b > 1) starts.push(at);
-      at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
-    }
-    const params: SqlParam[] = [];
-    // each boundary must be a walk along the (value, customer_id) index; `+orders` keeps the
-    // planner from ranging over the orders index and sorting instead (unary plus is valid on both engines)
-    const buyers: Record<string, string> = {
-      last_purchase_day: 'last_purchase_day IS NOT NULL',
-      orders: 'orders > 0',
-      revenue: '+orders > 0',
-    };
-    const score = async (col: string): Promise<string> => {
-      const terms: string[] = [];
-      for (const k of starts) {
-        if (k >= n) continue;
-        const cut = await this.db.get<Row>(
-          `SELECT ${col} AS v, customer_id FROM stat_customers WHERE ${buyers[col] ?? 'orders > 0'} ORDER BY ${col}, customer_id LIMIT 1 OFFSET ${k}`,
-        );
-        if (!cut) continue;
-        terms.push(`CASE WHEN ${col} > ? OR (${col} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`);
-        params.push(cut['v'] as SqlParam, cut['v'] as SqlParam, String(cut['customer_id']));
-      }
-      return terms.length ? `1 + ${terms.join(' + ')}` : '1';
-    };
-    const r = await score('last_purchase_day');
-    const f = await score('orders');
-    const m = full ? await score('revenue') : '0';
+    // every buyer has a segment and nobody else has: the condition lets the planner read the segment index
     return {
-      sql: `rfm AS MATERIALIZED (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
-            ${r} AS r_score, ${f} AS f_score, ${m} AS m_score FROM stat_customers WHERE orders > 0),
-          rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
-      params,
+      sql: `rfm_seg AS (SELECT customer_id, last_purchase_day AS last_day, last_purchase_at AS last_at, orders AS f, revenue AS m, cost,
+          r_score, f_score, m_score, segment FROM stat_customers WHERE segment IS NOT NULL)`,
+      params: [],
     };
   }
 
@@ -887,7 +892,10 @@ export class StatisticsQueries {
     if (r.channel) (where.push(`AND ${alias}.channel = ?`), params.push(r.channel));
     let withSql = 'WITH noop AS (SELECT 1 AS one)';
     let withParams: SqlParam[] = [];
-    if (r.segment) {
+    if (r.segment && !(await this.isPast(r.asOfEnd ?? r.toEnd))) {
+      where.push(`AND ${alias}.segment = ?`);
+      params.push(r.segment);
+    } else if (r.segment) {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
       withParams = [...rfm.params, r.segment];
@@ -933,8 +941,8 @@ export function monthDiff(from: string, to: string): number {
   return ((ty ?? 0) - (fy ?? 0)) * 12 + ((tm ?? 0) - (fm ?? 0));
 }
 
-function nextMonth(m: string): string {
-  const [y, mo] = m.split('-').map(Number);
-  const d = new Date(Date.UTC(y ?? 0, mo ?? 0, 1));
-  return d.toISOString().slice(0, 7);
+function previousMonth(m: string): string {
+  const y = Number(m.slice(0, 4));
+  const mo = Number(m.slice(5, 7));
+  return mo === 1 ? `${String(y - 1).padStart(4, '0')}-12` : `${m.slice(0, 4)}-${String(mo - 1).padStart(2, '0')}`;
 }

@@ -487,6 +487,34 @@ describe('statistics over a seeded customer history', () => {
     }
   });
 
+  it('given purchases that arrive after their month was snapshotted, then figures as of past dates stay right and the next month recomputes the snapshots', async () => {
+    // every fifth purchase is held back to the end of the log: each one makes the snapshots from its month on stale
+    const purchases = events.filter((e) => e.type === 'PurchaseRecorded');
+    const late = new Set(purchases.filter((_e, i) => i % 5 === 0));
+    const delayed = await project([...events.filter((e) => !late.has(e)), ...late], 173);
+    const ordered = await project(events, 173);
+    const dq = new StatisticsQueries(delayed);
+    const oq = new StatisticsQueries(ordered);
+    const filters: StatisticsFilter[] = [{ asOf: '2024-09-30' }, { asOf: '2025-06-15' }, { asOf: '2025-03-31', segment: 'loyal' }, { segment: 'at_risk', to: '2024-12-31' }];
+    const answers = async (x: StatisticsQueries, f: StatisticsFilter): Promise<unknown> =>
+      rounded([await x.rfmSegments({ ...f, to: undefined }), await x.tenure({ ...f, to: undefined }), await x.repeatRate({ ...f, to: undefined }), await x.value({ to: f.to, segment: f.segment })]);
+    for (const f of filters) expect({ f, got: await answers(dq, f) }).toEqual({ f, got: await answers(q, f) });
+    expect(await delayed.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toEqual({ value: '2024-01' });
+    expect(await ordered.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toBeUndefined();
+
+    // a fact that opens the next month makes both read models snapshot it; the stale months are recomputed
+    const next = { ...events[events.length - 1]!, id: 'next-month', position: events.length + 1, type: 'ProspectRegistered', data: { customerId: 'newcomer', source: 'web' }, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion: 1 } };
+    for (const st of [ordered, delayed]) await st.transaction((tx) => new StatisticsProjection().apply([next], tx));
+    const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
+    const snapshots = await ordered.all<{ month: string }>('SELECT * FROM stat_rfm_months');
+    expect(new Set(snapshots.map((r) => r.month)).size).toBeGreaterThanOrEqual(25);
+    expect(await delayed.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toBeUndefined();
+    expect(sorted(await delayed.all('SELECT * FROM stat_rfm_months'))).toEqual(sorted(snapshots));
+    for (const f of filters) expect({ f, got: await answers(dq, f) }).toEqual({ f, got: await answers(oq, f) });
+    await delayed.close();
+    await ordered.close();
+  });
+
   it('gives the same read model whatever the batch size', async () => {
     const other = await project(events, 1_000_000);
     const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
