@@ -1,5 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import { replaceAll, upsertRows } from './sql-batch';
 
 /**
  * The loyalty and retention read model: compact facts from which every statistic in
@@ -249,29 +250,41 @@ const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
   'days_to_advocate',
 ];
 
-const UPSERT_CUSTOMER = `INSERT INTO stat_customers (${CUSTOMER_COLUMNS.join(', ')}) VALUES (${CUSTOMER_COLUMNS.map(() => '?').join(', ')})
-ON CONFLICT (customer_id) DO UPDATE SET ${CUSTOMER_COLUMNS.filter((c) => c !== 'customer_id')
-  .map((c) => `${c} = excluded.${c}`)
-  .join(', ')}`;
-
 /** Additive deltas for one aggregate row, keyed by its primary key. */
 class Deltas {
-  private readonly rows = new Map<string, { key: SqlParam[]; values: number[] }>();
+  /**
+   * Nested maps, one level per key part, rather than one map on a joined or JSON key: building and
+   * hashing a new key string for every add was the biggest single cost of folding purchases.
+   */
+  private readonly root = new Map<SqlParam, unknown>();
+  private readonly rows: { key: SqlParam[]; values: number[] }[] = [];
   add(key: SqlParam[], values: number[]): void {
-    const k = JSON.stringify(key);
-    const row = this.rows.get(k);
+    let level = this.root;
+    const last = key.length - 1;
+    for (let i = 0; i < last; i += 1) {
+      let next = level.get(key[i] as SqlParam) as Map<SqlParam, unknown> | undefined;
+      if (!next) {
+        next = new Map();
+        level.set(key[i] as SqlParam, next);
+      }
+      level = next;
+    }
+    const row = level.get(key[last] as SqlParam) as { key: SqlParam[]; values: number[] } | undefined;
     if (!row) {
-      this.rows.set(k, { key, values: [...values] });
+      const created = { key, values: [...values] };
+      level.set(key[last] as SqlParam, created);
+      this.rows.push(created);
       return;
     }
-    values.forEach((v, i) => (row.values[i] = (row.values[i] ?? 0) + v));
+    for (let i = 0; i < values.length; i += 1) row.values[i] = (row.values[i] ?? 0) + (values[i] as number);
   }
+  /** many rows per statement: per-row statements were most of a rebuild's write time */
   async flush(tx: ReadModelTransaction, table: string, keyCols: string[], valueCols: string[]): Promise<void> {
-    if (this.rows.size === 0) return;
-    const cols = [...keyCols, ...valueCols];
-    const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})
-ON CONFLICT (${keyCols.join(', ')}) DO UPDATE SET ${valueCols.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`;
-    for (const { key, values } of this.rows.values()) await tx.run(sql, [...key, ...values]);
+    if (this.rows.length === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const { key, values } of this.rows) rows.push([...key, ...values]);
+    await upsertRows(tx, table, [...keyCols, ...valueCols], keyCols,
+      `DO UPDATE SET ${valueCols.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`, rows);
   }
 }
 
@@ -579,12 +592,9 @@ export class StatisticsProjection implements Projection {
   }
 
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
-    for (const row of state.customers.values()) {
-      await tx.run(
-        UPSERT_CUSTOMER,
-        CUSTOMER_COLUMNS.map((c) => row[c]),
-      );
-    }
+    const customers: SqlParam[][] = [];
+    for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
     for (const c of state.closeHistory) {
       await tx.run('UPDATE stat_stage_history SET to_at = ? WHERE customer_id = ? AND seq = ?', [
         c.at,
@@ -592,18 +602,12 @@ export class StatisticsProjection implements Projection {
         c.seq,
       ]);
     }
-    for (const h of state.history.values()) {
-      await tx.run(
-        'INSERT INTO stat_stage_history (customer_id, seq, stage, from_at, to_at, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, seq) DO NOTHING',
-        [h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail],
-      );
-    }
-    for (const o of state.orders) {
-      await tx.run(
-        'INSERT INTO stat_orders (customer_id, order_id, at, at_day, revenue, cost) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, order_id) DO NOTHING',
-        o,
-      );
-    }
+    const history: SqlParam[][] = [];
+    for (const h of state.history.values()) history.push([h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail]);
+    await upsertRows(tx, 'stat_stage_history', ['customer_id', 'seq', 'stage', 'from_at', 'to_at', 'reason', 'detail'],
+      ['customer_id', 'seq'], 'DO NOTHING', history);
+    await upsertRows(tx, 'stat_orders', ['customer_id', 'order_id', 'at', 'at_day', 'revenue', 'cost'], ['customer_id', 'order_id'],
+      'DO NOTHING', state.orders);
     await state.customerMonths.flush(tx, 'stat_customer_months', ['customer_id', 'month'], ['orders', 'revenue', 'cost']);
     await state.sales.flush(tx, 'stat_sales', ['dim', 'month', 'key', 'source', 'channel'], ['orders', 'revenue', 'cost']);
     await state.customerSales.flush(
@@ -726,8 +730,16 @@ function businessTime(e: StoredEvent): string | undefined {
   return isoOrUndefined(e.metadata?.occurredAt) ?? isoOrUndefined(e.data?.['occurredAt']);
 }
 
+/**
+ * Already canonical UTC with a day every month has: Date would give the same text back, so the
+ * parse and reformat (a noticeable share of a rebuild) is skipped. Days 29–31 and anything else
+ * take the full path, which also rolls over dates like Feb 30 as before.
+ */
+const CANONICAL_ISO = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
 export function isoOrUndefined(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length < 10) return undefined;
+  if (CANONICAL_ISO.test(v)) return v;
   const t = Date.parse(v);
   return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
 }
