@@ -1,5 +1,7 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { inMemoryStoreOf, StoredEventLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { allProjections } from './all-projections';
+import { ProfilesProjection } from './profiles.projection';
 import { Projector, microBatches } from './projector';
 import { digest } from './read-model-digest';
 import type { Projection, ReadModelStore } from './read-model-store';
@@ -181,6 +183,28 @@ describe('Projector', () => {
     expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
     await projector.stop();
     await running;
+    await readModels.close();
+  });
+
+  it('given every read model, when rebuilt into a fresh store (rebuild instances, small batches, profiles past their memory limit), then each digest equals the live fold', async () => {
+    const log = generateCustomerLog({ seed: 11, customers: 60 });
+    const events = await inMemoryStoreOf(log.events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projections = allProjections().map((p) => (p.name === 'profiles' ? new ProfilesProjection({ residentLimit: 40 }) : p));
+    const projector = new Projector(events, readModels, projections, {
+      batchSize: 50,
+      rebuildBatchSize: 23,
+      freshStore: async () => new SqliteReadModelStore(':memory:'),
+    });
+    await projector.start();
+    await projector.catchUp();
+    const live = await Promise.all(projections.map((p) => digest(readModels.current, p)));
+    const before = readModels.current;
+
+    await projector.rebuild();
+
+    expect(readModels.current).not.toBe(before);
+    expect(await Promise.all(projections.map((p) => digest(readModels.current, p)))).toEqual(live);
     await readModels.close();
   });
 
