@@ -328,6 +328,36 @@ export class StatisticsProjection implements Projection {
   readonly version = 2;
   readonly tables = STATISTICS_TABLES;
 
+  /**
+   * Only in a rebuild instance (nobody reads the store before `flush`, a failed rebuild discards
+   * it): customer rows stay in memory across batches and are written once at the end, and the
+   * (customer, period) keys known to hold a purchase are remembered instead of queried again.
+   * Both are bounded by the number of customers (up to `residentLimit`), never by events.
+   */
+  private readonly rebuild: { customers: Map<string, CustomerRow>; unwritten: Set<string>; periods: Set<string>; storeHoldsOnlyResident?: boolean } | undefined;
+  private readonly residentLimit: number;
+
+  constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
+    this.rebuild = options.rebuild ? { customers: new Map(), unwritten: new Set(), periods: new Set() } : undefined;
+    this.residentLimit = options.residentLimit ?? 500_000;
+  }
+
+  forRebuild(): StatisticsProjection {
+    return new StatisticsProjection({ rebuild: true, residentLimit: this.residentLimit });
+  }
+
+  async flush(tx: ReadModelTransaction): Promise<void> {
+    const r = this.rebuild;
+    if (!r || r.unwritten.size === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const id of r.unwritten) {
+      const row = r.customers.get(id);
+      if (row) rows.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    }
+    r.unwritten.clear();
+    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), rows);
+  }
+
   async migrate(tx: ReadModelTransaction): Promise<void> {
     // SQLite keeps a WITHOUT ROWID table in primary-key order, so a segment's per-customer sales
     // are read in place instead of one table lookup per row (PostgreSQL has no such clause)
@@ -343,7 +373,7 @@ export class StatisticsProjection implements Projection {
       orders: [],
       orderIds: new Set(),
       customerMonths: new Deltas(),
-      knownPeriods: new Set(),
+      knownPeriods: this.rebuild?.periods ?? new Set(),
       newMonths: new Map(),
       periods: new Deltas(),
       cohorts: new Deltas(),
@@ -376,6 +406,18 @@ export class StatisticsProjection implements Projection {
         const emp = str(e.data['employeeId']);
         if (emp) employeeIds.add(emp);
       }
+    }
+    const r = this.rebuild;
+    if (r) {
+      if (r.storeHoldsOnlyResident === undefined) r.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM stat_customers LIMIT 1')) === undefined;
+      for (const id of customerIds) {
+        const row = r.customers.get(id);
+        if (row) {
+          state.customers.set(id, row);
+          customerIds.delete(id);
+        }
+      }
+      if (r.storeHoldsOnlyResident) customerIds.clear();
     }
     for (const ids of chunks([...customerIds], 500)) {
       const rows = await tx.all<CustomerRow>(
@@ -592,9 +634,24 @@ export class StatisticsProjection implements Projection {
   }
 
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
-    const customers: SqlParam[][] = [];
-    for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
-    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    const r = this.rebuild;
+    if (r) {
+      for (const [id, row] of state.customers) {
+        r.customers.set(id, row);
+        r.unwritten.add(id);
+      }
+      if (r.customers.size > this.residentLimit) {
+        await this.flush(tx);
+        r.customers.clear();
+        r.storeHoldsOnlyResident = false;
+      }
+      // each key stands for a stored purchase; past the limit they are queried again
+      if (r.periods.size > 2 * this.residentLimit) r.periods.clear();
+    } else {
+      const customers: SqlParam[][] = [];
+      for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+      await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    }
     for (const c of state.closeHistory) {
       await tx.run('UPDATE stat_stage_history SET to_at = ? WHERE customer_id = ? AND seq = ?', [
         c.at,
