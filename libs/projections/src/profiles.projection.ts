@@ -128,10 +128,13 @@ export class ProfilesProjection implements Projection {
   private readonly unwritten = new Set<string>();
   /** a rebuild instance knows the store held no profiles and it dropped none since: nothing to read back */
   private storeHoldsOnlyResident: boolean | undefined;
+  /** rebuild instance only: category, product and channel deltas summed since the last flush */
+  private held: ChildDeltas | undefined;
   private readonly residentLimit: number;
 
   constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
     this.resident = options.keepWrittenProfiles ? new Map() : undefined;
+    this.held = options.keepWrittenProfiles ? newChildDeltas() : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
 
@@ -198,9 +201,8 @@ export class ProfilesProjection implements Projection {
       }
     }
 
-    const categories = new Deltas();
-    const products = new Deltas();
-    const channels = new Deltas();
+    // a rebuild instance sums these across batches too and writes them with the profiles
+    const { categories, products, channels } = this.held ?? newChildDeltas();
     const history: SqlParam[][] = [];
     const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
     const thanks: SqlParam[][] = [];
@@ -321,14 +323,10 @@ export class ProfilesProjection implements Projection {
         resident.clear();
         this.storeHoldsOnlyResident = false;
       }
-    } else await this.writeProfiles(tx, profiles, before);
-    await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
-      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
-    await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
-      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
-    await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
-      'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
-      channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
+    } else {
+      await this.writeProfiles(tx, profiles, before);
+      await writeChildDeltas(tx, { categories, products, channels });
+    }
     await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
       ['customer_id', 'seq'], 'DO NOTHING', history);
     await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
@@ -370,7 +368,12 @@ export class ProfilesProjection implements Projection {
    */
   async flush(tx: ReadModelTransaction): Promise<void> {
     const resident = this.resident;
-    if (!resident || this.unwritten.size === 0) return;
+    if (!resident) return;
+    if (this.held) {
+      await writeChildDeltas(tx, this.held);
+      this.held = newChildDeltas();
+    }
+    if (this.unwritten.size === 0) return;
     const rows: SqlParam[][] = [];
     for (const id of this.unwritten) {
       const p = resident.get(id);
@@ -401,6 +404,26 @@ export class ProfilesProjection implements Projection {
       'DO UPDATE SET credited_at = COALESCE(profile_referees.credited_at, excluded.credited_at), converted_at = COALESCE(profile_referees.converted_at, excluded.converted_at)',
       [...referees.values()].map((r) => [r.referrer, r.referee, r.credited, r.converted]));
   }
+}
+
+interface ChildDeltas {
+  categories: Deltas;
+  products: Deltas;
+  channels: Deltas;
+}
+
+function newChildDeltas(): ChildDeltas {
+  return { categories: new Deltas(), products: new Deltas(), channels: new Deltas() };
+}
+
+async function writeChildDeltas(tx: ReadModelTransaction, { categories, products, channels }: ChildDeltas): Promise<void> {
+  await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
+    'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
+  await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
+    'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
+  await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
+    'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
+    channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
 }
 
 function blankProfile(customerId: string, at: string): Working {
