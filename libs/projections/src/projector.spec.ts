@@ -2,6 +2,7 @@ import type { StoredEvent } from '@clientele/event-store';
 import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
 import { allProjections } from './all-projections';
 import { ProfilesProjection } from './profiles.projection';
+import { ReferralsProjection } from './referrals.projection';
 import { StatisticsProjection } from './statistics.projection';
 import { Projector, microBatches } from './projector';
 import { digest } from './read-model-digest';
@@ -193,7 +194,11 @@ describe('Projector', () => {
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
     // limits below the 60 customers, so rebuild instances also drop what they hold and read it back
     const projections = allProjections().map((p) =>
-      p.name === 'profiles' ? new ProfilesProjection({ residentLimit: 40 }) : p.name === 'statistics' ? new StatisticsProjection({ residentLimit: 40 }) : p,
+      p.name === 'profiles'
+        ? new ProfilesProjection({ residentLimit: 40 })
+        : p.name === 'statistics'
+          ? new StatisticsProjection({ residentLimit: 40 })
+          : new ReferralsProjection({ residentLimit: 40 }),
     );
     const projector = new Projector(events, readModels, projections, {
       batchSize: 50,
