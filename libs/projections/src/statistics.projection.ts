@@ -667,12 +667,14 @@ export class StatisticsProjection implements Projection {
       for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
       await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
     }
-    for (const c of state.closeHistory) {
-      await tx.run('UPDATE stat_stage_history SET to_at = ? WHERE customer_id = ? AND seq = ?', [
-        c.at,
-        c.customerId,
-        c.seq,
-      ]);
+    // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
+    for (let i = 0; i < state.closeHistory.length; i += 100) {
+      const chunk = state.closeHistory.slice(i, i + 100);
+      await tx.run(
+        `UPDATE stat_stage_history SET to_at = v.column3 FROM (VALUES ${chunk.map(() => '(?, CAST(? AS BIGINT), ?)').join(', ')}) AS v
+WHERE stat_stage_history.customer_id = v.column1 AND stat_stage_history.seq = v.column2`,
+        chunk.flatMap((c) => [c.customerId, c.seq, c.at]),
+      );
     }
     const history: SqlParam[][] = [];
     for (const h of state.history.values()) history.push([h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail]);
