@@ -7,7 +7,7 @@ import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
  * channels, stage history, referees, last thanks). Per batch the touched profiles are loaded once,
  * folded in memory and written back; child tables take summed deltas. Memory is bounded by the
  * batch, never by the log, except in a rebuild instance, which also keeps up to `residentLimit`
- * profiles it wrote.
+ * profiles it folded.
  */
 export const PROFILE_TABLES = [
   'profiles',
