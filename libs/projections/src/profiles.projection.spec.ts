@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
-import { Projector } from './projector';
+import { Projector, flushRebuild } from './projector';
 import { digest } from './read-model-digest';
 import { ProfilesProjection } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
@@ -28,6 +28,8 @@ async function project(
   const projector = new Projector(await inMemoryStoreOf(events), new ReadModels(store), [projection], { batchSize });
   await projector.start();
   await projector.catchUp();
+  // a rebuild instance holds profiles back until the rebuild's end; the projector's rebuild flushes them there
+  await flushRebuild(store, [projection]);
   return { store, queries: new ProfileQueries(store) };
 }
 

@@ -7,7 +7,7 @@ import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
  * channels, stage history, referees, last thanks). Per batch the touched profiles are loaded once,
  * folded in memory and written back; child tables take summed deltas. Memory is bounded by the
  * batch, never by the log, except in a rebuild instance, which also keeps up to `residentLimit`
- * profiles it wrote.
+ * profiles it folded.
  */
 export const PROFILE_TABLES = [
   'profiles',
@@ -118,15 +118,23 @@ export class ProfilesProjection implements Projection {
   readonly tables = PROFILE_TABLES;
 
   /**
-   * Only in a rebuild instance: every profile as this instance last wrote it, so later batches
-   * skip reading and parsing it back. Cleared when it outgrows `residentLimit` (then profiles are
-   * read from the store again), which bounds memory on very large logs.
+   * Only in a rebuild instance: every profile this instance folded, written or not, so later
+   * batches neither read nor parse it back. Cleared (after writing what is unwritten) when it
+   * outgrows `residentLimit`, then profiles are read from the store again: memory follows the
+   * number of customers up to that limit, never the number of events.
    */
   private readonly resident: Map<string, Working> | undefined;
+  /** resident profiles changed since they were last written: written by `flush` or on overflow */
+  private readonly unwritten = new Set<string>();
+  /** a rebuild instance knows the store held no profiles and it dropped none since: nothing to read back */
+  private storeHoldsOnlyResident: boolean | undefined;
+  /** rebuild instance only: category, product and channel deltas summed since the last flush */
+  private held: ChildDeltas | undefined;
   private readonly residentLimit: number;
 
   constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
     this.resident = options.keepWrittenProfiles ? new Map() : undefined;
+    this.held = options.keepWrittenProfiles ? newChildDeltas() : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
 
@@ -176,18 +184,16 @@ export class ProfilesProjection implements Projection {
     const profiles = new Map<string, Working>();
     const before = new Map<string, ProfileRow>();
     const resident = this.resident;
+    if (resident && this.storeHoldsOnlyResident === undefined) {
+      this.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM profiles LIMIT 1')) === undefined;
+    }
     const unknown: string[] = [];
     for (const id of ids) {
       const kept = resident?.get(id);
-      if (!kept) {
-        unknown.push(id);
-        continue;
-      }
-      // the kept row is what the store holds; the working copy is compared against it on write
-      before.set(id, kept.row);
-      profiles.set(id, { row: { ...kept.row }, s: kept.s });
+      if (kept) profiles.set(id, kept);
+      else unknown.push(id);
     }
-    if (unknown.length > 0) {
+    if (unknown.length > 0 && !this.storeHoldsOnlyResident) {
       const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', unknown);
       for (const r of loaded) {
         profiles.set(r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState });
@@ -195,9 +201,8 @@ export class ProfilesProjection implements Projection {
       }
     }
 
-    const categories = new Deltas();
-    const products = new Deltas();
-    const channels = new Deltas();
+    // a rebuild instance sums these across batches too and writes them with the profiles
+    const { categories, products, channels } = this.held ?? newChildDeltas();
     const history: SqlParam[][] = [];
     const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
     const thanks: SqlParam[][] = [];
@@ -308,18 +313,20 @@ export class ProfilesProjection implements Projection {
 
     await this.writeReferees(tx, referees, profiles);
 
-    await this.writeProfiles(tx, profiles, before);
     if (resident) {
-      if (resident.size + profiles.size > this.residentLimit) resident.clear();
-      for (const [id, p] of profiles) resident.set(id, { row: { ...p.row }, s: p.s });
+      for (const [id, p] of profiles) {
+        resident.set(id, p);
+        this.unwritten.add(id);
+      }
+      if (resident.size > this.residentLimit) {
+        await this.flush(tx);
+        resident.clear();
+        this.storeHoldsOnlyResident = false;
+      }
+    } else {
+      await this.writeProfiles(tx, profiles, before);
+      await writeChildDeltas(tx, { categories, products, channels });
     }
-    await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
-      'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
-    await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
-      'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
-    await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
-      'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
-      channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
     await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
       ['customer_id', 'seq'], 'DO NOTHING', history);
     await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
@@ -336,9 +343,7 @@ export class ProfilesProjection implements Projection {
   /**
    * New profiles go in with multi-row inserts; stored ones are updated in only the columns that
    * changed, because SQLite rewrites an index entry only when its column is assigned, and most
-   * events (touchpoints, feedback, thanks) change nothing but `state`. A rebuild instance upserts
-   * changed profiles whole, 100 rows a statement, instead: its store builds secondary indexes
-   * after the load (SQLite) or is not read yet, so fewer statements beat narrower ones.
+   * events (touchpoints, feedback, thanks) change nothing but `state`.
    */
   private async writeProfiles(tx: ReadModelTransaction, profiles: Map<string, Working>, before: Map<string, ProfileRow>): Promise<void> {
     const inserts: SqlParam[][] = [];
@@ -351,13 +356,33 @@ export class ProfilesProjection implements Projection {
       }
       const changed = UPDATABLE_COLUMNS.filter((c) => p.row[c] !== old[c]);
       if (changed.length === 0) continue;
-      if (this.resident) {
-        inserts.push(PROFILE_COLUMNS.map((c) => p.row[c]));
-        continue;
-      }
       await tx.run(updateSql(changed), [...changed.map((c) => p.row[c]), p.row.customer_id]);
     }
     await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), inserts);
+  }
+
+  /**
+   * A rebuild instance writes each profile once with its latest state rather than once per batch
+   * that touched it: whole rows, 100 a statement (the store being rebuilt builds its secondary
+   * indexes after the load, so narrow updates would save nothing).
+   */
+  async flush(tx: ReadModelTransaction): Promise<void> {
+    const resident = this.resident;
+    if (!resident) return;
+    if (this.held) {
+      await writeChildDeltas(tx, this.held);
+      this.held = newChildDeltas();
+    }
+    if (this.unwritten.size === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const id of this.unwritten) {
+      const p = resident.get(id);
+      if (!p) continue;
+      p.row.state = serializeState(p.s);
+      rows.push(PROFILE_COLUMNS.map((c) => p.row[c]));
+    }
+    this.unwritten.clear();
+    await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), rows);
   }
 
   /** a referee counts once however often the credit is repeated across batches */
@@ -379,6 +404,26 @@ export class ProfilesProjection implements Projection {
       'DO UPDATE SET credited_at = COALESCE(profile_referees.credited_at, excluded.credited_at), converted_at = COALESCE(profile_referees.converted_at, excluded.converted_at)',
       [...referees.values()].map((r) => [r.referrer, r.referee, r.credited, r.converted]));
   }
+}
+
+interface ChildDeltas {
+  categories: Deltas;
+  products: Deltas;
+  channels: Deltas;
+}
+
+function newChildDeltas(): ChildDeltas {
+  return { categories: new Deltas(), products: new Deltas(), channels: new Deltas() };
+}
+
+async function writeChildDeltas(tx: ReadModelTransaction, { categories, products, channels }: ChildDeltas): Promise<void> {
+  await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
+    'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
+  await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
+    'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
+  await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
+    'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
+    channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
 }
 
 function blankProfile(customerId: string, at: string): Working {

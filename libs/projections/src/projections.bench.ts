@@ -2,14 +2,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventStore, JsonObject, ReadAllOptions, StoredEvent } from '@clientele/event-store';
+import { allProjections } from './all-projections';
 import { Projector } from './projector';
+import { digest } from './read-model-digest';
 import { ProfilesProjection } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
+import type { Projection } from './read-model-store';
 import { ReadModels } from './read-models';
 import { ReferralsProjection } from './referrals.projection';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
+/** which read models a rebuild benchmark folds: every one (what a real rebuild does), or the two of the older figures */
+export type RebuildBenchModels = 'all' | 'profiles+referrals';
+
 export interface RebuildFigures {
+  models: RebuildBenchModels;
   events: number;
   customers: number;
   /** wall-clock time of the rebuild */
@@ -24,24 +31,43 @@ export interface RebuildFigures {
   /** CPU time of the 99th-percentile lookup: what the query costs without waiting for a core */
   lookupCpuP99Ms: number;
   peakRssMb: number;
+  /** each rebuilt read model's digest, when asked for (`digests: true`) */
+  digests?: Record<string, string>;
+}
+
+export interface RebuildBenchOptions {
+  /** default `all`, as `clientele replay` and a version change rebuild */
+  models?: RebuildBenchModels;
+  rebuildBatchSize?: number;
+  lookups?: number;
+  /** where the SQLite files go; default the OS temp dir */
+  dir?: string;
+  /** also answer the digest of every rebuilt read model (untimed), to check that a change folds the same */
+  digests?: boolean;
 }
 
 /**
- * Rebuilds the profile and referral read models from `eventCount` synthetic events into a fresh
- * SQLite file, then times profile lookups. The workload is fixed (seeded), so figures compare
- * across runs and machines.
+ * Rebuilds read models from `eventCount` synthetic events into a fresh SQLite file through
+ * `Projector.rebuild()`, then times profile lookups. The workload is fixed (seeded), so figures
+ * compare across runs and machines. The log is generated as the projector reads it, never held
+ * whole, so peak RSS is the rebuild's own: it must not grow with the number of events.
  */
-export async function benchRebuild(eventCount: number, options: { rebuildBatchSize?: number; lookups?: number } = {}): Promise<RebuildFigures> {
-  const { events, customers } = syntheticLog(eventCount);
-  const dir = mkdtempSync(join(tmpdir(), 'clientele-bench-'));
+export async function benchRebuild(eventCount: number, options: RebuildBenchOptions = {}): Promise<RebuildFigures> {
+  const models = options.models ?? 'all';
+  const log = new SyntheticLog(eventCount);
+  const dir = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-bench-'));
   let peakRss = process.memoryUsage().rss;
   const sample = () => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   };
+  // batches are large: sample between them too, so a peak inside one is not missed
+  const sampler = setInterval(sample, 50);
+  sampler.unref();
   // the live store starts empty; the timed part is the rebuild into a second, fresh file
   const readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
   try {
-    const projector = new Projector(arrayEventStore(events, sample), readModels, [new ProfilesProjection(), new ReferralsProjection()], {
+    const projections: Projection[] = models === 'all' ? allProjections() : [new ProfilesProjection(), new ReferralsProjection()];
+    const projector = new Projector(log.store(sample), readModels, projections, {
       ...(options.rebuildBatchSize ? { rebuildBatchSize: options.rebuildBatchSize } : {}),
       freshStore: async () => new SqliteReadModelStore(join(dir, 'rebuilt.sqlite')),
     });
@@ -52,7 +78,11 @@ export async function benchRebuild(eventCount: number, options: { rebuildBatchSi
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const used = process.cpuUsage(cpu);
     const cpuSeconds = (used.user + used.system) / 1e6;
+    sample();
+    clearInterval(sampler);
+    const rebuildPeakRss = peakRss;
     const store = readModels.current;
+    const customers = log.customers;
 
     const queries = new ProfileQueries(store);
     const lookups = options.lookups ?? 2000;
@@ -70,23 +100,28 @@ export async function benchRebuild(eventCount: number, options: { rebuildBatchSi
       cpuTimings.push((c.user + c.system) / 1000);
     }
     sample();
+    const digests: Record<string, string> = {};
+    if (options.digests) for (const p of projections) digests[p.name] = await digest(store, p);
     timings.sort((a, b) => a - b);
     cpuTimings.sort((a, b) => a - b);
     const at = (q: number, xs = timings) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0;
     return {
-      events: events.length,
+      models,
+      events: eventCount,
       customers,
       seconds: round(seconds, 3),
-      eventsPerSecond: Math.round(events.length / seconds),
+      eventsPerSecond: Math.round(eventCount / seconds),
       cpuSeconds: round(cpuSeconds, 3),
-      eventsPerCpuSecond: Math.round(events.length / cpuSeconds),
+      eventsPerCpuSecond: Math.round(eventCount / cpuSeconds),
       lookups,
       lookupP50Ms: round(at(0.5), 3),
       lookupP99Ms: round(at(0.99), 3),
       lookupCpuP99Ms: round(at(0.99, cpuTimings), 3),
-      peakRssMb: Math.round(peakRss / 1048576),
+      peakRssMb: Math.round(rebuildPeakRss / 1048576),
+      ...(options.digests ? { digests } : {}),
     };
   } finally {
+    clearInterval(sampler);
     await readModels.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -96,78 +131,113 @@ function customerId(n: number): string {
   return `bench-${String(n).padStart(7, '0')}`;
 }
 
-/** about twelve events per customer: registration, touchpoints, purchases with transitions, feedback, thanks, referrals */
-function syntheticLog(count: number): { events: StoredEvent[]; customers: number } {
-  const customers = Math.max(1, Math.floor(count / 12));
-  const events: StoredEvent[] = [];
-  const revisions = new Map<string, number>();
-  let seed = 42;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed / 2147483648;
-  };
-  const start = Date.parse('2025-01-01T00:00:00.000Z');
-  const push = (type: string, data: JsonObject) => {
-    const position = events.length + 1;
-    const occurredAt = new Date(start + position * 60_000).toISOString();
-    const customer = String(data.customerId);
-    const streamId = `customer-${customer}`;
-    const revision = (revisions.get(streamId) ?? -1) + 1;
-    revisions.set(streamId, revision);
-    events.push({
-      id: `bench-evt-${position}`, streamId, revision, position, type, data: { ...data, occurredAt },
-      metadata: { occurredAt, schemaVersion: 1 }, recordedAt: occurredAt, hash: '', prevHash: '',
-    });
-  };
-  const orders = new Map<number, number>();
-  while (events.length < count) {
-    const c = Math.floor(random() * customers);
+/**
+ * About twelve events per customer: registration, touchpoints, purchases with transitions,
+ * feedback, thanks, referrals, customers interleaved. Generated in order as the log is read: what
+ * it keeps (each customer's revision and order count) grows with customers, not with events.
+ */
+class SyntheticLog {
+  readonly customers: number;
+  private produced = 0;
+  private seed = 42;
+  private readonly revisions = new Map<number, number>();
+  private readonly orders = new Map<number, number>();
+  private pending: StoredEvent[] = [];
+
+  constructor(readonly count: number) {
+    this.customers = Math.max(1, Math.floor(count / 12));
+  }
+
+  /** just enough of the port for a rebuild: the global log, read forwards */
+  store(onRead: () => void): EventStore {
+    const unsupported = async (): Promise<never> => {
+      throw new Error('not part of the rebuild benchmark');
+    };
+    return {
+      readAll: async (options: ReadAllOptions = {}) => {
+        onRead();
+        return this.read(options.afterPosition ?? 0, options.maxCount ?? this.count);
+      },
+      headPosition: async () => this.count,
+      appendToStream: unsupported,
+      readStream: unsupported,
+      subscribeToAll: () => {
+        throw new Error('not part of the rebuild benchmark');
+      },
+      close: async () => undefined,
+    };
+  }
+
+  private read(after: number, max: number): StoredEvent[] {
+    if (after < this.produced - this.pending.length) this.restart();
+    // events already generated but not yet handed out (a customer's registration and its credit come in pairs)
+    const out: StoredEvent[] = [];
+    while (out.length < max) {
+      const next = this.next();
+      if (!next) break;
+      if (next.position > after) out.push(next);
+    }
+    return out;
+  }
+
+  private restart(): void {
+    this.produced = 0;
+    this.seed = 42;
+    this.revisions.clear();
+    this.orders.clear();
+    this.pending = [];
+  }
+
+  private next(): StoredEvent | undefined {
+    if (this.pending.length === 0) this.generate();
+    return this.pending.shift();
+  }
+
+  private random(): number {
+    this.seed = (this.seed * 1103515245 + 12345) % 2147483648;
+    return this.seed / 2147483648;
+  }
+
+  /** the next customer fact (and the transition or credit it causes); nothing once the log is full */
+  private generate(): void {
+    if (this.produced >= this.count) return;
+    const start = Date.parse('2025-01-01T00:00:00.000Z');
+    const push = (type: string, customer: number, data: JsonObject) => {
+      if (this.produced >= this.count) return;
+      const position = ++this.produced;
+      const occurredAt = new Date(start + position * 60_000).toISOString();
+      const revision = (this.revisions.get(customer) ?? -1) + 1;
+      this.revisions.set(customer, revision);
+      this.pending.push({
+        id: `bench-evt-${position}`, streamId: `customer-${customerId(customer)}`, revision, position, type,
+        data: { ...data, occurredAt }, metadata: { occurredAt, schemaVersion: 1 }, recordedAt: occurredAt, hash: '', prevHash: '',
+      });
+    };
+    const c = Math.floor(this.random() * this.customers);
     const id = customerId(c);
-    const n = orders.get(c);
+    const n = this.orders.get(c);
     if (n === undefined) {
-      orders.set(c, 0);
-      const referrer = c > 0 && random() < 0.3 ? customerId(Math.floor(random() * c)) : undefined;
-      push('ProspectRegistered', {
+      this.orders.set(c, 0);
+      const referrer = c > 0 && this.random() < 0.3 ? Math.floor(this.random() * c) : undefined;
+      push('ProspectRegistered', c, {
         customerId: id, source: 'web', channel: 'email', implicit: false,
-        ...(referrer ? { referredBy: referrer } : {}),
+        ...(referrer !== undefined ? { referredBy: customerId(referrer) } : {}),
         personal: { name: `Name ${c}`, email: `${c}@example.test`, birthday: `19${50 + (c % 50)}-${String(1 + (c % 12)).padStart(2, '0')}-${String(1 + (c % 28)).padStart(2, '0')}` },
       });
-      if (referrer) push('ReferralCredited', { customerId: referrer, refereeId: id });
-      continue;
+      if (referrer !== undefined) push('ReferralCredited', referrer, { customerId: customerId(referrer), refereeId: id });
+      return;
     }
-    const r = random();
+    const r = this.random();
     if (r < 0.45) {
       const lines = [1, 2].map((k) => ({ sku: `sku-${(c + k * 7) % 200}`, category: `cat-${(c + k) % 12}`, quantity: 1 + k, unitPriceMinor: 500 + k, unitCostMinor: 300 }));
-      push('PurchaseRecorded', { customerId: id, orderId: `o-${events.length}`, lines, totalMinor: 1503 + 1002, costMinor: 900 * 2 - 900 + 900, channel: 'web' });
-      orders.set(c, n + 1);
-      if (n === 0) push('CustomerConverted', { customerId: id, orderId: `o-${events.length}` });
-      if (n === 1) push('RepeatBuyerQualified', { customerId: id, distinctOrders: 2 });
-    } else if (r < 0.75) push('TouchpointRecorded', { customerId: id, channel: 'email', direction: 'outbound', kind: 'newsletter' });
-    else if (r < 0.9) push('FeedbackReceived', { customerId: id, feedbackId: `f-${events.length}`, score: Math.floor(random() * 11), kind: 'praise' });
-    else push('CustomerThanked', { customerId: id, gesture: 'coupon', reason: 'loyalty' });
+      push('PurchaseRecorded', c, { customerId: id, orderId: `o-${this.produced}`, lines, totalMinor: 1503 + 1002, costMinor: 900 * 2 - 900 + 900, channel: 'web' });
+      this.orders.set(c, n + 1);
+      if (n === 0) push('CustomerConverted', c, { customerId: id, orderId: `o-${this.produced}` });
+      if (n === 1) push('RepeatBuyerQualified', c, { customerId: id, distinctOrders: 2 });
+    } else if (r < 0.75) push('TouchpointRecorded', c, { customerId: id, channel: 'email', direction: 'outbound', kind: 'newsletter' });
+    else if (r < 0.9) push('FeedbackReceived', c, { customerId: id, feedbackId: `f-${this.produced}`, score: Math.floor(this.random() * 11), kind: 'praise' });
+    else push('CustomerThanked', c, { customerId: id, gesture: 'coupon', reason: 'loyalty' });
   }
-  return { events: events.slice(0, count), customers };
-}
-
-/** just enough of the port for a rebuild: the global log from an array */
-function arrayEventStore(events: readonly StoredEvent[], onRead: () => void): EventStore {
-  const unsupported = async (): Promise<never> => {
-    throw new Error('not part of the rebuild benchmark');
-  };
-  return {
-    readAll: async (options: ReadAllOptions = {}) => {
-      onRead();
-      const after = options.afterPosition ?? 0;
-      return events.slice(after, options.maxCount === undefined ? undefined : after + options.maxCount);
-    },
-    headPosition: async () => events.length,
-    appendToStream: unsupported,
-    readStream: unsupported,
-    subscribeToAll: () => {
-      throw new Error('not part of the rebuild benchmark');
-    },
-    close: async () => undefined,
-  };
 }
 
 function round(x: number, digits: number): number {

@@ -1,5 +1,9 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { inMemoryStoreOf, StoredEventLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { allProjections } from './all-projections';
+import { ProfilesProjection } from './profiles.projection';
+import { ReferralsProjection } from './referrals.projection';
+import { StatisticsProjection } from './statistics.projection';
 import { Projector, microBatches } from './projector';
 import { digest } from './read-model-digest';
 import type { Projection, ReadModelStore } from './read-model-store';
@@ -181,6 +185,35 @@ describe('Projector', () => {
     expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
     await projector.stop();
     await running;
+    await readModels.close();
+  });
+
+  it('given every read model, when rebuilt into a fresh store (rebuild instances, small batches, past their memory limits), then each digest equals the live fold', async () => {
+    const log = generateCustomerLog({ seed: 11, customers: 60 });
+    const events = await inMemoryStoreOf(log.events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    // limits below the 60 customers, so rebuild instances also drop what they hold and read it back
+    const projections = allProjections().map((p) =>
+      p.name === 'profiles'
+        ? new ProfilesProjection({ residentLimit: 40 })
+        : p.name === 'statistics'
+          ? new StatisticsProjection({ residentLimit: 40 })
+          : new ReferralsProjection({ residentLimit: 40 }),
+    );
+    const projector = new Projector(events, readModels, projections, {
+      batchSize: 50,
+      rebuildBatchSize: 23,
+      freshStore: async () => new SqliteReadModelStore(':memory:'),
+    });
+    await projector.start();
+    await projector.catchUp();
+    const live = await Promise.all(projections.map((p) => digest(readModels.current, p)));
+    const before = readModels.current;
+
+    await projector.rebuild();
+
+    expect(readModels.current).not.toBe(before);
+    expect(await Promise.all(projections.map((p) => digest(readModels.current, p)))).toEqual(live);
     await readModels.close();
   });
 

@@ -146,6 +146,7 @@ export class Projector {
       await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
       await this.exclusive(async () => {
         await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
+        await flushRebuild(fresh, projections);
         await fresh.endBulkLoad?.();
         await this.options.onSwap?.(fresh);
         // the swap itself is immediate; closing the old store waits for its running queries, so
@@ -229,6 +230,14 @@ export class Projector {
 function positive(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new Error(`projector ${name}: expected a positive integer, got ${String(value)}`);
   return value;
+}
+
+/** writes what rebuild instances still hold, in one transaction: the store is complete after it */
+export async function flushRebuild(store: ReadModelStore, projections: readonly Projection[]): Promise<void> {
+  if (!projections.some((p) => p.flush)) return;
+  await store.transaction(async (tx) => {
+    for (const p of projections) await p.flush?.(tx);
+  });
 }
 
 async function readCheckpoints(tx: ReadModelTransaction): Promise<Map<string, CheckpointRow>> {

@@ -58,4 +58,13 @@ export interface Projection {
    * together); it must write exactly what this projection would.
    */
   forRebuild?(): Projection;
+  /**
+   * Only on rebuild instances: writes the rows the instance still holds in memory. A rebuild
+   * instance may keep rows it folded unwritten past a batch's commit, so each row is written once
+   * with its final value instead of once per batch that touched it (nobody reads a store being
+   * rebuilt, and a failed rebuild discards it). The projector calls `flush` in one transaction
+   * after the last batch, before the store can go live; until then the store's checkpoints run
+   * ahead of its rows.
+   */
+  flush?(tx: ReadModelTransaction): Promise<void>;
 }

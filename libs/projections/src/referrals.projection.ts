@@ -34,10 +34,38 @@ const PEOPLE_COLUMNS = ['customer_id', 'revenue_minor', 'orders'] as const;
 const EDGE_COLUMNS = ['referee_id', 'referrer_id', 'referred_at', 'credited_at', 'converted_at'] as const;
 const ADVOCATE_COLUMNS = ['referrer_id', 'referees', 'converted_referees', 'referee_revenue_minor'] as const;
 
+/**
+ * What a rebuild instance keeps across batches: every row it folded, and which of them are not
+ * written yet. Nobody reads the store before `flush` (a failed rebuild discards it), so each row is
+ * written once with its final value; past `residentLimit` people everything is written and dropped.
+ */
+interface Kept {
+  people: Map<string, PersonRow>;
+  edges: Map<string, EdgeRow>;
+  advocates: Map<string, AdvocateRow>;
+  totals: Map<string, number>;
+  dirtyPeople: Set<string>;
+  dirtyEdges: Set<string>;
+  dirtyAdvocates: Set<string>;
+  /** the store held no referral rows and nothing was dropped since: nothing to read back */
+  storeHoldsOnlyKept?: boolean;
+}
+
 export class ReferralsProjection implements Projection {
   readonly name = 'referrals';
   readonly version = 1;
   readonly tables = REFERRAL_TABLES;
+  private readonly kept: Kept | undefined;
+  private readonly residentLimit: number;
+
+  constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
+    this.kept = options.rebuild ? emptyKept() : undefined;
+    this.residentLimit = options.residentLimit ?? 500_000;
+  }
+
+  forRebuild(): ReferralsProjection {
+    return new ReferralsProjection({ rebuild: true, residentLimit: this.residentLimit });
+  }
 
   async migrate(tx: ReadModelTransaction): Promise<void> {
     const key = textKey(tx.dialect);
@@ -78,20 +106,42 @@ export class ReferralsProjection implements Projection {
     }
     if (peopleIds.size === 0) return;
 
-    const people = new Map((await selectIn<PersonRow>(tx, 'SELECT * FROM referral_people', 'customer_id', [...peopleIds])).map((r) => [r.customer_id, r]));
-    const edges = new Map((await selectIn<EdgeRow>(tx, 'SELECT * FROM referral_edges', 'referee_id', [...edgeIds])).map((r) => [r.referee_id, r]));
-    const advocateIds = new Set<string>([...edges.values()].map((e) => e.referrer_id));
+    const kept = this.kept;
+    if (kept && kept.storeHoldsOnlyKept === undefined) {
+      let empty = true;
+      for (const table of ['referral_people', 'referral_edges', 'referral_advocates', 'referral_totals']) {
+        if (await tx.get(`SELECT 1 AS one FROM ${table} LIMIT 1`)) empty = false;
+      }
+      kept.storeHoldsOnlyKept = empty;
+    }
+    const fromStore = !kept?.storeHoldsOnlyKept;
+    const people = kept?.people ?? new Map<string, PersonRow>();
+    const edges = kept?.edges ?? new Map<string, EdgeRow>();
+    const advocates = kept?.advocates ?? new Map<string, AdvocateRow>();
+    if (fromStore) {
+      for (const r of await selectIn<PersonRow>(tx, 'SELECT * FROM referral_people', 'customer_id', missing(peopleIds, people))) people.set(r.customer_id, r);
+      for (const r of await selectIn<EdgeRow>(tx, 'SELECT * FROM referral_edges', 'referee_id', missing(edgeIds, edges))) edges.set(r.referee_id, r);
+    }
+    const advocateIds = new Set<string>();
+    for (const id of edgeIds) {
+      const stored = edges.get(id);
+      if (stored) advocateIds.add(stored.referrer_id);
+    }
     for (const e of events) {
       if ((e.type === 'ReferralCredited' || e.type === 'ReferralConverted') && typeof e.data.customerId === 'string') advocateIds.add(e.data.customerId);
       if (e.type === 'ProspectRegistered' && typeof e.data.referredBy === 'string') advocateIds.add(e.data.referredBy);
     }
-    const advocates = new Map(
-      (await selectIn<AdvocateRow>(tx, 'SELECT * FROM referral_advocates', 'referrer_id', [...advocateIds])).map((r) => [r.referrer_id, r]),
-    );
-    const totals = new Map((await tx.all<{ name: string; value: number }>('SELECT name, value FROM referral_totals')).map((r) => [r.name, Number(r.value)]));
-    const dirtyPeople = new Set<string>();
-    const dirtyEdges = new Set<string>();
-    const dirtyAdvocates = new Set<string>();
+    if (fromStore) {
+      for (const r of await selectIn<AdvocateRow>(tx, 'SELECT * FROM referral_advocates', 'referrer_id', missing(advocateIds, advocates))) advocates.set(r.referrer_id, r);
+    }
+    const totals =
+      kept && kept.totals.size > 0
+        ? kept.totals
+        : new Map((await tx.all<{ name: string; value: number }>('SELECT name, value FROM referral_totals')).map((r) => [r.name, Number(r.value)]));
+    if (kept) kept.totals = totals;
+    const dirtyPeople = kept?.dirtyPeople ?? new Set<string>();
+    const dirtyEdges = kept?.dirtyEdges ?? new Set<string>();
+    const dirtyAdvocates = kept?.dirtyAdvocates ?? new Set<string>();
 
     const person = (id: string): PersonRow => {
       let p = people.get(id);
@@ -169,11 +219,56 @@ export class ReferralsProjection implements Projection {
       }
     }
 
-    const rowsOf = <R>(ids: Set<string>, map: Map<string, R>, columns: readonly (keyof R)[]): SqlParam[][] =>
-      [...ids].map((id) => columns.map((col) => (map.get(id) as R)[col] as SqlParam));
-    await upsertRows(tx, 'referral_people', PEOPLE_COLUMNS, ['customer_id'], replaceAll(PEOPLE_COLUMNS, ['customer_id']), rowsOf(dirtyPeople, people, PEOPLE_COLUMNS));
-    await upsertRows(tx, 'referral_edges', EDGE_COLUMNS, ['referee_id'], replaceAll(EDGE_COLUMNS, ['referee_id']), rowsOf(dirtyEdges, edges, EDGE_COLUMNS));
-    await upsertRows(tx, 'referral_advocates', ADVOCATE_COLUMNS, ['referrer_id'], replaceAll(ADVOCATE_COLUMNS, ['referrer_id']), rowsOf(dirtyAdvocates, advocates, ADVOCATE_COLUMNS));
-    await upsertRows(tx, 'referral_totals', ['name', 'value'], ['name'], 'DO UPDATE SET value = excluded.value', [...totals.entries()].sort().map(([k, v]) => [k, v]));
+    if (!kept) {
+      await writeRows(tx, { people, edges, advocates, totals, dirtyPeople, dirtyEdges, dirtyAdvocates });
+      return;
+    }
+    if (kept.people.size > this.residentLimit) {
+      await this.flush(tx);
+      this.dropKept();
+    }
   }
+
+  async flush(tx: ReadModelTransaction): Promise<void> {
+    const kept = this.kept;
+    if (!kept) return;
+    await writeRows(tx, kept);
+    kept.dirtyPeople.clear();
+    kept.dirtyEdges.clear();
+    kept.dirtyAdvocates.clear();
+  }
+
+  /** after a flush: drop what is kept; later batches read rows back from the store */
+  private dropKept(): void {
+    const kept = this.kept;
+    if (!kept) return;
+    kept.people.clear();
+    kept.edges.clear();
+    kept.advocates.clear();
+    kept.totals.clear();
+    kept.storeHoldsOnlyKept = false;
+  }
+}
+
+function emptyKept(): Kept {
+  return {
+    people: new Map(), edges: new Map(), advocates: new Map(), totals: new Map(),
+    dirtyPeople: new Set(), dirtyEdges: new Set(), dirtyAdvocates: new Set(),
+  };
+}
+
+function missing<R>(ids: Set<string>, have: Map<string, R>): string[] {
+  const out: string[] = [];
+  for (const id of ids) if (!have.has(id)) out.push(id);
+  return out;
+}
+
+/** the changed rows, 100 a statement, and every total */
+async function writeRows(tx: ReadModelTransaction, k: Omit<Kept, 'storeHoldsOnlyKept'>): Promise<void> {
+  const rowsOf = <R>(ids: Set<string>, map: Map<string, R>, columns: readonly (keyof R)[]): SqlParam[][] =>
+    [...ids].map((id) => columns.map((col) => (map.get(id) as R)[col] as SqlParam));
+  await upsertRows(tx, 'referral_people', PEOPLE_COLUMNS, ['customer_id'], replaceAll(PEOPLE_COLUMNS, ['customer_id']), rowsOf(k.dirtyPeople, k.people, PEOPLE_COLUMNS));
+  await upsertRows(tx, 'referral_edges', EDGE_COLUMNS, ['referee_id'], replaceAll(EDGE_COLUMNS, ['referee_id']), rowsOf(k.dirtyEdges, k.edges, EDGE_COLUMNS));
+  await upsertRows(tx, 'referral_advocates', ADVOCATE_COLUMNS, ['referrer_id'], replaceAll(ADVOCATE_COLUMNS, ['referrer_id']), rowsOf(k.dirtyAdvocates, k.advocates, ADVOCATE_COLUMNS));
+  await upsertRows(tx, 'referral_totals', ['name', 'value'], ['name'], 'DO UPDATE SET value = excluded.value', [...k.totals.entries()].sort().map(([key, v]) => [key, v]));
 }

@@ -34,11 +34,11 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   async all<T>(sql: string, params: SqlParam[] = []): Promise<T[]> {
-    return this.prepare(sql).all(...params.map(bind)) as T[];
+    return this.prepare(sql).all(bindAll(params)) as T[];
   }
 
   async get<T>(sql: string, params: SqlParam[] = []): Promise<T | undefined> {
-    return this.prepare(sql).get(...params.map(bind)) as T | undefined;
+    return this.prepare(sql).get(bindAll(params)) as T | undefined;
   }
 
   async transaction<T>(work: (tx: ReadModelTransaction) => Promise<T>): Promise<T> {
@@ -52,7 +52,7 @@ export class SqliteReadModelStore implements ReadModelStore {
       exec: async (sql) => {
         this.db.exec(this.deferredIndexes ? this.deferIndexes(sql) : sql);
       },
-      run: async (sql, params = []) => this.prepare(sql).run(...params.map(bind)).changes,
+      run: async (sql, params = []) => this.prepare(sql).run(bindAll(params)).changes,
     };
     try {
       const result = await work(tx);
@@ -122,6 +122,13 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 }
 
-function bind(p: SqlParam): string | number | bigint | null {
-  return typeof p === 'boolean' ? (p ? 1 : 0) : p;
+/**
+ * better-sqlite3 takes an array as the list of anonymous parameters, so a multi-row statement's
+ * hundreds of values are neither spread into arguments nor copied unless a boolean needs mapping.
+ */
+function bindAll(params: readonly SqlParam[]): (string | number | bigint | null)[] {
+  for (const p of params) {
+    if (typeof p === 'boolean') return params.map((x) => (typeof x === 'boolean' ? (x ? 1 : 0) : x));
+  }
+  return params as (string | number | bigint | null)[];
 }

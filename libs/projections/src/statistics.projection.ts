@@ -1,6 +1,7 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
 import { SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import { replaceAll, upsertRows } from './sql-batch';
 
 /**
  * The loyalty and retention read model: compact facts from which every statistic in
@@ -279,29 +280,41 @@ const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
   'days_to_advocate',
 ];
 
-const UPSERT_CUSTOMER = `INSERT INTO stat_customers (${CUSTOMER_COLUMNS.join(', ')}) VALUES (${CUSTOMER_COLUMNS.map(() => '?').join(', ')})
-ON CONFLICT (customer_id) DO UPDATE SET ${CUSTOMER_COLUMNS.filter((c) => c !== 'customer_id')
-  .map((c) => `${c} = excluded.${c}`)
-  .join(', ')}`;
-
 /** Additive deltas for one aggregate row, keyed by its primary key. */
 class Deltas {
-  private readonly rows = new Map<string, { key: SqlParam[]; values: number[] }>();
+  /**
+   * Nested maps, one level per key part, rather than one map on a joined or JSON key: building and
+   * hashing a new key string for every add was the biggest single cost of folding purchases.
+   */
+  private readonly root = new Map<SqlParam, unknown>();
+  private readonly rows: { key: SqlParam[]; values: number[] }[] = [];
   add(key: SqlParam[], values: number[]): void {
-    const k = JSON.stringify(key);
-    const row = this.rows.get(k);
+    let level = this.root;
+    const last = key.length - 1;
+    for (let i = 0; i < last; i += 1) {
+      let next = level.get(key[i] as SqlParam) as Map<SqlParam, unknown> | undefined;
+      if (!next) {
+        next = new Map();
+        level.set(key[i] as SqlParam, next);
+      }
+      level = next;
+    }
+    const row = level.get(key[last] as SqlParam) as { key: SqlParam[]; values: number[] } | undefined;
     if (!row) {
-      this.rows.set(k, { key, values: [...values] });
+      const created = { key, values: [...values] };
+      level.set(key[last] as SqlParam, created);
+      this.rows.push(created);
       return;
     }
-    values.forEach((v, i) => (row.values[i] = (row.values[i] ?? 0) + v));
+    for (let i = 0; i < values.length; i += 1) row.values[i] = (row.values[i] ?? 0) + (values[i] as number);
   }
+  /** many rows per statement: per-row statements were most of a rebuild's write time */
   async flush(tx: ReadModelTransaction, table: string, keyCols: string[], valueCols: string[]): Promise<void> {
-    if (this.rows.size === 0) return;
-    const cols = [...keyCols, ...valueCols];
-    const sql = `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})
-ON CONFLICT (${keyCols.join(', ')}) DO UPDATE SET ${valueCols.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`;
-    for (const { key, values } of this.rows.values()) await tx.run(sql, [...key, ...values]);
+    if (this.rows.length === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const { key, values } of this.rows) rows.push([...key, ...values]);
+    await upsertRows(tx, table, [...keyCols, ...valueCols], keyCols,
+      `DO UPDATE SET ${valueCols.map((c) => `${c} = ${table}.${c} + excluded.${c}`).join(', ')}`, rows);
   }
 }
 
@@ -322,6 +335,8 @@ interface BatchState {
   closeHistory: { customerId: string; seq: number; at: string }[];
   orders: SqlParam[][];
   orderIds: Set<string>;
+  /** orders of this batch that earlier batches stored already */
+  storedOrders: Set<string>;
   customerMonths: Deltas;
   /** (customer, month) and (customer, year) keys known to have a purchase already */
   knownPeriods: Set<string>;
@@ -346,6 +361,24 @@ export class StatisticsProjection implements Projection {
   /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
   readonly version = 3;
   readonly tables = STATISTICS_TABLES;
+
+  /**
+   * Only in a rebuild instance: the (customer, period) keys known to hold a purchase are
+   * remembered instead of queried again, bounded by the number of customers (`residentLimit`),
+   * never by events. Customer rows are not kept across batches: the present RFM scores and the
+   * month-end snapshots are computed from the stored rows, so each batch writes and reads them.
+   */
+  private readonly rebuild: { periods: Set<string> } | undefined;
+  private readonly residentLimit: number;
+
+  constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
+    this.rebuild = options.rebuild ? { periods: new Set() } : undefined;
+    this.residentLimit = options.residentLimit ?? 500_000;
+  }
+
+  forRebuild(): StatisticsProjection {
+    return new StatisticsProjection({ rebuild: true, residentLimit: this.residentLimit });
+  }
 
   async migrate(tx: ReadModelTransaction): Promise<void> {
     // SQLite keeps a WITHOUT ROWID table in primary-key order, so a segment's per-customer sales
@@ -449,8 +482,9 @@ export class StatisticsProjection implements Projection {
       closeHistory: [],
       orders: [],
       orderIds: new Set(),
+      storedOrders: new Set(),
       customerMonths: new Deltas(),
-      knownPeriods: new Set(),
+      knownPeriods: this.rebuild?.periods ?? new Set(),
       newMonths: new Map(),
       periods: new Deltas(),
       cohorts: new Deltas(),
@@ -544,6 +578,22 @@ export class StatisticsProjection implements Projection {
         if (emp) employeeIds.add(emp);
       }
     }
+    // which of the batch's orders are stored already: one query per 200 instead of one per purchase
+    const orders: string[] = [];
+    for (const e of events) {
+      if (e.type !== 'PurchaseRecorded') continue;
+      const customerId = str(e.data['customerId']);
+      const orderId = str(e.data['orderId']);
+      if (customerId && orderId) orders.push(customerId, orderId);
+    }
+    for (let i = 0; i < orders.length; i += 400) {
+      const pairs = orders.slice(i, i + 400);
+      const rows = await tx.all<{ customer_id: string; order_id: string }>(
+        `SELECT customer_id, order_id FROM stat_orders WHERE (customer_id, order_id) IN (VALUES ${new Array<string>(pairs.length / 2).fill('(?, ?)').join(', ')})`,
+        pairs,
+      );
+      for (const o of rows) state.storedOrders.add(`${o.customer_id}\u0000${o.order_id}`);
+    }
     for (const ids of chunks([...customerIds], 500)) {
       const rows = await tx.all<CustomerRow>(
         `SELECT * FROM stat_customers WHERE customer_id IN (${ids.map(() => '?').join(', ')})`,
@@ -596,13 +646,9 @@ export class StatisticsProjection implements Projection {
         const total = money(d['totalMinor']);
         const cost = money(d['costMinor']);
         if (total === undefined || cost === undefined) return;
-        const key = JSON.stringify([customerId, orderId]);
+        const key = `${customerId}\u0000${orderId}`;
         if (state.orderIds.has(key)) return;
-        const known = await tx.get('SELECT 1 AS one FROM stat_orders WHERE customer_id = ? AND order_id = ?', [
-          customerId,
-          orderId,
-        ]);
-        if (known) return; // an order is recorded once: a replay is not a second purchase
+        if (state.storedOrders.has(key)) return; // an order is recorded once: a replay is not a second purchase
         state.orderIds.add(key);
         const row = this.customer(state, customerId, at);
         const month = at.slice(0, 7);
@@ -760,31 +806,26 @@ export class StatisticsProjection implements Projection {
   }
 
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
-    for (const row of state.customers.values()) {
+    // each key stands for a stored purchase; past the limit they are queried again
+    if (this.rebuild && this.rebuild.periods.size > 2 * this.residentLimit) this.rebuild.periods.clear();
+    const customers: SqlParam[][] = [];
+    for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
+    for (let i = 0; i < state.closeHistory.length; i += 100) {
+      const chunk = state.closeHistory.slice(i, i + 100);
       await tx.run(
-        UPSERT_CUSTOMER,
-        CUSTOMER_COLUMNS.map((c) => row[c]),
+        `UPDATE stat_stage_history SET to_at = v.column3 FROM (VALUES ${chunk.map(() => '(?, CAST(? AS BIGINT), ?)').join(', ')}) AS v
+WHERE stat_stage_history.customer_id = v.column1 AND stat_stage_history.seq = v.column2`,
+        chunk.flatMap((c) => [c.customerId, c.seq, c.at]),
       );
     }
-    for (const c of state.closeHistory) {
-      await tx.run('UPDATE stat_stage_history SET to_at = ? WHERE customer_id = ? AND seq = ?', [
-        c.at,
-        c.customerId,
-        c.seq,
-      ]);
-    }
-    for (const h of state.history.values()) {
-      await tx.run(
-        'INSERT INTO stat_stage_history (customer_id, seq, stage, from_at, to_at, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, seq) DO NOTHING',
-        [h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail],
-      );
-    }
-    for (const o of state.orders) {
-      await tx.run(
-        'INSERT INTO stat_orders (customer_id, order_id, at, at_day, revenue, cost) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, order_id) DO NOTHING',
-        o,
-      );
-    }
+    const history: SqlParam[][] = [];
+    for (const h of state.history.values()) history.push([h.customerId, h.seq, h.stage, h.at, h.toAt, h.reason, h.detail]);
+    await upsertRows(tx, 'stat_stage_history', ['customer_id', 'seq', 'stage', 'from_at', 'to_at', 'reason', 'detail'],
+      ['customer_id', 'seq'], 'DO NOTHING', history);
+    await upsertRows(tx, 'stat_orders', ['customer_id', 'order_id', 'at', 'at_day', 'revenue', 'cost'], ['customer_id', 'order_id'],
+      'DO NOTHING', state.orders);
     await state.customerMonths.flush(tx, 'stat_customer_months', ['customer_id', 'month'], ['orders', 'revenue', 'cost']);
     await state.sales.flush(tx, 'stat_sales', ['dim', 'month', 'key', 'source', 'channel'], ['orders', 'revenue', 'cost']);
     await state.customerSales.flush(
@@ -908,8 +949,16 @@ function businessTime(e: StoredEvent): string | undefined {
   return isoOrUndefined(e.metadata?.occurredAt) ?? isoOrUndefined(e.data?.['occurredAt']);
 }
 
+/**
+ * Already canonical UTC with a day every month has: Date would give the same text back, so the
+ * parse and reformat (a noticeable share of a rebuild) is skipped. Days 29–31 and anything else
+ * take the full path, which also rolls over dates like Feb 30 as before.
+ */
+const CANONICAL_ISO = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
 export function isoOrUndefined(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length < 10) return undefined;
+  if (CANONICAL_ISO.test(v)) return v;
   const t = Date.parse(v);
   return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
 }

@@ -55,9 +55,17 @@ describe('clientele bench --quick', () => {
     expect(appends.every((r) => positive(r.eventsPerSecond) && positive(r.appendsPerSecond))).toBe(true);
   });
 
-  it('given a quick run, then the projection rebuild reports events per second and lookup latency', () => {
-    const [rebuild, lookup] = rowsOf('projection rebuild');
-    expect(positive(rebuild?.eventsPerSecond)).toBe(true);
+  it('given a quick run, then the projection rebuild reports events per second and peak RSS for every read model and for the older pair, and lookup latency', () => {
+    const [all, pair, lookup] = rowsOf('projection rebuild');
+    expect([all?.name, pair?.name, lookup?.name]).toEqual([
+      'every read model from the log',
+      'profiles + referrals from the log',
+      'profile lookup after the rebuild',
+    ]);
+    for (const rebuild of [all, pair]) {
+      expect(positive(rebuild?.eventsPerSecond)).toBe(true);
+      expect(rebuild?.note).toMatch(/peak RSS [1-9]\d* MB/);
+    }
     expect(positive(lookup?.p50Ms) && positive(lookup?.p99Ms)).toBe(true);
   });
 
