@@ -11,7 +11,7 @@ import { ClienteleMetrics } from './clientele.metrics';
 import { CLIENTELE_OPTIONS } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
 import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
-import { DomainCommandHandler, ExecuteDomainCommand } from './domain-command.handler';
+import { DomainCommandHandler } from './domain-command.handler';
 
 // Compile-time proof that every validated wire command is a domain command of the same type: a
 // mismatch turns `Mismatched` into the offending type's name and the assignment below fails.
@@ -52,28 +52,23 @@ export class CommandService {
   }
 
   executeValid(valid: ValidCommand): Promise<CommandResult> {
-    // Sound by wireCommandsAreDomainCommands above; TypeScript cannot correlate the two unions itself.
-    const command = { type: valid.type, data: valid.data } as DomainCommand;
-    return this.executeDomain(command, {
-      commandId: valid.commandId,
-      ...(valid.correlationId !== undefined ? { correlationId: valid.correlationId } : {}),
-    });
+    return this.executeDomain(domainCommandOf(valid), metaOf(valid));
   }
 
   /** For commands the system issues itself (referral reactions, the churn sweep): no envelope to validate. */
   async executeDomain(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
-    const stopTimer = this.metrics.commandSeconds.startTimer({ type: command.type });
+    const started = performance.now();
     try {
-      const result = await this.handler.execute(new ExecuteDomainCommand(command, meta));
-      this.metrics.commands.inc({ type: command.type, status: result.status });
+      const result = await this.handler.run(command, meta);
+      this.metrics.countCommand(command.type, result.status);
       return result;
     } catch (error) {
       const failure = describeFailure(error);
-      this.metrics.commands.inc({ type: command.type, status: failure.kind });
+      this.metrics.countCommand(command.type, failure.kind);
       if (failure.kind === 'internal') this.logger.error({ err: error, commandId: meta.commandId }, 'command failed');
       throw error;
     } finally {
-      stopTimer();
+      this.metrics.observeCommandSeconds(command.type, (performance.now() - started) / 1000);
     }
   }
 
@@ -118,11 +113,23 @@ export class CommandService {
   private validate(envelope: unknown): ValidCommand {
     const validation = validateCommandEnvelope(envelope);
     if (!validation.ok) {
-      this.metrics.commands.inc({ type: typeOf(envelope), status: 'invalid' });
+      this.metrics.countCommand(typeOf(envelope), 'invalid');
       throw new CommandValidationError(validation.errors);
     }
     return validation.command;
   }
+}
+
+/** The domain command a validated wire command is. */
+export function domainCommandOf(valid: ValidCommand): DomainCommand {
+  // Sound by wireCommandsAreDomainCommands above; TypeScript cannot correlate the two unions itself.
+  return { type: valid.type, data: valid.data } as DomainCommand;
+}
+
+export function metaOf(valid: ValidCommand): CommandMeta {
+  return valid.correlationId !== undefined
+    ? { commandId: valid.commandId, correlationId: valid.correlationId }
+    : { commandId: valid.commandId };
 }
 
 // Label values must stay few: an unknown type is counted as 'unknown', not by what the caller sent.

@@ -68,7 +68,12 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     this.cache = new StreamStateCache(options.stateCacheStreams);
   }
 
-  async execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
+  execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
+    return this.run(command, meta);
+  }
+
+  /** `execute` without the CommandBus's message object, for callers holding the handler itself. */
+  async run(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
     const { streamId, decider } = commandTarget(command);
     if (CREATES_STREAM.has(command.type) && this.cache.get(streamId) === undefined) {
       const created = await this.tryAsNewStream(streamId, decider, command, meta);

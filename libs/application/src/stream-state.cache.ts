@@ -146,7 +146,10 @@ export class StreamStateCache {
       this.entries.delete(streamId);
       return;
     }
-    this.set(streamId, viewAfter(decidedOn, commandId, events, revision));
+    const next = viewAfter(decidedOn, commandId, events, revision);
+    // The look-up that found `decidedOn` made it the most recent already: replace it in place.
+    if (current !== undefined && next.commandIds.size <= this.maxCommandIds) this.entries.set(streamId, next);
+    else this.set(streamId, next);
   }
 
   delete(streamId: string): void {
