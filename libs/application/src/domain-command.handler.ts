@@ -42,7 +42,7 @@ export class ExecuteDomainCommand extends Command<CommandResult> {
  * commands may register a customer implicitly, but are just as often the first command on an
  * existing stream this process has not seen (after a restart), so they always read first.
  */
-const CREATES_STREAM: ReadonlySet<DomainCommand['type']> = new Set(['RegisterProspect', 'HireEmployee']);
+export const CREATES_STREAM: ReadonlySet<DomainCommand['type']> = new Set(['RegisterProspect', 'HireEmployee']);
 
 /**
  * Load → decide (pure) → append at the revision that was decided on. Holds no business rule: the
@@ -175,7 +175,8 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
   }
 }
 
-function answer(commandId: string, streamId: string, status: CommandResult['status'], events: StoredEvent[]): CommandResult {
+/** A command's answer: its status and where its events are (not their content). */
+export function answer(commandId: string, streamId: string, status: CommandResult['status'], events: StoredEvent[]): CommandResult {
   return {
     commandId,
     streamId,
