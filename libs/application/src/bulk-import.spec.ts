@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import { ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
 import { generateSyntheticCommands } from '@clientele/generator';
 import { SqliteEventStore, type EventStore, type StoredEvent } from '@clientele/event-store';
 
@@ -125,6 +125,11 @@ describe('CommandService.importBatch (the bulk path)', () => {
     expect(results.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
     expect(requested).toEqual(['customer-a', 'customer-b', 'customer-c']);
     expect(answeredBeforeLastRequest).toBe(false);
+    const counted = (await apps[0]!.get(ClienteleMetrics).commands.get()).values.map((v) => [v.labels.type, v.labels.status, v.value]);
+    expect(counted.sort()).toEqual([
+      ['RecordPurchase', 'applied', 6],
+      ['RegisterProspect', 'applied', 3],
+    ]);
     const a = results.slice(0, 3).map((r) => (r.ok ? r.result.events.map((e) => `${e.type}@${e.revision}`) : []));
     expect(a).toEqual([['ProspectRegistered@0'], ['PurchaseRecorded@1', 'CustomerConverted@2'], ['PurchaseRecorded@3', 'RepeatBuyerQualified@4']]);
   });

@@ -94,6 +94,7 @@ export class BulkImporter {
     );
     const settled: BulkOutcome[] = [];
     const leftover: BatchCommand[][] = [];
+    const counts = new OutcomeCounts();
     for (let i = 0; i < plans.length; i++) {
       const plan = plans[i]!;
       const pending = appends[i];
@@ -113,9 +114,10 @@ export class BulkImporter {
         }
         this.handler.cache.advanceMany(plan.streamId, plan.base, plan.appliedIds, plan.state, appended.nextExpectedRevision);
       }
-      for (const step of plan.steps) settled.push(this.outcome(plan.streamId, step, appended));
+      for (const step of plan.steps) settled.push(this.outcome(plan.streamId, step, appended, counts));
       if (plan.leftover.length > 0) leftover.push(plan.leftover);
     }
+    counts.addTo(this.metrics);
     return { settled, leftover };
   }
 
@@ -185,24 +187,40 @@ export class BulkImporter {
     return plan;
   }
 
-  private outcome(streamId: string, step: Step, appended: AppendResult | undefined): BulkOutcome {
+  private outcome(streamId: string, step: Step, appended: AppendResult | undefined, counts: OutcomeCounts): BulkOutcome {
     const { index, domain, meta } = step.item;
     switch (step.kind) {
       case 'applied': {
         const stored = appended!.events.slice(step.from, step.from + step.count);
         this.metrics.appendSize.observe(step.count);
-        this.metrics.countCommand(domain.type, 'applied');
+        counts.count(domain.type, 'applied');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'applied', stored) };
       }
       case 'no_op':
-        this.metrics.countCommand(domain.type, 'no_op');
+        counts.count(domain.type, 'no_op');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'no_op', []) };
       case 'duplicate':
-        this.metrics.countCommand(domain.type, 'duplicate');
+        counts.count(domain.type, 'duplicate');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier) };
       case 'refused':
-        this.metrics.countCommand(domain.type, describeFailure(step.error).kind);
+        counts.count(domain.type, describeFailure(step.error).kind);
         return { index, ok: false, commandId: meta.commandId, error: step.error };
     }
+  }
+}
+
+/** Outcomes of a bulk run by command type, added to the metrics once per type and outcome. */
+class OutcomeCounts {
+  private readonly counts = new Map<string, { type: string; status: string; n: number }>();
+
+  count(type: string, status: string): void {
+    const key = `${type}\u0000${status}`;
+    const entry = this.counts.get(key);
+    if (entry) entry.n += 1;
+    else this.counts.set(key, { type, status, n: 1 });
+  }
+
+  addTo(metrics: ClienteleMetrics): void {
+    for (const { type, status, n } of this.counts.values()) metrics.countCommand(type, status, n);
   }
 }

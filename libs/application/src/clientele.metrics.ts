@@ -45,11 +45,11 @@ export class ClienteleMetrics {
    * Counts one command outcome. Label objects are made once per type and outcome: prom-client keeps
    * the first one it sees, and allocating one per command was measurable on the command path.
    */
-  countCommand(type: string, status: string): void {
+  countCommand(type: string, status: string, by = 1): void {
     const key = `${type}\u0000${status}`;
     let labels = this.commandLabels.get(key);
     if (labels === undefined) this.commandLabels.set(key, (labels = Object.freeze({ type, status })));
-    this.commands.inc(labels);
+    this.commands.inc(labels, by);
   }
 
   /** Observes one command's time from its validated form to its answer, in seconds. */
