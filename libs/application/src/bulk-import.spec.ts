@@ -63,8 +63,8 @@ describe('CommandService.importBatch (the bulk path)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('given a seeded workload with invalid items, rule refusals, no-ops and repeated command ids, then every answer and every stream are those of executeBatch', async () => {
-    const workload: unknown[] = generateSyntheticCommands({ customers: 60, seed: 'bulk-spec', idPrefix: 'w' });
+  it('given a seeded workload of more streams than one round, with invalid items, rule refusals, no-ops and repeated command ids, then every answer and every stream are those of executeBatch', async () => {
+    const workload: unknown[] = generateSyntheticCommands({ customers: 300, seed: 'bulk-spec', idPrefix: 'w' });
     const first = workload[0];
     workload.splice(5, 0, { type: 'RecordPurchase', commandId: 'bad', data: {} });
     workload.push(register('self', 'zed', 'zed'));

@@ -34,6 +34,8 @@ export interface BulkImportResult {
   leftover: BatchCommand[][];
 }
 
+const STREAMS_PER_ROUND = 250;
+
 type Step =
   | { kind: 'applied'; item: BatchCommand; from: number; count: number }
   | { kind: 'no_op'; item: BatchCommand }
@@ -59,9 +61,9 @@ interface StreamPlan {
  * 10,000 commands that is 10,000 appends, promises and group slots. Here each stream's state is
  * looked up once (state cache, one read, or the empty state for a stream its first command opens),
  * every command of the stream is decided in order on it in memory, and all the events the stream's
- * commands decided go to the store as ONE append at the revision they were decided on. All streams'
- * appends are requested in the same tick, so the store's group commit writes them in a few large
- * transactions.
+ * commands decided go to the store as ONE append at the revision they were decided on. The appends
+ * of a round of streams are requested in the same tick, so the store's group commit writes each
+ * round in one transaction.
  *
  * It answers exactly as `executeBatch` would, because anything it cannot settle with certainty goes
  * the usual way, in order, after its stream's append:
@@ -85,6 +87,16 @@ export class BulkImporter {
   ) {}
 
   async run(streams: readonly StreamCommands[]): Promise<BulkImportResult> {
+    const result: BulkImportResult = { settled: [], leftover: [] };
+    // A few hundred streams at a time: holding every decision of a 10,000-command batch at once
+    // cost more in garbage collection than the extra transactions cost in commits.
+    for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
+      await this.runRound(streams.slice(i, i + STREAMS_PER_ROUND), result);
+    }
+    return result;
+  }
+
+  private async runRound(streams: readonly StreamCommands[], { settled, leftover }: BulkImportResult): Promise<void> {
     const plans = await Promise.all(streams.map((s) => this.plan(s)));
     // Every append is requested before any is awaited: the store groups them into few transactions.
     const appends = plans.map((p) =>
@@ -92,8 +104,6 @@ export class BulkImporter {
         ? undefined
         : this.store.appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision }),
     );
-    const settled: BulkOutcome[] = [];
-    const leftover: BatchCommand[][] = [];
     const counts = new OutcomeCounts();
     for (let i = 0; i < plans.length; i++) {
       const plan = plans[i]!;
@@ -118,7 +128,6 @@ export class BulkImporter {
       if (plan.leftover.length > 0) leftover.push(plan.leftover);
     }
     counts.addTo(this.metrics);
-    return { settled, leftover };
   }
 
   private async plan({ streamId, decider, items }: StreamCommands): Promise<StreamPlan> {
