@@ -21,6 +21,6 @@ export type ItemResult =
   | { ok: false; commandId: string; code: string; message: string; field?: string };
 
 export interface CommandSink {
-  /** Answers one result per envelope, in the same order. */
+  /** Answers one result per envelope, in the same order. Each envelope is the `command` validateCommandEnvelope answered for its line. */
   executeBatch(envelopes: readonly CommandEnvelope[]): Promise<ItemResult[]>;
 }

@@ -11,6 +11,8 @@ import {
   type BatchItemResult,
 } from '@clientele/application';
 
+import type { ValidCommand } from '@clientele/contracts';
+
 import type { Engine } from './cli-context';
 import type { CommandEnvelope, CommandSink, ItemResult } from './command-sink';
 
@@ -41,7 +43,9 @@ export const openEngine = async (dataDir: string): Promise<Engine> => {
   const commands = app.get(CommandService);
   const sink: CommandSink = {
     executeBatch: async (envelopes) => {
-      const results = await commands.executeBatch(envelopes);
+      // The import runner sends only what validateCommandEnvelope accepted (a ValidCommand each), so
+      // the bulk path takes them without validating every line a second time.
+      const results = await commands.importValid(envelopes as readonly ValidCommand[]);
       return results.map((item, i) => toItemResult(envelopes[i] as CommandEnvelope, item));
     },
   };

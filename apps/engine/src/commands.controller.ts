@@ -63,7 +63,8 @@ export class CommandsController {
   @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
   async executeBatch(@Body() body: unknown): Promise<{ results: BatchItemAnswer[] }> {
     const commands = batchOf(body, this.config.maxBatchItems);
-    const results = await this.commands.executeBatch(commands);
+    // The bulk path: the same per-item answers as executeBatch, one append per stream.
+    const results = await this.commands.importBatch(commands);
     return {
       results: results.map((item): BatchItemAnswer => {
         if (item.ok) return { index: item.index, status: item.result.status === 'applied' ? 201 : 200, result: item.result };

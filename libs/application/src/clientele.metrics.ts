@@ -41,6 +41,27 @@ export class ClienteleMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Counts one command outcome. Label objects are made once per type and outcome: prom-client keeps
+   * the first one it sees, and allocating one per command was measurable on the command path.
+   */
+  countCommand(type: string, status: string, by = 1): void {
+    const key = `${type}\u0000${status}`;
+    let labels = this.commandLabels.get(key);
+    if (labels === undefined) this.commandLabels.set(key, (labels = Object.freeze({ type, status })));
+    this.commands.inc(labels, by);
+  }
+
+  /** Observes one command's time from its validated form to its answer, in seconds. */
+  observeCommandSeconds(type: string, seconds: number): void {
+    let labels = this.typeLabels.get(type);
+    if (labels === undefined) this.typeLabels.set(type, (labels = Object.freeze({ type })));
+    this.commandSeconds.observe(labels, seconds);
+  }
+
+  private readonly commandLabels = new Map<string, Readonly<{ type: string; status: string }>>();
+  private readonly typeLabels = new Map<string, Readonly<{ type: string }>>();
+
   readonly processLag = new Gauge({
     name: 'clientele_process_manager_lag_events',
     help: 'Events stored but not yet handled by the referral process manager',

@@ -3,6 +3,7 @@ import { CqrsModule } from '@nestjs/cqrs';
 import { defaultPolicy } from '@clientele/domain';
 import type { EventStore } from '@clientele/event-store';
 import { InMemoryCheckpointStore, type CheckpointStore } from './checkpoint.store';
+import { BulkImporter } from './bulk-import';
 import { ChurnSweep } from './churn.sweep';
 import { ClienteleMetrics } from './clientele.metrics';
 import { resolveOptions, type ClienteleOptions, type ResolvedClienteleOptions } from './clientele.options';
@@ -58,6 +59,7 @@ export class ClienteleModule implements OnApplicationShutdown {
         },
         ClienteleMetrics,
         DomainCommandHandler,
+        BulkImporter,
         CommandService,
         CustomerQueries,
         ReferralProcessRunner,

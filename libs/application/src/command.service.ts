@@ -5,13 +5,14 @@ import {
   type ExternalCommandType,
   type ValidCommand,
 } from '@clientele/contracts';
-import { commandTarget, type DomainCommand } from '@clientele/domain';
+import { commandTarget, type CommandTarget, type DomainCommand } from '@clientele/domain';
+import { BulkImporter, type BatchCommand, type StreamCommands } from './bulk-import';
 import { CommandValidationError } from './application.errors';
 import { ClienteleMetrics } from './clientele.metrics';
 import { CLIENTELE_OPTIONS } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
 import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
-import { DomainCommandHandler, ExecuteDomainCommand } from './domain-command.handler';
+import { DomainCommandHandler } from './domain-command.handler';
 
 // Compile-time proof that every validated wire command is a domain command of the same type: a
 // mismatch turns `Mismatched` into the offending type's name and the assignment below fails.
@@ -41,6 +42,7 @@ export class CommandService {
 
   constructor(
     private readonly handler: DomainCommandHandler,
+    private readonly importer: BulkImporter,
     private readonly metrics: ClienteleMetrics,
     @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
   ) {}
@@ -52,28 +54,23 @@ export class CommandService {
   }
 
   executeValid(valid: ValidCommand): Promise<CommandResult> {
-    // Sound by wireCommandsAreDomainCommands above; TypeScript cannot correlate the two unions itself.
-    const command = { type: valid.type, data: valid.data } as DomainCommand;
-    return this.executeDomain(command, {
-      commandId: valid.commandId,
-      ...(valid.correlationId !== undefined ? { correlationId: valid.correlationId } : {}),
-    });
+    return this.executeDomain(domainCommandOf(valid), metaOf(valid));
   }
 
   /** For commands the system issues itself (referral reactions, the churn sweep): no envelope to validate. */
   async executeDomain(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
-    const stopTimer = this.metrics.commandSeconds.startTimer({ type: command.type });
+    const started = performance.now();
     try {
-      const result = await this.handler.execute(new ExecuteDomainCommand(command, meta));
-      this.metrics.commands.inc({ type: command.type, status: result.status });
+      const result = await this.handler.run(command, meta);
+      this.metrics.countCommand(command.type, result.status);
       return result;
     } catch (error) {
       const failure = describeFailure(error);
-      this.metrics.commands.inc({ type: command.type, status: failure.kind });
+      this.metrics.countCommand(command.type, failure.kind);
       if (failure.kind === 'internal') this.logger.error({ err: error, commandId: meta.commandId }, 'command failed');
       throw error;
     } finally {
-      stopTimer();
+      this.metrics.observeCommandSeconds(command.type, (performance.now() - started) / 1000);
     }
   }
 
@@ -84,45 +81,114 @@ export class CommandService {
    */
   async executeBatch(envelopes: readonly unknown[]): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(envelopes.length);
-    const byStream = new Map<string, { index: number; command: ValidCommand }[]>();
+    const streams = this.validateAll(envelopes, results);
+    await this.runOneByOne(
+      streams.map((s) => s.items),
+      results,
+    );
+    return results;
+  }
+
+  /**
+   * The same answers as `executeBatch`, item for item, for large batches (imports, backfills):
+   * each stream's commands are decided together on one look-up of its state and stored in one
+   * append, and all streams' appends go to the store at once (see BulkImporter). Commands the bulk
+   * path cannot settle with certainty take the `executeBatch` path after it.
+   */
+  async importBatch(envelopes: readonly unknown[]): Promise<BatchItemResult[]> {
+    const results: BatchItemResult[] = new Array(envelopes.length);
+    await this.importGrouped(this.validateAll(envelopes, results), results);
+    return results;
+  }
+
+  /** `importBatch` for commands already validated by `validateCommandEnvelope` (the CLI import validates each line as it reads it). */
+  async importValid(commands: readonly ValidCommand[]): Promise<BatchItemResult[]> {
+    const results: BatchItemResult[] = new Array(commands.length);
+    const streams = new Map<string, StreamCommands>();
+    commands.forEach((command, index) => this.addTo(streams, index, command, results));
+    await this.importGrouped([...streams.values()], results);
+    return results;
+  }
+
+  private async importGrouped(streams: StreamCommands[], results: BatchItemResult[]): Promise<void> {
+    const { settled, leftover } = await this.importer.run(streams);
+    for (const outcome of settled) {
+      const { index } = outcome;
+      results[index] = outcome.ok
+        ? { index, ok: true, result: outcome.result }
+        : { index, ok: false, commandId: outcome.commandId, failure: describeFailure(outcome.error) };
+    }
+    await this.runOneByOne(leftover, results);
+  }
+
+  private validateAll(envelopes: readonly unknown[], results: BatchItemResult[]): StreamCommands[] {
+    const streams = new Map<string, StreamCommands>();
     envelopes.forEach((envelope, index) => {
+      let command: ValidCommand;
       try {
-        const command = this.validate(envelope);
-        const { streamId } = commandTarget(command as DomainCommand);
-        const queue = byStream.get(streamId);
-        if (queue) queue.push({ index, command });
-        else byStream.set(streamId, [{ index, command }]);
+        command = this.validate(envelope);
       } catch (error) {
         results[index] = { index, ok: false, ...commandIdOf(envelope), failure: describeFailure(error) };
+        return;
       }
+      this.addTo(streams, index, command, results);
     });
+    return [...streams.values()];
+  }
 
-    const queues = [...byStream.values()];
+  private addTo(streams: Map<string, StreamCommands>, index: number, command: ValidCommand, results: BatchItemResult[]): void {
+    const domain = domainCommandOf(command);
+    let target: CommandTarget;
+    try {
+      target = commandTarget(domain);
+    } catch (error) {
+      results[index] = { index, ok: false, commandId: command.commandId, failure: describeFailure(error) };
+      return;
+    }
+    const item: BatchCommand = { index, command, domain, meta: metaOf(command) };
+    const stream = streams.get(target.streamId);
+    if (stream) stream.items.push(item);
+    else streams.set(target.streamId, { streamId: target.streamId, decider: target.decider, items: [item] });
+  }
+
+  /** Each queue's commands one after another; up to `batchConcurrency` queues at a time. */
+  private async runOneByOne(queues: readonly BatchCommand[][], results: BatchItemResult[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let queue = queues[next++]; queue !== undefined; queue = queues[next++]) {
-        for (const { index, command } of queue) {
+        for (const { index, domain, meta } of queue) {
           try {
-            results[index] = { index, ok: true, result: await this.executeValid(command) };
+            results[index] = { index, ok: true, result: await this.executeDomain(domain, meta) };
           } catch (error) {
-            results[index] = { index, ok: false, commandId: command.commandId, failure: describeFailure(error) };
+            results[index] = { index, ok: false, commandId: meta.commandId, failure: describeFailure(error) };
           }
         }
       }
     };
     const workers = Math.max(1, Math.min(this.options.batchConcurrency, queues.length));
     await Promise.all(Array.from({ length: workers }, worker));
-    return results;
   }
 
   private validate(envelope: unknown): ValidCommand {
     const validation = validateCommandEnvelope(envelope);
     if (!validation.ok) {
-      this.metrics.commands.inc({ type: typeOf(envelope), status: 'invalid' });
+      this.metrics.countCommand(typeOf(envelope), 'invalid');
       throw new CommandValidationError(validation.errors);
     }
     return validation.command;
   }
+}
+
+/** The domain command a validated wire command is. */
+export function domainCommandOf(valid: ValidCommand): DomainCommand {
+  // Sound by wireCommandsAreDomainCommands above; TypeScript cannot correlate the two unions itself.
+  return { type: valid.type, data: valid.data } as DomainCommand;
+}
+
+export function metaOf(valid: ValidCommand): CommandMeta {
+  return valid.correlationId !== undefined
+    ? { commandId: valid.commandId, correlationId: valid.correlationId }
+    : { commandId: valid.commandId };
 }
 
 // Label values must stay few: an unknown type is counted as 'unknown', not by what the caller sent.

@@ -42,7 +42,7 @@ export class ExecuteDomainCommand extends Command<CommandResult> {
  * commands may register a customer implicitly, but are just as often the first command on an
  * existing stream this process has not seen (after a restart), so they always read first.
  */
-const CREATES_STREAM: ReadonlySet<DomainCommand['type']> = new Set(['RegisterProspect', 'HireEmployee']);
+export const CREATES_STREAM: ReadonlySet<DomainCommand['type']> = new Set(['RegisterProspect', 'HireEmployee']);
 
 /**
  * Load → decide (pure) → append at the revision that was decided on. Holds no business rule: the
@@ -68,7 +68,12 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     this.cache = new StreamStateCache(options.stateCacheStreams);
   }
 
-  async execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
+  execute({ command, meta }: ExecuteDomainCommand): Promise<CommandResult> {
+    return this.run(command, meta);
+  }
+
+  /** `execute` without the CommandBus's message object, for callers holding the handler itself. */
+  async run(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
     const { streamId, decider } = commandTarget(command);
     if (CREATES_STREAM.has(command.type) && this.cache.get(streamId) === undefined) {
       const created = await this.tryAsNewStream(streamId, decider, command, meta);
@@ -170,7 +175,8 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
   }
 }
 
-function answer(commandId: string, streamId: string, status: CommandResult['status'], events: StoredEvent[]): CommandResult {
+/** A command's answer: its status and where its events are (not their content). */
+export function answer(commandId: string, streamId: string, status: CommandResult['status'], events: StoredEvent[]): CommandResult {
   return {
     commandId,
     streamId,

@@ -1,4 +1,5 @@
 export * from './application.errors';
+export * from './bulk-import';
 export * from './checkpoint.store';
 export * from './churn.sweep';
 export * from './clientele.metrics';

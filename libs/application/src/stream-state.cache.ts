@@ -77,6 +77,14 @@ export function decideOn(view: StreamView, command: DomainCommand, policy: Lifec
   return DECIDERS[view.decider].decide(command, view.state, policy);
 }
 
+/** The decider's state after `events`, without touching any view (for decisions not yet stored). */
+export function stateAfter(decider: DeciderName, state: unknown, events: readonly DomainEvent[]): unknown {
+  const d = DECIDERS[decider];
+  let next = state;
+  for (const event of events) next = d.evolve(next, event);
+  return next;
+}
+
 /**
  * The view after `events` of `commandId` were stored, ending at `revision`. The id set is shared
  * with the view decided on, not copied (copying made every command cost as much as its stream's
@@ -146,7 +154,27 @@ export class StreamStateCache {
       this.entries.delete(streamId);
       return;
     }
-    this.set(streamId, viewAfter(decidedOn, commandId, events, revision));
+    const next = viewAfter(decidedOn, commandId, events, revision);
+    // The look-up that found `decidedOn` made it the most recent already: replace it in place.
+    if (current !== undefined && next.commandIds.size <= this.maxCommandIds) this.entries.set(streamId, next);
+    else this.set(streamId, next);
+  }
+
+  /**
+   * Records several commands stored in one append made from `decidedOn`, whose events folded into
+   * `state` (computed by the caller while deciding them). Same rule as `advance`: when another
+   * command moved the entry meanwhile, it is dropped.
+   */
+  advanceMany(streamId: string, decidedOn: StreamView, commandIds: readonly string[], state: unknown, revision: number): void {
+    const current = this.entries.get(streamId);
+    if (current !== undefined && current !== decidedOn) {
+      this.entries.delete(streamId);
+      return;
+    }
+    // Shared with the view decided on, as in viewAfter: the store has confirmed these commands.
+    const ids = decidedOn.commandIds as Set<string>;
+    for (const id of commandIds) ids.add(id);
+    this.set(streamId, { decider: decidedOn.decider, state, revision, commandIds: ids });
   }
 
   delete(streamId: string): void {

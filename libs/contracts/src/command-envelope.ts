@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
-import { EXPECTED, EXPECTED_CONSTRAINT, isPlainObject, passesFieldRules } from './field-rules';
+import { EXPECTED, EXPECTED_CONSTRAINT, copyIfPassesFieldRules, copyJson, isPlainObject } from './field-rules';
 
 /**
  * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
@@ -54,20 +54,27 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   if (correlationId !== undefined && (typeof correlationId !== 'string' || !KEY_PATTERN.test(correlationId))) {
     errors.push({ field: 'correlationId', expected: `${EXPECTED_KEY}, or absent` });
   }
+  let copy: Record<string, unknown> | undefined;
   if (!isPlainObject(data)) {
     errors.push({ field: 'data', expected: EXPECTED.object });
-  } else if (knownType && !passesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data)) {
-    errors.push(...validateData(type as ExternalCommandType, data));
+  } else if (knownType) {
+    // The caller's object is never shared or changed: the command carries a copy.
+    copy = copyIfPassesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data);
+    if (copy === undefined) {
+      // The table only ever says "valid"; class-validator has the last word and names each problem.
+      const found = validateData(type as ExternalCommandType, data);
+      if (found.length > 0) errors.push(...found);
+      else copy = copyJson(data) as Record<string, unknown>;
+    }
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0 || copy === undefined) return { ok: false, errors };
 
   // The checks above proved the shape; the compiler cannot follow them through class-validator.
-  const command = {
-    type,
-    commandId,
-    ...(correlationId !== undefined ? { correlationId } : {}),
-    data: normaliseData(copyJson(data) as Record<string, unknown>),
-  } as unknown as ValidCommand;
+  const command = (
+    correlationId !== undefined
+      ? { type, commandId, correlationId, data: normaliseData(copy) }
+      : { type, commandId, data: normaliseData(copy) }
+  ) as unknown as ValidCommand;
   return { ok: true, command };
 }
 
@@ -102,19 +109,6 @@ function describe(error: ValidationError): string | undefined {
   // An array element that is not an object (nested validation on a primitive).
   if (c.nestedValidation !== undefined) return EXPECTED.object;
   return Object.values(c)[0];
-}
-
-/**
- * A deep copy of data that passed validation (only strings, numbers, booleans, null, arrays and
- * objects remain by then), so the caller's object is never shared or changed. Several times cheaper
- * than structuredClone, which serialises through the HTML clone algorithm.
- */
-function copyJson(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(copyJson);
-  const copy: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) copy[key] = copyJson((value as Record<string, unknown>)[key]);
-  return copy;
 }
 
 /** Business time is stored in UTC whatever offset the caller used. */

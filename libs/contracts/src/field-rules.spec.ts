@@ -2,7 +2,7 @@ import { seededRandom } from '@clientele/testing';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validateSync } from 'class-validator';
 import { COMMAND_DTOS, PersonalDataDto, PurchaseLineDto } from './command.dtos';
-import { fieldRulesOf, passesFieldRules } from './field-rules';
+import { copyIfPassesFieldRules, fieldRulesOf, isIsoDateTime, passesFieldRules } from './field-rules';
 
 type Dto = abstract new () => object;
 
@@ -105,5 +105,60 @@ describe('field rules table', () => {
     for (const [type, data] of Object.entries(samples)) {
       expect({ type, quick: passesFieldRules(COMMAND_DTOS[type as keyof typeof COMMAND_DTOS], data) }).toEqual({ type, quick: true });
     }
+  });
+});
+
+describe('checked copy', () => {
+  it('given every valid sample, then the copy equals the input, shares no object with it, and keeps its key order', () => {
+    for (const [type, data] of Object.entries(samples)) {
+      const copy = copyIfPassesFieldRules(COMMAND_DTOS[type as keyof typeof COMMAND_DTOS], data);
+      expect(copy).toEqual(data);
+      expect(Object.keys(copy!)).toEqual(Object.keys(data));
+      for (const key of Object.keys(data)) {
+        if (typeof data[key] === 'object') expect({ key, shared: copy![key] === data[key] }).toEqual({ key, shared: false });
+      }
+    }
+    const purchase = copyIfPassesFieldRules(COMMAND_DTOS.RecordPurchase, samples.RecordPurchase!)!;
+    expect((purchase.lines as object[])[0]).not.toBe((samples.RecordPurchase!.lines as object[])[0]);
+  });
+
+  it('given a missing required field or an unknown one, then there is no copy', () => {
+    const { customerId: _dropped, ...missing } = samples.RecordPurchase!;
+    expect(copyIfPassesFieldRules(COMMAND_DTOS.RecordPurchase, missing)).toBeUndefined();
+    expect(copyIfPassesFieldRules(COMMAND_DTOS.RecordPurchase, { ...samples.RecordPurchase!, extra: 1 })).toBeUndefined();
+    const badLine = { ...samples.RecordPurchase!, lines: [{ ...line, quantity: 0 }] };
+    expect(copyIfPassesFieldRules(COMMAND_DTOS.RecordPurchase, badLine)).toBeUndefined();
+  });
+});
+
+describe('isIsoDateTime', () => {
+  // The general check (regex, calendar, Date.parse) as it was before the toISOString fast path.
+  const ZONED = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+  const general = (v: string): boolean => {
+    const m = ZONED.exec(v);
+    if (!m) return false;
+    const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
+    const probe = new Date(Date.UTC(y, mo - 1, d));
+    if (probe.getUTCFullYear() !== y || probe.getUTCMonth() !== mo - 1 || probe.getUTCDate() !== d) return false;
+    return h <= 23 && mi <= 59 && s <= 59 && !Number.isNaN(Date.parse(v));
+  };
+
+  it('given times in toISOString form and every one-character change of them, then it answers as the general check', () => {
+    const bases = ['2026-01-31T10:00:00.000Z', '2024-02-29T23:59:59.999Z', '2100-02-28T00:00:00.000Z', '0099-01-01T00:00:00.000Z'];
+    const replacements = ['0', '1', '2', '3', '5', '9', '-', ':', 'T', 'Z', '.', '+', ' ', 'x'];
+    let accepted = 0;
+    let checked = 0;
+    for (const base of bases) {
+      for (let i = 0; i < base.length; i++) {
+        for (const r of replacements) {
+          const value = base.slice(0, i) + r + base.slice(i + 1);
+          expect({ value, valid: isIsoDateTime(value) }).toEqual({ value, valid: general(value) });
+          if (general(value)) accepted += 1;
+          checked += 1;
+        }
+      }
+    }
+    expect(accepted).toBeGreaterThan(200);
+    expect(checked - accepted).toBeGreaterThan(200);
   });
 });

@@ -34,7 +34,7 @@ export function decideCampaign(command: CampaignCommand, state: CampaignState): 
   businessTime(command.data.occurredAt);
   assertMinorUnits(command.data.amountMinor, 'amountMinor');
   if (state.spendIds.has(command.data.spendId)) return [];
-  return [{ type: 'CampaignSpendRecorded', data: withoutUndefined({ ...command.data }) }];
+  return [{ type: 'CampaignSpendRecorded', data: withoutUndefined(command.data) }];
 }
 
 export const campaignDecider = {

@@ -276,7 +276,7 @@ function recordTouchpoint({ data }: RecordTouchpoint, state: CustomerState): Cus
   rejectPersonalAfterErasure(state, 'note', data.note);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
-  decision.emit({ type: 'TouchpointRecorded', data: withoutUndefined({ ...data }) });
+  decision.emit({ type: 'TouchpointRecorded', data: withoutUndefined(data) });
   return decision.events;
 }
 
@@ -380,7 +380,7 @@ function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: 
   rejectPersonalAfterErasure(state, 'comment', data.comment);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
-  decision.emit({ type: 'FeedbackReceived', data: withoutUndefined({ ...data }) });
+  decision.emit({ type: 'FeedbackReceived', data: withoutUndefined(data) });
   const after = decision.state;
   if (after.phase === 'repeat_buyer' && data.score >= policy.promoterMinScore) {
     decision.emit({
@@ -401,7 +401,7 @@ function thankCustomer({ data }: ThankCustomer, state: CustomerState): CustomerE
   if (data.valueMinor !== undefined) assertMinorUnits(data.valueMinor, 'valueMinor');
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
-  decision.emit({ type: 'CustomerThanked', data: withoutUndefined({ ...data }) });
+  decision.emit({ type: 'CustomerThanked', data: withoutUndefined(data) });
   return decision.events;
 }
 
@@ -409,7 +409,7 @@ function updateProfile({ data }: UpdateProfile, state: CustomerState): CustomerE
   rejectPersonalAfterErasure(state, 'personal', data.personal);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
-  decision.emit({ type: 'ProfileUpdated', data: withoutUndefined({ ...data }) });
+  decision.emit({ type: 'ProfileUpdated', data: withoutUndefined(data) });
   return decision.events;
 }
 
@@ -459,7 +459,7 @@ function churnIfInactive({ data }: ChurnIfInactive, state: CustomerState, policy
 function erasePersonalData({ data }: EraseCustomerPersonalData, state: CustomerState): CustomerEvent[] {
   const known = requireKnown(state, data.customerId);
   if (known.erased) return [];
-  return [{ type: 'PersonalDataErased', data: withoutUndefined({ ...data }) }];
+  return [{ type: 'PersonalDataErased', data: withoutUndefined(data) }];
 }
 
 function assertNotSelf(customerId: string, refereeId: string): void {

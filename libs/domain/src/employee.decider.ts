@@ -49,13 +49,13 @@ export function decideEmployee(command: EmployeeCommand, state: EmployeeState): 
           'employeeId',
         );
       }
-      return [{ type: 'EmployeeHired', data: withoutUndefined({ ...command.data }) }];
+      return [{ type: 'EmployeeHired', data: withoutUndefined(command.data) }];
     case 'RecordEmployeeLeft':
       if (state.phase === 'left') return [];
       if (state.phase === 'unknown') {
         throw new DomainError(DomainErrorCodes.EmployeeNotHired, `employee ${data.employeeId} was never hired`, 'employeeId');
       }
-      return [{ type: 'EmployeeLeft', data: withoutUndefined({ ...command.data }) }];
+      return [{ type: 'EmployeeLeft', data: withoutUndefined(command.data) }];
     default:
       return unknownCommand(command);
   }

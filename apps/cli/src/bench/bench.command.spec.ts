@@ -48,7 +48,7 @@ describe('clientele bench --quick', () => {
 
   it('given a quick run, then batched imports and raw SQLite appends report events per second', () => {
     const imports = rowsOf('batched import');
-    expect(imports.map((r) => r.durability)).toEqual(['full', 'normal']);
+    expect(imports.map((r) => `${r.name.split(' ')[0]}/${r.durability}`)).toEqual(['executeBatch/full', 'executeBatch/normal', 'importBatch/full', 'importBatch/normal']);
     expect(imports.every((r) => positive(r.eventsPerSecond) && positive(r.commandsPerSecond))).toBe(true);
     const appends = rowsOf('sqlite appends');
     expect(appends.length).toBeGreaterThanOrEqual(4);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { NestFactory } from '@nestjs/core';
 
-import { ClienteleModule, CommandService, benchBatchedImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
+import { ClienteleModule, CommandService, benchBatchedImport, benchBulkImport, benchCommandPath, type CommandPathFigure } from '@clientele/application';
 import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/event-store';
 import { benchEndToEndLatency, benchIngestThroughput, benchRelayThroughput } from '@clientele/messaging';
 import { SqliteReadModelStore, benchRebuild, benchStatistics, type RebuildFigures } from '@clientele/projections';
@@ -113,6 +113,16 @@ export const batchedImportSection: BenchSection = {
         ...(options.dir ? { dir: options.dir } : {}),
       });
       rows.push(commandPathRow('batched import', `executeBatch of ${size.importBatch}, ${IMPORT_CONCURRENCY} in flight`, figure));
+    }
+    for (const durability of ['full', 'normal'] as const) {
+      const figure = await benchBulkImport({
+        envelopes: workload(options, size.importCustomers, 'import'),
+        warmup: workload(options, size.warmupCustomers, 'warm'),
+        batchSize: size.importBatch,
+        durability,
+        ...(options.dir ? { dir: options.dir } : {}),
+      });
+      rows.push(commandPathRow('batched import', `importBatch of ${size.importBatch} (bulk: one append per stream)`, figure));
     }
     return rows;
   },

@@ -1,0 +1,181 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import { generateSyntheticCommands } from '@clientele/generator';
+import { SqliteEventStore, type EventStore, type StoredEvent } from '@clientele/event-store';
+
+const at = '2026-01-10T09:00:00.000Z';
+const line = { sku: 'book-1', category: 'books', quantity: 1, unitPriceMinor: 1500, unitCostMinor: 900 };
+const register = (commandId: string, customerId: string, referredBy?: string) => ({
+  type: 'RegisterProspect',
+  commandId,
+  data: { customerId, source: 'web', occurredAt: at, ...(referredBy ? { referredBy } : {}) },
+});
+const purchase = (commandId: string, orderId: string, customerId: string) => ({
+  type: 'RecordPurchase',
+  commandId,
+  data: { customerId, orderId, lines: [line], occurredAt: at },
+});
+const lost = (commandId: string, customerId: string) => ({
+  type: 'MarkCustomerLost',
+  commandId,
+  data: { customerId, reason: 'moved', occurredAt: at },
+});
+
+/** What a caller learns of an item, without the global positions (the two paths interleave streams differently). */
+function answerOf(item: BatchItemResult): unknown {
+  if (!item.ok) return { index: item.index, commandId: item.commandId, kind: item.failure.kind, code: item.failure.code };
+  const { commandId, streamId, status, events } = item.result;
+  return { index: item.index, commandId, streamId, status, events: events.map(({ id, type, revision }) => ({ id, type, revision })) };
+}
+
+/** Every stream as stored, stream by stream: what must be the same whichever path wrote it. */
+async function streamsOf(store: EventStore): Promise<Record<string, unknown[]>> {
+  const streams: Record<string, unknown[]> = {};
+  for (const e of await store.readAll()) {
+    (streams[e.streamId] ??= []).push({ revision: e.revision, id: e.id, type: e.type, data: e.data, metadata: e.metadata });
+  }
+  return streams;
+}
+
+describe('CommandService.importBatch (the bulk path)', () => {
+  let dir: string;
+  const apps: TestingModule[] = [];
+
+  async function engine(store: EventStore, closeOnShutdown = true): Promise<CommandService> {
+    const app = await Test.createTestingModule({
+      imports: [ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown })],
+    }).compile();
+    await app.init();
+    apps.push(app);
+    return app.get(CommandService);
+  }
+  const newStore = (name: string): SqliteEventStore =>
+    new SqliteEventStore({ file: join(dir, `${name}.db`), durability: 'normal' });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-bulk-'));
+  });
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('given a seeded workload of more streams than one round, with invalid items, rule refusals, no-ops and repeated command ids, then every answer and every stream are those of executeBatch', async () => {
+    const workload: unknown[] = generateSyntheticCommands({ customers: 300, seed: 'bulk-spec', idPrefix: 'w' });
+    const first = workload[0];
+    workload.splice(5, 0, { type: 'RecordPurchase', commandId: 'bad', data: {} });
+    workload.push(register('self', 'zed', 'zed'));
+    workload.push(register('reg-yan', 'yan'));
+    workload.push(lost('lost-unknown', 'nobody'));
+    workload.push(first); // the same command again, later in the same batch
+    workload.push(purchase('twice', 'o-twice', 'yan'));
+    workload.push(purchase('twice', 'o-twice', 'yan'));
+    workload.push(purchase('same-order', 'o-twice', 'yan')); // no-op: order already recorded
+
+    const one = newStore('one-by-one');
+    const bulk = newStore('bulk');
+    const oneByOne = await engine(one);
+    const expected = await oneByOne.executeBatch(workload);
+    const bulkCommands = await engine(bulk);
+    const actual = await bulkCommands.importBatch(workload);
+
+    expect(actual.map(answerOf)).toEqual(expected.map(answerOf));
+    expect(await streamsOf(bulk)).toEqual(await streamsOf(one));
+    const kinds = new Set(actual.map((r) => (r.ok ? r.result.status : r.failure.kind)));
+    expect([...kinds].sort()).toEqual(['applied', 'duplicate', 'invalid', 'no_op', 'rule']);
+
+    // A re-run changes nothing and answers every valid command as a duplicate or its refusal again.
+    const head = await bulk.headPosition();
+    const rerun = await bulkCommands.importBatch(workload);
+    expect(await bulk.headPosition()).toBe(head);
+    expect(rerun.filter((r) => r.ok && r.result.status === 'applied')).toEqual([]);
+    expect(rerun.map(answerOf)).toEqual((await oneByOne.executeBatch(workload)).map(answerOf));
+    // And so does a fresh process, which knows nothing of the streams but what it reads.
+    const fresh = await engine(new SqliteEventStore({ file: join(dir, 'bulk.db'), durability: 'normal' }));
+    const again = await fresh.importBatch(workload);
+    expect(await bulk.headPosition()).toBe(head);
+    expect(again.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(rerun.map((r) => (r.ok ? r.result.status : r.failure.kind)));
+  });
+
+  it('given many streams, then each stream is stored with one append and all appends are requested before any is answered', async () => {
+    const store = newStore('counted');
+    const requested: string[] = [];
+    let answeredBeforeLastRequest = false;
+    let settled = 0;
+    const counting: EventStore = {
+      appendToStream: (streamId, events, options) => {
+        requested.push(streamId);
+        if (settled > 0) answeredBeforeLastRequest = true;
+        return store.appendToStream(streamId, events, options).finally(() => (settled += 1));
+      },
+      readStream: (id, o) => store.readStream(id, o),
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    };
+    const commands = await engine(counting);
+    const batch = ['a', 'b', 'c'].flatMap((c) => [register(`reg-${c}`, c), purchase(`p1-${c}`, 'o-1', c), purchase(`p2-${c}`, 'o-2', c)]);
+
+    const results = await commands.importBatch(batch);
+
+    expect(results.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
+    expect(requested).toEqual(['customer-a', 'customer-b', 'customer-c']);
+    expect(answeredBeforeLastRequest).toBe(false);
+    const counted = (await apps[0]!.get(ClienteleMetrics).commands.get()).values.map((v) => [v.labels.type, v.labels.status, v.value]);
+    expect(counted.sort()).toEqual([
+      ['RecordPurchase', 'applied', 6],
+      ['RegisterProspect', 'applied', 3],
+    ]);
+    const a = results.slice(0, 3).map((r) => (r.ok ? r.result.events.map((e) => `${e.type}@${e.revision}`) : []));
+    expect(a).toEqual([['ProspectRegistered@0'], ['PurchaseRecorded@1', 'CustomerConverted@2'], ['PurchaseRecorded@3', 'RepeatBuyerQualified@4']]);
+  });
+
+  it('given another writer moved a stream this process holds, then its append is refused whole and each command is decided again on the stream as stored', async () => {
+    const store = newStore('shared');
+    const commands = await engine(store);
+    const other = await engine(store, false);
+    await commands.importBatch([register('reg', 'ann')]);
+    await other.execute(purchase('elsewhere', 'o-1', 'ann'));
+
+    const results = await commands.importBatch([purchase('p-2', 'o-2', 'ann'), purchase('p-3', 'o-1', 'ann'), lost('lost', 'ann')]);
+
+    expect(results.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(['applied', 'no_op', 'applied']);
+    const stored = (await store.readStream('customer-ann')).map((e: StoredEvent) => `${e.type}@${e.revision}`);
+    expect(stored).toEqual([
+      'ProspectRegistered@0',
+      'PurchaseRecorded@1',
+      'CustomerConverted@2',
+      'PurchaseRecorded@3',
+      'RepeatBuyerQualified@4',
+      'CustomerChurned@5',
+    ]);
+  });
+
+  it('given a kept state that would refuse a command, when another writer changed the stream, then the refusal is not answered from the kept state', async () => {
+    const store = newStore('refusal');
+    const commands = await engine(store);
+    const other = await engine(store, false);
+    await commands.importBatch([register('reg', 'ann')]);
+    await other.execute(purchase('elsewhere', 'o-1', 'ann'));
+
+    // From the kept state Ann is a prospect, who cannot be marked lost; as stored she is a customer.
+    const [result] = await commands.importBatch([lost('lost', 'ann')]);
+
+    expect(result).toMatchObject({ ok: true, result: { status: 'applied' } });
+  });
+
+  it('given an opening command for a stream that exists, when this process has not seen it, then it is answered as stored, not opened twice', async () => {
+    const store = newStore('reopen');
+    await (await engine(store, false)).importBatch([register('reg', 'ann'), purchase('p-1', 'o-1', 'ann')]);
+    const fresh = await engine(store);
+
+    const results = await fresh.importBatch([register('reg-again', 'ann'), purchase('p-2', 'o-2', 'ann')]);
+
+    expect(results.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(['no_op', 'applied']);
+    expect((await store.readStream('customer-ann')).map((e) => e.revision)).toEqual([0, 1, 2, 3, 4]);
+  });
+});

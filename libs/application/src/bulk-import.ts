@@ -1,0 +1,235 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ValidCommand } from '@clientele/contracts';
+import { DomainError, type DeciderName, type DomainCommand, type DomainEvent, type LifecyclePolicy } from '@clientele/domain';
+import type { AppendResult, EventStore, NewEvent, StoredEvent } from '@clientele/event-store';
+import { ClienteleMetrics } from './clientele.metrics';
+import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
+import { describeFailure, type CommandMeta, type CommandResult } from './command-result';
+import { CREATES_STREAM, DomainCommandHandler, answer, toNewEvents } from './domain-command.handler';
+import { decideOn, stateAfter, viewOf, type StreamView } from './stream-state.cache';
+
+/** One validated command of a batch, with its place in the input. */
+export interface BatchCommand {
+  index: number;
+  command: ValidCommand;
+  domain: DomainCommand;
+  meta: CommandMeta;
+}
+
+/** The commands of one stream, in input order. */
+export interface StreamCommands {
+  streamId: string;
+  decider: DeciderName;
+  items: BatchCommand[];
+}
+
+export type BulkOutcome =
+  | { index: number; ok: true; result: CommandResult }
+  | { index: number; ok: false; commandId: string; error: unknown };
+
+export interface BulkImportResult {
+  /** answers for the commands the bulk path settled */
+  settled: BulkOutcome[];
+  /** per stream, the commands (in order) that must take the usual one-by-one path, after `settled` */
+  leftover: BatchCommand[][];
+}
+
+const STREAMS_PER_ROUND = 250;
+
+type Step =
+  | { kind: 'applied'; item: BatchCommand; from: number; count: number }
+  | { kind: 'no_op'; item: BatchCommand }
+  | { kind: 'refused'; item: BatchCommand; error: DomainError }
+  | { kind: 'duplicate'; item: BatchCommand; earlier: StoredEvent[] };
+
+interface StreamPlan {
+  streamId: string;
+  /** the view decided on; `confirmed` when read from the store now, not from the cache or assumed empty */
+  base: StreamView;
+  confirmed: boolean;
+  steps: Step[];
+  /** every event the steps decided, in order: one append for the stream */
+  events: NewEvent[];
+  /** command ids of the applied steps, in order */
+  appliedIds: string[];
+  state: unknown;
+  leftover: BatchCommand[];
+}
+
+/**
+ * The bulk path of imports. The one-by-one path answers each command after its own append; with
+ * 10,000 commands that is 10,000 appends, promises and group slots. Here each stream's state is
+ * looked up once (state cache, one read, or the empty state for a stream its first command opens),
+ * every command of the stream is decided in order on it in memory, and all the events the stream's
+ * commands decided go to the store as ONE append at the revision they were decided on. The appends
+ * of a round of streams are requested in the same tick, so the store's group commit writes each
+ * round in one transaction.
+ *
+ * It answers exactly as `executeBatch` would, because anything it cannot settle with certainty goes
+ * the usual way, in order, after its stream's append:
+ * - the append is all or nothing: a refused append (another writer moved the stream, or the stream
+ *   an opening command assumed new exists) writes nothing, and every command of that stream is
+ *   decided again the usual way;
+ * - a rule refusal or a no-op decided on a state from the cache or on an assumed-empty stream is
+ *   confirmed by the stream's append succeeding at the revision it was decided on; a stream with
+ *   nothing to append and such an answer goes the usual way (which checks the stream head);
+ * - a command id the cached state says was recorded, or one repeated inside the batch, cuts the
+ *   stream there: it and the commands after it go the usual way, which answers `duplicate`.
+ * Command ids enter the state cache only after the store confirmed the append that holds them.
+ */
+@Injectable()
+export class BulkImporter {
+  constructor(
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(LIFECYCLE_POLICY) private readonly policy: LifecyclePolicy,
+    private readonly handler: DomainCommandHandler,
+    private readonly metrics: ClienteleMetrics,
+  ) {}
+
+  async run(streams: readonly StreamCommands[]): Promise<BulkImportResult> {
+    const result: BulkImportResult = { settled: [], leftover: [] };
+    // A few hundred streams at a time: holding every decision of a 10,000-command batch at once
+    // cost more in garbage collection than the extra transactions cost in commits.
+    for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
+      await this.runRound(streams.slice(i, i + STREAMS_PER_ROUND), result);
+    }
+    return result;
+  }
+
+  private async runRound(streams: readonly StreamCommands[], { settled, leftover }: BulkImportResult): Promise<void> {
+    const plans = await Promise.all(streams.map((s) => this.plan(s)));
+    // Every append is requested before any is awaited: the store groups them into few transactions.
+    const appends = plans.map((p) =>
+      p.events.length === 0
+        ? undefined
+        : this.store.appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision }),
+    );
+    const counts = new OutcomeCounts();
+    for (let i = 0; i < plans.length; i++) {
+      const plan = plans[i]!;
+      const pending = appends[i];
+      let appended: AppendResult | undefined;
+      if (pending !== undefined) {
+        try {
+          appended = await pending;
+        } catch {
+          // Nothing of the stream was written; the usual path decides each command again and
+          // answers each failure (conflict, reused id, storage) as it always does.
+          appended = undefined;
+        }
+        if (appended === undefined || appended.duplicate) {
+          this.handler.cache.delete(plan.streamId);
+          leftover.push(plan.steps.map((s) => s.item).concat(plan.leftover));
+          continue;
+        }
+        this.handler.cache.advanceMany(plan.streamId, plan.base, plan.appliedIds, plan.state, appended.nextExpectedRevision);
+      }
+      for (const step of plan.steps) settled.push(this.outcome(plan.streamId, step, appended, counts));
+      if (plan.leftover.length > 0) leftover.push(plan.leftover);
+    }
+    counts.addTo(this.metrics);
+  }
+
+  private async plan({ streamId, decider, items }: StreamCommands): Promise<StreamPlan> {
+    const cache = this.handler.cache;
+    let base = cache.get(streamId);
+    let confirmed = false;
+    let history: StoredEvent[] | undefined;
+    if (base === undefined) {
+      if (CREATES_STREAM.has(items[0]!.domain.type)) {
+        base = viewOf(decider, []);
+      } else {
+        history = await this.store.readStream(streamId);
+        base = viewOf(decider, history);
+        confirmed = true;
+        cache.set(streamId, base);
+      }
+    }
+    const plan: StreamPlan = { streamId, base, confirmed, steps: [], events: [], appliedIds: [], state: base.state, leftover: [] };
+    const seen = new Set<string>();
+    let view: StreamView = base;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const commandId = item.meta.commandId;
+      if (seen.has(commandId)) {
+        plan.leftover = items.slice(i);
+        break;
+      }
+      seen.add(commandId);
+      if (base.commandIds.has(commandId)) {
+        const earlier = history?.filter((e) => e.metadata.commandId === commandId) ?? [];
+        if (earlier.length === 0) {
+          plan.leftover = items.slice(i);
+          break;
+        }
+        plan.steps.push({ kind: 'duplicate', item, earlier });
+        continue;
+      }
+      let decided: DomainEvent[];
+      try {
+        decided = decideOn(view, item.domain, this.policy);
+      } catch (error) {
+        if (!(error instanceof DomainError)) {
+          // Not a rule: the usual path answers it (and logs it) as it would any failure.
+          plan.leftover = items.slice(i);
+          break;
+        }
+        plan.steps.push({ kind: 'refused', item, error });
+        continue;
+      }
+      if (decided.length === 0) {
+        plan.steps.push({ kind: 'no_op', item });
+        continue;
+      }
+      const events = toNewEvents(decided, item.meta);
+      plan.steps.push({ kind: 'applied', item, from: plan.events.length, count: events.length });
+      for (const e of events) plan.events.push(e);
+      plan.appliedIds.push(commandId);
+      plan.state = stateAfter(decider, plan.state, decided);
+      view = { decider, state: plan.state, revision: view.revision + decided.length, commandIds: base.commandIds };
+    }
+    if (plan.events.length === 0 && !confirmed && plan.steps.length > 0) {
+      // Nothing to append would confirm the state these answers were decided on.
+      plan.leftover = plan.steps.map((s) => s.item).concat(plan.leftover);
+      plan.steps = [];
+    }
+    return plan;
+  }
+
+  private outcome(streamId: string, step: Step, appended: AppendResult | undefined, counts: OutcomeCounts): BulkOutcome {
+    const { index, domain, meta } = step.item;
+    switch (step.kind) {
+      case 'applied': {
+        const stored = appended!.events.slice(step.from, step.from + step.count);
+        this.metrics.appendSize.observe(step.count);
+        counts.count(domain.type, 'applied');
+        return { index, ok: true, result: answer(meta.commandId, streamId, 'applied', stored) };
+      }
+      case 'no_op':
+        counts.count(domain.type, 'no_op');
+        return { index, ok: true, result: answer(meta.commandId, streamId, 'no_op', []) };
+      case 'duplicate':
+        counts.count(domain.type, 'duplicate');
+        return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier) };
+      case 'refused':
+        counts.count(domain.type, describeFailure(step.error).kind);
+        return { index, ok: false, commandId: meta.commandId, error: step.error };
+    }
+  }
+}
+
+/** Outcomes of a bulk run by command type, added to the metrics once per type and outcome. */
+class OutcomeCounts {
+  private readonly counts = new Map<string, { type: string; status: string; n: number }>();
+
+  count(type: string, status: string): void {
+    const key = `${type}\u0000${status}`;
+    const entry = this.counts.get(key);
+    if (entry) entry.n += 1;
+    else this.counts.set(key, { type, status, n: 1 });
+  }
+
+  addTo(metrics: ClienteleMetrics): void {
+    for (const { type, status, n } of this.counts.values()) metrics.countCommand(type, status, n);
+  }
+}
