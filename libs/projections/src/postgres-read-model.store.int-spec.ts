@@ -132,4 +132,39 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
       await generations.dropAll();
     }
   });
+
+  it('given engines starting at the same moment on one base schema, then all open the same generation and prepare its tables without failing', async () => {
+    const base = unique('start');
+    const starters = Array.from({ length: 4 }, () => new PostgresReadModelGenerations(url, base));
+    const events = await inMemoryStoreOf(generateCustomerLog({ seed: 9, customers: 10 }).events);
+    try {
+      const stores = await Promise.all(
+        starters.map(async (generations) => {
+          const store = (await generations.openCurrent()) as PostgresReadModelStore;
+          await new Projector(events, new ReadModels(store), allProjections()).start();
+          return store;
+        }),
+      );
+      expect(new Set(stores.map((s) => s.schema)).size).toBe(1);
+      await Promise.all(stores.map((s) => s.close()));
+    } finally {
+      await starters[0]!.dropAll();
+    }
+  });
+
+  it('given a newer generation another engine is still building, when an engine opens the current one, then the newer one is left alone', async () => {
+    const base = unique('inflight');
+    const generations = new PostgresReadModelGenerations(url, base);
+    try {
+      const current = (await generations.openCurrent()) as PostgresReadModelStore;
+      const building = (await generations.openFresh()) as PostgresReadModelStore;
+      await building.transaction((tx) => tx.exec('CREATE TABLE marker (k INT)'));
+      const again = (await new PostgresReadModelGenerations(url, base).openCurrent()) as PostgresReadModelStore;
+      expect(again.schema).toBe(current.schema);
+      expect(await building.get<{ n: number }>('SELECT count(*) AS n FROM marker')).toEqual({ n: 0 });
+      await Promise.all([current.close(), building.close(), again.close()]);
+    } finally {
+      await generations.dropAll();
+    }
+  });
 });

@@ -43,7 +43,7 @@ export class PostgresReadModelStore implements ReadModelStore {
     }
     const store = new PostgresReadModelStore(options);
     try {
-      await store.pool.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`);
+      await createSchemaUnderLock(store.pool, options.schema);
     } catch (err) {
       await store.pool.end();
       throw err;
@@ -145,4 +145,24 @@ function bind(p: SqlParam): string | number | null | boolean {
   if (typeof p === 'bigint') return p.toString();
   if (typeof p === 'boolean') return p ? 1 : 0;
   return p;
+}
+
+/**
+ * CREATE SCHEMA IF NOT EXISTS under an advisory lock: two processes creating the same schema at
+ * once would otherwise have one fail on a duplicate key in PostgreSQL's catalogue.
+ */
+export async function createSchemaUnderLock(pool: Pool, schema: string, more: readonly string[] = []): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`clientele.read-models.schema:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    for (const sql of more) await client.query(sql);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }

@@ -173,6 +173,9 @@ export class Projector {
   /** tables and checkpoint rows; answers the projections whose stored version is not the code's */
   private async prepare(store: ReadModelStore): Promise<Projection[]> {
     return store.transaction(async (tx) => {
+      // Two engines starting on one PostgreSQL schema would otherwise race on CREATE TABLE IF NOT
+      // EXISTS (PostgreSQL answers the loser with a duplicate key on its catalogue): take turns.
+      if (tx.dialect === 'postgres') await tx.get(`SELECT pg_advisory_xact_lock(hashtext('clientele.read-models.prepare'))`);
       await tx.exec(
         `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`,
       );

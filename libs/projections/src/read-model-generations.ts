@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { PostgresReadModelStore } from './postgres-read-model.store';
+import { PostgresReadModelStore, createSchemaUnderLock } from './postgres-read-model.store';
 import type { ReadModelStore } from './read-model-store';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
@@ -112,16 +112,20 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
 
   async openCurrent(): Promise<ReadModelStore> {
     return this.withPool(async (pool) => {
-      await pool.query(`CREATE SCHEMA IF NOT EXISTS ${this.base}`);
-      await pool.query(`CREATE TABLE IF NOT EXISTS ${this.base}.current_generation (k INT PRIMARY KEY, schema_name TEXT NOT NULL)`);
+      await createSchemaUnderLock(pool, this.base, [
+        `CREATE TABLE IF NOT EXISTS ${this.base}.current_generation (k INT PRIMARY KEY, schema_name TEXT NOT NULL)`,
+      ]);
       const row = await pool.query<{ schema_name: string }>(`SELECT schema_name FROM ${this.base}.current_generation WHERE k = 1`);
       const current = row.rows[0]?.schema_name ?? `${this.base}_g1`;
       await pool.query(
         `INSERT INTO ${this.base}.current_generation (k, schema_name) VALUES (1, $1) ON CONFLICT (k) DO NOTHING`,
         [current],
       );
+      // Only generations older than the current one: a newer one may be a rebuild another engine
+      // process is writing right now (an abandoned one is dropped once a later rebuild is promoted).
+      const currentNumber = this.generationNumber(current);
       for (const stale of await this.generationSchemas(pool)) {
-        if (stale !== current) await pool.query(`DROP SCHEMA IF EXISTS ${stale} CASCADE`);
+        if (this.generationNumber(stale) < currentNumber) await pool.query(`DROP SCHEMA IF EXISTS ${stale} CASCADE`);
       }
       return this.open(current);
     });
@@ -129,7 +133,7 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
 
   async openFresh(): Promise<ReadModelStore> {
     const next = await this.withPool(async (pool) => {
-      const numbers = (await this.generationSchemas(pool)).map((s) => Number(s.slice(this.base.length + 2)));
+      const numbers = (await this.generationSchemas(pool)).map((s) => this.generationNumber(s));
       return `${this.base}_g${Math.max(0, ...numbers) + 1}`;
     });
     return this.open(next);
@@ -176,6 +180,10 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
     const store = await PostgresReadModelStore.open({ connectionString: this.connectionString, schema });
     this.schemas.set(store, schema);
     return store;
+  }
+
+  private generationNumber(schema: string): number {
+    return Number(schema.slice(this.base.length + 2));
   }
 
   private async generationSchemas(pool: Pool): Promise<string[]> {
