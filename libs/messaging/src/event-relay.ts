@@ -123,13 +123,20 @@ export class EventRelay {
     // only *sent* once this one is acknowledged and checkpointed: a failed batch must never be
     // followed by a later one, or a key's records could land out of order.
     let inFlight: Promise<void> | undefined;
+    // settles only if the batch in flight fails: an idle relay waiting for new events must still
+    // notice, retry and not leave the batch unpublished until the next event arrives
+    let inFlightFailed: Promise<never> | undefined;
+    const idle = new Promise<never>(() => undefined);
     const dispatch = async (): Promise<void> => {
       const request = this.recordsOf(batch);
       batch = [];
       await inFlight;
-      inFlight = this.send(producer, request);
-      // the rejection is handled where inFlight is awaited; this keeps Node from calling it unhandled meanwhile
-      inFlight.catch(() => undefined);
+      const sending = this.send(producer, request);
+      inFlight = sending;
+      inFlightFailed = sending.then(() => idle);
+      // rejections are handled where these are awaited; this keeps Node from calling them unhandled meanwhile
+      sending.catch(() => undefined);
+      inFlightFailed.catch(() => undefined);
     };
     try {
       let pending = iterator.next();
@@ -137,7 +144,7 @@ export class EventRelay {
       // one timer per batch, not one per event, so catching up costs no timers
       let lingerOver: Promise<undefined> | undefined;
       while (this.running) {
-        const next = batch.length === 0 ? await pending : await Promise.race([pending, lingerOver]);
+        const next = batch.length > 0 ? await Promise.race([pending, lingerOver]) : await (inFlightFailed ? Promise.race([pending, inFlightFailed]) : pending);
         if (next === undefined) {
           await dispatch();
           lingerOver = undefined;
