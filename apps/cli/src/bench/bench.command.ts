@@ -225,8 +225,9 @@ export const statisticsSection: BenchSection = {
   },
 };
 
-/** Commands handled at once by the engine's ingest (`startMessaging`'s default). */
+/** How the engine's ingest runs (`startMessaging`'s defaults): commands at once per partition, partitions at once. */
 const INGEST_CONCURRENCY = 32;
+const INGEST_PARTITIONS_AT_ONCE = 6;
 
 /**
  * The ingest's full path: consume, validate, execute through the application so the events are
@@ -246,6 +247,7 @@ async function benchIngestFullPath(brokers: string, commands: number, dir: strin
       const figure = await benchIngestThroughput(brokers, {
         commands,
         concurrency: INGEST_CONCURRENCY,
+        partitionsAtOnce: INGEST_PARTITIONS_AT_ONCE,
         dispatch: async (envelope) => {
           await service.execute(envelope);
           return { ok: true };
@@ -269,7 +271,11 @@ export const kafkaSection: BenchSection = {
     const brokers = options.kafka!;
     const dir = options.dir ? { dir: options.dir } : {};
     const relay = await benchRelayThroughput(brokers, { events: options.quick ? 2_000 : 200_000, ...dir });
-    const ingest = await benchIngestThroughput(brokers, { commands: options.quick ? 1_000 : 50_000, concurrency: INGEST_CONCURRENCY });
+    const ingest = await benchIngestThroughput(brokers, {
+      commands: options.quick ? 1_000 : 50_000,
+      concurrency: INGEST_CONCURRENCY,
+      partitionsAtOnce: INGEST_PARTITIONS_AT_ONCE,
+    });
     const stored = await benchIngestFullPath(brokers, options.quick ? 1_000 : 20_000, options.dir);
     const latency = await benchEndToEndLatency(brokers, { events: options.quick ? 100 : 2_000, ...dir });
     return [
