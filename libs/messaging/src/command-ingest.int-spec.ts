@@ -168,14 +168,14 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     await producer.send({ topic: topics.commands, messages });
     await producer.disconnect();
     const order: string[] = [];
-    const partitionsBusy = new Map<string, number>();
-    let mostPartitionsBusy = 0;
+    const keysBusy = new Map<string, number>();
+    let mostKeysBusy = 0;
     const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
       const key = envelope.commandId.split('/')[0] as string;
-      partitionsBusy.set(key, (partitionsBusy.get(key) ?? 0) + 1);
-      mostPartitionsBusy = Math.max(mostPartitionsBusy, [...partitionsBusy.values()].filter((n) => n > 0).length);
+      keysBusy.set(key, (keysBusy.get(key) ?? 0) + 1);
+      mostKeysBusy = Math.max(mostKeysBusy, [...keysBusy.values()].filter((n) => n > 0).length);
       await new Promise((r) => setTimeout(r, 10));
-      partitionsBusy.set(key, (partitionsBusy.get(key) ?? 1) - 1);
+      keysBusy.set(key, (keysBusy.get(key) ?? 1) - 1);
       order.push(envelope.commandId);
       return { ok: true };
     };
@@ -183,17 +183,17 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     // when the ingest runs one command at a time per partition, three partitions at once
     const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, partitionsAtOnce: 3 });
     await ingest.start();
+    const offsets = kafka.admin();
+    await offsets.connect();
     const committed = async (): Promise<number> => {
-      const a = kafka.admin();
-      await a.connect();
-      const [entry] = await a.fetchOffsets({ groupId, topics: [topics.commands] });
-      await a.disconnect();
+      const [entry] = await offsets.fetchOffsets({ groupId, topics: [topics.commands] });
       return (entry?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
     };
     try {
-      while ((await committed()) !== 60) await new Promise((r) => setTimeout(r, 50));
+      while ((await committed()) !== 60) await new Promise((r) => setTimeout(r, 100));
     } finally {
       await ingest.stop();
+      await offsets.disconnect();
     }
 
     // then every command ran once and each key's in order; with one at a time per partition, keys
@@ -203,6 +203,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
       const mine = messages.filter((m) => m.key === k).map((m) => (JSON.parse(m.value) as CommandEnvelope).commandId);
       expect(order.filter((id) => id.startsWith(`${k}/`))).toEqual(mine);
     }
-    expect(mostPartitionsBusy).toBeGreaterThan(1);
-  });
+    expect(mostKeysBusy).toBeGreaterThan(1);
+    // a group of three partitions joins and rebalances slowly on a loaded machine
+  }, 180_000);
 });
