@@ -98,15 +98,18 @@ export interface DeadLetterMessage {
   deadLetteredAt: string;
 }
 
-/** Kafka header names. Values are UTF-8 strings; consumers can route and deduplicate on them alone. */
+/**
+ * Kafka header names. Values are UTF-8 strings; consumers can route, deduplicate and order on them
+ * alone. Relayed events (events, lifecycle, referrals) carry the message kind, event id and type,
+ * stream id, position and, when the event has them, the correlation and causation ids; the schema
+ * version and revision are in the value only.
+ */
 export const Headers = {
   contentType: 'content-type',
   messageKind: 'clientele-message',
   eventId: 'clientele-event-id',
   eventType: 'clientele-event-type',
-  schemaVersion: 'clientele-schema-version',
   streamId: 'clientele-stream-id',
-  revision: 'clientele-revision',
   position: 'clientele-position',
   correlationId: 'clientele-correlation-id',
   causationId: 'clientele-causation-id',

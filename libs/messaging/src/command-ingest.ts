@@ -34,6 +34,12 @@ export interface CommandIngestOptions {
    * by commandId). A retryable failure then holds only its key's records, and the batch's commit.
    */
   concurrency?: number;
+  /**
+   * partitions whose batches are handled at the same time; default 1. Order and commits are per
+   * partition, so several at once keep every key's order and only add commands in flight, which the
+   * application turns into fewer, larger fsync groups.
+   */
+  partitionsAtOnce?: number;
   /** read the topic from its start when the group has no offsets yet; default true */
   fromBeginning?: boolean;
   logger?: RelayLogger;
@@ -78,6 +84,7 @@ export class CommandIngest {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsAtOnce ?? 1,
       eachBatch: (payload) => this.handleBatch(payload),
     });
   }

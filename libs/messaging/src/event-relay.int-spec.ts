@@ -62,7 +62,8 @@ describeWithServer(KafkaServer, 'event relay into Kafka', (brokers) => {
     for (const r of events) {
       expect(schemaIssues(EventEnvelopeSchema, r)).toBe('');
       const e = parse(r);
-      expect(r.headers).toMatchObject({
+      expect(r.headers).toEqual({
+        'clientele-message': 'event.v1',
         'clientele-event-id': e.id,
         'clientele-event-type': e.type,
         'clientele-stream-id': e.streamId,

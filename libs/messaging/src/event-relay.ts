@@ -1,7 +1,8 @@
 import type { EventStore, EventSubscription, StoredEvent } from '@clientele/event-store';
-import { CompressionTypes, Partitioners, type Kafka, type Producer, type TopicMessages } from 'kafkajs';
+import { CompressionTypes, type Kafka, type Producer, type TopicMessages } from 'kafkajs';
 import type { CheckpointStore } from './checkpoint.store';
 import { recordsFor } from './event-messages';
+import { KeyHashPartitioner } from './partitioner';
 import type { TopicNames } from './topics';
 
 /** The little a relay says about itself; pino's logger fits. */
@@ -116,16 +117,36 @@ export class EventRelay {
     const subscription = this.options.store.subscribeToAll({ afterPosition: from, batchSize: this.batchSize });
     this.subscription = subscription;
     const iterator = subscription[Symbol.asyncIterator]();
-    const batch: StoredEvent[] = [];
+    let batch: StoredEvent[] = [];
+    // The batch the broker has not acknowledged yet. While it is out, the next one is read from the
+    // store and turned into records, so the store, our encoding and the broker's work overlap. It is
+    // only *sent* once this one is acknowledged and checkpointed: a failed batch must never be
+    // followed by a later one, or a key's records could land out of order.
+    let inFlight: Promise<void> | undefined;
+    // settles only if the batch in flight fails: an idle relay waiting for new events must still
+    // notice, retry and not leave the batch unpublished until the next event arrives
+    let inFlightFailed: Promise<never> | undefined;
+    const idle = new Promise<never>(() => undefined);
+    const dispatch = async (): Promise<void> => {
+      const request = this.recordsOf(batch);
+      batch = [];
+      await inFlight;
+      const sending = this.send(producer, request);
+      inFlight = sending;
+      inFlightFailed = sending.then(() => idle);
+      // rejections are handled where these are awaited; this keeps Node from calling them unhandled meanwhile
+      sending.catch(() => undefined);
+      inFlightFailed.catch(() => undefined);
+    };
     try {
       let pending = iterator.next();
       // like Kafka's linger.ms: a batch goes out at most lingerMs after its first event was read;
       // one timer per batch, not one per event, so catching up costs no timers
       let lingerOver: Promise<undefined> | undefined;
       while (this.running) {
-        const next = batch.length === 0 ? await pending : await Promise.race([pending, lingerOver]);
+        const next = batch.length > 0 ? await Promise.race([pending, lingerOver]) : await (inFlightFailed ? Promise.race([pending, inFlightFailed]) : pending);
         if (next === undefined) {
-          await this.send(producer, batch);
+          await dispatch();
           lingerOver = undefined;
           continue;
         }
@@ -134,20 +155,22 @@ export class EventRelay {
         if (batch.length === 1) lingerOver = sleep(this.lingerMs).then(() => undefined);
         pending = iterator.next();
         if (batch.length >= this.batchSize) {
-          await this.send(producer, batch);
+          await dispatch();
           lingerOver = undefined;
         }
       }
-      // stopping: what was read but not sent is simply read again next time
+      // stopping: the batch in flight finishes (acknowledged and checkpointed, or failed); what was
+      // read but not sent is simply read again next time
+      await inFlight;
     } finally {
+      inFlight?.catch(() => undefined);
       await subscription.close();
       this.subscription = undefined;
     }
   }
 
-  private async send(producer: Producer, batch: StoredEvent[]): Promise<void> {
-    const last = batch[batch.length - 1];
-    if (!last) return;
+  /** One request for a batch: every topic's records together, so a batch costs one round trip. */
+  private recordsOf(batch: StoredEvent[]): PreparedBatch {
     const byTopic = new Map<string, TopicMessages>();
     for (const event of batch) {
       for (const record of recordsFor(event, this.options.topics)) {
@@ -156,15 +179,19 @@ export class EventRelay {
         entry.messages.push({ key: record.key, value: record.value, headers: record.headers });
       }
     }
+    return { topicMessages: [...byTopic.values()], events: batch.length, lastPosition: batch[batch.length - 1]?.position };
+  }
+
+  private async send(producer: Producer, batch: PreparedBatch): Promise<void> {
+    if (batch.lastPosition === undefined) return;
     await producer.sendBatch({
-      topicMessages: [...byTopic.values()],
+      topicMessages: batch.topicMessages,
       acks: -1,
       compression: this.options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
     });
-    await this.options.checkpoints.save(this.name, last.position);
-    this.counters.position = last.position;
-    this.counters.publishedEvents += batch.length;
-    batch.length = 0;
+    await this.options.checkpoints.save(this.name, batch.lastPosition);
+    this.counters.position = batch.lastPosition;
+    this.counters.publishedEvents += batch.events;
   }
 
   private async connectedProducer(): Promise<Producer> {
@@ -172,7 +199,7 @@ export class EventRelay {
       this.producer = this.options.kafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
+        createPartitioner: KeyHashPartitioner,
       });
       await this.producer.connect();
     }
@@ -195,6 +222,13 @@ export class EventRelay {
       };
     });
   }
+}
+
+interface PreparedBatch {
+  topicMessages: TopicMessages[];
+  events: number;
+  /** global position of the batch's last event; undefined for an empty batch */
+  lastPosition: number | undefined;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -132,6 +132,8 @@ export interface IngestBenchOptions {
   dispatchLabel?: string;
   /** commands handled at once per partition (different keys); default the ingest's */
   concurrency?: number;
+  /** partitions handled at the same time; default the ingest's */
+  partitionsAtOnce?: number;
 }
 
 /** RecordPurchase envelopes for `commands / 3` customers: a registration and two purchases each. */
@@ -185,6 +187,7 @@ export async function benchIngestThroughput(brokers: string, options: IngestBenc
   };
   const ingest = new CommandIngest({
     kafka, topics, groupId: `bench-${randomUUID()}`, dispatch, ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    ...(options.partitionsAtOnce !== undefined && { partitionsAtOnce: options.partitionsAtOnce }),
   });
   const started = process.hrtime.bigint();
   await ingest.start();
@@ -198,7 +201,7 @@ export async function benchIngestThroughput(brokers: string, options: IngestBenc
     items: count,
     seconds,
     perSecond: Math.round(count / seconds),
-    setup: `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, concurrency ${options.concurrency ?? 'default'}, time includes the consumer group join`,
+    setup: `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, concurrency ${options.concurrency ?? 'default'} × ${options.partitionsAtOnce ?? 1} partitions at once, time includes the consumer group join`,
   };
 }
 

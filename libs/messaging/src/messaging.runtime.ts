@@ -52,6 +52,8 @@ export interface StartMessagingOptions {
   lagIntervalMs?: number;
   /** commands of one fetched batch handled at once (same key still in order); default 32 */
   ingestConcurrency?: number;
+  /** partitions of the commands topic the ingest handles at the same time; default 6 */
+  ingestPartitionsAtOnce?: number;
   /** relay tuning; see EventRelayOptions */
   relayBatchSize?: number;
   relayLingerMs?: number;
@@ -154,6 +156,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         groupId,
         dispatch: options.dispatch,
         concurrency: options.ingestConcurrency ?? 32,
+        partitionsAtOnce: options.ingestPartitionsAtOnce ?? 6,
         ...(options.logger && { logger: options.logger }),
       });
       await ingest.start();
