@@ -1,3 +1,4 @@
+import { createUnderLock } from '@clientele/event-store';
 import { Pool, types as pgTypes } from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import type { ReadModelStore, ReadModelTransaction, SqlParam } from './read-model-store';
@@ -148,21 +149,10 @@ function bind(p: SqlParam): string | number | null | boolean {
 }
 
 /**
- * CREATE SCHEMA IF NOT EXISTS under an advisory lock: two processes creating the same schema at
- * once would otherwise have one fail on a duplicate key in PostgreSQL's catalogue.
+ * CREATE SCHEMA IF NOT EXISTS (and `more` DDL) under an advisory lock named by the schema: two
+ * processes creating the same schema at once would otherwise have one fail on a duplicate key in
+ * PostgreSQL's catalogue.
  */
-export async function createSchemaUnderLock(pool: Pool, schema: string, more: readonly string[] = []): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`clientele.read-models.schema:${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-    for (const sql of more) await client.query(sql);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+export function createSchemaUnderLock(pool: Pool, schema: string, more: readonly string[] = []): Promise<void> {
+  return createUnderLock(pool, `clientele.read-models.schema:${schema}`, [`CREATE SCHEMA IF NOT EXISTS ${schema}`, ...more]);
 }
