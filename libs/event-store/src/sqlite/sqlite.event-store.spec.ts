@@ -36,40 +36,50 @@ runEventStoreContract('SQLite, :memory:', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+/** A fresh folder per test, stores opened in it with `writer`, all closed and the folder removed after each test. */
+function storeFiles(writer: SqliteWriterMode): {
+  dir: string;
+  file: string;
+  openStore(options?: Partial<ConstructorParameters<typeof SqliteEventStore>[0]>): SqliteEventStore;
+} {
+  const open: SqliteEventStore[] = [];
+  let remove: () => void = () => undefined;
+  const files = {
+    dir: '',
+    file: '',
+    openStore(options: Partial<ConstructorParameters<typeof SqliteEventStore>[0]> = {}): SqliteEventStore {
+      const store = new SqliteEventStore({ file: files.file, writer, ...options });
+      open.push(store);
+      return store;
+    },
+  };
+  beforeEach(() => {
+    ({ dir: files.dir, remove } = tempDir());
+    files.file = join(files.dir, 'events.db');
+  });
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    remove();
+  });
+  return files;
+}
+
 function anEvent(type: string, data: NewEvent['data'] = { n: 1 }, schemaVersion = 1): NewEvent {
   return { id: randomUUID(), type, data, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion } };
 }
 
 describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
-  let dir: string;
-  let remove: () => void;
-  let file: string;
-  const open: SqliteEventStore[] = [];
-  const openStore = (options: Partial<ConstructorParameters<typeof SqliteEventStore>[0]> = {}): SqliteEventStore => {
-    const store = new SqliteEventStore({ file, writer, ...options });
-    open.push(store);
-    return store;
-  };
-
-  beforeEach(() => {
-    ({ dir, remove } = tempDir());
-    file = join(dir, 'events.db');
-  });
-
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.close();
-    remove();
-  });
+  const files = storeFiles(writer);
 
   it('creates the file with its folder, and continues positions and chain after reopening', async () => {
     // given a store with events, closed
-    file = join(dir, 'nested', 'events.db');
-    const first = openStore({ durability: 'normal' });
+    files.file = join(files.dir, 'nested', 'events.db');
+    const first = files.openStore({ durability: 'normal' });
     await first.appendToStream('s', [anEvent('A'), anEvent('B')]);
     await first.close();
 
     // when it is reopened and appended to
-    const reopened = openStore();
+    const reopened = files.openStore();
     await reopened.appendToStream('s', [anEvent('C')], { expectedRevision: 1 });
 
     // then the log goes on from where it was
@@ -80,8 +90,8 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
 
   it('sees appends another instance made to the same file: in subscriptions, revisions and the chain', async () => {
     // given two stores on one file, the first one having written to a stream and subscribed
-    const a = openStore({ pollIntervalMs: 20 });
-    const b = openStore();
+    const a = files.openStore({ pollIntervalMs: 20 });
+    const b = files.openStore();
     await a.appendToStream('s', [anEvent('FromA')], { expectedRevision: 'no_stream' });
     const iterator = a.subscribeToAll({ afterPosition: 1 })[Symbol.asyncIterator]();
     const pending = iterator.next();
@@ -106,9 +116,9 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
 
   it('fails one append of a group alone when a write inside it fails, leaving none of its events', async () => {
     // given a store whose file refuses one particular event (as a disk error would)
-    const store = openStore();
+    const store = files.openStore();
     const bad = anEvent('Bad');
-    const saboteur = new Database(file);
+    const saboteur = new Database(files.file);
     saboteur.exec(
       `CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = '${bad.id}' BEGIN SELECT RAISE(ABORT, 'refused'); END`,
     );
@@ -133,7 +143,7 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
 
   it('stores content as canonical JSON writes it, also content a thread cannot receive, and fails an append without a JSON form alone', async () => {
     // given appends requested together: plain, one holding a function (no structured clone), one holding a BigInt (no JSON)
-    const store = openStore();
+    const store = files.openStore();
     const outcomes = await Promise.allSettled([
       store.appendToStream('plain', [anEvent('Plain', { b: 2, a: 1 })]),
       store.appendToStream('fn', [anEvent('WithFunction', { keep: 1, skip: (() => 1) as unknown as number })]),
@@ -166,11 +176,11 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
         }),
       },
     ]);
-    const writer = openStore();
+    const writer = files.openStore();
     await writer.appendToStream('s', [anEvent('PurchaseRecorded', { amountMinor: 100 })]);
 
     // when read through a store with the upcaster
-    const [read] = await openStore({ upcasters }).readStream('s');
+    const [read] = await files.openStore({ upcasters }).readStream('s');
 
     // then it has today's shape, and the chain still verifies on the raw events
     expect(read).toMatchObject({ data: { amountMinor: 100, currency: 'USD' }, metadata: { schemaVersion: 2 } });
@@ -178,7 +188,7 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
   });
 
   it('refuses an unknown durability setting', () => {
-    expect(() => openStore({ durability: 'fast' as 'full' })).toThrow(/durability/);
+    expect(() => files.openStore({ durability: 'fast' as 'full' })).toThrow(/durability/);
   });
 
   it('reads its settings from the environment, with defaults, and names a bad one', () => {
@@ -198,13 +208,13 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
 
   it('leaves every append whole when the writing process is killed', async () => {
     // given a child process appending 5-event batches from 16 concurrent callers, killed mid-way
-    const child = spawnAppender(file, writer);
+    const child = spawnAppender(files.file, writer);
     await child.committed(40);
     child.kill();
     await child.exited;
 
     // when the file is opened again
-    const store = openStore();
+    const store = files.openStore();
     const all = await store.readAll();
 
     // then each append is all there or not at all, and the chain is intact
@@ -223,30 +233,12 @@ describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
 });
 
 describe('SQLite event store, writer thread', () => {
-  let dir: string;
-  let remove: () => void;
-  let file: string;
-  const open: SqliteEventStore[] = [];
-  const openStore = (options: Partial<ConstructorParameters<typeof SqliteEventStore>[0]> = {}): SqliteEventStore => {
-    const store = new SqliteEventStore({ file, writer: 'thread', ...options });
-    open.push(store);
-    return store;
-  };
-
-  beforeEach(() => {
-    ({ dir, remove } = tempDir());
-    file = join(dir, 'events.db');
-  });
-
-  afterEach(async () => {
-    for (const s of open.splice(0)) await s.close();
-    remove();
-  });
+  const files = storeFiles('thread');
 
   it("writes appends in the order they were requested while groups alternate, and answers only what another connection can read", async () => {
     // given 64 callers, each appending to its own streams and to one shared stream, numbering every request
-    const store = openStore();
-    const observer = new Database(file, { readonly: true });
+    const store = files.openStore();
+    const observer = new Database(files.file, { readonly: true });
     let requested = 0;
     let unseen = 0;
     const caller = async (k: number): Promise<void> => {
@@ -271,7 +263,7 @@ describe('SQLite event store, writer thread', () => {
 
   it('fails a refused append of a pipelined group alone, with the same errors as the inline writer, and writes nothing of it', async () => {
     // given a stream at revision 1 and a group already in the writer
-    const store = openStore();
+    const store = files.openStore();
     const taken = anEvent('Taken');
     await store.appendToStream('s', [taken, anEvent('B')], { expectedRevision: 'no_stream' });
     const inWriter = Promise.all(Array.from({ length: 20 }, (_, k) => store.appendToStream(`busy-${k}`, [anEvent('Busy')])));
@@ -301,7 +293,7 @@ describe('SQLite event store, writer thread', () => {
 
   it('answers every append in flight with an error when the writer thread dies, refuses later ones, and still closes', async () => {
     // given appends in flight
-    const store = openStore();
+    const store = files.openStore();
     await store.appendToStream('before', [anEvent('A')]);
     const inFlight = Array.from({ length: 10 }, (_, k) => store.appendToStream(`s-${k}`, [anEvent('InFlight')]));
 
@@ -316,7 +308,7 @@ describe('SQLite event store, writer thread', () => {
     }
     await expect(store.appendToStream('after', [anEvent('After')])).rejects.toThrow(/writer thread stopped/);
     await store.close();
-    const reopened = openStore();
+    const reopened = files.openStore();
     const all = await reopened.readAll();
     expect(all.length).toBe(1 + outcomes.filter((o) => o.status === 'fulfilled').length);
     expectValidChain(all);
@@ -324,7 +316,7 @@ describe('SQLite event store, writer thread', () => {
 
   it('writes every append already requested before close() finishes, and refuses those requested after', async () => {
     // given 200 appends requested and not awaited
-    const store = openStore();
+    const store = files.openStore();
     const requested = Array.from({ length: 200 }, (_, k) => store.appendToStream(`s-${k % 7}`, [anEvent('E')]));
 
     // when the store is closed at once
@@ -336,17 +328,17 @@ describe('SQLite event store, writer thread', () => {
     const results = await Promise.all(requested);
     expect(results.map((r) => r.position).sort((x, y) => x - y)).toEqual(results.map((_, i) => i + 1));
     await late;
-    const all = await openStore().readAll();
+    const all = await files.openStore().readAll();
     expect(all).toHaveLength(200);
     expectValidChain(all);
   });
 
   it('takes a verbatim import in its turn after the appends requested before it', async () => {
     // given a log of 2 events in another store, to be imported
-    const source = openStore({ file: join(dir, 'source.db') });
+    const source = files.openStore({ file: join(files.dir, 'source.db') });
     await source.appendToStream('x', [anEvent('X1'), anEvent('X2')]);
     const events = await source.readAll();
-    const target = openStore();
+    const target = files.openStore();
 
     // when an append is requested (not awaited) before the import of a log that starts at position 1
     const append = target.appendToStream('first', [anEvent('First')]);
@@ -360,11 +352,11 @@ describe('SQLite event store, writer thread', () => {
 
   it('stays consistent with another process appending to the same file meanwhile', async () => {
     // given another process appending 5-event batches from 16 callers (300 appends)
-    const child = spawnAppender(file, 'thread', 300);
+    const child = spawnAppender(files.file, 'thread', 300);
     await child.committed(10);
 
     // when this process appends from 32 callers at the same time, on streams of its own and shared ones
-    const store = openStore();
+    const store = files.openStore();
     let refused = 0;
     await Promise.all(
       Array.from({ length: 32 }, async (_, k) => {
