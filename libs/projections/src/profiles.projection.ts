@@ -131,8 +131,11 @@ export class ProfilesProjection implements Projection {
   /** rebuild instance only: category, product and channel deltas summed since the last flush */
   private held: ChildDeltas | undefined;
   private readonly residentLimit: number;
+  /** a rebuild instance keeps what it folds across `apply` calls: it takes a rebuild's log page by page */
+  readonly foldsPages: boolean;
 
   constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
+    this.foldsPages = options.keepWrittenProfiles === true;
     this.resident = options.keepWrittenProfiles ? new Map() : undefined;
     this.held = options.keepWrittenProfiles ? newChildDeltas() : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { StoredEvent } from '@clientele/event-store';
 import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
 import { allProjections } from './all-projections';
@@ -6,7 +9,7 @@ import { ReferralsProjection } from './referrals.projection';
 import { StatisticsProjection } from './statistics.projection';
 import { Projector, microBatches } from './projector';
 import { digest } from './read-model-digest';
-import type { Projection, ReadModelStore } from './read-model-store';
+import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { ReadModels } from './read-models';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
@@ -188,7 +191,7 @@ describe('Projector', () => {
     await readModels.close();
   });
 
-  it('given every read model, when rebuilt into a fresh store (rebuild instances, small batches, past their memory limits), then each digest equals the live fold', async () => {
+  it('given every read model, when rebuilt into a fresh store (rebuild instances, small batches and pages, past their memory limits), then each digest equals the live fold', async () => {
     const log = generateCustomerLog({ seed: 11, customers: 60 });
     const events = await inMemoryStoreOf(log.events);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
@@ -203,6 +206,8 @@ describe('Projector', () => {
     const projector = new Projector(events, readModels, projections, {
       batchSize: 50,
       rebuildBatchSize: 23,
+      // profiles and referrals take each batch in pages, statistics whole
+      rebuildPageSize: 7,
       freshStore: async () => new SqliteReadModelStore(':memory:'),
     });
     await projector.start();
@@ -215,6 +220,76 @@ describe('Projector', () => {
     expect(readModels.current).not.toBe(before);
     expect(await Promise.all(projections.map((p) => digest(readModels.current, p)))).toEqual(live);
     await readModels.close();
+  });
+
+  it('given a projection that folds pages, when rebuilt, then it takes the log page by page while one transaction still spans each batch', async () => {
+    const log = purchases(25);
+    const calls: Array<{ name: string; positions: number[]; tx: ReadModelTransaction }> = [];
+    const recording = (name: string, foldsPages: boolean): Projection => {
+      const inner = ordersProjection();
+      return {
+        ...inner, name, tables: [], foldsPages,
+        async migrate(tx) {
+          if (name === 'paged') await inner.migrate(tx);
+        },
+        async apply(events, tx) {
+          calls.push({ name, positions: events.map((e) => e.position), tx });
+          if (name === 'paged') await inner.apply(events, tx);
+        },
+      };
+    };
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [recording('paged', true), recording('whole', false)], {
+      rebuildBatchSize: 10,
+      rebuildPageSize: 4,
+      freshStore: async () => new SqliteReadModelStore(':memory:'),
+    });
+    await projector.start();
+    calls.length = 0;
+
+    await projector.rebuild();
+
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    const of = (name: string) => calls.filter((c) => c.name === name);
+    expect(of('paged').map((c) => c.positions)).toEqual([
+      range(1, 4), range(5, 8), range(9, 10), range(11, 14), range(15, 18), range(19, 20), range(21, 24), [25],
+    ]);
+    expect(of('whole').map((c) => c.positions)).toEqual([range(1, 10), range(11, 20), range(21, 25)]);
+    // each batch's pages and its whole-batch apply share one transaction; batches do not
+    const txOf = (c: { tx: ReadModelTransaction }) => calls.findIndex((x) => x.tx === c.tx);
+    expect(of('paged').map(txOf)).toEqual([0, 0, 0, 4, 4, 4, 8, 8]);
+    expect(of('whole').map(txOf)).toEqual([0, 4, 8]);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(log.events));
+    expect((await projector.status()).map((s) => s.position)).toEqual([25, 25]);
+    await readModels.close();
+  });
+
+  it('given a rebuild whose paged projection fails in a later page of a batch, then the earlier pages of that batch are not in the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-projector-'));
+    try {
+      const log = purchases(20);
+      const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+      let failing = false;
+      const inner = ordersProjection({ failOn: (e) => failing && e.position === 15 });
+      const projector = new Projector(await inMemoryStoreOf(log.events), readModels, [{ ...inner, foldsPages: true }], {
+        rebuildBatchSize: 10,
+        rebuildPageSize: 3,
+        freshStore: async () => new SqliteReadModelStore(join(dir, 'fresh.sqlite')),
+      });
+      await projector.start();
+      failing = true;
+
+      await expect(projector.rebuild()).rejects.toThrow('projection failed on evt-00000015');
+
+      // the fresh store holds the first batch whole and nothing of the second (positions 11 to 14 were folded, then rolled back)
+      const fresh = new SqliteReadModelStore(join(dir, 'fresh.sqlite'));
+      expect(await fresh.all('SELECT name, position FROM projection_checkpoints')).toEqual([{ name: 'orders', position: 10 }]);
+      expect(await readOrders(fresh)).toEqual(expectedOrders(log.events.slice(0, 10)));
+      await fresh.close();
+      await readModels.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('given a rebuild that fails part-way, then the live store stays current and serving, and the fresh one is closed', async () => {

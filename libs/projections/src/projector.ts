@@ -13,6 +13,12 @@ export interface ProjectorOptions {
    * batch is written once.
    */
   rebuildBatchSize?: number;
+  /**
+   * while rebuilding, the log is read in pages of this many events (default 1,000); projections
+   * that fold page by page (`foldsPages`) take each page as it is read, so its events are freed
+   * long before the batch's transaction commits. Capped at `rebuildBatchSize`.
+   */
+  rebuildPageSize?: number;
   /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
@@ -50,6 +56,7 @@ interface CheckpointRow {
 export class Projector {
   private readonly batchSize: number;
   private readonly rebuildBatchSize: number;
+  private readonly rebuildPageSize: number;
   private subscription: EventSubscription | undefined;
   private stopped = false;
   private rebuilding = false;
@@ -63,6 +70,7 @@ export class Projector {
   ) {
     this.batchSize = positive('batchSize', options.batchSize ?? 1000);
     this.rebuildBatchSize = positive('rebuildBatchSize', options.rebuildBatchSize ?? 25_000);
+    this.rebuildPageSize = Math.min(this.rebuildBatchSize, positive('rebuildPageSize', options.rebuildPageSize ?? 1_000));
     const names = new Set<string>();
     for (const p of projections) {
       if (names.has(p.name)) throw new Error(`projection name ${p.name} is used twice`);
@@ -143,9 +151,9 @@ export class Projector {
       await fresh.beginBulkLoad?.();
       await this.prepare(fresh);
       const projections = this.projections.map((p) => p.forRebuild?.() ?? p);
-      await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
+      await this.rebuildBatches(fresh, projections);
       await this.exclusive(async () => {
-        await this.catchUpStore(fresh, this.rebuildBatchSize, projections);
+        await this.rebuildBatches(fresh, projections);
         await flushRebuild(fresh, projections);
         await fresh.endBulkLoad?.();
         await this.options.onSwap?.(fresh);
@@ -205,6 +213,45 @@ export class Projector {
     }
   }
 
+  /**
+   * Catch-up into a store being rebuilt: one transaction per `rebuildBatchSize` events, as
+   * `catchUpStore`, but the log is read page by page inside it. Projections that fold pages
+   * (`foldsPages`) take each page at once; the others get the whole batch in one `apply` after the
+   * last page. The checkpoints move at the end of the transaction either way, so a failed batch
+   * leaves nothing of itself behind. Answers the position reached.
+   */
+  private async rebuildBatches(store: ReadModelStore, projections: readonly Projection[]): Promise<number> {
+    let after = await minCheckpoint(store, projections);
+    const paged = projections.filter((p) => p.foldsPages);
+    const whole = projections.filter((p) => !p.foldsPages);
+    for (;;) {
+      const reached = await store.transaction(async (tx) => {
+        const checkpoints = await readCheckpoints(tx);
+        const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
+        const held: StoredEvent[] = [];
+        let last = after;
+        let read = 0;
+        while (read < this.rebuildBatchSize) {
+          const page = await this.events.readAll({ afterPosition: last, maxCount: Math.min(this.rebuildPageSize, this.rebuildBatchSize - read) });
+          const end = page[page.length - 1];
+          if (!end) break;
+          for (const p of paged) await applyPast(p, from(p), page, tx);
+          if (whole.length > 0) for (const e of page) held.push(e);
+          last = end.position;
+          read += page.length;
+        }
+        if (read === 0) return undefined;
+        for (const p of whole) await applyPast(p, from(p), held, tx);
+        for (const p of projections) {
+          if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
+        }
+        return last;
+      });
+      if (reached === undefined) return after;
+      after = reached;
+    }
+  }
+
   /** one transaction: each projection folds the events past its own checkpoint, then the checkpoints move */
   private async applyBatch(store: ReadModelStore, batch: readonly StoredEvent[], projections = this.projections): Promise<void> {
     const last = batch[batch.length - 1];
@@ -241,6 +288,14 @@ export async function flushRebuild(store: ReadModelStore, projections: readonly 
   await store.transaction(async (tx) => {
     for (const p of projections) await p.flush?.(tx);
   });
+}
+
+/** the events of `batch` past `from`, the projection's checkpoint, if any */
+async function applyPast(p: Projection, from: number, batch: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
+  const first = batch[0];
+  const last = batch[batch.length - 1];
+  if (!first || !last || from >= last.position) return;
+  await p.apply(first.position > from ? batch : batch.filter((e) => e.position > from), tx);
 }
 
 async function readCheckpoints(tx: ReadModelTransaction): Promise<Map<string, CheckpointRow>> {

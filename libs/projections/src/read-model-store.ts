@@ -59,6 +59,14 @@ export interface Projection {
    */
   forRebuild?(): Projection;
   /**
+   * Optional, on rebuild instances: folding a batch in several consecutive `apply` calls within one
+   * transaction writes the same and costs about the same as one call. A projector rebuild then hands
+   * the instance the log page by page as it reads it, so each page's events can be collected once
+   * folded instead of living until the batch commits (they otherwise outlive the young generation
+   * and most of a rebuild's garbage-collection time is spent copying them).
+   */
+  readonly foldsPages?: boolean;
+  /**
    * Only on rebuild instances: writes the rows the instance still holds in memory. A rebuild
    * instance may keep rows it folded unwritten past a batch's commit, so each row is written once
    * with its final value instead of once per batch that touched it (nobody reads a store being

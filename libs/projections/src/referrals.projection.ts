@@ -57,8 +57,11 @@ export class ReferralsProjection implements Projection {
   readonly tables = REFERRAL_TABLES;
   private readonly kept: Kept | undefined;
   private readonly residentLimit: number;
+  /** a rebuild instance keeps what it folds across `apply` calls: it takes a rebuild's log page by page */
+  readonly foldsPages: boolean;
 
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
+    this.foldsPages = options.rebuild === true;
     this.kept = options.rebuild ? emptyKept() : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
