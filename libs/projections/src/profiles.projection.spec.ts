@@ -2,7 +2,7 @@ import type { StoredEvent } from '@clientele/event-store';
 import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
 import { Projector, flushRebuild } from './projector';
 import { digest } from './read-model-digest';
-import { ProfilesProjection } from './profiles.projection';
+import { ProfilesProjection, utcWeekdayAndHour } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
 import type { CustomerProfile } from './profiles.queries';
 import { ReadModels } from './read-models';
@@ -321,5 +321,37 @@ describe('ProfilesProjection scenarios', () => {
     ]);
     expect((await queries.upcomingBirthdays({ asOf: '2028-02-27', withinDays: 2 }))[0]).toMatchObject({ nextBirthday: '2028-02-29', daysUntil: 2 });
     await store.close();
+  });
+});
+
+describe('utcWeekdayAndHour', () => {
+  const byDate = (at: string): number => {
+    const d = new Date(at);
+    return Number.isNaN(d.getTime()) ? -1 : (d.getUTCDay() << 5) | d.getUTCHours();
+  };
+
+  it('reads canonical timestamps as Date does, across eras, leap days and month ends', () => {
+    const samples = [
+      '1970-01-01T00:00:00.000Z', '1969-12-31T23:59:59.999Z', '2000-02-29T12:00:00.000Z', '1900-03-01T05:00:00.000Z',
+      '2024-02-28T23:00:00.000Z', '0001-01-01T00:00:00.000Z', '0000-03-01T01:00:00.000Z', '9999-12-28T23:59:59.999Z',
+      '2026-11-30T13:30:00.000Z',
+    ];
+    for (let ms = Date.UTC(1899, 0, 1); ms < Date.UTC(2101, 0, 1); ms += 31 * 3_600_000 + 13 * 60_000 + 17_001) samples.push(new Date(ms).toISOString());
+    expect(samples.filter((at) => utcWeekdayAndHour(at) !== byDate(at))).toEqual([]);
+    expect(samples.length).toBeGreaterThan(50_000);
+  });
+
+  it('answers what Date answers for everything else: rolled-over days, other forms, and -1 for what Date cannot read', () => {
+    const odd = [
+      '2025-02-30T10:00:00.000Z', '2025-04-31T23:00:00.000Z', '2025-01-29T10:00:00.000Z', '2025-01-01T24:00:00.000Z',
+      '2025-13-01T10:00:00.000Z', '2025-00-10T10:00:00.000Z', '2025-01-00T10:00:00.000Z', '2025-01-01T23:60:00.000Z',
+      '2025-01-01T10:00:00.0a0Z', '2025-1a-01T10:00:00.000Z', '2025-01-01T10:00:00Z', '2025-01-01T10:00:00.000+05:00',
+      '2025-01-01', '+002025-01-01T10:00:00.000Z', 'not a date', '',
+    ];
+    for (const at of odd) expect([at, utcWeekdayAndHour(at)]).toEqual([at, byDate(at)]);
+    expect(utcWeekdayAndHour('not a date')).toBe(-1);
+    // metadata without a timestamp: no weekday, no hour, no throw
+    expect(utcWeekdayAndHour(undefined)).toBe(-1);
+    expect(utcWeekdayAndHour(null)).toBe(byDate(null as unknown as string));
   });
 });

@@ -103,13 +103,21 @@ const CUSTOMER_EVENT_TYPES = new Set([
 interface Working {
   row: ProfileRow;
   s: ProfileState;
+  /**
+   * Quantities per category and per product, and touchpoints/purchases per channel, summed since
+   * the profile's child rows were last written (they are written as deltas added to the stored
+   * sums). Kept on the profile so the fold finds them without another lookup by customer id.
+   */
+  categories: Map<string, number> | undefined;
+  products: Map<string, number> | undefined;
+  channels: Map<string, ChannelSums> | undefined;
+  /** rebuild instance: changed since last written, and listed in `unwritten` */
+  dirty: boolean;
 }
 
-interface Delta {
-  customerId: string;
-  key: string;
-  a: number;
-  b: number;
+interface ChannelSums {
+  touchpoints: number;
+  purchases: number;
 }
 
 export class ProfilesProjection implements Projection {
@@ -124,12 +132,10 @@ export class ProfilesProjection implements Projection {
    * number of customers up to that limit, never the number of events.
    */
   private readonly resident: Map<string, Working> | undefined;
-  /** resident profiles changed since they were last written: written by `flush` or on overflow */
-  private readonly unwritten = new Set<string>();
+  /** resident profiles changed since they were last written (`dirty`): written by `flush` or on overflow */
+  private unwritten: Working[] = [];
   /** a rebuild instance knows the store held no profiles and it dropped none since: nothing to read back */
   private storeHoldsOnlyResident: boolean | undefined;
-  /** rebuild instance only: category, product and channel deltas summed since the last flush */
-  private held: ChildDeltas | undefined;
   private readonly residentLimit: number;
   /** a rebuild instance keeps what it folds across `apply` calls: it takes a rebuild's log page by page */
   readonly foldsPages: boolean;
@@ -137,7 +143,6 @@ export class ProfilesProjection implements Projection {
   constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
     this.foldsPages = options.keepWrittenProfiles === true;
     this.resident = options.keepWrittenProfiles ? new Map() : undefined;
-    this.held = options.keepWrittenProfiles ? newChildDeltas() : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
 
@@ -179,33 +184,37 @@ export class ProfilesProjection implements Projection {
   }
 
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
-    const ids = new Set<string>();
-    for (const e of events) {
-      if (CUSTOMER_EVENT_TYPES.has(e.type) && typeof e.data.customerId === 'string') ids.add(e.data.customerId);
-    }
-    if (ids.size === 0) return;
-    const profiles = new Map<string, Working>();
-    const before = new Map<string, ProfileRow>();
     const resident = this.resident;
     if (resident && this.storeHoldsOnlyResident === undefined) {
       this.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM profiles LIMIT 1')) === undefined;
     }
-    const unknown: string[] = [];
-    for (const id of ids) {
-      const kept = resident?.get(id);
-      if (kept) profiles.set(id, kept);
-      else unknown.push(id);
-    }
-    if (unknown.length > 0 && !this.storeHoldsOnlyResident) {
-      const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', unknown);
-      for (const r of loaded) {
-        profiles.set(r.customer_id, { row: { ...r }, s: JSON.parse(r.state) as ProfileState });
-        before.set(r.customer_id, r);
+    // while the store holds only what a rebuild instance keeps, the fold works on the kept profiles
+    // directly: no profile to read back, so no pass to collect the batch's customers first
+    const direct = resident !== undefined && this.storeHoldsOnlyResident === true;
+    const profiles = direct ? resident : new Map<string, Working>();
+    const before = new Map<string, ProfileRow>();
+    if (!direct) {
+      const ids = new Set<string>();
+      for (const e of events) {
+        if (CUSTOMER_EVENT_TYPES.has(e.type) && typeof e.data.customerId === 'string') ids.add(e.data.customerId);
+      }
+      if (ids.size === 0) return;
+      const unknown: string[] = [];
+      for (const id of ids) {
+        const kept = resident?.get(id);
+        if (kept) profiles.set(id, kept);
+        else unknown.push(id);
+      }
+      if (unknown.length > 0 && !this.storeHoldsOnlyResident) {
+        const loaded = await selectIn<ProfileRow>(tx, `SELECT ${PROFILE_COLUMNS.join(', ')} FROM profiles`, 'customer_id', unknown);
+        for (const r of loaded) {
+          profiles.set(r.customer_id, working({ ...r }, JSON.parse(r.state) as ProfileState));
+          before.set(r.customer_id, r);
+        }
       }
     }
 
-    // a rebuild instance sums these across batches too and writes them with the profiles
-    const { categories, products, channels } = this.held ?? newChildDeltas();
+    const unwritten = this.unwritten;
     const history: SqlParam[][] = [];
     const referees = new Map<string, { referrer: string; referee: string; credited: string | null; converted: string | null }>();
     const thanks: SqlParam[][] = [];
@@ -218,6 +227,10 @@ export class ProfilesProjection implements Projection {
       if (!p) {
         p = blankProfile(customerId, at);
         profiles.set(customerId, p);
+      }
+      if (resident && !p.dirty) {
+        p.dirty = true;
+        unwritten.push(p);
       }
       const { row, s } = p;
       const d = e.data;
@@ -242,7 +255,7 @@ export class ProfilesProjection implements Projection {
           break;
         case 'TouchpointRecorded': {
           const channel = str(d.channel);
-          if (channel) channels.add(customerId, channel, 1, 0);
+          if (channel) addChannel(p, channel, 1, 0);
           break;
         }
         case 'PurchaseRecorded': {
@@ -251,20 +264,22 @@ export class ProfilesProjection implements Projection {
           s.costMinor += num(d.costMinor);
           if (!s.firstPurchaseAt || at < s.firstPurchaseAt) s.firstPurchaseAt = at;
           if (!row.last_purchase_at || at > row.last_purchase_at) row.last_purchase_at = at;
-          const when = new Date(at);
-          if (!Number.isNaN(when.getTime())) {
-            s.weekdays[when.getUTCDay()] = (s.weekdays[when.getUTCDay()] ?? 0) + 1;
-            s.hours[when.getUTCHours()] = (s.hours[when.getUTCHours()] ?? 0) + 1;
+          const when = utcWeekdayAndHour(at);
+          if (when >= 0) {
+            const weekday = when >> 5;
+            const hour = when & 31;
+            s.weekdays[weekday] = (s.weekdays[weekday] ?? 0) + 1;
+            s.hours[hour] = (s.hours[hour] ?? 0) + 1;
           }
           const channel = str(d.channel);
-          if (channel) channels.add(customerId, channel, 0, 1);
+          if (channel) addChannel(p, channel, 0, 1);
           for (const line of Array.isArray(d.lines) ? d.lines : []) {
             if (!isObject(line)) continue;
             const quantity = num(line.quantity);
             const category = str(line.category);
             const sku = str(line.sku);
-            if (category) categories.add(customerId, category, quantity, 0);
-            if (sku) products.add(customerId, sku, quantity, 0);
+            if (category) p.categories = addTo(p.categories, category, quantity);
+            if (sku) p.products = addTo(p.products, sku, quantity);
           }
           break;
         }
@@ -317,10 +332,7 @@ export class ProfilesProjection implements Projection {
     await this.writeReferees(tx, referees, profiles);
 
     if (resident) {
-      for (const [id, p] of profiles) {
-        resident.set(id, p);
-        this.unwritten.add(id);
-      }
+      if (!direct) for (const [id, p] of profiles) resident.set(id, p);
       if (resident.size > this.residentLimit) {
         await this.flush(tx);
         resident.clear();
@@ -328,7 +340,7 @@ export class ProfilesProjection implements Projection {
       }
     } else {
       await this.writeProfiles(tx, profiles, before);
-      await writeChildDeltas(tx, { categories, products, channels });
+      await writeChildSums(tx, profiles.values());
     }
     await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
       ['customer_id', 'seq'], 'DO NOTHING', history);
@@ -370,21 +382,17 @@ export class ProfilesProjection implements Projection {
    * indexes after the load, so narrow updates would save nothing).
    */
   async flush(tx: ReadModelTransaction): Promise<void> {
-    const resident = this.resident;
-    if (!resident) return;
-    if (this.held) {
-      await writeChildDeltas(tx, this.held);
-      this.held = newChildDeltas();
-    }
-    if (this.unwritten.size === 0) return;
+    if (!this.resident) return;
+    const unwritten = this.unwritten;
+    if (unwritten.length === 0) return;
+    this.unwritten = [];
+    await writeChildSums(tx, unwritten);
     const rows: SqlParam[][] = [];
-    for (const id of this.unwritten) {
-      const p = resident.get(id);
-      if (!p) continue;
+    for (const p of unwritten) {
+      p.dirty = false;
       p.row.state = serializeState(p.s);
       rows.push(PROFILE_COLUMNS.map((c) => p.row[c]));
     }
-    this.unwritten.clear();
     await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), rows);
   }
 
@@ -409,36 +417,56 @@ export class ProfilesProjection implements Projection {
   }
 }
 
-interface ChildDeltas {
-  categories: Deltas;
-  products: Deltas;
-  channels: Deltas;
-}
-
-function newChildDeltas(): ChildDeltas {
-  return { categories: new Deltas(), products: new Deltas(), channels: new Deltas() };
-}
-
-async function writeChildDeltas(tx: ReadModelTransaction, { categories, products, channels }: ChildDeltas): Promise<void> {
+/** the child sums the profiles hold, added to the stored ones, then forgotten by the profiles */
+async function writeChildSums(tx: ReadModelTransaction, profiles: Iterable<Working>): Promise<void> {
+  const categories: SqlParam[][] = [];
+  const products: SqlParam[][] = [];
+  const channels: SqlParam[][] = [];
+  for (const p of profiles) {
+    const id = p.row.customer_id;
+    if (p.categories) for (const [key, quantity] of p.categories) categories.push([id, key, quantity]);
+    if (p.products) for (const [key, quantity] of p.products) products.push([id, key, quantity]);
+    if (p.channels) for (const [key, sums] of p.channels) channels.push([id, key, sums.touchpoints, sums.purchases]);
+    p.categories = p.products = p.channels = undefined;
+  }
   await upsertRows(tx, 'profile_categories', ['customer_id', 'category', 'quantity'], ['customer_id', 'category'],
-    'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories.list.map((x) => [x.customerId, x.key, x.a]));
+    'DO UPDATE SET quantity = profile_categories.quantity + excluded.quantity', categories);
   await upsertRows(tx, 'profile_products', ['customer_id', 'sku', 'quantity'], ['customer_id', 'sku'],
-    'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products.list.map((x) => [x.customerId, x.key, x.a]));
+    'DO UPDATE SET quantity = profile_products.quantity + excluded.quantity', products);
   await upsertRows(tx, 'profile_channels', ['customer_id', 'channel', 'touchpoints', 'purchases'], ['customer_id', 'channel'],
     'DO UPDATE SET touchpoints = profile_channels.touchpoints + excluded.touchpoints, purchases = profile_channels.purchases + excluded.purchases',
-    channels.list.map((x) => [x.customerId, x.key, x.a, x.b]));
+    channels);
+}
+
+function addTo(sums: Map<string, number> | undefined, key: string, by: number): Map<string, number> {
+  const m = sums ?? new Map<string, number>();
+  m.set(key, (m.get(key) ?? 0) + by);
+  return m;
+}
+
+function addChannel(p: Working, channel: string, touchpoints: number, purchases: number): void {
+  const m = (p.channels ??= new Map());
+  const sums = m.get(channel);
+  if (sums) {
+    sums.touchpoints += touchpoints;
+    sums.purchases += purchases;
+  } else m.set(channel, { touchpoints, purchases });
+}
+
+function working(row: ProfileRow, s: ProfileState): Working {
+  return { row, s, categories: undefined, products: undefined, channels: undefined, dirty: false };
 }
 
 function blankProfile(customerId: string, at: string): Working {
-  return {
-    row: { customer_id: customerId, erased: 0, stage: null, source: null, orders: 0, revenue_minor: 0, last_purchase_at: '', birth_md: null, state: '' },
-    s: {
+  return working(
+    { customer_id: customerId, erased: 0, stage: null, source: null, orders: 0, revenue_minor: 0, last_purchase_at: '', birth_md: null, state: '' },
+    {
       name: null, email: null, phone: null, birthday: null, preferences: {}, consents: {}, stageSince: null, stageSeq: 0,
       acquisitionChannel: null, campaign: null, referredBy: null, registeredAt: null, firstSeenAt: at, firstPurchaseAt: null,
       costMinor: 0, weekdays: new Array<number>(7).fill(0), hours: new Array<number>(24).fill(0),
       feedbackCount: 0, feedbackScoreSum: 0, complaints: 0, thanksCount: 0, referees: 0,
     },
-  };
+  );
 }
 
 /** fixed key order and sorted maps: equal states store as equal text, so digests compare */
@@ -472,30 +500,54 @@ function applyPersonal(p: Working, personal: unknown): void {
   }
 }
 
-/**
- * Summed deltas per (customer, key) in first-seen order. Nested maps rather than one map on a joined
- * key: joining allocates a string per event line, and hashing it was the fold's biggest cost.
- */
-class Deltas {
-  readonly list: Delta[] = [];
-  private readonly byCustomer = new Map<string, Map<string, Delta>>();
+const DIGIT_0 = 48;
 
-  add(customerId: string, key: string, a: number, b: number): void {
-    let keys = this.byCustomer.get(customerId);
-    if (!keys) {
-      keys = new Map();
-      this.byCustomer.set(customerId, keys);
-    }
-    const d = keys.get(key);
-    if (d) {
-      d.a += a;
-      d.b += b;
-      return;
-    }
-    const created = { customerId, key, a, b };
-    keys.set(key, created);
-    this.list.push(created);
+/** the value of `count` decimal digits of `text` at `at`, or -1 if one of them is not a digit */
+function digits(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i += 1) {
+    const d = text.charCodeAt(i) - DIGIT_0;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
   }
+  return value;
+}
+
+/**
+ * The UTC weekday (0 = Sunday) and hour of a timestamp as `weekday << 5 | hour`, or -1 when
+ * `Date` cannot read it. Canonical timestamps (`YYYY-MM-DDTHH:MM:SS.sssZ`, what the store
+ * records) are read by arithmetic, which costs a fraction of parsing a `Date`; anything else, and
+ * days past the 28th (which `Date` rolls over into the next month), goes through `Date` exactly
+ * as before.
+ */
+export function utcWeekdayAndHour(at: unknown): number {
+  if (
+    typeof at === 'string' && at.length === 24 && at.charCodeAt(4) === 45 && at.charCodeAt(7) === 45 && at.charCodeAt(10) === 84 &&
+    at.charCodeAt(13) === 58 && at.charCodeAt(16) === 58 && at.charCodeAt(19) === 46 && at.charCodeAt(23) === 90
+  ) {
+    const year = digits(at, 0, 4);
+    const month = digits(at, 5, 2);
+    const day = digits(at, 8, 2);
+    const hour = digits(at, 11, 2);
+    if (
+      year >= 0 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour >= 0 && hour <= 23 &&
+      digits(at, 14, 2) >= 0 && digits(at, 14, 2) <= 59 && digits(at, 17, 2) >= 0 && digits(at, 17, 2) <= 59 && digits(at, 20, 3) >= 0
+    ) {
+      // days since 1970-01-01 (a Thursday) by the civil-from-days inverse, March-based years
+      const y = month <= 2 ? year - 1 : year;
+      const era = Math.floor(y / 400);
+      const yoe = y - era * 400;
+      const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+      const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+      const days = era * 146097 + doe - 719468;
+      return ((((days + 4) % 7) + 7) % 7) << 5 | hour;
+    }
+  }
+  // what metadata claims to be a timestamp may be anything: Date decides, as it always did
+  const when = new Date(at as string);
+  const ms = when.getTime();
+  if (Number.isNaN(ms)) return -1;
+  return (when.getUTCDay() << 5) | when.getUTCHours();
 }
 
 function str(v: unknown): string | undefined {
