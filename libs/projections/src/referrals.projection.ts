@@ -89,26 +89,6 @@ export class ReferralsProjection implements Projection {
   }
 
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
-    const peopleIds = new Set<string>();
-    const edgeIds = new Set<string>();
-    for (const e of events) {
-      const c = e.data.customerId;
-      if (typeof c !== 'string') continue;
-      if (e.type === 'PurchaseRecorded') {
-        peopleIds.add(c);
-        edgeIds.add(c);
-      } else if (e.type === 'ProspectRegistered') {
-        peopleIds.add(c);
-        edgeIds.add(c);
-      } else if (e.type === 'ReferralCredited' || e.type === 'ReferralConverted') {
-        if (typeof e.data.refereeId === 'string') {
-          peopleIds.add(e.data.refereeId);
-          edgeIds.add(e.data.refereeId);
-        }
-      }
-    }
-    if (peopleIds.size === 0) return;
-
     const kept = this.kept;
     if (kept && kept.storeHoldsOnlyKept === undefined) {
       let empty = true;
@@ -117,26 +97,12 @@ export class ReferralsProjection implements Projection {
       }
       kept.storeHoldsOnlyKept = empty;
     }
-    const fromStore = !kept?.storeHoldsOnlyKept;
     const people = kept?.people ?? new Map<string, PersonRow>();
     const edges = kept?.edges ?? new Map<string, EdgeRow>();
     const advocates = kept?.advocates ?? new Map<string, AdvocateRow>();
-    if (fromStore) {
-      for (const r of await selectIn<PersonRow>(tx, 'SELECT * FROM referral_people', 'customer_id', missing(peopleIds, people))) people.set(r.customer_id, r);
-      for (const r of await selectIn<EdgeRow>(tx, 'SELECT * FROM referral_edges', 'referee_id', missing(edgeIds, edges))) edges.set(r.referee_id, r);
-    }
-    const advocateIds = new Set<string>();
-    for (const id of edgeIds) {
-      const stored = edges.get(id);
-      if (stored) advocateIds.add(stored.referrer_id);
-    }
-    for (const e of events) {
-      if ((e.type === 'ReferralCredited' || e.type === 'ReferralConverted') && typeof e.data.customerId === 'string') advocateIds.add(e.data.customerId);
-      if (e.type === 'ProspectRegistered' && typeof e.data.referredBy === 'string') advocateIds.add(e.data.referredBy);
-    }
-    if (fromStore) {
-      for (const r of await selectIn<AdvocateRow>(tx, 'SELECT * FROM referral_advocates', 'referrer_id', missing(advocateIds, advocates))) advocates.set(r.referrer_id, r);
-    }
+    // a rebuild instance whose store holds only what it keeps has every row it could read back:
+    // no pass to collect the ids the batch touches
+    if (!kept?.storeHoldsOnlyKept && !(await this.readTouchedRows(events, tx, people, edges, advocates))) return;
     const totals =
       kept && kept.totals.size > 0
         ? kept.totals
@@ -230,6 +196,52 @@ export class ReferralsProjection implements Projection {
       await this.flush(tx);
       this.dropKept();
     }
+  }
+
+  /**
+   * Reads the stored rows of everyone the events touch (people, their edges, the advocates on
+   * either end) into the maps, except those already there; answers false when the events touch
+   * nobody.
+   */
+  private async readTouchedRows(
+    events: readonly StoredEvent[],
+    tx: ReadModelTransaction,
+    people: Map<string, PersonRow>,
+    edges: Map<string, EdgeRow>,
+    advocates: Map<string, AdvocateRow>,
+  ): Promise<boolean> {
+    const peopleIds = new Set<string>();
+    const edgeIds = new Set<string>();
+    for (const e of events) {
+      const c = e.data.customerId;
+      if (typeof c !== 'string') continue;
+      if (e.type === 'PurchaseRecorded') {
+        peopleIds.add(c);
+        edgeIds.add(c);
+      } else if (e.type === 'ProspectRegistered') {
+        peopleIds.add(c);
+        edgeIds.add(c);
+      } else if (e.type === 'ReferralCredited' || e.type === 'ReferralConverted') {
+        if (typeof e.data.refereeId === 'string') {
+          peopleIds.add(e.data.refereeId);
+          edgeIds.add(e.data.refereeId);
+        }
+      }
+    }
+    if (peopleIds.size === 0) return false;
+    for (const r of await selectIn<PersonRow>(tx, 'SELECT * FROM referral_people', 'customer_id', missing(peopleIds, people))) people.set(r.customer_id, r);
+    for (const r of await selectIn<EdgeRow>(tx, 'SELECT * FROM referral_edges', 'referee_id', missing(edgeIds, edges))) edges.set(r.referee_id, r);
+    const advocateIds = new Set<string>();
+    for (const id of edgeIds) {
+      const stored = edges.get(id);
+      if (stored) advocateIds.add(stored.referrer_id);
+    }
+    for (const e of events) {
+      if ((e.type === 'ReferralCredited' || e.type === 'ReferralConverted') && typeof e.data.customerId === 'string') advocateIds.add(e.data.customerId);
+      if (e.type === 'ProspectRegistered' && typeof e.data.referredBy === 'string') advocateIds.add(e.data.referredBy);
+    }
+    for (const r of await selectIn<AdvocateRow>(tx, 'SELECT * FROM referral_advocates', 'referrer_id', missing(advocateIds, advocates))) advocates.set(r.referrer_id, r);
+    return true;
   }
 
   async flush(tx: ReadModelTransaction): Promise<void> {
