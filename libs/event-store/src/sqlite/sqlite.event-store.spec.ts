@@ -71,6 +71,21 @@ function anEvent(type: string, data: NewEvent['data'] = { n: 1 }, schemaVersion 
 describe.each(WRITERS)('SQLite event store, %s writer', (writer) => {
   const files = storeFiles(writer);
 
+  it('answers the same events, field for field, through the global read as through the stream reads and the appends', async () => {
+    const store = files.openStore();
+    const appended = [
+      ...(await store.appendToStream('a', [anEvent('A', { n: 1, nested: { x: [1, 'two'] } }), anEvent('B')])).events,
+      ...(await store.appendToStream('b', [anEvent('C', { text: 'é ✓' })])).events,
+      ...(await store.appendToStream('a', [anEvent('D')])).events,
+    ];
+
+    const all = await store.readAll();
+
+    expect(all).toEqual(appended);
+    expect(all).toEqual([...(await store.readStream('a')), ...(await store.readStream('b'))].sort((x, y) => x.position - y.position));
+    expect(await store.readAll({ afterPosition: 1, maxCount: 2 })).toEqual(appended.slice(1, 3));
+  });
+
   it('creates the file with its folder, and continues positions and chain after reopening', async () => {
     // given a store with events, closed
     files.file = join(files.dir, 'nested', 'events.db');

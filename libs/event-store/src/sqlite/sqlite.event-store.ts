@@ -172,7 +172,9 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
       ),
       // Loading the tail of a stream is the hot read of the command path: no bound to compare.
       streamBackwardsFromEnd: db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT ?'),
-      all: db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?'),
+      // The global read (catch-up, rebuilds, replays) takes rows as arrays: better-sqlite3 then
+      // builds no object with ten named properties per row, which was half the cost of a page.
+      all: db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position ASC LIMIT ?`).raw(true),
     };
   }
 
@@ -360,14 +362,14 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
           ? this.st.streamBackwardsFromEnd.all(streamId, limit)
           : this.st.streamBackwards.all(streamId, from, limit)
         : this.st.streamForwards.all(streamId, from ?? 0, limit);
-    return this.present(rows as EventRow[]);
+    return this.present((rows as EventRow[]).map(toStoredEvent));
   }
 
   async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
     this.assertOpen();
     validateReadAll(options);
-    const rows = this.st.all.all(options?.afterPosition ?? 0, options?.maxCount ?? -1) as EventRow[];
-    return this.present(rows);
+    const rows = this.st.all.all(options?.afterPosition ?? 0, options?.maxCount ?? -1) as EventColumns[];
+    return this.present(rows.map(fromColumns));
   }
 
   subscribeToAll(options?: SubscribeOptions): EventSubscription {
@@ -432,8 +434,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     if (this.closed) throw new Error('the event store is closed');
   }
 
-  private present(rows: EventRow[]): StoredEvent[] {
-    const events = rows.map(toStoredEvent);
+  private present(events: StoredEvent[]): StoredEvent[] {
     const upcasters = this.upcasters;
     return upcasters && upcasters.size > 0 ? events.map((e) => upcasters.upcast(e)) : events;
   }
@@ -576,6 +577,26 @@ class SqliteSubscription implements EventSubscription, AsyncIterator<StoredEvent
     this.cancelWait?.();
     this.onClose(this);
   }
+}
+
+/** the events table's columns in the order `EventColumns` reads them */
+const EVENT_COLUMNS = 'position, stream_id, revision, id, type, data, metadata, recorded_at, hash, prev_hash';
+type EventColumns = [number, string, number, string, string, string, string, string, string, string];
+
+/** a row read with `raw` (columns `EVENT_COLUMNS`), as `toStoredEvent` reads a row object */
+function fromColumns(c: EventColumns): StoredEvent {
+  return {
+    id: c[3],
+    type: c[4],
+    data: JSON.parse(c[5]) as StoredEvent['data'],
+    metadata: JSON.parse(c[6]) as StoredEvent['metadata'],
+    streamId: c[1],
+    revision: c[2],
+    position: c[0],
+    recordedAt: c[7],
+    hash: c[8],
+    prevHash: c[9],
+  };
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {
