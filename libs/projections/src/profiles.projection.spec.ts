@@ -310,6 +310,26 @@ describe('ProfilesProjection scenarios', () => {
     await store.close();
   });
 
+  it('given rebuild instances, also dropping what they keep between batches, then they too keep only the last ten thanks of each customer', async () => {
+    const log = new StoredEventLog();
+    for (let i = 1; i <= 14; i += 1) {
+      log.append('CustomerThanked', { customerId: 'cy', gesture: `g${i}`, reason: 'loyalty', occurredAt: at(i) });
+      if (i % 2 === 0) log.append('CustomerThanked', { customerId: 'cz', gesture: `z${i}`, reason: 'loyalty', occurredAt: at(i) });
+    }
+    const plain = await project(log.events, 3);
+    const kept = await project(log.events, 3, new ProfilesProjection().forRebuild());
+    // a limit of one profile: every batch ends by writing and dropping what the instance holds
+    const dropping = await project(log.events, 3, new ProfilesProjection({ residentLimit: 1 }).forRebuild());
+
+    const counts = 'SELECT customer_id, COUNT(*) AS n, MIN(seq) AS first FROM profile_thanks GROUP BY customer_id ORDER BY customer_id';
+    expect(await plain.store.all(counts)).toEqual([{ customer_id: 'cy', n: 10, first: 5 }, { customer_id: 'cz', n: 7, first: 1 }]);
+    for (const rebuilt of [kept, dropping]) {
+      expect(await rebuilt.store.all(counts)).toEqual(await plain.store.all(counts));
+      expect(await digest(rebuilt.store, new ProfilesProjection())).toBe(await digest(plain.store, new ProfilesProjection()));
+    }
+    await Promise.all([plain.store.close(), kept.store.close(), dropping.store.close()]);
+  });
+
   it('counts a leap-day birthday on Feb 28 in a common year', async () => {
     const log = new StoredEventLog();
     log.append('ProspectRegistered', { customerId: 'leap', source: 'web', personal: { birthday: '1992-02-29' }, implicit: false, occurredAt: at(1) });

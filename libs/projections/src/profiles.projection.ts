@@ -330,29 +330,25 @@ export class ProfilesProjection implements Projection {
     }
 
     await this.writeReferees(tx, referees, profiles);
+    await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
+      ['customer_id', 'seq'], 'DO NOTHING', history);
+    await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
+      ['customer_id', 'seq'], 'DO NOTHING', thanks);
 
     if (resident) {
+      // thanks past the last ten are trimmed by `flush`, once per profile rather than once per page
       if (!direct) for (const [id, p] of profiles) resident.set(id, p);
       if (resident.size > this.residentLimit) {
         await this.flush(tx);
         resident.clear();
         this.storeHoldsOnlyResident = false;
       }
-    } else {
-      await this.writeProfiles(tx, profiles, before);
-      await writeChildSums(tx, profiles.values());
+      return;
     }
-    await upsertRows(tx, 'profile_stage_history', ['customer_id', 'seq', 'stage', 'at', 'cause_event_id', 'event_id'],
-      ['customer_id', 'seq'], 'DO NOTHING', history);
-    await upsertRows(tx, 'profile_thanks', ['customer_id', 'seq', 'at', 'gesture', 'reason', 'value_minor', 'event_id'],
-      ['customer_id', 'seq'], 'DO NOTHING', thanks);
+    await this.writeProfiles(tx, profiles, before);
+    await writeChildSums(tx, profiles.values());
     const thanked = new Set(thanks.map((t) => String(t[0])));
-    for (const id of thanked) {
-      const count = profiles.get(id)?.s.thanksCount ?? 0;
-      if (count > PROFILE_RECENT_THANKS) {
-        await tx.run('DELETE FROM profile_thanks WHERE customer_id = ? AND seq <= ?', [id, count - PROFILE_RECENT_THANKS]);
-      }
-    }
+    for (const id of thanked) await trimThanks(tx, id, profiles.get(id)?.s.thanksCount ?? 0);
   }
 
   /**
@@ -392,6 +388,7 @@ export class ProfilesProjection implements Projection {
       p.dirty = false;
       p.row.state = serializeState(p.s);
       rows.push(PROFILE_COLUMNS.map((c) => p.row[c]));
+      await trimThanks(tx, p.row.customer_id, p.s.thanksCount);
     }
     await upsertRows(tx, 'profiles', PROFILE_COLUMNS, ['customer_id'], replaceAll(PROFILE_COLUMNS, ['customer_id']), rows);
   }
@@ -414,6 +411,13 @@ export class ProfilesProjection implements Projection {
     await upsertRows(tx, 'profile_referees', ['customer_id', 'referee_id', 'credited_at', 'converted_at'], ['customer_id', 'referee_id'],
       'DO UPDATE SET credited_at = COALESCE(profile_referees.credited_at, excluded.credited_at), converted_at = COALESCE(profile_referees.converted_at, excluded.converted_at)',
       [...referees.values()].map((r) => [r.referrer, r.referee, r.credited, r.converted]));
+  }
+}
+
+/** keeps the last `PROFILE_RECENT_THANKS` thanks of a customer who has been thanked `count` times */
+async function trimThanks(tx: ReadModelTransaction, customerId: string, count: number): Promise<void> {
+  if (count > PROFILE_RECENT_THANKS) {
+    await tx.run('DELETE FROM profile_thanks WHERE customer_id = ? AND seq <= ?', [customerId, count - PROFILE_RECENT_THANKS]);
   }
 }
 
