@@ -261,9 +261,7 @@ export class Projector {
       for (const p of projections) {
         const from = Number(checkpoints.get(p.name)?.position ?? 0);
         if (from >= last.position) continue;
-        const first = batch[0];
-        const events = first && first.position > from ? batch : batch.filter((e) => e.position > from);
-        await p.apply(events, tx);
+        await applyPast(p, from, batch, tx);
         await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last.position, p.name]);
       }
     });

@@ -62,8 +62,8 @@ export interface Projection {
    * Optional, on rebuild instances: folding a batch in several consecutive `apply` calls within one
    * transaction writes the same and costs about the same as one call. A projector rebuild then hands
    * the instance the log page by page as it reads it, so each page's events can be collected once
-   * folded instead of living until the batch commits (they otherwise outlive the young generation
-   * and most of a rebuild's garbage-collection time is spent copying them).
+   * folded instead of living until the batch commits (they otherwise outlive the young generation,
+   * and the collector copies and promotes them).
    */
   readonly foldsPages?: boolean;
   /**
