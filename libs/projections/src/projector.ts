@@ -228,19 +228,10 @@ export class Projector {
       const reached = await store.transaction(async (tx) => {
         const checkpoints = await readCheckpoints(tx);
         const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
-        const held: StoredEvent[] = [];
-        let last = after;
-        let read = 0;
-        while (read < this.rebuildBatchSize) {
-          const page = await this.events.readAll({ afterPosition: last, maxCount: Math.min(this.rebuildPageSize, this.rebuildBatchSize - read) });
-          const end = page[page.length - 1];
-          if (!end) break;
+        const { held, last } = await readBatchInPages(this.events, after, this.rebuildBatchSize, this.rebuildPageSize, whole.length > 0, async (page) => {
           for (const p of paged) await applyPast(p, from(p), page, tx);
-          if (whole.length > 0) for (const e of page) held.push(e);
-          last = end.position;
-          read += page.length;
-        }
-        if (read === 0) return undefined;
+        });
+        if (last === after) return undefined;
         for (const p of whole) await applyPast(p, from(p), held, tx);
         for (const p of projections) {
           if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
@@ -286,6 +277,35 @@ export async function flushRebuild(store: ReadModelStore, projections: readonly 
   await store.transaction(async (tx) => {
     for (const p of projections) await p.flush?.(tx);
   });
+}
+
+/**
+ * Reads up to `batchSize` events after `after`, `pageSize` at a time, and hands each page to
+ * `onPage` as it is read. Answers the position of the last event read (`after` when the log has
+ * nothing past it) and, when `keep` is set, every event read, for projections that take a batch in
+ * one `apply`.
+ */
+export async function readBatchInPages(
+  events: Pick<EventStore, 'readAll'>,
+  after: number,
+  batchSize: number,
+  pageSize: number,
+  keep: boolean,
+  onPage: (page: readonly StoredEvent[]) => Promise<void>,
+): Promise<{ held: StoredEvent[]; last: number }> {
+  const held: StoredEvent[] = [];
+  let last = after;
+  let read = 0;
+  while (read < batchSize) {
+    const page = await events.readAll({ afterPosition: last, maxCount: Math.min(pageSize, batchSize - read) });
+    const end = page[page.length - 1];
+    if (!end) break;
+    await onPage(page);
+    if (keep) for (const e of page) held.push(e);
+    last = end.position;
+    read += page.length;
+  }
+  return { held, last };
 }
 
 /** the events of `batch` past `from`, the projection's checkpoint, if any */

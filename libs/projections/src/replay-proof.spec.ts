@@ -7,6 +7,7 @@ import { allProjections } from './all-projections';
 import { Projector } from './projector';
 import { digest } from './read-model-digest';
 import { ReadModels } from './read-models';
+import type { Projection } from './read-model-store';
 import { firstDifference, proveReplay, readCheckpointPositions, replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
@@ -101,7 +102,9 @@ describe('replay proof', () => {
   it('given read models folded to different positions, then each is replayed up to its own checkpoint and matches', async () => {
     const profilesAt = Math.floor(log.length / 3);
     const live = new SqliteReadModelStore(join(dir, 'live.sqlite'));
-    await replayProjections(events, live, allProjections(), { upTo: new Map([['profiles', profilesAt]]), batchSize: 11 });
+    // pages of 4 in batches of 11: the profiles' limit falls inside a page of a batch
+    await replayProjections(events, live, allProjections(), { upTo: new Map([['profiles', profilesAt]]), batchSize: 11, pageSize: 4 });
+    expect((await readCheckpointPositions(live)).get('profiles')?.position).toBe(profilesAt);
     const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
 
     const report = await proveReplay(events, live, scratch, allProjections());
@@ -114,15 +117,40 @@ describe('replay proof', () => {
     await scratch.close();
   });
 
-  it('replaying twice into fresh stores gives the same digests', async () => {
+  it('replaying twice into fresh stores gives the same digests, however the log is cut into batches and pages', async () => {
     const digests: string[][] = [];
-    for (const name of ['one.sqlite', 'two.sqlite']) {
-      const store = new SqliteReadModelStore(join(dir, name));
-      await replayProjections(events, store, allProjections(), { batchSize: name === 'one.sqlite' ? 1000 : 13 });
+    const cuts = [{ batchSize: 1000 }, { batchSize: 13 }, { batchSize: 40, pageSize: 3 }];
+    for (const [i, cut] of cuts.entries()) {
+      const store = new SqliteReadModelStore(join(dir, `replay-${i}.sqlite`));
+      await replayProjections(events, store, allProjections(), cut);
       digests.push(await Promise.all(allProjections().map((p) => digest(store, p))));
       await store.close();
     }
-    expect(digests[0]).toEqual(digests[1]);
+    expect(digests[1]).toEqual(digests[0]);
+    expect(digests[2]).toEqual(digests[0]);
+  });
+
+  it('hands projections that fold pages the log page by page, up to their own limit, and the others whole batches', async () => {
+    const calls: Array<[string, number, number]> = [];
+    const recording = (name: string, foldsPages: boolean): Projection => ({
+      name, version: 1, tables: [], foldsPages,
+      migrate: async () => undefined,
+      apply: async (batch) => {
+        calls.push([name, batch[0]!.position, batch[batch.length - 1]!.position]);
+      },
+    });
+    const store = new SqliteReadModelStore(join(dir, 'pages.sqlite'));
+
+    await replayProjections(events, store, [recording('paged', true), recording('whole', false)], {
+      batchSize: 10, pageSize: 4, upTo: new Map([['paged', 14], ['whole', 21]]),
+    });
+
+    expect(calls.filter(([name]) => name === 'paged')).toEqual([
+      ['paged', 1, 4], ['paged', 5, 8], ['paged', 9, 10], ['paged', 11, 14],
+    ]);
+    expect(calls.filter(([name]) => name === 'whole')).toEqual([['whole', 1, 10], ['whole', 11, 20], ['whole', 21, 21]]);
+    expect(Object.fromEntries([...(await readCheckpointPositions(store))].map(([name, c]) => [name, c.position]))).toEqual({ paged: 14, whole: 21 });
+    await store.close();
   });
 
   it('refuses a scratch store that already holds read models', async () => {

@@ -1,5 +1,5 @@
-import type { EventStore } from '@clientele/event-store';
-import { CHECKPOINTS_TABLE, flushRebuild } from './projector';
+import type { EventStore, StoredEvent } from '@clientele/event-store';
+import { CHECKPOINTS_TABLE, flushRebuild, readBatchInPages } from './projector';
 import { digest, tableRows, type CanonicalRow } from './read-model-digest';
 import type { Projection, ReadModelQueries, ReadModelStore } from './read-model-store';
 
@@ -29,6 +29,12 @@ export interface ReplayOptions {
   upTo?: ReadonlyMap<string, number>;
   /** events read per transaction; default 25,000 as in a projector rebuild */
   batchSize?: number;
+  /**
+   * the log is read this many events at a time within a transaction (default 1,000, at most
+   * `batchSize`); projections that fold pages (`foldsPages`) take each page as it is read, as in a
+   * projector rebuild
+   */
+  pageSize?: number;
   onProgress?: (position: number) => void;
 }
 
@@ -74,25 +80,35 @@ export async function replayProjections(
       await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
     }
   });
+  const pageSize = Math.min(batchSize, options.pageSize ?? 1000);
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`replay pageSize: expected a positive integer, got ${String(options.pageSize)}`);
   const end = Math.max(0, ...limits);
   let after = 0;
   while (after < end) {
-    const batch = await events.readAll({ afterPosition: after, maxCount: batchSize });
-    const last = batch[batch.length - 1];
-    if (!last) break;
-    await scratch.transaction(async (tx) => {
-      for (const [i, p] of projections.entries()) {
+    const last = await scratch.transaction(async (tx) => {
+      const before = [...reached];
+      /** the events up to the projection's own limit */
+      const fold = async (i: number, p: Projection, batch: readonly StoredEvent[]) => {
         const limit = limits[i] ?? 0;
-        const mine = last.position <= limit ? batch : batch.filter((e) => e.position <= limit);
+        const lastOfBatch = batch[batch.length - 1];
+        const mine = !lastOfBatch || lastOfBatch.position <= limit ? batch : batch.filter((e) => e.position <= limit);
         const lastOfMine = mine[mine.length - 1];
-        if (!lastOfMine) continue;
+        if (!lastOfMine) return;
         await p.apply(mine, tx);
         counts[i] = (counts[i] ?? 0) + mine.length;
         reached[i] = lastOfMine.position;
-        await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [lastOfMine.position, p.name]);
+      };
+      const { held, last: reachedNow } = await readBatchInPages(events, after, batchSize, pageSize, projections.some((p) => !p.foldsPages), async (page) => {
+        for (const [i, p] of projections.entries()) if (p.foldsPages) await fold(i, p, page);
+      });
+      for (const [i, p] of projections.entries()) if (!p.foldsPages) await fold(i, p, held);
+      for (const [i, p] of projections.entries()) {
+        if (reached[i] !== before[i]) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [reached[i] ?? 0, p.name]);
       }
+      return reachedNow;
     });
-    after = last.position;
+    if (last === after) break;
+    after = last;
     options.onProgress?.(Math.min(after, end));
   }
   await flushRebuild(scratch, projections);
