@@ -394,10 +394,12 @@ export class StatisticsProjection implements Projection {
    *
    * A purchase or stage change dated in a month already snapshotted (a backfill, or a log imported
    * customer by customer) makes the snapshots from its month on stale: `stat_meta.rfm_stale_from`
-   * records the first such month and queries do not use snapshots from it on. Recomputing them at
-   * once would cost a full fold per month per batch on an import that is all backfill, so they are
-   * recomputed from the orders and the stage history when the log next opens a new month. Both
-   * happen at a point the log order fixes, so the tables are the same whatever the batches were.
+   * records the first such month and queries do not use snapshots from it on. Folding never
+   * recomputes them (on an import that is all backfill that would cost a recomputation per batch);
+   * `refreshSnapshots` does, one month per call, when the projector has caught up with the log.
+   * Marks and snapshots written here happen at points the log order fixes, so until a refresh the
+   * tables are the same whatever the batches were, and after a full refresh they are the same
+   * whenever it ran.
    */
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
     if (events.length === 0) return;
@@ -417,10 +419,7 @@ export class StatisticsProjection implements Projection {
       if (latest && month > latest.slice(0, 7)) {
         late(await this.applyRun(events.slice(start, i), latest.slice(0, 7), tx));
         start = i;
-        if (staleFrom) {
-          for (let m = staleFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
-          staleFrom = undefined;
-        }
+        // exact even while earlier months are stale: nothing stored is later than the latest fact
         for (let m = latest.slice(0, 7); m < month; m = nextMonth(m)) await this.snapshotFromCustomers(m, tx);
       }
       if (!latest || at > latest) latest = at;
@@ -445,18 +444,66 @@ export class StatisticsProjection implements Projection {
     );
   }
 
-  /** the same snapshot, folded from the orders and the stage history (after a late fact) */
+  /**
+   * One step of bringing stale month-end snapshots up to date: recomputes the first stale month
+   * and moves `rfm_stale_from` past it (or removes it after the last month the log has left
+   * behind). Answers true while stale months remain. Each call is meant to be its own transaction,
+   * so a long refresh holds the read model's write lock one month at a time and a crash loses at
+   * most the month in progress: its rows and the mark commit together or not at all.
+   *
+   * The rows are a function of the stored orders and stage history only, the same as a snapshot
+   * taken when the log left that month in business-time order.
+   */
+  async refreshSnapshots(tx: ReadModelTransaction): Promise<boolean> {
+    const stale = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    if (!stale) return false;
+    const latest = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
+    const month = String(stale.value);
+    const open = latest ? String(latest.value).slice(0, 7) : month;
+    if (month < open) await this.snapshotFromOrders(month, tx);
+    const next = nextMonth(month);
+    if (month < open && next < open) {
+      await tx.run(`UPDATE stat_meta SET value = ? WHERE key = 'rfm_stale_from'`, [next]);
+      return true;
+    }
+    await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    return false;
+  }
+
+  /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
+  settle(tx: ReadModelTransaction): Promise<boolean> {
+    return this.refreshSnapshots(tx);
+  }
+
+  /**
+   * A month's snapshot computed from the stored facts. The previous month end's snapshot, when it
+   * has rows, is exact (only months from `rfm_stale_from` on are stale), so the month is that
+   * snapshot plus the month's orders (found through the buyers of the month) instead of a fold of
+   * every order before its end; the stage is read from the history as of the month end either way.
+   */
   private async snapshotFromOrders(month: string, tx: ReadModelTransaction): Promise<void> {
+    const start = `${month}-01T00:00:00.000Z`;
     const end = `${nextMonth(month)}-01T00:00:00.000Z`;
+    const previous = previousMonth(month);
     await tx.run('DELETE FROM stat_rfm_months WHERE month = ?', [month]);
+    const stage = `COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = b.customer_id AND h.from_at < ?
+           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage`;
+    const hasPrevious = await tx.get('SELECT 1 AS one FROM stat_rfm_months WHERE month = ? LIMIT 1', [previous]);
+    const totals = hasPrevious
+      ? `SELECT customer_id, MIN(first_day) AS first_day, MAX(last_day) AS last_day, MAX(last_at) AS last_at,
+           CAST(SUM(f) AS BIGINT) AS f, CAST(SUM(m) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM (
+             SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost FROM stat_rfm_months WHERE month = ?
+             UNION ALL
+             SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
+               JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
+         GROUP BY customer_id`
+      : `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+           CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
+         FROM stat_orders WHERE at < ? GROUP BY customer_id`;
     await this.snapshot(
       month,
-      `SELECT o.customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day, MAX(o.at) AS last_at, COUNT(*) AS f,
-         CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost,
-         COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id AND h.from_at < ?
-           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage
-       FROM stat_orders o WHERE o.at < ? GROUP BY o.customer_id`,
-      [end, end, end],
+      `SELECT b.*, ${stage} FROM (${totals}) b`,
+      [end, end, ...(hasPrevious ? [previous, start, end, month] : [end])],
       tx,
     );
   }
@@ -1017,6 +1064,13 @@ function cutRange(a: [number, string] | undefined, b: [number, string] | undefin
   const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
   if (order === 0) return [undefined, undefined];
   return order < 0 ? [a, b] : [b, a];
+}
+
+/** the month before `YYYY-MM` */
+export function previousMonth(m: string): string {
+  const y = Number(m.slice(0, 4));
+  const mo = Number(m.slice(5, 7));
+  return mo === 1 ? `${String(y - 1).padStart(4, '0')}-12` : `${m.slice(0, 4)}-${String(mo - 1).padStart(2, '0')}`;
 }
 
 /** the month after `YYYY-MM` */

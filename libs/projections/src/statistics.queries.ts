@@ -1,5 +1,5 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
-import { DAY_MS, isoOrUndefined, nextMonth } from './statistics.projection';
+import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
 import { RFM_SEGMENTS, SEGMENT_CASE, ntileScores } from './statistics.rfm';
 import type { RfmSegment } from './statistics.rfm';
 
@@ -939,10 +939,4 @@ export function monthDiff(from: string, to: string): number {
   const [fy, fm] = from.split('-').map(Number);
   const [ty, tm] = to.split('-').map(Number);
   return ((ty ?? 0) - (fy ?? 0)) * 12 + ((tm ?? 0) - (fm ?? 0));
-}
-
-function previousMonth(m: string): string {
-  const y = Number(m.slice(0, 4));
-  const mo = Number(m.slice(5, 7));
-  return mo === 1 ? `${String(y - 1).padStart(4, '0')}-12` : `${m.slice(0, 4)}-${String(mo - 1).padStart(2, '0')}`;
 }
