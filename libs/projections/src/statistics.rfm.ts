@@ -34,9 +34,22 @@ export const SEGMENT_CASE = `CASE ${RFM_SEGMENT_RULES.map(
  * Scores every row of `base` (columns customer_id, last_day, f, m, …) in quintiles: `NTILE(5)` over
  * all rows ordered by (value, customer id), so ties split by id the same way on both engines.
  * Answers the base's columns plus r_score, f_score, m_score.
+ *
+ * The buckets are computed from `ROW_NUMBER` and the row count as NTILE fills them (the first
+ * n % 5 buckets hold one row more): NTILE must know the partition's size before it answers its
+ * first row, so it buffers the whole sorted input again, which made it most of the cost of ranking
+ * 77,000 buyers.
  */
 export function ntileScores(base: string, withM = true): string {
-  return `SELECT b.*, NTILE(5) OVER (ORDER BY b.last_day, b.customer_id) AS r_score,
-      NTILE(5) OVER (ORDER BY b.f, b.customer_id) AS f_score,
-      ${withM ? 'NTILE(5) OVER (ORDER BY b.m, b.customer_id)' : '0'} AS m_score FROM (${base}) b`;
+  return `WITH nb AS MATERIALIZED (${base}), nn AS (SELECT COUNT(*) AS n FROM nb)
+    SELECT b.*, ${quintile('b.last_day')} AS r_score, ${quintile('b.f')} AS f_score,
+      ${withM ? quintile('b.m') : '0'} AS m_score FROM nb b CROSS JOIN nn`;
+}
+
+/** NTILE(5) OVER (ORDER BY value, customer id), from the row number k and the row count n of `nn` */
+function quintile(value: string): string {
+  const k = `ROW_NUMBER() OVER (ORDER BY ${value}, b.customer_id)`;
+  const big = '(nn.n % 5) * (nn.n / 5 + 1)';
+  return `CASE WHEN ${k} <= ${big} THEN (${k} - 1) / (nn.n / 5 + 1) + 1
+    ELSE nn.n % 5 + (${k} - 1 - ${big}) / NULLIF(nn.n / 5, 0) + 1 END`;
 }

@@ -8,6 +8,7 @@ import { replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
 import { RFM_SEGMENTS, StatisticsQueries, rfmSegmentOf } from './statistics.queries';
+import { ntileScores } from './statistics.rfm';
 import type { RfmSegment, StatisticsFilter } from './statistics.queries';
 
 /**
@@ -699,5 +700,25 @@ describe('statistics of an imported log through the projector', () => {
     expect(await digest(live, new StatisticsProjection())).toBe(await digest(scratch, new StatisticsProjection()));
     await live.close();
     await scratch.close();
+  });
+});
+
+describe('quintile scores', () => {
+  it('given 0 to 13 buyers with tied values, then the scores equal NTILE(5) over (value, customer id)', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    await store.transaction((tx) => tx.exec('CREATE TABLE buyers (customer_id TEXT PRIMARY KEY, last_day DOUBLE PRECISION, f BIGINT, m BIGINT)'));
+    for (let n = 0; n <= 13; n += 1) {
+      await store.transaction(async (tx) => {
+        await tx.run('DELETE FROM buyers');
+        // ids in an order unlike the values; few distinct values, so ties are split by id
+        for (let i = 0; i < n; i += 1) await tx.run('INSERT INTO buyers VALUES (?, ?, ?, ?)', [`c${(i * 7) % 13}-${i}`, (i * 5) % 4, (i * 3) % 2, (i * 11) % 6]);
+      });
+      const expected = await store.all(`SELECT customer_id, NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+        NTILE(5) OVER (ORDER BY f, customer_id) AS f_score, NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM buyers ORDER BY customer_id`);
+      const got = await store.all(`SELECT customer_id, r_score, f_score, m_score FROM (${ntileScores('SELECT * FROM buyers')}) s ORDER BY customer_id`);
+      expect({ n, got }).toEqual({ n, got: expected });
+      expect(got).toHaveLength(n);
+    }
+    await store.close();
   });
 });
