@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import { SEGMENT_CASE, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -210,6 +210,9 @@ CREATE TABLE IF NOT EXISTS stat_rfm_months (
   PRIMARY KEY (month, customer_id)
 )/*rfm_months_storage*/;
 CREATE INDEX IF NOT EXISTS stat_rfm_months_segment ON stat_rfm_months (month, segment, customer_id);
+-- a month end's buyers in R and F order: the quintile cuts of a date inside the next month are walks along these
+CREATE INDEX IF NOT EXISTS stat_rfm_months_recency ON stat_rfm_months (month, last_day, customer_id);
+CREATE INDEX IF NOT EXISTS stat_rfm_months_orders ON stat_rfm_months (month, orders, customer_id);
 CREATE TABLE IF NOT EXISTS stat_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -482,7 +485,6 @@ export class StatisticsProjection implements Projection {
    * every order before its end; the stage is read from the history as of the month end either way.
    */
   private async snapshotFromOrders(month: string, tx: ReadModelTransaction): Promise<void> {
-    const start = `${month}-01T00:00:00.000Z`;
     const end = `${nextMonth(month)}-01T00:00:00.000Z`;
     const previous = previousMonth(month);
     await tx.run('DELETE FROM stat_rfm_months WHERE month = ?', [month]);
@@ -490,22 +492,14 @@ export class StatisticsProjection implements Projection {
            AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage`;
     const hasPrevious = await tx.get('SELECT 1 AS one FROM stat_rfm_months WHERE month = ? LIMIT 1', [previous]);
     const totals = hasPrevious
-      ? `SELECT customer_id, MIN(first_day) AS first_day, MAX(last_day) AS last_day, MAX(last_at) AS last_at,
-           CAST(SUM(f) AS BIGINT) AS f, CAST(SUM(m) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM (
-             SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost FROM stat_rfm_months WHERE month = ?
-             UNION ALL
-             SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
-               JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
-         GROUP BY customer_id`
-      : `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
-           CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
-         FROM stat_orders WHERE at < ? GROUP BY customer_id`;
-    await this.snapshot(
-      month,
-      `SELECT b.*, ${stage} FROM (${totals}) b`,
-      [end, end, ...(hasPrevious ? [previous, start, end, month] : [end])],
-      tx,
-    );
+      ? snapshotPlusMonth(previous, month, end)
+      : {
+          sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+             CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
+           FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+          params: [end],
+        };
+    await this.snapshot(month, `SELECT b.*, ${stage} FROM (${totals.sql}) b`, [end, end, ...totals.params], tx);
   }
 
   private async snapshot(month: string, base: string, params: SqlParam[], tx: ReadModelTransaction): Promise<void> {
@@ -1036,12 +1030,7 @@ type RfmCuts = Record<RfmDimension, [number, string][]>;
 
 async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
   const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
-  // the rank each of buckets 2..5 starts at, as NTILE(5) fills them: the first n % 5 buckets hold one more
-  const starts: number[] = [];
-  for (let b = 1, at = 0; b <= 5; b += 1) {
-    if (b > 1 && at < n) starts.push(at);
-    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
-  }
+  const starts = quintileStarts(n);
   // each cut is a walk along the (value, customer_id) index; `+orders` keeps the planner from
   // ranging over the orders index and sorting instead (unary plus is valid on both engines)
   const buyers: Record<RfmDimension, string> = { last_purchase_day: 'last_purchase_day IS NOT NULL', orders: 'orders > 0', revenue: '+orders > 0' };

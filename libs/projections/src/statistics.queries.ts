@@ -1,6 +1,6 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENTS, SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import { RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
 import type { RfmSegment } from './statistics.rfm';
 
 /**
@@ -808,7 +808,7 @@ export class StatisticsQueries {
   private async pastBuyers(
     asOfEnd: string,
     need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean } = {},
-  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
+  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean; merged?: boolean }> {
     const month = asOfEnd.slice(0, 7);
     const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
     const snapshot = previousMonth(month);
@@ -832,17 +832,7 @@ export class StatisticsQueries {
         scored: true,
       };
     }
-    return {
-      sql: `SELECT customer_id, MIN(first_day) AS first_day, MAX(last_day) AS last_day, MAX(last_at) AS last_at,
-          CAST(SUM(f) AS BIGINT) AS f, CAST(SUM(m) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM (
-            SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost FROM stat_rfm_months WHERE month = ?
-            UNION ALL
-            SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
-              JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
-          GROUP BY customer_id`,
-      params: [snapshot, `${month}-01T00:00:00.000Z`, asOfEnd, month],
-      scored: false,
-    };
+    return { ...snapshotPlusMonth(snapshot, month, asOfEnd), scored: false, merged: true };
   }
 
   /**
@@ -859,6 +849,16 @@ export class StatisticsQueries {
     if (await this.isPast(asOfEnd)) {
       const past = await this.pastBuyers(asOfEnd!, { lastDay: true, lastAt: full, money: true });
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
+      const cut = full || !past.merged ? undefined : await this.midMonthCuts(asOfEnd!);
+      if (cut) {
+        const r = cutScore('last_day', cut.r);
+        const f = cutScore('f', cut.f);
+        return {
+          sql: `rfm AS MATERIALIZED (SELECT b.*, ${r.sql} AS r_score, ${f.sql} AS f_score, 0 AS m_score FROM (${past.sql}) b),
+            rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+          params: [...r.params, ...f.params, ...past.params],
+        };
+      }
       return {
         sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
           rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
@@ -871,6 +871,64 @@ export class StatisticsQueries {
           r_score, f_score, m_score, segment FROM stat_customers WHERE segment IS NOT NULL)`,
       params: [],
     };
+  }
+
+  /**
+   * The R and F quintile cuts (the first (value, customer id) of NTILE buckets 2–5) of every buyer
+   * as of `asOfEnd`, a date inside a month whose previous month end's snapshot is fresh, found
+   * without ranking the buyers: the buyers then are the snapshot's rows with this month's buyers
+   * (a few thousand) replaced by their new totals. The k-th of them is found from positions in the
+   * snapshot's (month, value, customer id) indexes (`LIMIT 1 OFFSET t` walks) corrected by how
+   * many of this month's buyers lie below, each before and after; only the month's buyers are held
+   * in memory. Answers undefined where that does not apply (the caller ranks with NTILE instead).
+   */
+  private async midMonthCuts(asOfEnd: string): Promise<{ r: Cut[]; f: Cut[] } | undefined> {
+    const month = asOfEnd.slice(0, 7);
+    const snapshot = previousMonth(month);
+    const stored = await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_rfm_months WHERE month = ?', [snapshot]);
+    const inSnapshot = num(stored?.['n']);
+    if (inSnapshot === 0) return undefined;
+    const totals = monthTotals(month, asOfEnd);
+    const movers = await this.db.all<Row>(
+      `SELECT mo.customer_id AS customer_id, mo.last_day AS last_day, mo.f AS f, s.last_day AS old_last_day, s.orders AS old_f
+       FROM (${totals.sql}) mo LEFT JOIN stat_rfm_months s ON s.month = ? AND s.customer_id = mo.customer_id`,
+      [...totals.params, snapshot],
+    );
+    const ids = new Set<string>();
+    const before: Record<'r' | 'f', Cut[]> = { r: [], f: [] };
+    const after: Record<'r' | 'f', Cut[]> = { r: [], f: [] };
+    for (const x of movers) {
+      const id = String(x['customer_id']);
+      // ties are split by id as the database orders text; outside the basic plane JS compares differently
+      if (/[\ud800-\udfff]/.test(id)) return undefined;
+      ids.add(id);
+      const known = x['old_f'] !== null && x['old_f'] !== undefined;
+      if (known) {
+        before.r.push([num(x['old_last_day']), id]);
+        before.f.push([num(x['old_f']), id]);
+      }
+      after.r.push([num(x['last_day']), id]);
+      after.f.push([num(x['f']) + (known ? num(x['old_f']) : 0), id]);
+    }
+    const n = inSnapshot - before.f.length + after.f.length;
+    const cuts: { r: Cut[]; f: Cut[] } = { r: [], f: [] };
+    for (const [dim, column] of [['r', 'last_day'], ['f', 'orders']] as const) {
+      const below = before[dim].sort(compareCut);
+      const above = after[dim].sort(compareCut);
+      const at = async (t: number, count: number): Promise<Cut[]> => {
+        const rows = await this.db.all<Row>(
+          `SELECT ${column} AS v, customer_id FROM stat_rfm_months WHERE month = ? ORDER BY ${column}, customer_id LIMIT ${count} OFFSET ${t}`,
+          [snapshot],
+        );
+        return rows.map((x) => [num(x['v']), String(x['customer_id'])]);
+      };
+      for (const k of quintileStarts(n)) {
+        const cut = await kthBuyer(k, inSnapshot, at, below, above, ids);
+        if (!cut) return undefined;
+        cuts[dim].push(cut);
+      }
+    }
+    return cuts;
   }
 
   /** source/channel/segment conditions on rows of `rfm_seg` aliased `alias` */
@@ -912,6 +970,107 @@ interface Population {
   params: SqlParam[];
   /** true when the figure must join stat_customers to apply the conditions */
   joins: boolean;
+}
+
+/** a (value, customer id) position in an RFM order */
+type Cut = [number, string];
+
+function compareCut(a: Cut, b: Cut): number {
+  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+}
+
+/** how many of `sorted` are below `x` (or at or below it) */
+function countBelow(sorted: readonly Cut[], x: Cut, inclusive = false): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const c = compareCut(sorted[mid]!, x);
+    if (c < 0 || (inclusive && c === 0)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** snapshot rows read around the first estimate of a cut's position, so the search rarely walks again */
+const CUT_WINDOW = 1024;
+
+/**
+ * The k-th (0-based) of the buyers M = snapshot rows without `moved` ∪ `above`, in (value, id)
+ * order, where `at(t, count)` reads the snapshot's rows from the t-th (of `size`), `below` holds
+ * the moved buyers' snapshot positions and `above` every moved buyer's new position (both sorted).
+ * The number of M rows under the snapshot's t-th row is t − (moved under it) + (new positions
+ * under it): rising in t, so the last t with at most k under it is found by a secant search with a
+ * bisection fallback, reading a window of rows around the first estimate at once; the k-th row is
+ * that snapshot row or one of the new positions between it and the next.
+ */
+async function kthBuyer(
+  k: number,
+  size: number,
+  at: (t: number, count: number) => Promise<Cut[]>,
+  below: readonly Cut[],
+  above: readonly Cut[],
+  moved: ReadonlySet<string>,
+): Promise<Cut | undefined> {
+  const rows = new Map<number, Cut>();
+  const read = async (t: number, count: number): Promise<void> => {
+    const got = await at(t, count);
+    got.forEach((x, i) => rows.set(t + i, x));
+  };
+  const row = async (t: number): Promise<Cut> => {
+    if (!rows.has(t)) await read(t, 1);
+    const x = rows.get(t);
+    if (!x) throw new Error(`statistics: snapshot row ${t} of ${size} vanished while being read`);
+    return x;
+  };
+  const under = async (t: number): Promise<number> => {
+    const x = await row(t);
+    return t - countBelow(below, x) + countBelow(above, x);
+  };
+  const clamp = (t: number): number => Math.min(size - 1, Math.max(0, t));
+  let t = clamp(k);
+  const estimate = clamp(t + (k - (await under(t))));
+  const from = Math.max(0, estimate - CUT_WINDOW);
+  await read(from, Math.min(size, estimate + CUT_WINDOW + 1) - from);
+  // the answer lies between the snapshot rows `lo` (at most k under it, or none: -1) and `hi` (more than k)
+  let lo = -1;
+  let hi = size;
+  for (let step = 0; hi - lo > 1; step += 1) {
+    const u = await under(t);
+    if (u <= k) lo = t;
+    else hi = t;
+    if (hi - lo <= 1) break;
+    // under(t) moves almost one for one with t: step by the difference first, then halve
+    const guess = u <= k ? Math.max(t + 1, t + (k - u)) : Math.min(t - 1, t + (k - u));
+    t = step < 8 && guess > lo && guess < hi ? guess : lo + ((hi - lo) >> 1);
+  }
+  // M rows from the snapshot row `lo` on, up to the next one: that row (unless it moved) and the moved buyers' new positions
+  const start = lo >= 0 ? await row(lo) : undefined;
+  const end = hi < size ? await row(hi) : undefined;
+  let rank = lo >= 0 ? await under(lo) : 0;
+  const candidates: Cut[] = [];
+  if (start && !moved.has(start[1])) candidates.push(start);
+  for (let i = start ? countBelow(above, start) : 0; i < above.length; i += 1) {
+    const x = above[i]!;
+    if (end && compareCut(x, end) >= 0) break;
+    candidates.push(x);
+  }
+  candidates.sort(compareCut);
+  for (const x of candidates) {
+    if (rank === k) return x;
+    rank += 1;
+  }
+  return undefined;
+}
+
+/** 1 + the number of cuts at or below each row's (value, customer id), as SQL */
+function cutScore(column: string, cuts: readonly Cut[]): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const terms = cuts.map((c) => {
+    params.push(c[0], c[0], c[1]);
+    return `CASE WHEN b.${column} > ? OR (b.${column} = ? AND b.customer_id >= ?) THEN 1 ELSE 0 END`;
+  });
+  return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
 }
 
 function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[] } {

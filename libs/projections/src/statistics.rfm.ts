@@ -1,3 +1,5 @@
+import type { SqlParam } from './read-model-store';
+
 /**
  * RFM segments: shared by the projection (which stores each buyer's scores at every month end)
  * and the queries (which score the present, or a date inside a month, on demand).
@@ -52,4 +54,47 @@ function quintile(value: string): string {
   const big = '(nn.n % 5) * (nn.n / 5 + 1)';
   return `CASE WHEN ${k} <= ${big} THEN (${k} - 1) / (nn.n / 5 + 1) + 1
     ELSE nn.n % 5 + (${k} - 1 - ${big}) / NULLIF(nn.n / 5, 0) + 1 END`;
+}
+
+/** the ranks (0-based) at which NTILE(5) over n rows starts buckets 2..5: the first n % 5 buckets hold one row more */
+export function quintileStarts(n: number): number[] {
+  const starts: number[] = [];
+  for (let b = 1, at = 0; b <= 5; b += 1) {
+    if (b > 1 && at < n) starts.push(at);
+    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+  }
+  return starts;
+}
+
+/**
+ * Every buyer before `end` (exclusive, inside `month` or its end) as columns customer_id,
+ * first_day, last_day, last_at, f (orders), m (revenue), cost: the previous month end's snapshot,
+ * which must be fresh, with the month's orders before `end` added to the customers who placed them
+ * (found through the buyers of the month) and new buyers appended. The snapshot is read in its own
+ * order and joined to the month's few thousand totals, so nothing the size of the buyer base is sorted.
+ */
+export function snapshotPlusMonth(snapshot: string, month: string, end: string): { sql: string; params: SqlParam[] } {
+  const totals = monthTotals(month, end);
+  return {
+    sql: `WITH mo AS MATERIALIZED (${totals.sql})
+      SELECT s.customer_id AS customer_id, s.first_day AS first_day, COALESCE(mo.last_day, s.last_day) AS last_day,
+        COALESCE(mo.last_at, s.last_at) AS last_at, s.orders + COALESCE(mo.f, 0) AS f, s.revenue + COALESCE(mo.m, 0) AS m,
+        s.cost + COALESCE(mo.cost, 0) AS cost
+      FROM stat_rfm_months s LEFT JOIN mo ON mo.customer_id = s.customer_id WHERE s.month = ?
+      UNION ALL
+      SELECT mo.customer_id, mo.first_day, mo.last_day, mo.last_at, mo.f, mo.m, mo.cost FROM mo
+      WHERE NOT EXISTS (SELECT 1 FROM stat_rfm_months s WHERE s.month = ? AND s.customer_id = mo.customer_id)`,
+    params: [...totals.params, snapshot, snapshot],
+  };
+}
+
+/** per customer who bought in `month` before `end`: first_day, last_day, last_at, f, m, cost of those orders */
+export function monthTotals(month: string, end: string): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `SELECT o.customer_id AS customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day,
+        MAX(o.at) AS last_at, COUNT(*) AS f, CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost
+      FROM stat_customer_months cm JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ?
+      WHERE cm.month = ? GROUP BY o.customer_id`,
+    params: [`${month}-01T00:00:00.000Z`, end, month],
+  };
 }

@@ -501,6 +501,39 @@ describe('statistics over a seeded customer history', () => {
     }
   });
 
+  it('given a date inside a month, then segments found from the month end snapshot\'s cuts equal those of every buyer ranked with NTILE', async () => {
+    // the statements the segment figures send: none may rank the buyers
+    const sent: string[] = [];
+    const watched = new StatisticsQueries({
+      dialect: store.dialect,
+      all: (sql, params) => (sent.push(sql), store.all(sql, params)),
+      get: (sql, params) => (sent.push(sql), store.get(sql, params)),
+    });
+    let compared = 0;
+    for (const asOf of ['2024-02-01', '2024-07-14', '2024-12-31', '2025-01-01', '2025-03-09', '2025-06-15', '2025-10-28', '2025-11-30', '2025-12-30']) {
+      // rfmScores ranks every buyer with NTILE; rfmSegments of a date inside a month scores them from cuts
+      const scores = await q.rfmScores({ asOf }, { limit: 100_000 });
+      const bySegment = new Map<string, { customers: number; revenue: number }>();
+      for (const x of scores) {
+        const acc = bySegment.get(x.segment) ?? { customers: 0, revenue: 0 };
+        bySegment.set(x.segment, { customers: acc.customers + 1, revenue: acc.revenue + x.monetary });
+      }
+      sent.length = 0;
+      const segments = await watched.rfmSegments({ asOf });
+      expect(sent.filter((sql) => /NTILE|ROW_NUMBER/.test(sql))).toEqual([]);
+      expect({ asOf, segments: segments.map((x) => [x.segment, x.customers, x.revenue]) }).toEqual({
+        asOf,
+        segments: RFM_SEGMENTS.map((seg) => [seg, bySegment.get(seg)?.customers ?? 0, bySegment.get(seg)?.revenue ?? 0]),
+      });
+      for (const segment of RFM_SEGMENTS) {
+        const ids = scores.filter((x) => x.segment === segment).map((x) => x.customerId);
+        expect({ asOf, segment, n: (await watched.stageCounts({ asOf, segment })).total }).toEqual({ asOf, segment, n: ids.length });
+      }
+      compared += scores.length;
+    }
+    expect(compared).toBeGreaterThan(1000);
+  });
+
   it('given purchases that arrive after their month was snapshotted, then figures as of past dates stay right until a refresh recomputes the snapshots', async () => {
     // every fifth purchase is held back to the end of the log: each one makes the snapshots from its month on stale
     const purchases = events.filter((e) => e.type === 'PurchaseRecorded');
