@@ -97,6 +97,8 @@ CREATE TABLE IF NOT EXISTS stat_orders (
 );
 -- covers figures as of a past date (folded from the orders before it)
 CREATE INDEX IF NOT EXISTS stat_orders_cover ON stat_orders (customer_id, at, at_day, revenue, cost);
+-- covers the orders of part of a month: a date inside a month and a refreshed snapshot add them to the previous month end
+CREATE INDEX IF NOT EXISTS stat_orders_at ON stat_orders (at, customer_id, at_day, revenue, cost);
 CREATE TABLE IF NOT EXISTS stat_customer_months (
   customer_id TEXT NOT NULL,
   month TEXT NOT NULL,

@@ -915,15 +915,9 @@ export class StatisticsQueries {
     for (const [dim, column] of [['r', 'last_day'], ['f', 'orders']] as const) {
       const below = before[dim].sort(compareCut);
       const above = after[dim].sort(compareCut);
-      const at = async (t: number, count: number): Promise<Cut[]> => {
-        const rows = await this.db.all<Row>(
-          `SELECT ${column} AS v, customer_id FROM stat_rfm_months WHERE month = ? ORDER BY ${column}, customer_id LIMIT ${count} OFFSET ${t}`,
-          [snapshot],
-        );
-        return rows.map((x) => [num(x['v']), String(x['customer_id'])]);
-      };
+      const order = new SnapshotOrder(this.db, snapshot, column, inSnapshot);
       for (const k of quintileStarts(n)) {
-        const cut = await kthBuyer(k, inSnapshot, at, below, above, ids);
+        const cut = await kthBuyer(k, order, below, above, ids);
         if (!cut) return undefined;
         cuts[dim].push(cut);
       }
@@ -993,36 +987,103 @@ function countBelow(sorted: readonly Cut[], x: Cut, inclusive = false): number {
 }
 
 /** snapshot rows read around the first estimate of a cut's position, so the search rarely walks again */
-const CUT_WINDOW = 1024;
+const CUT_WINDOW = 256;
+
+/**
+ * One month end's buyers in (value, customer id) order, read by position along the snapshot's
+ * index: every row read is remembered, and a position is reached from the nearest remembered row
+ * before or after it (a row-value seek, then `OFFSET` the distance) instead of from the start, so
+ * the four cuts of a dimension together walk the index about once.
+ */
+class SnapshotOrder {
+  private readonly known = new Map<number, Cut>();
+  /** the remembered positions, ascending */
+  private readonly positions: number[] = [];
+
+  constructor(
+    private readonly db: ReadModelQueries,
+    private readonly month: string,
+    private readonly column: 'last_day' | 'orders',
+    readonly size: number,
+  ) {}
+
+  async row(t: number): Promise<Cut> {
+    if (!this.known.has(t)) await this.read(t, 1);
+    const x = this.known.get(t);
+    if (!x) throw new Error(`statistics: snapshot row ${t} of ${this.size} vanished while being read`);
+    return x;
+  }
+
+  /** remembers rows t … t + count − 1 */
+  async read(t: number, count: number): Promise<void> {
+    const i = lowerBound(this.positions, t);
+    const before = i > 0 ? this.positions[i - 1]! : undefined;
+    const after = this.positions[lowerBound(this.positions, t + count)];
+    const col = this.column;
+    const fromStart = t;
+    const fromBefore = before === undefined ? Infinity : t - before - 1;
+    const fromAfter = after === undefined ? Infinity : after - t - count;
+    let rows: Row[];
+    if (fromAfter < Math.min(fromStart, fromBefore)) {
+      const [v, id] = this.known.get(after!)!;
+      rows = (
+        await this.db.all<Row>(
+          `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? AND (${col}, customer_id) < (?, ?)
+           ORDER BY ${col} DESC, customer_id DESC LIMIT ${count} OFFSET ${fromAfter}`,
+          [this.month, v, id],
+        )
+      ).reverse();
+    } else if (fromBefore < fromStart) {
+      const [v, id] = this.known.get(before!)!;
+      rows = await this.db.all<Row>(
+        `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? AND (${col}, customer_id) > (?, ?)
+         ORDER BY ${col}, customer_id LIMIT ${count} OFFSET ${fromBefore}`,
+        [this.month, v, id],
+      );
+    } else {
+      rows = await this.db.all<Row>(
+        `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? ORDER BY ${col}, customer_id LIMIT ${count} OFFSET ${t}`,
+        [this.month],
+      );
+    }
+    rows.forEach((x, j) => {
+      if (this.known.has(t + j)) return;
+      this.known.set(t + j, [num(x['v']), String(x['customer_id'])]);
+      this.positions.splice(lowerBound(this.positions, t + j), 0, t + j);
+    });
+  }
+}
+
+/** the first index of `sorted` holding a value ≥ x */
+function lowerBound(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 /**
  * The k-th (0-based) of the buyers M = snapshot rows without `moved` ∪ `above`, in (value, id)
- * order, where `at(t, count)` reads the snapshot's rows from the t-th (of `size`), `below` holds
- * the moved buyers' snapshot positions and `above` every moved buyer's new position (both sorted).
- * The number of M rows under the snapshot's t-th row is t − (moved under it) + (new positions
- * under it): rising in t, so the last t with at most k under it is found by a secant search with a
- * bisection fallback, reading a window of rows around the first estimate at once; the k-th row is
- * that snapshot row or one of the new positions between it and the next.
+ * order, where `order` reads the snapshot's rows by position, `below` holds the moved buyers'
+ * snapshot positions and `above` every moved buyer's new position (both sorted). The number of M
+ * rows under the snapshot's t-th row is t − (moved under it) + (new positions under it): rising
+ * in t, so the last t with at most k under it is found by a secant search with a bisection
+ * fallback, reading a window of rows around the first estimate at once; the k-th row is that
+ * snapshot row or one of the new positions between it and the next.
  */
 async function kthBuyer(
   k: number,
-  size: number,
-  at: (t: number, count: number) => Promise<Cut[]>,
+  order: SnapshotOrder,
   below: readonly Cut[],
   above: readonly Cut[],
   moved: ReadonlySet<string>,
 ): Promise<Cut | undefined> {
-  const rows = new Map<number, Cut>();
-  const read = async (t: number, count: number): Promise<void> => {
-    const got = await at(t, count);
-    got.forEach((x, i) => rows.set(t + i, x));
-  };
-  const row = async (t: number): Promise<Cut> => {
-    if (!rows.has(t)) await read(t, 1);
-    const x = rows.get(t);
-    if (!x) throw new Error(`statistics: snapshot row ${t} of ${size} vanished while being read`);
-    return x;
-  };
+  const size = order.size;
+  const row = (t: number): Promise<Cut> => order.row(t);
   const under = async (t: number): Promise<number> => {
     const x = await row(t);
     return t - countBelow(below, x) + countBelow(above, x);
@@ -1031,7 +1092,7 @@ async function kthBuyer(
   let t = clamp(k);
   const estimate = clamp(t + (k - (await under(t))));
   const from = Math.max(0, estimate - CUT_WINDOW);
-  await read(from, Math.min(size, estimate + CUT_WINDOW + 1) - from);
+  await order.read(from, Math.min(size, estimate + CUT_WINDOW + 1) - from);
   // the answer lies between the snapshot rows `lo` (at most k under it, or none: -1) and `hi` (more than k)
   let lo = -1;
   let hi = size;

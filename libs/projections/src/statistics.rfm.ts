@@ -70,7 +70,7 @@ export function quintileStarts(n: number): number[] {
  * Every buyer before `end` (exclusive, inside `month` or its end) as columns customer_id,
  * first_day, last_day, last_at, f (orders), m (revenue), cost: the previous month end's snapshot,
  * which must be fresh, with the month's orders before `end` added to the customers who placed them
- * (found through the buyers of the month) and new buyers appended. The snapshot is read in its own
+ * and new buyers appended. The snapshot is read in its own
  * order and joined to the month's few thousand totals, so nothing the size of the buyer base is sorted.
  */
 export function snapshotPlusMonth(snapshot: string, month: string, end: string): { sql: string; params: SqlParam[] } {
@@ -88,13 +88,15 @@ export function snapshotPlusMonth(snapshot: string, month: string, end: string):
   };
 }
 
-/** per customer who bought in `month` before `end`: first_day, last_day, last_at, f, m, cost of those orders */
+/**
+ * per customer who bought in `month` before `end`: first_day, last_day, last_at, f, m, cost of
+ * those orders (one range of the `stat_orders_at` index)
+ */
 export function monthTotals(month: string, end: string): { sql: string; params: SqlParam[] } {
   return {
     sql: `SELECT o.customer_id AS customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day,
         MAX(o.at) AS last_at, COUNT(*) AS f, CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost
-      FROM stat_customer_months cm JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ?
-      WHERE cm.month = ? GROUP BY o.customer_id`,
-    params: [`${month}-01T00:00:00.000Z`, end, month],
+      FROM stat_orders o WHERE o.at >= ? AND o.at < ? GROUP BY o.customer_id`,
+    params: [`${month}-01T00:00:00.000Z`, end],
   };
 }
