@@ -76,4 +76,6 @@ export interface Projection {
    * whenever the steps ran.
    */
   settle?(tx: ReadModelTransaction): Promise<boolean>;
+  /** Optional, with `settle`: true while a store holds work `settle` has not done yet */
+  unsettled?(store: ReadModelQueries): Promise<boolean>;
 }

@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
-import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
+import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
 import { SEGMENT_CASE, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
@@ -478,6 +478,11 @@ export class StatisticsProjection implements Projection {
   /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
   settle(tx: ReadModelTransaction): Promise<boolean> {
     return this.refreshSnapshots(tx);
+  }
+
+  /** true while some month-end snapshot is stale */
+  async unsettled(store: ReadModelQueries): Promise<boolean> {
+    return (await store.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)) !== undefined;
   }
 
   /**
