@@ -230,6 +230,7 @@ export class Projector {
 
   /** settle steps while nothing was stored after `position`; stops at the first newer event */
   private async settleWhileIdle(position: number): Promise<void> {
+    if (!this.projections.some((p) => p.settle)) return;
     while (!this.stopped && (await this.events.headPosition()) <= position) {
       if (!(await this.exclusive(() => settleStep(this.readModels.current, this.projections)))) return;
     }
