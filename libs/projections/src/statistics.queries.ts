@@ -1,6 +1,6 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
+import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
 import type { RfmSegment } from './statistics.rfm';
 
 /**
@@ -925,6 +925,20 @@ export class StatisticsQueries {
     return cuts;
   }
 
+  /**
+   * The customers in `segment` as of a date inside a month (where `midMonthCuts` applies): the
+   * buyers then, kept where their (value, id) lies in the segment's score ranges, as comparisons
+   * with the cuts, so no buyer is scored or stored in between. Undefined elsewhere.
+   */
+  private async segmentFromCuts(asOfEnd: string, segment: RfmSegment): Promise<{ sql: string; params: SqlParam[] } | undefined> {
+    const past = await this.pastBuyers(asOfEnd, { lastDay: true });
+    if (!past.merged) return undefined;
+    const cuts = await this.midMonthCuts(asOfEnd);
+    if (!cuts) return undefined;
+    const inSegment = segmentCondition(segment, cuts);
+    return { sql: `SELECT b.customer_id AS customer_id FROM (${past.sql}) b WHERE ${inSegment.sql}`, params: [...past.params, ...inSegment.params] };
+  }
+
   /** source/channel/segment conditions on rows of `rfm_seg` aliased `alias` */
   private customerFilter(r: Resolved, alias: string): { joins: string; sql: string; params: SqlParam[] } {
     const sql: string[] = [];
@@ -948,9 +962,15 @@ export class StatisticsQueries {
       where.push(`AND ${alias}.segment = ?`);
       params.push(r.segment);
     } else if (r.segment) {
-      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
-      withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
-      withParams = [...rfm.params, r.segment];
+      const members = await this.segmentFromCuts(r.asOfEnd ?? r.toEnd!, r.segment);
+      if (members) {
+        withSql = `WITH seg AS (${members.sql})`;
+        withParams = members.params;
+      } else {
+        const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
+        withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
+        withParams = [...rfm.params, r.segment];
+      }
       where.push(`AND ${alias}.customer_id IN (SELECT customer_id FROM seg)`);
     }
     return { with: withSql, withParams, where: where.join(' '), params, joins: where.length > 0 };
@@ -1122,6 +1142,43 @@ async function kthBuyer(
     rank += 1;
   }
   return undefined;
+}
+
+/**
+ * `SEGMENT_CASE = segment` for rows `b` (columns last_day, f, customer_id) scored against `cuts`,
+ * as comparisons of (value, id) with the cuts: a score is at least a when the (a−1)-th cut is at
+ * or below the row, at most b when the b-th cut is above it. The first matching rule wins, and a
+ * row no rule matches is 'lost', as in the CASE.
+ */
+function segmentCondition(segment: RfmSegment, cuts: { r: Cut[]; f: Cut[] }): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const range = (column: string, list: readonly Cut[], [lo, hi]: [number, number]): string => {
+    const terms: string[] = [];
+    if (lo > 1) {
+      const c = list[lo - 2];
+      if (!c) return '1 = 0';
+      terms.push(`(b.${column}, b.customer_id) >= (?, ?)`);
+      params.push(c[0], c[1]);
+    }
+    const c = hi < 5 ? list[hi - 1] : undefined;
+    if (c) {
+      terms.push(`(b.${column}, b.customer_id) < (?, ?)`);
+      params.push(c[0], c[1]);
+    }
+    return terms.length ? terms.join(' AND ') : '1 = 1';
+  };
+  const rule = (i: number): string => {
+    const x = RFM_SEGMENT_RULES[i]!;
+    return `(${range('last_day', cuts.r, x.r)} AND ${range('f', cuts.f, x.f)})`;
+  };
+  const any = (to: number): string => (to === 0 ? '1 = 0' : Array.from({ length: to }, (_x, i) => rule(i)).join(' OR '));
+  const at = RFM_SEGMENT_RULES.findIndex((x) => x.segment === segment);
+  // the SQL is written left to right in the order its parameters are pushed
+  const own = rule(at);
+  const earlier = any(at);
+  let sql = `(${own} AND NOT (${earlier}))`;
+  if (segment === 'lost') sql = `(${sql} OR NOT (${any(RFM_SEGMENT_RULES.length)}))`;
+  return { sql, params };
 }
 
 /** 1 + the number of cuts at or below each row's (value, customer id), as SQL */
