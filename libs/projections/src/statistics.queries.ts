@@ -1,6 +1,6 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
+import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
 import type { RfmSegment } from './statistics.rfm';
 
 /**
@@ -647,20 +647,52 @@ export class StatisticsQueries {
   /** Customers, lifetime revenue, cost and profit (as of `asOf`) per RFM segment. */
   async rfmSegments(filter?: StatisticsFilter): Promise<RfmSegmentSummary[]> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const rfm = await this.rfmCte(r.asOfEnd);
-    const where = this.customerFilter(r, 's');
-    const rows = await this.db.all<Row>(
-      `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
-       FROM rfm_seg s ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY s.segment`,
-      [...rfm.params, ...where.params],
-    );
-    const by = new Map(rows.map((x) => [String(x['segment']), x]));
+    const by = new Map<string, { n: number; revenue: number; cost: number }>();
+    const cells = await this.cellsFromCuts(r);
+    if (cells) {
+      // totals per (R, F) cell, named here as the segment CASE names them
+      for (const x of cells) {
+        const segment = rfmSegmentOf(num(x['r_score']), num(x['f_score']));
+        if (r.segment && segment !== r.segment) continue;
+        const acc = by.get(segment) ?? { n: 0, revenue: 0, cost: 0 };
+        by.set(segment, { n: acc.n + num(x['n']), revenue: acc.revenue + num(x['revenue']), cost: acc.cost + num(x['cost']) });
+      }
+    } else {
+      const rfm = await this.rfmCte(r.asOfEnd);
+      const where = this.customerFilter(r, 's');
+      const rows = await this.db.all<Row>(
+        `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
+         FROM rfm_seg s ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY s.segment`,
+        [...rfm.params, ...where.params],
+      );
+      for (const x of rows) by.set(String(x['segment']), { n: num(x['n']), revenue: num(x['revenue']), cost: num(x['cost']) });
+    }
     return RFM_SEGMENTS.map((segment) => {
       const x = by.get(segment);
-      const revenue = num(x?.['revenue']);
-      const cost = num(x?.['cost']);
-      return { segment, customers: num(x?.['n']), revenue, cost, profit: revenue - cost };
+      const revenue = x?.revenue ?? 0;
+      const cost = x?.cost ?? 0;
+      return { segment, customers: x?.n ?? 0, revenue, cost, profit: revenue - cost };
     });
+  }
+
+  /**
+   * As of a date inside a month (where `midMonthCuts` applies): buyers, revenue and cost per (R, F)
+   * score cell, each buyer scored against the cuts in one pass with no copy of the scored buyers
+   * kept; the segment filter is left to the caller. Undefined elsewhere.
+   */
+  private async cellsFromCuts(r: Resolved): Promise<Row[] | undefined> {
+    if (!r.asOfEnd || !(await this.isPast(r.asOfEnd))) return undefined;
+    const past = await this.pastBuyers(r.asOfEnd, { lastDay: true, money: true });
+    const cuts = past.merged ? await this.midMonthCuts(r.asOfEnd) : undefined;
+    if (!cuts) return undefined;
+    const rScore = cutScore('last_day', cuts.r);
+    const fScore = cutScore('f', cuts.f);
+    const where = this.customerFilter({ ...r, segment: undefined }, 'b');
+    return this.db.all<Row>(
+      `SELECT ${rScore.sql} AS r_score, ${fScore.sql} AS f_score, COUNT(*) AS n, CAST(SUM(b.m) AS BIGINT) AS revenue,
+         CAST(SUM(b.cost) AS BIGINT) AS cost FROM (${past.sql}) b ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY 1, 2`,
+      [...rScore.params, ...fScore.params, ...past.params, ...where.params],
+    );
   }
 
   /**

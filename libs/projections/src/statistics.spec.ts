@@ -529,6 +529,12 @@ describe('statistics over a seeded customer history', () => {
         const ids = scores.filter((x) => x.segment === segment).map((x) => x.customerId);
         expect({ asOf, segment, n: (await watched.stageCounts({ asOf, segment })).total }).toEqual({ asOf, segment, n: ids.length });
       }
+      // the same with a population: only the buyers acquired on the web, then one segment
+      const web = await q.rfmScores({ asOf, source: 'web' }, { limit: 100_000 });
+      const webSegments = (await watched.rfmSegments({ asOf, source: 'web' })).map((x) => [x.segment, x.customers]);
+      expect({ asOf, webSegments }).toEqual({ asOf, webSegments: RFM_SEGMENTS.map((seg) => [seg, web.filter((x) => x.segment === seg).length]) });
+      const loyal = (await watched.rfmSegments({ asOf, segment: 'loyal' })).filter((x) => x.customers > 0).map((x) => [x.segment, x.customers]);
+      expect({ asOf, loyal }).toEqual({ asOf, loyal: bySegment.has('loyal') ? [['loyal', bySegment.get('loyal')!.customers]] : [] });
       compared += scores.length;
     }
     expect(compared).toBeGreaterThan(1000);
