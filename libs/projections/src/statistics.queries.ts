@@ -910,9 +910,9 @@ export class StatisticsQueries {
    * as of `asOfEnd`, a date inside a month whose previous month end's snapshot is fresh, found
    * without ranking the buyers: the buyers then are the snapshot's rows with this month's buyers
    * (a few thousand) replaced by their new totals. The k-th of them is found from positions in the
-   * snapshot's (month, value, customer id) indexes (`LIMIT 1 OFFSET t` walks) corrected by how
-   * many of this month's buyers lie below, each before and after; only the month's buyers are held
-   * in memory. Answers undefined where that does not apply (the caller ranks with NTILE instead).
+   * snapshot's (month, value, customer id) indexes (`SnapshotOrder`) corrected by how many of this
+   * month's buyers lie below, each before and after; only the month's buyers are held in memory.
+   * Answers undefined where that does not apply (the caller ranks every buyer instead).
    */
   private async midMonthCuts(asOfEnd: string): Promise<{ r: Cut[]; f: Cut[] } | undefined> {
     const month = asOfEnd.slice(0, 7);
