@@ -39,6 +39,41 @@ function ordersProjection(options: { version?: number; failOn?: (e: StoredEvent)
   };
 }
 
+/**
+ * A fold with deferred work: every event it folds leaves one unit pending, and each settle step
+ * finishes one. `journal` records what ran, in order, as the store committed it.
+ */
+function deferringProjection(hooks: { onStep?: (step: number) => Promise<void> } = {}): Projection {
+  let steps = 0;
+  return {
+    name: 'deferring',
+    version: 1,
+    tables: ['deferred_journal', 'deferred_pending'],
+    async migrate(tx) {
+      await tx.exec(`CREATE TABLE IF NOT EXISTS deferred_journal (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS deferred_pending (id INTEGER PRIMARY KEY, units BIGINT NOT NULL);
+        INSERT INTO deferred_pending (id, units) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;`);
+    },
+    async apply(events, tx) {
+      for (const e of events) await tx.run('INSERT INTO deferred_journal (entry) VALUES (?)', [`fold ${e.position}`]);
+      await tx.run('UPDATE deferred_pending SET units = units + ? WHERE id = 1', [events.length]);
+    },
+    async settle(tx) {
+      const row = await tx.get<{ units: number }>('SELECT units FROM deferred_pending WHERE id = 1');
+      const units = Number(row?.units ?? 0);
+      if (units === 0) return false;
+      steps += 1;
+      await tx.run('UPDATE deferred_pending SET units = units - 1 WHERE id = 1');
+      await tx.run('INSERT INTO deferred_journal (entry) VALUES (?)', ['step']);
+      await hooks.onStep?.(steps);
+      return units > 1;
+    },
+  };
+}
+
+const journal = async (store: { all: ReadModelStore['all'] }): Promise<string[]> =>
+  (await store.all<{ entry: string }>('SELECT entry FROM deferred_journal ORDER BY seq')).map((r) => r.entry);
+
 function purchases(count: number, log = new StoredEventLog()): StoredEventLog {
   for (let i = 0; i < count; i += 1) {
     log.append('PurchaseRecorded', { customerId: `c${i % 7}`, orderId: `o${log.head}`, lines: [], totalMinor: 100 + i, costMinor: 0 });
@@ -364,6 +399,85 @@ describe('Projector', () => {
     expect(a).toMatch(/^[0-9a-f]{64}$/);
     expect(b).toBe(a);
     expect(c).not.toBe(a);
+  });
+
+  it('given a projection with deferred work, when caught up, then its steps run after the last event, and an event stored meanwhile is folded before the next step', async () => {
+    const events = await inMemoryStoreOf(purchases(3).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projection = deferringProjection({
+      onStep: async (step) => {
+        if (step !== 2) return;
+        await events.appendToStream('customer-late', [
+          { id: 'late-1', type: 'PurchaseRecorded', data: { customerId: 'late', orderId: 'late', lines: [], totalMinor: 1, costMinor: 0 }, metadata: { occurredAt: '2026-03-01T00:00:00.000Z', schemaVersion: 1 } },
+        ]);
+      },
+    });
+    const projector = new Projector(events, readModels, [projection], { batchSize: 2 });
+    await projector.start();
+
+    expect(await projector.catchUp()).toBe(4);
+
+    expect(await journal(readModels)).toEqual(['fold 1', 'fold 2', 'fold 3', 'step', 'step', 'fold 4', 'step', 'step']);
+    expect(await readModels.get('SELECT units FROM deferred_pending')).toEqual({ units: 0 });
+    await readModels.close();
+  });
+
+  it('given a projection that fails in a deferred step, then the step rolls back whole and the next catch-up finishes the work', async () => {
+    const events = await inMemoryStoreOf(purchases(3).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const failing = deferringProjection({
+      onStep: async (step) => {
+        if (step === 2) throw new Error('crash in step 2');
+      },
+    });
+    await new Projector(events, readModels, [failing]).start();
+
+    await expect(new Projector(events, readModels, [failing]).catchUp()).rejects.toThrow('crash in step 2');
+    expect(await journal(readModels)).toEqual(['fold 1', 'fold 2', 'fold 3', 'step']);
+    expect(await readModels.get('SELECT units FROM deferred_pending')).toEqual({ units: 2 });
+
+    await new Projector(events, readModels, [deferringProjection()]).catchUp();
+    expect(await journal(readModels)).toEqual(['fold 1', 'fold 2', 'fold 3', 'step', 'step', 'step']);
+    await readModels.close();
+  });
+
+  it('given a live projector, when appends pause, then deferred steps run; and a rebuilt store has run them all before it goes live', async () => {
+    const events = await inMemoryStoreOf(purchases(2).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    let fresh: SqliteReadModelStore | undefined;
+    const projector = new Projector(events, readModels, [deferringProjection()], {
+      batchSize: 8,
+      freshStore: async () => (fresh = new SqliteReadModelStore(':memory:')),
+      onSwap: async (store) => {
+        expect(store).toBe(fresh);
+        expect(await store.get('SELECT units FROM deferred_pending')).toEqual({ units: 0 });
+      },
+    });
+    const settled = async (): Promise<void> => {
+      await waitUntilCaughtUp(projector);
+      for (let waited = 0; Number((await readModels.get<{ units: number }>('SELECT units FROM deferred_pending'))?.units) > 0; waited += 1) {
+        if (waited > 400) throw new Error('deferred steps never ran');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    const running = projector.run();
+    await settled();
+    // the catch-up is over: these arrive through the live subscription
+    for (let i = 0; i < 3; i += 1) {
+      await events.appendToStream(`customer-live${i}`, [
+        { id: `live-${i}`, type: 'PurchaseRecorded', data: { customerId: `live${i}`, orderId: `l${i}`, lines: [], totalMinor: 10, costMinor: 0 }, metadata: { occurredAt: '2026-03-01T00:00:00.000Z', schemaVersion: 1 } },
+      ]);
+    }
+    await settled();
+    const live = await journal(readModels);
+    expect(live.filter((e) => e === 'step')).toHaveLength(5);
+    expect(live.filter((e) => e.startsWith('fold'))).toEqual(['fold 1', 'fold 2', 'fold 3', 'fold 4', 'fold 5']);
+
+    await projector.rebuild();
+    expect(readModels.current).toBe(fresh);
+    await projector.stop();
+    await running;
+    await readModels.close();
   });
 
   it('groups what a subscription already has into batches of at most the given size', async () => {

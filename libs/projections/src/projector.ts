@@ -117,6 +117,7 @@ export class Projector {
       for await (const batch of microBatches(subscription, this.batchSize)) {
         await this.exclusive(() => this.applyBatch(this.readModels.current, batch));
         if (this.stopped) break;
+        await this.settleWhileIdle(batch[batch.length - 1]?.position ?? 0);
       }
     } finally {
       this.subscription = undefined;
@@ -207,7 +208,11 @@ export class Projector {
     for (;;) {
       const batch = await this.events.readAll({ afterPosition: after, maxCount: batchSize });
       const last = batch[batch.length - 1];
-      if (!last) return after;
+      if (!last) {
+        // caught up: one step of deferred work, then look at the log again
+        if (await settleStep(store, projections)) continue;
+        return after;
+      }
       await this.applyBatch(store, batch, projections);
       after = last.position;
     }
@@ -259,6 +264,14 @@ export class Projector {
     if (store === this.readModels.current) await this.options.onBatchApplied?.(batch);
   }
 
+  /** settle steps while nothing was stored after `position`; stops at the first newer event */
+  private async settleWhileIdle(position: number): Promise<void> {
+    if (!this.projections.some((p) => p.settle)) return;
+    while (!this.stopped && (await this.events.headPosition()) <= position) {
+      if (!(await this.exclusive(() => settleStep(this.readModels.current, this.projections)))) return;
+    }
+  }
+
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const result = this.lock.then(work);
     this.lock = result.catch(() => undefined);
@@ -271,11 +284,26 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-/** writes what rebuild instances still hold, in one transaction: the store is complete after it */
+/**
+ * writes what rebuild instances still hold, in one transaction, then runs every settle step: the
+ * store is complete, and the same whatever the batches were, after it
+ */
 export async function flushRebuild(store: ReadModelStore, projections: readonly Projection[]): Promise<void> {
-  if (!projections.some((p) => p.flush)) return;
-  await store.transaction(async (tx) => {
-    for (const p of projections) await p.flush?.(tx);
+  if (projections.some((p) => p.flush)) {
+    await store.transaction(async (tx) => {
+      for (const p of projections) await p.flush?.(tx);
+    });
+  }
+  while (await settleStep(store, projections));
+}
+
+/** one transaction in which every projection that has deferred work does one step; true while any has more */
+export async function settleStep(store: ReadModelStore, projections: readonly Projection[]): Promise<boolean> {
+  if (!projections.some((p) => p.settle)) return false;
+  return store.transaction(async (tx) => {
+    let more = false;
+    for (const p of projections) if (p.settle && (await p.settle(tx))) more = true;
+    return more;
   });
 }
 

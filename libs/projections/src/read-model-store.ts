@@ -75,4 +75,15 @@ export interface Projection {
    * ahead of its rows.
    */
   flush?(tx: ReadModelTransaction): Promise<void>;
+  /**
+   * Optional: one bounded step of work the projection put off while folding (e.g. recomputing
+   * derived rows a backfill made stale); answers true while more remains. The projector runs one
+   * step per transaction once the read model has caught up with the log, folding any newer events
+   * first, and runs every step before a rebuilt or replayed store can be read or digested. A step
+   * never changes what the queries answer, and once no step remains the tables must be the same
+   * whenever the steps ran.
+   */
+  settle?(tx: ReadModelTransaction): Promise<boolean>;
+  /** Optional, with `settle`: true while a store holds work `settle` has not done yet */
+  unsettled?(store: ReadModelQueries): Promise<boolean>;
 }

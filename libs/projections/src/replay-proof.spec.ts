@@ -57,6 +57,23 @@ describe('replay proof', () => {
     await scratch.close();
   });
 
+  it('given live statistics the projector stopped before refreshing (a stale snapshot mark), then the replay refuses with what to do instead of reporting a difference', async () => {
+    const live = await liveStore();
+    await live.transaction((tx) => tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_stale_from', '2025-03')`));
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+
+    await expect(proveReplay(events, live, scratch, allProjections())).rejects.toThrow(/statistics still holds work .* let it catch up/);
+
+    // once the projector has caught up again, the proof runs and matches
+    await new Projector(events, new ReadModels(live), allProjections()).catchUp();
+    const again = new SqliteReadModelStore(join(dir, 'scratch-2.sqlite'));
+    const report = await proveReplay(events, live, again, allProjections());
+    expect(report.every((r) => r.match)).toBe(true);
+    await live.close();
+    await scratch.close();
+    await again.close();
+  });
+
   it('given one live row altered by hand, then the replay reports that table and key with both rows', async () => {
     const live = await liveStore();
     const target = await live.get<{ customer_id: string; revenue_minor: number }>(

@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
-import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
+import { SEGMENT_CASE, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -97,6 +97,8 @@ CREATE TABLE IF NOT EXISTS stat_orders (
 );
 -- covers figures as of a past date (folded from the orders before it)
 CREATE INDEX IF NOT EXISTS stat_orders_cover ON stat_orders (customer_id, at, at_day, revenue, cost);
+-- covers the orders of part of a month: a date inside a month and a refreshed snapshot add them to the previous month end
+CREATE INDEX IF NOT EXISTS stat_orders_at ON stat_orders (at, customer_id, at_day, revenue, cost);
 CREATE TABLE IF NOT EXISTS stat_customer_months (
   customer_id TEXT NOT NULL,
   month TEXT NOT NULL,
@@ -210,6 +212,9 @@ CREATE TABLE IF NOT EXISTS stat_rfm_months (
   PRIMARY KEY (month, customer_id)
 )/*rfm_months_storage*/;
 CREATE INDEX IF NOT EXISTS stat_rfm_months_segment ON stat_rfm_months (month, segment, customer_id);
+-- a month end's buyers in R and F order: the quintile cuts of a date inside the next month are walks along these
+CREATE INDEX IF NOT EXISTS stat_rfm_months_recency ON stat_rfm_months (month, last_day, customer_id);
+CREATE INDEX IF NOT EXISTS stat_rfm_months_orders ON stat_rfm_months (month, orders, customer_id);
 CREATE TABLE IF NOT EXISTS stat_meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -394,10 +399,12 @@ export class StatisticsProjection implements Projection {
    *
    * A purchase or stage change dated in a month already snapshotted (a backfill, or a log imported
    * customer by customer) makes the snapshots from its month on stale: `stat_meta.rfm_stale_from`
-   * records the first such month and queries do not use snapshots from it on. Recomputing them at
-   * once would cost a full fold per month per batch on an import that is all backfill, so they are
-   * recomputed from the orders and the stage history when the log next opens a new month. Both
-   * happen at a point the log order fixes, so the tables are the same whatever the batches were.
+   * records the first such month and queries do not use snapshots from it on. Folding never
+   * recomputes them (on an import that is all backfill that would cost a recomputation per batch);
+   * `refreshSnapshots` does, one month per call, when the projector has caught up with the log.
+   * Marks and snapshots written here happen at points the log order fixes, so until a refresh the
+   * tables are the same whatever the batches were, and after a full refresh they are the same
+   * whenever it ran.
    */
   async apply(events: readonly StoredEvent[], tx: ReadModelTransaction): Promise<void> {
     if (events.length === 0) return;
@@ -417,10 +424,7 @@ export class StatisticsProjection implements Projection {
       if (latest && month > latest.slice(0, 7)) {
         late(await this.applyRun(events.slice(start, i), latest.slice(0, 7), tx));
         start = i;
-        if (staleFrom) {
-          for (let m = staleFrom; m < latest.slice(0, 7); m = nextMonth(m)) await this.snapshotFromOrders(m, tx);
-          staleFrom = undefined;
-        }
+        // exact even while earlier months are stale: nothing stored is later than the latest fact
         for (let m = latest.slice(0, 7); m < month; m = nextMonth(m)) await this.snapshotFromCustomers(m, tx);
       }
       if (!latest || at > latest) latest = at;
@@ -445,20 +449,64 @@ export class StatisticsProjection implements Projection {
     );
   }
 
-  /** the same snapshot, folded from the orders and the stage history (after a late fact) */
+  /**
+   * One step of bringing stale month-end snapshots up to date: recomputes the first stale month
+   * and moves `rfm_stale_from` past it (or removes it after the last month the log has left
+   * behind). Answers true while stale months remain. Each call is meant to be its own transaction,
+   * so a long refresh holds the read model's write lock one month at a time and a crash loses at
+   * most the month in progress: its rows and the mark commit together or not at all.
+   *
+   * The rows are a function of the stored orders and stage history only, the same as a snapshot
+   * taken when the log left that month in business-time order.
+   */
+  async refreshSnapshots(tx: ReadModelTransaction): Promise<boolean> {
+    const stale = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    if (!stale) return false;
+    const latest = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'latest_at'`);
+    const month = String(stale.value);
+    const open = latest ? String(latest.value).slice(0, 7) : month;
+    if (month < open) await this.snapshotFromOrders(month, tx);
+    const next = nextMonth(month);
+    if (month < open && next < open) {
+      await tx.run(`UPDATE stat_meta SET value = ? WHERE key = 'rfm_stale_from'`, [next]);
+      return true;
+    }
+    await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
+    return false;
+  }
+
+  /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
+  settle(tx: ReadModelTransaction): Promise<boolean> {
+    return this.refreshSnapshots(tx);
+  }
+
+  /** true while some month-end snapshot is stale */
+  async unsettled(store: ReadModelQueries): Promise<boolean> {
+    return (await store.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)) !== undefined;
+  }
+
+  /**
+   * A month's snapshot computed from the stored facts. The previous month end's snapshot, when it
+   * has rows, is exact (only months from `rfm_stale_from` on are stale), so the month is that
+   * snapshot plus the month's orders (found through the buyers of the month) instead of a fold of
+   * every order before its end; the stage is read from the history as of the month end either way.
+   */
   private async snapshotFromOrders(month: string, tx: ReadModelTransaction): Promise<void> {
     const end = `${nextMonth(month)}-01T00:00:00.000Z`;
+    const previous = previousMonth(month);
     await tx.run('DELETE FROM stat_rfm_months WHERE month = ?', [month]);
-    await this.snapshot(
-      month,
-      `SELECT o.customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day, MAX(o.at) AS last_at, COUNT(*) AS f,
-         CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost,
-         COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = o.customer_id AND h.from_at < ?
-           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage
-       FROM stat_orders o WHERE o.at < ? GROUP BY o.customer_id`,
-      [end, end, end],
-      tx,
-    );
+    const stage = `COALESCE((SELECT h.stage FROM stat_stage_history h WHERE h.customer_id = b.customer_id AND h.from_at < ?
+           AND (h.to_at IS NULL OR h.to_at >= ?) ORDER BY h.seq DESC LIMIT 1), 'prospect') AS stage`;
+    const hasPrevious = await tx.get('SELECT 1 AS one FROM stat_rfm_months WHERE month = ? LIMIT 1', [previous]);
+    const totals = hasPrevious
+      ? snapshotPlusMonth(previous, month, end)
+      : {
+          sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
+             CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
+           FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+          params: [end],
+        };
+    await this.snapshot(month, `SELECT b.*, ${stage} FROM (${totals.sql}) b`, [end, end, ...totals.params], tx);
   }
 
   private async snapshot(month: string, base: string, params: SqlParam[], tx: ReadModelTransaction): Promise<void> {
@@ -989,12 +1037,7 @@ type RfmCuts = Record<RfmDimension, [number, string][]>;
 
 async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
   const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
-  // the rank each of buckets 2..5 starts at, as NTILE(5) fills them: the first n % 5 buckets hold one more
-  const starts: number[] = [];
-  for (let b = 1, at = 0; b <= 5; b += 1) {
-    if (b > 1 && at < n) starts.push(at);
-    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
-  }
+  const starts = quintileStarts(n);
   // each cut is a walk along the (value, customer_id) index; `+orders` keeps the planner from
   // ranging over the orders index and sorting instead (unary plus is valid on both engines)
   const buyers: Record<RfmDimension, string> = { last_purchase_day: 'last_purchase_day IS NOT NULL', orders: 'orders > 0', revenue: '+orders > 0' };
@@ -1017,6 +1060,13 @@ function cutRange(a: [number, string] | undefined, b: [number, string] | undefin
   const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
   if (order === 0) return [undefined, undefined];
   return order < 0 ? [a, b] : [b, a];
+}
+
+/** the month before `YYYY-MM` */
+export function previousMonth(m: string): string {
+  const y = Number(m.slice(0, 4));
+  const mo = Number(m.slice(5, 7));
+  return mo === 1 ? `${String(y - 1).padStart(4, '0')}-12` : `${m.slice(0, 4)}-${String(mo - 1).padStart(2, '0')}`;
 }
 
 /** the month after `YYYY-MM` */

@@ -1,6 +1,6 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
-import { DAY_MS, isoOrUndefined, nextMonth } from './statistics.projection';
-import { RFM_SEGMENTS, SEGMENT_CASE, ntileScores } from './statistics.rfm';
+import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
+import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
 import type { RfmSegment } from './statistics.rfm';
 
 /**
@@ -647,20 +647,52 @@ export class StatisticsQueries {
   /** Customers, lifetime revenue, cost and profit (as of `asOf`) per RFM segment. */
   async rfmSegments(filter?: StatisticsFilter): Promise<RfmSegmentSummary[]> {
     const r = validateFilter(filter, ['asOf', ...POPULATION]);
-    const rfm = await this.rfmCte(r.asOfEnd);
-    const where = this.customerFilter(r, 's');
-    const rows = await this.db.all<Row>(
-      `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
-       FROM rfm_seg s ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY s.segment`,
-      [...rfm.params, ...where.params],
-    );
-    const by = new Map(rows.map((x) => [String(x['segment']), x]));
+    const by = new Map<string, { n: number; revenue: number; cost: number }>();
+    const cells = await this.cellsFromCuts(r);
+    if (cells) {
+      // totals per (R, F) cell, named here as the segment CASE names them
+      for (const x of cells) {
+        const segment = rfmSegmentOf(num(x['r_score']), num(x['f_score']));
+        if (r.segment && segment !== r.segment) continue;
+        const acc = by.get(segment) ?? { n: 0, revenue: 0, cost: 0 };
+        by.set(segment, { n: acc.n + num(x['n']), revenue: acc.revenue + num(x['revenue']), cost: acc.cost + num(x['cost']) });
+      }
+    } else {
+      const rfm = await this.rfmCte(r.asOfEnd);
+      const where = this.customerFilter(r, 's');
+      const rows = await this.db.all<Row>(
+        `WITH ${rfm.sql} SELECT s.segment AS segment, COUNT(*) AS n, CAST(SUM(s.m) AS BIGINT) AS revenue, CAST(SUM(s.cost) AS BIGINT) AS cost
+         FROM rfm_seg s ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY s.segment`,
+        [...rfm.params, ...where.params],
+      );
+      for (const x of rows) by.set(String(x['segment']), { n: num(x['n']), revenue: num(x['revenue']), cost: num(x['cost']) });
+    }
     return RFM_SEGMENTS.map((segment) => {
       const x = by.get(segment);
-      const revenue = num(x?.['revenue']);
-      const cost = num(x?.['cost']);
-      return { segment, customers: num(x?.['n']), revenue, cost, profit: revenue - cost };
+      const revenue = x?.revenue ?? 0;
+      const cost = x?.cost ?? 0;
+      return { segment, customers: x?.n ?? 0, revenue, cost, profit: revenue - cost };
     });
+  }
+
+  /**
+   * As of a date inside a month (where `midMonthCuts` applies): buyers, revenue and cost per (R, F)
+   * score cell, each buyer scored against the cuts in one pass with no copy of the scored buyers
+   * kept; the segment filter is left to the caller. Undefined elsewhere.
+   */
+  private async cellsFromCuts(r: Resolved): Promise<Row[] | undefined> {
+    if (!r.asOfEnd || !(await this.isPast(r.asOfEnd))) return undefined;
+    const past = await this.pastBuyers(r.asOfEnd, { lastDay: true, money: true });
+    const cuts = past.merged ? await this.midMonthCuts(r.asOfEnd) : undefined;
+    if (!cuts) return undefined;
+    const rScore = cutScore('last_day', cuts.r);
+    const fScore = cutScore('f', cuts.f);
+    const where = this.customerFilter({ ...r, segment: undefined }, 'b');
+    return this.db.all<Row>(
+      `SELECT ${rScore.sql} AS r_score, ${fScore.sql} AS f_score, COUNT(*) AS n, CAST(SUM(b.m) AS BIGINT) AS revenue,
+         CAST(SUM(b.cost) AS BIGINT) AS cost FROM (${past.sql}) b ${where.joins} WHERE 1 = 1 ${where.sql} GROUP BY 1, 2`,
+      [...rScore.params, ...fScore.params, ...past.params, ...where.params],
+    );
   }
 
   /**
@@ -808,7 +840,7 @@ export class StatisticsQueries {
   private async pastBuyers(
     asOfEnd: string,
     need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean } = {},
-  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean }> {
+  ): Promise<{ sql: string; params: SqlParam[]; scored: boolean; merged?: boolean }> {
     const month = asOfEnd.slice(0, 7);
     const monthEnd = asOfEnd.slice(7) === '-01T00:00:00.000Z';
     const snapshot = previousMonth(month);
@@ -832,17 +864,7 @@ export class StatisticsQueries {
         scored: true,
       };
     }
-    return {
-      sql: `SELECT customer_id, MIN(first_day) AS first_day, MAX(last_day) AS last_day, MAX(last_at) AS last_at,
-          CAST(SUM(f) AS BIGINT) AS f, CAST(SUM(m) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost FROM (
-            SELECT customer_id, first_day, last_day, last_at, orders AS f, revenue AS m, cost FROM stat_rfm_months WHERE month = ?
-            UNION ALL
-            SELECT o.customer_id, o.at_day, o.at_day, o.at, 1, o.revenue, o.cost FROM stat_customer_months cm
-              JOIN stat_orders o ON o.customer_id = cm.customer_id AND o.at >= ? AND o.at < ? WHERE cm.month = ?) x
-          GROUP BY customer_id`,
-      params: [snapshot, `${month}-01T00:00:00.000Z`, asOfEnd, month],
-      scored: false,
-    };
+    return { ...snapshotPlusMonth(snapshot, month, asOfEnd), scored: false, merged: true };
   }
 
   /**
@@ -859,6 +881,16 @@ export class StatisticsQueries {
     if (await this.isPast(asOfEnd)) {
       const past = await this.pastBuyers(asOfEnd!, { lastDay: true, lastAt: full, money: true });
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
+      const cut = full || !past.merged ? undefined : await this.midMonthCuts(asOfEnd!);
+      if (cut) {
+        const r = cutScore('last_day', cut.r);
+        const f = cutScore('f', cut.f);
+        return {
+          sql: `rfm AS MATERIALIZED (SELECT b.*, ${r.sql} AS r_score, ${f.sql} AS f_score, 0 AS m_score FROM (${past.sql}) b),
+            rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
+          params: [...r.params, ...f.params, ...past.params],
+        };
+      }
       return {
         sql: `rfm AS MATERIALIZED (${ntileScores(past.sql, full)}),
           rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
@@ -871,6 +903,72 @@ export class StatisticsQueries {
           r_score, f_score, m_score, segment FROM stat_customers WHERE segment IS NOT NULL)`,
       params: [],
     };
+  }
+
+  /**
+   * The R and F quintile cuts (the first (value, customer id) of NTILE buckets 2–5) of every buyer
+   * as of `asOfEnd`, a date inside a month whose previous month end's snapshot is fresh, found
+   * without ranking the buyers: the buyers then are the snapshot's rows with this month's buyers
+   * (a few thousand) replaced by their new totals. The k-th of them is found from positions in the
+   * snapshot's (month, value, customer id) indexes (`SnapshotOrder`) corrected by how many of this
+   * month's buyers lie below, each before and after; only the month's buyers are held in memory.
+   * Answers undefined where that does not apply (the caller ranks every buyer instead).
+   */
+  private async midMonthCuts(asOfEnd: string): Promise<{ r: Cut[]; f: Cut[] } | undefined> {
+    const month = asOfEnd.slice(0, 7);
+    const snapshot = previousMonth(month);
+    const stored = await this.db.get<Row>('SELECT COUNT(*) AS n FROM stat_rfm_months WHERE month = ?', [snapshot]);
+    const inSnapshot = num(stored?.['n']);
+    if (inSnapshot === 0) return undefined;
+    const totals = monthTotals(month, asOfEnd);
+    const movers = await this.db.all<Row>(
+      `SELECT mo.customer_id AS customer_id, mo.last_day AS last_day, mo.f AS f, s.last_day AS old_last_day, s.orders AS old_f
+       FROM (${totals.sql}) mo LEFT JOIN stat_rfm_months s ON s.month = ? AND s.customer_id = mo.customer_id`,
+      [...totals.params, snapshot],
+    );
+    const ids = new Set<string>();
+    const before: Record<'r' | 'f', Cut[]> = { r: [], f: [] };
+    const after: Record<'r' | 'f', Cut[]> = { r: [], f: [] };
+    for (const x of movers) {
+      const id = String(x['customer_id']);
+      // ties are split by id as the database orders text; outside the basic plane JS compares differently
+      if (/[\ud800-\udfff]/.test(id)) return undefined;
+      ids.add(id);
+      const known = x['old_f'] !== null && x['old_f'] !== undefined;
+      if (known) {
+        before.r.push([num(x['old_last_day']), id]);
+        before.f.push([num(x['old_f']), id]);
+      }
+      after.r.push([num(x['last_day']), id]);
+      after.f.push([num(x['f']) + (known ? num(x['old_f']) : 0), id]);
+    }
+    const n = inSnapshot - before.f.length + after.f.length;
+    const cuts: { r: Cut[]; f: Cut[] } = { r: [], f: [] };
+    for (const [dim, column] of [['r', 'last_day'], ['f', 'orders']] as const) {
+      const below = before[dim].sort(compareCut);
+      const above = after[dim].sort(compareCut);
+      const order = new SnapshotOrder(this.db, snapshot, column, inSnapshot);
+      for (const k of quintileStarts(n)) {
+        const cut = await kthBuyer(k, order, below, above, ids);
+        if (!cut) return undefined;
+        cuts[dim].push(cut);
+      }
+    }
+    return cuts;
+  }
+
+  /**
+   * The customers in `segment` as of a date inside a month (where `midMonthCuts` applies): the
+   * buyers then, kept where their (value, id) lies in the segment's score ranges, as comparisons
+   * with the cuts, so no buyer is scored or stored in between. Undefined elsewhere.
+   */
+  private async segmentFromCuts(asOfEnd: string, segment: RfmSegment): Promise<{ sql: string; params: SqlParam[] } | undefined> {
+    const past = await this.pastBuyers(asOfEnd, { lastDay: true });
+    if (!past.merged) return undefined;
+    const cuts = await this.midMonthCuts(asOfEnd);
+    if (!cuts) return undefined;
+    const inSegment = segmentCondition(segment, cuts);
+    return { sql: `SELECT b.customer_id AS customer_id FROM (${past.sql}) b WHERE ${inSegment.sql}`, params: [...past.params, ...inSegment.params] };
   }
 
   /** source/channel/segment conditions on rows of `rfm_seg` aliased `alias` */
@@ -896,9 +994,15 @@ export class StatisticsQueries {
       where.push(`AND ${alias}.segment = ?`);
       params.push(r.segment);
     } else if (r.segment) {
-      const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
-      withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
-      withParams = [...rfm.params, r.segment];
+      const members = await this.segmentFromCuts(r.asOfEnd ?? r.toEnd!, r.segment);
+      if (members) {
+        withSql = `WITH seg AS (${members.sql})`;
+        withParams = members.params;
+      } else {
+        const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
+        withSql = `WITH ${rfm.sql}, seg AS (SELECT customer_id FROM rfm_seg WHERE segment = ?)`;
+        withParams = [...rfm.params, r.segment];
+      }
       where.push(`AND ${alias}.customer_id IN (SELECT customer_id FROM seg)`);
     }
     return { with: withSql, withParams, where: where.join(' '), params, joins: where.length > 0 };
@@ -912,6 +1016,211 @@ interface Population {
   params: SqlParam[];
   /** true when the figure must join stat_customers to apply the conditions */
   joins: boolean;
+}
+
+/** a (value, customer id) position in an RFM order */
+type Cut = [number, string];
+
+function compareCut(a: Cut, b: Cut): number {
+  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+}
+
+/** how many of `sorted` are below `x` (or at or below it) */
+function countBelow(sorted: readonly Cut[], x: Cut, inclusive = false): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const c = compareCut(sorted[mid]!, x);
+    if (c < 0 || (inclusive && c === 0)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** snapshot rows read around the first estimate of a cut's position, so the search rarely walks again */
+const CUT_WINDOW = 256;
+
+/**
+ * One month end's buyers in (value, customer id) order, read by position along the snapshot's
+ * index: every row read is remembered, and a position is reached from the nearest remembered row
+ * before or after it (a row-value seek, then `OFFSET` the distance) instead of from the start, so
+ * the four cuts of a dimension together walk the index about once.
+ */
+class SnapshotOrder {
+  private readonly known = new Map<number, Cut>();
+  /** the remembered positions, ascending */
+  private readonly positions: number[] = [];
+
+  constructor(
+    private readonly db: ReadModelQueries,
+    private readonly month: string,
+    private readonly column: 'last_day' | 'orders',
+    readonly size: number,
+  ) {}
+
+  async row(t: number): Promise<Cut> {
+    if (!this.known.has(t)) await this.read(t, 1);
+    const x = this.known.get(t);
+    if (!x) throw new Error(`statistics: snapshot row ${t} of ${this.size} vanished while being read`);
+    return x;
+  }
+
+  /** remembers rows t … t + count − 1 */
+  async read(t: number, count: number): Promise<void> {
+    const i = lowerBound(this.positions, t);
+    const before = i > 0 ? this.positions[i - 1]! : undefined;
+    const after = this.positions[lowerBound(this.positions, t + count)];
+    const col = this.column;
+    const fromStart = t;
+    const fromBefore = before === undefined ? Infinity : t - before - 1;
+    const fromAfter = after === undefined ? Infinity : after - t - count;
+    let rows: Row[];
+    if (fromAfter < Math.min(fromStart, fromBefore)) {
+      const [v, id] = this.known.get(after!)!;
+      rows = (
+        await this.db.all<Row>(
+          `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? AND (${col}, customer_id) < (?, ?)
+           ORDER BY ${col} DESC, customer_id DESC LIMIT ${count} OFFSET ${fromAfter}`,
+          [this.month, v, id],
+        )
+      ).reverse();
+    } else if (fromBefore < fromStart) {
+      const [v, id] = this.known.get(before!)!;
+      rows = await this.db.all<Row>(
+        `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? AND (${col}, customer_id) > (?, ?)
+         ORDER BY ${col}, customer_id LIMIT ${count} OFFSET ${fromBefore}`,
+        [this.month, v, id],
+      );
+    } else {
+      rows = await this.db.all<Row>(
+        `SELECT ${col} AS v, customer_id FROM stat_rfm_months WHERE month = ? ORDER BY ${col}, customer_id LIMIT ${count} OFFSET ${t}`,
+        [this.month],
+      );
+    }
+    rows.forEach((x, j) => {
+      if (this.known.has(t + j)) return;
+      this.known.set(t + j, [num(x['v']), String(x['customer_id'])]);
+      this.positions.splice(lowerBound(this.positions, t + j), 0, t + j);
+    });
+  }
+}
+
+/** the first index of `sorted` holding a value ≥ x */
+function lowerBound(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The k-th (0-based) of the buyers M = snapshot rows without `moved` ∪ `above`, in (value, id)
+ * order, where `order` reads the snapshot's rows by position, `below` holds the moved buyers'
+ * snapshot positions and `above` every moved buyer's new position (both sorted). The number of M
+ * rows under the snapshot's t-th row is t − (moved under it) + (new positions under it): rising
+ * in t, so the last t with at most k under it is found by a secant search with a bisection
+ * fallback, reading a window of rows around the first estimate at once; the k-th row is that
+ * snapshot row or one of the new positions between it and the next.
+ */
+async function kthBuyer(
+  k: number,
+  order: SnapshotOrder,
+  below: readonly Cut[],
+  above: readonly Cut[],
+  moved: ReadonlySet<string>,
+): Promise<Cut | undefined> {
+  const size = order.size;
+  const row = (t: number): Promise<Cut> => order.row(t);
+  const under = async (t: number): Promise<number> => {
+    const x = await row(t);
+    return t - countBelow(below, x) + countBelow(above, x);
+  };
+  const clamp = (t: number): number => Math.min(size - 1, Math.max(0, t));
+  let t = clamp(k);
+  const estimate = clamp(t + (k - (await under(t))));
+  const from = Math.max(0, estimate - CUT_WINDOW);
+  await order.read(from, Math.min(size, estimate + CUT_WINDOW + 1) - from);
+  // the answer lies between the snapshot rows `lo` (at most k under it, or none: -1) and `hi` (more than k)
+  let lo = -1;
+  let hi = size;
+  for (let step = 0; hi - lo > 1; step += 1) {
+    const u = await under(t);
+    if (u <= k) lo = t;
+    else hi = t;
+    if (hi - lo <= 1) break;
+    // under(t) moves almost one for one with t: step by the difference first, then halve
+    const guess = u <= k ? Math.max(t + 1, t + (k - u)) : Math.min(t - 1, t + (k - u));
+    t = step < 8 && guess > lo && guess < hi ? guess : lo + ((hi - lo) >> 1);
+  }
+  // M rows from the snapshot row `lo` on, up to the next one: that row (unless it moved) and the moved buyers' new positions
+  const start = lo >= 0 ? await row(lo) : undefined;
+  const end = hi < size ? await row(hi) : undefined;
+  let rank = lo >= 0 ? await under(lo) : 0;
+  const candidates: Cut[] = [];
+  if (start && !moved.has(start[1])) candidates.push(start);
+  for (let i = start ? countBelow(above, start) : 0; i < above.length; i += 1) {
+    const x = above[i]!;
+    if (end && compareCut(x, end) >= 0) break;
+    candidates.push(x);
+  }
+  candidates.sort(compareCut);
+  for (const x of candidates) {
+    if (rank === k) return x;
+    rank += 1;
+  }
+  return undefined;
+}
+
+/**
+ * `SEGMENT_CASE = segment` for rows `b` (columns last_day, f, customer_id) scored against `cuts`,
+ * as comparisons of (value, id) with the cuts: a score is at least a when the (a−1)-th cut is at
+ * or below the row, at most b when the b-th cut is above it. The first matching rule wins, and a
+ * row no rule matches is 'lost', as in the CASE.
+ */
+function segmentCondition(segment: RfmSegment, cuts: { r: Cut[]; f: Cut[] }): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const range = (column: string, list: readonly Cut[], [lo, hi]: [number, number]): string => {
+    const terms: string[] = [];
+    if (lo > 1) {
+      const c = list[lo - 2];
+      if (!c) return '1 = 0';
+      terms.push(`(b.${column}, b.customer_id) >= (?, ?)`);
+      params.push(c[0], c[1]);
+    }
+    const c = hi < 5 ? list[hi - 1] : undefined;
+    if (c) {
+      terms.push(`(b.${column}, b.customer_id) < (?, ?)`);
+      params.push(c[0], c[1]);
+    }
+    return terms.length ? terms.join(' AND ') : '1 = 1';
+  };
+  const rule = (i: number): string => {
+    const x = RFM_SEGMENT_RULES[i]!;
+    return `(${range('last_day', cuts.r, x.r)} AND ${range('f', cuts.f, x.f)})`;
+  };
+  const any = (to: number): string => (to === 0 ? '1 = 0' : Array.from({ length: to }, (_x, i) => rule(i)).join(' OR '));
+  const at = RFM_SEGMENT_RULES.findIndex((x) => x.segment === segment);
+  // the SQL is written left to right in the order its parameters are pushed
+  const own = rule(at);
+  const earlier = any(at);
+  let sql = `(${own} AND NOT (${earlier}))`;
+  if (segment === 'lost') sql = `(${sql} OR NOT (${any(RFM_SEGMENT_RULES.length)}))`;
+  return { sql, params };
+}
+
+/** 1 + the number of cuts at or below each row's (value, customer id), as SQL */
+function cutScore(column: string, cuts: readonly Cut[]): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const terms = cuts.map((c) => {
+    params.push(c[0], c[0], c[1]);
+    return `CASE WHEN b.${column} > ? OR (b.${column} = ? AND b.customer_id >= ?) THEN 1 ELSE 0 END`;
+  });
+  return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
 }
 
 function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[] } {
@@ -939,10 +1248,4 @@ export function monthDiff(from: string, to: string): number {
   const [fy, fm] = from.split('-').map(Number);
   const [ty, tm] = to.split('-').map(Number);
   return ((ty ?? 0) - (fy ?? 0)) * 12 + ((tm ?? 0) - (fm ?? 0));
-}
-
-function previousMonth(m: string): string {
-  const y = Number(m.slice(0, 4));
-  const mo = Number(m.slice(5, 7));
-  return mo === 1 ? `${String(y - 1).padStart(4, '0')}-12` : `${m.slice(0, 4)}-${String(mo - 1).padStart(2, '0')}`;
 }

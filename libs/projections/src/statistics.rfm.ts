@@ -1,3 +1,5 @@
+import type { SqlParam } from './read-model-store';
+
 /**
  * RFM segments: shared by the projection (which stores each buyer's scores at every month end)
  * and the queries (which score the present, or a date inside a month, on demand).
@@ -34,9 +36,67 @@ export const SEGMENT_CASE = `CASE ${RFM_SEGMENT_RULES.map(
  * Scores every row of `base` (columns customer_id, last_day, f, m, …) in quintiles: `NTILE(5)` over
  * all rows ordered by (value, customer id), so ties split by id the same way on both engines.
  * Answers the base's columns plus r_score, f_score, m_score.
+ *
+ * The buckets are computed from `ROW_NUMBER` and the row count as NTILE fills them (the first
+ * n % 5 buckets hold one row more): NTILE must know the partition's size before it answers its
+ * first row, so it buffers the whole sorted input again, which made it most of the cost of ranking
+ * 77,000 buyers.
  */
 export function ntileScores(base: string, withM = true): string {
-  return `SELECT b.*, NTILE(5) OVER (ORDER BY b.last_day, b.customer_id) AS r_score,
-      NTILE(5) OVER (ORDER BY b.f, b.customer_id) AS f_score,
-      ${withM ? 'NTILE(5) OVER (ORDER BY b.m, b.customer_id)' : '0'} AS m_score FROM (${base}) b`;
+  return `WITH nb AS MATERIALIZED (${base}), nn AS (SELECT COUNT(*) AS n FROM nb)
+    SELECT b.*, ${quintile('b.last_day')} AS r_score, ${quintile('b.f')} AS f_score,
+      ${withM ? quintile('b.m') : '0'} AS m_score FROM nb b CROSS JOIN nn`;
+}
+
+/** NTILE(5) OVER (ORDER BY value, customer id), from the row number k and the row count n of `nn` */
+function quintile(value: string): string {
+  const k = `ROW_NUMBER() OVER (ORDER BY ${value}, b.customer_id)`;
+  const big = '(nn.n % 5) * (nn.n / 5 + 1)';
+  return `CASE WHEN ${k} <= ${big} THEN (${k} - 1) / (nn.n / 5 + 1) + 1
+    ELSE nn.n % 5 + (${k} - 1 - ${big}) / NULLIF(nn.n / 5, 0) + 1 END`;
+}
+
+/** the ranks (0-based) at which NTILE(5) over n rows starts buckets 2..5: the first n % 5 buckets hold one row more */
+export function quintileStarts(n: number): number[] {
+  const starts: number[] = [];
+  for (let b = 1, at = 0; b <= 5; b += 1) {
+    if (b > 1 && at < n) starts.push(at);
+    at += Math.floor(n / 5) + (b <= n % 5 ? 1 : 0);
+  }
+  return starts;
+}
+
+/**
+ * Every buyer before `end` (exclusive, inside `month` or its end) as columns customer_id,
+ * first_day, last_day, last_at, f (orders), m (revenue), cost: the previous month end's snapshot,
+ * which must be fresh, with the month's orders before `end` added to the customers who placed them
+ * and new buyers appended. The snapshot is read in its own
+ * order and joined to the month's few thousand totals, so nothing the size of the buyer base is sorted.
+ */
+export function snapshotPlusMonth(snapshot: string, month: string, end: string): { sql: string; params: SqlParam[] } {
+  const totals = monthTotals(month, end);
+  return {
+    sql: `WITH mo AS MATERIALIZED (${totals.sql})
+      SELECT s.customer_id AS customer_id, s.first_day AS first_day, COALESCE(mo.last_day, s.last_day) AS last_day,
+        COALESCE(mo.last_at, s.last_at) AS last_at, s.orders + COALESCE(mo.f, 0) AS f, s.revenue + COALESCE(mo.m, 0) AS m,
+        s.cost + COALESCE(mo.cost, 0) AS cost
+      FROM stat_rfm_months s LEFT JOIN mo ON mo.customer_id = s.customer_id WHERE s.month = ?
+      UNION ALL
+      SELECT mo.customer_id, mo.first_day, mo.last_day, mo.last_at, mo.f, mo.m, mo.cost FROM mo
+      WHERE NOT EXISTS (SELECT 1 FROM stat_rfm_months s WHERE s.month = ? AND s.customer_id = mo.customer_id)`,
+    params: [...totals.params, snapshot, snapshot],
+  };
+}
+
+/**
+ * per customer who bought in `month` before `end`: first_day, last_day, last_at, f, m, cost of
+ * those orders (one range of the `stat_orders_at` index)
+ */
+export function monthTotals(month: string, end: string): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `SELECT o.customer_id AS customer_id, MIN(o.at_day) AS first_day, MAX(o.at_day) AS last_day,
+        MAX(o.at) AS last_at, COUNT(*) AS f, CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost
+      FROM stat_orders o WHERE o.at >= ? AND o.at < ? GROUP BY o.customer_id`,
+    params: [`${month}-01T00:00:00.000Z`, end],
+  };
 }

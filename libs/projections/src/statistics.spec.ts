@@ -1,8 +1,14 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { generateCustomerDataset } from '@clientele/testing';
+import { generateCustomerDataset, inMemoryStoreOf } from '@clientele/testing';
+import { Projector } from './projector';
+import { digest } from './read-model-digest';
+import type { ReadModelTransaction } from './read-model-store';
+import { ReadModels } from './read-models';
+import { replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
 import { RFM_SEGMENTS, StatisticsQueries, rfmSegmentOf } from './statistics.queries';
+import { ntileScores } from './statistics.rfm';
 import type { RfmSegment, StatisticsFilter } from './statistics.queries';
 
 /**
@@ -206,6 +212,14 @@ async function project(events: readonly StoredEvent[], batch: number): Promise<S
     await store.transaction((tx) => projection.apply(events.slice(i, i + batch), tx));
   }
   return store;
+}
+
+/** what the projector does once caught up: refresh steps, one transaction each; answers the number of steps */
+async function refreshAll(store: SqliteReadModelStore): Promise<number> {
+  const projection = new StatisticsProjection();
+  let steps = 0;
+  for (let more = true; more; steps += 1) more = await store.transaction((tx) => projection.refreshSnapshots(tx));
+  return steps;
 }
 
 describe('statistics over a seeded customer history', () => {
@@ -487,7 +501,46 @@ describe('statistics over a seeded customer history', () => {
     }
   });
 
-  it('given purchases that arrive after their month was snapshotted, then figures as of past dates stay right and the next month recomputes the snapshots', async () => {
+  it('given a date inside a month, then segments found from the month end snapshot\'s cuts equal those of every buyer ranked with NTILE', async () => {
+    // the statements the segment figures send: none may rank the buyers
+    const sent: string[] = [];
+    const watched = new StatisticsQueries({
+      dialect: store.dialect,
+      all: (sql, params) => (sent.push(sql), store.all(sql, params)),
+      get: (sql, params) => (sent.push(sql), store.get(sql, params)),
+    });
+    let compared = 0;
+    for (const asOf of ['2024-02-01', '2024-07-14', '2024-12-31', '2025-01-01', '2025-03-09', '2025-06-15', '2025-10-28', '2025-11-30', '2025-12-30']) {
+      // rfmScores ranks every buyer with NTILE; rfmSegments of a date inside a month scores them from cuts
+      const scores = await q.rfmScores({ asOf }, { limit: 100_000 });
+      const bySegment = new Map<string, { customers: number; revenue: number }>();
+      for (const x of scores) {
+        const acc = bySegment.get(x.segment) ?? { customers: 0, revenue: 0 };
+        bySegment.set(x.segment, { customers: acc.customers + 1, revenue: acc.revenue + x.monetary });
+      }
+      sent.length = 0;
+      const segments = await watched.rfmSegments({ asOf });
+      expect(sent.filter((sql) => /NTILE|ROW_NUMBER/.test(sql))).toEqual([]);
+      expect({ asOf, segments: segments.map((x) => [x.segment, x.customers, x.revenue]) }).toEqual({
+        asOf,
+        segments: RFM_SEGMENTS.map((seg) => [seg, bySegment.get(seg)?.customers ?? 0, bySegment.get(seg)?.revenue ?? 0]),
+      });
+      for (const segment of RFM_SEGMENTS) {
+        const ids = scores.filter((x) => x.segment === segment).map((x) => x.customerId);
+        expect({ asOf, segment, n: (await watched.stageCounts({ asOf, segment })).total }).toEqual({ asOf, segment, n: ids.length });
+      }
+      // the same with a population: only the buyers acquired on the web, then one segment
+      const web = await q.rfmScores({ asOf, source: 'web' }, { limit: 100_000 });
+      const webSegments = (await watched.rfmSegments({ asOf, source: 'web' })).map((x) => [x.segment, x.customers]);
+      expect({ asOf, webSegments }).toEqual({ asOf, webSegments: RFM_SEGMENTS.map((seg) => [seg, web.filter((x) => x.segment === seg).length]) });
+      const loyal = (await watched.rfmSegments({ asOf, segment: 'loyal' })).filter((x) => x.customers > 0).map((x) => [x.segment, x.customers]);
+      expect({ asOf, loyal }).toEqual({ asOf, loyal: bySegment.has('loyal') ? [['loyal', bySegment.get('loyal')!.customers]] : [] });
+      compared += scores.length;
+    }
+    expect(compared).toBeGreaterThan(1000);
+  });
+
+  it('given purchases that arrive after their month was snapshotted, then figures as of past dates stay right until a refresh recomputes the snapshots', async () => {
     // every fifth purchase is held back to the end of the log: each one makes the snapshots from its month on stale
     const purchases = events.filter((e) => e.type === 'PurchaseRecorded');
     const late = new Set(purchases.filter((_e, i) => i % 5 === 0));
@@ -502,9 +555,11 @@ describe('statistics over a seeded customer history', () => {
     expect(await delayed.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toEqual({ value: '2024-01' });
     expect(await ordered.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toBeUndefined();
 
-    // a fact that opens the next month makes both read models snapshot it; the stale months are recomputed
+    // a fact that opens the next month snapshots it in both read models; the stale mark stays until a refresh
     const next = { ...events[events.length - 1]!, id: 'next-month', position: events.length + 1, type: 'ProspectRegistered', data: { customerId: 'newcomer', source: 'web' }, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion: 1 } };
     for (const st of [ordered, delayed]) await st.transaction((tx) => new StatisticsProjection().apply([next], tx));
+    expect(await delayed.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toEqual({ value: '2024-01' });
+    expect(await refreshAll(delayed)).toBe(25);
     const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
     const snapshots = await ordered.all<{ month: string }>('SELECT * FROM stat_rfm_months');
     expect(new Set(snapshots.map((r) => r.month)).size).toBeGreaterThanOrEqual(25);
@@ -524,5 +579,173 @@ describe('statistics over a seeded customer history', () => {
       expect({ table, rows: sorted(await other.all(`SELECT * FROM ${table}`)) }).toEqual({ table, rows: sorted(rows) });
     }
     await other.close();
+  });
+});
+
+/**
+ * The same events as an import writes them: employees and campaigns first, then each customer's
+ * facts together, customer after customer, so nearly every purchase is dated in a month the log
+ * has already left behind.
+ */
+function customerByCustomer(events: readonly StoredEvent[]): StoredEvent[] {
+  const others: StoredEvent[] = [];
+  const byCustomer = new Map<string, StoredEvent[]>();
+  for (const e of events) {
+    const id = typeof e.data['customerId'] === 'string' ? e.data['customerId'] : undefined;
+    if (!id) others.push(e);
+    else byCustomer.set(id, [...(byCustomer.get(id) ?? []), e]);
+  }
+  return [...others, ...[...byCustomer.values()].flat()].map((e, i) => ({ ...e, position: i + 1 }));
+}
+
+describe('stale month-end snapshots of a log imported customer by customer', () => {
+  const events = generateCustomerDataset({ seed: 3, customers: 200, months: 18, start: '2024-03-01' });
+  const imported = customerByCustomer(events);
+  const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
+  const staleFrom = async (store: SqliteReadModelStore): Promise<unknown> =>
+    (await store.get<{ value: string }>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`))?.value;
+  const monthsBefore = async (store: SqliteReadModelStore, month: string): Promise<string[]> =>
+    sorted(await store.all('SELECT * FROM stat_rfm_months WHERE month < ?', [month]));
+  let ordered: SqliteReadModelStore;
+
+  beforeAll(async () => {
+    ordered = await project(events, 250);
+  });
+  afterAll(async () => ordered.close());
+
+  it('given the import, when its stale snapshots are refreshed, then every table holds the same rows as the same events folded in business-time order', async () => {
+    const store = await project(imported, 250);
+    expect(await staleFrom(store)).toBe('2024-03');
+    expect(await staleFrom(ordered)).toBeUndefined();
+
+    // one step per month the log has left behind: March 2024 to July 2025
+    expect(await refreshAll(store)).toBe(17);
+
+    expect(await staleFrom(store)).toBeUndefined();
+    for (const table of new StatisticsProjection().tables) {
+      const rows = await ordered.all(`SELECT * FROM ${table}`);
+      expect(rows.length).toBeGreaterThan(0);
+      expect({ table, rows: sorted(await store.all(`SELECT * FROM ${table}`)) }).toEqual({ table, rows: sorted(rows) });
+    }
+    await store.close();
+  });
+
+  it('given stale snapshots, then figures as of past dates fold the orders; after the refresh they read the snapshots and answer the same', async () => {
+    const store = await project(imported, 250);
+    const q = new StatisticsQueries(store);
+    const period: StatisticsFilter = { from: '2024-07-01', to: '2024-12-31' };
+    const figures = async (x: StatisticsQueries): Promise<unknown> =>
+      rounded([
+        await x.rfmSegments({ asOf: '2024-09-30' }),
+        await x.rfmSegments({ asOf: '2025-02-17' }),
+        await x.rfmScores({ asOf: '2024-11-30' }, { limit: 10_000 }),
+        await x.stageCounts({ segment: 'at_risk', asOf: '2025-02-17' }),
+        await x.repeatRate({ asOf: '2025-02-17' }),
+        await x.tenure({ asOf: '2024-09-30' }),
+        await x.goldenCustomers({ ...period, segment: 'champions' }),
+        await x.profitability('segment', period),
+      ]);
+    const stale = await figures(q);
+    expect(JSON.stringify(stale)).toMatch(/champions/);
+    await refreshAll(store);
+    expect(await figures(q)).toEqual(stale);
+    expect(await figures(q)).toEqual(await figures(new StatisticsQueries(ordered)));
+
+    // the figures now come from the snapshots: a month end reads its rows, a date inside a month the previous month end's
+    await store.transaction((tx) => tx.run(`UPDATE stat_rfm_months SET segment = 'lost' WHERE month = '2024-09'`));
+    const before = await q.repeatRate({ asOf: '2025-02-17' });
+    await store.transaction((tx) => tx.run(`UPDATE stat_rfm_months SET orders = orders + 10 WHERE month = '2025-01'`));
+    const snapshotted = Number((await store.get<{ n: number }>(`SELECT COUNT(*) AS n FROM stat_rfm_months WHERE month = '2025-01'`))?.n);
+    const september = await q.rfmSegments({ asOf: '2024-09-30' });
+    expect(september.filter((x) => x.customers > 0).map((x) => x.segment)).toEqual(['lost']);
+    // every buyer of the January snapshot now has 10 orders more, so is a repeat buyer
+    const after = await q.repeatRate({ asOf: '2025-02-17' });
+    expect(before.repeatBuyers).toBeLessThan(snapshotted);
+    expect(after.buyers).toBe(before.buyers);
+    expect(after.repeatBuyers).toBeGreaterThanOrEqual(snapshotted);
+    await store.close();
+  });
+
+  it('given a refresh that fails inside a month, then that month keeps its rows and the stale mark, and the refresh resumes there', async () => {
+    const store = await project(imported, 250);
+    const projection = new StatisticsProjection();
+    for (let i = 0; i < 4; i += 1) expect(await store.transaction((tx) => projection.refreshSnapshots(tx))).toBe(true);
+    // every month before the mark is final: the same rows as in business-time order
+    expect(await staleFrom(store)).toBe('2024-07');
+    expect(await monthsBefore(store, '2024-07')).toEqual(await monthsBefore(ordered, '2024-07'));
+    const july = sorted(await store.all(`SELECT * FROM stat_rfm_months WHERE month = '2024-07'`));
+
+    // the step deletes the month's rows, then fails writing the new ones: the whole step rolls back
+    const crashing = (tx: ReadModelTransaction): ReadModelTransaction => ({
+      dialect: tx.dialect,
+      all: (sql, params) => tx.all(sql, params),
+      get: (sql, params) => tx.get(sql, params),
+      exec: (sql) => tx.exec(sql),
+      run: async (sql, params) => {
+        if (sql.trimStart().startsWith('INSERT INTO stat_rfm_months')) throw new Error('crash while writing the month');
+        return tx.run(sql, params);
+      },
+    });
+    await expect(store.transaction((tx) => projection.refreshSnapshots(crashing(tx)))).rejects.toThrow('crash while writing the month');
+    expect(await staleFrom(store)).toBe('2024-07');
+    expect(sorted(await store.all(`SELECT * FROM stat_rfm_months WHERE month = '2024-07'`))).toEqual(july);
+
+    // a backfill folded between steps moves the mark back to its month
+    const backfill: StoredEvent = {
+      ...imported[imported.length - 1]!,
+      id: 'backfill',
+      position: imported.length + 1,
+      type: 'PurchaseRecorded',
+      data: { customerId: String(imported.find((e) => e.type === 'PurchaseRecorded')!.data['customerId']), orderId: 'backfill', lines: [], totalMinor: 90_000, costMinor: 1_000 },
+      metadata: { occurredAt: '2024-05-20T10:00:00.000Z', schemaVersion: 1 },
+    };
+    for (const st of [store, ordered]) await st.transaction((tx) => new StatisticsProjection().apply([backfill], tx));
+    expect(await staleFrom(store)).toBe('2024-05');
+    expect(await staleFrom(ordered)).toBe('2024-05');
+
+    await refreshAll(store);
+    await refreshAll(ordered);
+    expect(sorted(await store.all('SELECT * FROM stat_rfm_months'))).toEqual(sorted(await ordered.all('SELECT * FROM stat_rfm_months')));
+    await store.close();
+  });
+});
+
+describe('statistics of an imported log through the projector', () => {
+  const events = customerByCustomer(generateCustomerDataset({ seed: 4, customers: 120, months: 12, start: '2025-01-01' }));
+
+  it('given a live projector catching up in small batches, then no snapshot is left stale and its digest equals a replay in large batches', async () => {
+    const log = await inMemoryStoreOf(events);
+    const live = new SqliteReadModelStore(':memory:');
+    const projector = new Projector(log, new ReadModels(live), [new StatisticsProjection()], { batchSize: 37 });
+    await projector.start();
+    await projector.catchUp();
+    const scratch = new SqliteReadModelStore(':memory:');
+    await replayProjections(log, scratch, [new StatisticsProjection()], { batchSize: 25_000 });
+
+    expect(await live.get(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`)).toBeUndefined();
+    expect(await live.get(`SELECT COUNT(DISTINCT month) AS n FROM stat_rfm_months`)).toEqual({ n: 11 });
+    expect(await digest(live, new StatisticsProjection())).toBe(await digest(scratch, new StatisticsProjection()));
+    await live.close();
+    await scratch.close();
+  });
+});
+
+describe('quintile scores', () => {
+  it('given 0 to 13 buyers with tied values, then the scores equal NTILE(5) over (value, customer id)', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    await store.transaction((tx) => tx.exec('CREATE TABLE buyers (customer_id TEXT PRIMARY KEY, last_day DOUBLE PRECISION, f BIGINT, m BIGINT)'));
+    for (let n = 0; n <= 13; n += 1) {
+      await store.transaction(async (tx) => {
+        await tx.run('DELETE FROM buyers');
+        // ids in an order unlike the values; few distinct values, so ties are split by id
+        for (let i = 0; i < n; i += 1) await tx.run('INSERT INTO buyers VALUES (?, ?, ?, ?)', [`c${(i * 7) % 13}-${i}`, (i * 5) % 4, (i * 3) % 2, (i * 11) % 6]);
+      });
+      const expected = await store.all(`SELECT customer_id, NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+        NTILE(5) OVER (ORDER BY f, customer_id) AS f_score, NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM buyers ORDER BY customer_id`);
+      const got = await store.all(`SELECT customer_id, r_score, f_score, m_score FROM (${ntileScores('SELECT * FROM buyers')}) s ORDER BY customer_id`);
+      expect({ n, got }).toEqual({ n, got: expected });
+      expect(got).toHaveLength(n);
+    }
+    await store.close();
   });
 });
