@@ -10,7 +10,8 @@ import { toWireError, toWireOutcomes, type WriterReply, type WriterRequest, type
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer.worker runs only as a worker thread');
 const { file, durability } = workerData as WriterThreadData;
-const writer = new SqliteWriter(openStoreFile(file, durability));
+// Checkpoints run after a group is answered, not inside the COMMIT its callers wait for.
+const writer = new SqliteWriter(openStoreFile(file, durability), { deferCheckpoints: true });
 
 port.on('message', (request: WriterRequest) => {
   let reply: WriterReply;
@@ -35,4 +36,5 @@ port.on('message', (request: WriterRequest) => {
       return;
   }
   port.postMessage(reply);
+  writer.checkpointIfDue();
 });
