@@ -5,7 +5,7 @@ import {
   type ExpectedRevision,
   type StoredEvent,
 } from '../event-store.port';
-import { chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
+import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport } from '../import-stored';
 
 /**
@@ -34,13 +34,14 @@ export interface EventRow {
 }
 
 /**
- * A group of appends as the writer takes it: one flat array of strings and numbers, so that
- * handing it to the writer thread is one cheap structured clone (no object graph to walk on one
- * side and rebuild on the other). Per append: stream id, expected revision, event count, then per
- * event: id, type, and the canonical JSON of data and metadata, made on the caller's side when the
- * append was requested (stored as is, and hashed).
+ * A group of appends as the writer takes it: one flat array, so that handing it to the writer
+ * thread is one structured clone with no wrapper object per append or event. Per append: stream
+ * id, expected revision, event count, then per event: id, type, data, metadata. Data and metadata
+ * are the event's objects (the writer writes their canonical JSON: cloning an object costs the
+ * event loop a fraction of serialising it) or, when a group could not be cloned, their canonical
+ * JSON already made.
  */
-export type WireGroup = Array<string | number>;
+export type WireGroup = Array<string | number | object>;
 
 /** The fields of one event in a WireGroup. */
 export const WIRE_EVENT_FIELDS = 4;
@@ -311,6 +312,7 @@ export class SqliteWriter {
   /** Writes the append, or finds it already written, and pushes its outcome; throws a refusal. */
   private writeOne(group: WireGroup, append: WireAppend, recordedAt: string, outcomes: WriteOutcomes): void {
     const { streamId, expected, at, count } = append;
+    encodeInPlace(group, append);
     const last = this.lastRevision(streamId);
 
     const retried = this.findRetry(group, append, last);
@@ -384,6 +386,29 @@ export class SqliteWriter {
     }
     return tail;
   }
+}
+
+/**
+ * Replaces the append's data and metadata by their canonical JSON (stored as is, and hashed), once:
+ * a group written again one append per transaction finds them done. Throws for content that has
+ * no JSON form, which fails that append alone.
+ */
+function encodeInPlace(group: WireGroup, append: WireAppend): void {
+  const end = append.at + append.count * WIRE_EVENT_FIELDS;
+  for (let f = append.at; f < end; f += WIRE_EVENT_FIELDS) {
+    if (typeof group[f + 2] !== 'string') group[f + 2] = canonicalJson(group[f + 2]);
+    if (typeof group[f + 3] !== 'string') group[f + 3] = canonicalJson(group[f + 3]);
+  }
+}
+
+/** Data and metadata canonical JSON made on this side, for a group that cannot cross as objects. */
+export function encodeAppendFields(fields: WireGroup): WireGroup {
+  const out = fields.slice();
+  for (let f = 0; f < out.length; f += WIRE_EVENT_FIELDS) {
+    out[f + 2] = typeof out[f + 2] === 'string' ? out[f + 2]! : canonicalJson(out[f + 2]);
+    out[f + 3] = typeof out[f + 3] === 'string' ? out[f + 3]! : canonicalJson(out[f + 3]);
+  }
+  return out;
 }
 
 function refused(error: unknown): WriteOutcomes {

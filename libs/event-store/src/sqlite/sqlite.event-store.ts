@@ -17,15 +17,14 @@ import type {
 } from '../event-store.port';
 import type { StoredEventImport } from '../import-stored';
 import type { UpcasterRegistry } from '../serialization';
-import { canonicalJson } from '../hash-chain';
 import {
+  encodeAppendFields,
   openStoreFile,
   SqliteWriter,
   type EventRow,
   type SqliteDurability,
   type WireGroup,
   OUTCOME_FIELDS,
-  WIRE_EVENT_FIELDS,
   RETRIED,
   WRITTEN,
   type WriteOutcomes,
@@ -65,8 +64,6 @@ interface PendingAppend {
   kind: 'append';
   streamId: string;
   events: NewEvent[];
-  /** per event: id, type, canonical JSON of data and metadata (what the writer stores and hashes) */
-  fields: WireGroup;
   expected: ExpectedRevision;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
@@ -183,9 +180,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     return new Promise<AppendResult>((resolve, reject) => {
       this.assertAccepting();
       const expected = validateAppend(streamId, events, options);
-      // Content without a JSON form throws here and fails this append alone.
-      const fields = encodeEvents(events);
-      this.queue.push({ kind: 'append', streamId, events, fields, expected, resolve, reject });
+      this.queue.push({ kind: 'append', streamId, events, expected, resolve, reject });
       if (!this.link.inline && this.inFlight === 0) {
         // The writer thread is idle while callers keep appending: once preparing the queue has
         // taken as long as the writer takes for a group, the queue goes now, and the rest of the
@@ -234,19 +229,47 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     const wire: WireGroup = [];
     for (const p of group) {
       wire.push(p.streamId, p.expected, p.events.length);
-      const fields = p.fields;
-      for (let i = 0; i < fields.length; i++) wire.push(fields[i]!);
+      for (const e of p.events) wire.push(e.id, e.type, e.data, e.metadata);
     }
     try {
-      this.link.writeGroup(wire, (outcomes, writeMs) => {
-        if (writeMs !== undefined) this.writeMs = 0.8 * this.writeMs + 0.2 * writeMs;
-        this.next();
-        this.answer(group, outcomes);
-        this.settled();
-      });
+      this.sendGroup(group, wire);
+    } catch {
+      this.sendEncoded(group);
+    }
+  }
+
+  private sendGroup(group: PendingAppend[], wire: WireGroup): void {
+    this.link.writeGroup(wire, (outcomes, writeMs) => {
+      if (writeMs !== undefined) this.writeMs = 0.8 * this.writeMs + 0.2 * writeMs;
+      this.next();
+      this.answer(group, outcomes);
+      this.settled();
+    });
+  }
+
+  /**
+   * The group could not be handed to the writer thread as it is (content the structured clone
+   * refuses, such as a function): its canonical JSON is made here instead, as the inline writer
+   * would, and an append without a JSON form fails alone.
+   */
+  private sendEncoded(group: PendingAppend[]): void {
+    const sendable: PendingAppend[] = [];
+    const wire: WireGroup = [];
+    for (const p of group) {
+      try {
+        const fields: WireGroup = [];
+        for (const e of p.events) fields.push(e.id, e.type, e.data, e.metadata);
+        wire.push(p.streamId, p.expected, p.events.length, ...encodeAppendFields(fields));
+        sendable.push(p);
+      } catch (error) {
+        p.reject(error);
+      }
+    }
+    try {
+      if (sendable.length === 0) throw new Error('nothing to send');
+      this.sendGroup(sendable, wire);
     } catch (error) {
-      // Strings and numbers always clone; this is a thread that cannot take messages at all.
-      for (const p of group) p.reject(error);
+      for (const p of sendable) p.reject(error);
       this.next();
       this.settled();
     }
@@ -414,24 +437,6 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     const upcasters = this.upcasters;
     return upcasters && upcasters.size > 0 ? events.map((e) => upcasters.upcast(e)) : events;
   }
-}
-
-/**
- * The append's events as the writer takes them, with data and metadata as canonical JSON. Made on
- * the event loop when the append is requested: the writer thread then receives strings, whose
- * clone is a copy, instead of object graphs it would rebuild and serialise itself (that cost the
- * two threads together several times what writing the JSON here costs).
- */
-function encodeEvents(events: readonly NewEvent[]): WireGroup {
-  const fields: WireGroup = new Array<string>(events.length * WIRE_EVENT_FIELDS);
-  for (let i = 0, f = 0; i < events.length; i++, f += WIRE_EVENT_FIELDS) {
-    const e = events[i]!;
-    fields[f] = e.id;
-    fields[f + 1] = e.type;
-    fields[f + 2] = canonicalJson(e.data);
-    fields[f + 3] = canonicalJson(e.metadata);
-  }
-  return fields;
 }
 
 function inlineLink(writer: SqliteWriter): WriteLink {
