@@ -75,12 +75,15 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
   /** `execute` without the CommandBus's message object, for callers holding the handler itself. */
   async run(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
     const { streamId, decider } = commandTarget(command);
-    if (CREATES_STREAM.has(command.type) && this.cache.get(streamId) === undefined) {
+    // One look-up serves the first attempt (each look-up also moves the entry in the LRU order).
+    let view = this.cache.get(streamId);
+    if (view === undefined && CREATES_STREAM.has(command.type)) {
       const created = await this.tryAsNewStream(streamId, decider, command, meta);
       if (created !== undefined) return created;
+      view = this.cache.get(streamId);
     }
     for (let attempt = 1; ; attempt++) {
-      let view = this.cache.get(streamId);
+      if (attempt > 1) view = this.cache.get(streamId);
       const cached = view !== undefined;
       if (view === undefined) {
         const history = await this.store.readStream(streamId);
