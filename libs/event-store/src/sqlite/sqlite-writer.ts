@@ -17,8 +17,6 @@ export type SqliteDurability = 'full' | 'normal';
 
 const SCHEMA_VERSION = 1;
 const REVISION_CACHE_SIZE = 100_000;
-/** SQLite's own automatic checkpoint threshold (WAL pages), kept when checkpoints are deferred */
-const CHECKPOINT_WAL_PAGES = 1000;
 
 export interface EventRow {
   position: number;
@@ -150,24 +148,7 @@ export class SqliteWriter {
     findId: Database.Statement;
   };
 
-  /** groups written since the last deferred checkpoint, and how many to write before the next one */
-  private groupsSinceCheckpoint = 0;
-  private groupsPerCheckpoint = 16;
-
-  /**
-   * `deferCheckpoints`: SQLite's automatic checkpoint is turned off on this connection and the owner
-   * calls `checkpointIfDue()` after it has answered a group (the writer thread does). The automatic
-   * one runs inside the COMMIT of whichever group takes the WAL past 1,000 pages, so that group's
-   * callers waited for the copy into the database file and its sync: the long tail of commit times
-   * (a third of all commit time at 64 callers). Deferred, the same checkpoint runs while the event
-   * loop prepares the next group.
-   */
-  constructor(
-    private readonly db: Database.Database,
-    { deferCheckpoints = false }: { deferCheckpoints?: boolean } = {},
-  ) {
-    if (deferCheckpoints) db.pragma('wal_autocheckpoint = 0');
-    else this.groupsPerCheckpoint = Number.POSITIVE_INFINITY;
+  constructor(private readonly db: Database.Database) {
     this.st = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
@@ -225,27 +206,6 @@ export class SqliteWriter {
       this.revisions.clear();
       this.loadHead();
     }
-  }
-
-  /**
-   * With deferred checkpoints: a PASSIVE checkpoint (what SQLite's automatic one is) once about
-   * 1,000 WAL pages were written since the last one. Pages per group are learnt from the WAL size
-   * each checkpoint reports. A checkpoint never changes what is committed; one that fails is tried
-   * again after the next group, and closing the connection checkpoints what is left.
-   */
-  checkpointIfDue(): void {
-    this.groupsSinceCheckpoint += 1;
-    if (this.groupsSinceCheckpoint < this.groupsPerCheckpoint) return;
-    let walPages: number;
-    try {
-      const [row] = this.db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>;
-      walPages = row?.log ?? 0;
-    } catch {
-      return;
-    }
-    const pagesPerGroup = walPages / this.groupsSinceCheckpoint;
-    this.groupsSinceCheckpoint = 0;
-    if (pagesPerGroup > 0) this.groupsPerCheckpoint = Math.min(1000, Math.max(1, Math.round(CHECKPOINT_WAL_PAGES / pagesPerGroup)));
   }
 
   close(): void {

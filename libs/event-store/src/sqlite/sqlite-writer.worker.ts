@@ -10,8 +10,7 @@ import { toWireError, toWireOutcomes, type WriterReply, type WriterRequest, type
 const port = parentPort;
 if (!port) throw new Error('sqlite-writer.worker runs only as a worker thread');
 const { file, durability } = workerData as WriterThreadData;
-// Checkpoints run after a group is answered, not inside the COMMIT its callers wait for.
-const writer = new SqliteWriter(openStoreFile(file, durability), { deferCheckpoints: true });
+const writer = new SqliteWriter(openStoreFile(file, durability));
 
 port.on('message', (request: WriterRequest) => {
   let reply: WriterReply;
@@ -36,5 +35,4 @@ port.on('message', (request: WriterRequest) => {
       return;
   }
   port.postMessage(reply);
-  writer.checkpointIfDue();
 });
