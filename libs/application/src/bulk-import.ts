@@ -1,12 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ValidCommand } from '@clientele/contracts';
-import { DomainError, type DeciderName, type DomainCommand, type DomainEvent, type LifecyclePolicy } from '@clientele/domain';
+import { DomainError, type DeciderName, type DomainCommand, type LifecyclePolicy } from '@clientele/domain';
 import type { AppendResult, EventStore, NewEvent, StoredEvent } from '@clientele/event-store';
 import { ClienteleMetrics } from './clientele.metrics';
 import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
 import { describeFailure, type CommandMeta, type CommandResult } from './command-result';
 import { CREATES_STREAM, DomainCommandHandler, answer, toNewEvents } from './domain-command.handler';
-import { decideOn, stateAfter, viewOf, type StreamView } from './stream-state.cache';
+import { decideOn, viewOf, type Decided, type StreamView } from './stream-state.cache';
 
 /** One validated command of a batch, with its place in the input. */
 export interface BatchCommand {
@@ -165,9 +165,9 @@ export class BulkImporter {
         plan.steps.push({ kind: 'duplicate', item, earlier });
         continue;
       }
-      let decided: DomainEvent[];
+      let decision: Decided;
       try {
-        decided = decideOn(view, item.domain, this.policy);
+        decision = decideOn(view, item.domain, this.policy);
       } catch (error) {
         if (!(error instanceof DomainError)) {
           // Not a rule: the usual path answers it (and logs it) as it would any failure.
@@ -177,6 +177,7 @@ export class BulkImporter {
         plan.steps.push({ kind: 'refused', item, error });
         continue;
       }
+      const decided = decision.events;
       if (decided.length === 0) {
         plan.steps.push({ kind: 'no_op', item });
         continue;
@@ -185,7 +186,7 @@ export class BulkImporter {
       plan.steps.push({ kind: 'applied', item, from: plan.events.length, count: events.length });
       for (const e of events) plan.events.push(e);
       plan.appliedIds.push(commandId);
-      plan.state = stateAfter(decider, plan.state, decided);
+      plan.state = decision.state;
       view = { decider, state: plan.state, revision: view.revision + decided.length, commandIds: base.commandIds };
     }
     if (plan.events.length === 0 && !confirmed && plan.steps.length > 0) {

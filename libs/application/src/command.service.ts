@@ -47,9 +47,18 @@ export class CommandService {
     @Inject(CLIENTELE_OPTIONS) private readonly options: ResolvedClienteleOptions,
   ) {}
 
-  /** Validates and executes one envelope. Throws CommandValidationError, DomainError or CommandIdReusedError. */
-  async execute(envelope: unknown): Promise<CommandResult> {
-    const valid = this.validate(envelope);
+  /**
+   * Validates and executes one envelope. Rejects with CommandValidationError, DomainError or
+   * CommandIdReusedError. Not an async function: it hands back executeDomain's own promise instead
+   * of wrapping it in another (one promise and two turns of the microtask queue less per command).
+   */
+  execute(envelope: unknown): Promise<CommandResult> {
+    let valid: ValidCommand;
+    try {
+      valid = this.validate(envelope);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.executeValid(valid);
   }
 

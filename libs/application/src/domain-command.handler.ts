@@ -25,7 +25,7 @@ import { CLIENTELE_OPTIONS, EVENT_STORE, LIFECYCLE_POLICY } from './clientele.to
 import type { ResolvedClienteleOptions } from './clientele.options';
 import type { CommandMeta, CommandResult } from './command-result';
 import { eventIdFor } from './event-ids';
-import { StreamStateCache, decideOn, viewOf, type StreamView } from './stream-state.cache';
+import { StreamStateCache, decideOn, viewOf, type Decided, type StreamView } from './stream-state.cache';
 
 /** Decide one domain command on its stream and store what it decides. */
 export class ExecuteDomainCommand extends Command<CommandResult> {
@@ -75,12 +75,15 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
   /** `execute` without the CommandBus's message object, for callers holding the handler itself. */
   async run(command: DomainCommand, meta: CommandMeta): Promise<CommandResult> {
     const { streamId, decider } = commandTarget(command);
-    if (CREATES_STREAM.has(command.type) && this.cache.get(streamId) === undefined) {
+    // One look-up serves the first attempt (each look-up also moves the entry in the LRU order).
+    let view = this.cache.get(streamId);
+    if (view === undefined && CREATES_STREAM.has(command.type)) {
       const created = await this.tryAsNewStream(streamId, decider, command, meta);
       if (created !== undefined) return created;
+      view = this.cache.get(streamId);
     }
     for (let attempt = 1; ; attempt++) {
-      let view = this.cache.get(streamId);
+      if (attempt > 1) view = this.cache.get(streamId);
       const cached = view !== undefined;
       if (view === undefined) {
         const history = await this.store.readStream(streamId);
@@ -96,13 +99,14 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
         continue;
       }
 
-      let decided: DomainEvent[];
+      let decision: Decided;
       try {
-        decided = decideOn(view, command, this.policy);
+        decision = decideOn(view, command, this.policy);
       } catch (error) {
         if (cached && error instanceof DomainError && !(await this.isHead(streamId, view))) continue;
         throw error;
       }
+      const decided = decision.events;
       if (decided.length === 0) {
         if (cached && !(await this.isHead(streamId, view))) continue;
         return answer(meta.commandId, streamId, 'no_op', []);
@@ -114,7 +118,7 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
         });
         this.metrics.appendSize.observe(decided.length);
         if (appended.duplicate) this.cache.delete(streamId);
-        else this.cache.advance(streamId, view, meta.commandId, decided, appended.nextExpectedRevision);
+        else this.cache.advance(streamId, view, meta.commandId, decision, appended.nextExpectedRevision);
         return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
       } catch (error) {
         this.cache.delete(streamId);
@@ -146,12 +150,13 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     meta: CommandMeta,
   ): Promise<CommandResult | undefined> {
     const empty = viewOf(decider, []);
-    let decided: DomainEvent[];
+    let decision: Decided;
     try {
-      decided = decideOn(empty, command, this.policy);
+      decision = decideOn(empty, command, this.policy);
     } catch {
       return undefined;
     }
+    const decided = decision.events;
     if (decided.length === 0) return undefined;
     let appended: AppendResult;
     try {
@@ -162,7 +167,7 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     }
     this.metrics.appendSize.observe(decided.length);
     if (appended.duplicate) this.cache.delete(streamId);
-    else this.cache.advance(streamId, empty, meta.commandId, decided, appended.nextExpectedRevision);
+    else this.cache.advance(streamId, empty, meta.commandId, decision, appended.nextExpectedRevision);
     return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
   }
 

@@ -1,6 +1,6 @@
 import {
+  decideAndEvolveCustomer,
   decideCampaign,
-  decideCustomer,
   decideEmployee,
   evolveCampaign,
   evolveCustomer,
@@ -29,25 +29,46 @@ import {
 interface StreamDecider {
   initialState(): unknown;
   evolve(state: unknown, event: RecordedEvent): unknown;
-  decide(command: DomainCommand, state: unknown, policy: LifecyclePolicy): DomainEvent[];
+  /** the decided events and the state after them */
+  decide(command: DomainCommand, state: unknown, policy: LifecyclePolicy): Decided;
+}
+
+/** What a command decided on a state: its events, and the state they lead to (kept once stored). */
+export interface Decided {
+  readonly events: DomainEvent[];
+  readonly state: unknown;
+}
+
+/** For deciders that do not fold while deciding: the state after the events, folded here. */
+function folded<S, E>(state: S, events: E[], evolve: (state: S, event: E) => S): Decided {
+  let next = state;
+  for (const event of events) next = evolve(next, event);
+  return { events: events as DomainEvent[], state: next };
 }
 
 const DECIDERS: Record<DeciderName, StreamDecider> = {
   customer: {
     initialState: initialCustomerState,
     evolve: (state, event) => evolveCustomer(state as ReturnType<typeof initialCustomerState>, event as CustomerEvent),
+    // The customer decider folds while it decides: its state after the events comes with them.
     decide: (command, state, policy) =>
-      decideCustomer(command as CustomerCommand, state as ReturnType<typeof initialCustomerState>, policy),
+      decideAndEvolveCustomer(command as CustomerCommand, state as ReturnType<typeof initialCustomerState>, policy),
   },
   employee: {
     initialState: initialEmployeeState,
     evolve: (state, event) => evolveEmployee(state as ReturnType<typeof initialEmployeeState>, event as EmployeeEvent),
-    decide: (command, state) => decideEmployee(command as EmployeeCommand, state as ReturnType<typeof initialEmployeeState>),
+    decide: (command, state) => {
+      const employee = state as ReturnType<typeof initialEmployeeState>;
+      return folded(employee, decideEmployee(command as EmployeeCommand, employee), evolveEmployee);
+    },
   },
   campaign: {
     initialState: initialCampaignState,
     evolve: (state, event) => evolveCampaign(state as ReturnType<typeof initialCampaignState>, event as CampaignEvent),
-    decide: (command, state) => decideCampaign(command as CampaignCommand, state as ReturnType<typeof initialCampaignState>),
+    decide: (command, state) => {
+      const campaign = state as ReturnType<typeof initialCampaignState>;
+      return folded(campaign, decideCampaign(command as CampaignCommand, campaign), evolveCampaign);
+    },
   },
 };
 
@@ -73,31 +94,21 @@ export function viewOf(decider: DeciderName, history: readonly (RecordedEvent & 
   return { decider, state, revision: history[history.length - 1]?.revision ?? -1, commandIds };
 }
 
-export function decideOn(view: StreamView, command: DomainCommand, policy: LifecyclePolicy): DomainEvent[] {
+/** The command decided on the view's state: the events, and the state after them (nothing is kept yet). */
+export function decideOn(view: StreamView, command: DomainCommand, policy: LifecyclePolicy): Decided {
   return DECIDERS[view.decider].decide(command, view.state, policy);
 }
 
-/** The decider's state after `events`, without touching any view (for decisions not yet stored). */
-export function stateAfter(decider: DeciderName, state: unknown, events: readonly DomainEvent[]): unknown {
-  const d = DECIDERS[decider];
-  let next = state;
-  for (const event of events) next = d.evolve(next, event);
-  return next;
-}
-
 /**
- * The view after `events` of `commandId` were stored, ending at `revision`. The id set is shared
+ * The view after the decision of `commandId` was stored, ending at `revision`. The id set is shared
  * with the view decided on, not copied (copying made every command cost as much as its stream's
  * length): an id is added only once the store confirmed the command, so any view holding the set
  * may see it.
  */
-export function viewAfter(view: StreamView, commandId: string, events: readonly DomainEvent[], revision: number): StreamView {
-  const d = DECIDERS[view.decider];
-  let state = view.state;
-  for (const event of events) state = d.evolve(state, event);
+export function viewAfter(view: StreamView, commandId: string, decided: Decided, revision: number): StreamView {
   const commandIds = view.commandIds as Set<string>;
   commandIds.add(commandId);
-  return { decider: view.decider, state, revision, commandIds };
+  return { decider: view.decider, state: decided.state, revision, commandIds };
 }
 
 /**
@@ -148,13 +159,13 @@ export class StreamStateCache {
    * Records an append made from `decidedOn`; when another command of this process moved the entry
    * meanwhile, the entry is dropped instead (the next command reloads it).
    */
-  advance(streamId: string, decidedOn: StreamView, commandId: string, events: readonly DomainEvent[], revision: number): void {
+  advance(streamId: string, decidedOn: StreamView, commandId: string, decided: Decided, revision: number): void {
     const current = this.entries.get(streamId);
     if (current !== undefined && current !== decidedOn) {
       this.entries.delete(streamId);
       return;
     }
-    const next = viewAfter(decidedOn, commandId, events, revision);
+    const next = viewAfter(decidedOn, commandId, decided, revision);
     // The look-up that found `decidedOn` made it the most recent already: replace it in place.
     if (current !== undefined && next.commandIds.size <= this.maxCommandIds) this.entries.set(streamId, next);
     else this.set(streamId, next);

@@ -1,5 +1,5 @@
 import type { CustomerCommand } from './commands';
-import { decideCustomer, evolveCustomer, foldCustomer, initialCustomerState, type CustomerState } from './customer.decider';
+import { decideAndEvolveCustomer, decideCustomer, evolveCustomer, foldCustomer, initialCustomerState, type CustomerState } from './customer.decider';
 import { DomainError } from './errors';
 import type { CustomerEvent, CustomerStage } from './events';
 import { defaultPolicy } from './policy';
@@ -81,6 +81,46 @@ describe('customer decider over generated histories', () => {
       expect(foldCustomer(events)).toEqual(state);
       expect(foldCustomer(structuredClone(events))).toEqual(foldCustomer(events));
     }
+  });
+
+  it('given any state of any history, when a command is decided with its state, then the events are those decide gives and the state is theirs folded', () => {
+    let compared = 0;
+    for (const commands of histories) {
+      let state = initialCustomerState();
+      for (const command of commands) {
+        // the generated command, and one each of the kinds the generator does not send
+        const customerId = 'c-1';
+        const { occurredAt } = command.data;
+        const tried: CustomerCommand[] = [
+          command,
+          { type: 'ThankCustomer', data: { customerId, gesture: 'coupon', reason: 'loyalty', occurredAt } },
+          { type: 'UpdateProfile', data: { customerId, preferences: { channel: 'sms' }, occurredAt } },
+          { type: 'RegisterProspect', data: { customerId, source: 'web', referredBy: 'r-9', occurredAt } },
+        ];
+        for (const each of tried) {
+          let expected: CustomerEvent[] | DomainError;
+          try {
+            expected = decideCustomer(each, state, defaultPolicy);
+          } catch (error) {
+            expected = error as DomainError;
+          }
+          if (expected instanceof DomainError) {
+            expect(() => decideAndEvolveCustomer(each, state, defaultPolicy)).toThrow(expected.message);
+            continue;
+          }
+          const decision = decideAndEvolveCustomer(each, state, defaultPolicy);
+          expect(decision.events).toEqual(expected);
+          expect(decision.state).toEqual(foldCustomer(expected, state));
+          compared += 1;
+        }
+        try {
+          state = decideAndEvolveCustomer(command, state, defaultPolicy).state;
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
   });
 
   it('given any history, stages move forward only, except through churn and win-back', () => {

@@ -153,11 +153,17 @@ export function customerStage(state: CustomerState): CustomerStage | undefined {
   return state.phase === 'unknown' ? undefined : state.phase;
 }
 
+/** The events one command decided and the state after them. */
+export interface CustomerDecision {
+  readonly events: CustomerEvent[];
+  readonly state: CustomerState;
+}
+
 /**
  * Collects the events of one decision and folds each into the state as it goes, so a rule checked
  * after a fact sees that fact (a purchase's order counts toward the repeat-buyer threshold).
  */
-class Decision {
+class Decision implements CustomerDecision {
   readonly events: CustomerEvent[] = [];
   constructor(public state: CustomerState) {}
 
@@ -197,6 +203,16 @@ function rejectPersonalAfterErasure(state: CustomerState, field: string, value: 
   }
 }
 
+/** Nothing to record: the state stays as it is. */
+function nothing(state: CustomerState): CustomerDecision {
+  return { events: [], state };
+}
+
+/** Events decided without a Decision, folded here. */
+function decided(state: CustomerState, events: CustomerEvent[]): CustomerDecision {
+  return { events, state: foldCustomer(events, state) };
+}
+
 /**
  * Throws DomainError when a rule forbids the command; returns [] when the command repeats a fact
  * already recorded (idempotent no-op). Events carry the command's business time.
@@ -206,6 +222,19 @@ export function decideCustomer(
   state: CustomerState,
   policy: LifecyclePolicy = defaultPolicy,
 ): CustomerEvent[] {
+  return decideAndEvolveCustomer(command, state, policy).events;
+}
+
+/**
+ * `decideCustomer` with the state after the decided events, `foldCustomer(events, state)`. Deciding
+ * folds them anyway (a rule after a fact sees that fact), so a caller that keeps the state, as the
+ * command path does, need not fold the same events a second time.
+ */
+export function decideAndEvolveCustomer(
+  command: CustomerCommand,
+  state: CustomerState,
+  policy: LifecyclePolicy = defaultPolicy,
+): CustomerDecision {
   businessTime(command.data.occurredAt);
   switch (command.type) {
     case 'RegisterProspect':
@@ -236,12 +265,12 @@ export function decideCustomer(
 }
 
 
-function registerProspect({ data }: RegisterProspect, state: CustomerState): CustomerEvent[] {
+function registerProspect({ data }: RegisterProspect, state: CustomerState): CustomerDecision {
   if (data.referredBy !== undefined && data.referredBy === data.customerId) {
     throw new DomainError(DomainErrorCodes.SelfReferral, `customer ${data.customerId} cannot refer themselves`, 'referredBy');
   }
   if (state.phase !== 'unknown') {
-    if (state.source === data.source && state.referredBy === data.referredBy) return [];
+    if (state.source === data.source && state.referredBy === data.referredBy) return nothing(state);
     if (state.referredBy !== undefined && data.referredBy !== undefined) {
       throw new DomainError(
         DomainErrorCodes.AlreadyReferred,
@@ -255,7 +284,7 @@ function registerProspect({ data }: RegisterProspect, state: CustomerState): Cus
       'customerId',
     );
   }
-  return [
+  return decided(state, [
     {
       type: 'ProspectRegistered',
       data: withoutUndefined({
@@ -269,15 +298,15 @@ function registerProspect({ data }: RegisterProspect, state: CustomerState): Cus
         occurredAt: data.occurredAt,
       }),
     },
-  ];
+  ]);
 }
 
-function recordTouchpoint({ data }: RecordTouchpoint, state: CustomerState): CustomerEvent[] {
+function recordTouchpoint({ data }: RecordTouchpoint, state: CustomerState): CustomerDecision {
   rejectPersonalAfterErasure(state, 'note', data.note);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
   decision.emit({ type: 'TouchpointRecorded', data: withoutUndefined(data) });
-  return decision.events;
+  return decision;
 }
 
 function purchaseTotals(command: RecordPurchase): { totalMinor: number; costMinor: number } {
@@ -305,10 +334,10 @@ function purchaseTotals(command: RecordPurchase): { totalMinor: number; costMino
   return { totalMinor, costMinor };
 }
 
-function recordPurchase(command: RecordPurchase, state: CustomerState, policy: LifecyclePolicy): CustomerEvent[] {
+function recordPurchase(command: RecordPurchase, state: CustomerState, policy: LifecyclePolicy): CustomerDecision {
   const { data } = command;
   const totals = purchaseTotals(command);
-  if (state.phase !== 'unknown' && state.phase !== 'prospect' && state.orderIds.has(data.orderId)) return [];
+  if (state.phase !== 'unknown' && state.phase !== 'prospect' && state.orderIds.has(data.orderId)) return nothing(state);
   const decision = new Decision(state);
   const before = decision.ensureRegistered(data.customerId, data.occurredAt);
   decision.emit({
@@ -342,7 +371,7 @@ function recordPurchase(command: RecordPurchase, state: CustomerState, policy: L
     default:
       climbAfterPurchase(decision, policy, transition);
   }
-  return decision.events;
+  return decision;
 }
 
 type TransitionBase = { customerId: string; occurredAt: IsoDateTime };
@@ -368,7 +397,7 @@ function recognizeByReferrals(decision: Decision, policy: LifecyclePolicy, base:
   }
 }
 
-function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: LifecyclePolicy): CustomerEvent[] {
+function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: LifecyclePolicy): CustomerDecision {
   if (!Number.isInteger(data.score) || data.score < 0 || data.score > 10) {
     throw new DomainError(
       DomainErrorCodes.InvalidScore,
@@ -376,7 +405,7 @@ function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: 
       'score',
     );
   }
-  if (state.phase !== 'unknown' && state.feedbackIds.has(data.feedbackId)) return [];
+  if (state.phase !== 'unknown' && state.feedbackIds.has(data.feedbackId)) return nothing(state);
   rejectPersonalAfterErasure(state, 'comment', data.comment);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
@@ -394,28 +423,28 @@ function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: 
       },
     });
   }
-  return decision.events;
+  return decision;
 }
 
-function thankCustomer({ data }: ThankCustomer, state: CustomerState): CustomerEvent[] {
+function thankCustomer({ data }: ThankCustomer, state: CustomerState): CustomerDecision {
   if (data.valueMinor !== undefined) assertMinorUnits(data.valueMinor, 'valueMinor');
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
   decision.emit({ type: 'CustomerThanked', data: withoutUndefined(data) });
-  return decision.events;
+  return decision;
 }
 
-function updateProfile({ data }: UpdateProfile, state: CustomerState): CustomerEvent[] {
+function updateProfile({ data }: UpdateProfile, state: CustomerState): CustomerDecision {
   rejectPersonalAfterErasure(state, 'personal', data.personal);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
   decision.emit({ type: 'ProfileUpdated', data: withoutUndefined(data) });
-  return decision.events;
+  return decision;
 }
 
-function markCustomerLost({ data }: MarkCustomerLost, state: CustomerState): CustomerEvent[] {
+function markCustomerLost({ data }: MarkCustomerLost, state: CustomerState): CustomerDecision {
   const known = requireKnown(state, data.customerId);
-  if (known.phase === 'churned') return [];
+  if (known.phase === 'churned') return nothing(state);
   if (known.phase === 'prospect') {
     throw new DomainError(
       DomainErrorCodes.NotACustomer,
@@ -423,7 +452,7 @@ function markCustomerLost({ data }: MarkCustomerLost, state: CustomerState): Cus
       'customerId',
     );
   }
-  return [
+  return decided(state, [
     {
       type: 'CustomerChurned',
       data: withoutUndefined({
@@ -435,14 +464,14 @@ function markCustomerLost({ data }: MarkCustomerLost, state: CustomerState): Cus
         occurredAt: data.occurredAt,
       }),
     },
-  ];
+  ]);
 }
 
-function churnIfInactive({ data }: ChurnIfInactive, state: CustomerState, policy: LifecyclePolicy): CustomerEvent[] {
+function churnIfInactive({ data }: ChurnIfInactive, state: CustomerState, policy: LifecyclePolicy): CustomerDecision {
   const known = requireKnown(state, data.customerId);
-  if (known.phase === 'prospect' || known.phase === 'churned') return [];
-  if (daysBetween(known.lastPurchaseAt, data.occurredAt) < policy.churnAfterDays) return [];
-  return [
+  if (known.phase === 'prospect' || known.phase === 'churned') return nothing(state);
+  if (daysBetween(known.lastPurchaseAt, data.occurredAt) < policy.churnAfterDays) return nothing(state);
+  return decided(state, [
     {
       type: 'CustomerChurned',
       data: {
@@ -453,13 +482,13 @@ function churnIfInactive({ data }: ChurnIfInactive, state: CustomerState, policy
         occurredAt: data.occurredAt,
       },
     },
-  ];
+  ]);
 }
 
-function erasePersonalData({ data }: EraseCustomerPersonalData, state: CustomerState): CustomerEvent[] {
+function erasePersonalData({ data }: EraseCustomerPersonalData, state: CustomerState): CustomerDecision {
   const known = requireKnown(state, data.customerId);
-  if (known.erased) return [];
-  return [{ type: 'PersonalDataErased', data: withoutUndefined(data) }];
+  if (known.erased) return nothing(state);
+  return decided(state, [{ type: 'PersonalDataErased', data: withoutUndefined(data) }]);
 }
 
 function assertNotSelf(customerId: string, refereeId: string): void {
@@ -468,18 +497,18 @@ function assertNotSelf(customerId: string, refereeId: string): void {
   }
 }
 
-function creditReferral({ data }: CreditReferral, state: CustomerState): CustomerEvent[] {
+function creditReferral({ data }: CreditReferral, state: CustomerState): CustomerDecision {
   assertNotSelf(data.customerId, data.refereeId);
-  if (state.phase !== 'unknown' && state.creditedReferees.has(data.refereeId)) return [];
+  if (state.phase !== 'unknown' && state.creditedReferees.has(data.refereeId)) return nothing(state);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
   decision.emit({ type: 'ReferralCredited', data: { ...data } });
-  return decision.events;
+  return decision;
 }
 
-function convertReferral({ data }: ConvertReferral, state: CustomerState, policy: LifecyclePolicy): CustomerEvent[] {
+function convertReferral({ data }: ConvertReferral, state: CustomerState, policy: LifecyclePolicy): CustomerDecision {
   assertNotSelf(data.customerId, data.refereeId);
-  if (state.phase !== 'unknown' && state.convertedReferees.has(data.refereeId)) return [];
+  if (state.phase !== 'unknown' && state.convertedReferees.has(data.refereeId)) return nothing(state);
   const decision = new Decision(state);
   const before = decision.ensureRegistered(data.customerId, data.occurredAt);
   // The credit may be missing if the referee's registration reaction never ran; keep the graph whole.
@@ -491,7 +520,7 @@ function convertReferral({ data }: ConvertReferral, state: CustomerState, policy
   }
   decision.emit({ type: 'ReferralConverted', data: { ...data } });
   recognizeByReferrals(decision, policy, { customerId: data.customerId, occurredAt: data.occurredAt });
-  return decision.events;
+  return decision;
 }
 
 export const customerDecider = {

@@ -41,6 +41,51 @@ const samples: unknown[] = [
   { nested: { deeper: { deepest: [{ k2: 2, k1: 1 }] } }, empty: '' },
 ];
 
+// Code units where JSON.stringify's output differs from the text or its neighbours: controls, the
+// quote, the backslash, both ends of the surrogate ranges (paired and alone), U+2028, U+007F.
+const CODE_UNITS = [0x00, 0x08, 0x0a, 0x1f, 0x20, 0x22, 0x2f, 0x30, 0x39, 0x41, 0x5c, 0x61, 0x7f, 0xe9, 0x2028, 0xd7ff, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xe000, 0xfffd];
+const NUMBERS = [0, -0, 1, -1, 42, 2 ** 31, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 2 ** 53 + 2, 1e21, 123e-20, 0.1, -2.5, 1 / 3, Number.MAX_VALUE, Number.MIN_VALUE, Number.NaN, Infinity, -Infinity];
+
+/** Values built from a seed, to compare the one-pass writer with the first definition on many shapes. */
+function generatedValue(next: () => number, depth: number): unknown {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const text = (): string => {
+    const length = Math.floor(next() * 6);
+    let out = '';
+    for (let i = 0; i < length; i++) out += String.fromCharCode(next() < 0.5 ? pick(CODE_UNITS) : 0x61 + Math.floor(next() * 26));
+    return next() < 0.1 ? String(Math.floor(next() * 20)) : out;
+  };
+  const kind = depth > 2 ? Math.floor(next() * 5) : Math.floor(next() * 7);
+  switch (kind) {
+    case 0:
+      return text();
+    case 1:
+      return pick(NUMBERS);
+    case 2:
+      return pick([true, false, null, undefined]);
+    case 3:
+      return Math.floor(next() * 1e9) * (next() < 0.5 ? 1 : -1);
+    case 4:
+      return `${text()}-${Math.floor(next() * 1e6)}`;
+    case 5:
+      return Array.from({ length: Math.floor(next() * 4) }, () => generatedValue(next, depth + 1));
+    default: {
+      const record: Record<string, unknown> = {};
+      const size = Math.floor(next() * 6);
+      for (let i = 0; i < size; i++) record[text()] = generatedValue(next, depth + 1);
+      return record;
+    }
+  }
+}
+
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
 const event: HashedFields = {
   id: '0190f7a4-0000-7000-8000-000000000001',
   streamId: 'customer-42',
@@ -55,6 +100,19 @@ const event: HashedFields = {
 describe('canonical JSON and the hash chain', () => {
   it.each(samples.map((s) => [s]))('writes %p exactly as the first definition did', (sample) => {
     expect(canonicalJson(sample)).toBe(referenceCanonical(sample));
+  });
+
+  it('writes thousands of generated values (every escaped code unit, integers and other numbers, index keys) as the first definition did', () => {
+    const next = seeded(20261130);
+    for (let i = 0; i < 5000; i++) {
+      const value = { [`k${i}`]: generatedValue(next, 0), nested: [generatedValue(next, 1)] };
+      expect(canonicalJson(value)).toBe(referenceCanonical(value));
+    }
+    for (const unit of CODE_UNITS) {
+      const alone = String.fromCharCode(unit);
+      expect(canonicalJson({ [alone]: alone, [`a${alone}b`]: [`a${alone}b`] })).toBe(referenceCanonical({ [alone]: alone, [`a${alone}b`]: [`a${alone}b`] }));
+    }
+    for (const n of NUMBERS) expect(canonicalJson({ n, list: [n] })).toBe(referenceCanonical({ n, list: [n] }));
   });
 
   it('gives the same hash as the first definition', () => {

@@ -16,9 +16,10 @@ function write(value: unknown): string | undefined {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return quote(value);
     case 'number':
-      return JSON.stringify(value);
+      // JSON.stringify writes a finite number as String() does (-0 as '0'), and null for the others.
+      return Number.isFinite(value) ? `${value}` : 'null';
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object': {
@@ -34,10 +35,11 @@ function write(value: unknown): string | undefined {
       const keys = orderedKeys(record);
       let out = '{';
       let first = true;
-      for (const key of keys) {
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
         const v = write(record[key]);
         if (v === undefined) continue;
-        out += (first ? '' : ',') + JSON.stringify(key) + ':' + v;
+        out += (first ? '' : ',') + quote(key) + ':' + v;
         first = false;
       }
       return out + '}';
@@ -45,6 +47,20 @@ function write(value: unknown): string | undefined {
     default:
       return JSON.stringify(value);
   }
+}
+
+/**
+ * What JSON.stringify escapes in a string: the quote, the backslash, control characters and lone
+ * surrogates (any surrogate is sent to JSON.stringify, which keeps the paired ones as they are).
+ */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * JSON.stringify of a string, without the call for the usual case of nothing to escape: this runs
+ * for every key and string value of every appended event, and the call cost more than the test.
+ */
+function quote(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
 /**
@@ -89,9 +105,9 @@ export function chainHashOfCanonical(
   canonicalMetadata: string,
 ): string {
   const envelope =
-    `{"data":${canonicalData},"id":${JSON.stringify(e.id)},"metadata":${canonicalMetadata}` +
-    `,"position":${JSON.stringify(e.position)},"recordedAt":${JSON.stringify(e.recordedAt)}` +
-    `,"revision":${JSON.stringify(e.revision)},"streamId":${JSON.stringify(e.streamId)}` +
-    `,"type":${JSON.stringify(e.type)}}`;
+    `{"data":${canonicalData},"id":${write(e.id)},"metadata":${canonicalMetadata}` +
+    `,"position":${write(e.position)},"recordedAt":${write(e.recordedAt)}` +
+    `,"revision":${write(e.revision)},"streamId":${write(e.streamId)}` +
+    `,"type":${write(e.type)}}`;
   return hash('sha256', `${prevHash}\n${envelope}`, 'hex');
 }
