@@ -165,6 +165,34 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('writes the next appends of callers answered by one commit in one transaction, though each takes a few steps first', async () => {
+      // given eight callers that each append, then take one to four asynchronous steps (as deciding
+      // the next command does) before appending again, ten times
+      const { store, schema, cleanup } = await openFreshStore(url);
+      try {
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, w) => {
+            for (let i = 0; i < 10; i++) {
+              await store.appendToStream(`customer-${w}`, [anEvent('TouchpointRecorded')]);
+              for (let step = 0; step <= w % 4; step++) await Promise.resolve();
+            }
+          }),
+        );
+
+        // then each round of eight appends was one group commit: rows of one transaction share its id
+        const pool = new Pool({ connectionString: url, max: 1 });
+        try {
+          const result = await pool.query<{ n: number }>(`select count(distinct xmin::text)::integer as n from ${schema}.events`);
+          expect(result.rows[0]?.n).toBe(10);
+        } finally {
+          await pool.end();
+        }
+        expect(await store.headPosition()).toBe(80);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('fails only the append the server cannot store when it shares a transaction with others', async () => {
       // given twenty appends issued at once, one of whose data PostgreSQL refuses (jsonb has no \u0000)
       const { store, cleanup } = await openFreshStore(url);

@@ -215,7 +215,12 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   // ---- group commit ----
 
   private async flushQueue(): Promise<void> {
-    await Promise.resolve(); // lets `flushing` be assigned before the loop can finish
+    // Each group starts one turn of the event loop later (which also lets `flushing` be assigned
+    // before the loop can finish). Callers answered by a commit decide their next command and
+    // append it from the microtasks that follow the answer; starting the next group at once took
+    // only the first few of them and sent the rest one flush later, so eight callers filled groups
+    // of four. After the turn, every append those microtasks issued is in the queue.
+    await nextTurn();
     try {
       while (this.queue.length > 0) {
         const batch: PendingAppend[] = [];
@@ -227,6 +232,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
           size += next.events.length;
         }
         await this.commitBatch(batch);
+        await nextTurn();
       }
     } finally {
       // same synchronous step as the empty check above: no append can slip in between
@@ -550,6 +556,11 @@ function rowsJson(rows: readonly ImportRow[]): string {
       `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`;
   }
   return out + ']';
+}
+
+/** Resolves after the current turn of the event loop, its microtasks included, has run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** How many streams' last revisions a store keeps as guesses (a forgotten one costs a read, nothing more). */
