@@ -194,10 +194,10 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
     });
 
     it('fails only the append the server cannot store when it shares a transaction with others', async () => {
-      // given twenty appends issued at once, one of whose data PostgreSQL refuses (jsonb has no \u0000)
+      // given twenty appends issued at once, one of whose type PostgreSQL refuses (text has no \u0000)
       const { store, cleanup } = await openFreshStore(url);
       try {
-        const poisoned: NewEvent = { ...anEvent('NoteRecorded'), data: { note: 'a\u0000b' } };
+        const poisoned: NewEvent = { ...anEvent('NoteRecorded'), type: 'Note\u0000Recorded' };
         const outcomes = await Promise.allSettled(
           Array.from({ length: 20 }, (_, i) =>
             store.appendToStream(`customer-${i}`, [i === 7 ? poisoned : anEvent('ProspectRegistered')]),
@@ -356,6 +356,67 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
         expect(versions.rows.map((r) => r.version).sort()).toEqual(MIGRATIONS.map((m) => m.version));
       } finally {
         await Promise.all(pools.map((pool) => pool.end()));
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('bring a log written before data and metadata were json up to date, unchanged and still appendable', async () => {
+      // given a schema at version 3 (data and metadata jsonb) holding three chained events
+      const schema = uniqueSchema('mig');
+      const pool = new Pool({ connectionString: url, max: 1 });
+      try {
+        await migrate(pool, schema, MIGRATIONS.filter((m) => m.version <= 3));
+        const written: StoredEvent[] = [];
+        let prevHash = GENESIS_HASH;
+        for (let i = 0; i < 3; i++) {
+          const content = {
+            id: randomUUID(),
+            streamId: 'customer-1',
+            revision: i,
+            position: i + 1,
+            type: 'PurchaseRecorded',
+            data: { orderId: `o-${i}`, lines: [{ sku: 'cd-0421', quantity: 2, unitPriceMinor: 1299 }], note: 'café ☕', refund: null },
+            metadata: { occurredAt: '2026-02-01T09:30:00.000Z', schemaVersion: 1, commandId: `c-${i}` },
+            recordedAt: '2026-02-01T09:30:01.000Z',
+          };
+          const hash = chainHash(prevHash, content);
+          written.push({ ...content, hash, prevHash });
+          prevHash = hash;
+        }
+        await pool.query(
+          `insert into ${schema}.events (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+           select position, "streamId", revision, id, type, data, metadata, "recordedAt", hash, "prevHash"
+             from json_to_recordset($1::json) as x(position bigint, "streamId" text, revision integer, id text, type text,
+                                                   data jsonb, metadata jsonb, "recordedAt" timestamptz, hash text, "prevHash" text)`,
+          [JSON.stringify(written)],
+        );
+
+        // when the store opens it with this release
+        const store = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+        try {
+          // then version 4 ran, the columns are json, and every event reads back as it was written
+          const versions = await pool.query<{ version: number }>(`select version from ${schema}.migrations order by version`);
+          expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+          const types = await pool.query<{ column_name: string; data_type: string }>(
+            `select column_name, data_type from information_schema.columns
+              where table_schema = $1 and table_name = 'events' and column_name in ('data', 'metadata') order by column_name`,
+            [schema],
+          );
+          expect(types.rows).toEqual([
+            { column_name: 'data', data_type: 'json' },
+            { column_name: 'metadata', data_type: 'json' },
+          ]);
+          expect(await store.readAll()).toEqual(written);
+
+          // and appending continues the chain from the migrated head
+          const next = await store.appendToStream('customer-1', [anEvent('TouchpointRecorded')], { expectedRevision: 2 });
+          expect(next.position).toBe(4);
+          expect(firstBrokenLink(await store.readAll())).toBeUndefined();
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await pool.end();
         await dropSchema(url, schema);
       }
     });

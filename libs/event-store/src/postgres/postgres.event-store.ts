@@ -535,7 +535,7 @@ function insertAndNotifySql(table: string): string {
        (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
      select p, s, r, i, t, d, m, a, h, v
        from json_to_recordset($2::json) as x(p bigint, s text, r integer, i text, t text,
-                                              d jsonb, m jsonb, a timestamptz, h text, v text)
+                                              d json, m json, a timestamptz, h text, v text)
      returning position)
    select pg_notify($1, (select max(position) from inserted)::text)`;
 }
