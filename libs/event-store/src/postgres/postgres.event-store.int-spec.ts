@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import {
   chainHash,
+  DuplicateEventIdError,
   GENESIS_HASH,
   WrongExpectedRevisionError,
   type NewEvent,
@@ -18,11 +19,12 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
   describe('gap safety with writers in separate connections', () => {
     it('a live subscriber from 0 sees every event exactly once, in position order, with a valid chain', async () => {
       // given eight stores on one schema (eight pools, as eight engine processes would have), whose
-      // transactions hold the append lock for a random few milliseconds, and a ninth that subscribes
+      // transactions hold the append lock for a random few milliseconds, half of which write appends
+      // of three events in two statements, and a ninth that subscribes
       const schema = uniqueSchema('gap');
       const writers = await Promise.all(
-        Array.from({ length: 8 }, () =>
-          PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, beforeWrite: randomPause }),
+        Array.from({ length: 8 }, (_, w) =>
+          PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, beforeWrite: randomPause, ...(w % 2 ? { rowsPerStatement: 2 } : {}) }),
         ),
       );
       const reader = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, pollIntervalMs: 50 });
@@ -322,6 +324,39 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       } finally {
         await admin.end();
         await b.close();
+        await cleanup();
+      }
+    });
+
+    it('writes an append larger than one statement in pieces, all of it or nothing', async () => {
+      // given a store that inserts at most four rows per statement, and an append of ten events
+      const { store, schema, cleanup } = await openFreshStore(url, { rowsPerStatement: 4 });
+      const other = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      try {
+        const first = await store.appendToStream('campaign-1', Array.from({ length: 10 }, () => anEvent('CampaignSent')));
+        expect(first.events.map((e) => e.position)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+
+        // when a later append's ninth event reuses a stored id (its third piece fails), and another
+        // one's ninth event has a type the server refuses
+        const reused: NewEvent = { ...anEvent('CampaignSent'), id: first.events[2]!.id };
+        const clash = Array.from({ length: 10 }, (_, i) => (i === 8 ? reused : anEvent('CampaignSent')));
+        await expect(store.appendToStream('campaign-2', clash)).rejects.toBeInstanceOf(DuplicateEventIdError);
+        const refused = Array.from({ length: 10 }, (_, i) => (i === 8 ? { ...anEvent('CampaignSent'), type: 'Campaign\u0000Sent' } : anEvent('CampaignSent')));
+        await expect(store.appendToStream('campaign-3', refused)).rejects.toThrow();
+
+        // then neither wrote any of its pieces
+        expect(await store.headPosition()).toBe(10);
+
+        // and after another process appended, the next large append checks, reads and continues the chain
+        await other.appendToStream('customer-9', [anEvent('ProspectRegistered')]);
+        const next = await store.appendToStream('campaign-1', Array.from({ length: 10 }, () => anEvent('CampaignSent')), { expectedRevision: 9 });
+        expect(next.events.map((e) => [e.revision, e.position])).toEqual(Array.from({ length: 10 }, (_, i) => [10 + i, 12 + i]));
+        const all = await store.readAll();
+        expect(all).toHaveLength(21);
+        expect(firstBrokenLink(all)).toBeUndefined();
+        expect(all.slice(11)).toEqual(next.events);
+      } finally {
+        await other.close();
         await cleanup();
       }
     });

@@ -32,6 +32,11 @@ export interface PostgresEventStoreOptions {
   poolSize?: number;
   /** most events one group commit carries; default 10,000 */
   maxEventsPerCommit?: number;
+  /**
+   * Rows per insert statement when a group commit is larger: the group is then written in pieces
+   * inside one transaction, each piece hashed while the server inserts the one before; default 250
+   */
+  rowsPerStatement?: number;
   /** how often a waiting subscription reads even without a notification; default 1,000 ms */
   pollIntervalMs?: number;
   /** injectable record clock (tests); default: the system clock */
@@ -87,6 +92,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly channel: string;
   private readonly appendLockKey: string;
   private readonly maxEventsPerCommit: number;
+  private readonly rowsPerStatement: number;
   private readonly pollIntervalMs: number;
   private readonly now: () => Date;
 
@@ -99,6 +105,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.channel = `clientele_events_${options.schema}`.slice(0, 63);
     this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
     this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
+    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 250);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
   }
@@ -313,14 +320,19 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const snapshotHead = { position: log.headPosition, hash: log.headHash };
     const read = new Map([...new Set(batch.map((p) => p.streamId))].map((s) => [s, log.streamRevisions.get(s) ?? -1]));
     const outcomes = this.decideAll(batch, log);
-    if (freshRows(outcomes).length === 0) {
+    if (freshEvents(outcomes).length === 0) {
       this.remember(log);
       return outcomes;
     }
     return (await this.writeChecked(snapshotHead, read, log, outcomes)) ? outcomes : undefined;
   }
 
-  /** The rows of the accepted appends, by append_checked (migration 3); remembers the new head when written. */
+  /**
+   * The rows of the accepted appends, by append_checked (migration 4), which checks the guesses
+   * they were decided on; remembers the new head when written. A group of more than
+   * rowsPerStatement events goes in pieces inside one transaction: the checked call carries the
+   * first piece and takes the lock, the others follow while it is held.
+   */
   private async writeChecked(
     expectedHead: { position: number; hash: string },
     streams: Map<string, number>,
@@ -328,22 +340,55 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     outcomes: Outcome[],
   ): Promise<boolean> {
     await this.options.beforeWrite?.();
-    const result = await this.pool.query<{ appended: boolean }>(
-      `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
-      [
-        this.appendLockKey,
-        expectedHead.position,
-        expectedHead.hash,
-        this.channel,
-        [...streams.keys()],
-        [...streams.values()],
-        rowsJson(freshRows(outcomes)),
-      ],
-    );
-    const appended = result.rows[0]?.appended === true;
+    const events = freshEvents(outcomes);
+    const checked = async (db: Pool | PoolClient, rows: string): Promise<boolean> => {
+      const result = await db.query<{ appended: boolean }>(
+        `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
+        [this.appendLockKey, expectedHead.position, expectedHead.hash, this.channel, [...streams.keys()], [...streams.values()], rows],
+      );
+      return result.rows[0]?.appended === true;
+    };
+    let appended: boolean;
+    if (events.length <= this.rowsPerStatement) {
+      const sealed = sealRows(events, 0, events.length, expectedHead.hash);
+      appended = await checked(this.pool, sealed.rows);
+      if (appended) log.headHash = sealed.lastHash;
+    } else {
+      // A refused check writes nothing and sends no further piece; committing the empty
+      // transaction then only releases the lock the check may have taken.
+      appended = await this.inTransaction((client) => this.writeInPieces(client, events, expectedHead.hash, log, (rows) => checked(client, rows)));
+    }
     if (appended) this.remember(log);
     else this.knownHead = undefined;
     return appended;
+  }
+
+  /**
+   * Seals (hashes) and inserts `events` rowsPerStatement at a time on `client`, inside its
+   * transaction: `first` writes the first piece and may refuse (false: nothing more is sent), the
+   * rest are plain inserts. Each piece is hashed while the server still inserts the previous one,
+   * so the store's CPU and the server's overlap instead of taking turns. Sets the log's head hash
+   * when every piece is written.
+   */
+  private async writeInPieces(
+    client: PoolClient,
+    events: readonly StoredEvent[],
+    prevHash: string,
+    log: LogState,
+    first: (rows: string) => Promise<boolean>,
+  ): Promise<boolean> {
+    const size = this.rowsPerStatement;
+    let sealed = sealRows(events, 0, Math.min(size, events.length), prevHash);
+    let writing = first(sealed.rows);
+    for (let from = size; from < events.length; from += size) {
+      const next = sealRows(events, from, Math.min(from + size, events.length), sealed.lastHash);
+      if (!(await writing)) return false;
+      sealed = next;
+      writing = client.query(insertAndNotifySql(this.table), [this.channel, sealed.rows]).then(() => true);
+    }
+    if (!(await writing)) return false;
+    log.headHash = sealed.lastHash;
+    return true;
   }
 
   /** What the log looks like after a batch that was written (or needed no write), as guesses for the next one. */
@@ -382,10 +427,11 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     // and only one taken after the lock was granted sees the commit of the previous holder.
     const log = await this.readLogState(client, batch);
     const outcomes = this.decideAll(batch, log);
-    const fresh = freshRows(outcomes);
+    const fresh = freshEvents(outcomes);
     if (fresh.length > 0) {
       await this.options.beforeWrite?.();
-      await client.query(insertAndNotifySql(this.table), [this.channel, rowsJson(fresh)]);
+      const insert = (rows: string): Promise<boolean> => client.query(insertAndNotifySql(this.table), [this.channel, rows]).then(() => true);
+      await this.writeInPieces(client, fresh, log.headHash, log, insert);
     }
     // remembered before the commit is known; a failed commit throws and commitBatch forgets it again
     this.remember(log);
@@ -460,11 +506,15 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
-/** `rows`: what an accepted append writes (none for a duplicate), with the canonical JSON it was hashed from */
-type Outcome = { ok: true; result: AppendResult; rows: ImportRow[] } | { ok: false; error: Error };
+/**
+ * `fresh`: the events an accepted append writes (none for a duplicate), numbered but not yet
+ * sealed: their hashes are filled in by sealRows, in position order, when they are written.
+ */
+type Outcome = { ok: true; result: AppendResult; fresh: StoredEvent[] } | { ok: false; error: Error };
 
 interface LogState {
   headPosition: number;
+  /** the hash at headPosition once the batch's events are sealed (deciding leaves it alone) */
   headHash: string;
   /** last revision per stream; absent = no stream */
   streamRevisions: Map<string, number>;
@@ -472,14 +522,18 @@ interface LogState {
   byId: Map<string, StoredEvent>;
 }
 
-/** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
+/**
+ * Idempotency first (a retry must answer its first result even after the stream moved on), then
+ * the revision. Accepted events get their positions and revisions here; hashing them is left to
+ * sealRows, so that a large group can be hashed piece by piece while the server inserts.
+ */
 export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
   const { streamId, events, expected } = pending;
   const replay = classifyReplay(streamId, events, (id) => log.byId.get(id));
   if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
   if (replay.kind === 'duplicate') {
     const last = replay.events[replay.events.length - 1]!;
-    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position }, rows: [] };
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position }, fresh: [] };
   }
 
   const current = log.streamRevisions.get(streamId);
@@ -488,21 +542,46 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   }
 
   let revision = current ?? -1;
-  const rows: ImportRow[] = events.map((e) => {
+  const fresh: StoredEvent[] = events.map((e) => {
     revision += 1;
     log.headPosition += 1;
-    const content = { id: e.id, streamId, revision, position: log.headPosition, type: e.type, data: e.data, metadata: e.metadata, recordedAt };
-    const data = canonicalJson(e.data);
-    const metadata = canonicalJson(e.metadata);
-    const hash = chainHashOfCanonical(log.headHash, content, data, metadata);
-    const event: StoredEvent = { ...content, hash, prevHash: log.headHash };
-    log.headHash = hash;
+    const event: StoredEvent = {
+      id: e.id,
+      streamId,
+      revision,
+      position: log.headPosition,
+      type: e.type,
+      data: e.data,
+      metadata: e.metadata,
+      recordedAt,
+      hash: '',
+      prevHash: '',
+    };
     log.byId.set(e.id, event);
-    return { event, data, metadata };
+    return event;
   });
   log.streamRevisions.set(streamId, revision);
-  const stored = rows.map((r) => r.event);
-  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition }, rows };
+  return { ok: true, result: { duplicate: false, events: fresh, nextExpectedRevision: revision, position: log.headPosition }, fresh };
+}
+
+/**
+ * Fills in the chain hashes of `events[from..to)` (consecutive positions, the first one after the
+ * event whose hash is `prevHash`) and answers them as rows for json_to_recordset, with the hash of
+ * the last. Each event's data and metadata are serialised once, for the hash and the row.
+ */
+export function sealRows(events: readonly StoredEvent[], from: number, to: number, prevHash: string): { rows: string; lastHash: string } {
+  let rows = '[';
+  let prev = prevHash;
+  for (let i = from; i < to; i++) {
+    const e = events[i]!;
+    const data = canonicalJson(e.data);
+    const metadata = canonicalJson(e.metadata);
+    e.prevHash = prev;
+    e.hash = chainHashOfCanonical(prev, e, data, metadata);
+    rows += (i > from ? ',' : '') + rowJson(e, data, metadata);
+    prev = e.hash;
+  }
+  return { rows: rows + ']', lastHash: prev };
 }
 
 /**
@@ -521,8 +600,8 @@ function isUniqueViolation(err: unknown): boolean {
 
 // ---- rows ----
 
-function freshRows(outcomes: Outcome[]): ImportRow[] {
-  return outcomes.flatMap((o) => (o.ok ? o.rows : []));
+function freshEvents(outcomes: Outcome[]): StoredEvent[] {
+  return outcomes.flatMap((o) => (o.ok ? o.fresh : []));
 }
 
 /**
@@ -548,14 +627,19 @@ function insertAndNotifySql(table: string): string {
 function rowsJson(rows: readonly ImportRow[]): string {
   let out = '[';
   for (let i = 0; i < rows.length; i++) {
-    const { event: e, data, metadata } = rows[i]!;
-    out +=
-      (i > 0 ? ',' : '') +
-      `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
-      `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
-      `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`;
+    const { event, data, metadata } = rows[i]!;
+    out += (i > 0 ? ',' : '') + rowJson(event, data, metadata);
   }
   return out + ']';
+}
+
+/** One row of that array; `data` and `metadata` are canonical JSON. */
+function rowJson(e: StoredEvent, data: string, metadata: string): string {
+  return (
+    `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
+    `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
+    `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`
+  );
 }
 
 /** Resolves after the current turn of the event loop, its microtasks included, has run. */
