@@ -69,12 +69,13 @@ export interface PostgresEventStoreOptions {
  * takes the first of three paths that works:
  * 1. one round trip: decide from what this store remembers (the head it last wrote or read, the
  *    stream revisions it last saw, or for an unseen stream the revision the caller expects), then
- *    one call that checks all of that under the lock before it writes (migration 3);
+ *    one call that checks all of that under the lock before it writes (append_checked);
  * 2. two round trips: read the log state without the lock, decide, and the same checked call;
  * 3. decide while holding the lock, when another process keeps getting in between.
  * The memory is only ever a guess that the server checks, so several processes on one schema stay
  * safe; a wrong guess costs one round trip. Every path writes under the lock, so the ordering
- * argument above holds for all of them.
+ * argument above holds for all of them. A group larger than rowsPerStatement is written in pieces
+ * inside one transaction, hashed piece by piece while the server inserts (writeInPieces).
  */
 export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
