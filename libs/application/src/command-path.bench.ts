@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
-import { Client } from 'pg';
 import { commandTarget, type DomainCommand } from '@clientele/domain';
-import { PostgresEventStore, SqliteEventStore, type EventStore, type SqliteDurability } from '@clientele/event-store';
+import { PostgresEventStore, SqliteEventStore, dropPostgresSchema, type EventStore, type SqliteDurability } from '@clientele/event-store';
 import { ClienteleModule } from './clientele.module';
 import { CommandService, type BatchItemResult } from './command.service';
 import { describeFailure, type CommandResult } from './command-result';
@@ -161,15 +160,7 @@ function postgresStore(url: string): () => Promise<BenchStore> {
     const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
     return {
       store: await PostgresEventStore.open({ connectionString: url, schema }),
-      remove: async () => {
-        const client = new Client({ connectionString: url });
-        await client.connect();
-        try {
-          await client.query(`drop schema if exists ${schema} cascade`);
-        } finally {
-          await client.end();
-        }
-      },
+      remove: () => dropPostgresSchema(url, schema),
     };
   };
 }

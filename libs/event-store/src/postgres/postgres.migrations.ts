@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import { GENESIS_HASH } from '../hash-chain';
 
 /**
@@ -81,42 +81,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // insert on its unique constraint (23505), which the writer also answers by reading. Rows come
     // as one JSON array: data and metadata are the canonical JSON the chain hashes, embedded as
     // they are, so the client serialises each event once.
-    sql: (s) => `
-      create function ${s}.append_checked(
-        lock_key bigint, expected_head bigint, expected_hash text, channel text,
-        check_streams text[], check_revisions integer[], rows json
-      ) returns boolean language plpgsql volatile as $fn$
-      declare
-        head bigint;
-        head_hash text;
-        added integer;
-      begin
-        -- the head only grows: when it has already moved, say so without queueing for the lock
-        select coalesce(max(position), 0) into head from ${s}.events;
-        if head <> expected_head then
-          return false;
-        end if;
-        perform pg_advisory_xact_lock(lock_key);
-        select position, hash into head, head_hash from ${s}.events order by position desc limit 1;
-        if coalesce(head, 0) <> expected_head or coalesce(head_hash, '${GENESIS_HASH}') <> expected_hash then
-          return false;
-        end if;
-        if exists (
-          select 1 from unnest(check_streams, check_revisions) as c(stream_id, revision)
-           where coalesce((select max(e.revision) from ${s}.events e where e.stream_id = c.stream_id), -1) <> c.revision
-        ) then
-          return false;
-        end if;
-        insert into ${s}.events
-          (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
-        select p, s, r, i, t, d, m, a, h, v
-          from json_to_recordset(rows) as x(p bigint, s text, r integer, i text, t text,
-                                            d jsonb, m jsonb, a timestamptz, h text, v text);
-        get diagnostics added = row_count;
-        perform pg_notify(channel, (expected_head + added)::text);
-        return true;
-      end
-      $fn$`,
+    sql: (s) => appendCheckedSql(s, 'jsonb', false),
   },
   {
     version: 4,
@@ -133,7 +98,17 @@ export const MIGRATIONS: readonly Migration[] = [
       alter table ${s}.events
         alter column data type json using data::json,
         alter column metadata type json using metadata::json;
-      create or replace function ${s}.append_checked(
+      ${appendCheckedSql(s, 'json', true)}`,
+  },
+];
+
+/**
+ * append_checked as migration 3 created it (`jsonb`, the values' type in the rows it reads) and as
+ * migration 4 replaced it (`json`). Migration 3's text must stay what it shipped as.
+ */
+function appendCheckedSql(s: string, valueType: 'jsonb' | 'json', replace: boolean): string {
+  return `
+      ${replace ? 'create or replace' : 'create'} function ${s}.append_checked(
         lock_key bigint, expected_head bigint, expected_hash text, channel text,
         check_streams text[], check_revisions integer[], rows json
       ) returns boolean language plpgsql volatile as $fn$
@@ -162,14 +137,13 @@ export const MIGRATIONS: readonly Migration[] = [
           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
         select p, s, r, i, t, d, m, a, h, v
           from json_to_recordset(rows) as x(p bigint, s text, r integer, i text, t text,
-                                            d json, m json, a timestamptz, h text, v text);
+                                            d ${valueType}, m ${valueType}, a timestamptz, h text, v text);
         get diagnostics added = row_count;
         perform pg_notify(channel, (expected_head + added)::text);
         return true;
       end
-      $fn$`,
-  },
-];
+      $fn$`;
+}
 
 /** A schema name we can put into SQL as an identifier without quoting surprises. */
 export function assertSchemaName(schema: string): void {
@@ -219,5 +193,17 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
     throw err;
   } finally {
     client.release();
+  }
+}
+
+/** Drops a schema and everything in it (benchmarks and tests that worked in a schema of their own). */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  assertSchemaName(schema);
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists ${schema} cascade`);
+  } finally {
+    await client.end();
   }
 }
