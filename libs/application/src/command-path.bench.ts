@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { commandTarget, type DomainCommand } from '@clientele/domain';
-import { SqliteEventStore, type SqliteDurability } from '@clientele/event-store';
+import { PostgresEventStore, SqliteEventStore, dropPostgresSchema, type EventStore, type SqliteDurability } from '@clientele/event-store';
 import { ClienteleModule } from './clientele.module';
 import { CommandService, type BatchItemResult } from './command.service';
 import { describeFailure, type CommandResult } from './command-result';
@@ -18,6 +19,11 @@ export interface CommandPathBenchOptions {
   durability?: SqliteDurability;
   /** where the temporary database goes; default the OS temp dir */
   dir?: string;
+  /**
+   * A PostgreSQL server to run on instead of a SQLite file: the store works in a fresh schema that
+   * is dropped afterwards (`durability` then does not apply: every commit is on disk when answered).
+   */
+  postgresUrl?: string;
 }
 
 export interface BatchedImportBenchOptions {
@@ -40,6 +46,7 @@ export interface CommandOutcomes {
 }
 
 export interface CommandPathFigure {
+  /** `full` on PostgreSQL: an answered command is on disk (synchronous_commit on) */
   durability: SqliteDurability;
   /** concurrent callers (command path) or the batch size (batched import) */
   callers: number;
@@ -63,8 +70,9 @@ export interface CommandPathFigure {
  */
 export async function benchCommandPath(options: CommandPathBenchOptions): Promise<CommandPathFigure> {
   const callers = options.callers ?? 64;
-  const durability = options.durability ?? 'full';
-  return withCommandService(durability, callers, options.dir, async (commands, store) => {
+  const durability = options.postgresUrl ? 'full' : (options.durability ?? 'full');
+  const open = options.postgresUrl ? postgresStore(options.postgresUrl) : sqliteStore(durability, options.dir);
+  return withCommandService(open, callers, async (commands, store) => {
     if (options.warmup) await runCallers(commands, queuesFor(options.warmup, callers));
     const queues = queuesFor(options.envelopes, callers);
     const eventsBefore = await store.headPosition();
@@ -90,7 +98,7 @@ export async function benchCommandPath(options: CommandPathBenchOptions): Promis
 export async function benchBatchedImport(options: BatchedImportBenchOptions): Promise<CommandPathFigure> {
   const batchSize = options.batchSize ?? 10_000;
   const durability = options.durability ?? 'full';
-  return withCommandService(durability, options.concurrency, options.dir, async (commands, store) => {
+  return withCommandService(sqliteStore(durability, options.dir), options.concurrency, async (commands, store) => {
     if (options.warmup) await importInBatches(commands, options.warmup, batchSize, newOutcomes());
     const eventsBefore = await store.headPosition();
     const outcomes = newOutcomes();
@@ -111,7 +119,7 @@ export async function benchBatchedImport(options: BatchedImportBenchOptions): Pr
 export async function benchBulkImport(options: Omit<BatchedImportBenchOptions, 'concurrency'>): Promise<CommandPathFigure> {
   const batchSize = options.batchSize ?? 10_000;
   const durability = options.durability ?? 'full';
-  return withCommandService(durability, undefined, options.dir, async (commands, store) => {
+  return withCommandService(sqliteStore(durability, options.dir), undefined, async (commands, store) => {
     const importAll = async (envelopes: readonly unknown[], outcomes: CommandOutcomes): Promise<void> => {
       for (let i = 0; i < envelopes.length; i += batchSize) {
         const results = await commands.importBatch(envelopes.slice(i, i + batchSize));
@@ -131,23 +139,53 @@ export async function benchBulkImport(options: Omit<BatchedImportBenchOptions, '
   });
 }
 
+/** A store for one run, and how to remove everything it wrote. */
+interface BenchStore {
+  store: EventStore;
+  remove(): Promise<void>;
+}
+
+function sqliteStore(durability: SqliteDurability, dir: string | undefined): () => Promise<BenchStore> {
+  return async () => {
+    const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
+    return {
+      store: new SqliteEventStore({ file: join(root, 'bench.sqlite'), durability }),
+      remove: async () => rmSync(root, { recursive: true, force: true }),
+    };
+  };
+}
+
+function postgresStore(url: string): () => Promise<BenchStore> {
+  return async () => {
+    const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+    return {
+      store: await PostgresEventStore.open({ connectionString: url, schema }),
+      remove: () => dropPostgresSchema(url, schema),
+    };
+  };
+}
+
 async function withCommandService<T>(
-  durability: SqliteDurability,
+  open: () => Promise<BenchStore>,
   concurrency: number | undefined,
-  dir: string | undefined,
-  work: (commands: CommandService, store: SqliteEventStore) => Promise<T>,
+  work: (commands: CommandService, store: EventStore) => Promise<T>,
 ): Promise<T> {
-  const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
-  const store = new SqliteEventStore({ file: join(root, 'bench.sqlite'), durability });
-  const app = await NestFactory.createApplicationContext(
-    ClienteleModule.forRoot({ store, processManager: false, ...(concurrency ? { batchConcurrency: concurrency } : {}) }),
-    { logger: false },
-  );
+  const { store, remove } = await open();
   try {
-    return await work(app.get(CommandService), store);
+    const app = await NestFactory.createApplicationContext(
+      ClienteleModule.forRoot({ store, processManager: false, ...(concurrency ? { batchConcurrency: concurrency } : {}) }),
+      { logger: false },
+    ).catch(async (error: unknown) => {
+      await store.close(); // the application closes it on shutdown, but there is none
+      throw error;
+    });
+    try {
+      return await work(app.get(CommandService), store);
+    } finally {
+      await app.close();
+    }
   } finally {
-    await app.close();
-    rmSync(root, { recursive: true, force: true });
+    await remove();
   }
 }
 

@@ -9,7 +9,7 @@ export * from './serialization';
 export * from './sqlite/sqlite.event-store';
 export * from './sqlite/sqlite.bench';
 export { PostgresEventStore, type PostgresEventStoreOptions } from './postgres/postgres.event-store';
-export { migrate as migratePostgres } from './postgres/postgres.migrations';
+export { migrate as migratePostgres, dropSchema as dropPostgresSchema } from './postgres/postgres.migrations';
 export { benchPostgres, type PostgresBenchFigures, type PostgresBenchOptions } from './postgres/postgres.bench';
 export { EventStoreDbEventStore, esdbHashedFields, type EventStoreDbEventStoreOptions } from './eventstoredb/eventstoredb.event-store';
 export * from './create-event-store';

@@ -52,8 +52,8 @@ export interface BenchSection {
 /** Workload sizes: the full run is what BENCHMARKS.md reports; `--quick` is a smoke test. */
 const sizes = (quick: boolean | undefined) =>
   quick
-    ? { customers64: 120, customers1: 40, importCustomers: 120, importBatch: 200, warmupCustomers: 20 }
-    : { customers64: 4000, customers1: 600, importCustomers: 4000, importBatch: 10_000, warmupCustomers: 300 };
+    ? { customers64: 120, customers8: 80, customers1: 40, importCustomers: 120, importBatch: 200, warmupCustomers: 20 }
+    : { customers64: 4000, customers8: 2000, customers1: 600, importCustomers: 4000, importBatch: 10_000, warmupCustomers: 300 };
 
 /** The seeded synthetic workload (same seed, same commands); `prefix` keeps runs on one store apart. */
 const workload = (options: BenchOptions, customers: number, prefix: string): unknown[] =>
@@ -160,7 +160,24 @@ export const postgresSection: BenchSection = {
       name,
       ...(per === 'appends' ? { appendsPerSecond: value, eventsPerSecond: value } : { eventsPerSecond: value }),
     });
+    // The full command path (validate, decide, append, answer after the commit) on a PostgreSQL store,
+    // each caller sending its next command when the previous one is answered.
+    const size = sizes(options.quick);
+    const commandPath: BenchRow[] = [];
+    for (const [callers, customers] of [
+      [1, size.customers1],
+      [8, size.customers8],
+    ] as const) {
+      const figure = await benchCommandPath({
+        envelopes: workload(options, customers, 'bench'),
+        warmup: workload(options, size.warmupCustomers, 'warm'),
+        callers,
+        postgresUrl: options.pg!,
+      });
+      commandPath.push(commandPathRow('postgresql appends', `command path, ${callers} caller${callers > 1 ? 's' : ''}`, figure));
+    }
     return [
+      ...commandPath,
       row('single appends, one caller', f.singleWriterAppendsPerSecond, 'appends'),
       row('8 callers, one process (group commit)', f.eightWritersOneProcessAppendsPerSecond, 'appends'),
       row('8 callers, 8 pools (as 8 processes)', f.eightWritersEightPoolsAppendsPerSecond, 'appends'),

@@ -78,7 +78,7 @@ describeWithServer(PostgresServer, 'tamper evidence on a PostgreSQL store', (url
   it('one changed value in one event is reported as altered content at that position', async () => {
     // given event 137's sequence number changed in place
     const [row] = await sql(`select event_id, stream_id from ${schema}.events where position = 137`);
-    await sql(`update ${schema}.events set data = jsonb_set(data, '{sequence}', '138') where position = 137`);
+    await sql(`update ${schema}.events set data = jsonb_set(data::jsonb, '{sequence}', '138')::json where position = 137`);
 
     // when verified, then the break is at 137
     const report = await verifyReopened();

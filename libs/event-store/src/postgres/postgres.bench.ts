@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
-import { Client } from 'pg';
 import type { NewEvent } from '../event-store.port';
 import { PostgresEventStore } from './postgres.event-store';
+import { dropSchema } from './postgres.migrations';
 
 export interface PostgresBenchOptions {
   /** single-event appends per writer scenario; default 2,000 */
@@ -91,10 +91,7 @@ export async function benchPostgres(url: string, options: PostgresBenchOptions =
   } finally {
     await Promise.all(pools.map((p) => p.close()));
     await store.close();
-    const client = new Client({ connectionString: url });
-    await client.connect();
-    await client.query(`drop schema if exists ${schema} cascade`);
-    await client.end();
+    await dropSchema(url, schema);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import {
   chainHash,
+  DuplicateEventIdError,
   GENESIS_HASH,
   WrongExpectedRevisionError,
   type NewEvent,
@@ -18,11 +19,12 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
   describe('gap safety with writers in separate connections', () => {
     it('a live subscriber from 0 sees every event exactly once, in position order, with a valid chain', async () => {
       // given eight stores on one schema (eight pools, as eight engine processes would have), whose
-      // transactions hold the append lock for a random few milliseconds, and a ninth that subscribes
+      // transactions hold the append lock for a random few milliseconds, half of which write appends
+      // of three events in two statements, and a ninth that subscribes
       const schema = uniqueSchema('gap');
       const writers = await Promise.all(
-        Array.from({ length: 8 }, () =>
-          PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, beforeWrite: randomPause }),
+        Array.from({ length: 8 }, (_, w) =>
+          PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, beforeWrite: randomPause, ...(w % 2 ? { rowsPerStatement: 2 } : {}) }),
         ),
       );
       const reader = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, pollIntervalMs: 50 });
@@ -165,11 +167,39 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('writes the next appends of callers answered by one commit in one transaction, though each takes a few steps first', async () => {
+      // given eight callers that each append, then take one to four asynchronous steps (as deciding
+      // the next command does) before appending again, ten times
+      const { store, schema, cleanup } = await openFreshStore(url);
+      try {
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, w) => {
+            for (let i = 0; i < 10; i++) {
+              await store.appendToStream(`customer-${w}`, [anEvent('TouchpointRecorded')]);
+              for (let step = 0; step <= w % 4; step++) await Promise.resolve();
+            }
+          }),
+        );
+
+        // then each round of eight appends was one group commit: rows of one transaction share its id
+        const pool = new Pool({ connectionString: url, max: 1 });
+        try {
+          const result = await pool.query<{ n: number }>(`select count(distinct xmin::text)::integer as n from ${schema}.events`);
+          expect(result.rows[0]?.n).toBe(10);
+        } finally {
+          await pool.end();
+        }
+        expect(await store.headPosition()).toBe(80);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('fails only the append the server cannot store when it shares a transaction with others', async () => {
-      // given twenty appends issued at once, one of whose data PostgreSQL refuses (jsonb has no \u0000)
+      // given twenty appends issued at once, one of whose type PostgreSQL refuses (text has no \u0000)
       const { store, cleanup } = await openFreshStore(url);
       try {
-        const poisoned: NewEvent = { ...anEvent('NoteRecorded'), data: { note: 'a\u0000b' } };
+        const poisoned: NewEvent = { ...anEvent('NoteRecorded'), type: 'Note\u0000Recorded' };
         const outcomes = await Promise.allSettled(
           Array.from({ length: 20 }, (_, i) =>
             store.appendToStream(`customer-${i}`, [i === 7 ? poisoned : anEvent('ProspectRegistered')]),
@@ -298,6 +328,39 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('writes an append larger than one statement in pieces, all of it or nothing', async () => {
+      // given a store that inserts at most four rows per statement, and an append of ten events
+      const { store, schema, cleanup } = await openFreshStore(url, { rowsPerStatement: 4 });
+      const other = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      try {
+        const first = await store.appendToStream('campaign-1', Array.from({ length: 10 }, () => anEvent('CampaignSent')));
+        expect(first.events.map((e) => e.position)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+
+        // when a later append's ninth event reuses a stored id (its third piece fails), and another
+        // one's ninth event has a type the server refuses
+        const reused: NewEvent = { ...anEvent('CampaignSent'), id: first.events[2]!.id };
+        const clash = Array.from({ length: 10 }, (_, i) => (i === 8 ? reused : anEvent('CampaignSent')));
+        await expect(store.appendToStream('campaign-2', clash)).rejects.toBeInstanceOf(DuplicateEventIdError);
+        const refused = Array.from({ length: 10 }, (_, i) => (i === 8 ? { ...anEvent('CampaignSent'), type: 'Campaign\u0000Sent' } : anEvent('CampaignSent')));
+        await expect(store.appendToStream('campaign-3', refused)).rejects.toThrow();
+
+        // then neither wrote any of its pieces
+        expect(await store.headPosition()).toBe(10);
+
+        // and after another process appended, the next large append checks, reads and continues the chain
+        await other.appendToStream('customer-9', [anEvent('ProspectRegistered')]);
+        const next = await store.appendToStream('campaign-1', Array.from({ length: 10 }, () => anEvent('CampaignSent')), { expectedRevision: 9 });
+        expect(next.events.map((e) => [e.revision, e.position])).toEqual(Array.from({ length: 10 }, (_, i) => [10 + i, 12 + i]));
+        const all = await store.readAll();
+        expect(all).toHaveLength(21);
+        expect(firstBrokenLink(all)).toBeUndefined();
+        expect(all.slice(11)).toEqual(next.events);
+      } finally {
+        await other.close();
+        await cleanup();
+      }
+    });
+
     it('answers positions and revisions as JavaScript numbers', async () => {
       const { store, cleanup } = await openFreshStore(url);
       try {
@@ -328,6 +391,67 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
         expect(versions.rows.map((r) => r.version).sort()).toEqual(MIGRATIONS.map((m) => m.version));
       } finally {
         await Promise.all(pools.map((pool) => pool.end()));
+        await dropSchema(url, schema);
+      }
+    });
+
+    it('bring a log written before data and metadata were json up to date, unchanged and still appendable', async () => {
+      // given a schema at version 3 (data and metadata jsonb) holding three chained events
+      const schema = uniqueSchema('mig');
+      const pool = new Pool({ connectionString: url, max: 1 });
+      try {
+        await migrate(pool, schema, MIGRATIONS.filter((m) => m.version <= 3));
+        const written: StoredEvent[] = [];
+        let prevHash = GENESIS_HASH;
+        for (let i = 0; i < 3; i++) {
+          const content = {
+            id: randomUUID(),
+            streamId: 'customer-1',
+            revision: i,
+            position: i + 1,
+            type: 'PurchaseRecorded',
+            data: { orderId: `o-${i}`, lines: [{ sku: 'cd-0421', quantity: 2, unitPriceMinor: 1299 }], note: 'café ☕', refund: null },
+            metadata: { occurredAt: '2026-02-01T09:30:00.000Z', schemaVersion: 1, commandId: `c-${i}` },
+            recordedAt: '2026-02-01T09:30:01.000Z',
+          };
+          const hash = chainHash(prevHash, content);
+          written.push({ ...content, hash, prevHash });
+          prevHash = hash;
+        }
+        await pool.query(
+          `insert into ${schema}.events (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+           select position, "streamId", revision, id, type, data, metadata, "recordedAt", hash, "prevHash"
+             from json_to_recordset($1::json) as x(position bigint, "streamId" text, revision integer, id text, type text,
+                                                   data jsonb, metadata jsonb, "recordedAt" timestamptz, hash text, "prevHash" text)`,
+          [JSON.stringify(written)],
+        );
+
+        // when the store opens it with this release
+        const store = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+        try {
+          // then version 4 ran, the columns are json, and every event reads back as it was written
+          const versions = await pool.query<{ version: number }>(`select version from ${schema}.migrations order by version`);
+          expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+          const types = await pool.query<{ column_name: string; data_type: string }>(
+            `select column_name, data_type from information_schema.columns
+              where table_schema = $1 and table_name = 'events' and column_name in ('data', 'metadata') order by column_name`,
+            [schema],
+          );
+          expect(types.rows).toEqual([
+            { column_name: 'data', data_type: 'json' },
+            { column_name: 'metadata', data_type: 'json' },
+          ]);
+          expect(await store.readAll()).toEqual(written);
+
+          // and appending continues the chain from the migrated head
+          const next = await store.appendToStream('customer-1', [anEvent('TouchpointRecorded')], { expectedRevision: 2 });
+          expect(next.position).toBe(4);
+          expect(firstBrokenLink(await store.readAll())).toBeUndefined();
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await pool.end();
         await dropSchema(url, schema);
       }
     });

@@ -1,5 +1,5 @@
 import { DuplicateEventIdError, GENESIS_HASH, WrongExpectedRevisionError, type NewEvent, type StoredEvent } from '../index';
-import { decide } from './postgres.event-store';
+import { decide, sealRows } from './postgres.event-store';
 
 const event = (id: string, data: NewEvent['data'] = { n: 1 }): NewEvent => ({
   id,
@@ -21,14 +21,45 @@ describe('deciding an append inside a group commit', () => {
   it('gives a second append in the same batch the positions and revision after the first', () => {
     // given a batch that already accepted one append to the stream
     const log = emptyLog();
-    decide({ streamId: 's', events: [event('a'), event('b')], expected: 'no_stream' }, log, at);
+    const before = decide({ streamId: 's', events: [event('a'), event('b')], expected: 'no_stream' }, log, at);
 
-    // when the next append in the batch expects revision 1
+    // when the next append in the batch expects revision 1, and the batch is sealed
     const outcome = decide({ streamId: 's', events: [event('c')], expected: 1 }, log, at);
+    const fresh = [before, outcome].flatMap((o) => (o.ok ? o.fresh : []));
+    const sealed = sealRows(fresh, 0, fresh.length, GENESIS_HASH);
 
-    // then it lands at revision 2, position 3, linked to the previous hash
+    // then it lands at revision 2, position 3, linked to the previous hash, which links to genesis
     expect(outcome.ok && outcome.result.events.map((e) => [e.revision, e.position])).toEqual([[2, 3]]);
     expect(outcome.ok && outcome.result.events[0]!.prevHash).toBe(log.byId.get('b')!.hash);
+    expect(log.byId.get('a')!.prevHash).toBe(GENESIS_HASH);
+    expect(sealed.lastHash).toBe(log.byId.get('c')!.hash);
+  });
+
+  it('seals a batch in pieces to the same hashes and rows as in one go', () => {
+    // given forty accepted events, decided twice the same way
+    const decided = () => {
+      const log = emptyLog();
+      const outcome = decide({ streamId: 's', events: Array.from({ length: 40 }, (_, i) => event(`e${i}`, { n: i })), expected: 'any' }, log, at);
+      return outcome.ok ? outcome.fresh : [];
+    };
+    const whole = decided();
+    const pieces = decided();
+
+    // when one copy is sealed at once and the other seven events at a time, each piece after the last hash
+    const once = sealRows(whole, 0, whole.length, GENESIS_HASH);
+    let prev = GENESIS_HASH;
+    const rows: unknown[] = [];
+    for (let from = 0; from < pieces.length; from += 7) {
+      const piece = sealRows(pieces, from, Math.min(from + 7, pieces.length), prev);
+      rows.push(...(JSON.parse(piece.rows) as unknown[]));
+      prev = piece.lastHash;
+    }
+
+    // then the hashes, the rows and the last hash agree
+    expect(pieces.map((e) => e.hash)).toEqual(whole.map((e) => e.hash));
+    expect(rows).toEqual(JSON.parse(once.rows));
+    expect(prev).toBe(once.lastHash);
+    expect(new Set(whole.map((e) => e.hash)).size).toBe(40);
   });
 
   it('refuses a wrong expected revision with the actual one and leaves the log state untouched', () => {
@@ -46,7 +77,7 @@ describe('deciding an append inside a group commit', () => {
     const retry = decide({ streamId: 's', events: [event('a')], expected: 'no_stream' }, log, at);
     const changed = decide({ streamId: 's', events: [event('a', { n: 2 })], expected: 'any' }, log, at);
     const elsewhere = decide({ streamId: 't', events: [event('a')], expected: 'any' }, log, at);
-    expect(retry).toEqual({ ok: true, result: { ...(first.ok && first.result), duplicate: true }, rows: [] });
+    expect(retry).toEqual({ ok: true, result: { ...(first.ok && first.result), duplicate: true }, fresh: [] });
     expect(!changed.ok && changed.error).toBeInstanceOf(DuplicateEventIdError);
     expect(!elsewhere.ok && elsewhere.error).toBeInstanceOf(DuplicateEventIdError);
   });

@@ -32,6 +32,11 @@ export interface PostgresEventStoreOptions {
   poolSize?: number;
   /** most events one group commit carries; default 10,000 */
   maxEventsPerCommit?: number;
+  /**
+   * Rows per insert statement when a group commit is larger: the group is then written in pieces
+   * inside one transaction, each piece hashed while the server inserts the one before; default 250
+   */
+  rowsPerStatement?: number;
   /** how often a waiting subscription reads even without a notification; default 1,000 ms */
   pollIntervalMs?: number;
   /** injectable record clock (tests); default: the system clock */
@@ -64,12 +69,13 @@ export interface PostgresEventStoreOptions {
  * takes the first of three paths that works:
  * 1. one round trip: decide from what this store remembers (the head it last wrote or read, the
  *    stream revisions it last saw, or for an unseen stream the revision the caller expects), then
- *    one call that checks all of that under the lock before it writes (migration 3);
+ *    one call that checks all of that under the lock before it writes (append_checked);
  * 2. two round trips: read the log state without the lock, decide, and the same checked call;
  * 3. decide while holding the lock, when another process keeps getting in between.
  * The memory is only ever a guess that the server checks, so several processes on one schema stay
  * safe; a wrong guess costs one round trip. Every path writes under the lock, so the ordering
- * argument above holds for all of them.
+ * argument above holds for all of them. A group larger than rowsPerStatement is written in pieces
+ * inside one transaction, hashed piece by piece while the server inserts (writeInPieces).
  */
 export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
@@ -87,6 +93,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly channel: string;
   private readonly appendLockKey: string;
   private readonly maxEventsPerCommit: number;
+  private readonly rowsPerStatement: number;
   private readonly pollIntervalMs: number;
   private readonly now: () => Date;
 
@@ -99,6 +106,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.channel = `clientele_events_${options.schema}`.slice(0, 63);
     this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
     this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
+    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 250);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
   }
@@ -215,7 +223,12 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   // ---- group commit ----
 
   private async flushQueue(): Promise<void> {
-    await Promise.resolve(); // lets `flushing` be assigned before the loop can finish
+    // Each group starts one turn of the event loop later (which also lets `flushing` be assigned
+    // before the loop can finish). Callers answered by a commit decide their next command and
+    // append it from the microtasks that follow the answer; starting the next group at once took
+    // only the first few of them and sent the rest one flush later, so eight callers filled groups
+    // of four. After the turn, every append those microtasks issued is in the queue.
+    await nextTurn();
     try {
       while (this.queue.length > 0) {
         const batch: PendingAppend[] = [];
@@ -227,6 +240,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
           size += next.events.length;
         }
         await this.commitBatch(batch);
+        await nextTurn();
       }
     } finally {
       // same synchronous step as the empty check above: no append can slip in between
@@ -307,14 +321,19 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const snapshotHead = { position: log.headPosition, hash: log.headHash };
     const read = new Map([...new Set(batch.map((p) => p.streamId))].map((s) => [s, log.streamRevisions.get(s) ?? -1]));
     const outcomes = this.decideAll(batch, log);
-    if (freshRows(outcomes).length === 0) {
+    if (freshEvents(outcomes).length === 0) {
       this.remember(log);
       return outcomes;
     }
     return (await this.writeChecked(snapshotHead, read, log, outcomes)) ? outcomes : undefined;
   }
 
-  /** The rows of the accepted appends, by append_checked (migration 3); remembers the new head when written. */
+  /**
+   * The rows of the accepted appends, by append_checked (migration 4), which checks the guesses
+   * they were decided on; remembers the new head when written. A group of more than
+   * rowsPerStatement events goes in pieces inside one transaction: the checked call carries the
+   * first piece and takes the lock, the others follow while it is held.
+   */
   private async writeChecked(
     expectedHead: { position: number; hash: string },
     streams: Map<string, number>,
@@ -322,22 +341,55 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     outcomes: Outcome[],
   ): Promise<boolean> {
     await this.options.beforeWrite?.();
-    const result = await this.pool.query<{ appended: boolean }>(
-      `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
-      [
-        this.appendLockKey,
-        expectedHead.position,
-        expectedHead.hash,
-        this.channel,
-        [...streams.keys()],
-        [...streams.values()],
-        rowsJson(freshRows(outcomes)),
-      ],
-    );
-    const appended = result.rows[0]?.appended === true;
+    const events = freshEvents(outcomes);
+    const checked = async (db: Pool | PoolClient, rows: string): Promise<boolean> => {
+      const result = await db.query<{ appended: boolean }>(
+        `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
+        [this.appendLockKey, expectedHead.position, expectedHead.hash, this.channel, [...streams.keys()], [...streams.values()], rows],
+      );
+      return result.rows[0]?.appended === true;
+    };
+    let appended: boolean;
+    if (events.length <= this.rowsPerStatement) {
+      const sealed = sealRows(events, 0, events.length, expectedHead.hash);
+      appended = await checked(this.pool, sealed.rows);
+      if (appended) log.headHash = sealed.lastHash;
+    } else {
+      // A refused check writes nothing and sends no further piece; committing the empty
+      // transaction then only releases the lock the check may have taken.
+      appended = await this.inTransaction((client) => this.writeInPieces(client, events, expectedHead.hash, log, (rows) => checked(client, rows)));
+    }
     if (appended) this.remember(log);
     else this.knownHead = undefined;
     return appended;
+  }
+
+  /**
+   * Seals (hashes) and inserts `events` rowsPerStatement at a time on `client`, inside its
+   * transaction: `first` writes the first piece and may refuse (false: nothing more is sent), the
+   * rest are plain inserts. Each piece is hashed while the server still inserts the previous one,
+   * so the store's CPU and the server's overlap instead of taking turns. Sets the log's head hash
+   * when every piece is written.
+   */
+  private async writeInPieces(
+    client: PoolClient,
+    events: readonly StoredEvent[],
+    prevHash: string,
+    log: LogState,
+    first: (rows: string) => Promise<boolean>,
+  ): Promise<boolean> {
+    const size = this.rowsPerStatement;
+    let sealed = sealRows(events, 0, Math.min(size, events.length), prevHash);
+    let writing = first(sealed.rows);
+    for (let from = size; from < events.length; from += size) {
+      const next = sealRows(events, from, Math.min(from + size, events.length), sealed.lastHash);
+      if (!(await writing)) return false;
+      sealed = next;
+      writing = client.query(insertAndNotifySql(this.table), [this.channel, sealed.rows]).then(() => true);
+    }
+    if (!(await writing)) return false;
+    log.headHash = sealed.lastHash;
+    return true;
   }
 
   /** What the log looks like after a batch that was written (or needed no write), as guesses for the next one. */
@@ -376,10 +428,11 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     // and only one taken after the lock was granted sees the commit of the previous holder.
     const log = await this.readLogState(client, batch);
     const outcomes = this.decideAll(batch, log);
-    const fresh = freshRows(outcomes);
+    const fresh = freshEvents(outcomes);
     if (fresh.length > 0) {
       await this.options.beforeWrite?.();
-      await client.query(insertAndNotifySql(this.table), [this.channel, rowsJson(fresh)]);
+      const insert = (rows: string): Promise<boolean> => client.query(insertAndNotifySql(this.table), [this.channel, rows]).then(() => true);
+      await this.writeInPieces(client, fresh, log.headHash, log, insert);
     }
     // remembered before the commit is known; a failed commit throws and commitBatch forgets it again
     this.remember(log);
@@ -454,11 +507,15 @@ interface PendingAppend {
   reject: (error: unknown) => void;
 }
 
-/** `rows`: what an accepted append writes (none for a duplicate), with the canonical JSON it was hashed from */
-type Outcome = { ok: true; result: AppendResult; rows: ImportRow[] } | { ok: false; error: Error };
+/**
+ * `fresh`: the events an accepted append writes (none for a duplicate), numbered but not yet
+ * sealed: their hashes are filled in by sealRows, in position order, when they are written.
+ */
+type Outcome = { ok: true; result: AppendResult; fresh: StoredEvent[] } | { ok: false; error: Error };
 
 interface LogState {
   headPosition: number;
+  /** the hash at headPosition once the batch's events are sealed (deciding leaves it alone) */
   headHash: string;
   /** last revision per stream; absent = no stream */
   streamRevisions: Map<string, number>;
@@ -466,14 +523,18 @@ interface LogState {
   byId: Map<string, StoredEvent>;
 }
 
-/** Idempotency first (a retry must answer its first result even after the stream moved on), then the revision. */
+/**
+ * Idempotency first (a retry must answer its first result even after the stream moved on), then
+ * the revision. Accepted events get their positions and revisions here; hashing them is left to
+ * sealRows, so that a large group can be hashed piece by piece while the server inserts.
+ */
 export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'expected'>, log: LogState, recordedAt: string): Outcome {
   const { streamId, events, expected } = pending;
   const replay = classifyReplay(streamId, events, (id) => log.byId.get(id));
   if (replay.kind === 'clash') return { ok: false, error: new DuplicateEventIdError(replay.eventId) };
   if (replay.kind === 'duplicate') {
     const last = replay.events[replay.events.length - 1]!;
-    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position }, rows: [] };
+    return { ok: true, result: { duplicate: true, events: replay.events, nextExpectedRevision: last.revision, position: last.position }, fresh: [] };
   }
 
   const current = log.streamRevisions.get(streamId);
@@ -482,21 +543,46 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
   }
 
   let revision = current ?? -1;
-  const rows: ImportRow[] = events.map((e) => {
+  const fresh: StoredEvent[] = events.map((e) => {
     revision += 1;
     log.headPosition += 1;
-    const content = { id: e.id, streamId, revision, position: log.headPosition, type: e.type, data: e.data, metadata: e.metadata, recordedAt };
-    const data = canonicalJson(e.data);
-    const metadata = canonicalJson(e.metadata);
-    const hash = chainHashOfCanonical(log.headHash, content, data, metadata);
-    const event: StoredEvent = { ...content, hash, prevHash: log.headHash };
-    log.headHash = hash;
+    const event: StoredEvent = {
+      id: e.id,
+      streamId,
+      revision,
+      position: log.headPosition,
+      type: e.type,
+      data: e.data,
+      metadata: e.metadata,
+      recordedAt,
+      hash: '',
+      prevHash: '',
+    };
     log.byId.set(e.id, event);
-    return { event, data, metadata };
+    return event;
   });
   log.streamRevisions.set(streamId, revision);
-  const stored = rows.map((r) => r.event);
-  return { ok: true, result: { duplicate: false, events: stored, nextExpectedRevision: revision, position: log.headPosition }, rows };
+  return { ok: true, result: { duplicate: false, events: fresh, nextExpectedRevision: revision, position: log.headPosition }, fresh };
+}
+
+/**
+ * Fills in the chain hashes of `events[from..to)` (consecutive positions, the first one after the
+ * event whose hash is `prevHash`) and answers them as rows for json_to_recordset, with the hash of
+ * the last. Each event's data and metadata are serialised once, for the hash and the row.
+ */
+export function sealRows(events: readonly StoredEvent[], from: number, to: number, prevHash: string): { rows: string; lastHash: string } {
+  let rows = '[';
+  let prev = prevHash;
+  for (let i = from; i < to; i++) {
+    const e = events[i]!;
+    const data = canonicalJson(e.data);
+    const metadata = canonicalJson(e.metadata);
+    e.prevHash = prev;
+    e.hash = chainHashOfCanonical(prev, e, data, metadata);
+    rows += (i > from ? ',' : '') + rowJson(e, data, metadata);
+    prev = e.hash;
+  }
+  return { rows: rows + ']', lastHash: prev };
 }
 
 /**
@@ -515,8 +601,8 @@ function isUniqueViolation(err: unknown): boolean {
 
 // ---- rows ----
 
-function freshRows(outcomes: Outcome[]): ImportRow[] {
-  return outcomes.flatMap((o) => (o.ok ? o.rows : []));
+function freshEvents(outcomes: Outcome[]): StoredEvent[] {
+  return outcomes.flatMap((o) => (o.ok ? o.fresh : []));
 }
 
 /**
@@ -529,7 +615,7 @@ function insertAndNotifySql(table: string): string {
        (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
      select p, s, r, i, t, d, m, a, h, v
        from json_to_recordset($2::json) as x(p bigint, s text, r integer, i text, t text,
-                                              d jsonb, m jsonb, a timestamptz, h text, v text)
+                                              d json, m json, a timestamptz, h text, v text)
      returning position)
    select pg_notify($1, (select max(position) from inserted)::text)`;
 }
@@ -542,14 +628,24 @@ function insertAndNotifySql(table: string): string {
 function rowsJson(rows: readonly ImportRow[]): string {
   let out = '[';
   for (let i = 0; i < rows.length; i++) {
-    const { event: e, data, metadata } = rows[i]!;
-    out +=
-      (i > 0 ? ',' : '') +
-      `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
-      `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
-      `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`;
+    const { event, data, metadata } = rows[i]!;
+    out += (i > 0 ? ',' : '') + rowJson(event, data, metadata);
   }
   return out + ']';
+}
+
+/** One row of that array; `data` and `metadata` are canonical JSON. */
+function rowJson(e: StoredEvent, data: string, metadata: string): string {
+  return (
+    `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
+    `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
+    `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`
+  );
+}
+
+/** Resolves after the current turn of the event loop, its microtasks included, has run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** How many streams' last revisions a store keeps as guesses (a forgotten one costs a read, nothing more). */

@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import { Client, type Pool } from 'pg';
 import { GENESIS_HASH } from '../hash-chain';
 
 /**
@@ -81,8 +81,34 @@ export const MIGRATIONS: readonly Migration[] = [
     // insert on its unique constraint (23505), which the writer also answers by reading. Rows come
     // as one JSON array: data and metadata are the canonical JSON the chain hashes, embedded as
     // they are, so the client serialises each event once.
+    sql: (s) => appendCheckedSql(s, 'jsonb', false),
+  },
+  {
+    version: 4,
+    description: 'data and metadata as json: the canonical text the chain hashed, stored without re-parsing',
+    // jsonb parses every value into its binary form on insert and writes it back out as text on
+    // every read: about half of the server's CPU per appended row, for operators the store never
+    // uses. json keeps the text as sent (it is only checked to be JSON), and what the store sends is
+    // the canonical JSON the chain hashed, so each row now holds exactly the hashed text. An
+    // existing table is rewritten once here, under the migration lock (writers wait for it);
+    // values keep their content, which is all that reading and verifying look at. append_checked is
+    // replaced with the same signature, so processes of the previous release keep appending; their
+    // own inserts of jsonb values go through PostgreSQL's assignment cast to json.
     sql: (s) => `
-      create function ${s}.append_checked(
+      alter table ${s}.events
+        alter column data type json using data::json,
+        alter column metadata type json using metadata::json;
+      ${appendCheckedSql(s, 'json', true)}`,
+  },
+];
+
+/**
+ * append_checked as migration 3 created it (`jsonb`, the values' type in the rows it reads) and as
+ * migration 4 replaced it (`json`). Migration 3's text must stay what it shipped as.
+ */
+function appendCheckedSql(s: string, valueType: 'jsonb' | 'json', replace: boolean): string {
+  return `
+      ${replace ? 'create or replace' : 'create'} function ${s}.append_checked(
         lock_key bigint, expected_head bigint, expected_hash text, channel text,
         check_streams text[], check_revisions integer[], rows json
       ) returns boolean language plpgsql volatile as $fn$
@@ -111,14 +137,13 @@ export const MIGRATIONS: readonly Migration[] = [
           (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
         select p, s, r, i, t, d, m, a, h, v
           from json_to_recordset(rows) as x(p bigint, s text, r integer, i text, t text,
-                                            d jsonb, m jsonb, a timestamptz, h text, v text);
+                                            d ${valueType}, m ${valueType}, a timestamptz, h text, v text);
         get diagnostics added = row_count;
         perform pg_notify(channel, (expected_head + added)::text);
         return true;
       end
-      $fn$`,
-  },
-];
+      $fn$`;
+}
 
 /** A schema name we can put into SQL as an identifier without quoting surprises. */
 export function assertSchemaName(schema: string): void {
@@ -168,5 +193,17 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
     throw err;
   } finally {
     client.release();
+  }
+}
+
+/** Drops a schema and everything in it (benchmarks and tests that worked in a schema of their own). */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  assertSchemaName(schema);
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists ${schema} cascade`);
+  } finally {
+    await client.end();
   }
 }

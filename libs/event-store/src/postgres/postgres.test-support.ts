@@ -1,20 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
 import { PostgresEventStore, type PostgresEventStoreOptions } from './postgres.event-store';
+import { dropSchema } from './postgres.migrations';
+
+export { dropSchema };
 
 /** A schema name no other test uses. */
 export function uniqueSchema(prefix = 't'): string {
   return `${prefix}_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-}
-
-export async function dropSchema(url: string, schema: string): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists ${schema} cascade`);
-  } finally {
-    await client.end();
-  }
 }
 
 /** A fresh store in its own schema, and how to close it and drop the schema. */
