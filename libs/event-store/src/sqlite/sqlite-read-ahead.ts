@@ -7,19 +7,25 @@ import { startStoreWorker } from './store-worker';
 export const EVENT_COLUMNS = 'position, stream_id, revision, id, type, data, metadata, recorded_at, hash, prev_hash';
 export type EventColumns = [number, string, number, string, string, string, string, string, string, string];
 
-/** a row read with `raw` (columns `EVENT_COLUMNS`) as the event `readAll` answers */
-export function fromColumns(c: EventColumns): StoredEvent {
+/** how many columns a row of EVENT_COLUMNS has */
+export const EVENT_COLUMN_COUNT = 10;
+
+/**
+ * The event `readAll` answers for the row at `at` in `c`: one row read with `raw` (columns
+ * `EVENT_COLUMNS`) at 0, or rows laid end to end.
+ */
+export function fromColumns(c: ArrayLike<EventColumns[number]>, at = 0): StoredEvent {
   return {
-    id: c[3],
-    type: c[4],
-    data: JSON.parse(c[5]) as StoredEvent['data'],
-    metadata: JSON.parse(c[6]) as StoredEvent['metadata'],
-    streamId: c[1],
-    revision: c[2],
-    position: c[0],
-    recordedAt: c[7],
-    hash: c[8],
-    prevHash: c[9],
+    id: c[at + 3] as string,
+    type: c[at + 4] as string,
+    data: JSON.parse(c[at + 5] as string) as StoredEvent['data'],
+    metadata: JSON.parse(c[at + 6] as string) as StoredEvent['metadata'],
+    streamId: c[at + 1] as string,
+    revision: c[at + 2] as number,
+    position: c[at] as number,
+    recordedAt: c[at + 7] as string,
+    hash: c[at + 8] as string,
+    prevHash: c[at + 9] as string,
   };
 }
 
@@ -35,22 +41,22 @@ export interface ReadAheadThreadData {
 
 /**
  * What the thread posts, in order: pages, then `end` (or `error`, after which it posts nothing).
- * A page holds its events as `readAll` builds them, data and metadata parsed by the thread: taking
- * them from the structured clone costs the event loop less than parsing them itself (measured over
- * 200,000 events: about 2.4 µs of the event loop's CPU per event, where `readAll` costs 3.3, the
- * raw rows parsed on arrival 2.8 and the page as one JSON text 2.6–3.1). The main thread answers
- * each page it takes with a number: how many more pages the thread may read.
+ * A page is its rows' columns laid end to end (EVENT_COLUMN_COUNT a row), which the event loop
+ * turns into events as `readAll` does, data and metadata parsed there. Posting parsed events
+ * instead saves the event loop little more (taking them from the structured clone costs nearly
+ * what parsing does) and costs the thread twice as much CPU, which a busy machine pays in wall
+ * clock (see docs/projections.md). The main thread answers each page it takes with a number: how
+ * many more pages the thread may read.
  */
 export type ReadAheadReply =
-  | { t: 'page'; events: StoredEvent[] }
+  | { t: 'page'; columns: EventColumns[number][] }
   | { t: 'end' }
   | { t: 'error'; name: string; message: string };
 
 /**
  * The event loop's end of a read-ahead thread over an embedded store file: a worker thread with
- * its own read-only connection reads and parses the pages of `(afterPosition, upTo]` (WAL lets it
- * read beside the writer and the store's own connection) while the consumer folds the previous
- * ones, at most `depth` pages ahead. Each page is checked on arrival (not empty, positions rising
+ * its own read-only connection reads the pages of `(afterPosition, upTo]` (WAL lets it read beside
+ * the writer and the store's own connection) while the consumer folds the previous ones, at most `depth` pages ahead. Each page is checked on arrival (not empty, positions rising
  * from the last page's, none past `upTo`), so a fault stops the iteration with an error rather
  * than repeat an event or go past the range. The thread is ended when the iteration ends, fails or is left, and by `close()`.
  */
@@ -105,7 +111,7 @@ export class SqliteReadAhead implements LogPages {
         if (reply.t === 'error') throw Object.assign(new Error(reply.message), { name: reply.name });
         // the page leaves the queue: the thread may read one more
         this.worker.postMessage(1);
-        yield this.present(this.checked(reply.events));
+        yield this.present(this.events(reply.columns));
       }
     } finally {
       await this.close();
@@ -138,12 +144,15 @@ export class SqliteReadAhead implements LogPages {
     wake?.();
   }
 
-  /** the page, once its positions are known to follow the last page's, rising, none past `upTo` */
-  private checked(events: StoredEvent[]): StoredEvent[] {
+  /** the page's events, once their positions are known to follow the last page's, rising, none past `upTo` */
+  private events(columns: EventColumns[number][]): StoredEvent[] {
+    const events: StoredEvent[] = [];
     let last = this.last;
-    for (const e of events) {
+    for (let at = 0; at < columns.length; at += EVENT_COLUMN_COUNT) {
+      const e = fromColumns(columns, at);
       if (!(e.position > last)) throw new Error(`read-ahead: position ${e.position} came after ${last}`);
       last = e.position;
+      events.push(e);
     }
     if (events.length === 0 || last > this.upTo) throw new Error(`read-ahead: a page of ${events.length} events ending at ${last}, past ${this.upTo}`);
     this.last = last;

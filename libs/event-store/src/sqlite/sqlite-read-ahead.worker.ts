@@ -1,12 +1,11 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { EVENT_COLUMNS, fromColumns, type EventColumns, type ReadAheadReply, type ReadAheadThreadData } from './sqlite-read-ahead';
+import { EVENT_COLUMNS, type EventColumns, type ReadAheadReply, type ReadAheadThreadData } from './sqlite-read-ahead';
 
 /**
  * The read-ahead thread: reads the pages of `(afterPosition, upTo]` of one store file through its
  * own read-only connection, as far as the main thread's credit allows, and posts each page's
- * events (see ReadAheadReply). It stops at the first error (a row whose data or metadata does not
- * parse fails here as it would in `readAll`), which it posts.
+ * columns (see ReadAheadReply). It stops at the first error, which it posts.
  */
 const port = parentPort;
 if (!port) throw new Error('sqlite-read-ahead.worker runs only as a worker thread');
@@ -35,7 +34,9 @@ function pump(): void {
     try {
       const rows = page!.all(after, upTo, pageSize) as EventColumns[];
       if (rows.length > 0) {
-        post({ t: 'page', events: rows.map(fromColumns) });
+        const columns: EventColumns[number][] = [];
+        for (const row of rows) for (const value of row) columns.push(value);
+        post({ t: 'page', columns });
         after = rows[rows.length - 1]![0];
       }
       if (rows.length < pageSize || after >= upTo) {

@@ -375,7 +375,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     this.assertOpen();
     validateReadAll(options);
     const rows = this.st.all.all(options?.afterPosition ?? 0, options?.maxCount ?? -1) as EventColumns[];
-    return this.present(rows.map(fromColumns));
+    return this.present(rows.map((row) => fromColumns(row)));
   }
 
   /**
