@@ -36,25 +36,34 @@ class ReadAheadLog implements RebuildLog {
     this.cursor = after;
   }
 
+  /** as the store's `readAll`: up to `maxCount` events after `afterPosition`, a page's rest and the next page's start if need be */
   async readAll(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
     const after = options.afterPosition ?? 0;
-    if (!this.pages || after >= this.upTo) return this.events.readAll(options);
+    if (after >= this.upTo && this.pages) await this.close();
+    if (after >= this.upTo || (!this.pages && this.taken === this.page.length)) return this.events.readAll(options);
     if (after !== this.cursor) throw new Error(`rebuild read-ahead: asked for the events after ${after}, but it is at ${this.cursor}`);
-    while (this.taken === this.page.length) {
-      const next = await this.pages.next();
-      if (next.done) {
-        // the log ended before `upTo`: nothing is read ahead any more
-        this.pages = undefined;
-        await this.source.close();
-        return this.events.readAll(options);
+    const max = options.maxCount ?? Number.MAX_SAFE_INTEGER;
+    let out: StoredEvent[] = [];
+    while (out.length < max) {
+      if (this.taken === this.page.length) {
+        const next = await this.pages?.next();
+        if (!next || next.done) {
+          // the range is read (or the log ended before it): what follows comes from `readAll`
+          this.pages = undefined;
+          await this.source.close();
+          break;
+        }
+        this.page = next.value;
+        this.taken = 0;
+        continue;
       }
-      this.page = next.value;
-      this.taken = 0;
+      const want = max - out.length;
+      const piece = this.taken === 0 && want >= this.page.length ? this.page : this.page.slice(this.taken, this.taken + want);
+      this.taken += piece.length;
+      out = out.length === 0 ? piece : out.concat(piece);
     }
-    const max = options.maxCount ?? this.page.length;
-    const out = this.taken === 0 && max >= this.page.length ? this.page : this.page.slice(this.taken, this.taken + max);
-    this.taken += out.length;
-    this.cursor = out[out.length - 1]?.position ?? this.cursor;
+    if (out.length === 0) return this.events.readAll(options);
+    this.cursor = out[out.length - 1]!.position;
     return out;
   }
 
