@@ -66,6 +66,19 @@ describe('Projector on the SQLite event store', () => {
     const digests = async (readModels: ReadModels | SqliteReadModelStore, projections = allProjections()) =>
       Promise.all(projections.map((p) => digest(readModels, p)));
 
+    /** live read models caught up with `events` by a projector that rebuilds in batches of 100, pages of 10 */
+    const caughtUp = async (events: SqliteEventStore) => {
+      const readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
+      const projector = new Projector(events, readModels, allProjections(), {
+        rebuildBatchSize: 100,
+        rebuildPageSize: 10,
+        freshStore: async () => new SqliteReadModelStore(join(dir, 'rebuilt.sqlite')),
+      });
+      await projector.start();
+      await projector.catchUp();
+      return { readModels, projector, live: readModels.current, before: await digests(readModels) };
+    };
+
     it('a rebuild and a replay fold the same read models with and without read-ahead, at several batch and page sizes', async () => {
       const log = generateCustomerLog({ seed: 33, customers: 60 }).events;
       const events = new SqliteEventStore({ file: join(dir, 'events.sqlite'), durability: 'normal' });
@@ -110,19 +123,10 @@ describe('Projector on the SQLite event store', () => {
       const file = join(dir, 'events.sqlite');
       const events = new SqliteEventStore({ file, durability: 'normal' });
       await append(events, log);
-      const readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
-      const projector = new Projector(events, readModels, allProjections(), {
-        rebuildBatchSize: 100,
-        rebuildPageSize: 10,
-        freshStore: async () => new SqliteReadModelStore(join(dir, 'rebuilt.sqlite')),
-      });
-      await projector.start();
-      await projector.catchUp();
-      const live = readModels.current;
-      const before = await digests(readModels);
+      const { readModels, projector, live, before } = await caughtUp(events);
       const status = await projector.status();
 
-      // a row past the first pages no longer parses: the read-ahead thread fails on it
+      // a row past the first pages no longer parses: the pages read ahead fail on it
       const db = new Database(file);
       db.prepare('UPDATE events SET data = ? WHERE position = ?').run('not json', Math.floor(log.length / 2));
       db.close();
@@ -159,16 +163,7 @@ describe('Projector on the SQLite event store', () => {
           };
         },
       });
-      const readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
-      const projector = new Projector(events, readModels, allProjections(), {
-        rebuildBatchSize: 100,
-        rebuildPageSize: 10,
-        freshStore: async () => new SqliteReadModelStore(join(dir, 'rebuilt.sqlite')),
-      });
-      await projector.start();
-      await projector.catchUp();
-      const live = readModels.current;
-      const before = await digests(readModels);
+      const { readModels, projector, live, before } = await caughtUp(events);
 
       await expect(projector.rebuild()).rejects.toThrow(/read-ahead thread stopped/);
 

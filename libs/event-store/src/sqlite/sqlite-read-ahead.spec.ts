@@ -136,7 +136,10 @@ describe('SQLite event store: readPagesAhead', () => {
       }
     })();
     await expect(reading).rejects.toThrow(/read-ahead thread stopped/);
-    expect(seen).toEqual([10, 10]);
+    // a page the thread posted before it was ended may still arrive, never the rest of the range
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen.length).toBeLessThanOrEqual(3);
+    expect(seen.every((n) => n === 10)).toBe(true);
     await pages.close();
   });
 
