@@ -391,11 +391,17 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
         ? pagesThroughReadAll(this, options)
         : new SqliteReadAhead(this.file, options, (events) => this.present(events));
     this.readAheads.add(pages);
-    const readAheads = this.readAheads;
+    const untrack = () => this.readAheads.delete(pages);
     return {
-      [Symbol.asyncIterator]: () => pages[Symbol.asyncIterator](),
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* pages;
+        } finally {
+          untrack();
+        }
+      },
       close: () => {
-        readAheads.delete(pages);
+        untrack();
         return pages.close();
       },
     };
