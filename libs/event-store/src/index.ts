@@ -1,4 +1,5 @@
 export * from './event-store.port';
+export * from './read-ahead';
 export * from './hash-chain';
 export * from './verify-chain';
 export * from './personal-data/customer-keys';
@@ -7,6 +8,7 @@ export * from './personal-data/encrypting.event-store';
 export * from './append-validation';
 export * from './serialization';
 export * from './sqlite/sqlite.event-store';
+export { SqliteReadAhead } from './sqlite/sqlite-read-ahead';
 export * from './sqlite/sqlite.bench';
 export { PostgresEventStore, type PostgresEventStoreOptions } from './postgres/postgres.event-store';
 export { migrate as migratePostgres, dropSchema as dropPostgresSchema } from './postgres/postgres.migrations';

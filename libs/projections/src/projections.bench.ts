@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EventStore, JsonObject, ReadAllOptions, StoredEvent } from '@clientele/event-store';
+import { chainHash, GENESIS_HASH, SqliteEventStore, type EventStore, type JsonObject, type LogReadAhead, type StoredEvent } from '@clientele/event-store';
 import { allProjections } from './all-projections';
 import { Projector } from './projector';
 import { digest } from './read-model-digest';
@@ -25,6 +25,11 @@ export interface RebuildFigures {
   /** CPU time of this process during the rebuild: the figure to compare on a shared, busy machine */
   cpuSeconds: number;
   eventsPerCpuSecond: number;
+  /**
+   * CPU time of the event loop's thread alone during the rebuild (Linux, from /proc; absent
+   * elsewhere): with the log read ahead on another thread, the part that bounds the rebuild
+   */
+  mainThreadCpuSeconds?: number;
   lookups: number;
   lookupP50Ms: number;
   lookupP99Ms: number;
@@ -44,47 +49,58 @@ export interface RebuildBenchOptions {
   dir?: string;
   /** also answer the digest of every rebuilt read model (untimed), to check that a change folds the same */
   digests?: boolean;
+  /** read the log ahead on a worker thread (the projector's default); false reads it on the event loop */
+  readAhead?: boolean;
 }
 
 /**
- * Rebuilds read models from `eventCount` synthetic events into a fresh SQLite file through
- * `Projector.rebuild()`, then times profile lookups. The workload is fixed (seeded), so figures
- * compare across runs and machines. The log is generated as the projector reads it, never held
- * whole, so peak RSS is the rebuild's own: it must not grow with the number of events.
+ * Writes `eventCount` synthetic events into an embedded event store file (untimed), then rebuilds
+ * read models from that file into a fresh SQLite file through `Projector.rebuild()`, as
+ * `clientele replay` and a version change do, and times profile lookups. The workload is fixed
+ * (seeded), so figures compare across runs and machines. Peak RSS is the rebuild's own: it must
+ * not grow with the number of events.
  */
 export async function benchRebuild(eventCount: number, options: RebuildBenchOptions = {}): Promise<RebuildFigures> {
   const models = options.models ?? 'all';
-  const log = new SyntheticLog(eventCount);
   const dir = mkdtempSync(join(options.dir ?? tmpdir(), 'clientele-bench-'));
-  // rss() alone: memoryUsage() also walks the heap's spaces, which, sampled at every page the
-  // projector reads, showed up in the rebuild's profile
-  let peakRss = process.memoryUsage.rss();
-  const sample = () => {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  };
-  // batches are large: sample between them too, so a peak inside one is not missed
-  const sampler = setInterval(sample, 50);
-  sampler.unref();
-  // the live store starts empty; the timed part is the rebuild into a second, fresh file
-  const readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
+  let readModels: ReadModels | undefined;
+  let events: SqliteEventStore | undefined;
+  let sampler: NodeJS.Timeout | undefined;
   try {
+    const file = join(dir, 'events.sqlite');
+    const customers = await writeSyntheticLog(file, eventCount);
+    // opened again to read only, as a rebuild finds it: no writer thread, nothing cached from the import
+    events = new SqliteEventStore({ file });
+    // rss() alone: memoryUsage() also walks the heap's spaces, which, sampled at every page the
+    // projector reads, showed up in the rebuild's profile
+    let peakRss = process.memoryUsage.rss();
+    const sample = () => {
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    };
+    // batches are large: sample between them too, so a peak inside one is not missed
+    sampler = setInterval(sample, 50);
+    sampler.unref();
+    // the live store starts empty; the timed part is the rebuild into a second, fresh file
+    readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
     const projections: Projection[] = models === 'all' ? allProjections() : [new ProfilesProjection(), new ReferralsProjection()];
-    const projector = new Projector(log.store(sample), readModels, projections, {
+    const projector = new Projector(sampledReads(events, sample), readModels, projections, {
       ...(options.rebuildBatchSize ? { rebuildBatchSize: options.rebuildBatchSize } : {}),
+      ...(options.readAhead === false ? { rebuildReadAhead: false } : {}),
       freshStore: async () => new SqliteReadModelStore(join(dir, 'rebuilt.sqlite')),
     });
     await projector.start();
     const started = process.hrtime.bigint();
     const cpu = process.cpuUsage();
+    const mainCpu = mainThreadCpuSeconds();
     await projector.rebuild();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const used = process.cpuUsage(cpu);
+    const mainCpuAfter = mainThreadCpuSeconds();
     const cpuSeconds = (used.user + used.system) / 1e6;
     sample();
     clearInterval(sampler);
     const rebuildPeakRss = peakRss;
     const store = readModels.current;
-    const customers = log.customers;
 
     const queries = new ProfileQueries(store);
     const lookups = options.lookups ?? 2000;
@@ -115,6 +131,7 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
       eventsPerSecond: Math.round(eventCount / seconds),
       cpuSeconds: round(cpuSeconds, 3),
       eventsPerCpuSecond: Math.round(eventCount / cpuSeconds),
+      ...(mainCpu !== undefined && mainCpuAfter !== undefined ? { mainThreadCpuSeconds: round(mainCpuAfter - mainCpu, 3) } : {}),
       lookups,
       lookupP50Ms: round(at(0.5), 3),
       lookupP99Ms: round(at(0.99), 3),
@@ -124,8 +141,61 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
     };
   } finally {
     clearInterval(sampler);
-    await readModels.close();
+    await readModels?.close();
+    await events?.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** the synthetic log of `count` events written into a new embedded store file; answers how many customers it has */
+async function writeSyntheticLog(file: string, count: number): Promise<number> {
+  const log = new SyntheticLog(count);
+  const store = new SqliteEventStore({ file, durability: 'normal' });
+  try {
+    for (let chunk = log.take(10_000); chunk.length > 0; chunk = log.take(10_000)) await store.importStored(chunk);
+  } finally {
+    await store.close();
+  }
+  return log.customers;
+}
+
+/** the store as the projector reads it, sampling the RSS at every read */
+function sampledReads(store: SqliteEventStore, sample: () => void): EventStore & LogReadAhead {
+  const reads: EventStore & LogReadAhead = {
+    readAll: (options) => {
+      sample();
+      return store.readAll(options);
+    },
+    readPagesAhead: (options) => {
+      const pages = store.readPagesAhead(options);
+      return {
+        close: () => pages.close(),
+        async *[Symbol.asyncIterator]() {
+          for await (const page of pages) {
+            sample();
+            yield page;
+          }
+        },
+      };
+    },
+    headPosition: () => store.headPosition(),
+    appendToStream: (streamId, events, options) => store.appendToStream(streamId, events, options),
+    readStream: (streamId, options) => store.readStream(streamId, options),
+    subscribeToAll: (options) => store.subscribeToAll(options),
+    close: async () => undefined,
+  };
+  return reads;
+}
+
+/** CPU seconds of this process's main thread so far (Linux); undefined where /proc does not say */
+function mainThreadCpuSeconds(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux)
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
   }
 }
 
@@ -135,13 +205,15 @@ function customerId(n: number): string {
 
 /**
  * About twelve events per customer: registration, touchpoints, purchases with transitions,
- * feedback, thanks, referrals, customers interleaved. Generated in order as the log is read: what
- * it keeps (each customer's revision and order count) grows with customers, not with events.
+ * feedback, thanks, referrals, customers interleaved, each event chained to the one before (as a
+ * store would record it, so it can be imported). What the generator keeps (each customer's
+ * revision and order count) grows with customers, not with events.
  */
 class SyntheticLog {
   readonly customers: number;
   private produced = 0;
   private seed = 42;
+  private prevHash = GENESIS_HASH;
   private readonly revisions = new Map<number, number>();
   private readonly orders = new Map<number, number>();
   private pending: StoredEvent[] = [];
@@ -150,49 +222,16 @@ class SyntheticLog {
     this.customers = Math.max(1, Math.floor(count / 12));
   }
 
-  /** just enough of the port for a rebuild: the global log, read forwards */
-  store(onRead: () => void): EventStore {
-    const unsupported = async (): Promise<never> => {
-      throw new Error('not part of the rebuild benchmark');
-    };
-    return {
-      readAll: async (options: ReadAllOptions = {}) => {
-        onRead();
-        return this.read(options.afterPosition ?? 0, options.maxCount ?? this.count);
-      },
-      headPosition: async () => this.count,
-      appendToStream: unsupported,
-      readStream: unsupported,
-      subscribeToAll: () => {
-        throw new Error('not part of the rebuild benchmark');
-      },
-      close: async () => undefined,
-    };
-  }
-
-  private read(after: number, max: number): StoredEvent[] {
-    if (after < this.produced - this.pending.length) this.restart();
-    // events already generated but not yet handed out (a customer's registration and its credit come in pairs)
+  /** the next `max` events of the log (fewer at its end) */
+  take(max: number): StoredEvent[] {
     const out: StoredEvent[] = [];
     while (out.length < max) {
-      const next = this.next();
+      if (this.pending.length === 0) this.generate();
+      const next = this.pending.shift();
       if (!next) break;
-      if (next.position > after) out.push(next);
+      out.push(next);
     }
     return out;
-  }
-
-  private restart(): void {
-    this.produced = 0;
-    this.seed = 42;
-    this.revisions.clear();
-    this.orders.clear();
-    this.pending = [];
-  }
-
-  private next(): StoredEvent | undefined {
-    if (this.pending.length === 0) this.generate();
-    return this.pending.shift();
   }
 
   private random(): number {
@@ -210,10 +249,13 @@ class SyntheticLog {
       const occurredAt = new Date(start + position * 60_000).toISOString();
       const revision = (this.revisions.get(customer) ?? -1) + 1;
       this.revisions.set(customer, revision);
-      this.pending.push({
+      const event: StoredEvent = {
         id: `bench-evt-${position}`, streamId: `customer-${customerId(customer)}`, revision, position, type,
-        data: { ...data, occurredAt }, metadata: { occurredAt, schemaVersion: 1 }, recordedAt: occurredAt, hash: '', prevHash: '',
-      });
+        data: { ...data, occurredAt }, metadata: { occurredAt, schemaVersion: 1 }, recordedAt: occurredAt, hash: '', prevHash: this.prevHash,
+      };
+      event.hash = chainHash(this.prevHash, event);
+      this.prevHash = event.hash;
+      this.pending.push(event);
     };
     const c = Math.floor(this.random() * this.customers);
     const id = customerId(c);

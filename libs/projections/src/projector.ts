@@ -1,5 +1,6 @@
 import type { EventStore, EventSubscription, StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
+import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
 
 export const CHECKPOINTS_TABLE = 'projection_checkpoints';
@@ -19,6 +20,13 @@ export interface ProjectorOptions {
    * long before the batch's transaction commits. Capped at `rebuildBatchSize`.
    */
   rebuildPageSize?: number;
+  /**
+   * while rebuilding, read the log up to the head at the start of the rebuild ahead of the fold,
+   * where the event store can (`readPagesAhead`: the embedded store reads and parses the next pages
+   * on a worker thread while the event loop folds the current one); default true. The tail applied
+   * under the projector's lock is read as usual.
+   */
+  rebuildReadAhead?: boolean;
   /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
@@ -152,7 +160,7 @@ export class Projector {
       await fresh.beginBulkLoad?.();
       await this.prepare(fresh);
       const projections = this.projections.map((p) => p.forRebuild?.() ?? p);
-      await this.rebuildBatches(fresh, projections);
+      await this.rebuildBatches(fresh, projections, await this.events.headPosition());
       await this.exclusive(async () => {
         await this.rebuildBatches(fresh, projections);
         await flushRebuild(fresh, projections);
@@ -223,28 +231,34 @@ export class Projector {
    * `catchUpStore`, but the log is read page by page inside it. Projections that fold pages
    * (`foldsPages`) take each page at once; the others get the whole batch in one `apply` after the
    * last page. The checkpoints move at the end of the transaction either way, so a failed batch
-   * leaves nothing of itself behind. Answers the position reached.
+   * leaves nothing of itself behind. Up to `readAheadUpTo`, the log is read ahead where the store
+   * can (`rebuildReadAhead`). Answers the position reached.
    */
-  private async rebuildBatches(store: ReadModelStore, projections: readonly Projection[]): Promise<number> {
+  private async rebuildBatches(store: ReadModelStore, projections: readonly Projection[], readAheadUpTo = 0): Promise<number> {
     let after = await minCheckpoint(store, projections);
     const paged = projections.filter((p) => p.foldsPages);
     const whole = projections.filter((p) => !p.foldsPages);
-    for (;;) {
-      const reached = await store.transaction(async (tx) => {
-        const checkpoints = await readCheckpoints(tx);
-        const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
-        const { held, last } = await readBatchInPages(this.events, after, this.rebuildBatchSize, this.rebuildPageSize, whole.length > 0, async (page) => {
-          for (const p of paged) await applyPast(p, from(p), page, tx);
+    const log = rebuildLog(this.events, after, readAheadUpTo, this.rebuildPageSize, this.options.rebuildReadAhead ?? true);
+    try {
+      for (;;) {
+        const reached = await store.transaction(async (tx) => {
+          const checkpoints = await readCheckpoints(tx);
+          const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
+          const { held, last } = await readBatchInPages(log, after, this.rebuildBatchSize, this.rebuildPageSize, whole.length > 0, async (page) => {
+            for (const p of paged) await applyPast(p, from(p), page, tx);
+          });
+          if (last === after) return undefined;
+          for (const p of whole) await applyPast(p, from(p), held, tx);
+          for (const p of projections) {
+            if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
+          }
+          return last;
         });
-        if (last === after) return undefined;
-        for (const p of whole) await applyPast(p, from(p), held, tx);
-        for (const p of projections) {
-          if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
-        }
-        return last;
-      });
-      if (reached === undefined) return after;
-      after = reached;
+        if (reached === undefined) return after;
+        after = reached;
+      }
+    } finally {
+      await log.close();
     }
   }
 

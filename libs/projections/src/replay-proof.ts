@@ -1,5 +1,6 @@
 import type { EventStore, StoredEvent } from '@clientele/event-store';
 import { CHECKPOINTS_TABLE, flushRebuild, readBatchInPages } from './projector';
+import { rebuildLog } from './read-ahead-log';
 import { digest, tableRows, type CanonicalRow } from './read-model-digest';
 import type { Projection, ReadModelQueries, ReadModelStore } from './read-model-store';
 
@@ -35,6 +36,11 @@ export interface ReplayOptions {
    * projector rebuild
    */
   pageSize?: number;
+  /**
+   * read the log ahead of the fold where the event store can (`readPagesAhead`, as a projector
+   * rebuild does); default true
+   */
+  readAhead?: boolean;
   onProgress?: (position: number) => void;
 }
 
@@ -84,36 +90,45 @@ export async function replayProjections(
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`replay pageSize: expected a positive integer, got ${String(options.pageSize)}`);
   const end = Math.max(0, ...limits);
   let after = 0;
-  while (after < end) {
-    const last = await scratch.transaction(async (tx) => {
-      const before = [...reached];
-      /** the events up to the projection's own limit */
-      const fold = async (i: number, p: Projection, batch: readonly StoredEvent[]) => {
-        const limit = limits[i] ?? 0;
-        const lastOfBatch = batch[batch.length - 1];
-        const mine = !lastOfBatch || lastOfBatch.position <= limit ? batch : batch.filter((e) => e.position <= limit);
-        const lastOfMine = mine[mine.length - 1];
-        if (!lastOfMine) return;
-        await p.apply(mine, tx);
-        counts[i] = (counts[i] ?? 0) + mine.length;
-        reached[i] = lastOfMine.position;
-      };
-      const { held, last: reachedNow } = await readBatchInPages(events, after, batchSize, pageSize, projections.some((p) => !p.foldsPages), async (page) => {
-        for (const [i, p] of projections.entries()) if (p.foldsPages) await fold(i, p, page);
-      });
-      for (const [i, p] of projections.entries()) if (!p.foldsPages) await fold(i, p, held);
-      for (const [i, p] of projections.entries()) {
-        if (reached[i] !== before[i]) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [reached[i] ?? 0, p.name]);
-      }
-      return reachedNow;
-    });
-    if (last === after) break;
-    after = last;
-    options.onProgress?.(Math.min(after, end));
+  const log = rebuildLog(events, after, head, pageSize, options.readAhead ?? true);
+  try {
+    await replayBatches();
+  } finally {
+    await log.close();
   }
   await flushRebuild(scratch, projections);
   await scratch.endBulkLoad?.();
   return projections.map((p, i) => ({ name: p.name, version: p.version, eventsRead: counts[i] ?? 0, position: reached[i] ?? 0 }));
+
+  async function replayBatches(): Promise<void> {
+    while (after < end) {
+      const last = await scratch.transaction(async (tx) => {
+        const before = [...reached];
+        /** the events up to the projection's own limit */
+        const fold = async (i: number, p: Projection, batch: readonly StoredEvent[]) => {
+          const limit = limits[i] ?? 0;
+          const lastOfBatch = batch[batch.length - 1];
+          const mine = !lastOfBatch || lastOfBatch.position <= limit ? batch : batch.filter((e) => e.position <= limit);
+          const lastOfMine = mine[mine.length - 1];
+          if (!lastOfMine) return;
+          await p.apply(mine, tx);
+          counts[i] = (counts[i] ?? 0) + mine.length;
+          reached[i] = lastOfMine.position;
+        };
+        const { held, last: reachedNow } = await readBatchInPages(log, after, batchSize, pageSize, projections.some((p) => !p.foldsPages), async (page) => {
+          for (const [i, p] of projections.entries()) if (p.foldsPages) await fold(i, p, page);
+        });
+        for (const [i, p] of projections.entries()) if (!p.foldsPages) await fold(i, p, held);
+        for (const [i, p] of projections.entries()) {
+          if (reached[i] !== before[i]) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [reached[i] ?? 0, p.name]);
+        }
+        return reachedNow;
+      });
+      if (last === after) break;
+      after = last;
+      options.onProgress?.(Math.min(after, end));
+    }
+  }
 }
 
 export type CanonicalValue = string | number | null;

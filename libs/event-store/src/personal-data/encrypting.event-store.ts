@@ -10,6 +10,7 @@ import type {
   StoredEvent,
   SubscribeOptions,
 } from '../event-store.port';
+import { canReadAhead, pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { CustomerKeyStore } from './customer-keys';
 import {
   customerOfStream,
@@ -28,7 +29,7 @@ export const PERSONAL_DATA_ERASED = 'PersonalDataErased';
  * event carries `personalDataErased: true`. The hash chain is computed by the inner store over the
  * encrypted form, so it still verifies after an erasure; auditors verify through `inner`.
  */
-export class PersonalDataEventStore implements EventStore {
+export class PersonalDataEventStore implements EventStore, LogReadAhead {
   constructor(
     readonly inner: EventStore,
     private readonly keys: CustomerKeyStore,
@@ -53,6 +54,19 @@ export class PersonalDataEventStore implements EventStore {
 
   async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
     return Promise.all((await this.inner.readAll(options)).map((e) => this.decrypt(e)));
+  }
+
+  /** the inner store's read-ahead (or its `readAll`, page by page), decrypted on the event loop */
+  readPagesAhead(options: ReadAheadOptions): LogPages {
+    if (!canReadAhead(this.inner)) return pagesThroughReadAll(this, options);
+    const pages = this.inner.readPagesAhead(options);
+    const decrypt = (e: StoredEvent): Promise<StoredEvent> => this.decrypt(e);
+    return {
+      close: () => pages.close(),
+      async *[Symbol.asyncIterator]() {
+        for await (const page of pages) yield await Promise.all(page.map(decrypt));
+      },
+    };
   }
 
   subscribeToAll(options?: SubscribeOptions): EventSubscription {

@@ -92,6 +92,19 @@ describe('personal data on the embedded store', () => {
     }
   });
 
+  it('pages read ahead through the decorator are decrypted as readAll is', async () => {
+    const store = open();
+    try {
+      const head = await store.headPosition();
+      const pages: StoredEvent[][] = [];
+      for await (const page of store.readPagesAhead({ afterPosition: 0, upTo: head, pageSize: 2 })) pages.push(page);
+      expect(pages.flat()).toEqual(await store.readAll());
+      expect(pages.flat()[0]!.data.personal).toEqual(ADA);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('after erasure the person is gone from reads, exports, the key table and the file; history and chain survive', async () => {
     // given the wrapped key as stored and the log before the erasure
     const wrapped = keyRow(file, 'ada')?.wrapped_key;

@@ -6,10 +6,6 @@ import { OUTCOME_FIELDS, REFUSED, type SqliteDurability, type WireGroup, type Wr
 export interface WriterThreadData {
   file: string;
   durability: SqliteDurability;
-  /** set when the sources run untranspiled (tests): the worker compiles .ts on load with this @swc/core */
-  swcCore?: string;
-  /** the worker module to load */
-  entry: string;
 }
 
 /** Requests are answered in the order they were sent, one reply each. */

@@ -1,27 +1,9 @@
-import { extname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { SqliteDurability } from './sqlite-writer';
 import type { WriterReply, WriterRequest, WriterThreadData } from './sqlite-writer.protocol';
+import { startStoreWorker } from './store-worker';
 
 export type WriterAnswer = WriterReply | { t: 'failed'; error: Error };
-
-/**
- * Under the sources (tests run .ts transformed in memory) the worker has no compiled file to load:
- * it compiles the .ts modules it requires itself, with the same @swc/core.
- */
-const TS_BOOTSTRAP = `
-const fs = require('node:fs');
-const { workerData } = require('node:worker_threads');
-const swc = require(workerData.swcCore);
-require.extensions['.ts'] = (m, filename) => {
-  const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), {
-    filename, swcrc: false, module: { type: 'commonjs' },
-    jsc: { target: 'es2022', parser: { syntax: 'typescript' }, keepClassNames: true },
-  });
-  m._compile(code, filename);
-};
-require(workerData.entry);
-`;
 
 /**
  * The main thread's end of the writer thread: requests go out in order and each gets exactly one
@@ -37,15 +19,7 @@ export class WriterThread {
   private readonly exited: Promise<void>;
 
   constructor(file: string, durability: SqliteDurability) {
-    const ext = extname(__filename);
-    const entry = join(__dirname, `sqlite-writer.worker${ext}`);
-    const data: WriterThreadData = { file, durability, entry };
-    if (ext === '.ts') {
-      data.swcCore = require.resolve('@swc/core');
-      this.worker = new Worker(TS_BOOTSTRAP, { eval: true, workerData: data });
-    } else {
-      this.worker = new Worker(entry, { workerData: data });
-    }
+    this.worker = startStoreWorker<WriterThreadData>('sqlite-writer.worker', { file, durability });
     // An idle writer does not keep the process alive (as an idle SQLite connection would not).
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {

@@ -16,6 +16,7 @@ import type {
   SubscribeOptions,
 } from '../event-store.port';
 import type { StoredEventImport } from '../import-stored';
+import { pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { UpcasterRegistry } from '../serialization';
 import {
   encodeAppendFields,
@@ -30,6 +31,7 @@ import {
   type WriteOutcomes,
 } from './sqlite-writer';
 import { fromWireError, type WireError } from './sqlite-writer.protocol';
+import { EVENT_COLUMNS, fromColumns, SqliteReadAhead, type EventColumns } from './sqlite-read-ahead';
 import { WriterThread, type WriterAnswer } from './sqlite-writer.thread';
 
 export type { SqliteDurability } from './sqlite-writer';
@@ -104,8 +106,11 @@ interface WriteLink {
  * the head) use the event loop's own connection: WAL lets them run beside the writer, and a commit
  * becomes visible to them only once it is synced at `full` durability.
  */
-export class SqliteEventStore implements EventStore, StoredEventImport {
+export class SqliteEventStore implements EventStore, StoredEventImport, LogReadAhead {
   private readonly db: Database.Database;
+  private readonly file: string;
+  /** read-aheads not yet closed: closing the store ends their threads */
+  private readonly readAheads = new Set<LogPages>();
   private readonly link: WriteLink;
   /** the writer thread, once started (kept for the specs that make it fail) */
   private writerThread: WriterThread | undefined;
@@ -148,6 +153,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.maxGroupSize = options.maxGroupSize ?? 1000;
     this.upcasters = options.upcasters;
+    this.file = options.file;
 
     if (!memory) mkdirSync(dirname(options.file), { recursive: true });
     // Opened (and migrated) here, synchronously: the store can be read as soon as it is constructed.
@@ -369,7 +375,36 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     this.assertOpen();
     validateReadAll(options);
     const rows = this.st.all.all(options?.afterPosition ?? 0, options?.maxCount ?? -1) as EventColumns[];
-    return this.present(rows.map(fromColumns));
+    return this.present(rows.map((row) => fromColumns(row)));
+  }
+
+  /**
+   * The pages of `(afterPosition, upTo]` read on a worker thread through its own read-only
+   * connection while the caller folds the previous ones (see SqliteReadAhead); upcasters apply on
+   * the event loop as in `readAll`. A `:memory:` store, which no other thread can open, reads them
+   * through `readAll`.
+   */
+  readPagesAhead(options: ReadAheadOptions): LogPages {
+    this.assertOpen();
+    const pages =
+      this.file === ':memory:'
+        ? pagesThroughReadAll(this, options)
+        : new SqliteReadAhead(this.file, options, (events) => this.present(events));
+    this.readAheads.add(pages);
+    const untrack = () => this.readAheads.delete(pages);
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* pages;
+        } finally {
+          untrack();
+        }
+      },
+      close: () => {
+        untrack();
+        return pages.close();
+      },
+    };
   }
 
   subscribeToAll(options?: SubscribeOptions): EventSubscription {
@@ -421,6 +456,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport {
     }
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await Promise.all([...this.readAheads].map((r) => r.close()));
     this.notify();
     await this.link.close();
     this.db.close();
@@ -577,26 +613,6 @@ class SqliteSubscription implements EventSubscription, AsyncIterator<StoredEvent
     this.cancelWait?.();
     this.onClose(this);
   }
-}
-
-/** the events table's columns in the order `EventColumns` reads them */
-const EVENT_COLUMNS = 'position, stream_id, revision, id, type, data, metadata, recorded_at, hash, prev_hash';
-type EventColumns = [number, string, number, string, string, string, string, string, string, string];
-
-/** a row read with `raw` (columns `EVENT_COLUMNS`), as `toStoredEvent` reads a row object */
-function fromColumns(c: EventColumns): StoredEvent {
-  return {
-    id: c[3],
-    type: c[4],
-    data: JSON.parse(c[5]) as StoredEvent['data'],
-    metadata: JSON.parse(c[6]) as StoredEvent['metadata'],
-    streamId: c[1],
-    revision: c[2],
-    position: c[0],
-    recordedAt: c[7],
-    hash: c[8],
-    prevHash: c[9],
-  };
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {
