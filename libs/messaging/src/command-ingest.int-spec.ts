@@ -34,6 +34,16 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     return entry?.partitions[0]?.offset;
   }
 
+  /** Runs the ingest until its group committed `offset` on the one-partition commands topic. */
+  async function runUntilCommitted(ingest: CommandIngest, groupId: string, topic: string, offset: string): Promise<void> {
+    await ingest.start();
+    try {
+      while ((await committedOffset(groupId, topic)) !== offset) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
+  }
+
   it('dead-letters poison records with reason and original bytes, and processes the good ones behind them', async () => {
     // given good commands around five kinds of poison, one of them larger than 1 MB
     const { topics, send, groupId } = await setUp();
@@ -100,12 +110,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
 
     // when the ingest runs
     const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, retryBackoffMs: 50 });
-    await ingest.start();
-    try {
-      while ((await committedOffset(groupId, topics.commands)) !== '3') await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      await ingest.stop();
-    }
+    await runUntilCommitted(ingest, groupId, topics.commands, '3');
 
     // then the flaky command was retried in place, the offset never passed it while it failed, nothing was dead-lettered
     expect(attempts).toEqual(['first', 'flaky', 'flaky', 'flaky', 'third']);
@@ -137,12 +142,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
 
     // when the ingest runs with 8 at once
     const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, concurrency: 8 });
-    await ingest.start();
-    try {
-      while ((await committedOffset(groupId, topics.commands)) !== '40') await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      await ingest.stop();
-    }
+    await runUntilCommitted(ingest, groupId, topics.commands, '40');
 
     // then every command ran once, each key's commands in their order, several at a time
     expect(order).toHaveLength(40);
@@ -266,12 +266,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
 
       // when the ingest runs
       const ingest = new CommandIngest({ kafka, topics, groupId, dispatchBatch, retryBackoffMs: 50 });
-      await ingest.start();
-      try {
-        while ((await committedOffset(groupId, topics.commands)) !== '4') await new Promise((r) => setTimeout(r, 50));
-      } finally {
-        await ingest.stop();
-      }
+      await runUntilCommitted(ingest, groupId, topics.commands, '4');
 
       // then the whole batch was tried again after the exception, then only the two held commands, in
       // their order; while c1 was the only one stored, nothing past it was committed

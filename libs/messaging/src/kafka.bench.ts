@@ -109,20 +109,16 @@ export async function benchRelayThroughput(brokers: string, options: RelayBenchO
       ...(options.batchSize && { batchSize: options.batchSize }),
     });
     const head = await store.headPosition();
-    const started = process.hrtime.bigint();
-    const cpu = process.cpuUsage();
-    relay.start();
-    await relay.waitForPosition(head, 600_000);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const cpuMicrosPerItem = cpuMicrosPer(cpu, head);
+    const figure = await timed(
+      head,
+      `SQLite store, ${partitions} partitions, acks=-1 idempotent, batch ${options.batchSize ?? 'default'}, compression ${options.compression ?? 'none'}`,
+      async () => {
+        relay.start();
+        await relay.waitForPosition(head, 600_000);
+      },
+    );
     await relay.stop();
-    return {
-      items: head,
-      seconds,
-      perSecond: Math.round(head / seconds),
-      cpuMicrosPerItem,
-      setup: `SQLite store, ${partitions} partitions, acks=-1 idempotent, batch ${options.batchSize ?? 'default'}, compression ${options.compression ?? 'none'}`,
-    };
+    return figure;
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -178,17 +174,13 @@ export async function benchProducerCeiling(brokers: string, options: ProducerCei
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: KeyHashPartitioner });
   await producer.connect();
   try {
-    const started = process.hrtime.bigint();
-    const cpu = process.cpuUsage();
-    for (const topicMessages of requests) await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return {
-      items: events,
-      seconds,
-      perSecond: Math.round(events / seconds),
-      cpuMicrosPerItem: cpuMicrosPer(cpu, events),
-      setup: `kafkajs producer alone, records built beforehand, ${headers ? 'with the relay\'s headers' : 'no headers'}, ${partitions} partitions, acks=-1 idempotent, ${batchSize} per request`,
-    };
+    return await timed(
+      events,
+      `kafkajs producer alone, records built beforehand, ${headers ? 'with the relay\'s headers' : 'no headers'}, ${partitions} partitions, acks=-1 idempotent, ${batchSize} per request`,
+      async () => {
+        for (const topicMessages of requests) await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      },
+    );
   } finally {
     await producer.disconnect();
   }
@@ -278,27 +270,28 @@ export async function benchIngestThroughput(brokers: string, options: IngestBenc
     kafka, topics, groupId: `bench-${randomUUID()}`, ...dispatchBy,
     ...(options.partitionsAtOnce !== undefined && { partitionsAtOnce: options.partitionsAtOnce }),
   });
-  const started = process.hrtime.bigint();
-  const cpu = process.cpuUsage();
-  await ingest.start();
-  try {
-    await done;
-  } finally {
-    await ingest.stop();
-  }
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return {
-    items: total,
-    seconds,
-    perSecond: Math.round(total / seconds),
-    cpuMicrosPerItem: cpuMicrosPer(cpu, total),
-    setup: `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, ${batchInner ? 'one dispatch per fetched batch' : `concurrency ${options.concurrency ?? 'default'}`} × ${options.partitionsAtOnce ?? 1} partitions at once, time includes the consumer group join`,
-  };
+  return timed(
+    total,
+    `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, ${batchInner ? 'one dispatch per fetched batch' : `concurrency ${options.concurrency ?? 'default'}`} × ${options.partitionsAtOnce ?? 1} partitions at once, time includes the consumer group join`,
+    async () => {
+      await ingest.start();
+      try {
+        await done;
+      } finally {
+        await ingest.stop();
+      }
+    },
+  );
 }
 
-function cpuMicrosPer(since: NodeJS.CpuUsage, items: number): number {
-  const used = process.cpuUsage(since);
-  return Math.round((used.user + used.system) / Math.max(1, items));
+/** Runs `work` and answers its wall-clock rate and this process's CPU time (every thread) per item. */
+async function timed(items: number, setup: string, work: () => Promise<void>): Promise<ThroughputFigure> {
+  const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  await work();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const used = process.cpuUsage(cpu);
+  return { items, seconds, perSecond: Math.round(items / seconds), cpuMicrosPerItem: Math.round((used.user + used.system) / Math.max(1, items)), setup };
 }
 
 export interface LatencyBenchOptions {
