@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { ClienteleModule, CommandService } from '@clientele/application';
 import { SqliteEventStore } from '@clientele/event-store';
-import { benchEndToEndLatency, benchIngestThroughput, benchRelayThroughput } from '@clientele/messaging';
-import { kafkaDispatch } from '../../apps/engine/src/kafka.dispatch';
+import { benchEndToEndLatency, benchIngestThroughput, benchProducerCeiling, benchRelayThroughput } from '@clientele/messaging';
+import { kafkaBatchDispatch } from '../../apps/engine/src/kafka.dispatch';
 import { startBroker } from './broker';
 
 async function main(): Promise<void> {
@@ -25,6 +25,11 @@ async function main(): Promise<void> {
   };
   print('machine', { cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() });
   try {
+    if (wanted('ceiling')) {
+      const events = Number(process.env.BENCH_EVENTS ?? 200_000);
+      print('ceiling', await benchProducerCeiling(brokers, { events }));
+      print('ceiling-no-headers', await benchProducerCeiling(brokers, { events, headers: false }));
+    }
     if (wanted('relay')) print('relay', await benchRelayThroughput(brokers, { events: Number(process.env.BENCH_EVENTS ?? 200_000), ...(process.env.BENCH_BATCH && { batchSize: Number(process.env.BENCH_BATCH) }), ...(process.env.BENCH_GZIP === '1' && { compression: 'gzip' as const }) }));
     if (wanted('ingest-trivial')) print('ingest-trivial', await benchIngestThroughput(brokers, { commands: 50_000, concurrency: 32 }));
     if (wanted('ingest')) {
@@ -32,12 +37,11 @@ async function main(): Promise<void> {
       const store = new SqliteEventStore({ file: join(dir, 'events.sqlite'), durability: 'full' });
       const app = await NestFactory.createApplicationContext(ClienteleModule.forRoot({ store, processManager: false }), { logger: false });
       try {
-        const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
         print('ingest', await benchIngestThroughput(brokers, {
           commands: 50_000,
-          concurrency,
-          dispatch: kafkaDispatch(app.get(CommandService)),
-          dispatchLabel: 'CommandService (validate, CommandBus, load, decide, append to SQLite, durability full)',
+          partitionsAtOnce: 6,
+          dispatchBatch: kafkaBatchDispatch(app.get(CommandService)),
+          dispatchLabel: 'CommandService.importBatch per fetched batch (validate, one look-up and one append per customer, SQLite durability full)',
         }));
       } finally {
         await app.close();

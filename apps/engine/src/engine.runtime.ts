@@ -4,12 +4,13 @@ import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type Messagi
 import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
-import { kafkaDispatch } from './kafka.dispatch';
+import { kafkaBatchDispatch } from './kafka.dispatch';
 
 /**
  * The engine's background parts, started after the application is up and stopped before the store
  * closes: the Kafka relay (reads the raw log; personal fields never leave encrypted or at all) and
- * the Kafka ingest (commands go through the same CommandService as HTTP).
+ * the Kafka ingest (commands go through the same CommandService as HTTP, each fetched batch through
+ * its bulk path).
  */
 @Injectable()
 export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -31,7 +32,7 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
       const profiles = roles.relay ? this.readModels.profileSource() : undefined;
       this.messaging = await startMessaging({
         store: this.storage.raw,
-        dispatch: kafkaDispatch(this.commands),
+        dispatchBatch: kafkaBatchDispatch(this.commands),
         checkpoints: this.storage.checkpoints,
         config: kafkaConfigFromEnv(),
         roles: { relay: roles.relay, ingest: roles.ingest },

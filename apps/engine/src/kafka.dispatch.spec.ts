@@ -1,6 +1,7 @@
-import { CommandIdReusedError, CommandValidationError, type CommandService } from '@clientele/application';
+import { CommandIdReusedError, CommandValidationError, describeFailure, type BatchItemResult, type CommandService, type ImportOptions } from '@clientele/application';
+import type { CommandEnvelope } from '@clientele/contracts';
 import { DomainError, DomainErrorCodes } from '@clientele/domain';
-import { kafkaDispatch } from './kafka.dispatch';
+import { kafkaBatchDispatch, kafkaDispatch } from './kafka.dispatch';
 
 /** a CommandService whose execute answers with `outcome` (thrown when it is an error) */
 const serviceAnswering = (outcome: unknown): CommandService =>
@@ -34,5 +35,41 @@ describe('the Kafka ingest dispatch over the CommandService', () => {
     const conflict = new DomainError(DomainErrorCodes.ConcurrencyConflict, 'stream moved on');
     await expect(kafkaDispatch(serviceAnswering(conflict))(envelope)).resolves.toMatchObject({ ok: false, retryable: true });
     await expect(kafkaDispatch(serviceAnswering(new Error('disk I/O error')))(envelope)).rejects.toThrow('disk I/O error');
+  });
+});
+
+describe('the Kafka ingest batch dispatch over the bulk path', () => {
+  it('answers each command in order: accepted, dead-lettered with the reason, or retried when it failed for now, holding its stream', async () => {
+    const outcomes: unknown[] = [
+      { status: 'applied' },
+      new CommandValidationError([{ field: 'data.orderId', expected: 'a non-empty string' }]),
+      new DomainError(DomainErrorCodes.SelfReferral, 'a customer cannot refer themselves', 'refereeId'),
+      new CommandIdReusedError('cmd-4'),
+      new DomainError(DomainErrorCodes.ConcurrencyConflict, 'stream moved on'),
+      new Error('disk I/O error'),
+    ];
+    const asked: ImportOptions[] = [];
+    const service = {
+      importBatch: async (envelopes: readonly unknown[], options: ImportOptions = {}): Promise<BatchItemResult[]> => {
+        asked.push(options);
+        return envelopes.map((_, index): BatchItemResult => {
+          const outcome = outcomes[index];
+          return outcome instanceof Error ? { index, ok: false, failure: describeFailure(outcome) } : { index, ok: true, result: outcome as never };
+        });
+      },
+    } as unknown as CommandService;
+    const envelopes = outcomes.map((_, i): CommandEnvelope => ({ type: 'RecordPurchase', commandId: `cmd-${i + 1}`, data: {} }));
+
+    const results = await kafkaBatchDispatch(service)(envelopes);
+
+    expect(results).toEqual([
+      { ok: true },
+      { ok: false, retryable: false, reason: 'invalid command: data.orderId must be a non-empty string' },
+      { ok: false, retryable: false, reason: 'self_referral: a customer cannot refer themselves' },
+      expect.objectContaining({ ok: false, retryable: false }),
+      expect.objectContaining({ ok: false, retryable: true }),
+      expect.objectContaining({ ok: false, retryable: true }),
+    ]);
+    expect(asked).toEqual([{ holdStreamAfterTemporaryFailure: true }]);
   });
 });

@@ -1,5 +1,5 @@
-import { describeFailure, type CommandService } from '@clientele/application';
-import type { CommandDispatch } from '@clientele/messaging';
+import { describeFailure, isTemporary, type CommandFailure, type CommandService } from '@clientele/application';
+import type { CommandBatchDispatch, CommandDispatch, DispatchResult } from '@clientele/messaging';
 
 /**
  * How the Kafka ingest hands a command to the application: a command the application refuses
@@ -15,9 +15,25 @@ export function kafkaDispatch(commands: CommandService): CommandDispatch {
     } catch (error) {
       const failure = describeFailure(error);
       if (failure.kind === 'internal') throw error;
-      // an invalid command's message already names each field and what was expected
-      const reason = failure.kind === 'invalid' ? failure.message : `${failure.code}: ${failure.message}`;
-      return { ok: false, reason, retryable: failure.kind === 'conflict' && failure.code !== 'command_id_reused' };
+      return refusal(failure);
     }
   };
+}
+
+/**
+ * The same answers for a whole fetched batch, through the bulk path (`importBatch`: one look-up and
+ * one append per customer). A command that failed for now holds its customer's later commands, so
+ * the ingest retries them in their order.
+ */
+export function kafkaBatchDispatch(commands: CommandService): CommandBatchDispatch {
+  return async (envelopes) => {
+    const results = await commands.importBatch(envelopes, { holdStreamAfterTemporaryFailure: true });
+    return results.map((item) => (item.ok ? { ok: true } : refusal(item.failure)));
+  };
+}
+
+function refusal(failure: CommandFailure): DispatchResult {
+  // an invalid command's message already names each field and what was expected
+  const reason = failure.kind === 'invalid' ? failure.message : `${failure.code}: ${failure.message}`;
+  return { ok: false, reason, retryable: isTemporary(failure) };
 }

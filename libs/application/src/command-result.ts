@@ -45,3 +45,12 @@ export function describeFailure(error: unknown): CommandFailure {
   // Internal details stay in the logs; callers get a stable sentence.
   return { kind: 'internal', code: 'internal_error', message: 'the command could not be processed; it may be retried' };
 }
+
+/**
+ * A failure that is no verdict on the command: the store failed, a bug, or concurrent changes outlasted
+ * the handler's retries. The same command may succeed later, so a source that can wait (the Kafka
+ * ingest) tries it again instead of giving up on it; a reused command id is a verdict.
+ */
+export function isTemporary(failure: CommandFailure): boolean {
+  return failure.kind === 'internal' || (failure.kind === 'conflict' && failure.code === DomainErrorCodes.ConcurrencyConflict);
+}

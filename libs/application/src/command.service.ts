@@ -11,7 +11,7 @@ import { CommandValidationError } from './application.errors';
 import { ClienteleMetrics } from './clientele.metrics';
 import { CLIENTELE_OPTIONS } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
-import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
+import { describeFailure, isTemporary, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
 import { DomainCommandHandler } from './domain-command.handler';
 
 // Compile-time proof that every validated wire command is a domain command of the same type: a
@@ -26,6 +26,24 @@ void wireCommandsAreDomainCommands;
 export type BatchItemResult =
   | { index: number; ok: true; result: CommandResult }
   | { index: number; ok: false; commandId?: string; failure: CommandFailure };
+
+export interface ImportOptions {
+  /**
+   * A command that fails for now (`isTemporary`: the store, a bug, a lasting conflict) stops its
+   * stream: the stream's later commands of the batch are not run and are answered as failed for now
+   * too, so a caller that tries those again later (the Kafka ingest) keeps each stream's order, and a
+   * purchase is never refused because the registration before it hit a full disk. Without it, as in
+   * `executeBatch`, every command is answered on its own.
+   */
+  holdStreamAfterTemporaryFailure?: boolean;
+}
+
+/** The answer of a command not run because an earlier command of its stream failed for now. */
+const HELD: CommandFailure = {
+  kind: 'internal',
+  code: 'internal_error',
+  message: 'not run: an earlier command of the same stream failed for now; it may be retried',
+};
 
 /**
  * The one entry for commands, whatever brought them (HTTP, Kafka ingest, file import, processes).
@@ -104,9 +122,9 @@ export class CommandService {
    * append, and all streams' appends go to the store at once (see BulkImporter). Commands the bulk
    * path cannot settle with certainty take the `executeBatch` path after it.
    */
-  async importBatch(envelopes: readonly unknown[]): Promise<BatchItemResult[]> {
+  async importBatch(envelopes: readonly unknown[], options: ImportOptions = {}): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(envelopes.length);
-    await this.importGrouped(this.validateAll(envelopes, results), results);
+    await this.importGrouped(this.validateAll(envelopes, results), results, options);
     return results;
   }
 
@@ -115,11 +133,11 @@ export class CommandService {
     const results: BatchItemResult[] = new Array(commands.length);
     const streams = new Map<string, StreamCommands>();
     commands.forEach((command, index) => this.addTo(streams, index, command, results));
-    await this.importGrouped([...streams.values()], results);
+    await this.importGrouped([...streams.values()], results, {});
     return results;
   }
 
-  private async importGrouped(streams: StreamCommands[], results: BatchItemResult[]): Promise<void> {
+  private async importGrouped(streams: StreamCommands[], results: BatchItemResult[], options: ImportOptions): Promise<void> {
     const { settled, leftover } = await this.importer.run(streams);
     for (const outcome of settled) {
       const { index } = outcome;
@@ -127,7 +145,7 @@ export class CommandService {
         ? { index, ok: true, result: outcome.result }
         : { index, ok: false, commandId: outcome.commandId, failure: describeFailure(outcome.error) };
     }
-    await this.runOneByOne(leftover, results);
+    await this.runOneByOne(leftover, results, options.holdStreamAfterTemporaryFailure ?? false);
   }
 
   private validateAll(envelopes: readonly unknown[], results: BatchItemResult[]): StreamCommands[] {
@@ -160,16 +178,25 @@ export class CommandService {
     else streams.set(target.streamId, { streamId: target.streamId, decider: target.decider, items: [item] });
   }
 
-  /** Each queue's commands one after another; up to `batchConcurrency` queues at a time. */
-  private async runOneByOne(queues: readonly BatchCommand[][], results: BatchItemResult[]): Promise<void> {
+  /**
+   * Each queue's commands one after another; up to `batchConcurrency` queues at a time. With `hold`,
+   * a temporary failure answers the rest of its queue (the same stream) as not run.
+   */
+  private async runOneByOne(queues: readonly BatchCommand[][], results: BatchItemResult[], hold = false): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let queue = queues[next++]; queue !== undefined; queue = queues[next++]) {
-        for (const { index, domain, meta } of queue) {
+        for (let i = 0; i < queue.length; i++) {
+          const { index, domain, meta } = queue[i]!;
           try {
             results[index] = { index, ok: true, result: await this.executeDomain(domain, meta) };
           } catch (error) {
-            results[index] = { index, ok: false, commandId: meta.commandId, failure: describeFailure(error) };
+            const failure = describeFailure(error);
+            results[index] = { index, ok: false, commandId: meta.commandId, failure };
+            if (hold && isTemporary(failure)) {
+              for (const held of queue.slice(i + 1)) results[held.index] = { index: held.index, ok: false, commandId: held.meta.commandId, failure: HELD };
+              break;
+            }
           }
         }
       }

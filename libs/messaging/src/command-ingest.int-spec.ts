@@ -2,7 +2,7 @@ import { DeadLetterSchema, formatIssues, validateAgainstSchema, type CommandEnve
 import { describeWithServer, KafkaServer } from '@clientele/testing';
 import { randomUUID } from 'node:crypto';
 import { Partitioners } from 'kafkajs';
-import { CommandIngest, type DispatchResult } from './command-ingest';
+import { CommandIngest, type CommandBatchDispatch, type DispatchResult } from './command-ingest';
 import { consumeUntil, testKafka, uniquePrefix } from './kafka-test-helpers';
 import { ensureTopics } from './topics';
 
@@ -32,6 +32,16 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
     await admin.disconnect();
     return entry?.partitions[0]?.offset;
+  }
+
+  /** Runs the ingest until its group committed `offset` on the one-partition commands topic. */
+  async function runUntilCommitted(ingest: CommandIngest, groupId: string, topic: string, offset: string): Promise<void> {
+    await ingest.start();
+    try {
+      while ((await committedOffset(groupId, topic)) !== offset) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await ingest.stop();
+    }
   }
 
   it('dead-letters poison records with reason and original bytes, and processes the good ones behind them', async () => {
@@ -100,12 +110,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
 
     // when the ingest runs
     const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, retryBackoffMs: 50 });
-    await ingest.start();
-    try {
-      while ((await committedOffset(groupId, topics.commands)) !== '3') await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      await ingest.stop();
-    }
+    await runUntilCommitted(ingest, groupId, topics.commands, '3');
 
     // then the flaky command was retried in place, the offset never passed it while it failed, nothing was dead-lettered
     expect(attempts).toEqual(['first', 'flaky', 'flaky', 'flaky', 'third']);
@@ -137,12 +142,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
 
     // when the ingest runs with 8 at once
     const ingest = new CommandIngest({ kafka, topics, groupId, dispatch, concurrency: 8 });
-    await ingest.start();
-    try {
-      while ((await committedOffset(groupId, topics.commands)) !== '40') await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      await ingest.stop();
-    }
+    await runUntilCommitted(ingest, groupId, topics.commands, '40');
 
     // then every command ran once, each key's commands in their order, several at a time
     expect(order).toHaveLength(40);
@@ -206,4 +206,74 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     expect(mostKeysBusy).toBeGreaterThan(1);
     // a group of three partitions joins and rebalances slowly on a loaded machine
   }, 180_000);
+
+  describe('in batches (dispatchBatch)', () => {
+    it('dead-letters a poison record in the middle of a batch and hands the good commands around it to one dispatch, in offset order', async () => {
+      // given good commands with a record that is not JSON and a command the application refuses among them
+      const { topics, send, groupId } = await setUp();
+      const records = [command('good-1'), command('good-2'), '{"type": "RecordTouchpoint", ', command('good-3'), command('refused', 'UnknownCommand'), command('good-4')];
+      await send(records);
+      const calls: string[][] = [];
+      const dispatchBatch: CommandBatchDispatch = async (envelopes) => {
+        calls.push(envelopes.map((e) => e.commandId));
+        return envelopes.map((e) => (e.type === 'UnknownCommand' ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false } : { ok: true }));
+      };
+
+      // when the ingest runs
+      const ingest = new CommandIngest({ kafka, topics, groupId, dispatchBatch, now: () => new Date('2026-03-01T00:00:00.000Z') });
+      await ingest.start();
+      let letters;
+      try {
+        letters = await consumeUntil(kafka, [topics.commandsDeadLetter], (r) => r.length >= 2);
+        while ((await committedOffset(groupId, topics.commands)) !== '6') await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        await ingest.stop();
+      }
+
+      // then the good commands went to the application together, in order, and both bad records are dead letters, in order
+      expect(calls).toEqual([['good-1', 'good-2', 'good-3', 'refused', 'good-4']]);
+      const bodies = letters.map((r) => JSON.parse(r.value?.toString() ?? '') as DeadLetterMessage);
+      for (const b of bodies) expect(formatIssues(validateAgainstSchema(DeadLetterSchema, b))).toBe('');
+      expect(bodies.map((b) => [b.sourceOffset, b.reason])).toEqual([
+        ['2', expect.stringMatching(/^not JSON/)],
+        ['4', 'type: unknown command UnknownCommand'],
+      ]);
+      expect(Buffer.from(bodies[0]?.value ?? '', 'base64').toString()).toBe(records[2]);
+      expect(bodies[1]).toMatchObject({ commandId: 'refused', sourceTopic: topics.commands, sourcePartition: 0, key: 'k', deadLetteredAt: '2026-03-01T00:00:00.000Z' });
+      expect(ingest.stats()).toMatchObject({ accepted: 4, deadLettered: 2, lag: 0 });
+    });
+
+    it('commits the batch only once every command of it is stored, retrying what failed for now, in order, and a dispatch that threw', async () => {
+      // given four commands; the store is down for the first call, then the second command fails for
+      // now (holding the third, which the application did not run) while the others are stored
+      const { topics, send, groupId } = await setUp();
+      await send([command('c1'), command('c2'), command('c3'), command('c4')]);
+      const calls: string[][] = [];
+      const stored: string[] = [];
+      const committedWhileUnstored: (string | undefined)[] = [];
+      const dispatchBatch: CommandBatchDispatch = async (envelopes) => {
+        calls.push(envelopes.map((e) => e.commandId));
+        // give an early commit time to land, then look at what the group has committed
+        await new Promise((r) => setTimeout(r, 300));
+        committedWhileUnstored.push(await committedOffset(groupId, topics.commands));
+        if (calls.length === 1) throw new Error('event store unavailable');
+        return envelopes.map((e): DispatchResult => {
+          if (calls.length === 2 && (e.commandId === 'c2' || e.commandId === 'c3')) return { ok: false, reason: 'internal_error: for now', retryable: true };
+          stored.push(e.commandId);
+          return { ok: true };
+        });
+      };
+
+      // when the ingest runs
+      const ingest = new CommandIngest({ kafka, topics, groupId, dispatchBatch, retryBackoffMs: 50 });
+      await runUntilCommitted(ingest, groupId, topics.commands, '4');
+
+      // then the whole batch was tried again after the exception, then only the two held commands, in
+      // their order; while c1 was the only one stored, nothing past it was committed
+      expect(calls).toEqual([['c1', 'c2', 'c3', 'c4'], ['c1', 'c2', 'c3', 'c4'], ['c2', 'c3']]);
+      expect(stored).toEqual(['c1', 'c4', 'c2', 'c3']);
+      for (const offset of committedWhileUnstored) expect(Number(offset ?? -1)).toBeLessThanOrEqual(1);
+      expect(ingest.stats()).toMatchObject({ accepted: 4, deadLettered: 0, retries: 6 });
+    });
+  });
 });

@@ -7,7 +7,7 @@ import {
   type CommandEnvelope,
   type DeadLetterMessage,
 } from '@clientele/contracts';
-import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
 import type { RelayLogger } from './event-relay';
 import type { TopicNames } from './topics';
 
@@ -16,11 +16,26 @@ export type DispatchResult = { ok: true } | { ok: false; reason: string; retryab
 /** Validates a command per its type and executes it (the application layer supplies it). */
 export type CommandDispatch = (envelope: CommandEnvelope) => Promise<DispatchResult>;
 
+/**
+ * Validates and executes the commands of one fetched batch, in the order given (a partition's
+ * offset order), and answers one result per command, in the same order. A retryable answer says the
+ * command was not stored and may be handed over again; a dispatch that answers a command retryable
+ * must answer every later command of the same customer retryable too, without running it, so the
+ * retry keeps their order. Throwing means nothing is known: the whole batch is handed over again.
+ */
+export type CommandBatchDispatch = (envelopes: readonly CommandEnvelope[]) => Promise<DispatchResult[]>;
+
 export interface CommandIngestOptions {
   kafka: Kafka;
   topics: Pick<TopicNames, 'commands' | 'commandsDeadLetter'>;
   groupId: string;
-  dispatch: CommandDispatch;
+  /** executes one command at a time (see `concurrency`); give this or `dispatchBatch` */
+  dispatch?: CommandDispatch;
+  /**
+   * executes each fetched batch's commands in one call (the application's bulk path: one look-up and
+   * one append per customer); when given, `concurrency` does not apply
+   */
+  dispatchBatch?: CommandBatchDispatch;
   /** records larger than this are dead-lettered unread; default 1 MiB */
   maxCommandBytes?: number;
   /** the dead letter keeps at most this many of the original bytes; default 256 KiB */
@@ -70,7 +85,11 @@ export class CommandIngest {
   private readonly counters = { accepted: 0, deadLettered: 0, retries: 0 };
   private deadLetterSends: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: CommandIngestOptions) {}
+  constructor(private readonly options: CommandIngestOptions) {
+    if ((options.dispatch === undefined) === (options.dispatchBatch === undefined)) {
+      throw new Error('CommandIngest: give either dispatch or dispatchBatch');
+    }
+  }
 
   async start(): Promise<void> {
     const { kafka, topics, groupId } = this.options;
@@ -103,8 +122,65 @@ export class CommandIngest {
   }
 
   private handleBatch(payload: EachBatchPayload): Promise<void> {
+    if (this.options.dispatchBatch) return this.handleBatchWhole(payload, this.options.dispatchBatch);
     const concurrency = this.options.concurrency ?? 1;
     return concurrency > 1 ? this.handleBatchByKey(payload, concurrency) : this.handleBatchInOrder(payload);
+  }
+
+  /**
+   * The batch's commands go to `dispatchBatch` in one call, in offset order. Records that are not
+   * commands, and commands the application refuses, become dead letters, sent together in offset
+   * order once every command of the batch is settled; then the batch's offset is committed. Commands
+   * answered retryable are handed over again (alone, in their order) after a growing pause, holding
+   * the commit: an offset is never committed before the events of every command below it are stored.
+   */
+  private async handleBatchWhole({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, dispatchBatch: CommandBatchDispatch): Promise<void> {
+    const consumer = this.consumer;
+    const last = batch.messages[batch.messages.length - 1];
+    if (!consumer || !last) return;
+    const letters: { message: KafkaMessage; reason: string; parsed?: unknown }[] = [];
+    let pending: { message: KafkaMessage; envelope: CommandEnvelope }[] = [];
+    for (const message of batch.messages) {
+      const read = this.read(message);
+      if ('envelope' in read) pending.push({ message, envelope: read.envelope });
+      else letters.push({ message, ...read });
+    }
+    let backoff = this.options.retryBackoffMs ?? 500;
+    while (pending.length > 0) {
+      // interrupted (stop or rebalance): nothing of this batch is committed, the next owner replays it
+      if (!isRunning() || isStale()) return;
+      let results: DispatchResult[] | undefined;
+      try {
+        results = await dispatchBatch(pending.map((p) => p.envelope));
+      } catch (err) {
+        // an exception is not a verdict on the commands (store down, bug): keep them all and retry
+        this.options.logger?.warn({ err, commands: pending.length }, 'command batch dispatch threw; retrying');
+      }
+      const again: typeof pending = [];
+      let reason: string | undefined;
+      pending.forEach((item, i) => {
+        const result = results?.[i];
+        if (result?.ok) this.counters.accepted += 1;
+        else if (result && !result.retryable) letters.push({ message: item.message, reason: result.reason, parsed: item.envelope });
+        else {
+          again.push(item);
+          reason ??= result?.reason;
+        }
+      });
+      if (again.length > 0) {
+        if (results) this.options.logger?.warn({ commandId: again[0]?.envelope.commandId, commands: again.length, reason }, 'commands failed for now; retrying');
+        this.counters.retries += again.length;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+      pending = again;
+      await heartbeat();
+    }
+    letters.sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
+    await this.sendDeadLetters(letters.map((l) => this.letterFor(batch.topic, batch.partition, l.message, l.reason, l.parsed)));
+    resolveOffset(last.offset);
+    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
   }
 
   private async handleBatchByKey({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload, concurrency: number): Promise<void> {
@@ -178,26 +254,31 @@ export class CommandIngest {
     this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
   }
 
-  /** 'done' once the record is dispatched or dead-lettered; 'retry' when it must be tried again. */
-  private async process(topic: string, partition: number, message: KafkaMessage): Promise<'done' | 'retry'> {
+  /** The record's command, or why it is none: empty, too large, not JSON, not a command envelope. */
+  private read(message: KafkaMessage): { envelope: CommandEnvelope } | { reason: string; parsed?: unknown } {
     const limit = this.options.maxCommandBytes ?? 1024 * 1024;
     const bytes = message.value;
-    if (!bytes || bytes.length === 0) return this.deadLetter(topic, partition, message, 'empty record: expected a JSON command');
-    if (bytes.length > limit) {
-      return this.deadLetter(topic, partition, message, `record is ${bytes.length} bytes: commands are at most ${limit} bytes`);
-    }
+    if (!bytes || bytes.length === 0) return { reason: 'empty record: expected a JSON command' };
+    if (bytes.length > limit) return { reason: `record is ${bytes.length} bytes: commands are at most ${limit} bytes` };
     let parsed: unknown;
     try {
       parsed = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      return this.deadLetter(topic, partition, message, `not JSON: ${(err as Error).message}`);
+      return { reason: `not JSON: ${(err as Error).message}` };
     }
     const issues = validateAgainstSchema(CommandEnvelopeSchema, parsed);
-    if (issues.length > 0) return this.deadLetter(topic, partition, message, `not a command: ${formatIssues(issues)}`, parsed);
-    const envelope = parsed as CommandEnvelope;
+    if (issues.length > 0) return { reason: `not a command: ${formatIssues(issues)}`, parsed };
+    return { envelope: parsed as CommandEnvelope };
+  }
+
+  /** 'done' once the record is dispatched or dead-lettered; 'retry' when it must be tried again. */
+  private async process(topic: string, partition: number, message: KafkaMessage): Promise<'done' | 'retry'> {
+    const read = this.read(message);
+    if (!('envelope' in read)) return this.deadLetter(topic, partition, message, read.reason, read.parsed);
+    const { envelope } = read;
     let result;
     try {
-      result = await this.options.dispatch(envelope);
+      result = await this.options.dispatch!(envelope);
     } catch (err) {
       // an exception is not a verdict on the command (store down, bug): keep it and retry
       this.options.logger?.warn({ err, commandId: envelope.commandId }, 'command dispatch threw; retrying');
@@ -211,10 +292,16 @@ export class CommandIngest {
       this.options.logger?.warn({ commandId: envelope.commandId, reason: result.reason }, 'command failed for now; retrying');
       return 'retry';
     }
-    return this.deadLetter(topic, partition, message, result.reason, parsed);
+    return this.deadLetter(topic, partition, message, result.reason, envelope);
   }
 
   private async deadLetter(topic: string, partition: number, message: KafkaMessage, reason: string, parsed?: unknown): Promise<'done'> {
+    await this.sendDeadLetters([this.letterFor(topic, partition, message, reason, parsed)]);
+    return 'done';
+  }
+
+  /** The dead-letter record of a source record: the reason, the original bytes (cut when large), where it came from. */
+  private letterFor(topic: string, partition: number, message: KafkaMessage, reason: string, parsed?: unknown): Message {
     const keep = this.options.maxDeadLetterValueBytes ?? 256 * 1024;
     const value = message.value;
     const letter: DeadLetterMessage = {
@@ -230,22 +317,20 @@ export class CommandIngest {
     };
     const commandId = (parsed as { commandId?: unknown } | undefined)?.commandId;
     if (typeof commandId === 'string' && commandId.length > 0) letter.commandId = commandId;
-    const send = this.deadLetterSends.then(() => this.producer?.send({
-      topic: this.options.topics.commandsDeadLetter,
-      acks: -1,
-      messages: [
-        {
-          key: message.key,
-          value: JSON.stringify(letter),
-          headers: { [H.messageKind]: MessageKinds.deadLetter, [H.contentType]: 'application/json', [H.reason]: reason.slice(0, 500) },
-        },
-      ],
-    }));
-    // dead letters from records handled side by side go out one after another, in the order decided
+    return {
+      key: message.key,
+      value: JSON.stringify(letter),
+      headers: { [H.messageKind]: MessageKinds.deadLetter, [H.contentType]: 'application/json', [H.reason]: reason.slice(0, 500) },
+    };
+  }
+
+  /** Sends dead letters in one request, after those already on their way: they reach the topic in the order decided. */
+  private async sendDeadLetters(messages: Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    const send = this.deadLetterSends.then(() => this.producer?.send({ topic: this.options.topics.commandsDeadLetter, acks: -1, messages }));
     this.deadLetterSends = send.then(() => undefined, () => undefined);
     await send;
-    this.counters.deadLettered += 1;
-    return 'done';
+    this.counters.deadLettered += messages.length;
   }
 }
 

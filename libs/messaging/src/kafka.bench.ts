@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandEnvelope } from '@clientele/contracts';
-import { SqliteEventStore, type NewEvent } from '@clientele/event-store';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { SqliteEventStore, type NewEvent, type StoredEvent } from '@clientele/event-store';
+import { CompressionTypes, Kafka, logLevel, Partitioners, type TopicMessages } from 'kafkajs';
 import { InMemoryCheckpointStore } from './checkpoint.store';
-import { CommandIngest, type CommandDispatch, type DispatchResult } from './command-ingest';
+import { CommandIngest, type CommandBatchDispatch, type CommandDispatch, type DispatchResult } from './command-ingest';
 import { EventRelay } from './event-relay';
+import { recordsFor } from './event-messages';
+import { KeyHashPartitioner } from './partitioner';
 import { ensureTopics, type TopicNames } from './topics';
 
 /**
@@ -30,6 +32,8 @@ export interface ThroughputFigure {
   items: number;
   seconds: number;
   perSecond: number;
+  /** this process's CPU time (every thread) over the timed part, per item */
+  cpuMicrosPerItem: number;
   /** what was measured, in words (store, dispatch, settings) */
   setup: string;
 }
@@ -105,20 +109,80 @@ export async function benchRelayThroughput(brokers: string, options: RelayBenchO
       ...(options.batchSize && { batchSize: options.batchSize }),
     });
     const head = await store.headPosition();
-    const started = process.hrtime.bigint();
-    relay.start();
-    await relay.waitForPosition(head, 600_000);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const figure = await timed(
+      head,
+      `SQLite store, ${partitions} partitions, acks=-1 idempotent, batch ${options.batchSize ?? 'default'}, compression ${options.compression ?? 'none'}`,
+      async () => {
+        relay.start();
+        await relay.waitForPosition(head, 600_000);
+      },
+    );
     await relay.stop();
-    return {
-      items: head,
-      seconds,
-      perSecond: Math.round(head / seconds),
-      setup: `SQLite store, ${partitions} partitions, acks=-1 idempotent, batch ${options.batchSize ?? 'default'}, compression ${options.compression ?? 'none'}`,
-    };
+    return figure;
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface ProducerCeilingOptions {
+  /** events sent; default 200,000 */
+  events?: number;
+  /** events per request, as the relay's batch; default 2000 */
+  batchSize?: number;
+  partitions?: number;
+  /** send each record with the headers the relay gives it; default true */
+  headers?: boolean;
+}
+
+/**
+ * What kafkajs alone does on this machine with the relay's records: the same keys, values and
+ * headers (built by the relay's own `recordsFor` from purchase events, before the clock starts), sent
+ * the way the relay sends them (idempotent producer, acks -1, one request in flight, `batchSize`
+ * events per request, every topic in one request). No store is read and nothing is built while timed,
+ * so the relay can at best come this close; `headers: false` shows what the headers cost kafkajs.
+ */
+export async function benchProducerCeiling(brokers: string, options: ProducerCeilingOptions = {}): Promise<ThroughputFigure> {
+  const events = options.events ?? 200_000;
+  const batchSize = options.batchSize ?? 2000;
+  const partitions = options.partitions ?? 6;
+  const headers = options.headers ?? true;
+  const kafka = benchKafka(brokers);
+  const topics = await freshTopics(kafka, partitions);
+  const requests: TopicMessages[][] = [];
+  for (let first = 0; first < events; first += batchSize) {
+    const byTopic = new Map<string, TopicMessages>();
+    for (let i = first; i < Math.min(first + batchSize, events); i++) {
+      const customer = Math.floor(i / 10);
+      const event: StoredEvent = {
+        ...purchase(customer, i % 10),
+        streamId: `customer-c${customer}`,
+        revision: i % 10,
+        position: i + 1,
+        recordedAt: new Date(Date.UTC(2026, 0, 1) + i).toISOString(),
+        hash: '',
+        prevHash: '',
+      };
+      for (const record of recordsFor(event, topics)) {
+        let entry = byTopic.get(record.topic);
+        if (!entry) byTopic.set(record.topic, (entry = { topic: record.topic, messages: [] }));
+        entry.messages.push({ key: record.key, value: record.value, ...(headers && { headers: record.headers }) });
+      }
+    }
+    requests.push([...byTopic.values()]);
+  }
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: KeyHashPartitioner });
+  await producer.connect();
+  try {
+    return await timed(
+      events,
+      `kafkajs producer alone, records built beforehand, ${headers ? 'with the relay\'s headers' : 'no headers'}, ${partitions} partitions, acks=-1 idempotent, ${batchSize} per request`,
+      async () => {
+        for (const topicMessages of requests) await producer.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
+      },
+    );
+  } finally {
+    await producer.disconnect();
   }
 }
 
@@ -128,6 +192,8 @@ export interface IngestBenchOptions {
   partitions?: number;
   /** what executes each command; default: accepts everything without work */
   dispatch?: CommandDispatch;
+  /** what executes each fetched batch's commands instead (the bulk path); `concurrency` then does not apply */
+  dispatchBatch?: CommandBatchDispatch;
   /** says which dispatch ran, for the report; default 'trivial dispatch (no work)' */
   dispatchLabel?: string;
   /** commands handled at once per partition (different keys); default the ingest's */
@@ -161,11 +227,11 @@ export function benchCommandEnvelopes(commands: number): CommandEnvelope[] {
 
 /** Time for the ingest to read and dispatch commands already waiting on the topic. */
 export async function benchIngestThroughput(brokers: string, options: IngestBenchOptions = {}): Promise<ThroughputFigure> {
-  const count = options.commands ?? 50_000;
+  const total = options.commands ?? 50_000;
   const partitions = options.partitions ?? 6;
   const kafka = benchKafka(brokers);
   const topics = await freshTopics(kafka, partitions);
-  const envelopes = benchCommandEnvelopes(count);
+  const envelopes = benchCommandEnvelopes(total);
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   for (let i = 0; i < envelopes.length; i += 5000) {
@@ -178,31 +244,54 @@ export async function benchIngestThroughput(brokers: string, options: IngestBenc
   let handled = 0;
   let allHandled: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (allHandled = resolve));
-  const inner: CommandDispatch = options.dispatch ?? (async (): Promise<DispatchResult> => ({ ok: true }));
-  const dispatch: CommandDispatch = async (envelope) => {
-    const result = await inner(envelope);
-    if (!result.ok && !result.retryable) throw new Error(`bench command ${envelope.commandId} refused: ${result.reason}`);
-    if (result.ok && ++handled === count) allHandled();
-    return result;
+  const count = (envelope: CommandEnvelope, result: DispatchResult | undefined): void => {
+    if (result && !result.ok && !result.retryable) throw new Error(`bench command ${envelope.commandId} refused: ${result.reason}`);
+    if (result?.ok && ++handled === total) allHandled();
   };
+  const inner: CommandDispatch = options.dispatch ?? (async (): Promise<DispatchResult> => ({ ok: true }));
+  const batchInner = options.dispatchBatch;
+  const dispatchBy = batchInner
+    ? {
+        dispatchBatch: async (batch: readonly CommandEnvelope[]) => {
+          const results = await batchInner(batch);
+          batch.forEach((envelope, i) => count(envelope, results[i]));
+          return results;
+        },
+      }
+    : {
+        dispatch: async (envelope: CommandEnvelope) => {
+          const result = await inner(envelope);
+          count(envelope, result);
+          return result;
+        },
+        ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+      };
   const ingest = new CommandIngest({
-    kafka, topics, groupId: `bench-${randomUUID()}`, dispatch, ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    kafka, topics, groupId: `bench-${randomUUID()}`, ...dispatchBy,
     ...(options.partitionsAtOnce !== undefined && { partitionsAtOnce: options.partitionsAtOnce }),
   });
+  return timed(
+    total,
+    `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, ${batchInner ? 'one dispatch per fetched batch' : `concurrency ${options.concurrency ?? 'default'}`} × ${options.partitionsAtOnce ?? 1} partitions at once, time includes the consumer group join`,
+    async () => {
+      await ingest.start();
+      try {
+        await done;
+      } finally {
+        await ingest.stop();
+      }
+    },
+  );
+}
+
+/** Runs `work` and answers its wall-clock rate and this process's CPU time (every thread) per item. */
+async function timed(items: number, setup: string, work: () => Promise<void>): Promise<ThroughputFigure> {
   const started = process.hrtime.bigint();
-  await ingest.start();
-  try {
-    await done;
-  } finally {
-    await ingest.stop();
-  }
+  const cpu = process.cpuUsage();
+  await work();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return {
-    items: count,
-    seconds,
-    perSecond: Math.round(count / seconds),
-    setup: `${options.dispatchLabel ?? 'trivial dispatch (no work)'}, ${partitions} partitions, concurrency ${options.concurrency ?? 'default'} × ${options.partitionsAtOnce ?? 1} partitions at once, time includes the consumer group join`,
-  };
+  const used = process.cpuUsage(cpu);
+  return { items, seconds, perSecond: Math.round(items / seconds), cpuMicrosPerItem: Math.round((used.user + used.system) / Math.max(1, items)), setup };
 }
 
 export interface LatencyBenchOptions {

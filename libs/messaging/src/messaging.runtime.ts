@@ -2,7 +2,7 @@ import type { EventStore } from '@clientele/event-store';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import type { CheckpointStore } from './checkpoint.store';
-import { CommandIngest, type CommandDispatch, type IngestStats } from './command-ingest';
+import { CommandIngest, type CommandBatchDispatch, type CommandDispatch, type IngestStats } from './command-ingest';
 import { EventRelay, type RelayLogger, type RelayStats } from './event-relay';
 import { createKafka, type KafkaConfig } from './kafka-config';
 import { ProfileSnapshotFeed, publishProfileSnapshots, type ProfileSnapshotStats, type ProfileSource } from './profile-snapshots';
@@ -39,7 +39,10 @@ export function messagingRolesFromEnv(env: NodeJS.ProcessEnv = process.env): Mes
 export interface StartMessagingOptions {
   /** the store the relay reads: hand it the raw (encrypted) store, the relay strips personal fields */
   store: EventStore;
-  dispatch: CommandDispatch;
+  /** the ingest's commands, one at a time (up to `ingestConcurrency` at once); give this or `dispatchBatch` */
+  dispatch?: CommandDispatch;
+  /** the ingest's commands, a fetched batch per call (the application's bulk path); preferred when given */
+  dispatchBatch?: CommandBatchDispatch;
   checkpoints: CheckpointStore;
   config: KafkaConfig;
   roles: MessagingRoles;
@@ -50,7 +53,7 @@ export interface StartMessagingOptions {
   groupId?: string;
   /** how often the ingest's per-partition lag is fetched from the cluster; default 15 s */
   lagIntervalMs?: number;
-  /** commands of one fetched batch handled at once (same key still in order); default 32 */
+  /** with `dispatch`: commands of one fetched batch handled at once (same key still in order); default 32 */
   ingestConcurrency?: number;
   /** partitions of the commands topic the ingest handles at the same time; default 6 */
   ingestPartitionsAtOnce?: number;
@@ -154,7 +157,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         kafka,
         topics,
         groupId,
-        dispatch: options.dispatch,
+        ...(options.dispatchBatch ? { dispatchBatch: options.dispatchBatch } : { dispatch: options.dispatch }),
         concurrency: options.ingestConcurrency ?? 32,
         partitionsAtOnce: options.ingestPartitionsAtOnce ?? 6,
         ...(options.logger && { logger: options.logger }),
