@@ -36,7 +36,8 @@ export interface PostgresEventStoreOptions {
   /**
    * Most rows a group commit inserts with one statement; a larger group is written inside one
    * transaction by one COPY, fed this many rows at a time, each piece hashed while the server reads
-   * the one before; default 250
+   * the one before; default 100 (COPY costs the server about half of what the INSERT does per row, and
+   * smaller pieces shorten the stretches at the start and the end where only one side works)
    */
   rowsPerStatement?: number;
   /** how often a waiting subscription reads even without a notification; default 1,000 ms */
@@ -108,7 +109,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.channel = `clientele_events_${options.schema}`.slice(0, 63);
     this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
     this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
-    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 250);
+    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 100);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
   }
