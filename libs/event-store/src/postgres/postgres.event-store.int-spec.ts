@@ -361,6 +361,108 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('copies an append larger than one statement with awkward text and JSON back exactly as it was appended', async () => {
+      // given a store that copies at most four rows per piece, and ten events whose stream id, ids,
+      // type and data hold what COPY's text format gives a meaning to, escapes, and non-ASCII text
+      const { store, cleanup } = await openFreshStore(url, { rowsPerStatement: 4 });
+      try {
+        const events: NewEvent[] = Array.from({ length: 10 }, (_, i) => ({
+          ...anEvent(`Note\tRecorded\n${i}\\`),
+          id: `id\\${i}\t\r${randomUUID()}`,
+          data: { text: `line\none\ttab\\back "quoted" \u2028 😀 é ${i}`, nul: 'a\u0000b', path: 'C:\\dir\\' },
+        }));
+
+        // when they are appended in one call
+        const result = await store.appendToStream('campaign\t\\1\n', events);
+
+        // then reading them back gives every value as appended, in order, on a chain that verifies
+        const all = await store.readAll();
+        expect(all).toEqual(result.events);
+        expect(all.map((e) => [e.id, e.type, e.data])).toEqual(events.map((e) => [e.id, e.type, e.data]));
+        expect(await store.readStream('campaign\t\\1\n')).toEqual(result.events);
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('refuses only the append whose text has a lone surrogate when it shares a large group with others', async () => {
+      // given a store that copies four rows per piece, and three appends of ten events issued at once,
+      // the middle one with a lone surrogate in one event's type (UTF-8 has no spelling for it)
+      const { store, cleanup } = await openFreshStore(url, { rowsPerStatement: 4 });
+      try {
+        // (its second event: in the group it falls in a later piece, alone again in the first piece)
+        const batch = (type: string) => Array.from({ length: 10 }, (_, i) => (i === 1 ? { ...anEvent('CampaignSent'), type } : anEvent('CampaignSent')));
+        const outcomes = await Promise.allSettled([
+          store.appendToStream('campaign-1', batch('CampaignSent')),
+          store.appendToStream('campaign-2', batch('Campaign\ud800Sent')),
+          store.appendToStream('campaign-3', batch('CampaignSent')),
+        ]);
+
+        // then the other two are written, one after the other, and nothing of the refused one
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ message: expect.stringMatching(/lone surrogate/) });
+        const all = await store.readAll();
+        expect(all.map((e) => e.streamId)).toEqual([...Array(10).fill('campaign-1'), ...Array(10).fill('campaign-3')]);
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('wakes a subscriber in another process for appends written by COPY, on the checked and on the locked path', async () => {
+      // given a writer that copies four rows per piece, whose write hook can let another process
+      // append first, and a subscriber in a third process whose poll fallback is an hour away
+      let interfere = 0;
+      let hookCalls = 0;
+      const { store: writer, schema, cleanup } = await openFreshStore(url, {
+        rowsPerStatement: 4,
+        beforeWrite: async () => {
+          hookCalls += 1;
+          if (interfere > 0) {
+            interfere -= 1;
+            await other.appendToStream(`customer-${interfere}`, [anEvent('ProspectRegistered')]);
+          }
+        },
+      });
+      const other = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+      const reader = await PostgresEventStore.open({ connectionString: url, schema, pollIntervalMs: 3_600_000 });
+      const subscription = reader.subscribeToAll();
+      const iterator = subscription[Symbol.asyncIterator]();
+      const take = async (n: number): Promise<StoredEvent[]> => {
+        const seen: StoredEvent[] = [];
+        while (seen.length < n) seen.push((await iterator.next()).value as StoredEvent);
+        return seen;
+      };
+      try {
+        // when the writer appends ten events from what it remembers (one checked call, then COPY)
+        const waiting = take(10);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const first = await writer.appendToStream('campaign-1', Array.from({ length: 10 }, () => anEvent('CampaignSent')));
+        // then they arrive (only a notification could deliver them within the test's time)
+        expect(await waiting).toEqual(first.events);
+
+        // and when another process appends before each of its checked calls, so that it decides under the lock
+        hookCalls = 0;
+        interfere = 2;
+        const later = take(12);
+        const second = await writer.appendToStream('campaign-2', Array.from({ length: 10 }, () => anEvent('CampaignSent')));
+        expect(hookCalls).toBe(3);
+
+        // then the subscriber gets the other process's two events and the ten copied under the lock, in order
+        const delivered = await later;
+        expect(delivered.map((e) => e.position)).toEqual(Array.from({ length: 12 }, (_, i) => 11 + i));
+        expect(delivered.slice(2)).toEqual(second.events);
+        const all = await writer.readAll();
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await subscription.close();
+        await reader.close();
+        await other.close();
+        await cleanup();
+      }
+    });
+
     it('answers positions and revisions as JavaScript numbers', async () => {
       const { store, cleanup } = await openFreshStore(url);
       try {

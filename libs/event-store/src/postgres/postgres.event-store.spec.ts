@@ -1,5 +1,5 @@
 import { DuplicateEventIdError, GENESIS_HASH, WrongExpectedRevisionError, type NewEvent, type StoredEvent } from '../index';
-import { decide, sealRows } from './postgres.event-store';
+import { decide, sealCopyRows, sealRows } from './postgres.event-store';
 
 const event = (id: string, data: NewEvent['data'] = { n: 1 }): NewEvent => ({
   id,
@@ -60,6 +60,49 @@ describe('deciding an append inside a group commit', () => {
     expect(rows).toEqual(JSON.parse(once.rows));
     expect(prev).toBe(once.lastHash);
     expect(new Set(whole.map((e) => e.hash)).size).toBe(40);
+  });
+
+  it('seals COPY lines to the same hashes, one line per event, with the text and JSON COPY would misread escaped', () => {
+    // given the same awkward append decided twice: tabs, newlines, carriage returns and backslashes
+    // in the stream id, the ids and the type, and escapes in the data
+    const awkward = (): StoredEvent[] => {
+      const log = emptyLog();
+      const events: NewEvent[] = [
+        { ...event('id\t1'), type: 'Note\nRecorded\r', data: { text: 'a\\b "c"\nd\te\u2028 😀' } },
+        { ...event('id\\2'), data: { path: 'C:\\dir\\file' } },
+      ];
+      const outcome = decide({ streamId: 'campaign\t1\\x', events, expected: 'any' }, log, at);
+      return outcome.ok ? outcome.fresh : [];
+    };
+    const asJson = awkward();
+    const asCopy = awkward();
+
+    // when one is sealed as JSON rows and the other as COPY lines
+    const json = sealRows(asJson, 0, asJson.length, GENESIS_HASH);
+    const copy = sealCopyRows(asCopy, 0, asCopy.length, GENESIS_HASH);
+
+    // then the chain is the same, and each line holds ten columns that COPY's text format reads back as the values
+    expect(asCopy.map((e) => e.hash)).toEqual(asJson.map((e) => e.hash));
+    expect(copy.lastHash).toBe(json.lastHash);
+    const lines = copy.rows.split('\n');
+    expect(lines.pop()).toBe('');
+    const unescape = (field: string): string =>
+      field.replace(/\\(.)/g, (_, c: string) => ({ t: '\t', n: '\n', r: '\r' })[c] ?? c);
+    const columns = lines.map((line) => line.split('\t').map(unescape));
+    const rows = JSON.parse(json.rows) as Array<Record<string, unknown>>;
+    expect(columns).toEqual(
+      rows.map((r) => [String(r.p), r.s, String(r.r), r.i, r.t, JSON.stringify(r.d), JSON.stringify(r.m), r.a, r.h, r.v]),
+    );
+  });
+
+  it('refuses to write a text value with a lone surrogate as a COPY line, which UTF-8 cannot carry', () => {
+    const log = emptyLog();
+    const outcome = decide({ streamId: 's\ud800', events: [event('a')], expected: 'any' }, log, at);
+    const fresh = outcome.ok ? outcome.fresh : [];
+    expect(() => sealCopyRows(fresh, 0, fresh.length, GENESIS_HASH)).toThrow(/lone surrogate/);
+    const paired = decide({ streamId: 's😀', events: [event('b')], expected: 'any' }, emptyLog(), at);
+    const pairedFresh = paired.ok ? paired.fresh : [];
+    expect(sealCopyRows(pairedFresh, 0, 1, GENESIS_HASH).rows).toContain('\ts😀\t');
   });
 
   it('refuses a wrong expected revision with the actual one and leaves the log state untouched', () => {

@@ -21,6 +21,7 @@ import { validateAppend, validateReadAll, validateReadStream } from '../append-v
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
+import { CopyIn } from './postgres.copy-in';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
 export interface PostgresEventStoreOptions {
@@ -33,8 +34,10 @@ export interface PostgresEventStoreOptions {
   /** most events one group commit carries; default 10,000 */
   maxEventsPerCommit?: number;
   /**
-   * Rows per insert statement when a group commit is larger: the group is then written in pieces
-   * inside one transaction, each piece hashed while the server inserts the one before; default 250
+   * Most rows a group commit inserts with one statement; a larger group is written inside one
+   * transaction by one COPY, fed this many rows at a time, each piece hashed while the server reads
+   * the one before; default 100 (COPY costs the server about half of what the INSERT does per row, and
+   * smaller pieces shorten the stretches at the start and the end where only one side works)
    */
   rowsPerStatement?: number;
   /** how often a waiting subscription reads even without a notification; default 1,000 ms */
@@ -75,7 +78,7 @@ export interface PostgresEventStoreOptions {
  * The memory is only ever a guess that the server checks, so several processes on one schema stay
  * safe; a wrong guess costs one round trip. Every path writes under the lock, so the ordering
  * argument above holds for all of them. A group larger than rowsPerStatement is written in pieces
- * inside one transaction, hashed piece by piece while the server inserts (writeInPieces).
+ * inside one transaction by one COPY, hashed piece by piece while the server reads (copyInPieces).
  */
 export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly queue: PendingAppend[] = [];
@@ -106,7 +109,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.channel = `clientele_events_${options.schema}`.slice(0, 63);
     this.appendLockKey = advisoryKey(`clientele.append:${options.schema}`);
     this.maxEventsPerCommit = options.maxEventsPerCommit ?? 10_000;
-    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 250);
+    this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 100);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
   }
@@ -331,8 +334,8 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   /**
    * The rows of the accepted appends, by append_checked (migration 4), which checks the guesses
    * they were decided on; remembers the new head when written. A group of more than
-   * rowsPerStatement events goes in pieces inside one transaction: the checked call carries the
-   * first piece and takes the lock, the others follow while it is held.
+   * rowsPerStatement events goes inside one transaction: the checked call takes the lock (carrying
+   * no rows), and one COPY follows while it is held (copyInPieces).
    */
   private async writeChecked(
     expectedHead: { position: number; hash: string },
@@ -355,9 +358,10 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       appended = await checked(this.pool, sealed.rows);
       if (appended) log.headHash = sealed.lastHash;
     } else {
-      // A refused check writes nothing and sends no further piece; committing the empty
+      // The checked call carries no rows: it takes the lock and checks while the first piece is
+      // hashed. A refused check writes nothing and starts no COPY; committing the empty
       // transaction then only releases the lock the check may have taken.
-      appended = await this.inTransaction((client) => this.writeInPieces(client, events, expectedHead.hash, log, (rows) => checked(client, rows)));
+      appended = await this.inTransaction((client) => this.copyInPieces(client, events, expectedHead.hash, log, checked(client, '[]')));
     }
     if (appended) this.remember(log);
     else this.knownHead = undefined;
@@ -365,29 +369,46 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   }
 
   /**
-   * Seals (hashes) and inserts `events` rowsPerStatement at a time on `client`, inside its
-   * transaction: `first` writes the first piece and may refuse (false: nothing more is sent), the
-   * rest are plain inserts. Each piece is hashed while the server still inserts the previous one,
-   * so the store's CPU and the server's overlap instead of taking turns. Sets the log's head hash
-   * when every piece is written.
+   * Writes `events` on `client`, inside its transaction, with one COPY fed rowsPerStatement rows at
+   * a time: each piece is hashed while the server still reads the one before, so the store's CPU
+   * and the server's overlap instead of taking turns. `ready` is the statement sent before (the
+   * check and lock, or the notification): the first piece is hashed while it runs, and nothing is
+   * copied when it answers false. Sets the log's head hash when every row is in.
    */
-  private async writeInPieces(
+  private async copyInPieces(
     client: PoolClient,
     events: readonly StoredEvent[],
     prevHash: string,
     log: LogState,
-    first: (rows: string) => Promise<boolean>,
+    ready: Promise<boolean>,
   ): Promise<boolean> {
     const size = this.rowsPerStatement;
-    let sealed = sealRows(events, 0, Math.min(size, events.length), prevHash);
-    let writing = first(sealed.rows);
-    for (let from = size; from < events.length; from += size) {
-      const next = sealRows(events, from, Math.min(from + size, events.length), sealed.lastHash);
-      if (!(await writing)) return false;
-      sealed = next;
-      writing = client.query(insertAndNotifySql(this.table), [this.channel, sealed.rows]).then(() => true);
+    let sealed: { rows: string; lastHash: string };
+    try {
+      sealed = sealCopyRows(events, 0, Math.min(size, events.length), prevHash);
+    } catch (err) {
+      await ready.catch(() => undefined);
+      throw err;
     }
-    if (!(await writing)) return false;
+    if (!(await ready)) return false;
+    const copy = new CopyIn(copySql(this.table));
+    void client.query(copy);
+    try {
+      copy.write(sealed.rows);
+      for (let from = size; from < events.length && !copy.finished; from += size) {
+        // lets the socket take the piece just written and an early server error arrive
+        await nextTurn();
+        sealed = sealCopyRows(events, from, Math.min(from + size, events.length), sealed.lastHash);
+        copy.write(sealed.rows);
+      }
+      copy.end();
+    } catch (err) {
+      // an event this store cannot write (see copyText): the server keeps nothing of the COPY
+      copy.fail(err instanceof Error ? err.message : String(err));
+      await copy.done.catch(() => undefined);
+      throw err;
+    }
+    await copy.done;
     log.headHash = sealed.lastHash;
     return true;
   }
@@ -431,8 +452,15 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const fresh = freshEvents(outcomes);
     if (fresh.length > 0) {
       await this.options.beforeWrite?.();
-      const insert = (rows: string): Promise<boolean> => client.query(insertAndNotifySql(this.table), [this.channel, rows]).then(() => true);
-      await this.writeInPieces(client, fresh, log.headHash, log, insert);
+      if (fresh.length <= this.rowsPerStatement) {
+        const sealed = sealRows(fresh, 0, fresh.length, log.headHash);
+        await client.query(insertAndNotifySql(this.table), [this.channel, sealed.rows]);
+        log.headHash = sealed.lastHash;
+      } else {
+        // COPY notifies nobody: the notification is queued first and delivered with the commit
+        const notified = client.query('select pg_notify($1, $2)', [this.channel, String(log.headPosition)]).then(() => true);
+        await this.copyInPieces(client, fresh, log.headHash, log, notified);
+      }
     }
     // remembered before the commit is known; a failed commit throws and commitBatch forgets it again
     this.remember(log);
@@ -571,7 +599,24 @@ export function decide(pending: Pick<PendingAppend, 'streamId' | 'events' | 'exp
  * the last. Each event's data and metadata are serialised once, for the hash and the row.
  */
 export function sealRows(events: readonly StoredEvent[], from: number, to: number, prevHash: string): { rows: string; lastHash: string } {
-  let rows = '[';
+  const sealed = seal(events, from, to, prevHash, rowJson, ',');
+  return { rows: `[${sealed.rows}]`, lastHash: sealed.lastHash };
+}
+
+/** The same, with the rows as lines of COPY's text format, in the column order of copySql. */
+export function sealCopyRows(events: readonly StoredEvent[], from: number, to: number, prevHash: string): { rows: string; lastHash: string } {
+  return seal(events, from, to, prevHash, copyLine, '');
+}
+
+function seal(
+  events: readonly StoredEvent[],
+  from: number,
+  to: number,
+  prevHash: string,
+  row: (e: StoredEvent, data: string, metadata: string) => string,
+  separator: string,
+): { rows: string; lastHash: string } {
+  let rows = '';
   let prev = prevHash;
   for (let i = from; i < to; i++) {
     const e = events[i]!;
@@ -579,10 +624,10 @@ export function sealRows(events: readonly StoredEvent[], from: number, to: numbe
     const metadata = canonicalJson(e.metadata);
     e.prevHash = prev;
     e.hash = chainHashOfCanonical(prev, e, data, metadata);
-    rows += (i > from ? ',' : '') + rowJson(e, data, metadata);
+    rows += (i > from ? separator : '') + row(e, data, metadata);
     prev = e.hash;
   }
-  return { rows: rows + ']', lastHash: prev };
+  return { rows, lastHash: prev };
 }
 
 /**
@@ -641,6 +686,40 @@ function rowJson(e: StoredEvent, data: string, metadata: string): string {
     `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
     `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`
   );
+}
+
+/** COPY of the events table, reading the lines copyLine writes. Notifies nobody: see its callers. */
+function copySql(table: string): string {
+  return `copy ${table} (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash) from stdin`;
+}
+
+/** One line of COPY's text format: tab-separated columns, `data` and `metadata` the canonical JSON. */
+function copyLine(e: StoredEvent, data: string, metadata: string): string {
+  return (
+    `${e.position}\t${copyText(e.streamId)}\t${e.revision}\t${copyText(e.id)}\t${copyText(e.type)}` +
+    `\t${copyJson(data)}\t${copyJson(metadata)}\t${e.recordedAt}\t${e.hash}\t${e.prevHash}\n`
+  );
+}
+
+/** What COPY's text format gives a meaning to in a value, and what pg cannot send as UTF-8. */
+const COPY_SPECIAL = /[\\\t\n\r\ud800-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * A text value as COPY reads it back unchanged. A lone surrogate has no UTF-8 spelling (the bytes
+ * would carry U+FFFD instead, and the row would no longer match its hash): such a value is refused,
+ * as the INSERT path's server refuses it. A NUL goes through and the server refuses it.
+ */
+function copyText(value: string): string {
+  if (!COPY_SPECIAL.test(value)) return value;
+  if (LONE_SURROGATE.test(value)) throw new Error(`PostgreSQL cannot store ${JSON.stringify(value)}: it holds a lone surrogate`);
+  return value.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!);
+}
+
+/** Canonical JSON escapes every control character and lone surrogate: only its backslashes need doubling. */
+function copyJson(json: string): string {
+  return json.includes('\\') ? json.replace(/\\/g, '\\\\') : json;
 }
 
 /** Resolves after the current turn of the event loop, its microtasks included, has run. */
