@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import { Client, Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import {
   DuplicateEventIdError,
   WrongExpectedRevisionError,
@@ -21,7 +25,6 @@ import { validateAppend, validateReadAll, validateReadStream } from '../append-v
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
-import { CopyIn } from './postgres.copy-in';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
 export interface PostgresEventStoreOptions {
@@ -391,24 +394,40 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       throw err;
     }
     if (!(await ready)) return false;
-    const copy = new CopyIn(copySql(this.table));
+    const copy = copyFrom(copySql(this.table));
+    // the server's refusal (or a lost connection) arrives as the stream's 'error'; from then on
+    // the COPY is over and nothing more may be written to it
+    let refused: unknown;
+    copy.on('error', (err: unknown) => {
+      refused ??= err;
+    });
+    const done = finished(copy);
+    done.catch(() => undefined);
     void client.query(copy);
     try {
-      copy.write(sealed.rows);
-      for (let from = size; from < events.length && !copy.finished; from += size) {
-        // lets the socket take the piece just written and an early server error arrive
-        await nextTurn();
+      for (let from = size; ; from += size) {
+        // written before the server is ready, a piece waits in the stream and goes when it is
+        const more = copy.write(sealed.rows);
+        if (from >= events.length) break;
+        // a full stream: wait until the socket took what it holds; otherwise let the socket take
+        // the piece just written. Either way an early server error can arrive meanwhile
+        if (more) await nextTurn();
+        else await drained(copy);
+        if (refused !== undefined) break;
         sealed = sealCopyRows(events, from, Math.min(from + size, events.length), sealed.lastHash);
-        copy.write(sealed.rows);
       }
-      copy.end();
     } catch (err) {
-      // an event this store cannot write (see copyText): the server keeps nothing of the COPY
-      copy.fail(err instanceof Error ? err.message : String(err));
-      await copy.done.catch(() => undefined);
+      if (refused !== undefined) throw refused;
+      // an event this store cannot write (see copyText): destroying the stream sends CopyFail, so
+      // the server keeps nothing of the COPY and answers with an error; the client stays usable
+      copy.destroy(err instanceof Error ? err : new Error(String(err)));
+      await done.catch(() => undefined);
       throw err;
     }
-    await copy.done;
+    if (refused !== undefined) throw refused;
+    copy.end();
+    // 'finish' comes once the server has answered (its ReadyForQuery); a refusal rejects instead
+    await done;
     log.headHash = sealed.lastHash;
     return true;
   }
@@ -720,6 +739,11 @@ function copyText(value: string): string {
 /** Canonical JSON escapes every control character and lone surrogate: only its backslashes need doubling. */
 function copyJson(json: string): string {
   return json.includes('\\') ? json.replace(/\\/g, '\\\\') : json;
+}
+
+/** Resolves when `stream` can take more; rejects with its error if it fails first. */
+async function drained(stream: Writable): Promise<void> {
+  await once(stream, 'drain');
 }
 
 /** Resolves after the current turn of the event loop, its microtasks included, has run. */
