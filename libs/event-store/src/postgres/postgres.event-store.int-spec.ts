@@ -410,6 +410,34 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
       }
     });
 
+    it('writes or refuses whole appends whose pieces are larger than the COPY stream buffers, on one connection', async () => {
+      // given a store with one connection and pieces of 100 rows, and events of about 500 bytes, so
+      // that every piece (~50 kB) fills the COPY stream and the writer waits for it to drain
+      const { store, cleanup } = await openFreshStore(url, { rowsPerStatement: 100, poolSize: 1 });
+      const large = (): NewEvent => ({ ...anEvent('CampaignSent'), data: { customerId: 'c-1', note: 'x'.repeat(300) } });
+      try {
+        const first = await store.appendToStream('campaign-1', Array.from({ length: 1_000 }, large));
+
+        // when a later append reuses a stored id in its fifteenth piece (the server refuses it while
+        // pieces are still being sent), and another has a lone surrogate in its twelfth piece (the
+        // store refuses it after eleven pieces went out)
+        const clash = Array.from({ length: 1_500 }, (_, i) => (i === 1_450 ? { ...large(), id: first.events[7]!.id } : large()));
+        await expect(store.appendToStream('campaign-2', clash)).rejects.toBeInstanceOf(DuplicateEventIdError);
+        const lone = Array.from({ length: 1_500 }, (_, i) => (i === 1_150 ? { ...large(), type: 'Campaign\udc00Sent' } : large()));
+        await expect(store.appendToStream('campaign-3', lone)).rejects.toThrow(/lone surrogate/);
+
+        // then nothing of either was kept, and the same connection writes the next large append
+        expect(await store.headPosition()).toBe(1_000);
+        const next = await store.appendToStream('campaign-1', Array.from({ length: 1_000 }, large), { expectedRevision: 999 });
+        expect(next.events.map((e) => e.position)).toEqual(Array.from({ length: 1_000 }, (_, i) => 1_001 + i));
+        const all = await store.readAll();
+        expect(all.map((e) => e.id)).toEqual([...first.events, ...next.events].map((e) => e.id));
+        expect(firstBrokenLink(all)).toBeUndefined();
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('wakes a subscriber in another process for appends written by COPY, on the checked and on the locked path', async () => {
       // given a writer that copies four rows per piece, whose write hook can let another process
       // append first, and a subscriber in a third process whose poll fallback is an hour away
