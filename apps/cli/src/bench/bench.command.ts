@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { NestFactory } from '@nestjs/core';
 
-import { ClienteleModule, CommandService, benchBatchedImport, benchBulkImport, benchCommandPath, isTemporary, type CommandPathFigure } from '@clientele/application';
+import { ClienteleModule, CommandService, benchBatchedImport, benchBulkImport, benchCommandPath, isTemporary, type CommandPathBenchOptions, type CommandPathFigure } from '@clientele/application';
 import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/event-store';
 import { benchEndToEndLatency, benchIngestThroughput, benchProducerCeiling, benchRelayThroughput } from '@clientele/messaging';
 import { SqliteReadModelStore, benchRebuild, benchStatistics, type RebuildFigures } from '@clientele/projections';
@@ -74,26 +74,34 @@ export const commandPathSection: BenchSection = {
   name: 'command path',
   run: async (options) => {
     const size = sizes(options.quick);
-    const warmup = workload(options, size.warmupCustomers, 'warm');
     const rows: BenchRow[] = [];
     for (const durability of ['full', 'normal'] as const) {
-      for (const [callers, customers] of [
-        [1, size.customers1],
-        [64, size.customers64],
-      ] as const) {
-        const figure = await benchCommandPath({
-          envelopes: workload(options, customers, 'bench'),
-          warmup,
-          callers,
-          durability,
-          ...(options.dir ? { dir: options.dir } : {}),
-        });
-        rows.push(commandPathRow('command path', `${callers} caller${callers > 1 ? 's' : ''}`, figure));
-      }
+      const store = { durability, ...(options.dir ? { dir: options.dir } : {}) };
+      rows.push(...(await commandPathRows(options, 'command path', '', [[1, size.customers1], [64, size.customers64]], store)));
     }
     return rows;
   },
 };
+
+/**
+ * The full command path once per (callers, customers): each caller sends its next command when the
+ * previous one is answered, on warm code (a warm-up workload on other ids first), one row each.
+ */
+async function commandPathRows(
+  options: BenchOptions,
+  section: string,
+  label: string,
+  runs: readonly (readonly [callers: number, customers: number])[],
+  store: Pick<CommandPathBenchOptions, 'durability' | 'dir' | 'postgresUrl'>,
+): Promise<BenchRow[]> {
+  const warmup = workload(options, sizes(options.quick).warmupCustomers, 'warm');
+  const rows: BenchRow[] = [];
+  for (const [callers, customers] of runs) {
+    const figure = await benchCommandPath({ envelopes: workload(options, customers, 'bench'), warmup, callers, ...store });
+    rows.push(commandPathRow(section, `${label}${callers} caller${callers > 1 ? 's' : ''}`, figure));
+  }
+  return rows;
+}
 
 const IMPORT_CONCURRENCY = 256;
 
@@ -163,19 +171,7 @@ export const postgresSection: BenchSection = {
     // The full command path (validate, decide, append, answer after the commit) on a PostgreSQL store,
     // each caller sending its next command when the previous one is answered.
     const size = sizes(options.quick);
-    const commandPath: BenchRow[] = [];
-    for (const [callers, customers] of [
-      [1, size.customers1],
-      [8, size.customers8],
-    ] as const) {
-      const figure = await benchCommandPath({
-        envelopes: workload(options, customers, 'bench'),
-        warmup: workload(options, size.warmupCustomers, 'warm'),
-        callers,
-        postgresUrl: options.pg!,
-      });
-      commandPath.push(commandPathRow('postgresql appends', `command path, ${callers} caller${callers > 1 ? 's' : ''}`, figure));
-    }
+    const commandPath = await commandPathRows(options, 'postgresql appends', 'command path, ', [[1, size.customers1], [8, size.customers8]], { postgresUrl: options.pg! });
     return [
       ...commandPath,
       row('single appends, one caller', f.singleWriterAppendsPerSecond, 'appends'),
