@@ -361,16 +361,6 @@ function encodeInPlace(group: WireGroup, append: WireAppend): void {
   }
 }
 
-/** Data and metadata canonical JSON made on this side, for a group that cannot cross as objects. */
-export function encodeAppendFields(fields: WireGroup): WireGroup {
-  const out = fields.slice();
-  for (let f = 0; f < out.length; f += WIRE_EVENT_FIELDS) {
-    out[f + 2] = typeof out[f + 2] === 'string' ? out[f + 2]! : canonicalJson(out[f + 2]);
-    out[f + 3] = typeof out[f + 3] === 'string' ? out[f + 3]! : canonicalJson(out[f + 3]);
-  }
-  return out;
-}
-
 function refused(error: unknown): WriteOutcomes {
   return [REFUSED, error, 0, 0, 0, 0];
 }

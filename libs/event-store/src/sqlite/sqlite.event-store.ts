@@ -15,11 +15,11 @@ import type {
   StoredEvent,
   SubscribeOptions,
 } from '../event-store.port';
+import { canonicalJson } from '../hash-chain';
 import type { StoredEventImport } from '../import-stored';
 import { pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { UpcasterRegistry } from '../serialization';
 import {
-  encodeAppendFields,
   openStoreFile,
   SqliteWriter,
   type EventRow,
@@ -266,8 +266,8 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     for (const p of group) {
       try {
         const fields: WireGroup = [];
-        for (const e of p.events) fields.push(e.id, e.type, e.data, e.metadata);
-        wire.push(p.streamId, p.expected, p.events.length, ...encodeAppendFields(fields));
+        for (const e of p.events) fields.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
+        wire.push(p.streamId, p.expected, p.events.length, ...fields);
         sendable.push(p);
       } catch (error) {
         p.reject(error);
