@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
+import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, type Cut } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -575,14 +575,7 @@ export class StatisticsProjection implements Projection {
     const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
     const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
     const after = await rfmCuts(tx);
-    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => {
-      const params: SqlParam[] = [];
-      const terms = after[dim].map((c) => {
-        params.push(c[0], c[0], c[1]);
-        return `CASE WHEN ${dim} > ? OR (${dim} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`;
-      });
-      return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
-    };
+    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => cutScore(dim, after[dim], 'customer_id');
     const r = score('last_purchase_day');
     const f = score('orders');
     const m = score('revenue');
@@ -1033,7 +1026,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 type RfmDimension = 'last_purchase_day' | 'orders' | 'revenue';
 const RFM_DIMENSIONS: readonly RfmDimension[] = ['last_purchase_day', 'orders', 'revenue'];
 /** per dimension, the first (value, customer id) of buckets 2..5 that are not empty */
-type RfmCuts = Record<RfmDimension, [number, string][]>;
+type RfmCuts = Record<RfmDimension, Cut[]>;
 
 async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
   const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
@@ -1054,10 +1047,10 @@ async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
 }
 
 /** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */
-function cutRange(a: [number, string] | undefined, b: [number, string] | undefined): [[number, string] | undefined, [number, string] | undefined] {
+function cutRange(a: Cut | undefined, b: Cut | undefined): [Cut | undefined, Cut | undefined] {
   if (!a && !b) return [undefined, undefined];
   if (!a || !b) return [a ?? b, undefined];
-  const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+  const order = compareCut(a, b);
   if (order === 0) return [undefined, undefined];
   return order < 0 ? [a, b] : [b, a];
 }

@@ -1,7 +1,7 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
-import type { RfmSegment } from './statistics.rfm';
+import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, compareCut, cutScore, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
+import type { Cut, RfmSegment } from './statistics.rfm';
 
 /**
  * Loyalty and retention statistics over the tables `StatisticsProjection` writes. Every figure is
@@ -685,8 +685,8 @@ export class StatisticsQueries {
     const past = await this.pastBuyers(r.asOfEnd, { lastDay: true, money: true });
     const cuts = past.merged ? await this.midMonthCuts(r.asOfEnd) : undefined;
     if (!cuts) return undefined;
-    const rScore = cutScore('last_day', cuts.r);
-    const fScore = cutScore('f', cuts.f);
+    const rScore = cutScore('b.last_day', cuts.r, 'b.customer_id');
+    const fScore = cutScore('b.f', cuts.f, 'b.customer_id');
     const where = this.customerFilter({ ...r, segment: undefined }, 'b');
     return this.db.all<Row>(
       `SELECT ${rScore.sql} AS r_score, ${fScore.sql} AS f_score, COUNT(*) AS n, CAST(SUM(b.m) AS BIGINT) AS revenue,
@@ -883,8 +883,8 @@ export class StatisticsQueries {
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       const cut = full || !past.merged ? undefined : await this.midMonthCuts(asOfEnd!);
       if (cut) {
-        const r = cutScore('last_day', cut.r);
-        const f = cutScore('f', cut.f);
+        const r = cutScore('b.last_day', cut.r, 'b.customer_id');
+        const f = cutScore('b.f', cut.f, 'b.customer_id');
         return {
           sql: `rfm AS MATERIALIZED (SELECT b.*, ${r.sql} AS r_score, ${f.sql} AS f_score, 0 AS m_score FROM (${past.sql}) b),
             rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
@@ -1016,13 +1016,6 @@ interface Population {
   params: SqlParam[];
   /** true when the figure must join stat_customers to apply the conditions */
   joins: boolean;
-}
-
-/** a (value, customer id) position in an RFM order */
-type Cut = [number, string];
-
-function compareCut(a: Cut, b: Cut): number {
-  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
 }
 
 /** how many of `sorted` are below `x` (or at or below it) */
@@ -1211,16 +1204,6 @@ function segmentCondition(segment: RfmSegment, cuts: { r: Cut[]; f: Cut[] }): { 
   let sql = `(${own} AND NOT (${earlier}))`;
   if (segment === 'lost') sql = `(${sql} OR NOT (${any(RFM_SEGMENT_RULES.length)}))`;
   return { sql, params };
-}
-
-/** 1 + the number of cuts at or below each row's (value, customer id), as SQL */
-function cutScore(column: string, cuts: readonly Cut[]): { sql: string; params: SqlParam[] } {
-  const params: SqlParam[] = [];
-  const terms = cuts.map((c) => {
-    params.push(c[0], c[0], c[1]);
-    return `CASE WHEN b.${column} > ? OR (b.${column} = ? AND b.customer_id >= ?) THEN 1 ELSE 0 END`;
-  });
-  return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
 }
 
 function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[] } {
