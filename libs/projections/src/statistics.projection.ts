@@ -627,8 +627,7 @@ export class StatisticsProjection implements Projection {
       const orderId = str(e.data['orderId']);
       if (customerId && orderId) orders.push(customerId, orderId);
     }
-    for (let i = 0; i < orders.length; i += 400) {
-      const pairs = orders.slice(i, i + 400);
+    for (const pairs of chunks(orders, 400)) {
       const rows = await tx.all<{ customer_id: string; order_id: string }>(
         `SELECT customer_id, order_id FROM stat_orders WHERE (customer_id, order_id) IN (VALUES ${new Array<string>(pairs.length / 2).fill('(?, ?)').join(', ')})`,
         pairs,
@@ -853,8 +852,7 @@ export class StatisticsProjection implements Projection {
     for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
     await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
     // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
-    for (let i = 0; i < state.closeHistory.length; i += 100) {
-      const chunk = state.closeHistory.slice(i, i + 100);
+    for (const chunk of chunks(state.closeHistory, 100)) {
       await tx.run(
         `UPDATE stat_stage_history SET to_at = v.column3 FROM (VALUES ${chunk.map(() => '(?, CAST(? AS BIGINT), ?)').join(', ')}) AS v
 WHERE stat_stage_history.customer_id = v.column1 AND stat_stage_history.seq = v.column2`,
