@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, type Cut } from './statistics.rfm';
+import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, totalsBefore, type Cut } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -500,12 +500,7 @@ export class StatisticsProjection implements Projection {
     const hasPrevious = await tx.get('SELECT 1 AS one FROM stat_rfm_months WHERE month = ? LIMIT 1', [previous]);
     const totals = hasPrevious
       ? snapshotPlusMonth(previous, month, end)
-      : {
-          sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
-             CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
-           FROM stat_orders WHERE at < ? GROUP BY customer_id`,
-          params: [end],
-        };
+      : totalsBefore(end, { firstDay: true, lastDay: true, lastAt: true, money: true });
     await this.snapshot(month, `SELECT b.*, ${stage} FROM (${totals.sql}) b`, [end, end, ...totals.params], tx);
   }
 

@@ -1,6 +1,18 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, compareCut, cutScore, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
+import {
+  RFM_SEGMENT_RULES,
+  RFM_SEGMENTS,
+  SEGMENT_CASE,
+  compareCut,
+  cutScore,
+  monthTotals,
+  ntileScores,
+  quintileStarts,
+  rfmSegmentOf,
+  snapshotPlusMonth,
+  totalsBefore,
+} from './statistics.rfm';
 import type { Cut, RfmSegment } from './statistics.rfm';
 
 /**
@@ -846,15 +858,7 @@ export class StatisticsQueries {
     const snapshot = previousMonth(month);
     const stale = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
     if (stale && snapshot >= String(stale['value'])) {
-      return {
-        // only the columns the caller reads: this fold runs over every order before the date
-        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
-            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
-            ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
-          FROM stat_orders WHERE at < ? GROUP BY customer_id`,
-        params: [asOfEnd],
-        scored: false,
-      };
+      return { ...totalsBefore(asOfEnd, need), scored: false };
     }
     if (monthEnd) {
       return {

@@ -121,3 +121,21 @@ export function monthTotals(month: string, end: string): { sql: string; params: 
     params: [`${month}-01T00:00:00.000Z`, end],
   };
 }
+
+/**
+ * per customer who bought before `end`: first_day, last_day, last_at, f, m, cost of every order
+ * before it. This folds every stored order, so columns the caller does not `need` are NULL (f, the
+ * order count, always comes).
+ */
+export function totalsBefore(
+  end: string,
+  need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean },
+): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
+        ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
+        ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
+      FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+    params: [end],
+  };
+}
