@@ -1022,17 +1022,9 @@ interface Population {
   joins: boolean;
 }
 
-/** how many of `sorted` are below `x` (or at or below it) */
-function countBelow(sorted: readonly Cut[], x: Cut, inclusive = false): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const c = compareCut(sorted[mid]!, x);
-    if (c < 0 || (inclusive && c === 0)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+/** how many of `sorted` are below `x` */
+function countBelow(sorted: readonly Cut[], x: Cut): number {
+  return lowerBound(sorted, x, compareCut);
 }
 
 /** snapshot rows read around the first estimate of a cut's position, so the search rarely walks again */
@@ -1065,9 +1057,9 @@ class SnapshotOrder {
 
   /** remembers rows t … t + count − 1 */
   async read(t: number, count: number): Promise<void> {
-    const i = lowerBound(this.positions, t);
+    const i = lowerBound(this.positions, t, byNumber);
     const before = i > 0 ? this.positions[i - 1]! : undefined;
-    const after = this.positions[lowerBound(this.positions, t + count)];
+    const after = this.positions[lowerBound(this.positions, t + count, byNumber)];
     const col = this.column;
     const fromStart = t;
     const fromBefore = before === undefined ? Infinity : t - before - 1;
@@ -1098,21 +1090,25 @@ class SnapshotOrder {
     rows.forEach((x, j) => {
       if (this.known.has(t + j)) return;
       this.known.set(t + j, [num(x['v']), String(x['customer_id'])]);
-      this.positions.splice(lowerBound(this.positions, t + j), 0, t + j);
+      this.positions.splice(lowerBound(this.positions, t + j, byNumber), 0, t + j);
     });
   }
 }
 
-/** the first index of `sorted` holding a value ≥ x */
-function lowerBound(sorted: readonly number[], x: number): number {
+/** the first index of `sorted` (ascending by `compare`) holding a value ≥ x */
+function lowerBound<T>(sorted: readonly T[], x: T, compare: (a: T, b: T) => number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < x) lo = mid + 1;
+    if (compare(sorted[mid]!, x) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+function byNumber(a: number, b: number): number {
+  return a - b;
 }
 
 /**
