@@ -533,9 +533,11 @@ export function utcWeekdayAndHour(at: unknown): number {
     const month = digits(at, 5, 2);
     const day = digits(at, 8, 2);
     const hour = digits(at, 11, 2);
+    const minute = digits(at, 14, 2);
+    const second = digits(at, 17, 2);
     if (
       year >= 0 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour >= 0 && hour <= 23 &&
-      digits(at, 14, 2) >= 0 && digits(at, 14, 2) <= 59 && digits(at, 17, 2) >= 0 && digits(at, 17, 2) <= 59 && digits(at, 20, 3) >= 0
+      minute >= 0 && minute <= 59 && second >= 0 && second <= 59 && digits(at, 20, 3) >= 0
     ) {
       // days since 1970-01-01 (a Thursday) by the civil-from-days inverse, March-based years
       const y = month <= 2 ? year - 1 : year;

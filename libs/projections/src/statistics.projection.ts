@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, ntileScores, quintileStarts, snapshotPlusMonth } from './statistics.rfm';
+import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, totalsBefore, type Cut } from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -500,12 +500,7 @@ export class StatisticsProjection implements Projection {
     const hasPrevious = await tx.get('SELECT 1 AS one FROM stat_rfm_months WHERE month = ? LIMIT 1', [previous]);
     const totals = hasPrevious
       ? snapshotPlusMonth(previous, month, end)
-      : {
-          sql: `SELECT customer_id, MIN(at_day) AS first_day, MAX(at_day) AS last_day, MAX(at) AS last_at, COUNT(*) AS f,
-             CAST(SUM(revenue) AS BIGINT) AS m, CAST(SUM(cost) AS BIGINT) AS cost
-           FROM stat_orders WHERE at < ? GROUP BY customer_id`,
-          params: [end],
-        };
+      : totalsBefore(end, { firstDay: true, lastDay: true, lastAt: true, money: true });
     await this.snapshot(month, `SELECT b.*, ${stage} FROM (${totals.sql}) b`, [end, end, ...totals.params], tx);
   }
 
@@ -575,14 +570,7 @@ export class StatisticsProjection implements Projection {
     const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
     const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
     const after = await rfmCuts(tx);
-    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => {
-      const params: SqlParam[] = [];
-      const terms = after[dim].map((c) => {
-        params.push(c[0], c[0], c[1]);
-        return `CASE WHEN ${dim} > ? OR (${dim} = ? AND customer_id >= ?) THEN 1 ELSE 0 END`;
-      });
-      return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
-    };
+    const score = (dim: RfmDimension): { sql: string; params: SqlParam[] } => cutScore(dim, after[dim], 'customer_id');
     const r = score('last_purchase_day');
     const f = score('orders');
     const m = score('revenue');
@@ -634,8 +622,7 @@ export class StatisticsProjection implements Projection {
       const orderId = str(e.data['orderId']);
       if (customerId && orderId) orders.push(customerId, orderId);
     }
-    for (let i = 0; i < orders.length; i += 400) {
-      const pairs = orders.slice(i, i + 400);
+    for (const pairs of chunks(orders, 400)) {
       const rows = await tx.all<{ customer_id: string; order_id: string }>(
         `SELECT customer_id, order_id FROM stat_orders WHERE (customer_id, order_id) IN (VALUES ${new Array<string>(pairs.length / 2).fill('(?, ?)').join(', ')})`,
         pairs,
@@ -860,8 +847,7 @@ export class StatisticsProjection implements Projection {
     for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
     await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
     // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
-    for (let i = 0; i < state.closeHistory.length; i += 100) {
-      const chunk = state.closeHistory.slice(i, i + 100);
+    for (const chunk of chunks(state.closeHistory, 100)) {
       await tx.run(
         `UPDATE stat_stage_history SET to_at = v.column3 FROM (VALUES ${chunk.map(() => '(?, CAST(? AS BIGINT), ?)').join(', ')}) AS v
 WHERE stat_stage_history.customer_id = v.column1 AND stat_stage_history.seq = v.column2`,
@@ -1033,7 +1019,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 type RfmDimension = 'last_purchase_day' | 'orders' | 'revenue';
 const RFM_DIMENSIONS: readonly RfmDimension[] = ['last_purchase_day', 'orders', 'revenue'];
 /** per dimension, the first (value, customer id) of buckets 2..5 that are not empty */
-type RfmCuts = Record<RfmDimension, [number, string][]>;
+type RfmCuts = Record<RfmDimension, Cut[]>;
 
 async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
   const n = Number((await tx.get<{ n: unknown }>('SELECT COUNT(*) AS n FROM stat_customers WHERE orders > 0'))?.n ?? 0);
@@ -1054,10 +1040,10 @@ async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
 }
 
 /** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */
-function cutRange(a: [number, string] | undefined, b: [number, string] | undefined): [[number, string] | undefined, [number, string] | undefined] {
+function cutRange(a: Cut | undefined, b: Cut | undefined): [Cut | undefined, Cut | undefined] {
   if (!a && !b) return [undefined, undefined];
   if (!a || !b) return [a ?? b, undefined];
-  const order = a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+  const order = compareCut(a, b);
   if (order === 0) return [undefined, undefined];
   return order < 0 ? [a, b] : [b, a];
 }

@@ -1,7 +1,19 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
-import { RFM_SEGMENT_RULES, RFM_SEGMENTS, SEGMENT_CASE, monthTotals, ntileScores, quintileStarts, rfmSegmentOf, snapshotPlusMonth } from './statistics.rfm';
-import type { RfmSegment } from './statistics.rfm';
+import {
+  RFM_SEGMENT_RULES,
+  RFM_SEGMENTS,
+  SEGMENT_CASE,
+  compareCut,
+  cutScore,
+  monthTotals,
+  ntileScores,
+  quintileStarts,
+  rfmSegmentOf,
+  snapshotPlusMonth,
+  totalsBefore,
+} from './statistics.rfm';
+import type { Cut, RfmSegment } from './statistics.rfm';
 
 /**
  * Loyalty and retention statistics over the tables `StatisticsProjection` writes. Every figure is
@@ -685,8 +697,8 @@ export class StatisticsQueries {
     const past = await this.pastBuyers(r.asOfEnd, { lastDay: true, money: true });
     const cuts = past.merged ? await this.midMonthCuts(r.asOfEnd) : undefined;
     if (!cuts) return undefined;
-    const rScore = cutScore('last_day', cuts.r);
-    const fScore = cutScore('f', cuts.f);
+    const rScore = cutScore('b.last_day', cuts.r, 'b.customer_id');
+    const fScore = cutScore('b.f', cuts.f, 'b.customer_id');
     const where = this.customerFilter({ ...r, segment: undefined }, 'b');
     return this.db.all<Row>(
       `SELECT ${rScore.sql} AS r_score, ${fScore.sql} AS f_score, COUNT(*) AS n, CAST(SUM(b.m) AS BIGINT) AS revenue,
@@ -846,15 +858,7 @@ export class StatisticsQueries {
     const snapshot = previousMonth(month);
     const stale = await this.db.get<Row>(`SELECT value FROM stat_meta WHERE key = 'rfm_stale_from'`);
     if (stale && snapshot >= String(stale['value'])) {
-      return {
-        // only the columns the caller reads: this fold runs over every order before the date
-        sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
-            ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
-            ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
-          FROM stat_orders WHERE at < ? GROUP BY customer_id`,
-        params: [asOfEnd],
-        scored: false,
-      };
+      return { ...totalsBefore(asOfEnd, need), scored: false };
     }
     if (monthEnd) {
       return {
@@ -883,8 +887,8 @@ export class StatisticsQueries {
       if (past.scored) return { sql: `rfm_seg AS (${past.sql})`, params: past.params };
       const cut = full || !past.merged ? undefined : await this.midMonthCuts(asOfEnd!);
       if (cut) {
-        const r = cutScore('last_day', cut.r);
-        const f = cutScore('f', cut.f);
+        const r = cutScore('b.last_day', cut.r, 'b.customer_id');
+        const f = cutScore('b.f', cut.f, 'b.customer_id');
         return {
           sql: `rfm AS MATERIALIZED (SELECT b.*, ${r.sql} AS r_score, ${f.sql} AS f_score, 0 AS m_score FROM (${past.sql}) b),
             rfm_seg AS (SELECT customer_id, last_day, last_at, f, m, cost, r_score, f_score, m_score, ${SEGMENT_CASE} AS segment FROM rfm)`,
@@ -1018,24 +1022,9 @@ interface Population {
   joins: boolean;
 }
 
-/** a (value, customer id) position in an RFM order */
-type Cut = [number, string];
-
-function compareCut(a: Cut, b: Cut): number {
-  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
-}
-
-/** how many of `sorted` are below `x` (or at or below it) */
-function countBelow(sorted: readonly Cut[], x: Cut, inclusive = false): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const c = compareCut(sorted[mid]!, x);
-    if (c < 0 || (inclusive && c === 0)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+/** how many of `sorted` are below `x` */
+function countBelow(sorted: readonly Cut[], x: Cut): number {
+  return lowerBound(sorted, x, compareCut);
 }
 
 /** snapshot rows read around the first estimate of a cut's position, so the search rarely walks again */
@@ -1068,9 +1057,9 @@ class SnapshotOrder {
 
   /** remembers rows t … t + count − 1 */
   async read(t: number, count: number): Promise<void> {
-    const i = lowerBound(this.positions, t);
+    const i = lowerBound(this.positions, t, byNumber);
     const before = i > 0 ? this.positions[i - 1]! : undefined;
-    const after = this.positions[lowerBound(this.positions, t + count)];
+    const after = this.positions[lowerBound(this.positions, t + count, byNumber)];
     const col = this.column;
     const fromStart = t;
     const fromBefore = before === undefined ? Infinity : t - before - 1;
@@ -1101,21 +1090,25 @@ class SnapshotOrder {
     rows.forEach((x, j) => {
       if (this.known.has(t + j)) return;
       this.known.set(t + j, [num(x['v']), String(x['customer_id'])]);
-      this.positions.splice(lowerBound(this.positions, t + j), 0, t + j);
+      this.positions.splice(lowerBound(this.positions, t + j, byNumber), 0, t + j);
     });
   }
 }
 
-/** the first index of `sorted` holding a value ≥ x */
-function lowerBound(sorted: readonly number[], x: number): number {
+/** the first index of `sorted` (ascending by `compare`) holding a value ≥ x */
+function lowerBound<T>(sorted: readonly T[], x: T, compare: (a: T, b: T) => number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (sorted[mid]! < x) lo = mid + 1;
+    if (compare(sorted[mid]!, x) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+function byNumber(a: number, b: number): number {
+  return a - b;
 }
 
 /**
@@ -1211,16 +1204,6 @@ function segmentCondition(segment: RfmSegment, cuts: { r: Cut[]; f: Cut[] }): { 
   let sql = `(${own} AND NOT (${earlier}))`;
   if (segment === 'lost') sql = `(${sql} OR NOT (${any(RFM_SEGMENT_RULES.length)}))`;
   return { sql, params };
-}
-
-/** 1 + the number of cuts at or below each row's (value, customer id), as SQL */
-function cutScore(column: string, cuts: readonly Cut[]): { sql: string; params: SqlParam[] } {
-  const params: SqlParam[] = [];
-  const terms = cuts.map((c) => {
-    params.push(c[0], c[0], c[1]);
-    return `CASE WHEN b.${column} > ? OR (b.${column} = ? AND b.customer_id >= ?) THEN 1 ELSE 0 END`;
-  });
-  return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
 }
 
 function monthRange(r: Resolved, col: string): { sql: string; params: SqlParam[] } {

@@ -27,6 +27,27 @@ export function rfmSegmentOf(r: number, f: number): RfmSegment {
   return rule?.segment ?? 'lost';
 }
 
+/** a (value, customer id) position in an RFM order: a quintile cut is the first of its bucket */
+export type Cut = [number, string];
+
+/** (value, customer id) order, ids compared as the databases compare text in the basic plane */
+export function compareCut(a: Cut, b: Cut): number {
+  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+}
+
+/**
+ * A quintile score against `cuts`, as SQL: 1 + the number of cuts at or below each row's
+ * (`value`, `id`), which is what NTILE(5) over the same order gives.
+ */
+export function cutScore(value: string, cuts: readonly Cut[], id: string): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const terms = cuts.map((c) => {
+    params.push(c[0], c[0], c[1]);
+    return `CASE WHEN ${value} > ? OR (${value} = ? AND ${id} >= ?) THEN 1 ELSE 0 END`;
+  });
+  return { sql: terms.length ? `1 + ${terms.join(' + ')}` : '1', params };
+}
+
 /** the segment of a row with `r_score` and `f_score` columns, as SQL */
 export const SEGMENT_CASE = `CASE ${RFM_SEGMENT_RULES.map(
   (x) => `WHEN r_score BETWEEN ${x.r[0]} AND ${x.r[1]} AND f_score BETWEEN ${x.f[0]} AND ${x.f[1]} THEN '${x.segment}'`,
@@ -98,5 +119,23 @@ export function monthTotals(month: string, end: string): { sql: string; params: 
         MAX(o.at) AS last_at, COUNT(*) AS f, CAST(SUM(o.revenue) AS BIGINT) AS m, CAST(SUM(o.cost) AS BIGINT) AS cost
       FROM stat_orders o WHERE o.at >= ? AND o.at < ? GROUP BY o.customer_id`,
     params: [`${month}-01T00:00:00.000Z`, end],
+  };
+}
+
+/**
+ * per customer who bought before `end`: first_day, last_day, last_at, f, m, cost of every order
+ * before it. This folds every stored order, so columns the caller does not `need` are NULL (f, the
+ * order count, always comes).
+ */
+export function totalsBefore(
+  end: string,
+  need: { firstDay?: boolean; lastDay?: boolean; lastAt?: boolean; money?: boolean },
+): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `SELECT customer_id, ${need.firstDay ? 'MIN(at_day)' : 'NULL'} AS first_day, ${need.lastDay ? 'MAX(at_day)' : 'NULL'} AS last_day,
+        ${need.lastAt ? 'MAX(at)' : 'NULL'} AS last_at, COUNT(*) AS f,
+        ${need.money ? 'CAST(SUM(revenue) AS BIGINT)' : 'NULL'} AS m, ${need.money ? 'CAST(SUM(cost) AS BIGINT)' : 'NULL'} AS cost
+      FROM stat_orders WHERE at < ? GROUP BY customer_id`,
+    params: [end],
   };
 }
