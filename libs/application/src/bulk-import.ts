@@ -4,7 +4,7 @@ import { DomainError, type DeciderName, type DomainCommand, type LifecyclePolicy
 import type { AppendResult, EventStore, NewEvent, StoredEvent } from '@clientele/event-store';
 import { ClienteleMetrics } from './clientele.metrics';
 import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
-import { describeFailure, type CommandMeta, type CommandResult } from './command-result';
+import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
 import { CREATES_STREAM, DomainCommandHandler, answer, toNewEvents } from './domain-command.handler';
 import { decideOn, viewOf, type Decided, type StreamView } from './stream-state.cache';
 
@@ -25,7 +25,7 @@ export interface StreamCommands {
 
 export type BulkOutcome =
   | { index: number; ok: true; result: CommandResult }
-  | { index: number; ok: false; commandId: string; error: unknown };
+  | { index: number; ok: false; commandId: string; failure: CommandFailure };
 
 export interface BulkImportResult {
   /** answers for the commands the bulk path settled */
@@ -212,9 +212,11 @@ export class BulkImporter {
       case 'duplicate':
         counts.count(domain.type, 'duplicate');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier) };
-      case 'refused':
-        counts.count(domain.type, describeFailure(step.error).kind);
-        return { index, ok: false, commandId: meta.commandId, error: step.error };
+      case 'refused': {
+        const failure = describeFailure(step.error);
+        counts.count(domain.type, failure.kind);
+        return { index, ok: false, commandId: meta.commandId, failure };
+      }
     }
   }
 }

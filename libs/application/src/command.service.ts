@@ -143,7 +143,7 @@ export class CommandService {
       const { index } = outcome;
       results[index] = outcome.ok
         ? { index, ok: true, result: outcome.result }
-        : { index, ok: false, commandId: outcome.commandId, failure: describeFailure(outcome.error) };
+        : { index, ok: false, commandId: outcome.commandId, failure: outcome.failure };
     }
     await this.runOneByOne(leftover, results, options.holdStreamAfterTemporaryFailure ?? false);
   }

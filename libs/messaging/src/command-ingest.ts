@@ -178,8 +178,7 @@ export class CommandIngest {
     }
     letters.sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
     await this.sendDeadLetters(letters.map((l) => this.letterFor(batch.topic, batch.partition, l.message, l.reason, l.parsed)));
-    resolveOffset(last.offset);
-    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    await this.commitThrough(consumer, batch, resolveOffset, last.offset);
     this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
   }
 
@@ -218,18 +217,14 @@ export class CommandIngest {
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
     // interrupted (stop or rebalance): nothing of this batch is committed, the next owner replays it
     if (interrupted) return;
-    resolveOffset(last.offset);
-    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+    await this.commitThrough(consumer, batch, resolveOffset, last.offset);
     this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
   }
 
   private async handleBatchInOrder({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const consumer = this.consumer;
     if (!consumer) return;
-    const commit = async (offset: string): Promise<void> => {
-      resolveOffset(offset);
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(offset) + 1n).toString() }]);
-    };
+    const commit = (offset: string): Promise<void> => this.commitThrough(consumer, batch, resolveOffset, offset);
     let uncommitted: string | undefined;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break;
@@ -252,6 +247,17 @@ export class CommandIngest {
     }
     if (uncommitted !== undefined) await commit(uncommitted);
     this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
+  }
+
+  /** Marks the batch handled up to `offset` and commits the offset after it, so the group resumes there. */
+  private async commitThrough(
+    consumer: Consumer,
+    batch: EachBatchPayload['batch'],
+    resolveOffset: EachBatchPayload['resolveOffset'],
+    offset: string,
+  ): Promise<void> {
+    resolveOffset(offset);
+    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(offset) + 1n).toString() }]);
   }
 
   /** The record's command, or why it is none: empty, too large, not JSON, not a command envelope. */
