@@ -55,6 +55,16 @@ describe('CommandService.importBatch (the bulk path)', () => {
   const newStore = (name: string): SqliteEventStore =>
     new SqliteEventStore({ file: join(dir, `${name}.db`), durability: 'normal' });
 
+  /** Ann registered through this process's engine, then bought through another writer's: this process has not seen the purchase. */
+  async function annMovedByAnotherWriter(name: string): Promise<{ store: SqliteEventStore; commands: CommandService }> {
+    const store = newStore(name);
+    const commands = await engine(store);
+    const other = await engine(store, false);
+    await commands.importBatch([register('reg', 'ann')]);
+    await other.execute(purchase('elsewhere', 'o-1', 'ann'));
+    return { store, commands };
+  }
+
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'clientele-bulk-'));
   });
@@ -135,11 +145,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
   });
 
   it('given another writer moved a stream this process holds, then its append is refused whole and each command is decided again on the stream as stored', async () => {
-    const store = newStore('shared');
-    const commands = await engine(store);
-    const other = await engine(store, false);
-    await commands.importBatch([register('reg', 'ann')]);
-    await other.execute(purchase('elsewhere', 'o-1', 'ann'));
+    const { store, commands } = await annMovedByAnotherWriter('shared');
 
     const results = await commands.importBatch([purchase('p-2', 'o-2', 'ann'), purchase('p-3', 'o-1', 'ann'), lost('lost', 'ann')]);
 
@@ -195,11 +201,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
   });
 
   it('given a kept state that would refuse a command, when another writer changed the stream, then the refusal is not answered from the kept state', async () => {
-    const store = newStore('refusal');
-    const commands = await engine(store);
-    const other = await engine(store, false);
-    await commands.importBatch([register('reg', 'ann')]);
-    await other.execute(purchase('elsewhere', 'o-1', 'ann'));
+    const { commands } = await annMovedByAnotherWriter('refusal');
 
     // From the kept state Ann is a prospect, who cannot be marked lost; as stored she is a customer.
     const [result] = await commands.importBatch([lost('lost', 'ann')]);
