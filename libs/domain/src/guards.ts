@@ -36,7 +36,7 @@ export function businessTime(value: unknown, field = 'occurredAt'): number {
  * which then takes the general parse above. Every command is checked here at least once, and the
  * regex, Date.parse and the calendar probe cost more than the whole decision.
  */
-function utcMillisOf(s: string): number | undefined {
+export function utcMillisOf(s: string): number | undefined {
   if (
     s.length !== 24 ||
     s.charCodeAt(4) !== 45 /* - */ ||

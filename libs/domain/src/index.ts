@@ -2,7 +2,7 @@ export * from './events';
 export * from './commands';
 export * from './policy';
 export * from './errors';
-export { businessTime, daysBetween, utcDay } from './guards';
+export { businessTime, daysBetween, utcDay, utcMillisOf } from './guards';
 export * from './customer.decider';
 export * from './employee.decider';
 export * from './campaign.decider';

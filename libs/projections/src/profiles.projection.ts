@@ -1,3 +1,4 @@
+import { utcMillisOf } from '@clientele/domain';
 import type { JsonObject, StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
 import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
@@ -504,50 +505,22 @@ function applyPersonal(p: Working, personal: unknown): void {
   }
 }
 
-const DIGIT_0 = 48;
-
-/** the value of `count` decimal digits of `text` at `at`, or -1 if one of them is not a digit */
-function digits(text: string, at: number, count: number): number {
-  let value = 0;
-  for (let i = at; i < at + count; i += 1) {
-    const d = text.charCodeAt(i) - DIGIT_0;
-    if (d < 0 || d > 9) return -1;
-    value = value * 10 + d;
-  }
-  return value;
-}
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
 
 /**
  * The UTC weekday (0 = Sunday) and hour of a timestamp as `weekday << 5 | hour`, or -1 when
  * `Date` cannot read it. Canonical timestamps (`YYYY-MM-DDTHH:MM:SS.sssZ`, what the store
- * records) are read by arithmetic, which costs a fraction of parsing a `Date`; anything else, and
- * days past the 28th (which `Date` rolls over into the next month), goes through `Date` exactly
- * as before.
+ * records) are read by the domain's arithmetic reader, which costs a fraction of parsing a `Date`;
+ * anything else (other forms, impossible days, years before 100) goes through `Date` exactly as
+ * before.
  */
 export function utcWeekdayAndHour(at: unknown): number {
-  if (
-    typeof at === 'string' && at.length === 24 && at.charCodeAt(4) === 45 && at.charCodeAt(7) === 45 && at.charCodeAt(10) === 84 &&
-    at.charCodeAt(13) === 58 && at.charCodeAt(16) === 58 && at.charCodeAt(19) === 46 && at.charCodeAt(23) === 90
-  ) {
-    const year = digits(at, 0, 4);
-    const month = digits(at, 5, 2);
-    const day = digits(at, 8, 2);
-    const hour = digits(at, 11, 2);
-    const minute = digits(at, 14, 2);
-    const second = digits(at, 17, 2);
-    if (
-      year >= 0 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour >= 0 && hour <= 23 &&
-      minute >= 0 && minute <= 59 && second >= 0 && second <= 59 && digits(at, 20, 3) >= 0
-    ) {
-      // days since 1970-01-01 (a Thursday) by the civil-from-days inverse, March-based years
-      const y = month <= 2 ? year - 1 : year;
-      const era = Math.floor(y / 400);
-      const yoe = y - era * 400;
-      const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-      const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-      const days = era * 146097 + doe - 719468;
-      return ((((days + 4) % 7) + 7) % 7) << 5 | hour;
-    }
+  const canonical = typeof at === 'string' ? utcMillisOf(at) : undefined;
+  if (canonical !== undefined) {
+    const days = Math.floor(canonical / DAY_MS);
+    // 1970-01-01 was a Thursday
+    return ((((days + 4) % 7) + 7) % 7) << 5 | Math.floor((canonical - days * DAY_MS) / HOUR_MS);
   }
   // what metadata claims to be a timestamp may be anything: Date decides, as it always did
   const when = new Date(at as string);

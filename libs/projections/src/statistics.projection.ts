@@ -1,3 +1,4 @@
+import { utcMillisOf } from '@clientele/domain';
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
 import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, totalsBefore, type Cut } from './statistics.rfm';
@@ -984,15 +985,13 @@ function businessTime(e: StoredEvent): string | undefined {
 }
 
 /**
- * Already canonical UTC with a day every month has: Date would give the same text back, so the
- * parse and reformat (a noticeable share of a rebuild) is skipped. Days 29–31 and anything else
- * take the full path, which also rolls over dates like Feb 30 as before.
+ * Already canonical UTC (`toISOString` form, a real calendar day): Date would give the same text
+ * back, so the parse and reformat (a noticeable share of a rebuild) is skipped. Anything else takes
+ * the full path, which also rolls over dates like Feb 30 as before.
  */
-const CANONICAL_ISO = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
-
 export function isoOrUndefined(v: unknown): string | undefined {
   if (typeof v !== 'string' || v.length < 10) return undefined;
-  if (CANONICAL_ISO.test(v)) return v;
+  if (utcMillisOf(v) !== undefined) return v;
   const t = Date.parse(v);
   return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
 }
