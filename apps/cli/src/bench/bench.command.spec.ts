@@ -100,3 +100,48 @@ describe('clientele bench --quick', () => {
     expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB (`);
   });
 });
+
+describe('clientele bench --section', () => {
+  const bench = async (...args: string[]) => {
+    const out = captured();
+    const err = captured();
+    const context: CliContext = {
+      stdout: out.stream,
+      stderr: err.stream,
+      openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
+    };
+    const code = await runCli(['bench', '--quick', ...args], context);
+    return { code, stdout: out.text(), stderr: err.text() };
+  };
+
+  it('given one section named, then only its rows are measured and nothing else runs or is skipped', async () => {
+    const run = await bench('--json', '--section', 'sqlite appends');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(new Set(report.rows.map((r) => r.section))).toEqual(new Set(['sqlite appends']));
+    expect(report.rows.length).toBeGreaterThanOrEqual(4);
+    expect(report.skipped).toEqual([]);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['sqlite appends']);
+  }, 60_000);
+
+  it('given sections named out of order, then they are taken in the order of the bench', async () => {
+    const run = await bench('--json', '--section', 'kafka', 'postgresql appends');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.skipped.map((s) => s.section)).toEqual(['postgresql appends', 'kafka']);
+    expect(report.rows).toEqual([]);
+  });
+
+  it('given an unknown section, then it is a usage error naming the option, the name and every section, and nothing runs', async () => {
+    const run = await bench('--section', 'sqlite appends', 'sqlite apends');
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      "error: --section: no section 'sqlite apends'; the sections are 'command path', 'batched import', 'sqlite appends', " +
+        "'projection rebuild', 'statistics', 'postgresql appends', 'kafka'\n",
+    );
+  });
+});

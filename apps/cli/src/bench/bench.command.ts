@@ -9,7 +9,7 @@ import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/
 import { benchEndToEndLatency, benchIngestThroughput, benchProducerCeiling, benchRelayThroughput } from '@clientele/messaging';
 import { SqliteReadModelStore, benchRebuild, benchStatistics, type RebuildFigures } from '@clientele/projections';
 
-import type { CliContext } from '../cli-context';
+import { UsageError, type CliContext } from '../cli-context';
 import { generateSyntheticCommands } from '@clientele/generator';
 
 export interface BenchOptions {
@@ -22,6 +22,8 @@ export interface BenchOptions {
   pg?: string;
   /** Kafka broker (host:port), for sections that need Kafka */
   kafka?: string;
+  /** `--section`: run only these sections (names of BENCH_SECTIONS), in BENCH_SECTIONS order */
+  section?: string[];
 }
 
 /** One line of the table. Figures a case does not have stay out (printed as `-`). */
@@ -356,11 +358,26 @@ export interface BenchReport {
   peakRssMiB: number;
 }
 
+/**
+ * The sections `--section` names, in the order of `sections`; all of them when it names none. An
+ * unknown name refuses the whole run before anything is measured.
+ */
+const selectSections = (sections: readonly BenchSection[], names: readonly string[] | undefined): readonly BenchSection[] => {
+  if (names === undefined) return sections;
+  const unknown = names.filter((name) => !sections.some((s) => s.name === name));
+  if (unknown.length > 0) {
+    const quoted = (list: readonly string[]) => list.map((name) => `'${name}'`).join(', ');
+    throw new UsageError(`--section: no section ${quoted(unknown)}; the sections are ${quoted(sections.map((s) => s.name))}`);
+  }
+  return sections.filter((s) => names.includes(s.name));
+};
+
 export const runBench = async (
   options: BenchOptions,
   context: CliContext,
   sections: readonly BenchSection[] = BENCH_SECTIONS,
 ): Promise<number> => {
+  const selected = selectSections(sections, options.section);
   const report: BenchReport = {
     machine: {
       cpus: cpus().length,
@@ -375,7 +392,7 @@ export const runBench = async (
     peakRssMiBAfter: [],
     peakRssMiB: 0,
   };
-  for (const section of sections) {
+  for (const section of selected) {
     const reason = section.skip?.(options);
     if (reason !== undefined) {
       report.skipped.push({ section: section.name, reason });
