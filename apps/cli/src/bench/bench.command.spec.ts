@@ -13,20 +13,27 @@ const captured = () => {
 
 const positive = (n: number | undefined): boolean => typeof n === 'number' && Number.isFinite(n) && n > 0;
 
+/** `clientele bench --quick …` in-process (no CLI entry file, so every section runs in this process). */
+const benchQuick = async (...args: string[]) => {
+  const out = captured();
+  const err = captured();
+  const context: CliContext = {
+    stdout: out.stream,
+    stderr: err.stream,
+    openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
+  };
+  const code = await runCli(['bench', '--quick', ...args], context);
+  return { code, stdout: out.text(), stderr: err.text() };
+};
+
 describe('clientele bench --quick', () => {
   let code: number;
   let report: BenchReport;
 
   beforeAll(async () => {
-    const out = captured();
-    const err = captured();
-    const context: CliContext = {
-      stdout: out.stream,
-      stderr: err.stream,
-      openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
-    };
-    code = await runCli(['bench', '--quick', '--json'], context);
-    report = JSON.parse(out.text()) as BenchReport;
+    const run = await benchQuick('--json');
+    code = run.code;
+    report = JSON.parse(run.stdout) as BenchReport;
   }, 180_000);
 
   const rowsOf = (section: string): BenchRow[] => report.rows.filter((r) => r.section === section);
@@ -102,20 +109,8 @@ describe('clientele bench --quick', () => {
 });
 
 describe('clientele bench --section', () => {
-  const bench = async (...args: string[]) => {
-    const out = captured();
-    const err = captured();
-    const context: CliContext = {
-      stdout: out.stream,
-      stderr: err.stream,
-      openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
-    };
-    const code = await runCli(['bench', '--quick', ...args], context);
-    return { code, stdout: out.text(), stderr: err.text() };
-  };
-
   it('given one section named, then only its rows are measured and nothing else runs or is skipped', async () => {
-    const run = await bench('--json', '--section', 'sqlite appends');
+    const run = await benchQuick('--json', '--section', 'sqlite appends');
 
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as BenchReport;
@@ -126,7 +121,7 @@ describe('clientele bench --section', () => {
   }, 60_000);
 
   it('given sections named out of order, then they are taken in the order of the bench', async () => {
-    const run = await bench('--json', '--section', 'kafka', 'postgresql appends');
+    const run = await benchQuick('--json', '--section', 'kafka', 'postgresql appends');
 
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout) as BenchReport;
@@ -135,7 +130,7 @@ describe('clientele bench --section', () => {
   });
 
   it('given an unknown section, then it is a usage error naming the option, the name and every section, and nothing runs', async () => {
-    const run = await bench('--section', 'sqlite appends', 'sqlite apends');
+    const run = await benchQuick('--section', 'sqlite appends', 'sqlite apends');
 
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
