@@ -16,6 +16,11 @@ export interface CliContext {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
   openEngine(dataDir: string): Promise<Engine>;
+  /**
+   * The file the CLI runs from (main.ts sets it), so a command can start the CLI again in a child
+   * process: `bench` runs each section in one. Absent when the program runs in-process (the specs).
+   */
+  cliEntry?: string;
 }
 
 /** A refusal of the operator's input: the CLI prints the message (no stack) and exits 1. */

@@ -104,6 +104,8 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--dir <dir>', 'where the temporary databases go (default: the OS temp dir)')
     .option('--pg <url>', 'PostgreSQL connection string: runs the sections that need PostgreSQL')
     .option('--kafka <broker>', 'Kafka broker (host:port): runs the sections that need Kafka')
+    .option('--section <name...>', 'run only these sections (quote names with spaces, e.g. --section "sqlite appends" statistics)')
+    .option('--in-process', 'run every section in this process (default: each in a fresh process of its own)')
     .action(async (options: BenchOptions) => {
       exitCode = await runBench(options, context);
     });

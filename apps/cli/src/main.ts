@@ -2,7 +2,7 @@
 import { runCli } from './cli.program';
 import { openEngine } from './engine-wiring';
 
-runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, openEngine }).then(
+runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, openEngine, cliEntry: __filename }).then(
   (code) => {
     process.exitCode = code;
   },

@@ -13,20 +13,27 @@ const captured = () => {
 
 const positive = (n: number | undefined): boolean => typeof n === 'number' && Number.isFinite(n) && n > 0;
 
+/** `clientele bench --quick …` in-process (no CLI entry file, so every section runs in this process). */
+const benchQuick = async (...args: string[]) => {
+  const out = captured();
+  const err = captured();
+  const context: CliContext = {
+    stdout: out.stream,
+    stderr: err.stream,
+    openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
+  };
+  const code = await runCli(['bench', '--quick', ...args], context);
+  return { code, stdout: out.text(), stderr: err.text() };
+};
+
 describe('clientele bench --quick', () => {
   let code: number;
   let report: BenchReport;
 
   beforeAll(async () => {
-    const out = captured();
-    const err = captured();
-    const context: CliContext = {
-      stdout: out.stream,
-      stderr: err.stream,
-      openEngine: () => Promise.reject(new Error('bench must not open the operator store')),
-    };
-    code = await runCli(['bench', '--quick', '--json'], context);
-    report = JSON.parse(out.text()) as BenchReport;
+    const run = await benchQuick('--json');
+    code = run.code;
+    report = JSON.parse(run.stdout) as BenchReport;
   }, 180_000);
 
   const rowsOf = (section: string): BenchRow[] => report.rows.filter((r) => r.section === section);
@@ -98,5 +105,38 @@ describe('clientele bench --quick', () => {
     expect(table).toContain('skipped postgresql appends: no server given (pass --pg <url>)');
     expect(table).toContain('skipped kafka: no broker given (pass --kafka <host:port>)');
     expect(table).toContain(`peak RSS: ${report.peakRssMiB} MiB (`);
+  });
+});
+
+describe('clientele bench --section', () => {
+  it('given one section named, then only its rows are measured and nothing else runs or is skipped', async () => {
+    const run = await benchQuick('--json', '--section', 'sqlite appends');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(new Set(report.rows.map((r) => r.section))).toEqual(new Set(['sqlite appends']));
+    expect(report.rows.length).toBeGreaterThanOrEqual(4);
+    expect(report.skipped).toEqual([]);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['sqlite appends']);
+  }, 60_000);
+
+  it('given sections named out of order, then they are taken in the order of the bench', async () => {
+    const run = await benchQuick('--json', '--section', 'kafka', 'postgresql appends');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.skipped.map((s) => s.section)).toEqual(['postgresql appends', 'kafka']);
+    expect(report.rows).toEqual([]);
+  });
+
+  it('given an unknown section, then it is a usage error naming the option, the name and every section, and nothing runs', async () => {
+    const run = await benchQuick('--section', 'sqlite appends', 'sqlite apends');
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      "error: --section: no section 'sqlite apends'; the sections are 'command path', 'batched import', 'sqlite appends', " +
+        "'projection rebuild', 'statistics', 'postgresql appends', 'kafka'\n",
+    );
   });
 });
