@@ -44,8 +44,11 @@ export const openEngine = async (dataDir: string): Promise<Engine> => {
   const sink: CommandSink = {
     executeBatch: async (envelopes) => {
       // The import runner sends only what validateCommandEnvelope accepted (a ValidCommand each), so
-      // the bulk path takes them without validating every line a second time.
-      const results = await commands.importValid(envelopes as readonly ValidCommand[]);
+      // the bulk path takes them without validating every line a second time. A line that fails for
+      // now holds its customer's later lines of the batch (reported as not run), so that re-running
+      // the import applies them in file order instead of finding a purchase stored ahead of the
+      // registration before it.
+      const results = await commands.importValid(envelopes as readonly ValidCommand[], { holdStreamAfterTemporaryFailure: true });
       return results.map((item, i) => toItemResult(envelopes[i] as CommandEnvelope, item));
     },
   };

@@ -59,12 +59,19 @@ export class CommandsController {
 
   @Post('commands/batch')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Execute many commands; each is answered at its index with its own status' })
+  @ApiOperation({
+    summary: 'Execute many commands; each is answered at its index with its own status',
+    description:
+      'A command that fails for now (500, or 409 concurrency_conflict) holds the later commands of the same customer in the batch: ' +
+      'they are not run and are answered 500 with "not run: an earlier command of the same stream failed for now". ' +
+      'Send them again, after the failed one, to keep each customer\'s order.',
+  })
   @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
   async executeBatch(@Body() body: unknown): Promise<{ results: BatchItemAnswer[] }> {
     const commands = batchOf(body, this.config.maxBatchItems);
-    // The bulk path: the same per-item answers as executeBatch, one append per stream.
-    const results = await this.commands.importBatch(commands);
+    // The bulk path, one append per stream. A temporary failure holds the rest of its stream, so a
+    // platform that resends what failed never finds a later command stored ahead of an earlier one.
+    const results = await this.commands.importBatch(commands, { holdStreamAfterTemporaryFailure: true });
     return {
       results: results.map((item): BatchItemAnswer => {
         if (item.ok) return { index: item.index, status: item.result.status === 'applied' ? 201 : 200, result: item.result };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { ReferralProcessRunner } from '@clientele/application';
+import { ReferralProcessRunner, openStorage } from '@clientele/application';
 import { bootstrapEngine } from './bootstrap';
 import { loadEngineConfig } from './engine.config';
 
@@ -233,5 +233,43 @@ describe('engine HTTP API', () => {
     expect(metrics).toContain('clientele_commands_total{type="RegisterProspect",status="applied"} 1');
     expect(metrics).toContain('clientele_command_duration_seconds_count{type="RegisterProspect"} 1');
     expect(metrics).toContain('clientele_process_manager_lag_events 0');
+  });
+});
+
+describe('engine HTTP API, when the store fails for now', () => {
+  let dir: string;
+  let app: NestExpressApplication;
+
+  afterEach(async () => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("given a batch whose command fails for now, then the same customer's later commands are held, not stored ahead of it, and a resend keeps the order", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'clientele-engine-held-'));
+    const config = loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' });
+    const storage = await openStorage(config.storage);
+    // Ann's stream refuses its first appends (a full disk, say); every other stream works
+    const append = storage.store.appendToStream.bind(storage.store);
+    let failures = 3;
+    storage.store.appendToStream = (streamId, events, options) =>
+      streamId === 'customer-ann' && failures-- > 0 ? Promise.reject(new Error('disk I/O error')) : append(streamId, events, options);
+    app = await bootstrapEngine(config, { storage });
+    const http = request(app.getHttpServer());
+    const register = (id: string) => ({ type: 'RegisterProspect', commandId: `reg-${id}`, data: { customerId: id, source: 'web', occurredAt: '2026-01-02T09:00:00Z' } });
+    const buy = (id: string) => ({ type: 'RecordPurchase', commandId: `buy-${id}`, data: { customerId: id, orderId: `${id}-1`, lines: [line(2500)], occurredAt: '2026-01-05T10:00:00Z' } });
+    const batch = { commands: [register('ann'), register('bob'), buy('ann'), buy('bob')] };
+
+    const first = (await http.post('/commands/batch').send(batch).expect(200)).body.results;
+
+    expect(first.map((r: { status: number }) => r.status)).toEqual([500, 201, 500, 201]);
+    expect(first[2]).toMatchObject({ commandId: 'buy-ann', problem: { detail: expect.stringContaining('not run: an earlier command of the same stream failed for now') } });
+    await http.get('/customers/ann/events').expect(404);
+
+    const again = (await http.post('/commands/batch').send(batch).expect(200)).body.results;
+
+    expect(again.map((r: { status: number }) => r.status)).toEqual([201, 200, 201, 200]);
+    const types = (await http.get('/customers/ann/events').expect(200)).body.events.map((e: { type: string }) => e.type);
+    expect(types).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted']);
   });
 });

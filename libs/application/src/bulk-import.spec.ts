@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import { validateCommandEnvelope } from '@clientele/contracts';
 import { generateSyntheticCommands } from '@clientele/generator';
 import { SqliteEventStore, type EventStore, type StoredEvent } from '@clientele/event-store';
 
@@ -161,7 +162,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
     ]);
   });
 
-  it('given the store fails a stream\'s first appends, when holding streams after a temporary failure, then the stream\'s later commands are not run but answered as failed for now; without holding they run out of order', async () => {
+  it('given the store fails a stream\'s first appends, when holding streams after a temporary failure (importBatch, or importValid as the CLI import calls it), then the stream\'s later commands are not run but answered as failed for now; without holding they run out of order', async () => {
     /** a store whose first two appends to Ann's stream fail, as in a short outage */
     const flaky = (name: string): { store: EventStore; ann: () => Promise<string[]> } => {
       const store = newStore(name);
@@ -184,16 +185,27 @@ describe('CommandService.importBatch (the bulk path)', () => {
     const holding = flaky('holding');
     const answering = flaky('answering');
 
+    const validating = flaky('validated');
     const held = await (await engine(holding.store)).importBatch(batch, { holdStreamAfterTemporaryFailure: true });
     const unheld = await (await engine(answering.store)).importBatch(batch);
+    // the CLI import's way in: lines validated as they are read, then importValid
+    const valid = batch.map((envelope) => {
+      const validation = validateCommandEnvelope(envelope);
+      if (!validation.ok) throw new Error('the batch is valid');
+      return validation.command;
+    });
+    const heldValid = await (await engine(validating.store)).importValid(valid, { holdStreamAfterTemporaryFailure: true });
 
-    expect(held.map(outcome)).toEqual([
+    const expected = [
       'internal: the command could not be processed; it may be retried',
       'applied',
       'internal: not run: an earlier command of the same stream failed for now; it may be retried',
       'applied',
-    ]);
+    ];
+    expect(held.map(outcome)).toEqual(expected);
+    expect(heldValid.map(outcome)).toEqual(expected);
     expect(await holding.ann()).toEqual([]);
+    expect(await validating.ann()).toEqual([]);
     // without holding, Ann's purchase is stored (registering her as a purchase does) ahead of her own
     // registration, which a retry would then find already done
     expect(unheld.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(['internal', 'applied', 'applied', 'applied']);

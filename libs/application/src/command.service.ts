@@ -129,11 +129,11 @@ export class CommandService {
   }
 
   /** `importBatch` for commands already validated by `validateCommandEnvelope` (the CLI import validates each line as it reads it). */
-  async importValid(commands: readonly ValidCommand[]): Promise<BatchItemResult[]> {
+  async importValid(commands: readonly ValidCommand[], options: ImportOptions = {}): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(commands.length);
     const streams = new Map<string, StreamCommands>();
     commands.forEach((command, index) => this.addTo(streams, index, command, results));
-    await this.importGrouped([...streams.values()], results, {});
+    await this.importGrouped([...streams.values()], results, options);
     return results;
   }
 
