@@ -9,10 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
-import { ClienteleModule, CommandService } from '@clientele/application';
+import { ClienteleModule, CommandService, ingestBatchDispatch } from '@clientele/application';
 import { SqliteEventStore } from '@clientele/event-store';
 import { benchEndToEndLatency, benchIngestThroughput, benchProducerCeiling, benchRelayThroughput } from '@clientele/messaging';
-import { kafkaBatchDispatch } from '../../apps/engine/src/kafka.dispatch';
 import { startBroker } from './broker';
 
 async function main(): Promise<void> {
@@ -40,7 +39,7 @@ async function main(): Promise<void> {
         print('ingest', await benchIngestThroughput(brokers, {
           commands: 50_000,
           partitionsAtOnce: 6,
-          dispatchBatch: kafkaBatchDispatch(app.get(CommandService)),
+          dispatchBatch: ingestBatchDispatch(app.get(CommandService)),
           dispatchLabel: 'CommandService.importBatch per fetched batch (validate, one look-up and one append per customer, SQLite durability full)',
         }));
       } finally {

@@ -1,10 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { ClienteleMetrics, CommandService, type OpenedStorage } from '@clientele/application';
+import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
 import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
 import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
-import { kafkaBatchDispatch } from './kafka.dispatch';
 
 /**
  * The engine's background parts, started after the application is up and stopped before the store
@@ -32,7 +31,7 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
       const profiles = roles.relay ? this.readModels.profileSource() : undefined;
       this.messaging = await startMessaging({
         store: this.storage.raw,
-        dispatchBatch: kafkaBatchDispatch(this.commands),
+        dispatchBatch: ingestBatchDispatch(this.commands),
         checkpoints: this.storage.checkpoints,
         config: kafkaConfigFromEnv(),
         roles: { relay: roles.relay, ingest: roles.ingest },

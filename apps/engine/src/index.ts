@@ -4,4 +4,3 @@ export * from './engine.logger';
 export * from './engine.module';
 export * from './engine.tokens';
 export * from './problem-details';
-export * from './kafka.dispatch';

@@ -11,6 +11,7 @@ export * from './command.service';
 export * from './customer.queries';
 export * from './domain-command.handler';
 export * from './event-ids';
+export * from './ingest-dispatch';
 export * from './referral-process.runner';
 export * from './command-path.bench';
 export * from './postgres-checkpoint.store';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { NestFactory } from '@nestjs/core';
 
-import { ClienteleModule, CommandService, benchBatchedImport, benchBulkImport, benchCommandPath, isTemporary, type CommandPathBenchOptions, type CommandPathFigure } from '@clientele/application';
+import { ClienteleModule, CommandService, benchBatchedImport, benchBulkImport, benchCommandPath, ingestBatchDispatch, type CommandPathBenchOptions, type CommandPathFigure } from '@clientele/application';
 import { SqliteEventStore, benchPostgres, benchSqliteAppends } from '@clientele/event-store';
 import { benchEndToEndLatency, benchIngestThroughput, benchProducerCeiling, benchRelayThroughput } from '@clientele/messaging';
 import { SqliteReadModelStore, benchRebuild, benchStatistics, type RebuildFigures } from '@clientele/projections';
@@ -280,10 +280,8 @@ async function benchIngestFullPath(brokers: string, commands: number, dir: strin
       const figure = await benchIngestThroughput(brokers, {
         commands,
         partitionsAtOnce: INGEST_PARTITIONS_AT_ONCE,
-        dispatchBatch: async (envelopes) =>
-          (await service.importBatch(envelopes, { holdStreamAfterTemporaryFailure: true })).map((item) =>
-            item.ok ? { ok: true } : { ok: false, reason: item.failure.message, retryable: isTemporary(item.failure) },
-          ),
+        // the engine's own dispatch (the same bulk path and answers)
+        dispatchBatch: ingestBatchDispatch(service),
         dispatchLabel: 'CommandService.importBatch (validate, one look-up and one append per customer, SQLite durability full)',
       });
       return { figure, storedEvents: await store.headPosition() };
