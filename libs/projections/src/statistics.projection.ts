@@ -362,6 +362,25 @@ interface BatchState {
   changes: number;
 }
 
+/**
+ * What a rebuild instance keeps between batches. Customer rows stay resident instead of being read
+ * back per batch, and are written when something reads them from the store: before a month-end
+ * snapshot, when the resident rows outgrow the limit, and at `flush`. Between those points the
+ * store's `stat_customers` runs behind the checkpoint, which a rebuild may do.
+ */
+interface RebuildState {
+  /** (customer, period) keys known to hold a purchase, instead of queried again */
+  periods: Set<string>;
+  /** every customer this instance folded, written or not */
+  customers: Map<string, CustomerRow>;
+  /** resident customers changed since they were last written */
+  unwritten: Map<string, CustomerRow>;
+  /** the store held no customers when the rebuild began, and none were dropped since: nothing to read back */
+  storeHoldsOnlyResident: boolean | undefined;
+  /** a run was folded since the present scores were last computed */
+  scoresDue: boolean;
+}
+
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
   /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
@@ -369,16 +388,18 @@ export class StatisticsProjection implements Projection {
   readonly tables = STATISTICS_TABLES;
 
   /**
-   * Only in a rebuild instance: the (customer, period) keys known to hold a purchase are
-   * remembered instead of queried again, bounded by the number of customers (`residentLimit`),
-   * never by events. Customer rows are not kept across batches: the present RFM scores and the
-   * month-end snapshots are computed from the stored rows, so each batch writes and reads them.
+   * Only in a rebuild instance, which nobody reads before `flush` (a failed rebuild discards it):
+   * what it folded is kept across batches, bounded by the number of customers (`residentLimit`),
+   * never by events, and the present RFM scores are computed once, by `flush`, instead of after
+   * every run of events. See `RebuildState`.
    */
-  private readonly rebuild: { periods: Set<string> } | undefined;
+  private readonly rebuild: RebuildState | undefined;
   private readonly residentLimit: number;
 
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
-    this.rebuild = options.rebuild ? { periods: new Set() } : undefined;
+    this.rebuild = options.rebuild
+      ? { periods: new Set(), customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
+      : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
 
@@ -440,8 +461,23 @@ export class StatisticsProjection implements Projection {
     }
   }
 
-  /** the buyers' rows as they stand, scores included (kept current by `rescore`) */
+  /**
+   * The buyers' rows as they stand, scores included (kept current by `rescore`). A rebuild instance
+   * keeps no present scores until `flush`, so it ranks the buyers here instead, with the quintiles
+   * a refresh uses: the same NTILE(5) over (value, customer id) the present scores hold.
+   */
   private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
+    if (this.rebuild) {
+      await this.writeResident(tx);
+      await this.snapshot(
+        month,
+        `SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day, last_purchase_at AS last_at,
+          orders AS f, revenue AS m, cost, stage FROM stat_customers WHERE orders > 0`,
+        [],
+        tx,
+      );
+      return;
+    }
     await tx.run(
       `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
        SELECT ?, customer_id, first_purchase_day, last_purchase_day, last_purchase_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment
@@ -474,6 +510,28 @@ export class StatisticsProjection implements Projection {
     }
     await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
     return false;
+  }
+
+  /**
+   * Only on a rebuild instance: writes the customer rows it still holds, then scores every buyer
+   * once (what the live instance keeps current run by run), so the store is what a live fold
+   * writes before the projector's settle steps, swap or digest read it.
+   */
+  async flush(tx: ReadModelTransaction): Promise<void> {
+    if (!this.rebuild) return;
+    await this.writeResident(tx);
+    if (!this.rebuild.scoresDue) return;
+    this.rebuild.scoresDue = false;
+    await this.rescore([], tx, true);
+  }
+
+  /** a rebuild instance's unwritten customer rows, whole (the store being rebuilt builds its secondary indexes after the load) */
+  private async writeResident(tx: ReadModelTransaction): Promise<void> {
+    if (!this.rebuild || this.rebuild.unwritten.size === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const row of this.rebuild.unwritten.values()) rows.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    this.rebuild.unwritten.clear();
+    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), rows);
   }
 
   /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
@@ -553,10 +611,12 @@ export class StatisticsProjection implements Projection {
       if (state.changes !== before && at.slice(0, 7) < month && (!lateFrom || at.slice(0, 7) < lateFrom)) lateFrom = at.slice(0, 7);
     }
     await this.write(state, tx);
-    await this.rescore(
-      [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
-      tx,
-    );
+    if (this.rebuild) this.rebuild.scoresDue = true;
+    else
+      await this.rescore(
+        [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
+        tx,
+      );
     return lateFrom;
   }
 
@@ -566,8 +626,9 @@ export class StatisticsProjection implements Projection {
    * (cuts) at or below the customer's (value, id); cuts are index walks. Between two runs only the
    * customers the run touched and those lying between a cut's old and new position can change
    * score, so only those rows are rewritten: a few thousand per run instead of every buyer.
+   * `full` rescores every buyer whatever the stored cuts (a rebuild instance's `flush`).
    */
-  private async rescore(touched: string[], tx: ReadModelTransaction): Promise<void> {
+  private async rescore(touched: string[], tx: ReadModelTransaction, full = false): Promise<void> {
     const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
     const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
     const after = await rfmCuts(tx);
@@ -584,7 +645,7 @@ export class StatisticsProjection implements Projection {
       ]);
       await tx.run(`UPDATE stat_customers SET segment = ${SEGMENT_CASE} WHERE orders > 0 AND ${where}`, params);
     };
-    if (!before) {
+    if (!before || full) {
       await update('1 = 1', []);
     } else {
       for (const ids of chunks(touched, 500)) await update(`customer_id IN (${ids.map(() => '?').join(', ')})`, ids);
@@ -630,7 +691,17 @@ export class StatisticsProjection implements Projection {
       );
       for (const o of rows) state.storedOrders.add(`${o.customer_id}\u0000${o.order_id}`);
     }
-    for (const ids of chunks([...customerIds], 500)) {
+    const resident = this.rebuild;
+    if (resident && resident.storeHoldsOnlyResident === undefined) {
+      resident.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM stat_customers LIMIT 1')) === undefined;
+    }
+    const toRead: string[] = [];
+    for (const id of customerIds) {
+      const row = resident?.customers.get(id);
+      if (row) state.customers.set(id, row);
+      else if (resident?.storeHoldsOnlyResident !== true) toRead.push(id);
+    }
+    for (const ids of chunks(toRead, 500)) {
       const rows = await tx.all<CustomerRow>(
         `SELECT * FROM stat_customers WHERE customer_id IN (${ids.map(() => '?').join(', ')})`,
         ids,
@@ -842,11 +913,25 @@ export class StatisticsProjection implements Projection {
   }
 
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
-    // each key stands for a stored purchase; past the limit they are queried again
-    if (this.rebuild && this.rebuild.periods.size > 2 * this.residentLimit) this.rebuild.periods.clear();
-    const customers: SqlParam[][] = [];
-    for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
-    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    const rebuild = this.rebuild;
+    if (rebuild) {
+      // each key stands for a stored purchase; past the limit they are queried again
+      if (rebuild.periods.size > 2 * this.residentLimit) rebuild.periods.clear();
+      for (const [id, row] of state.customers) {
+        rebuild.customers.set(id, row);
+        rebuild.unwritten.set(id, row);
+      }
+      // past the limit, customers are written and read back from the store again
+      if (rebuild.customers.size > this.residentLimit) {
+        await this.writeResident(tx);
+        rebuild.customers.clear();
+        rebuild.storeHoldsOnlyResident = false;
+      }
+    } else {
+      const customers: SqlParam[][] = [];
+      for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+      await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    }
     // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
     for (const chunk of chunks(state.closeHistory, 100)) {
       await tx.run(
