@@ -371,6 +371,11 @@ interface BatchState {
 interface RebuildState {
   /** (customer, period) keys known to hold a purchase, instead of queried again */
   periods: Set<string>;
+  /**
+   * `periods` holds every key with a stored purchase (the store held none when the rebuild began,
+   * and none were dropped since): a key it lacks has none, without asking the store
+   */
+  periodsComplete: boolean | undefined;
   /** every customer this instance folded, written or not */
   customers: Map<string, CustomerRow>;
   /** resident customers changed since they were last written */
@@ -398,7 +403,7 @@ export class StatisticsProjection implements Projection {
 
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
     this.rebuild = options.rebuild
-      ? { periods: new Set(), customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
+      ? { periods: new Set(), periodsComplete: undefined, customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
       : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
@@ -694,6 +699,7 @@ export class StatisticsProjection implements Projection {
     const resident = this.rebuild;
     if (resident && resident.storeHoldsOnlyResident === undefined) {
       resident.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM stat_customers LIMIT 1')) === undefined;
+      resident.periodsComplete = (await tx.get('SELECT customer_id FROM stat_customer_months LIMIT 1')) === undefined;
     }
     const toRead: string[] = [];
     for (const id of customerIds) {
@@ -896,6 +902,7 @@ export class StatisticsProjection implements Projection {
     const key = `${customerId}\u0000${period}`;
     if (state.knownPeriods.has(key)) return false;
     state.knownPeriods.add(key);
+    if (this.rebuild?.periodsComplete) return true;
     const [lo, hi] = period.length === 4 ? [`${period}-01`, `${period}-12`] : [period, period];
     const known = await tx.get(
       'SELECT 1 AS one FROM stat_customer_months WHERE customer_id = ? AND month >= ? AND month <= ? LIMIT 1',
@@ -916,7 +923,10 @@ export class StatisticsProjection implements Projection {
     const rebuild = this.rebuild;
     if (rebuild) {
       // each key stands for a stored purchase; past the limit they are queried again
-      if (rebuild.periods.size > 2 * this.residentLimit) rebuild.periods.clear();
+      if (rebuild.periods.size > 2 * this.residentLimit) {
+        rebuild.periods.clear();
+        rebuild.periodsComplete = false;
+      }
       for (const [id, row] of state.customers) {
         rebuild.customers.set(id, row);
         rebuild.unwritten.set(id, row);
