@@ -1,7 +1,19 @@
 import { utcMillisOf } from '@clientele/domain';
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, totalsBefore, type Cut } from './statistics.rfm';
+import {
+  SEGMENT_CASE,
+  compareCut,
+  compareText,
+  cutScore,
+  ntileScores,
+  quintileStarts,
+  quintilesInMemory,
+  rfmSegmentOf,
+  snapshotPlusMonth,
+  totalsBefore,
+  type Cut,
+} from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
@@ -286,6 +298,10 @@ const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
   'days_to_advocate',
 ];
 
+const RFM_MONTH_COLUMNS = [
+  'month', 'customer_id', 'first_day', 'last_day', 'last_at', 'orders', 'revenue', 'cost', 'stage', 'r_score', 'f_score', 'm_score', 'segment',
+] as const;
+
 /** Additive deltas for one aggregate row, keyed by its primary key. */
 class Deltas {
   /**
@@ -468,10 +484,17 @@ export class StatisticsProjection implements Projection {
 
   /**
    * The buyers' rows as they stand, scores included (kept current by `rescore`). A rebuild instance
-   * keeps no present scores until `flush`, so it ranks the buyers here instead, with the quintiles
-   * a refresh uses: the same NTILE(5) over (value, customer id) the present scores hold.
+   * keeps no present scores until `flush`, so it ranks the buyers here instead: the same NTILE(5)
+   * over (value, customer id) the present scores hold. While it holds every customer it ranks
+   * them in memory and writes the snapshot rows directly (its customer rows then wait for
+   * `flush`); otherwise it writes its customers and ranks them in SQL, with the quintiles a
+   * refresh uses.
    */
   private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
+    if (this.rebuild?.storeHoldsOnlyResident) {
+      await this.snapshotFromResident(month, this.rebuild.customers, tx);
+      return;
+    }
     if (this.rebuild) {
       await this.writeResident(tx);
       await this.snapshot(
@@ -515,6 +538,26 @@ export class StatisticsProjection implements Projection {
     }
     await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
     return false;
+  }
+
+  private async snapshotFromResident(month: string, customers: Map<string, CustomerRow>, tx: ReadModelTransaction): Promise<void> {
+    const buyers: CustomerRow[] = [];
+    for (const c of customers.values()) if (c.orders > 0) buyers.push(c);
+    const ranked = (value: (c: CustomerRow) => number): Uint8Array =>
+      quintilesInMemory(buyers.length, (i, j) => {
+        const a = buyers[i] as CustomerRow;
+        const b = buyers[j] as CustomerRow;
+        return value(a) - value(b) || compareText(a.customer_id, b.customer_id);
+      });
+    const r = ranked((c) => c.last_purchase_day as number);
+    const f = ranked((c) => c.orders);
+    const m = ranked((c) => c.revenue);
+    const rows: SqlParam[][] = buyers.map((c, i) => {
+      const [rs, fs, ms] = [r[i] as number, f[i] as number, m[i] as number];
+      return [month, c.customer_id, c.first_purchase_day, c.last_purchase_day, c.last_purchase_at, c.orders, c.revenue, c.cost, c.stage, rs, fs, ms, rfmSegmentOf(rs, fs)];
+    });
+    // a month is left behind once, so no row is there yet
+    await upsertRows(tx, 'stat_rfm_months', RFM_MONTH_COLUMNS, ['month', 'customer_id'], 'DO NOTHING', rows);
   }
 
   /**

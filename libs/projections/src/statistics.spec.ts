@@ -8,7 +8,7 @@ import { replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
 import { RFM_SEGMENTS, StatisticsQueries, rfmSegmentOf } from './statistics.queries';
-import { ntileScores } from './statistics.rfm';
+import { compareText, ntileScores, quintilesInMemory } from './statistics.rfm';
 import type { RfmSegment, StatisticsFilter } from './statistics.queries';
 
 /**
@@ -793,6 +793,29 @@ describe('quintile scores', () => {
       const got = await store.all(`SELECT customer_id, r_score, f_score, m_score FROM (${ntileScores('SELECT * FROM buyers')}) s ORDER BY customer_id`);
       expect({ n, got }).toEqual({ n, got: expected });
       expect(got).toHaveLength(n);
+    }
+    await store.close();
+  });
+
+  it('given 0 to 13 buyers held in memory, with ids beyond the basic plane, then their scores equal NTILE(5) over (value, customer id) in SQLite', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    await store.transaction((tx) => tx.exec('CREATE TABLE buyers (customer_id TEXT PRIMARY KEY, last_day DOUBLE PRECISION, f BIGINT, m BIGINT)'));
+    // U+1F600 is stored as surrogates, which JS `<` puts before U+FF21; SQLite compares code points
+    const prefixes = ['c', '\u{1F600}', '\uFF21', '\u00E9', 'C'];
+    for (let n = 0; n <= 13; n += 1) {
+      const buyers = Array.from({ length: n }, (_v, i) => ({ id: `${prefixes[(i * 3) % 5]}${i % 2}`.concat(String(i)), values: [(i * 5) % 4, (i * 3) % 2, i % 3 === 0 ? 7 : 2] }));
+      await store.transaction(async (tx) => {
+        await tx.run('DELETE FROM buyers');
+        for (const b of buyers) await tx.run('INSERT INTO buyers VALUES (?, ?, ?, ?)', [b.id, ...b.values]);
+      });
+      const expected = await store.all(`SELECT customer_id, NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+        NTILE(5) OVER (ORDER BY f, customer_id) AS f_score, NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM buyers`);
+      const scores = [0, 1, 2].map((v) =>
+        quintilesInMemory(n, (i, j) => buyers[i]!.values[v]! - buyers[j]!.values[v]! || compareText(buyers[i]!.id, buyers[j]!.id)),
+      );
+      const got = buyers.map((b, i) => ({ customer_id: b.id, r_score: scores[0]![i], f_score: scores[1]![i], m_score: scores[2]![i] }));
+      const byId = (rows: { customer_id: unknown }[]) => new Map(rows.map((r) => [r.customer_id, r]));
+      expect({ n, got: byId(got) }).toEqual({ n, got: byId(expected as { customer_id: unknown }[]) });
     }
     await store.close();
   });
