@@ -543,12 +543,10 @@ export class StatisticsProjection implements Projection {
   private async snapshotFromResident(month: string, customers: Map<string, CustomerRow>, tx: ReadModelTransaction): Promise<void> {
     const buyers: CustomerRow[] = [];
     for (const c of customers.values()) if (c.orders > 0) buyers.push(c);
+    // in id order once, so ties in each dimension are broken by position: three numeric sorts
+    buyers.sort((a, b) => compareText(a.customer_id, b.customer_id));
     const ranked = (value: (c: CustomerRow) => number): Uint8Array =>
-      quintilesInMemory(buyers.length, (i, j) => {
-        const a = buyers[i] as CustomerRow;
-        const b = buyers[j] as CustomerRow;
-        return value(a) - value(b) || compareText(a.customer_id, b.customer_id);
-      });
+      quintilesInMemory(buyers.length, (i, j) => value(buyers[i] as CustomerRow) - value(buyers[j] as CustomerRow) || i - j);
     const r = ranked((c) => c.last_purchase_day as number);
     const f = ranked((c) => c.orders);
     const m = ranked((c) => c.revenue);
