@@ -302,6 +302,33 @@ const RFM_MONTH_COLUMNS = [
   'month', 'customer_id', 'first_day', 'last_day', 'last_at', 'orders', 'revenue', 'cost', 'stage', 'r_score', 'f_score', 'm_score', 'segment',
 ] as const;
 
+/**
+ * (customer, period) pairs known to hold a purchase, as a list of periods per customer: a
+ * customer has a few, and looking up the customer id costs less than building and hashing a
+ * joined key per purchase, which was most of the time of this check.
+ */
+class KnownPeriods {
+  private readonly byCustomer = new Map<string, string[]>();
+  /** pairs held */
+  size = 0;
+  /** adds the pair; false when it was there already */
+  add(customerId: string, period: string): boolean {
+    const periods = this.byCustomer.get(customerId);
+    if (!periods) {
+      this.byCustomer.set(customerId, [period]);
+    } else {
+      if (periods.includes(period)) return false;
+      periods.push(period);
+    }
+    this.size += 1;
+    return true;
+  }
+  clear(): void {
+    this.byCustomer.clear();
+    this.size = 0;
+  }
+}
+
 /** Additive deltas for one aggregate row, keyed by its primary key. */
 class Deltas {
   /**
@@ -361,7 +388,7 @@ interface BatchState {
   storedOrders: Set<string>;
   customerMonths: Deltas;
   /** (customer, month) and (customer, year) keys known to have a purchase already */
-  knownPeriods: Set<string>;
+  knownPeriods: KnownPeriods;
   /** months first bought in during this batch, per customer (for a cohort move) */
   newMonths: Map<string, string[]>;
   periods: Deltas;
@@ -386,7 +413,7 @@ interface BatchState {
  */
 interface RebuildState {
   /** (customer, period) keys known to hold a purchase, instead of queried again */
-  periods: Set<string>;
+  periods: KnownPeriods;
   /**
    * `periods` holds every key with a stored purchase (the store held none when the rebuild began,
    * and none were dropped since): a key it lacks has none, without asking the store
@@ -419,7 +446,7 @@ export class StatisticsProjection implements Projection {
 
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
     this.rebuild = options.rebuild
-      ? { periods: new Set(), periodsComplete: undefined, customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
+      ? { periods: new KnownPeriods(), periodsComplete: undefined, customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
       : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
@@ -632,7 +659,7 @@ export class StatisticsProjection implements Projection {
       orderIds: new Set(),
       storedOrders: new Set(),
       customerMonths: new Deltas(),
-      knownPeriods: this.rebuild?.periods ?? new Set(),
+      knownPeriods: this.rebuild?.periods ?? new KnownPeriods(),
       newMonths: new Map(),
       periods: new Deltas(),
       cohorts: new Deltas(),
@@ -820,8 +847,9 @@ export class StatisticsProjection implements Projection {
           // a backfilled earlier first purchase moves the customer to an earlier cohort
           if (previous && previous !== month) await this.moveCohort(row, previous, month, state, tx);
         }
-        const newMonth = await this.firstTime(state, tx, customerId, month);
-        const newYear = await this.firstTime(state, tx, customerId, month.slice(0, 4));
+        const newMonth = this.knownFirstTime(state, customerId, month) ?? (await this.storedFirstTime(tx, customerId, month));
+        const year = month.slice(0, 4);
+        const newYear = this.knownFirstTime(state, customerId, year) ?? (await this.storedFirstTime(tx, customerId, year));
         state.periods.add(['month', month, row.source, row.channel], [newMonth ? 1 : 0, 1, total, cost]);
         state.periods.add(['year', month.slice(0, 4), row.source, row.channel], [newYear ? 1 : 0, 1, total, cost]);
         if (newMonth) {
@@ -939,11 +967,17 @@ export class StatisticsProjection implements Projection {
   }
 
   /** true the first time this customer buys in `period` (a month `YYYY-MM` or a year `YYYY`) */
-  private async firstTime(state: BatchState, tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
-    const key = `${customerId}\u0000${period}`;
-    if (state.knownPeriods.has(key)) return false;
-    state.knownPeriods.add(key);
-    if (this.rebuild?.periodsComplete) return true;
+  /**
+   * Whether this is the first time this customer buys in `period` (a month `YYYY-MM` or a year
+   * `YYYY`), when that is known without the store; undefined when the store must say.
+   */
+  private knownFirstTime(state: BatchState, customerId: string, period: string): boolean | undefined {
+    if (!state.knownPeriods.add(customerId, period)) return false;
+    return this.rebuild?.periodsComplete ? true : undefined;
+  }
+
+  /** true when the store holds no purchase of this customer in `period` */
+  private async storedFirstTime(tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
     const [lo, hi] = period.length === 4 ? [`${period}-01`, `${period}-12`] : [period, period];
     const known = await tx.get(
       'SELECT 1 AS one FROM stat_customer_months WHERE customer_id = ? AND month >= ? AND month <= ? LIMIT 1',
