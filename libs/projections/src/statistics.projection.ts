@@ -298,6 +298,8 @@ const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
   'days_to_advocate',
 ];
 
+const SCORED_CUSTOMER_COLUMNS: readonly string[] = [...CUSTOMER_COLUMNS, 'r_score', 'f_score', 'm_score', 'segment'];
+
 const RFM_MONTH_COLUMNS = [
   'month', 'customer_id', 'first_day', 'last_day', 'last_at', 'orders', 'revenue', 'cost', 'stage', 'r_score', 'f_score', 'm_score', 'segment',
 ] as const;
@@ -568,17 +570,9 @@ export class StatisticsProjection implements Projection {
   }
 
   private async snapshotFromResident(month: string, customers: Map<string, CustomerRow>, tx: ReadModelTransaction): Promise<void> {
-    const buyers: CustomerRow[] = [];
-    for (const c of customers.values()) if (c.orders > 0) buyers.push(c);
-    // in id order once, so ties in each dimension are broken by position: three numeric sorts
-    buyers.sort((a, b) => compareText(a.customer_id, b.customer_id));
-    const ranked = (value: (c: CustomerRow) => number): Uint8Array =>
-      quintilesInMemory(buyers.length, (i, j) => value(buyers[i] as CustomerRow) - value(buyers[j] as CustomerRow) || i - j);
-    const r = ranked((c) => c.last_purchase_day as number);
-    const f = ranked((c) => c.orders);
-    const m = ranked((c) => c.revenue);
+    const { buyers, scores } = rankInMemory(customers.values());
     const rows: SqlParam[][] = buyers.map((c, i) => {
-      const [rs, fs, ms] = [r[i] as number, f[i] as number, m[i] as number];
+      const [rs, fs, ms] = [scores.last_purchase_day[i] as number, scores.orders[i] as number, scores.revenue[i] as number];
       return [month, c.customer_id, c.first_purchase_day, c.last_purchase_day, c.last_purchase_at, c.orders, c.revenue, c.cost, c.stage, rs, fs, ms, rfmSegmentOf(rs, fs)];
     });
     // a month is left behind once, so no row is there yet
@@ -591,11 +585,35 @@ export class StatisticsProjection implements Projection {
    * writes before the projector's settle steps, swap or digest read it.
    */
   async flush(tx: ReadModelTransaction): Promise<void> {
-    if (!this.rebuild) return;
+    const rebuild = this.rebuild;
+    if (!rebuild) return;
+    if (rebuild.scoresDue && rebuild.storeHoldsOnlyResident) {
+      rebuild.scoresDue = false;
+      await this.writeScoredResident(rebuild, tx);
+      return;
+    }
     await this.writeResident(tx);
-    if (!this.rebuild.scoresDue) return;
-    this.rebuild.scoresDue = false;
+    if (!rebuild.scoresDue) return;
+    rebuild.scoresDue = false;
     await this.rescore([], tx, true);
+  }
+
+  /**
+   * Every customer of a rebuild instance that holds them all, written with the scores ranked in
+   * memory (what `rescore` would set) and the cuts it would store: no cut walks and no UPDATEs.
+   */
+  private async writeScoredResident(rebuild: RebuildState, tx: ReadModelTransaction): Promise<void> {
+    const { buyers, scores, cuts } = rankInMemory(rebuild.customers.values());
+    const scored = new Map<CustomerRow, SqlParam[]>();
+    buyers.forEach((c, i) => {
+      const [r, f, m] = [scores.last_purchase_day[i] as number, scores.orders[i] as number, scores.revenue[i] as number];
+      scored.set(c, [r, f, m, rfmSegmentOf(r, f)]);
+    });
+    const rows: SqlParam[][] = [];
+    for (const c of rebuild.customers.values()) rows.push([...CUSTOMER_COLUMNS.map((col) => c[col]), ...(scored.get(c) ?? [0, 0, 0, null])]);
+    rebuild.unwritten.clear();
+    await upsertRows(tx, 'stat_customers', SCORED_CUSTOMER_COLUMNS, ['customer_id'], replaceAll(SCORED_CUSTOMER_COLUMNS, ['customer_id']), rows);
+    await storeCuts(tx, cuts);
   }
 
   /** a rebuild instance's unwritten customer rows, whole (the store being rebuilt builds its secondary indexes after the load) */
@@ -733,9 +751,7 @@ export class StatisticsProjection implements Projection {
         }
       }
     }
-    await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
-      JSON.stringify(after),
-    ]);
+    await storeCuts(tx, after);
   }
 
   private async load(events: readonly StoredEvent[], state: BatchState, tx: ReadModelTransaction): Promise<void> {
@@ -1206,6 +1222,43 @@ async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
     }
   }
   return cuts;
+}
+
+/** the cuts the present scores were computed with: the next live run rescores from them */
+async function storeCuts(tx: ReadModelTransaction, cuts: RfmCuts): Promise<void> {
+  await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+    JSON.stringify(cuts),
+  ]);
+}
+
+const RFM_VALUE: Record<RfmDimension, (c: CustomerRow) => number> = {
+  last_purchase_day: (c) => c.last_purchase_day as number,
+  orders: (c) => c.orders,
+  revenue: (c) => c.revenue,
+};
+
+/**
+ * The buyers among `customers`, in id order, with their R, F and M quintile scores and the cuts
+ * they imply: what `rfmCuts` and `rescore` find in the store, for customers held in memory.
+ */
+function rankInMemory(customers: Iterable<CustomerRow>): { buyers: CustomerRow[]; scores: Record<RfmDimension, Uint8Array>; cuts: RfmCuts } {
+  const buyers: CustomerRow[] = [];
+  for (const c of customers) if (c.orders > 0) buyers.push(c);
+  // in id order once, so ties in each dimension are broken by position: numeric sorts after this one
+  buyers.sort((a, b) => compareText(a.customer_id, b.customer_id));
+  const starts = quintileStarts(buyers.length);
+  const scores = {} as Record<RfmDimension, Uint8Array>;
+  const cuts = { last_purchase_day: [], orders: [], revenue: [] } as RfmCuts;
+  for (const dim of RFM_DIMENSIONS) {
+    const value = RFM_VALUE[dim];
+    const ranked = quintilesInMemory(buyers.length, (i, j) => value(buyers[i] as CustomerRow) - value(buyers[j] as CustomerRow) || i - j);
+    scores[dim] = ranked.scores;
+    for (const k of starts) {
+      const b = buyers[ranked.order[k] as number] as CustomerRow;
+      cuts[dim].push([value(b), b.customer_id]);
+    }
+  }
+  return { buyers, scores, cuts };
 }
 
 /** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */

@@ -59,8 +59,9 @@ function codePointRank(unit: number): number {
 /**
  * For each of `n` items, its NTILE(5) bucket (1–5) in the order `compare` gives them (the first
  * n % 5 buckets hold one item more): what `ntileScores` computes in SQL, for rows held in memory.
+ * `order` is the items in that order.
  */
-export function quintilesInMemory(n: number, compare: (i: number, j: number) => number): Uint8Array {
+export function quintilesInMemory(n: number, compare: (i: number, j: number) => number): { scores: Uint8Array; order: number[] } {
   const order = Array.from({ length: n }, (_v, i) => i).sort(compare);
   const small = Math.floor(n / 5);
   const big = (n % 5) * (small + 1);
@@ -68,7 +69,7 @@ export function quintilesInMemory(n: number, compare: (i: number, j: number) => 
   order.forEach((item, k) => {
     scores[item] = k < big ? Math.floor(k / (small + 1)) + 1 : (n % 5) + Math.floor((k - big) / small) + 1;
   });
-  return scores;
+  return { scores, order };
 }
 
 /**

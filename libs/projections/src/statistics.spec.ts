@@ -811,7 +811,7 @@ describe('quintile scores', () => {
       const expected = await store.all(`SELECT customer_id, NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
         NTILE(5) OVER (ORDER BY f, customer_id) AS f_score, NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM buyers`);
       const scores = [0, 1, 2].map((v) =>
-        quintilesInMemory(n, (i, j) => buyers[i]!.values[v]! - buyers[j]!.values[v]! || compareText(buyers[i]!.id, buyers[j]!.id)),
+        quintilesInMemory(n, (i, j) => buyers[i]!.values[v]! - buyers[j]!.values[v]! || compareText(buyers[i]!.id, buyers[j]!.id)).scores,
       );
       const got = buyers.map((b, i) => ({ customer_id: b.id, r_score: scores[0]![i], f_score: scores[1]![i], m_score: scores[2]![i] }));
       const byId = (rows: { customer_id: unknown }[]) => new Map(rows.map((r) => [r.customer_id, r]));
