@@ -20,7 +20,9 @@ import { replaceAll, upsertRows } from './sql-batch';
  * The loyalty and retention read model: compact facts from which every statistic in
  * `statistics.queries.ts` is one cheap SQL query. Per batch it loads the customers the batch
  * touches, folds the events in memory and writes back only those rows plus additive deltas for the
- * aggregate tables, so memory stays flat however long the log is.
+ * aggregate tables, so memory stays flat however long the log is. A rebuild instance
+ * (`forRebuild`) keeps its customers resident instead, bounded by the number of customers, and
+ * scores them once at `flush` (see `RebuildState`).
  *
  * Times are stored as normalised ISO-8601 UTC text (sortable as text on both SQLite and PostgreSQL);
  * durations are precomputed in days so no dialect-specific date arithmetic is needed in queries.
