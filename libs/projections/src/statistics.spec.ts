@@ -735,8 +735,10 @@ describe('statistics rebuilt by its rebuild instance', () => {
   const events = generateCustomerDataset({ seed: 6, customers: 150, months: 14, start: '2024-05-01' });
   const purchases = events.filter((e) => e.type === 'PurchaseRecorded');
   const held = new Set(purchases.filter((_e, i) => i % 4 === 0));
-  // every fourth purchase arrives at the end of the log, in months already snapshotted
-  const late = [...events.filter((e) => !held.has(e)), ...held].map((e, i) => ({ ...e, position: i + 1 }));
+  // every fourth purchase arrives at the end of the log, in months already snapshotted, then some
+  // orders are recorded again (a replay the fold must skip, batches after the first time)
+  const replayed = purchases.filter((_e, i) => i % 7 === 3).map((e) => ({ ...e, id: `${e.id}-again` }));
+  const late = [...events.filter((e) => !held.has(e)), ...held, ...replayed].map((e, i) => ({ ...e, position: i + 1 }));
   const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
 
   /** the live instance folding in batches, then every settle step, as a projector that has caught up */
@@ -757,8 +759,9 @@ describe('statistics rebuilt by its rebuild instance', () => {
     ['in business-time order, batches of 41 that cut months in the middle', events, 41, undefined],
     ['in business-time order, one batch', events, 25_000, undefined],
     ['in business-time order, batches of 41, resident limit below the customers', events, 41, 30],
-    ['with late purchases, batches of 41, resident limit below the customers', late, 41, 30],
-    ['with late purchases, one batch', late, 25_000, undefined],
+    ['with late and replayed purchases, batches of 41', late, 41, undefined],
+    ['with late and replayed purchases, batches of 41, resident limit below the customers', late, 41, 30],
+    ['with late and replayed purchases, one batch', late, 25_000, undefined],
   ];
   it.each(cases)('given a log %s, then every table holds the rows of the live fold', async (_name, log, batchSize, residentLimit) => {
     const live = await liveFold(log);
