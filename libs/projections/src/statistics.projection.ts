@@ -522,8 +522,8 @@ export class StatisticsProjection implements Projection {
    * refresh uses.
    */
   private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
-    if (this.rebuild?.storeHoldsOnlyResident) {
-      await this.snapshotFromResident(month, this.rebuild.customers, tx);
+    if (this.ranksInMemory(tx)) {
+      await this.snapshotFromResident(month, (this.rebuild as RebuildState).customers, tx);
       return;
     }
     if (this.rebuild) {
@@ -571,6 +571,15 @@ export class StatisticsProjection implements Projection {
     return false;
   }
 
+  /**
+   * A rebuild instance ranks in memory while it holds every customer, and only on SQLite: ids
+   * are compared as SQLite compares text (by code point), which is PostgreSQL's order only under
+   * the `C` collation, so on PostgreSQL the database ranks them, as the live instance does.
+   */
+  private ranksInMemory(tx: ReadModelTransaction): boolean {
+    return this.rebuild?.storeHoldsOnlyResident === true && tx.dialect === 'sqlite';
+  }
+
   private async snapshotFromResident(month: string, customers: Map<string, CustomerRow>, tx: ReadModelTransaction): Promise<void> {
     const { buyers, scores } = rankInMemory(customers.values());
     const rows: SqlParam[][] = buyers.map((c, i) => {
@@ -589,7 +598,7 @@ export class StatisticsProjection implements Projection {
   async flush(tx: ReadModelTransaction): Promise<void> {
     const rebuild = this.rebuild;
     if (!rebuild) return;
-    if (rebuild.scoresDue && rebuild.storeHoldsOnlyResident) {
+    if (rebuild.scoresDue && this.ranksInMemory(tx)) {
       rebuild.scoresDue = false;
       await this.writeScoredResident(rebuild, tx);
       return;
