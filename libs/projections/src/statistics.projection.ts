@@ -412,8 +412,8 @@ interface BatchState {
 /**
  * What a rebuild instance keeps between batches. Customer rows stay resident instead of being read
  * back per batch, and are written when something reads them from the store: before a month-end
- * snapshot, when the resident rows outgrow the limit, and at `flush`. Between those points the
- * store's `stat_customers` runs behind the checkpoint, which a rebuild may do.
+ * snapshot ranked in SQL, when the resident rows outgrow the limit, and at `flush`. Between those
+ * points the store's `stat_customers` runs behind the checkpoint, which a rebuild may do.
  */
 interface RebuildState {
   /** (customer, period) keys known to hold a purchase, instead of queried again */
@@ -993,7 +993,6 @@ export class StatisticsProjection implements Projection {
     }
   }
 
-  /** true the first time this customer buys in `period` (a month `YYYY-MM` or a year `YYYY`) */
   /**
    * Whether this is the first time this customer buys in `period` (a month `YYYY-MM` or a year
    * `YYYY`), when that is known without the store; undefined when the store must say.
