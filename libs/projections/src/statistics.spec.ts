@@ -806,7 +806,7 @@ describe('quintile scores', () => {
     // U+1F600 is stored as surrogates, which JS `<` puts before U+FF21; SQLite compares code points
     const prefixes = ['c', '\u{1F600}', '\uFF21', '\u00E9', 'C'];
     for (let n = 0; n <= 13; n += 1) {
-      const buyers = Array.from({ length: n }, (_v, i) => ({ id: `${prefixes[(i * 3) % 5]}${i % 2}`.concat(String(i)), values: [(i * 5) % 4, (i * 3) % 2, i % 3 === 0 ? 7 : 2] }));
+      const buyers = Array.from({ length: n }, (_v, i) => ({ id: `${prefixes[(i * 3) % 5]}${i % 2}-${i}`, values: [(i * 5) % 4, (i * 3) % 2, i % 3 === 0 ? 7 : 2] }));
       await store.transaction(async (tx) => {
         await tx.run('DELETE FROM buyers');
         for (const b of buyers) await tx.run('INSERT INTO buyers VALUES (?, ?, ?, ?)', [b.id, ...b.values]);
