@@ -1,7 +1,9 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { PostgresServer, describeWithServer, generateCustomerDataset } from '@clientele/testing';
+import { PostgresServer, describeWithServer, generateCustomerDataset, inMemoryStoreOf } from '@clientele/testing';
 import { PostgresReadModelStore } from './postgres-read-model.store';
+import { digest } from './read-model-digest';
 import type { ReadModelStore } from './read-model-store';
+import { replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
 import { StatisticsQueries } from './statistics.queries';
@@ -105,6 +107,19 @@ describeWithServer(PostgresServer, 'statistics on PostgreSQL', (url) => {
       await pgImported.dropSchema();
       await pgImported.close();
       await sqliteImported.close();
+    }
+  });
+
+  it('given the same events rebuilt by the rebuild instance in batches that cut months, past its resident limit, then its digest is the live fold\'s', async () => {
+    const rebuiltSchema = `${schema}_reb`;
+    const scratch = await PostgresReadModelStore.open({ connectionString: url, schema: rebuiltSchema });
+    try {
+      await replayProjections(await inMemoryStoreOf(events), scratch, [new StatisticsProjection({ residentLimit: 100 })], { batchSize: 97 });
+      expect(Number((await scratch.get<{ n: unknown }>(`SELECT COUNT(DISTINCT month) AS n FROM stat_rfm_months`))?.n)).toBeGreaterThanOrEqual(16);
+      expect(await digest(scratch, new StatisticsProjection())).toBe(await digest(pg, new StatisticsProjection()));
+    } finally {
+      await scratch.dropSchema();
+      await scratch.close();
     }
   });
 

@@ -1,14 +1,28 @@
 import { utcMillisOf } from '@clientele/domain';
 import type { StoredEvent } from '@clientele/event-store';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
-import { SEGMENT_CASE, compareCut, cutScore, ntileScores, quintileStarts, snapshotPlusMonth, totalsBefore, type Cut } from './statistics.rfm';
+import {
+  SEGMENT_CASE,
+  compareCut,
+  compareText,
+  cutScore,
+  ntileScores,
+  quintileStarts,
+  quintilesInMemory,
+  rfmSegmentOf,
+  snapshotPlusMonth,
+  totalsBefore,
+  type Cut,
+} from './statistics.rfm';
 import { replaceAll, upsertRows } from './sql-batch';
 
 /**
  * The loyalty and retention read model: compact facts from which every statistic in
  * `statistics.queries.ts` is one cheap SQL query. Per batch it loads the customers the batch
  * touches, folds the events in memory and writes back only those rows plus additive deltas for the
- * aggregate tables, so memory stays flat however long the log is.
+ * aggregate tables, so memory stays flat however long the log is. A rebuild instance
+ * (`forRebuild`) keeps its customers resident instead, bounded by the number of customers, and
+ * scores them once at `flush` (see `RebuildState`).
  *
  * Times are stored as normalised ISO-8601 UTC text (sortable as text on both SQLite and PostgreSQL);
  * durations are precomputed in days so no dialect-specific date arithmetic is needed in queries.
@@ -286,6 +300,39 @@ const CUSTOMER_COLUMNS: readonly (keyof CustomerRow)[] = [
   'days_to_advocate',
 ];
 
+const SCORED_CUSTOMER_COLUMNS: readonly string[] = [...CUSTOMER_COLUMNS, 'r_score', 'f_score', 'm_score', 'segment'];
+
+const RFM_MONTH_COLUMNS = [
+  'month', 'customer_id', 'first_day', 'last_day', 'last_at', 'orders', 'revenue', 'cost', 'stage', 'r_score', 'f_score', 'm_score', 'segment',
+] as const;
+
+/**
+ * (customer, period) pairs known to hold a purchase, as a list of periods per customer: a
+ * customer has a few, and looking up the customer id costs less than building and hashing a
+ * joined key per purchase, which was most of the time of this check.
+ */
+class KnownPeriods {
+  private readonly byCustomer = new Map<string, string[]>();
+  /** pairs held */
+  size = 0;
+  /** adds the pair; false when it was there already */
+  add(customerId: string, period: string): boolean {
+    const periods = this.byCustomer.get(customerId);
+    if (!periods) {
+      this.byCustomer.set(customerId, [period]);
+    } else {
+      if (periods.includes(period)) return false;
+      periods.push(period);
+    }
+    this.size += 1;
+    return true;
+  }
+  clear(): void {
+    this.byCustomer.clear();
+    this.size = 0;
+  }
+}
+
 /** Additive deltas for one aggregate row, keyed by its primary key. */
 class Deltas {
   /**
@@ -345,7 +392,7 @@ interface BatchState {
   storedOrders: Set<string>;
   customerMonths: Deltas;
   /** (customer, month) and (customer, year) keys known to have a purchase already */
-  knownPeriods: Set<string>;
+  knownPeriods: KnownPeriods;
   /** months first bought in during this batch, per customer (for a cohort move) */
   newMonths: Map<string, string[]>;
   periods: Deltas;
@@ -362,6 +409,30 @@ interface BatchState {
   changes: number;
 }
 
+/**
+ * What a rebuild instance keeps between batches. Customer rows stay resident instead of being read
+ * back per batch, and are written when something reads them from the store: before a month-end
+ * snapshot ranked in SQL, when the resident rows outgrow the limit, and at `flush`. Between those
+ * points the store's `stat_customers` runs behind the checkpoint, which a rebuild may do.
+ */
+interface RebuildState {
+  /** (customer, period) keys known to hold a purchase, instead of queried again */
+  periods: KnownPeriods;
+  /**
+   * `periods` holds every key with a stored purchase (the store held none when the rebuild began,
+   * and none were dropped since): a key it lacks has none, without asking the store
+   */
+  periodsComplete: boolean | undefined;
+  /** every customer this instance folded, written or not */
+  customers: Map<string, CustomerRow>;
+  /** resident customers changed since they were last written */
+  unwritten: Map<string, CustomerRow>;
+  /** the store held no customers when the rebuild began, and none were dropped since: nothing to read back */
+  storeHoldsOnlyResident: boolean | undefined;
+  /** a run was folded since the present scores were last computed */
+  scoresDue: boolean;
+}
+
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
   /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
@@ -369,16 +440,18 @@ export class StatisticsProjection implements Projection {
   readonly tables = STATISTICS_TABLES;
 
   /**
-   * Only in a rebuild instance: the (customer, period) keys known to hold a purchase are
-   * remembered instead of queried again, bounded by the number of customers (`residentLimit`),
-   * never by events. Customer rows are not kept across batches: the present RFM scores and the
-   * month-end snapshots are computed from the stored rows, so each batch writes and reads them.
+   * Only in a rebuild instance, which nobody reads before `flush` (a failed rebuild discards it):
+   * what it folded is kept across batches, bounded by the number of customers (`residentLimit`),
+   * never by events, and the present RFM scores are computed once, by `flush`, instead of after
+   * every run of events. See `RebuildState`.
    */
-  private readonly rebuild: { periods: Set<string> } | undefined;
+  private readonly rebuild: RebuildState | undefined;
   private readonly residentLimit: number;
 
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
-    this.rebuild = options.rebuild ? { periods: new Set() } : undefined;
+    this.rebuild = options.rebuild
+      ? { periods: new KnownPeriods(), periodsComplete: undefined, customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
+      : undefined;
     this.residentLimit = options.residentLimit ?? 500_000;
   }
 
@@ -440,8 +513,30 @@ export class StatisticsProjection implements Projection {
     }
   }
 
-  /** the buyers' rows as they stand, scores included (kept current by `rescore`) */
+  /**
+   * The buyers' rows as they stand, scores included (kept current by `rescore`). A rebuild instance
+   * keeps no present scores until `flush`, so it ranks the buyers here instead: the same NTILE(5)
+   * over (value, customer id) the present scores hold. While it holds every customer it ranks
+   * them in memory and writes the snapshot rows directly (its customer rows then wait for
+   * `flush`); otherwise it writes its customers and ranks them in SQL, with the quintiles a
+   * refresh uses.
+   */
   private async snapshotFromCustomers(month: string, tx: ReadModelTransaction): Promise<void> {
+    if (this.ranksInMemory(tx)) {
+      await this.snapshotFromResident(month, (this.rebuild as RebuildState).customers, tx);
+      return;
+    }
+    if (this.rebuild) {
+      await this.writeResident(tx);
+      await this.snapshot(
+        month,
+        `SELECT customer_id, first_purchase_day AS first_day, last_purchase_day AS last_day, last_purchase_at AS last_at,
+          orders AS f, revenue AS m, cost, stage FROM stat_customers WHERE orders > 0`,
+        [],
+        tx,
+      );
+      return;
+    }
     await tx.run(
       `INSERT INTO stat_rfm_months (month, customer_id, first_day, last_day, last_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment)
        SELECT ?, customer_id, first_purchase_day, last_purchase_day, last_purchase_at, orders, revenue, cost, stage, r_score, f_score, m_score, segment
@@ -474,6 +569,71 @@ export class StatisticsProjection implements Projection {
     }
     await tx.run(`DELETE FROM stat_meta WHERE key = 'rfm_stale_from'`);
     return false;
+  }
+
+  /**
+   * A rebuild instance ranks in memory while it holds every customer, and only on SQLite: ids
+   * are compared as SQLite compares text (by code point), which is PostgreSQL's order only under
+   * the `C` collation, so on PostgreSQL the database ranks them, as the live instance does.
+   */
+  private ranksInMemory(tx: ReadModelTransaction): boolean {
+    return this.rebuild?.storeHoldsOnlyResident === true && tx.dialect === 'sqlite';
+  }
+
+  private async snapshotFromResident(month: string, customers: Map<string, CustomerRow>, tx: ReadModelTransaction): Promise<void> {
+    const { buyers, scores } = rankInMemory(customers.values());
+    const rows: SqlParam[][] = buyers.map((c, i) => {
+      const [rs, fs, ms] = [scores.last_purchase_day[i] as number, scores.orders[i] as number, scores.revenue[i] as number];
+      return [month, c.customer_id, c.first_purchase_day, c.last_purchase_day, c.last_purchase_at, c.orders, c.revenue, c.cost, c.stage, rs, fs, ms, rfmSegmentOf(rs, fs)];
+    });
+    // a month is left behind once, so no row is there yet
+    await upsertRows(tx, 'stat_rfm_months', RFM_MONTH_COLUMNS, ['month', 'customer_id'], 'DO NOTHING', rows);
+  }
+
+  /**
+   * Only on a rebuild instance: writes the customer rows it still holds, then scores every buyer
+   * once (what the live instance keeps current run by run), so the store is what a live fold
+   * writes before the projector's settle steps, swap or digest read it.
+   */
+  async flush(tx: ReadModelTransaction): Promise<void> {
+    const rebuild = this.rebuild;
+    if (!rebuild) return;
+    if (rebuild.scoresDue && this.ranksInMemory(tx)) {
+      rebuild.scoresDue = false;
+      await this.writeScoredResident(rebuild, tx);
+      return;
+    }
+    await this.writeResident(tx);
+    if (!rebuild.scoresDue) return;
+    rebuild.scoresDue = false;
+    await this.rescore([], tx, true);
+  }
+
+  /**
+   * Every customer of a rebuild instance that holds them all, written with the scores ranked in
+   * memory (what `rescore` would set) and the cuts it would store: no cut walks and no UPDATEs.
+   */
+  private async writeScoredResident(rebuild: RebuildState, tx: ReadModelTransaction): Promise<void> {
+    const { buyers, scores, cuts } = rankInMemory(rebuild.customers.values());
+    const scored = new Map<CustomerRow, SqlParam[]>();
+    buyers.forEach((c, i) => {
+      const [r, f, m] = [scores.last_purchase_day[i] as number, scores.orders[i] as number, scores.revenue[i] as number];
+      scored.set(c, [r, f, m, rfmSegmentOf(r, f)]);
+    });
+    const rows: SqlParam[][] = [];
+    for (const c of rebuild.customers.values()) rows.push([...CUSTOMER_COLUMNS.map((col) => c[col]), ...(scored.get(c) ?? [0, 0, 0, null])]);
+    rebuild.unwritten.clear();
+    await upsertRows(tx, 'stat_customers', SCORED_CUSTOMER_COLUMNS, ['customer_id'], replaceAll(SCORED_CUSTOMER_COLUMNS, ['customer_id']), rows);
+    await storeCuts(tx, cuts);
+  }
+
+  /** a rebuild instance's unwritten customer rows, whole (the store being rebuilt builds its secondary indexes after the load) */
+  private async writeResident(tx: ReadModelTransaction): Promise<void> {
+    if (!this.rebuild || this.rebuild.unwritten.size === 0) return;
+    const rows: SqlParam[][] = [];
+    for (const row of this.rebuild.unwritten.values()) rows.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    this.rebuild.unwritten.clear();
+    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), rows);
   }
 
   /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
@@ -528,7 +688,7 @@ export class StatisticsProjection implements Projection {
       orderIds: new Set(),
       storedOrders: new Set(),
       customerMonths: new Deltas(),
-      knownPeriods: this.rebuild?.periods ?? new Set(),
+      knownPeriods: this.rebuild?.periods ?? new KnownPeriods(),
       newMonths: new Map(),
       periods: new Deltas(),
       cohorts: new Deltas(),
@@ -553,10 +713,12 @@ export class StatisticsProjection implements Projection {
       if (state.changes !== before && at.slice(0, 7) < month && (!lateFrom || at.slice(0, 7) < lateFrom)) lateFrom = at.slice(0, 7);
     }
     await this.write(state, tx);
-    await this.rescore(
-      [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
-      tx,
-    );
+    if (this.rebuild) this.rebuild.scoresDue = true;
+    else
+      await this.rescore(
+        [...state.customers.values()].filter((c) => c.orders > 0).map((c) => c.customer_id),
+        tx,
+      );
     return lateFrom;
   }
 
@@ -566,8 +728,9 @@ export class StatisticsProjection implements Projection {
    * (cuts) at or below the customer's (value, id); cuts are index walks. Between two runs only the
    * customers the run touched and those lying between a cut's old and new position can change
    * score, so only those rows are rewritten: a few thousand per run instead of every buyer.
+   * `full` rescores every buyer whatever the stored cuts (a rebuild instance's `flush`).
    */
-  private async rescore(touched: string[], tx: ReadModelTransaction): Promise<void> {
+  private async rescore(touched: string[], tx: ReadModelTransaction, full = false): Promise<void> {
     const storedCuts = await tx.get<{ value: unknown }>(`SELECT value FROM stat_meta WHERE key = 'rfm_cuts'`);
     const before = storedCuts ? (JSON.parse(String(storedCuts.value)) as RfmCuts) : undefined;
     const after = await rfmCuts(tx);
@@ -584,7 +747,7 @@ export class StatisticsProjection implements Projection {
       ]);
       await tx.run(`UPDATE stat_customers SET segment = ${SEGMENT_CASE} WHERE orders > 0 AND ${where}`, params);
     };
-    if (!before) {
+    if (!before || full) {
       await update('1 = 1', []);
     } else {
       for (const ids of chunks(touched, 500)) await update(`customer_id IN (${ids.map(() => '?').join(', ')})`, ids);
@@ -599,9 +762,7 @@ export class StatisticsProjection implements Projection {
         }
       }
     }
-    await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
-      JSON.stringify(after),
-    ]);
+    await storeCuts(tx, after);
   }
 
   private async load(events: readonly StoredEvent[], state: BatchState, tx: ReadModelTransaction): Promise<void> {
@@ -630,7 +791,18 @@ export class StatisticsProjection implements Projection {
       );
       for (const o of rows) state.storedOrders.add(`${o.customer_id}\u0000${o.order_id}`);
     }
-    for (const ids of chunks([...customerIds], 500)) {
+    const resident = this.rebuild;
+    if (resident && resident.storeHoldsOnlyResident === undefined) {
+      resident.storeHoldsOnlyResident = (await tx.get('SELECT customer_id FROM stat_customers LIMIT 1')) === undefined;
+      resident.periodsComplete = (await tx.get('SELECT customer_id FROM stat_customer_months LIMIT 1')) === undefined;
+    }
+    const toRead: string[] = [];
+    for (const id of customerIds) {
+      const row = resident?.customers.get(id);
+      if (row) state.customers.set(id, row);
+      else if (resident?.storeHoldsOnlyResident !== true) toRead.push(id);
+    }
+    for (const ids of chunks(toRead, 500)) {
       const rows = await tx.all<CustomerRow>(
         `SELECT * FROM stat_customers WHERE customer_id IN (${ids.map(() => '?').join(', ')})`,
         ids,
@@ -702,8 +874,9 @@ export class StatisticsProjection implements Projection {
           // a backfilled earlier first purchase moves the customer to an earlier cohort
           if (previous && previous !== month) await this.moveCohort(row, previous, month, state, tx);
         }
-        const newMonth = await this.firstTime(state, tx, customerId, month);
-        const newYear = await this.firstTime(state, tx, customerId, month.slice(0, 4));
+        const newMonth = this.knownFirstTime(state, customerId, month) ?? (await this.storedFirstTime(tx, customerId, month));
+        const year = month.slice(0, 4);
+        const newYear = this.knownFirstTime(state, customerId, year) ?? (await this.storedFirstTime(tx, customerId, year));
         state.periods.add(['month', month, row.source, row.channel], [newMonth ? 1 : 0, 1, total, cost]);
         state.periods.add(['year', month.slice(0, 4), row.source, row.channel], [newYear ? 1 : 0, 1, total, cost]);
         if (newMonth) {
@@ -820,11 +993,17 @@ export class StatisticsProjection implements Projection {
     }
   }
 
-  /** true the first time this customer buys in `period` (a month `YYYY-MM` or a year `YYYY`) */
-  private async firstTime(state: BatchState, tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
-    const key = `${customerId}\u0000${period}`;
-    if (state.knownPeriods.has(key)) return false;
-    state.knownPeriods.add(key);
+  /**
+   * Whether this is the first time this customer buys in `period` (a month `YYYY-MM` or a year
+   * `YYYY`), when that is known without the store; undefined when the store must say.
+   */
+  private knownFirstTime(state: BatchState, customerId: string, period: string): boolean | undefined {
+    if (!state.knownPeriods.add(customerId, period)) return false;
+    return this.rebuild?.periodsComplete ? true : undefined;
+  }
+
+  /** true when the store holds no purchase of this customer in `period` */
+  private async storedFirstTime(tx: ReadModelTransaction, customerId: string, period: string): Promise<boolean> {
     const [lo, hi] = period.length === 4 ? [`${period}-01`, `${period}-12`] : [period, period];
     const known = await tx.get(
       'SELECT 1 AS one FROM stat_customer_months WHERE customer_id = ? AND month >= ? AND month <= ? LIMIT 1',
@@ -842,11 +1021,28 @@ export class StatisticsProjection implements Projection {
   }
 
   private async write(state: BatchState, tx: ReadModelTransaction): Promise<void> {
-    // each key stands for a stored purchase; past the limit they are queried again
-    if (this.rebuild && this.rebuild.periods.size > 2 * this.residentLimit) this.rebuild.periods.clear();
-    const customers: SqlParam[][] = [];
-    for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
-    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    const rebuild = this.rebuild;
+    if (rebuild) {
+      // each key stands for a stored purchase; past the limit they are queried again
+      if (rebuild.periods.size > 2 * this.residentLimit) {
+        rebuild.periods.clear();
+        rebuild.periodsComplete = false;
+      }
+      for (const [id, row] of state.customers) {
+        rebuild.customers.set(id, row);
+        rebuild.unwritten.set(id, row);
+      }
+      // past the limit, customers are written and read back from the store again
+      if (rebuild.customers.size > this.residentLimit) {
+        await this.writeResident(tx);
+        rebuild.customers.clear();
+        rebuild.storeHoldsOnlyResident = false;
+      }
+    } else {
+      const customers: SqlParam[][] = [];
+      for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+      await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+    }
     // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
     for (const chunk of chunks(state.closeHistory, 100)) {
       await tx.run(
@@ -1036,6 +1232,43 @@ async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
     }
   }
   return cuts;
+}
+
+/** the cuts the present scores were computed with: the next live run rescores from them */
+async function storeCuts(tx: ReadModelTransaction, cuts: RfmCuts): Promise<void> {
+  await tx.run(`INSERT INTO stat_meta (key, value) VALUES ('rfm_cuts', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [
+    JSON.stringify(cuts),
+  ]);
+}
+
+const RFM_VALUE: Record<RfmDimension, (c: CustomerRow) => number> = {
+  last_purchase_day: (c) => c.last_purchase_day as number,
+  orders: (c) => c.orders,
+  revenue: (c) => c.revenue,
+};
+
+/**
+ * The buyers among `customers`, in id order, with their R, F and M quintile scores and the cuts
+ * they imply: what `rfmCuts` and `rescore` find in the store, for customers held in memory.
+ */
+function rankInMemory(customers: Iterable<CustomerRow>): { buyers: CustomerRow[]; scores: Record<RfmDimension, Uint8Array>; cuts: RfmCuts } {
+  const buyers: CustomerRow[] = [];
+  for (const c of customers) if (c.orders > 0) buyers.push(c);
+  // in id order once, so ties in each dimension are broken by position: numeric sorts after this one
+  buyers.sort((a, b) => compareText(a.customer_id, b.customer_id));
+  const starts = quintileStarts(buyers.length);
+  const scores = {} as Record<RfmDimension, Uint8Array>;
+  const cuts = { last_purchase_day: [], orders: [], revenue: [] } as RfmCuts;
+  for (const dim of RFM_DIMENSIONS) {
+    const value = RFM_VALUE[dim];
+    const ranked = quintilesInMemory(buyers.length, (i, j) => value(buyers[i] as CustomerRow) - value(buyers[j] as CustomerRow) || i - j);
+    scores[dim] = ranked.scores;
+    for (const k of starts) {
+      const b = buyers[ranked.order[k] as number] as CustomerRow;
+      cuts[dim].push([value(b), b.customer_id]);
+    }
+  }
+  return { buyers, scores, cuts };
 }
 
 /** the (value, id) interval [lo, hi) between a cut's two positions (hi undefined = unbounded); lo undefined = nothing moved */

@@ -36,6 +36,43 @@ export function compareCut(a: Cut, b: Cut): number {
 }
 
 /**
+ * Text in the order SQLite (`BINARY`) and PostgreSQL (`C` collation) compare it, i.e. by code
+ * point (UTF-8 bytes): JS `<` compares UTF-16 units, which puts code points above U+FFFF (stored
+ * as surrogates, U+D800–U+DFFF) before U+E000–U+FFFF.
+ */
+export function compareText(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i += 1) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+function codePointRank(unit: number): number {
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  return unit >= 0xe000 ? unit - 0x800 : unit;
+}
+
+/**
+ * For each of `n` items, its NTILE(5) bucket (1–5) in the order `compare` gives them (the first
+ * n % 5 buckets hold one item more): what `ntileScores` computes in SQL, for rows held in memory.
+ * `order` is the items in that order.
+ */
+export function quintilesInMemory(n: number, compare: (i: number, j: number) => number): { scores: Uint8Array; order: number[] } {
+  const order = Array.from({ length: n }, (_v, i) => i).sort(compare);
+  const small = Math.floor(n / 5);
+  const big = (n % 5) * (small + 1);
+  const scores = new Uint8Array(n);
+  order.forEach((item, k) => {
+    scores[item] = k < big ? Math.floor(k / (small + 1)) + 1 : (n % 5) + Math.floor((k - big) / small) + 1;
+  });
+  return { scores, order };
+}
+
+/**
  * A quintile score against `cuts`, as SQL: 1 + the number of cuts at or below each row's
  * (`value`, `id`), which is what NTILE(5) over the same order gives.
  */

@@ -8,7 +8,7 @@ import { replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
 import { RFM_SEGMENTS, StatisticsQueries, rfmSegmentOf } from './statistics.queries';
-import { ntileScores } from './statistics.rfm';
+import { compareText, ntileScores, quintilesInMemory } from './statistics.rfm';
 import type { RfmSegment, StatisticsFilter } from './statistics.queries';
 
 /**
@@ -730,6 +730,57 @@ describe('statistics of an imported log through the projector', () => {
   });
 });
 
+describe('statistics rebuilt by its rebuild instance', () => {
+  // in business-time order over 14 months; the rebuild instance scores buyers once at the end and ranks each month-end snapshot as it writes it
+  const events = generateCustomerDataset({ seed: 6, customers: 150, months: 14, start: '2024-05-01' });
+  const purchases = events.filter((e) => e.type === 'PurchaseRecorded');
+  const held = new Set(purchases.filter((_e, i) => i % 4 === 0));
+  // every fourth purchase arrives at the end of the log, in months already snapshotted, then some
+  // orders are recorded again (a replay the fold must skip, batches after the first time)
+  const replayed = purchases.filter((_e, i) => i % 7 === 3).map((e) => ({ ...e, id: `${e.id}-again` }));
+  const late = [...events.filter((e) => !held.has(e)), ...held, ...replayed].map((e, i) => ({ ...e, position: i + 1 }));
+  const sorted = (rows: unknown[]): string[] => rows.map((r) => JSON.stringify(r)).sort();
+
+  /** the live instance folding in batches, then every settle step, as a projector that has caught up */
+  async function liveFold(log: readonly StoredEvent[]): Promise<SqliteReadModelStore> {
+    const store = await project(log, 173);
+    await refreshAll(store);
+    return store;
+  }
+
+  async function rebuilt(log: readonly StoredEvent[], batchSize: number, residentLimit?: number): Promise<SqliteReadModelStore> {
+    const scratch = new SqliteReadModelStore(':memory:');
+    const projection = new StatisticsProjection(residentLimit === undefined ? {} : { residentLimit });
+    await replayProjections(await inMemoryStoreOf(log), scratch, [projection], { batchSize, pageSize: 13 });
+    return scratch;
+  }
+
+  const cases: [string, StoredEvent[], number, number | undefined][] = [
+    ['in business-time order, batches of 41 that cut months in the middle', events, 41, undefined],
+    ['in business-time order, one batch', events, 25_000, undefined],
+    ['in business-time order, batches of 41, resident limit below the customers', events, 41, 30],
+    ['with late and replayed purchases, batches of 41', late, 41, undefined],
+    ['with late and replayed purchases, batches of 41, resident limit below the customers', late, 41, 30],
+    ['with late and replayed purchases, one batch', late, 25_000, undefined],
+  ];
+  it.each(cases)('given a log %s, then every table holds the rows of the live fold', async (_name, log, batchSize, residentLimit) => {
+    const live = await liveFold(log);
+    const scratch = await rebuilt(log, batchSize, residentLimit);
+    const projection = new StatisticsProjection();
+    for (const table of projection.tables) {
+      const rows = await live.all(`SELECT * FROM ${table}`);
+      expect(rows.length).toBeGreaterThan(0);
+      expect({ table, rows: sorted(await scratch.all(`SELECT * FROM ${table}`)) }).toEqual({ table, rows: sorted(rows) });
+    }
+    expect(await digest(scratch, projection)).toBe(await digest(live, projection));
+    // the rows compared hold what the rebuild defers: present scores and snapshots of many months
+    expect(await live.get(`SELECT COUNT(DISTINCT segment) AS n FROM stat_customers`)).toEqual({ n: 6 });
+    expect(Number((await live.get<{ n: number }>(`SELECT COUNT(DISTINCT month) AS n FROM stat_rfm_months`))?.n)).toBeGreaterThanOrEqual(12);
+    await live.close();
+    await scratch.close();
+  });
+});
+
 describe('quintile scores', () => {
   it('given 0 to 13 buyers with tied values, then the scores equal NTILE(5) over (value, customer id)', async () => {
     const store = new SqliteReadModelStore(':memory:');
@@ -745,6 +796,29 @@ describe('quintile scores', () => {
       const got = await store.all(`SELECT customer_id, r_score, f_score, m_score FROM (${ntileScores('SELECT * FROM buyers')}) s ORDER BY customer_id`);
       expect({ n, got }).toEqual({ n, got: expected });
       expect(got).toHaveLength(n);
+    }
+    await store.close();
+  });
+
+  it('given 0 to 13 buyers held in memory, with ids beyond the basic plane, then their scores equal NTILE(5) over (value, customer id) in SQLite', async () => {
+    const store = new SqliteReadModelStore(':memory:');
+    await store.transaction((tx) => tx.exec('CREATE TABLE buyers (customer_id TEXT PRIMARY KEY, last_day DOUBLE PRECISION, f BIGINT, m BIGINT)'));
+    // U+1F600 is stored as surrogates, which JS `<` puts before U+FF21; SQLite compares code points
+    const prefixes = ['c', '\u{1F600}', '\uFF21', '\u00E9', 'C'];
+    for (let n = 0; n <= 13; n += 1) {
+      const buyers = Array.from({ length: n }, (_v, i) => ({ id: `${prefixes[(i * 3) % 5]}${i % 2}-${i}`, values: [(i * 5) % 4, (i * 3) % 2, i % 3 === 0 ? 7 : 2] }));
+      await store.transaction(async (tx) => {
+        await tx.run('DELETE FROM buyers');
+        for (const b of buyers) await tx.run('INSERT INTO buyers VALUES (?, ?, ?, ?)', [b.id, ...b.values]);
+      });
+      const expected = await store.all(`SELECT customer_id, NTILE(5) OVER (ORDER BY last_day, customer_id) AS r_score,
+        NTILE(5) OVER (ORDER BY f, customer_id) AS f_score, NTILE(5) OVER (ORDER BY m, customer_id) AS m_score FROM buyers`);
+      const scores = [0, 1, 2].map((v) =>
+        quintilesInMemory(n, (i, j) => buyers[i]!.values[v]! - buyers[j]!.values[v]! || compareText(buyers[i]!.id, buyers[j]!.id)).scores,
+      );
+      const got = buyers.map((b, i) => ({ customer_id: b.id, r_score: scores[0]![i], f_score: scores[1]![i], m_score: scores[2]![i] }));
+      const byId = (rows: { customer_id: unknown }[]) => new Map(rows.map((r) => [r.customer_id, r]));
+      expect({ n, got: byId(got) }).toEqual({ n, got: byId(expected as { customer_id: unknown }[]) });
     }
     await store.close();
   });
