@@ -702,12 +702,15 @@ function rowsJson(rows: readonly ImportRow[]): string {
   return out + ']';
 }
 
-/** One row of that array; `data` and `metadata` are canonical JSON. */
+/**
+ * One row of that array; `data` and `metadata` are canonical JSON. The record time (toISOString)
+ * and the hashes (hex) never need escaping; the caller's strings go through JSON.stringify.
+ */
 function rowJson(e: StoredEvent, data: string, metadata: string): string {
   return (
     `{"p":${e.position},"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)}` +
-    `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":${JSON.stringify(e.recordedAt)}` +
-    `,"h":${JSON.stringify(e.hash)},"v":${JSON.stringify(e.prevHash)}}`
+    `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":"${e.recordedAt}"` +
+    `,"h":"${e.hash}","v":"${e.prevHash}"}`
   );
 }
 
