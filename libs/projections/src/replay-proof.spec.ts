@@ -170,6 +170,18 @@ describe('replay proof', () => {
     await store.close();
   });
 
+  it('refuses a batch or page size that is not a positive integer, naming it, before it writes anything to the scratch store', async () => {
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+
+    await expect(replayProjections(events, scratch, allProjections(), { pageSize: 0 })).rejects.toThrow('replay pageSize: expected a positive integer, got 0');
+    await expect(replayProjections(events, scratch, allProjections(), { pageSize: 2.5 })).rejects.toThrow('replay pageSize: expected a positive integer, got 2.5');
+    await expect(replayProjections(events, scratch, allProjections(), { batchSize: -1 })).rejects.toThrow('replay batchSize: expected a positive integer, got -1');
+
+    expect((await readCheckpointPositions(scratch)).size).toBe(0);
+    expect(await scratch.transaction((tx) => tx.all(`SELECT name FROM sqlite_master WHERE type = 'table'`))).toEqual([]);
+    await scratch.close();
+  });
+
   it('refuses a scratch store that already holds read models', async () => {
     const live = await liveStore();
     await expect(replayProjections(events, live, allProjections())).rejects.toThrow(/empty store/);

@@ -68,6 +68,9 @@ export async function replayProjections(
 ): Promise<ReplayedProjection[]> {
   const batchSize = options.batchSize ?? 25_000;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`replay batchSize: expected a positive integer, got ${String(batchSize)}`);
+  // checked before anything is written: a refusal leaves the scratch store untouched
+  const pageSize = Math.min(batchSize, options.pageSize ?? 1000);
+  if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`replay pageSize: expected a positive integer, got ${String(options.pageSize)}`);
   const head = await events.headPosition();
   // an empty store nobody reads yet, folded from position 0: the same fast path as a projector rebuild
   const projections = readModels.map((p) => p.forRebuild?.() ?? p);
@@ -86,8 +89,6 @@ export async function replayProjections(
       await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
     }
   });
-  const pageSize = Math.min(batchSize, options.pageSize ?? 1000);
-  if (!Number.isInteger(pageSize) || pageSize < 1) throw new Error(`replay pageSize: expected a positive integer, got ${String(options.pageSize)}`);
   const end = Math.max(0, ...limits);
   let after = 0;
   const log = rebuildLog(events, after, head, pageSize, options.readAhead ?? true);
