@@ -236,19 +236,16 @@ export class Projector {
    */
   private async rebuildBatches(store: ReadModelStore, projections: readonly Projection[], readAheadUpTo = 0): Promise<number> {
     let after = await minCheckpoint(store, projections);
-    const paged = projections.filter((p) => p.foldsPages);
-    const whole = projections.filter((p) => !p.foldsPages);
     const log = rebuildLog(this.events, after, readAheadUpTo, this.rebuildPageSize, this.options.rebuildReadAhead ?? true);
     try {
       for (;;) {
         const reached = await store.transaction(async (tx) => {
           const checkpoints = await readCheckpoints(tx);
           const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
-          const { held, last } = await readBatchInPages(log, after, this.rebuildBatchSize, this.rebuildPageSize, whole.length > 0, async (page) => {
-            for (const p of paged) await applyPast(p, from(p), page, tx);
-          });
+          const last = await foldBatchInPages(log, after, this.rebuildBatchSize, this.rebuildPageSize, projections, (p, events) =>
+            applyPast(p, from(p), events, tx),
+          );
           if (last === after) return undefined;
-          for (const p of whole) await applyPast(p, from(p), held, tx);
           for (const p of projections) {
             if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
           }
@@ -322,19 +319,20 @@ export async function settleStep(store: ReadModelStore, projections: readonly Pr
 }
 
 /**
- * Reads up to `batchSize` events after `after`, `pageSize` at a time, and hands each page to
- * `onPage` as it is read. Answers the position of the last event read (`after` when the log has
- * nothing past it) and, when `keep` is set, every event read, for projections that take a batch in
- * one `apply`.
+ * Reads up to `batchSize` events after `after`, `pageSize` at a time, and folds them: projections
+ * that fold pages (`foldsPages`) get each page as it is read, the others the whole batch in one
+ * `fold` after the last page. Answers the position of the last event read; when the log has
+ * nothing past `after`, that is `after` and nothing was folded.
  */
-export async function readBatchInPages(
+export async function foldBatchInPages(
   events: Pick<EventStore, 'readAll'>,
   after: number,
   batchSize: number,
   pageSize: number,
-  keep: boolean,
-  onPage: (page: readonly StoredEvent[]) => Promise<void>,
-): Promise<{ held: StoredEvent[]; last: number }> {
+  projections: readonly Projection[],
+  fold: (p: Projection, events: readonly StoredEvent[]) => Promise<void>,
+): Promise<number> {
+  const keep = projections.some((p) => !p.foldsPages);
   const held: StoredEvent[] = [];
   let last = after;
   let read = 0;
@@ -342,12 +340,13 @@ export async function readBatchInPages(
     const page = await events.readAll({ afterPosition: last, maxCount: Math.min(pageSize, batchSize - read) });
     const end = page[page.length - 1];
     if (!end) break;
-    await onPage(page);
+    for (const p of projections) if (p.foldsPages) await fold(p, page);
     if (keep) for (const e of page) held.push(e);
     last = end.position;
     read += page.length;
   }
-  return { held, last };
+  if (last !== after) for (const p of projections) if (!p.foldsPages) await fold(p, held);
+  return last;
 }
 
 /** the events of `batch` past `from`, the projection's checkpoint, if any */

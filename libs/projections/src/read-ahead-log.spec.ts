@@ -1,6 +1,7 @@
 import { pagesThroughReadAll, type LogPages, type ReadAheadOptions, type StoredEvent } from '@clientele/event-store';
 import { InMemoryEventStore } from '@clientele/testing';
-import { readBatchInPages } from './projector';
+import { foldBatchInPages } from './projector';
+import type { Projection } from './read-model-store';
 import { rebuildLog } from './read-ahead-log';
 
 /** A store whose read-ahead is its own readAll, page by page, recording what it was asked and whether it was closed. */
@@ -25,10 +26,12 @@ describe('rebuildLog', () => {
     // read ahead up to 40; 41..47 come from readAll
     const log = rebuildLog(store, 0, 40, 4);
     const plain = rebuildLog(store, 0, 40, 4, false);
+    // a projection that takes the log page by page, as the rebuild hands it over
+    const pageTaker = { foldsPages: true } as unknown as Projection;
     const pagesOf = async (from: typeof log) => {
       const pages: number[][] = [];
       for (let after = 0; ; ) {
-        const { last } = await readBatchInPages(from, after, 10, 4, false, async (page) => void pages.push(page.map((e: StoredEvent) => e.position)));
+        const last = await foldBatchInPages(from, after, 10, 4, [pageTaker], async (_p, page) => void pages.push(page.map((e: StoredEvent) => e.position)));
         if (last === after) return pages;
         after = last;
       }

@@ -9,7 +9,7 @@ export interface RebuildLog extends Pick<EventStore, 'readAll'> {
  * The log as a rebuild reads it, forwards from `after`: up to `upTo` (the head when the rebuild
  * started) from pages the store reads ahead (`readPagesAhead`, the embedded store's worker thread),
  * past it, or from a store that cannot read ahead, through `readAll`. The rebuild reads on from
- * where the previous read ended, as `readBatchInPages` does; a read from anywhere else is refused,
+ * where the previous read ended, as `foldBatchInPages` does; a read from anywhere else is refused,
  * since the pages read ahead could not answer it. `close()` must be called however the rebuild
  * ends: it ends the reading thread.
  */

@@ -1,5 +1,5 @@
 import type { EventStore, StoredEvent } from '@clientele/event-store';
-import { CHECKPOINTS_TABLE, flushRebuild, readBatchInPages } from './projector';
+import { CHECKPOINTS_TABLE, flushRebuild, foldBatchInPages } from './projector';
 import { rebuildLog } from './read-ahead-log';
 import { digest, tableRows, type CanonicalRow } from './read-model-digest';
 import type { Projection, ReadModelQueries, ReadModelStore } from './read-model-store';
@@ -116,10 +116,7 @@ export async function replayProjections(
           counts[i] = (counts[i] ?? 0) + mine.length;
           reached[i] = lastOfMine.position;
         };
-        const { held, last: reachedNow } = await readBatchInPages(log, after, batchSize, pageSize, projections.some((p) => !p.foldsPages), async (page) => {
-          for (const [i, p] of projections.entries()) if (p.foldsPages) await fold(i, p, page);
-        });
-        for (const [i, p] of projections.entries()) if (!p.foldsPages) await fold(i, p, held);
+        const reachedNow = await foldBatchInPages(log, after, batchSize, pageSize, projections, (p, batch) => fold(projections.indexOf(p), p, batch));
         for (const [i, p] of projections.entries()) {
           if (reached[i] !== before[i]) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [reached[i] ?? 0, p.name]);
         }
