@@ -30,9 +30,9 @@ export function rfmSegmentOf(r: number, f: number): RfmSegment {
 /** a (value, customer id) position in an RFM order: a quintile cut is the first of its bucket */
 export type Cut = [number, string];
 
-/** (value, customer id) order, ids compared as the databases compare text in the basic plane */
+/** (value, customer id) order, ids compared as the databases compare text (compareText) */
 export function compareCut(a: Cut, b: Cut): number {
-  return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0);
+  return a[0] - b[0] || compareText(a[1], b[1]);
 }
 
 /**
