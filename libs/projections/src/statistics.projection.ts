@@ -630,10 +630,9 @@ export class StatisticsProjection implements Projection {
   /** a rebuild instance's unwritten customer rows, whole (the store being rebuilt builds its secondary indexes after the load) */
   private async writeResident(tx: ReadModelTransaction): Promise<void> {
     if (!this.rebuild || this.rebuild.unwritten.size === 0) return;
-    const rows: SqlParam[][] = [];
-    for (const row of this.rebuild.unwritten.values()) rows.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+    const rows = [...this.rebuild.unwritten.values()];
     this.rebuild.unwritten.clear();
-    await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), rows);
+    await writeCustomers(rows, tx);
   }
 
   /** `refreshSnapshots` for the projector: work deferred until the read model has caught up */
@@ -1039,9 +1038,7 @@ export class StatisticsProjection implements Projection {
         rebuild.storeHoldsOnlyResident = false;
       }
     } else {
-      const customers: SqlParam[][] = [];
-      for (const row of state.customers.values()) customers.push(CUSTOMER_COLUMNS.map((c) => row[c]));
-      await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), customers);
+      await writeCustomers(state.customers.values(), tx);
     }
     // intervals opened by earlier batches, closed 100 per statement (VALUES columns are column1… on both dialects)
     for (const chunk of chunks(state.closeHistory, 100)) {
@@ -1232,6 +1229,13 @@ async function rfmCuts(tx: ReadModelTransaction): Promise<RfmCuts> {
     }
   }
   return cuts;
+}
+
+/** customer rows, whole (their scores left as stored) */
+async function writeCustomers(customers: Iterable<CustomerRow>, tx: ReadModelTransaction): Promise<void> {
+  const rows: SqlParam[][] = [];
+  for (const row of customers) rows.push(CUSTOMER_COLUMNS.map((c) => row[c]));
+  await upsertRows(tx, 'stat_customers', CUSTOMER_COLUMNS, ['customer_id'], replaceAll(CUSTOMER_COLUMNS, ['customer_id']), rows);
 }
 
 /** the cuts the present scores were computed with: the next live run rescores from them */
