@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, chainHash, chainHashOfCanonical, GENESIS_HASH, type HashedFields } from './hash-chain';
+import { canonicalJson, chainEnvelopeAroundPosition, chainHash, chainHashOfCanonical, GENESIS_HASH, type HashedFields } from './hash-chain';
 
 // The chain's first definition (sorted copy, then JSON.stringify, streaming sha256). The one-pass
 // version must give the same bytes, or logs written before would no longer verify.
@@ -125,6 +125,13 @@ describe('canonical JSON and the hash chain', () => {
   it('gives the same hash from already canonical data and metadata', () => {
     const fromCanonical = chainHashOfCanonical(GENESIS_HASH, event, canonicalJson(event.data), canonicalJson(event.metadata));
     expect(fromCanonical).toBe(referenceHash(GENESIS_HASH, event));
+  });
+
+  it('splits the hashed text around the position for a writer that learns the position later', () => {
+    const awkward: HashedFields = { ...event, id: 'id "quoted" \\ é', streamId: 'customer/ü', type: 'Type\n', position: 1234567 };
+    const { before, after } = chainEnvelopeAroundPosition(awkward, canonicalJson(awkward.data), canonicalJson(awkward.metadata));
+    const hashed = createHash('sha256').update(`${'cd'.repeat(32)}\n${before}${awkward.position}${after}`).digest('hex');
+    expect(hashed).toBe(referenceHash('cd'.repeat(32), awkward));
   });
 
   it('does not depend on the order of object keys', () => {

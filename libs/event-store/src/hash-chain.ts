@@ -111,3 +111,21 @@ export function chainHashOfCanonical(
     `,"type":${write(e.type)}}`;
   return hash('sha256', `${prevHash}\n${envelope}`, 'hex');
 }
+
+/**
+ * The hashed text of chainHashOfCanonical around the position, for a store that learns the
+ * position (and the predecessor's hash) only where it writes: the hash is then
+ * sha256(`${prevHash}\n${before}${position}${after}`), position written as a decimal integer.
+ */
+export function chainEnvelopeAroundPosition(
+  e: Omit<HashedFields, 'data' | 'metadata' | 'position'>,
+  canonicalData: string,
+  canonicalMetadata: string,
+): { before: string; after: string } {
+  return {
+    before: `{"data":${canonicalData},"id":${write(e.id)},"metadata":${canonicalMetadata},"position":`,
+    after:
+      `,"recordedAt":${write(e.recordedAt)},"revision":${write(e.revision)}` +
+      `,"streamId":${write(e.streamId)},"type":${write(e.type)}}`,
+  };
+}

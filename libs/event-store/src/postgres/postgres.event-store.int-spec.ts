@@ -15,6 +15,78 @@ import { dropSchema, openFreshStore, uniqueSchema } from './postgres.test-suppor
 
 describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
   runEventStoreContract('PostgreSQL', () => openFreshStore(url));
+  runEventStoreContract('PostgreSQL, every small group numbered and hashed by the server', () => openFreshStore(url, { sealOnServer: 'always' }));
+
+  describe('groups numbered and hashed by the server (append_server_sealed)', () => {
+    it('hashes the same bytes the store would: escapes, non-ASCII text, key order and numbers', async () => {
+      // given a store whose small groups are sealed by the server, and content that JSON escapes
+      const { store, cleanup } = await openFreshStore(url, { sealOnServer: 'always' });
+      try {
+        const tricky: NewEvent[] = [
+          {
+            id: 'ev-"quoted"\\back\nslash',
+            type: 'NoteTaken',
+            data: { zeta: 1, alpha: 'tab\there "q" \\ end', café: 'crème ☕ 😀', sep: 'line\u2028para\u2029', nested: [{ b: 2, a: [1, -1.5, 1e21, 0.1] }], nothing: null },
+            metadata: { occurredAt: '2026-02-01T09:30:00.000Z', schemaVersion: 1, commandId: 'c-ü' },
+          },
+          anEvent('CustomerTouched'),
+        ];
+        // when it appends them in two streams, one of them named with non-ASCII text
+        const first = await store.appendToStream('customer-Ørsted "1"', [tricky[0]!]);
+        const second = await store.appendToStream('customer-2', [tricky[1]!], { expectedRevision: 'no_stream' });
+
+        // then what is stored chains from genesis by the store's own hashing, holds the content as sent,
+        // and each caller was answered with the positions and hashes that were stored
+        const log = await store.readAll();
+        expect(log.map((e) => e.position)).toEqual([1, 2]);
+        expect(firstBrokenLink(log)).toBeUndefined();
+        expect(log[0]!.data).toEqual(tricky[0]!.data);
+        expect(log[0]!.streamId).toBe('customer-Ørsted "1"');
+        expect(first.events).toEqual([log[0]]);
+        expect(second.events).toEqual([log[1]]);
+        expect([first.position, second.position]).toEqual([1, 2]);
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('numbers from the head another process moved, and answers each caller with what was stored', async () => {
+      // given two stores on one schema (two processes), one sealing on the server and one not
+      const { store: sealing, schema, cleanup } = await openFreshStore(url, { sealOnServer: 'always' });
+      const other = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, sealOnServer: 'never' });
+      try {
+        // when they take turns appending, also to each other's streams and with exact revisions
+        const results = [];
+        for (let i = 0; i < 6; i++) {
+          results.push(await sealing.appendToStream('customer-a', [anEvent('CustomerTouched'), anEvent('CustomerTouched')]));
+          results.push(await other.appendToStream('customer-b', [anEvent('CustomerTouched')]));
+          results.push(await sealing.appendToStream('customer-b', [anEvent('CustomerTouched')], { expectedRevision: 2 * i }));
+          results.push(await other.appendToStream('customer-a', [anEvent('CustomerTouched')]));
+        }
+
+        // then the log has no hole and verifies, and every answer is the events as stored
+        const log = await sealing.readAll();
+        expect(log.map((e) => e.position)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+        expect(firstBrokenLink(log)).toBeUndefined();
+        const stored = new Map(log.map((e) => [e.id, e]));
+        for (const result of results) {
+          expect(result.events).toEqual(result.events.map((e) => stored.get(e.id)));
+          expect(result.position).toBe(result.events[result.events.length - 1]!.position);
+          expect(result.nextExpectedRevision).toBe(result.events[result.events.length - 1]!.revision);
+        }
+        expect(log.filter((e) => e.streamId === 'customer-b').map((e) => e.revision)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+      } finally {
+        await other.close();
+        await cleanup();
+      }
+    });
+
+    it('refuses an unknown setting by name', async () => {
+      await expect(openFreshStore(url, { sealOnServer: 'sometimes' as never })).rejects.toThrow(
+        "sealOnServer: expected 'when-contended', 'always' or 'never', got \"sometimes\"",
+      );
+    });
+  });
 
   describe('gap safety with writers in separate connections', () => {
     it('a live subscriber from 0 sees every event exactly once, in position order, with a valid chain', async () => {

@@ -22,7 +22,7 @@ import {
 } from '../event-store.port';
 import { classifyReplay, revisionMatches } from '../append-rules';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
-import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
+import { canonicalJson, chainEnvelopeAroundPosition, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
@@ -53,7 +53,24 @@ export interface PostgresEventStoreOptions {
    * unset in production.
    */
   beforeWrite?: () => Promise<void>;
+  /**
+   * When a group commit has the server number and hash its rows (append_server_sealed, migration
+   * 5): `when-contended` (default) for small groups during a second after another process moved
+   * the head under this store's guess; `always` for every small group (tests); `never`.
+   */
+  sealOnServer?: 'when-contended' | 'always' | 'never';
 }
+
+function sealOnServerSetting(options: PostgresEventStoreOptions): 'when-contended' | 'always' | 'never' {
+  const setting = options.sealOnServer ?? 'when-contended';
+  if (setting !== 'when-contended' && setting !== 'always' && setting !== 'never') {
+    throw new Error(`sealOnServer: expected 'when-contended', 'always' or 'never', got ${JSON.stringify(setting)}`);
+  }
+  return setting;
+}
+
+/** How long a store keeps having the server seal its groups after it found another process writing. */
+const CONTENTION_MEMORY_MS = 1_000;
 
 /**
  * The PostgreSQL event store.
@@ -102,6 +119,9 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private readonly rowsPerStatement: number;
   private readonly pollIntervalMs: number;
   private readonly now: () => Date;
+  private readonly sealOnServer: 'when-contended' | 'always' | 'never';
+  /** until when (ms since the epoch) small groups are sealed by the server: another process was writing */
+  private contendedUntil = 0;
 
   private constructor(
     private readonly pool: Pool,
@@ -115,11 +135,13 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 100);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
+    this.sealOnServer = sealOnServerSetting(options);
   }
 
   /** Connects, runs pending migrations (safe when several processes start at once), and opens the store. */
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     assertSchemaName(options.schema);
+    sealOnServerSetting(options);
     const pool = new Pool(poolConfig(options.connectionString, options.poolSize ?? 8));
     try {
       await migrate(pool, options.schema);
@@ -257,8 +279,11 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private async commitBatch(batch: PendingAppend[]): Promise<void> {
     let outcomes: Outcome[] | undefined;
     try {
+      // large groups keep the usual paths: the server would hash their rows one by one
+      const small = batch.reduce((events, p) => events + p.events.length, 0) <= this.rowsPerStatement;
+      const serverSeals = small && (this.sealOnServer === 'always' || (this.sealOnServer === 'when-contended' && Date.now() < this.contendedUntil));
       outcomes =
-        (await this.appendFromMemory(batch)) ??
+        (serverSeals ? await this.appendServerSealed(batch) : await this.appendFromMemory(batch)) ??
         (await this.appendOptimistically(batch)) ??
         (await this.inTransaction((client) => this.appendUnderLock(client, batch)));
     } catch (err) {
@@ -292,13 +317,8 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   private async appendFromMemory(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
     const head = this.knownHead;
     if (!head) return undefined;
-    const assumed = new Map<string, number>();
-    for (const { streamId, expected } of batch) {
-      if (assumed.has(streamId)) continue;
-      const revision = this.knownRevisions.get(streamId) ?? assumedRevision(expected);
-      if (revision === undefined) return undefined;
-      assumed.set(streamId, revision);
-    }
+    const assumed = this.guessedRevisions(batch);
+    if (!assumed) return undefined;
     const log: LogState = {
       headPosition: head.position,
       headHash: head.hash,
@@ -308,12 +328,86 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const outcomes = this.decideAll(batch, log);
     if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
     try {
-      return (await this.writeChecked(head, assumed, log, outcomes)) ? outcomes : undefined;
+      const written = await this.writeChecked(head, assumed, log, outcomes);
+      // most often another process moved the head: for a while, let the server seal (see appendServerSealed)
+      if (!written) this.contendedUntil = Date.now() + CONTENTION_MEMORY_MS;
+      return written ? outcomes : undefined;
     } catch (err) {
       // an id already stored (a retry) or a stream revision taken: nothing was written; decide again from a read
       if (isUniqueViolation(err)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * One round trip while other processes keep moving the head: decided from the stream revisions
+   * this store remembers or assumes (as appendFromMemory does), but numbered and hashed by the
+   * server from the head it finds under the lock (append_server_sealed, migration 5), so no guess
+   * about the head can be wrong and the lock is held for one statement and its commit. Each row
+   * carries the hashed text around its position; the server answers the head it started from and
+   * the hashes, which are then filled in here. Undefined, having written nothing, when a stream
+   * guess was wrong or an id is already stored (then the usual paths read and decide again), and
+   * for groups of more than rowsPerStatement events, whose rows the server would hash one by one.
+   */
+  private async appendServerSealed(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
+    const assumed = this.guessedRevisions(batch);
+    if (!assumed) return undefined;
+    // numbered from 0 here; shifted by the head the server reports once it has written them
+    const log: LogState = {
+      headPosition: 0,
+      headHash: GENESIS_HASH,
+      streamRevisions: new Map([...assumed].filter(([, revision]) => revision >= 0)),
+      byId: new Map(),
+    };
+    const outcomes = this.decideAll(batch, log);
+    if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
+    const events = freshEvents(outcomes);
+    if (events.length === 0 || events.length > this.rowsPerStatement) return undefined;
+    await this.options.beforeWrite?.();
+    let answer: string | null;
+    try {
+      const result = await this.pool.query<{ sealed: string | null }>({
+        name: 'clientele_append_server_sealed',
+        text: `select ${this.options.schema}.append_server_sealed($1, $2, $3::text[], $4::integer[], $5::json) as sealed`,
+        values: [this.appendLockKey, this.channel, [...assumed.keys()], [...assumed.values()], serverSealedRowsJson(events)],
+      });
+      answer = result.rows[0]?.sealed ?? null;
+    } catch (err) {
+      if (isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+    if (answer === null) return undefined;
+    const parts = answer.split(':');
+    if (parts.length !== events.length + 2) {
+      // written, but not as this store expects to hear it: forget the head and fail the group
+      this.knownHead = undefined;
+      throw new Error(`append_server_sealed answered ${parts.length - 2} hashes for ${events.length} events`);
+    }
+    const start = Number(parts[0]);
+    let prevHash = parts[1]!;
+    events.forEach((e, i) => {
+      e.position += start;
+      e.prevHash = prevHash;
+      e.hash = parts[i + 2]!;
+      prevHash = e.hash;
+    });
+    for (const o of outcomes) if (o.ok) o.result.position += start;
+    log.headPosition += start;
+    log.headHash = prevHash;
+    this.remember(log);
+    return outcomes;
+  }
+
+  /** The last revision of each of the batch's streams as remembered or assumed (see assumedRevision); none when one cannot be guessed. */
+  private guessedRevisions(batch: PendingAppend[]): Map<string, number> | undefined {
+    const assumed = new Map<string, number>();
+    for (const { streamId, expected } of batch) {
+      if (assumed.has(streamId)) continue;
+      const revision = this.knownRevisions.get(streamId) ?? assumedRevision(expected);
+      if (revision === undefined) return undefined;
+      assumed.set(streamId, revision);
+    }
+    return assumed;
   }
 
   /**
@@ -712,6 +806,26 @@ function rowJson(e: StoredEvent, data: string, metadata: string): string {
     `,"t":${JSON.stringify(e.type)},"d":${data},"m":${metadata},"a":"${e.recordedAt}"` +
     `,"h":"${e.hash}","v":"${e.prevHash}"}`
   );
+}
+
+/**
+ * The rows append_server_sealed reads: each event's row without position and hashes, and the
+ * hashed text before (`x`) and after (`y`) its position, built from the same canonical JSON that
+ * goes into `d` and `m`.
+ */
+function serverSealedRowsJson(events: readonly StoredEvent[]): string {
+  let out = '[';
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    const data = canonicalJson(e.data);
+    const metadata = canonicalJson(e.metadata);
+    const { before, after } = chainEnvelopeAroundPosition(e, data, metadata);
+    out +=
+      (i > 0 ? ',' : '') +
+      `{"s":${JSON.stringify(e.streamId)},"r":${e.revision},"i":${JSON.stringify(e.id)},"t":${JSON.stringify(e.type)}` +
+      `,"d":${data},"m":${metadata},"a":"${e.recordedAt}","x":${JSON.stringify(before)},"y":${JSON.stringify(after)}}`;
+  }
+  return out + ']';
 }
 
 /** COPY of the events table, reading the lines copyLine writes. Notifies nobody: see its callers. */
