@@ -145,6 +145,45 @@ describe('CommandService.importBatch (the bulk path)', () => {
     expect(a).toEqual([['ProspectRegistered@0'], ['PurchaseRecorded@1', 'CustomerConverted@2'], ['PurchaseRecorded@3', 'RepeatBuyerQualified@4']]);
   });
 
+  it('given more streams than one round, then the next round is decided and requested while the store still writes the one before', async () => {
+    const store = newStore('rounds');
+    const requested: string[] = [];
+    const answeredAtRequest: number[] = [];
+    let answered = 0;
+    const counting: EventStore = {
+      appendToStream: (streamId, events, options) => {
+        requested.push(streamId);
+        answeredAtRequest.push(answered);
+        return store.appendToStream(streamId, events, options).finally(() => (answered += 1));
+      },
+      readStream: (id, o) => store.readStream(id, o),
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    };
+    const commands = await engine(counting);
+    // 600 customers: three rounds of at most 250 streams
+    const customers = Array.from({ length: 600 }, (_, i) => `c${i}`);
+    const batch = customers.flatMap((c) => [register(`reg-${c}`, c), purchase(`p-${c}`, 'o-1', c)]);
+
+    const results = await commands.importBatch(batch);
+
+    expect(results.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
+    expect(requested).toEqual(customers.map((c) => `customer-${c}`));
+    // the second round's first append was requested before the first round's appends were all answered
+    expect(answeredAtRequest[250]).toBeLessThan(250);
+    // and each command was answered with its own stream's events
+    for (const [i, c] of customers.entries()) {
+      const buy = results[2 * i + 1]!;
+      expect(buy.ok && [buy.result.streamId, ...buy.result.events.map((e) => `${e.type}@${e.revision}`)]).toEqual([
+        `customer-${c}`,
+        'PurchaseRecorded@1',
+        'CustomerConverted@2',
+      ]);
+    }
+  });
+
   it('given another writer moved a stream this process holds, then its append is refused whole and each command is decided again on the stream as stored', async () => {
     const { store, commands } = await annMovedByAnotherWriter('shared');
 

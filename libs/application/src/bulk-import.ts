@@ -89,34 +89,60 @@ export class BulkImporter {
   async run(streams: readonly StreamCommands[]): Promise<BulkImportResult> {
     const result: BulkImportResult = { settled: [], leftover: [] };
     // A few hundred streams at a time: holding every decision of a 10,000-command batch at once
-    // cost more in garbage collection than the extra transactions cost in commits.
-    for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
-      await this.runRound(streams.slice(i, i + STREAMS_PER_ROUND), result);
+    // cost more in garbage collection than the extra transactions cost in commits. No stream is in
+    // two rounds, so the next round is decided while the store writes this one, and rounds are
+    // settled in order.
+    let settling: Promise<void> = Promise.resolve();
+    try {
+      for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
+        const plans = await Promise.all(streams.slice(i, i + STREAMS_PER_ROUND).map((s) => this.plan(s)));
+        const appends = this.requestAppends(plans);
+        settling = settling.then(() => this.settleRound(plans, appends, result));
+        // handled here too, so a failure surfaces at the await below, not as an unhandled rejection
+        settling.catch(() => undefined);
+        // one turn of the event loop: the store sends this round to be written before the next is decided
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      // also when deciding a later round failed: the rounds already sent are answered and cached
+      await settling;
     }
     return result;
   }
 
-  private async runRound(streams: readonly StreamCommands[], { settled, leftover }: BulkImportResult): Promise<void> {
-    const plans = await Promise.all(streams.map((s) => this.plan(s)));
-    // Every append is requested before any is awaited: the store groups them into few transactions.
-    const appends = plans.map((p) =>
-      p.events.length === 0
-        ? undefined
-        : this.store.appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision }),
-    );
+  /**
+   * Every append of the round is requested before any is awaited: the store groups them into few
+   * transactions. An append that fails answers undefined (nothing of its stream was written).
+   */
+  private requestAppends(plans: readonly StreamPlan[]): Array<Promise<AppendResult | undefined> | undefined> {
+    return plans.map((p) => {
+      if (p.events.length === 0) return undefined;
+      try {
+        const expectedRevision = p.base.revision < 0 ? 'no_stream' : p.base.revision;
+        return this.store.appendToStream(p.streamId, p.events, { expectedRevision }).then(
+          (appended) => appended,
+          () => undefined,
+        );
+      } catch {
+        return Promise.resolve(undefined);
+      }
+    });
+  }
+
+  private async settleRound(
+    plans: readonly StreamPlan[],
+    appends: ReadonlyArray<Promise<AppendResult | undefined> | undefined>,
+    { settled, leftover }: BulkImportResult,
+  ): Promise<void> {
     const counts = new OutcomeCounts();
     for (let i = 0; i < plans.length; i++) {
       const plan = plans[i]!;
       const pending = appends[i];
       let appended: AppendResult | undefined;
       if (pending !== undefined) {
-        try {
-          appended = await pending;
-        } catch {
-          // Nothing of the stream was written; the usual path decides each command again and
-          // answers each failure (conflict, reused id, storage) as it always does.
-          appended = undefined;
-        }
+        // undefined: nothing of the stream was written; the usual path decides each command again
+        // and answers each failure (conflict, reused id, storage) as it always does
+        appended = await pending;
         if (appended === undefined || appended.duplicate) {
           this.handler.cache.delete(plan.streamId);
           leftover.push(plan.steps.map((s) => s.item).concat(plan.leftover));
