@@ -9,7 +9,7 @@ import {
   ReferralProcessRunner,
   SqliteCheckpointStore,
 } from '@clientele/application';
-import { SqliteEventStore } from '@clientele/event-store';
+import { SqliteEventStore, WrongExpectedRevisionError, type EventStore } from '@clientele/event-store';
 
 const at = (day: number) => `2026-02-${String(day).padStart(2, '0')}T10:00:00.000Z`;
 const line = { sku: 'tea', category: 'food', quantity: 1, unitPriceMinor: 800, unitCostMinor: 300 };
@@ -19,11 +19,11 @@ describe('ReferralProcessRunner', () => {
   let file: string;
   let app: TestingModule | undefined;
 
-  async function start(processManager: boolean): Promise<TestingModule> {
+  async function start(processManager: boolean, wrap: (store: EventStore) => EventStore = (store) => store): Promise<TestingModule> {
     app = await Test.createTestingModule({
       imports: [
         ClienteleModule.forRoot({
-          store: () => new SqliteEventStore({ file, durability: 'normal' }),
+          store: () => wrap(new SqliteEventStore({ file, durability: 'normal' })),
           checkpoints: () => new SqliteCheckpointStore({ file, durability: 'normal' }),
           processManager,
         }),
@@ -78,6 +78,34 @@ describe('ReferralProcessRunner', () => {
     const checkpoints = new SqliteCheckpointStore({ file });
     expect(await checkpoints.load(ReferralProcessRunner.checkpointName)).toBeGreaterThan(0);
     await checkpoints.close();
+  });
+
+  it('given the referrer\'s stream keeps changing longer than the handler retries, when the runner reacts, then it tries the reaction again later instead of dropping it', async () => {
+    const commands = (await start(false)).get(CommandService);
+    await commands.execute({ type: 'RecordPurchase', commandId: 'p-ann', data: { customerId: 'ann', orderId: 'a1', lines: [line], occurredAt: at(1) } });
+    await commands.execute({ type: 'RegisterProspect', commandId: 'r-ben', data: { customerId: 'ben', source: 'friend', referredBy: 'ann', occurredAt: at(2) } });
+    await stop();
+
+    // a store on which the first six appends of Ann's credit find her stream moved (more than the
+    // handler's five attempts), as when another process keeps writing to it
+    let refusals = 6;
+    const busyAnn = (store: EventStore): EventStore =>
+      new Proxy(store, {
+        get(target, property, receiver) {
+          if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
+          const append: EventStore['appendToStream'] = (streamId, events, options) =>
+            streamId === 'customer-ann' && events.some((e) => e.type === 'ReferralCredited') && refusals-- > 0
+              ? Promise.reject(new WrongExpectedRevisionError(streamId, options?.expectedRevision ?? 'any', 99))
+              : target.appendToStream(streamId, events, options);
+          return append;
+        },
+      });
+    const running = await start(true, busyAnn);
+    await running.get(ReferralProcessRunner).catchUp();
+    await stop();
+
+    expect(refusals).toBeLessThan(0);
+    expect(await storedTypes('ann')).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'ReferralCredited']);
   });
 
   it('given reactions stored but the checkpoint lost (a crash in between), when the runner replays from 0, then nothing is stored twice', async () => {

@@ -21,6 +21,7 @@ import { ClienteleMetrics } from './clientele.metrics';
 import { CHECKPOINT_STORE, CLIENTELE_OPTIONS, EVENT_STORE } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
 import { CommandService } from './command.service';
+import { describeFailure, isTemporary } from './command-result';
 
 export interface ProcessStatus {
   running: boolean;
@@ -145,8 +146,11 @@ export class ReferralProcessRunner {
           causationId: event.id,
         });
       } catch (error) {
-        // A rule that says no today says no on every replay: record it and move on.
-        if (!(error instanceof DomainError)) throw error;
+        // A rule that says no today says no on every replay: record it and move on. A failure that
+        // is no verdict (the referrer's stream kept changing past the handler's retries, the store
+        // failed) goes to the loop, which tries the event again from the checkpoint: dropping it
+        // would lose the reaction for good.
+        if (!(error instanceof DomainError) || isTemporary(describeFailure(error))) throw error;
         this.logger.warn({ code: error.code, commandId, causationId: event.id }, `referral reaction refused: ${error.message}`);
       }
     }
