@@ -120,7 +120,15 @@ export class ReferralProcessRunner {
       } catch (error) {
         if (this.stopping) break;
         this.lastError = error instanceof Error ? error.message : String(error);
-        this.logger.error({ err: error, position: this.position }, 'referral process manager failed; resuming from its checkpoint');
+        if (error instanceof DomainError) {
+          // only a failure for now reaches here (see handle): expected while others write to the stream
+          this.logger.warn(
+            { code: error.code, detail: error.message, position: this.position },
+            'a referral reaction could not be stored yet (its stream kept changing); trying again in a second',
+          );
+        } else {
+          this.logger.error({ err: error, position: this.position }, 'referral process manager failed; resuming from its checkpoint');
+        }
         await new Promise((resolve) => setTimeout(resolve, 1000));
       } finally {
         await subscription.close();
