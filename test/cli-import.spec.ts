@@ -6,6 +6,7 @@ import { PassThrough } from 'node:stream';
 import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
 import { runCli } from '../apps/cli/src/cli.program';
+import { detectFormat } from '../apps/cli/src/import/import.command';
 import type { CliContext } from '../apps/cli/src/cli-context';
 import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
 import { openEngine } from '../apps/cli/src/engine-wiring';
@@ -115,6 +116,25 @@ describe('clientele import (journey, embedded store)', () => {
       'CustomerConverted',
     ]);
     expect((await cli(['history', 'bob', '--data-dir', join(dir, 'data')])).code).toBe(1);
+  });
+
+  it('given the CDNOW files without --format, then the importer tells the format from the first line and says so', async () => {
+    // the master file starts with a row of four columns (no header), the sample with five
+    const dataDir = join(dir, 'detected');
+    const header = join(dir, 'with-header.txt');
+    writeFileSync(header, `customer_id date number_of_cds dollar_value\r\n${readFileSync(SAMPLE, 'utf8')}`);
+    const sample = await cli(['import', SAMPLE, '--data-dir', dataDir]);
+    expect(sample.code).toBe(0);
+    expect(sample.stderr).toMatch(/^format: cdnow \(from the first line; --format ndjson\|cdnow to choose\)$/m);
+    expect(sample.stderr).toMatch(/0 rejected/);
+    const again = await cli(['import', header, '--data-dir', dataDir, '--quiet']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/ 0 stored .* 0 rejected/);
+    expect(detectFormat(' 00001 19970101  1   11.77\r')).toBe('cdnow');
+    expect(detectFormat(' 00004 0001 19970101  2   29.33')).toBe('cdnow');
+    expect(detectFormat('{"type":"RegisterProspect"}')).toBe('ndjson');
+    expect(detectFormat('not json')).toBe('ndjson');
+    expect(detectFormat(undefined)).toBe('ndjson');
   });
 
   it('given a missing file or a bad option, then the CLI names it and exits 1', async () => {

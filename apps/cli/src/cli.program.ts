@@ -45,7 +45,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .command('import')
     .description('import commands from a file: NDJSON command envelopes or CDNOW purchase histories')
     .argument('<file>', 'file to import')
-    .addOption(new Option('--format <format>', 'input format').choices(['ndjson', 'cdnow']).default('ndjson'))
+    .addOption(new Option('--format <format>', 'input format; auto tells them apart by the first line').choices(['auto', 'ndjson', 'cdnow']).default('auto'))
     .option('--batch <n>', 'commands per batch', positiveInteger('batch'), 1000)
     .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
     .option('--rejects <file>', 'write every rejected line as NDJSON to this file')

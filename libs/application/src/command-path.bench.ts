@@ -1,10 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { commandTarget, type DomainCommand } from '@clientele/domain';
-import { PostgresEventStore, SqliteEventStore, dropPostgresSchema, type EventStore, type SqliteDurability } from '@clientele/event-store';
+import {
+  PersonalDataEventStore,
+  PostgresEventStore,
+  SqliteCustomerKeyStore,
+  SqliteEventStore,
+  dropPostgresSchema,
+  type EventStore,
+  type SqliteDurability,
+} from '@clientele/event-store';
 import { ClienteleModule } from './clientele.module';
 import { CommandService, type BatchItemResult } from './command.service';
 import { describeFailure, type CommandResult } from './command-result';
@@ -19,6 +27,11 @@ export interface CommandPathBenchOptions {
   durability?: SqliteDurability;
   /** where the temporary database goes; default the OS temp dir */
   dir?: string;
+  /**
+   * The store as the engine opens it: personal fields encrypted with a key per customer, keys in
+   * the same file, new keys written by the store's writer (SQLite only); default the store alone.
+   */
+  personalData?: boolean;
   /**
    * A PostgreSQL server to run on instead of a SQLite file: the store works in a fresh schema that
    * is dropped afterwards (`durability` then does not apply: every commit is on disk when answered).
@@ -35,6 +48,8 @@ export interface BatchedImportBenchOptions {
   concurrency?: number;
   durability?: SqliteDurability;
   dir?: string;
+  /** as in CommandPathBenchOptions */
+  personalData?: boolean;
 }
 
 /** How the commands of a run ended: `refused` are rule refusals and conflicts the workload provoked. */
@@ -71,7 +86,7 @@ export interface CommandPathFigure {
 export async function benchCommandPath(options: CommandPathBenchOptions): Promise<CommandPathFigure> {
   const callers = options.callers ?? 64;
   const durability = options.postgresUrl ? 'full' : (options.durability ?? 'full');
-  const open = options.postgresUrl ? postgresStore(options.postgresUrl) : sqliteStore(durability, options.dir);
+  const open = options.postgresUrl ? postgresStore(options.postgresUrl) : sqliteStore(durability, options.dir, options.personalData);
   return withCommandService(open, callers, async (commands, store) => {
     if (options.warmup) await runCallers(commands, queuesFor(options.warmup, callers));
     const queues = queuesFor(options.envelopes, callers);
@@ -98,7 +113,7 @@ export async function benchCommandPath(options: CommandPathBenchOptions): Promis
 export async function benchBatchedImport(options: BatchedImportBenchOptions): Promise<CommandPathFigure> {
   const batchSize = options.batchSize ?? 10_000;
   const durability = options.durability ?? 'full';
-  return withCommandService(sqliteStore(durability, options.dir), options.concurrency, async (commands, store) => {
+  return withCommandService(sqliteStore(durability, options.dir, options.personalData), options.concurrency, async (commands, store) => {
     if (options.warmup) await importInBatches(commands, options.warmup, batchSize, newOutcomes());
     const eventsBefore = await store.headPosition();
     const outcomes = newOutcomes();
@@ -119,7 +134,7 @@ export async function benchBatchedImport(options: BatchedImportBenchOptions): Pr
 export async function benchBulkImport(options: Omit<BatchedImportBenchOptions, 'concurrency'>): Promise<CommandPathFigure> {
   const batchSize = options.batchSize ?? 10_000;
   const durability = options.durability ?? 'full';
-  return withCommandService(sqliteStore(durability, options.dir), undefined, async (commands, store) => {
+  return withCommandService(sqliteStore(durability, options.dir, options.personalData), undefined, async (commands, store) => {
     const importAll = async (envelopes: readonly unknown[], outcomes: CommandOutcomes): Promise<void> => {
       for (let i = 0; i < envelopes.length; i += batchSize) {
         const results = await commands.importBatch(envelopes.slice(i, i + batchSize));
@@ -145,11 +160,14 @@ interface BenchStore {
   remove(): Promise<void>;
 }
 
-function sqliteStore(durability: SqliteDurability, dir: string | undefined): () => Promise<BenchStore> {
+function sqliteStore(durability: SqliteDurability, dir: string | undefined, personalData = false): () => Promise<BenchStore> {
   return async () => {
     const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
+    const file = join(root, 'bench.sqlite');
+    const raw = new SqliteEventStore({ file, durability });
     return {
-      store: new SqliteEventStore({ file: join(root, 'bench.sqlite'), durability }),
+      // as openStorage wires it for the engine (a fresh master key)
+      store: personalData ? new PersonalDataEventStore(raw, new SqliteCustomerKeyStore(file, randomBytes(32), raw)) : raw,
       remove: async () => rmSync(root, { recursive: true, force: true }),
     };
   };

@@ -7,6 +7,7 @@ import {
   PersonalDataEventStore,
   PostgresCustomerKeyStore,
   SqliteCustomerKeyStore,
+  SqliteEventStore,
   type CustomerKeyStore,
   type EventStore,
   type EventStoreConfig,
@@ -111,8 +112,9 @@ export async function openStorage(config: StorageConfig): Promise<OpenedStorage>
   let checkpoints: CheckpointStore;
   switch (config.store.kind) {
     case 'sqlite':
-      // the same database file as the events, as the design asks; its own table
-      keys = new SqliteCustomerKeyStore(config.store.file, masterKey);
+      // the same database file as the events, its own table; new keys are written by the event
+      // store's writer, which holds the file's write lock (see SqliteCustomerKeyStore)
+      keys = new SqliteCustomerKeyStore(config.store.file, masterKey, raw instanceof SqliteEventStore ? raw : undefined);
       checkpoints = new SqliteCheckpointStore({ file: config.store.file, durability: config.store.durability });
       break;
     case 'postgres':

@@ -38,7 +38,7 @@ describe('clientele bench --quick', () => {
 
   const rowsOf = (section: string): BenchRow[] => report.rows.filter((r) => r.section === section);
 
-  it('given a quick run, then the command path has 1 and 64 callers at full and normal durability with throughput and latency', () => {
+  it('given a quick run, then the command path has 1 and 64 callers at full and normal durability, and on the store as the engine opens it, with throughput and latency', () => {
     expect(code).toBe(0);
     const rows = rowsOf('command path');
     expect(rows.map((r) => `${r.name}/${r.durability}`)).toEqual([
@@ -46,6 +46,8 @@ describe('clientele bench --quick', () => {
       '64 callers/full',
       '1 caller/normal',
       '64 callers/normal',
+      'personal data encrypted, 1 caller/full',
+      'personal data encrypted, 64 callers/full',
     ]);
     for (const row of rows) {
       expect([row.commandsPerSecond, row.eventsPerSecond, row.p50Ms, row.p99Ms, row.cpuMicrosPerCommand].every(positive)).toBe(true);
@@ -55,7 +57,8 @@ describe('clientele bench --quick', () => {
 
   it('given a quick run, then batched imports and raw SQLite appends report events per second', () => {
     const imports = rowsOf('batched import');
-    expect(imports.map((r) => `${r.name.split(' ')[0]}/${r.durability}`)).toEqual(['executeBatch/full', 'executeBatch/normal', 'importBatch/full', 'importBatch/normal']);
+    expect(imports.map((r) => `${r.name.split(' ')[0]}/${r.durability}`)).toEqual(['executeBatch/full', 'executeBatch/normal', 'importBatch/full', 'importBatch/normal', 'importBatch/full']);
+    expect(imports[4]!.name).toBe('importBatch of 200, personal data encrypted');
     expect(imports.every((r) => positive(r.eventsPerSecond) && positive(r.commandsPerSecond))).toBe(true);
     const appends = rowsOf('sqlite appends');
     expect(appends.length).toBeGreaterThanOrEqual(4);

@@ -85,6 +85,9 @@ export const commandPathSection: BenchSection = {
       const store = { durability, ...(options.dir ? { dir: options.dir } : {}) };
       rows.push(...(await commandPathRows(options, 'command path', '', [[1, size.customers1], [64, size.customers64]], store)));
     }
+    // the store as the engine opens it: personal fields encrypted, a key per customer
+    const engineStore = { durability: 'full' as const, personalData: true, ...(options.dir ? { dir: options.dir } : {}) };
+    rows.push(...(await commandPathRows(options, 'command path', 'personal data encrypted, ', [[1, size.customers1], [64, size.customers64]], engineStore)));
     return rows;
   },
 };
@@ -98,7 +101,7 @@ async function commandPathRows(
   section: string,
   label: string,
   runs: readonly (readonly [callers: number, customers: number])[],
-  store: Pick<CommandPathBenchOptions, 'durability' | 'dir' | 'postgresUrl'>,
+  store: Pick<CommandPathBenchOptions, 'durability' | 'dir' | 'postgresUrl' | 'personalData'>,
 ): Promise<BenchRow[]> {
   const warmup = workload(options, sizes(options.quick).warmupCustomers, 'warm');
   const rows: BenchRow[] = [];
@@ -138,6 +141,15 @@ export const batchedImportSection: BenchSection = {
       });
       rows.push(commandPathRow('batched import', `importBatch of ${size.importBatch} (bulk: one append per stream)`, figure));
     }
+    const encrypted = await benchBulkImport({
+      envelopes: workload(options, size.importCustomers, 'import'),
+      warmup: workload(options, size.warmupCustomers, 'warm'),
+      batchSize: size.importBatch,
+      durability: 'full',
+      personalData: true,
+      ...(options.dir ? { dir: options.dir } : {}),
+    });
+    rows.push(commandPathRow('batched import', `importBatch of ${size.importBatch}, personal data encrypted`, encrypted));
     return rows;
   },
 };

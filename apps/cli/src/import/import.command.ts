@@ -1,4 +1,4 @@
-import { createWriteStream, statSync } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readSync, statSync } from 'node:fs';
 
 import { validateCommandEnvelope } from '@clientele/contracts';
 
@@ -11,7 +11,8 @@ import { runImport, type ImportSummary, type RejectedLine } from './import.runne
 import { readNdjsonCommands } from './ndjson.reader';
 
 export interface ImportOptions {
-  format: 'ndjson' | 'cdnow';
+  /** `auto`: told apart by the file's first line (detectFormat) */
+  format: 'auto' | 'ndjson' | 'cdnow';
   batch: number;
   dataDir: string;
   rejects?: string;
@@ -32,10 +33,15 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   } catch {
     throw new UsageError(`file: cannot read '${file}'`);
   }
+  let format = options.format;
+  if (format === 'auto') {
+    format = detectFormat(firstLine(file));
+    if (!options.quiet) context.stderr.write(`format: ${format} (from the first line; --format ndjson|cdnow to choose)\n`);
+  }
   const engine = await context.openEngine(options.dataDir);
   const rejectsOut = options.rejects === undefined ? undefined : createWriteStream(options.rejects, { encoding: 'utf8' });
   const lines = openLines(file);
-  const items = options.format === 'cdnow' ? readCdnowCommands(lines, { sameDay: options.sameDay }) : readNdjsonCommands(lines);
+  const items = format === 'cdnow' ? readCdnowCommands(lines, { sameDay: options.sameDay }) : readNdjsonCommands(lines);
   const progress = options.quiet ? silentProgress : createProgress({ total: size, stream: context.stderr });
   const printed: RejectedLine[] = [];
   const startedAt = Date.now();
@@ -70,3 +76,34 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   );
   return summary.rejected > 0 ? 2 : 0;
 };
+
+/**
+ * The format a file is in, from its first line that is not blank: NDJSON envelopes start with `{`;
+ * a CDNOW file starts with its header (`customer_id …`) or a row of 4 or 5 whitespace-separated
+ * numeric columns with a yyyymmdd date. Anything else is taken as NDJSON, whose reader then says
+ * what is wrong with each line.
+ */
+export function detectFormat(line: string | undefined): 'ndjson' | 'cdnow' {
+  const trimmed = (line ?? '').trim();
+  if (trimmed.startsWith('{')) return 'ndjson';
+  if (/^customer_id\b/i.test(trimmed)) return 'cdnow';
+  const tokens = trimmed.split(/\s+/);
+  const date = tokens.length === 4 ? tokens[1] : tokens.length === 5 ? tokens[2] : undefined;
+  if (date !== undefined && /^\d{8}$/.test(date) && tokens.every((t) => /^\d+(\.\d+)?$/.test(t))) return 'cdnow';
+  return 'ndjson';
+}
+
+/** The first line of the file that is not blank, from its first 64 KiB (undefined when there is none). */
+function firstLine(file: string): string | undefined {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(64 * 1024);
+    const read = readSync(fd, buffer, 0, buffer.length, 0);
+    return buffer
+      .toString('utf8', 0, read)
+      .split(/\r?\n/)
+      .find((l) => l.trim() !== '');
+  } finally {
+    closeSync(fd);
+  }
+}

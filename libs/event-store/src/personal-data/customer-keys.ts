@@ -43,14 +43,39 @@ export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_k
   erased_at TEXT
 )`;
 
+/**
+ * Writes customers' new keys for a key store that shares its file with a writer (the embedded event
+ * store's writer thread): each row inserted unless present, in one transaction, answered as stored.
+ */
+export interface CustomerKeyWriter {
+  storeCustomerKeys(
+    rows: ReadonlyArray<{ customerId: string; wrappedKey: Uint8Array }>,
+  ): Promise<Array<{ customerId: string; wrappedKey: Uint8Array | null; erasedAt: string | null }>>;
+}
+
+interface KeyWaiter {
+  resolve(key: Buffer | 'erased'): void;
+  reject(error: unknown): void;
+}
+
 /** Keys in a table of the embedded SQLite file (the same file as the events, or another one). */
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
   private readonly cache = new Map<string, Buffer | 'erased'>();
+  private readonly st: { select: Database.Statement; insert: Database.Statement };
+  /** new keys asked for during this turn of the event loop, written together at its end */
+  private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
 
+  /**
+   * `writer`: when the file is the embedded event store's, its writer stores new keys, so that
+   * creating keys never waits for the file's write lock here on the event loop, and all new keys of
+   * a turn of the event loop cost one sync. Without it, this connection writes them, also one
+   * transaction per turn.
+   */
   constructor(
     file: string,
     private readonly master: Buffer,
+    private readonly writer?: CustomerKeyWriter,
   ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -59,32 +84,79 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     // an erased key must not linger in free pages
     this.db.pragma('secure_delete = ON');
     this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
+    this.st = {
+      select: this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?'),
+      insert: this.db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)'),
+    };
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
     const cached = this.cache.get(customerId);
     if (cached) return cached;
-    const row = this.db
-      .prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?')
-      .get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
+    const row = this.st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
     if (!row) return undefined;
-    const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
-    this.remember(customerId, key);
-    return key;
+    return this.rememberRow(customerId, row.wrapped_key, row.erased_at);
   }
 
+  /**
+   * A new customer's key is created at most once: the keys asked for in one turn of the event
+   * loop are inserted together (INSERT OR IGNORE) and each answered with the row as stored, so if
+   * another writer created one first, theirs is used. The key is synced before this resolves, so
+   * before any event encrypted with it can be appended.
+   */
   async keyFor(customerId: string): Promise<Buffer | 'erased'> {
     const existing = await this.existingKey(customerId);
     if (existing) return existing;
-    const key = randomBytes(32);
-    // INSERT OR IGNORE: if another writer created the key first, read theirs back.
-    this.db
-      .prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)')
-      .run(customerId, wrapKey(this.master, key));
-    this.cache.delete(customerId);
-    const stored = await this.existingKey(customerId);
-    if (!stored) throw new Error(`customer key for ${customerId} was not stored`);
-    return stored;
+    return new Promise<Buffer | 'erased'>((resolve, reject) => {
+      if (this.batch === undefined) {
+        this.batch = new Map();
+        setImmediate(() => void this.storeBatch());
+      }
+      let entry = this.batch.get(customerId);
+      if (entry === undefined) {
+        entry = { wrapped: wrapKey(this.master, randomBytes(32)), waiters: [] };
+        this.batch.set(customerId, entry);
+      }
+      entry.waiters.push({ resolve, reject });
+    });
+  }
+
+  private async storeBatch(): Promise<void> {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch === undefined) return;
+    const rows = [...batch].map(([customerId, { wrapped }]) => ({ customerId, wrappedKey: wrapped }));
+    try {
+      const stored = this.writer ? await this.writer.storeCustomerKeys(rows) : this.insertHere(rows);
+      for (const row of stored) {
+        const key = this.rememberRow(row.customerId, row.wrappedKey, row.erasedAt);
+        for (const waiter of batch.get(row.customerId)?.waiters ?? []) waiter.resolve(key);
+        batch.delete(row.customerId);
+      }
+      for (const [customerId, { waiters }] of batch) {
+        for (const waiter of waiters) waiter.reject(new Error(`customer key for ${customerId} was not stored`));
+      }
+    } catch (error) {
+      for (const { waiters } of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+
+  private insertHere(
+    rows: ReadonlyArray<{ customerId: string; wrappedKey: Buffer }>,
+  ): Array<{ customerId: string; wrappedKey: Buffer | null; erasedAt: string | null }> {
+    return this.db.transaction(() => {
+      for (const { customerId, wrappedKey } of rows) this.st.insert.run(customerId, wrappedKey);
+      return rows.map(({ customerId }) => {
+        const row = this.st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null };
+        return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
+      });
+    }).immediate();
+  }
+
+  private rememberRow(customerId: string, wrapped: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
+    const key = erasedAt || !wrapped ? 'erased' : unwrapKey(this.master, Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength));
+    this.remember(customerId, key);
+    return key;
   }
 
   async destroyKey(customerId: string, erasedAt: string): Promise<void> {

@@ -189,3 +189,67 @@ describe('personal data on the embedded store', () => {
     }
   });
 });
+
+describe('customer keys written by the embedded store\'s writer', () => {
+  const master = randomBytes(32);
+  let tmp: ReturnType<typeof tempDir>;
+  let file: string;
+
+  beforeEach(() => {
+    tmp = tempDir('clientele-keys-');
+    file = tmp.file('clientele.db');
+  });
+  afterEach(() => tmp.remove());
+
+  it('stores the new keys of one turn in one write, one key per customer, and the key stored first wins', async () => {
+    // given the engine's wiring: the key store hands new keys to the event store's writer thread
+    const events = new SqliteEventStore({ file, durability: 'full' });
+    const writes = jest.spyOn(events, 'storeCustomerKeys');
+    const keys = new SqliteCustomerKeyStore(file, master, events);
+    const other = new SqliteCustomerKeyStore(file, master);
+    try {
+      // when fifty new customers ask for a key in one turn, one of them twice
+      const ids = Array.from({ length: 50 }, (_, i) => `c${i}`);
+      const [twice, ...all] = await Promise.all([keys.keyFor('c7'), ...ids.map((id) => keys.keyFor(id))]);
+
+      // then one write stored them, each customer has one key, and it is the stored one
+      expect(writes).toHaveBeenCalledTimes(1);
+      expect(writes.mock.calls[0]![0].map((r) => r.customerId).sort()).toEqual([...ids].sort());
+      expect(twice).toEqual(all[7]);
+      expect(new Set(all.map((k) => (k as Buffer).toString('hex'))).size).toBe(50);
+      for (const [i, id] of ids.entries()) expect(await other.existingKey(id)).toEqual(all[i]);
+
+      // and when another writer and this one create a key for the same customer at once, both use the one stored
+      const [mine, theirs] = await Promise.all([keys.keyFor('zoe'), other.keyFor('zoe')]);
+      expect(mine).toEqual(theirs);
+      expect(keyRow(file, 'zoe')?.wrapped_key).toBeInstanceOf(Buffer);
+    } finally {
+      await other.close();
+      await keys.close();
+      await events.close();
+    }
+  });
+
+  it('encrypts through the writer-stored keys and reads back after a reopen', async () => {
+    const open = () => {
+      const events = new SqliteEventStore({ file, durability: 'full' });
+      return new PersonalDataEventStore(events, new SqliteCustomerKeyStore(file, master, events));
+    };
+    const store = open();
+    await Promise.all(
+      ['ada', 'bob', 'cy'].map((id) =>
+        runCommand(store, `reg-${id}`, { type: 'RegisterProspect', data: { customerId: id, source: 'web', personal: { email: `${id}@example.org` }, occurredAt: '2025-01-10T09:00:00Z' } }),
+      ),
+    );
+    await store.close();
+    expect(storeBytes(file).includes(Buffer.from('ada@example.org'))).toBe(false);
+
+    const reopened = open();
+    try {
+      const personal = (await reopened.readAll()).map((e) => (e.data.personal as { email: string }).email);
+      expect(personal.sort()).toEqual(['ada@example.org', 'bob@example.org', 'cy@example.org']);
+    } finally {
+      await reopened.close();
+    }
+  });
+});

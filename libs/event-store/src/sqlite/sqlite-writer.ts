@@ -7,6 +7,7 @@ import {
 } from '../event-store.port';
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport } from '../import-stored';
+import { SQLITE_CUSTOMER_KEYS_TABLE } from '../personal-data/customer-keys';
 
 /**
  * `full`: an append is acknowledged only after its transaction is fsynced (survives power loss).
@@ -58,6 +59,19 @@ export const OUTCOME_FIELDS = 6;
 export const WRITTEN = 0;
 export const RETRIED = 1;
 export const REFUSED = 2;
+
+/** A customer's new data key, wrapped by the master key (see storeCustomerKeys). */
+export interface CustomerKeyRow {
+  customerId: string;
+  wrappedKey: Uint8Array;
+}
+
+/** A customer's key row as stored: the wrapped key, or none once erased. */
+export interface StoredCustomerKeyRow {
+  customerId: string;
+  wrappedKey: Uint8Array | null;
+  erasedAt: string | null;
+}
 
 interface ChainHead {
   position: number;
@@ -135,6 +149,7 @@ function migrate(db: Database.Database): void {
  */
 export class SqliteWriter {
   private head: ChainHead = { position: 0, hash: GENESIS_HASH };
+  private keySt: { insert: Database.Statement; select: Database.Statement } | undefined;
   /** last revision per stream (-1: no stream), trusted only while no other process writes the file */
   private readonly revisions = new Map<string, number>();
   private readonly st: {
@@ -208,8 +223,40 @@ export class SqliteWriter {
     }
   }
 
+  /**
+   * Customers' wrapped data keys, each inserted unless the customer has one already, in one
+   * transaction (one sync for a whole tick's new customers), and each customer's row as stored:
+   * the key another writer stored first wins. Written by the writer so that key creation never
+   * waits for the write lock on the event loop (see SqliteCustomerKeyStore).
+   */
+  storeCustomerKeys(rows: readonly CustomerKeyRow[]): StoredCustomerKeyRow[] {
+    this.keySt ??= this.prepareKeys();
+    const st = this.keySt;
+    this.st.begin.run();
+    try {
+      for (const { customerId, wrappedKey } of rows) st.insert.run(customerId, Buffer.from(wrappedKey.buffer, wrappedKey.byteOffset, wrappedKey.byteLength));
+      const stored = rows.map(({ customerId }) => {
+        const row = st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null };
+        return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
+      });
+      this.st.commit.run();
+      return stored;
+    } catch (error) {
+      if (this.db.inTransaction) this.st.rollback.run();
+      throw error;
+    }
+  }
+
   close(): void {
     this.db.close();
+  }
+
+  private prepareKeys(): { insert: Database.Statement; select: Database.Statement } {
+    this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
+    return {
+      insert: this.db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)'),
+      select: this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?'),
+    };
   }
 
   /** The chain head is read from the last row: at open, and again at each write transaction in case another process appended. */

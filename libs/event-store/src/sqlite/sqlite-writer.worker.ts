@@ -28,6 +28,13 @@ port.on('message', (request: WriterRequest) => {
         reply = { t: 'import', error: toWireError(error) };
       }
       break;
+    case 'keys':
+      try {
+        reply = { t: 'keys', stored: writer.storeCustomerKeys(request.rows) };
+      } catch (error) {
+        reply = { t: 'keys', error: toWireError(error) };
+      }
+      break;
     case 'close':
       writer.close();
       port.postMessage({ t: 'closed' } satisfies WriterReply);

@@ -24,6 +24,8 @@ import {
   SqliteWriter,
   type EventRow,
   type SqliteDurability,
+  type CustomerKeyRow,
+  type StoredCustomerKeyRow,
   type WireGroup,
   OUTCOME_FIELDS,
   RETRIED,
@@ -78,7 +80,14 @@ interface PendingImport {
   reject(error: unknown): void;
 }
 
-type Pending = PendingAppend | PendingImport;
+interface PendingKeys {
+  kind: 'keys';
+  rows: readonly CustomerKeyRow[];
+  resolve(stored: StoredCustomerKeyRow[]): void;
+  reject(error: unknown): void;
+}
+
+type Pending = PendingAppend | PendingImport | PendingKeys;
 
 /** The write side as the store drives it: inline, or the writer thread. Answers come in request order. */
 interface WriteLink {
@@ -87,6 +96,7 @@ interface WriteLink {
   /** `writeMs`: the writer thread's time for the group */
   writeGroup(group: WireGroup, done: (outcomes: WriteOutcomes | Error, writeMs?: number) => void): void;
   importStored(events: readonly StoredEvent[], done: (error?: unknown) => void): void;
+  storeCustomerKeys(rows: readonly CustomerKeyRow[], done: (error: unknown, stored?: StoredCustomerKeyRow[]) => void): void;
   close(): Promise<void>;
 }
 
@@ -219,6 +229,16 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     if (this.inFlight > 0 || this.queue.length === 0) return;
     const first = this.queue[0]!;
     this.inFlight += 1;
+    if (first.kind === 'keys') {
+      this.queue.shift();
+      this.link.storeCustomerKeys(first.rows, (error, stored) => {
+        this.next();
+        if (error === undefined && stored) first.resolve(stored);
+        else first.reject(error ?? new Error('the SQLite writer stored no customer keys'));
+        this.settled();
+      });
+      return;
+    }
     if (first.kind === 'import') {
       this.queue.shift();
       this.link.importStored(first.events, (error) => {
@@ -357,6 +377,24 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     });
   }
 
+  /**
+   * Customers' new wrapped data keys, written by the writer in its turn (one transaction; see
+   * SqliteWriter.storeCustomerKeys), answering each customer's key row as stored. The customer key
+   * store sends a tick's new keys here, so creating them never waits for the file's write lock on
+   * the event loop, and a key is synced before any event encrypted with it is appended.
+   */
+  storeCustomerKeys(rows: readonly CustomerKeyRow[]): Promise<StoredCustomerKeyRow[]> {
+    return new Promise<StoredCustomerKeyRow[]>((resolve, reject) => {
+      this.assertAccepting();
+      if (rows.length === 0) {
+        resolve([]);
+        return;
+      }
+      this.queue.push({ kind: 'keys', rows, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
     this.assertOpen();
     validateReadStream(streamId, options);
@@ -489,6 +527,16 @@ function inlineLink(writer: SqliteWriter): WriteLink {
       }
       done();
     },
+    storeCustomerKeys: (rows, done) => {
+      let stored: StoredCustomerKeyRow[];
+      try {
+        stored = writer.storeCustomerKeys(rows);
+      } catch (error) {
+        done(error);
+        return;
+      }
+      done(undefined, stored);
+    },
     // The connection is the store's read connection too: the store closes it.
     close: async () => undefined,
   };
@@ -505,6 +553,11 @@ function threadLink(thread: () => WriterThread, started: () => WriterThread | un
     importStored: (events, done) =>
       thread().send({ t: 'import', events }, (answer) => {
         if (answer.t === 'import') done(answer.error ? fromWireError(answer.error) : undefined);
+        else done(failed(answer) ?? unexpected(answer));
+      }),
+    storeCustomerKeys: (rows, done) =>
+      thread().send({ t: 'keys', rows }, (answer) => {
+        if (answer.t === 'keys') done(answer.error ? fromWireError(answer.error) : undefined, answer.stored);
         else done(failed(answer) ?? unexpected(answer));
       }),
     close: async () => started()?.close(),
