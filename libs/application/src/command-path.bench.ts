@@ -6,6 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { commandTarget, type DomainCommand } from '@clientele/domain';
 import {
   PersonalDataEventStore,
+  PostgresCustomerKeyStore,
   PostgresEventStore,
   SqliteCustomerKeyStore,
   SqliteEventStore,
@@ -29,7 +30,8 @@ export interface CommandPathBenchOptions {
   dir?: string;
   /**
    * The store as the engine opens it: personal fields encrypted with a key per customer, keys in
-   * the same file, new keys written by the store's writer (SQLite only); default the store alone.
+   * the same file (SQLite, new keys written by the store's writer) or schema (PostgreSQL); default
+   * the store alone.
    */
   personalData?: boolean;
   /**
@@ -86,7 +88,7 @@ export interface CommandPathFigure {
 export async function benchCommandPath(options: CommandPathBenchOptions): Promise<CommandPathFigure> {
   const callers = options.callers ?? 64;
   const durability = options.postgresUrl ? 'full' : (options.durability ?? 'full');
-  const open = options.postgresUrl ? postgresStore(options.postgresUrl) : sqliteStore(durability, options.dir, options.personalData);
+  const open = options.postgresUrl ? postgresStore(options.postgresUrl, options.personalData) : sqliteStore(durability, options.dir, options.personalData);
   return withCommandService(open, callers, async (commands, store) => {
     if (options.warmup) await runCallers(commands, queuesFor(options.warmup, callers));
     const queues = queuesFor(options.envelopes, callers);
@@ -173,11 +175,14 @@ function sqliteStore(durability: SqliteDurability, dir: string | undefined, pers
   };
 }
 
-function postgresStore(url: string): () => Promise<BenchStore> {
+function postgresStore(url: string, personalData = false): () => Promise<BenchStore> {
   return async () => {
     const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+    const raw = await PostgresEventStore.open({ connectionString: url, schema });
+    const keys = personalData ? await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey: randomBytes(32) }) : undefined;
     return {
-      store: await PostgresEventStore.open({ connectionString: url, schema }),
+      // as openStorage wires it for the engine (a fresh master key); the keys live in the same schema
+      store: keys ? new PersonalDataEventStore(raw, keys) : raw,
       remove: () => dropPostgresSchema(url, schema),
     };
   };

@@ -190,8 +190,14 @@ export const postgresSection: BenchSection = {
     // each caller sending its next command when the previous one is answered.
     const size = sizes(options.quick);
     const commandPath = await commandPathRows(options, 'postgresql appends', 'command path, ', [[1, size.customers1], [8, size.customers8]], { postgresUrl: options.pg! });
+    // the same on the store as the engine opens it: personal fields encrypted, keys in the schema
+    const encrypted = await commandPathRows(options, 'postgresql appends', 'command path, personal data encrypted, ', [[8, size.customers8]], {
+      postgresUrl: options.pg!,
+      personalData: true,
+    });
     return [
       ...commandPath,
+      ...encrypted,
       row('single appends, one caller', f.singleWriterAppendsPerSecond, 'appends'),
       row('8 callers, one process (group commit)', f.eightWritersOneProcessAppendsPerSecond, 'appends'),
       row('8 callers, 8 pools (as 8 processes)', f.eightWritersEightPoolsAppendsPerSecond, 'appends'),

@@ -11,10 +11,18 @@ export function postgresCustomerKeysTable(schema: string): string {
   )`;
 }
 
+interface KeyRow {
+  customer_id: string;
+  wrapped_key: Buffer | null;
+  erased_at: string | null;
+}
+
 /** Customer data keys in the PostgreSQL schema that holds the events, wrapped by the master key. */
 export class PostgresCustomerKeyStore implements CustomerKeyStore {
   private readonly cache = new Map<string, Buffer | 'erased'>();
   private readonly table: string;
+  /** new keys asked for during this turn of the event loop, written together at its end */
+  private batch: Map<string, { wrapped: Buffer; waiters: Array<{ resolve(key: Buffer | 'erased'): void; reject(error: unknown): void }> }> | undefined;
 
   private constructor(
     private readonly pool: Pool,
@@ -52,17 +60,82 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     return key;
   }
 
+  /**
+   * A new customer's key is created once: the keys asked for in one turn of the event loop are
+   * inserted by one statement (`on conflict do nothing`: another engine process may create one at
+   * the same moment, and the first insert wins) and read back by one more, so each caller gets the
+   * key as stored (also one stored long before: a customer this process has not cached yet),
+   * committed before any event encrypted with it is appended.
+   */
   async keyFor(customerId: string): Promise<Buffer | 'erased'> {
-    const existing = await this.existingKey(customerId);
-    if (existing) return existing;
-    // another engine process may create the key at the same moment: the first insert wins, both read it back
-    await this.pool.query(`insert into ${this.table} (customer_id, wrapped_key) values ($1, $2) on conflict do nothing`, [
-      customerId,
-      wrapKey(this.master, randomBytes(32)),
-    ]);
-    const stored = await this.existingKey(customerId);
-    if (!stored) throw new Error(`customer key for ${customerId} was not stored`);
-    return stored;
+    // not read first: the batch's read back answers a key stored earlier just the same
+    const cached = this.cache.get(customerId);
+    if (cached) return cached;
+    return new Promise<Buffer | 'erased'>((resolve, reject) => {
+      if (this.batch === undefined) {
+        this.batch = new Map();
+        setImmediate(() => void this.storeBatch());
+      }
+      let entry = this.batch.get(customerId);
+      if (entry === undefined) {
+        entry = { wrapped: wrapKey(this.master, randomBytes(32)), waiters: [] };
+        this.batch.set(customerId, entry);
+      }
+      entry.waiters.push({ resolve, reject });
+    });
+  }
+
+  private async storeBatch(): Promise<void> {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch === undefined) return;
+    const ids = [...batch.keys()];
+    try {
+      const rows = await this.insertAndRead(ids, ids.map((id) => batch.get(id)!.wrapped));
+      for (const row of rows) {
+        const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
+        if (this.cache.size > 10_000) this.cache.clear();
+        this.cache.set(row.customer_id, key);
+        for (const waiter of batch.get(row.customer_id)?.waiters ?? []) waiter.resolve(key);
+        batch.delete(row.customer_id);
+      }
+      for (const [customerId, { waiters }] of batch) {
+        for (const waiter of waiters) waiter.reject(new Error(`customer key for ${customerId} was not stored`));
+      }
+    } catch (error) {
+      for (const { waiters } of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+
+  /**
+   * One statement: insert the keys that are new, answer every row as stored. Its commit does not
+   * wait for the WAL flush (`synchronous_commit` off for this transaction only): the key only has to
+   * be on disk no later than the first event encrypted with it, and that event's commit, which
+   * waits for the flush, comes later in the one WAL of the server and so flushes the key with it.
+   * A row another transaction committed while this one ran (and this insert skipped) is not in
+   * this statement's snapshot: it is read once more.
+   */
+  private async insertAndRead(ids: string[], wrapped: Buffer[]): Promise<KeyRow[]> {
+    const { rows } = await this.pool.query<KeyRow>(
+      `with relaxed as (select set_config('synchronous_commit', 'off', true)),
+            inserted as (
+              insert into ${this.table} (customer_id, wrapped_key)
+              select * from unnest($1::text[], $2::bytea[]) on conflict do nothing
+              returning customer_id, wrapped_key)
+       select i.customer_id, i.wrapped_key, null::text as erased_at from inserted i cross join relaxed
+       union all
+       select k.customer_id, k.wrapped_key, k.erased_at from ${this.table} k cross join relaxed
+        where k.customer_id = any($1::text[]) and not exists (select 1 from inserted i where i.customer_id = k.customer_id)`,
+      [ids, wrapped],
+    );
+    const found = new Set(rows.map((r) => r.customer_id));
+    const missing = ids.filter((id) => !found.has(id));
+    if (missing.length === 0) return rows;
+    const again = await this.pool.query<KeyRow>(
+      `select customer_id, wrapped_key, erased_at from ${this.table} where customer_id = any($1::text[])`,
+      [missing],
+    );
+    return [...rows, ...again.rows];
   }
 
   async destroyKey(customerId: string, erasedAt: string): Promise<void> {
