@@ -141,7 +141,10 @@ export class ReferralProcessRunner {
   private async handle(event: StoredEvent): Promise<boolean> {
     let referrer: string | undefined;
     if (needsReferrerLookup(event) && typeof event.data.customerId === 'string') {
-      const referee = foldCustomer((await this.store.readStream(customerStream(event.data.customerId))) as unknown as CustomerEvent[]);
+      // The referrer is named only by the registration, the stream's first event: reading the rest
+      // (a long-standing customer's whole history, decrypted) would change nothing.
+      const first = await this.store.readStream(customerStream(event.data.customerId), { maxCount: 1 });
+      const referee = foldCustomer(first as unknown as CustomerEvent[]);
       referrer = referee.phase === 'unknown' ? undefined : referee.referredBy;
     }
     const reactions = referralReactions(event, () => referrer);
