@@ -176,8 +176,19 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   }
 
   private remember(customerId: string, key: Buffer | 'erased'): void {
-    // bounded: personal fields are rare in the log, so a small cache covers rebuilds
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(customerId, key);
+    rememberKey(this.cache, customerId, key);
   }
+}
+
+/** Unwrapped keys kept per key store: every registration may carry personal data, so room for many customers. */
+const REMEMBERED_KEYS = 100_000;
+
+/** Keeps a customer's key, forgetting the longest-kept one past REMEMBERED_KEYS (a Map iterates in insertion order). */
+export function rememberKey(cache: Map<string, Buffer | 'erased'>, customerId: string, key: Buffer | 'erased'): void {
+  cache.delete(customerId);
+  if (cache.size >= REMEMBERED_KEYS) {
+    const oldest = cache.keys().next();
+    if (!oldest.done) cache.delete(oldest.value);
+  }
+  cache.set(customerId, key);
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'pg';
-import { unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
+import { rememberKey, unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
 
 /** The keys table of a schema; a migration creates it on its target the same way. */
 export function postgresCustomerKeysTable(schema: string): string {
@@ -55,8 +55,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     const row = rows[0];
     if (!row) return undefined;
     const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
-    if (this.cache.size > 10_000) this.cache.clear();
-    this.cache.set(customerId, key);
+    rememberKey(this.cache, customerId, key);
     return key;
   }
 
@@ -94,8 +93,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
       const rows = await this.insertAndRead(ids, ids.map((id) => batch.get(id)!.wrapped));
       for (const row of rows) {
         const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
-        if (this.cache.size > 10_000) this.cache.clear();
-        this.cache.set(row.customer_id, key);
+        rememberKey(this.cache, row.customer_id, key);
         for (const waiter of batch.get(row.customer_id)?.waiters ?? []) waiter.resolve(key);
         batch.delete(row.customer_id);
       }
