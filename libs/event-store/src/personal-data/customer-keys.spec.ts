@@ -1,4 +1,4 @@
-import { rememberKey } from './customer-keys';
+import { randomFromPool, rememberKey } from './customer-keys';
 
 describe('rememberKey', () => {
   it('keeps up to 100,000 customers\' keys and forgets the longest-kept one first, a key used again counting as new', () => {
@@ -12,5 +12,23 @@ describe('rememberKey', () => {
     expect(cache.get('c0')).toBe('erased');
     expect(cache.has('c1')).toBe(false);
     expect(cache.get('new')).toBe(key);
+  });
+});
+
+describe('randomFromPool', () => {
+  it('hands out bytes that are never handed out again nor changed when the pool is refilled', () => {
+    const first = randomFromPool(32);
+    const copy = Buffer.from(first);
+    const seen = new Set<string>([first.toString('hex')]);
+    // more than one 64 KiB pool of 32-byte keys and 12-byte nonces
+    for (let i = 0; i < 4_000; i++) {
+      const key = randomFromPool(32);
+      const nonce = randomFromPool(12);
+      expect(key).toHaveLength(32);
+      expect(nonce).toHaveLength(12);
+      seen.add(key.toString('hex'));
+    }
+    expect(seen.size).toBe(4_001);
+    expect(first.equals(copy)).toBe(true);
   });
 });

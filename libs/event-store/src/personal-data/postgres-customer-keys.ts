@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { Pool } from 'pg';
-import { rememberKey, unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
+import { randomFromPool, rememberKey, unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
 
 /** The keys table of a schema; a migration creates it on its target the same way. */
 export function postgresCustomerKeysTable(schema: string): string {
@@ -77,7 +76,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
       }
       let entry = this.batch.get(customerId);
       if (entry === undefined) {
-        entry = { wrapped: wrapKey(this.master, randomBytes(32)), waiters: [] };
+        entry = { wrapped: wrapKey(this.master, randomFromPool(32)), waiters: [] };
         this.batch.set(customerId, entry);
       }
       entry.waiters.push({ resolve, reject });
