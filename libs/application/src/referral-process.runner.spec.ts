@@ -9,7 +9,7 @@ import {
   ReferralProcessRunner,
   SqliteCheckpointStore,
 } from '@clientele/application';
-import { SqliteEventStore, WrongExpectedRevisionError, type EventStore } from '@clientele/event-store';
+import { DuplicateEventIdError, SqliteEventStore, WrongExpectedRevisionError, type EventStore } from '@clientele/event-store';
 
 const at = (day: number) => `2026-02-${String(day).padStart(2, '0')}T10:00:00.000Z`;
 const line = { sku: 'tea', category: 'food', quantity: 1, unitPriceMinor: 800, unitCostMinor: 300 };
@@ -105,6 +105,34 @@ describe('ReferralProcessRunner', () => {
     await stop();
 
     expect(refusals).toBeLessThan(0);
+    expect(await storedTypes('ann')).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'ReferralCredited']);
+  });
+
+  it('given a reaction whose id is already used for other content (a verdict), when the runner reacts, then it records the refusal and goes on instead of stalling', async () => {
+    const commands = (await start(false)).get(CommandService);
+    await commands.execute({ type: 'RecordPurchase', commandId: 'p-ann', data: { customerId: 'ann', orderId: 'a1', lines: [line], occurredAt: at(1) } });
+    await commands.execute({ type: 'RegisterProspect', commandId: 'r-ben', data: { customerId: 'ben', source: 'friend', referredBy: 'ann', occurredAt: at(2) } });
+    await commands.execute({ type: 'RegisterProspect', commandId: 'r-cy', data: { customerId: 'cy', source: 'friend', referredBy: 'ann', occurredAt: at(3) } });
+    await stop();
+
+    // a store that answers Ann's first credit as ids already stored with other content, once
+    let clashes = 1;
+    const clashing = (store: EventStore): EventStore =>
+      new Proxy(store, {
+        get(target, property, receiver) {
+          if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
+          const append: EventStore['appendToStream'] = (streamId, events, options) =>
+            streamId === 'customer-ann' && events.some((e) => e.type === 'ReferralCredited') && clashes-- > 0
+              ? Promise.reject(new DuplicateEventIdError(events[0]!.id))
+              : target.appendToStream(streamId, events, options);
+          return append;
+        },
+      });
+    const running = await start(true, clashing);
+    await running.get(ReferralProcessRunner).catchUp();
+    await stop();
+
+    // Ben's credit was refused for good and Cy's (a later event) was stored: the runner went on
     expect(await storedTypes('ann')).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'ReferralCredited']);
   });
 

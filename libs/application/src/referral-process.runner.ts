@@ -157,12 +157,14 @@ export class ReferralProcessRunner {
           causationId: event.id,
         });
       } catch (error) {
-        // A rule that says no today says no on every replay: record it and move on. A failure that
-        // is no verdict (the referrer's stream kept changing past the handler's retries, the store
-        // failed) goes to the loop, which tries the event again from the checkpoint: dropping it
-        // would lose the reaction for good.
-        if (!(error instanceof DomainError) || isTemporary(describeFailure(error))) throw error;
-        this.logger.warn({ code: error.code, commandId, causationId: event.id }, `referral reaction refused: ${error.message}`);
+        // A verdict (a rule that says no, the reaction's id already used for other content) is the
+        // same on every replay: record it and move on, or the runner would stall on it. A failure
+        // that is no verdict (the referrer's stream kept changing past the handler's retries, the
+        // store failed) goes to the loop, which tries the event again from the checkpoint:
+        // dropping it would lose the reaction for good.
+        const failure = describeFailure(error);
+        if (isTemporary(failure)) throw error;
+        this.logger.warn({ code: failure.code, commandId, causationId: event.id }, `referral reaction refused: ${failure.message}`);
       }
     }
     return reactions.length > 0;
