@@ -9,10 +9,28 @@ import {
   ReferralProcessRunner,
   SqliteCheckpointStore,
 } from '@clientele/application';
-import { DuplicateEventIdError, SqliteEventStore, WrongExpectedRevisionError, type EventStore } from '@clientele/event-store';
+import { DuplicateEventIdError, SqliteEventStore, WrongExpectedRevisionError, type EventStore, type ExpectedRevision } from '@clientele/event-store';
 
 const at = (day: number) => `2026-02-${String(day).padStart(2, '0')}T10:00:00.000Z`;
 const line = { sku: 'tea', category: 'food', quantity: 1, unitPriceMinor: 800, unitCostMinor: 300 };
+
+/** Wraps a store so that appends of Ann's referral credit fail with `error` while `failures.left` lasts (counting down past 0). */
+function failingAnnsCredit(
+  failures: { left: number },
+  error: (streamId: string, expected: ExpectedRevision, firstId: string) => Error,
+): (store: EventStore) => EventStore {
+  return (store) =>
+    new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
+        const append: EventStore['appendToStream'] = (streamId, events, options) =>
+          streamId === 'customer-ann' && events.some((e) => e.type === 'ReferralCredited') && failures.left-- > 0
+            ? Promise.reject(error(streamId, options?.expectedRevision ?? 'any', events[0]!.id))
+            : target.appendToStream(streamId, events, options);
+        return append;
+      },
+    });
+}
 
 describe('ReferralProcessRunner', () => {
   let dir: string;
@@ -88,23 +106,13 @@ describe('ReferralProcessRunner', () => {
 
     // a store on which the first six appends of Ann's credit find her stream moved (more than the
     // handler's five attempts), as when another process keeps writing to it
-    let refusals = 6;
-    const busyAnn = (store: EventStore): EventStore =>
-      new Proxy(store, {
-        get(target, property, receiver) {
-          if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
-          const append: EventStore['appendToStream'] = (streamId, events, options) =>
-            streamId === 'customer-ann' && events.some((e) => e.type === 'ReferralCredited') && refusals-- > 0
-              ? Promise.reject(new WrongExpectedRevisionError(streamId, options?.expectedRevision ?? 'any', 99))
-              : target.appendToStream(streamId, events, options);
-          return append;
-        },
-      });
+    const refusals = { left: 6 };
+    const busyAnn = failingAnnsCredit(refusals, (streamId, expected) => new WrongExpectedRevisionError(streamId, expected, 99));
     const running = await start(true, busyAnn);
     await running.get(ReferralProcessRunner).catchUp();
     await stop();
 
-    expect(refusals).toBeLessThan(0);
+    expect(refusals.left).toBeLessThan(0);
     expect(await storedTypes('ann')).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted', 'ReferralCredited']);
   });
 
@@ -116,18 +124,7 @@ describe('ReferralProcessRunner', () => {
     await stop();
 
     // a store that answers Ann's first credit as ids already stored with other content, once
-    let clashes = 1;
-    const clashing = (store: EventStore): EventStore =>
-      new Proxy(store, {
-        get(target, property, receiver) {
-          if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
-          const append: EventStore['appendToStream'] = (streamId, events, options) =>
-            streamId === 'customer-ann' && events.some((e) => e.type === 'ReferralCredited') && clashes-- > 0
-              ? Promise.reject(new DuplicateEventIdError(events[0]!.id))
-              : target.appendToStream(streamId, events, options);
-          return append;
-        },
-      });
+    const clashing = failingAnnsCredit({ left: 1 }, (_streamId, _expected, firstId) => new DuplicateEventIdError(firstId));
     const running = await start(true, clashing);
     await running.get(ReferralProcessRunner).catchUp();
     await stop();

@@ -60,14 +60,25 @@ export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_k
   erased_at TEXT
 )`;
 
+/** A new customer's key, wrapped by the master key, as it goes to be stored. */
+export interface NewKeyRow {
+  customerId: string;
+  wrappedKey: Uint8Array;
+}
+
+/** A customer's key row as stored: the wrapped key, or none once erased. */
+export interface StoredKeyRow {
+  customerId: string;
+  wrappedKey: Uint8Array | null;
+  erasedAt: string | null;
+}
+
 /**
  * Writes customers' new keys for a key store that shares its file with a writer (the embedded event
  * store's writer thread): each row inserted unless present, in one transaction, answered as stored.
  */
 export interface CustomerKeyWriter {
-  storeCustomerKeys(
-    rows: ReadonlyArray<{ customerId: string; wrappedKey: Uint8Array }>,
-  ): Promise<Array<{ customerId: string; wrappedKey: Uint8Array | null; erasedAt: string | null }>>;
+  storeCustomerKeys(rows: readonly NewKeyRow[]): Promise<StoredKeyRow[]>;
 }
 
 interface KeyWaiter {
@@ -75,13 +86,63 @@ interface KeyWaiter {
   reject(error: unknown): void;
 }
 
+/**
+ * New customers' keys, created at most once each: the keys asked for during one turn of the event
+ * loop go to `store` together, which inserts those not stored yet and answers every row as stored,
+ * so a key another writer created first is the one used. Each caller is answered once its key is
+ * stored, so before any event encrypted with it can be appended.
+ */
+export class NewKeyBatches {
+  private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
+
+  constructor(
+    private readonly master: Buffer,
+    private readonly store: (rows: NewKeyRow[]) => Promise<StoredKeyRow[]> | StoredKeyRow[],
+    /** the key of a stored row, kept by the key store */
+    private readonly remember: (row: StoredKeyRow) => Buffer | 'erased',
+  ) {}
+
+  keyFor(customerId: string): Promise<Buffer | 'erased'> {
+    return new Promise<Buffer | 'erased'>((resolve, reject) => {
+      if (this.batch === undefined) {
+        this.batch = new Map();
+        setImmediate(() => void this.storeBatch());
+      }
+      let entry = this.batch.get(customerId);
+      if (entry === undefined) {
+        entry = { wrapped: wrapKey(this.master, randomFromPool(32)), waiters: [] };
+        this.batch.set(customerId, entry);
+      }
+      entry.waiters.push({ resolve, reject });
+    });
+  }
+
+  private async storeBatch(): Promise<void> {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch === undefined) return;
+    try {
+      const stored = await this.store([...batch].map(([customerId, { wrapped }]) => ({ customerId, wrappedKey: wrapped })));
+      for (const row of stored) {
+        const key = this.remember(row);
+        for (const waiter of batch.get(row.customerId)?.waiters ?? []) waiter.resolve(key);
+        batch.delete(row.customerId);
+      }
+      for (const [customerId, { waiters }] of batch) {
+        for (const waiter of waiters) waiter.reject(new Error(`customer key for ${customerId} was not stored`));
+      }
+    } catch (error) {
+      for (const { waiters } of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+}
+
 /** Keys in a table of the embedded SQLite file (the same file as the events, or another one). */
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
   private readonly cache = new Map<string, Buffer | 'erased'>();
   private readonly st: { select: Database.Statement; insert: Database.Statement };
-  /** new keys asked for during this turn of the event loop, written together at its end */
-  private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
+  private readonly newKeys: NewKeyBatches;
 
   /**
    * `writer`: when the file is the embedded event store's, its writer stores new keys, so that
@@ -105,6 +166,11 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
       select: this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?'),
       insert: this.db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)'),
     };
+    this.newKeys = new NewKeyBatches(
+      master,
+      (rows) => (writer ? writer.storeCustomerKeys(rows) : this.insertHere(rows)),
+      (row) => this.rememberRow(row.customerId, row.wrappedKey, row.erasedAt),
+    );
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
@@ -115,53 +181,15 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     return this.rememberRow(customerId, row.wrapped_key, row.erased_at);
   }
 
-  /**
-   * A new customer's key is created at most once: the keys asked for in one turn of the event
-   * loop are inserted together (INSERT OR IGNORE) and each answered with the row as stored, so if
-   * another writer created one first, theirs is used. The key is synced before this resolves, so
-   * before any event encrypted with it can be appended.
-   */
+  /** A new customer's key is created at most once, a turn's new keys together (see NewKeyBatches). */
   async keyFor(customerId: string): Promise<Buffer | 'erased'> {
     // not read first: the batch's read back answers a key stored earlier just the same
     const cached = this.cache.get(customerId);
     if (cached) return cached;
-    return new Promise<Buffer | 'erased'>((resolve, reject) => {
-      if (this.batch === undefined) {
-        this.batch = new Map();
-        setImmediate(() => void this.storeBatch());
-      }
-      let entry = this.batch.get(customerId);
-      if (entry === undefined) {
-        entry = { wrapped: wrapKey(this.master, randomFromPool(32)), waiters: [] };
-        this.batch.set(customerId, entry);
-      }
-      entry.waiters.push({ resolve, reject });
-    });
+    return this.newKeys.keyFor(customerId);
   }
 
-  private async storeBatch(): Promise<void> {
-    const batch = this.batch;
-    this.batch = undefined;
-    if (batch === undefined) return;
-    const rows = [...batch].map(([customerId, { wrapped }]) => ({ customerId, wrappedKey: wrapped }));
-    try {
-      const stored = this.writer ? await this.writer.storeCustomerKeys(rows) : this.insertHere(rows);
-      for (const row of stored) {
-        const key = this.rememberRow(row.customerId, row.wrappedKey, row.erasedAt);
-        for (const waiter of batch.get(row.customerId)?.waiters ?? []) waiter.resolve(key);
-        batch.delete(row.customerId);
-      }
-      for (const [customerId, { waiters }] of batch) {
-        for (const waiter of waiters) waiter.reject(new Error(`customer key for ${customerId} was not stored`));
-      }
-    } catch (error) {
-      for (const { waiters } of batch.values()) for (const waiter of waiters) waiter.reject(error);
-    }
-  }
-
-  private insertHere(
-    rows: ReadonlyArray<{ customerId: string; wrappedKey: Buffer }>,
-  ): Array<{ customerId: string; wrappedKey: Buffer | null; erasedAt: string | null }> {
+  private insertHere(rows: readonly NewKeyRow[]): StoredKeyRow[] {
     return this.db.transaction(() => {
       for (const { customerId, wrappedKey } of rows) this.st.insert.run(customerId, wrappedKey);
       return rows.map(({ customerId }) => {

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { randomFromPool, rememberKey, unwrapKey, wrapKey, type CustomerKeyStore } from './customer-keys';
+import { NewKeyBatches, rememberKey, unwrapKey, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /** The keys table of a schema; a migration creates it on its target the same way. */
 export function postgresCustomerKeysTable(schema: string): string {
@@ -20,8 +20,7 @@ interface KeyRow {
 export class PostgresCustomerKeyStore implements CustomerKeyStore {
   private readonly cache = new Map<string, Buffer | 'erased'>();
   private readonly table: string;
-  /** new keys asked for during this turn of the event loop, written together at its end */
-  private batch: Map<string, { wrapped: Buffer; waiters: Array<{ resolve(key: Buffer | 'erased'): void; reject(error: unknown): void }> }> | undefined;
+  private readonly newKeys: NewKeyBatches;
 
   private constructor(
     private readonly pool: Pool,
@@ -29,6 +28,11 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     private readonly master: Buffer,
   ) {
     this.table = `${schema}.customer_keys`;
+    this.newKeys = new NewKeyBatches(master, (rows) => this.insertAndRead(rows), (row) => {
+      const key = row.erasedAt || !row.wrappedKey ? 'erased' : unwrapKey(this.master, Buffer.from(row.wrappedKey));
+      rememberKey(this.cache, row.customerId, key);
+      return key;
+    });
   }
 
   static async open(options: { connectionString: string; schema: string; masterKey: Buffer }): Promise<PostgresCustomerKeyStore> {
@@ -60,48 +64,16 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
 
   /**
    * A new customer's key is created once: the keys asked for in one turn of the event loop are
-   * inserted by one statement (`on conflict do nothing`: another engine process may create one at
-   * the same moment, and the first insert wins) and read back by one more, so each caller gets the
-   * key as stored (also one stored long before: a customer this process has not cached yet),
-   * committed before any event encrypted with it is appended.
+   * inserted and read back by one statement (`on conflict do nothing`: another engine process may
+   * create one at the same moment, and the first insert wins; see insertAndRead and
+   * NewKeyBatches), so each caller gets the key as stored (also one stored long before: a customer
+   * this process has not cached yet), on disk before any event encrypted with it.
    */
   async keyFor(customerId: string): Promise<Buffer | 'erased'> {
     // not read first: the batch's read back answers a key stored earlier just the same
     const cached = this.cache.get(customerId);
     if (cached) return cached;
-    return new Promise<Buffer | 'erased'>((resolve, reject) => {
-      if (this.batch === undefined) {
-        this.batch = new Map();
-        setImmediate(() => void this.storeBatch());
-      }
-      let entry = this.batch.get(customerId);
-      if (entry === undefined) {
-        entry = { wrapped: wrapKey(this.master, randomFromPool(32)), waiters: [] };
-        this.batch.set(customerId, entry);
-      }
-      entry.waiters.push({ resolve, reject });
-    });
-  }
-
-  private async storeBatch(): Promise<void> {
-    const batch = this.batch;
-    this.batch = undefined;
-    if (batch === undefined) return;
-    const ids = [...batch.keys()];
-    try {
-      const rows = await this.insertAndRead(ids, ids.map((id) => batch.get(id)!.wrapped));
-      for (const row of rows) {
-        const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
-        rememberKey(this.cache, row.customer_id, key);
-        for (const waiter of batch.get(row.customer_id)?.waiters ?? []) waiter.resolve(key);
-        batch.delete(row.customer_id);
-      }
-      for (const [customerId, { waiters }] of batch) {
-        for (const waiter of waiters) waiter.reject(new Error(`customer key for ${customerId} was not stored`));
-      }
-    } catch (error) {
-      for (const { waiters } of batch.values()) for (const waiter of waiters) waiter.reject(error);
-    }
+    return this.newKeys.keyFor(customerId);
   }
 
   /**
@@ -112,7 +84,9 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
    * A row another transaction committed while this one ran (and this insert skipped) is not in
    * this statement's snapshot: it is read once more.
    */
-  private async insertAndRead(ids: string[], wrapped: Buffer[]): Promise<KeyRow[]> {
+  private async insertAndRead(newKeys: readonly NewKeyRow[]): Promise<StoredKeyRow[]> {
+    const ids = newKeys.map((k) => k.customerId);
+    const wrapped = newKeys.map((k) => Buffer.from(k.wrappedKey));
     const { rows } = await this.pool.query<KeyRow>(
       `with relaxed as (select set_config('synchronous_commit', 'off', true)),
             inserted as (
@@ -127,12 +101,12 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     );
     const found = new Set(rows.map((r) => r.customer_id));
     const missing = ids.filter((id) => !found.has(id));
-    if (missing.length === 0) return rows;
-    const again = await this.pool.query<KeyRow>(
-      `select customer_id, wrapped_key, erased_at from ${this.table} where customer_id = any($1::text[])`,
-      [missing],
-    );
-    return [...rows, ...again.rows];
+    const again =
+      missing.length === 0
+        ? []
+        : (await this.pool.query<KeyRow>(`select customer_id, wrapped_key, erased_at from ${this.table} where customer_id = any($1::text[])`, [missing]))
+            .rows;
+    return [...rows, ...again].map((r) => ({ customerId: r.customer_id, wrappedKey: r.wrapped_key, erasedAt: r.erased_at }));
   }
 
   async destroyKey(customerId: string, erasedAt: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { DuplicateEventIdError, WrongExpectedRevisionError, type ExpectedRevision, type StoredEvent } from '../event-store.port';
 import { ImportRefusedError } from '../import-stored';
-import { OUTCOME_FIELDS, REFUSED, type CustomerKeyRow, type SqliteDurability, type StoredCustomerKeyRow, type WireGroup, type WriteOutcomes } from './sqlite-writer';
+import type { NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
+import { OUTCOME_FIELDS, REFUSED, type SqliteDurability, type WireGroup, type WriteOutcomes } from './sqlite-writer';
 
 /** What the writer thread is started with. */
 export interface WriterThreadData {
@@ -13,7 +14,7 @@ export type WriterRequest =
   /** `sentAt`: performance.timeOrigin + performance.now() when sent (one clock in both threads) */
   | { t: 'group'; group: WireGroup; sentAt: number }
   | { t: 'import'; events: readonly StoredEvent[] }
-  | { t: 'keys'; rows: readonly CustomerKeyRow[] }
+  | { t: 'keys'; rows: readonly NewKeyRow[] }
   | { t: 'close' };
 
 export type WriterReply =
@@ -23,7 +24,7 @@ export type WriterReply =
    */
   | { t: 'group'; outcomes: WriteOutcomes; ms: number }
   | { t: 'import'; error?: WireError }
-  | { t: 'keys'; stored?: StoredCustomerKeyRow[]; error?: WireError }
+  | { t: 'keys'; stored?: StoredKeyRow[]; error?: WireError }
   | { t: 'closed' };
 
 /**

@@ -7,7 +7,7 @@ import {
 } from '../event-store.port';
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport } from '../import-stored';
-import { SQLITE_CUSTOMER_KEYS_TABLE } from '../personal-data/customer-keys';
+import { SQLITE_CUSTOMER_KEYS_TABLE, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
 
 /**
  * `full`: an append is acknowledged only after its transaction is fsynced (survives power loss).
@@ -59,19 +59,6 @@ export const OUTCOME_FIELDS = 6;
 export const WRITTEN = 0;
 export const RETRIED = 1;
 export const REFUSED = 2;
-
-/** A customer's new data key, wrapped by the master key (see storeCustomerKeys). */
-export interface CustomerKeyRow {
-  customerId: string;
-  wrappedKey: Uint8Array;
-}
-
-/** A customer's key row as stored: the wrapped key, or none once erased. */
-export interface StoredCustomerKeyRow {
-  customerId: string;
-  wrappedKey: Uint8Array | null;
-  erasedAt: string | null;
-}
 
 interface ChainHead {
   position: number;
@@ -229,7 +216,7 @@ export class SqliteWriter {
    * the key another writer stored first wins. Written by the writer so that key creation never
    * waits for the write lock on the event loop (see SqliteCustomerKeyStore).
    */
-  storeCustomerKeys(rows: readonly CustomerKeyRow[]): StoredCustomerKeyRow[] {
+  storeCustomerKeys(rows: readonly NewKeyRow[]): StoredKeyRow[] {
     this.keySt ??= this.prepareKeys();
     const st = this.keySt;
     this.st.begin.run();

@@ -17,6 +17,7 @@ import type {
 } from '../event-store.port';
 import { canonicalJson } from '../hash-chain';
 import type { StoredEventImport } from '../import-stored';
+import type { NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
 import { pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { UpcasterRegistry } from '../serialization';
 import {
@@ -24,8 +25,6 @@ import {
   SqliteWriter,
   type EventRow,
   type SqliteDurability,
-  type CustomerKeyRow,
-  type StoredCustomerKeyRow,
   type WireGroup,
   OUTCOME_FIELDS,
   RETRIED,
@@ -82,8 +81,8 @@ interface PendingImport {
 
 interface PendingKeys {
   kind: 'keys';
-  rows: readonly CustomerKeyRow[];
-  resolve(stored: StoredCustomerKeyRow[]): void;
+  rows: readonly NewKeyRow[];
+  resolve(stored: StoredKeyRow[]): void;
   reject(error: unknown): void;
 }
 
@@ -96,7 +95,7 @@ interface WriteLink {
   /** `writeMs`: the writer thread's time for the group */
   writeGroup(group: WireGroup, done: (outcomes: WriteOutcomes | Error, writeMs?: number) => void): void;
   importStored(events: readonly StoredEvent[], done: (error?: unknown) => void): void;
-  storeCustomerKeys(rows: readonly CustomerKeyRow[], done: (error: unknown, stored?: StoredCustomerKeyRow[]) => void): void;
+  storeCustomerKeys(rows: readonly NewKeyRow[], done: (error: unknown, stored?: StoredKeyRow[]) => void): void;
   close(): Promise<void>;
 }
 
@@ -383,8 +382,8 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
    * store sends a tick's new keys here, so creating them never waits for the file's write lock on
    * the event loop, and a key is synced before any event encrypted with it is appended.
    */
-  storeCustomerKeys(rows: readonly CustomerKeyRow[]): Promise<StoredCustomerKeyRow[]> {
-    return new Promise<StoredCustomerKeyRow[]>((resolve, reject) => {
+  storeCustomerKeys(rows: readonly NewKeyRow[]): Promise<StoredKeyRow[]> {
+    return new Promise<StoredKeyRow[]>((resolve, reject) => {
       this.assertAccepting();
       if (rows.length === 0) {
         resolve([]);
@@ -528,7 +527,7 @@ function inlineLink(writer: SqliteWriter): WriteLink {
       done();
     },
     storeCustomerKeys: (rows, done) => {
-      let stored: StoredCustomerKeyRow[];
+      let stored: StoredKeyRow[];
       try {
         stored = writer.storeCustomerKeys(rows);
       } catch (error) {
