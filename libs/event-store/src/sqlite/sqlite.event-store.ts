@@ -72,21 +72,16 @@ interface PendingAppend {
   reject(error: unknown): void;
 }
 
-interface PendingImport {
-  kind: 'import';
-  events: readonly StoredEvent[];
-  resolve(): void;
-  reject(error: unknown): void;
+/**
+ * A request that goes to the writer alone, in its turn (an import, customer keys): `send` hands it
+ * to the link, whose answer sends the next request (next), settles the caller, then settled().
+ */
+interface PendingRequest {
+  kind: 'request';
+  send(): void;
 }
 
-interface PendingKeys {
-  kind: 'keys';
-  rows: readonly NewKeyRow[];
-  resolve(stored: StoredKeyRow[]): void;
-  reject(error: unknown): void;
-}
-
-type Pending = PendingAppend | PendingImport | PendingKeys;
+type Pending = PendingAppend | PendingRequest;
 
 /** The write side as the store drives it: inline, or the writer thread. Answers come in request order. */
 interface WriteLink {
@@ -228,28 +223,9 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     if (this.inFlight > 0 || this.queue.length === 0) return;
     const first = this.queue[0]!;
     this.inFlight += 1;
-    if (first.kind === 'keys') {
+    if (first.kind === 'request') {
       this.queue.shift();
-      this.link.storeCustomerKeys(first.rows, (error, stored) => {
-        this.next();
-        if (error === undefined && stored) first.resolve(stored);
-        else first.reject(error ?? new Error('the SQLite writer stored no customer keys'));
-        this.settled();
-      });
-      return;
-    }
-    if (first.kind === 'import') {
-      this.queue.shift();
-      this.link.importStored(first.events, (error) => {
-        this.next();
-        if (error === undefined) {
-          first.resolve();
-          this.notify();
-        } else {
-          first.reject(error);
-        }
-        this.settled();
-      });
+      first.send();
       return;
     }
     const group = this.takeGroup();
@@ -371,8 +347,18 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
         resolve();
         return;
       }
-      this.queue.push({ kind: 'import', events, resolve, reject });
-      this.scheduleFlush();
+      this.request(() =>
+        this.link.importStored(events, (error) => {
+          this.next();
+          if (error === undefined) {
+            resolve();
+            this.notify();
+          } else {
+            reject(error);
+          }
+          this.settled();
+        }),
+      );
     });
   }
 
@@ -389,9 +375,21 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
         resolve([]);
         return;
       }
-      this.queue.push({ kind: 'keys', rows, resolve, reject });
-      this.scheduleFlush();
+      this.request(() =>
+        this.link.storeCustomerKeys(rows, (error, stored) => {
+          this.next();
+          if (error === undefined && stored) resolve(stored);
+          else reject(error ?? new Error('the SQLite writer stored no customer keys'));
+          this.settled();
+        }),
+      );
     });
+  }
+
+  /** Queues a request for the writer alone, sent in its turn (see PendingRequest). */
+  private request(send: () => void): void {
+    this.queue.push({ kind: 'request', send });
+    this.scheduleFlush();
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
