@@ -60,6 +60,42 @@ export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_k
   erased_at TEXT
 )`;
 
+/** A customer's key from its stored row: the unwrapped key, or `erased` once destroyed. */
+function keyOfRow(master: Buffer, wrappedKey: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
+  return erasedAt || !wrappedKey ? 'erased' : unwrapKey(master, asBuffer(wrappedKey));
+}
+
+/** A Buffer over the same bytes (a Buffer sent to a worker thread arrives as a plain Uint8Array). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const sqliteKeyStatements = new WeakMap<Database.Database, (rows: readonly NewKeyRow[]) => StoredKeyRow[]>();
+
+/**
+ * In one IMMEDIATE transaction on `db`: each new key inserted unless the customer has one already
+ * (INSERT OR IGNORE), and every customer's row as stored, so the key stored first wins. Used by the
+ * key store's own connection and by the embedded event store's writer.
+ */
+export function storeKeysInSqlite(db: Database.Database, rows: readonly NewKeyRow[]): StoredKeyRow[] {
+  let store = sqliteKeyStatements.get(db);
+  if (store === undefined) {
+    db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
+    const insert = db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)');
+    const select = db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
+    const transaction = db.transaction((batch: readonly NewKeyRow[]): StoredKeyRow[] => {
+      for (const { customerId, wrappedKey } of batch) insert.run(customerId, asBuffer(wrappedKey));
+      return batch.map(({ customerId }) => {
+        const row = select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null };
+        return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
+      });
+    });
+    store = (batch) => transaction.immediate(batch);
+    sqliteKeyStatements.set(db, store);
+  }
+  return store(rows);
+}
+
 /** A new customer's key, wrapped by the master key, as it goes to be stored. */
 export interface NewKeyRow {
   customerId: string;
@@ -87,22 +123,40 @@ interface KeyWaiter {
 }
 
 /**
- * New customers' keys, created at most once each: the keys asked for during one turn of the event
- * loop go to `store` together, which inserts those not stored yet and answers every row as stored,
- * so a key another writer created first is the one used. Each caller is answered once its key is
- * stored, so before any event encrypted with it can be appended.
+ * What both key stores keep in memory: customers' unwrapped keys (up to REMEMBERED_KEYS), and new
+ * customers' keys, created at most once each. The keys asked for during one turn of the event loop
+ * go to `store` together, which inserts those not stored yet and answers every row as stored, so a
+ * key another writer created first is the one used. Each caller is answered once its key is stored,
+ * so before any event encrypted with it can be appended.
  */
-export class NewKeyBatches {
+export class CustomerKeyCache {
+  private readonly keys = new Map<string, Buffer | 'erased'>();
   private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
 
   constructor(
     private readonly master: Buffer,
     private readonly store: (rows: NewKeyRow[]) => Promise<StoredKeyRow[]> | StoredKeyRow[],
-    /** the key of a stored row, kept by the key store */
-    private readonly remember: (row: StoredKeyRow) => Buffer | 'erased',
   ) {}
 
+  get(customerId: string): Buffer | 'erased' | undefined {
+    return this.keys.get(customerId);
+  }
+
+  /** The key of a stored row, kept. */
+  remember(customerId: string, wrappedKey: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
+    const key = keyOfRow(this.master, wrappedKey, erasedAt);
+    rememberKey(this.keys, customerId, key);
+    return key;
+  }
+
+  erased(customerId: string): void {
+    rememberKey(this.keys, customerId, 'erased');
+  }
+
+  /** The kept key, or a new customer's key once stored; not read first: the batch's read back answers a key stored earlier just the same. */
   keyFor(customerId: string): Promise<Buffer | 'erased'> {
+    const kept = this.keys.get(customerId);
+    if (kept) return Promise.resolve(kept);
     return new Promise<Buffer | 'erased'>((resolve, reject) => {
       if (this.batch === undefined) {
         this.batch = new Map();
@@ -124,7 +178,7 @@ export class NewKeyBatches {
     try {
       const stored = await this.store([...batch].map(([customerId, { wrapped }]) => ({ customerId, wrappedKey: wrapped })));
       for (const row of stored) {
-        const key = this.remember(row);
+        const key = this.remember(row.customerId, row.wrappedKey, row.erasedAt);
         for (const waiter of batch.get(row.customerId)?.waiters ?? []) waiter.resolve(key);
         batch.delete(row.customerId);
       }
@@ -140,9 +194,8 @@ export class NewKeyBatches {
 /** Keys in a table of the embedded SQLite file (the same file as the events, or another one). */
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
-  private readonly cache = new Map<string, Buffer | 'erased'>();
-  private readonly st: { select: Database.Statement; insert: Database.Statement };
-  private readonly newKeys: NewKeyBatches;
+  private readonly select: Database.Statement;
+  private readonly keys: CustomerKeyCache;
 
   /**
    * `writer`: when the file is the embedded event store's, its writer stores new keys, so that
@@ -152,8 +205,8 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
    */
   constructor(
     file: string,
-    private readonly master: Buffer,
-    private readonly writer?: CustomerKeyWriter,
+    master: Buffer,
+    writer?: CustomerKeyWriter,
   ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -162,47 +215,21 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     // an erased key must not linger in free pages
     this.db.pragma('secure_delete = ON');
     this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
-    this.st = {
-      select: this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?'),
-      insert: this.db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)'),
-    };
-    this.newKeys = new NewKeyBatches(
-      master,
-      (rows) => (writer ? writer.storeCustomerKeys(rows) : this.insertHere(rows)),
-      (row) => this.rememberRow(row.customerId, row.wrappedKey, row.erasedAt),
-    );
+    this.select = this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
+    this.keys = new CustomerKeyCache(master, (rows) => (writer ? writer.storeCustomerKeys(rows) : storeKeysInSqlite(this.db, rows)));
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
-    const cached = this.cache.get(customerId);
-    if (cached) return cached;
-    const row = this.st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
+    const kept = this.keys.get(customerId);
+    if (kept) return kept;
+    const row = this.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
     if (!row) return undefined;
-    return this.rememberRow(customerId, row.wrapped_key, row.erased_at);
+    return this.keys.remember(customerId, row.wrapped_key, row.erased_at);
   }
 
-  /** A new customer's key is created at most once, a turn's new keys together (see NewKeyBatches). */
-  async keyFor(customerId: string): Promise<Buffer | 'erased'> {
-    // not read first: the batch's read back answers a key stored earlier just the same
-    const cached = this.cache.get(customerId);
-    if (cached) return cached;
-    return this.newKeys.keyFor(customerId);
-  }
-
-  private insertHere(rows: readonly NewKeyRow[]): StoredKeyRow[] {
-    return this.db.transaction(() => {
-      for (const { customerId, wrappedKey } of rows) this.st.insert.run(customerId, wrappedKey);
-      return rows.map(({ customerId }) => {
-        const row = this.st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null };
-        return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
-      });
-    }).immediate();
-  }
-
-  private rememberRow(customerId: string, wrapped: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
-    const key = erasedAt || !wrapped ? 'erased' : unwrapKey(this.master, Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength));
-    this.remember(customerId, key);
-    return key;
+  /** A new customer's key is created at most once, a turn's new keys together (see CustomerKeyCache). */
+  keyFor(customerId: string): Promise<Buffer | 'erased'> {
+    return this.keys.keyFor(customerId);
   }
 
   async destroyKey(customerId: string, erasedAt: string): Promise<void> {
@@ -214,15 +241,11 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
       .run(customerId, erasedAt);
     // and not in the write-ahead log either
     this.db.pragma('wal_checkpoint(TRUNCATE)');
-    this.cache.set(customerId, 'erased');
+    this.keys.erased(customerId);
   }
 
   async close(): Promise<void> {
     this.db.close();
-  }
-
-  private remember(customerId: string, key: Buffer | 'erased'): void {
-    rememberKey(this.cache, customerId, key);
   }
 }
 

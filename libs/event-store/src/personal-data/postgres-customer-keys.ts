@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { NewKeyBatches, rememberKey, unwrapKey, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
+import { CustomerKeyCache, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /** The keys table of a schema; a migration creates it on its target the same way. */
 export function postgresCustomerKeysTable(schema: string): string {
@@ -18,21 +18,16 @@ interface KeyRow {
 
 /** Customer data keys in the PostgreSQL schema that holds the events, wrapped by the master key. */
 export class PostgresCustomerKeyStore implements CustomerKeyStore {
-  private readonly cache = new Map<string, Buffer | 'erased'>();
   private readonly table: string;
-  private readonly newKeys: NewKeyBatches;
+  private readonly keys: CustomerKeyCache;
 
   private constructor(
     private readonly pool: Pool,
     schema: string,
-    private readonly master: Buffer,
+    master: Buffer,
   ) {
     this.table = `${schema}.customer_keys`;
-    this.newKeys = new NewKeyBatches(master, (rows) => this.insertAndRead(rows), (row) => {
-      const key = row.erasedAt || !row.wrappedKey ? 'erased' : unwrapKey(this.master, Buffer.from(row.wrappedKey));
-      rememberKey(this.cache, row.customerId, key);
-      return key;
-    });
+    this.keys = new CustomerKeyCache(master, (rows) => this.insertAndRead(rows));
   }
 
   static async open(options: { connectionString: string; schema: string; masterKey: Buffer }): Promise<PostgresCustomerKeyStore> {
@@ -49,31 +44,26 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
-    const cached = this.cache.get(customerId);
-    if (cached) return cached;
+    const kept = this.keys.get(customerId);
+    if (kept) return kept;
     const { rows } = await this.pool.query<{ wrapped_key: Buffer | null; erased_at: string | null }>(
       `select wrapped_key, erased_at from ${this.table} where customer_id = $1`,
       [customerId],
     );
     const row = rows[0];
     if (!row) return undefined;
-    const key = row.erased_at || !row.wrapped_key ? 'erased' : unwrapKey(this.master, row.wrapped_key);
-    rememberKey(this.cache, customerId, key);
-    return key;
+    return this.keys.remember(customerId, row.wrapped_key, row.erased_at);
   }
 
   /**
    * A new customer's key is created once: the keys asked for in one turn of the event loop are
    * inserted and read back by one statement (`on conflict do nothing`: another engine process may
    * create one at the same moment, and the first insert wins; see insertAndRead and
-   * NewKeyBatches), so each caller gets the key as stored (also one stored long before: a customer
+   * CustomerKeyCache), so each caller gets the key as stored (also one stored long before: a customer
    * this process has not cached yet), on disk before any event encrypted with it.
    */
-  async keyFor(customerId: string): Promise<Buffer | 'erased'> {
-    // not read first: the batch's read back answers a key stored earlier just the same
-    const cached = this.cache.get(customerId);
-    if (cached) return cached;
-    return this.newKeys.keyFor(customerId);
+  keyFor(customerId: string): Promise<Buffer | 'erased'> {
+    return this.keys.keyFor(customerId);
   }
 
   /**
@@ -115,7 +105,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
        on conflict (customer_id) do update set wrapped_key = null, erased_at = excluded.erased_at`,
       [customerId, erasedAt],
     );
-    this.cache.set(customerId, 'erased');
+    this.keys.erased(customerId);
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import {
 } from '../event-store.port';
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport } from '../import-stored';
-import { SQLITE_CUSTOMER_KEYS_TABLE, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
+import { storeKeysInSqlite, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
 
 /**
  * `full`: an append is acknowledged only after its transaction is fsynced (survives power loss).
@@ -136,7 +136,6 @@ function migrate(db: Database.Database): void {
  */
 export class SqliteWriter {
   private head: ChainHead = { position: 0, hash: GENESIS_HASH };
-  private keySt: { insert: Database.Statement; select: Database.Statement } | undefined;
   /** last revision per stream (-1: no stream), trusted only while no other process writes the file */
   private readonly revisions = new Map<string, number>();
   private readonly st: {
@@ -217,33 +216,11 @@ export class SqliteWriter {
    * waits for the write lock on the event loop (see SqliteCustomerKeyStore).
    */
   storeCustomerKeys(rows: readonly NewKeyRow[]): StoredKeyRow[] {
-    this.keySt ??= this.prepareKeys();
-    const st = this.keySt;
-    this.st.begin.run();
-    try {
-      for (const { customerId, wrappedKey } of rows) st.insert.run(customerId, Buffer.from(wrappedKey.buffer, wrappedKey.byteOffset, wrappedKey.byteLength));
-      const stored = rows.map(({ customerId }) => {
-        const row = st.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null };
-        return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
-      });
-      this.st.commit.run();
-      return stored;
-    } catch (error) {
-      if (this.db.inTransaction) this.st.rollback.run();
-      throw error;
-    }
+    return storeKeysInSqlite(this.db, rows);
   }
 
   close(): void {
     this.db.close();
-  }
-
-  private prepareKeys(): { insert: Database.Statement; select: Database.Statement } {
-    this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
-    return {
-      insert: this.db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)'),
-      select: this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?'),
-    };
   }
 
   /** The chain head is read from the last row: at open, and again at each write transaction in case another process appended. */
