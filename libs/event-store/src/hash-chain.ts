@@ -104,12 +104,17 @@ export function chainHashOfCanonical(
   canonicalData: string,
   canonicalMetadata: string,
 ): string {
-  const envelope =
-    `{"data":${canonicalData},"id":${write(e.id)},"metadata":${canonicalMetadata}` +
-    `,"position":${write(e.position)},"recordedAt":${write(e.recordedAt)}` +
-    `,"revision":${write(e.revision)},"streamId":${write(e.streamId)}` +
-    `,"type":${write(e.type)}}`;
-  return hash('sha256', `${prevHash}\n${envelope}`, 'hex');
+  return hash('sha256', `${prevHash}\n${envelopeBefore(e, canonicalData, canonicalMetadata)}${write(e.position)}${envelopeAfter(e)}`, 'hex');
+}
+
+/** The envelope's keys in sorted order, as canonicalJson would write it: up to the position... */
+function envelopeBefore(e: Pick<HashedFields, 'id'>, canonicalData: string, canonicalMetadata: string): string {
+  return `{"data":${canonicalData},"id":${write(e.id)},"metadata":${canonicalMetadata},"position":`;
+}
+
+/** ...and after it. */
+function envelopeAfter(e: Pick<HashedFields, 'recordedAt' | 'revision' | 'streamId' | 'type'>): string {
+  return `,"recordedAt":${write(e.recordedAt)},"revision":${write(e.revision)},"streamId":${write(e.streamId)},"type":${write(e.type)}}`;
 }
 
 /**
@@ -122,10 +127,5 @@ export function chainEnvelopeAroundPosition(
   canonicalData: string,
   canonicalMetadata: string,
 ): { before: string; after: string } {
-  return {
-    before: `{"data":${canonicalData},"id":${write(e.id)},"metadata":${canonicalMetadata},"position":`,
-    after:
-      `,"recordedAt":${write(e.recordedAt)},"revision":${write(e.revision)}` +
-      `,"streamId":${write(e.streamId)},"type":${write(e.type)}}`,
-  };
+  return { before: envelopeBefore(e, canonicalData, canonicalMetadata), after: envelopeAfter(e) };
 }

@@ -135,7 +135,8 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     this.rowsPerStatement = Math.max(1, options.rowsPerStatement ?? 100);
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.now = options.now ?? (() => new Date());
-    this.sealOnServer = sealOnServerSetting(options);
+    // checked by open, before anything connects
+    this.sealOnServer = options.sealOnServer ?? 'when-contended';
   }
 
   /** Connects, runs pending migrations (safe when several processes start at once), and opens the store. */
@@ -346,8 +347,9 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
    * about the head can be wrong and the lock is held for one statement and its commit. Each row
    * carries the hashed text around its position; the server answers the head it started from and
    * the hashes, which are then filled in here. Undefined, having written nothing, when a stream
-   * guess was wrong or an id is already stored (then the usual paths read and decide again), and
-   * for groups of more than rowsPerStatement events, whose rows the server would hash one by one.
+   * guess was wrong or an id is already stored (then the usual paths read and decide again).
+   * Only for groups of at most rowsPerStatement events (commitBatch): the server hashes rows one
+   * by one.
    */
   private async appendServerSealed(batch: PendingAppend[]): Promise<Outcome[] | undefined> {
     const assumed = this.guessedRevisions(batch);
@@ -362,7 +364,6 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const outcomes = this.decideAll(batch, log);
     if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
     const events = freshEvents(outcomes);
-    if (events.length === 0 || events.length > this.rowsPerStatement) return undefined;
     await this.options.beforeWrite?.();
     let answer: string | null;
     try {
