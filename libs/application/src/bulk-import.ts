@@ -115,18 +115,13 @@ export class BulkImporter {
    * transactions. An append that fails answers undefined (nothing of its stream was written).
    */
   private requestAppends(plans: readonly StreamPlan[]): Array<Promise<AppendResult | undefined> | undefined> {
-    return plans.map((p) => {
-      if (p.events.length === 0) return undefined;
-      try {
-        const expectedRevision = p.base.revision < 0 ? 'no_stream' : p.base.revision;
-        return this.store.appendToStream(p.streamId, p.events, { expectedRevision }).then(
-          (appended) => appended,
-          () => undefined,
-        );
-      } catch {
-        return Promise.resolve(undefined);
-      }
-    });
+    return plans.map((p) =>
+      p.events.length === 0
+        ? undefined
+        : this.store
+            .appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision })
+            .catch(() => undefined),
+    );
   }
 
   private async settleRound(
