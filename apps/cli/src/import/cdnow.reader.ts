@@ -124,6 +124,18 @@ const parseRow = (line: number, tokens: string[], layout: Layout): Parsed => {
   return { ok: true, row: { line, customerId, date: rawDate, occurredAt, cds: Number(rawCds), cents } };
 };
 
+/**
+ * Whether a file's first line that is not blank reads as CDNOW: its header (`customer_id …`), or a
+ * row of 4 or 5 columns that this reader parses (the import tells formats apart by it).
+ */
+export const looksLikeCdnow = (line: string): boolean => {
+  const trimmed = line.trim();
+  if (/^customer_id\b/i.test(trimmed)) return true;
+  const tokens = trimmed.split(/\s+/);
+  const layout = tokens.length === 4 ? MASTER : tokens.length === 5 ? sampleLayout(tokens[0] ?? '', tokens[1] ?? '') : undefined;
+  return layout !== undefined && parseRow(0, tokens, layout).ok;
+};
+
 const registerCommand = (row: Row): CommandEnvelope => ({
   type: 'RegisterProspect',
   commandId: deterministicId(`cdnow:RegisterProspect:${row.customerId}`),

@@ -5,7 +5,7 @@ import { validateCommandEnvelope } from '@clientele/contracts';
 import { UsageError, type CliContext } from '../cli-context';
 import type { EnvelopeValidator } from '../command-sink';
 import { createProgress, silentProgress } from '../progress';
-import { readCdnowCommands, type SameDayPolicy } from './cdnow.reader';
+import { looksLikeCdnow, readCdnowCommands, type SameDayPolicy } from './cdnow.reader';
 import { openLines } from './import-item';
 import { runImport, type ImportSummary, type RejectedLine } from './import.runner';
 import { readNdjsonCommands } from './ndjson.reader';
@@ -79,18 +79,12 @@ export const importFile = async (file: string, options: ImportOptions, context: 
 
 /**
  * The format a file is in, from its first line that is not blank: NDJSON envelopes start with `{`;
- * a CDNOW file starts with its header (`customer_id …`) or a row of 4 or 5 whitespace-separated
- * numeric columns with a yyyymmdd date. Anything else is taken as NDJSON, whose reader then says
- * what is wrong with each line.
+ * a CDNOW file starts with its header or a row the CDNOW reader parses (looksLikeCdnow). Anything
+ * else is taken as NDJSON, whose reader then says what is wrong with each line.
  */
 export function detectFormat(line: string | undefined): 'ndjson' | 'cdnow' {
-  const trimmed = (line ?? '').trim();
-  if (trimmed.startsWith('{')) return 'ndjson';
-  if (/^customer_id\b/i.test(trimmed)) return 'cdnow';
-  const tokens = trimmed.split(/\s+/);
-  const date = tokens.length === 4 ? tokens[1] : tokens.length === 5 ? tokens[2] : undefined;
-  if (date !== undefined && /^\d{8}$/.test(date) && tokens.every((t) => /^\d+(\.\d+)?$/.test(t))) return 'cdnow';
-  return 'ndjson';
+  const text = line ?? '';
+  return !text.trim().startsWith('{') && looksLikeCdnow(text) ? 'cdnow' : 'ndjson';
 }
 
 /** The first line of the file that is not blank, from its first 64 KiB (undefined when there is none). */
