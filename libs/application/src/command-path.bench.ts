@@ -179,7 +179,7 @@ function postgresStore(url: string, personalData = false): () => Promise<BenchSt
   return async () => {
     const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
     const raw = await PostgresEventStore.open({ connectionString: url, schema });
-    const keys = personalData ? await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey: randomBytes(32) }) : undefined;
+    const keys = personalData ? await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey: randomBytes(32), carrier: raw }) : undefined;
     return {
       // as openStorage wires it for the engine (a fresh master key); the keys live in the same schema
       store: keys ? new PersonalDataEventStore(raw, keys) : raw,

@@ -6,6 +6,7 @@ import {
   parseMasterKey,
   PersonalDataEventStore,
   PostgresCustomerKeyStore,
+  PostgresEventStore,
   SqliteCustomerKeyStore,
   SqliteEventStore,
   type CustomerKeyStore,
@@ -118,7 +119,13 @@ export async function openStorage(config: StorageConfig): Promise<OpenedStorage>
       checkpoints = new SqliteCheckpointStore({ file: config.store.file, durability: config.store.durability });
       break;
     case 'postgres':
-      keys = await PostgresCustomerKeyStore.open({ connectionString: config.store.url, schema: config.store.schema, masterKey });
+      // the same schema as the events; a new customer's key is written with their registration
+      keys = await PostgresCustomerKeyStore.open({
+        connectionString: config.store.url,
+        schema: config.store.schema,
+        masterKey,
+        ...(raw instanceof PostgresEventStore ? { carrier: raw } : {}),
+      });
       checkpoints = await PostgresCheckpointStore.open({ connectionString: config.store.url, schema: config.store.schema });
       break;
     case 'eventstoredb': {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { AppendOptions, AppendResult, NewEvent } from '../event-store.port';
 
 /**
  * Per-customer data keys, stored wrapped (AES-256-GCM) by a master key that comes from
@@ -13,6 +14,50 @@ export interface CustomerKeyStore {
   existingKey(customerId: string): Promise<Buffer | 'erased' | undefined>;
   destroyKey(customerId: string, erasedAt: string): Promise<void>;
   close(): Promise<void>;
+  /** present when an event store writes this store's new keys together with events (see CarriedKeys) */
+  readonly carried?: CarriedKeys;
+}
+
+/**
+ * An event store that writes a new customer's key in the same transaction as the events encrypted
+ * with it (its own file or schema holds the keys table): a new customer costs no write of its own,
+ * and a key is never stored without the events it was made for, nor the events without it.
+ */
+export interface CustomerKeyCarrier {
+  /**
+   * appendToStream, and `key` inserted with the events. Refused with CustomerKeyTakenError, writing
+   * nothing, when the customer already has another key (stored by another process, or before this
+   * one started); the same key sent again is no refusal.
+   */
+  appendWithCustomerKey(streamId: string, events: NewEvent[], options: AppendOptions | undefined, key: NewKeyRow): Promise<AppendResult>;
+}
+
+/** The customer already has a data key other than the one the events were encrypted with. */
+export class CustomerKeyTakenError extends Error {
+  constructor(readonly customerId: string) {
+    super(`customer ${customerId} already has a data key: the events were encrypted with another one`);
+    this.name = 'CustomerKeyTakenError';
+  }
+}
+
+/** A new customer's key before it is stored: the key itself and the row that stores it. */
+export interface ProvisionalKey {
+  key: Buffer;
+  row: NewKeyRow;
+}
+
+/**
+ * A key store's new keys as its carrier writes them: a registration is encrypted with a
+ * provisional key, which the carrier stores with the events, and only then is it the customer's key.
+ */
+export interface CarriedKeys {
+  readonly carrier: CustomerKeyCarrier;
+  /** the key kept in memory, if any (nothing is read) */
+  kept(customerId: string): Buffer | 'erased' | undefined;
+  /** a new key for the customer, not stored; the same one to every caller until settled */
+  provisional(customerId: string): ProvisionalKey;
+  /** after the carrier's answer: kept as the customer's key when it was written with the events */
+  settle(customerId: string, provisional: ProvisionalKey, written: boolean): void;
 }
 
 export function parseMasterKey(raw: string, variable = 'CLIENTELE_MASTER_KEY'): Buffer {
@@ -96,6 +141,34 @@ export function storeKeysInSqlite(db: Database.Database, rows: readonly NewKeyRo
   return store(rows);
 }
 
+const sqliteCarriedKeyStatements = new WeakMap<Database.Database, (row: NewKeyRow) => boolean>();
+
+/**
+ * Inside the caller's transaction on `db` (the embedded event store's writer, carrying a key with
+ * the events): inserts the new key unless the customer has one; false when the customer's stored
+ * key is another one (or was erased), true when this key is stored (now or by an earlier attempt).
+ */
+export function storeCarriedKeyInSqlite(db: Database.Database, row: NewKeyRow): boolean {
+  let store = sqliteCarriedKeyStatements.get(db);
+  if (store === undefined) {
+    db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
+    const insert = db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)');
+    const select = db.prepare('SELECT wrapped_key FROM customer_keys WHERE customer_id = ?');
+    store = ({ customerId, wrappedKey }) => {
+      const wrapped = asBuffer(wrappedKey);
+      if (insert.run(customerId, wrapped).changes === 1) return true;
+      const stored = select.get(customerId) as { wrapped_key: Buffer | null } | undefined;
+      return stored?.wrapped_key != null && wrapped.equals(stored.wrapped_key);
+    };
+    sqliteCarriedKeyStatements.set(db, store);
+  }
+  return store(row);
+}
+
+export function isCustomerKeyCarrier(store: unknown): store is CustomerKeyCarrier {
+  return typeof (store as Partial<CustomerKeyCarrier> | undefined)?.appendWithCustomerKey === 'function';
+}
+
 /** A new customer's key, wrapped by the master key, as it goes to be stored. */
 export interface NewKeyRow {
   customerId: string;
@@ -131,6 +204,7 @@ interface KeyWaiter {
  */
 export class CustomerKeyCache {
   private readonly keys = new Map<string, Buffer | 'erased'>();
+  private readonly provisionals = new Map<string, ProvisionalKey>();
   private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
 
   constructor(
@@ -151,6 +225,33 @@ export class CustomerKeyCache {
 
   erased(customerId: string): void {
     rememberKey(this.keys, customerId, 'erased');
+  }
+
+  /** See CarriedKeys.provisional. */
+  provisional(customerId: string): ProvisionalKey {
+    let provisional = this.provisionals.get(customerId);
+    if (provisional === undefined) {
+      const key = randomFromPool(32);
+      provisional = { key, row: { customerId, wrappedKey: wrapKey(this.master, key) } };
+      this.provisionals.set(customerId, provisional);
+    }
+    return provisional;
+  }
+
+  /** See CarriedKeys.settle. */
+  settle(customerId: string, provisional: ProvisionalKey, written: boolean): void {
+    if (this.provisionals.get(customerId) === provisional) this.provisionals.delete(customerId);
+    if (written) rememberKey(this.keys, customerId, provisional.key);
+  }
+
+  /** The CarriedKeys of a key store whose new keys `carrier` writes with the events. */
+  carriedBy(carrier: CustomerKeyCarrier): CarriedKeys {
+    return {
+      carrier,
+      kept: (customerId) => this.get(customerId),
+      provisional: (customerId) => this.provisional(customerId),
+      settle: (customerId, provisional, written) => this.settle(customerId, provisional, written),
+    };
   }
 
   /** The kept key, or a new customer's key once stored; not read first: the batch's read back answers a key stored earlier just the same. */
@@ -196,11 +297,13 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
   private readonly select: Database.Statement;
   private readonly keys: CustomerKeyCache;
+  readonly carried?: CarriedKeys;
 
   /**
    * `writer`: when the file is the embedded event store's, its writer stores new keys, so that
    * creating keys never waits for the file's write lock here on the event loop, and all new keys of
-   * a turn of the event loop cost one sync. Without it, this connection writes them, also one
+   * a turn of the event loop cost one sync; a new customer's key goes in the same transaction as
+   * their registration (CarriedKeys). Without it, this connection writes them, also one
    * transaction per turn.
    */
   constructor(
@@ -217,6 +320,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
     this.select = this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
     this.keys = new CustomerKeyCache(master, (rows) => (writer ? writer.storeCustomerKeys(rows) : storeKeysInSqlite(this.db, rows)));
+    if (isCustomerKeyCarrier(writer)) this.carried = this.keys.carriedBy(writer);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {

@@ -11,7 +11,7 @@ import type {
   SubscribeOptions,
 } from '../event-store.port';
 import { canReadAhead, pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
-import type { CustomerKeyStore } from './customer-keys';
+import { CustomerKeyTakenError, type CarriedKeys, type CustomerKeyStore } from './customer-keys';
 import {
   customerOfStream,
   decryptField,
@@ -43,8 +43,53 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
       const at = events.find((e) => e.type === PERSONAL_DATA_ERASED)?.metadata.occurredAt ?? '';
       await this.keys.destroyKey(customerId, at);
     }
+    const carried = this.keys.carried;
+    if (
+      customerId !== undefined &&
+      carried !== undefined &&
+      (carried.carrier as unknown) === this.inner &&
+      options?.expectedRevision === 'no_stream' &&
+      carried.kept(customerId) === undefined &&
+      events.some((e) => personalFieldsOf(e).length > 0)
+    ) {
+      const result = await this.appendCarryingKey(carried, customerId, streamId, events, options);
+      if (result) return result;
+    }
     const stored = customerId === undefined ? events : await Promise.all(events.map((e) => this.encrypt(customerId, e)));
     const result = await this.inner.appendToStream(streamId, stored, options);
+    return { ...result, events: await Promise.all(result.events.map((e) => this.decrypt(e))) };
+  }
+
+  /**
+   * A new stream's events encrypted with a new key that the inner store writes in the same
+   * transaction (see CustomerKeyCarrier): a registration waits for one commit, not for its key's
+   * and then its own. Undefined, nothing written, when the customer turns out to have a key already
+   * (made by another process, or a stream that was never written): the caller then encrypts with
+   * that one.
+   */
+  private async appendCarryingKey(
+    carried: CarriedKeys,
+    customerId: string,
+    streamId: string,
+    events: NewEvent[],
+    options: AppendOptions,
+  ): Promise<AppendResult | undefined> {
+    const provisional = carried.provisional(customerId);
+    let result: AppendResult;
+    try {
+      result = await carried.carrier.appendWithCustomerKey(
+        streamId,
+        events.map((e) => encryptWith(provisional.key, e)),
+        options,
+        provisional.row,
+      );
+    } catch (error) {
+      carried.settle(customerId, provisional, false);
+      if (error instanceof CustomerKeyTakenError) return undefined;
+      throw error;
+    }
+    // an identical append stored earlier (a retry) was encrypted with the key stored then
+    carried.settle(customerId, provisional, !result.duplicate);
     return { ...result, events: await Promise.all(result.events.map((e) => this.decrypt(e))) };
   }
 
@@ -95,16 +140,8 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
   }
 
   private async encrypt(customerId: string, event: NewEvent): Promise<NewEvent> {
-    const fields = PERSONAL_FIELDS[event.type]?.filter((f) => event.data[f] !== undefined) ?? [];
-    if (fields.length === 0) return event;
-    const key = await this.keys.keyFor(customerId);
-    const data: JsonObject = { ...event.data };
-    for (const field of fields) {
-      const value = event.data[field];
-      if (value === undefined) continue;
-      data[field] = key === 'erased' ? { ...ERASED_FIELD } : encryptField(key, value, `${event.id}:${field}`);
-    }
-    return { ...event, data };
+    if (personalFieldsOf(event).length === 0) return event;
+    return encryptWith(await this.keys.keyFor(customerId), event);
   }
 
   private async decrypt(event: StoredEvent): Promise<StoredEvent> {
@@ -127,4 +164,21 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     if (erased) data.personalDataErased = true;
     return { ...event, data };
   }
+}
+
+/** The personal fields the event carries. */
+function personalFieldsOf(event: NewEvent): readonly string[] {
+  return PERSONAL_FIELDS[event.type]?.filter((f) => event.data[f] !== undefined) ?? [];
+}
+
+/** The event with its personal fields encrypted with the customer's key (or marked erased). */
+function encryptWith(key: Buffer | 'erased', event: NewEvent): NewEvent {
+  const fields = personalFieldsOf(event);
+  if (fields.length === 0) return event;
+  const data: JsonObject = { ...event.data };
+  for (const field of fields) {
+    const value = event.data[field]!;
+    data[field] = key === 'erased' ? { ...ERASED_FIELD } : encryptField(key, value, `${event.id}:${field}`);
+  }
+  return { ...event, data };
 }

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { CustomerKeyCache, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
+import { CustomerKeyCache, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /** The keys table of a schema; a migration creates it on its target the same way. */
 export function postgresCustomerKeysTable(schema: string): string {
@@ -8,6 +8,11 @@ export function postgresCustomerKeysTable(schema: string): string {
     wrapped_key bytea,
     erased_at   text
   )`;
+}
+
+/** An event store that writes new keys into a schema's keys table (the PostgreSQL event store). */
+export interface PostgresKeyCarrier extends CustomerKeyCarrier {
+  readonly customerKeysTable: string;
 }
 
 interface KeyRow {
@@ -20,19 +25,29 @@ interface KeyRow {
 export class PostgresCustomerKeyStore implements CustomerKeyStore {
   private readonly table: string;
   private readonly keys: CustomerKeyCache;
+  readonly carried?: CarriedKeys;
 
   private constructor(
     private readonly pool: Pool,
     schema: string,
     master: Buffer,
+    carrier: PostgresKeyCarrier | undefined,
   ) {
     this.table = `${schema}.customer_keys`;
     this.keys = new CustomerKeyCache(master, (rows) => this.insertAndRead(rows));
+    if (carrier) this.carried = this.keys.carriedBy(carrier);
   }
 
-  static async open(options: { connectionString: string; schema: string; masterKey: Buffer }): Promise<PostgresCustomerKeyStore> {
+  /**
+   * `carrier`: the event store of the same schema, which then writes a new customer's key in the
+   * transaction of their registration (CarriedKeys); keys it does not carry are written here.
+   */
+  static async open(options: { connectionString: string; schema: string; masterKey: Buffer; carrier?: PostgresKeyCarrier }): Promise<PostgresCustomerKeyStore> {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
       throw new Error(`schema: expected a lower-case SQL identifier, got ${JSON.stringify(options.schema)}`);
+    }
+    if (options.carrier && options.carrier.customerKeysTable !== `${options.schema}.customer_keys`) {
+      throw new Error(`carrier: expected the event store of schema ${options.schema}, got one that writes ${options.carrier.customerKeysTable}`);
     }
     const pool = new Pool({ connectionString: options.connectionString, max: 2 });
     // several engine processes start at once: "if not exists" alone races in the catalog
@@ -40,7 +55,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
       `create schema if not exists ${options.schema}`,
       postgresCustomerKeysTable(options.schema),
     ]);
-    return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey);
+    return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey, options.carrier);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {

@@ -24,6 +24,7 @@ import { classifyReplay, revisionMatches } from '../append-rules';
 import { validateAppend, validateReadAll, validateReadStream } from '../append-validation';
 import { canonicalJson, chainEnvelopeAroundPosition, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
+import { CustomerKeyTakenError, type CustomerKeyCarrier, type NewKeyRow } from '../personal-data/customer-keys';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -100,7 +101,7 @@ const CONTENTION_MEMORY_MS = 1_000;
  * argument above holds for all of them. A group larger than rowsPerStatement is written in pieces
  * inside one transaction by one COPY, hashed piece by piece while the server reads (copyInPieces).
  */
-export class PostgresEventStore implements EventStore, StoredEventImport {
+export class PostgresEventStore implements EventStore, StoredEventImport, CustomerKeyCarrier {
   private readonly queue: PendingAppend[] = [];
   private flushing: Promise<void> | undefined;
   /** the head after this store's last write or read (a guess: checked on write); unset when a write's outcome is unknown */
@@ -154,6 +155,23 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
   }
 
   appendToStream(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    return this.append(streamId, events, options, undefined);
+  }
+
+  /**
+   * See CustomerKeyCarrier: the key is inserted (store_customer_keys, migration 6) by the statement
+   * that writes the group holding these events, only when the events are written.
+   */
+  appendWithCustomerKey(streamId: string, events: NewEvent[], options: AppendOptions | undefined, key: NewKeyRow): Promise<AppendResult> {
+    return this.append(streamId, events, options ?? {}, key);
+  }
+
+  /** The schema's keys table, which this store writes new customers' keys to (see appendWithCustomerKey). */
+  get customerKeysTable(): string {
+    return `${this.options.schema}.customer_keys`;
+  }
+
+  private append(streamId: string, events: NewEvent[], options: AppendOptions, customerKey: NewKeyRow | undefined): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new Error('the event store is closed'));
     let expected: ExpectedRevision;
     try {
@@ -162,7 +180,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       return Promise.reject(err);
     }
     return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ streamId, events, expected, resolve, reject });
+      this.queue.push({ streamId, events, expected, customerKey, resolve, reject });
       // flushQueue clears `flushing` in the same tick it sees the queue empty, so an append queued
       // later always starts a new flush (a `.finally` would leave a window where none runs)
       this.flushing ??= this.flushQueue();
@@ -296,7 +314,8 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       if (batch.length > 1) {
         for (const pending of batch) await this.commitBatch([pending]);
       } else {
-        batch[0]?.reject(err);
+        const pending = batch[0];
+        pending?.reject(pending.customerKey && isKeyTaken(err) ? new CustomerKeyTakenError(pending.customerKey.customerId) : err);
       }
       return;
     }
@@ -329,7 +348,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const outcomes = this.decideAll(batch, log);
     if (outcomes.some((o) => !o.ok || o.result.duplicate)) return undefined;
     try {
-      const written = await this.writeChecked(head, assumed, log, outcomes);
+      const written = await this.writeChecked(head, assumed, log, outcomes, carriedKeys(batch, outcomes));
       // most often another process moved the head: for a while, let the server seal (see appendServerSealed)
       if (!written) this.contendedUntil = Date.now() + CONTENTION_MEMORY_MS;
       return written ? outcomes : undefined;
@@ -366,12 +385,20 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     const events = freshEvents(outcomes);
     await this.options.beforeWrite?.();
     let answer: string | null;
+    const keys = carriedKeys(batch, outcomes);
+    const call = `${this.options.schema}.append_server_sealed($1, $2, $3::text[], $4::integer[], $5::json)`;
+    const values: unknown[] = [this.appendLockKey, this.channel, [...assumed.keys()], [...assumed.values()], serverSealedRowsJson(events)];
     try {
-      const result = await this.pool.query<{ sealed: string | null }>({
-        name: 'clientele_append_server_sealed',
-        text: `select ${this.options.schema}.append_server_sealed($1, $2, $3::text[], $4::integer[], $5::json) as sealed`,
-        values: [this.appendLockKey, this.channel, [...assumed.keys()], [...assumed.values()], serverSealedRowsJson(events)],
-      });
+      const result = await this.pool.query<{ sealed: string | null }>(
+        keys.ids.length === 0
+          ? { name: 'clientele_append_server_sealed', text: `select ${call} as sealed`, values }
+          : {
+              name: 'clientele_append_server_sealed_keys',
+              text: `with a as materialized (select ${call} as sealed)
+                     select a.sealed, case when a.sealed is not null then ${this.options.schema}.store_customer_keys($6::text[], $7::bytea[]) end as keys from a`,
+              values: [...values, keys.ids, keys.wrapped],
+            },
+      );
       answer = result.rows[0]?.sealed ?? null;
     } catch (err) {
       if (isUniqueViolation(err)) return undefined;
@@ -426,12 +453,13 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
       this.remember(log);
       return outcomes;
     }
-    return (await this.writeChecked(snapshotHead, read, log, outcomes)) ? outcomes : undefined;
+    return (await this.writeChecked(snapshotHead, read, log, outcomes, carriedKeys(batch, outcomes))) ? outcomes : undefined;
   }
 
   /**
    * The rows of the accepted appends, by append_checked (migration 4), which checks the guesses
-   * they were decided on; remembers the new head when written. A group of more than
+   * they were decided on, and the customer keys they carry (store_customer_keys, in the same
+   * statement and only once append_checked has written); remembers the new head when written. A group of more than
    * rowsPerStatement events goes inside one transaction: the checked call takes the lock (carrying
    * no rows), and one COPY follows while it is held (copyInPieces).
    */
@@ -440,18 +468,26 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
     streams: Map<string, number>,
     log: LogState,
     outcomes: Outcome[],
+    keys: CarriedKeyRows,
   ): Promise<boolean> {
     await this.options.beforeWrite?.();
     const events = freshEvents(outcomes);
+    const call = `${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json)`;
     const checked = async (db: Pool | PoolClient, rows: string): Promise<boolean> => {
       // A named statement: each connection has the server parse and plan it once, not on every
       // group commit (measured 5–20% more appends/s with 8 callers). One store, one schema per
-      // pool, so the name never stands for two texts on one connection.
-      const result = await db.query<{ appended: boolean }>({
-        name: 'clientele_append_checked',
-        text: `select ${this.options.schema}.append_checked($1, $2, $3, $4, $5::text[], $6::integer[], $7::json) as appended`,
-        values: [this.appendLockKey, expectedHead.position, expectedHead.hash, this.channel, [...streams.keys()], [...streams.values()], rows],
-      });
+      // pool, so a name never stands for two texts on one connection.
+      const values: unknown[] = [this.appendLockKey, expectedHead.position, expectedHead.hash, this.channel, [...streams.keys()], [...streams.values()], rows];
+      const result = await db.query<{ appended: boolean }>(
+        keys.ids.length === 0
+          ? { name: 'clientele_append_checked', text: `select ${call} as appended`, values }
+          : {
+              name: 'clientele_append_checked_keys',
+              text: `with a as materialized (select ${call} as appended)
+                     select a.appended, case when a.appended then ${this.options.schema}.store_customer_keys($8::text[], $9::bytea[]) end as keys from a`,
+              values: [...values, keys.ids, keys.wrapped],
+            },
+      );
       return result.rows[0]?.appended === true;
     };
     let appended: boolean;
@@ -579,6 +615,10 @@ export class PostgresEventStore implements EventStore, StoredEventImport {
         const notified = client.query('select pg_notify($1, $2)', [this.channel, String(log.headPosition)]).then(() => true);
         await this.copyInPieces(client, fresh, log.headHash, log, notified);
       }
+      const keys = carriedKeys(batch, outcomes);
+      if (keys.ids.length > 0) {
+        await client.query(`select ${this.options.schema}.store_customer_keys($1::text[], $2::bytea[])`, [keys.ids, keys.wrapped]);
+      }
     }
     // remembered before the commit is known; a failed commit throws and commitBatch forgets it again
     this.remember(log);
@@ -649,6 +689,8 @@ interface PendingAppend {
   streamId: string;
   events: NewEvent[];
   expected: ExpectedRevision;
+  /** a new customer key written with the events (see appendWithCustomerKey) */
+  customerKey: NewKeyRow | undefined;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
 }
@@ -756,6 +798,30 @@ function seal(
 function assumedRevision(expected: ExpectedRevision): number | undefined {
   if (expected === 'no_stream' || expected === 'any') return -1;
   return typeof expected === 'number' ? expected : undefined;
+}
+
+/** The customer keys carried by the appends a group writes (accepted, not a retry), one row per customer. */
+interface CarriedKeyRows {
+  ids: string[];
+  wrapped: Buffer[];
+}
+
+function carriedKeys(batch: readonly PendingAppend[], outcomes: readonly Outcome[]): CarriedKeyRows {
+  const rows: CarriedKeyRows = { ids: [], wrapped: [] };
+  const seen = new Set<string>();
+  batch.forEach(({ customerKey }, i) => {
+    const outcome = outcomes[i];
+    if (!customerKey || !outcome?.ok || outcome.fresh.length === 0 || seen.has(customerKey.customerId)) return;
+    seen.add(customerKey.customerId);
+    rows.ids.push(customerKey.customerId);
+    rows.wrapped.push(Buffer.from(customerKey.wrappedKey.buffer, customerKey.wrappedKey.byteOffset, customerKey.wrappedKey.byteLength));
+  });
+  return rows;
+}
+
+/** store_customer_keys refused: a customer of the group has another key (migration 6). */
+function isKeyTaken(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 'CK001';
 }
 
 function isUniqueViolation(err: unknown): boolean {

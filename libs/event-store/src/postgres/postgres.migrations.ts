@@ -149,6 +149,44 @@ export const MIGRATIONS: readonly Migration[] = [
       end
       $fn$`,
   },
+  {
+    version: 6,
+    description: "customer keys written in the same transaction as a new customer's events",
+    // The keys table of the personal-data layer (the key store creates it the same way, under the
+    // lock taken first here, so neither races the other in the catalog) and the function a store
+    // calls in the statement that writes a registration: each new key inserted unless the customer
+    // has one; a customer whose stored key is another one (or was erased) fails the whole
+    // statement with SQLSTATE CK001 naming them, so the events encrypted with the wrong key are
+    // not written either. The same key sent again (a group retried) is no failure.
+    sql: (s) => `
+      select pg_advisory_xact_lock(hashtext('clientele.keys:${s}'));
+      create table if not exists ${s}.customer_keys (
+        customer_id text primary key,
+        wrapped_key bytea,
+        erased_at   text
+      );
+      create function ${s}.store_customer_keys(ids text[], wrapped bytea[]) returns integer
+      language plpgsql volatile as $fn$
+      declare
+        added integer;
+        taken text;
+      begin
+        insert into ${s}.customer_keys (customer_id, wrapped_key)
+        select * from unnest(ids, wrapped) on conflict do nothing;
+        get diagnostics added = row_count;
+        if added < cardinality(ids) then
+          select string_agg(n.customer_id, ',') into taken
+            from unnest(ids, wrapped) as n(customer_id, wrapped_key)
+            join ${s}.customer_keys k on k.customer_id = n.customer_id
+           where k.wrapped_key is distinct from n.wrapped_key;
+          if taken is not null then
+            raise exception 'customer keys already stored: %', taken using errcode = 'CK001';
+          end if;
+        end if;
+        return added;
+      end
+      $fn$`,
+  },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { DuplicateEventIdError, WrongExpectedRevisionError, type ExpectedRevision, type StoredEvent } from '../event-store.port';
 import { ImportRefusedError } from '../import-stored';
-import type { NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
+import { CustomerKeyTakenError, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
 import { OUTCOME_FIELDS, REFUSED, type SqliteDurability, type WireGroup, type WriteOutcomes } from './sqlite-writer';
 
 /** What the writer thread is started with. */
@@ -35,6 +35,7 @@ export type WireError =
   | { kind: 'revision'; streamId: string; expected: ExpectedRevision; actual: number | 'no_stream' }
   | { kind: 'event-id'; eventId: string }
   | { kind: 'import'; position: number; message: string }
+  | { kind: 'key'; customerId: string }
   | { kind: 'other'; name: string; message: string; code?: string; stack?: string };
 
 export function toWireError(error: unknown): WireError {
@@ -43,6 +44,7 @@ export function toWireError(error: unknown): WireError {
   }
   if (error instanceof DuplicateEventIdError) return { kind: 'event-id', eventId: error.eventId };
   if (error instanceof ImportRefusedError) return { kind: 'import', position: error.position, message: error.message };
+  if (error instanceof CustomerKeyTakenError) return { kind: 'key', customerId: error.customerId };
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return { kind: 'other', name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined, stack: error.stack };
@@ -61,6 +63,8 @@ export function fromWireError(wire: WireError): Error {
       error.message = wire.message;
       return error;
     }
+    case 'key':
+      return new CustomerKeyTakenError(wire.customerId);
     case 'other': {
       const error = new Error(wire.message);
       error.name = wire.name;

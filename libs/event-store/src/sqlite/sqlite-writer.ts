@@ -7,7 +7,7 @@ import {
 } from '../event-store.port';
 import { canonicalJson, chainHashOfCanonical, GENESIS_HASH } from '../hash-chain';
 import { checkImport } from '../import-stored';
-import { storeKeysInSqlite, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
+import { CustomerKeyTakenError, storeCarriedKeyInSqlite, storeKeysInSqlite, type NewKeyRow, type StoredKeyRow } from '../personal-data/customer-keys';
 
 /**
  * `full`: an append is acknowledged only after its transaction is fsynced (survives power loss).
@@ -35,7 +35,8 @@ export interface EventRow {
 /**
  * A group of appends as the writer takes it: one flat array, so that handing it to the writer
  * thread is one structured clone with no wrapper object per append or event. Per append: stream
- * id, expected revision, event count, then per event: id, type, data, metadata. Data and metadata
+ * id, expected revision, event count, the customer key carried with it (customer id and wrapped
+ * key, or '' and 0: see CustomerKeyCarrier), then per event: id, type, data, metadata. Data and metadata
  * are the event's objects (the writer writes their canonical JSON: cloning an object costs the
  * event loop a fraction of serialising it) or, when a group could not be cloned, their canonical
  * JSON already made.
@@ -44,6 +45,8 @@ export type WireGroup = Array<string | number | object>;
 
 /** The fields of one event in a WireGroup. */
 export const WIRE_EVENT_FIELDS = 4;
+/** The fields before an append's events in a WireGroup. */
+const WIRE_APPEND_FIELDS = 5;
 
 /**
  * What the writer answers: OUTCOME_FIELDS entries per append of the group, in order, in one flat
@@ -72,6 +75,8 @@ interface WireAppend {
   /** index of its first event's id */
   at: number;
   count: number;
+  /** a new customer key written with the events, if any */
+  key: NewKeyRow | undefined;
 }
 
 /** Opens (creating when missing) an embedded store file: WAL, the schema, and the connection settings. */
@@ -239,7 +244,7 @@ export class SqliteWriter {
         try {
           this.writeOne(group, append, recordedAt, outcomes);
         } catch (error) {
-          if (!(error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError)) throw error;
+          if (!(error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError || error instanceof CustomerKeyTakenError)) throw error;
           outcomes.push(REFUSED, error, 0, 0, 0, 0);
         }
       }
@@ -298,6 +303,8 @@ export class SqliteWriter {
       (expected === 'stream_exists' && last !== null) ||
       expected === last;
     if (!allowed) throw new WrongExpectedRevisionError(streamId, expected, last ?? 'no_stream');
+    // nothing of this append is written yet: a refused key leaves it unwritten, and its neighbours go on
+    if (append.key && !storeCarriedKeyInSqlite(this.db, append.key)) throw new CustomerKeyTakenError(append.key.customerId);
 
     const first = { position: this.head.position + 1, revision: (last ?? -1) + 1, prevHash: this.head.hash };
     let hashes = '';
@@ -383,8 +390,10 @@ function parseGroup(group: WireGroup): WireAppend[] {
     const streamId = group[i] as string;
     const expected = group[i + 1] as ExpectedRevision;
     const count = group[i + 2] as number;
-    appends.push({ streamId, expected, at: i + 3, count });
-    i += 3 + count * WIRE_EVENT_FIELDS;
+    const customerId = group[i + 3] as string;
+    const key = customerId === '' ? undefined : { customerId, wrappedKey: group[i + 4] as Uint8Array };
+    appends.push({ streamId, expected, at: i + WIRE_APPEND_FIELDS, count, key });
+    i += WIRE_APPEND_FIELDS + count * WIRE_EVENT_FIELDS;
   }
   return appends;
 }

@@ -17,7 +17,7 @@ import type {
 } from '../event-store.port';
 import { canonicalJson } from '../hash-chain';
 import type { StoredEventImport } from '../import-stored';
-import type { NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
+import type { CustomerKeyCarrier, NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
 import { pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { UpcasterRegistry } from '../serialization';
 import {
@@ -68,6 +68,8 @@ interface PendingAppend {
   streamId: string;
   events: NewEvent[];
   expected: ExpectedRevision;
+  /** a new customer key written in the same transaction (see CustomerKeyCarrier) */
+  customerKey: NewKeyRow | undefined;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -110,7 +112,7 @@ interface WriteLink {
  * the head) use the event loop's own connection: WAL lets them run beside the writer, and a commit
  * becomes visible to them only once it is synced at `full` durability.
  */
-export class SqliteEventStore implements EventStore, StoredEventImport, LogReadAhead {
+export class SqliteEventStore implements EventStore, StoredEventImport, LogReadAhead, CustomerKeyCarrier {
   private readonly db: Database.Database;
   private readonly file: string;
   /** read-aheads not yet closed: closing the store ends their threads */
@@ -189,10 +191,19 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
   }
 
   appendToStream(streamId: string, events: NewEvent[], options?: AppendOptions): Promise<AppendResult> {
+    return this.append(streamId, events, options, undefined);
+  }
+
+  /** See CustomerKeyCarrier: the key goes in the transaction of the group that writes these events. */
+  appendWithCustomerKey(streamId: string, events: NewEvent[], options: AppendOptions | undefined, key: NewKeyRow): Promise<AppendResult> {
+    return this.append(streamId, events, options, key);
+  }
+
+  private append(streamId: string, events: NewEvent[], options: AppendOptions | undefined, customerKey: NewKeyRow | undefined): Promise<AppendResult> {
     return new Promise<AppendResult>((resolve, reject) => {
       this.assertAccepting();
       const expected = validateAppend(streamId, events, options);
-      this.queue.push({ kind: 'append', streamId, events, expected, resolve, reject });
+      this.queue.push({ kind: 'append', streamId, events, expected, customerKey, resolve, reject });
       if (!this.link.inline && this.inFlight === 0) {
         // The writer thread is idle while callers keep appending: once preparing the queue has
         // taken as long as the writer takes for a group, the queue goes now, and the rest of the
@@ -231,7 +242,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     const group = this.takeGroup();
     const wire: WireGroup = [];
     for (const p of group) {
-      wire.push(p.streamId, p.expected, p.events.length);
+      wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
       for (const e of p.events) wire.push(e.id, e.type, e.data, e.metadata);
     }
     try {
@@ -262,7 +273,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
       try {
         const fields: WireGroup = [];
         for (const e of p.events) fields.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
-        wire.push(p.streamId, p.expected, p.events.length, ...fields);
+        wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0, ...fields);
         sendable.push(p);
       } catch (error) {
         p.reject(error);
