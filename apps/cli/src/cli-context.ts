@@ -7,7 +7,7 @@ export interface Engine {
   sink: CommandSink;
   readStream(streamId: string): Promise<StoredEvent[]>;
   /** the churn sweep as of a business date, when the application offers one */
-  sweepChurn?: (asOf: string) => Promise<{ examined: number; churned: number }>;
+  sweepChurn?: (asOf: string) => Promise<{ examined: number; churned: number; refused: number; conflicts: number }>;
   close(): Promise<void>;
 }
 

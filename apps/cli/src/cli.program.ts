@@ -89,7 +89,14 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
       try {
         if (engine.sweepChurn === undefined) throw new UsageError('sweep-churn: this build of the application has no churn sweep');
         const result = await engine.sweepChurn(`${options.asOf}T00:00:00.000Z`);
-        context.stdout.write(`sweep as of ${options.asOf}: ${result.examined} customers examined, ${result.churned} churned\n`);
+        context.stdout.write(
+          `sweep as of ${options.asOf}: ${result.examined} customers examined, ${result.churned} churned, ${result.refused} refused, ${result.conflicts} not judged\n`,
+        );
+        if (result.conflicts > 0) {
+          // a scheduler should notice: the same sweep run again judges them and churns nobody twice
+          context.stderr.write(`sweep-churn: ${result.conflicts} customers were not judged (their streams kept changing); run the same sweep again\n`);
+          exitCode = 1;
+        }
       } finally {
         await engine.close();
       }

@@ -57,7 +57,7 @@ export const openEngine = async (dataDir: string): Promise<Engine> => {
     readStream: (streamId) => store.readStream(streamId),
     sweepChurn: async (asOf) => {
       const report = await app.get(ChurnSweep).sweepChurn(asOf);
-      return { examined: report.customers, churned: report.churned };
+      return { examined: report.customers, churned: report.churned, refused: report.refused, conflicts: report.conflicts };
     },
     close: async () => {
       const runner = app.get(ReferralProcessRunner);

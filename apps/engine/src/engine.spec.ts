@@ -95,7 +95,7 @@ describe('engine HTTP API', () => {
   it('given the journey, then another goes from customer through churn (sweep as of a date) back to customer', async () => {
     const answers = await runJourney();
 
-    expect(answers[5]).toEqual({ status: 200, body: { asOf: '2025-09-01T00:00:00.000Z', customers: 3, churned: 1, refused: 0 } });
+    expect(answers[5]).toEqual({ status: 200, body: { asOf: '2025-09-01T00:00:00.000Z', customers: 3, churned: 1, refused: 0, conflicts: 0 } });
     const cat = (await http.get('/customers/cat').expect(200)).body;
     expect(cat.stage).toBe('customer');
     expect((cat.stageHistory as StageEntry[]).map((s) => [s.stage, s.eventType, s.causationId?.startsWith('churn:') ?? false])).toEqual([

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import { DomainError, DomainErrorCodes, EventTypes, type ChurnIfInactive } from '@clientele/domain';
 import type { EventStore } from '@clientele/event-store';
 import { CommandValidationError } from './application.errors';
 import type { CheckpointStore } from './checkpoint.store';
@@ -11,7 +11,13 @@ export interface SweepReport {
   asOf: string;
   customers: number;
   churned: number;
+  /** customers the decider would not judge (an erased customer, an id that is not a customer) */
   refused: number;
+  /**
+   * customers not judged this time because their stream kept changing while the sweep decided,
+   * also on a second try at the end of their page; running the same sweep again judges them
+   */
+  conflicts: number;
 }
 
 const PAGE = 1000;
@@ -19,6 +25,9 @@ const PAGE = 1000;
 /**
  * Sends ChurnIfInactive as of a business date to every registered customer; the decider judges each.
  * Command ids are `churn:<asOf>:<customerId>`, so running the same sweep twice records nothing new.
+ * A customer whose stream kept changing (the command path's retries spent: other commands for them
+ * were being stored at the same time) is tried once more at the end of the page; one still
+ * conflicting is counted under `conflicts`, not `refused`, since nobody judged them.
  *
  * The event-store port cannot list streams (EventStoreDB and Kafka-fed stores would not answer it
  * cheaply), so the sweep keeps its own customer index: before each sweep it reads the global log
@@ -69,27 +78,36 @@ export class ChurnSweep {
     const occurredAt = new Date(at).toISOString();
     await this.indexCustomers();
 
-    const report: SweepReport = { asOf: occurredAt, customers: 0, churned: 0, refused: 0 };
+    const report: SweepReport = { asOf: occurredAt, customers: 0, churned: 0, refused: 0, conflicts: 0 };
     for (let page = await this.checkpoints.customers(undefined, PAGE); page.length > 0; ) {
       report.customers += page.length;
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        for (let id = page[next++]; id !== undefined; id = page[next++]) {
-          const command: ChurnIfInactive = { type: 'ChurnIfInactive', data: { customerId: id, occurredAt } };
-          try {
-            const result = await this.commands.executeDomain(command, { commandId: `churn:${occurredAt}:${id}` });
-            if (result.status === 'applied' && result.events.some((e) => e.type === 'CustomerChurned')) report.churned++;
-          } catch (error) {
-            // An unknown or erased id is not a reason to stop sweeping everyone else.
-            if (!(error instanceof DomainError)) throw error;
-            report.refused++;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.options.batchConcurrency, page.length) }, worker));
+      const conflicted = await this.judge(page, occurredAt, report);
+      report.conflicts += (await this.judge(conflicted, occurredAt, report)).length;
       const last = page[page.length - 1];
       page = page.length < PAGE ? [] : await this.checkpoints.customers(last, PAGE);
     }
     return report;
+  }
+
+  /** ChurnIfInactive for each customer, batchConcurrency at a time, counted in `report`; answers those whose stream kept changing. */
+  private async judge(customerIds: readonly string[], occurredAt: string, report: SweepReport): Promise<string[]> {
+    const conflicted: string[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let id = customerIds[next++]; id !== undefined; id = customerIds[next++]) {
+        const command: ChurnIfInactive = { type: 'ChurnIfInactive', data: { customerId: id, occurredAt } };
+        try {
+          const result = await this.commands.executeDomain(command, { commandId: `churn:${occurredAt}:${id}` });
+          if (result.status === 'applied' && result.events.some((e) => e.type === 'CustomerChurned')) report.churned++;
+        } catch (error) {
+          // An unknown or erased id is not a reason to stop sweeping everyone else.
+          if (!(error instanceof DomainError)) throw error;
+          if (error.code === DomainErrorCodes.ConcurrencyConflict) conflicted.push(id);
+          else report.refused++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.batchConcurrency, customerIds.length) }, worker));
+    return conflicted;
   }
 }

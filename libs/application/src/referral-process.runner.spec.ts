@@ -169,7 +169,7 @@ describe('ReferralProcessRunner', () => {
     const second = await sweep.sweepChurn('2025-08-01T00:00:00Z');
     await stop();
 
-    expect(first).toEqual({ asOf: '2025-08-01T00:00:00.000Z', customers: 3, churned: 1, refused: 0 });
+    expect(first).toEqual({ asOf: '2025-08-01T00:00:00.000Z', customers: 3, churned: 1, refused: 0, conflicts: 0 });
     expect(second).toEqual({ ...first, churned: 0 });
     expect(await storedTypes('old')).toContain('CustomerChurned');
     expect(await storedTypes('new')).not.toContain('CustomerChurned');
@@ -177,5 +177,40 @@ describe('ReferralProcessRunner', () => {
     expect(await checkpoints.customers(undefined, 10)).toEqual(['new', 'old', 'pro']);
     expect(await checkpoints.customers('new', 1)).toEqual(['old']);
     await checkpoints.close();
+  });
+
+  it.each([
+    ['every attempt of its first try', 5, { churned: 1, conflicts: 0 }],
+    ['both tries', 10, { churned: 0, conflicts: 1 }],
+  ])('given a customer whose stream keeps changing during %s, the sweep reports a conflict, not a refusal, and a second sweep churns them', async (_when, failing, expected) => {
+    // given an inactive customer whose churn append loses the revision race `failing` times (5 attempts per try)
+    const failures = { left: 0 };
+    const racing = (store: EventStore): EventStore =>
+      new Proxy(store, {
+        get(target, property, receiver) {
+          if (property !== 'appendToStream') return Reflect.get(target, property, receiver) as unknown;
+          const append: EventStore['appendToStream'] = (streamId, events, options) =>
+            streamId === 'customer-old' && events.some((e) => e.type === 'CustomerChurned') && failures.left-- > 0
+              ? Promise.reject(new WrongExpectedRevisionError(streamId, options?.expectedRevision ?? 'any', 99))
+              : target.appendToStream(streamId, events, options);
+          return append;
+        },
+      });
+    const running = await start(false, racing);
+    const commands = running.get(CommandService);
+    await commands.execute({ type: 'RecordPurchase', commandId: 'p-old', data: { customerId: 'old', orderId: 'o1', lines: [line], occurredAt: '2025-01-01T10:00:00Z' } });
+    await commands.execute({ type: 'RecordPurchase', commandId: 'p-new', data: { customerId: 'new', orderId: 'n1', lines: [line], occurredAt: '2025-06-01T10:00:00Z' } });
+    failures.left = failing;
+
+    // when the sweep runs, and again once the races are over
+    const sweep = running.get(ChurnSweep);
+    const first = await sweep.sweepChurn('2025-08-01T00:00:00Z');
+    const second = await sweep.sweepChurn('2025-08-01T00:00:00Z');
+    await stop();
+
+    // then the first reports the customer as churned or as not judged, never as refused, and the customer ends up churned once
+    expect(first).toEqual({ asOf: '2025-08-01T00:00:00.000Z', customers: 2, refused: 0, ...expected });
+    expect(second).toEqual({ ...first, churned: 1 - expected.churned, conflicts: 0 });
+    expect((await storedTypes('old')).filter((t) => t === 'CustomerChurned')).toHaveLength(1);
   });
 });
