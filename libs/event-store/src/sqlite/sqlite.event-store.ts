@@ -60,6 +60,14 @@ export interface SqliteEventStoreOptions {
   upcasters?: UpcasterRegistry;
 }
 
+/**
+ * Requests the writer thread may hold at once: while it commits one group, the next one waits in
+ * its message queue, so it starts that group as soon as the commit returns instead of waiting for
+ * the event loop to take the answer (which it does only after the microtasks of the callers it is
+ * resuming, often a whole cohort's next commands).
+ */
+const WRITER_DEPTH = 2;
+
 /** keeps one transaction (and the memory of its results) bounded when callers append big batches */
 const MAX_GROUP_EVENTS = 10_000;
 
@@ -229,9 +237,9 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     });
   }
 
-  /** Sends the next request, unless one is still in the writer. */
+  /** Sends the next request, unless the writer already holds as many as it may (see WRITER_DEPTH). */
   private flush(): void {
-    if (this.inFlight > 0 || this.queue.length === 0) return;
+    if (this.inFlight >= (this.link.inline ? 1 : WRITER_DEPTH) || this.queue.length === 0) return;
     const first = this.queue[0]!;
     this.inFlight += 1;
     if (first.kind === 'request') {
