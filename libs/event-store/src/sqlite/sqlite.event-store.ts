@@ -113,10 +113,11 @@ interface WriteLink {
  * Requests reach the writer in the order they were made (appends and imports alike), so appends
  * are written in that order.
  *
- * With the writer thread, one group is in the writer at a time: while it is being synced, the
- * callers answered by the previous group go on and queue the next one, which is sent as soon as
- * the answer arrives, before those callers are resumed. With many callers two cohorts alternate,
- * each group written while the other is being prepared. Reads (streams, the log, subscriptions,
+ * With the writer thread, up to two groups are in the writer at a time (WRITER_DEPTH): while one is
+ * being synced, the callers answered by the previous group go on and queue the next one, which is
+ * sent as soon as it is formed, so it waits in the thread for the commit rather than for the event
+ * loop to take the commit's answer. With many callers two cohorts alternate, each group written
+ * while the other is being prepared. Reads (streams, the log, subscriptions,
  * the head) use the event loop's own connection: WAL lets them run beside the writer, and a commit
  * becomes visible to them only once it is synced at `full` durability.
  */
