@@ -276,6 +276,39 @@ describe('SQLite event store, writer thread', () => {
     expectValidChain(all);
   });
 
+  it('gives the thread the next group while it still writes one, and never more than two', async () => {
+    // given a store whose writer thread is started, and its answers held back until released
+    const store = files.openStore();
+    await store.appendToStream('start', [anEvent('Start')]);
+    const thread = (store as unknown as { writerThread: WriterThread }).writerThread;
+    const send = thread.send.bind(thread);
+    const held: (() => void)[] = [];
+    let sent = 0;
+    thread.send = (request, answer) => {
+      sent += 1;
+      send(request, (reply) => held.push(() => answer(reply)));
+    };
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+    // when three appends are requested a turn apart, none answered yet
+    const appends = [store.appendToStream('a', [anEvent('A')])];
+    await turn();
+    appends.push(store.appendToStream('b', [anEvent('B')]));
+    await turn();
+    appends.push(store.appendToStream('c', [anEvent('C')]));
+    await turn();
+
+    // then the second went to the thread while the first was in it, the third waits for an answer
+    expect(sent).toBe(2);
+    while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    held.shift()!();
+    expect(sent).toBe(3);
+    while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const release of held.splice(0)) release();
+    await Promise.all(appends);
+    expect((await store.readAll()).map((e) => e.type)).toEqual(['Start', 'A', 'B', 'C']);
+  });
+
   it('fails a refused append of a pipelined group alone, with the same errors as the inline writer, and writes nothing of it', async () => {
     // given a stream at revision 1 and a group already in the writer
     const store = files.openStore();
