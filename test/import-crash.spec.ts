@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 
 import { SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
-import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
+import Database from 'better-sqlite3';
+import { openStorage, storageConfigFromEnv, STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
 import { generateSyntheticCommands } from '@clientele/generator';
 
 /**
@@ -58,6 +59,8 @@ const shape = (events: readonly StoredEvent[]): Map<string, string[]> => {
 describe('import killed with SIGKILL (journey)', () => {
   let dir: string;
   let input: string;
+  /** each registration's personal fields as sent */
+  const personalOf = new Map<string, unknown>();
 
   beforeAll(() => {
     const built = spawnSync('npx', ['swc', 'apps', 'libs', '--out-dir', BUILD, '--copy-files', '--quiet', '--config-file', '.swcrc'], {
@@ -72,6 +75,9 @@ describe('import killed with SIGKILL (journey)', () => {
     // even between two clean runs. Crash safety is what is measured here, not that race.
     const envelopes = generateSyntheticCommands({ customers: 1500, seed: 'crash', referralShare: 0 });
     writeFileSync(input, envelopes.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    for (const { type, data } of envelopes as { type: string; data: { customerId: string; personal?: unknown } }[]) {
+      if (type === 'RegisterProspect' && data.personal !== undefined) personalOf.set(data.customerId, data.personal);
+    }
   }, 120_000);
 
   afterAll(() => {
@@ -130,5 +136,22 @@ describe('import killed with SIGKILL (journey)', () => {
       .filter((stream) => JSON.stringify(final.get(stream)) !== JSON.stringify(expected.get(stream)))
       .map((stream) => ({ stream, afterCrash: final.get(stream), clean: expected.get(stream) }));
     expect(differing).toEqual([]);
+
+    // and each registration's key went in with it: one key per customer with personal data, and
+    // every registration reads back as sent through the engine's decrypting store
+    expect(personalOf.size).toBeGreaterThan(0);
+    const db = new Database(join(crashed, STORE_FILE), { readonly: true });
+    const keys = (db.prepare('SELECT count(*) AS n FROM customer_keys').get() as { n: number }).n;
+    db.close();
+    expect(keys).toBe(personalOf.size);
+    const storage = await openStorage(storageConfigFromEnv({ CLIENTELE_DATA_DIR: crashed }));
+    try {
+      const registrations = (await storage.store.readAll()).filter((e) => e.type === 'ProspectRegistered');
+      const unreadable = registrations.filter((e) => JSON.stringify(e.data.personal) !== JSON.stringify(personalOf.get(e.data.customerId as string)));
+      expect(registrations.length).toBe(personalOf.size);
+      expect(unreadable.map((e) => e.data.customerId)).toEqual([]);
+    } finally {
+      await storage.close();
+    }
   }, 300_000);
 });
