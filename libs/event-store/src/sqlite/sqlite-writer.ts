@@ -36,10 +36,10 @@ export interface EventRow {
  * A group of appends as the writer takes it: one flat array, so that handing it to the writer
  * thread is one structured clone with no wrapper object per append or event. Per append: stream
  * id, expected revision, event count, the customer key carried with it (customer id and wrapped
- * key, or '' and 0: see CustomerKeyCarrier), then per event: id, type, data, metadata. Data and metadata
- * are the event's objects (the writer writes their canonical JSON: cloning an object costs the
- * event loop a fraction of serialising it) or, when a group could not be cloned, their canonical
- * JSON already made.
+ * key, or '' and 0: see CustomerKeyCarrier), then per event: id, type, data, metadata. Data and
+ * metadata are their canonical JSON, made on the event loop, when the group goes to the writer
+ * thread (the thread is the busier of the two), or the event's objects for the inline writer, which
+ * then makes the canonical JSON itself.
  */
 export type WireGroup = Array<string | number | object>;
 

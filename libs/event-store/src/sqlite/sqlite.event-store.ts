@@ -249,6 +249,12 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
       return;
     }
     const group = this.takeGroup();
+    // A thread that is writing another group is the busier side: the canonical JSON is made here.
+    // An idle thread makes it itself while the event loop goes on, as the inline writer does.
+    if (!this.link.inline && this.inFlight > 1) {
+      this.sendEncoded(group);
+      return;
+    }
     const wire: WireGroup = [];
     for (const p of group) {
       wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
@@ -257,6 +263,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     try {
       this.sendGroup(group, wire);
     } catch {
+      // content the structured clone refuses (a function): encoded here, an append without a JSON form failing alone
       this.sendEncoded(group);
     }
   }
@@ -271,20 +278,22 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
   }
 
   /**
-   * The group could not be handed to the writer thread as it is (content the structured clone
-   * refuses, such as a function): its canonical JSON is made here instead, as the inline writer
-   * would, and an append without a JSON form fails alone.
+   * The group for the writer thread, its data and metadata as canonical JSON made here: a thread
+   * busy with another group then only hashes and inserts strings, and a group of strings is
+   * cheaper for it to receive than the objects (see docs/perf.md). An append whose content has no
+   * JSON form fails alone, as with the inline writer.
    */
   private sendEncoded(group: PendingAppend[]): void {
     const sendable: PendingAppend[] = [];
     const wire: WireGroup = [];
     for (const p of group) {
+      const start = wire.length;
       try {
-        const fields: WireGroup = [];
-        for (const e of p.events) fields.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
-        wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0, ...fields);
+        wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
+        for (const e of p.events) wire.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
         sendable.push(p);
       } catch (error) {
+        wire.length = start;
         p.reject(error);
       }
     }
