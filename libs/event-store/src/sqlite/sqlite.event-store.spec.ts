@@ -8,6 +8,7 @@ import { expectValidChain, runEventStoreContract } from '@clientele/testing';
 import { DuplicateEventIdError, WrongExpectedRevisionError, type NewEvent, type StoredEvent } from '../event-store.port';
 import { UpcasterRegistry } from '../serialization';
 import { SqliteEventStore, sqliteEventStoreOptionsFromEnv, type SqliteWriterMode } from './sqlite.event-store';
+import type { WriterRequest } from './sqlite-writer.protocol';
 import type { WriterThread } from './sqlite-writer.thread';
 
 function tempDir(): { dir: string; remove(): void } {
@@ -276,16 +277,18 @@ describe('SQLite event store, writer thread', () => {
     expectValidChain(all);
   });
 
-  it('gives the thread the next group while it still writes one, and never more than two', async () => {
+  it('gives the thread the next group while it still writes one, encoded here, and never more than two', async () => {
     // given a store whose writer thread is started, and its answers held back until released
     const store = files.openStore();
     await store.appendToStream('start', [anEvent('Start')]);
     const thread = (store as unknown as { writerThread: WriterThread }).writerThread;
     const send = thread.send.bind(thread);
     const held: (() => void)[] = [];
+    const requests: WriterRequest[] = [];
     let sent = 0;
     thread.send = (request, answer) => {
       sent += 1;
+      requests.push(request);
       send(request, (reply) => held.push(() => answer(reply)));
     };
     const turn = () => new Promise((resolve) => setImmediate(resolve));
@@ -298,8 +301,12 @@ describe('SQLite event store, writer thread', () => {
     appends.push(store.appendToStream('c', [anEvent('C')]));
     await turn();
 
-    // then the second went to the thread while the first was in it, the third waits for an answer
+    // then the second went to the thread while the first was in it, the third waits for an answer;
+    // the idle thread got the event's objects, the busy one their canonical JSON, made here
     expect(sent).toBe(2);
+    const dataOf = (request: WriterRequest | undefined) => (request?.t === 'group' ? request.group[7] : undefined);
+    expect(dataOf(requests[0])).toEqual({ n: 1 });
+    expect(dataOf(requests[1])).toBe('{"n":1}');
     while (held.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     held.shift()!();
     expect(sent).toBe(3);
