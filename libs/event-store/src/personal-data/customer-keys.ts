@@ -115,16 +115,19 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-const sqliteKeyStatements = new WeakMap<Database.Database, (rows: readonly NewKeyRow[]) => StoredKeyRow[]>();
+interface SqliteKeyStatements {
+  insert: Database.Statement;
+  select: Database.Statement;
+  /** the given keys inserted unless present and every row read back, in one IMMEDIATE transaction */
+  storeAll(rows: readonly NewKeyRow[]): StoredKeyRow[];
+}
 
-/**
- * In one IMMEDIATE transaction on `db`: each new key inserted unless the customer has one already
- * (INSERT OR IGNORE), and every customer's row as stored, so the key stored first wins. Used by the
- * key store's own connection and by the embedded event store's writer.
- */
-export function storeKeysInSqlite(db: Database.Database, rows: readonly NewKeyRow[]): StoredKeyRow[] {
-  let store = sqliteKeyStatements.get(db);
-  if (store === undefined) {
+const sqliteKeyStatements = new WeakMap<Database.Database, SqliteKeyStatements>();
+
+/** The key statements of a connection that writes keys, prepared once (the table created first). */
+function keyStatementsOf(db: Database.Database): SqliteKeyStatements {
+  let statements = sqliteKeyStatements.get(db);
+  if (statements === undefined) {
     db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
     const insert = db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)');
     const select = db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
@@ -135,38 +138,32 @@ export function storeKeysInSqlite(db: Database.Database, rows: readonly NewKeyRo
         return { customerId, wrappedKey: row.wrapped_key, erasedAt: row.erased_at };
       });
     });
-    store = (batch) => transaction.immediate(batch);
-    sqliteKeyStatements.set(db, store);
+    statements = { insert, select, storeAll: (batch) => transaction.immediate(batch) };
+    sqliteKeyStatements.set(db, statements);
   }
-  return store(rows);
+  return statements;
 }
 
-const sqliteCarriedKeyStatements = new WeakMap<Database.Database, (row: NewKeyRow) => boolean>();
+/**
+ * In one IMMEDIATE transaction on `db`: each new key inserted unless the customer has one already
+ * (INSERT OR IGNORE), and every customer's row as stored, so the key stored first wins. Used by the
+ * key store's own connection and by the embedded event store's writer.
+ */
+export function storeKeysInSqlite(db: Database.Database, rows: readonly NewKeyRow[]): StoredKeyRow[] {
+  return keyStatementsOf(db).storeAll(rows);
+}
 
 /**
  * Inside the caller's transaction on `db` (the embedded event store's writer, carrying a key with
  * the events): inserts the new key unless the customer has one; false when the customer's stored
  * key is another one (or was erased), true when this key is stored (now or by an earlier attempt).
  */
-export function storeCarriedKeyInSqlite(db: Database.Database, row: NewKeyRow): boolean {
-  let store = sqliteCarriedKeyStatements.get(db);
-  if (store === undefined) {
-    db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
-    const insert = db.prepare('INSERT OR IGNORE INTO customer_keys (customer_id, wrapped_key) VALUES (?, ?)');
-    const select = db.prepare('SELECT wrapped_key FROM customer_keys WHERE customer_id = ?');
-    store = ({ customerId, wrappedKey }) => {
-      const wrapped = asBuffer(wrappedKey);
-      if (insert.run(customerId, wrapped).changes === 1) return true;
-      const stored = select.get(customerId) as { wrapped_key: Buffer | null } | undefined;
-      return stored?.wrapped_key != null && wrapped.equals(stored.wrapped_key);
-    };
-    sqliteCarriedKeyStatements.set(db, store);
-  }
-  return store(row);
-}
-
-export function isCustomerKeyCarrier(store: unknown): store is CustomerKeyCarrier {
-  return typeof (store as Partial<CustomerKeyCarrier> | undefined)?.appendWithCustomerKey === 'function';
+export function storeCarriedKeyInSqlite(db: Database.Database, { customerId, wrappedKey }: NewKeyRow): boolean {
+  const { insert, select } = keyStatementsOf(db);
+  const wrapped = asBuffer(wrappedKey);
+  if (insert.run(customerId, wrapped).changes === 1) return true;
+  const stored = select.get(customerId) as { wrapped_key: Buffer | null } | undefined;
+  return stored?.wrapped_key != null && wrapped.equals(stored.wrapped_key);
 }
 
 /** A new customer's key, wrapped by the master key, as it goes to be stored. */
@@ -309,7 +306,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   constructor(
     file: string,
     master: Buffer,
-    writer?: CustomerKeyWriter,
+    writer?: CustomerKeyWriter & CustomerKeyCarrier,
   ) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -320,7 +317,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
     this.select = this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
     this.keys = new CustomerKeyCache(master, (rows) => (writer ? writer.storeCustomerKeys(rows) : storeKeysInSqlite(this.db, rows)));
-    if (isCustomerKeyCarrier(writer)) this.carried = this.keys.carriedBy(writer);
+    if (writer) this.carried = this.keys.carriedBy(writer);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
