@@ -17,6 +17,7 @@ import {
   decryptField,
   encryptField,
   ERASED_FIELD,
+  hasPersonalFields,
   isEncryptedField,
   PERSONAL_FIELDS,
 } from './personal-data.cipher';
@@ -50,14 +51,13 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
       (carried.carrier as unknown) === this.inner &&
       options?.expectedRevision === 'no_stream' &&
       carried.kept(customerId) === undefined &&
-      events.some((e) => personalFieldsOf(e).length > 0)
+      events.some((e) => hasPersonalFields(e.type, e.data))
     ) {
       const result = await this.appendCarryingKey(carried, customerId, streamId, events, options);
       if (result) return result;
     }
     const stored = customerId === undefined ? events : await Promise.all(events.map((e) => this.encrypt(customerId, e)));
-    const result = await this.inner.appendToStream(streamId, stored, options);
-    return { ...result, events: await Promise.all(result.events.map((e) => this.decrypt(e))) };
+    return this.decrypted(await this.inner.appendToStream(streamId, stored, options));
   }
 
   /**
@@ -90,6 +90,11 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     }
     // an identical append stored earlier (a retry) was encrypted with the key stored then
     carried.settle(customerId, provisional, !result.duplicate);
+    return this.decrypted(result);
+  }
+
+  /** An append's answer with its events as the caller reads them. */
+  private async decrypted(result: AppendResult): Promise<AppendResult> {
     return { ...result, events: await Promise.all(result.events.map((e) => this.decrypt(e))) };
   }
 
@@ -140,8 +145,9 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
   }
 
   private async encrypt(customerId: string, event: NewEvent): Promise<NewEvent> {
-    if (personalFieldsOf(event).length === 0) return event;
-    return encryptWith(await this.keys.keyFor(customerId), event);
+    const fields = personalFieldsOf(event);
+    if (fields.length === 0) return event;
+    return encryptWith(await this.keys.keyFor(customerId), event, fields);
   }
 
   private async decrypt(event: StoredEvent): Promise<StoredEvent> {
@@ -171,9 +177,8 @@ function personalFieldsOf(event: NewEvent): readonly string[] {
   return PERSONAL_FIELDS[event.type]?.filter((f) => event.data[f] !== undefined) ?? [];
 }
 
-/** The event with its personal fields encrypted with the customer's key (or marked erased). */
-function encryptWith(key: Buffer | 'erased', event: NewEvent): NewEvent {
-  const fields = personalFieldsOf(event);
+/** The event with its personal fields (`fields`) encrypted with the customer's key (or marked erased). */
+function encryptWith(key: Buffer | 'erased', event: NewEvent, fields = personalFieldsOf(event)): NewEvent {
   if (fields.length === 0) return event;
   const data: JsonObject = { ...event.data };
   for (const field of fields) {
