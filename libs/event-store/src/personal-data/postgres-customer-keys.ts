@@ -1,7 +1,10 @@
 import { Pool } from 'pg';
 import { CustomerKeyCache, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
-/** The keys table of a schema; a migration creates it on its target the same way. */
+/**
+ * The keys table of a schema, as the key store, migration 6 of the event store and a log migration's
+ * target create it. Migration 6 runs this text: change it only together with a new migration.
+ */
 export function postgresCustomerKeysTable(schema: string): string {
   return `create table if not exists ${schema}.customer_keys (
     customer_id text primary key,

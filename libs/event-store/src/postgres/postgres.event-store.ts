@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { Client, Pool, types as pgTypes, type PoolClient, type PoolConfig } from 'pg';
+import { Client, Pool, types as pgTypes, type PoolClient, type PoolConfig, type QueryConfig } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import {
   DuplicateEventIdError,
@@ -390,14 +390,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
     const values: unknown[] = [this.appendLockKey, this.channel, [...assumed.keys()], [...assumed.values()], serverSealedRowsJson(events)];
     try {
       const result = await this.pool.query<{ sealed: string | null }>(
-        keys.ids.length === 0
-          ? { name: 'clientele_append_server_sealed', text: `select ${call} as sealed`, values }
-          : {
-              name: 'clientele_append_server_sealed_keys',
-              text: `with a as materialized (select ${call} as sealed)
-                     select a.sealed, case when a.sealed is not null then ${this.options.schema}.store_customer_keys($6::text[], $7::bytea[]) end as keys from a`,
-              values: [...values, keys.ids, keys.wrapped],
-            },
+        this.writeStatement('clientele_append_server_sealed', call, 'sealed', 'a.sealed is not null', values, keys),
       );
       answer = result.rows[0]?.sealed ?? null;
     } catch (err) {
@@ -424,6 +417,23 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
     log.headHash = prevHash;
     this.remember(log);
     return outcomes;
+  }
+
+  /**
+   * The named statement that calls a writing function (`call`, answering `column`), and, when the
+   * group carries customer keys, stores them in the same statement once `written` says the call
+   * wrote (store_customer_keys, migration 6): a refused key then fails the statement, events and
+   * all. Two names, one per text, so each is parsed and planned once per connection.
+   */
+  private writeStatement(name: string, call: string, column: string, written: string, values: unknown[], keys: CarriedKeyRows): QueryConfig {
+    if (keys.ids.length === 0) return { name, text: `select ${call} as ${column}`, values };
+    const ids = values.length + 1;
+    return {
+      name: `${name}_keys`,
+      text: `with a as materialized (select ${call} as ${column})
+             select a.${column}, case when ${written} then ${this.options.schema}.store_customer_keys($${ids}::text[], $${ids + 1}::bytea[]) end as keys from a`,
+      values: [...values, keys.ids, keys.wrapped],
+    };
   }
 
   /** The last revision of each of the batch's streams as remembered or assumed (see assumedRevision); none when one cannot be guessed. */
@@ -478,16 +488,7 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
       // group commit (measured 5–20% more appends/s with 8 callers). One store, one schema per
       // pool, so a name never stands for two texts on one connection.
       const values: unknown[] = [this.appendLockKey, expectedHead.position, expectedHead.hash, this.channel, [...streams.keys()], [...streams.values()], rows];
-      const result = await db.query<{ appended: boolean }>(
-        keys.ids.length === 0
-          ? { name: 'clientele_append_checked', text: `select ${call} as appended`, values }
-          : {
-              name: 'clientele_append_checked_keys',
-              text: `with a as materialized (select ${call} as appended)
-                     select a.appended, case when a.appended then ${this.options.schema}.store_customer_keys($8::text[], $9::bytea[]) end as keys from a`,
-              values: [...values, keys.ids, keys.wrapped],
-            },
-      );
+      const result = await db.query<{ appended: boolean }>(this.writeStatement('clientele_append_checked', call, 'appended', 'a.appended', values, keys));
       return result.rows[0]?.appended === true;
     };
     let appended: boolean;

@@ -1,5 +1,6 @@
 import { Client, type Pool } from 'pg';
 import { GENESIS_HASH } from '../hash-chain';
+import { postgresCustomerKeysTable } from '../personal-data/postgres-customer-keys';
 
 /**
  * Versioned schema changes, applied in order, each once. A migration is never edited after it has
@@ -152,19 +153,16 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 6,
     description: "customer keys written in the same transaction as a new customer's events",
-    // The keys table of the personal-data layer (the key store creates it the same way, under the
-    // lock taken first here, so neither races the other in the catalog) and the function a store
+    // The keys table of the personal-data layer (the key store creates it with the same text,
+    // postgresCustomerKeysTable, under the lock taken first here, so neither races the other in
+    // the catalog) and the function a store
     // calls in the statement that writes a registration: each new key inserted unless the customer
     // has one; a customer whose stored key is another one (or was erased) fails the whole
     // statement with SQLSTATE CK001 naming them, so the events encrypted with the wrong key are
     // not written either. The same key sent again (a group retried) is no failure.
     sql: (s) => `
       select pg_advisory_xact_lock(hashtext('clientele.keys:${s}'));
-      create table if not exists ${s}.customer_keys (
-        customer_id text primary key,
-        wrapped_key bytea,
-        erased_at   text
-      );
+      ${postgresCustomerKeysTable(s)};
       create function ${s}.store_customer_keys(ids text[], wrapped bytea[]) returns integer
       language plpgsql volatile as $fn$
       declare
