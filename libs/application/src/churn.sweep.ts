@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, DomainErrorCodes, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import { DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
 import type { EventStore } from '@clientele/event-store';
 import { CommandValidationError } from './application.errors';
 import type { CheckpointStore } from './checkpoint.store';
 import { CHECKPOINT_STORE, CLIENTELE_OPTIONS, EVENT_STORE } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
 import { CommandService } from './command.service';
+import { describeFailure, isTemporary } from './command-result';
 
 export interface SweepReport {
   asOf: string;
@@ -102,7 +103,8 @@ export class ChurnSweep {
         } catch (error) {
           // An unknown or erased id is not a reason to stop sweeping everyone else.
           if (!(error instanceof DomainError)) throw error;
-          if (error.code === DomainErrorCodes.ConcurrencyConflict) conflicted.push(id);
+          // a failure for now (the stream kept changing), as the command path classifies it
+          if (isTemporary(describeFailure(error))) conflicted.push(id);
           else report.refused++;
         }
       }

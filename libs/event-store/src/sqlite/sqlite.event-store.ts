@@ -257,7 +257,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     }
     const wire: WireGroup = [];
     for (const p of group) {
-      wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
+      pushAppendFields(wire, p);
       for (const e of p.events) wire.push(e.id, e.type, e.data, e.metadata);
     }
     try {
@@ -289,7 +289,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     for (const p of group) {
       const start = wire.length;
       try {
-        wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
+        pushAppendFields(wire, p);
         for (const e of p.events) wire.push(e.id, e.type, canonicalJson(e.data), canonicalJson(e.metadata));
         sendable.push(p);
       } catch (error) {
@@ -588,6 +588,11 @@ function threadLink(thread: () => WriterThread, started: () => WriterThread | un
       }),
     close: async () => started()?.close(),
   };
+}
+
+/** An append's fields before its events in a WireGroup: stream, expected revision, count, the key it carries ('' and 0 for none). */
+function pushAppendFields(wire: WireGroup, p: PendingAppend): void {
+  wire.push(p.streamId, p.expected, p.events.length, p.customerKey?.customerId ?? '', p.customerKey?.wrappedKey ?? 0);
 }
 
 function unexpected(answer: WriterAnswer): Error {
