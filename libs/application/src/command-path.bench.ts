@@ -4,19 +4,11 @@ import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { commandTarget, type DomainCommand } from '@clientele/domain';
-import {
-  PersonalDataEventStore,
-  PostgresCustomerKeyStore,
-  PostgresEventStore,
-  SqliteCustomerKeyStore,
-  SqliteEventStore,
-  dropPostgresSchema,
-  type EventStore,
-  type SqliteDurability,
-} from '@clientele/event-store';
+import { createEventStore, dropPostgresSchema, type EventStore, type EventStoreConfig, type SqliteDurability } from '@clientele/event-store';
 import { ClienteleModule } from './clientele.module';
 import { CommandService, type BatchItemResult } from './command.service';
 import { describeFailure, type CommandResult } from './command-result';
+import { openStorage } from './storage';
 
 export interface CommandPathBenchOptions {
   /** the workload: command envelopes, each stream's commands in the order they must run */
@@ -29,9 +21,8 @@ export interface CommandPathBenchOptions {
   /** where the temporary database goes; default the OS temp dir */
   dir?: string;
   /**
-   * The store as the engine opens it: personal fields encrypted with a key per customer, keys in
-   * the same file (SQLite, new keys written by the store's writer) or schema (PostgreSQL); default
-   * the store alone.
+   * The store as the engine opens it (openStorage): personal fields encrypted with a key per
+   * customer, keys in the same file or schema; default the store alone.
    */
   personalData?: boolean;
   /**
@@ -165,11 +156,8 @@ interface BenchStore {
 function sqliteStore(durability: SqliteDurability, dir: string | undefined, personalData = false): () => Promise<BenchStore> {
   return async () => {
     const root = mkdtempSync(join(dir ?? tmpdir(), 'clientele-command-bench-'));
-    const file = join(root, 'bench.sqlite');
-    const raw = new SqliteEventStore({ file, durability });
     return {
-      // as openStorage wires it for the engine (a fresh master key)
-      store: personalData ? new PersonalDataEventStore(raw, new SqliteCustomerKeyStore(file, randomBytes(32), raw)) : raw,
+      store: await openBenchStore({ kind: 'sqlite', file: join(root, 'bench.sqlite'), durability }, root, personalData),
       remove: async () => rmSync(root, { recursive: true, force: true }),
     };
   };
@@ -178,14 +166,23 @@ function sqliteStore(durability: SqliteDurability, dir: string | undefined, pers
 function postgresStore(url: string, personalData = false): () => Promise<BenchStore> {
   return async () => {
     const schema = `bench_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-    const raw = await PostgresEventStore.open({ connectionString: url, schema });
-    const keys = personalData ? await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey: randomBytes(32), carrier: raw }) : undefined;
     return {
-      // as openStorage wires it for the engine (a fresh master key); the keys live in the same schema
-      store: keys ? new PersonalDataEventStore(raw, keys) : raw,
+      store: await openBenchStore({ kind: 'postgres', url, schema }, tmpdir(), personalData),
       remove: () => dropPostgresSchema(url, schema),
     };
   };
+}
+
+/**
+ * The event store alone, or as the engine opens it (openStorage, with a fresh master key: personal
+ * fields encrypted, keys in the same file or schema). The bench keeps no checkpoints; the
+ * application closes the store.
+ */
+async function openBenchStore(config: EventStoreConfig, dataDir: string, personalData: boolean): Promise<EventStore> {
+  if (!personalData) return createEventStore(config);
+  const opened = await openStorage({ dataDir, store: config, masterKey: { kind: 'given', key: randomBytes(32) } });
+  await opened.checkpoints.close();
+  return opened.store;
 }
 
 async function withCommandService<T>(
