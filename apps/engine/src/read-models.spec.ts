@@ -54,6 +54,10 @@ describe('engine read models over HTTP', () => {
       value: { revenueMinor: 2 * 1500 + 900 },
     });
     expect(profile.stageHistory.map((s: { stage: string }) => s.stage)).toEqual(['prospect', 'customer', 'repeat_buyer', 'advocate']);
+    // the profile names each change as the customer's own history does: the transition event and its cause
+    const history = (await http.get('/customers/ann').expect(200)).body.stageHistory as { stage: string; at: string; eventId: string; causationId?: string }[];
+    expect(profile.stageHistory).toEqual(history.map(({ stage, at, eventId, causationId }) => ({ stage, at, eventId, causationId })));
+    expect(profile.stageHistory[0].causationId).toBe('r-ann');
     expect(profile.habits.topCategories[0]).toEqual({ category: 'books', quantity: 2 });
     expect(profile.referees).toEqual([expect.objectContaining({ customerId: 'ben' })]);
 

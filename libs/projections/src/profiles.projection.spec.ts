@@ -126,7 +126,7 @@ function expectedProfile(events: readonly StoredEvent[], customerId: string, asO
     lastPurchaseAt: lastPurchase,
     stage: lastTransition ? STAGES[lastTransition.type] : undefined,
     stageSince: lastTransition?.metadata.occurredAt,
-    stageHistory: transitions.map((e) => ({ stage: STAGES[e.type]!, at: e.metadata.occurredAt, causeEventId: String(e.metadata.causationId ?? e.id) })),
+    stageHistory: transitions.map((e) => ({ stage: STAGES[e.type]!, at: e.metadata.occurredAt, eventId: e.id, ...(e.metadata.causationId !== undefined ? { causationId: String(e.metadata.causationId) } : {}) })),
     acquisition: strip({ source: registered.source, channel: registered.channel, campaign: registered.campaign, registeredAt: registration?.metadata.occurredAt }),
     referredBy: registered.referredBy,
     referees: [...credited.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, r]) => ({ customerId: id, ...r })),
@@ -280,18 +280,22 @@ describe('ProfilesProjection scenarios', () => {
     await store.close();
   });
 
-  it('given transitions written with their cause, then the stage history names the causing event', async () => {
+  it('given transitions written with their cause, then the stage history names each transition event and what caused it', async () => {
     const log = new StoredEventLog();
-    log.append('ProspectRegistered', { customerId: 'bo', source: 'store', personal: {}, implicit: false, occurredAt: at(1) });
+    // a registration is caused by its command (the engine writes the command id as its causation id)
+    const registered = log.append('ProspectRegistered', { customerId: 'bo', source: 'store', personal: {}, implicit: false, occurredAt: at(1) }, { metadata: { commandId: 'reg-bo', causationId: 'reg-bo' } });
     const purchase = log.append('PurchaseRecorded', { customerId: 'bo', orderId: 'o1', lines: [], totalMinor: 100, costMinor: 50, channel: 'store', occurredAt: at(2, 18) });
-    log.append('CustomerConverted', { customerId: 'bo', orderId: 'o1', occurredAt: at(2, 18) }, { metadata: { causationId: purchase.id } });
+    const converted = log.append('CustomerConverted', { customerId: 'bo', orderId: 'o1', occurredAt: at(2, 18) }, { metadata: { causationId: purchase.id } });
+    // stored without a cause (a log from elsewhere): no causation id rather than the event's own id
+    const churned = log.append('CustomerChurned', { customerId: 'bo', reason: 'marked_lost', detail: 'moved away', occurredAt: at(3) });
     const { store, queries } = await project(log.events);
 
     const profile = await queries.getProfile('bo', at(12));
-    expect(profile?.stage).toBe('customer');
+    expect(profile?.stage).toBe('churned');
     expect(profile?.stageHistory).toEqual([
-      { stage: 'prospect', at: at(1), causeEventId: log.events[0]!.id },
-      { stage: 'customer', at: at(2, 18), causeEventId: purchase.id },
+      { stage: 'prospect', at: at(1), eventId: registered.id, causationId: 'reg-bo' },
+      { stage: 'customer', at: at(2, 18), eventId: converted.id, causationId: purchase.id },
+      { stage: 'churned', at: at(3), eventId: churned.id },
     ]);
     expect(profile?.rfm).toEqual({ recencyDays: 10, frequency: 1, monetaryMinor: 100 });
     expect(profile?.habits).toMatchObject({ usualWeekday: 'friday', usualHourUtc: 18, averageBasketMinor: 100 });

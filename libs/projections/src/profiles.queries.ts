@@ -28,7 +28,13 @@ export interface CustomerProfile {
   lastPurchaseAt?: string;
   stage?: string;
   stageSince?: string;
-  stageHistory: Array<{ stage: string; at: string; causeEventId: string }>;
+  /**
+   * Each change of stage: the transition event itself (`eventId`) and what caused it (`causationId`:
+   * the fact before it in the same decision, the event a process manager reacted to, or the command id
+   * when a command changed the stage directly), as `GET /customers/:id` names them. A transition
+   * stored without a cause has no `causationId`.
+   */
+  stageHistory: Array<{ stage: string; at: string; eventId: string; causationId?: string }>;
   acquisition: { source?: string; channel?: string; campaign?: string; registeredAt?: string };
   referredBy?: string;
   referees: Array<{ customerId: string; creditedAt?: string; convertedAt?: string }>;
@@ -102,8 +108,8 @@ export class ProfileQueries {
         'SELECT sku, quantity FROM profile_products WHERE customer_id = ? ORDER BY quantity DESC, sku LIMIT 5', [customerId]),
       this.db.get<{ channel: string }>(
         'SELECT channel FROM profile_channels WHERE customer_id = ? ORDER BY touchpoints + purchases DESC, channel LIMIT 1', [customerId]),
-      this.db.all<{ stage: string; at: string; cause_event_id: string }>(
-        'SELECT stage, at, cause_event_id FROM profile_stage_history WHERE customer_id = ? ORDER BY seq', [customerId]),
+      this.db.all<{ stage: string; at: string; cause_event_id: string; event_id: string }>(
+        'SELECT stage, at, cause_event_id, event_id FROM profile_stage_history WHERE customer_id = ? ORDER BY seq', [customerId]),
       this.db.all<{ referee_id: string; credited_at: string | null; converted_at: string | null }>(
         'SELECT referee_id, credited_at, converted_at FROM profile_referees WHERE customer_id = ? ORDER BY referee_id', [customerId]),
       this.db.all<{ at: string; gesture: string; reason: string; value_minor: number | null }>(
@@ -139,7 +145,13 @@ export class ProfileQueries {
         stage: row.stage,
         stageSince: st.stageSince,
       }),
-      stageHistory: history.map((h) => ({ stage: h.stage, at: h.at, causeEventId: h.cause_event_id })),
+      // the projection stores the event's own id as its cause when it has none: an event never causes itself
+      stageHistory: history.map((h) => ({
+        stage: h.stage,
+        at: h.at,
+        eventId: h.event_id,
+        ...(h.cause_event_id !== h.event_id ? { causationId: h.cause_event_id } : {}),
+      })),
       acquisition: defined({ source: row.source, channel: st.acquisitionChannel, campaign: st.campaign, registeredAt: st.registeredAt }),
       ...defined({ referredBy: st.referredBy }),
       referees: referees.map((r) => ({ customerId: r.referee_id, ...defined({ creditedAt: r.credited_at, convertedAt: r.converted_at }) })),
