@@ -1,6 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
-import { IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
+import { getMetadataStorage, IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
 import type { FieldError } from '@clientele/contracts';
 import { asOfInstant } from '@clientele/event-store';
 import { problem } from './problem-details';
@@ -14,15 +14,27 @@ export function validQuery<T extends object>(dto: new () => T, query: Record<str
   const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length === 0) return instance;
   throw new BadRequestException(
-    problem(400, 'invalid_query', 'Invalid query', errors.map(describe).map((e) => `${e.field}: ${e.expected}`).join('; '), {
-      errors: errors.map(describe),
+    problem(400, 'invalid_query', 'Invalid query', errors.map((e) => describe(e, dto)).map((e) => `${e.field}: ${e.expected}`).join('; '), {
+      errors: errors.map((e) => describe(e, dto)),
     }),
   );
 }
 
-function describe(error: ValidationError): FieldError {
+function describe(error: ValidationError, dto: new () => object): FieldError {
+  // class-validator's own words for an unknown parameter are "property x should not exist"
+  if (error.constraints?.['whitelistValidation'] !== undefined) {
+    return { field: error.property, expected: `no such parameter (this query takes ${parametersOf(dto).join(', ')})` };
+  }
   const messages = Object.values(error.constraints ?? {});
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };
+}
+
+/** the parameters a query DTO declares, from class-validator's metadata, in a stable order */
+function parametersOf(dto: new () => object): string[] {
+  const names = getMetadataStorage()
+    .getTargetValidationMetadatas(dto, '', true, false)
+    .map((m) => m.propertyName);
+  return [...new Set(names)].sort();
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;

@@ -86,6 +86,8 @@ describe('engine read models over HTTP', () => {
   it('a bad statistics filter answers 400 naming the field', async () => {
     const bad = await http.get('/statistics/churn?from=yesterday').expect(400);
     expect(bad.body.errors[0].field).toBe('from');
+    const unknown = await http.get('/statistics/churn?period=quarter').expect(400);
+    expect(unknown.body.errors).toEqual([{ field: 'period', expected: expect.stringMatching(/^no such parameter \(this query takes .*\bfrom\b.*\bto\b/) }]);
     const dimension = await http.get('/statistics/profitability/colour').expect(400);
     expect(dimension.body.errors[0].field).toBe('by');
     await http.get('/statistics/profitability/channel').expect(200);
