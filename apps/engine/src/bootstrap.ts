@@ -3,10 +3,11 @@ import type { ModuleMetadata } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { openStorage, type OpenedStorage } from '@clientele/application';
+import { ClienteleMetrics, openStorage, type OpenedStorage } from '@clientele/application';
 import type { EngineConfig } from './engine.config';
 import { EngineLogger } from './engine.logger';
 import { EngineModule } from './engine.module';
+import { httpMetrics } from './http-metrics';
 import { problem, sendProblem } from './problem-details';
 
 export interface BootstrapOptions {
@@ -30,6 +31,8 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
     bufferLogs: false,
   });
   app.disable('x-powered-by');
+  // first, so that requests refused by the body parser below are counted too
+  app.use(httpMetrics(app.get(ClienteleMetrics).registry));
   const batchBody = jsonBody(config.maxBatchBodyBytes);
   const singleBody = jsonBody(config.maxBodyBytes);
   // Batches may be large; everything else stays small so one request cannot hold much memory.

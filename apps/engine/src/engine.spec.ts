@@ -234,6 +234,28 @@ describe('engine HTTP API', () => {
     expect(metrics).toContain('clientele_command_duration_seconds_count{type="RegisterProspect"} 1');
     expect(metrics).toContain('clientele_process_manager_lag_events 0');
   });
+
+  it('counts HTTP requests by route template and status, also those refused before routing', async () => {
+    await send(journey[0]).expect(201);
+    await send(journey[0]).expect(200);
+    await http.get('/customers/ann').expect(200);
+    await http.get('/customers/nobody').expect(404);
+    await http.get('/no/such/path').expect(404);
+    await http.post('/commands').set('content-type', 'application/json').send('{not json').expect(400);
+    const metrics = (await http.get('/metrics').expect(200)).text;
+    const count = (labels: string) => {
+      const line = metrics.split('\n').find((l) => l.startsWith(`clientele_http_request_duration_seconds_count{${labels}}`));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    expect(count('method="POST",route="/commands",status="201"')).toBe(1);
+    expect(count('method="POST",route="/commands",status="200"')).toBe(1);
+    // the template, not the customer id
+    expect(count('method="GET",route="/customers/:id",status="200"')).toBe(1);
+    expect(count('method="GET",route="/customers/:id",status="404"')).toBe(1);
+    expect(metrics).not.toContain('route="/customers/ann"');
+    expect(count('method="GET",route="(no route)",status="404"')).toBe(1);
+    expect(count('method="POST",route="(no route)",status="400"')).toBe(1);
+  });
 });
 
 describe('engine HTTP API, when the store fails for now', () => {
