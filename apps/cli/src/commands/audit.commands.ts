@@ -66,11 +66,14 @@ export type StoreAddress = { kind: 'sqlite'; file: string } | { kind: 'postgres'
 
 export const DEFAULT_PG_SCHEMA = 'clientele';
 
-/** `sqlite:<file>`, `postgres:<url>[#schema]` (or a bare `postgres://…` URL); the schema defaults to `clientele`. */
-export function parseStoreAddress(text: string): StoreAddress {
+/**
+ * `sqlite:<file>`, `postgres:<url>[#schema]` (or a bare `postgres://…` URL); the schema defaults to
+ * `clientele`. Errors name `option`, the command-line option the address came from.
+ */
+export function parseStoreAddress(text: string, option = '--store'): StoreAddress {
   if (text.startsWith('sqlite:')) {
     const file = text.slice('sqlite:'.length);
-    if (file === '') throw new Error('--store: expected sqlite:<file>, the file is missing');
+    if (file === '') throw new Error(`${option}: expected sqlite:<file>, the file is missing`);
     return { kind: 'sqlite', file };
   }
   const pg = /^postgres(?:ql)?:\/\//.test(text) ? text : text.startsWith('postgres:') ? text.slice('postgres:'.length) : undefined;
@@ -78,10 +81,10 @@ export function parseStoreAddress(text: string): StoreAddress {
     const hash = pg.indexOf('#');
     const url = hash < 0 ? pg : pg.slice(0, hash);
     const schema = hash < 0 ? DEFAULT_PG_SCHEMA : pg.slice(hash + 1);
-    if (!/^postgres(?:ql)?:\/\//.test(url)) throw new Error(`--store: expected postgres:postgres://user@host:port/db[#schema], got ${JSON.stringify(text)}`);
+    if (!/^postgres(?:ql)?:\/\//.test(url)) throw new Error(`${option}: expected postgres:postgres://user@host:port/db[#schema], got ${JSON.stringify(text)}`);
     return { kind: 'postgres', url, schema };
   }
-  throw new Error(`--store: expected sqlite:<file> or postgres:<url>[#schema], got ${JSON.stringify(text)}`);
+  throw new Error(`${option}: expected sqlite:<file> or postgres:<url>[#schema], got ${JSON.stringify(text)}`);
 }
 
 export interface StoreOptions {

@@ -203,5 +203,11 @@ describeWithServer(PostgresServer, 'clientele migrate between SQLite and Postgre
     expect(same.stderr).toContain('--from and --to name the same store');
     const noSchema = await migrate(`postgres:${url}#${schema()}`, `sqlite:${tmp.file('t2.db')}`);
     expect(noSchema.stderr).toContain('holds no event log');
+    // a malformed address is named by the option it came from
+    const badTarget = await migrate(`sqlite:${tmp.file('s.db')}`, 'mysql://x');
+    expect(badTarget.code).toBe(1);
+    expect(badTarget.stderr).toContain('--to: expected sqlite:<file> or postgres:<url>[#schema], got "mysql://x"');
+    const badSource = await migrate('sqlite:', `sqlite:${tmp.file('t3.db')}`);
+    expect(badSource.stderr).toContain('--from: expected sqlite:<file>, the file is missing');
   });
 });

@@ -106,8 +106,8 @@ async function copyKeys(from: CustomerKeyTable, to: CustomerKeyTable): Promise<K
  * head, then verifies the target's chain. Answers the exit code.
  */
 export async function migrateStore(options: MigrateOptions, deps: MigrateCommandDeps): Promise<number> {
-  const fromAddress = parseStoreAddress(options.from);
-  const toAddress = parseStoreAddress(options.to);
+  const fromAddress = parseStoreAddress(options.from, '--from');
+  const toAddress = parseStoreAddress(options.to, '--to');
   if (sameStore(fromAddress, toAddress)) throw new Error('--from and --to name the same store');
   const out = deps.stdout;
   const source = await open(fromAddress, 'source');
