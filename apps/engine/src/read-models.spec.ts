@@ -86,6 +86,10 @@ describe('engine read models over HTTP', () => {
   it('a bad statistics filter answers 400 naming the field', async () => {
     const bad = await http.get('/statistics/churn?from=yesterday').expect(400);
     expect(bad.body.errors[0].field).toBe('from');
+    const week = await http.get('/statistics/churn?per=week').expect(400);
+    expect(week.body.errors).toEqual([{ field: 'per', expected: 'month, quarter or year' }]);
+    const quarters = (await http.get('/statistics/churn?per=quarter').expect(200)).body;
+    expect(quarters).toEqual({ months: expect.any(Array), periods: expect.any(Array), reasons: expect.any(Array) });
     const unknown = await http.get('/statistics/churn?period=quarter').expect(400);
     expect(unknown.body.errors).toEqual([{ field: 'period', expected: expect.stringMatching(/^no such parameter \(this query takes .*\bfrom\b.*\bto\b/) }]);
     const dimension = await http.get('/statistics/profitability/colour').expect(400);

@@ -15,6 +15,10 @@ class FilterQuery implements StatisticsFilter {
   @IsOptional() @IsString() segment?: string;
 }
 
+class ChurnQuery extends FilterQuery {
+  @IsOptional() @IsIn(['month', 'quarter', 'year'], { message: 'month, quarter or year' }) per?: 'month' | 'quarter' | 'year';
+}
+
 class ValueQuery extends FilterQuery {
   @IsOptional() @IsIn(['month', 'year'], { message: 'month or year' }) per?: 'month' | 'year';
 }
@@ -53,9 +57,10 @@ export class StatisticsController {
   }
 
   @Get('churn')
-  @ApiOperation({ summary: 'Churn rate per month and churn reasons' })
+  @ApiOperation({ summary: 'Churn rate per month (and per quarter or year with per=quarter|year) and churn reasons' })
   churn(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.churn(validQuery(FilterQuery, q)));
+    const { per, ...filter } = validQuery(ChurnQuery, q);
+    return answer(() => this.stats.churn(filter, per ?? 'month'));
   }
 
   @Get('repeat-rate')

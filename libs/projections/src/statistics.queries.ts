@@ -161,8 +161,18 @@ export interface ChurnMonth {
   churned: number;
   rate: number | null;
 }
+/** churn over a quarter (`2024-Q3`) or a year (`2024`): its churns / customers active at its first instant */
+export interface ChurnPeriod {
+  period: string;
+  activeAtStart: number;
+  churned: number;
+  rate: number | null;
+}
+export type ChurnPer = 'month' | 'quarter' | 'year';
 export interface ChurnAnswer {
   months: ChurnMonth[];
+  /** with `per` quarter or year: the months summed per period */
+  periods?: ChurnPeriod[];
   reasons: { reason: string; detail: string | null; count: number }[];
 }
 export interface RepeatRate {
@@ -396,8 +406,9 @@ export class StatisticsQueries {
    * Per month: customers churned in it / customers active (customer, repeat buyer or advocate) at
    * its first instant; and churns counted by reason over the period.
    */
-  async churn(filter?: StatisticsFilter): Promise<ChurnAnswer> {
+  async churn(filter?: StatisticsFilter, per: ChurnPer = 'month'): Promise<ChurnAnswer> {
     const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    if (per !== 'month' && per !== 'quarter' && per !== 'year') throw new StatisticsFilterError('per', 'expected month, quarter or year');
     const pop = await this.population(r, 'c');
     const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
     const churnRows = r.segment
@@ -454,7 +465,7 @@ export class StatisticsQueries {
         months.push({ month: m, activeAtStart, churned: n, rate: ratio(n, activeAtStart) });
       }
     }
-    return { months, reasons };
+    return per === 'month' ? { months, reasons } : { months, periods: churnPeriods(months, per), reasons };
   }
 
   /** Customers with at least 2 orders / customers with at least 1, counting orders up to `asOf`. */
@@ -1231,4 +1242,21 @@ export function monthDiff(from: string, to: string): number {
   const [fy, fm] = from.split('-').map(Number);
   const [ty, tm] = to.split('-').map(Number);
   return ((ty ?? 0) - (fy ?? 0)) * 12 + ((tm ?? 0) - (fm ?? 0));
+}
+
+/**
+ * Months summed into quarters or years: a period's churns over the customers active at its first
+ * instant, i.e. at the start of its first month (its first month inside `from`/`to` when the range
+ * cuts it). Customers who became active and churned inside the period count as churned only.
+ */
+function churnPeriods(months: readonly ChurnMonth[], per: 'quarter' | 'year'): ChurnPeriod[] {
+  const periods: ChurnPeriod[] = [];
+  for (const m of months) {
+    const period = per === 'year' ? m.month.slice(0, 4) : `${m.month.slice(0, 4)}-Q${Math.floor((Number(m.month.slice(5, 7)) - 1) / 3) + 1}`;
+    const last = periods[periods.length - 1];
+    if (last?.period === period) last.churned += m.churned;
+    else periods.push({ period, activeAtStart: m.activeAtStart, churned: m.churned, rate: null });
+  }
+  for (const p of periods) p.rate = ratio(p.churned, p.activeAtStart);
+  return periods;
 }
