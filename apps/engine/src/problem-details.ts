@@ -1,8 +1,9 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import type { FieldError } from '@clientele/contracts';
 import { DomainErrorCodes } from '@clientele/domain';
 import { describeFailure, type CommandFailure } from '@clientele/application';
+import { InvalidQueryError } from '@clientele/projections';
 
 /** RFC 9457 problem details, the one error shape of the HTTP API. */
 export interface ProblemDetails {
@@ -69,8 +70,18 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const [code, title] = HTTP_CODES[status] ?? [`http_${status}`, 'Error'];
       return sendProblem(res, problem(status, code, title, String(detail)));
     }
+    // a read-model query refusing an argument the DTO could not judge (a cursor no page gave)
+    if (error instanceof InvalidQueryError) {
+      return sendProblem(res, problem(400, 'invalid_query', 'Invalid query', error.message, { errors: [{ field: error.field, expected: error.expected }] }));
+    }
     const failure = describeFailure(error);
-    if (failure.kind === 'internal') this.logger.error({ err: error }, 'unhandled error');
+    if (failure.kind === 'internal') {
+      this.logger.error({ err: error }, 'unhandled error');
+      // only commands are retried by id; a query is simply asked again
+      if (host.switchToHttp().getRequest<Request>().method === 'GET') {
+        return sendProblem(res, problem(500, 'internal_error', 'Internal error', 'the request could not be answered; it may be asked again'));
+      }
+    }
     sendProblem(res, problemForFailure(failure));
   }
 }

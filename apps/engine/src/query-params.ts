@@ -20,10 +20,20 @@ export function validQuery<T extends object>(dto: new () => T, query: Record<str
   );
 }
 
+/** for an endpoint that takes no parameters: each one given is refused by name rather than silently ignored */
+export function noParameters(query: Record<string, unknown>): void {
+  const errors: FieldError[] = Object.keys(query).map((field) => ({ field, expected: 'no such parameter (this query takes none)' }));
+  if (errors.length === 0) return;
+  throw new BadRequestException(
+    problem(400, 'invalid_query', 'Invalid query', errors.map((e) => `${e.field}: ${e.expected}`).join('; '), { errors }),
+  );
+}
+
 function describe(error: ValidationError, dto: new () => object): FieldError {
   // class-validator's own words for an unknown parameter are "property x should not exist"
   if (error.constraints?.['whitelistValidation'] !== undefined) {
-    return { field: error.property, expected: `no such parameter (this query takes ${parametersOf(dto).join(', ')})` };
+    const takes = parametersOf(dto);
+    return { field: error.property, expected: `no such parameter (this query takes ${takes.join(', ')})` };
   }
   const messages = Object.values(error.constraints ?? {});
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };

@@ -5,11 +5,11 @@ import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
 import { customerStream } from '@clientele/domain';
 import { eventsOfStream, type StoredEvent } from '@clientele/event-store';
-import { profileAsOf, type CustomerProfile, type ProfilePage, type UpcomingBirthday } from '@clientele/projections';
+import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage } from '@clientele/projections';
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { AsOfQuery, asOfParam, validQuery } from './query-params';
+import { AsOfQuery, asOfParam, noParameters, validQuery } from './query-params';
 
 const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
 
@@ -31,6 +31,7 @@ class BirthdaysQuery extends AsOfQuery {
   withinDays?: number;
   @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
   limit?: number;
+  @IsOptional() @IsString() cursor?: string;
 }
 
 class TreeQuery {
@@ -86,9 +87,14 @@ export class ReadModelsController {
 
   @Get('birthdays')
   @ApiOperation({ summary: 'Customers whose birthday falls within the next days (for greetings)' })
-  async birthdays(@Query() query: Record<string, unknown>): Promise<UpcomingBirthday[]> {
+  async birthdays(@Query() query: Record<string, unknown>): Promise<BirthdayPage> {
     const q = validQuery(BirthdaysQuery, query);
-    return this.readModels.profiles.upcomingBirthdays({ asOf: asOfOrNow(q.asOf), withinDays: q.withinDays ?? 30, limit: q.limit ?? 100 });
+    return this.readModels.profiles.upcomingBirthdays({
+      asOf: asOfOrNow(q.asOf),
+      withinDays: q.withinDays ?? 30,
+      limit: q.limit ?? 100,
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    });
   }
 
   @Get('referrals/tree/:id')
@@ -107,26 +113,30 @@ export class ReadModelsController {
 
   @Get('referrals/viral-coefficient')
   @ApiOperation({ summary: 'Converted referees per customer' })
-  async viralCoefficient() {
+  async viralCoefficient(@Query() query: Record<string, unknown>) {
+    noParameters(query);
     return this.readModels.referrals.viralCoefficient();
   }
 
   @Get('referrals/graph')
   @ApiOperation({ summary: 'The whole referral graph as JSON (nodes and edges with conversion and revenue)' })
-  async graph() {
+  async graph(@Query() query: Record<string, unknown>) {
+    noParameters(query);
     return this.readModels.referrals.exportGraph();
   }
 
   @Get('referrals/graph.dot')
   @Header('Content-Type', 'text/vnd.graphviz; charset=utf-8')
   @ApiOperation({ summary: 'The whole referral graph in Graphviz DOT' })
-  async graphDot(): Promise<string> {
+  async graphDot(@Query() query: Record<string, unknown>): Promise<string> {
+    noParameters(query);
     return this.readModels.referrals.toDot();
   }
 
   @Get('projections')
   @ApiOperation({ summary: 'Each read model: position folded, head of the log, lag' })
-  async projections() {
+  async projections(@Query() query: Record<string, unknown>) {
+    noParameters(query);
     return (await this.readModels.status()) ?? [];
   }
 }

@@ -67,7 +67,8 @@ describe('engine read models over HTTP', () => {
     expect(next.items.map((p: { customerId: string }) => p.customerId)).toEqual(['ann']);
 
     const birthdays = (await http.get('/birthdays?asOf=2026-02-01&withinDays=14').expect(200)).body;
-    expect(birthdays.map((b: { customerId: string }) => b.customerId)).toEqual(['ann']);
+    expect(birthdays.items.map((b: { customerId: string }) => b.customerId)).toEqual(['ann']);
+    expect(birthdays.nextCursor).toBeUndefined();
 
     const advocates = (await http.get('/referrals/top-advocates').expect(200)).body;
     expect(advocates[0]).toMatchObject({ customerId: 'ann' });
@@ -81,6 +82,21 @@ describe('engine read models over HTTP', () => {
     const earlier = (await http.get('/statistics/stages?asOf=2026-01-04').expect(200)).body;
     // on 4 January Ann was registered (2 Jan) but had not bought yet (5 Jan); Ben did not exist
     expect(earlier).toMatchObject({ total: 1, stages: { prospect: 1, customer: 0, advocate: 0 } });
+  });
+
+  it('pages upcoming birthdays by cursor', async () => {
+    const people = ['cy', 'di', 'ed', 'fa', 'gu'];
+    await given(people.map((id, i) => ({ type: 'RegisterProspect', commandId: `r-${id}`, data: { customerId: id, source: 'web', personal: { name: id, birthday: `1990-02-0${2 + (i % 2)}` }, occurredAt: '2026-01-02T09:00:00Z' } })));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = (await http.get(`/birthdays?asOf=2026-02-01&withinDays=14&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`).expect(200)).body;
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((b: { customerId: string }) => b.customerId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    // Feb 2 first (cy, ed, gu), then Feb 3 (di, fa), each day by customer id
+    expect(seen).toEqual(['cy', 'ed', 'gu', 'di', 'fa']);
   });
 
   it('a bad statistics filter answers 400 naming the field', async () => {
@@ -100,6 +116,16 @@ describe('engine read models over HTTP', () => {
   it('a bad filter answers 400 naming it, an unknown customer 404, and nothing is changed', async () => {
     const bad = await http.get('/profiles?limit=0&stage=vip&colour=red').expect(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'limit', 'stage']);
+    // a cursor no page gave is the caller's mistake, named, not a server error
+    for (const path of ['/profiles?cursor=bad', '/birthdays?cursor=bad']) {
+      const badCursor = await http.get(path).expect(400);
+      expect(badCursor.body).toMatchObject({ code: 'invalid_query', errors: [{ field: 'cursor', expected: 'the nextCursor of a previous page' }] });
+    }
+    // endpoints without parameters refuse them too, instead of ignoring a filter the caller meant
+    for (const path of ['/referrals/graph?limit=2', '/referrals/graph.dot?depth=1', '/referrals/viral-coefficient?from=2026-01-01', '/projections?name=profiles']) {
+      const ignored = await http.get(path).expect(400);
+      expect(ignored.body.errors).toEqual([{ field: expect.any(String), expected: 'no such parameter (this query takes none)' }]);
+    }
     const unknown = await http.get('/customers/nobody/profile').expect(404);
     expect(unknown.body.code).toBe('unknown_customer');
   });

@@ -17,3 +17,4 @@ export * from './all-projections';
 export * from './projections.bench';
 export * from './replay-proof';
 export * from './profile-as-of';
+export * from './query-errors';

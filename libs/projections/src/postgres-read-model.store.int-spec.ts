@@ -72,9 +72,14 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
       } while (cursor);
     }
     expect(await pp.listProfiles({ stage: 'customer', source: 'web', limit: 1000 })).toEqual(await ps.listProfiles({ stage: 'customer', source: 'web', limit: 1000 }));
-    expect(await pp.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 100 })).toEqual(
-      await ps.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 100 }),
-    );
+    for (let [cursorP, cursorS, pages] = [undefined as string | undefined, undefined as string | undefined, 0]; pages === 0 || cursorS; pages += 1) {
+      const [a, b] = [
+        await ps.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 7, ...(cursorS ? { cursor: cursorS } : {}) }),
+        await pp.upcomingBirthdays({ asOf: '2025-12-15', withinDays: 60, limit: 7, ...(cursorP ? { cursor: cursorP } : {}) }),
+      ];
+      expect(b).toEqual(a);
+      [cursorS, cursorP] = [a.nextCursor, b.nextCursor];
+    }
     const [rs, rp] = [new ReferralQueries(sqlite), new ReferralQueries(pg)];
     expect(await rp.topAdvocates(50)).toEqual(await rs.topAdvocates(50));
     expect(await rp.viralCoefficient()).toEqual(await rs.viralCoefficient());

@@ -3,7 +3,8 @@ import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele
 import { Projector, flushRebuild } from './projector';
 import { digest } from './read-model-digest';
 import { ProfilesProjection, utcWeekdayAndHour } from './profiles.projection';
-import { ProfileQueries } from './profiles.queries';
+import { nextBirthday, ProfileQueries } from './profiles.queries';
+import { InvalidQueryError } from './query-errors';
 import type { CustomerProfile } from './profiles.queries';
 import { ReadModels } from './read-models';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
@@ -237,7 +238,7 @@ describe('ProfilesProjection', () => {
     expect(bySource.items.map((i) => i.customerId)).toEqual(all.filter((p) => p?.acquisition.source === 'web').map((p) => p!.customerId));
     const second = await queries.listProfiles({ limit: 10, offset: 10 });
     expect(second.items.map((i) => i.customerId)).toEqual(ids.slice(10, 20));
-    await expect(queries.listProfiles({ limit: 0 })).rejects.toThrow('limit: expected an integer 1..1000');
+    await expect(queries.listProfiles({ limit: 0 })).rejects.toThrow('limit: expected an integer from 1 to 1000, got 0');
     await store.close();
   });
 
@@ -249,11 +250,49 @@ describe('ProfilesProjection', () => {
       .map((id) => expectedProfile(log.events, id, `${at}T00:00:00.000Z`))
       .filter((p): p is CustomerProfile => p?.daysToNextBirthday !== undefined && p.daysToNextBirthday <= within)
       .sort((x, y) => x.daysToNextBirthday! - y.daysToNextBirthday! || (x.customerId < y.customerId ? -1 : 1));
-    const answer = await queries.upcomingBirthdays({ asOf: at, withinDays: within, limit: 1000 });
+    const { items: answer, nextCursor } = await queries.upcomingBirthdays({ asOf: at, withinDays: within, limit: 1000 });
+    expect(nextCursor).toBeUndefined();
     expect(answer.map((b) => [b.customerId, b.daysUntil])).toEqual(expected.map((p) => [p.customerId, p.daysToNextBirthday]));
     expect(answer.some((b) => b.nextBirthday.startsWith('2026-01'))).toBe(true);
     const top3 = await queries.upcomingBirthdays({ asOf: at, withinDays: within, limit: 3 });
-    expect(top3).toEqual(answer.slice(0, 3));
+    expect(top3.items).toEqual(answer.slice(0, 3));
+    expect(top3.nextCursor).toEqual(expect.any(String));
+    await store.close();
+  });
+
+  it('pages through upcoming birthdays by cursor without gaps or repeats: across the new year, on crowded days, a leap day and a whole year', async () => {
+    // many customers share a few birthdays, so pages end in the middle of a day
+    const crowded = new StoredEventLog();
+    const birthdays = ['1990-12-30', '1985-12-31', '1970-01-01', '1999-01-02', '1992-02-29', '1980-02-28', '1975-03-01', '2001-06-15', '1960-12-29'];
+    for (let i = 0; i < 90; i += 1) {
+      const personal = { name: `P${i}`, birthday: birthdays[(i * 7) % birthdays.length]! };
+      crowded.append('ProspectRegistered', { customerId: `c${String((i * 37) % 90).padStart(2, '0')}`, source: 'web', personal, implicit: false, occurredAt: '2024-01-01T00:00:00.000Z' });
+    }
+    const { store, queries } = await project(crowded.events);
+    for (const [asOf, within] of [['2025-12-29', 10], ['2027-02-26', 5], ['2028-02-26', 5], ['2025-12-29', 366], ['2026-06-15', 0]] as const) {
+      const whole = await queries.upcomingBirthdays({ asOf, withinDays: within, limit: 1000 });
+      // the straightforward fold: every customer's next birthday, filtered and sorted here
+      const expected = crowded.events
+        .map((e) => ({ id: String(e.data['customerId']), next: nextBirthday(String((e.data['personal'] as { birthday: string }).birthday), Date.parse(`${asOf}T00:00:00.000Z`)) }))
+        .filter((b) => b.next.daysUntil <= within)
+        .sort((a, b) => a.next.daysUntil - b.next.daysUntil || (a.id < b.id ? -1 : 1))
+        .map((b) => b.id);
+      expect(whole.items.map((b) => b.customerId)).toEqual(expected);
+      for (const limit of [1, 4, 7]) {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await queries.upcomingBirthdays({ asOf, withinDays: within, limit, ...(cursor ? { cursor } : {}) });
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          seen.push(...page.items.map((b) => b.customerId));
+          cursor = page.nextCursor;
+          pages += 1;
+        } while (cursor && pages < 200);
+        expect({ asOf, within, limit, seen }).toEqual({ asOf, within, limit, seen: expected });
+      }
+    }
+    await expect(queries.upcomingBirthdays({ asOf: '2025-12-29', withinDays: 10, cursor: 'not-a-cursor' })).rejects.toThrow(InvalidQueryError);
     await store.close();
   });
 });
@@ -276,7 +315,7 @@ describe('ProfilesProjection scenarios', () => {
     const row = await store.get<{ birth_md: string | null; state: string }>('SELECT birth_md, state FROM profiles');
     expect(row?.birth_md).toBeNull();
     for (const personal of ['Ann', 'ann@example.test', '1990-01-20']) expect(row?.state).not.toContain(personal);
-    expect(await queries.upcomingBirthdays({ asOf: '2026-01-10', withinDays: 30 })).toEqual([]);
+    expect(await queries.upcomingBirthdays({ asOf: '2026-01-10', withinDays: 30 })).toEqual({ items: [] });
     await store.close();
   });
 
@@ -339,11 +378,11 @@ describe('ProfilesProjection scenarios', () => {
     log.append('ProspectRegistered', { customerId: 'leap', source: 'web', personal: { birthday: '1992-02-29' }, implicit: false, occurredAt: at(1) });
     log.append('ProspectRegistered', { customerId: 'mar1', source: 'web', personal: { birthday: '1980-03-01' }, implicit: false, occurredAt: at(1) });
     const { store, queries } = await project(log.events);
-    expect(await queries.upcomingBirthdays({ asOf: '2027-02-27', withinDays: 2 })).toEqual([
+    expect((await queries.upcomingBirthdays({ asOf: '2027-02-27', withinDays: 2 })).items).toEqual([
       { customerId: 'leap', birthday: '1992-02-29', nextBirthday: '2027-02-28', daysUntil: 1 },
       { customerId: 'mar1', birthday: '1980-03-01', nextBirthday: '2027-03-01', daysUntil: 2 },
     ]);
-    expect((await queries.upcomingBirthdays({ asOf: '2028-02-27', withinDays: 2 }))[0]).toMatchObject({ nextBirthday: '2028-02-29', daysUntil: 2 });
+    expect((await queries.upcomingBirthdays({ asOf: '2028-02-27', withinDays: 2 })).items[0]).toMatchObject({ nextBirthday: '2028-02-29', daysUntil: 2 });
     await store.close();
   });
 });

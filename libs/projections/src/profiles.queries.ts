@@ -1,5 +1,6 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import type { ProfileRow, ProfileState } from './profiles.projection';
+import { InvalidQueryError } from './query-errors';
 import { DAY_MS, parseAsOf } from './sql-batch';
 
 const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
@@ -71,6 +72,12 @@ export interface ListProfilesOptions {
 
 export interface ProfilePage {
   items: ProfileSummary[];
+  nextCursor?: string;
+}
+
+export interface BirthdayPage {
+  items: UpcomingBirthday[];
+  /** present when more birthdays follow in the window: pass it as `cursor` for the next page */
   nextCursor?: string;
 }
 
@@ -177,14 +184,14 @@ export class ProfileQueries {
 
   async listProfiles(options: ListProfilesOptions = {}): Promise<ProfilePage> {
     const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error(`limit: expected an integer 1..1000, got ${String(limit)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
     const sort = options.sort ?? 'customerId';
     const expr = SORT_COLUMN[sort];
-    if (!expr) throw new Error(`sort: expected one of ${Object.keys(SORT_COLUMN).join(', ')}, got "${String(sort)}"`);
+    if (!expr) throw new InvalidQueryError('sort', `one of ${Object.keys(SORT_COLUMN).join(', ')}`, String(sort));
     const direction = options.direction ?? 'asc';
-    if (direction !== 'asc' && direction !== 'desc') throw new Error(`direction: expected asc or desc, got "${String(direction)}"`);
+    if (direction !== 'asc' && direction !== 'desc') throw new InvalidQueryError('direction', 'asc or desc', String(direction));
     const offset = options.offset ?? 0;
-    if (!Number.isInteger(offset) || offset < 0) throw new Error(`offset: expected a non-negative integer, got ${String(offset)}`);
+    if (!Number.isInteger(offset) || offset < 0) throw new InvalidQueryError('offset', 'a non-negative integer', offset);
 
     const where: string[] = [];
     const params: SqlParam[] = [];
@@ -230,43 +237,71 @@ export class ProfileQueries {
     };
   }
 
-  /** birthdays in the next `withinDays` days from `asOf` (0 = today only), soonest first */
-  async upcomingBirthdays(options: { asOf: string | Date; withinDays: number; limit?: number }): Promise<UpcomingBirthday[]> {
+  /**
+   * Birthdays in the next `withinDays` days from `asOf` (0 = today only), soonest first, then by
+   * customer id, `limit` to a page; `nextCursor` (when more follow) asks for the next page. The
+   * cursor names the last birthday's date and customer, so pages asked for with the same `asOf`
+   * never skip or repeat anyone.
+   */
+  async upcomingBirthdays(options: { asOf: string | Date; withinDays: number; limit?: number; cursor?: string }): Promise<BirthdayPage> {
     const now = parseAsOf(options.asOf);
     const { withinDays } = options;
     const limit = options.limit ?? 50;
     if (!Number.isInteger(withinDays) || withinDays < 0 || withinDays > 366) {
-      throw new Error(`withinDays: expected an integer 0..366, got ${String(withinDays)}`);
+      throw new InvalidQueryError('withinDays', 'an integer from 0 to 366', withinDays);
     }
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error(`limit: expected an integer 1..1000, got ${String(limit)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
     const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
-    const from = monthDay(today);
-    const to = monthDay(today + withinDays * DAY_MS);
-    const select = 'SELECT customer_id, state FROM profiles WHERE erased = 0 AND birth_md IS NOT NULL AND';
-    const ordered = 'ORDER BY birth_md, customer_id';
-    type Row = { customer_id: string; state: string };
-    const candidates: Row[] = [];
-    if (withinDays >= 365) candidates.push(...(await this.db.all<Row>(`${select} 1 = 1 ${ordered} LIMIT ${limit}`)));
-    else if (from <= to) candidates.push(...(await this.db.all<Row>(`${select} birth_md >= ? AND birth_md <= ? ${ordered} LIMIT ${limit}`, [from, to])));
-    else {
-      candidates.push(...(await this.db.all<Row>(`${select} birth_md >= ? ${ordered} LIMIT ${limit}`, [from])));
-      candidates.push(...(await this.db.all<Row>(`${select} birth_md <= ? ${ordered} LIMIT ${limit}`, [to])));
+    // after the cursor: its day from its customer on, then the later days of the window
+    let after: { days: number; customerId: string } | undefined;
+    if (options.cursor !== undefined) {
+      const [date, customerId] = decodeCursor(options.cursor);
+      const at = typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00.000Z`) : NaN;
+      if (!Number.isFinite(at)) throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
+      after = { days: Math.round((at - today) / DAY_MS), customerId };
     }
-    // Feb 29 birthdays fall on Feb 28 in common years, out of MM-DD order: fetch them on their own
-    candidates.push(...(await this.db.all<Row>(`${select} birth_md = '02-29' ${ordered}`)));
-    const seen = new Set<string>();
+    const firstDay = Math.max(0, after?.days ?? 0);
     const out: UpcomingBirthday[] = [];
-    for (const c of candidates) {
-      if (seen.has(c.customer_id)) continue;
-      seen.add(c.customer_id);
-      const st = JSON.parse(c.state) as ProfileState;
-      if (!st.birthday) continue;
-      const next = nextBirthday(st.birthday, now);
-      if (next.daysUntil > withinDays) continue;
-      out.push({ customerId: c.customer_id, birthday: st.birthday, nextBirthday: next.date, daysUntil: next.daysUntil, ...defined({ name: st.name }) });
+    if (firstDay <= withinDays) {
+      const from = monthDay(today + firstDay * DAY_MS);
+      const to = monthDay(today + withinDays * DAY_MS);
+      // the window wraps past Dec 31 when its last day falls in a later year than its first
+      const wraps = new Date(today + withinDays * DAY_MS).getUTCFullYear() > new Date(today + firstDay * DAY_MS).getUTCFullYear();
+      const leap = 'SELECT customer_id, state FROM profiles WHERE erased = 0 AND birth_md IS NOT NULL AND';
+      // Feb 29 birthdays are fetched on their own below: in the ranges they would take places of the LIMIT
+      const select = `${leap} birth_md <> '02-29' AND`;
+      const ordered = `ORDER BY birth_md, customer_id LIMIT ${limit + 1}`;
+      // on the cursor's own day, only the customers after the cursor's
+      const start = after && after.days === firstDay ? { sql: '(birth_md > ? OR (birth_md = ? AND customer_id > ?))', params: [from, from, after.customerId] } : { sql: 'birth_md >= ?', params: [from] };
+      type Row = { customer_id: string; state: string };
+      const candidates: Row[] = [];
+      if (withinDays - firstDay >= 365) {
+        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} ${ordered}`, start.params)));
+        candidates.push(...(await this.db.all<Row>(`${select} birth_md < ? ${ordered}`, [from])));
+      } else if (!wraps) {
+        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} AND birth_md <= ? ${ordered}`, [...start.params, to])));
+      } else {
+        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} ${ordered}`, start.params)));
+        candidates.push(...(await this.db.all<Row>(`${select} birth_md <= ? ${ordered}`, [to])));
+      }
+      // Feb 29 birthdays fall on Feb 28 in common years, out of MM-DD order: fetch them on their own
+      candidates.push(...(await this.db.all<Row>(`${leap} birth_md = '02-29' ORDER BY customer_id`)));
+      const seen = new Set<string>();
+      for (const c of candidates) {
+        if (seen.has(c.customer_id)) continue;
+        seen.add(c.customer_id);
+        const st = JSON.parse(c.state) as ProfileState;
+        if (!st.birthday) continue;
+        const next = nextBirthday(st.birthday, now);
+        if (next.daysUntil > withinDays) continue;
+        if (after && (next.daysUntil < after.days || (next.daysUntil === after.days && c.customer_id <= after.customerId))) continue;
+        out.push({ customerId: c.customer_id, birthday: st.birthday, nextBirthday: next.date, daysUntil: next.daysUntil, ...defined({ name: st.name }) });
+      }
+      out.sort((a, b) => a.daysUntil - b.daysUntil || (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0));
     }
-    out.sort((a, b) => a.daysUntil - b.daysUntil || (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0));
-    return out.slice(0, limit);
+    const items = out.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor(last.nextBirthday, last.customerId) } : {}) };
   }
 }
 
@@ -331,5 +366,5 @@ function decodeCursor(cursor: string): [string | number, string] {
   } catch {
     // reported below
   }
-  throw new Error('cursor: expected a nextCursor from a previous page');
+  throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
 }

@@ -144,7 +144,7 @@ describe('ReferralsProjection scenarios', () => {
       { customerId: 'bob', referredAt: log.events[4]!.metadata.occurredAt, creditedAt: log.events[4]!.metadata.occurredAt, convertedAt: log.events[5]!.metadata.occurredAt, revenueMinor: 1000, referees: [] },
     ]);
     expect(await queries.viralCoefficient()).toEqual({ convertedReferees: 1, customers: 2, coefficient: 0.5 });
-    await expect(queries.treeBelow('ada', 0)).rejects.toThrow('depth: expected an integer 1..20');
+    await expect(queries.treeBelow('ada', 0)).rejects.toThrow('depth: expected an integer from 1 to 20, got 0');
     await store.close();
   });
 });

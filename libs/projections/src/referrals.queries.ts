@@ -1,4 +1,5 @@
 import type { ReadModelQueries } from './read-model-store';
+import { InvalidQueryError } from './query-errors';
 import type { AdvocateRow, EdgeRow } from './referrals.projection';
 import { selectIn } from './sql-batch';
 
@@ -31,7 +32,7 @@ export class ReferralQueries {
 
   /** the people `customerId` referred, and whom they referred, down to `depth` levels (1 = direct) */
   async treeBelow(customerId: string, depth: number): Promise<ReferralNode[]> {
-    if (!Number.isInteger(depth) || depth < 1 || depth > 20) throw new Error(`depth: expected an integer 1..20, got ${String(depth)}`);
+    if (!Number.isInteger(depth) || depth < 1 || depth > 20) throw new InvalidQueryError('depth', 'an integer from 1 to 20', depth);
     const roots: ReferralNode[] = [];
     const childrenOf = new Map<string, ReferralNode[]>([[customerId, roots]]);
     const seen = new Set([customerId]);
@@ -68,7 +69,7 @@ export class ReferralQueries {
 
   /** ranked by converted referees, then the revenue their referees brought, then id */
   async topAdvocates(limit: number): Promise<Advocate[]> {
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new Error(`limit: expected an integer 1..1000, got ${String(limit)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
     const rows = await this.db.all<AdvocateRow>(
       `SELECT referrer_id, referees, converted_referees, referee_revenue_minor FROM referral_advocates
         ORDER BY converted_referees DESC, referee_revenue_minor DESC, referrer_id LIMIT ${limit}`,

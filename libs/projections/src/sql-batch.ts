@@ -1,3 +1,4 @@
+import { InvalidQueryError } from './query-errors';
 import type { ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
 
 const CHUNK = 100;
@@ -74,6 +75,6 @@ export const DAY_MS = 86_400_000;
 /** an `asOf` argument (date or date-time, UTC) as epoch ms; a clear error otherwise */
 export function parseAsOf(asOf: string | Date, field = 'asOf'): number {
   const ms = asOf instanceof Date ? asOf.getTime() : Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(asOf) ? `${asOf}T00:00:00.000Z` : asOf);
-  if (!Number.isFinite(ms)) throw new Error(`${field}: expected an ISO-8601 date or date-time, got "${String(asOf)}"`);
+  if (!Number.isFinite(ms)) throw new InvalidQueryError(field, 'an ISO-8601 date or date-time', String(asOf));
   return ms;
 }
