@@ -1,12 +1,14 @@
 import { Controller, Get, Inject, NotFoundException, Param, Query } from '@nestjs/common';
 import { ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CustomerQueries, type CustomerView, type HistoryEntry, type OpenedStorage } from '@clientele/application';
 import type { CustomerStage, LifecyclePolicy, StageChange } from '@clientele/domain';
 import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { asOfParam } from './query-params';
+import { asOfParam, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
 export interface CustomerAsOfView {
@@ -89,14 +91,26 @@ export class CustomersController {
   }
 
   @Get(':id/events')
-  @ApiOperation({ summary: 'Full history: positions, revisions, business and record time, causation and correlation' })
+  @ApiOperation({ summary: 'Full history (or a page of it): positions, revisions, business and record time, causation and correlation' })
   @ApiParam({ name: 'id', description: 'customer id' })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
-  async events(@Param('id') id: string): Promise<{ customerId: string; events: HistoryEntry[] }> {
-    const events = await this.queries.history(id);
-    if (events === undefined) throw notFound(id);
-    return { customerId: id, events };
+  @ApiQuery({ name: 'fromRevision', required: false, description: 'the first revision to answer (default 0)' })
+  @ApiQuery({ name: 'limit', required: false, description: 'at most this many events (1–10000); nextRevision then says where the next page starts' })
+  async events(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<{ customerId: string; events: HistoryEntry[]; nextRevision?: number }> {
+    const { fromRevision, limit } = validQuery(HistoryQuery, query);
+    const page = await this.queries.history(id, { ...(fromRevision !== undefined ? { fromRevision } : {}), ...(limit !== undefined ? { limit } : {}) });
+    if (page === undefined) throw notFound(id);
+    return { customerId: id, ...page };
   }
+}
+
+const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
+
+/** `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it */
+class HistoryQuery {
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer' }) @Min(0, { message: 'a non-negative integer' }) fromRevision?: number;
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 10000' }) @Min(1, { message: 'an integer from 1 to 10000' }) @Max(10_000, { message: 'an integer from 1 to 10000' })
+  limit?: number;
 }
 
 function notFound(id: string): NotFoundException {

@@ -193,7 +193,33 @@ describe('engine HTTP API', () => {
     it('unknown customer → 404 problem', async () => {
       await expectProblem(await http.get('/customers/nobody'), 404, 'unknown_customer');
       await expectProblem(await http.get('/customers/nobody/events'), 404, 'unknown_customer');
+      await expectProblem(await http.get('/customers/nobody/events?fromRevision=3&limit=2'), 404, 'unknown_customer');
     });
+
+    it('history paging: a bad fromRevision or limit → 400 naming it; an unknown parameter is refused', async () => {
+      expect([200, 201]).toContain((await send(journey[0])).status);
+      const bad = await http.get('/customers/ann/events?fromRevision=-1&limit=0&colour=red').expect(400);
+      expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'fromRevision', 'limit']);
+    });
+  });
+
+  it('pages a customer history by revision: the pages together are the whole history', async () => {
+    await runJourney();
+    const whole = (await http.get('/customers/ann/events').expect(200)).body;
+    expect(whole.nextRevision).toBeUndefined();
+    expect(whole.events.length).toBeGreaterThan(3);
+    const paged: { revision: number }[] = [];
+    let from: number | undefined = 0;
+    while (from !== undefined) {
+      const page = (await http.get(`/customers/ann/events?fromRevision=${from}&limit=2`).expect(200)).body;
+      expect(page.events.length).toBeLessThanOrEqual(2);
+      paged.push(...page.events);
+      from = page.nextRevision;
+    }
+    expect(paged).toEqual(whole.events);
+    // a known customer read past the end has no events, not a 404
+    const past = (await http.get(`/customers/ann/events?fromRevision=${whole.events.length + 5}`).expect(200)).body;
+    expect(past).toEqual({ customerId: 'ann', events: [] });
   });
 
   it('given a batch, then each item is answered at its index with its own status', async () => {

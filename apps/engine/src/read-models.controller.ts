@@ -98,9 +98,10 @@ export class ReadModelsController {
   }
 
   @Get('referrals/tree/:id')
-  @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth' })
+  @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth (404 for a customer the read models do not know)' })
   async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
     const { depth } = validQuery(TreeQuery, query);
+    if (!(await this.readModels.profiles.knows(id))) throw unknownCustomer(id);
     return { customerId: id, referees: await this.readModels.referrals.treeBelow(id, depth ?? 3) };
   }
 

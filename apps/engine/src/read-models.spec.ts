@@ -102,6 +102,9 @@ describe('engine read models over HTTP', () => {
   it('a bad statistics filter answers 400 naming the field', async () => {
     const bad = await http.get('/statistics/churn?from=yesterday').expect(400);
     expect(bad.body.errors[0].field).toBe('from');
+    // the errors entry says what is expected, once
+    const reversed = await http.get('/statistics/golden?from=2026-01-01&to=2025-01-01').expect(400);
+    expect(reversed.body.errors).toEqual([{ field: 'to', expected: 'a date on or after from (2026-01-01)' }]);
     const week = await http.get('/statistics/churn?per=week').expect(400);
     expect(week.body.errors).toEqual([{ field: 'per', expected: 'month, quarter or year' }]);
     const quarters = (await http.get('/statistics/churn?per=quarter').expect(200)).body;
@@ -126,6 +129,7 @@ describe('engine read models over HTTP', () => {
       const ignored = await http.get(path).expect(400);
       expect(ignored.body.errors).toEqual([{ field: expect.any(String), expected: 'no such parameter (this query takes none)' }]);
     }
+    await http.get('/referrals/tree/nobody').expect(404);
     const unknown = await http.get('/customers/nobody/profile').expect(404);
     expect(unknown.body.code).toBe('unknown_customer');
   });

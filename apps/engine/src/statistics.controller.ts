@@ -133,7 +133,10 @@ async function answer<T>(query: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof StatisticsFilterError) {
       throw new BadRequestException(
-        problem(400, 'invalid_filter', 'Invalid filter', error.message, { errors: [{ field: error.field, expected: error.message.slice(error.field.length + 2) }] }),
+        // the message reads "field: expected …"; the errors entry says only what is expected
+        problem(400, 'invalid_filter', 'Invalid filter', error.message, {
+          errors: [{ field: error.field, expected: error.message.slice(error.field.length + 2).replace(/^expected /, '') }],
+        }),
       );
     }
     throw error;

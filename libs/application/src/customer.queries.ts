@@ -40,6 +40,12 @@ export interface CustomerView {
   stageHistory: StageEntry[];
 }
 
+export interface HistoryPage {
+  events: HistoryEntry[];
+  /** present when more events follow: the `fromRevision` of the next page */
+  nextRevision?: number;
+}
+
 export interface HistoryEntry {
   id: string;
   type: string;
@@ -100,10 +106,26 @@ export class CustomerQueries {
     };
   }
 
-  /** The full stored history, `undefined` for an unknown customer. */
-  async history(customerId: string): Promise<HistoryEntry[] | undefined> {
-    const events = await this.store.readStream(customerStream(customerId));
-    return events.length === 0 ? undefined : events.map(toHistoryEntry);
+  /**
+   * The stored history from `fromRevision` (default the first event), at most `limit` events when
+   * given, with `nextRevision` when more follow; `undefined` for an unknown customer (a known one
+   * read past its last event gets no events).
+   */
+  async history(customerId: string, page: { fromRevision?: number; limit?: number } = {}): Promise<HistoryPage | undefined> {
+    const streamId = customerStream(customerId);
+    const fromRevision = page.fromRevision ?? 0;
+    const events = await this.store.readStream(streamId, {
+      fromRevision,
+      ...(page.limit !== undefined ? { maxCount: page.limit + 1 } : {}),
+    });
+    if (events.length === 0) {
+      if (fromRevision === 0) return undefined;
+      const [last] = await this.store.readStream(streamId, { direction: 'backwards', maxCount: 1 });
+      return last === undefined ? undefined : { events: [] };
+    }
+    const more = page.limit !== undefined && events.length > page.limit;
+    const shown = more ? events.slice(0, page.limit) : events;
+    return { events: shown.map(toHistoryEntry), ...(more ? { nextRevision: shown[shown.length - 1]!.revision + 1 } : {}) };
   }
 }
 

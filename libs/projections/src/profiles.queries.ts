@@ -182,6 +182,11 @@ export class ProfileQueries {
     };
   }
 
+  /** whether the read model holds a profile for this customer (erased ones included) */
+  async knows(customerId: string): Promise<boolean> {
+    return (await this.db.get<{ one: number }>('SELECT 1 AS one FROM profiles WHERE customer_id = ?', [customerId])) !== undefined;
+  }
+
   async listProfiles(options: ListProfilesOptions = {}): Promise<ProfilePage> {
     const limit = options.limit ?? 50;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
