@@ -211,7 +211,7 @@ describe('engine HTTP API', () => {
     const paged: { revision: number }[] = [];
     let from: number | undefined = 0;
     while (from !== undefined) {
-      const page = (await http.get(`/customers/ann/events?fromRevision=${from}&limit=2`).expect(200)).body;
+      const page: { events: { revision: number }[]; nextRevision?: number } = (await http.get(`/customers/ann/events?fromRevision=${from}&limit=2`).expect(200)).body;
       expect(page.events.length).toBeLessThanOrEqual(2);
       paged.push(...page.events);
       from = page.nextRevision;
