@@ -8,7 +8,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { asOfParam, validQuery } from './query-params';
+import { asOfParam, toInt, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
 export interface CustomerAsOfView {
@@ -103,8 +103,6 @@ export class CustomersController {
     return { customerId: id, ...page };
   }
 }
-
-const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
 
 /** `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it */
 class HistoryQuery {

@@ -5,6 +5,9 @@ import type { FieldError } from '@clientele/contracts';
 import { asOfInstant } from '@clientele/event-store';
 import { problem } from './problem-details';
 
+/** class-transformer `@Transform` for integer parameters: query strings arrive as text, and only integer text becomes a number */
+export const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
+
 /**
  * Query strings are validated like bodies: a class-validator DTO, unknown parameters refused, and
  * a 400 problem naming each bad parameter and what it expects.

@@ -9,9 +9,7 @@ import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage 
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { AsOfQuery, asOfParam, noParameters, validQuery } from './query-params';
-
-const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
+import { AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
 class ListProfilesQuery {
   @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
