@@ -161,9 +161,16 @@ export interface ChurnMonth {
   churned: number;
   rate: number | null;
 }
-/** churn over a quarter (`2024-Q3`) or a year (`2024`): its churns / customers active at its first instant */
+/**
+ * Churn over a quarter (`2024-Q3`) or a year (`2024`): `rate` compounds the rates of its months,
+ * 1 − Π(1 − monthly rate), the share of a base lost if each month's churn struck the customers the
+ * months before left; it stays between 0 and 1 however many customers joined meanwhile.
+ * `activeAtStart` is its first month's, `churned` the sum of its months' churns.
+ */
 export interface ChurnPeriod {
   period: string;
+  /** how many of its months the answer covers (fewer where `from`/`to` cut it) */
+  months: number;
   activeAtStart: number;
   churned: number;
   rate: number | null;
@@ -1245,18 +1252,27 @@ export function monthDiff(from: string, to: string): number {
 }
 
 /**
- * Months summed into quarters or years: a period's churns over the customers active at its first
- * instant, i.e. at the start of its first month (its first month inside `from`/`to` when the range
- * cuts it). Customers who became active and churned inside the period count as churned only.
+ * Months gathered into quarters or years (a period starts at its first month inside `from`/`to`).
+ * Summing monthly rates, or dividing all of a year's churns by its first day's actives, overstates
+ * churn wherever customers keep joining (the second gave rates over 1 on the demo data); the rate
+ * compounds the monthly ones instead. A month without actives at its start has no rate and adds
+ * nothing; a period none of whose months has one has no rate.
  */
 function churnPeriods(months: readonly ChurnMonth[], per: 'quarter' | 'year'): ChurnPeriod[] {
-  const periods: ChurnPeriod[] = [];
+  const keyOf = (month: string) => (per === 'year' ? month.slice(0, 4) : `${month.slice(0, 4)}-Q${Math.floor((Number(month.slice(5, 7)) - 1) / 3) + 1}`);
+  const periods: (ChurnPeriod & { kept: number; rated: boolean })[] = [];
   for (const m of months) {
-    const period = per === 'year' ? m.month.slice(0, 4) : `${m.month.slice(0, 4)}-Q${Math.floor((Number(m.month.slice(5, 7)) - 1) / 3) + 1}`;
-    const last = periods[periods.length - 1];
-    if (last?.period === period) last.churned += m.churned;
-    else periods.push({ period, activeAtStart: m.activeAtStart, churned: m.churned, rate: null });
+    let p = periods[periods.length - 1];
+    if (p?.period !== keyOf(m.month)) {
+      p = { period: keyOf(m.month), months: 0, activeAtStart: m.activeAtStart, churned: 0, rate: null, kept: 1, rated: false };
+      periods.push(p);
+    }
+    p.months += 1;
+    p.churned += m.churned;
+    if (m.rate !== null) {
+      p.kept *= 1 - Math.min(1, Math.max(0, m.rate));
+      p.rated = true;
+    }
   }
-  for (const p of periods) p.rate = ratio(p.churned, p.activeAtStart);
-  return periods;
+  return periods.map(({ kept, rated, ...p }) => ({ ...p, rate: rated ? 1 - kept : null }));
 }

@@ -316,7 +316,7 @@ describe('statistics over a seeded customer history', () => {
     }
   });
 
-  it('measures churn per month, quarter and year against customers active at the start of each, and churn reasons', async () => {
+  it('measures churn per month against customers active at its start, per quarter and year compounding their months, and churn reasons', async () => {
     for (const f of [{}, { from: '2024-07-11', to: '2025-06-03' }, { source: 'partner' }, { segment: 'lost' }, { segment: 'at_risk', from: '2024-09-20' }] as StatisticsFilter[]) {
       const pop = oracle.population(f);
       const churns = pop.flatMap((c) => c.transitions.filter((t) => t.stage === 'churned' && inMonths(t.at.slice(0, 7), f)));
@@ -341,17 +341,18 @@ describe('statistics over a seeded customer history', () => {
       const got = await q.churn(f);
       expect(rounded({ f, got })).toEqual(rounded({ f, got: { months, reasons: expectedReasons } }));
 
-      // per quarter and per year: the period's churns over those active at its first instant inside the range
+      // per quarter and per year: the months' churns summed, their rates compounded (1 − Π(1 − r))
       for (const per of ['quarter', 'year'] as const) {
         const keyOf = (m: string) => (per === 'year' ? m.slice(0, 4) : `${m.slice(0, 4)}-Q${Math.ceil(Number(m.slice(5, 7)) / 3)}`);
-        const starts = new Map<string, string>();
-        for (const { month } of months) if (!starts.has(keyOf(month))) starts.set(keyOf(month), month);
-        const periods = [...starts].map(([period, first]) => {
-          const activeAtStart = pop.filter((c) => ACTIVE.has(oracle.stageAt(c, `${first}-01T00:00:00.000Z`) ?? '')).length;
-          const churned = churns.filter((t) => keyOf(t.at.slice(0, 7)) === period).length;
-          return { period, activeAtStart, churned, rate: ratio(churned, activeAtStart) };
-        });
+        const periods: { period: string; months: number; activeAtStart: number; churned: number; rate: number | null }[] = [];
+        for (const period of [...new Set(months.map((m) => keyOf(m.month)))]) {
+          const own = months.filter((m) => keyOf(m.month) === period);
+          const rated = own.filter((m) => m.activeAtStart > 0);
+          const kept = rated.reduce((k, m) => k * (1 - Math.min(1, m.churned / m.activeAtStart)), 1);
+          periods.push({ period, months: own.length, activeAtStart: own[0]!.activeAtStart, churned: own.reduce((n, m) => n + m.churned, 0), rate: rated.length > 0 ? 1 - kept : null });
+        }
         expect(periods.length).toBeGreaterThan(per === 'year' ? 0 : 1);
+        for (const p of periods) if (p.rate !== null) expect(p.rate).toBeLessThanOrEqual(1);
         const perPeriod = await q.churn(f, per);
         expect(rounded({ f, per, got: perPeriod })).toEqual(rounded({ f, per, got: { months, periods, reasons: expectedReasons } }));
       }
