@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException, Param, Query } from '@nestjs/common';
-import { ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CustomerQueries, type CustomerView, type HistoryEntry, type OpenedStorage } from '@clientele/application';
@@ -8,7 +8,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { asOfParam, toInt, validQuery } from './query-params';
+import { ApiQueryFrom, AsOfQuery, asOfParam, toInt, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
 export interface CustomerAsOfView {
@@ -61,6 +61,14 @@ function asOfView(a: CustomerAsOf): CustomerAsOfView {
   };
 }
 
+/** `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it */
+class HistoryQuery {
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer: the first revision to answer (default 0)' }) @Min(0, { message: 'a non-negative integer: the first revision to answer (default 0)' })
+  fromRevision?: number;
+  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 10000' }) @Min(1, { message: 'an integer from 1 to 10000' }) @Max(10_000, { message: 'an integer from 1 to 10000' })
+  limit?: number;
+}
+
 @ApiTags('customers')
 @Controller('customers')
 export class CustomersController {
@@ -75,7 +83,7 @@ export class CustomersController {
     summary: 'Current lifecycle state, with each stage change and the event that caused it; with asOf, the state at that business time',
   })
   @ApiParam({ name: 'id', description: 'customer id' })
-  @ApiQuery({ name: 'asOf', required: false, description: 'YYYY-MM-DD (end of that UTC day) or a date-time with a zone' })
+  @ApiQueryFrom(AsOfQuery)
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
   async customer(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerView | CustomerAsOfView> {
     const asOf = asOfParam(query);
@@ -94,21 +102,13 @@ export class CustomersController {
   @ApiOperation({ summary: 'Full history (or a page of it): positions, revisions, business and record time, causation and correlation' })
   @ApiParam({ name: 'id', description: 'customer id' })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
-  @ApiQuery({ name: 'fromRevision', required: false, description: 'the first revision to answer (default 0)' })
-  @ApiQuery({ name: 'limit', required: false, description: 'at most this many events (1–10000); nextRevision then says where the next page starts' })
+  @ApiQueryFrom(HistoryQuery)
   async events(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<{ customerId: string; events: HistoryEntry[]; nextRevision?: number }> {
     const { fromRevision, limit } = validQuery(HistoryQuery, query);
     const page = await this.queries.history(id, { ...(fromRevision !== undefined ? { fromRevision } : {}), ...(limit !== undefined ? { limit } : {}) });
     if (page === undefined) throw notFound(id);
     return { customerId: id, ...page };
   }
-}
-
-/** `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it */
-class HistoryQuery {
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer' }) @Min(0, { message: 'a non-negative integer' }) fromRevision?: number;
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 10000' }) @Min(1, { message: 'an integer from 1 to 10000' }) @Max(10_000, { message: 'an integer from 1 to 10000' })
-  limit?: number;
 }
 
 function notFound(id: string): NotFoundException {

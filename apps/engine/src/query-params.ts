@@ -1,4 +1,5 @@
-import { BadRequestException } from '@nestjs/common';
+import { applyDecorators, BadRequestException } from '@nestjs/common';
+import { ApiQuery } from '@nestjs/swagger';
 import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
 import type { FieldError } from '@clientele/contracts';
@@ -70,4 +71,31 @@ export function asOfParam(query: Record<string, unknown>): string | undefined {
     const expected = 'an existing calendar date (YYYY-MM-DD) or date-time with a zone';
     throw new BadRequestException(problem(400, 'invalid_query', 'Invalid query', `asOf: ${expected}`, { errors: [{ field: 'asOf', expected }] }));
   }
+}
+
+/**
+ * The OpenAPI description of a query DTO's parameters, read from the same class-validator
+ * metadata `validQuery` checks against, so the served description cannot drift from what is
+ * accepted: each parameter optional, described by the words its errors use ("an integer from 1 to
+ * 1000"), with its values when it takes a fixed set and `integer` when it takes whole numbers.
+ */
+export function ApiQueryFrom(dto: new () => object): MethodDecorator {
+  const parameters = new Map<string, { description: string[]; values?: unknown[]; integer: boolean }>();
+  for (const m of getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false)) {
+    const p = parameters.get(m.propertyName) ?? { description: [], integer: false };
+    parameters.set(m.propertyName, p);
+    if (typeof m.message === 'string' && !p.description.includes(m.message)) p.description.push(m.message);
+    if (m.name === 'isIn' && Array.isArray(m.constraints?.[0])) p.values = m.constraints[0] as unknown[];
+    if (m.name === 'isInt') p.integer = true;
+  }
+  return applyDecorators(
+    ...[...parameters].map(([name, p]) =>
+      ApiQuery({
+        name,
+        required: false,
+        ...(p.description.length > 0 ? { description: p.description.join('; ') } : {}),
+        ...(p.values ? { enum: p.values as string[] } : { type: p.integer ? 'integer' : 'string' }),
+      }),
+    ),
+  );
 }

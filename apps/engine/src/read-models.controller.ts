@@ -9,7 +9,7 @@ import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage 
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
+import { ApiQueryFrom, AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
 class ListProfilesQuery {
   @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
@@ -63,6 +63,7 @@ export class ReadModelsController {
       'Without asOf: the live read model, date-relative figures as of now. With asOf: the profile as it stood then, folded from ' +
       "the customer's own events with a business time at or before asOf (events recorded later about earlier dates included).",
   })
+  @ApiQueryFrom(AsOfQuery)
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
     const asOf = asOfParam(query);
     const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(undefined)) : await this.profileAsOf(id, asOf);
@@ -79,12 +80,14 @@ export class ReadModelsController {
 
   @Get('profiles')
   @ApiOperation({ summary: 'Profiles, filtered by stage or source, sorted and paginated (cursor or offset)' })
+  @ApiQueryFrom(ListProfilesQuery)
   async profiles(@Query() query: Record<string, unknown>): Promise<ProfilePage> {
     return this.readModels.profiles.listProfiles(validQuery(ListProfilesQuery, query));
   }
 
   @Get('birthdays')
   @ApiOperation({ summary: 'Customers whose birthday falls within the next days (for greetings)' })
+  @ApiQueryFrom(BirthdaysQuery)
   async birthdays(@Query() query: Record<string, unknown>): Promise<BirthdayPage> {
     const q = validQuery(BirthdaysQuery, query);
     return this.readModels.profiles.upcomingBirthdays({
@@ -97,6 +100,7 @@ export class ReadModelsController {
 
   @Get('referrals/tree/:id')
   @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth (404 for a customer the read models do not know)' })
+  @ApiQueryFrom(TreeQuery)
   async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
     const { depth } = validQuery(TreeQuery, query);
     if (!(await this.readModels.profiles.knows(id))) throw unknownCustomer(id);
@@ -105,6 +109,7 @@ export class ReadModelsController {
 
   @Get('referrals/top-advocates')
   @ApiOperation({ summary: 'Customers with the most converted referees, then the most revenue those referees brought' })
+  @ApiQueryFrom(LimitQuery)
   async topAdvocates(@Query() query: Record<string, unknown>) {
     const { limit } = validQuery(LimitQuery, query);
     return this.readModels.referrals.topAdvocates(limit ?? 10);

@@ -99,6 +99,23 @@ describe('engine read models over HTTP', () => {
     expect(seen).toEqual(['cy', 'ed', 'gu', 'di', 'fa']);
   });
 
+  it('describes every query parameter in the served OpenAPI document, from the same rules that check them', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body;
+    const params = (path: string) =>
+      Object.fromEntries((doc.paths[path].get.parameters as { name: string; in: string; schema: { type?: string; enum?: string[] }; description?: string }[])
+        .filter((p) => p.in === 'query')
+        .map((p) => [p.name, { ...(p.schema.enum ? { enum: p.schema.enum } : { type: p.schema.type }), description: p.description }]));
+    expect(Object.keys(params('/birthdays')).sort()).toEqual(['asOf', 'cursor', 'limit', 'withinDays']);
+    expect(params('/birthdays')['limit']).toEqual({ type: 'integer', description: 'an integer from 1 to 1000' });
+    expect(params('/statistics/churn')['per']).toEqual({ enum: ['month', 'quarter', 'year'], description: 'month, quarter or year' });
+    expect(Object.keys(params('/statistics/golden')).sort()).toEqual(['asOf', 'channel', 'from', 'segment', 'source', 'to']);
+    expect(Object.keys(params('/customers/{id}/events')).sort()).toEqual(['fromRevision', 'limit']);
+    expect(params('/profiles')['sort']).toEqual({ enum: ['customerId', 'revenue', 'orders', 'lastPurchase'], description: 'one of customerId, revenue, orders, lastPurchase' });
+    // what the document says is what is checked: a value outside the described set is refused with the same words
+    const refused = await http.get('/statistics/churn?per=decade').expect(400);
+    expect(refused.body.errors).toEqual([{ field: 'per', expected: params('/statistics/churn')['per']!.description }]);
+  });
+
   it('a bad statistics filter answers 400 naming the field', async () => {
     const bad = await http.get('/statistics/churn?from=yesterday').expect(400);
     expect(bad.body.errors[0].field).toBe('from');

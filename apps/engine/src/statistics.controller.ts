@@ -4,15 +4,16 @@ import { IsIn, IsOptional, IsString } from 'class-validator';
 import { StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { validQuery } from './query-params';
+import { ApiQueryFrom, validQuery } from './query-params';
 
+/** the messages double as the parameters' OpenAPI descriptions (ApiQueryFrom) */
 class FilterQuery implements StatisticsFilter {
-  @IsOptional() @IsString() from?: string;
-  @IsOptional() @IsString() to?: string;
-  @IsOptional() @IsString() asOf?: string;
-  @IsOptional() @IsString() source?: string;
-  @IsOptional() @IsString() channel?: string;
-  @IsOptional() @IsString() segment?: string;
+  @IsOptional() @IsString({ message: 'a date YYYY-MM-DD: the first day of the period (inclusive)' }) from?: string;
+  @IsOptional() @IsString({ message: 'a date YYYY-MM-DD: the last day of the period (inclusive)' }) to?: string;
+  @IsOptional() @IsString({ message: 'a date YYYY-MM-DD or a date-time with a zone: the figures as they stood then' }) asOf?: string;
+  @IsOptional() @IsString({ message: 'one acquisition source: only customers acquired through it' }) source?: string;
+  @IsOptional() @IsString({ message: 'one acquisition channel: only customers acquired through it' }) channel?: string;
+  @IsOptional() @IsString({ message: 'one RFM segment (champions, loyal, potential, at_risk, hibernating, lost…): only its customers' }) segment?: string;
 }
 
 class ChurnQuery extends FilterQuery {
@@ -40,24 +41,28 @@ export class StatisticsController {
 
   @Get('stages')
   @ApiOperation({ summary: 'Customers per lifecycle stage (now, or as of a business date)' })
+  @ApiQueryFrom(FilterQuery)
   stages(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.stageCounts(validQuery(FilterQuery, q)));
   }
 
   @Get('funnel')
   @ApiOperation({ summary: 'The stage funnel: reached, conversion rates, median days between stages' })
+  @ApiQueryFrom(FilterQuery)
   funnel(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.funnel(validQuery(FilterQuery, q)));
   }
 
   @Get('cohorts')
   @ApiOperation({ summary: 'Cohort retention: acquisition month × months since, share still buying' })
+  @ApiQueryFrom(FilterQuery)
   cohorts(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.cohortRetention(validQuery(FilterQuery, q)));
   }
 
   @Get('churn')
   @ApiOperation({ summary: 'Churn rate per month (and per quarter or year with per=quarter|year) and churn reasons' })
+  @ApiQueryFrom(ChurnQuery)
   churn(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ChurnQuery, q);
     return answer(() => this.stats.churn(filter, per ?? 'month'));
@@ -65,18 +70,21 @@ export class StatisticsController {
 
   @Get('repeat-rate')
   @ApiOperation({ summary: 'Customers with two orders or more among those with one or more' })
+  @ApiQueryFrom(FilterQuery)
   repeatRate(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.repeatRate(validQuery(FilterQuery, q)));
   }
 
   @Get('tenure')
   @ApiOperation({ summary: 'Average tenure' })
+  @ApiQueryFrom(FilterQuery)
   tenure(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.tenure(validQuery(FilterQuery, q)));
   }
 
   @Get('value')
   @ApiOperation({ summary: 'Customer value per month or per year: revenue, margin, per active customer' })
+  @ApiQueryFrom(ValueQuery)
   value(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ValueQuery, q);
     return answer(() => this.stats.value(filter, per ?? 'month'));
@@ -84,18 +92,21 @@ export class StatisticsController {
 
   @Get('golden')
   @ApiOperation({ summary: 'The top 10% and 20% of customers by revenue and their share of revenue' })
+  @ApiQueryFrom(FilterQuery)
   golden(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.goldenCustomers(validQuery(FilterQuery, q)));
   }
 
   @Get('rfm')
   @ApiOperation({ summary: 'RFM segments: customers, revenue and margin per named segment' })
+  @ApiQueryFrom(FilterQuery)
   rfm(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.rfmSegments(validQuery(FilterQuery, q)));
   }
 
   @Get('profitability/:by')
   @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location' })
+  @ApiQueryFrom(FilterQuery)
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
     if (!(DIMENSIONS as readonly string[]).includes(by)) {
       throw new BadRequestException(
@@ -109,18 +120,21 @@ export class StatisticsController {
 
   @Get('campaigns')
   @ApiOperation({ summary: 'Campaign return on spend' })
+  @ApiQueryFrom(FilterQuery)
   campaigns(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.campaignReturns(validQuery(FilterQuery, q)));
   }
 
   @Get('employees/complaints')
   @ApiOperation({ summary: 'Complaints per employee' })
+  @ApiQueryFrom(FilterQuery)
   complaints(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.complaintsPerEmployee(validQuery(FilterQuery, q)));
   }
 
   @Get('employees/turnover')
   @ApiOperation({ summary: 'Employee turnover: leavers over average headcount in the period' })
+  @ApiQueryFrom(FilterQuery)
   turnover(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.turnover(validQuery(FilterQuery, q)));
   }
