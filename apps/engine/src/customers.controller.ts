@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException, Param, Query } from '@nestjs/common';
-import { ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CustomerQueries, type CustomerView, type HistoryEntry, type OpenedStorage } from '@clientele/application';
@@ -8,6 +8,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
+import { customerAsOfSchema, customerSchema, historySchema } from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfParam, toInt, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
@@ -84,6 +85,7 @@ export class CustomersController {
   })
   @ApiParam({ name: 'id', description: 'customer id' })
   @ApiQueryFrom(AsOfQuery)
+  @ApiOkResponse({ description: 'without asOf: the current state; with asOf: the state at that business time', schema: { oneOf: [customerSchema, customerAsOfSchema] } })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
   async customer(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerView | CustomerAsOfView> {
     const asOf = asOfParam(query);
@@ -103,6 +105,7 @@ export class CustomersController {
   @ApiParam({ name: 'id', description: 'customer id' })
   @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
   @ApiQueryFrom(HistoryQuery)
+  @ApiOkResponse({ schema: historySchema })
   async events(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<{ customerId: string; events: HistoryEntry[]; nextRevision?: number }> {
     const { fromRevision, limit } = validQuery(HistoryQuery, query);
     const page = await this.queries.history(id, { ...(fromRevision !== undefined ? { fromRevision } : {}), ...(limit !== undefined ? { limit } : {}) });

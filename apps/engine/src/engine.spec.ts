@@ -1,3 +1,4 @@
+import { openApiAnswerErrors } from '@clientele/testing';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,6 +202,16 @@ describe('engine HTTP API', () => {
       const bad = await http.get('/customers/ann/events?fromRevision=-1&limit=0&colour=red').expect(400);
       expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'fromRevision', 'limit']);
     });
+  });
+
+  it('answers customers and histories as the served OpenAPI document describes them, after the whole journey', async () => {
+    await runJourney();
+    const doc = (await http.get('/docs-json').expect(200)).body;
+    for (const id of ['ann', 'ben', 'cat']) {
+      expect({ id, errors: openApiAnswerErrors(doc, '/customers/{id}', 'get', (await http.get(`/customers/${id}`).expect(200)).body) }).toEqual({ id, errors: [] });
+      expect({ id, errors: openApiAnswerErrors(doc, '/customers/{id}', 'get', (await http.get(`/customers/${id}?asOf=2026-06-30`).expect(200)).body) }).toEqual({ id, errors: [] });
+      expect({ id, errors: openApiAnswerErrors(doc, '/customers/{id}/events', 'get', (await http.get(`/customers/${id}/events`).expect(200)).body) }).toEqual({ id, errors: [] });
+    }
   });
 
   it('pages a customer history by revision: the pages together are the whole history', async () => {

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, NotFoundException, Param, Query } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
@@ -9,6 +9,7 @@ import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage 
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
+import { birthdayPageSchema, profilePageSchema, profileSchema } from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
 class ListProfilesQuery {
@@ -64,6 +65,7 @@ export class ReadModelsController {
       "the customer's own events with a business time at or before asOf (events recorded later about earlier dates included).",
   })
   @ApiQueryFrom(AsOfQuery)
+  @ApiOkResponse({ schema: profileSchema })
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
     const asOf = asOfParam(query);
     const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(undefined)) : await this.profileAsOf(id, asOf);
@@ -81,6 +83,7 @@ export class ReadModelsController {
   @Get('profiles')
   @ApiOperation({ summary: 'Profiles, filtered by stage or source, sorted and paginated (cursor or offset)' })
   @ApiQueryFrom(ListProfilesQuery)
+  @ApiOkResponse({ schema: profilePageSchema })
   async profiles(@Query() query: Record<string, unknown>): Promise<ProfilePage> {
     return this.readModels.profiles.listProfiles(validQuery(ListProfilesQuery, query));
   }
@@ -88,6 +91,7 @@ export class ReadModelsController {
   @Get('birthdays')
   @ApiOperation({ summary: 'Customers whose birthday falls within the next days (for greetings)' })
   @ApiQueryFrom(BirthdaysQuery)
+  @ApiOkResponse({ schema: birthdayPageSchema })
   async birthdays(@Query() query: Record<string, unknown>): Promise<BirthdayPage> {
     const q = validQuery(BirthdaysQuery, query);
     return this.readModels.profiles.upcomingBirthdays({

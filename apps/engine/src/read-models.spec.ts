@@ -1,3 +1,4 @@
+import { openApiAnswerErrors } from '@clientele/testing';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +100,13 @@ describe('engine read models over HTTP', () => {
     expect(seen).toEqual(['cy', 'ed', 'gu', 'di', 'fa']);
   });
 
-  it('describes every query parameter in the served OpenAPI document, from the same rules that check them', async () => {
+  it('describes every query parameter and the main answers in the served OpenAPI document, from the same rules that check them', async () => {
+    await given([
+      { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
+      { type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } },
+      { type: 'ThankCustomer', commandId: 't-ann-1', data: { customerId: 'ann', gesture: 'card', reason: 'first order', occurredAt: '2026-01-06T10:00:00Z' } },
+      { type: 'RegisterProspect', commandId: 'r-ben', data: { customerId: 'ben', source: 'referral', referredBy: 'ann', occurredAt: '2026-01-21T09:00:00Z' } },
+    ]);
     const doc = (await http.get('/docs-json').expect(200)).body;
     const params = (path: string) =>
       Object.fromEntries((doc.paths[path].get.parameters as { name: string; in: string; schema: { type?: string; enum?: string[] }; description?: string }[])
@@ -111,6 +118,16 @@ describe('engine read models over HTTP', () => {
     expect(Object.keys(params('/statistics/golden')).sort()).toEqual(['asOf', 'channel', 'from', 'segment', 'source', 'to']);
     expect(Object.keys(params('/customers/{id}/events')).sort()).toEqual(['fromRevision', 'limit']);
     expect(params('/profiles')['sort']).toEqual({ enum: ['customerId', 'revenue', 'orders', 'lastPurchase'], description: 'one of customerId, revenue, orders, lastPurchase' });
+    // the answers are as the document describes them, field for field (schemas are closed)
+    const profile = (await http.get('/customers/ann/profile').expect(200)).body;
+    expect(profile.stageHistory.length).toBeGreaterThan(0);
+    expect(openApiAnswerErrors(doc, '/customers/{id}/profile', 'get', profile)).toEqual([]);
+    expect(openApiAnswerErrors(doc, '/customers/{id}/profile', 'get', { ...profile, colour: 'red' })).toEqual(['(answer) must NOT have additional properties: colour']);
+    expect(openApiAnswerErrors(doc, '/profiles', 'get', (await http.get('/profiles?limit=1').expect(200)).body)).toEqual([]);
+    expect(openApiAnswerErrors(doc, '/birthdays', 'get', (await http.get('/birthdays?asOf=2026-02-01&withinDays=14').expect(200)).body)).toEqual([]);
+    expect(openApiAnswerErrors(doc, '/customers/{id}', 'get', (await http.get('/customers/ann').expect(200)).body)).toEqual([]);
+    expect(openApiAnswerErrors(doc, '/customers/{id}', 'get', (await http.get('/customers/ann?asOf=2026-01-03').expect(200)).body)).toEqual([]);
+    expect(openApiAnswerErrors(doc, '/customers/{id}/events', 'get', (await http.get('/customers/ann/events?limit=1').expect(200)).body)).toEqual([]);
     // what the document says is what is checked: a value outside the described set is refused with the same words
     const refused = await http.get('/statistics/churn?per=decade').expect(400);
     expect(refused.body.errors).toEqual([{ field: 'per', expected: params('/statistics/churn')['per']!.description }]);

@@ -6,3 +6,4 @@ export * from './stored-events';
 export * from './customer-log.generator';
 export * from './event-store.contract';
 export * from './audit-fixtures';
+export * from './openapi-answers';
