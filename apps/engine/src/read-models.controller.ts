@@ -9,7 +9,16 @@ import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage 
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { birthdayPageSchema, profilePageSchema, profileSchema } from './response-schemas';
+import {
+  advocatesSchema,
+  birthdayPageSchema,
+  profilePageSchema,
+  profileSchema,
+  projectionsSchema,
+  referralGraphSchema,
+  referralTreeSchema,
+  viralCoefficientSchema,
+} from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
 class ListProfilesQuery {
@@ -105,6 +114,7 @@ export class ReadModelsController {
   @Get('referrals/tree/:id')
   @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth (404 for a customer the read models do not know)' })
   @ApiQueryFrom(TreeQuery)
+  @ApiOkResponse({ schema: referralTreeSchema })
   async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
     const { depth } = validQuery(TreeQuery, query);
     if (!(await this.readModels.profiles.knows(id))) throw unknownCustomer(id);
@@ -114,6 +124,7 @@ export class ReadModelsController {
   @Get('referrals/top-advocates')
   @ApiOperation({ summary: 'Customers with the most converted referees, then the most revenue those referees brought' })
   @ApiQueryFrom(LimitQuery)
+  @ApiOkResponse({ schema: advocatesSchema })
   async topAdvocates(@Query() query: Record<string, unknown>) {
     const { limit } = validQuery(LimitQuery, query);
     return this.readModels.referrals.topAdvocates(limit ?? 10);
@@ -121,6 +132,7 @@ export class ReadModelsController {
 
   @Get('referrals/viral-coefficient')
   @ApiOperation({ summary: 'Converted referees per customer' })
+  @ApiOkResponse({ schema: viralCoefficientSchema })
   async viralCoefficient(@Query() query: Record<string, unknown>) {
     noParameters(query);
     return this.readModels.referrals.viralCoefficient();
@@ -128,6 +140,7 @@ export class ReadModelsController {
 
   @Get('referrals/graph')
   @ApiOperation({ summary: 'The whole referral graph as JSON (nodes and edges with conversion and revenue)' })
+  @ApiOkResponse({ schema: referralGraphSchema })
   async graph(@Query() query: Record<string, unknown>) {
     noParameters(query);
     return this.readModels.referrals.exportGraph();
@@ -143,6 +156,7 @@ export class ReadModelsController {
 
   @Get('projections')
   @ApiOperation({ summary: 'Each read model: position folded, head of the log, lag' })
+  @ApiOkResponse({ schema: projectionsSchema })
   async projections(@Query() query: Record<string, unknown>) {
     noParameters(query);
     return (await this.readModels.status()) ?? [];

@@ -4,6 +4,8 @@
  * and the engine specs validate real answers against the served document, so a field added to an
  * answer without its description here fails a spec instead of drifting from the document.
  */
+import { RFM_SEGMENTS } from '@clientele/projections';
+
 type Schema = Record<string, unknown>;
 
 const str = { type: 'string' };
@@ -219,4 +221,117 @@ export const customerAsOfSchema: Schema = optional(
   'churnDue',
   'stageHistory',
   'asOf',
+);
+
+// ---- statistics (docs/statistics.md defines every figure) ----
+
+const rate = { type: 'number', nullable: true, description: 'null where the base is empty' };
+const month = { type: 'string', description: 'YYYY-MM' };
+const arrayOf = (items: Schema): Schema => ({ type: 'array', items });
+const funnelStage = { type: 'string', enum: ['prospect', 'customer', 'repeat_buyer', 'advocate'] };
+const segment = { type: 'string', enum: [...RFM_SEGMENTS] };
+
+export const stageCountsSchema: Schema = object({
+  asOf: { ...dateTime, nullable: true, description: 'null: now' },
+  total: int,
+  stages: object({ prospect: int, customer: int, repeat_buyer: int, advocate: int, churned: int }),
+});
+
+export const funnelSchema: Schema = object({
+  steps: arrayOf(object({ stage: funnelStage, reached: int, conversionRate: rate, medianDaysFromPrevious: { type: 'number', nullable: true } })),
+  overallConversionRate: rate,
+});
+
+export const cohortsSchema: Schema = arrayOf(
+  object({ cohort: month, size: int, retention: arrayOf(num), active: arrayOf(int) }),
+);
+
+export const churnSchema: Schema = optional(
+  {
+    months: arrayOf(object({ month, activeAtStart: int, churned: int, rate })),
+    periods: arrayOf(object({ period: { ...str, description: '2024-Q3 or 2024' }, months: int, activeAtStart: int, churned: int, rate })),
+    reasons: arrayOf(object({ reason: str, detail: { ...str, nullable: true }, count: int })),
+  },
+  'months',
+  'reasons',
+);
+
+export const repeatRateSchema: Schema = object({ buyers: int, repeatBuyers: int, rate });
+
+export const tenureSchema: Schema = object({ customers: int, averageDays: { type: 'number', nullable: true } });
+
+export const valueSchema: Schema = arrayOf(
+  object({
+    period: { ...str, description: 'YYYY-MM, or YYYY with per=year' },
+    activeCustomers: int,
+    orders: int,
+    revenue: int,
+    cost: int,
+    margin: int,
+    revenuePerActiveCustomer: { type: 'number', nullable: true },
+    marginPerActiveCustomer: { type: 'number', nullable: true },
+  }),
+);
+
+export const goldenSchema: Schema = object({
+  customersWithRevenue: int,
+  totalRevenue: int,
+  tiers: arrayOf(object({ share: { type: 'number', enum: [0.1, 0.2] }, customers: int, revenue: int, revenueShare: rate })),
+});
+
+export const rfmSchema: Schema = arrayOf(object({ segment, customers: int, revenue: int, cost: int, profit: int }));
+
+export const profitabilitySchema: Schema = arrayOf(object({ key: str, orders: int, revenue: int, cost: int, profit: int }));
+
+export const campaignsSchema: Schema = arrayOf(
+  object({ campaignId: str, spend: int, revenue: int, orders: int, returnOnSpend: { type: 'number', nullable: true } }),
+);
+
+export const complaintsSchema: Schema = arrayOf(object({ employeeId: str, feedback: int, complaints: int }));
+
+export const turnoverSchema: Schema = object({
+  from: { ...dateTime, nullable: true },
+  to: { ...dateTime, nullable: true },
+  leavers: int,
+  headcountAtStart: int,
+  headcountAtEnd: int,
+  averageHeadcount: num,
+  rate,
+});
+
+// ---- referrals ----
+
+const referralTimes = { referredAt: dateTime, creditedAt: dateTime, convertedAt: dateTime };
+
+export const referralTreeSchema: Schema = object({
+  customerId: str,
+  referees: arrayOf(
+    optional(
+      {
+        customerId: str,
+        ...referralTimes,
+        revenueMinor: { ...int, description: 'everything this referee has bought so far' },
+        referees: arrayOf({ type: 'object', description: 'the same shape, one level further down' }),
+      },
+      'customerId',
+      'referredAt',
+      'revenueMinor',
+      'referees',
+    ),
+  ),
+});
+
+export const advocatesSchema: Schema = arrayOf(object({ customerId: str, referees: int, convertedReferees: int, refereeRevenueMinor: int }));
+
+export const viralCoefficientSchema: Schema = object({ convertedReferees: int, customers: int, coefficient: num });
+
+export const referralGraphSchema: Schema = object({
+  nodes: arrayOf(object({ customerId: str, revenueMinor: int, orders: int })),
+  edges: arrayOf(
+    optional({ referrerId: str, refereeId: str, ...referralTimes, refereeRevenueMinor: int }, 'referrerId', 'refereeId', 'referredAt', 'refereeRevenueMinor'),
+  ),
+});
+
+export const projectionsSchema: Schema = arrayOf(
+  optional({ name: str, version: int, position: int, head: int, lag: int, lastError: str }, 'name', 'version', 'position', 'head', 'lag'),
 );

@@ -1,10 +1,25 @@
 import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString } from 'class-validator';
 import { StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
 import { ApiQueryFrom, validQuery } from './query-params';
+import {
+  campaignsSchema,
+  churnSchema,
+  cohortsSchema,
+  complaintsSchema,
+  funnelSchema,
+  goldenSchema,
+  profitabilitySchema,
+  repeatRateSchema,
+  rfmSchema,
+  stageCountsSchema,
+  tenureSchema,
+  turnoverSchema,
+  valueSchema,
+} from './response-schemas';
 
 /** the messages double as the parameters' OpenAPI descriptions (ApiQueryFrom) */
 class FilterQuery implements StatisticsFilter {
@@ -42,6 +57,7 @@ export class StatisticsController {
   @Get('stages')
   @ApiOperation({ summary: 'Customers per lifecycle stage (now, or as of a business date)' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: stageCountsSchema })
   stages(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.stageCounts(validQuery(FilterQuery, q)));
   }
@@ -49,6 +65,7 @@ export class StatisticsController {
   @Get('funnel')
   @ApiOperation({ summary: 'The stage funnel: reached, conversion rates, median days between stages' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: funnelSchema })
   funnel(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.funnel(validQuery(FilterQuery, q)));
   }
@@ -56,6 +73,7 @@ export class StatisticsController {
   @Get('cohorts')
   @ApiOperation({ summary: 'Cohort retention: acquisition month × months since, share still buying' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: cohortsSchema })
   cohorts(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.cohortRetention(validQuery(FilterQuery, q)));
   }
@@ -63,6 +81,7 @@ export class StatisticsController {
   @Get('churn')
   @ApiOperation({ summary: 'Churn rate per month (and per quarter or year with per=quarter|year) and churn reasons' })
   @ApiQueryFrom(ChurnQuery)
+  @ApiOkResponse({ schema: churnSchema })
   churn(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ChurnQuery, q);
     return answer(() => this.stats.churn(filter, per ?? 'month'));
@@ -71,6 +90,7 @@ export class StatisticsController {
   @Get('repeat-rate')
   @ApiOperation({ summary: 'Customers with two orders or more among those with one or more' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: repeatRateSchema })
   repeatRate(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.repeatRate(validQuery(FilterQuery, q)));
   }
@@ -78,6 +98,7 @@ export class StatisticsController {
   @Get('tenure')
   @ApiOperation({ summary: 'Average tenure' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: tenureSchema })
   tenure(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.tenure(validQuery(FilterQuery, q)));
   }
@@ -85,6 +106,7 @@ export class StatisticsController {
   @Get('value')
   @ApiOperation({ summary: 'Customer value per month or per year: revenue, margin, per active customer' })
   @ApiQueryFrom(ValueQuery)
+  @ApiOkResponse({ schema: valueSchema })
   value(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ValueQuery, q);
     return answer(() => this.stats.value(filter, per ?? 'month'));
@@ -93,6 +115,7 @@ export class StatisticsController {
   @Get('golden')
   @ApiOperation({ summary: 'The top 10% and 20% of customers by revenue and their share of revenue' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: goldenSchema })
   golden(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.goldenCustomers(validQuery(FilterQuery, q)));
   }
@@ -100,6 +123,7 @@ export class StatisticsController {
   @Get('rfm')
   @ApiOperation({ summary: 'RFM segments: customers, revenue and margin per named segment' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: rfmSchema })
   rfm(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.rfmSegments(validQuery(FilterQuery, q)));
   }
@@ -107,6 +131,7 @@ export class StatisticsController {
   @Get('profitability/:by')
   @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: profitabilitySchema })
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
     if (!(DIMENSIONS as readonly string[]).includes(by)) {
       throw new BadRequestException(
@@ -121,6 +146,7 @@ export class StatisticsController {
   @Get('campaigns')
   @ApiOperation({ summary: 'Campaign return on spend' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: campaignsSchema })
   campaigns(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.campaignReturns(validQuery(FilterQuery, q)));
   }
@@ -128,6 +154,7 @@ export class StatisticsController {
   @Get('employees/complaints')
   @ApiOperation({ summary: 'Complaints per employee' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: complaintsSchema })
   complaints(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.complaintsPerEmployee(validQuery(FilterQuery, q)));
   }
@@ -135,6 +162,7 @@ export class StatisticsController {
   @Get('employees/turnover')
   @ApiOperation({ summary: 'Employee turnover: leavers over average headcount in the period' })
   @ApiQueryFrom(FilterQuery)
+  @ApiOkResponse({ schema: turnoverSchema })
   turnover(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.turnover(validQuery(FilterQuery, q)));
   }
