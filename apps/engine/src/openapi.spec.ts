@@ -70,4 +70,20 @@ describe('the served OpenAPI document, against real answers', () => {
       expect(sizes[url]).toBeGreaterThan(0);
     }
   });
+
+  it('documents for each statistic exactly the filters it takes: each documented one is answered, each other refused by name', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: { name: string; in: string }[] } }> };
+    const sample: Record<string, string> = { from: '2025-01-01', to: '2025-12-31', asOf: '2025-06-30', source: 'social', channel: 'email', segment: 'lost' };
+    const routes = Object.keys(doc.paths).filter((p) => p.startsWith('/statistics/'));
+    expect(routes.length).toBeGreaterThan(10);
+    for (const route of routes) {
+      const documented = new Set((doc.paths[route]!.get!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name));
+      const path = route.replace('{by}', 'segment');
+      for (const [name, value] of Object.entries(sample)) {
+        const res = await http.get(`${path}?${name}=${value}`);
+        expect({ route, name, status: res.status }).toEqual({ route, name, status: documented.has(name) ? 200 : 400 });
+        if (!documented.has(name)) expect(res.body.errors[0].field).toBe(name);
+      }
+    }
+  });
 });

@@ -78,8 +78,9 @@ export function asOfParam(query: Record<string, unknown>): string | undefined {
  * metadata `validQuery` checks against, so the served description cannot drift from what is
  * accepted: each parameter optional, described by the words its errors use ("an integer from 1 to
  * 1000"), with its values when it takes a fixed set and `integer` when it takes whole numbers.
+ * `only` keeps the named parameters, for a route that refuses some of its DTO's (a statistic).
  */
-export function ApiQueryFrom(dto: new () => object): MethodDecorator {
+export function ApiQueryFrom(dto: new () => object, only?: readonly string[]): MethodDecorator {
   const parameters = new Map<string, { description: string[]; values?: unknown[]; integer: boolean }>();
   for (const m of getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false)) {
     const p = parameters.get(m.propertyName) ?? { description: [], integer: false };
@@ -89,7 +90,7 @@ export function ApiQueryFrom(dto: new () => object): MethodDecorator {
     if (m.name === 'isInt') p.integer = true;
   }
   return applyDecorators(
-    ...[...parameters].map(([name, p]) =>
+    ...[...parameters].filter(([name]) => only === undefined || only.includes(name)).map(([name, p]) =>
       ApiQuery({
         name,
         required: false,

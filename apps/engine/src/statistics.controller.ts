@@ -1,7 +1,7 @@
 import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString } from 'class-validator';
-import { StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
+import { STATISTIC_FILTERS, StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
 import { ApiQueryFrom, validQuery } from './query-params';
@@ -56,7 +56,7 @@ export class StatisticsController {
 
   @Get('stages')
   @ApiOperation({ summary: 'Customers per lifecycle stage (now, or as of a business date)' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.stageCounts])
   @ApiOkResponse({ schema: stageCountsSchema })
   stages(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.stageCounts(validQuery(FilterQuery, q)));
@@ -64,7 +64,7 @@ export class StatisticsController {
 
   @Get('funnel')
   @ApiOperation({ summary: 'The stage funnel: reached, conversion rates, median days between stages' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.funnel])
   @ApiOkResponse({ schema: funnelSchema })
   funnel(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.funnel(validQuery(FilterQuery, q)));
@@ -72,7 +72,7 @@ export class StatisticsController {
 
   @Get('cohorts')
   @ApiOperation({ summary: 'Cohort retention: acquisition month × months since, share still buying' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.cohortRetention])
   @ApiOkResponse({ schema: cohortsSchema })
   cohorts(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.cohortRetention(validQuery(FilterQuery, q)));
@@ -80,7 +80,7 @@ export class StatisticsController {
 
   @Get('churn')
   @ApiOperation({ summary: 'Churn rate per month (and per quarter or year with per=quarter|year) and churn reasons' })
-  @ApiQueryFrom(ChurnQuery)
+  @ApiQueryFrom(ChurnQuery, [...STATISTIC_FILTERS.churn, 'per'])
   @ApiOkResponse({ schema: churnSchema })
   churn(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ChurnQuery, q);
@@ -89,7 +89,7 @@ export class StatisticsController {
 
   @Get('repeat-rate')
   @ApiOperation({ summary: 'Customers with two orders or more among those with one or more' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.repeatRate])
   @ApiOkResponse({ schema: repeatRateSchema })
   repeatRate(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.repeatRate(validQuery(FilterQuery, q)));
@@ -97,7 +97,7 @@ export class StatisticsController {
 
   @Get('tenure')
   @ApiOperation({ summary: 'Average tenure' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.tenure])
   @ApiOkResponse({ schema: tenureSchema })
   tenure(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.tenure(validQuery(FilterQuery, q)));
@@ -105,7 +105,7 @@ export class StatisticsController {
 
   @Get('value')
   @ApiOperation({ summary: 'Customer value per month or per year: revenue, margin, per active customer' })
-  @ApiQueryFrom(ValueQuery)
+  @ApiQueryFrom(ValueQuery, [...STATISTIC_FILTERS.value, 'per'])
   @ApiOkResponse({ schema: valueSchema })
   value(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ValueQuery, q);
@@ -114,7 +114,7 @@ export class StatisticsController {
 
   @Get('golden')
   @ApiOperation({ summary: 'The top 10% and 20% of customers by revenue and their share of revenue' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.goldenCustomers])
   @ApiOkResponse({ schema: goldenSchema })
   golden(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.goldenCustomers(validQuery(FilterQuery, q)));
@@ -122,15 +122,15 @@ export class StatisticsController {
 
   @Get('rfm')
   @ApiOperation({ summary: 'RFM segments: customers, revenue and margin per named segment' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.rfmSegments])
   @ApiOkResponse({ schema: rfmSchema })
   rfm(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.rfmSegments(validQuery(FilterQuery, q)));
   }
 
   @Get('profitability/:by')
-  @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location (asOf applies by segment only)' })
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitability])
   @ApiOkResponse({ schema: profitabilitySchema })
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
     if (!(DIMENSIONS as readonly string[]).includes(by)) {
@@ -145,7 +145,7 @@ export class StatisticsController {
 
   @Get('campaigns')
   @ApiOperation({ summary: 'Campaign return on spend' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.campaignReturns])
   @ApiOkResponse({ schema: campaignsSchema })
   campaigns(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.campaignReturns(validQuery(FilterQuery, q)));
@@ -153,7 +153,7 @@ export class StatisticsController {
 
   @Get('employees/complaints')
   @ApiOperation({ summary: 'Complaints per employee' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.complaintsPerEmployee])
   @ApiOkResponse({ schema: complaintsSchema })
   complaints(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.complaintsPerEmployee(validQuery(FilterQuery, q)));
@@ -161,7 +161,7 @@ export class StatisticsController {
 
   @Get('employees/turnover')
   @ApiOperation({ summary: 'Employee turnover: leavers over average headcount in the period' })
-  @ApiQueryFrom(FilterQuery)
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.turnover])
   @ApiOkResponse({ schema: turnoverSchema })
   turnover(@Query() q: Record<string, unknown>) {
     return answer(() => this.stats.turnover(validQuery(FilterQuery, q)));

@@ -75,6 +75,27 @@ interface Resolved {
 const PERIOD: FilterField[] = ['from', 'to'];
 const POPULATION: FilterField[] = ['source', 'channel', 'segment'];
 
+/**
+ * The filters each statistic takes; any other is refused by name. The HTTP API documents exactly
+ * these for each route. (Profitability takes `asOf` only by segment.)
+ */
+export const STATISTIC_FILTERS = {
+  stageCounts: ['asOf', ...POPULATION],
+  funnel: [...PERIOD, 'asOf', ...POPULATION],
+  cohortRetention: [...PERIOD, ...POPULATION],
+  churn: [...PERIOD, ...POPULATION],
+  repeatRate: ['asOf', ...POPULATION],
+  tenure: ['asOf', ...POPULATION],
+  value: [...PERIOD, ...POPULATION],
+  goldenCustomers: [...PERIOD, ...POPULATION],
+  rfmScores: ['asOf', ...POPULATION],
+  rfmSegments: ['asOf', ...POPULATION],
+  profitability: [...PERIOD, 'asOf', ...POPULATION],
+  campaignReturns: PERIOD,
+  complaintsPerEmployee: PERIOD,
+  turnover: PERIOD,
+} as const satisfies Record<string, readonly FilterField[]>;
+
 export function validateFilter(filter: unknown, allowed: readonly FilterField[]): Resolved {
   if (filter === undefined || filter === null) return {};
   if (typeof filter !== 'object' || Array.isArray(filter)) throw new StatisticsFilterError('filter', 'expected an object');
@@ -268,7 +289,7 @@ export class StatisticsQueries {
 
   /** Customers in each stage, now or as of the end of `asOf`. */
   async stageCounts(filter?: StatisticsFilter): Promise<StageCounts> {
-    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.stageCounts);
     const pop = await this.population(r, 'c');
     const rows = r.asOfEnd
       ? await this.db.all<Row>(
@@ -291,7 +312,7 @@ export class StatisticsQueries {
    * [from, to], as of `asOf`. A customer has reached a step when they reached it or any later step.
    */
   async funnel(filter?: StatisticsFilter): Promise<Funnel> {
-    const r = validateFilter(filter, [...PERIOD, 'asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.funnel);
     const pop = await this.population(r, 'c');
     const where: string[] = ['1 = 1'];
     const params: SqlParam[] = [];
@@ -350,7 +371,7 @@ export class StatisticsQueries {
    * business month the read model has seen, at most `maxMonths`.
    */
   async cohortRetention(filter?: StatisticsFilter, maxMonths = 12): Promise<CohortRow[]> {
-    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.cohortRetention);
     if (!Number.isInteger(maxMonths) || maxMonths < 0 || maxMonths > 120)
       throw new StatisticsFilterError('maxMonths', 'expected an integer between 0 and 120');
     const pop = await this.population(r, 'c');
@@ -414,7 +435,7 @@ export class StatisticsQueries {
    * its first instant; and churns counted by reason over the period.
    */
   async churn(filter?: StatisticsFilter, per: ChurnPer = 'month'): Promise<ChurnAnswer> {
-    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.churn);
     if (per !== 'month' && per !== 'quarter' && per !== 'year') throw new StatisticsFilterError('per', 'expected month, quarter or year');
     const pop = await this.population(r, 'c');
     const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
@@ -477,7 +498,7 @@ export class StatisticsQueries {
 
   /** Customers with at least 2 orders / customers with at least 1, counting orders up to `asOf`. */
   async repeatRate(filter?: StatisticsFilter): Promise<RepeatRate> {
-    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.repeatRate);
     const pop = await this.population(r, 'c');
     const row = (await this.isPast(r.asOfEnd))
       ? await (async () => {
@@ -504,7 +525,7 @@ export class StatisticsQueries {
    * customer churned at `asOf`, otherwise `asOf` itself (default: the latest business time seen).
    */
   async tenure(filter?: StatisticsFilter): Promise<Tenure> {
-    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.tenure);
     const pop = await this.population(r, 'c');
     const refAt = r.asOfEnd ?? (await this.latestAt());
     if (!refAt) return { customers: 0, averageDays: null };
@@ -536,7 +557,7 @@ export class StatisticsQueries {
 
   /** Revenue, cost, margin and active customers per month (or per year) of the period. */
   async value(filter?: StatisticsFilter, per: 'month' | 'year' = 'month'): Promise<ValuePeriod[]> {
-    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.value);
     if (per !== 'month' && per !== 'year') throw new StatisticsFilterError('per', 'expected month or year');
     const pop = await this.population(r, 'c');
     const { sql: range, params } = monthRange(r, 'm.month');
@@ -592,7 +613,7 @@ export class StatisticsQueries {
    * revenue; ties by customer id) and their share of total revenue.
    */
   async goldenCustomers(filter?: StatisticsFilter): Promise<GoldenCustomers> {
-    const r = validateFilter(filter, [...PERIOD, ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.goldenCustomers);
     const pop = await this.population(r, 'c');
     let source: string;
     let params: SqlParam[];
@@ -647,7 +668,7 @@ export class StatisticsQueries {
 
   /** Per-customer RFM scores as of `asOf`, ordered by customer id, one page at a time. */
   async rfmScores(filter?: StatisticsFilter, page: { limit?: number; offset?: number } = {}): Promise<RfmScore[]> {
-    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.rfmScores);
     const limit = page.limit ?? 1000;
     const offset = page.offset ?? 0;
     if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new StatisticsFilterError('limit', 'expected an integer between 1 and 100000');
@@ -676,7 +697,7 @@ export class StatisticsQueries {
 
   /** Customers, lifetime revenue, cost and profit (as of `asOf`) per RFM segment. */
   async rfmSegments(filter?: StatisticsFilter): Promise<RfmSegmentSummary[]> {
-    const r = validateFilter(filter, ['asOf', ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.rfmSegments);
     const by = new Map<string, { n: number; revenue: number; cost: number }>();
     const cells = await this.cellsFromCuts(r);
     if (cells) {
@@ -732,7 +753,7 @@ export class StatisticsQueries {
   async profitability(by: ProfitabilityDimension, filter?: StatisticsFilter): Promise<Profitability[]> {
     const dims: ProfitabilityDimension[] = ['segment', 'channel', 'source', 'category', 'location'];
     if (!dims.includes(by)) throw new StatisticsFilterError('by', `expected one of ${dims.join(', ')}`);
-    const r = validateFilter(filter, [...PERIOD, ...(by === 'segment' ? ['asOf' as const] : []), ...POPULATION]);
+    const r = validateFilter(filter, STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf' || by === 'segment'));
     let rows: Row[];
     if (by === 'segment') {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
@@ -787,7 +808,7 @@ export class StatisticsQueries {
 
   /** Per campaign: (revenue of orders that name it − spend) / spend, over the months of the period. */
   async campaignReturns(filter?: StatisticsFilter): Promise<CampaignReturn[]> {
-    const r = validateFilter(filter, PERIOD);
+    const r = validateFilter(filter, STATISTIC_FILTERS.campaignReturns);
     const range = monthRange(r, 'month');
     const rows = await this.db.all<Row>(
       `SELECT campaign_id, CAST(SUM(spend) AS BIGINT) AS spend, CAST(SUM(revenue) AS BIGINT) AS revenue, CAST(SUM(orders) AS BIGINT) AS orders
@@ -803,7 +824,7 @@ export class StatisticsQueries {
 
   /** Feedback and complaints naming each employee over the months of the period (every known employee listed). */
   async complaintsPerEmployee(filter?: StatisticsFilter): Promise<EmployeeComplaints[]> {
-    const r = validateFilter(filter, PERIOD);
+    const r = validateFilter(filter, STATISTIC_FILTERS.complaintsPerEmployee);
     const range = monthRange(r, 'month');
     const rows = await this.db.all<Row>(
       `SELECT employee_id, CAST(SUM(feedback) AS BIGINT) AS feedback, CAST(SUM(complaints) AS BIGINT) AS complaints
@@ -823,7 +844,7 @@ export class StatisticsQueries {
    * period. Defaults: from the first hire, to the latest business time seen.
    */
   async turnover(filter?: StatisticsFilter): Promise<Turnover> {
-    const r = validateFilter(filter, PERIOD);
+    const r = validateFilter(filter, STATISTIC_FILTERS.turnover);
     const first = await this.db.get<Row>('SELECT MIN(hired_at) AS t FROM stat_employees');
     const latest = await this.latestAt();
     const start = r.fromAt ?? (first?.['t'] ? String(first['t']) : undefined);
