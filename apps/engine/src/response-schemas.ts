@@ -4,6 +4,7 @@
  * and the engine specs validate real answers against the served document, so a field added to an
  * answer without its description here fails a spec instead of drifting from the document.
  */
+import { ProfileSchema } from '@clientele/contracts';
 import { RFM_SEGMENTS } from '@clientele/projections';
 
 type Schema = Record<string, unknown>;
@@ -108,59 +109,8 @@ export const historySchema: Schema = optional(
   'events',
 );
 
-export const profileSchema: Schema = optional(
-  {
-    customerId: str,
-    erased: bool,
-    identity: optional({ name: str, email: str, phone: str }),
-    birthday: date,
-    daysToNextBirthday: int,
-    preferences: { type: 'object', additionalProperties: str },
-    consents: { type: 'object', additionalProperties: bool },
-    preferredChannel: str,
-    habits: optional(
-      {
-        topCategories: { type: 'array', items: object({ category: str, quantity: int }) },
-        topProducts: { type: 'array', items: object({ sku: str, quantity: int }) },
-        averageBasketMinor: int,
-        ordersPer30Days: num,
-        usualWeekday: { type: 'string', enum: ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] },
-        usualHourUtc: int,
-      },
-      'topCategories',
-      'topProducts',
-      'ordersPer30Days',
-    ),
-    firstPurchaseAt: dateTime,
-    lastPurchaseAt: dateTime,
-    stage,
-    stageSince: dateTime,
-    stageHistory: { type: 'array', items: optional({ stage, at: dateTime, eventId: str, causationId: str }, 'stage', 'at', 'eventId') },
-    acquisition: optional({ source: str, channel: str, campaign: str, registeredAt: dateTime }),
-    referredBy: str,
-    referees: { type: 'array', items: optional({ customerId: str, creditedAt: dateTime, convertedAt: dateTime }, 'customerId') },
-    feedback: optional({ count: int, averageScore: num, complaints: int }, 'count', 'complaints'),
-    thanks: object({
-      count: int,
-      recent: { type: 'array', items: optional({ at: dateTime, gesture: str, reason: str, valueMinor: int }, 'at', 'gesture', 'reason') },
-    }),
-    value: object({ revenueMinor: int, costMinor: int, marginMinor: int }),
-    rfm: optional({ recencyDays: int, frequency: int, monetaryMinor: int }, 'frequency', 'monetaryMinor'),
-  },
-  'customerId',
-  'erased',
-  'identity',
-  'preferences',
-  'consents',
-  'habits',
-  'stageHistory',
-  'acquisition',
-  'referees',
-  'feedback',
-  'thanks',
-  'value',
-  'rfm',
-);
+/** the profile's schema is shared with the profiles topic (libs/contracts), which publishes it without the personal fields */
+export const profileSchema: Schema = { ...ProfileSchema };
 
 const cursor = { ...str, description: 'present when more follow: pass it as cursor for the next page' };
 

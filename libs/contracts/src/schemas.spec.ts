@@ -41,16 +41,29 @@ describe('public message schemas', () => {
       reason: 'not JSON', value: Buffer.from('{oops').toString('base64'), valueBytes: 5, valueTruncated: false, key: null,
       sourceTopic: 'clientele.commands', sourcePartition: 0, sourceOffset: '17', deadLetteredAt: event.recordedAt,
     };
+    // a profile as the engine publishes it: GET /customers/:id/profile without the personal fields
+    const snapshotProfile = {
+      customerId: 'c1', erased: false, preferences: {}, consents: {},
+      habits: { topCategories: [{ category: 'books', quantity: 2 }], topProducts: [], ordersPer30Days: 1.5, usualWeekday: 'monday' },
+      stage: 'customer', stageHistory: [{ stage: 'prospect', at: event.recordedAt, eventId: 'e1', causationId: 'reg-c1' }],
+      acquisition: { source: 'web' }, referees: [], feedback: { count: 0, complaints: 0 }, thanks: { count: 0, recent: [] },
+      value: { revenueMinor: 2500, costMinor: 1500, marginMinor: 1000 }, rfm: { frequency: 1, monetaryMinor: 2500 }, personalDataRedacted: true,
+    };
     const samples: [JsonSchema, unknown][] = [
       [EventEnvelopeSchema, event],
       [LifecycleTransitionSchema, transition],
-      [ProfileSnapshotSchema, { customerId: 'c1', snapshotVersion: 1, position: 42, profile: { stage: 'customer' } }],
+      [ProfileSnapshotSchema, { customerId: 'c1', snapshotVersion: 1, position: 42, profile: snapshotProfile }],
       [ReferralEdgeSchema, edge],
       [CommandEnvelopeSchema, { type: 'RecordPurchase', commandId: 'cmd-1', data: {} }],
       [DeadLetterSchema, deadLetter],
     ];
     // then each one conforms
     for (const [schema, sample] of samples) expect(formatIssues(validateAgainstSchema(schema, sample))).toBe('');
+    // and a snapshot carrying personal fields, or a field nobody was told of, does not
+    const leaking = { customerId: 'c1', snapshotVersion: 1, position: 42, profile: { ...snapshotProfile, identity: { name: 'Ann' } } };
+    expect(formatIssues(validateAgainstSchema(ProfileSnapshotSchema, leaking))).toContain('identity');
+    const grown = { customerId: 'c1', snapshotVersion: 1, position: 42, profile: { ...snapshotProfile, colour: 'red' } };
+    expect(formatIssues(validateAgainstSchema(ProfileSnapshotSchema, grown))).toContain('colour');
   });
 
   it('name the field and what was expected when an event envelope is wrong', () => {

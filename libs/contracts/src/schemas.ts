@@ -4,6 +4,7 @@
  */
 import type { JsonSchema } from './schema-validation';
 import { LIFECYCLE_TRANSITION_TYPES, STAGE_AFTER } from './messages';
+import { RedactedProfileSchema } from './profile-schema';
 
 const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
 const BASE = 'https://clientele.example/schemas';
@@ -66,7 +67,7 @@ export const ProfileSnapshotSchema: JsonSchema = {
     customerId: nonEmpty,
     snapshotVersion: { const: 1 },
     position: natural,
-    profile: { type: 'object' },
+    profile: { ...RedactedProfileSchema, description: 'GET /customers/:id/profile without identity, birthday and daysToNextBirthday' },
   },
   additionalProperties: false,
 };

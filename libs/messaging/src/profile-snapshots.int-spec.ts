@@ -19,7 +19,12 @@ describeWithServer(KafkaServer, 'profile snapshots on Kafka', (brokers) => {
     const publish = profileSnapshotPublisher(producer, topics.profiles);
 
     // when a profile is published and then erased
-    await publish('c1', { stage: 'customer', revenueMinor: 1250 }, { position: 12 });
+    const profile = {
+      customerId: 'c1', erased: false, preferences: {}, consents: {}, habits: { topCategories: [], topProducts: [], ordersPer30Days: 0 },
+      stage: 'customer', stageHistory: [], acquisition: {}, referees: [], feedback: { count: 0, complaints: 0 }, thanks: { count: 0, recent: [] },
+      value: { revenueMinor: 1250, costMinor: 700, marginMinor: 550 }, rfm: { frequency: 1, monetaryMinor: 1250 }, personalDataRedacted: true,
+    };
+    await publish('c1', profile, { position: 12 });
     await publish('c1', null);
     await producer.disconnect();
 
@@ -28,7 +33,7 @@ describeWithServer(KafkaServer, 'profile snapshots on Kafka', (brokers) => {
     expect(received.map((r) => r.key)).toEqual(['c1', 'c1']);
     const snapshot = JSON.parse(received[0]?.value?.toString() ?? '') as unknown;
     expect(formatIssues(validateAgainstSchema(ProfileSnapshotSchema, snapshot))).toBe('');
-    expect(snapshot).toEqual({ customerId: 'c1', snapshotVersion: 1, position: 12, profile: { stage: 'customer', revenueMinor: 1250 } });
+    expect(snapshot).toEqual({ customerId: 'c1', snapshotVersion: 1, position: 12, profile });
     expect(received[1]?.value).toBeNull();
     const policy = config.resources[0]?.configEntries.find((e) => e.configName === 'cleanup.policy');
     expect(policy?.configValue).toBe('compact');
