@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { FieldError } from '@clientele/contracts';
 import { DomainErrorCodes } from '@clientele/domain';
 import { describeFailure, type CommandFailure } from '@clientele/application';
-import { InvalidQueryError } from '@clientele/projections';
+import { InvalidQueryError, StatisticsFilterError } from '@clientele/projections';
 
 /** RFC 9457 problem details, the one error shape of the HTTP API. */
 export interface ProblemDetails {
@@ -73,6 +73,12 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     // a read-model query refusing an argument the DTO could not judge (a cursor no page gave)
     if (error instanceof InvalidQueryError) {
       return sendProblem(res, problem(400, 'invalid_query', 'Invalid query', error.message, { errors: [{ field: error.field, expected: error.expected }] }));
+    }
+    // a filter a statistic refuses (bad date, unknown segment, one it does not take); the message
+    // reads "field: expected …", the errors entry says only what is expected
+    if (error instanceof StatisticsFilterError) {
+      const expected = error.message.slice(error.field.length + 2).replace(/^expected /, '');
+      return sendProblem(res, problem(400, 'invalid_filter', 'Invalid filter', error.message, { errors: [{ field: error.field, expected }] }));
     }
     const failure = describeFailure(error);
     if (failure.kind === 'internal') {

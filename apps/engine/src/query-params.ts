@@ -17,20 +17,18 @@ export function validQuery<T extends object>(dto: new () => T, query: Record<str
   const instance = plainToInstance(dto, query, { enableImplicitConversion: false });
   const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
   if (errors.length === 0) return instance;
-  throw new BadRequestException(
-    problem(400, 'invalid_query', 'Invalid query', errors.map((e) => describe(e, dto)).map((e) => `${e.field}: ${e.expected}`).join('; '), {
-      errors: errors.map((e) => describe(e, dto)),
-    }),
-  );
+  throw invalidQuery(errors.map((e) => describe(e, dto)));
+}
+
+/** the 400 for bad query parameters: each one named, with what it expects */
+function invalidQuery(errors: FieldError[]): BadRequestException {
+  return new BadRequestException(problem(400, 'invalid_query', 'Invalid query', errors.map((e) => `${e.field}: ${e.expected}`).join('; '), { errors }));
 }
 
 /** for an endpoint that takes no parameters: each one given is refused by name rather than silently ignored */
 export function noParameters(query: Record<string, unknown>): void {
   const errors: FieldError[] = Object.keys(query).map((field) => ({ field, expected: 'no such parameter (this query takes none)' }));
-  if (errors.length === 0) return;
-  throw new BadRequestException(
-    problem(400, 'invalid_query', 'Invalid query', errors.map((e) => `${e.field}: ${e.expected}`).join('; '), { errors }),
-  );
+  if (errors.length > 0) throw invalidQuery(errors);
 }
 
 function describe(error: ValidationError, dto: new () => object): FieldError {
@@ -68,8 +66,7 @@ export function asOfParam(query: Record<string, unknown>): string | undefined {
   try {
     return asOfInstant(asOf, 'asOf');
   } catch {
-    const expected = 'an existing calendar date (YYYY-MM-DD) or date-time with a zone';
-    throw new BadRequestException(problem(400, 'invalid_query', 'Invalid query', `asOf: ${expected}`, { errors: [{ field: 'asOf', expected }] }));
+    throw invalidQuery([{ field: 'asOf', expected: 'an existing calendar date (YYYY-MM-DD) or date-time with a zone' }]);
   }
 }
 

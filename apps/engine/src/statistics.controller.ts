@@ -1,7 +1,7 @@
 import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString } from 'class-validator';
-import { STATISTIC_FILTERS, StatisticsFilterError, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
+import { STATISTIC_FILTERS, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
 import { ApiQueryFrom, validQuery } from './query-params';
@@ -59,7 +59,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.stageCounts])
   @ApiOkResponse({ schema: stageCountsSchema })
   stages(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.stageCounts(validQuery(FilterQuery, q)));
+    return this.stats.stageCounts(validQuery(FilterQuery, q));
   }
 
   @Get('funnel')
@@ -67,7 +67,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.funnel])
   @ApiOkResponse({ schema: funnelSchema })
   funnel(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.funnel(validQuery(FilterQuery, q)));
+    return this.stats.funnel(validQuery(FilterQuery, q));
   }
 
   @Get('cohorts')
@@ -75,7 +75,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.cohortRetention])
   @ApiOkResponse({ schema: cohortsSchema })
   cohorts(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.cohortRetention(validQuery(FilterQuery, q)));
+    return this.stats.cohortRetention(validQuery(FilterQuery, q));
   }
 
   @Get('churn')
@@ -84,7 +84,7 @@ export class StatisticsController {
   @ApiOkResponse({ schema: churnSchema })
   churn(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ChurnQuery, q);
-    return answer(() => this.stats.churn(filter, per ?? 'month'));
+    return this.stats.churn(filter, per ?? 'month');
   }
 
   @Get('repeat-rate')
@@ -92,7 +92,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.repeatRate])
   @ApiOkResponse({ schema: repeatRateSchema })
   repeatRate(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.repeatRate(validQuery(FilterQuery, q)));
+    return this.stats.repeatRate(validQuery(FilterQuery, q));
   }
 
   @Get('tenure')
@@ -100,7 +100,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.tenure])
   @ApiOkResponse({ schema: tenureSchema })
   tenure(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.tenure(validQuery(FilterQuery, q)));
+    return this.stats.tenure(validQuery(FilterQuery, q));
   }
 
   @Get('value')
@@ -109,7 +109,7 @@ export class StatisticsController {
   @ApiOkResponse({ schema: valueSchema })
   value(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ValueQuery, q);
-    return answer(() => this.stats.value(filter, per ?? 'month'));
+    return this.stats.value(filter, per ?? 'month');
   }
 
   @Get('golden')
@@ -117,7 +117,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.goldenCustomers])
   @ApiOkResponse({ schema: goldenSchema })
   golden(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.goldenCustomers(validQuery(FilterQuery, q)));
+    return this.stats.goldenCustomers(validQuery(FilterQuery, q));
   }
 
   @Get('rfm')
@@ -125,7 +125,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.rfmSegments])
   @ApiOkResponse({ schema: rfmSchema })
   rfm(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.rfmSegments(validQuery(FilterQuery, q)));
+    return this.stats.rfmSegments(validQuery(FilterQuery, q));
   }
 
   @Get('profitability/:by')
@@ -140,7 +140,7 @@ export class StatisticsController {
         }),
       );
     }
-    return answer(() => this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q)));
+    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q));
   }
 
   @Get('campaigns')
@@ -148,7 +148,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.campaignReturns])
   @ApiOkResponse({ schema: campaignsSchema })
   campaigns(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.campaignReturns(validQuery(FilterQuery, q)));
+    return this.stats.campaignReturns(validQuery(FilterQuery, q));
   }
 
   @Get('employees/complaints')
@@ -156,7 +156,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.complaintsPerEmployee])
   @ApiOkResponse({ schema: complaintsSchema })
   complaints(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.complaintsPerEmployee(validQuery(FilterQuery, q)));
+    return this.stats.complaintsPerEmployee(validQuery(FilterQuery, q));
   }
 
   @Get('employees/turnover')
@@ -164,23 +164,6 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.turnover])
   @ApiOkResponse({ schema: turnoverSchema })
   turnover(@Query() q: Record<string, unknown>) {
-    return answer(() => this.stats.turnover(validQuery(FilterQuery, q)));
-  }
-}
-
-/** a filter the statistics refuse (bad date, unknown segment…) is the caller's mistake: 400 naming it */
-async function answer<T>(query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (error) {
-    if (error instanceof StatisticsFilterError) {
-      throw new BadRequestException(
-        // the message reads "field: expected …"; the errors entry says only what is expected
-        problem(400, 'invalid_filter', 'Invalid filter', error.message, {
-          errors: [{ field: error.field, expected: error.message.slice(error.field.length + 2).replace(/^expected /, '') }],
-        }),
-      );
-    }
-    throw error;
+    return this.stats.turnover(validQuery(FilterQuery, q));
   }
 }
