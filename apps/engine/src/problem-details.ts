@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { FieldError } from '@clientele/contracts';
 import { DomainErrorCodes } from '@clientele/domain';
 import { describeFailure, type CommandFailure } from '@clientele/application';
-import { InvalidQueryError, StatisticsFilterError } from '@clientele/projections';
+import { InvalidQueryError } from '@clientele/projections';
 
 /** RFC 9457 problem details, the one error shape of the HTTP API. */
 export interface ProblemDetails {
@@ -70,15 +70,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       const [code, title] = HTTP_CODES[status] ?? [`http_${status}`, 'Error'];
       return sendProblem(res, problem(status, code, title, String(detail)));
     }
-    // a read-model query refusing an argument the DTO could not judge (a cursor no page gave)
+    // a read-model query refusing an argument the DTO could not judge (a cursor no page gave), or a
+    // filter a statistic refuses (invalid_filter): named, with what it expects
     if (error instanceof InvalidQueryError) {
-      return sendProblem(res, problem(400, 'invalid_query', 'Invalid query', error.message, { errors: [{ field: error.field, expected: error.expected }] }));
-    }
-    // a filter a statistic refuses (bad date, unknown segment, one it does not take); the message
-    // reads "field: expected …", the errors entry says only what is expected
-    if (error instanceof StatisticsFilterError) {
-      const expected = error.message.slice(error.field.length + 2).replace(/^expected /, '');
-      return sendProblem(res, problem(400, 'invalid_filter', 'Invalid filter', error.message, { errors: [{ field: error.field, expected }] }));
+      const title = error.code === 'invalid_filter' ? 'Invalid filter' : 'Invalid query';
+      return sendProblem(res, problem(400, error.code, title, error.message, { errors: [{ field: error.field, expected: error.expected }] }));
     }
     const failure = describeFailure(error);
     if (failure.kind === 'internal') {

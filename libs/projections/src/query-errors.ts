@@ -3,7 +3,8 @@
  * range): the HTTP API answers 400 naming `field` and what it expects, never 500.
  */
 export class InvalidQueryError extends Error {
-  readonly code = 'invalid_query';
+  /** the problem code the HTTP API answers with */
+  readonly code: 'invalid_query' | 'invalid_filter' = 'invalid_query';
 
   constructor(
     readonly field: string,

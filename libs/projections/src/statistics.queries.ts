@@ -1,4 +1,5 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
+import { InvalidQueryError } from './query-errors';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
 import {
   RFM_SEGMENT_RULES,
@@ -47,14 +48,15 @@ export interface StatisticsFilter {
 export type FilterField = keyof StatisticsFilter;
 const FILTER_FIELDS: readonly FilterField[] = ['from', 'to', 'asOf', 'source', 'channel', 'segment'];
 
-/** A filter the statistics cannot answer. `field` names the offending input; HTTP maps it to 400. */
-export class StatisticsFilterError extends Error {
-  readonly code = 'invalid_filter';
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(`${field}: ${message}`);
+/**
+ * A filter the statistics cannot answer. `field` names the offending input; the HTTP API answers it
+ * 400 `invalid_filter`, the message as the statistic words it ("from: expected a date …").
+ */
+export class StatisticsFilterError extends InvalidQueryError {
+  override readonly code = 'invalid_filter';
+  constructor(field: string, message: string) {
+    super(field, message.replace(/^expected /, ''));
+    this.message = `${field}: ${message}`;
     this.name = 'StatisticsFilterError';
   }
 }
