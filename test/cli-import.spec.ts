@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -116,6 +116,17 @@ describe('clientele import (journey, embedded store)', () => {
       'CustomerConverted',
     ]);
     expect((await cli(['history', 'bob', '--data-dir', join(dir, 'data')])).code).toBe(1);
+  });
+
+  it('given a --data-dir with no store, then history and sweep-churn refuse it and create nothing there', async () => {
+    // a mistyped directory must not become a new, empty store with a new master key
+    const missing = join(dir, 'no-such-dir');
+    for (const args of [['history', 'ann', '--data-dir', missing], ['sweep-churn', '--as-of', '2025-06-01', '--data-dir', missing]]) {
+      const run = await cli(args);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toBe(`error: --data-dir: no store in ${missing} (${join(missing, STORE_FILE)} does not exist); give the directory the engine keeps its data in\n`);
+      expect(existsSync(missing)).toBe(false);
+    }
   });
 
   it('given the CDNOW files without --format, then the importer tells the format from the first line and says so', async () => {

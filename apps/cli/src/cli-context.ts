@@ -15,7 +15,11 @@ export interface Engine {
 export interface CliContext {
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
-  openEngine(dataDir: string): Promise<Engine>;
+  /**
+   * `existing`: the command only reads or maintains a store (history, sweep-churn), so a store that
+   * is not there is refused (a mistyped --data-dir) instead of created empty with a new master key
+   */
+  openEngine(dataDir: string, options?: { existing?: boolean }): Promise<Engine>;
   /**
    * The file the CLI runs from (main.ts sets it), so a command can start the CLI again in a child
    * process: `bench` runs each section in one. Absent when the program runs in-process (the specs).

@@ -1,4 +1,4 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 
 import { runBench, type BenchOptions } from './bench/bench.command';
 import { UsageError, type CliContext } from './cli-context';
@@ -7,22 +7,8 @@ import { registerMigrateCommand } from './commands/migrate.command';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
+import { calendarDate, positiveInteger, share } from './option-parsers';
 
-const positiveInteger =
-  (name: string) =>
-  (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, found '${value}'`);
-    return Number(value);
-  };
-
-const isoDate =
-  (name: string) =>
-  (value: string): string => {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
-      throw new InvalidArgumentError(`${name}: expected an ISO date (YYYY-MM-DD), found '${value}'`);
-    }
-    return value;
-  };
 
 const DATA_DIR_HELP = 'directory of the embedded SQLite store';
 const DEFAULT_DATA_DIR = process.env.CLIENTELE_DATA_DIR ?? './data';
@@ -46,7 +32,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .description('import commands from a file: NDJSON command envelopes or CDNOW purchase histories')
     .argument('<file>', 'file to import')
     .addOption(new Option('--format <format>', 'input format; auto tells them apart by the first line').choices(['auto', 'ndjson', 'cdnow']).default('auto'))
-    .option('--batch <n>', 'commands per batch', positiveInteger('batch'), 1000)
+    .option('--batch <n>', 'commands per batch', positiveInteger('--batch'), 1000)
     .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
     .option('--rejects <file>', 'write every rejected line as NDJSON to this file')
     .addOption(new Option('--same-day <policy>', 'CDNOW: rows of one customer on one day form one order (merge) or one order each (separate)').choices(['merge', 'separate']).default('merge'))
@@ -68,13 +54,13 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
   program
     .command('generate')
     .description('write a seeded, realistic workload of command envelopes as NDJSON')
-    .requiredOption('--customers <n>', 'number of customers', positiveInteger('customers'))
+    .requiredOption('--customers <n>', 'number of customers', positiveInteger('--customers'))
     .option('--seed <seed>', 'seed: the same seed gives the same output byte for byte', '1')
     .option('--out <file>', 'output file (default: stdout)')
-    .option('--from <date>', 'first business day', isoDate('from'), '2024-01-01')
-    .option('--to <date>', 'last business day', isoDate('to'), '2025-12-31')
+    .option('--from <date>', 'first business day', calendarDate('--from'), '2024-01-01')
+    .option('--to <date>', 'last business day', calendarDate('--to'), '2025-12-31')
     .option('--id-prefix <prefix>', 'prefix of generated ids, so several workloads can share a store', 'syn')
-    .option('--referral-share <share>', 'share of registrations referred by an earlier customer (0..1)', parseFloat, 0.15)
+    .option('--referral-share <share>', 'share of registrations referred by an earlier customer (0..1)', share('--referral-share'), 0.15)
     .action(async (options: { customers: number; seed: string; out?: string; from: string; to: string; idPrefix: string; referralShare: number }) => {
       exitCode = await generateFile(options, context);
     });
@@ -82,10 +68,10 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
   program
     .command('sweep-churn')
     .description('churn every customer without a purchase for the policy period before the given date')
-    .requiredOption('--as-of <date>', 'business date of the sweep', isoDate('as-of'))
+    .requiredOption('--as-of <date>', 'business date of the sweep', calendarDate('--as-of'))
     .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
     .action(async (options: { asOf: string; dataDir: string }) => {
-      const engine = await context.openEngine(options.dataDir);
+      const engine = await context.openEngine(options.dataDir, { existing: true });
       try {
         if (engine.sweepChurn === undefined) throw new UsageError('sweep-churn: this build of the application has no churn sweep');
         const result = await engine.sweepChurn(`${options.asOf}T00:00:00.000Z`);

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 
 import { NestFactory } from '@nestjs/core';
+import { existsSync } from 'node:fs';
 import {
   ChurnSweep,
   ClienteleModule,
@@ -13,7 +14,7 @@ import {
 
 import type { ValidCommand } from '@clientele/contracts';
 
-import type { Engine } from './cli-context';
+import { UsageError, type Engine } from './cli-context';
 import type { CommandEnvelope, CommandSink, ItemResult } from './command-sink';
 
 export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): ItemResult =>
@@ -32,9 +33,13 @@ export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): 
  * referral process manager running so referrals are credited as purchases arrive. `close()` lets
  * the process manager catch up with everything imported before it stops.
  */
-export const openEngine = async (dataDir: string): Promise<Engine> => {
+export const openEngine = async (dataDir: string, options: { existing?: boolean } = {}): Promise<Engine> => {
   // the engine's own storage settings (store kind, durability, master key), with --data-dir on top
-  const storage = await openStorage(storageConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: dataDir }));
+  const config = storageConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: dataDir });
+  if (options.existing && config.store.kind === 'sqlite' && !existsSync(config.store.file)) {
+    throw new UsageError(`--data-dir: no store in ${dataDir} (${config.store.file} does not exist); give the directory the engine keeps its data in`);
+  }
+  const storage = await openStorage(config);
   const store = storage.store;
   const app = await NestFactory.createApplicationContext(
     ClienteleModule.forRoot({ store, checkpoints: storage.checkpoints }),

@@ -39,7 +39,7 @@ export const formatTable = (rows: readonly HistoryRow[]): string => {
  * so scripts can tell "no such customer" from "a customer with history".
  */
 export const printHistory = async (customerId: string, options: HistoryOptions, context: CliContext): Promise<number> => {
-  const engine = await context.openEngine(options.dataDir);
+  const engine = await context.openEngine(options.dataDir, { existing: true });
   try {
     const events = await engine.readStream(customerStream(customerId));
     if (events.length === 0) {

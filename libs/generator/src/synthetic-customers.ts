@@ -32,6 +32,9 @@ export interface SyntheticOptions {
 }
 
 const DAY = 86_400_000;
+
+/** the shortest business period a workload spans, first day to last, so every stage of the lifecycle has room */
+export const MIN_WORKLOAD_DAYS = 60;
 const HOUR = 3_600_000;
 
 const CHANNELS = ['web', 'store', 'email', 'social', 'phone', 'sms'] as const;
@@ -108,7 +111,7 @@ export const generateSyntheticCommands = (options: SyntheticOptions): CommandEnv
   }
   const start = parseDay(options.from ?? '2024-01-01', 'from');
   const end = parseDay(options.to ?? '2025-12-31', 'to') + DAY - 1;
-  if (end - start < 60 * DAY) throw new Error('to: expected at least 60 days after from');
+  if (end - start < MIN_WORKLOAD_DAYS * DAY) throw new Error(`to: expected at least ${MIN_WORKLOAD_DAYS} days after from`);
   const churnAfterDays = options.churnAfterDays ?? defaultPolicy.churnAfterDays;
   const prefix = options.idPrefix ?? 'syn';
   const referralShare = options.referralShare ?? 0.15;

@@ -225,7 +225,7 @@ describe('audit CLI commands', () => {
 
     const badDate = await run(['as-of', 'ada', '--date', '2025-13-01']);
     expect(badDate.code).toBe(1);
-    expect(badDate.stderr).toContain('date must be an ISO-8601 date');
+    expect(badDate.stderr).toContain("--date: expected a date (YYYY-MM-DD) or a date-time with a zone (e.g. 2026-01-31T10:00:00Z), got '2025-13-01'");
     const unknown = await run(['as-of', 'nobody', '--date', '2025-03-15']);
     expect(unknown).toMatchObject({ code: 1, stderr: 'error: customer nobody: no events\n' });
   });

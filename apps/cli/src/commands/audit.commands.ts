@@ -33,6 +33,7 @@ import {
   type NdjsonSink,
 } from '@clientele/event-store';
 import { profileAsOf } from '@clientele/projections';
+import { asOfDate, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
 import { auditReplay, operatorReplay } from './replay.commands';
 
@@ -259,13 +260,6 @@ function anchorOption(value: string): ChainAnchor {
   }
 }
 
-function positiveInteger(name: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, got '${value}'`);
-    return Number(value);
-  };
-}
-
 // ---- the commands ----
 
 export function registerAuditCommands(program: Command, deps: AuditCommandDeps): void {
@@ -427,7 +421,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .command('as-of')
     .description("a customer's stage and state as of a business date, with the events used and the policy in force")
     .argument('<customerId>', 'customer id')
-    .requiredOption('--date <date>', 'ISO date (end of that day UTC) or date-time with a zone')
+    .requiredOption('--date <date>', 'ISO date (end of that day UTC) or date-time with a zone', asOfDate('--date'))
     .option('--policy <json>', 'policy overrides, e.g. {"churnAfterDays":90} (default: the default policy)', parsePolicy)
     .option('--store <address>', storeHelp)
     .option('--keys <file>', 'with --profile: SQLite file of customer keys (as for personal-data export)')

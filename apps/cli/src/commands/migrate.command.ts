@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
@@ -17,6 +17,7 @@ import {
   type ImportTarget,
   type KeyMergeResult,
 } from '@clientele/event-store';
+import { positiveInteger } from '../option-parsers';
 import { createProgress, silentProgress } from '../progress';
 import { parseStoreAddress, type StoreAddress } from './audit.commands';
 
@@ -158,13 +159,6 @@ export async function migrateStore(options: MigrateOptions, deps: MigrateCommand
     await target?.close();
     await source.close();
   }
-}
-
-function positiveInteger(name: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${name}: expected a positive integer, got '${value}'`);
-    return Number(value);
-  };
 }
 
 export function registerMigrateCommand(program: Command, deps: MigrateCommandDeps): void {

@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 
-import type { CliContext } from '../cli-context';
-import { generateSyntheticCommands } from '@clientele/generator';
+import { UsageError, type CliContext } from '../cli-context';
+import { generateSyntheticCommands, MIN_WORKLOAD_DAYS } from '@clientele/generator';
 
 export interface GenerateOptions {
   customers: number;
@@ -16,6 +16,12 @@ export interface GenerateOptions {
 
 /** Writes the workload as NDJSON, one envelope a line, honouring back-pressure. */
 export const generateFile = async (options: GenerateOptions, context: CliContext): Promise<number> => {
+  if (options.from !== undefined && options.to !== undefined) {
+    const days = (Date.parse(`${options.to}T00:00:00Z`) - Date.parse(`${options.from}T00:00:00Z`)) / 86_400_000;
+    if (!(days >= MIN_WORKLOAD_DAYS)) {
+      throw new UsageError(`--to: expected a day at least ${MIN_WORKLOAD_DAYS} days after --from (${options.from}), got '${options.to}'`);
+    }
+  }
   const envelopes = generateSyntheticCommands({
     customers: options.customers,
     seed: options.seed,

@@ -1,0 +1,59 @@
+import { InvalidArgumentError } from 'commander';
+
+import { asOfInstant } from '@clientele/event-store';
+import { DomainError } from '@clientele/domain';
+
+/**
+ * Parsers for the CLI's option values. Each refusal names the option as the operator typed it
+ * (`--batch`, `--as-of`) and what it expected, and quotes the value given; commander prints it
+ * and the CLI exits 1 before anything is opened or written.
+ */
+
+const refuse = (option: string, expected: string, value: string): never => {
+  throw new InvalidArgumentError(`${option}: expected ${expected}, got '${value}'`);
+};
+
+export const positiveInteger =
+  (option: string) =>
+  (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) refuse(option, 'a positive integer', value);
+    return Number(value);
+  };
+
+const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** A day of the calendar, YYYY-MM-DD: Feb 30 and month 13 are refused, not rolled into the next month. */
+export const calendarDate =
+  (option: string) =>
+  (value: string): string => {
+    const match = DATE_ONLY.exec(value);
+    if (!match) return refuse(option, 'a date (YYYY-MM-DD)', value);
+    const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+    const at = new Date(Date.UTC(year, month - 1, day));
+    if (at.getUTCFullYear() !== year || at.getUTCMonth() !== month - 1 || at.getUTCDate() !== day) {
+      refuse(option, 'a date of the calendar (YYYY-MM-DD)', value);
+    }
+    return value;
+  };
+
+/** An as-of date: a day (its end, UTC) or a date-time with a zone, as the as-of questions take them. */
+export const asOfDate =
+  (option: string) =>
+  (value: string): string => {
+    try {
+      asOfInstant(value, option);
+    } catch (error) {
+      if (error instanceof DomainError) refuse(option, 'a date (YYYY-MM-DD) or a date-time with a zone (e.g. 2026-01-31T10:00:00Z)', value);
+      throw error;
+    }
+    return value;
+  };
+
+/** A share: a number from 0 to 1. */
+export const share =
+  (option: string) =>
+  (value: string): number => {
+    const n = /^\s*$/.test(value) ? Number.NaN : Number(value);
+    if (!(n >= 0 && n <= 1)) refuse(option, 'a number from 0 to 1', value);
+    return n;
+  };
