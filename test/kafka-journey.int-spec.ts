@@ -8,7 +8,7 @@ import request from 'supertest';
 import { bootstrapEngine, loadEngineConfig } from '../apps/engine/src';
 import { ReferralProcessRunner } from '@clientele/application';
 import { formatIssues, LIFECYCLE_TRANSITION_TYPES, PublicSchemas, validateAgainstSchema, type JsonSchema } from '@clientele/contracts';
-import { describeWithServer, KafkaServer } from '@clientele/testing';
+import { describeWithServer, KafkaServer, openApiAnswerErrors } from '@clientele/testing';
 
 type HistoryEntry = { id: string; type: string; position: number; commandId?: string };
 type Received = { topic: string; key: string | null; value: string | null; headers: Record<string, string> };
@@ -241,6 +241,10 @@ describeWithServer(KafkaServer, 'Kafka journey through the engine', (brokers) =>
       const head = (await http.get('/health').expect(200)).body as { kafka: { relay: { position: number }; profileSnapshots: { position: number } } };
       return head.kafka.relay.position >= erasure.position && head.kafka.profileSnapshots.position >= erasure.position ? true : undefined;
     });
+    // and /health, with every Kafka part running, is as the served document describes it
+    const health = (await http.get('/health').expect(200)).body as { kafka: Record<string, unknown> };
+    expect(Object.keys(health.kafka).sort()).toEqual(['ingest', 'profileSnapshots', 'relay']);
+    expect(openApiAnswerErrors((await http.get('/docs-json').expect(200)).body, '/health', 'get', health)).toEqual([]);
     const annProfiles = on('profiles').filter((r) => r.key === 'ann');
     expect(annProfiles[annProfiles.length - 1]?.value).toBeNull();
     expect(annProfiles.find((r) => r.value === null)?.headers['clientele-message']).toBe('profile-snapshot.v1');

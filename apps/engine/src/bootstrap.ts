@@ -1,7 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import type { ModuleMetadata } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, SwaggerModule, type SchemaObject } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { ClienteleMetrics, openStorage, type OpenedStorage } from '@clientele/application';
 import type { EngineConfig } from './engine.config';
@@ -9,6 +9,7 @@ import { EngineLogger } from './engine.logger';
 import { EngineModule } from './engine.module';
 import { httpMetrics } from './http-metrics';
 import { problem, sendProblem } from './problem-details';
+import { RESPONSE_COMPONENTS } from './response-schemas';
 
 export interface BootstrapOptions {
   /** more modules to compose into the engine (projections, Kafka relay, ingest) */
@@ -49,6 +50,7 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
       .setVersion('1')
       .build(),
   );
+  document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(RESPONSE_COMPONENTS as Record<string, SchemaObject>) } };
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 
   await app.init();

@@ -3,15 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { ReferralProcessRunner } from '@clientele/application';
+import { EVENT_STORE, ReferralProcessRunner } from '@clientele/application';
+import type { EventStore } from '@clientele/event-store';
 import { openApiAnswerErrors } from '@clientele/testing';
 import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { EngineReadModels } from './engine-read-models';
 import { loadEngineConfig } from './engine.config';
 
-/** routes whose answer is not JSON, or is for operators rather than generated clients */
-const WITHOUT_SCHEMA = new Set(['/health', '/metrics', '/referrals/graph.dot']);
+/** routes whose answer is not JSON: the media type each one documents */
+const NOT_JSON: Record<string, string> = { '/metrics': 'text/plain', '/referrals/graph.dot': 'text/vnd.graphviz' };
 
 describe('the served OpenAPI document, against real answers', () => {
   let dir: string;
@@ -34,7 +35,7 @@ describe('the served OpenAPI document, against real answers', () => {
 
   it('gives every JSON GET route a 200 schema, and every answer, with and without parameters, is as it describes', async () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
-    const gets = Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined && !WITHOUT_SCHEMA.has(p));
+    const gets = Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined && NOT_JSON[p] === undefined);
     const undescribed = gets.filter((p) => openApiAnswerErrors(doc, p, 'get', null)[0]?.startsWith('the document has no') ?? false);
     expect(undescribed).toEqual([]);
 
@@ -69,6 +70,49 @@ describe('the served OpenAPI document, against real answers', () => {
       expect({ url, size: sizes[url] }).toEqual({ url, size: expect.any(Number) });
       expect(sizes[url]).toBeGreaterThan(0);
     }
+  });
+
+  it('documents the media type of the answers that are not JSON, as they are served', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { responses?: Record<string, { content?: object }> } }> };
+    for (const [path, type] of Object.entries(NOT_JSON)) {
+      expect({ path, documented: Object.keys(doc.paths[path]?.get?.responses?.['200']?.content ?? {}) }).toEqual({ path, documented: [type] });
+      const served = await http.get(path).expect(200);
+      expect({ path, served: String(served.headers['content-type']).split(';')[0] }).toEqual({ path, served: type });
+      expect(served.text.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('describes /health when the store cannot be read: 503, status down, with the reason', async () => {
+    const store = app.get<EventStore>(EVENT_STORE);
+    const spy = jest.spyOn(store, 'headPosition').mockRejectedValueOnce(new Error('the store file cannot be read'));
+    try {
+      const down = await http.get('/health').expect(503);
+      expect(down.body).toEqual({ status: 'down', store: { reachable: false, error: 'the store file cannot be read' }, processManager: { running: false } });
+      const doc = (await http.get('/docs-json').expect(200)).body as unknown;
+      expect(openApiAnswerErrors(doc, '/health', 'get', down.body, 503)).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+    await http.get('/health').expect(200);
+  });
+
+  it('describes the referral tree at every depth: a node three levels down is checked like the first', async () => {
+    const at = '2025-03-01T10:00:00Z';
+    const chain = ['oa-1', 'oa-2', 'oa-3', 'oa-4'];
+    for (const [i, id] of chain.entries()) {
+      const data = { customerId: id, source: 'referral', channel: 'web', occurredAt: at, ...(i > 0 ? { referredBy: chain[i - 1] } : {}) };
+      await http.post('/commands').send({ type: 'RegisterProspect', commandId: `reg-${id}`, data }).expect(201);
+    }
+    await app.get(ReferralProcessRunner).catchUp();
+    await app.get(EngineReadModels).catchUp();
+    const doc = (await http.get('/docs-json').expect(200)).body as unknown;
+    type Node = { customerId: string; referees: Node[] } & Record<string, unknown>;
+    const tree = (await http.get('/referrals/tree/oa-1?depth=5').expect(200)).body as { customerId: string; referees: Node[] };
+    expect(tree.referees[0]?.referees[0]?.referees[0]?.customerId).toBe('oa-4');
+    expect(openApiAnswerErrors(doc, '/referrals/tree/{id}', 'get', tree)).toEqual([]);
+    // a field the document does not describe, three levels down, is caught
+    tree.referees[0]!.referees[0]!.referees[0]!['undescribed'] = 1;
+    expect(openApiAnswerErrors(doc, '/referrals/tree/{id}', 'get', tree).join('; ')).toContain('must NOT have additional properties: undescribed');
   });
 
   it('documents for each statistic exactly the filters it takes: each documented one is answered, each other refused by name', async () => {

@@ -1,11 +1,12 @@
 import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
-import { ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
 import type { EventStore } from '@clientele/event-store';
 import type { MessagingStats } from '@clientele/messaging';
 import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime } from './engine.runtime';
+import { healthSchema } from './response-schemas';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -30,6 +31,8 @@ export class OperationsController {
 
   @Get('health')
   @ApiOperation({ summary: 'Store reachable, referral process manager position and lag (503 when the store is not reachable)' })
+  @ApiOkResponse({ schema: healthSchema, description: 'ok, or degraded when the process manager or a projection is failing' })
+  @ApiServiceUnavailableResponse({ schema: healthSchema, description: 'down: the store cannot be reached' })
   async health(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
     try {
       const head = await this.store.headPosition();
@@ -56,7 +59,9 @@ export class OperationsController {
   }
 
   @Get('metrics')
-  @ApiExcludeEndpoint()
+  @ApiOperation({ summary: 'Prometheus metrics: commands, conflicts, appends, lags, HTTP request durations (text exposition format)' })
+  @ApiProduces('text/plain')
+  @ApiOkResponse({ content: { 'text/plain': { schema: { type: 'string' } } } })
   @Header('Cache-Control', 'no-store')
   async prometheus(@Res({ passthrough: true }) res: Response): Promise<string> {
     if (this.runner.running) await this.runner.status(); // refreshes the lag gauge

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, NotFoundException, Param, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
@@ -149,6 +149,8 @@ export class ReadModelsController {
   @Get('referrals/graph.dot')
   @Header('Content-Type', 'text/vnd.graphviz; charset=utf-8')
   @ApiOperation({ summary: 'The whole referral graph in Graphviz DOT' })
+  @ApiProduces('text/vnd.graphviz')
+  @ApiOkResponse({ content: { 'text/vnd.graphviz': { schema: { type: 'string' } } } })
   async graphDot(@Query() query: Record<string, unknown>): Promise<string> {
     noParameters(query);
     return this.readModels.referrals.toDot();

@@ -253,22 +253,23 @@ export const turnoverSchema: Schema = object({
 
 const referralTimes = { referredAt: dateTime, creditedAt: dateTime, convertedAt: dateTime };
 
+/** a referee in a referral tree, with the referees below them: recursive, so it is a named component */
+const referralTreeNodeSchema: Schema = optional(
+  {
+    customerId: str,
+    ...referralTimes,
+    revenueMinor: { ...int, description: 'everything this referee has bought so far' },
+    referees: arrayOf({ $ref: '#/components/schemas/ReferralTreeNode' }),
+  },
+  'customerId',
+  'referredAt',
+  'revenueMinor',
+  'referees',
+);
+
 export const referralTreeSchema: Schema = object({
   customerId: str,
-  referees: arrayOf(
-    optional(
-      {
-        customerId: str,
-        ...referralTimes,
-        revenueMinor: { ...int, description: 'everything this referee has bought so far' },
-        referees: arrayOf({ type: 'object', description: 'the same shape, one level further down' }),
-      },
-      'customerId',
-      'referredAt',
-      'revenueMinor',
-      'referees',
-    ),
-  ),
+  referees: arrayOf({ $ref: '#/components/schemas/ReferralTreeNode' }),
 });
 
 export const advocatesSchema: Schema = arrayOf(object({ customerId: str, referees: int, convertedReferees: int, refereeRevenueMinor: int }));
@@ -285,3 +286,31 @@ export const referralGraphSchema: Schema = object({
 export const projectionsSchema: Schema = arrayOf(
   optional({ name: str, version: int, position: int, head: int, lag: int, lastError: str }, 'name', 'version', 'position', 'head', 'lag'),
 );
+
+// ---- operations ----
+
+const counters = (names: string[], descriptions: Record<string, string> = {}): Record<string, Schema> =>
+  Object.fromEntries(names.map((n) => [n, descriptions[n] ? { ...int, description: descriptions[n] } : int]));
+
+export const healthSchema: Schema = optional(
+  {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down'], description: 'down (answered 503) when the store cannot be reached' },
+    store: optional({ reachable: bool, head: int, error: str }, 'reachable'),
+    processManager: optional({ running: bool, position: int, head: int, lag: int, lastError: str }, 'running'),
+    kafka: optional({
+      relay: object(counters(['position', 'headPosition', 'lag', 'publishedEvents', 'failedSends'])),
+      ingest: object({
+        ...counters(['accepted', 'deadLettered', 'retries', 'lag']),
+        lagByPartition: { type: 'object', additionalProperties: int, description: 'records behind, per partition of the commands topic' },
+      }),
+      profileSnapshots: object(counters(['position', 'pending', 'publishedSnapshots', 'failedSends'])),
+    }),
+    projections: projectionsSchema,
+  },
+  'status',
+  'store',
+  'processManager',
+);
+
+/** named schemas the document's components carry (the recursive ones, referenced by `$ref`) */
+export const RESPONSE_COMPONENTS: Record<string, Schema> = { ReferralTreeNode: referralTreeNodeSchema };
