@@ -279,16 +279,15 @@ export class ProfileQueries {
       // on the cursor's own day, only the customers after the cursor's
       const start = after && after.days === firstDay ? { sql: '(birth_md > ? OR (birth_md = ? AND customer_id > ?))', params: [from, from, after.customerId] } : { sql: 'birth_md >= ?', params: [from] };
       type Row = { customer_id: string; state: string };
+      const wholeYear = withinDays - firstDay >= 365;
+      // one range of MM-DD within a year; a window past Dec 31 is two: to Dec 31, then from Jan 1 up
+      // to its last day (a whole year: up to the day before its first, which the first range holds)
+      const ranges: [where: string, params: SqlParam[]][] =
+        wraps || wholeYear
+          ? [[start.sql, start.params], wholeYear ? ['birth_md < ?', [from]] : ['birth_md <= ?', [to]]]
+          : [[`${start.sql} AND birth_md <= ?`, [...start.params, to]]];
       const candidates: Row[] = [];
-      if (withinDays - firstDay >= 365) {
-        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} ${ordered}`, start.params)));
-        candidates.push(...(await this.db.all<Row>(`${select} birth_md < ? ${ordered}`, [from])));
-      } else if (!wraps) {
-        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} AND birth_md <= ? ${ordered}`, [...start.params, to])));
-      } else {
-        candidates.push(...(await this.db.all<Row>(`${select} ${start.sql} ${ordered}`, start.params)));
-        candidates.push(...(await this.db.all<Row>(`${select} birth_md <= ? ${ordered}`, [to])));
-      }
+      for (const [where, params] of ranges) candidates.push(...(await this.db.all<Row>(`${select} ${where} ${ordered}`, params)));
       // Feb 29 birthdays fall on Feb 28 in common years, out of MM-DD order: fetch them on their own
       candidates.push(...(await this.db.all<Row>(`${leap} birth_md = '02-29' ORDER BY customer_id`)));
       const seen = new Set<string>();
