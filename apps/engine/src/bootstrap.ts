@@ -57,13 +57,27 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
   return app;
 }
 
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
 /**
  * JSON bodies with a size limit, answering malformed or oversized bodies as problem details (the
- * parser runs before Nest's routing, so Nest's exception filter never sees its errors).
+ * parser runs before Nest's routing, so Nest's exception filter never sees its errors). A body of
+ * another media type is refused with 415 naming the content type, not read as "no body": a JSON
+ * command sent as text/plain would otherwise be answered as if it were not an object.
  */
 function jsonBody(limit: number) {
-  const parse = express.json({ limit, strict: false, type: ['application/json', 'application/*+json'] });
+  const parse = express.json({ limit, strict: false, type: JSON_TYPES });
   return (req: Request, res: Response, next: NextFunction): void => {
+    // req.is: null without a body, false with a body of another type
+    if (req.is(JSON_TYPES) === false) {
+      const given = req.headers['content-type'] ?? 'none';
+      return sendProblem(
+        res,
+        problem(415, 'unsupported_media_type', 'Unsupported media type', `the body must be JSON, sent with content-type application/json (got ${given})`, {
+          errors: [{ field: 'content-type', expected: 'application/json' }],
+        }),
+      );
+    }
     parse(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
       const e = error as { type?: string; status?: number; message?: string };

@@ -185,10 +185,21 @@ describe('engine HTTP API', () => {
       expect(body.errors).toEqual([{ field: 'commands', expected: 'an array of at most 5000 command envelopes' }]);
     });
 
-    it('unknown route → 404 problem; a body that is not JSON → 400 naming the body', async () => {
+    it('unknown route → 404 problem; a body that is not a JSON object → 400 naming the body', async () => {
       await expectProblem(await http.get('/nowhere'), 404, 'not_found');
-      const body = await expectProblem(await http.post('/commands').set('Content-Type', 'text/plain').send('RecordPurchase'), 400, 'invalid_command');
+      const body = await expectProblem(await http.post('/commands').set('Content-Type', 'application/json').send('"RecordPurchase"'), 400, 'invalid_command');
       expect(body.errors).toEqual([{ field: '', expected: expect.stringContaining('JSON object') }]);
+    });
+
+    it('a body sent as another media type → 415 naming the content type, even when it is a valid command', async () => {
+      for (const [type, text] of [['text/plain', JSON.stringify(journey[1])], ['application/x-www-form-urlencoded', 'type=RecordPurchase']] as const) {
+        const body = await expectProblem(await http.post('/commands').set('Content-Type', type).send(text), 415, 'unsupported_media_type');
+        expect(body.errors).toEqual([{ field: 'content-type', expected: 'application/json' }]);
+        expect(body.detail).toContain(`got ${type}`);
+      }
+      await expectProblem(await http.post('/commands/batch').set('Content-Type', 'text/csv').send('a,b'), 415, 'unsupported_media_type');
+      // a JSON media type with parameters, and the +json family, are JSON
+      await expectProblem(await http.post('/commands').set('Content-Type', 'application/vnd.clientele+json; charset=utf-8').send('[]'), 400, 'invalid_command');
     });
 
     it('unknown customer → 404 problem', async () => {
