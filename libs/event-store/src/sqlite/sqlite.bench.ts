@@ -53,7 +53,10 @@ export async function benchSqliteAppends(opts: SqliteBenchOptions = {}): Promise
   const variants = opts.compareEventIdIndex ? [false, true] : [false];
 
   try {
-    figures.push(rawBaseline(root, Math.min(batchedEvents, 50_000)));
+    // the ceiling of any store on this disk: rows alone, at the sizes of the appends below and larger
+    for (const rowsPerTransaction of [100, 1000, 10_000]) {
+      figures.push(rawBaseline(root, Math.max(rowsPerTransaction, Math.min(batchedEvents, rowsPerTransaction === 100 ? 50_000 : 100_000)), rowsPerTransaction));
+    }
     for (const idIndex of variants) {
       const suffix = idIndex ? ' + global event-id index' : '';
       for (const batch of [100, 1000]) {
@@ -157,11 +160,13 @@ async function run(
 }
 
 /**
- * better-sqlite3 alone (same schema, 100-row FULL transactions, no hashing or checks): these
- * machines are shared and noisy, so the store's figures are read against this one from the same run.
+ * better-sqlite3 alone (same schema, FULL transactions of `rowsPerTransaction` rows, no hashing,
+ * JSON or checks): what this disk and SQLite allow before the store does any work of its own.
+ * These machines are shared and noisy, so the store's figures are read against these from the same run.
  */
-function rawBaseline(root: string, rows: number): SqliteBenchFigure {
-  const db = new Database(join(root, 'baseline.db'));
+function rawBaseline(root: string, rows: number, rowsPerTransaction: number): SqliteBenchFigure {
+  const file = join(root, `baseline-${rowsPerTransaction}.db`);
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, revision INTEGER NOT NULL,
@@ -173,26 +178,29 @@ function rawBaseline(root: string, rows: number): SqliteBenchFigure {
   const metadata = JSON.stringify(sample.metadata);
   const hash = 'a'.repeat(64);
   const write = db.transaction((batch: number) => {
-    for (let i = 0; i < 100; i++) {
-      insert.run(batch * 100 + i + 1, `import-${batch}`, i, randomUUID(), sample.type, data, metadata, '2026-01-01T00:00:00.000Z', hash, hash);
+    for (let i = 0; i < rowsPerTransaction; i++) {
+      insert.run(batch * rowsPerTransaction + i + 1, `import-${batch}`, i, randomUUID(), sample.type, data, metadata, '2026-01-01T00:00:00.000Z', hash, hash);
     }
   });
-  const batches = Math.max(1, Math.floor(rows / 100));
+  const batches = Math.max(1, Math.floor(rows / rowsPerTransaction));
   const started = process.hrtime.bigint();
   const cpuBefore = process.cpuUsage();
   for (let b = 0; b < batches; b++) write(b);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = cpuSeconds(cpuBefore);
   db.close();
+  rmSync(file, { force: true });
+  rmSync(`${file}-wal`, { force: true });
+  rmSync(`${file}-shm`, { force: true });
   return {
-    name: 'baseline: better-sqlite3 alone, 100-row transactions',
+    name: `baseline: better-sqlite3 alone, ${rowsPerTransaction}-row transactions`,
     durability: 'full',
-    events: batches * 100,
+    events: batches * rowsPerTransaction,
     appends: batches,
     seconds: round(seconds, 3),
-    eventsPerSecond: Math.round((batches * 100) / seconds),
+    eventsPerSecond: Math.round((batches * rowsPerTransaction) / seconds),
     appendsPerSecond: Math.round(batches / seconds),
-    eventsPerCpuSecond: Math.round((batches * 100) / cpu),
+    eventsPerCpuSecond: Math.round((batches * rowsPerTransaction) / cpu),
   };
 }
 
