@@ -152,6 +152,9 @@ describe('clientele import (journey, embedded store)', () => {
     const missing = await cli(['import', join(dir, 'nope.ndjson'), '--data-dir', join(dir, 'data')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/file: cannot read/);
+    const folder = await cli(['import', dir, '--data-dir', join(dir, 'folder-data')]);
+    expect(folder).toMatchObject({ code: 1, stderr: `error: file: '${dir}' is a directory, not a file of commands\n` });
+    expect(existsSync(join(dir, 'folder-data'))).toBe(false);
     const badBatch = await cli(['import', SAMPLE, '--batch', '0']);
     expect(badBatch.code).toBe(1);
     expect(badBatch.stderr).toMatch(/batch: expected a positive integer/);

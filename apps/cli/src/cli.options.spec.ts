@@ -46,12 +46,22 @@ describe('clientele: bad option values', () => {
     [['sweep-churn', '--as-of', '2025-02-29'], "--as-of: expected a date of the calendar (YYYY-MM-DD), got '2025-02-29'"],
     [['as-of', 'ada', '--date', '2025-04-31'], "--date: expected a date (YYYY-MM-DD) or a date-time with a zone"],
     [['migrate', '--from', 'sqlite:a.db', '--to', 'sqlite:b.db', '--batch', '-1'], "--batch: expected a positive integer, got '-1'"],
+    [['import', 'x.ndjson', '--rejects', '/no/such/folder/r.ndjson'], "--rejects: expected a file in an existing folder (/no/such/folder does not exist)"],
+    [['export', '--out', '/no/such/folder/log.ndjson'], "--out: expected a file in an existing folder (/no/such/folder does not exist)"],
+    [['personal-data', 'export', 'ada', '--out', '/no/such/folder/ada.ndjson'], "--out: expected a file in an existing folder"],
   ])('%j is refused naming the option, exit 1, nothing opened or written', async (args, message) => {
     const out = join(dir, 'out.ndjson');
     const run = await cli(args[0] === 'generate' ? [...args, '--out', out] : args);
     expect(run.stderr).toContain(message);
     expect(run.code).toBe(1);
     expect(run.opened).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('generate --out into a missing folder is refused before anything is generated', async () => {
+    const run = await cli(['generate', '--customers', '2', '--out', join(dir, 'nope', 'out.ndjson')]);
+    expect(run).toMatchObject({ code: 1, opened: 0 });
+    expect(run.stderr).toContain(`--out: expected a file in an existing folder (${join(dir, 'nope')} does not exist)`);
     expect(readdirSync(dir)).toEqual([]);
   });
 

@@ -7,7 +7,7 @@ import { registerMigrateCommand } from './commands/migrate.command';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
-import { calendarDate, positiveInteger, share } from './option-parsers';
+import { calendarDate, fileToWrite, positiveInteger, share } from './option-parsers';
 
 
 const DATA_DIR_HELP = 'directory of the embedded SQLite store';
@@ -34,7 +34,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .addOption(new Option('--format <format>', 'input format; auto tells them apart by the first line').choices(['auto', 'ndjson', 'cdnow']).default('auto'))
     .option('--batch <n>', 'commands per batch', positiveInteger('--batch'), 1000)
     .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
-    .option('--rejects <file>', 'write every rejected line as NDJSON to this file')
+    .option('--rejects <file>', 'write every rejected line as NDJSON to this file', fileToWrite('--rejects'))
     .addOption(new Option('--same-day <policy>', 'CDNOW: rows of one customer on one day form one order (merge) or one order each (separate)').choices(['merge', 'separate']).default('merge'))
     .option('--quiet', 'no progress output')
     .action(async (file: string, options: ImportOptions) => {
@@ -56,7 +56,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .description('write a seeded, realistic workload of command envelopes as NDJSON')
     .requiredOption('--customers <n>', 'number of customers', positiveInteger('--customers'))
     .option('--seed <seed>', 'seed: the same seed gives the same output byte for byte', '1')
-    .option('--out <file>', 'output file (default: stdout)')
+    .option('--out <file>', 'output file (default: stdout)', fileToWrite('--out'))
     .option('--from <date>', 'first business day', calendarDate('--from'), '2024-01-01')
     .option('--to <date>', 'last business day', calendarDate('--to'), '2025-12-31')
     .option('--id-prefix <prefix>', 'prefix of generated ids, so several workloads can share a store', 'syn')

@@ -1,6 +1,9 @@
 import { InvalidArgumentError } from 'commander';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { asOfDate, calendarDate, positiveInteger, share } from './option-parsers';
+import { asOfDate, calendarDate, fileToWrite, positiveInteger, share } from './option-parsers';
 
 const refusal = (parse: () => unknown): string => {
   try {
@@ -49,6 +52,23 @@ describe('CLI option parsers', () => {
     expect(share('--referral-share')('1')).toBe(1);
     for (const bad of ['abc', '', ' ', '1.5', '-0.1', 'NaN', '0.2x']) {
       expect(refusal(() => share('--referral-share')(bad))).toBe(`--referral-share: expected a number from 0 to 1, got '${bad}'`);
+    }
+  });
+
+  it('fileToWrite takes a path in an existing folder, and refuses a missing folder, a file as folder and a folder as file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-parsers-'));
+    try {
+      const file = join(dir, 'a.ndjson');
+      expect(fileToWrite('--out')(file)).toBe(file);
+      expect(fileToWrite('--out')('relative.ndjson')).toBe('relative.ndjson');
+      const missing = join(dir, 'nope', 'a.ndjson');
+      expect(refusal(() => fileToWrite('--out')(missing))).toBe(`--out: expected a file in an existing folder (${join(dir, 'nope')} does not exist), got '${missing}'`);
+      writeFileSync(file, '');
+      expect(refusal(() => fileToWrite('--rejects')(join(file, 'b')))).toBe(`--rejects: expected a file in a folder (${file} is a file), got '${join(file, 'b')}'`);
+      expect(refusal(() => fileToWrite('--out')(dir))).toBe(`--out: expected a file, not a folder, got '${dir}'`);
+      expect(refusal(() => fileToWrite('--out')(''))).toBe("--out: expected a file name, got ''");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 import { asOfInstant } from '@clientele/event-store';
 import { DomainError } from '@clientele/domain';
@@ -56,4 +58,16 @@ export const share =
     const n = /^\s*$/.test(value) ? Number.NaN : Number(value);
     if (!(n >= 0 && n <= 1)) refuse(option, 'a number from 0 to 1', value);
     return n;
+  };
+
+/** A file the command writes: its folder must exist and the path must not be a folder, checked before any work starts. */
+export const fileToWrite =
+  (option: string) =>
+  (value: string): string => {
+    const folder = dirname(value) || '.';
+    if (value === '') refuse(option, 'a file name', value);
+    if (!existsSync(folder)) refuse(option, `a file in an existing folder (${folder} does not exist)`, value);
+    if (!statSync(folder).isDirectory()) refuse(option, `a file in a folder (${folder} is a file)`, value);
+    if (existsSync(value) && statSync(value).isDirectory()) refuse(option, 'a file, not a folder', value);
+    return value;
   };

@@ -2,7 +2,7 @@ import { sqliteFileFromEnv } from '@clientele/application';
 import { Command, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { customerStream, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 import {
   eventStoreConfigFromEnv,
@@ -33,7 +33,7 @@ import {
   type NdjsonSink,
 } from '@clientele/event-store';
 import { profileAsOf } from '@clientele/projections';
-import { asOfDate, positiveInteger } from '../option-parsers';
+import { asOfDate, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
 import { auditReplay, operatorReplay } from './replay.commands';
 
@@ -161,7 +161,6 @@ interface FileSink {
 }
 
 function fileSink(path: string): FileSink {
-  if (!existsSync(dirname(path) || '.')) throw new Error(`--out: folder ${dirname(path)} does not exist`);
   const partial = `${path}.partial`;
   const stream = createWriteStream(partial);
   return {
@@ -350,7 +349,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .description('write the log (or one stream, or one customer) as NDJSON, as stored: personal fields stay encrypted and the chain verifies offline')
     .option('--stream <id>', 'only this stream')
     .option('--customer <id>', 'only this customer (the stream customer-<id>)')
-    .option('--out <file>', 'write here (default: stdout); written under <file>.partial and renamed when complete')
+    .option('--out <file>', 'write here (default: stdout); written under <file>.partial and renamed when complete', fileToWrite('--out'))
     .option('--store <address>', storeHelp)
     .option('--batch <n>', 'events read per page', positiveInteger('--batch'), 1000)
     .option('--quiet', 'no progress')
@@ -393,7 +392,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .command('export')
     .description("write a customer's events as NDJSON with their personal fields decrypted (needs CLIENTELE_MASTER_KEY)")
     .argument('<customerId>', 'customer id')
-    .option('--out <file>', 'write here (default: stdout)')
+    .option('--out <file>', 'write here (default: stdout)', fileToWrite('--out'))
     .option('--store <address>', storeHelp)
     .option('--keys <file>', 'SQLite file of customer keys (default: the store file; for PostgreSQL CLIENTELE_KEYS_FILE or ./data/customer-keys.db)')
     .action(

@@ -29,8 +29,11 @@ const validate: EnvelopeValidator = (input) => validateCommandEnvelope(input);
 export const importFile = async (file: string, options: ImportOptions, context: CliContext): Promise<number> => {
   let size: number;
   try {
-    size = statSync(file).size;
-  } catch {
+    const stat = statSync(file);
+    if (stat.isDirectory()) throw new UsageError(`file: '${file}' is a directory, not a file of commands`);
+    size = stat.size;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`file: cannot read '${file}'`);
   }
   let format = options.format;
