@@ -1,8 +1,11 @@
 import { Command } from 'commander';
 import { Client } from 'pg';
 import { Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { openStorage } from '@clientele/application';
 import { PostgresEventStore } from '@clientele/event-store';
-import { appendTouchpoints, describeWithServer, PostgresServer, tempDir } from '@clientele/testing';
+import { appendTouchpoints, describeWithServer, PostgresServer, runCommand, tempDir } from '@clientele/testing';
 import { registerAuditCommands } from './audit.commands';
 
 class Captured extends Writable {
@@ -41,6 +44,7 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     const client = new Client({ connectionString: url });
     await client.connect();
     await client.query(`drop schema if exists ${schema} cascade`);
+    await client.query(`drop schema if exists ${schema}_keys cascade`);
     await client.end();
     tmp.remove();
   });
@@ -71,5 +75,43 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     registerAuditCommands(program, { stdout: offline, stderr: new Captured(), setExitCode: (c) => (code = c), env: {} });
     await program.parseAsync(['audit', 'verify', '--from-export', file], { from: 'user' });
     expect(code).toBe(0);
+  });
+
+  it('reads personal data with the keys the engine keeps in the schema: a person is not shown as erased', async () => {
+    // given a customer registered the way the engine stores them on PostgreSQL (key in the schema)
+    const keysSchema = `${schema}_keys`;
+    const masterKey = randomBytes(32);
+    const dataDir = tmp.file('engine-data');
+    const storage = await openStorage({ dataDir, store: { kind: 'postgres', url, schema: keysSchema }, masterKey: { kind: 'given', key: masterKey } });
+    try {
+      await runCommand(storage.store, 'reg-pia', {
+        type: 'RegisterProspect',
+        data: { customerId: 'pia', source: 'web', personal: { name: 'Pia Keyholder', email: 'pia@example.org' }, occurredAt: '2025-01-10T09:00:00Z' },
+      });
+    } finally {
+      await storage.close();
+    }
+
+    // when an auditor exports her data and asks for her profile, from another working directory
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele').exitOverride();
+    const env = { CLIENTELE_MASTER_KEY: masterKey.toString('base64'), CLIENTELE_DATA_DIR: tmp.file('cli-data') };
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env });
+    await program.parseAsync(['personal-data', 'export', 'pia', '--store', `postgres:${url}#${keysSchema}`], { from: 'user' });
+    const profile = new Captured();
+    const again = new Command('clientele').exitOverride();
+    registerAuditCommands(again, { stdout: profile, stderr: new Captured(), setExitCode: (c) => (code = c), env });
+    await again.parseAsync(['as-of', 'pia', '--date', '2025-02-01', '--profile', '--json', '--store', `postgres:${url}#${keysSchema}`], { from: 'user' });
+
+    // then her personal fields are there, decrypted, and no empty key file was made anywhere
+    expect(code).toBe(0);
+    expect(stderr.text).toBe('customer pia: 1 events\n');
+    expect(JSON.parse(stdout.text)).toMatchObject({ type: 'ProspectRegistered', data: { personal: { name: 'Pia Keyholder', email: 'pia@example.org' } } });
+    expect(stdout.text).not.toContain('personalDataErased');
+    expect(JSON.parse(profile.text)).toMatchObject({ profile: { identity: { name: 'Pia Keyholder', email: 'pia@example.org' } } });
+    expect(existsSync(tmp.file('cli-data'))).toBe(false);
+    expect(existsSync('data/customer-keys.db')).toBe(false);
   });
 });

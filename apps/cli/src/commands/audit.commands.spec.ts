@@ -213,6 +213,18 @@ describe('audit CLI commands', () => {
     expect(badKey.stderr).toContain('CLIENTELE_MASTER_KEY must be 32 bytes encoded as base64');
   });
 
+  it('a keys file that is not there is refused, not created empty (every customer would read as erased)', async () => {
+    const typo = tmp.file('no-such-keys.db');
+    const given = await run(['personal-data', 'export', 'ada', '--keys', typo]);
+    expect(given).toMatchObject({ code: 1, stdout: '', stderr: `error: --keys: ${typo} does not exist\n` });
+    const fromEnv = await run(['as-of', 'ada', '--date', '2025-03-31', '--profile'], { CLIENTELE_KEYS_FILE: typo });
+    expect(fromEnv).toMatchObject({ code: 1, stderr: `error: CLIENTELE_KEYS_FILE: ${typo} does not exist\n` });
+    expect(existsSync(typo)).toBe(false);
+    // the store's own keys, named as a file, read like the default
+    const named = await run(['personal-data', 'export', 'ada', '--keys', dbFile]);
+    expect(named.stdout).toContain('"email":"ada@example.org"');
+  });
+
   it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
     const text = await run(['as-of', 'ada', '--date', '2025-02-20']);
     expect(text.code).toBe(0);

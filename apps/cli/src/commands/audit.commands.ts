@@ -12,6 +12,7 @@ import {
   exportNdjson,
   parseMasterKey,
   PersonalDataEventStore,
+  PostgresCustomerKeyStore,
   PostgresEventStore,
   readCustomerAsOf,
   readNdjsonExport,
@@ -54,7 +55,7 @@ export interface AuditCommandDeps {
   /**
    * default process.env. Without --store the store is the engine's: CLIENTELE_STORE (sqlite |
    * postgres), CLIENTELE_SQLITE_FILE, DATABASE_URL, CLIENTELE_PG_SCHEMA; and CLIENTELE_MASTER_KEY,
-   * CLIENTELE_KEYS_FILE for personal data.
+   * and CLIENTELE_KEYS_FILE (a keys file other than the store's own) for personal data.
    */
   env?: NodeJS.ProcessEnv;
   /** how often progress prints a line when stderr is not a terminal; default 5 s */
@@ -91,7 +92,7 @@ export function parseStoreAddress(text: string, option = '--store'): StoreAddres
 export interface StoreOptions {
   /** an address (see parseStoreAddress); default: the engine's environment */
   store?: string;
-  /** the SQLite file holding customer keys; default: the store file (SQLite) or CLIENTELE_KEYS_FILE / <data dir>/customer-keys.db */
+  /** an SQLite file of customer keys to read instead of the store's own (it must exist); default CLIENTELE_KEYS_FILE, else the store's keys: its file (SQLite) or its schema (PostgreSQL) */
   keys?: string;
 }
 
@@ -101,33 +102,44 @@ export interface OpenedStore {
   /** the events as stored: personal fields encrypted, so the chain verifies */
   store: EventStore;
   /** decrypting view; needs the master key the engine writes with */
-  personalData(masterKey: Buffer): PersonalDataEventStore;
+  personalData(masterKey: Buffer): Promise<PersonalDataEventStore>;
   close(): Promise<void>;
 }
 
 export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
   const address = resolveStoreAddress(options.store, env);
+  // a keys file given on purpose must be there: opened anyway, SQLite would create it empty, and
+  // every customer would then read as erased
+  const keysFile = options.keys ?? (env.CLIENTELE_KEYS_FILE || undefined);
+  if (keysFile !== undefined && !existsSync(keysFile)) {
+    throw new Error(`${options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE'}: ${keysFile} does not exist`);
+  }
   let store: EventStore;
-  let keysFile: string;
+  let openKeys: (masterKey: Buffer) => Promise<CustomerKeyStore>;
   if (address.kind === 'sqlite') {
     // an audit never creates an empty store where the operator mistyped a path
     if (!existsSync(address.file)) throw new Error(`--store: ${address.file} does not exist`);
     store = new SqliteEventStore({ file: address.file });
-    keysFile = options.keys ?? address.file;
+    // the engine keeps the keys in the store file, beside the events
+    openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey);
   } else {
     store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
-    keysFile = options.keys ?? env.CLIENTELE_KEYS_FILE ?? './data/customer-keys.db';
+    // the engine keeps the keys in the store's schema, written with each registration
+    openKeys = async (masterKey) =>
+      keysFile !== undefined
+        ? new SqliteCustomerKeyStore(keysFile, masterKey)
+        : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey });
   }
-  let keys: CustomerKeyStore | undefined;
+  let keys: Promise<CustomerKeyStore> | undefined;
   return {
     address,
     store,
-    personalData(masterKey) {
-      keys ??= new SqliteCustomerKeyStore(keysFile, masterKey);
-      return new PersonalDataEventStore(store, keys);
+    async personalData(masterKey) {
+      keys ??= openKeys(masterKey);
+      return new PersonalDataEventStore(store, await keys);
     },
     async close() {
-      await keys?.close();
+      await (await keys?.catch(() => undefined))?.close();
       await store.close();
     },
   };
@@ -394,13 +406,13 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .argument('<customerId>', 'customer id')
     .option('--out <file>', 'write here (default: stdout)', fileToWrite('--out'))
     .option('--store <address>', storeHelp)
-    .option('--keys <file>', 'SQLite file of customer keys (default: the store file; for PostgreSQL CLIENTELE_KEYS_FILE or ./data/customer-keys.db)')
+    .option('--keys <file>', "an SQLite file of customer keys to read instead of the store's own (default: CLIENTELE_KEYS_FILE, else the keys the engine keeps in the store: its file, or its PostgreSQL schema)")
     .action(
       guarded(1, async (customerId: string, options: { out?: string; store?: string; keys?: string }) => {
         const masterKey = masterKeyFrom(env);
         const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(options.keys !== undefined ? { keys: options.keys } : {}) }, env);
         try {
-          const decrypted = opened.personalData(masterKey);
+          const decrypted = await opened.personalData(masterKey);
           const streamId = customerStream(customerId);
           await exportTo(options.out, deps, async (sink) => {
             const summary = await exportNdjson(decrypted, sink, { scope: { kind: 'stream', streamId } });
@@ -435,7 +447,8 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           if (options.profile) {
             // the profile shows names and contacts, so it reads through the decrypting view as the projector does
             const events: StoredEvent[] = [];
-            for await (const e of eventsOfStream(opened.personalData(masterKeyFrom(env)), customerStream(customerId))) events.push(e);
+            const decrypted = await opened.personalData(masterKeyFrom(env));
+            for await (const e of eventsOfStream(decrypted, customerStream(customerId))) events.push(e);
             const { profile } = await profileAsOf(customerId, events, answer.asOf);
             if (options.json) deps.stdout.write(`${JSON.stringify({ ...answer, profile: profile ?? null })}\n`);
             else {
