@@ -58,6 +58,17 @@ describe('clientele: bad option values', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it.each([
+    [['audit', 'verify', '--from-export', '/no/such/log.ndjson'], "--from-export: expected an existing file, got '/no/such/log.ndjson'"],
+    [['audit', 'verify', '--expect', '5:abc'], '--expect: expected <position>:<64 hex digit hash>'],
+    [['audit', 'verify', '--no-such-option'], "unknown option '--no-such-option'"],
+    [['audit', 'replay', '--batch', '0'], "--batch: expected a positive integer, got '0'"],
+  ])('%j: a refused option exits 2, "could not verify", never 1, which says the log is broken', async (args, message) => {
+    const run = await cli(args);
+    expect(run.stderr).toContain(message);
+    expect(run.code).toBe(2);
+  });
+
   it('generate --out into a missing folder is refused before anything is generated', async () => {
     const run = await cli(['generate', '--customers', '2', '--out', join(dir, 'nope', 'out.ndjson')]);
     expect(run).toMatchObject({ code: 1, opened: 0 });

@@ -123,7 +123,8 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 1;
+    // a refused option exits 1, or the command's own "could not run" code (audit verify and replay: 2)
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : error.exitCode === 2 ? 2 : 1;
     if (error instanceof UsageError || error instanceof Error) {
       context.stderr.write(`error: ${error.message}\n`);
       return 1;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { asOfDate, calendarDate, fileToWrite, positiveInteger, share } from './option-parsers';
+import { asOfDate, calendarDate, fileToRead, fileToWrite, positiveInteger, share } from './option-parsers';
 
 const refusal = (parse: () => unknown): string => {
   try {
@@ -67,6 +67,19 @@ describe('CLI option parsers', () => {
       expect(refusal(() => fileToWrite('--rejects')(join(file, 'b')))).toBe(`--rejects: expected a file in a folder (${file} is a file), got '${join(file, 'b')}'`);
       expect(refusal(() => fileToWrite('--out')(dir))).toBe(`--out: expected a file, not a folder, got '${dir}'`);
       expect(refusal(() => fileToWrite('--out')(''))).toBe("--out: expected a file name, got ''");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fileToRead takes an existing file only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-parsers-'));
+    try {
+      const file = join(dir, 'log.ndjson');
+      writeFileSync(file, '');
+      expect(fileToRead('--from-export')(file)).toBe(file);
+      expect(refusal(() => fileToRead('--from-export')(join(dir, 'nope.ndjson')))).toBe(`--from-export: expected an existing file, got '${join(dir, 'nope.ndjson')}'`);
+      expect(refusal(() => fileToRead('--from-export')(dir))).toBe(`--from-export: expected a file, not a folder, got '${dir}'`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

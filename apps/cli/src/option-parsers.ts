@@ -71,3 +71,12 @@ export const fileToWrite =
     if (existsSync(value) && statSync(value).isDirectory()) refuse(option, 'a file, not a folder', value);
     return value;
   };
+
+/** A file the command reads: it must be there, and be a file. */
+export const fileToRead =
+  (option: string) =>
+  (value: string): string => {
+    if (!existsSync(value)) refuse(option, 'an existing file', value);
+    if (statSync(value).isDirectory()) refuse(option, 'a file, not a folder', value);
+    return value;
+  };

@@ -1,5 +1,5 @@
 import { sqliteFileFromEnv } from '@clientele/application';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -34,7 +34,7 @@ import {
   type NdjsonSink,
 } from '@clientele/event-store';
 import { profileAsOf } from '@clientele/projections';
-import { asOfDate, fileToWrite, positiveInteger } from '../option-parsers';
+import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
 import { auditReplay, operatorReplay } from './replay.commands';
 
@@ -292,11 +292,20 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
 
   const audit = program.command('audit').description('auditor commands: check the stored history');
 
+  /**
+   * For commands whose exit 1 is a verdict (the log is broken, a read model differs), a refused
+   * option exits with their "could not run" code instead: a script must not read a typo as tampering.
+   */
+  const usageExits = (code: number) => (error: CommanderError) => {
+    throw new CommanderError(error.exitCode === 0 ? 0 : code, error.code, error.message);
+  };
+
   audit
     .command('verify')
     .description('walk the hash chain and report the first altered, missing or reordered event (exit 0 intact, 1 broken, 2 could not verify)')
+    .exitOverride(usageExits(2))
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
-    .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)')
+    .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)', fileToRead('--from-export'))
     .option('--store <address>', storeHelp)
     .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
     .option('--json', 'print the report as JSON')
@@ -471,6 +480,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .description(
       'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch, 2 could not run)',
     )
+    .exitOverride(usageExits(2))
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
     .option('--json', 'print the comparison as JSON')
     .option('--quiet', 'no progress lines')
