@@ -193,7 +193,10 @@ describeWithServer(PostgresServer, 'two engine processes on one PostgreSQL schem
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     const client = new Client({ connectionString: databaseUrl });
     await client.connect();
+    // the log, and the read models the engines keep beside it (the pointer schema and its generations)
     await client.query(`drop schema if exists ${schema} cascade`);
+    const readModels = await client.query<{ nspname: string }>(`select nspname from pg_namespace where nspname like $1`, [`${schema}\\_read\\_models%`]);
+    for (const { nspname } of readModels.rows) await client.query(`drop schema if exists ${nspname} cascade`);
     await client.end();
     // a clean stop: Nest runs the shutdown hooks (pools closed) and re-raises SIGTERM; never a hang ended by SIGKILL
     for (const ended of codes) expect([0, 'SIGTERM']).toContain(ended);

@@ -17,6 +17,21 @@ describe('readModelConfigFromEnv', () => {
     ).toEqual({ kind: 'postgres', connectionString: 'postgres://db/x', schema: 'tenant_rm', batchSize: 250, rebuildBatchSize: 25_000 });
   });
 
+  it('puts the read models of a PostgreSQL log beside it by default: two logs in one database never share read models', () => {
+    const pg = { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://db/x' };
+    expect(readModelConfigFromEnv(pg)).toMatchObject({ kind: 'postgres', schema: 'clientele_read_models' });
+    expect(readModelConfigFromEnv({ ...pg, CLIENTELE_PG_SCHEMA: 'staging' })).toMatchObject({ schema: 'staging_read_models' });
+    expect(readModelConfigFromEnv({ ...pg, CLIENTELE_PG_SCHEMA: 'prod' })).toMatchObject({ schema: 'prod_read_models' });
+    // the store on SQLite with read models on PostgreSQL: the store schema plays no part
+    expect(readModelConfigFromEnv({ CLIENTELE_READ_MODELS: 'postgres', DATABASE_URL: 'postgres://db/x', CLIENTELE_PG_SCHEMA: 'ignored' })).toMatchObject({
+      schema: 'clientele_read_models',
+    });
+    // a derived name too long for the generations' suffixes names both variables
+    expect(() => readModelConfigFromEnv({ ...pg, CLIENTELE_PG_SCHEMA: 'x'.repeat(45) })).toThrow(
+      /^CLIENTELE_READ_MODELS_PG_SCHEMA \(unset, so derived from CLIENTELE_PG_SCHEMA\): expected lower-case letters, digits and _ \(at most 50\), got "x{45}_read_models"$/,
+    );
+  });
+
   it('names the variable and what it expected when a value is wrong', () => {
     expect(() => readModelConfigFromEnv({ CLIENTELE_READ_MODELS: 'mysql' })).toThrow('CLIENTELE_READ_MODELS: expected sqlite or postgres, got "mysql"');
     expect(() => readModelConfigFromEnv({ CLIENTELE_READ_MODELS: 'postgres' })).toThrow(/^DATABASE_URL: expected a connection string/);

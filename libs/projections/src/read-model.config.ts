@@ -12,7 +12,9 @@ export type ReadModelConfig =
  * `CLIENTELE_READ_MODELS` sqlite | postgres (default: postgres when `CLIENTELE_STORE=postgres`,
  * else sqlite); SQLite files in `CLIENTELE_DATA_DIR/read-models` (default `./data/read-models`);
  * PostgreSQL at `DATABASE_URL` in schemas named after `CLIENTELE_READ_MODELS_PG_SCHEMA`
- * (default `clientele_read_models`); `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000) and
+ * (default: the event store's schema and `_read_models`, `clientele_read_models` for the default
+ * store schema, so two logs in one database never fold into one set of read models);
+ * `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000) and
  * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 25000).
  */
 export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ReadModelConfig {
@@ -27,9 +29,14 @@ export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Re
     if (!connectionString) {
       throw new Error('DATABASE_URL: expected a connection string such as postgres://user@host:5432/db when CLIENTELE_READ_MODELS=postgres');
     }
-    const schema = env.CLIENTELE_READ_MODELS_PG_SCHEMA || 'clientele_read_models';
+    const given = env.CLIENTELE_READ_MODELS_PG_SCHEMA;
+    // the read models of a PostgreSQL log sit beside it: another log's engines (another
+    // CLIENTELE_PG_SCHEMA in the same database) get read models of their own by default
+    const storeSchema = env.CLIENTELE_STORE === 'postgres' ? env.CLIENTELE_PG_SCHEMA || 'clientele' : 'clientele';
+    const schema = given || `${storeSchema}_read_models`;
     if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema)) {
-      throw new Error(`CLIENTELE_READ_MODELS_PG_SCHEMA: expected lower-case letters, digits and _ (at most 50), got ${JSON.stringify(schema)}`);
+      const what = given ? 'CLIENTELE_READ_MODELS_PG_SCHEMA' : `CLIENTELE_READ_MODELS_PG_SCHEMA (unset, so derived from CLIENTELE_PG_SCHEMA)`;
+      throw new Error(`${what}: expected lower-case letters, digits and _ (at most 50), got ${JSON.stringify(schema)}`);
     }
     return { kind, connectionString, schema, batchSize, rebuildBatchSize };
   }
