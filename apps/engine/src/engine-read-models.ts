@@ -53,6 +53,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     if (!this.config.roles.projector) return;
     this.projector = new Projector(this.storage.store, this.models, allProjections(), {
       ...projectorOptions(readConfig, generations),
+      storedLog: this.storage.raw,
       onBatchApplied: (events) => {
         for (const listener of this.batchListeners) listener(events);
       },

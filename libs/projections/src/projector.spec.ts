@@ -7,7 +7,7 @@ import { allProjections } from './all-projections';
 import { ProfilesProjection } from './profiles.projection';
 import { ReferralsProjection } from './referrals.projection';
 import { StatisticsProjection } from './statistics.projection';
-import { Projector, microBatches } from './projector';
+import { Projector, ReadModelsOfAnotherLogError, microBatches } from './projector';
 import { digest } from './read-model-digest';
 import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { ReadModels } from './read-models';
@@ -97,6 +97,88 @@ const readOrders = (store: { all: ReadModelStore['all'] }) =>
   store.all('SELECT customer_id, orders, revenue FROM orders_per_customer ORDER BY customer_id');
 
 describe('Projector', () => {
+  describe('read models of another log', () => {
+    const dirs: string[] = [];
+    afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+    const file = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'clientele-anchor-'));
+      dirs.push(dir);
+      return join(dir, 'read-models.sqlite');
+    };
+
+    it('given read models folded from one log, when a projector on another log starts on them, then it refuses, naming the position and both hashes', async () => {
+      const where = file();
+      const first = await inMemoryStoreOf(purchases(10).events);
+      const folded = new ReadModels(new SqliteReadModelStore(where));
+      await new Projector(first, folded, [ordersProjection()], { batchSize: 4 }).start();
+      await new Projector(first, folded, [ordersProjection()], { batchSize: 4 }).catchUp();
+      await folded.close();
+      const before = await readOrders(new SqliteReadModelStore(where));
+
+      // another log with as many events: same positions, other content
+      const other = await inMemoryStoreOf(purchases(10, new StoredEventLog('2027-06-01T00:00:00.000Z')).events);
+      const reopened = new ReadModels(new SqliteReadModelStore(where));
+      const refusal = await new Projector(other, reopened, [ordersProjection()]).start().catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(ReadModelsOfAnotherLogError);
+      const lastFolded = (await first.readAll())[9]!;
+      const theirs = (await other.readAll())[9]!;
+      expect(refusal).toMatchObject({ position: 10, expectedHash: lastFolded.hash, found: `has hash ${theirs.hash} there` });
+      expect((refusal as Error).message).toContain('clientele replay');
+      // and nothing of the other log was folded in
+      expect(await readOrders(reopened)).toEqual(before);
+      await reopened.close();
+    });
+
+    it('given read models past the end of a shorter log, then it refuses; on the same log it resumes and folds what is new', async () => {
+      const where = file();
+      const log = purchases(8);
+      const events = await inMemoryStoreOf(log.events);
+      const readModels = new ReadModels(new SqliteReadModelStore(where));
+      const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 3 });
+      await projector.start();
+      await projector.catchUp();
+
+      const shorter = await inMemoryStoreOf([]);
+      await expect(new Projector(shorter, readModels, [ordersProjection()]).start()).rejects.toThrow(
+        /at position 8, had hash [0-9a-f]{64}, and this log has no event at that position \(its head is 0\)/,
+      );
+
+      // the same log, restarted with more events: accepted, and only the new ones folded
+      await events.appendToStream('customer-c1', [
+        { id: 'late-1', type: 'PurchaseRecorded', data: { customerId: 'c1', orderId: 'late', lines: [], totalMinor: 5000, costMinor: 0 }, metadata: { occurredAt: '2026-02-01T00:00:00.000Z', schemaVersion: 1 } },
+      ]);
+      const again = new Projector(events, readModels, [ordersProjection()], { batchSize: 3 });
+      await again.start();
+      await again.catchUp();
+      expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+      await readModels.close();
+    });
+
+    it('given read models that folded nothing yet, then any log may start on them; a version change rebuilds from this log into a fresh store', async () => {
+      const where = file();
+      const empty = new ReadModels(new SqliteReadModelStore(where));
+      await new Projector(await inMemoryStoreOf(purchases(3).events), empty, [ordersProjection()]).start();
+      const another = await inMemoryStoreOf(purchases(4, new StoredEventLog('2027-06-01T00:00:00.000Z')).events);
+      const onAnother = new Projector(another, empty, [ordersProjection()]);
+      await onAnother.start();
+      await onAnother.catchUp();
+      expect(await readOrders(empty)).toEqual(expectedOrders(await another.readAll()));
+      await empty.close();
+
+      // folded from one log at version 1, then a new version of the projection on another log
+      const first = await inMemoryStoreOf(purchases(5).events);
+      const readModels = new ReadModels(new SqliteReadModelStore(file()));
+      const v1 = new Projector(first, readModels, [ordersProjection()]);
+      await v1.start();
+      await v1.catchUp();
+      const other = await inMemoryStoreOf(purchases(6, new StoredEventLog('2027-06-01T00:00:00.000Z')).events);
+      const v2 = new Projector(other, readModels, [ordersProjection({ version: 2 })], { freshStore: async () => new SqliteReadModelStore(file()) });
+      await v2.start();
+      expect(await readOrders(readModels)).toEqual(expectedOrders(await other.readAll()));
+      await readModels.close();
+    });
+  });
+
   it('given stored events, when caught up in batches, then the read model is their fold and the checkpoint is the head', async () => {
     const log = purchases(25);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));

@@ -4,6 +4,24 @@ import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
 
 export const CHECKPOINTS_TABLE = 'projection_checkpoints';
+/** the last event the read models folded, as the log had it: a log that differs there is another log */
+export const LOG_ANCHOR_TABLE = 'projection_log_anchor';
+
+/** The read models were folded from a different log than the one this projector reads. */
+export class ReadModelsOfAnotherLogError extends Error {
+  constructor(
+    readonly position: number,
+    readonly expectedHash: string,
+    readonly found: string,
+  ) {
+    super(
+      `the read models were folded from another log: the last event they folded, at position ${position}, had hash ${expectedHash}, ` +
+        `and this log ${found}. Point the engine at this log's read models (CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS_PG_SCHEMA), ` +
+        `or fold this log into a new generation with \`clientele replay\``,
+    );
+    this.name = 'ReadModelsOfAnotherLogError';
+  }
+}
 
 export interface ProjectorOptions {
   /** events read and applied per read-model transaction; default 1000 */
@@ -27,6 +45,13 @@ export interface ProjectorOptions {
    * under the projector's lock is read as usual.
    */
   rebuildReadAhead?: boolean;
+  /**
+   * the log as stored, for the check that the read models were folded from it (its events' hashes
+   * only): give the undecrypted store when the projector reads through the personal-data layer, so
+   * read models of another log, whose keys this engine cannot open, are refused with the reason
+   * rather than a decryption error. Default: the events the projector folds.
+   */
+  storedLog?: Pick<EventStore, 'readAll' | 'headPosition'>;
   /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
@@ -92,6 +117,8 @@ export class Projector {
    */
   async start(): Promise<void> {
     const outdated = await this.prepare(this.readModels.current);
+    // a rebuild into a fresh store reads this log from position 0 whatever the current store holds
+    if (outdated.length === 0 || !this.options.freshStore) await this.checkSameLog(this.readModels.current);
     if (outdated.length === 0) return;
     if (this.options.freshStore) {
       await this.rebuild();
@@ -196,6 +223,7 @@ export class Projector {
       await tx.exec(
         `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`,
       );
+      await tx.exec(`CREATE TABLE IF NOT EXISTS ${LOG_ANCHOR_TABLE} (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, hash TEXT NOT NULL)`);
       const stored = await readCheckpoints(tx);
       const outdated: Projection[] = [];
       for (const p of this.projections) {
@@ -242,13 +270,16 @@ export class Projector {
         const reached = await store.transaction(async (tx) => {
           const checkpoints = await readCheckpoints(tx);
           const from = (p: Projection) => Number(checkpoints.get(p.name)?.position ?? 0);
-          const last = await foldBatchInPages(log, after, this.rebuildBatchSize, this.rebuildPageSize, projections, (p, events) =>
-            applyPast(p, from(p), events, tx),
-          );
+          let lastEvent: StoredEvent | undefined;
+          const last = await foldBatchInPages(log, after, this.rebuildBatchSize, this.rebuildPageSize, projections, (p, events) => {
+            lastEvent = events[events.length - 1] ?? lastEvent;
+            return applyPast(p, from(p), events, tx);
+          });
           if (last === after) return undefined;
           for (const p of projections) {
             if (from(p) < last) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last, p.name]);
           }
+          if (lastEvent?.position === last) await saveLogAnchor(tx, lastEvent);
           return last;
         });
         if (reached === undefined) return after;
@@ -265,12 +296,15 @@ export class Projector {
     if (!last) return;
     await store.transaction(async (tx) => {
       const checkpoints = await readCheckpoints(tx);
+      let moved = false;
       for (const p of projections) {
         const from = Number(checkpoints.get(p.name)?.position ?? 0);
         if (from >= last.position) continue;
         await applyPast(p, from, batch, tx);
         await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [last.position, p.name]);
+        moved = true;
       }
+      if (moved) await saveLogAnchor(tx, last);
     });
     if (store === this.readModels.current) await this.options.onBatchApplied?.(batch);
   }
@@ -281,6 +315,25 @@ export class Projector {
     while (!this.stopped && (await this.events.headPosition()) <= position) {
       if (!(await this.exclusive(() => settleStep(this.readModels.current, this.projections)))) return;
     }
+  }
+
+  /**
+   * Refuses read models folded from another log (a store file restored from elsewhere, two logs
+   * given one read-model schema): the last event they folded must still be in this log, unchanged.
+   * Read models that folded nothing yet, or were written before the anchor existed, pass.
+   */
+  private async checkSameLog(store: ReadModelStore): Promise<void> {
+    const [anchor] = await store.all<{ position: number | string; hash: string }>(`SELECT position, hash FROM ${LOG_ANCHOR_TABLE} WHERE id = 1`);
+    if (!anchor) return;
+    const position = Number(anchor.position);
+    const log = this.options.storedLog ?? this.events;
+    const [event] = await log.readAll({ afterPosition: position - 1, maxCount: 1 });
+    if (event?.position === position && event.hash === anchor.hash) return;
+    const found =
+      event?.position === position
+        ? `has hash ${event.hash} there`
+        : `has no event at that position (its head is ${await log.headPosition()})`;
+    throw new ReadModelsOfAnotherLogError(position, anchor.hash, found);
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -355,6 +408,15 @@ async function applyPast(p: Projection, from: number, batch: readonly StoredEven
   const last = batch[batch.length - 1];
   if (!first || !last || from >= last.position) return;
   await p.apply(first.position > from ? batch : batch.filter((e) => e.position > from), tx);
+}
+
+/** the last event folded, moved forward only (engines sharing read models may commit out of order) */
+async function saveLogAnchor(tx: ReadModelTransaction, event: StoredEvent): Promise<void> {
+  await tx.run(
+    `INSERT INTO ${LOG_ANCHOR_TABLE} (id, position, hash) VALUES (1, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash WHERE ${LOG_ANCHOR_TABLE}.position < excluded.position`,
+    [event.position, event.hash],
+  );
 }
 
 async function readCheckpoints(tx: ReadModelTransaction): Promise<Map<string, CheckpointRow>> {
