@@ -138,6 +138,15 @@ export async function openStorage(config: StorageConfig): Promise<OpenedStorage>
     }
   }
   const store = new PersonalDataEventStore(raw, keys);
+  try {
+    // a master key other than the one the store's keys were wrapped with would fail every read
+    // later, one customer at a time: refuse to start with the reason instead
+    await keys.checkMasterKey?.();
+  } catch (error) {
+    await checkpoints.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
   let closed = false;
   return {
     config,

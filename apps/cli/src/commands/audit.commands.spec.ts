@@ -211,6 +211,9 @@ describe('audit CLI commands', () => {
     expect(noKey.stderr).toContain('CLIENTELE_MASTER_KEY is not set');
     const badKey = await run(['personal-data', 'export', 'ada'], { CLIENTELE_MASTER_KEY: 'c2hvcnQ=' });
     expect(badKey.stderr).toContain('CLIENTELE_MASTER_KEY must be 32 bytes encoded as base64');
+    const otherKey = await run(['personal-data', 'export', 'ada'], { CLIENTELE_MASTER_KEY: randomBytes(32).toString('base64') });
+    expect(otherKey).toMatchObject({ code: 1, stdout: '' });
+    expect(otherKey.stderr).toMatch(/^error: the master key in use cannot open this store's customer keys: they were wrapped with another one/);
   });
 
   it('a keys file that is not there is refused, not created empty (every customer would read as erased)', async () => {

@@ -135,7 +135,15 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     address,
     store,
     async personalData(masterKey) {
-      keys ??= openKeys(masterKey);
+      keys ??= openKeys(masterKey).then(async (opened) => {
+        try {
+          await opened.checkMasterKey?.();
+        } catch (error) {
+          await opened.close();
+          throw error;
+        }
+        return opened;
+      });
       return new PersonalDataEventStore(store, await keys);
     },
     async close() {

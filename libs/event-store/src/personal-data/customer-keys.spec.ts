@@ -1,4 +1,8 @@
-import { randomFromPool, rememberKey } from './customer-keys';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomFromPool, rememberKey, SqliteCustomerKeyStore, unwrapKey, wrapKey, WrongMasterKeyError } from './customer-keys';
 
 describe('rememberKey', () => {
   it('keeps up to 100,000 customers\' keys and forgets the longest-kept one first, a key used again counting as new', () => {
@@ -30,5 +34,42 @@ describe('randomFromPool', () => {
     }
     expect(seen.size).toBe(4_001);
     expect(first.equals(copy)).toBe(true);
+  });
+});
+
+describe('a master key other than the one that wrapped the keys', () => {
+  it('is refused with the reason, naming the customer, instead of a cipher error', () => {
+    const wrapped = wrapKey(randomBytes(32), randomBytes(32));
+    expect(() => unwrapKey(randomBytes(32), wrapped, 'ann')).toThrow(WrongMasterKeyError);
+    expect(() => unwrapKey(randomBytes(32), wrapped, 'ann')).toThrow(/cannot open the key of customer ann: they were wrapped with another one\. Start with the master key the store was written with/);
+  });
+
+  it('is found by checkMasterKey on the first stored key; an empty key table or erased keys alone pass any master key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-master-'));
+    const file = join(dir, 'keys.db');
+    const master = randomBytes(32);
+    try {
+      const empty = new SqliteCustomerKeyStore(file, randomBytes(32));
+      await empty.checkMasterKey();
+      await empty.destroyKey('gone', '2026-01-01T00:00:00.000Z');
+      await empty.checkMasterKey();
+      await empty.close();
+
+      const writer = new SqliteCustomerKeyStore(file, master);
+      const key = await writer.keyFor('ann');
+      await writer.close();
+
+      const right = new SqliteCustomerKeyStore(file, master);
+      await right.checkMasterKey();
+      expect(await right.existingKey('ann')).toEqual(key);
+      await right.close();
+
+      const wrong = new SqliteCustomerKeyStore(file, randomBytes(32));
+      await expect(wrong.checkMasterKey()).rejects.toThrow(WrongMasterKeyError);
+      await expect(wrong.existingKey('ann')).rejects.toThrow(/cannot open the key of customer ann/);
+      await wrong.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

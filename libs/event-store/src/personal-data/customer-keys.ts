@@ -13,6 +13,8 @@ export interface CustomerKeyStore {
   /** the key if one exists (never creates one) */
   existingKey(customerId: string): Promise<Buffer | 'erased' | undefined>;
   destroyKey(customerId: string, erasedAt: string): Promise<void>;
+  /** opens one stored key, if there is any: throws WrongMasterKeyError when the master key is not the one the keys were wrapped with */
+  checkMasterKey?(): Promise<void>;
   close(): Promise<void>;
   /** present when an event store writes this store's new keys together with events (see CarriedKeys) */
   readonly carried?: CarriedKeys;
@@ -92,10 +94,27 @@ export function wrapKey(master: Buffer, dataKey: Buffer): Buffer {
   return Buffer.concat([iv, cipher.getAuthTag(), body]);
 }
 
-export function unwrapKey(master: Buffer, wrapped: Buffer): Buffer {
+/** A customer key that the master key in use did not wrap: the store was written with another one. */
+export class WrongMasterKeyError extends Error {
+  constructor(readonly customerId?: string) {
+    super(
+      `the master key in use cannot open ${customerId === undefined ? "this store's customer keys" : `the key of customer ${customerId}`}: ` +
+        'they were wrapped with another one. Start with the master key the store was written with ' +
+        '(CLIENTELE_MASTER_KEY, or the master.key file of the data directory it was created in)',
+    );
+    this.name = 'WrongMasterKeyError';
+  }
+}
+
+export function unwrapKey(master: Buffer, wrapped: Buffer, customerId?: string): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', master, wrapped.subarray(0, 12));
   decipher.setAuthTag(wrapped.subarray(12, 28));
-  return Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
+  try {
+    return Buffer.concat([decipher.update(wrapped.subarray(28)), decipher.final()]);
+  } catch {
+    // GCM's tag check is the only way this fails for a well-formed row: another key wrapped it
+    throw new WrongMasterKeyError(customerId);
+  }
 }
 
 /** The keys table of an SQLite file; a migration creates it on its target the same way. */
@@ -106,8 +125,8 @@ export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_k
 )`;
 
 /** A customer's key from its stored row: the unwrapped key, or `erased` once destroyed. */
-function keyOfRow(master: Buffer, wrappedKey: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
-  return erasedAt || !wrappedKey ? 'erased' : unwrapKey(master, asBuffer(wrappedKey));
+function keyOfRow(master: Buffer, wrappedKey: Uint8Array | null, erasedAt: string | null, customerId?: string): Buffer | 'erased' {
+  return erasedAt || !wrappedKey ? 'erased' : unwrapKey(master, asBuffer(wrappedKey), customerId);
 }
 
 /** A Buffer over the same bytes (a Buffer sent to a worker thread arrives as a plain Uint8Array). */
@@ -215,7 +234,7 @@ export class CustomerKeyCache {
 
   /** The key of a stored row, kept. */
   remember(customerId: string, wrappedKey: Uint8Array | null, erasedAt: string | null): Buffer | 'erased' {
-    const key = keyOfRow(this.master, wrappedKey, erasedAt);
+    const key = keyOfRow(this.master, wrappedKey, erasedAt, customerId);
     rememberKey(this.keys, customerId, key);
     return key;
   }
@@ -305,7 +324,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
    */
   constructor(
     file: string,
-    master: Buffer,
+    private readonly master: Buffer,
     writer?: CustomerKeyWriter & CustomerKeyCarrier,
   ) {
     this.db = new Database(file);
@@ -318,6 +337,13 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     this.select = this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
     this.keys = new CustomerKeyCache(master, (rows) => (writer ? writer.storeCustomerKeys(rows) : storeKeysInSqlite(this.db, rows)));
     if (writer) this.carried = this.keys.carriedBy(writer);
+  }
+
+  async checkMasterKey(): Promise<void> {
+    const row = this.db.prepare('SELECT customer_id, wrapped_key FROM customer_keys WHERE wrapped_key IS NOT NULL LIMIT 1').get() as
+      | { customer_id: string; wrapped_key: Buffer }
+      | undefined;
+    if (row) unwrapKey(this.master, row.wrapped_key);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describeWithServer, PostgresServer } from '@clientele/testing';
 import { dropSchema, uniqueSchema } from '../postgres/postgres.test-support';
+import { WrongMasterKeyError } from './customer-keys';
 import { PostgresCustomerKeyStore } from './postgres-customer-keys';
 
 describeWithServer(PostgresServer, 'customer keys on PostgreSQL', (url) => {
@@ -35,6 +36,26 @@ describeWithServer(PostgresServer, 'customer keys on PostgreSQL', (url) => {
     } finally {
       await one.close();
       await two.close();
+      await dropSchema(url, schema);
+    }
+  });
+
+  it('checkMasterKey refuses a master key that did not wrap the stored keys, and passes the right one', async () => {
+    const schema = uniqueSchema('keys_master');
+    const masterKey = randomBytes(32);
+    const writer = await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey });
+    try {
+      await writer.checkMasterKey(); // no key yet: nothing to tell by
+      await writer.keyFor('ann');
+      await writer.checkMasterKey();
+      const wrong = await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey: randomBytes(32) });
+      try {
+        await expect(wrong.checkMasterKey()).rejects.toThrow(WrongMasterKeyError);
+      } finally {
+        await wrong.close();
+      }
+    } finally {
+      await writer.close();
       await dropSchema(url, schema);
     }
   });

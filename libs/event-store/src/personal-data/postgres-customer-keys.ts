@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { CustomerKeyCache, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
+import { CustomerKeyCache, unwrapKey, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /**
  * The keys table of a schema, as the key store, migration 6 of the event store and a log migration's
@@ -33,7 +33,7 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
   private constructor(
     private readonly pool: Pool,
     schema: string,
-    master: Buffer,
+    private readonly master: Buffer,
     carrier: PostgresKeyCarrier | undefined,
   ) {
     this.table = `${schema}.customer_keys`;
@@ -59,6 +59,11 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
       postgresCustomerKeysTable(options.schema),
     ]);
     return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey, options.carrier);
+  }
+
+  async checkMasterKey(): Promise<void> {
+    const { rows } = await this.pool.query<{ wrapped_key: Buffer }>(`select wrapped_key from ${this.table} where wrapped_key is not null limit 1`);
+    if (rows[0]) unwrapKey(this.master, rows[0].wrapped_key);
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {

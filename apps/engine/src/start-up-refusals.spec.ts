@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import { bootstrapEngine } from './bootstrap';
+import { EngineReadModels } from './engine-read-models';
+import { loadEngineConfig } from './engine.config';
+
+/** an engine on `dataDir` (read models there), its log in `storeFile`, with `customers` registered (with a name when `personal`) */
+async function engineWith(dataDir: string, storeFile: string, customers: string[], env: Record<string, string> = {}, personal = false) {
+  const app = await bootstrapEngine(
+    loadEngineConfig({ CLIENTELE_DATA_DIR: dataDir, CLIENTELE_SQLITE_FILE: storeFile, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent', ...env }),
+  );
+  const commands = customers.map((id) => ({
+    type: 'RegisterProspect',
+    commandId: `reg-${id}`,
+    data: { customerId: id, source: 'web', channel: 'email', ...(personal ? { personal: { name: `Name of ${id}` } } : {}), occurredAt: '2026-01-02T09:00:00Z' },
+  }));
+  if (commands.length > 0) await request(app.getHttpServer()).post('/commands/batch').send({ commands }).expect(200);
+  await app.get(EngineReadModels).catchUp();
+  return app;
+}
+
+describe('an engine that would serve wrong answers refuses to start', () => {
+  const dirs: string[] = [];
+  const dir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'clientele-rm-log-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('refuses to start instead of folding a second log into them, and starts again on its own log', async () => {
+    // given read models that folded the log of one store file (one master key for every instance here)
+    const key = { CLIENTELE_MASTER_KEY: randomBytes(32).toString('base64') };
+    const data = dir();
+    const own = join(data, 'clientele.db');
+    await (await engineWith(data, own, ['ann', 'bob', 'cyd'], key)).close();
+    // and another log, of as many events, kept elsewhere
+    const elsewhere = join(dir(), 'other.db');
+    await (await engineWith(dir(), elsewhere, ['xia', 'yve', 'zed'], key)).close();
+
+    // when the engine starts with those read models on the other log, then it refuses, saying why and what to do
+    await expect(engineWith(data, elsewhere, [], key)).rejects.toThrow(
+      /read models were folded from another log: the last event they folded, at position 3, had hash [0-9a-f]{64}, and this log has hash [0-9a-f]{64} there/,
+    );
+
+    // and on its own log it starts, and answers from the read models it kept
+    const app = await engineWith(data, own, [], key);
+    const profiles = await request(app.getHttpServer()).get('/profiles').expect(200);
+    expect((profiles.body as { items: { customerId: string }[] }).items.map((p) => p.customerId).sort()).toEqual(['ann', 'bob', 'cyd']);
+    await app.close();
+  });
+
+  it('refuses to start with a master key other than the one its customer keys were wrapped with, and starts with the right one', async () => {
+    // given a store written with the master key the engine generated in its data directory
+    const data = dir();
+    const store = join(data, 'clientele.db');
+    await (await engineWith(data, store, ['ann'], {}, true)).close();
+    const generated = readFileSync(join(data, 'master.key'), 'utf8').trim();
+
+    // when an operator later sets CLIENTELE_MASTER_KEY to a new key, then the engine says so and does not start
+    const other = randomBytes(32).toString('base64');
+    await expect(engineWith(data, store, [], { CLIENTELE_MASTER_KEY: other })).rejects.toThrow(
+      /^the master key in use cannot open this store's customer keys: they were wrapped with another one\. Start with the master key the store was written with/,
+    );
+
+    // and with the key the store was written with it starts and reads her name
+    const app = await engineWith(data, store, [], { CLIENTELE_MASTER_KEY: generated });
+    const profile = await request(app.getHttpServer()).get('/customers/ann/profile').expect(200);
+    expect(profile.body).toMatchObject({ identity: { name: 'Name of ann' } });
+    await app.close();
+  });
+});
