@@ -2,6 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
   allProjections,
+  CHECKPOINTS_TABLE,
+  isReadModelMissing,
   ProfileQueries,
   Projector,
   projectorOptions,
@@ -117,11 +119,35 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   }
 
   async status(): Promise<(ProjectionStatus & { lastError?: string })[] | undefined> {
-    if (!this.projector) return undefined;
+    if (!this.projector) return this.servedStatus();
     const statuses = await this.projector.status();
     // a failure that the projector has since recovered from is no longer news
     if (statuses.every((s) => s.lag === 0)) this.lastError = undefined;
     return statuses.map((s) => (this.lastError ? { ...s, lastError: this.lastError } : s));
+  }
+
+  /**
+   * Without the projector role: where the read models this process serves stand, from their
+   * checkpoints (another process folds them); each one says so while nothing has created it yet.
+   */
+  private async servedStatus(): Promise<(ProjectionStatus & { lastError?: string })[] | undefined> {
+    const models = this.models;
+    if (!models) return undefined;
+    const head = await this.storage.store.headPosition();
+    let rows: { name: string; version: number | string; position: number | string }[];
+    try {
+      rows = await models.all(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+    } catch (error) {
+      if (!isReadModelMissing(error)) throw error;
+      rows = [];
+    }
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    return allProjections().map((p) => {
+      const row = byName.get(p.name);
+      const position = Number(row?.position ?? 0);
+      const status = { name: p.name, version: Number(row?.version ?? p.version), position, head, lag: Math.max(0, head - position) };
+      return row ? status : { ...status, lastError: 'not created yet: a process with the projector role creates it from the log' };
+    });
   }
 
   async onApplicationShutdown(): Promise<void> {

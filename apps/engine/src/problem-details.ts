@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import type { FieldError } from '@clientele/contracts';
 import { DomainErrorCodes } from '@clientele/domain';
 import { describeFailure, type CommandFailure } from '@clientele/application';
-import { InvalidQueryError } from '@clientele/projections';
+import { InvalidQueryError, isReadModelMissing } from '@clientele/projections';
 
 /** RFC 9457 problem details, the one error shape of the HTTP API. */
 export interface ProblemDetails {
@@ -75,6 +75,14 @@ export class ProblemDetailsFilter implements ExceptionFilter {
     if (error instanceof InvalidQueryError) {
       const title = error.code === 'invalid_filter' ? 'Invalid filter' : 'Invalid query';
       return sendProblem(res, problem(400, error.code, title, error.message, { errors: [{ field: error.field, expected: error.expected }] }));
+    }
+    // a process without the projector role, before any projector prepared the read models
+    if (isReadModelMissing(error)) {
+      res.setHeader('Retry-After', '5');
+      return sendProblem(
+        res,
+        problem(503, 'read_models_not_ready', 'Read models not ready', 'the read models are not created yet: a process with the projector role (CLIENTELE_ROLES) creates them from the log; ask again shortly'),
+      );
     }
     const failure = describeFailure(error);
     if (failure.kind === 'internal') {

@@ -22,7 +22,7 @@ async function engineWith(dataDir: string, storeFile: string, customers: string[
   return app;
 }
 
-describe('an engine that would serve wrong answers refuses to start', () => {
+describe('an engine that cannot give right answers says why, instead of answering wrongly', () => {
   const dirs: string[] = [];
   const dir = () => {
     const d = mkdtempSync(join(tmpdir(), 'clientele-rm-log-'));
@@ -71,5 +71,48 @@ describe('an engine that would serve wrong answers refuses to start', () => {
     const profile = await request(app.getHttpServer()).get('/customers/ann/profile').expect(200);
     expect(profile.body).toMatchObject({ identity: { name: 'Name of ann' } });
     await app.close();
+  });
+
+  it('without the projector role, before any projector ran: reads answer 503 read_models_not_ready and /health says why; once a projector folded the log they answer', async () => {
+    const data = dir();
+    const http = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: data, CLIENTELE_ROLES: 'http', CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
+    try {
+      await request(http.getHttpServer())
+        .post('/commands')
+        .send({ type: 'RegisterProspect', commandId: 'reg-ann', data: { customerId: 'ann', source: 'web', channel: 'email', occurredAt: '2026-01-02T09:00:00Z' } })
+        .expect(201);
+      for (const path of ['/profiles', '/customers/ann/profile', '/statistics/stages', '/referrals/top-advocates']) {
+        const res = await request(http.getHttpServer()).get(path);
+        expect({ path, status: res.status, code: res.body.code, retryAfter: res.headers['retry-after'] }).toEqual({ path, status: 503, code: 'read_models_not_ready', retryAfter: '5' });
+      }
+      const health = await request(http.getHttpServer()).get('/health').expect(200);
+      expect(health.body.status).toBe('degraded');
+      expect(health.body.projections).toEqual(
+        ['profiles', 'referrals', 'statistics'].map((name) => ({
+          name,
+          version: expect.any(Number),
+          position: 0,
+          head: 1,
+          lag: 1,
+          lastError: 'not created yet: a process with the projector role creates it from the log',
+        })),
+      );
+
+      // when a process with the projector role has folded the log
+      const projector = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: data, CLIENTELE_ROLES: 'projector', CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
+      try {
+        await projector.get(EngineReadModels).catchUp();
+        // then the serving process answers from them, and its health shows them caught up
+        const profile = await request(http.getHttpServer()).get('/customers/ann/profile').expect(200);
+        expect(profile.body).toMatchObject({ customerId: 'ann', stage: 'prospect' });
+        const after = await request(http.getHttpServer()).get('/health').expect(200);
+        expect(after.body).toMatchObject({ status: 'ok' });
+        expect((after.body.projections as { lag: number }[]).map((p) => p.lag)).toEqual([0, 0, 0]);
+      } finally {
+        await projector.close();
+      }
+    } finally {
+      await http.close();
+    }
   });
 });

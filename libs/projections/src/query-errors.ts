@@ -16,3 +16,15 @@ export class InvalidQueryError extends Error {
     this.name = 'InvalidQueryError';
   }
 }
+
+/**
+ * A query that failed because the read models' tables are not there yet: nothing has prepared
+ * them (a process serving queries without the projector role, before any projector ran). SQLite
+ * says "no such table"; PostgreSQL answers undefined_table (42P01).
+ */
+export function isReadModelMissing(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (code === '42P01') return true;
+  return code === 'SQLITE_ERROR' && typeof message === 'string' && message.startsWith('no such table: ');
+}
