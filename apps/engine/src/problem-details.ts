@@ -81,7 +81,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       res.setHeader('Retry-After', '5');
       return sendProblem(
         res,
-        problem(503, 'read_models_not_ready', 'Read models not ready', 'the read models are not created yet: a process with the projector role (CLIENTELE_ROLES) creates them from the log; ask again shortly'),
+        problem(503, 'read_models_not_ready', 'Read models not ready', 'the read models this process serves are not there: a process with the projector role (CLIENTELE_ROLES) creates them from the log; after a rebuild replaced them, this process serves the new ones once restarted'),
       );
     }
     const failure = describeFailure(error);
