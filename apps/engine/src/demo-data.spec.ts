@@ -1,25 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { CommandService, EVENT_STORE, ReferralProcessRunner } from '@clientele/application';
 import type { EventStore, StoredEvent } from '@clientele/event-store';
-import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
-import { loadEngineConfig } from './engine.config';
+import { startTestEngine, type TestEngine } from './engine.test-support';
 
 describe('demo data on a first start', () => {
-  let dir: string;
+  let engine: TestEngine;
   let app: NestExpressApplication;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'clientele-demo-'));
-    app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
+    engine = await startTestEngine('demo');
+    ({ app } = engine);
   });
-  afterEach(async () => {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => engine.close());
 
   it('fills an empty store, each referral credited and converted once, with the process manager running again', async () => {
     // given an engine on an empty store, its referral process manager running

@@ -7,6 +7,7 @@ import request from 'supertest';
 import { ReferralProcessRunner, openStorage } from '@clientele/application';
 import { bootstrapEngine } from './bootstrap';
 import { loadEngineConfig } from './engine.config';
+import { startTestEngine, type TestEngine } from './engine.test-support';
 
 type Envelope = { type: string; commandId: string; correlationId?: string; data: Record<string, unknown> };
 type StageEntry = { stage: string; eventId: string; eventType: string; causationId?: string };
@@ -15,20 +16,15 @@ type HistoryEntry = { id: string; type: string; revision: number; position: numb
 const line = (unitPriceMinor: number) => ({ sku: 'BOOK-1', category: 'books', quantity: 1, unitPriceMinor, unitCostMinor: 700 });
 
 describe('engine HTTP API', () => {
-  let dir: string;
+  let engine: TestEngine;
   let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'clientele-engine-'));
-    const config = loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' });
-    app = await bootstrapEngine(config);
-    http = request(app.getHttpServer());
+    engine = await startTestEngine('engine');
+    ({ app, http } = engine);
   });
-  afterEach(async () => {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => engine.close());
 
   const send = (envelope: unknown) => http.post('/commands').send(envelope as object);
   const head = async (): Promise<number> => (await http.get('/health').expect(200)).body.store.head;

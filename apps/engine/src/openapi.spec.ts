@@ -1,37 +1,29 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { EVENT_STORE, ReferralProcessRunner } from '@clientele/application';
 import type { EventStore } from '@clientele/event-store';
 import { openApiAnswerErrors } from '@clientele/testing';
-import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { EngineReadModels } from './engine-read-models';
-import { loadEngineConfig } from './engine.config';
+import { startTestEngine, type TestEngine } from './engine.test-support';
 
 /** routes whose answer is not JSON: the media type each one documents */
 const NOT_JSON: Record<string, string> = { '/metrics': 'text/plain', '/referrals/graph.dot': 'text/vnd.graphviz' };
 
 describe('the served OpenAPI document, against real answers', () => {
-  let dir: string;
+  let engine: TestEngine;
   let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'clientele-openapi-'));
-    app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
-    http = request(app.getHttpServer());
+    engine = await startTestEngine('openapi');
+    ({ app, http } = engine);
     // the demo's synthetic customers: stages, referrals, churn, campaigns, staff and complaints
     await seedDemoData(app, 150);
     await app.get(ReferralProcessRunner).catchUp();
     await app.get(EngineReadModels).catchUp();
   });
-  afterAll(async () => {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => engine.close());
 
   it('gives every JSON GET route a 200 schema, and every answer, with and without parameters, is as it describes', async () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };

@@ -1,30 +1,25 @@
 import { openApiAnswerErrors } from '@clientele/testing';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ReferralProcessRunner } from '@clientele/application';
-import { bootstrapEngine } from './bootstrap';
 import { EngineReadModels } from './engine-read-models';
-import { loadEngineConfig } from './engine.config';
+import { startTestEngine, type TestEngine } from './engine.test-support';
 
 const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
 
 describe('engine read models over HTTP', () => {
+  let engine: TestEngine;
   let dir: string;
   let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'clientele-read-models-'));
-    app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
-    http = request(app.getHttpServer());
+    engine = await startTestEngine('read-models');
+    ({ dir, app, http } = engine);
   });
-  afterEach(async () => {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => engine.close());
 
   async function given(commands: object[]): Promise<void> {
     const res = await http.post('/commands/batch').send({ commands }).expect(200);

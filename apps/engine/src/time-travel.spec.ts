@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { bootstrapEngine } from './bootstrap';
 import { EngineReadModels } from './engine-read-models';
-import { loadEngineConfig } from './engine.config';
+import { startTestEngine, type TestEngine } from './engine.test-support';
 
 const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
 
@@ -19,14 +15,13 @@ const line = (sku: string, category: string, quantity: number, unitPriceMinor: n
  *   2025-11-20 10:00 order A3: 1 × music at 25.00           → win-back: customer, revenue 6400, cost 400
  */
 describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id/profile?asOf=', () => {
-  let dir: string;
+  let engine: TestEngine;
   let app: NestExpressApplication;
   let http: ReturnType<typeof request>;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'clientele-time-travel-'));
-    app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', LOG_LEVEL: 'silent' }));
-    http = request(app.getHttpServer());
+    engine = await startTestEngine('time-travel');
+    ({ app, http } = engine);
     const send = async (commands: object[]) => {
       const res = await http.post('/commands/batch').send({ commands }).expect(200);
       for (const item of res.body.results as { status: number }[]) expect(item.status).toBeLessThan(300);
@@ -41,10 +36,7 @@ describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id
     await send([{ type: 'RecordPurchase', commandId: 'p-ann-3', data: { customerId: 'ann', orderId: 'A3', lines: [line('mu-2', 'music', 1, 2500)], occurredAt: '2025-11-20T10:00:00Z' } }]);
     await app.get(EngineReadModels).catchUp();
   });
-  afterAll(async () => {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => engine.close());
 
   const at = async (date: string) => (await http.get(`/customers/ann?asOf=${encodeURIComponent(date)}`).expect(200)).body;
   const profileAt = async (date: string) => (await http.get(`/customers/ann/profile?asOf=${encodeURIComponent(date)}`).expect(200)).body;
