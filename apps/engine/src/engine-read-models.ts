@@ -2,16 +2,18 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
   allProjections,
-  CHECKPOINTS_TABLE,
   isReadModelMissing,
+  projectionStatuses,
   ProfileQueries,
   Projector,
   projectorOptions,
   readModelConfigFromEnv,
   readModelGenerations,
+  readCheckpoints,
   ReadModels,
   ReferralQueries,
   StatisticsQueries,
+  type CheckpointRow,
   type CustomerProfile,
   type ProjectionStatus,
 } from '@clientele/projections';
@@ -134,20 +136,16 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     const models = this.models;
     if (!models) return undefined;
     const head = await this.storage.store.headPosition();
-    let rows: { name: string; version: number | string; position: number | string }[];
+    let checkpoints: Map<string, CheckpointRow>;
     try {
-      rows = await models.all(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+      checkpoints = await readCheckpoints(models);
     } catch (error) {
       if (!isReadModelMissing(error)) throw error;
-      rows = [];
+      checkpoints = new Map();
     }
-    const byName = new Map(rows.map((r) => [r.name, r]));
-    return allProjections().map((p) => {
-      const row = byName.get(p.name);
-      const position = Number(row?.position ?? 0);
-      const status = { name: p.name, version: Number(row?.version ?? p.version), position, head, lag: Math.max(0, head - position) };
-      return row ? status : { ...status, lastError: 'not created yet: a process with the projector role creates it from the log' };
-    });
+    return projectionStatuses(allProjections(), checkpoints, head).map((s) =>
+      checkpoints.has(s.name) ? s : { ...s, lastError: 'not created yet: a process with the projector role creates it from the log' },
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { EventStore, EventSubscription, StoredEvent } from '@clientele/event-store';
-import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
+import type { Projection, ReadModelQueries, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
 
@@ -74,7 +74,7 @@ export interface ProjectionStatus {
   lag: number;
 }
 
-interface CheckpointRow {
+export interface CheckpointRow {
   name: string;
   version: number;
   position: number;
@@ -205,13 +205,7 @@ export class Projector {
   }
 
   async status(): Promise<ProjectionStatus[]> {
-    const head = await this.events.headPosition();
-    const rows = await this.readModels.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
-    const byName = new Map(rows.map((r) => [r.name, r]));
-    return this.projections.map((p) => {
-      const position = Number(byName.get(p.name)?.position ?? 0);
-      return { name: p.name, version: p.version, position, head, lag: Math.max(0, head - position) };
-    });
+    return projectionStatuses(this.projections, await readCheckpoints(this.readModels), await this.events.headPosition());
   }
 
   /** tables and checkpoint rows; answers the projections whose stored version is not the code's */
@@ -419,16 +413,24 @@ async function saveLogAnchor(tx: ReadModelTransaction, event: StoredEvent): Prom
   );
 }
 
-async function readCheckpoints(tx: ReadModelTransaction): Promise<Map<string, CheckpointRow>> {
-  const rows = await tx.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
+/** each projection's checkpoint row by name, read in a store or inside a transaction */
+export async function readCheckpoints(source: Pick<ReadModelQueries, 'all'>): Promise<Map<string, CheckpointRow>> {
+  const rows = await source.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
   return new Map(rows.map((r) => [r.name, r]));
 }
 
+/** where each projection stands against the log's head, from its checkpoint (position 0 without one) */
+export function projectionStatuses(projections: readonly Projection[], checkpoints: ReadonlyMap<string, CheckpointRow>, head: number): ProjectionStatus[] {
+  return projections.map((p) => {
+    const position = Number(checkpoints.get(p.name)?.position ?? 0);
+    return { name: p.name, version: p.version, position, head, lag: Math.max(0, head - position) };
+  });
+}
+
 async function minCheckpoint(store: ReadModelStore, projections: readonly Projection[]): Promise<number> {
-  const rows = await store.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
-  const byName = new Map(rows.map((r) => [r.name, Number(r.position)]));
+  const checkpoints = await readCheckpoints(store);
   let min = Number.MAX_SAFE_INTEGER;
-  for (const p of projections) min = Math.min(min, byName.get(p.name) ?? 0);
+  for (const p of projections) min = Math.min(min, Number(checkpoints.get(p.name)?.position ?? 0));
   return projections.length === 0 ? 0 : min;
 }
 
