@@ -2,8 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { asOfInstant } from '@clientele/event-store';
-import { DomainError } from '@clientele/domain';
+import { businessTime, DomainError } from '@clientele/domain';
 
 /**
  * Parsers for the CLI's option values. Each refusal names the option as the operator typed it
@@ -22,32 +21,33 @@ export const positiveInteger =
     return Number(value);
   };
 
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A day of the calendar, YYYY-MM-DD: Feb 30 and month 13 are refused, not rolled into the next month. */
 export const calendarDate =
   (option: string) =>
   (value: string): string => {
-    const match = DATE_ONLY.exec(value);
-    if (!match) return refuse(option, 'a date (YYYY-MM-DD)', value);
-    const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
-    const at = new Date(Date.UTC(year, month - 1, day));
-    if (at.getUTCFullYear() !== year || at.getUTCMonth() !== month - 1 || at.getUTCDate() !== day) {
-      refuse(option, 'a date of the calendar (YYYY-MM-DD)', value);
-    }
+    if (!DATE_ONLY.test(value)) return refuse(option, 'a date (YYYY-MM-DD)', value);
+    // the domain's own reading of business dates, which holds them to the calendar
+    if (!isBusinessTime(value, option)) refuse(option, 'a date of the calendar (YYYY-MM-DD)', value);
     return value;
   };
+
+function isBusinessTime(value: string, option: string): boolean {
+  try {
+    businessTime(value, option);
+    return true;
+  } catch (error) {
+    if (error instanceof DomainError) return false;
+    throw error;
+  }
+}
 
 /** An as-of date: a day (its end, UTC) or a date-time with a zone, as the as-of questions take them. */
 export const asOfDate =
   (option: string) =>
   (value: string): string => {
-    try {
-      asOfInstant(value, option);
-    } catch (error) {
-      if (error instanceof DomainError) refuse(option, 'a date (YYYY-MM-DD) or a date-time with a zone (e.g. 2026-01-31T10:00:00Z)', value);
-      throw error;
-    }
+    if (!isBusinessTime(value, option)) refuse(option, 'a date (YYYY-MM-DD) or a date-time with a zone (e.g. 2026-01-31T10:00:00Z)', value);
     return value;
   };
 
