@@ -9,6 +9,7 @@ import { ProfilesProjection } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
 import type { Projection } from './read-model-store';
 import { ReadModels } from './read-models';
+import { measureRebuildFloor, type RebuildFloor } from './rebuild-floor.bench';
 import { ReferralsProjection } from './referrals.projection';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
@@ -38,6 +39,8 @@ export interface RebuildFigures {
   peakRssMb: number;
   /** each rebuilt read model's digest, when asked for (`digests: true`) */
   digests?: Record<string, string>;
+  /** what the same rows and log cost SQLite alone, when asked for (`floor: true`) */
+  floor?: RebuildFloor;
 }
 
 export interface RebuildBenchOptions {
@@ -51,6 +54,8 @@ export interface RebuildBenchOptions {
   digests?: boolean;
   /** read the log ahead on a worker thread (the projector's default); false reads it on the event loop */
   readAhead?: boolean;
+  /** also time the rebuilt rows written again and the log read by SQLite alone, after the rebuild (see measureRebuildFloor) */
+  floor?: boolean;
 }
 
 /**
@@ -120,6 +125,7 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
     sample();
     const digests: Record<string, string> = {};
     if (options.digests) for (const p of projections) digests[p.name] = await digest(store, p);
+    const floor = options.floor ? measureRebuildFloor(join(dir, 'rebuilt.sqlite'), file, join(dir, 'floor.sqlite')) : undefined;
     timings.sort((a, b) => a - b);
     cpuTimings.sort((a, b) => a - b);
     const at = (q: number, xs = timings) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0;
@@ -138,6 +144,7 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
       lookupCpuP99Ms: round(at(0.99, cpuTimings), 3),
       peakRssMb: Math.round(rebuildPeakRss / 1048576),
       ...(options.digests ? { digests } : {}),
+      ...(floor ? { floor } : {}),
     };
   } finally {
     clearInterval(sampler);

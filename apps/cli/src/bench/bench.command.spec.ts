@@ -65,13 +65,17 @@ describe('clientele bench --quick', () => {
     expect(appends.every((r) => positive(r.eventsPerSecond) && positive(r.appendsPerSecond))).toBe(true);
   });
 
-  it('given a quick run, then the projection rebuild reports events per second and peak RSS for every read model and for the older pair, and lookup latency', () => {
-    const [all, pair, lookup] = rowsOf('projection rebuild');
-    expect([all?.name, pair?.name, lookup?.name]).toEqual([
+  it('given a quick run, then the projection rebuild reports events per second and peak RSS for every read model and for the older pair, lookup latency, and what SQLite alone takes for its rows and its log', () => {
+    const [all, pair, lookup, writeFloor, readFloor] = rowsOf('projection rebuild');
+    expect([all?.name, pair?.name, lookup?.name, writeFloor?.name, readFloor?.name]).toEqual([
       'every read model from the log',
       'profiles + referrals from the log',
       'profile lookup after the rebuild',
+      'baseline: its rows written again by better-sqlite3 alone',
+      'baseline: its log read and parsed alone',
     ]);
+    expect(positive(writeFloor?.eventsPerSecond) && positive(readFloor?.eventsPerSecond)).toBe(true);
+    expect(writeFloor?.note).toMatch(/^[1-9][\d,]* rows of every read model: \d+\.\d\d s of inserts, \d+\.\d\d s of deferred indexes$/);
     for (const rebuild of [all, pair]) {
       expect(positive(rebuild?.eventsPerSecond)).toBe(true);
       expect(rebuild?.note).toMatch(/peak RSS [1-9]\d* MB/);
