@@ -333,6 +333,60 @@ describe('customer decider: referrals', () => {
   });
 });
 
+describe('customer decider: backdated facts keep the stage history in business-time order', () => {
+  const MID = '2026-02-20T09:00:00.000Z'; // between T1 (customer) and T2 (repeat buyer)
+  it('dates the repeat-buyer qualification a backdated order causes at the conversion, not before it', () => {
+    spec
+      .given(customerSince(T1))
+      .when(purchase('o-early', T0))
+      .then([purchased('o-early', T0), qualified(2, T1)]);
+  });
+  it('dates the qualification at the order when the order is later than the present stage', () => {
+    spec.given(customerSince(T1)).when(purchase('o-2', T2)).then([purchased('o-2', T2), qualified(2, T2)]);
+  });
+  it('dates the conversion an order placed before the registration causes at the registration', () => {
+    spec.given([registered(T1)]).when(purchase('o-1', T0)).then([purchased('o-1', T0), converted('o-1', T1)]);
+  });
+  it('dates a promoter recognition backdated before the repeat-buyer stage at that stage', () => {
+    spec
+      .given(repeatBuyerSince(T2))
+      .when(giveFeedback('f-1', 10, MID))
+      .then([
+        feedback('f-1', 10, MID),
+        { type: 'AdvocateRecognized', data: { customerId: id, reason: 'promoter_feedback', convertedReferrals: 0, score: 10, occurredAt: T2 } },
+      ]);
+  });
+  it('dates an advocate recognition by a backdated referral conversion at the present stage', () => {
+    spec
+      .given([...customerSince(T2), referralCredited('r-1', T0)])
+      .when(convert('r-1', T1))
+      .then([referralConverted('r-1', T1), advocateByReferrals(1, T2)]);
+  });
+  it('refuses a churn dated before the stage it ends, naming occurredAt and the date of the stage', () => {
+    const error = spec.given(repeatBuyerSince(T2)).when(markLost(MID)).thenThrows('date_out_of_order', 'occurredAt');
+    expect(error.message).toContain(`became repeat buyer (${T2})`);
+    spec.given(customerSince(T1)).when(markLost(T0)).thenThrows('date_out_of_order', 'occurredAt');
+    spec.given(customerSince(T1)).when(markLost(T1)).then([churned(T1, 'customer', T1, 'marked_lost')]);
+  });
+  it('does not churn in a sweep dated before the present stage began', () => {
+    const advocateLate = [...customerSince(T0), advocateByReferrals(1, '2026-12-01T00:00:00.000Z')];
+    spec.given(advocateLate).when(sweep('2026-09-01T00:00:00.000Z')).thenNothing();
+    spec.given(advocateLate).when(sweep('2026-12-02T00:00:00.000Z')).then([churned('2026-12-02T00:00:00.000Z', 'advocate', T0)]);
+  });
+  it('keeps the history of every backdated order in business-time order', () => {
+    const events = [...customerSince(T2)];
+    let state = foldCustomer(events);
+    for (const [orderId, at] of [['o-a', T0], ['o-b', T1], ['o-c', T0]] as const) {
+      const decided = decideCustomer(purchase(orderId, at), state);
+      state = foldCustomer(decided, state);
+    }
+    if (state.phase === 'unknown') throw new Error('expected a known customer');
+    const times = state.history.map((h) => Date.parse(h.at));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(state.history.map((h) => h.stage)).toEqual(['prospect', 'customer', 'repeat_buyer']);
+  });
+});
+
 describe('customer decider: churn', () => {
   it('marks a customer lost with the reason', () => {
     spec.given(customerSince()).when(markLost(T2)).then([churned(T2, 'customer', T1, 'marked_lost')]);

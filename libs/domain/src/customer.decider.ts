@@ -70,6 +70,21 @@ function laterOf(a: IsoDateTime, b: IsoDateTime): IsoDateTime {
   return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
+/** when the customer entered the stage they are in */
+function stageSince(state: KnownCustomerState): IsoDateTime {
+  return state.history[state.history.length - 1]?.at ?? state.registeredAt;
+}
+
+/**
+ * The business time of a stage change a fact causes: the fact's own, or the date the customer
+ * entered their present stage when the fact is backdated before it. A history is then always in
+ * business-time order (a late order cannot make someone a repeat buyer before they became a
+ * customer); the fact itself keeps its own date.
+ */
+function transitionTime(state: KnownCustomerState, occurredAt: IsoDateTime): IsoDateTime {
+  return laterOf(occurredAt, stageSince(state));
+}
+
 function enter<S extends KnownCustomerState>(state: S, stage: CustomerStage, at: IsoDateTime): S {
   return { ...state, history: [...state.history, { stage, at }] };
 }
@@ -353,7 +368,7 @@ function recordPurchase(command: RecordPurchase, state: CustomerState, policy: L
       occurredAt: data.occurredAt,
     }),
   });
-  const transition = { customerId: data.customerId, occurredAt: data.occurredAt };
+  const transition = { customerId: data.customerId, occurredAt: transitionTime(before, data.occurredAt) };
   switch (before.phase) {
     case 'prospect':
       decision.emit({ type: 'CustomerConverted', data: { ...transition, orderId: data.orderId } });
@@ -419,7 +434,7 @@ function recordFeedback({ data }: RecordFeedback, state: CustomerState, policy: 
         reason: 'promoter_feedback',
         convertedReferrals: after.convertedReferees.size,
         score: data.score,
-        occurredAt: data.occurredAt,
+        occurredAt: transitionTime(after, data.occurredAt),
       },
     });
   }
@@ -452,6 +467,14 @@ function markCustomerLost({ data }: MarkCustomerLost, state: CustomerState): Cus
       'customerId',
     );
   }
+  const since = stageSince(known);
+  if (businessTime(data.occurredAt) < businessTime(since)) {
+    throw new DomainError(
+      DomainErrorCodes.DateOutOfOrder,
+      `occurredAt ${data.occurredAt} is before customer ${data.customerId} became ${known.phase.replace('_', ' ')} (${since}); a churn cannot be dated before the stage it ends`,
+      'occurredAt',
+    );
+  }
   return decided(state, [
     {
       type: 'CustomerChurned',
@@ -471,6 +494,8 @@ function churnIfInactive({ data }: ChurnIfInactive, state: CustomerState, policy
   const known = requireKnown(state, data.customerId);
   if (known.phase === 'prospect' || known.phase === 'churned') return nothing(state);
   if (daysBetween(known.lastPurchaseAt, data.occurredAt) < policy.churnAfterDays) return nothing(state);
+  // a sweep dated before the customer's present stage began finds them in a stage they had not reached yet
+  if (businessTime(data.occurredAt) < businessTime(stageSince(known))) return nothing(state);
   return decided(state, [
     {
       type: 'CustomerChurned',
@@ -519,7 +544,7 @@ function convertReferral({ data }: ConvertReferral, state: CustomerState, policy
     });
   }
   decision.emit({ type: 'ReferralConverted', data: { ...data } });
-  recognizeByReferrals(decision, policy, { customerId: data.customerId, occurredAt: data.occurredAt });
+  recognizeByReferrals(decision, policy, { customerId: data.customerId, occurredAt: transitionTime(decision.state as KnownCustomerState, data.occurredAt) });
   return decision;
 }
 

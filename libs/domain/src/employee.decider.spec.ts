@@ -42,6 +42,12 @@ describe('employee decider', () => {
       hiredAt: T2,
     });
   });
+  it('refuses a departure dated before the hiring, and a rehire dated before the departure, naming occurredAt', () => {
+    spec.given([hired(T1)]).when(leave(T0)).thenThrows('date_out_of_order', 'occurredAt');
+    spec.given([hired(T0), left(T1)]).when(hire(T0)).thenThrows('date_out_of_order', 'occurredAt');
+    spec.given([hired(T0)]).when(leave(T0)).then([left(T0)]);
+    spec.given([hired(T0), left(T1)]).when(hire(T1)).then([hired(T1)]);
+  });
   it('refuses an invalid business time', () => {
     spec.given([]).when(hire('2026-13-01')).thenThrows('invalid_date', 'occurredAt');
   });

@@ -49,11 +49,25 @@ export function decideEmployee(command: EmployeeCommand, state: EmployeeState): 
           'employeeId',
         );
       }
+      if (state.phase === 'left' && businessTime(data.occurredAt) < businessTime(state.leftAt)) {
+        throw new DomainError(
+          DomainErrorCodes.DateOutOfOrder,
+          `occurredAt ${data.occurredAt} is before employee ${data.employeeId} left (${state.leftAt}); a rehire cannot be dated before the departure it follows`,
+          'occurredAt',
+        );
+      }
       return [{ type: 'EmployeeHired', data: withoutUndefined(command.data) }];
     case 'RecordEmployeeLeft':
       if (state.phase === 'left') return [];
       if (state.phase === 'unknown') {
         throw new DomainError(DomainErrorCodes.EmployeeNotHired, `employee ${data.employeeId} was never hired`, 'employeeId');
+      }
+      if (businessTime(data.occurredAt) < businessTime(state.hiredAt)) {
+        throw new DomainError(
+          DomainErrorCodes.DateOutOfOrder,
+          `occurredAt ${data.occurredAt} is before employee ${data.employeeId} was hired (${state.hiredAt}); a departure cannot be dated before the hiring it ends`,
+          'occurredAt',
+        );
       }
       return [{ type: 'EmployeeLeft', data: withoutUndefined(command.data) }];
     default:

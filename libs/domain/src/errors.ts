@@ -12,6 +12,7 @@ export const DomainErrorCodes = {
   EmployeeNotHired: 'employee_not_hired',
   EmployeeAlreadyHired: 'employee_already_hired',
   EmployeeAlreadyLeft: 'employee_already_left',
+  DateOutOfOrder: 'date_out_of_order',
   UnknownCustomer: 'unknown_customer',
   ConcurrencyConflict: 'concurrency_conflict',
 } as const;
