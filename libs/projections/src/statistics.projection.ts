@@ -154,10 +154,13 @@ CREATE TABLE IF NOT EXISTS stat_campaign_months (
   orders BIGINT NOT NULL,
   PRIMARY KEY (campaign_id, month)
 );
+-- one row per employment: a rehire after leaving is a new row, so the earlier departure still counts
 CREATE TABLE IF NOT EXISTS stat_employees (
-  employee_id TEXT PRIMARY KEY,
+  employee_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
   hired_at TEXT,
-  left_at TEXT
+  left_at TEXT,
+  PRIMARY KEY (employee_id, seq)
 );
 CREATE TABLE IF NOT EXISTS stat_employee_months (
   employee_id TEXT NOT NULL,
@@ -371,6 +374,15 @@ class Deltas {
   }
 }
 
+/** One employment: from a hire to a departure (or still open). */
+interface Employment {
+  seq: number;
+  hired_at: string | null;
+  left_at: string | null;
+  /** changed by this batch, so written back */
+  changed: boolean;
+}
+
 interface HistoryRow {
   customerId: string;
   seq: number;
@@ -403,7 +415,8 @@ interface BatchState {
   customerSales: Deltas;
   campaignMonths: Deltas;
   employeeMonths: Deltas;
-  employees: Map<string, { hired_at: string | null; left_at: string | null }>;
+  /** per employee of the batch: their latest stored employment and those the batch opened, the latest last */
+  employees: Map<string, Employment[]>;
   latestAt: string | null;
   /** accepted orders and stage transitions so far: tells whether a fact changed what a snapshot holds */
   changes: number;
@@ -435,8 +448,11 @@ interface RebuildState {
 
 export class StatisticsProjection implements Projection {
   readonly name = 'statistics';
-  /** 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes */
-  readonly version = 3;
+  /**
+   * 3: present RFM scores kept on `stat_customers`, month-end snapshots of every buyer (`stat_rfm_months`), wider funnel indexes;
+   * 4: one `stat_employees` row per employment, so a rehire no longer erases the departure before it
+   */
+  readonly version = 4;
   readonly tables = STATISTICS_TABLES;
 
   /**
@@ -809,11 +825,14 @@ export class StatisticsProjection implements Projection {
       for (const r of rows) state.customers.set(r.customer_id, normaliseRow(r));
     }
     for (const ids of chunks([...employeeIds], 500)) {
-      const rows = await tx.all<{ employee_id: string; hired_at: string | null; left_at: string | null }>(
-        `SELECT employee_id, hired_at, left_at FROM stat_employees WHERE employee_id IN (${ids.map(() => '?').join(', ')})`,
+      // each employee's latest employment: the one a hire or a departure of this batch follows
+      const rows = await tx.all<{ employee_id: string; seq: number | string; hired_at: string | null; left_at: string | null }>(
+        `SELECT e.employee_id, e.seq, e.hired_at, e.left_at FROM stat_employees e
+         WHERE e.employee_id IN (${ids.map(() => '?').join(', ')})
+           AND e.seq = (SELECT MAX(l.seq) FROM stat_employees l WHERE l.employee_id = e.employee_id)`,
         ids,
       );
-      for (const r of rows) state.employees.set(r.employee_id, { hired_at: r.hired_at, left_at: r.left_at });
+      for (const r of rows) state.employees.set(r.employee_id, [{ seq: Number(r.seq), hired_at: r.hired_at, left_at: r.left_at, changed: false }]);
     }
   }
 
@@ -972,12 +991,18 @@ export class StatisticsProjection implements Projection {
       case 'EmployeeLeft': {
         const employeeId = str(d['employeeId']);
         if (!employeeId) return;
-        const emp = state.employees.get(employeeId) ?? { hired_at: null, left_at: null };
+        const employments = state.employees.get(employeeId) ?? [];
+        state.employees.set(employeeId, employments);
+        const latest = employments[employments.length - 1];
         if (event.type === 'EmployeeHired') {
-          emp.hired_at = at;
-          emp.left_at = null; // a rehire starts a new employment
-        } else emp.left_at = at;
-        state.employees.set(employeeId, emp);
+          if (!latest) employments.push({ seq: 0, hired_at: at, left_at: null, changed: true });
+          // a rehire after a departure starts a new employment; the one that ended keeps its dates
+          else if (latest.left_at !== null && latest.hired_at !== null) employments.push({ seq: latest.seq + 1, hired_at: at, left_at: null, changed: true });
+          // a departure recorded without a hire before it: this hire opens that employment
+          else if (latest.hired_at === null) Object.assign(latest, { hired_at: at, changed: true });
+          // a second hire while employed (never written by the engine) leaves the first one standing
+        } else if (!latest) employments.push({ seq: 0, hired_at: null, left_at: at, changed: true });
+        else Object.assign(latest, { left_at: at, changed: true });
         return;
       }
       case 'CampaignSpendRecorded': {
@@ -1073,11 +1098,14 @@ WHERE stat_stage_history.customer_id = v.column1 AND stat_stage_history.seq = v.
     await state.churns.flush(tx, 'stat_churns', ['month', 'reason', 'detail', 'source', 'channel'], ['n']);
     await state.spans.flush(tx, 'stat_active_spans', ['month_in', 'month_out', 'source', 'channel'], ['n']);
     await state.employeeMonths.flush(tx, 'stat_employee_months', ['employee_id', 'month'], ['feedback', 'complaints']);
-    for (const [id, e] of state.employees) {
-      await tx.run(
-        'INSERT INTO stat_employees (employee_id, hired_at, left_at) VALUES (?, ?, ?) ON CONFLICT (employee_id) DO UPDATE SET hired_at = excluded.hired_at, left_at = excluded.left_at',
-        [id, e.hired_at, e.left_at],
-      );
+    for (const [id, employments] of state.employees) {
+      for (const e of employments) {
+        if (!e.changed) continue;
+        await tx.run(
+          'INSERT INTO stat_employees (employee_id, seq, hired_at, left_at) VALUES (?, ?, ?, ?) ON CONFLICT (employee_id, seq) DO UPDATE SET hired_at = excluded.hired_at, left_at = excluded.left_at',
+          [id, e.seq, e.hired_at, e.left_at],
+        );
+      }
     }
     if (state.latestAt) {
       await tx.run(

@@ -833,7 +833,7 @@ export class StatisticsQueries {
        FROM stat_employee_months WHERE 1 = 1 ${range.sql} GROUP BY employee_id`,
       range.params,
     );
-    const employees = await this.db.all<Row>('SELECT employee_id FROM stat_employees');
+    const employees = await this.db.all<Row>('SELECT DISTINCT employee_id FROM stat_employees');
     const by = new Map<string, EmployeeComplaints>();
     for (const e of employees) by.set(String(e['employee_id']), { employeeId: String(e['employee_id']), feedback: 0, complaints: 0 });
     for (const x of rows)
@@ -843,7 +843,9 @@ export class StatisticsQueries {
 
   /**
    * Leavers in [from, to] / average of the headcount at the first and at the last instant of the
-   * period. Defaults: from the first hire, to the latest business time seen.
+   * period. Defaults: from the first hire, to the latest business time seen. Rows are employments:
+   * someone who left and was hired again counts as a leaver in the period they left, and in the
+   * headcount of each instant they were employed.
    */
   async turnover(filter?: StatisticsFilter): Promise<Turnover> {
     const r = validateFilter(filter, STATISTIC_FILTERS.turnover);

@@ -196,6 +196,23 @@ describe('statistics on a hand-checked history of five customers', () => {
     });
   });
 
+  it.each([0, 1])('keeps a departure in the turnover after the same person is hired again (batches of %i, 0 = all)', async (batch) => {
+    const staff = (type: string, at: string) => ev(type, at, { employeeId: 'e2', name: 'Two' }, 'employee-e2');
+    const events = [...history(), staff('EmployeeHired', '2025-06-01'), staff('EmployeeLeft', '2025-08-01'), staff('EmployeeHired', '2025-09-01')];
+    const { store: rehired, q: r } = await storeWith(events, batch || events.length);
+    try {
+      // the first quarter as before the rehire: e2 left on 03-15, headcount 2 on Jan 1 and 2 at the end of March
+      expect(await r.turnover({ from: '2025-01-01', to: '2025-03-31' })).toMatchObject({ leavers: 1, headcountAtStart: 2, headcountAtEnd: 2, rate: 0.5 });
+      // Jan–Aug: e2 left twice (03-15 and 08-01); headcount 2 on Jan 1 (e1, e2), 2 at the end of August (e1, e3)
+      expect(await r.turnover({ from: '2025-01-01', to: '2025-08-31' })).toMatchObject({ leavers: 2, headcountAtStart: 2, headcountAtEnd: 2, rate: 1 });
+      // June–July: e2 back in the staff the whole time: three employed on June 1 and at the end of July
+      expect(await r.turnover({ from: '2025-06-01', to: '2025-07-31' })).toMatchObject({ leavers: 0, headcountAtStart: 3, headcountAtEnd: 3, rate: 0 });
+      expect((await r.complaintsPerEmployee()).map((e) => e.employeeId)).toEqual(['e3', 'e1', 'e2']);
+    } finally {
+      await rehired.close();
+    }
+  });
+
   it.each([0, 3])('skips a replayed order, nonsense payloads and unknown facts without throwing or changing a figure (batches of %i, 0 = all)', async (batch) => {
     // in batches of 3 the replayed order arrives long after the batch that stored it
     const events = [...history(), ...noise()];
