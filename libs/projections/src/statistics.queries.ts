@@ -761,9 +761,10 @@ export class StatisticsQueries {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
       const range = monthRange(r, 'm.month');
       const where = this.customerFilter(r, 's');
-      // without a period or a past date, the RFM base already holds every purchase's totals; else
-      // the month rows join the scores directly (no per-customer regrouping before the segment one)
-      const lifetime = !r.fromMonth && !r.toMonth && !r.asOfEnd;
+      // without a period, the RFM base already holds the totals of every purchase up to its date
+      // (asOf, or now); with one, the month rows join the scores directly (no per-customer
+      // regrouping before the segment one)
+      const lifetime = !r.fromMonth && !r.toMonth;
       rows = await this.db.all<Row>(
         lifetime
           ? `WITH ${rfm.sql}

@@ -196,6 +196,15 @@ describe('statistics on a hand-checked history of five customers', () => {
     });
   });
 
+  it('counts only the purchases up to the date in segment profitability as of a past date, as the other figures as of it do', async () => {
+    // up to the end of February: a1, a2, b1, c1, c2, d1 at 100.00 revenue and 60.00 cost each; a3 (April) and b2 (March) come later
+    const rows = await q.profitability('segment', { asOf: '2025-02-28' });
+    const sum = (k: 'orders' | 'revenue' | 'cost') => rows.reduce((n, row) => n + row[k], 0);
+    expect([sum('orders'), sum('revenue'), sum('cost')]).toEqual([6, 60_000, 36_000]);
+    const lifetime = await q.profitability('segment');
+    expect(lifetime.reduce((n, row) => n + row.orders, 0)).toBe(8);
+  });
+
   it.each([0, 1])('keeps a departure in the turnover after the same person is hired again (batches of %i, 0 = all)', async (batch) => {
     const staff = (type: string, at: string) => ev(type, at, { employeeId: 'e2', name: 'Two' }, 'employee-e2');
     const events = [...history(), staff('EmployeeHired', '2025-06-01'), staff('EmployeeLeft', '2025-08-01'), staff('EmployeeHired', '2025-09-01')];
