@@ -13,11 +13,19 @@ export const toInt = ({ value }: { value: unknown }): unknown => (typeof value =
  * Query strings are validated like bodies: a class-validator DTO, unknown parameters refused, and
  * a 400 problem naming each bad parameter and what it expects.
  */
-export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>): T {
+export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>, only?: readonly string[]): T {
+  // a route that takes only some of its DTO's parameters (a statistic) names those, and refuses the others as unknown
+  const takes = only ? [...only].sort() : parametersOf(dto);
+  const unknown: FieldError[] = only ? Object.keys(query).filter((k) => !only.includes(k)).map((field) => noSuchParameter(field, takes)) : [];
   const instance = plainToInstance(dto, query, { enableImplicitConversion: false });
   const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
-  if (errors.length === 0) return instance;
-  throw invalidQuery(errors.map((e) => describe(e, dto)));
+  const described = errors.map((e) => describe(e, takes)).filter((e) => !unknown.some((u) => u.field === e.field));
+  if (unknown.length === 0 && described.length === 0) return instance;
+  throw invalidQuery([...unknown, ...described]);
+}
+
+function noSuchParameter(field: string, takes: readonly string[]): FieldError {
+  return { field, expected: `no such parameter (this query takes ${takes.join(', ')})` };
 }
 
 /** the 400 for bad query parameters: each one named, with what it expects */
@@ -31,12 +39,9 @@ export function noParameters(query: Record<string, unknown>): void {
   if (errors.length > 0) throw invalidQuery(errors);
 }
 
-function describe(error: ValidationError, dto: new () => object): FieldError {
+function describe(error: ValidationError, takes: readonly string[]): FieldError {
   // class-validator's own words for an unknown parameter are "property x should not exist"
-  if (error.constraints?.['whitelistValidation'] !== undefined) {
-    const takes = parametersOf(dto);
-    return { field: error.property, expected: `no such parameter (this query takes ${takes.join(', ')})` };
-  }
+  if (error.constraints?.['whitelistValidation'] !== undefined) return noSuchParameter(error.property, takes);
   const messages = Object.values(error.constraints ?? {});
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };
 }
@@ -62,7 +67,11 @@ export class AsOfQuery {
  */
 export function asOfParam(query: Record<string, unknown>): string | undefined {
   const { asOf } = validQuery(AsOfQuery, query);
-  if (asOf === undefined) return undefined;
+  return asOf === undefined ? undefined : asOfInstantParam(asOf);
+}
+
+/** a well-formed `asOf` (checked by its DTO) as the instant it means; an impossible calendar date is a 400 naming asOf */
+export function asOfInstantParam(asOf: string): string {
   try {
     return asOfInstant(asOf, 'asOf');
   } catch {

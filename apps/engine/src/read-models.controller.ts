@@ -19,7 +19,7 @@ import {
   referralTreeSchema,
   viralCoefficientSchema,
 } from './response-schemas';
-import { ApiQueryFrom, AsOfQuery, asOfParam, noParameters, toInt, validQuery } from './query-params';
+import { ApiQueryFrom, AsOfQuery, asOfInstantParam, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
 class ListProfilesQuery {
   @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
@@ -52,11 +52,6 @@ class LimitQuery {
   limit?: number;
 }
 
-/** today at the end of the UTC day, unless the caller asks about another date */
-function asOfOrNow(asOf: string | undefined): string {
-  if (asOf === undefined) return new Date().toISOString();
-  return asOf.length === 10 ? `${asOf}T23:59:59.999Z` : new Date(asOf).toISOString();
-}
 
 @ApiTags('read models')
 @Controller()
@@ -77,7 +72,7 @@ export class ReadModelsController {
   @ApiOkResponse({ schema: profileSchema })
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
     const asOf = asOfParam(query);
-    const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, asOfOrNow(undefined)) : await this.profileAsOf(id, asOf);
+    const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, new Date().toISOString()) : await this.profileAsOf(id, asOf);
     if (!profile) throw unknownCustomer(id);
     return profile;
   }
@@ -104,7 +99,8 @@ export class ReadModelsController {
   async birthdays(@Query() query: Record<string, unknown>): Promise<BirthdayPage> {
     const q = validQuery(BirthdaysQuery, query);
     return this.readModels.profiles.upcomingBirthdays({
-      asOf: asOfOrNow(q.asOf),
+      // now, unless the caller asks about another date (a date alone: the end of that UTC day)
+      asOf: q.asOf === undefined ? new Date().toISOString() : asOfInstantParam(q.asOf),
       withinDays: q.withinDays ?? 30,
       limit: q.limit ?? 100,
       ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),

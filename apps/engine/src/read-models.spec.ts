@@ -140,6 +140,13 @@ describe('engine read models over HTTP', () => {
     expect(quarters).toEqual({ months: expect.any(Array), periods: expect.any(Array), reasons: expect.any(Array) });
     const unknown = await http.get('/statistics/churn?period=quarter').expect(400);
     expect(unknown.body.errors).toEqual([{ field: 'period', expected: expect.stringMatching(/^no such parameter \(this query takes .*\bfrom\b.*\bto\b/) }]);
+    // a parameter another statistic takes is no parameter of this one, and the answer lists only this one's
+    for (const path of ['/statistics/campaigns?foo=1', '/statistics/campaigns?asOf=2026-01-01']) {
+      const refused = await http.get(path).expect(400);
+      expect(refused.body.errors).toEqual([{ field: path.split('?')[1]!.split('=')[0], expected: 'no such parameter (this query takes from, to)' }]);
+    }
+    const notTaken = await http.get('/statistics/stages?from=2026-01-01&source=').expect(400);
+    expect(notTaken.body.errors[0]).toEqual({ field: 'from', expected: 'no such parameter (this query takes asOf, channel, segment, source)' });
     const dimension = await http.get('/statistics/profitability/colour').expect(400);
     expect(dimension.body.errors[0].field).toBe('by');
     await http.get('/statistics/profitability/channel').expect(200);
@@ -149,6 +156,11 @@ describe('engine read models over HTTP', () => {
     const bad = await http.get('/profiles?limit=0&stage=vip&colour=red').expect(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['colour', 'limit', 'stage']);
     // a cursor no page gave is the caller's mistake, named, not a server error
+    // a date that does not exist is refused wherever asOf is taken, not rolled over into the next month
+    for (const path of ['/birthdays?asOf=2025-02-30', '/customers/ann/profile?asOf=2025-02-30', '/statistics/stages?asOf=2025-02-30']) {
+      const impossible = await http.get(path).expect(400);
+      expect(impossible.body.errors).toEqual([{ field: 'asOf', expected: expect.stringMatching(/calendar date/) }]);
+    }
     for (const path of ['/profiles?cursor=bad', '/birthdays?cursor=bad']) {
       const badCursor = await http.get(path).expect(400);
       expect(badCursor.body).toMatchObject({ code: 'invalid_query', errors: [{ field: 'cursor', expected: 'the nextCursor of a previous page' }] });

@@ -59,7 +59,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.stageCounts])
   @ApiOkResponse({ schema: stageCountsSchema })
   stages(@Query() q: Record<string, unknown>) {
-    return this.stats.stageCounts(validQuery(FilterQuery, q));
+    return this.stats.stageCounts(validQuery(FilterQuery, q, STATISTIC_FILTERS.stageCounts));
   }
 
   @Get('funnel')
@@ -67,7 +67,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.funnel])
   @ApiOkResponse({ schema: funnelSchema })
   funnel(@Query() q: Record<string, unknown>) {
-    return this.stats.funnel(validQuery(FilterQuery, q));
+    return this.stats.funnel(validQuery(FilterQuery, q, STATISTIC_FILTERS.funnel));
   }
 
   @Get('cohorts')
@@ -75,7 +75,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.cohortRetention])
   @ApiOkResponse({ schema: cohortsSchema })
   cohorts(@Query() q: Record<string, unknown>) {
-    return this.stats.cohortRetention(validQuery(FilterQuery, q));
+    return this.stats.cohortRetention(validQuery(FilterQuery, q, STATISTIC_FILTERS.cohortRetention));
   }
 
   @Get('churn')
@@ -83,7 +83,7 @@ export class StatisticsController {
   @ApiQueryFrom(ChurnQuery, [...STATISTIC_FILTERS.churn, 'per'])
   @ApiOkResponse({ schema: churnSchema })
   churn(@Query() q: Record<string, unknown>) {
-    const { per, ...filter } = validQuery(ChurnQuery, q);
+    const { per, ...filter } = validQuery(ChurnQuery, q, [...STATISTIC_FILTERS.churn, 'per']);
     return this.stats.churn(filter, per ?? 'month');
   }
 
@@ -92,7 +92,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.repeatRate])
   @ApiOkResponse({ schema: repeatRateSchema })
   repeatRate(@Query() q: Record<string, unknown>) {
-    return this.stats.repeatRate(validQuery(FilterQuery, q));
+    return this.stats.repeatRate(validQuery(FilterQuery, q, STATISTIC_FILTERS.repeatRate));
   }
 
   @Get('tenure')
@@ -100,7 +100,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.tenure])
   @ApiOkResponse({ schema: tenureSchema })
   tenure(@Query() q: Record<string, unknown>) {
-    return this.stats.tenure(validQuery(FilterQuery, q));
+    return this.stats.tenure(validQuery(FilterQuery, q, STATISTIC_FILTERS.tenure));
   }
 
   @Get('value')
@@ -108,7 +108,7 @@ export class StatisticsController {
   @ApiQueryFrom(ValueQuery, [...STATISTIC_FILTERS.value, 'per'])
   @ApiOkResponse({ schema: valueSchema })
   value(@Query() q: Record<string, unknown>) {
-    const { per, ...filter } = validQuery(ValueQuery, q);
+    const { per, ...filter } = validQuery(ValueQuery, q, [...STATISTIC_FILTERS.value, 'per']);
     return this.stats.value(filter, per ?? 'month');
   }
 
@@ -117,7 +117,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.goldenCustomers])
   @ApiOkResponse({ schema: goldenSchema })
   golden(@Query() q: Record<string, unknown>) {
-    return this.stats.goldenCustomers(validQuery(FilterQuery, q));
+    return this.stats.goldenCustomers(validQuery(FilterQuery, q, STATISTIC_FILTERS.goldenCustomers));
   }
 
   @Get('rfm')
@@ -125,7 +125,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.rfmSegments])
   @ApiOkResponse({ schema: rfmSchema })
   rfm(@Query() q: Record<string, unknown>) {
-    return this.stats.rfmSegments(validQuery(FilterQuery, q));
+    return this.stats.rfmSegments(validQuery(FilterQuery, q, STATISTIC_FILTERS.rfmSegments));
   }
 
   @Get('profitability/:by')
@@ -140,7 +140,7 @@ export class StatisticsController {
         }),
       );
     }
-    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q));
+    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, STATISTIC_FILTERS.profitability));
   }
 
   @Get('campaigns')
@@ -148,7 +148,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.campaignReturns])
   @ApiOkResponse({ schema: campaignsSchema })
   campaigns(@Query() q: Record<string, unknown>) {
-    return this.stats.campaignReturns(validQuery(FilterQuery, q));
+    return this.stats.campaignReturns(validQuery(FilterQuery, q, STATISTIC_FILTERS.campaignReturns));
   }
 
   @Get('employees/complaints')
@@ -156,7 +156,7 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.complaintsPerEmployee])
   @ApiOkResponse({ schema: complaintsSchema })
   complaints(@Query() q: Record<string, unknown>) {
-    return this.stats.complaintsPerEmployee(validQuery(FilterQuery, q));
+    return this.stats.complaintsPerEmployee(validQuery(FilterQuery, q, STATISTIC_FILTERS.complaintsPerEmployee));
   }
 
   @Get('employees/turnover')
@@ -164,6 +164,6 @@ export class StatisticsController {
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.turnover])
   @ApiOkResponse({ schema: turnoverSchema })
   turnover(@Query() q: Record<string, unknown>) {
-    return this.stats.turnover(validQuery(FilterQuery, q));
+    return this.stats.turnover(validQuery(FilterQuery, q, STATISTIC_FILTERS.turnover));
   }
 }
