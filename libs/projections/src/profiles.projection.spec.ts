@@ -239,6 +239,15 @@ describe('ProfilesProjection', () => {
     const second = await queries.listProfiles({ limit: 10, offset: 10 });
     expect(second.items.map((i) => i.customerId)).toEqual(ids.slice(10, 20));
     await expect(queries.listProfiles({ limit: 0 })).rejects.toThrow('limit: expected an integer from 1 to 1000, got 0');
+    // a cursor taken from a list in one order, given to a list in another, is refused by name rather than answering an empty page
+    const byId = await queries.listProfiles({ limit: 5 });
+    expect(byId.nextCursor).toBeDefined();
+    await expect(queries.listProfiles({ limit: 5, sort: 'revenue', cursor: byId.nextCursor })).rejects.toThrow(
+      'cursor: expected the nextCursor of a previous page in the same order (this one came from a list in the order customerId asc, not revenue asc)',
+    );
+    await expect(queries.listProfiles({ limit: 5, direction: 'desc', cursor: byId.nextCursor })).rejects.toThrow(InvalidQueryError);
+    const birthdays = await queries.upcomingBirthdays({ asOf: '2025-12-20', withinDays: 366, limit: 1 });
+    await expect(queries.listProfiles({ limit: 5, cursor: birthdays.nextCursor })).rejects.toThrow(InvalidQueryError);
     await store.close();
   });
 

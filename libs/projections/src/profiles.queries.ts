@@ -210,7 +210,7 @@ export class ProfileQueries {
     }
     const cmp = direction === 'asc' ? '>' : '<';
     if (options.cursor !== undefined) {
-      const [value, id] = decodeCursor(options.cursor);
+      const [value, id] = decodeCursor(options.cursor, `${sort} ${direction}`);
       if (sort === 'customerId') {
         where.push(`customer_id ${cmp} ?`);
         params.push(id);
@@ -238,7 +238,7 @@ export class ProfileQueries {
         revenueMinor: r.revenue_minor,
         ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at || undefined }),
       })),
-      ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.sort_value, last.customer_id) } : {}),
+      ...(rows.length > limit && last ? { nextCursor: encodeCursor(`${sort} ${direction}`, last.sort_value, last.customer_id) } : {}),
     };
   }
 
@@ -260,7 +260,7 @@ export class ProfileQueries {
     // after the cursor: its day from its customer on, then the later days of the window
     let after: { days: number; customerId: string } | undefined;
     if (options.cursor !== undefined) {
-      const [date, customerId] = decodeCursor(options.cursor);
+      const [date, customerId] = decodeCursor(options.cursor, 'birthdays');
       const at = typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00.000Z`) : NaN;
       if (!Number.isFinite(at)) throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
       after = { days: Math.round((at - today) / DAY_MS), customerId };
@@ -305,7 +305,7 @@ export class ProfileQueries {
     }
     const items = out.slice(0, limit);
     const last = items[items.length - 1];
-    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor(last.nextBirthday, last.customerId) } : {}) };
+    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor('birthdays', last.nextBirthday, last.customerId) } : {}) };
   }
 }
 
@@ -357,18 +357,26 @@ function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Ex
   return out as { [K in keyof T]?: Exclude<T[K], null> };
 }
 
-function encodeCursor(value: string | number, id: string): string {
-  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
+/**
+ * A page's position, with the order of the list it was taken from (`order`: the sort and direction
+ * of a profile list, `birthdays` for birthdays): a cursor given to a list in another order would
+ * point nowhere (a customer id compared with revenues), so it is refused instead of answering an
+ * empty page.
+ */
+function encodeCursor(order: string, value: string | number, id: string): string {
+  return Buffer.from(JSON.stringify([order, value, id])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): [string | number, string] {
+function decodeCursor(cursor: string, order: string): [string | number, string] {
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 2 && (typeof parsed[0] === 'string' || typeof parsed[0] === 'number') && typeof parsed[1] === 'string') {
-      return [parsed[0], parsed[1]];
-    }
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     // reported below
+  }
+  if (Array.isArray(parsed) && parsed.length === 3 && typeof parsed[0] === 'string' && (typeof parsed[1] === 'string' || typeof parsed[1] === 'number') && typeof parsed[2] === 'string') {
+    if (parsed[0] === order) return [parsed[1], parsed[2]];
+    throw new InvalidQueryError('cursor', `the nextCursor of a previous page in the same order (this one came from a list in the order ${parsed[0]}, not ${order})`);
   }
   throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
 }
