@@ -16,4 +16,14 @@ describe('lifecycle policy', () => {
   ])('given %j, then a clear error', (overrides, message) => {
     expect(() => lifecyclePolicy(overrides)).toThrow(message);
   });
+  it('given a field it does not know (a typo), then an error naming it and the known fields', () => {
+    const typo = JSON.parse('{"churnAfterDay":90}') as Partial<typeof defaultPolicy>;
+    expect(() => lifecyclePolicy(typo)).toThrow(
+      'lifecycle policy has no field "churnAfterDay"; the fields are repeatPurchaseThreshold, advocateMinConvertedReferrals, promoterMinScore, churnAfterDays',
+    );
+  });
+  it('given an inherited name such as __proto__ from JSON, then it is refused as unknown', () => {
+    const sneaky = JSON.parse('{"__proto__":{"churnAfterDays":1}}') as Partial<typeof defaultPolicy>;
+    expect(() => lifecyclePolicy(sneaky)).toThrow(/no field "__proto__"/);
+  });
 });

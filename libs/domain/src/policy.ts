@@ -19,9 +19,16 @@ export const defaultPolicy: LifecyclePolicy = Object.freeze({
 
 /**
  * A policy from partial overrides (configuration), checked so a typo cannot silently make every
- * customer an advocate: each threshold must be a positive integer (`promoterMinScore` 0..10).
+ * customer an advocate: each threshold must be a positive integer (`promoterMinScore` 0..10), and a
+ * misspelt field is refused rather than ignored, which would leave its default in force unnoticed.
  */
 export function lifecyclePolicy(overrides: Partial<LifecyclePolicy> = {}): LifecyclePolicy {
+  const known = Object.keys(defaultPolicy);
+  for (const field of Object.keys(overrides)) {
+    if (!known.includes(field)) {
+      throw new RangeError(`lifecycle policy has no field ${JSON.stringify(field)}; the fields are ${known.join(', ')}`);
+    }
+  }
   const policy = { ...defaultPolicy, ...overrides };
   for (const [field, value] of Object.entries(policy)) {
     const max = field === 'promoterMinScore' ? 10 : Number.MAX_SAFE_INTEGER;
