@@ -53,6 +53,9 @@ export async function verifyChain(events: AsyncIterable<StoredEvent> | Iterable<
 
   for await (const e of events) {
     const at = { position: e.position, eventId: e.id, streamId: e.streamId };
+    if (e.position < 1) {
+      return report({ kind: 'out_of_order', ...at, detail: `position ${e.position} is below 1, where every log begins: an event was put before the first` });
+    }
     if (e.position < expectedPosition) {
       return report({ kind: 'out_of_order', ...at, detail: `position ${e.position} came after ${expectedPosition - 1}` });
     }

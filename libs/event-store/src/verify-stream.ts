@@ -33,6 +33,10 @@ export async function verifyStreamEvents(
   for await (const e of events) {
     const at = { position: e.position, eventId: e.id, streamId: e.streamId };
     if (options.streamId !== undefined && e.streamId !== options.streamId) {
+      // an intact first event of another stream: the wrong file or a mistyped stream id, not an alteration
+      if (checked === 0 && chainHash(e.prevHash, e) === e.hash) {
+        throw new Error(`the events given start with stream ${e.streamId}, not ${options.streamId}: not the events of stream ${options.streamId} (a whole-log export is verified without --stream)`);
+      }
       return broken({ kind: 'content_altered', ...at, detail: `belongs to stream ${e.streamId}, not ${options.streamId}` });
     }
     if (e.position <= lastPosition) {

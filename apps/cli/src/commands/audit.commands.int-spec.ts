@@ -49,6 +49,25 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     tmp.remove();
   });
 
+  it('a schema that holds no log is refused, and not created: a typo is not read as an empty log', async () => {
+    const typo = `${schema}_typo`;
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele').exitOverride();
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: {} });
+    await program.parseAsync(['audit', 'verify', '--quiet', '--store', `postgres:${url}#${typo}`], { from: 'user' });
+    expect(code).toBe(2);
+    expect(stderr.text).toContain(`--store: schema ${typo} holds no event log`);
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      expect((await client.query('select 1 from pg_namespace where nspname = $1', [typo])).rowCount).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('verifies the log and a stream, exports, and reports a deleted row', async () => {
     // given the schema as written: verify, stream verify and export succeed
     expect((await run(['audit', 'verify'])).stdout).toContain('log: intact — 60 events checked, last position 60');

@@ -228,6 +228,59 @@ describe('audit CLI commands', () => {
     expect(named.stdout).toContain('"email":"ada@example.org"');
   });
 
+  it('a file that is not a store, or not a keys file, is refused and left as it was (no table created in it)', async () => {
+    // given an SQLite file of something else, an empty file and a directory
+    const other = tmp.file('other.sqlite');
+    const db = new Database(other);
+    db.exec('CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
+    db.close();
+    const empty = tmp.file('empty.keys');
+    writeFileSync(empty, '');
+    const tables = (file: string) => (new Database(file, { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name);
+
+    const exported = await run(['export', '--store', `sqlite:${other}`, '--quiet']);
+    expect(exported).toMatchObject({ code: 1, stdout: '', stderr: `error: --store: ${other} is not a Clientele event store (it has no events table)\n` });
+    const streamVerify = await run(['audit', 'verify', '--stream', 'customer-x', '--store', `sqlite:${empty}`]);
+    expect(streamVerify.code).toBe(2);
+    expect(streamVerify.stderr).toContain('is not a Clientele event store');
+    const directory = await run(['export', '--store', `sqlite:${tmp.file('')}`]);
+    expect(directory.stderr).toContain('is a directory, not a file');
+
+    for (const keys of [empty, other]) {
+      const access = await run(['personal-data', 'export', 'ada', '--keys', keys]);
+      expect(access).toMatchObject({ code: 1, stdout: '' });
+      expect(access.stderr).toContain(`--keys: ${keys} holds no customer keys`);
+    }
+    expect(tables(other)).toEqual(['profiles']);
+    expect(readFileSync(empty)).toHaveLength(0);
+  });
+
+  it('verify: an export with no event, an empty stream id, or the export of another stream cannot be verified (exit 2, not a verdict of tampering)', async () => {
+    const empty = tmp.file('nothing.ndjson');
+    writeFileSync(empty, '\n\n');
+    const nothing = await run(['audit', 'verify', '--from-export', empty]);
+    expect(nothing).toMatchObject({ code: 2, stdout: '' });
+    expect(nothing.stderr).toContain('holds no events');
+    expect((await run(['audit', 'verify', '--stream', ''])).stderr).toContain('--stream: expected a stream id');
+
+    const ada = tmp.file('ada-only.ndjson');
+    writeFileSync(ada, (await run(['export', '--customer', 'ada', '--quiet'])).stdout);
+    const otherStream = await run(['audit', 'verify', '--from-export', ada, '--stream', 'customer-bob']);
+    expect(otherStream.code).toBe(2);
+    expect(otherStream.stderr).toContain('start with stream customer-ada, not customer-bob');
+  });
+
+  it('verify: an event slipped in below position 1 is the first break, though every read of the log from its start skips it', async () => {
+    const copy = tmp.file('below-one.db');
+    writeFileSync(copy, readFileSync(dbFile));
+    const db = new Database(copy);
+    db.exec("INSERT INTO events SELECT -1, stream_id, 5, id || '-forged', type, data, metadata, recorded_at, hash, prev_hash FROM events WHERE position = 3");
+    db.close();
+    const result = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${copy}`]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('BROKEN at position -1 — out_of_order');
+  });
+
   it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
     const text = await run(['as-of', 'ada', '--date', '2025-02-20']);
     expect(text.code).toBe(0);

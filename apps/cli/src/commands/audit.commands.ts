@@ -36,6 +36,7 @@ import {
 import { profileAsOf } from '@clientele/projections';
 import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
+import { assertSqliteFileHolds, postgresSchemaHasLog } from '../store-checks';
 import { auditReplay, operatorReplay } from './replay.commands';
 
 /*
@@ -108,21 +109,24 @@ export interface OpenedStore {
 
 export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = process.env): Promise<OpenedStore> {
   const address = resolveStoreAddress(options.store, env);
-  // a keys file given on purpose must be there: opened anyway, SQLite would create it empty, and
-  // every customer would then read as erased
+  const storeLabel = options.store !== undefined ? '--store' : 'the store';
+  // a keys file given on purpose must be one: opened anyway, SQLite would create it (or its table)
+  // empty, and every customer would then read as erased
   const keysFile = options.keys ?? (env.CLIENTELE_KEYS_FILE || undefined);
-  if (keysFile !== undefined && !existsSync(keysFile)) {
-    throw new Error(`${options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE'}: ${keysFile} does not exist`);
-  }
+  if (keysFile !== undefined) assertSqliteFileHolds(keysFile, 'customer_keys', options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE');
   let store: EventStore;
   let openKeys: (masterKey: Buffer) => Promise<CustomerKeyStore>;
   if (address.kind === 'sqlite') {
-    // an audit never creates an empty store where the operator mistyped a path
-    if (!existsSync(address.file)) throw new Error(`--store: ${address.file} does not exist`);
+    // an audit never creates a store, or a table in some other file, where the operator mistyped a path
+    assertSqliteFileHolds(address.file, 'events', storeLabel);
     store = new SqliteEventStore({ file: address.file });
     // the engine keeps the keys in the store file, beside the events
     openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey);
   } else {
+    // nor a schema: a mistyped one would be created and read as an empty log
+    if (!(await postgresSchemaHasLog(address.url, address.schema))) {
+      throw new Error(`${storeLabel}: schema ${address.schema} holds no event log (no such store; nothing was created)`);
+    }
     store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
     // the engine keeps the keys in the store's schema, written with each registration
     openKeys = async (masterKey) =>
@@ -151,6 +155,28 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
       await store.close();
     },
   };
+}
+
+/**
+ * The whole log through its adapter. On PostgreSQL the rows a walk from position 1 cannot judge (one
+ * put below position 1, a record time edited below the millisecond) are asked for first; the walk
+ * then stops before the lowest of them, which is the break when everything before it holds.
+ */
+async function verifyWholeLog(
+  store: EventStore,
+  walk: (events: AsyncIterable<StoredEvent>) => AsyncIterable<StoredEvent>,
+  onProgress: ((checked: number, position: number) => void) | undefined,
+): Promise<ChainReport> {
+  const outside = store instanceof PostgresEventStore ? await store.rowOutsideTheChain() : undefined;
+  if (!outside) return verifyChain(walk(eventsOfLog(store)), { onProgress });
+  async function* before(position: number): AsyncGenerator<StoredEvent> {
+    for await (const e of eventsOfLog(store)) {
+      if (e.position >= position) return;
+      yield e;
+    }
+  }
+  const report = await verifyChain(walk(before(outside.position)), { onProgress });
+  return report.ok ? { ...report, ok: false, firstBreak: outside } : report;
 }
 
 /** `--store` when given, else the store the engine is configured with (the same environment variables). */
@@ -321,6 +347,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .action(
       guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
         if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+        if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
         const anchor = options.expect ? anchorWatch(options.expect) : undefined;
         const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
         const onProgress = options.quiet
@@ -335,6 +362,8 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             report = options.stream
               ? await verifyStreamEvents(events, { streamId: options.stream, onProgress })
               : await verifyChain(walk(events), { onProgress });
+            // a file with no event is no copy of a log (an empty store is exported as nothing, and proves nothing)
+            if (!options.stream && report.ok && report.eventsChecked === 0) throw new Error(`--from-export: ${options.fromExport} holds no events`);
           } else {
             const address = resolveStoreAddress(options.store, env);
             if (address.kind === 'sqlite' && options.stream === undefined) {
@@ -347,7 +376,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
                 what = options.stream ? `stream ${options.stream}` : 'log';
                 report = options.stream
                   ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
-                  : await verifyChain(walk(eventsOfLog(opened.store)), { onProgress });
+                  : await verifyWholeLog(opened.store, walk, onProgress);
               } finally {
                 await opened.close();
               }

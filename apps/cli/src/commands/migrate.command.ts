@@ -1,7 +1,5 @@
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Client } from 'pg';
 import {
   copyLog,
   eventsOfLog,
@@ -19,6 +17,7 @@ import {
 } from '@clientele/event-store';
 import { positiveInteger } from '../option-parsers';
 import { createProgress, silentProgress } from '../progress';
+import { assertSqliteFileHolds, postgresSchemaHasLog } from '../store-checks';
 import { parseStoreAddress, type StoreAddress } from './audit.commands';
 
 type Out = NodeJS.WritableStream & { isTTY?: boolean };
@@ -53,27 +52,16 @@ function describe(address: StoreAddress): string {
   return address.kind === 'sqlite' ? `sqlite:${address.file}` : `postgres:${address.url.replace(/\/\/[^@/]*@/, '//…@')}#${address.schema}`;
 }
 
-async function postgresSchemaHasLog(address: Extract<StoreAddress, { kind: 'postgres' }>): Promise<boolean> {
-  const client = new Client({ connectionString: address.url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [`${address.schema}.events`]);
-    return rows[0]?.t != null;
-  } finally {
-    await client.end();
-  }
-}
-
 /** The source must exist (a typo must not read as an empty log); the target is created when missing. */
 async function open(address: StoreAddress, role: 'source' | 'target'): Promise<Side> {
   const isSource = role === 'source';
   if (address.kind === 'sqlite') {
-    if (isSource && !existsSync(address.file)) throw new Error(`--from: ${address.file} does not exist`);
+    if (isSource) assertSqliteFileHolds(address.file, 'events', '--from');
     const store = new SqliteEventStore({ file: address.file });
     const keys = sqliteCustomerKeyTable(address.file, { create: !isSource });
     return { address, store, keys, close: async () => void (await Promise.all([keys.close(), store.close()])) };
   }
-  if (isSource && !(await postgresSchemaHasLog(address))) throw new Error(`--from: schema ${address.schema} holds no event log`);
+  if (isSource && !(await postgresSchemaHasLog(address.url, address.schema))) throw new Error(`--from: schema ${address.schema} holds no event log`);
   const store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
   try {
     const keys = await postgresCustomerKeyTable(address.url, address.schema, { create: !isSource });

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { Command, CommanderError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { DomainCommand } from '@clientele/domain';
@@ -123,5 +123,18 @@ describe('clientele audit replay and clientele replay', () => {
     await program.parseAsync(['audit', 'replay'], { from: 'user' });
     expect(code).toBe(2);
     expect(stderr.text).toMatch(/no live read models/);
+  });
+  it('replay with a data directory that holds no store refuses, and creates nothing there (no store, no master key, no read models)', async () => {
+    const typo = tmp.file('no-such-dir');
+    const stdout = new Captured();
+    const stderr = new Captured();
+    let code = 0;
+    const program = new Command('clientele').exitOverride();
+    const { CLIENTELE_MASTER_KEY: _key, ...withoutKey } = env;
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { ...withoutKey, CLIENTELE_DATA_DIR: typo } });
+    await program.parseAsync(['replay', '--quiet'], { from: 'user' });
+    expect(code).toBe(1);
+    expect(stderr.text).toContain(`CLIENTELE_DATA_DIR: no store at ${join(typo, 'clientele.db')}`);
+    expect(existsSync(typo)).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { openStorage, storageConfigFromEnv } from '@clientele/application';
+import { assertConfiguredStoreExists } from '../store-checks';
 import {
   allProjections,
   digest,
@@ -31,7 +32,14 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
   const generations = readModelGenerations(config);
   const live = await generations.openLive();
   if (!live) throw new Error(`no live read models to compare with (${where(config)}): start the engine with the projector role first`);
-  const storage = await openStorage(storageConfigFromEnv(run.env));
+  const storageConfig = storageConfigFromEnv(run.env);
+  try {
+    await assertConfiguredStoreExists(storageConfig.store);
+  } catch (error) {
+    await live.close();
+    throw error;
+  }
+  const storage = await openStorage(storageConfig);
   let scratch: Awaited<ReturnType<typeof generations.openScratch>> | undefined;
   try {
     scratch = await generations.openScratch();
@@ -58,7 +66,10 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
 export async function operatorReplay(run: ReplayRun): Promise<void> {
   const config = readModelConfigFromEnv(run.env);
   const generations = readModelGenerations(config);
-  const storage = await openStorage(storageConfigFromEnv(run.env));
+  const storageConfig = storageConfigFromEnv(run.env);
+  // a replay reads the log it is given: a mistyped data directory must not become a new, empty store with a new master key
+  await assertConfiguredStoreExists(storageConfig.store);
+  const storage = await openStorage(storageConfig);
   try {
     const fresh = await generations.openFresh();
     try {

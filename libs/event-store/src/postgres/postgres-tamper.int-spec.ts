@@ -75,6 +75,33 @@ describeWithServer(PostgresServer, 'tamper evidence on a PostgreSQL store', (url
     }
   });
 
+  it('a row put below position 1, and a record time moved by less than a millisecond, are what the store names as outside the walk', async () => {
+    const reopened = async () => PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+    let store = await reopened();
+    try {
+      expect(await store.rowOutsideTheChain()).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+    // the walk from the start of the log reads neither edit
+    await sql(`update ${schema}.events set recorded_at = recorded_at + interval '400 microseconds' where position = 120`);
+    expect((await verifyReopened()).ok).toBe(true);
+    store = await reopened();
+    try {
+      expect(await store.rowOutsideTheChain()).toMatchObject({ kind: 'content_altered', position: 120 });
+    } finally {
+      await store.close();
+    }
+    await sql(`insert into ${schema}.events (position, stream_id, revision, event_id, type, data, metadata, recorded_at, hash, prev_hash)
+               select -1, stream_id, 1000, event_id || '-forged', type, data, metadata, recorded_at, hash, prev_hash from ${schema}.events where position = 5`);
+    store = await reopened();
+    try {
+      expect(await store.rowOutsideTheChain()).toMatchObject({ kind: 'out_of_order', position: -1, detail: expect.stringContaining('below 1') });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('one changed value in one event is reported as altered content at that position', async () => {
     // given event 137's sequence number changed in place
     const [row] = await sql(`select event_id, stream_id from ${schema}.events where position = 137`);

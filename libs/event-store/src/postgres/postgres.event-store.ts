@@ -26,6 +26,7 @@ import { canonicalJson, chainEnvelopeAroundPosition, chainHashOfCanonical, GENES
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { CustomerKeyTakenError, type CustomerKeyCarrier, type NewKeyRow } from '../personal-data/customer-keys';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
+import type { ChainBreak } from '../verify-chain';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
 export interface PostgresEventStoreOptions {
@@ -208,6 +209,26 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
       [options.afterPosition ?? 0, options.maxCount ?? null],
     );
     return result.rows.map(toStoredEvent);
+  }
+
+  /**
+   * For verification: the lowest-placed row the position-ordered walk cannot judge, if any. A row
+   * below position 1 is skipped by every read of the log from its start (yet read in its stream),
+   * and a record time with digits below the millisecond is read rounded to the millisecond the hash
+   * covers; the engine writes neither, so either is an edit of the table.
+   */
+  async rowOutsideTheChain(): Promise<ChainBreak | undefined> {
+    const { rows } = await this.pool.query<{ position: number; event_id: string; stream_id: string; below_one: boolean }>(
+      `select position, event_id, stream_id, position < 1 as below_one from ${this.table}
+        where position < 1 or (extract(microseconds from recorded_at)::bigint % 1000) <> 0
+        order by position limit 1`,
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    const at = { position: Number(row.position), eventId: row.event_id, streamId: row.stream_id };
+    return row.below_one
+      ? { kind: 'out_of_order', ...at, detail: `position ${at.position} is below 1, where every log begins: an event was put before the first` }
+      : { kind: 'content_altered', ...at, detail: 'its recorded time has digits below the millisecond, which the engine never writes: it was changed after the event was stored' };
   }
 
   subscribeToAll(options: SubscribeOptions = {}): EventSubscription {

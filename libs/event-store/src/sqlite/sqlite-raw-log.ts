@@ -1,12 +1,17 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import type { JsonObject, StoredEvent } from '../event-store.port';
+import { canonicalJson } from '../hash-chain';
 
 /**
  * Reads the events table of an embedded store file for verification, without the adapter: opened
  * read-only, no migration, no upcasting. A damaged row never stops the walk: a payload that is no
- * longer JSON is handed on as `{ $unreadable: <text> }`, which cannot match its recorded hash, so
- * `verifyChain` reports it as altered at its position instead of the reader crashing.
+ * longer the canonical JSON the chain hashed (not JSON at all, or JSON written another way: a
+ * duplicated key, `3e3` for `3000`, an escaped letter) is handed on as `{ $unreadable: <text> }`,
+ * which cannot match its recorded hash, so `verifyChain` reports it as altered at its position
+ * instead of the reader crashing or a reader of the stored text seeing other values than the
+ * hash covers. Without `afterPosition` the walk starts at the lowest position stored, so a row
+ * slipped in below position 1 is met (and reported) first.
  */
 export async function* readSqliteLogRaw(file: string, options: { batchSize?: number; afterPosition?: number } = {}): AsyncGenerator<StoredEvent> {
   if (!existsSync(file)) throw new Error(`store file ${file} does not exist`);
@@ -15,10 +20,11 @@ export async function* readSqliteLogRaw(file: string, options: { batchSize?: num
     const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'").get();
     if (!table) throw new Error(`${file} has no events table: not a Clientele store`);
     const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+    const first = db.prepare('SELECT * FROM events ORDER BY position ASC LIMIT ?');
     const batchSize = options.batchSize ?? 1000;
-    let after = options.afterPosition ?? 0;
+    let after = options.afterPosition;
     for (;;) {
-      const rows = page.all(after, batchSize) as RawRow[];
+      const rows = (after === undefined ? first.all(batchSize) : page.all(after, batchSize)) as RawRow[];
       for (const row of rows) yield fromRawRow(row);
       const last = rows[rows.length - 1];
       if (!last || rows.length < batchSize) return;
@@ -52,7 +58,7 @@ function tolerantJson(value: unknown): JsonObject {
   const raw = text(value);
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as JsonObject;
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && canonicalJson(parsed) === raw) return parsed as JsonObject;
   } catch {
     // falls through: the damage is reported by the hash check, not by the reader
   }

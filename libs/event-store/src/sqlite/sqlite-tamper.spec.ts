@@ -207,4 +207,43 @@ describe('tamper evidence on an embedded store file', () => {
     expect(report.firstBreak).toMatchObject({ kind: 'predecessor_mismatch', position: 11 });
     expect(report.eventsChecked).toBe(10);
   });
+  it.each([
+    ['a duplicated key placed first', (data: string) => data.replace('{"', '{"sequence":999,"')],
+    ['a number written in another form', (data: string) => data.replace('"sequence":77', '"sequence":7.7e1')],
+    ['a letter written as an escape', (data: string) => data.replace('"customerId":"c', '"customerId":"\\u0063')],
+  ])('a payload rewritten with %s, the same JSON values to a parser but other bytes, is reported as altered', async (_how, rewrite) => {
+    // given event 77's stored text rewritten so that a parser keeping the last key still reads the hashed values
+    const file = tampered((db) => {
+      const data = String(rowAt(db, 77).data);
+      const rewritten = rewrite(data);
+      expect(rewritten).not.toBe(data);
+      db.prepare('UPDATE events SET data = ? WHERE position = 77').run(rewritten);
+    });
+
+    // when the raw rows are verified
+    const report = await verifyChain(readSqliteLogRaw(file));
+
+    // then the stored bytes are not those the hash covers: altered content at 77
+    expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 77 });
+    expect(report.eventsChecked).toBe(76);
+  });
+
+  it('an event slipped in below position 1 is reported before anything else', async () => {
+    // given a copy of event 5 stored at position -1, as the domain would read it in its stream
+    const file = tampered((db) => {
+      const row = rowAt(db, 5);
+      db.prepare('INSERT INTO events SELECT -1, stream_id, 99, id || \'-forged\', type, data, metadata, recorded_at, hash, prev_hash FROM events WHERE position = ?').run(
+        Number(row.position),
+      );
+    });
+
+    // when the raw rows are verified
+    const report = await verifyChain(readSqliteLogRaw(file));
+
+    // then the forged row is the first break, named by its position
+    expect(report.ok).toBe(false);
+    expect(report.firstBreak).toMatchObject({ kind: 'out_of_order', position: -1 });
+    expect(report.firstBreak?.detail).toContain('below 1');
+    expect(report.eventsChecked).toBe(0);
+  });
 });

@@ -1,0 +1,68 @@
+import Database from 'better-sqlite3';
+import { existsSync, statSync } from 'node:fs';
+import { Client } from 'pg';
+import type { EventStoreConfig } from '@clientele/event-store';
+
+/**
+ * What a command that reads a store (or a keys file) checks before opening it: the adapters create
+ * their tables on open, so a mistyped path or schema would otherwise become an empty store, read
+ * as an empty log, and a keys file that holds no keys would make every customer read as erased.
+ * Each refusal names the option it came from (`label`).
+ */
+
+/** an SQLite file holding `table`, opened read-only to look; refused by name otherwise */
+export function assertSqliteFileHolds(file: string, table: 'events' | 'customer_keys', label: string): void {
+  if (!existsSync(file)) throw new Error(`${label}: ${file} does not exist`);
+  if (!statSync(file).isFile()) throw new Error(`${label}: ${file} is a directory, not a file`);
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new Error(`${label}: ${file} cannot be opened as an SQLite file (${(error as Error).message})`);
+  }
+  try {
+    let found: unknown;
+    try {
+      found = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
+    } catch (error) {
+      throw new Error(`${label}: ${file} is not an SQLite database (${(error as Error).message})`);
+    }
+    if (!found) {
+      throw new Error(
+        table === 'events'
+          ? `${label}: ${file} is not a Clientele event store (it has no events table)`
+          : `${label}: ${file} holds no customer keys (it has no customer_keys table): not a Clientele store or keys file`,
+      );
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/** whether a PostgreSQL schema holds an event log (its events table), without creating anything */
+export async function postgresSchemaHasLog(url: string, schema: string): Promise<boolean> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ t: string | null }>('select to_regclass($1)::text as t', [`${schema}.events`]);
+    return rows[0]?.t != null;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The store the engine is configured with (CLIENTELE_STORE, CLIENTELE_DATA_DIR…) must already hold
+ * a log: a command that only reads or rebuilds from it must not create an empty one, with a new
+ * master key beside it, where the directory or schema was mistyped. EventStoreDB is not checked.
+ */
+export async function assertConfiguredStoreExists(store: EventStoreConfig): Promise<void> {
+  if (store.kind === 'sqlite') {
+    if (!existsSync(store.file)) {
+      throw new Error(`CLIENTELE_DATA_DIR: no store at ${store.file}; give the directory the engine keeps its data in (nothing was created)`);
+    }
+    assertSqliteFileHolds(store.file, 'events', 'CLIENTELE_DATA_DIR');
+  } else if (store.kind === 'postgres' && !(await postgresSchemaHasLog(store.url, store.schema))) {
+    throw new Error(`CLIENTELE_PG_SCHEMA: schema ${store.schema} holds no event log (nothing was created)`);
+  }
+}
