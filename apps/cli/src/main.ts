@@ -2,6 +2,13 @@
 import { runCli } from './cli.program';
 import { openEngine } from './engine-wiring';
 
+// A reader that stops early (`clientele export | head -1`) closes the pipe: the rest of the output
+// has nowhere to go, which is what the reader asked for, not a failure to report with a stack.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(process.exitCode ?? 0);
+});
+
 runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, openEngine, cliEntry: __filename }).then(
   (code) => {
     process.exitCode = code;

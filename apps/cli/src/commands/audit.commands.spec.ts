@@ -197,6 +197,15 @@ describe('audit CLI commands', () => {
     expect(inStore.stdout).toContain('stream customer-ada: intact — 5 events checked');
     expect((await run(['export', '--customer', 'ada', '--stream', 'customer-ada'])).stderr).toContain('give --stream or --customer, not both');
     expect((await run(['export', '--customer', 'nobody'])).code).toBe(1);
+    // a refusal found before anything is written leaves no partial file behind
+    const refused = tmp.file('nobody.ndjson');
+    for (const args of [['export', '--customer', 'nobody', '--out', refused], ['personal-data', 'export', 'nobody', '--out', refused]]) {
+      expect((await run(args)).code).toBe(1);
+      // the output file's open completes on the event loop: give it the time to, then look
+      await new Promise((done) => setTimeout(done, 100));
+      expect(existsSync(`${refused}.partial`)).toBe(false);
+      expect(existsSync(refused)).toBe(false);
+    }
   });
 
   it('personal-data export decrypts with the master key, and refuses without it', async () => {

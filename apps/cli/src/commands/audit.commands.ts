@@ -203,7 +203,7 @@ function masterKeyFrom(env: NodeJS.ProcessEnv): Buffer {
 interface FileSink {
   sink: NdjsonSink;
   commit(): Promise<void>;
-  abandon(): void;
+  abandon(): Promise<void>;
 }
 
 function fileSink(path: string): FileSink {
@@ -216,8 +216,12 @@ function fileSink(path: string): FileSink {
       await once(stream, 'close');
       renameSync(partial, path);
     },
-    abandon() {
+    async abandon() {
+      // the file is created when the stream opens, which may come after a failure found early (an
+      // unknown customer): it is removed once the stream has closed, so nothing is left behind
+      const closed = once(stream, 'close');
       stream.destroy();
+      await closed;
       rmSync(partial, { force: true });
     },
   };
@@ -237,7 +241,7 @@ async function exportTo(
     await write(file.sink);
     await file.commit();
   } catch (error) {
-    file.abandon();
+    await file.abandon();
     throw error;
   }
 }
