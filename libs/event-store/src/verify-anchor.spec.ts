@@ -47,6 +47,8 @@ describe('verification against a noted anchor', () => {
     expect((await verifyChain(rebuilt)).ok).toBe(true);
     const report = await verifyAgainst(rebuilt, original[6]!);
     expect(report).toMatchObject({ ok: false, firstBreak: { kind: 'anchor_mismatch', position: 7, eventId: 'e7' } });
+    // and the counts stop before the break they report, not at the end of the walk
+    expect(report).toMatchObject({ eventsChecked: 6, lastPosition: 6, lastHash: rebuilt[5]!.hash });
   });
 
   it('keeps an earlier break as the first thing wrong', async () => {

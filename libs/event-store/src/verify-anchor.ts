@@ -49,9 +49,12 @@ export function anchorWatch(anchor: ChainAnchor): {
         };
       }
       if (seen.hash !== anchor.hash) {
+        // the walk went past the anchor; the report stops before it, where the chain rules last held
         return {
-          ...report,
           ok: false,
+          eventsChecked: Math.min(report.eventsChecked, anchor.position - 1),
+          lastPosition: anchor.position - 1,
+          lastHash: seen.prevHash,
           firstBreak: {
             kind: 'anchor_mismatch',
             position: anchor.position,
