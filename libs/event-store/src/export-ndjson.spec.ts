@@ -139,6 +139,9 @@ describe('NDJSON export', () => {
 
     // when read, then the error names line 2 and the position field
     await expect(collect(readNdjsonExport(file))).rejects.toThrow(/line 2: position: expected a non-negative integer, got nothing/);
+    // a field the export never writes, added to an otherwise intact line, is not covered by any hash
+    writeFileSync(file, [good[0], good[1]!.replace(/^\{/, '{"approvedBy":"auditor-x",')].join('\n'));
+    await expect(collect(readNdjsonExport(file))).rejects.toThrow(/line 2: approvedBy: not a field of an exported event/);
     writeFileSync(file, [good[0], '{"id": nope}'].join('\n'));
     await expect(collect(readNdjsonExport(file))).rejects.toThrow(/line 2: not JSON/);
     await expect(collect(readNdjsonExport(tmp.file('missing.ndjson')))).rejects.toThrow(/ENOENT/);

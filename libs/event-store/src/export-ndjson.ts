@@ -113,6 +113,8 @@ export class ExportFormatError extends Error {
   }
 }
 
+const EXPORT_FIELDS: ReadonlySet<string> = new Set(['id', 'streamId', 'revision', 'position', 'occurredAt', 'recordedAt', 'type', 'data', 'metadata', 'hash', 'prevHash']);
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -130,6 +132,10 @@ function parseLine(file: string, lineNo: number, text: string): StoredEvent {
   };
   if (!isObject(parsed)) return fail('line', 'a JSON object');
   const line = parsed;
+  // the line is the event and nothing else: a field the export never writes is not covered by the hash
+  for (const field of Object.keys(line)) {
+    if (!EXPORT_FIELDS.has(field)) throw new ExportFormatError(file, lineNo, `${field}: not a field of an exported event (an export line holds ${[...EXPORT_FIELDS].join(', ')})`);
+  }
   for (const field of ['id', 'streamId', 'type', 'recordedAt', 'hash', 'prevHash'] as const) {
     if (typeof line[field] !== 'string') fail(field, 'a string');
   }
