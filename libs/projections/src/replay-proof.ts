@@ -219,6 +219,24 @@ export interface ReplayComparison {
  * to its own checkpoint) into the empty `scratch` store, and compares digests; where they differ,
  * finds the first differing row. A match proves the live read models are what the log says.
  */
+/**
+ * The live read models say they folded events past the end of the log: events were removed from
+ * the end of the log (or the read models belong to another log). A replay cannot reproduce what is
+ * no longer there, so it is a finding about the log, made before any replay.
+ */
+export class LogEndsBeforeReadModelsError extends Error {
+  constructor(
+    readonly head: number,
+    readonly readModels: readonly { name: string; position: number }[],
+  ) {
+    super(
+      `the log ends at position ${head}, but the live read models folded it up to ${readModels.map((r) => `${r.position} (${r.name})`).join(', ')}: ` +
+        'events were cut from the end of the log, or these read models belong to another one; run audit verify with --expect at a position noted earlier',
+    );
+    this.name = 'LogEndsBeforeReadModelsError';
+  }
+}
+
 export async function proveReplay(
   events: Pick<EventStore, 'readAll' | 'headPosition'>,
   live: ReadModelQueries,
@@ -238,6 +256,12 @@ export async function proveReplay(
     }
   }
   const upTo = new Map([...checkpoints].map(([name, c]) => [name, c.position]));
+  // read models that folded further than the log now goes: the log lost its end, not the read models their way
+  const head = await events.headPosition();
+  const ahead = [...upTo].filter(([, position]) => position > head);
+  if (ahead.length > 0) {
+    throw new LogEndsBeforeReadModelsError(head, ahead.map(([name, position]) => ({ name, position })));
+  }
   const replayed = await replayProjections(events, scratch, projections, { ...options, upTo });
   const results: ReplayComparison[] = [];
   const moved = async (): Promise<void> => {

@@ -33,7 +33,7 @@ import {
   type ExportScope,
   type NdjsonSink,
 } from '@clientele/event-store';
-import { profileAsOf } from '@clientele/projections';
+import { LogEndsBeforeReadModelsError, profileAsOf } from '@clientele/projections';
 import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
 import { assertSqliteFileHolds, postgresSchemaHasLog } from '../store-checks';
@@ -527,7 +527,15 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--quiet', 'no progress lines')
     .action(
       guarded(2, async (options: { batch?: number; json?: boolean; quiet?: boolean }) => {
-        const ok = await auditReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
+        let ok: boolean;
+        try {
+          ok = await auditReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
+        } catch (error) {
+          if (!(error instanceof LogEndsBeforeReadModelsError)) throw error;
+          // a finding about the log, not a failure to run: the read models cannot match a log that lost their events
+          deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, logHead: error.head, readModelsAhead: error.readModels, detail: error.message })}\n` : `LOG CUT: ${error.message}\n`);
+          ok = false;
+        }
         deps.setExitCode(ok ? 0 : 1);
       }),
     );

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import { Command, CommanderError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { DomainCommand } from '@clientele/domain';
@@ -27,12 +28,12 @@ describe('clientele audit replay and clientele replay', () => {
   const masterKey = randomBytes(32).toString('base64');
   const env = { CLIENTELE_MASTER_KEY: masterKey, CLIENTELE_STORE: 'sqlite', CLIENTELE_DATA_DIR: tmp.dir, CLIENTELE_DURABILITY: 'normal' };
 
-  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  async function run(args: string[], runEnv: NodeJS.ProcessEnv = env): Promise<{ code: number; stdout: string; stderr: string }> {
     const stdout = new Captured();
     const stderr = new Captured();
     let code = 0;
     const program = new Command('clientele').exitOverride();
-    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env });
+    registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: runEnv });
     try {
       await program.parseAsync(args, { from: 'user' });
     } catch (error) {
@@ -99,6 +100,25 @@ describe('clientele audit replay and clientele replay', () => {
       repair.close();
     }
     expect((await run(['audit', 'replay', '--quiet'])).code).toBe(0);
+  });
+
+  it('audit replay on a log cut below the live checkpoints says the log lost its end (exit 1), instead of blaming the read models', async () => {
+    // given a copy of the data directory whose log lost its last three events
+    const copy = mkdtempSync(join(tmpdir(), 'clientele-replay-cut-'));
+    try {
+      cpSync(tmp.dir, copy, { recursive: true });
+      const db = new Database(join(copy, 'clientele.db'));
+      const head = (db.prepare('SELECT MAX(position) AS p FROM events').get() as { p: number }).p;
+      db.prepare('DELETE FROM events WHERE position > ?').run(head - 3);
+      db.close();
+
+      const result = await run(['audit', 'replay', '--quiet'], { ...env, CLIENTELE_DATA_DIR: copy });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`LOG CUT: the log ends at position ${head - 3}, but the live read models folded it up to ${head}`);
+      expect(result.stdout).not.toContain('MISMATCH');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('replay: twice gives the same digests; the new generation becomes current and still matches the log', async () => {
