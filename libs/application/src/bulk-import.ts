@@ -203,7 +203,7 @@ export class BulkImporter {
         plan.steps.push({ kind: 'no_op', item });
         continue;
       }
-      const events = toNewEvents(decided, item.meta);
+      const events = toNewEvents(streamId, decided, item.meta);
       plan.steps.push({ kind: 'applied', item, from: plan.events.length, count: events.length });
       for (const e of events) plan.events.push(e);
       plan.appliedIds.push(commandId);

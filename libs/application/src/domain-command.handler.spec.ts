@@ -109,13 +109,28 @@ describe('DomainCommandHandler', () => {
     expect((await store.readStream('customer-ann')).length).toBe(3);
   });
 
-  it('given a decision with facts and transitions, then ids come from the command id and each transition names the fact that caused it', async () => {
+  it('given one command id used for two customers, then each gets its own events and no two events share an id', async () => {
+    const commands = await start();
+    const register = (customerId: string) => ({
+      type: 'RegisterProspect' as const,
+      commandId: 'msg-42',
+      data: { customerId, source: 'web', occurredAt: at },
+    });
+    const first = await commands.execute(register('carol'));
+    const second = await commands.execute(register('dave'));
+    expect([first.status, second.status]).toEqual(['applied', 'applied']);
+    expect(first.events[0]?.id).not.toBe(second.events[0]?.id);
+    const ids = (await store.readAll()).map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('given a decision with facts and transitions, then ids come from the stream and the command id and each transition names the fact that caused it', async () => {
     const commands = await start();
 
     await commands.execute({ ...purchase('p-1', 'o-1'), correlationId: 'campaign-42' });
 
     const [registered, bought, converted] = await store.readStream('customer-ann');
-    expect([registered?.id, bought?.id, converted?.id]).toEqual([eventIdFor('p-1', 0), eventIdFor('p-1', 1), eventIdFor('p-1', 2)]);
+    expect([registered?.id, bought?.id, converted?.id]).toEqual([eventIdFor('customer-ann', 'p-1', 0), eventIdFor('customer-ann', 'p-1', 1), eventIdFor('customer-ann', 'p-1', 2)]);
     expect(registered?.metadata).toEqual({ occurredAt: at, schemaVersion: 1, commandId: 'p-1', correlationId: 'campaign-42', causationId: 'p-1' });
     expect(bought?.metadata.causationId).toBe('p-1');
     expect(converted?.metadata.causationId).toBe(bought?.id);

@@ -113,7 +113,7 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
       }
 
       try {
-        const appended = await this.store.appendToStream(streamId, toNewEvents(decided, meta), {
+        const appended = await this.store.appendToStream(streamId, toNewEvents(streamId, decided, meta), {
           expectedRevision: view.revision < 0 ? 'no_stream' : view.revision,
         });
         this.metrics.appendSize.observe(decided.length);
@@ -160,7 +160,7 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     if (decided.length === 0) return undefined;
     let appended: AppendResult;
     try {
-      appended = await this.store.appendToStream(streamId, toNewEvents(decided, meta), { expectedRevision: 'no_stream' });
+      appended = await this.store.appendToStream(streamId, toNewEvents(streamId, decided, meta), { expectedRevision: 'no_stream' });
     } catch (error) {
       if (error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError) return undefined;
       throw error;
@@ -195,12 +195,12 @@ export function answer(commandId: string, streamId: string, status: CommandResul
  * by the command (or by the event that issued it); a lifecycle transition is caused by the fact
  * just before it in the same decision (the purchase that converted, the feedback that promoted).
  */
-export function toNewEvents(decided: DomainEvent[], meta: CommandMeta): NewEvent[] {
+export function toNewEvents(streamId: string, decided: DomainEvent[], meta: CommandMeta): NewEvent[] {
   const correlationId = meta.correlationId ?? meta.commandId;
   const commandCause = meta.causationId ?? meta.commandId;
   let lastFactId: string | undefined;
   return decided.map((event, index) => {
-    const id = eventIdFor(meta.commandId, index);
+    const id = eventIdFor(streamId, meta.commandId, index);
     const isTransition = LifecycleTransitionTypes.has(event.type) && event.type !== 'ProspectRegistered';
     const causationId = isTransition ? (lastFactId ?? commandCause) : commandCause;
     if (!LifecycleTransitionTypes.has(event.type)) lastFactId = id;

@@ -4,14 +4,16 @@ import { hash } from 'node:crypto';
 const NAMESPACE = Buffer.from('6f1c1f0e9b7d4c3a8e2b5a4d3c2b1a09', 'hex');
 
 /**
- * The id of the `index`-th event a command produces: a name-based (version 5 layout) UUID over the
- * command id. A retried append of the same decision carries the same ids, so the store recognises
- * it as the same append instead of recording it twice.
+ * The id of the `index`-th event a command produces on a stream: a name-based (version 5 layout)
+ * UUID over the stream and the command id. A retried append of the same decision carries the same
+ * ids, so the store recognises it as the same append instead of recording it twice; a command id a
+ * caller also used for another customer (or employee, or campaign) gives other ids there, so no two
+ * events of the log share an id.
  */
-export function eventIdFor(commandId: string, index: number): string {
+export function eventIdFor(streamId: string, commandId: string, index: number): string {
   // One-shot hash over one buffer and string slicing: a Hash object, two updates and a Buffer
   // per event cost more than the digest itself on the command path.
-  const name = `${commandId}\u0000${index}`;
+  const name = `${streamId}\u0000${commandId}\u0000${index}`;
   const input = Buffer.allocUnsafe(NAMESPACE.length + Buffer.byteLength(name));
   NAMESPACE.copy(input, 0);
   input.write(name, NAMESPACE.length);
