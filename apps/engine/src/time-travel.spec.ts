@@ -133,5 +133,10 @@ describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id
     await http.get('/customers/ann/profile?asOf=2025-02-30').expect(400);
     await http.get('/customers/ann?asOf=2025-02-30').expect(400);
     await http.get('/customers/nobody?asOf=2025-12-31').expect(404);
+    // a sweep as of a date that does not exist is refused, not run as of the day it rolls over to
+    for (const asOf of ['2025-02-30T00:00:00Z', '2025-06-31T00:00:00Z']) {
+      const sweep = await http.post('/sweeps/churn').send({ asOf }).expect(400);
+      expect(sweep.body.errors).toEqual([{ field: 'asOf', expected: expect.stringContaining('existing calendar date') }]);
+    }
   });
 });

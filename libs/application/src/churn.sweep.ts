@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import { businessTime, DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
 import type { EventStore } from '@clientele/event-store';
 import { CommandValidationError } from './application.errors';
 import type { CheckpointStore } from './checkpoint.store';
@@ -70,10 +70,14 @@ export class ChurnSweep {
   }
 
   async sweepChurn(asOf: string): Promise<SweepReport> {
-    const at = Date.parse(asOf);
-    if (typeof asOf !== 'string' || !/T.*(Z|[+-]\d{2}:\d{2})$/.test(asOf) || Number.isNaN(at)) {
+    // the calendar rule every business time goes through: 2025-02-30 is refused, not read as March 2
+    let at: number;
+    try {
+      if (typeof asOf !== 'string' || !/T.*(Z|[+-]\d{2}:\d{2})$/.test(asOf)) throw new Error('not a date-time with a zone');
+      at = businessTime(asOf, 'asOf');
+    } catch {
       throw new CommandValidationError([
-        { field: 'asOf', expected: 'an ISO-8601 date-time with a time zone, e.g. 2026-01-31T00:00:00.000Z' },
+        { field: 'asOf', expected: 'an ISO-8601 date-time with a time zone on an existing calendar date, e.g. 2026-01-31T00:00:00.000Z' },
       ]);
     }
     const occurredAt = new Date(at).toISOString();
