@@ -1,10 +1,11 @@
-import { Body, Controller, HttpCode, HttpException, Inject, Post, Res } from '@nestjs/common';
+import { Body, Controller, HttpCode, HttpException, Inject, Post, Query, Res } from '@nestjs/common';
 import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { EXTERNAL_COMMAND_TYPES } from '@clientele/contracts';
 import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from '@clientele/application';
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
+import { noParameters } from './query-params';
 import type { EngineConfig } from './engine.config';
 
 const envelopeSchema = {
@@ -51,7 +52,9 @@ export class CommandsController {
   @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused' })
   @ApiResponse({ status: 413, description: 'body larger than the limit' })
   @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it' })
-  async execute(@Body() body: unknown, @Res({ passthrough: true }) res: Response): Promise<CommandResult> {
+  async execute(@Body() body: unknown, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<CommandResult> {
+    // a parameter this route does not take (?dryRun=true) is refused before anything is written, not ignored
+    noParameters(query);
     const result = await this.commands.execute(body);
     res.status(result.status === 'applied' ? 201 : 200);
     return result;
@@ -67,7 +70,8 @@ export class CommandsController {
       'Send them again, after the failed one, to keep each customer\'s order.',
   })
   @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
-  async executeBatch(@Body() body: unknown): Promise<{ results: BatchItemAnswer[] }> {
+  async executeBatch(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<{ results: BatchItemAnswer[] }> {
+    noParameters(query);
     const commands = batchOf(body, this.config.maxBatchItems);
     // The bulk path, one append per stream. A temporary failure holds the rest of its stream, so a
     // platform that resends what failed never finds a later command stored ahead of an earlier one.
@@ -85,7 +89,8 @@ export class CommandsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Churn every customer without a purchase for churnAfterDays before asOf (idempotent per asOf)' })
   @ApiBody({ schema: { type: 'object', required: ['asOf'], properties: { asOf: { type: 'string', format: 'date-time' } } } })
-  async sweepChurn(@Body() body: unknown): Promise<SweepReport> {
+  async sweepChurn(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<SweepReport> {
+    noParameters(query);
     const { asOf, ...rest } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const unknown = Object.keys(rest);
     if (unknown.length > 0) {

@@ -1,4 +1,4 @@
-import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
@@ -6,6 +6,7 @@ import type { EventStore } from '@clientele/event-store';
 import type { MessagingStats } from '@clientele/messaging';
 import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime } from './engine.runtime';
+import { noParameters } from './query-params';
 import { healthSchema } from './response-schemas';
 
 export interface HealthReport {
@@ -33,7 +34,8 @@ export class OperationsController {
   @ApiOperation({ summary: 'Store reachable, referral process manager position and lag (503 when the store is not reachable)' })
   @ApiOkResponse({ schema: healthSchema, description: 'ok, or degraded when the process manager or a projection is failing' })
   @ApiServiceUnavailableResponse({ schema: healthSchema, description: 'down: the store cannot be reached' })
-  async health(@Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+  async health(@Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<HealthReport> {
+    noParameters(query);
     try {
       const head = await this.store.headPosition();
       const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
@@ -63,7 +65,8 @@ export class OperationsController {
   @ApiProduces('text/plain')
   @ApiOkResponse({ content: { 'text/plain': { schema: { type: 'string' } } } })
   @Header('Cache-Control', 'no-store')
-  async prometheus(@Res({ passthrough: true }) res: Response): Promise<string> {
+  async prometheus(@Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<string> {
+    noParameters(query);
     if (this.runner.running) await this.runner.status(); // refreshes the lag gauge
     res.type(this.metrics.registry.contentType);
     return this.metrics.registry.metrics();

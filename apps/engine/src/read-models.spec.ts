@@ -166,10 +166,17 @@ describe('engine read models over HTTP', () => {
       expect(badCursor.body).toMatchObject({ code: 'invalid_query', errors: [{ field: 'cursor', expected: 'the nextCursor of a previous page' }] });
     }
     // endpoints without parameters refuse them too, instead of ignoring a filter the caller meant
-    for (const path of ['/referrals/graph?limit=2', '/referrals/graph.dot?depth=1', '/referrals/viral-coefficient?from=2026-01-01', '/projections?name=profiles']) {
+    for (const path of ['/referrals/graph?limit=2', '/referrals/graph.dot?depth=1', '/referrals/viral-coefficient?from=2026-01-01', '/projections?name=profiles', '/health?verbose=1', '/metrics?name=x']) {
       const ignored = await http.get(path).expect(400);
       expect(ignored.body.errors).toEqual([{ field: expect.any(String), expected: 'no such parameter (this query takes none)' }]);
     }
+    // so do the command routes, before anything is written: a caller who meant a dry run gets no write
+    const register = { type: 'RegisterProspect', commandId: 'r-dry', data: { customerId: 'dry', source: 'web', occurredAt: '2026-01-02T09:00:00Z' } };
+    const dryRun = await http.post('/commands?dryRun=true').send(register).expect(400);
+    expect(dryRun.body.errors).toEqual([{ field: 'dryRun', expected: 'no such parameter (this query takes none)' }]);
+    await http.post('/commands/batch?validateOnly=1').send({ commands: [register] }).expect(400);
+    await http.post('/sweeps/churn?customer=dry').send({ asOf: '2026-01-03T00:00:00Z' }).expect(400);
+    await http.get('/customers/dry').expect(404);
     await http.get('/referrals/tree/nobody').expect(404);
     const unknown = await http.get('/customers/nobody/profile').expect(404);
     expect(unknown.body.code).toBe('unknown_customer');
