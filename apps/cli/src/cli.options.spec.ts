@@ -40,6 +40,8 @@ describe('clientele: bad option values', () => {
     [['generate', '--customers', 'many'], "--customers: expected a positive integer, got 'many'"],
     [['generate', '--customers', '3', '--referral-share', 'abc'], "--referral-share: expected a number from 0 to 1, got 'abc'"],
     [['generate', '--customers', '3', '--referral-share', '1.5'], "--referral-share: expected a number from 0 to 1, got '1.5'"],
+    [['generate', '--customers', '3', '--id-prefix', 'bad prefix'], "--id-prefix: expected a letter or digit, then up to 99 letters, digits or . _ : @ + - (the start of every generated id), got 'bad prefix'"],
+    [['generate', '--customers', '3', '--id-prefix', ''], "--id-prefix: expected a letter or digit"],
     [['generate', '--customers', '3', '--from', '2025-02-30'], "--from: expected a date of the calendar (YYYY-MM-DD), got '2025-02-30'"],
     [['generate', '--customers', '3', '--from', '2025-05-01', '--to', '2025-03-01'], "--to: expected a day at least 60 days after --from (2025-05-01), got '2025-03-01'"],
     [['generate', '--customers', '3', '--from', '2025-01-01', '--to', '2025-03-01'], "--to: expected a day at least 60 days after --from (2025-01-01), got '2025-03-01'"],

@@ -21,6 +21,20 @@ export const positiveInteger =
     return Number(value);
   };
 
+/**
+ * The prefix of generated ids: ids become `<prefix>-c000001`, `<prefix>-e0001`…, so the prefix must
+ * itself be the start of an id the commands accept (a letter or digit, then letters, digits and
+ * `. _ : @ + -`, room left for the rest).
+ */
+export const idPrefix =
+  (option: string) =>
+  (value: string): string => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,99}$/.test(value)) {
+      refuse(option, 'a letter or digit, then up to 99 letters, digits or . _ : @ + - (the start of every generated id)', value);
+    }
+    return value;
+  };
+
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** A day of the calendar, YYYY-MM-DD: Feb 30 and month 13 are refused, not rolled into the next month. */

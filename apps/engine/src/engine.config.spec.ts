@@ -39,8 +39,15 @@ describe('loadEngineConfig', () => {
     ['CLIENTELE_PROMOTER_MIN_SCORE', '11'],
     ['CLIENTELE_CHURN_AFTER_DAYS', '-5'],
     ['CLIENTELE_PROCESS_MANAGER', 'maybe'],
+    ['CLIENTELE_ROLES', 'http,bogus'],
   ])('given %s=%s, then start-up fails naming the variable', (name, value) => {
     expect(() => loadEngineConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadEngineConfig({ [name]: value })).toThrow(new RegExp(`^${name}: expected .*got "${value}"`));
+  });
+
+  it('given a role that does not exist, then the message names it once, with the roles there are', () => {
+    expect(() => loadEngineConfig({ CLIENTELE_ROLES: 'http,bogus' })).toThrow(
+      'CLIENTELE_ROLES: expected a list of relay, ingest, http, projector ("bogus" is not one), got "http,bogus"',
+    );
   });
 });

@@ -90,7 +90,13 @@ function rolesFromEnv(env: Env): EngineConfig['roles'] {
   } catch (error) {
     const message = (error as Error).message;
     const variable = message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES';
-    throw new ConfigError(variable, message.slice(message.indexOf(':') + 1).trim(), env[variable] ?? '');
+    // the messaging library's own words are "<variable>: expected …, got …": keep what it expected and which value it refused
+    const [expected, refused] = message
+      .slice(message.indexOf(':') + 1)
+      .trim()
+      .replace(/^expected /, '')
+      .split(/, got /);
+    throw new ConfigError(variable, refused !== undefined ? `${expected} (${refused} is not one)` : (expected ?? message), env[variable] ?? '');
   }
   const listed = env.CLIENTELE_ROLES?.trim();
   const names = listed ? listed.split(',').map((r) => r.trim().toLowerCase()) : ['http', 'projector'];

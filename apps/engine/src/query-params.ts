@@ -42,7 +42,8 @@ export function noParameters(query: Record<string, unknown>): void {
 function describe(error: ValidationError, takes: readonly string[]): FieldError {
   // class-validator's own words for an unknown parameter are "property x should not exist"
   if (error.constraints?.['whitelistValidation'] !== undefined) return noSuchParameter(error.property, takes);
-  const messages = Object.values(error.constraints ?? {});
+  // one rule's words are often given to each of its checks (IsInt, Min, Max): said once
+  const messages = [...new Set(Object.values(error.constraints ?? {}))];
   return { field: error.property, expected: messages.join('; ') || 'a valid value' };
 }
 

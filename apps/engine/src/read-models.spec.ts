@@ -177,6 +177,9 @@ describe('engine read models over HTTP', () => {
     await http.post('/commands/batch?validateOnly=1').send({ commands: [register] }).expect(400);
     await http.post('/sweeps/churn?customer=dry').send({ asOf: '2026-01-03T00:00:00Z' }).expect(400);
     await http.get('/customers/dry').expect(404);
+    // a rule checked by several validators is said once
+    const limit = await http.get('/profiles?limit=abc').expect(400);
+    expect(limit.body.errors).toEqual([{ field: 'limit', expected: 'an integer from 1 to 1000' }]);
     await http.get('/referrals/tree/nobody').expect(404);
     const unknown = await http.get('/customers/nobody/profile').expect(404);
     expect(unknown.body.code).toBe('unknown_customer');
