@@ -12,7 +12,7 @@ export interface SweepReport {
   asOf: string;
   customers: number;
   churned: number;
-  /** customers the decider would not judge (an erased customer, an id that is not a customer) */
+  /** customers the decider would not judge (an id that is not a customer's); an erased customer is judged like any other */
   refused: number;
   /**
    * customers not judged this time because their stream kept changing while the sweep decided,
