@@ -184,6 +184,76 @@ describe('validateCommandEnvelope', () => {
       ]);
     });
 
+    describe('with text no store can hold (a NUL, an unpaired surrogate), naming the field at any depth', () => {
+      const WELL_FORMED = 'text without NUL characters or unpaired surrogates';
+      const register = (d: Record<string, unknown>) => ({
+        type: 'RegisterProspect',
+        commandId: 'r',
+        data: { customerId: 'c-1', source: 'web', occurredAt: at, ...d },
+      });
+
+      it('a NUL in nested personal data, a purchase line and a free-text note', () => {
+        expect(errorsOf(register({ personal: { name: 'Ann\u0000Smith' } }))).toEqual([
+          { field: 'data.personal.name', expected: WELL_FORMED },
+        ]);
+        expect(errorsOf(purchase({ lines: [line, { ...line, category: '\u0000' }] }))).toEqual([
+          { field: 'data.lines[1].category', expected: WELL_FORMED },
+        ]);
+        const touchpoint = {
+          type: 'RecordTouchpoint',
+          commandId: 't',
+          data: { customerId: 'c-1', channel: 'phone', direction: 'inbound', kind: 'call', note: 'said \u0000', occurredAt: at },
+        };
+        expect(errorsOf(touchpoint)).toEqual([{ field: 'data.note', expected: WELL_FORMED }]);
+      });
+
+      it('a lone surrogate in an id: the command id, the correlation id, a customer id (named once)', () => {
+        expect(errorsOf({ ...purchase(), commandId: 'cmd-\ud800' })).toEqual([{ field: 'commandId', expected: WELL_FORMED }]);
+        expect(errorsOf({ ...purchase(), correlationId: '\udc00corr' })).toEqual([{ field: 'correlationId', expected: WELL_FORMED }]);
+        expect(fields(purchase({ customerId: 'c-\ud83d' }))).toEqual(['data.customerId']);
+      });
+
+      it('halves of a pair in the wrong order, and in a map, by value and by name (escaped)', () => {
+        const update = (d: Record<string, unknown>) => ({
+          type: 'UpdateProfile',
+          commandId: 'u',
+          data: { customerId: 'c-1', occurredAt: at, ...d },
+        });
+        expect(errorsOf(update({ preferences: { newsletter: '\ude00\ud83d' } }))).toEqual([
+          { field: 'data.preferences.newsletter', expected: WELL_FORMED },
+        ]);
+        expect(errorsOf(update({ consents: { 'e\u0000mail': true } }))).toEqual([
+          { field: 'data.consents["e\\u0000mail"]', expected: 'names without NUL characters or unpaired surrogates' },
+        ]);
+      });
+
+      it('once per field: not again for a field refused for its shape, nor below it', () => {
+        const nested = (depth: number) => {
+          let value: unknown = '\u0000';
+          for (let i = 0; i < depth; i++) value = [value];
+          return value;
+        };
+        const deep = nested(50);
+        expect(errorsOf(purchase({ extra: deep, lines: ['\u0000'], orderId: deep, '\u0000': 1 }))).toEqual([
+          { field: 'data.\u0000', expected: 'no such field (remove it)' },
+          { field: 'data.extra', expected: 'no such field (remove it)' },
+          { field: 'data.lines[0]', expected: 'an object' },
+          { field: 'data.orderId', expected: expect.stringContaining('an id') },
+        ]);
+        // Data of an unknown type is not walked: it may be nested deeper than a walk's stack.
+        expect(fields({ ...purchase(), type: 'Unknown', data: { note: nested(100_000) } })).toEqual(['type']);
+      });
+
+      it('but accepts a surrogate pair (an emoji) and other unicode anywhere', () => {
+        const result = validateCommandEnvelope({
+          ...register({ personal: { name: 'Zoë Ångström 日本語 😀', email: 'zoë@例え.jp' }, channel: '🛒 shop' }),
+          commandId: 'cmd-😀',
+        });
+        expect(result.ok && result.command.data).toMatchObject({ personal: { name: 'Zoë Ångström 日本語 😀' }, channel: '🛒 shop' });
+        expect(result.ok && result.command.commandId).toBe('cmd-😀');
+      });
+    });
+
     it('reporting envelope and data problems together', () => {
       expect(fields({ type: 'RecordPurchase', commandId: '', extra: 1, data: { ...purchase().data, orderId: 3 } })).toEqual([
         'extra',

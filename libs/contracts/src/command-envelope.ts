@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
-import { EXPECTED, EXPECTED_CONSTRAINT, copyIfPassesFieldRules, copyJson, isPlainObject } from './field-rules';
+import { EXPECTED, EXPECTED_CONSTRAINT, copyIfPassesFieldRules, copyJson, isPlainObject, isWellFormedText } from './field-rules';
 
 /**
  * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
@@ -32,6 +32,7 @@ const ENVELOPE_FIELDS = new Set(['type', 'commandId', 'correlationId', 'data']);
 const KEY_PATTERN = /^[^\s\u0000-\u001f]{1,200}$/;
 const EXPECTED_KEY = 'a non-empty string of at most 200 characters without spaces';
 const UNKNOWN_FIELD = 'no such field (remove it)';
+const NOTHING: ReadonlySet<string> = new Set();
 
 /**
  * Validates anything that claims to be a command. Pure and synchronous so HTTP, Kafka ingest and
@@ -55,17 +56,28 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
     errors.push({ field: 'correlationId', expected: `${EXPECTED_KEY}, or absent` });
   }
   let copy: Record<string, unknown> | undefined;
+  let dataTextChecked = false;
   if (!isPlainObject(data)) {
     errors.push({ field: 'data', expected: EXPECTED.object });
   } else if (knownType) {
     // The caller's object is never shared or changed: the command carries a copy.
     copy = copyIfPassesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data);
+    // The table also refuses text a store cannot hold, so the data it copied is not walked for it below.
+    dataTextChecked = copy !== undefined;
     if (copy === undefined) {
       // The table only ever says "valid"; class-validator has the last word and names each problem.
       const found = validateData(type as ExternalCommandType, data);
       if (found.length > 0) errors.push(...found);
       else copy = copyJson(data) as Record<string, unknown>;
     }
+  }
+  // Named here for every string at once rather than by each field's rule, so no field (nested, in a
+  // map, an id) can forget it. Not where the table already checked it, nor below a field already
+  // refused or in the data of an unknown type: anything may be nested there to any depth, and the
+  // caller has that to fix first.
+  const skip: ReadonlySet<string> = errors.length === 0 ? NOTHING : new Set(errors.map((e) => e.field));
+  for (const key of Object.keys(input)) {
+    if (key !== 'data' || (knownType && !dataTextChecked)) malformedText(input[key], skip, [key], errors);
   }
   if (errors.length > 0 || copy === undefined) return { ok: false, errors };
 
@@ -76,6 +88,46 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
       : { type, commandId, data: normaliseData(copy) }
   ) as unknown as ValidCommand;
   return { ok: true, command };
+}
+
+/**
+ * Every string in `value`, at any depth and map keys included, that a store could not hold: the
+ * SQLite store would take it, but PostgreSQL's json refuses it, so a command accepted on one store
+ * would fail on the other (and an event could not be migrated). Paths are written out only for a
+ * find, or to skip what was already refused.
+ */
+function malformedText(value: unknown, skip: ReadonlySet<string>, path: (string | number)[], out: FieldError[]): void {
+  if (skip.size > 0 && skip.has(pathText(path))) return;
+  if (typeof value === 'string') {
+    if (!isWellFormedText(value)) out.push({ field: pathText(path), expected: EXPECTED.wellFormedText });
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      malformedText(value[i], skip, path, out);
+      path.pop();
+    }
+  } else if (isPlainObject(value)) {
+    for (const key of Object.keys(value)) {
+      if (isWellFormedText(key)) {
+        path.push(key);
+        malformedText(value[key], skip, path, out);
+        path.pop();
+        continue;
+      }
+      const at = pathText(path);
+      // Named escaped, so the answer does not carry the text it refuses; not twice if already refused.
+      if (!skip.has(at === '' ? key : `${at}.${key}`)) {
+        out.push({ field: `${at}[${JSON.stringify(key)}]`, expected: EXPECTED.wellFormedNames });
+      }
+    }
+  }
+}
+
+/** `['data', 'lines', 0, 'sku']` → `data.lines[0].sku`, as class-validator's paths are written. */
+function pathText(path: readonly (string | number)[]): string {
+  let text = '';
+  for (const part of path) text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  return text;
 }
 
 function validateData(type: ExternalCommandType, data: Record<string, unknown>): FieldError[] {

@@ -129,6 +129,20 @@ describe('checked copy', () => {
     const badLine = { ...samples.RecordPurchase!, lines: [{ ...line, quantity: 0 }] };
     expect(copyIfPassesFieldRules(COMMAND_DTOS.RecordPurchase, badLine)).toBeUndefined();
   });
+
+  it('given a NUL or an unpaired surrogate in any text, a line or a map (value or name), then there is no copy', () => {
+    const { RecordPurchase: purchase, UpdateProfile: update, RegisterProspect: register } = samples as Record<string, Record<string, unknown>>;
+    for (const [cls, data] of [
+      [COMMAND_DTOS.RecordPurchase, { ...purchase, channel: 'web\u0000' }],
+      [COMMAND_DTOS.RecordPurchase, { ...purchase, lines: [line, { ...line, category: '\ud800' }] }],
+      [COMMAND_DTOS.RegisterProspect, { ...register, personal: { name: 'A\udc00nn' } }],
+      [COMMAND_DTOS.UpdateProfile, { ...update, preferences: { lang: 'e\u0000n' } }],
+      [COMMAND_DTOS.UpdateProfile, { ...update, consents: { '\ud83d': true } }],
+    ] as const) {
+      expect({ data, copy: copyIfPassesFieldRules(cls, data) }).toEqual({ data, copy: undefined });
+    }
+    expect(copyIfPassesFieldRules(COMMAND_DTOS.RegisterProspect, { ...register, personal: { name: 'Zoë 😀' } })).toBeDefined();
+  });
 });
 
 describe('isIsoDateTime', () => {

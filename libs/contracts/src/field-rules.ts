@@ -155,7 +155,9 @@ function copyIfPasses(plan: CompiledPlan, value: Record<string, unknown>): Recor
     for (const predicate of field.predicates) if (!predicate(v)) return undefined;
     const nested = field.nested;
     if (nested === undefined) {
-      copy[key] = copyJson(v);
+      const leaf = copyIfWellFormed(v);
+      if (leaf === NOT_WELL_FORMED) return undefined;
+      copy[key] = leaf;
     } else if (nested.each) {
       if (!Array.isArray(v)) return undefined;
       const elements: unknown[] = new Array(v.length);
@@ -176,6 +178,34 @@ function copyIfPasses(plan: CompiledPlan, value: Record<string, unknown>): Recor
   return required === plan.required ? copy : undefined;
 }
 
+const NOT_WELL_FORMED = Symbol('not well formed');
+
+/**
+ * `copyJson` of a field's value, or NOT_WELL_FORMED when a string or a name in it is text a store
+ * cannot hold: checked in the copy's own walk, so a valid command is not walked again for it. The
+ * envelope validator names the field; the table only has to not call such a command valid.
+ */
+function copyIfWellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return isWellFormedText(value) ? value : NOT_WELL_FORMED;
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const copy: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const element = copyIfWellFormed(value[i]);
+      if (element === NOT_WELL_FORMED) return NOT_WELL_FORMED;
+      copy[i] = element;
+    }
+    return copy;
+  }
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const field = isWellFormedText(key) ? copyIfWellFormed((value as Record<string, unknown>)[key]) : NOT_WELL_FORMED;
+    if (field === NOT_WELL_FORMED) return NOT_WELL_FORMED;
+    copy[key] = field;
+  }
+  return copy;
+}
+
 /**
  * A deep copy of a value that passed its rules (only strings, numbers, booleans, null, arrays and
  * objects remain by then), so the caller's object is never shared or changed. Several times cheaper
@@ -193,6 +223,13 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
 const ISO_DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+// A NUL, or half of a surrogate pair without its other half: PostgreSQL's json cannot hold either,
+// and no other store should hold text that one of them refuses (events move between stores).
+const MALFORMED_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Text every store can hold: no NUL character and no unpaired UTF-16 surrogate. */
+export const isWellFormedText = (s: string): boolean => !MALFORMED_TEXT.test(s);
 
 export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -289,6 +326,8 @@ export const EXPECTED = {
   date: 'an ISO-8601 calendar date, e.g. 1990-05-17',
   minorUnits: 'a non-negative integer (minor units)',
   object: 'an object',
+  wellFormedText: 'text without NUL characters or unpaired surrogates',
+  wellFormedNames: 'names without NUL characters or unpaired surrogates',
   text: (max: number) => `a non-empty string of at most ${max} characters`,
   oneOf: (values: readonly string[]) => `one of ${values.map((v) => `'${v}'`).join(', ')}`,
 } as const;
