@@ -288,7 +288,7 @@ export class Projector {
   private async applyBatch(store: ReadModelStore, batch: readonly StoredEvent[], projections = this.projections): Promise<void> {
     const last = batch[batch.length - 1];
     if (!last) return;
-    await store.transaction(async (tx) => {
+    const moved = await store.transaction(async (tx) => {
       const checkpoints = await readCheckpoints(tx);
       let moved = false;
       for (const p of projections) {
@@ -299,8 +299,13 @@ export class Projector {
         moved = true;
       }
       if (moved) await saveLogAnchor(tx, last);
+      return moved;
     });
-    if (store === this.readModels.current) await this.options.onBatchApplied?.(batch);
+    if (store !== this.readModels.current) return;
+    // Erased personal data is gone from the rows once committed; this takes it off the disk too.
+    // A rebuild never comes here: its store is not the current one until it is complete.
+    if (moved && store.purgeOldPages && batch.some((e) => e.type === 'PersonalDataErased')) await store.purgeOldPages();
+    await this.options.onBatchApplied?.(batch);
   }
 
   /** settle steps while nothing was stored after `position`; stops at the first newer event */

@@ -36,6 +36,13 @@ export interface ReadModelStore extends ReadModelQueries {
   beginBulkLoad?(): Promise<void>;
   /** Optional: restores the durable settings and makes everything written so far durable; called before the store goes live */
   endBulkLoad?(): Promise<void>;
+  /**
+   * Optional: makes what earlier transactions deleted or overwrote unreadable in the store's files
+   * (old page images a write-ahead log still holds). The projector calls it after committing a live
+   * batch that erased personal data, outside any transaction, never on a store being rebuilt. The
+   * PostgreSQL store has none: dead row versions and its WAL are the server's to vacuum and recycle.
+   */
+  purgeOldPages?(): Promise<void>;
 }
 
 /**

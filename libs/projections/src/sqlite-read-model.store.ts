@@ -13,6 +13,8 @@ export class SqliteReadModelStore implements ReadModelStore {
   private inTransaction = false;
   /** secondary indexes held back while bulk loading; `undefined` outside a bulk load */
   private deferredIndexes: string[] | undefined;
+  /** `purgeOldPages` could not truncate the write-ahead log (a reader held it): try after the next commit */
+  private purgePending = false;
 
   constructor(readonly file: string) {
     this.db = new Database(file);
@@ -22,6 +24,8 @@ export class SqliteReadModelStore implements ReadModelStore {
     // read models are rewritten row by row on every batch: a page cache that holds the hot tables
     // (64 MiB instead of the 2 MiB default) keeps rebuilds from re-reading pages through the WAL
     this.db.pragma('cache_size = -65536');
+    // erased personal data must not linger in freed space or free pages: they are overwritten with zeros
+    this.db.pragma('secure_delete = ON');
   }
 
   private prepare(sql: string): Database.Statement {
@@ -54,15 +58,45 @@ export class SqliteReadModelStore implements ReadModelStore {
       },
       run: async (sql, params = []) => this.prepare(sql).run(bindAll(params)).changes,
     };
+    let result: T;
     try {
-      const result = await work(tx);
+      result = await work(tx);
       this.db.exec('COMMIT');
-      return result;
     } catch (err) {
       this.db.exec('ROLLBACK');
       throw err;
     } finally {
       this.inTransaction = false;
+    }
+    if (this.purgePending) this.checkpointWal();
+    return result;
+  }
+
+  /**
+   * Secure delete has already zeroed what the erasure removed in the pages it wrote; the pages as
+   * they were before stay in the write-ahead log until a checkpoint. A truncating checkpoint copies
+   * the new pages into the file and empties the log, as the event store does for an erased key.
+   * Outside a write-ahead log (`:memory:`, a bulk load's journal) there is nothing to purge.
+   */
+  async purgeOldPages(): Promise<void> {
+    if (this.inTransaction) throw new Error('old pages cannot be purged inside a transaction');
+    this.purgePending = true;
+    this.checkpointWal();
+  }
+
+  /**
+   * Never waits for another process reading the file (an engine serving queries, an audit): that
+   * would stall this event loop for the busy timeout. While one reads, the log keeps its pages, and
+   * the checkpoint is tried again after the next commit.
+   */
+  private checkpointWal(): void {
+    const timeout = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+      this.purgePending = result?.busy === 1;
+    } finally {
+      this.db.pragma(`busy_timeout = ${timeout}`);
     }
   }
 
