@@ -138,5 +138,8 @@ describe('time travel over HTTP: GET /customers/:id?asOf= and GET /customers/:id
       const sweep = await http.post('/sweeps/churn').send({ asOf }).expect(400);
       expect(sweep.body.errors).toEqual([{ field: 'asOf', expected: expect.stringContaining('existing calendar date') }]);
     }
+    // and one in the future, which would churn everyone
+    const future = await http.post('/sweeps/churn').send({ asOf: '2206-01-01T00:00:00Z' }).expect(400);
+    expect(future.body.errors).toEqual([{ field: 'asOf', expected: expect.stringContaining('a fact cannot be dated in the future') }]);
   });
 });

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { businessTime, DomainError, EventTypes, type ChurnIfInactive } from '@clientele/domain';
+import { businessTimeOutOfRange } from '@clientele/contracts';
 import type { EventStore } from '@clientele/event-store';
 import { CommandValidationError } from './application.errors';
 import type { CheckpointStore } from './checkpoint.store';
@@ -80,6 +81,9 @@ export class ChurnSweep {
         { field: 'asOf', expected: 'an ISO-8601 date-time with a time zone on an existing calendar date, e.g. 2026-01-31T00:00:00.000Z' },
       ]);
     }
+    // a sweep far in the future would churn everyone, and make every month up to it a month of the statistics
+    const outOfRange = businessTimeOutOfRange(at);
+    if (outOfRange !== undefined) throw new CommandValidationError([{ field: 'asOf', expected: outOfRange }]);
     const occurredAt = new Date(at).toISOString();
     await this.indexCustomers();
 

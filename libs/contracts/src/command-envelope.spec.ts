@@ -262,4 +262,30 @@ describe('validateCommandEnvelope', () => {
       ]);
     });
   });
+  describe('refuses what would hang or mislead the engine', () => {
+    it('a body nested deeper than any command, naming where, instead of exhausting the validators (a 500)', () => {
+      let deep: unknown = [];
+      for (let i = 0; i < 3000; i++) deep = [deep];
+      const errors = errorsOf(purchase({ lines: deep }));
+      expect(errors).toEqual([{ field: expect.stringMatching(/^data\.lines(\[0\]){63}$/), expected: 'at most 64 levels of nesting below data' }]);
+      const unknownDeep = errorsOf({ type: 'RegisterProspect', commandId: 'deep', data: { customerId: 'c-1', source: 'w', occurredAt: at, x: deep } });
+      expect(unknownDeep[0]?.expected).toBe('at most 64 levels of nesting below data');
+    });
+
+    it('a field or a name called __proto__, which a copy would drop without a word', () => {
+      const proto = JSON.parse(`{"type":"UpdateProfile","commandId":"p-1","data":{"customerId":"c-1","occurredAt":"${at}","preferences":{"__proto__":"x","constructor":"y"}}}`) as unknown;
+      expect(errorsOf(proto)).toEqual([{ field: 'data.preferences.__proto__', expected: 'no field or name __proto__' }]);
+      const top = JSON.parse(`{"type":"RegisterProspect","commandId":"p-2","data":{"customerId":"c-1","source":"w","occurredAt":"${at}","__proto__":{"x":1}}}`) as unknown;
+      expect(fields(top)).toEqual(['data.__proto__']);
+    });
+
+    it('a business time in the future or before 1900, naming occurredAt and the range', () => {
+      for (const occurredAt of ['2206-01-05T10:00:00Z', '9999-12-31T23:59:59Z', new Date(Date.now() + 2 * 86_400_000).toISOString(), '0001-01-01T00:00:00Z', '1899-12-31T23:59:59Z']) {
+        expect(errorsOf(purchase({ occurredAt }))).toEqual([{ field: 'data.occurredAt', expected: expect.stringMatching(/^a business time from 1900-01-01 up to one day after now \(/) }]);
+      }
+      // a source whose clock runs a little ahead is still taken
+      expect(validateCommandEnvelope(purchase({ occurredAt: new Date(Date.now() + 3_600_000).toISOString() })).ok).toBe(true);
+      expect(validateCommandEnvelope(purchase({ occurredAt: '1900-01-01T00:00:00Z' })).ok).toBe(true);
+    });
+  });
 });

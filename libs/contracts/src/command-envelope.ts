@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
-import { EXPECTED, EXPECTED_CONSTRAINT, copyIfPassesFieldRules, copyJson, isPlainObject, isWellFormedText } from './field-rules';
+import { EXPECTED, EXPECTED_CONSTRAINT, businessTimeOutOfRange, copyIfPassesFieldRules, copyJson, isPlainObject, isWellFormedText } from './field-rules';
 
 /**
  * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
@@ -59,6 +59,9 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   let dataTextChecked = false;
   if (!isPlainObject(data)) {
     errors.push({ field: 'data', expected: EXPECTED.object });
+  } else if (knownType && outOfShape(data, ['data'], 0, errors)) {
+    // nested past any command's shape, or a __proto__ key: named, and not handed to the validators
+    // below, whose recursion a deep enough body would exhaust (a 500 for a caller's mistake)
   } else if (knownType) {
     // The caller's object is never shared or changed: the command carries a copy.
     copy = copyIfPassesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data);
@@ -78,6 +81,10 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   const skip: ReadonlySet<string> = errors.length === 0 ? NOTHING : new Set(errors.map((e) => e.field));
   for (const key of Object.keys(input)) {
     if (key !== 'data' || (knownType && !dataTextChecked)) malformedText(input[key], skip, [key], errors);
+  }
+  if (errors.length === 0 && copy !== undefined && typeof copy.occurredAt === 'string') {
+    const outOfRange = businessTimeOutOfRange(Date.parse(copy.occurredAt));
+    if (outOfRange !== undefined) errors.push({ field: 'data.occurredAt', expected: outOfRange });
   }
   if (errors.length > 0 || copy === undefined) return { ok: false, errors };
 
@@ -121,6 +128,39 @@ function malformedText(value: unknown, skip: ReadonlySet<string>, path: (string 
       }
     }
   }
+}
+
+/** Deeper than any command's data goes (data.lines[0].sku is 3 levels): a body nested past it is a mistake, or an attack. */
+const MAX_DEPTH = 64;
+
+/**
+ * Pushes an error for the first place `value` nests deeper than MAX_DEPTH, and for every key named
+ * `__proto__` (JSON.parse makes it an ordinary key, but copying it would set the copy's prototype and
+ * drop it, so the caller's data would change without a word); true when it pushed any. Stops at the
+ * limit, so its own recursion is bounded.
+ */
+function outOfShape(value: unknown, path: (string | number)[], depth: number, out: FieldError[]): boolean {
+  if (Array.isArray(value) || isPlainObject(value)) {
+    if (depth >= MAX_DEPTH) {
+      out.push({ field: pathText(path), expected: `at most ${MAX_DEPTH} levels of nesting below data` });
+      return true;
+    }
+    let found = false;
+    const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+    for (const [key, child] of entries) {
+      path.push(key);
+      if (key === '__proto__') {
+        out.push({ field: pathText(path), expected: 'no field or name __proto__' });
+        found = true;
+      } else if (outOfShape(child, path, depth + 1, out)) {
+        found = true;
+      }
+      path.pop();
+      if (found && out.length > 20) return true;
+    }
+    return found;
+  }
+  return false;
 }
 
 /** `['data', 'lines', 0, 'sku']` → `data.lines[0].sku`, as class-validator's paths are written. */

@@ -146,13 +146,15 @@ describe('checked copy', () => {
 });
 
 describe('isIsoDateTime', () => {
-  // The general check (regex, calendar, Date.parse) as it was before the toISOString fast path.
+  // The general check (regex, calendar, Date.parse), written independently of the toISOString fast path.
   const ZONED = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
   const general = (v: string): boolean => {
     const m = ZONED.exec(v);
     if (!m) return false;
     const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
-    const probe = new Date(Date.UTC(y, mo - 1, d));
+    // years 0–99 are years of the calendar too (Date.UTC would read them as 1900–1999)
+    const probe = new Date(0);
+    probe.setUTCFullYear(y, mo - 1, d);
     if (probe.getUTCFullYear() !== y || probe.getUTCMonth() !== mo - 1 || probe.getUTCDate() !== d) return false;
     return h <= 23 && mi <= 59 && s <= 59 && !Number.isNaN(Date.parse(v));
   };

@@ -247,8 +247,25 @@ export const isIntegerBetween = (min: number, max: number) => (v: unknown) =>
 export const isOneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
 
 function isCalendarDate(year: number, month: number, day: number): boolean {
-  const d = new Date(Date.UTC(year, month - 1, day));
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
   return d.getUTCFullYear() === year && d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
+
+/** The earliest business time a command may carry: older facts are typing mistakes, not history. */
+const EARLIEST_BUSINESS_TIME = Date.UTC(1900, 0, 1);
+/** How far past the engine's clock a business time may be: a source's clock may run ahead, a fact cannot be in the future. */
+const BUSINESS_TIME_AHEAD_MS = 86_400_000;
+
+/**
+ * What is wrong with a business time (`occurredAt`, a sweep's `asOf`), or undefined when it is in
+ * range: from 1900-01-01 up to one day after `now`. A fact dated centuries ahead (2206 for 2026)
+ * would otherwise be accepted and make every month up to it a month of the statistics.
+ */
+export function businessTimeOutOfRange(ms: number, now = Date.now()): string | undefined {
+  if (ms >= EARLIEST_BUSINESS_TIME && ms <= now + BUSINESS_TIME_AHEAD_MS) return undefined;
+  return `a business time from 1900-01-01 up to one day after now (${new Date(now + BUSINESS_TIME_AHEAD_MS).toISOString()}): a fact cannot be dated in the future`;
 }
 
 export function isIsoDateTime(v: unknown): boolean {

@@ -4,4 +4,4 @@ export * from './profile-schema';
 export * from './schema-validation';
 export * from './command-envelope';
 export * from './command.dtos';
-export { EXPECTED as EXPECTED_FIELD_TEXT } from './field-rules';
+export { EXPECTED as EXPECTED_FIELD_TEXT, businessTimeOutOfRange } from './field-rules';
