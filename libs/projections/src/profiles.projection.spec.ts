@@ -138,7 +138,13 @@ function expectedProfile(events: readonly StoredEvent[], customerId: string, asO
     }),
     thanks: {
       count: thanks.length,
-      recent: thanks.slice(-10).reverse().map((e) => strip({ at: e.metadata.occurredAt, gesture: d(e).gesture, reason: d(e).reason, valueMinor: d(e).valueMinor })),
+      // the latest ten by business time, the later recorded first among equal times
+      recent: thanks
+        .map((e, i) => ({ e, i }))
+        .sort((x, y) => Date.parse(y.e.metadata.occurredAt) - Date.parse(x.e.metadata.occurredAt) || y.i - x.i)
+        .slice(0, 10)
+        .map(({ e }) => e)
+        .map((e) => strip({ at: e.metadata.occurredAt, gesture: d(e).gesture, reason: d(e).reason, valueMinor: d(e).valueMinor })),
     },
     value: { revenueMinor: revenue, costMinor: cost, marginMinor: revenue - cost },
     rfm: strip({
@@ -360,6 +366,18 @@ describe('ProfilesProjection scenarios', () => {
     expect(profile?.thanks.recent.map((t) => t.gesture)).toEqual(['g14', 'g13', 'g12', 'g11', 'g10', 'g9', 'g8', 'g7', 'g6', 'g5']);
     expect(await store.get('SELECT COUNT(*) AS n FROM profile_thanks')).toEqual({ n: 10 });
     await store.close();
+  });
+
+  it('keeps the ten latest thanks by business time, when they were recorded newest first', async () => {
+    const log = new StoredEventLog();
+    for (let i = 11; i >= 1; i -= 1) log.append('CustomerThanked', { customerId: 'cb', gesture: `g${i}`, reason: 'loyalty', occurredAt: at(i) });
+    for (const batch of [1, 4, 100]) {
+      const { store, queries } = await project(log.events, batch);
+      const profile = await queries.getProfile('cb', at(20));
+      expect(profile?.thanks.count).toBe(11);
+      expect(profile?.thanks.recent.map((t) => t.gesture)).toEqual(['g11', 'g10', 'g9', 'g8', 'g7', 'g6', 'g5', 'g4', 'g3', 'g2']);
+      await store.close();
+    }
   });
 
   it('given rebuild instances, also dropping what they keep between batches, then they too keep only the last ten thanks of each customer', async () => {

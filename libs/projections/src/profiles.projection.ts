@@ -123,7 +123,8 @@ interface ChannelSums {
 
 export class ProfilesProjection implements Projection {
   readonly name = 'profiles';
-  readonly version = 1;
+  /** 2: the recent thanks are the latest by business time, not the last recorded */
+  readonly version = 2;
   readonly tables = PROFILE_TABLES;
 
   /**
@@ -415,10 +416,18 @@ export class ProfilesProjection implements Projection {
   }
 }
 
-/** keeps the last `PROFILE_RECENT_THANKS` thanks of a customer who has been thanked `count` times */
+/**
+ * keeps the `PROFILE_RECENT_THANKS` most recent thanks, by business time (then by arrival), of a
+ * customer who has been thanked `count` times: a thank-you recorded late for an earlier date does
+ * not push out a later one
+ */
 async function trimThanks(tx: ReadModelTransaction, customerId: string, count: number): Promise<void> {
   if (count > PROFILE_RECENT_THANKS) {
-    await tx.run('DELETE FROM profile_thanks WHERE customer_id = ? AND seq <= ?', [customerId, count - PROFILE_RECENT_THANKS]);
+    await tx.run(
+      `DELETE FROM profile_thanks WHERE customer_id = ? AND seq NOT IN (
+         SELECT seq FROM profile_thanks WHERE customer_id = ? ORDER BY at DESC, seq DESC LIMIT ${PROFILE_RECENT_THANKS})`,
+      [customerId, customerId],
+    );
   }
 }
 

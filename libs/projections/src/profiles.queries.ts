@@ -120,7 +120,7 @@ export class ProfileQueries {
       this.db.all<{ referee_id: string; credited_at: string | null; converted_at: string | null }>(
         'SELECT referee_id, credited_at, converted_at FROM profile_referees WHERE customer_id = ? ORDER BY referee_id', [customerId]),
       this.db.all<{ at: string; gesture: string; reason: string; value_minor: number | null }>(
-        'SELECT at, gesture, reason, value_minor FROM profile_thanks WHERE customer_id = ? ORDER BY seq DESC', [customerId]),
+        'SELECT at, gesture, reason, value_minor FROM profile_thanks WHERE customer_id = ? ORDER BY at DESC, seq DESC', [customerId]),
     ]);
     const erased = Number(row.erased) === 1;
     const st = JSON.parse(row.state) as ProfileState;
