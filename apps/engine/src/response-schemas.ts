@@ -260,6 +260,7 @@ const referralTreeNodeSchema: Schema = optional(
     ...referralTimes,
     revenueMinor: { ...int, description: 'everything this referee has bought so far' },
     referees: arrayOf({ $ref: '#/components/schemas/ReferralTreeNode' }),
+    refereesNotShown: { ...int, description: 'on a node at the depth asked for: how many people they referred, left out of the answer; absent when none' },
   },
   'customerId',
   'referredAt',

@@ -71,7 +71,10 @@ function expectedGraph(events: readonly StoredEvent[]) {
             ...(e.convertedAt ? { convertedAt: e.convertedAt } : {}),
             revenueMinor: revenue.get(e.refereeId) ?? 0,
             referees: tree(e.refereeId, depth - 1),
+            // at the last level shown, how many they referred that the answer leaves out
+            ...(depth === 1 && notShown(e.refereeId) > 0 ? { refereesNotShown: notShown(e.refereeId) } : {}),
           }));
+  const notShown = (id: string) => [...edges.values()].filter((e) => e.referrerId === id).length;
   const converted = [...edges.values()].filter((e) => e.convertedAt).length;
   const customers = [...orders.values()].filter((n) => n > 0).length;
   return { edges, revenue, orders, advocates, tree, converted, customers };
@@ -94,7 +97,11 @@ describe('ReferralsProjection', () => {
     });
     for (const advocate of expected.advocates.slice(0, 10)) {
       expect(await queries.treeBelow(advocate.customerId, 3)).toEqual(expected.tree(advocate.customerId, 3));
+      expect(await queries.treeBelow(advocate.customerId, 1)).toEqual(expected.tree(advocate.customerId, 1));
     }
+    // the log has chains deep enough that a depth-1 tree leaves someone's referees out, and says so
+    const cut = await Promise.all(expected.advocates.slice(0, 10).map((a) => queries.treeBelow(a.customerId, 1)));
+    expect(cut.flat().some((n) => (n.refereesNotShown ?? 0) > 0)).toBe(true);
     const graph = await queries.exportGraph();
     expect(graph.edges).toEqual(
       [...expected.edges.values()]

@@ -11,6 +11,12 @@ export interface ReferralNode {
   /** everything this referee has bought so far */
   revenueMinor: number;
   referees: ReferralNode[];
+  /**
+   * On a node at the depth asked for: how many people they referred, left out of the answer (ask
+   * for a deeper tree, or the tree below them); absent when they referred nobody, so an empty
+   * `referees` there is not taken for "referred nobody"
+   */
+  refereesNotShown?: number;
 }
 
 export interface Advocate {
@@ -35,6 +41,7 @@ export class ReferralQueries {
     if (!Number.isInteger(depth) || depth < 1 || depth > 20) throw new InvalidQueryError('depth', 'an integer from 1 to 20', depth);
     const roots: ReferralNode[] = [];
     const childrenOf = new Map<string, ReferralNode[]>([[customerId, roots]]);
+    const nodes = new Map<string, ReferralNode>();
     const seen = new Set([customerId]);
     let level = [customerId];
     for (let d = 0; d < depth && level.length > 0; d += 1) {
@@ -60,9 +67,16 @@ export class ReferralQueries {
         };
         childrenOf.get(e.referrer_id)?.push(node);
         childrenOf.set(e.referee_id, node.referees);
+        nodes.set(e.referee_id, node);
         next.push(e.referee_id);
       }
       level = next;
+    }
+    // the deepest level shown: say who referred people the answer leaves out
+    const below = await selectIn<{ referrer_id: string }>(this.db, 'SELECT referrer_id FROM referral_edges', 'referrer_id', level);
+    for (const { referrer_id } of below) {
+      const node = nodes.get(referrer_id);
+      if (node) node.refereesNotShown = (node.refereesNotShown ?? 0) + 1;
     }
     return roots;
   }
