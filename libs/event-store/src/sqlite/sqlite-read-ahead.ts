@@ -18,8 +18,8 @@ export function fromColumns(c: ArrayLike<EventColumns[number]>, at = 0): StoredE
   return {
     id: c[at + 3] as string,
     type: c[at + 4] as string,
-    data: JSON.parse(c[at + 5] as string) as StoredEvent['data'],
-    metadata: JSON.parse(c[at + 6] as string) as StoredEvent['metadata'],
+    data: storedJson(c[at + 5] as string, 'data', c[at] as number, c[at + 3] as string) as StoredEvent['data'],
+    metadata: storedJson(c[at + 6] as string, 'metadata', c[at] as number, c[at + 3] as string) as StoredEvent['metadata'],
     streamId: c[at + 1] as string,
     revision: c[at + 2] as number,
     position: c[at] as number,
@@ -27,6 +27,21 @@ export function fromColumns(c: ArrayLike<EventColumns[number]>, at = 0): StoredE
     hash: c[at + 8] as string,
     prevHash: c[at + 9] as string,
   };
+}
+
+/**
+ * A stored event's `data` or `metadata` parsed; a row no longer JSON (the file edited by hand, or
+ * damaged) is named by its position and id instead of a bare SyntaxError from somewhere in a read.
+ */
+export function storedJson(text: string, column: 'data' | 'metadata', position: number, id: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new SyntaxError(
+      `the event at position ${position} (id ${id}) holds ${column} that is not JSON (${(error as Error).message}): ` +
+        'the store was altered there; clientele audit verify reports it',
+    );
+  }
 }
 
 /** What the read-ahead thread is started with. */

@@ -108,7 +108,9 @@ describe('tamper evidence on an embedded store file', () => {
 
   it('a byte that breaks the JSON is still reported, by the raw reader, where the adapter cannot read', async () => {
     // given event 42's payload with its first brace overwritten
+    let rowStream = '';
     const file = tampered((db) => {
+      rowStream = String(rowAt(db, 42).stream_id);
       const data = String(rowAt(db, 42).data);
       db.prepare('UPDATE events SET data = ? WHERE position = 42').run(`X${data.slice(1)}`);
     });
@@ -117,6 +119,9 @@ describe('tamper evidence on an embedded store file', () => {
     const store = new SqliteEventStore({ file });
     try {
       await expect(store.readAll({ afterPosition: 40, maxCount: 5 })).rejects.toThrow(SyntaxError);
+      // named by its position, for whoever meets it in an export or a replay
+      await expect(store.readAll({ afterPosition: 40, maxCount: 5 })).rejects.toThrow(/^the event at position 42 \(id [^)]+\) holds data that is not JSON/);
+      await expect(store.readStream(String(rowStream))).rejects.toThrow(/the event at position 42 .* clientele audit verify reports it$/);
     } finally {
       await store.close();
     }

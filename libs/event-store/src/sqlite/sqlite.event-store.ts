@@ -32,7 +32,7 @@ import {
   type WriteOutcomes,
 } from './sqlite-writer';
 import { fromWireError, type WireError } from './sqlite-writer.protocol';
-import { EVENT_COLUMNS, fromColumns, SqliteReadAhead, type EventColumns } from './sqlite-read-ahead';
+import { EVENT_COLUMNS, fromColumns, SqliteReadAhead, storedJson, type EventColumns } from './sqlite-read-ahead';
 import { WriterThread, type WriterAnswer } from './sqlite-writer.thread';
 
 export type { SqliteDurability } from './sqlite-writer';
@@ -703,8 +703,8 @@ function toStoredEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
     type: row.type,
-    data: JSON.parse(row.data) as StoredEvent['data'],
-    metadata: JSON.parse(row.metadata) as StoredEvent['metadata'],
+    data: storedJson(row.data, 'data', row.position, row.id) as StoredEvent['data'],
+    metadata: storedJson(row.metadata, 'metadata', row.position, row.id) as StoredEvent['metadata'],
     streamId: row.stream_id,
     revision: row.revision,
     position: row.position,
