@@ -60,7 +60,11 @@ export async function verifyChain(events: AsyncIterable<StoredEvent> | Iterable<
       return report({ kind: 'out_of_order', ...at, detail: `position ${e.position} came after ${expectedPosition - 1}` });
     }
     if (e.position > expectedPosition) {
-      return report({ kind: 'position_gap', ...at, detail: `positions ${expectedPosition}..${e.position - 1} are missing` });
+      return report({
+        kind: 'position_gap',
+        ...at,
+        detail: `positions ${expectedPosition}..${e.position - 1} are missing here (deleted, or moved further on)`,
+      });
     }
     if (e.prevHash !== prevHash) {
       return report({ kind: 'predecessor_mismatch', ...at, detail: `records predecessor ${e.prevHash.slice(0, 12)}…, the log has ${prevHash.slice(0, 12)}…` });
