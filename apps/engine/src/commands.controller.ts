@@ -6,6 +6,7 @@ import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
 import { noParameters } from './query-params';
+import { batchAnswerSchema, sweepReportSchema } from './response-schemas';
 import type { EngineConfig } from './engine.config';
 
 const envelopeSchema = {
@@ -30,6 +31,9 @@ const envelopeSchema = {
   },
 };
 
+const COMMAND_RESULT = { $ref: '#/components/schemas/CommandResult' };
+const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+
 export type BatchItemAnswer =
   | { index: number; status: 200 | 201; result: CommandResult }
   | { index: number; status: number; commandId?: string; problem: ProblemDetails };
@@ -46,12 +50,14 @@ export class CommandsController {
   @Post('commands')
   @ApiOperation({ summary: 'Execute one command (idempotent by commandId)' })
   @ApiBody({ schema: envelopeSchema })
-  @ApiResponse({ status: 201, description: 'events stored' })
-  @ApiResponse({ status: 200, description: 'already stored under this commandId (duplicate), or nothing to record (no_op)' })
-  @ApiResponse({ status: 400, description: 'invalid command: problem details with errors[{ field, expected }]' })
-  @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused' })
-  @ApiResponse({ status: 413, description: 'body larger than the limit' })
-  @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it' })
+  @ApiResponse({ status: 201, description: 'events stored', schema: COMMAND_RESULT })
+  @ApiResponse({ status: 200, description: 'already stored under this commandId on this stream (duplicate), or nothing to record (no_op)', schema: COMMAND_RESULT })
+  @ApiResponse({ status: 400, description: 'invalid command, or a query parameter: problem details with errors[{ field, expected }]', ...PROBLEM })
+  @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused', ...PROBLEM })
+  @ApiResponse({ status: 413, description: 'body larger than the limit', ...PROBLEM })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
+  @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it', ...PROBLEM })
+  @ApiResponse({ status: 500, description: 'a fault on our side (logged); the command may be sent again', ...PROBLEM })
   async execute(@Body() body: unknown, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<CommandResult> {
     // a parameter this route does not take (?dryRun=true) is refused before anything is written, not ignored
     noParameters(query);
@@ -70,6 +76,10 @@ export class CommandsController {
       'Send them again, after the failed one, to keep each customer\'s order.',
   })
   @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
+  @ApiResponse({ status: 200, description: 'each command answered at its index: its result, or its problem', schema: batchAnswerSchema })
+  @ApiResponse({ status: 400, description: 'the body is not { commands: [...] }, or a query parameter', ...PROBLEM })
+  @ApiResponse({ status: 413, description: 'more commands, or more bytes, than the limits', ...PROBLEM })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
   async executeBatch(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<{ results: BatchItemAnswer[] }> {
     noParameters(query);
     const commands = batchOf(body, this.config.maxBatchItems);
@@ -89,6 +99,9 @@ export class CommandsController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Churn every customer without a purchase for churnAfterDays before asOf (idempotent per asOf)' })
   @ApiBody({ schema: { type: 'object', required: ['asOf'], properties: { asOf: { type: 'string', format: 'date-time' } } } })
+  @ApiResponse({ status: 200, description: 'how many customers were judged and churned', schema: sweepReportSchema })
+  @ApiResponse({ status: 400, description: 'asOf missing, not a date-time with a zone on an existing date, or in the future; an unknown field or query parameter', ...PROBLEM })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
   async sweepChurn(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<SweepReport> {
     noParameters(query);
     const { asOf, ...rest } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;

@@ -107,6 +107,33 @@ describe('the served OpenAPI document, against real answers', () => {
     expect(openApiAnswerErrors(doc, '/referrals/tree/{id}', 'get', tree).join('; ')).toContain('must NOT have additional properties: undescribed');
   });
 
+  it('describes the answers of the command routes as they are served: results, the batch, the sweep, and their problems', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as unknown;
+    const at = '2025-04-01T10:00:00Z';
+    const register = { type: 'RegisterProspect', commandId: 'oc-reg', data: { customerId: 'oc-1', source: 'web', occurredAt: at } };
+    const applied = await http.post('/commands').send(register).expect(201);
+    expect(openApiAnswerErrors(doc, '/commands', 'post', applied.body, 201)).toEqual([]);
+    const duplicate = await http.post('/commands').send(register).expect(200);
+    expect(openApiAnswerErrors(doc, '/commands', 'post', duplicate.body, 200)).toEqual([]);
+    for (const [body, status] of [
+      [{ ...register, data: { ...register.data, source: 42 } }, 400],
+      [{ type: 'MarkCustomerLost', commandId: 'oc-lost', data: { customerId: 'oc-1', reason: 'moved', occurredAt: at } }, 422],
+    ] as const) {
+      const refused = await http.post('/commands').send(body).expect(status);
+      expect(openApiAnswerErrors(doc, '/commands', 'post', refused.body, status)).toEqual([]);
+    }
+    const batch = await http
+      .post('/commands/batch')
+      .send({ commands: [{ ...register, commandId: 'oc-reg-2', data: { ...register.data, customerId: 'oc-2' } }, { type: 'Nope', commandId: 'x', data: {} }] })
+      .expect(200);
+    expect(batch.body.results.map((r: { status: number }) => r.status)).toEqual([201, 400]);
+    expect(openApiAnswerErrors(doc, '/commands/batch', 'post', batch.body)).toEqual([]);
+    const sweep = await http.post('/sweeps/churn').send({ asOf: '2025-05-01T00:00:00Z' }).expect(200);
+    expect(openApiAnswerErrors(doc, '/sweeps/churn', 'post', sweep.body)).toEqual([]);
+    const badSweep = await http.post('/sweeps/churn').send({ asOf: 'soon' }).expect(400);
+    expect(openApiAnswerErrors(doc, '/sweeps/churn', 'post', badSweep.body, 400)).toEqual([]);
+  });
+
   it('documents for each statistic exactly the filters it takes: each documented one is answered, each other refused by name', async () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: { name: string; in: string }[] } }> };
     const sample: Record<string, string> = { from: '2025-01-01', to: '2025-12-31', asOf: '2025-06-30', source: 'social', channel: 'email', segment: 'lost' };

@@ -314,4 +314,59 @@ export const healthSchema: Schema = optional(
 );
 
 /** named schemas the document's components carry (the recursive ones, referenced by `$ref`) */
-export const RESPONSE_COMPONENTS: Record<string, Schema> = { ReferralTreeNode: referralTreeNodeSchema };
+// ---- commands ----
+
+/** RFC 9457 problem details, the one error shape of the API */
+export const problemSchema: Schema = optional(
+  {
+    type: str,
+    title: str,
+    status: int,
+    detail: str,
+    code: { ...str, description: 'stable, machine-readable: a domain error code or one of the API’s own' },
+    errors: { ...arrayOf(object({ field: str, expected: str })), description: 'for 400: every field that was wrong and what was expected there' },
+    field: { ...str, description: 'for 422: the input a business rule blames, when one is' },
+  },
+  'type',
+  'title',
+  'status',
+  'detail',
+  'code',
+);
+
+export const commandResultSchema: Schema = object({
+  commandId: str,
+  streamId: str,
+  status: { type: 'string', enum: ['applied', 'duplicate', 'no_op'] },
+  events: arrayOf(object({ id: str, type: str, revision: int, position: int })),
+});
+
+export const batchAnswerSchema: Schema = object({
+  results: arrayOf(
+    optional(
+      {
+        index: int,
+        status: { ...int, description: 'the HTTP status this command would have had alone' },
+        commandId: str,
+        result: { $ref: '#/components/schemas/CommandResult' },
+        problem: { $ref: '#/components/schemas/Problem' },
+      },
+      'index',
+      'status',
+    ),
+  ),
+});
+
+export const sweepReportSchema: Schema = object({
+  asOf: dateTime,
+  customers: int,
+  churned: int,
+  refused: { ...int, description: 'customers the decider would not judge' },
+  conflicts: { ...int, description: 'customers whose stream kept changing during the sweep; run it again to judge them' },
+});
+
+export const RESPONSE_COMPONENTS: Record<string, Schema> = {
+  ReferralTreeNode: referralTreeNodeSchema,
+  Problem: problemSchema,
+  CommandResult: commandResultSchema,
+};

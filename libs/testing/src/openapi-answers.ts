@@ -11,7 +11,8 @@ export function openApiAnswerErrors(doc: unknown, path: string, method: 'get' | 
     paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: object }> }> }>>;
     components?: object;
   };
-  const schema = paths?.[path]?.[method]?.responses?.[String(status)]?.content?.['application/json']?.schema;
+  const content = paths?.[path]?.[method]?.responses?.[String(status)]?.content;
+  const schema = (content?.['application/json'] ?? content?.['application/problem+json'])?.schema;
   if (schema === undefined) return [`the document has no JSON ${status} schema for ${method.toUpperCase()} ${path}`];
   // the answer's schema beside the document's components, so `#/components/schemas/…` resolves
   const validate = new Ajv({ strict: false, validateFormats: false, allErrors: true }).compile({ allOf: [schema], components: components ?? {} });
