@@ -92,6 +92,16 @@ function jsonBody(limit: number) {
           }),
         );
       }
+      // a JSON body in a charset other than UTF-8 (charset=iso-8859-1), or an encoding the server does not take
+      if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported') {
+        const header = e.type === 'charset.unsupported' ? 'content-type' : 'content-encoding';
+        return sendProblem(
+          res,
+          problem(415, 'unsupported_media_type', 'Unsupported media type', e.message ?? 'the body cannot be read', {
+            errors: [{ field: header, expected: e.type === 'charset.unsupported' ? 'JSON in UTF-8 (no charset, or charset=utf-8)' : 'identity, gzip or deflate' }],
+          }),
+        );
+      }
       const status = e.status && e.status >= 400 && e.status < 500 ? e.status : 400;
       return sendProblem(res, problem(status, 'unreadable_body', 'Unreadable body', e.message ?? 'the body could not be read'));
     });

@@ -196,6 +196,9 @@ describe('engine HTTP API', () => {
       await expectProblem(await http.post('/commands/batch').set('Content-Type', 'text/csv').send('a,b'), 415, 'unsupported_media_type');
       // a JSON media type with parameters, and the +json family, are JSON
       await expectProblem(await http.post('/commands').set('Content-Type', 'application/vnd.clientele+json; charset=utf-8').send('[]'), 400, 'invalid_command');
+      // JSON in another charset is named as the content type's fault too
+      const latin = await expectProblem(await http.post('/commands').set('Content-Type', 'application/json; charset=iso-8859-1').send('{}'), 415, 'unsupported_media_type');
+      expect(latin.errors).toEqual([{ field: 'content-type', expected: 'JSON in UTF-8 (no charset, or charset=utf-8)' }]);
     });
 
     it('unknown customer → 404 problem', async () => {
