@@ -55,7 +55,7 @@ describe('Projector on the SQLite event store', () => {
     await second.rebuild();
 
     expect(await Promise.all(projections.map((p) => digest(readModels, p)))).toEqual(live);
-    expect(await second.status()).toEqual(projections.map((p) => ({ name: p.name, version: 1, position: log.length, head: log.length, lag: 0 })));
+    expect(await second.status()).toEqual(projections.map((p) => ({ name: p.name, version: p.version, position: log.length, head: log.length, lag: 0 })));
     await second.stop();
     await running;
     await readModels.close();
