@@ -88,6 +88,17 @@ describe('customer as of a business date', () => {
     expect(lenient).toMatchObject({ churnDue: false, policy: expect.objectContaining({ churnAfterDays: 365 }) });
   });
 
+  it('counts an order dated before the conversion recorded later, while the stage is still the one the log gives', async () => {
+    // given a customer who converted on March 1, then an order of February 10 recorded afterwards
+    await runCommand(store, 'cy-reg', { type: 'RegisterProspect', data: { customerId: 'cy', source: 'web', occurredAt: '2025-02-01T09:00:00Z' } });
+    await runCommand(store, 'cy-o2', { type: 'RecordPurchase', data: { customerId: 'cy', orderId: 'o-2', lines: [line], occurredAt: '2025-03-01T09:00:00Z' } });
+    await runCommand(store, 'cy-o1', { type: 'RecordPurchase', data: { customerId: 'cy', orderId: 'o-1', lines: [line], occurredAt: '2025-02-10T09:00:00Z' } });
+
+    // then as of February 20 the order is counted, the conversion not yet; on March 1 both orders
+    expect(await readCustomerAsOf(store, 'cy', '2025-02-20')).toMatchObject({ stage: 'prospect', orders: 1 });
+    expect(await readCustomerAsOf(store, 'cy', '2025-03-01')).toMatchObject({ stage: 'repeat_buyer', orders: 2 });
+  });
+
   it('an unknown customer is unknown at every date', async () => {
     const answer = await readCustomerAsOf(store, 'nobody', '2030-01-01');
     expect(answer).toMatchObject({ stage: undefined, eventsUsed: [], eventsLater: 0, orders: 0 });

@@ -87,6 +87,9 @@ export function customerAsOf(
   const cutoff = Date.parse(instant);
   let state: CustomerState = initialCustomerState();
   const eventsUsed: AsOfEvent[] = [];
+  // the orders recorded by then, counted from the purchases themselves: a purchase dated before a
+  // conversion recorded for a later date (a backfill) is an order by then, though not yet a stage
+  const orders = new Set<string>();
   let eventsLater = 0;
   for (const e of events) {
     const at = Date.parse(e.metadata.occurredAt);
@@ -95,9 +98,10 @@ export function customerAsOf(
       continue;
     }
     state = evolveCustomer(state, { type: e.type, data: e.data } as unknown as CustomerEvent);
+    if (e.type === 'PurchaseRecorded' && typeof e.data['orderId'] === 'string') orders.add(e.data['orderId']);
     eventsUsed.push(refOf(e));
   }
-  return describe(customerId, instant, state, eventsUsed, eventsLater, policy);
+  return describe(customerId, instant, state, eventsUsed, eventsLater, policy, orders.size);
 }
 
 function describe(
@@ -107,6 +111,7 @@ function describe(
   eventsUsed: AsOfEvent[],
   eventsLater: number,
   policy: LifecyclePolicy,
+  orders: number,
 ): CustomerAsOf {
   const base = { customerId, asOf, eventsUsed, eventsLater, policy: { ...policy } };
   if (state.phase === 'unknown') {
@@ -122,7 +127,7 @@ function describe(
     source: state.source,
     ...(state.referredBy !== undefined ? { referredBy: state.referredBy } : {}),
     erased: state.erased,
-    orders: bought?.orderIds.size ?? 0,
+    orders,
     ...(bought ? { firstPurchaseAt: bought.firstPurchaseAt, lastPurchaseAt: bought.lastPurchaseAt } : {}),
     ...(state.phase === 'churned' ? { churnedAt: state.churnedAt } : {}),
     stageHistory: [...state.history],
