@@ -373,6 +373,18 @@ describe('customer decider: backdated facts keep the stage history in business-t
     spec.given(advocateLate).when(sweep('2026-09-01T00:00:00.000Z')).thenNothing();
     spec.given(advocateLate).when(sweep('2026-12-02T00:00:00.000Z')).then([churned('2026-12-02T00:00:00.000Z', 'advocate', T0)]);
   });
+  it('measures inactivity from an order placed before the registration, not from the conversion dated at the registration', () => {
+    // registered March 1, her only order February 1: the 180 days run from February 1
+    const state = foldCustomer([registered(T1), purchased('o-1', T0), converted('o-1', T1)]);
+    expect(state).toMatchObject({ phase: 'customer', firstPurchaseAt: T0, lastPurchaseAt: T0 });
+    expect('purchasedBeforeConversion' in state).toBe(false);
+    // T0 is 2026-01-10; 180 days later is 2026-07-09
+    spec.given([registered(T1), purchased('o-1', T0), converted('o-1', T1)]).when(sweep('2026-07-09T00:00:00.000Z')).then([churned('2026-07-09T00:00:00.000Z', 'customer', T0)]);
+  });
+  it('takes a late order dated before the first one as the first purchase', () => {
+    const state = foldCustomer([...customerSince(T2), purchased('o-early', T0), qualified(2, T2)]);
+    expect(state).toMatchObject({ firstPurchaseAt: T0, lastPurchaseAt: T2 });
+  });
   it('keeps the history of every backdated order in business-time order', () => {
     const events = [...customerSince(T2)];
     let state = foldCustomer(events);

@@ -52,7 +52,15 @@ interface Purchases {
 export type ActiveStage = 'customer' | 'repeat_buyer' | 'advocate';
 
 export type UnknownCustomerState = { phase: 'unknown' };
-export type ProspectState = Registration & { phase: 'prospect' };
+export type ProspectState = Registration & {
+  phase: 'prospect';
+  /**
+   * The business times of a purchase folded before the conversion that carries it: the conversion
+   * may be dated later than the purchase (at the registration, for an order dated before it), and
+   * the purchase dates the customer's first and last purchase, not the conversion.
+   */
+  purchasedBeforeConversion?: { first: IsoDateTime; last: IsoDateTime };
+};
 export type BuyerState = Registration & Purchases & { phase: ActiveStage };
 export type ChurnedState = Registration &
   Purchases & { phase: 'churned'; previousStage: ActiveStage; churnedAt: IsoDateTime };
@@ -68,6 +76,10 @@ function added(set: ReadonlySet<string>, value: string): ReadonlySet<string> {
 // Evolve never throws, so a stored time that does not parse simply does not win.
 function laterOf(a: IsoDateTime, b: IsoDateTime): IsoDateTime {
   return Date.parse(b) > Date.parse(a) ? b : a;
+}
+
+function earlierOf(a: IsoDateTime, b: IsoDateTime): IsoDateTime {
+  return Date.parse(b) < Date.parse(a) ? b : a;
 }
 
 /** when the customer entered the stage they are in */
@@ -111,21 +123,36 @@ export function evolveCustomer(state: CustomerState, event: CustomerEvent): Cust
     });
   }
   switch (event.type) {
-    case 'PurchaseRecorded':
-      // A prospect's first order is carried by the CustomerConverted written right after it.
-      if (state.phase === 'prospect') return state;
+    case 'PurchaseRecorded': {
+      // A prospect's first order is carried by the CustomerConverted written right after it; its
+      // time is kept for that conversion, which may be dated later.
+      if (state.phase === 'prospect') {
+        const before = state.purchasedBeforeConversion;
+        return { ...state, purchasedBeforeConversion: before ? { first: earlierOf(before.first, at), last: laterOf(before.last, at) } : { first: at, last: at } };
+      }
       return {
         ...state,
         orderIds: added(state.orderIds, event.data.orderId),
+        // a late order dated before the first one is the first purchase now
+        firstPurchaseAt: earlierOf(state.firstPurchaseAt, at),
         lastPurchaseAt: laterOf(state.lastPurchaseAt, at),
       };
-    case 'CustomerConverted':
+    }
+    case 'CustomerConverted': {
       if (state.phase !== 'prospect') return state;
+      const { purchasedBeforeConversion: purchased, ...prospect } = state;
       return enter(
-        { ...state, phase: 'customer', orderIds: new Set([event.data.orderId]), firstPurchaseAt: at, lastPurchaseAt: at },
+        {
+          ...prospect,
+          phase: 'customer',
+          orderIds: new Set([event.data.orderId]),
+          firstPurchaseAt: purchased?.first ?? at,
+          lastPurchaseAt: purchased?.last ?? at,
+        },
         'customer',
         at,
       );
+    }
     case 'RepeatBuyerQualified':
       return state.phase === 'customer' ? enter({ ...state, phase: 'repeat_buyer' }, 'repeat_buyer', at) : state;
     case 'AdvocateRecognized':
