@@ -290,6 +290,29 @@ describe('audit CLI commands', () => {
     expect(result.stdout).toContain('BROKEN at position -1 — out_of_order');
   });
 
+  it.each([
+    ['a duplicated key placed first', (data: string) => data.replace('{"', '{"totalMinor":5,"')],
+    ['a number written in another form', (data: string) => data.replace('"totalMinor":1500', '"totalMinor":1.5e3')],
+    ['data that is no longer JSON', (data: string) => `X${data.slice(1)}`],
+  ])('verify --stream: a stored payload rewritten with %s is altered content at its position (exit 1)', async (_how, rewrite) => {
+    // given a copy of the store with Ada's first purchase payload rewritten in place
+    const copy = tmp.file(`stream-rewritten-${Math.random().toString(36).slice(2)}.db`);
+    writeFileSync(copy, readFileSync(dbFile));
+    const db = new Database(copy);
+    const row = db.prepare("SELECT position, data FROM events WHERE stream_id = 'customer-ada' AND data LIKE '%\"totalMinor\":1500%' ORDER BY position LIMIT 1").get() as { position: number; data: string };
+    const rewritten = rewrite(row.data);
+    expect(rewritten).not.toBe(row.data);
+    db.prepare('UPDATE events SET data = ? WHERE position = ?').run(rewritten, row.position);
+    db.close();
+
+    // when the stream is verified
+    const result = await run(['audit', 'verify', '--quiet', '--stream', 'customer-ada', '--store', `sqlite:${copy}`]);
+
+    // then it is a verdict of alteration at that position, not an intact stream nor a failure to verify
+    expect(result).toMatchObject({ code: 1, stderr: '' });
+    expect(result.stdout).toContain(`stream customer-ada: BROKEN at position ${row.position} — content_altered`);
+  });
+
   it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
     const text = await run(['as-of', 'ada', '--date', '2025-02-20']);
     expect(text.code).toBe(0);

@@ -16,7 +16,9 @@ import {
   PostgresEventStore,
   readCustomerAsOf,
   readNdjsonExport,
+  openSqliteLogRaw,
   readSqliteLogRaw,
+  readSqliteStreamRaw,
   SqliteCustomerKeyStore,
   SqliteEventStore,
   verifyChain,
@@ -374,6 +376,10 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
               // raw rows: a damaged file is reported, where the adapter might refuse to read it
               what = `log in ${address.file}`;
               report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
+            } else if (address.kind === 'sqlite' && options.stream !== undefined) {
+              assertSqliteFileHolds(address.file, 'events', options.store !== undefined ? '--store' : 'the store');
+              what = `stream ${options.stream}`;
+              report = await verifySqliteStreamRaw(address.file, options.stream, onProgress);
             } else {
               const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
@@ -551,4 +557,19 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         await operatorReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
       }),
     );
+}
+
+/**
+ * One stream of an embedded store, read raw as the whole-log verify reads it: a payload rewritten
+ * into other JSON text (a duplicated key, `1e3` for `1000`) or no longer JSON is reported as
+ * altered at its position, where the adapter would parse it into the hashed values or refuse it.
+ * The neighbour links are read raw too, so a damaged row of another stream beside it does not stop the check.
+ */
+async function verifySqliteStreamRaw(file: string, streamId: string, onProgress: ((checked: number, position: number) => void) | undefined): Promise<ChainReport> {
+  const log = openSqliteLogRaw(file);
+  try {
+    return await verifyStreamEvents(readSqliteStreamRaw(file, streamId), { streamId, log, onProgress });
+  } finally {
+    log.close();
+  }
 }

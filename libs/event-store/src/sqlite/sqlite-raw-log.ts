@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import type { JsonObject, StoredEvent } from '../event-store.port';
+import type { EventStore, JsonObject, ReadAllOptions, StoredEvent } from '../event-store.port';
 import { canonicalJson } from '../hash-chain';
 
 /**
@@ -14,24 +14,75 @@ import { canonicalJson } from '../hash-chain';
  * slipped in below position 1 is met (and reported) first.
  */
 export async function* readSqliteLogRaw(file: string, options: { batchSize?: number; afterPosition?: number } = {}): AsyncGenerator<StoredEvent> {
+  const db = openRaw(file);
+  try {
+    const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+    const first = db.prepare('SELECT * FROM events ORDER BY position ASC LIMIT ?');
+    yield* pages((after, batchSize) => (after === undefined ? first.all(batchSize) : page.all(after, batchSize)) as RawRow[], options);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The rows of one stream, read as `readSqliteLogRaw` reads the log (a payload not exactly the
+ * canonical JSON that was hashed comes as `{ $unreadable: <text> }`), in position order from the
+ * lowest stored, for `verifyStreamEvents`: an adapter would parse a rewritten payload into the
+ * values the hash covers, and refuse one that is no longer JSON.
+ */
+export async function* readSqliteStreamRaw(file: string, streamId: string, options: { batchSize?: number } = {}): AsyncGenerator<StoredEvent> {
+  const db = openRaw(file);
+  try {
+    const page = db.prepare('SELECT * FROM events WHERE stream_id = ? AND position > ? ORDER BY position ASC LIMIT ?');
+    const first = db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY position ASC LIMIT ?');
+    yield* pages((after, batchSize) => (after === undefined ? first.all(streamId, batchSize) : page.all(streamId, after, batchSize)) as RawRow[], options);
+  } finally {
+    db.close();
+  }
+}
+
+/** The log of an embedded store file read raw by position, for the neighbour links `verifyStreamEvents` checks. */
+export interface SqliteRawLog extends Pick<EventStore, 'readAll'> {
+  close(): void;
+}
+
+/** Opens the events table read-only, as `readSqliteLogRaw` does; close it when done. */
+export function openSqliteLogRaw(file: string): SqliteRawLog {
+  const db = openRaw(file);
+  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+  return {
+    readAll(options: ReadAllOptions = {}) {
+      const rows = page.all(options.afterPosition ?? 0, options.maxCount ?? -1) as RawRow[];
+      return Promise.resolve(rows.map(fromRawRow));
+    },
+    close() {
+      db.close();
+    },
+  };
+}
+
+function openRaw(file: string): Database.Database {
   if (!existsSync(file)) throw new Error(`store file ${file} does not exist`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'").get();
     if (!table) throw new Error(`${file} has no events table: not a Clientele store`);
-    const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
-    const first = db.prepare('SELECT * FROM events ORDER BY position ASC LIMIT ?');
-    const batchSize = options.batchSize ?? 1000;
-    let after = options.afterPosition;
-    for (;;) {
-      const rows = (after === undefined ? first.all(batchSize) : page.all(after, batchSize)) as RawRow[];
-      for (const row of rows) yield fromRawRow(row);
-      const last = rows[rows.length - 1];
-      if (!last || rows.length < batchSize) return;
-      after = Number(last.position);
-    }
-  } finally {
+  } catch (error) {
     db.close();
+    throw error;
+  }
+  return db;
+}
+
+function* pages(read: (after: number | undefined, batchSize: number) => RawRow[], options: { batchSize?: number; afterPosition?: number }): Generator<StoredEvent> {
+  const batchSize = options.batchSize ?? 1000;
+  let after = options.afterPosition;
+  for (;;) {
+    const rows = read(after, batchSize);
+    for (const row of rows) yield fromRawRow(row);
+    const last = rows[rows.length - 1];
+    if (!last || rows.length < batchSize) return;
+    after = Number(last.position);
   }
 }
 

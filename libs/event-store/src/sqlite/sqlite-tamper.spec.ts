@@ -5,7 +5,8 @@ import type { EventMetadata, JsonObject } from '../event-store.port';
 import { chainHash } from '../hash-chain';
 import { eventsOfLog } from '../read-in-batches';
 import { verifyChain } from '../verify-chain';
-import { readSqliteLogRaw } from './sqlite-raw-log';
+import { verifyStreamEvents } from '../verify-stream';
+import { openSqliteLogRaw, readSqliteLogRaw, readSqliteStreamRaw } from './sqlite-raw-log';
 import { SqliteEventStore } from './sqlite.event-store';
 
 /**
@@ -231,6 +232,54 @@ describe('tamper evidence on an embedded store file', () => {
     // then the stored bytes are not those the hash covers: altered content at 77
     expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 77 });
     expect(report.eventsChecked).toBe(76);
+  });
+
+  it('one stream read raw holds the same events as the adapter reads, and verifies with its raw neighbours', async () => {
+    // given the untouched file
+    const store = new SqliteEventStore({ file: pristine });
+    let viaAdapter;
+    try {
+      viaAdapter = await store.readStream('customer-c017');
+    } finally {
+      await store.close();
+    }
+
+    // when the stream is read raw, in small pages, and verified with the log read raw
+    const raw = [];
+    for await (const e of readSqliteStreamRaw(pristine, 'customer-c017', { batchSize: 4 })) raw.push(e);
+    const log = openSqliteLogRaw(pristine);
+    try {
+      // then it is the adapter's stream, and it verifies with its links
+      expect(raw).toEqual(viaAdapter);
+      expect(await verifyStreamEvents(readSqliteStreamRaw(pristine, 'customer-c017'), { streamId: 'customer-c017', log })).toMatchObject({ ok: true, eventsChecked: EVENTS / 20 });
+    } finally {
+      log.close();
+    }
+  });
+
+  it.each([
+    ['a duplicated key placed first', (data: string) => data.replace('{"', '{"sequence":999,"')],
+    ['a number written in another form', (data: string) => data.replace('"sequence":77', '"sequence":7.7e1')],
+    ['a payload that is no longer JSON', (data: string) => `X${data.slice(1)}`],
+  ])('one stream verified raw reports a payload rewritten with %s as altered at its position', async (_how, rewrite) => {
+    // given event 77 (revision 3 of customer-c017) rewritten so that a parser would still read the hashed values, or nothing
+    const file = tampered((db) => {
+      const data = String(rowAt(db, 77).data);
+      db.prepare('UPDATE events SET data = ? WHERE position = 77').run(rewrite(data));
+    });
+
+    // when the stream is verified over raw rows, with the raw log for the links
+    const log = openSqliteLogRaw(file);
+    let report;
+    try {
+      report = await verifyStreamEvents(readSqliteStreamRaw(file, 'customer-c017'), { streamId: 'customer-c017', log });
+    } finally {
+      log.close();
+    }
+
+    // then the break is altered content at 77, after the stream's three events before it
+    expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 77, streamId: 'customer-c017' });
+    expect(report.eventsChecked).toBe(3);
   });
 
   it('an event slipped in below position 1 is reported before anything else', async () => {
