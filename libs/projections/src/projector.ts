@@ -56,6 +56,8 @@ export interface ProjectorOptions {
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
   onSwap?: (store: ReadModelStore) => Promise<void>;
+  /** after a swap, once the previous store is closed (e.g. to remove its generation) */
+  afterSwap?: () => Promise<void>;
   /**
    * told after a batch committed to the store queries read from (not while rebuilding into a fresh
    * one), e.g. to publish the profiles it changed. Runs before the next batch; if it throws, the
@@ -198,6 +200,7 @@ export class Projector {
         swapped = this.readModels.swap(fresh);
       });
       await swapped;
+      await this.options.afterSwap?.();
     } catch (err) {
       if (this.readModels.current !== fresh) await fresh.close().catch(() => undefined);
       throw err;

@@ -7,6 +7,7 @@ import { ProfilesProjection } from './profiles.projection';
 import { digest } from './read-model-digest';
 import { ReadModels } from './read-models';
 import { SqliteReadModelGenerations } from './read-model-generations';
+import { projectorOptions } from './read-model.config';
 
 describe('SqliteReadModelGenerations', () => {
   let dir: string;
@@ -36,5 +37,23 @@ describe('SqliteReadModelGenerations', () => {
     expect(readdirSync(dir).filter((n) => n.endsWith('.sqlite'))).toEqual(['read-models-2.sqlite']);
     expect((await store.get<{ position: number }>("SELECT position FROM projection_checkpoints WHERE name = 'profiles'"))?.position).toBe(await events.headPosition());
     await store.close();
+  });
+
+  it('given the options the engine wires, when a rebuild swapped, then the previous generation is removed at once, not at the next start', async () => {
+    const events = await inMemoryStoreOf(generateCustomerLog({ seed: 3, customers: 20 }).events);
+    const generations = new SqliteReadModelGenerations(dir);
+    const readModels = new ReadModels(await generations.openCurrent());
+    const projector = new Projector(events, readModels, [new ProfilesProjection()], projectorOptions({ kind: 'sqlite', dir, batchSize: 500, rebuildBatchSize: 1000 }, generations));
+    await projector.start();
+    await projector.catchUp();
+    expect(readdirSync(dir).filter((n) => n.includes('.sqlite')).some((n) => n.startsWith('read-models-1.sqlite'))).toBe(true);
+
+    await projector.rebuild();
+
+    // the old generation held everything it folded (erased personal data in its free pages too): gone now
+    expect(readdirSync(dir).filter((n) => n.includes('.sqlite')).every((n) => n.startsWith('read-models-2.sqlite'))).toBe(true);
+    expect(await readModels.get("SELECT 1 AS one FROM projection_checkpoints WHERE name = 'profiles'")).toEqual({ one: 1 });
+    await projector.stop();
+    await readModels.close();
   });
 });

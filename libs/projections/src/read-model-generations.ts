@@ -24,6 +24,12 @@ export interface ReadModelGenerations {
   openLive(): Promise<ReadModelStore | undefined>;
   /** an empty store of the same kind outside the generations (a temp file or schema), removed by `discard` */
   openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }>;
+  /**
+   * Optional: removes every generation but the current one now, rather than at the next start. For
+   * the process that swapped and closed the previous generation itself: a generation nobody folds
+   * into any more would otherwise keep, until then, personal data erased since.
+   */
+  removeStale?(): Promise<void>;
 }
 
 const SQLITE_FILE = /^read-models-(\d+)\.sqlite$/;
@@ -37,12 +43,21 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
   async openCurrent(): Promise<ReadModelStore> {
     mkdirSync(this.dir, { recursive: true });
     const current = this.currentFile() ?? 'read-models-1.sqlite';
+    this.removeAllBut(current);
+    if (!this.currentFile()) this.writePointer(current);
+    return this.open(current);
+  }
+
+  async removeStale(): Promise<void> {
+    const current = this.currentFile();
+    if (current) this.removeAllBut(current);
+  }
+
+  private removeAllBut(current: string): void {
     for (const name of readdirSync(this.dir)) {
       const base = name.replace(/-(wal|shm)$/, '');
       if (SQLITE_FILE.test(base) && base !== current) rmSync(join(this.dir, name), { force: true });
     }
-    if (!this.currentFile()) this.writePointer(current);
-    return this.open(current);
   }
 
   async openFresh(): Promise<ReadModelStore> {

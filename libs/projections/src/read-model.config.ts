@@ -56,6 +56,7 @@ export function projectorOptions(config: ReadModelConfig, generations: ReadModel
     rebuildBatchSize: config.rebuildBatchSize,
     freshStore: () => generations.openFresh(),
     onSwap: (store) => generations.promote(store),
+    ...(generations.removeStale ? { afterSwap: () => generations.removeStale!() } : {}),
   };
 }
 
