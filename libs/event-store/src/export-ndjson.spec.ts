@@ -147,6 +147,34 @@ describe('NDJSON export', () => {
     await expect(collect(readNdjsonExport(tmp.file('missing.ndjson')))).rejects.toThrow(/ENOENT/);
   });
 
+  it.each([
+    ['a type repeated ahead of the real one', (line: string) => line.replace('"type":"TouchpointRecorded"', '"type":"Forged","type":"TouchpointRecorded"')],
+    ['data starting with a key that is repeated later', (line: string) => line.replace('"data":{', '"data":{"sequence":5,')],
+    ['a number written in another form', (line: string) => line.replace('"sequence":77', '"sequence":7.7e1')],
+  ])('a line edited with %s parses to the hashed event but is refused as not written by the export', async (_how, edit) => {
+    // given an export whose line 77 shows other text than the export wrote, for the same parsed values
+    const file = await exportToFile(`rewritten-${Math.random().toString(36).slice(2)}.ndjson`, {});
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const edited = edit(lines[76]!);
+    expect(edited).not.toBe(lines[76]);
+    lines[76] = edited;
+    writeFileSync(file, lines.join('\n'));
+
+    // when read (for a whole-log or a stream verification), then line 77 is refused by number
+    await expect(collect(readNdjsonExport(file))).rejects.toThrow(ExportFormatError);
+    await expect(collect(readNdjsonExport(file))).rejects.toThrow(/line 77: not as the export writes it \(the line was edited/);
+  });
+
+  it('an export saved with CRLF line ends reads back as the same events', async () => {
+    // given an export whose lines end with \r\n, as an editor on another system may save it
+    const file = await exportToFile('crlf.ndjson', {});
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/\n/g, '\r\n'));
+
+    // when read and verified, then it is the store's log, intact
+    expect(await collect(readNdjsonExport(file))).toEqual(await store.readAll());
+    expect(await verifyChain(readNdjsonExport(file))).toMatchObject({ ok: true, eventsChecked: 250 });
+  });
+
   it('exports one stream, which verifies on its own against its hashes and revisions', async () => {
     // given the stream of customer c003 (25 of the 250 events)
     const sink = new SlowSink();

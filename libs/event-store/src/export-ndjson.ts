@@ -149,7 +149,7 @@ function parseLine(file: string, lineNo: number, text: string): StoredEvent {
   if (line.occurredAt !== undefined && line.occurredAt !== metadata.occurredAt) {
     fail('occurredAt', `the same value as metadata.occurredAt (${JSON.stringify(metadata.occurredAt)})`);
   }
-  return {
+  const event: StoredEvent = {
     id: line.id as string,
     streamId: line.streamId as string,
     revision: line.revision as number,
@@ -161,12 +161,24 @@ function parseLine(file: string, lineNo: number, text: string): StoredEvent {
     hash: line.hash as string,
     prevHash: line.prevHash as string,
   };
+  // A parser keeps the last of a duplicated key and reads `1e3` as 1000, so an edited line can parse
+  // to the hashed event while showing a reader other values: only the text the export writes is taken.
+  if (toNdjsonLine(event) !== `${text.endsWith('\r') ? text.slice(0, -1) : text}\n`) {
+    throw new ExportFormatError(
+      file,
+      lineNo,
+      'not as the export writes it (the line was edited: a key repeated, a number or string written another way, fields moved or spaced out)',
+    );
+  }
+  return event;
 }
 
 /**
  * Reads an export back as stored events, line by line (constant memory), so an auditor can run
  * `verifyChain` (whole log) or `verifyStreamEvents` (one stream) on it without the store.
- * A line that is not an event throws `ExportFormatError` naming the line and the field.
+ * A line that is not an event throws `ExportFormatError` naming the line and the field, and so does
+ * a line that is not exactly the text `toNdjsonLine` writes for the event it parses to (a trailing
+ * `\r` aside): the hash covers the parsed values, so other text for them was edited by hand.
  */
 export async function* readNdjsonExport(file: string): AsyncGenerator<StoredEvent> {
   const input = createReadStream(file, { encoding: 'utf8' });

@@ -260,6 +260,14 @@ describe('audit CLI commands', () => {
       expect(access).toMatchObject({ code: 1, stdout: '' });
       expect(access.stderr).toContain(`--keys: ${keys} holds no customer keys`);
     }
+    // a keys file with the table but no key in it would make everyone read as erased too
+    const emptyKeys = tmp.file('empty-keys.db');
+    const keysDb = new Database(emptyKeys);
+    keysDb.exec('CREATE TABLE customer_keys (customer_id TEXT PRIMARY KEY, wrapped_key TEXT)');
+    keysDb.close();
+    const noKeys = await run(['personal-data', 'export', 'ada', '--keys', emptyKeys]);
+    expect(noKeys).toMatchObject({ code: 1, stdout: '' });
+    expect(noKeys.stderr).toContain('its customer_keys table is empty');
     expect(tables(other)).toEqual(['profiles']);
     expect(readFileSync(empty)).toHaveLength(0);
   });
@@ -311,6 +319,30 @@ describe('audit CLI commands', () => {
     // then it is a verdict of alteration at that position, not an intact stream nor a failure to verify
     expect(result).toMatchObject({ code: 1, stderr: '' });
     expect(result.stdout).toContain(`stream customer-ada: BROKEN at position ${row.position} — content_altered`);
+  });
+
+  it.each([
+    ['a type repeated ahead of the real one', (line: string) => line.replace('"type":"', '"type":"Forged","type":"')],
+    ['data starting with a key that is repeated later', (line: string) => line.replace('"data":{', '"data":{"totalMinor":5,')],
+    ['a number written in another form', (line: string) => line.replace('"totalMinor":1500', '"totalMinor":1.5e3')],
+  ])('verify --from-export: a line edited with %s is damage at its line (exit 1), with or without --stream', async (_how, edit) => {
+    // given Ada's stream export with her first purchase line edited, the parsed values unchanged
+    const lines = (await run(['export', '--customer', 'ada', '--quiet'])).stdout.split('\n');
+    const at = lines.findIndex((l) => l.includes('"totalMinor":1500'));
+    const edited = edit(lines[at]!);
+    expect(edited).not.toBe(lines[at]);
+    lines[at] = edited;
+    const file = tmp.file(`ada-edited-${Math.random().toString(36).slice(2)}.ndjson`);
+    writeFileSync(file, lines.join('\n'));
+
+    // when verified as a stream export, and as a file of events
+    for (const args of [['--stream', 'customer-ada'], []]) {
+      const result = await run(['audit', 'verify', '--quiet', '--from-export', file, ...args]);
+
+      // then the line is named as edited, a verdict and not intact
+      expect(result.code).toBe(1);
+      expect(result.stdout).toContain(`export damaged: ${file} line ${at + 1}: not as the export writes it`);
+    }
   });
 
   it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
