@@ -34,6 +34,10 @@ export function assertSqliteFileHolds(file: string, table: 'events' | 'customer_
           : `${label}: ${file} holds no customer keys (it has no customer_keys table): not a Clientele store or keys file`,
       );
     }
+    // a keys file given on purpose with no key in it would make every customer read as erased
+    if (table === 'customer_keys' && db.prepare('SELECT 1 FROM customer_keys LIMIT 1').get() === undefined) {
+      throw new Error(`${label}: ${file} holds no customer keys (its customer_keys table is empty): every customer would read as erased`);
+    }
   } finally {
     db.close();
   }
