@@ -7,7 +7,7 @@ import { registerMigrateCommand } from './commands/migrate.command';
 import { generateFile } from './generator/generate.command';
 import { printHistory } from './history.command';
 import { importFile, type ImportOptions } from './import/import.command';
-import { calendarDate, fileToWrite, idPrefix, positiveInteger, share } from './option-parsers';
+import { calendarDate, factDay, fileToWrite, idPrefix, positiveInteger, share } from './option-parsers';
 
 
 const DATA_DIR_HELP = 'directory of the embedded SQLite store';
@@ -58,7 +58,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--seed <seed>', 'seed: the same seed gives the same output byte for byte', '1')
     .option('--out <file>', 'output file (default: stdout)', fileToWrite('--out'))
     .option('--from <date>', 'first business day', calendarDate('--from'), '2024-01-01')
-    .option('--to <date>', 'last business day', calendarDate('--to'), '2025-12-31')
+    .option('--to <date>', 'last business day (no later than tomorrow: facts are not dated in the future)', factDay('--to'), '2025-12-31')
     .option('--id-prefix <prefix>', 'prefix of generated ids, so several workloads can share a store', idPrefix('--id-prefix'), 'syn')
     .option('--referral-share <share>', 'share of registrations referred by an earlier customer (0..1)', share('--referral-share'), 0.15)
     .action(async (options: { customers: number; seed: string; out?: string; from: string; to: string; idPrefix: string; referralShare: number }) => {
@@ -68,7 +68,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
   program
     .command('sweep-churn')
     .description('churn every customer without a purchase for the policy period before the given date')
-    .requiredOption('--as-of <date>', 'business date of the sweep', calendarDate('--as-of'))
+    .requiredOption('--as-of <date>', 'business date of the sweep', factDay('--as-of'))
     .option('--data-dir <dir>', DATA_DIR_HELP, DEFAULT_DATA_DIR)
     .action(async (options: { asOf: string; dataDir: string }) => {
       const engine = await context.openEngine(options.dataDir, { existing: true });

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+import { businessTimeOutOfRange } from '@clientele/contracts';
 import { businessTime, DomainError } from '@clientele/domain';
 
 /**
@@ -56,6 +57,20 @@ function isBusinessTime(value: string, option: string): boolean {
     throw error;
   }
 }
+
+/**
+ * A day a fact can be dated on (a sweep's date, the last day of generated facts): a calendar day
+ * within the range every business time is held to (1900-01-01 up to one day after now), checked
+ * here so the refusal names the option before any store is opened.
+ */
+export const factDay =
+  (option: string) =>
+  (value: string): string => {
+    const day = calendarDate(option)(value);
+    const outOfRange = businessTimeOutOfRange(Date.parse(`${day}T00:00:00.000Z`));
+    if (outOfRange !== undefined) refuse(option, outOfRange, value);
+    return day;
+  };
 
 /** An as-of date: a day (its end, UTC) or a date-time with a zone, as the as-of questions take them. */
 export const asOfDate =

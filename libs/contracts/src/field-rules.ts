@@ -265,7 +265,8 @@ const BUSINESS_TIME_AHEAD_MS = 86_400_000;
  */
 export function businessTimeOutOfRange(ms: number, now = Date.now()): string | undefined {
   if (ms >= EARLIEST_BUSINESS_TIME && ms <= now + BUSINESS_TIME_AHEAD_MS) return undefined;
-  return `a business time from 1900-01-01 up to one day after now (${new Date(now + BUSINESS_TIME_AHEAD_MS).toISOString()}): a fact cannot be dated in the future`;
+  const range = `a business time from 1900-01-01 up to one day after now (${new Date(now + BUSINESS_TIME_AHEAD_MS).toISOString()})`;
+  return ms < EARLIEST_BUSINESS_TIME ? `${range}: earlier dates are taken for typing mistakes` : `${range}: a fact cannot be dated in the future`;
 }
 
 export function isIsoDateTime(v: unknown): boolean {
