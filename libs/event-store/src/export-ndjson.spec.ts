@@ -197,10 +197,16 @@ describe('NDJSON export', () => {
     // and a stream export missing its third event is reported as a revision gap
     const gap = await verifyStreamEvents(events.filter((e) => e.revision !== 2), { streamId: 'customer-c003' });
     expect(gap.firstBreak).toMatchObject({ kind: 'revision_gap', position: events[3]!.position });
-    // and an event of another stream slipped in is refused
+    // and intact events of another stream after the first are not this stream's events: no verdict can be given
     const other = (await store.readStream('customer-c004'))[0]!;
-    const mixed = await verifyStreamEvents([events[0]!, other], { streamId: 'customer-c003' });
-    expect(mixed.firstBreak).toMatchObject({ kind: 'content_altered', streamId: 'customer-c004' });
+    await expect(verifyStreamEvents([events[0]!, other], { streamId: 'customer-c003' })).rejects.toThrow(
+      `the events given hold an intact event of stream customer-c004 at position ${other.position}, after 1 of stream customer-c003: not the events of stream customer-c003 alone`,
+    );
+    // while an event whose stream id was edited to this one, or away from it, is altered content
+    const moved = await verifyStreamEvents([events[0]!, { ...events[1]!, streamId: 'customer-c004' }], { streamId: 'customer-c003' });
+    expect(moved.firstBreak).toMatchObject({ kind: 'content_altered', streamId: 'customer-c004', detail: 'belongs to stream customer-c004, not customer-c003' });
+    const forged = await verifyStreamEvents([events[0]!, { ...other, streamId: 'customer-c003', revision: 1 }], { streamId: 'customer-c003' });
+    expect(forged.firstBreak).toMatchObject({ kind: 'content_altered', position: other.position });
   });
 
   it('an empty store exports nothing and still reports progress once', async () => {

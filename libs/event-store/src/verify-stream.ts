@@ -3,7 +3,10 @@ import { chainHash, GENESIS_HASH } from './hash-chain';
 import type { ChainBreak, ChainReport } from './verify-chain';
 
 export interface VerifyStreamOptions {
-  /** every event must belong to this stream */
+  /**
+   * every event must belong to this stream; an intact event of another one means the input is not
+   * this stream's events (it throws, as for a whole-log export), one whose stream id was edited is altered
+   */
   streamId?: string;
   /**
    * Where the stream's events sit in the global log. When given, each event is checked against its
@@ -33,9 +36,14 @@ export async function verifyStreamEvents(
   for await (const e of events) {
     const at = { position: e.position, eventId: e.id, streamId: e.streamId };
     if (options.streamId !== undefined && e.streamId !== options.streamId) {
-      // an intact first event of another stream: the wrong file or a mistyped stream id, not an alteration
-      if (checked === 0 && chainHash(e.prevHash, e) === e.hash) {
-        throw new Error(`the events given start with stream ${e.streamId}, not ${options.streamId}: not the events of stream ${options.streamId} (a whole-log export is verified without --stream)`);
+      // an intact event of another stream, first or later: the wrong file (a whole-log export) or a
+      // mistyped stream id, not an alteration; only an event whose stream id was edited fails its hash
+      if (chainHash(e.prevHash, e) === e.hash) {
+        throw new Error(
+          checked === 0
+            ? `the events given start with stream ${e.streamId}, not ${options.streamId}: not the events of stream ${options.streamId} (a whole-log export is verified without --stream)`
+            : `the events given hold an intact event of stream ${e.streamId} at position ${e.position}, after ${checked} of stream ${options.streamId}: not the events of stream ${options.streamId} alone (a whole-log export is verified without --stream)`,
+        );
       }
       return broken({ kind: 'content_altered', ...at, detail: `belongs to stream ${e.streamId}, not ${options.streamId}` });
     }

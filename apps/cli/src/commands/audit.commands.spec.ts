@@ -287,6 +287,47 @@ describe('audit CLI commands', () => {
     expect(otherStream.stderr).toContain('start with stream customer-ada, not customer-bob');
   });
 
+  it('verify: a whole-log export checked as one stream cannot be verified (exit 2) once it meets another stream, not a verdict of tampering', async () => {
+    // given the whole log exported: Ada's five events first, then the other customers'
+    const all = tmp.file('whole-for-stream.ndjson');
+    writeFileSync(all, (await run(['export', '--quiet'])).stdout);
+
+    // when it is verified as the export of Ada's stream
+    const result = await run(['audit', 'verify', '--quiet', '--from-export', all, '--stream', 'customer-ada']);
+
+    // then it is refused as not that stream's events, naming the other stream met
+    expect(result).toMatchObject({ code: 2, stdout: '' });
+    expect(result.stderr).toContain('the events given hold an intact event of stream customer-p0 at position 6, after 5 of stream customer-ada');
+    expect(result.stderr).toContain('a whole-log export is verified without --stream');
+  });
+
+  it('verify: a stream export checked as a whole log breaks at its first line (exit 1) with a hint to give --stream', async () => {
+    // given the export of one stream that does not start at position 1
+    const file = tmp.file('p3-only.ndjson');
+    writeFileSync(file, (await run(['export', '--stream', 'customer-p3', '--quiet'])).stdout);
+
+    // when verified as a whole-log export, as text and as JSON
+    const text = await run(['audit', 'verify', '--quiet', '--from-export', file]);
+    const json = await run(['audit', 'verify', '--quiet', '--from-export', file, '--json']);
+
+    // then the gap stands (a whole-log export without its first lines looks the same), with the hint
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('position_gap');
+    expect(text.stdout).toContain('  if this file is the export of one stream, verify it with --stream <its stream id> (its first event is in stream customer-p3)\n');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, eventsChecked: 0, firstBreak: { kind: 'position_gap' }, hint: expect.stringContaining('--stream') });
+    // and verified as that stream's export, it is intact
+    expect((await run(['audit', 'verify', '--quiet', '--from-export', file, '--stream', 'customer-p3'])).code).toBe(0);
+    // while a whole-log export broken at position 1 gets no hint
+    const all = (await run(['export', '--quiet'])).stdout.split('\n');
+    all[0] = all[0]!.replace('"source":"web"', '"source":"ads"');
+    const altered = tmp.file('first-altered.ndjson');
+    writeFileSync(altered, all.join('\n'));
+    const first = await run(['audit', 'verify', '--quiet', '--from-export', altered]);
+    expect(first.stdout).toContain('BROKEN at position 1');
+    expect(first.stdout).not.toContain('--stream');
+  });
+
   it('verify: an event slipped in below position 1 is the first break, though every read of the log from its start skips it', async () => {
     const copy = tmp.file('below-one.db');
     writeFileSync(copy, readFileSync(dbFile));

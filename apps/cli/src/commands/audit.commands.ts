@@ -403,8 +403,12 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
           throw new Error(`stream ${options.stream} has no events`);
         }
-        if (options.json) deps.stdout.write(`${JSON.stringify(report)}\n`);
-        else printChainReport(report, what, deps.stdout);
+        const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
+        if (options.json) deps.stdout.write(`${JSON.stringify(hint ? { ...report, hint } : report)}\n`);
+        else {
+          printChainReport(report, what, deps.stdout);
+          if (hint) deps.stdout.write(`  ${hint}\n`);
+        }
         if (report.ok && options.expect && !options.json) {
           deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
         }
@@ -572,4 +576,15 @@ async function verifySqliteStreamRaw(file: string, streamId: string, onProgress:
   } finally {
     log.close();
   }
+}
+
+/**
+ * A whole-log verification of an export that breaks at its very first event, above position 1, is
+ * what the export of one stream looks like; it is also a whole-log export with its first lines
+ * removed, so the verdict stands and the hint only says how to verify the other kind.
+ */
+function streamExportHint(report: ChainReport): string | undefined {
+  const b = report.firstBreak;
+  if (report.ok || !b || report.eventsChecked !== 0 || b.position <= 1) return undefined;
+  return `if this file is the export of one stream, verify it with --stream <its stream id>${b.streamId ? ` (its first event is in stream ${b.streamId})` : ''}`;
 }
