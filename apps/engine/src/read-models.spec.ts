@@ -177,6 +177,14 @@ describe('engine read models over HTTP', () => {
     await http.post('/commands/batch?validateOnly=1').send({ commands: [register] }).expect(400);
     await http.post('/sweeps/churn?customer=dry').send({ asOf: '2026-01-03T00:00:00Z' }).expect(400);
     await http.get('/customers/dry').expect(404);
+    // profitability takes asOf only by segment, and says so
+    const notBySegment = await http.get('/statistics/profitability/channel?bogus=1').expect(400);
+    expect(notBySegment.body.errors).toEqual([{ field: 'bogus', expected: 'no such parameter (this query takes channel, from, segment, source, to)' }]);
+    await http.get('/statistics/profitability/segment?asOf=2026-01-31').expect(200);
+    // a cursor and an offset together: refused, not the offset silently ignored
+    const both = await http.get('/profiles?limit=1').expect(200);
+    const mixed = await http.get(`/profiles?limit=1&offset=1&cursor=${encodeURIComponent(String(both.body.nextCursor))}`).expect(400);
+    expect(mixed.body.errors).toEqual([{ field: 'offset', expected: expect.stringContaining('no offset with a cursor') }]);
     // a rule checked by several validators is said once
     const limit = await http.get('/profiles?limit=abc').expect(400);
     expect(limit.body.errors).toEqual([{ field: 'limit', expected: 'an integer from 1 to 1000' }]);

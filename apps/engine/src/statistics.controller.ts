@@ -140,7 +140,9 @@ export class StatisticsController {
         }),
       );
     }
-    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, STATISTIC_FILTERS.profitability));
+    // asOf dates the RFM segments, so only the segment grouping takes it
+    const takes = by === 'segment' ? STATISTIC_FILTERS.profitability : STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf');
+    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, takes));
   }
 
   @Get('campaigns')

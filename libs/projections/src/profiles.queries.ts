@@ -197,6 +197,8 @@ export class ProfileQueries {
     if (direction !== 'asc' && direction !== 'desc') throw new InvalidQueryError('direction', 'asc or desc', String(direction));
     const offset = options.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new InvalidQueryError('offset', 'a non-negative integer', offset);
+    // a page is found by one or the other: an offset beside a cursor would be ignored
+    if (options.cursor !== undefined && options.offset !== undefined) throw new InvalidQueryError('offset', 'no offset with a cursor (the cursor already says where the page starts)', offset);
 
     const where: string[] = [];
     const params: SqlParam[] = [];
