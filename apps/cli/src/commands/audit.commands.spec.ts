@@ -144,9 +144,34 @@ describe('audit CLI commands', () => {
   it('verify: a store that is not there cannot be verified (exit 2), and none is created', async () => {
     const missing = tmp.file('nope.db');
     const result = await run(['audit', 'verify', '--store', `sqlite:${missing}`]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain(`store file ${missing} does not exist`);
+    expect(result).toMatchObject({ code: 2, stdout: '', stderr: `error: --store: ${missing} does not exist\n` });
     expect(existsSync(missing)).toBe(false);
+    // the engine's store, when no --store is given, is named as such
+    const configured = await run(['audit', 'verify'], { CLIENTELE_SQLITE_FILE: missing });
+    expect(configured).toMatchObject({ code: 2, stderr: `error: the store: ${missing} does not exist\n` });
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('verify: a directory, a file of something else or not a database is refused naming --store (exit 2), whole log or one stream', async () => {
+    // given an SQLite file of something else, a file that is not a database, and a directory
+    const other = tmp.file('verify-other.sqlite');
+    const db = new Database(other);
+    db.exec('CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
+    db.close();
+    const text = tmp.file('verify-notes.txt');
+    writeFileSync(text, 'these are notes, not a store\n'.repeat(200));
+    const directory = tmp.file('');
+
+    for (const stream of [[], ['--stream', 'customer-ada']]) {
+      // when each is verified, then each refusal names the option and what is wrong
+      const notAStore = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${other}`, ...stream]);
+      expect(notAStore).toMatchObject({ code: 2, stdout: '', stderr: `error: --store: ${other} is not a Clientele event store (it has no events table)\n` });
+      const notADatabase = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${text}`, ...stream]);
+      expect(notADatabase).toMatchObject({ code: 2, stdout: '' });
+      expect(notADatabase.stderr).toMatch(new RegExp(`^error: --store: ${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not an SQLite database`));
+      const folder = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${directory}`, ...stream]);
+      expect(folder).toMatchObject({ code: 2, stdout: '', stderr: `error: --store: ${directory} is a directory, not a file\n` });
+    }
   });
 
   it('export then verify the export offline; an altered or damaged export exits 1', async () => {

@@ -372,14 +372,17 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             if (!options.stream && report.ok && report.eventsChecked === 0) throw new Error(`--from-export: ${options.fromExport} holds no events`);
           } else {
             const address = resolveStoreAddress(options.store, env);
-            if (address.kind === 'sqlite' && options.stream === undefined) {
-              // raw rows: a damaged file is reported, where the adapter might refuse to read it
-              what = `log in ${address.file}`;
-              report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
-            } else if (address.kind === 'sqlite' && options.stream !== undefined) {
+            if (address.kind === 'sqlite') {
+              // a missing file, a directory or another kind of file is refused by the option that named it
               assertSqliteFileHolds(address.file, 'events', options.store !== undefined ? '--store' : 'the store');
-              what = `stream ${options.stream}`;
-              report = await verifySqliteStreamRaw(address.file, options.stream, onProgress);
+              // raw rows: a damaged file is reported, where the adapter might refuse to read it
+              if (options.stream === undefined) {
+                what = `log in ${address.file}`;
+                report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
+              } else {
+                what = `stream ${options.stream}`;
+                report = await verifySqliteStreamRaw(address.file, options.stream, onProgress);
+              }
             } else {
               const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
