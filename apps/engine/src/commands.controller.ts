@@ -6,7 +6,7 @@ import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
 import { noParameters } from './query-params';
-import { batchAnswerSchema, sweepReportSchema } from './response-schemas';
+import { batchAnswerSchema, PROBLEM_ANSWER, sweepReportSchema } from './response-schemas';
 import type { EngineConfig } from './engine.config';
 
 const envelopeSchema = {
@@ -32,7 +32,6 @@ const envelopeSchema = {
 };
 
 const COMMAND_RESULT = { $ref: '#/components/schemas/CommandResult' };
-const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
 
 export type BatchItemAnswer =
   | { index: number; status: 200 | 201; result: CommandResult }
@@ -52,12 +51,12 @@ export class CommandsController {
   @ApiBody({ schema: envelopeSchema })
   @ApiResponse({ status: 201, description: 'events stored', schema: COMMAND_RESULT })
   @ApiResponse({ status: 200, description: 'already stored under this commandId on this stream (duplicate), or nothing to record (no_op)', schema: COMMAND_RESULT })
-  @ApiResponse({ status: 400, description: 'invalid command, or a query parameter: problem details with errors[{ field, expected }]', ...PROBLEM })
-  @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused', ...PROBLEM })
-  @ApiResponse({ status: 413, description: 'body larger than the limit', ...PROBLEM })
-  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
-  @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it', ...PROBLEM })
-  @ApiResponse({ status: 500, description: 'a fault on our side (logged); the command may be sent again', ...PROBLEM })
+  @ApiResponse({ status: 400, description: 'invalid command, or a query parameter: problem details with errors[{ field, expected }]', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 409, description: 'concurrent changes outlasted the retries, or commandId reused', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 413, description: 'body larger than the limit', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 422, description: 'refused by a business rule; `code` names it', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 500, description: 'a fault on our side (logged); the command may be sent again', ...PROBLEM_ANSWER })
   async execute(@Body() body: unknown, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<CommandResult> {
     // a parameter this route does not take (?dryRun=true) is refused before anything is written, not ignored
     noParameters(query);
@@ -77,9 +76,10 @@ export class CommandsController {
   })
   @ApiBody({ schema: { type: 'object', required: ['commands'], properties: { commands: { type: 'array', items: envelopeSchema } } } })
   @ApiResponse({ status: 200, description: 'each command answered at its index: its result, or its problem', schema: batchAnswerSchema })
-  @ApiResponse({ status: 400, description: 'the body is not { commands: [...] }, or a query parameter', ...PROBLEM })
-  @ApiResponse({ status: 413, description: 'more commands, or more bytes, than the limits', ...PROBLEM })
-  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
+  @ApiResponse({ status: 400, description: 'the body is not { commands: [...] }, or a query parameter', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 413, description: 'more commands, or more bytes, than the limits', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 500, description: 'a fault on our side before any command was answered (logged); the batch may be sent again', ...PROBLEM_ANSWER })
   async executeBatch(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<{ results: BatchItemAnswer[] }> {
     noParameters(query);
     const commands = batchOf(body, this.config.maxBatchItems);
@@ -100,8 +100,10 @@ export class CommandsController {
   @ApiOperation({ summary: 'Churn every customer without a purchase for churnAfterDays before asOf (idempotent per asOf)' })
   @ApiBody({ schema: { type: 'object', required: ['asOf'], properties: { asOf: { type: 'string', format: 'date-time' } } } })
   @ApiResponse({ status: 200, description: 'how many customers were judged and churned', schema: sweepReportSchema })
-  @ApiResponse({ status: 400, description: 'asOf missing, not a date-time with a zone on an existing date, or in the future; an unknown field or query parameter', ...PROBLEM })
-  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM })
+  @ApiResponse({ status: 400, description: 'asOf missing, not a date-time with a zone on an existing date, or in the future; an unknown field or query parameter', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 413, description: 'a body larger than the limit', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 415, description: 'a body not sent as JSON', ...PROBLEM_ANSWER })
+  @ApiResponse({ status: 500, description: 'a fault on our side (logged); the same sweep may be run again', ...PROBLEM_ANSWER })
   async sweepChurn(@Body() body: unknown, @Query() query: Record<string, unknown>): Promise<SweepReport> {
     noParameters(query);
     const { asOf, ...rest } = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;

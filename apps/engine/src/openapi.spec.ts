@@ -132,6 +132,11 @@ describe('the served OpenAPI document, against real answers', () => {
     expect(openApiAnswerErrors(doc, '/sweeps/churn', 'post', sweep.body)).toEqual([]);
     const badSweep = await http.post('/sweeps/churn').send({ asOf: 'soon' }).expect(400);
     expect(openApiAnswerErrors(doc, '/sweeps/churn', 'post', badSweep.body, 400)).toEqual([]);
+    // the read routes' 404s are described too
+    for (const [path, route] of [['/customers/nobody/profile', '/customers/{id}/profile'], ['/referrals/tree/nobody', '/referrals/tree/{id}']] as const) {
+      const unknown = await http.get(path).expect(404);
+      expect(openApiAnswerErrors(doc, route, 'get', unknown.body, 404)).toEqual([]);
+    }
   });
 
   it('documents for each statistic exactly the filters it takes: each documented one is answered, each other refused by name', async () => {

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, NotFoundException, Param, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
@@ -11,6 +11,7 @@ import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
 import {
   advocatesSchema,
+  PROBLEM_ANSWER,
   birthdayPageSchema,
   profilePageSchema,
   profileSchema,
@@ -70,6 +71,7 @@ export class ReadModelsController {
   })
   @ApiQueryFrom(AsOfQuery)
   @ApiOkResponse({ schema: profileSchema })
+  @ApiResponse({ status: 404, description: 'no profile for this customer (unknown, or not registered yet as of asOf)', ...PROBLEM_ANSWER })
   async profile(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerProfile> {
     const asOf = asOfParam(query);
     const profile = asOf === undefined ? await this.readModels.profiles.getProfile(id, new Date().toISOString()) : await this.profileAsOf(id, asOf);
@@ -111,6 +113,7 @@ export class ReadModelsController {
   @ApiOperation({ summary: 'Who this customer referred, and whom they referred, down to a depth (404 for a customer the read models do not know)' })
   @ApiQueryFrom(TreeQuery)
   @ApiOkResponse({ schema: referralTreeSchema })
+  @ApiResponse({ status: 404, description: 'unknown customer', ...PROBLEM_ANSWER })
   async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
     const { depth } = validQuery(TreeQuery, query);
     if (!(await this.readModels.profiles.knows(id))) throw unknownCustomer(id);

@@ -334,6 +334,9 @@ export const problemSchema: Schema = optional(
   'code',
 );
 
+/** an error answer in the document: problem details, served as application/problem+json */
+export const PROBLEM_ANSWER = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+
 export const commandResultSchema: Schema = object({
   commandId: str,
   streamId: str,
