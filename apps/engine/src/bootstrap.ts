@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { NestFactory } from '@nestjs/core';
 import type { ModuleMetadata } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -66,9 +67,31 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * command sent as text/plain would otherwise be answered as if it were not an object.
  */
 function jsonBody(limit: number) {
-  const parse = express.json({ limit, strict: false, type: JSON_TYPES });
+  const parse = express.json({
+    limit,
+    strict: false,
+    type: JSON_TYPES,
+    // bytes that are not UTF-8 (Latin-1 sent without a charset) would be stored as U+FFFD for good
+    verify: (_req, _res, buf) => {
+      if (!isUtf8(buf)) throw Object.assign(new Error('the body is not UTF-8'), { type: 'charset.unsupported', status: 415 });
+    },
+  });
   return (req: Request, res: Response, next: NextFunction): void => {
     // req.is: null without a body, false with a body of another type
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (req.is(JSON_TYPES) && ((charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') || !['identity', 'gzip', 'deflate'].includes(encoding))) {
+      // JSON is UTF-8 (RFC 8259); and the documented encodings only, so what is accepted is what is described
+      const onCharset = charset !== undefined && charset !== 'utf-8' && charset !== 'utf8';
+      return sendProblem(
+        res,
+        problem(415, 'unsupported_media_type', 'Unsupported media type', onCharset ? `JSON is read in UTF-8 only (got charset ${charset})` : `the body's content-encoding must be identity, gzip or deflate (got ${encoding})`, {
+          errors: onCharset
+            ? [{ field: 'content-type', expected: 'JSON in UTF-8 (no charset, or charset=utf-8)' }]
+            : [{ field: 'content-encoding', expected: 'identity, gzip or deflate' }],
+        }),
+      );
+    }
     if (req.is(JSON_TYPES) === false) {
       const given = req.headers['content-type'] ?? 'none';
       return sendProblem(

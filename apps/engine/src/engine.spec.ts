@@ -126,6 +126,9 @@ describe('engine HTTP API', () => {
       await send(journey[0]).expect(201);
     });
 
+    /** superagent serialises a Buffer body as JSON unless told to send it as it is */
+    const asBytes = ((b: Buffer) => b) as unknown as (body: unknown) => string;
+
     async function expectProblem(res: request.Response, status: number, code: string): Promise<Record<string, unknown>> {
       expect(res.status).toBe(status);
       expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -199,6 +202,18 @@ describe('engine HTTP API', () => {
       // JSON in another charset is named as the content type's fault too
       const latin = await expectProblem(await http.post('/commands').set('Content-Type', 'application/json; charset=iso-8859-1').send('{}'), 415, 'unsupported_media_type');
       expect(latin.errors).toEqual([{ field: 'content-type', expected: 'JSON in UTF-8 (no charset, or charset=utf-8)' }]);
+      const utf16 = await expectProblem(
+        // bytes as they are (superagent would otherwise serialise a Buffer as JSON)
+        await http.post('/commands').set('Content-Type', 'application/json; charset=utf-16le').serialize(asBytes).send(Buffer.from(JSON.stringify(journey[0]), 'utf16le')),
+        415,
+        'unsupported_media_type',
+      );
+      expect(utf16.errors).toEqual([{ field: 'content-type', expected: 'JSON in UTF-8 (no charset, or charset=utf-8)' }]);
+      // bytes that are not UTF-8, sent without a charset, are refused rather than stored as replacement characters
+      const latinBytes = Buffer.from(JSON.stringify({ ...journey[0], commandId: 'latin-bytes' }).replace('"Ann"', '"Ren\u00e9e"'), 'latin1');
+      await expectProblem(await http.post('/commands').set('Content-Type', 'application/json').serialize(asBytes).send(latinBytes), 415, 'unsupported_media_type');
+      const brotli = await expectProblem(await http.post('/commands').set('Content-Type', 'application/json').set('Content-Encoding', 'br').send('{}'), 415, 'unsupported_media_type');
+      expect(brotli.errors).toEqual([{ field: 'content-encoding', expected: 'identity, gzip or deflate' }]);
     });
 
     it('unknown customer → 404 problem', async () => {
