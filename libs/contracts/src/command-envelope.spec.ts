@@ -235,10 +235,11 @@ describe('validateCommandEnvelope', () => {
         };
         const deep = nested(50);
         expect(errorsOf(purchase({ extra: deep, lines: ['\u0000'], orderId: deep, '\u0000': 1 }))).toEqual([
-          { field: 'data.\u0000', expected: 'no such field (remove it)' },
           { field: 'data.extra', expected: 'no such field (remove it)' },
           { field: 'data.lines[0]', expected: 'an object' },
           { field: 'data.orderId', expected: expect.stringContaining('an id') },
+          // a name no store can hold is written escaped, as the text check writes it
+          { field: 'data["\\u0000"]', expected: 'no such field (remove it)' },
         ]);
         // Data of an unknown type is not walked: it may be nested deeper than a walk's stack.
         expect(fields({ ...purchase(), type: 'Unknown', data: { note: nested(100_000) } })).toEqual(['type']);

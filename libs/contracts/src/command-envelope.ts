@@ -44,7 +44,7 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   }
   const errors: FieldError[] = [];
   for (const key of Object.keys(input)) {
-    if (!ENVELOPE_FIELDS.has(key)) errors.push({ field: key, expected: UNKNOWN_FIELD });
+    if (!ENVELOPE_FIELDS.has(key)) errors.push({ field: isWellFormedText(key) ? key : `[${JSON.stringify(key)}]`, expected: UNKNOWN_FIELD });
   }
   const { type, commandId, correlationId, data } = input;
   const knownType = typeof type === 'string' && Object.hasOwn(COMMAND_DTOS, type);
@@ -122,10 +122,10 @@ function malformedText(value: unknown, skip: ReadonlySet<string>, path: (string 
         continue;
       }
       const at = pathText(path);
-      // Named escaped, so the answer does not carry the text it refuses; not twice if already refused.
-      if (!skip.has(at === '' ? key : `${at}.${key}`)) {
-        out.push({ field: `${at}[${JSON.stringify(key)}]`, expected: EXPECTED.wellFormedNames });
-      }
+      // Named escaped, so the answer does not carry the text it refuses; not twice if already refused
+      // (an unknown field is named the same escaped way).
+      const escaped = `${at}[${JSON.stringify(key)}]`;
+      if (!skip.has(escaped)) out.push({ field: escaped, expected: EXPECTED.wellFormedNames });
     }
   }
 }
@@ -184,7 +184,12 @@ function validateData(type: ExternalCommandType, data: Record<string, unknown>):
 }
 
 function collect(error: ValidationError, parentPath: string, out: FieldError[], parentIsArray = false): void {
-  const path = parentIsArray ? `${parentPath}[${error.property}]` : `${parentPath}.${error.property}`;
+  // a name no store can hold is written escaped, so the answer does not carry the text it refuses
+  const path = parentIsArray
+    ? `${parentPath}[${error.property}]`
+    : isWellFormedText(error.property)
+      ? `${parentPath}.${error.property}`
+      : `${parentPath}[${JSON.stringify(error.property)}]`;
   const expected = describe(error);
   if (expected !== undefined) out.push({ field: path, expected });
   // Children are only meaningful when the value itself had the right shape.
