@@ -95,4 +95,39 @@ describe('EventRelay', () => {
     expect((await relay.stats()).failedSends).toBe(1);
     expect(await checkpoints.load('kafka-relay')).toBe(20);
   });
+
+  it('given a batch the broker refuses as too large, then the batch is halved until one fits, and grows back once past', async () => {
+    const store = await storeWith(60);
+    const checkpoints = new InMemoryCheckpointStore();
+    const broker = new ScriptedBroker();
+    const relay = new EventRelay({ store, kafka: broker.kafka, topics, checkpoints, batchSize: 8, lingerMs: 20, retryBackoffMs: 1 });
+    relay.start();
+
+    // kafkajs' refusal, as the broker words it
+    const tooLarge = () => Object.assign(new Error('The request included a message larger than the max message size the server will accept'), { type: 'MESSAGE_TOO_LARGE' });
+    await broker.sendsStarted(1);
+    broker.sends[0]?.settle(tooLarge());
+    await broker.sendsStarted(2);
+    broker.sends[1]?.settle(tooLarge());
+    // after two refusals a request holds 2 events, and the relay moves on with them
+    let settled = 2;
+    while ((await relay.stats()).position < 60) {
+      if (broker.sends.length > settled) broker.sends[settled++]?.settle();
+      else await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await relay.stop();
+
+    expect(broker.sends.slice(0, 3).map((s) => s.positions)).toEqual([
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      [1, 2, 3, 4],
+      [1, 2],
+    ]);
+    // nothing lost, each event acknowledged once the sizes fit
+    const acknowledged = broker.sends.slice(2).flatMap((s) => s.positions);
+    expect(acknowledged).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    // twenty acknowledged requests of 2 later, they hold 4 again (the one formed meanwhile still 2)
+    expect(broker.sends.slice(2, 22).every((send) => send.positions.length === 2)).toBe(true);
+    expect(broker.sends.slice(22).some((send) => send.positions.length === 4)).toBe(true);
+    expect((await relay.stats()).failedSends).toBe(2);
+  });
 });

@@ -52,6 +52,14 @@ export class EventRelay {
   private readonly batchSize: number;
   private readonly lingerMs: number;
   private readonly retryBackoffMs: number;
+  /**
+   * Events per batch now: the configured size, halved after the broker refused a request as too
+   * large (a run of big events), and grown back after a run of acknowledged batches.
+   */
+  private currentBatchSize: number;
+  private acknowledgedInARow = 0;
+  /** failures since the last acknowledged batch: each waits twice as long as the one before, up to 30 s */
+  private failuresInARow = 0;
   private running = false;
   private loop: Promise<void> | undefined;
   private subscription: EventSubscription | undefined;
@@ -64,6 +72,7 @@ export class EventRelay {
     this.batchSize = options.batchSize ?? 2000;
     this.lingerMs = options.lingerMs ?? 5;
     this.retryBackoffMs = options.retryBackoffMs ?? 1000;
+    this.currentBatchSize = this.batchSize;
   }
 
   start(): void {
@@ -102,9 +111,26 @@ export class EventRelay {
         await this.publishFromCheckpoint();
       } catch (err) {
         this.counters.failedSends += 1;
-        this.options.logger?.warn({ err, relay: this.name, position: this.counters.position }, 'relay failed; resuming from its checkpoint');
+        this.failuresInARow += 1;
+        this.acknowledgedInARow = 0;
+        if (isTooLarge(err) && this.currentBatchSize > 1) {
+          // the broker takes each request up to its max.message.bytes: fewer events a request, until one fits
+          this.currentBatchSize = Math.max(1, Math.floor(this.currentBatchSize / 2));
+          this.options.logger?.warn(
+            { err, relay: this.name, position: this.counters.position, batchSize: this.currentBatchSize },
+            'relay batch larger than the broker accepts; retrying from its checkpoint with smaller batches',
+          );
+        } else {
+          this.options.logger?.warn(
+            { err, relay: this.name, position: this.counters.position },
+            isTooLarge(err)
+              ? 'relay failed: one event is larger than the broker accepts (raise the topics\' max.message.bytes); resuming from its checkpoint'
+              : 'relay failed; resuming from its checkpoint',
+          );
+        }
         await this.dropProducer();
-        await this.pause(this.retryBackoffMs);
+        // a failure that keeps coming back is retried less and less often, rather than every second for good
+        await this.pause(Math.min(30_000, this.retryBackoffMs * 2 ** Math.min(this.failuresInARow - 1, 5)));
       }
     }
     await this.dropProducer();
@@ -114,7 +140,7 @@ export class EventRelay {
     const producer = await this.connectedProducer();
     const from = await this.options.checkpoints.load(this.name);
     this.counters.position = from;
-    const subscription = this.options.store.subscribeToAll({ afterPosition: from, batchSize: this.batchSize });
+    const subscription = this.options.store.subscribeToAll({ afterPosition: from, batchSize: this.currentBatchSize });
     this.subscription = subscription;
     const iterator = subscription[Symbol.asyncIterator]();
     let batch: StoredEvent[] = [];
@@ -154,7 +180,7 @@ export class EventRelay {
         batch.push(next.value);
         if (batch.length === 1) lingerOver = sleep(this.lingerMs).then(() => undefined);
         pending = iterator.next();
-        if (batch.length >= this.batchSize) {
+        if (batch.length >= this.currentBatchSize) {
           await dispatch();
           lingerOver = undefined;
         }
@@ -192,6 +218,13 @@ export class EventRelay {
     await this.options.checkpoints.save(this.name, batch.lastPosition);
     this.counters.position = batch.lastPosition;
     this.counters.publishedEvents += batch.events;
+    this.failuresInARow = 0;
+    // past the run of big events, batches grow back to the configured size
+    this.acknowledgedInARow += 1;
+    if (this.currentBatchSize < this.batchSize && this.acknowledgedInARow >= 20) {
+      this.currentBatchSize = Math.min(this.batchSize, this.currentBatchSize * 2);
+      this.acknowledgedInARow = 0;
+    }
   }
 
   private async connectedProducer(): Promise<Producer> {
@@ -233,4 +266,15 @@ interface PreparedBatch {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** the broker refused a request (or one record) as larger than its max.message.bytes */
+function isTooLarge(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth += 1) {
+    const { type, message, originalError, errors } = e as { type?: string; message?: string; originalError?: unknown; errors?: unknown[] };
+    if (type === 'MESSAGE_TOO_LARGE' || /larger than the max message size/i.test(message ?? '')) return true;
+    if (Array.isArray(errors) && errors.some((inner) => isTooLarge(inner))) return true;
+    e = originalError;
+  }
+  return false;
 }

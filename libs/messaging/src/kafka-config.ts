@@ -12,6 +12,8 @@ export interface KafkaConfig {
   partitions?: number;
   /** replication factor of topics Clientele creates (KAFKA_REPLICATION_FACTOR); default -1, the cluster's */
   replicationFactor?: number;
+  /** most events the relay sends in one request (KAFKA_RELAY_BATCH_SIZE); default 2000, halved by itself while the broker refuses a request as too large */
+  relayBatchSize?: number;
   /** kafkajs' own logging; default warnings and errors */
   logLevel?: logLevel;
 }
@@ -24,7 +26,8 @@ const MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
  * Reads KAFKA_BROKERS (comma separated, default 127.0.0.1:9092), KAFKA_CLIENT_ID (default
  * `clientele`), KAFKA_TOPIC_PREFIX (default `clientele.`), KAFKA_SSL (`true`/`false`, default false),
  * KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD (all three or none),
- * KAFKA_TOPIC_PARTITIONS and KAFKA_REPLICATION_FACTOR (for topics Clientele creates).
+ * KAFKA_TOPIC_PARTITIONS and KAFKA_REPLICATION_FACTOR (for topics Clientele creates),
+ * KAFKA_RELAY_BATCH_SIZE (most events per relay request, default 2000).
  */
 export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaConfig {
   const brokers = (env.KAFKA_BROKERS ?? '127.0.0.1:9092')
@@ -45,6 +48,7 @@ export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaC
   };
   if (env.KAFKA_TOPIC_PARTITIONS) config.partitions = wholeNumber(env.KAFKA_TOPIC_PARTITIONS, 'KAFKA_TOPIC_PARTITIONS', 1);
   if (env.KAFKA_REPLICATION_FACTOR) config.replicationFactor = wholeNumber(env.KAFKA_REPLICATION_FACTOR, 'KAFKA_REPLICATION_FACTOR', -1);
+  if (env.KAFKA_RELAY_BATCH_SIZE) config.relayBatchSize = wholeNumber(env.KAFKA_RELAY_BATCH_SIZE, 'KAFKA_RELAY_BATCH_SIZE', 1);
   const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = env;
   if (mechanism || username || password) {
     const m = (mechanism ?? '').toLowerCase();

@@ -119,7 +119,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         kafka,
         topics,
         checkpoints: options.checkpoints,
-        ...(options.relayBatchSize !== undefined && { batchSize: options.relayBatchSize }),
+        ...((options.relayBatchSize ?? options.config.relayBatchSize) !== undefined && { batchSize: options.relayBatchSize ?? options.config.relayBatchSize }),
         ...(options.relayLingerMs !== undefined && { lingerMs: options.relayLingerMs }),
         ...(options.logger && { logger: options.logger }),
       });

@@ -15,6 +15,10 @@ describe('kafkaConfigFromEnv', () => {
     expect(kafkaConfigFromEnv({})).toEqual({ brokers: ['127.0.0.1:9092'], clientId: 'clientele', topicPrefix: 'clientele.', ssl: false });
   });
 
+  it('reads the relay batch size', () => {
+    expect(kafkaConfigFromEnv({ KAFKA_RELAY_BATCH_SIZE: '200' }).relayBatchSize).toBe(200);
+  });
+
   it('reads brokers, prefix, SSL and SASL', () => {
     const config = kafkaConfigFromEnv({
       KAFKA_BROKERS: 'k1:9093, k2:9093',
@@ -39,6 +43,7 @@ describe('kafkaConfigFromEnv', () => {
     [{ KAFKA_SSL: 'yes' }, 'KAFKA_SSL: expected true or false, got "yes"'],
     [{ KAFKA_TOPIC_PARTITIONS: '0' }, 'KAFKA_TOPIC_PARTITIONS: expected a whole number >= 1, got "0"'],
     [{ KAFKA_REPLICATION_FACTOR: '0' }, 'KAFKA_REPLICATION_FACTOR: expected a whole number >= -1 other than 0, got "0"'],
+    [{ KAFKA_RELAY_BATCH_SIZE: '0' }, 'KAFKA_RELAY_BATCH_SIZE: expected a whole number >= 1, got "0"'],
     [{ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, 'KAFKA_SASL_MECHANISM: expected one of'],
     [{ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' }, 'KAFKA_SASL_PASSWORD: required'],
   ])('names the variable that is wrong: %j', (env, message) => {
