@@ -50,4 +50,15 @@ describe('loadEngineConfig', () => {
       'CLIENTELE_ROLES: expected a list of relay, ingest, http, projector ("bogus" is not one), got "http,bogus"',
     );
   });
+
+  it.each([
+    [{ KAFKA_BROKERS: 'localhost' }, 'KAFKA_BROKERS: expected host:port, got "localhost"'],
+    [{ KAFKA_SSL: 'yes' }, 'KAFKA_SSL: expected true or false, got "yes"'],
+    [{ KAFKA_TOPIC_PARTITIONS: '0' }, 'KAFKA_TOPIC_PARTITIONS: expected a whole number >= 1, got "0"'],
+  ])('given Kafka on and %j, then start-up fails naming the variable, before the app boots', (kafka, message) => {
+    expect(() => loadEngineConfig({ CLIENTELE_KAFKA: 'on', ...kafka })).toThrow(ConfigError);
+    expect(() => loadEngineConfig({ CLIENTELE_KAFKA: 'on', ...kafka })).toThrow(message);
+    // without Kafka the broker settings are not read
+    expect(() => loadEngineConfig(kafka)).not.toThrow();
+  });
 });

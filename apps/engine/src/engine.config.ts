@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { storageConfigFromEnv, type StorageConfig } from '@clientele/application';
-import { messagingRolesFromEnv } from '@clientele/messaging';
+import { kafkaConfigFromEnv, messagingRolesFromEnv } from '@clientele/messaging';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -89,18 +89,35 @@ function rolesFromEnv(env: Env): EngineConfig['roles'] {
     kafka = messagingRolesFromEnv(env);
   } catch (error) {
     const message = (error as Error).message;
-    const variable = message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES';
-    // the messaging library's own words are "<variable>: expected …, got …": keep what it expected and which value it refused
-    const [expected, refused] = message
-      .slice(message.indexOf(':') + 1)
-      .trim()
-      .replace(/^expected /, '')
-      .split(/, got /);
-    throw new ConfigError(variable, refused !== undefined ? `${expected} (${refused} is not one)` : (expected ?? message), env[variable] ?? '');
+    throw libraryConfigError(message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES', message, env, true);
+  }
+  if (kafka.relay || kafka.ingest) {
+    // the broker settings are read when messaging starts, after the app has booted: checked here so a
+    // wrong value stops the start like every other setting, named
+    try {
+      kafkaConfigFromEnv(env);
+    } catch (error) {
+      const message = (error as Error).message;
+      throw libraryConfigError(message.slice(0, message.indexOf(':')), message, env, false);
+    }
   }
   const listed = env.CLIENTELE_ROLES?.trim();
   const names = listed ? listed.split(',').map((r) => r.trim().toLowerCase()) : ['http', 'projector'];
   return { http: names.includes('http'), projector: names.includes('projector'), ...kafka };
+}
+
+/**
+ * A setting the messaging library refused, in its own words "<variable>: expected …, got …", as a
+ * ConfigError: what it expected, and (for a list) which entry it refused.
+ */
+function libraryConfigError(variable: string, message: string, env: Env, list: boolean): ConfigError {
+  const [expected, refused] = message
+    .slice(message.indexOf(':') + 1)
+    .trim()
+    .replace(/^expected /, '')
+    .split(/, got /);
+  const what = refused !== undefined && list ? `${expected} (${refused} is not one)` : (expected ?? message);
+  return new ConfigError(variable, what, env[variable] ?? '');
 }
 
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
