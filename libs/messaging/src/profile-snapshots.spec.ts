@@ -76,7 +76,8 @@ describe('ProfileSnapshotFeed', () => {
       checkpoints,
       retryBackoffMs: 5,
       publish: async (s) => {
-        if (failing) throw new Error('broker unreachable');
+        // a send that takes a while to fail, as a broker timeout does
+        if (failing) await new Promise((r) => setTimeout(r, 20)).then(() => Promise.reject(new Error('broker unreachable')));
         sent.push(...s);
       },
     });
@@ -84,7 +85,13 @@ describe('ProfileSnapshotFeed', () => {
 
     const buy = await append(store, 'c1');
     source.apply(buy, (p) => p.set('c1', { revenueMinor: 100 }));
-    while (feed.stats().failedSends < 2) await new Promise((r) => setTimeout(r, 5));
+    // the customer counts as pending at every moment of the outage, the send in progress included
+    const seen = new Set<number>();
+    while (feed.stats().failedSends < 2) {
+      seen.add(feed.stats().pending);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect([...seen]).toEqual([1]);
     expect(await checkpoints.load('kafka-profile-snapshots')).toBe(0);
 
     failing = false;

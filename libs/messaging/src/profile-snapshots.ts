@@ -100,6 +100,8 @@ export class ProfileSnapshotFeed {
   private readonly retryBackoffMs: number;
   /** customer id → the lowest position that made it pending (for the checkpoint) and the highest (for the message) */
   private readonly pending = new Map<string, { since: number; last: number }>();
+  /** customers taken out of `pending` for the send in progress: still not on the topic until it is acknowledged */
+  private sending: readonly string[] = [];
   private seen = 0;
   private checkpoint = 0;
   private unsubscribe?: () => void;
@@ -151,7 +153,9 @@ export class ProfileSnapshotFeed {
   }
 
   stats(): ProfileSnapshotStats {
-    return { position: this.checkpoint, pending: this.pending.size, ...this.counters };
+    let sendingOnly = 0;
+    for (const id of this.sending) if (!this.pending.has(id)) sendingOnly += 1;
+    return { position: this.checkpoint, pending: this.pending.size + sendingOnly, ...this.counters };
   }
 
   /** resolves once every customer touched up to `position` has had its snapshot acknowledged */
@@ -185,6 +189,7 @@ export class ProfileSnapshotFeed {
       }
       const taken = [...this.pending.entries()].slice(0, this.batchSize);
       for (const [id] of taken) this.pending.delete(id);
+      this.sending = taken.map(([id]) => id);
       try {
         const snapshots: ProfileSnapshot[] = [];
         for (const [customerId, { last }] of taken) {
@@ -194,6 +199,7 @@ export class ProfileSnapshotFeed {
         }
         await this.options.publish(snapshots);
         this.counters.publishedSnapshots += snapshots.length;
+        this.sending = [];
         pause = this.retryBackoffMs;
         await this.saveCheckpoint();
       } catch (err) {
@@ -202,6 +208,7 @@ export class ProfileSnapshotFeed {
           const now = this.pending.get(id);
           this.pending.set(id, now ? { since: Math.min(now.since, entry.since), last: Math.max(now.last, entry.last) } : entry);
         }
+        this.sending = [];
         this.counters.failedSends += 1;
         this.options.logger?.warn({ err, pending: this.pending.size }, 'profile snapshots could not be sent; retrying');
         await this.interruptibleSleep(pause);
