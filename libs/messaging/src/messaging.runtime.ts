@@ -164,9 +164,12 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
       });
       await ingest.start();
       const every = options.lagIntervalMs ?? 15_000;
-      timer = setInterval(() => {
+      const refresh = (): void => {
         refreshIngestLag().catch((err: unknown) => options.logger?.warn({ err }, 'could not fetch the ingest lag'));
-      }, every);
+      };
+      // once at start too: a backlog waiting for a new process is its lag from the first answer, not 0 for an interval
+      refresh();
+      timer = setInterval(refresh, every);
       timer.unref();
     }
 
