@@ -40,10 +40,15 @@ export function kafkaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaC
   }
   const ssl = env.KAFKA_SSL ?? 'false';
   if (ssl !== 'true' && ssl !== 'false') throw new Error(`KAFKA_SSL: expected true or false, got "${ssl}"`);
+  const topicPrefix = env.KAFKA_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX;
+  // what Kafka allows in a topic name, with room left for the longest suffix
+  if (!/^[A-Za-z0-9._-]{0,200}$/.test(topicPrefix)) {
+    throw new Error(`KAFKA_TOPIC_PREFIX: expected letters, digits, '.', '_' or '-' (at most 200), as Kafka topic names take, got "${topicPrefix}"`);
+  }
   const config: KafkaConfig = {
     brokers,
     clientId: env.KAFKA_CLIENT_ID || 'clientele',
-    topicPrefix: env.KAFKA_TOPIC_PREFIX ?? DEFAULT_TOPIC_PREFIX,
+    topicPrefix,
     ssl: ssl === 'true',
   };
   if (env.KAFKA_TOPIC_PARTITIONS) config.partitions = wholeNumber(env.KAFKA_TOPIC_PARTITIONS, 'KAFKA_TOPIC_PARTITIONS', 1);

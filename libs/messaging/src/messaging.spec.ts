@@ -7,8 +7,27 @@ import type { StoredEvent } from '@clientele/event-store';
 import { SqliteCheckpointStore } from './checkpoint.store';
 import { recordsFor, withoutPersonalData } from './event-messages';
 import { kafkaConfigFromEnv } from './kafka-config';
+import { topicCreationError } from './topics';
 import { messagingRolesFromEnv } from './messaging.runtime';
 import { topicNames } from './topics';
+
+describe('topicCreationError', () => {
+  it('names each topic the cluster refused and why, and the settings behind them', () => {
+    const aggregate = Object.assign(new Error('Topic creation errors'), {
+      errors: [
+        { topic: 'p.events', type: 'INVALID_REPLICATION_FACTOR', message: 'Replication factor: 3 larger than available brokers: 1.' },
+        { topic: 'p.lifecycle', type: 'INVALID_REPLICATION_FACTOR', message: 'Replication factor: 3 larger than available brokers: 1.' },
+      ],
+    });
+    const error = topicCreationError(aggregate);
+    expect(error.message).toContain('p.events: INVALID_REPLICATION_FACTOR (Replication factor: 3 larger than available brokers: 1.)');
+    expect(error.message).toContain('p.lifecycle: INVALID_REPLICATION_FACTOR');
+    expect(error.message).toContain('KAFKA_REPLICATION_FACTOR');
+    expect(error.cause).toBe(aggregate);
+    const plain = new Error('connect ECONNREFUSED');
+    expect(topicCreationError(plain)).toBe(plain);
+  });
+});
 
 describe('kafkaConfigFromEnv', () => {
   it('defaults to a local broker and the clientele. prefix', () => {
@@ -44,6 +63,7 @@ describe('kafkaConfigFromEnv', () => {
     [{ KAFKA_TOPIC_PARTITIONS: '0' }, 'KAFKA_TOPIC_PARTITIONS: expected a whole number >= 1, got "0"'],
     [{ KAFKA_REPLICATION_FACTOR: '0' }, 'KAFKA_REPLICATION_FACTOR: expected a whole number >= -1 other than 0, got "0"'],
     [{ KAFKA_RELAY_BATCH_SIZE: '0' }, 'KAFKA_RELAY_BATCH_SIZE: expected a whole number >= 1, got "0"'],
+    [{ KAFKA_TOPIC_PREFIX: 'bad/prefix.' }, 'KAFKA_TOPIC_PREFIX: expected letters, digits'],
     [{ KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p' }, 'KAFKA_SASL_MECHANISM: expected one of'],
     [{ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' }, 'KAFKA_SASL_PASSWORD: required'],
   ])('names the variable that is wrong: %j', (env, message) => {

@@ -49,17 +49,41 @@ export async function ensureTopics(admin: Admin, settings: TopicSettings): Promi
     replicationFactor,
     configEntries: Object.entries({ 'max.message.bytes': maxBytes, ...config }).map(([name, value]) => ({ name, value })),
   });
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      topic(names.events, partitions),
-      topic(names.lifecycle, partitions),
-      // a consumer rebuilding its copy reads only the latest profile per customer
-      topic(names.profiles, partitions, { 'cleanup.policy': 'compact' }),
-      topic(names.referrals, partitions),
-      topic(names.commands, partitions),
-      topic(names.commandsDeadLetter, 1, { 'retention.ms': String(30 * 24 * 3600 * 1000) }),
-    ],
-  });
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        topic(names.events, partitions),
+        topic(names.lifecycle, partitions),
+        // a consumer rebuilding its copy reads only the latest profile per customer
+        topic(names.profiles, partitions, { 'cleanup.policy': 'compact' }),
+        topic(names.referrals, partitions),
+        topic(names.commands, partitions),
+        topic(names.commandsDeadLetter, 1, { 'retention.ms': String(30 * 24 * 3600 * 1000) }),
+      ],
+    });
+  } catch (error) {
+    throw topicCreationError(error);
+  }
   return names;
+}
+
+/**
+ * The cluster's reasons for refusing to create the topics, each with its topic, and the settings
+ * that decide them; kafkajs keeps them in an aggregate error whose own message says only
+ * "Topic creation errors".
+ */
+export function topicCreationError(error: unknown): Error {
+  const inner = (error as { errors?: unknown[] }).errors;
+  if (!Array.isArray(inner) || inner.length === 0) return error instanceof Error ? error : new Error(String(error));
+  const reasons = inner.map((e) => {
+    const { topic, type, message } = e as { topic?: string; type?: string; message?: string };
+    return `${topic ?? '?'}: ${type ?? 'error'}${message ? ` (${message})` : ''}`;
+  });
+  const unique = [...new Set(reasons)];
+  return new Error(
+    `Kafka refused to create Clientele's topics: ${unique.join('; ')}. ` +
+      'They follow KAFKA_TOPIC_PREFIX, KAFKA_TOPIC_PARTITIONS and KAFKA_REPLICATION_FACTOR (a replication factor above the number of brokers is refused, as is a prefix with characters a topic name cannot hold).',
+    { cause: error },
+  );
 }
