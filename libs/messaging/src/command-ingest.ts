@@ -151,7 +151,7 @@ export class CommandIngest {
       if (!isRunning() || isStale()) return;
       let results: DispatchResult[] | undefined;
       try {
-        results = await dispatchBatch(pending.map((p) => p.envelope));
+        results = await keepingAlive(heartbeat, dispatchBatch(pending.map((p) => p.envelope)));
       } catch (err) {
         // an exception is not a verdict on the commands (store down, bug): keep them all and retry
         this.options.logger?.warn({ err, commands: pending.length }, 'command batch dispatch threw; retrying');
@@ -170,7 +170,7 @@ export class CommandIngest {
       if (again.length > 0) {
         if (results) this.options.logger?.warn({ commandId: again[0]?.envelope.commandId, commands: again.length, reason }, 'commands failed for now; retrying');
         this.counters.retries += again.length;
-        await sleep(backoff);
+        await keepingAlive(heartbeat, sleep(backoff));
         backoff = Math.min(backoff * 2, 30_000);
       }
       pending = again;
@@ -342,4 +342,20 @@ export class CommandIngest {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Tells the group this consumer is alive every 3 seconds while `work` runs: a store that stalls, or a
+ * retry pause that has grown to 30 s, would otherwise outlast the group's 30 s session, get the
+ * consumer thrown out, and have its batch handed over and run again.
+ */
+async function keepingAlive<T>(heartbeat: () => Promise<void>, work: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {
+    heartbeat().catch(() => undefined);
+  }, 3_000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
 }
