@@ -59,15 +59,15 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
   let dataTextChecked = false;
   if (!isPlainObject(data)) {
     errors.push({ field: 'data', expected: EXPECTED.object });
-  } else if (knownType && outOfShape(data, ['data'], 0, errors)) {
-    // nested past any command's shape, or a __proto__ key: named, and not handed to the validators
-    // below, whose recursion a deep enough body would exhaust (a 500 for a caller's mistake)
   } else if (knownType) {
     // The caller's object is never shared or changed: the command carries a copy.
     copy = copyIfPassesFieldRules(COMMAND_DTOS[type as ExternalCommandType], data);
     // The table also refuses text a store cannot hold, so the data it copied is not walked for it below.
     dataTextChecked = copy !== undefined;
-    if (copy === undefined) {
+    // The table accepts only a command's own shape, never deep nor with a __proto__ name. What it
+    // refused is looked at for those first: they are named, and not handed to class-validator, whose
+    // recursion a deep enough body would exhaust (a 500 for a caller's mistake).
+    if (copy === undefined && !outOfShape(data, ['data'], 0, errors)) {
       // The table only ever says "valid"; class-validator has the last word and names each problem.
       const found = validateData(type as ExternalCommandType, data);
       if (found.length > 0) errors.push(...found);

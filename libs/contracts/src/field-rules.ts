@@ -182,7 +182,7 @@ const NOT_WELL_FORMED = Symbol('not well formed');
 
 /**
  * `copyJson` of a field's value, or NOT_WELL_FORMED when a string or a name in it is text a store
- * cannot hold: checked in the copy's own walk, so a valid command is not walked again for it. The
+ * cannot hold, or a name is `__proto__`: checked in the copy's own walk, so a valid command is not walked again for it. The
  * envelope validator names the field; the table only has to not call such a command valid.
  */
 function copyIfWellFormed(value: unknown): unknown {
@@ -199,7 +199,8 @@ function copyIfWellFormed(value: unknown): unknown {
   }
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    const field = isWellFormedText(key) ? copyIfWellFormed((value as Record<string, unknown>)[key]) : NOT_WELL_FORMED;
+    // assigning __proto__ would set the copy's prototype and drop the name: not a valid command
+    const field = isWellFormedText(key) && key !== '__proto__' ? copyIfWellFormed((value as Record<string, unknown>)[key]) : NOT_WELL_FORMED;
     if (field === NOT_WELL_FORMED) return NOT_WELL_FORMED;
     copy[key] = field;
   }
