@@ -76,30 +76,24 @@ function jsonBody(limit: number) {
       if (!isUtf8(buf)) throw Object.assign(new Error('the body is not UTF-8'), { type: 'charset.unsupported', status: 415 });
     },
   });
+  const UTF8 = 'JSON in UTF-8 (no charset, or charset=utf-8)';
+  const unsupported = (res: Response, field: 'content-type' | 'content-encoding', expected: string, detail: string): void =>
+    sendProblem(res, problem(415, 'unsupported_media_type', 'Unsupported media type', detail, { errors: [{ field, expected }] }));
   return (req: Request, res: Response, next: NextFunction): void => {
     // req.is: null without a body, false with a body of another type
-    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
-    const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
-    if (req.is(JSON_TYPES) && ((charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') || !['identity', 'gzip', 'deflate'].includes(encoding))) {
-      // JSON is UTF-8 (RFC 8259); and the documented encodings only, so what is accepted is what is described
-      const onCharset = charset !== undefined && charset !== 'utf-8' && charset !== 'utf8';
-      return sendProblem(
-        res,
-        problem(415, 'unsupported_media_type', 'Unsupported media type', onCharset ? `JSON is read in UTF-8 only (got charset ${charset})` : `the body's content-encoding must be identity, gzip or deflate (got ${encoding})`, {
-          errors: onCharset
-            ? [{ field: 'content-type', expected: 'JSON in UTF-8 (no charset, or charset=utf-8)' }]
-            : [{ field: 'content-encoding', expected: 'identity, gzip or deflate' }],
-        }),
-      );
-    }
-    if (req.is(JSON_TYPES) === false) {
+    const json = req.is(JSON_TYPES);
+    if (json === false) {
       const given = req.headers['content-type'] ?? 'none';
-      return sendProblem(
-        res,
-        problem(415, 'unsupported_media_type', 'Unsupported media type', `the body must be JSON, sent with content-type application/json (got ${given})`, {
-          errors: [{ field: 'content-type', expected: 'application/json' }],
-        }),
-      );
+      return unsupported(res, 'content-type', 'application/json', `the body must be JSON, sent with content-type application/json (got ${given})`);
+    }
+    if (json) {
+      // JSON is UTF-8 (RFC 8259), and only the documented encodings are read: what is accepted is what is described
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+      if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return unsupported(res, 'content-type', UTF8, `JSON is read in UTF-8 only (got charset ${charset})`);
+      const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
+      if (!['identity', 'gzip', 'deflate'].includes(encoding)) {
+        return unsupported(res, 'content-encoding', 'identity, gzip or deflate', `the body's content-encoding must be identity, gzip or deflate (got ${encoding})`);
+      }
     }
     parse(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
@@ -115,16 +109,8 @@ function jsonBody(limit: number) {
           }),
         );
       }
-      // a JSON body in a charset other than UTF-8 (charset=iso-8859-1), or an encoding the server does not take
-      if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported') {
-        const header = e.type === 'charset.unsupported' ? 'content-type' : 'content-encoding';
-        return sendProblem(
-          res,
-          problem(415, 'unsupported_media_type', 'Unsupported media type', e.message ?? 'the body cannot be read', {
-            errors: [{ field: header, expected: e.type === 'charset.unsupported' ? 'JSON in UTF-8 (no charset, or charset=utf-8)' : 'identity, gzip or deflate' }],
-          }),
-        );
-      }
+      // bytes that are not UTF-8, found by `verify`
+      if (e.type === 'charset.unsupported') return unsupported(res, 'content-type', UTF8, e.message ?? 'the body is not UTF-8');
       const status = e.status && e.status >= 400 && e.status < 500 ? e.status : 400;
       return sendProblem(res, problem(status, 'unreadable_body', 'Unreadable body', e.message ?? 'the body could not be read'));
     });
