@@ -50,6 +50,27 @@ describe('audit CLI commands', () => {
     return { code, stdout: stdout.text, stderr: stderr.text };
   }
 
+  /** a copy of the test store, edited with raw SQL as someone with access to the disk could; answers the file and what `edit` answered */
+  function editedCopy<T>(name: string, edit: (db: Database.Database) => T): [string, T] {
+    const file = tmp.file(name);
+    writeFileSync(file, readFileSync(dbFile));
+    const db = new Database(file);
+    try {
+      return [file, edit(db)];
+    } finally {
+      db.close();
+    }
+  }
+
+  /** an SQLite file made by `sql`: something other than a store */
+  function sqliteFileWith(name: string, sql: string): string {
+    const file = tmp.file(name);
+    const db = new Database(file);
+    db.exec(sql);
+    db.close();
+    return file;
+  }
+
   beforeAll(async () => {
     // given a store written through the personal-data decorator: Ada's history and 40 others' registrations
     const store = new PersonalDataEventStore(new SqliteEventStore({ file: dbFile, durability: 'normal' }), new SqliteCustomerKeyStore(dbFile, Buffer.from(masterKey, 'base64')));
@@ -75,12 +96,11 @@ describe('audit CLI commands', () => {
 
   it('verify: a store with a deleted row exits 1 and names the break, its event and stream', async () => {
     // given a copy of the store with position 20 deleted
-    const copy = tmp.file('cut.db');
-    writeFileSync(copy, readFileSync(dbFile));
-    const db = new Database(copy);
-    const next = db.prepare('SELECT id, stream_id FROM events WHERE position = 21').get() as { id: string; stream_id: string };
-    db.prepare('DELETE FROM events WHERE position = 20').run();
-    db.close();
+    const [copy, next] = editedCopy('cut.db', (db) => {
+      const following = db.prepare('SELECT id, stream_id FROM events WHERE position = 21').get() as { id: string; stream_id: string };
+      db.prepare('DELETE FROM events WHERE position = 20').run();
+      return following;
+    });
 
     // when verified, as text and as JSON
     const text = await run(['audit', 'verify', '--store', `sqlite:${copy}`]);
@@ -105,11 +125,7 @@ describe('audit CLI commands', () => {
     expect(same.stdout).toContain(`noted position ${lastPosition} still has hash ${lastHash}`);
 
     // when the last three events are cut off a copy: the chain alone still looks whole, the anchor does not
-    const cut = tmp.file('tail-cut.db');
-    writeFileSync(cut, readFileSync(dbFile));
-    const db = new Database(cut);
-    db.prepare('DELETE FROM events WHERE position > ?').run(lastPosition - 3);
-    db.close();
+    const [cut] = editedCopy('tail-cut.db', (db) => db.prepare('DELETE FROM events WHERE position > ?').run(lastPosition - 3));
     expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`])).code).toBe(0);
     const truncated = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`, '--expect', anchor]);
     expect(truncated.code).toBe(1);
@@ -154,10 +170,7 @@ describe('audit CLI commands', () => {
 
   it('verify: a directory, a file of something else or not a database is refused naming --store (exit 2), whole log or one stream', async () => {
     // given an SQLite file of something else, a file that is not a database, and a directory
-    const other = tmp.file('verify-other.sqlite');
-    const db = new Database(other);
-    db.exec('CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
-    db.close();
+    const other = sqliteFileWith('verify-other.sqlite', 'CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
     const text = tmp.file('verify-notes.txt');
     writeFileSync(text, 'these are notes, not a store\n'.repeat(200));
     const directory = tmp.file('');
@@ -264,10 +277,7 @@ describe('audit CLI commands', () => {
 
   it('a file that is not a store, or not a keys file, is refused and left as it was (no table created in it)', async () => {
     // given an SQLite file of something else, an empty file and a directory
-    const other = tmp.file('other.sqlite');
-    const db = new Database(other);
-    db.exec('CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
-    db.close();
+    const other = sqliteFileWith('other.sqlite', 'CREATE TABLE profiles (customer_id TEXT PRIMARY KEY)');
     const empty = tmp.file('empty.keys');
     writeFileSync(empty, '');
     const tables = (file: string) => (new Database(file, { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name);
@@ -286,10 +296,7 @@ describe('audit CLI commands', () => {
       expect(access.stderr).toContain(`--keys: ${keys} holds no customer keys`);
     }
     // a keys file with the table but no key in it would make everyone read as erased too
-    const emptyKeys = tmp.file('empty-keys.db');
-    const keysDb = new Database(emptyKeys);
-    keysDb.exec('CREATE TABLE customer_keys (customer_id TEXT PRIMARY KEY, wrapped_key TEXT)');
-    keysDb.close();
+    const emptyKeys = sqliteFileWith('empty-keys.db', 'CREATE TABLE customer_keys (customer_id TEXT PRIMARY KEY, wrapped_key TEXT)');
     const noKeys = await run(['personal-data', 'export', 'ada', '--keys', emptyKeys]);
     expect(noKeys).toMatchObject({ code: 1, stdout: '' });
     expect(noKeys.stderr).toContain('its customer_keys table is empty');
@@ -354,11 +361,9 @@ describe('audit CLI commands', () => {
   });
 
   it('verify: an event slipped in below position 1 is the first break, though every read of the log from its start skips it', async () => {
-    const copy = tmp.file('below-one.db');
-    writeFileSync(copy, readFileSync(dbFile));
-    const db = new Database(copy);
-    db.exec("INSERT INTO events SELECT -1, stream_id, 5, id || '-forged', type, data, metadata, recorded_at, hash, prev_hash FROM events WHERE position = 3");
-    db.close();
+    const [copy] = editedCopy('below-one.db', (db) =>
+      db.exec("INSERT INTO events SELECT -1, stream_id, 5, id || '-forged', type, data, metadata, recorded_at, hash, prev_hash FROM events WHERE position = 3"),
+    );
     const result = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${copy}`]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('BROKEN at position -1 — out_of_order');
@@ -370,14 +375,13 @@ describe('audit CLI commands', () => {
     ['data that is no longer JSON', (data: string) => `X${data.slice(1)}`],
   ])('verify --stream: a stored payload rewritten with %s is altered content at its position (exit 1)', async (_how, rewrite) => {
     // given a copy of the store with Ada's first purchase payload rewritten in place
-    const copy = tmp.file(`stream-rewritten-${Math.random().toString(36).slice(2)}.db`);
-    writeFileSync(copy, readFileSync(dbFile));
-    const db = new Database(copy);
-    const row = db.prepare("SELECT position, data FROM events WHERE stream_id = 'customer-ada' AND data LIKE '%\"totalMinor\":1500%' ORDER BY position LIMIT 1").get() as { position: number; data: string };
-    const rewritten = rewrite(row.data);
-    expect(rewritten).not.toBe(row.data);
-    db.prepare('UPDATE events SET data = ? WHERE position = ?').run(rewritten, row.position);
-    db.close();
+    const [copy, row] = editedCopy(`stream-rewritten-${Math.random().toString(36).slice(2)}.db`, (db) => {
+      const first = db.prepare("SELECT position, data FROM events WHERE stream_id = 'customer-ada' AND data LIKE '%\"totalMinor\":1500%' ORDER BY position LIMIT 1").get() as { position: number; data: string };
+      const rewritten = rewrite(first.data);
+      expect(rewritten).not.toBe(first.data);
+      db.prepare('UPDATE events SET data = ? WHERE position = ?').run(rewritten, first.position);
+      return first;
+    });
 
     // when the stream is verified
     const result = await run(['audit', 'verify', '--quiet', '--stream', 'customer-ada', '--store', `sqlite:${copy}`]);
