@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream';
 
 import { runCli } from '../cli.program';
 import type { CliContext } from '../cli-context';
-import { formatReport, type BenchReport, type BenchRow } from './bench.command';
+import type { CommandPathFigure } from '@clientele/application';
+import { formatReport, medianOfRounds, roundsNote, type BenchReport, type BenchRow } from './bench.command';
 
 const captured = () => {
   const stream = new PassThrough() as PassThrough & NodeJS.WriteStream;
@@ -145,5 +146,42 @@ describe('clientele bench --section', () => {
       "error: --section: no section 'sqlite apends'; the sections are 'command path', 'batched import', 'sqlite appends', " +
         "'projection rebuild', 'statistics', 'postgresql appends', 'kafka'\n",
     );
+  });
+});
+
+describe('command-path rounds', () => {
+  const round = (commandsPerSecond: number, p99: number, cpu: number): CommandPathFigure => ({
+    durability: 'full',
+    callers: 64,
+    commands: 1000,
+    events: 1200,
+    seconds: 1000 / commandsPerSecond,
+    commandsPerSecond,
+    eventsPerSecond: commandsPerSecond * 1.2,
+    latencyMs: { p50: p99 / 3, p99, max: p99 * 2 },
+    cpuMicrosPerCommand: cpu,
+    outcomes: { applied: 1000, duplicate: 0, no_op: 0, refused: 0 },
+  });
+
+  it('given three rounds, then each figure is its own median, and the counts are the workload\'s', () => {
+    const median = medianOfRounds([round(18_000, 9, 70), round(26_000, 5, 50), round(22_000, 6, 60)]);
+    expect(median.commandsPerSecond).toBe(22_000);
+    expect(median.eventsPerSecond).toBeCloseTo(26_400);
+    expect(median.latencyMs).toEqual({ p50: 2, p99: 6, max: 12 });
+    expect(median.cpuMicrosPerCommand).toBe(60);
+    expect(median.commands).toBe(1000);
+    expect(median.events).toBe(1200);
+  });
+
+  it('given an even number of rounds, then the median is the mean of the middle two; given none, then it refuses', () => {
+    expect(medianOfRounds([round(10_000, 4, 50), round(30_000, 8, 70)]).commandsPerSecond).toBe(20_000);
+    expect(() => medianOfRounds([])).toThrow('no rounds');
+  });
+
+  it('given the rounds, then the note lists each in order with its p99 and how many ran untimed before', () => {
+    expect(roundsNote([round(18_311.4, 8.48, 70), round(23_605, 5.63, 50), round(28_967, 5.57, 45)], 1)).toBe(
+      '3 rounds (1 untimed before): 18,311 · 23,605 · 28,967 commands/s, p99 8.48 · 5.63 · 5.57 ms',
+    );
+    expect(roundsNote([round(1_000, 2, 300), round(1_100, 2.5, 290)], 0)).toBe('2 rounds: 1,000 · 1,100 commands/s, p99 2 · 2.5 ms');
   });
 });
