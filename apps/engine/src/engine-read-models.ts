@@ -16,6 +16,7 @@ import {
   type CheckpointRow,
   type CustomerProfile,
   type ProjectionStatus,
+  type ReadModelGenerations,
 } from '@clientele/projections';
 import type { StoredEvent } from '@clientele/event-store';
 import type { ProfileSource } from '@clientele/messaging';
@@ -37,6 +38,12 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   private stopping = false;
   private lastError?: string;
   private readonly batchListeners = new Set<(events: readonly StoredEvent[]) => void>();
+  private generations?: ReadModelGenerations;
+  private followTimer?: NodeJS.Timeout;
+  private followingPromoted?: Promise<void>;
+  /** a promoted generation this process could not serve, so that it is reported once */
+  private declined?: string;
+  private followFailure?: string;
   profiles!: ProfileQueries;
   referrals!: ReferralQueries;
   statistics!: StatisticsQueries;
@@ -50,10 +57,15 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   async onModuleInit(): Promise<void> {
     const readConfig = readModelConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: this.config.dataDir, CLIENTELE_STORE: this.config.store });
     const generations = readModelGenerations(readConfig);
+    this.generations = generations;
     this.models = new ReadModels(await generations.openCurrent());
     this.profiles = new ProfileQueries(this.models);
     this.referrals = new ReferralQueries(this.models);
     this.statistics = new StatisticsQueries(this.models);
+    this.followTimer = setInterval(() => {
+      this.followingPromoted ??= this.followPromoted().finally(() => (this.followingPromoted = undefined));
+    }, FOLLOW_PROMOTED_MS);
+    this.followTimer.unref();
     if (!this.config.roles.projector) return;
     this.projector = new Projector(this.storage.store, this.models, allProjections(), {
       ...projectorOptions(readConfig, generations),
@@ -88,6 +100,41 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
         await new Promise((resolve) => setTimeout(resolve, pause));
         pause = Math.min(pause * 2, 30_000);
       }
+    }
+  }
+
+  /**
+   * Another process made another generation current (`clientele replay`, or the projector process
+   * of a deployment split by roles after its rebuild): serve that one from now on. With the
+   * projector role it is caught up and swapped in under the projector's lock (Projector.adopt);
+   * without it, the process that folds it keeps it current and this one swaps to it at once.
+   */
+  async followPromoted(): Promise<void> {
+    const generations = this.generations;
+    const models = this.models;
+    if (!generations || !models || this.stopping) return;
+    const name = await generations.currentName(models).catch(() => undefined);
+    if (name === undefined || name === generations.nameOf(models.current) || name === this.declined) return;
+    const next = await generations.openLive();
+    if (!next) return;
+    const nextName = generations.nameOf(next);
+    try {
+      const adopted = this.projector ? await this.projector.adopt(next) : (await models.swap(next), true);
+      if (adopted) {
+        this.logger.log(`serving read-model generation ${nextName}, made current by another process`);
+        return;
+      }
+      await next.close();
+      if (nextName !== undefined && !this.projector?.isRebuilding) {
+        this.declined = nextName;
+        this.logger.warn(`read-model generation ${nextName} was made current by another process but holds read models of another version; serving ${generations.nameOf(models.current)} until restart`);
+      }
+    } catch (error) {
+      await next.close().catch(() => undefined);
+      // tried again every FOLLOW_PROMOTED_MS; the same failure is reported once
+      const failure = `could not serve read-model generation ${nextName}: ${error instanceof Error ? error.message : String(error)}`;
+      if (failure !== this.followFailure) this.logger.error(failure);
+      this.followFailure = failure;
     }
   }
 
@@ -150,11 +197,16 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.followTimer);
+    await this.followingPromoted;
     await this.projector?.stop();
     await this.running;
     await this.models?.close();
   }
 }
+
+/** how often a process looks whether another one made another read-model generation current */
+export const FOLLOW_PROMOTED_MS = 2_000;
 
 /** the profile as published to Kafka: identity and birthday are personal data and stay behind the API */
 export function withoutPersonalData(profile: CustomerProfile): Record<string, unknown> {

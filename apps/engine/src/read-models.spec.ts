@@ -1,11 +1,13 @@
 import { openApiAnswerErrors } from '@clientele/testing';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { ReferralProcessRunner } from '@clientele/application';
+import { ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
+import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { startTestEngine, type TestEngine } from './engine.test-support';
+import { ENGINE_STORAGE } from './engine.tokens';
 
 const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
 
@@ -29,6 +31,43 @@ describe('engine read models over HTTP', () => {
   }
 
   const ann = { customerId: 'ann', source: 'web', channel: 'email', personal: { name: 'Ann Smith', email: 'ann@example.com', birthday: '1990-02-10' } };
+
+  it('given a generation another process replayed and made current while the engine runs, then the engine serves it, folds new events into it, and removes the old one', async () => {
+    await given([
+      { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
+      { type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } },
+    ]);
+    const readModelsDir = join(dir, 'read-models');
+    const old = join(readModelsDir, 'read-models-1.sqlite');
+    expect(existsSync(old)).toBe(true);
+    // what `clientele replay` does from its own process: fold the whole log into a fresh generation, make it current
+    const generations = new SqliteReadModelGenerations(readModelsDir);
+    const fresh = await generations.openFresh();
+    await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
+    await generations.promote(fresh);
+    await fresh.close();
+    expect(readFileSync(join(readModelsDir, 'CURRENT'), 'utf8').trim()).toBe('read-models-2.sqlite');
+
+    // the engine looks every couple of seconds; the old generation's file goes once it serves the new one
+    for (let waited = 0; existsSync(old); waited += 100) {
+      if (waited > 15_000) throw new Error('the engine still serves the old generation after 15 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await given([{ type: 'RecordPurchase', commandId: 'p-ann-2', data: { customerId: 'ann', orderId: 'A2', lines: [line('mu-1', 'music', 1, 900)], occurredAt: '2026-01-20T10:00:00Z' } }]);
+
+    const profile = (await http.get('/customers/ann/profile').expect(200)).body;
+    expect(profile).toMatchObject({ stage: 'repeat_buyer', value: { revenueMinor: 2 * 1500 + 900 } });
+    const served = new SqliteReadModelStore(join(readModelsDir, 'read-models-2.sqlite'));
+    try {
+      const head = (await http.get('/customers/ann/events').expect(200)).body as { events: { position: number }[] };
+      const last = Math.max(...head.events.map((e) => e.position));
+      const checkpoints = await served.all<{ position: number }>('SELECT position FROM projection_checkpoints');
+      expect(checkpoints.length).toBe(allProjections().length);
+      for (const c of checkpoints) expect(Number(c.position)).toBeGreaterThanOrEqual(last);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
 
   it('given purchases and a converted referral, the profile and the referral graph answer from the read models', async () => {
     await given([

@@ -138,6 +138,38 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
     }
   });
 
+  it('given a generation another process promoted, then the one still serving reads its name from the pointer, opens it and a projector adopts it caught up', async () => {
+    const base = unique('follow');
+    const mine = new PostgresReadModelGenerations(url, base);
+    const theirs = new PostgresReadModelGenerations(url, base);
+    const log = generateCustomerLog({ seed: 12, customers: 30 }).events;
+    try {
+      const readModels = new ReadModels(await mine.openCurrent());
+      const events = await inMemoryStoreOf(log);
+      const projector = new Projector(events, readModels, [new ReferralsProjection()]);
+      await projector.start();
+      await projector.catchUp();
+      expect(await mine.currentName(readModels)).toBe(`${base}_g1`);
+      expect(mine.nameOf(readModels.current)).toBe(`${base}_g1`);
+
+      // the other process folds the first half of the log into a fresh generation and promotes it
+      const fresh = await theirs.openFresh();
+      await fold(fresh, log.slice(0, Math.floor(log.length / 2)), 50);
+      await theirs.promote(fresh);
+      await fresh.close();
+
+      expect(await mine.currentName(readModels)).toBe(`${base}_g2`);
+      const next = await mine.openLive();
+      expect(next && mine.nameOf(next)).toBe(`${base}_g2`);
+      expect(await projector.adopt(next!)).toBe(true);
+      expect(mine.nameOf(readModels.current)).toBe(`${base}_g2`);
+      expect((await projector.status()).map((s) => s.lag)).toEqual([0]);
+      await readModels.close();
+    } finally {
+      await mine.dropAll();
+    }
+  });
+
   it('given engines starting at the same moment on one base schema, then all open the same generation and prepare its tables without failing', async () => {
     const base = unique('start');
     const starters = Array.from({ length: 4 }, () => new PostgresReadModelGenerations(url, base));

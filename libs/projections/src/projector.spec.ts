@@ -308,6 +308,83 @@ describe('Projector', () => {
     await readModels.close();
   });
 
+  it('given a live projector, when another process promotes a generation it folded up to an earlier position, then adopt catches it up, swaps it in, closes the old one, and live batches go to it', async () => {
+    const events = await inMemoryStoreOf(purchases(30).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    let afterSwap = 0;
+    const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 8, afterSwap: async () => void (afterSwap += 1) });
+    const running = projector.run();
+    await waitUntilCaughtUp(projector);
+    // the other process: its own projector folded the log as it was at position 20 into its own store
+    const promoted = new SqliteReadModelStore(':memory:');
+    const elsewhere = new Projector(await inMemoryStoreOf((await events.readAll()).slice(0, 20)), new ReadModels(promoted), [ordersProjection()]);
+    await elsewhere.start();
+    await elsewhere.catchUp();
+    const before = readModels.current;
+    let closed = false;
+    const close = before.close.bind(before);
+    before.close = async () => {
+      closed = true;
+      await close();
+    };
+
+    expect(await projector.adopt(promoted)).toBe(true);
+
+    expect(readModels.current).toBe(promoted);
+    expect(closed).toBe(true);
+    expect(afterSwap).toBe(1);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+    await events.appendToStream('customer-after', [
+      { id: 'after-1', type: 'PurchaseRecorded', data: { customerId: 'after', orderId: 'a1', lines: [], totalMinor: 9, costMinor: 0 }, metadata: { occurredAt: '2026-03-03T00:00:00.000Z', schemaVersion: 1 } },
+    ]);
+    await waitUntilCaughtUp(projector);
+    expect(await readOrders(promoted)).toEqual(expectedOrders(await events.readAll()));
+    expect((await projector.status()).map((s) => s.lag)).toEqual([0]);
+    await projector.stop();
+    await running;
+    await readModels.close();
+  });
+
+  it('given a promoted generation folded by another version of a projection, then adopt declines it and the live store keeps serving; given the same store again, it declines too', async () => {
+    const events = await inMemoryStoreOf(purchases(12).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 8 });
+    await projector.start();
+    await projector.catchUp();
+    const other = new SqliteReadModelStore(':memory:');
+    const older = new Projector(events, new ReadModels(other), [ordersProjection({ version: 2 })]);
+    await older.start();
+    await older.catchUp();
+    const live = readModels.current;
+
+    expect(await projector.adopt(other)).toBe(false);
+    expect(readModels.current).toBe(live);
+    expect(await projector.adopt(live)).toBe(false);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+    await other.close();
+    await readModels.close();
+  });
+
+  it('given a promoted generation folded from another log, then adopt refuses it by name and the live store keeps serving', async () => {
+    const events = await inMemoryStoreOf(purchases(12).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    const projector = new Projector(events, readModels, [ordersProjection()], { batchSize: 8 });
+    await projector.start();
+    await projector.catchUp();
+    const foreign = new SqliteReadModelStore(':memory:');
+    const otherLog = purchases(12);
+    otherLog.append('PurchaseRecorded', { customerId: 'x', orderId: 'ox', lines: [], totalMinor: 1, costMinor: 0 });
+    const elsewhere = new Projector(await inMemoryStoreOf(otherLog.events.slice(3)), new ReadModels(foreign), [ordersProjection()]);
+    await elsewhere.start();
+    await elsewhere.catchUp();
+    const live = readModels.current;
+
+    await expect(projector.adopt(foreign)).rejects.toThrow(ReadModelsOfAnotherLogError);
+    expect(readModels.current).toBe(live);
+    await foreign.close();
+    await readModels.close();
+  });
+
   it('given every read model, when rebuilt into a fresh store (rebuild instances, small batches and pages, past their memory limits), then each digest equals the live fold', async () => {
     const log = generateCustomerLog({ seed: 11, customers: 60 });
     const events = await inMemoryStoreOf(log.events);

@@ -162,6 +162,11 @@ export class Projector {
     }
   }
 
+  /** true while a rebuild fills a fresh store */
+  get isRebuilding(): boolean {
+    return this.rebuilding;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.subscription?.close();
@@ -205,6 +210,33 @@ export class Projector {
       if (this.readModels.current !== fresh) await fresh.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Makes `next` the live store: a generation another process rebuilt and made current
+   * (`clientele replay`), while this projector kept folding the one it had. Under the projector's
+   * lock, `next` gets any missing tables, is checked to be folded from this log, is caught up to
+   * the head and swapped in, so no live batch falls between the two stores; batches the
+   * subscription delivers afterwards that `next` already holds are skipped by its checkpoints.
+   * Answers false, and leaves `next` open for the caller, when this projector is rebuilding or a
+   * read model in `next` was folded by another version of its code (this process would rebuild it).
+   */
+  async adopt(next: ReadModelStore): Promise<boolean> {
+    if (this.rebuilding || next === this.readModels.current) return false;
+    let swapped: Promise<void> | undefined;
+    const adopted = await this.exclusive(async () => {
+      if ((await this.prepare(next)).length > 0) return false;
+      await this.checkSameLog(next);
+      await this.catchUpStore(next);
+      swapped = this.readModels.swap(next);
+      return true;
+    });
+    if (!adopted) return false;
+    await swapped;
+    // erasures folded while catching up were not purged from its files (it was not live yet)
+    await next.purgeOldPages?.();
+    await this.options.afterSwap?.();
+    return true;
   }
 
   async status(): Promise<ProjectionStatus[]> {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { PostgresReadModelStore, createSchemaUnderLock } from './postgres-read-model.store';
-import type { ReadModelStore } from './read-model-store';
+import type { ReadModelQueries, ReadModelStore } from './read-model-store';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
 /**
@@ -22,6 +22,13 @@ export interface ReadModelGenerations {
    * removed (a rebuild in progress keeps its files); `undefined` when no read models exist yet
    */
   openLive(): Promise<ReadModelStore | undefined>;
+  /**
+   * the generation the pointer names now (a file name or a schema), read through `reader` where the
+   * pointer is a table; `undefined` when no generation was made current yet
+   */
+  currentName(reader: ReadModelQueries): Promise<string | undefined>;
+  /** the generation `store` was opened as by these generations, if it was */
+  nameOf(store: ReadModelStore): string | undefined;
   /** an empty store of the same kind outside the generations (a temp file or schema), removed by `discard` */
   openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }>;
   /**
@@ -77,6 +84,14 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
     const current = this.currentFile();
     if (!current || !existsSync(join(this.dir, current))) return undefined;
     return this.open(current);
+  }
+
+  async currentName(): Promise<string | undefined> {
+    return this.currentFile();
+  }
+
+  nameOf(store: ReadModelStore): string | undefined {
+    return this.files.get(store);
   }
 
   async openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }> {
@@ -168,6 +183,15 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
       return row.rows[0]?.schema_name;
     });
     return current === undefined ? undefined : this.open(current);
+  }
+
+  async currentName(reader: ReadModelQueries): Promise<string | undefined> {
+    const row = await reader.get<{ schema_name: string }>(`SELECT schema_name FROM ${this.base}.current_generation WHERE k = 1`);
+    return row?.schema_name;
+  }
+
+  nameOf(store: ReadModelStore): string | undefined {
+    return this.schemas.get(store);
   }
 
   async openScratch(): Promise<{ store: ReadModelStore; discard(): Promise<void> }> {

@@ -555,7 +555,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
 
   program
     .command('replay')
-    .description("rebuild every read model from the whole log into a fresh generation (the engine's next start serves it) and print each digest")
+    .description("rebuild every read model from the whole log into a fresh generation (a running engine serves it within seconds) and print each digest")
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
     .option('--json', 'print the digests as JSON')
     .option('--quiet', 'no progress lines')

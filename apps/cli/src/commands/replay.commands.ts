@@ -60,8 +60,8 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
 /**
  * `clientele replay`: the operator's rebuild. Folds the whole log into a fresh generation, makes it
  * the one the engine opens next, and prints each read model's digest: the same log always gives
- * the same digests. A running engine keeps serving its own generation until it restarts, then
- * resumes from the new generation's checkpoints.
+ * the same digests. A running engine notices the new pointer, catches the generation up and
+ * serves it (EngineReadModels.followPromoted); one started later resumes from its checkpoints.
  */
 export async function operatorReplay(run: ReplayRun): Promise<void> {
   const config = readModelConfigFromEnv(run.env);
@@ -84,7 +84,7 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
       if (run.json) run.stdout.write(`${JSON.stringify({ readModels: rows })}\n`);
       else {
         for (const r of rows) run.stdout.write(`${r.name} v${r.version}: ${r.eventsRead} events read up to position ${r.position}, digest ${r.digest}\n`);
-        run.stdout.write(`replayed into a new generation (${where(config)}); the engine serves it from its next start\n`);
+        run.stdout.write(`replayed into a new generation (${where(config)}); a running engine catches it up and serves it within seconds, or serves it from its next start\n`);
       }
     } finally {
       await fresh.close();
