@@ -3,11 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
+import { ClienteleMetrics, ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
 import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { startTestEngine, type TestEngine } from './engine.test-support';
-import { ENGINE_STORAGE } from './engine.tokens';
+import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
+import type { EngineConfig } from './engine.config';
 
 const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
 
@@ -68,6 +69,28 @@ describe('engine read models over HTTP', () => {
       await served.close();
     }
   }, 30_000);
+
+  it('given a process without the projector role on the same data, when the projector process moves to another generation, then that process follows it and answers what is folded there', async () => {
+    await given([{ type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } }]);
+    const config = app.get<EngineConfig>(ENGINE_CONFIG);
+    const reader = new EngineReadModels({ ...config, roles: { ...config.roles, projector: false } }, app.get<OpenedStorage>(ENGINE_STORAGE), new ClienteleMetrics());
+    await reader.onModuleInit();
+    try {
+      const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
+      const fresh = await generations.openFresh();
+      await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
+      await generations.promote(fresh);
+      await fresh.close();
+      await app.get(EngineReadModels).followPromoted();
+      await reader.followPromoted();
+
+      await given([{ type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } }]);
+
+      expect(await reader.profiles.getProfile('ann', new Date())).toMatchObject({ stage: 'customer', value: { revenueMinor: 3000 } });
+    } finally {
+      await reader.onApplicationShutdown();
+    }
+  });
 
   it('given purchases and a converted referral, the profile and the referral graph answer from the read models', async () => {
     await given([
