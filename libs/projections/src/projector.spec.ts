@@ -308,6 +308,32 @@ describe('Projector', () => {
     await readModels.close();
   });
 
+  it('given a long backlog, when the projector is stopped while catching up, then run ends after the batch in progress and a later run resumes from its checkpoint', async () => {
+    const events = await inMemoryStoreOf(purchases(100).events);
+    const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));
+    let projector: Projector | undefined;
+    let batches = 0;
+    const stopping: Projection = {
+      ...ordersProjection(),
+      async apply(batch, tx) {
+        batches += 1;
+        if (batches === 2) void projector!.stop();
+        await ordersProjection().apply(batch, tx);
+      },
+    };
+    projector = new Projector(events, readModels, [stopping], { batchSize: 10 });
+
+    await projector.run();
+
+    expect(batches).toBe(2);
+    expect((await projector.status()).map((s) => s.position)).toEqual([20]);
+    // a stopped projector folds nothing more; the next process resumes from the checkpoint
+    expect(await projector.catchUp()).toBe(20);
+    expect(await new Projector(events, readModels, [ordersProjection()], { batchSize: 10 }).catchUp()).toBe(100);
+    expect(await readOrders(readModels)).toEqual(expectedOrders(await events.readAll()));
+    await readModels.close();
+  });
+
   it('given a live projector, when another process promotes a generation it folded up to an earlier position, then adopt catches it up, swaps it in, closes the old one, and live batches go to it', async () => {
     const events = await inMemoryStoreOf(purchases(30).events);
     const readModels = new ReadModels(new SqliteReadModelStore(':memory:'));

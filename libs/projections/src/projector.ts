@@ -271,6 +271,8 @@ export class Projector {
   private async catchUpStore(store: ReadModelStore, batchSize = this.batchSize, projections = this.projections): Promise<number> {
     let after = await minCheckpoint(store, projections);
     for (;;) {
+      // stopping (SIGTERM) does not wait for a long backlog: the checkpoints say where to resume
+      if (this.stopped && store === this.readModels.current) return after;
       const batch = await this.events.readAll({ afterPosition: after, maxCount: batchSize });
       const last = batch[batch.length - 1];
       if (!last) {
