@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from 'kafkajs';
 import request from 'supertest';
-import { bootstrapEngine, loadEngineConfig } from '../apps/engine/src';
+import { bootstrapEngine, EngineRuntime, loadEngineConfig } from '../apps/engine/src';
 import { ReferralProcessRunner } from '@clientele/application';
 import { formatIssues, LIFECYCLE_TRANSITION_TYPES, PublicSchemas, validateAgainstSchema, type JsonSchema } from '@clientele/contracts';
 import { describeWithServer, KafkaServer, openApiAnswerErrors } from '@clientele/testing';
@@ -46,6 +46,8 @@ describeWithServer(KafkaServer, 'Kafka journey through the engine', (brokers) =>
       loadEngineConfig({ ...process.env, CLIENTELE_DATA_DIR: dir, CLIENTELE_DURABILITY: 'normal', CLIENTELE_KAFKA: 'on', LOG_LEVEL: 'silent' }),
     );
     http = request(app.getHttpServer());
+    // the Kafka side starts in the background; the topics exist once it runs
+    await app.get(EngineRuntime).messagingStarted();
 
     // one consumer on every topic for the whole suite (the engine created them on start)
     kafka = new Kafka({ clientId: 'journey-spec', brokers: [brokers], logLevel: logLevel.NOTHING });

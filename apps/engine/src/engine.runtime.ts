@@ -1,20 +1,53 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
+import { logLevel } from 'kafkajs';
 import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
 import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
+
+/** While the Kafka side is not running yet: how many starts were tried, and why the last one failed. */
+export interface KafkaStarting {
+  starting: true;
+  attempts: number;
+  lastError?: string;
+}
+
+const KAFKAJS_LEVEL: Record<EngineConfig['logLevel'], logLevel> = {
+  silent: logLevel.NOTHING,
+  fatal: logLevel.ERROR,
+  error: logLevel.ERROR,
+  warn: logLevel.WARN,
+  info: logLevel.WARN,
+  debug: logLevel.WARN,
+  trace: logLevel.WARN,
+};
+
+/** the pause after a failed Kafka start, doubled after each further failure up to the maximum */
+export const KAFKA_START_RETRY_FIRST_MS = 1_000;
+export const KAFKA_START_RETRY_MAX_MS = 30_000;
 
 /**
  * The engine's background parts, started after the application is up and stopped before the store
  * closes: the Kafka relay (reads the raw log; personal fields never leave encrypted or at all) and
  * the Kafka ingest (commands go through the same CommandService as HTTP, each fetched batch through
  * its bulk path).
+ *
+ * The Kafka side starts in the background: the API answers at once, whatever the cluster does. A
+ * start that fails (no broker, topics that cannot be created, a consumer group still holding a
+ * dead member) is logged and tried again after 1 s, 2 s, 4 s … up to 30 s; until one succeeds,
+ * `/health` shows `kafka.starting` with the last error and says `degraded`. Events stored meanwhile
+ * wait in the log and the relay publishes them once it runs; commands on the Kafka topic wait
+ * there.
  */
 @Injectable()
 export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('EngineRuntime');
   private messaging?: MessagingRuntime;
+  private starting?: Promise<void>;
+  private startState?: KafkaStarting;
+  private stopping = false;
+  private wake?: () => void;
 
   constructor(
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
@@ -24,33 +57,79 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
     private readonly readModels: EngineReadModels,
   ) {}
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     const roles = this.config.roles;
-    if (roles.relay || roles.ingest) {
-      // profile snapshots need the projector's batches, so they come from a process running both
-      const profiles = roles.relay ? this.readModels.profileSource() : undefined;
-      this.messaging = await startMessaging({
+    if (!roles.relay && !roles.ingest) return;
+    // read (and checked) here, not retried: a wrong setting is not an outage. kafkajs logs at the
+    // engine's level, at most WARN (its INFO is chatty); LOG_LEVEL=silent silences it too
+    const config = { ...kafkaConfigFromEnv(), logLevel: KAFKAJS_LEVEL[this.config.logLevel] };
+    // profile snapshots need the projector's batches, so they come from a process running both
+    const profiles = roles.relay ? this.readModels.profileSource() : undefined;
+    const start = (): Promise<MessagingRuntime> =>
+      startMessaging({
         store: this.storage.raw,
         dispatchBatch: ingestBatchDispatch(this.commands),
         checkpoints: this.storage.checkpoints,
-        config: kafkaConfigFromEnv(),
+        config,
         roles: { relay: roles.relay, ingest: roles.ingest },
         registry: this.metrics.registry,
         ...(profiles && { profiles }),
         logger: { warn: (detail: object, message: string) => this.logger.warn({ ...detail, msg: message }) },
       });
-      this.logger.log(
-        `Kafka ${[roles.relay && 'relay', profiles && 'profile snapshots', roles.ingest && 'ingest'].filter(Boolean).join(', ')} started`,
-      );
-    }
+    const parts = [roles.relay && 'relay', profiles && 'profile snapshots', roles.ingest && 'ingest'].filter(Boolean).join(', ');
+    this.startState = { starting: true, attempts: 0 };
+    this.starting = this.startUntilRunning(start, parts);
   }
 
-  async messagingStats(): Promise<MessagingStats | undefined> {
-    return this.messaging?.stats();
+  /** resolves once the Kafka side runs, or the engine stopped before it did (tests, demo seeding) */
+  messagingStarted(): Promise<void> {
+    return this.starting ?? Promise.resolve();
+  }
+
+  /** the relay and ingest figures once they run; while they do not yet, how the starting goes */
+  async messagingStats(): Promise<MessagingStats | KafkaStarting | undefined> {
+    if (this.messaging) return this.messaging.stats();
+    return this.startState ? { ...this.startState } : undefined;
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    // a start in progress ends first (kafkajs gives up connecting after its own retries)
+    await this.starting;
     await this.messaging?.stop();
     this.messaging = undefined;
+  }
+
+  private async startUntilRunning(start: () => Promise<MessagingRuntime>, parts: string): Promise<void> {
+    let pause = KAFKA_START_RETRY_FIRST_MS;
+    while (!this.stopping) {
+      const state = this.startState!;
+      state.attempts += 1;
+      try {
+        const runtime = await start();
+        if (this.stopping) {
+          await runtime.stop();
+          return;
+        }
+        this.messaging = runtime;
+        this.startState = undefined;
+        this.logger.log(`Kafka ${parts} started${state.attempts > 1 ? ` (attempt ${state.attempts})` : ''}`);
+        return;
+      } catch (error) {
+        state.lastError = error instanceof Error ? error.message : String(error);
+        if (this.stopping) return;
+        this.logger.warn(`Kafka ${parts} could not start (attempt ${state.attempts}): ${state.lastError}; the API keeps serving, next attempt in ${pause / 1000} s`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, pause);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+        pause = Math.min(pause * 2, KAFKA_START_RETRY_MAX_MS);
+      }
+    }
   }
 }

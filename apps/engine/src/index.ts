@@ -4,3 +4,4 @@ export * from './engine.logger';
 export * from './engine.module';
 export * from './engine.tokens';
 export * from './problem-details';
+export * from './engine.runtime';

@@ -5,7 +5,7 @@ import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatu
 import type { EventStore } from '@clientele/event-store';
 import type { MessagingStats } from '@clientele/messaging';
 import { EngineReadModels } from './engine-read-models';
-import { EngineRuntime } from './engine.runtime';
+import { EngineRuntime, type KafkaStarting } from './engine.runtime';
 import { noParameters } from './query-params';
 import { healthSchema } from './response-schemas';
 
@@ -13,8 +13,8 @@ export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
   store: { reachable: boolean; head?: number; error?: string };
   processManager: ProcessStatus | { running: false };
-  /** relay and ingest figures when this process runs them */
-  kafka?: MessagingStats;
+  /** relay and ingest figures when this process runs them; `starting` until they run */
+  kafka?: MessagingStats | KafkaStarting;
   /** each read model's position and lag when this process runs the projector */
   projections?: Awaited<ReturnType<EngineReadModels['status']>>;
 }
@@ -32,7 +32,7 @@ export class OperationsController {
 
   @Get('health')
   @ApiOperation({ summary: 'Store reachable, referral process manager position and lag (503 when the store is not reachable)' })
-  @ApiOkResponse({ schema: healthSchema, description: 'ok, or degraded when the process manager or a projection is failing' })
+  @ApiOkResponse({ schema: healthSchema, description: 'ok, or degraded when the process manager or a projection is failing, or the Kafka side cannot be started' })
   @ApiServiceUnavailableResponse({ schema: healthSchema, description: 'down: the store cannot be reached' })
   async health(@Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<HealthReport> {
     noParameters(query);
@@ -41,10 +41,11 @@ export class OperationsController {
       const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
       const degraded = 'lastError' in processManager && processManager.lastError !== undefined;
       const kafka = await this.runtime.messagingStats();
+      const kafkaFailing = kafka !== undefined && 'starting' in kafka && kafka.lastError !== undefined;
       const projections = await this.readModels.status();
       const projectionFailing = projections?.some((p) => p.lastError !== undefined) ?? false;
       return {
-        status: degraded || projectionFailing ? 'degraded' : 'ok',
+        status: degraded || projectionFailing || kafkaFailing ? 'degraded' : 'ok',
         store: { reachable: true, head },
         processManager,
         ...(kafka ? { kafka } : {}),
