@@ -9,7 +9,7 @@ import {
 } from '@clientele/contracts';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
 import type { RelayLogger } from './event-relay';
-import type { TopicNames } from './topics';
+import { isUnknownTopic, type TopicNames } from './topics';
 
 export type DispatchResult = { ok: true } | { ok: false; reason: string; retryable: boolean };
 
@@ -58,6 +58,8 @@ export interface CommandIngestOptions {
   /** read the topic from its start when the group has no offsets yet; default true */
   fromBeginning?: boolean;
   logger?: RelayLogger;
+  /** creates the topics again when the dead-letter topic is found missing (deleted while the ingest ran) */
+  recreateTopics?: () => Promise<void>;
   /** the dead letter's timestamp; injectable for tests */
   now?: () => Date;
 }
@@ -330,10 +332,26 @@ export class CommandIngest {
     };
   }
 
+  /**
+   * One send to the dead-letter topic. A topic deleted while the ingest ran is created again
+   * (`recreateTopics`) and the send made once more, instead of failing the batch again and again.
+   */
+  private async sendToDeadLetterTopic(messages: Message[]): Promise<void> {
+    const send = () => this.producer?.send({ topic: this.options.topics.commandsDeadLetter, acks: -1, messages });
+    try {
+      await send();
+    } catch (err) {
+      if (!isUnknownTopic(err) || !this.options.recreateTopics) throw err;
+      await this.options.recreateTopics();
+      this.options.logger?.warn({ err, topic: this.options.topics.commandsDeadLetter }, 'the dead-letter topic was missing; created it again');
+      await send();
+    }
+  }
+
   /** Sends dead letters in one request, after those already on their way: they reach the topic in the order decided. */
   private async sendDeadLetters(messages: Message[]): Promise<void> {
     if (messages.length === 0) return;
-    const send = this.deadLetterSends.then(() => this.producer?.send({ topic: this.options.topics.commandsDeadLetter, acks: -1, messages }));
+    const send = this.deadLetterSends.then(() => this.sendToDeadLetterTopic(messages));
     this.deadLetterSends = send.then(() => undefined, () => undefined);
     await send;
     this.counters.deadLettered += messages.length;

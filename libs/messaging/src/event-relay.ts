@@ -3,7 +3,7 @@ import { CompressionTypes, type Kafka, type Producer, type TopicMessages } from 
 import type { CheckpointStore } from './checkpoint.store';
 import { recordsFor } from './event-messages';
 import { KeyHashPartitioner } from './partitioner';
-import type { TopicNames } from './topics';
+import { isUnknownTopic, kafkaErrorMatches, type TopicNames } from './topics';
 
 /** The little a relay says about itself; pino's logger fits. */
 export interface RelayLogger {
@@ -26,6 +26,8 @@ export interface EventRelayOptions {
   /** pause before retrying after the broker or store failed; default 1000 ms */
   retryBackoffMs?: number;
   logger?: RelayLogger;
+  /** creates the topics again when a send finds one missing (deleted while the relay ran) */
+  recreateTopics?: () => Promise<void>;
 }
 
 export interface RelayStats {
@@ -96,6 +98,16 @@ export class EventRelay {
     return { ...this.counters };
   }
 
+  /** a topic it writes to was deleted while it ran: create the missing topics again, then resume from the checkpoint */
+  private async recreateTopics(err: unknown): Promise<void> {
+    try {
+      await this.options.recreateTopics!();
+      this.options.logger?.warn({ err, relay: this.name, position: this.counters.position }, 'a topic the relay writes to was missing; created it again, resuming from the checkpoint');
+    } catch (again) {
+      this.options.logger?.warn({ err: again, relay: this.name, position: this.counters.position }, 'a topic the relay writes to is missing and could not be created again; retrying');
+    }
+  }
+
   /** Resolves once every event up to `position` is acknowledged (tests, graceful hand-over). */
   async waitForPosition(position: number, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -120,6 +132,8 @@ export class EventRelay {
             { err, relay: this.name, position: this.counters.position, batchSize: this.currentBatchSize },
             'relay batch larger than the broker accepts; retrying from its checkpoint with smaller batches',
           );
+        } else if (isUnknownTopic(err) && this.options.recreateTopics) {
+          await this.recreateTopics(err);
         } else {
           this.options.logger?.warn(
             { err, relay: this.name, position: this.counters.position },
@@ -270,11 +284,5 @@ function sleep(ms: number): Promise<void> {
 
 /** the broker refused a request (or one record) as larger than its max.message.bytes */
 function isTooLarge(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 5; depth += 1) {
-    const { type, message, originalError, errors } = e as { type?: string; message?: string; originalError?: unknown; errors?: unknown[] };
-    if (type === 'MESSAGE_TOO_LARGE' || /larger than the max message size/i.test(message ?? '')) return true;
-    if (Array.isArray(errors) && errors.some((inner) => isTooLarge(inner))) return true;
-    e = originalError;
-  }
-  return false;
+  return kafkaErrorMatches(err, ({ type, message }) => type === 'MESSAGE_TOO_LARGE' || /larger than the max message size/i.test(message ?? ''));
 }

@@ -85,6 +85,45 @@ describeWithServer(KafkaServer, 'messaging runtime', (brokers) => {
     expect(await registry.metrics()).not.toContain('clientele_kafka');
   });
 
+  it('given topics deleted while it runs, then the ingest and the relay create them again and go on: a poison record reaches the dead-letter topic, stored events the events topic', async () => {
+    const store = new InMemoryEventStore();
+    const dispatch = async (): Promise<DispatchResult> => ({ ok: true });
+    const runtime = await startMessaging({
+      store, dispatch, checkpoints: new InMemoryCheckpointStore(), config: config(), roles: { relay: true, ingest: true }, kafka,
+      groupId: `spec-${randomBytes(4).toString('hex')}`,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      // an operator deletes the dead-letter and the events topics (this cluster does not create topics on use)
+      await admin.deleteTopics({ topics: [runtime.topics.commandsDeadLetter, runtime.topics.events] });
+      await until(async () => {
+        const names = await admin.listTopics();
+        return !names.includes(runtime.topics.commandsDeadLetter) && !names.includes(runtime.topics.events);
+      }, 'the topics to be gone');
+
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      await producer.send({ topic: runtime.topics.commands, messages: [{ key: 'k', value: '{not json' }] });
+      await producer.disconnect();
+      await store.appendToStream('customer-c9', [newEvent('TouchpointRecorded', 'c9', { channel: 'email' })]);
+
+      // each finds its topic missing on its next send and creates the topics again
+      await until(async () => {
+        const names = await admin.listTopics();
+        return names.includes(runtime.topics.commandsDeadLetter) && names.includes(runtime.topics.events);
+      }, 'the topics to be created again', 60_000);
+      const letters = await consumeUntil(kafka, [runtime.topics.commandsDeadLetter], (r) => r.length >= 1, 60_000);
+      expect(JSON.parse(letters[0]!.value!.toString()).reason).toMatch(/JSON/i);
+      const published = await consumeUntil(kafka, [runtime.topics.events], (r) => r.length >= 1, 60_000);
+      expect(published.map((r) => r.key)).toEqual(['customer-c9']);
+      expect((await runtime.stats()).ingest).toMatchObject({ deadLettered: 1 });
+    } finally {
+      await admin.disconnect();
+      await runtime.stop();
+    }
+  }, 120_000);
+
   it('with the relay role only, starts no ingest and registers no ingest metrics', async () => {
     const registry = new Registry();
     const dispatch = async (): Promise<DispatchResult> => ({ ok: true });

@@ -6,7 +6,7 @@ import { CommandIngest, type CommandBatchDispatch, type CommandDispatch, type In
 import { EventRelay, type RelayLogger, type RelayStats } from './event-relay';
 import { createKafka, type KafkaConfig } from './kafka-config';
 import { ProfileSnapshotFeed, publishProfileSnapshots, type ProfileSnapshotStats, type ProfileSource } from './profile-snapshots';
-import { ensureTopics, type TopicNames } from './topics';
+import { ensureTopics, isUnknownTopic, type TopicNames } from './topics';
 
 /** Which of the Kafka parts a process runs. */
 export interface MessagingRoles {
@@ -101,11 +101,10 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
   let timer: NodeJS.Timeout | undefined;
   const metricNames: string[] = [];
   try {
-    const topics = await ensureTopics(admin, {
-      topicPrefix: config.topicPrefix,
-      partitions: config.partitions ?? 6,
-      replicationFactor: config.replicationFactor ?? -1,
-    });
+    const topicSettings = { topicPrefix: config.topicPrefix, partitions: config.partitions ?? 6, replicationFactor: config.replicationFactor ?? -1 };
+    const topics = await ensureTopics(admin, topicSettings);
+    // a topic deleted while the engine runs is made again by whichever part finds it missing
+    const recreateTopics = async (): Promise<void> => void (await ensureTopics(admin, topicSettings));
     const groupId = options.groupId ?? `${config.clientId}-ingest`;
     let lagByPartition: Record<number, number> = {};
     const refreshIngestLag = async (): Promise<Record<number, number>> => {
@@ -122,6 +121,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         ...((options.relayBatchSize ?? options.config.relayBatchSize) !== undefined && { batchSize: options.relayBatchSize ?? options.config.relayBatchSize }),
         ...(options.relayLingerMs !== undefined && { lingerMs: options.relayLingerMs }),
         ...(options.logger && { logger: options.logger }),
+        recreateTopics,
       });
       relay.start();
       if (options.profiles) {
@@ -139,6 +139,8 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
             const broken = snapshotProducer;
             snapshotProducer = undefined;
             await broken.disconnect().catch(() => undefined);
+            // the feed retries; the topic is there again for that retry
+            if (isUnknownTopic(err)) await recreateTopics().catch(() => undefined);
             throw err;
           }
         };
@@ -161,6 +163,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
         concurrency: options.ingestConcurrency ?? 32,
         partitionsAtOnce: options.ingestPartitionsAtOnce ?? 6,
         ...(options.logger && { logger: options.logger }),
+        recreateTopics,
       });
       await ingest.start();
       const every = options.lagIntervalMs ?? 15_000;

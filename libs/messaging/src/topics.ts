@@ -87,3 +87,22 @@ export function topicCreationError(error: unknown): Error {
     { cause: error },
   );
 }
+
+/**
+ * Whether a kafkajs error, or one it wraps (`originalError`, `errors`), matches `test`: kafkajs
+ * reports a broker's refusal inside retry and aggregate errors.
+ */
+export function kafkaErrorMatches(err: unknown, test: (e: { type?: string; message?: string }) => boolean): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; depth += 1) {
+    const inner = e as { type?: string; message?: string; originalError?: unknown; errors?: unknown[] };
+    if (test(inner)) return true;
+    if (Array.isArray(inner.errors) && inner.errors.some((x) => kafkaErrorMatches(x, test))) return true;
+    e = inner.originalError;
+  }
+  return false;
+}
+
+/** the broker does not know a topic written to: it was deleted (or never made) on a cluster that does not create topics on use */
+export function isUnknownTopic(err: unknown): boolean {
+  return kafkaErrorMatches(err, ({ type, message }) => type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic-partition/i.test(message ?? ''));
+}
