@@ -25,6 +25,8 @@ async function forward(port: number, broker: string): Promise<{ server: Server; 
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(brokerPort, host);
+    upstream.unref();
+    client.unref();
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
@@ -50,8 +52,10 @@ describeWithServer(KafkaServer, 'an engine whose Kafka cluster is down when it s
 
   afterAll(async () => {
     await app?.close();
+    // not awaited: close() waits for every connection, and one opened meanwhile must not hold the run
+    proxy?.server.close();
+    proxy?.server.unref();
     for (const s of proxy?.sockets ?? []) s.destroy();
-    await new Promise<void>((resolve) => (proxy ? proxy.server.close(() => resolve()) : resolve()));
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
