@@ -167,13 +167,13 @@ describe('engine HTTP API', () => {
       expect(body.errors).toEqual([{ field: 'data.lines[0].unitPriceMinor', expected: 'a non-negative integer (minor units)' }]);
     });
 
-    it('self-referral → 422 with the domain code', async () => {
+    it('self-referral → 422 with the domain code, naming the field by its path in the envelope as a 400 does', async () => {
       const body = await expectProblem(
         await send({ type: 'RegisterProspect', commandId: 'self', data: { customerId: 'dan', source: 'web', referredBy: 'dan', occurredAt: '2026-01-02T09:00:00Z' } }),
         422,
         'self_referral',
       );
-      expect(body.field).toBe('referredBy');
+      expect(body.field).toBe('data.referredBy');
     });
 
     it('oversized bodies → 413, for single commands and batches', async () => {

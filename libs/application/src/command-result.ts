@@ -40,7 +40,8 @@ export function describeFailure(error: unknown): CommandFailure {
     if (error.code === DomainErrorCodes.ConcurrencyConflict) {
       return { kind: 'conflict', code: error.code, message: error.message };
     }
-    return { kind: 'rule', code: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) };
+    // named as a 400 names it: the path in the envelope (the domain knows only the data)
+    return { kind: 'rule', code: error.code, message: error.message, ...(error.field ? { field: `data.${error.field}` } : {}) };
   }
   // Internal details stay in the logs; callers get a stable sentence.
   return { kind: 'internal', code: 'internal_error', message: 'the command could not be processed; it may be retried' };
