@@ -17,6 +17,7 @@ import {
   type CustomerProfile,
   type ProjectionStatus,
   type ReadModelGenerations,
+  type ReadModelStore,
 } from '@clientele/projections';
 import type { StoredEvent } from '@clientele/event-store';
 import type { ProfileSource } from '@clientele/messaging';
@@ -119,7 +120,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     if (!next) return;
     const nextName = generations.nameOf(next);
     try {
-      const adopted = this.projector ? await this.projector.adopt(next) : (await models.swap(next), true);
+      const adopted = this.projector ? await this.projector.adopt(next) : await swapIfSameVersions(models, next);
       if (adopted) {
         this.logger.log(`serving read-model generation ${nextName}, made current by another process`);
         return;
@@ -203,6 +204,21 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     await this.running;
     await this.models?.close();
   }
+}
+
+/**
+ * Without the projector role: swaps to `next` unless a read model in it was folded by another
+ * version of its code than this process's (its queries would read tables they do not know).
+ */
+async function swapIfSameVersions(models: ReadModels, next: ReadModelStore): Promise<boolean> {
+  const checkpoints = await readCheckpoints(next);
+  const differs = allProjections().some((p) => {
+    const row = checkpoints.get(p.name);
+    return row !== undefined && Number(row.version) !== p.version;
+  });
+  if (differs) return false;
+  await models.swap(next);
+  return true;
 }
 
 /** how often a process looks whether another one made another read-model generation current */

@@ -92,6 +92,32 @@ describe('engine read models over HTTP', () => {
     }
   });
 
+  it('given a generation made current that holds a read model of another version, then neither the projector nor a process without the role serves it, and both keep answering from their own', async () => {
+    await given([{ type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } }]);
+    const config = app.get<EngineConfig>(ENGINE_CONFIG);
+    const reader = new EngineReadModels({ ...config, roles: { ...config.roles, projector: false } }, app.get<OpenedStorage>(ENGINE_STORAGE), new ClienteleMetrics());
+    await reader.onModuleInit();
+    try {
+      // replayed by another build, whose profiles projection has another version
+      const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
+      const fresh = await generations.openFresh();
+      await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
+      await fresh.transaction((tx) => tx.run("UPDATE projection_checkpoints SET version = version + 1 WHERE name = 'profiles'"));
+      await generations.promote(fresh);
+      await fresh.close();
+      await app.get(EngineReadModels).followPromoted();
+      await reader.followPromoted();
+
+      await given([{ type: 'RecordPurchase', commandId: 'p-ann-1', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } }]);
+
+      expect(await reader.profiles.getProfile('ann', new Date())).toMatchObject({ stage: 'customer', value: { revenueMinor: 3000 } });
+      expect((await http.get('/customers/ann/profile').expect(200)).body).toMatchObject({ stage: 'customer', value: { revenueMinor: 3000 } });
+      expect(existsSync(join(dir, 'read-models', 'read-models-1.sqlite'))).toBe(true);
+    } finally {
+      await reader.onApplicationShutdown();
+    }
+  });
+
   it('given purchases and a converted referral, the profile and the referral graph answer from the read models', async () => {
     await given([
       { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
