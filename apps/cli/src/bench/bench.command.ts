@@ -93,7 +93,7 @@ export const commandPathSection: BenchSection = {
 };
 
 /**
- * How often each command-path case runs: untimed rounds first, then the timed ones, each on a fresh
+ * How often each command-path and batched-import case runs: untimed rounds first, then the timed ones, each on a fresh
  * store in this process. A first round runs on code V8 has not optimised yet: measured on the
  * 2-core machines, its CPU per command was 60–90 µs where the rounds after it took 45–60, so a
  * single round reported how fast a freshly started process is, not a running engine. The row
@@ -135,20 +135,25 @@ async function commandPathRows(
   store: Pick<CommandPathBenchOptions, 'durability' | 'dir' | 'postgresUrl' | 'personalData'>,
 ): Promise<BenchRow[]> {
   const warmup = workload(options, sizes(options.quick).warmupCustomers, 'warm');
-  const { untimed, timed } = options.quick ? { untimed: 0, timed: 1 } : COMMAND_PATH_ROUNDS;
   const rows: BenchRow[] = [];
   for (const [callers, customers] of runs) {
     const envelopes = workload(options, customers, 'bench');
-    const rounds: CommandPathFigure[] = [];
-    for (let round = 0; round < untimed + timed; round += 1) {
-      const figure = await benchCommandPath({ envelopes, warmup, callers, ...store });
-      if (round >= untimed) rounds.push(figure);
-    }
-    const row = commandPathRow(section, `${label}${callers} caller${callers > 1 ? 's' : ''}`, medianOfRounds(rounds));
-    if (rounds.length > 1) row.note += `; median of ${roundsNote(rounds, untimed)}`;
-    rows.push(row);
+    rows.push(await rowOfRounds(options, section, `${label}${callers} caller${callers > 1 ? 's' : ''}`, () => benchCommandPath({ envelopes, warmup, callers, ...store })));
   }
   return rows;
+}
+
+/** One case in COMMAND_PATH_ROUNDS (one round with `--quick`), each on a fresh store: the row of their medians. */
+async function rowOfRounds(options: BenchOptions, section: string, name: string, round: () => Promise<CommandPathFigure>): Promise<BenchRow> {
+  const { untimed, timed } = options.quick ? { untimed: 0, timed: 1 } : COMMAND_PATH_ROUNDS;
+  const rounds: CommandPathFigure[] = [];
+  for (let i = 0; i < untimed + timed; i += 1) {
+    const figure = await round();
+    if (i >= untimed) rounds.push(figure);
+  }
+  const row = commandPathRow(section, name, medianOfRounds(rounds));
+  if (rounds.length > 1) row.note += `; median of ${roundsNote(rounds, untimed)}`;
+  return row;
 }
 
 /** `3 rounds (1 untimed before): 18,311 · 23,605 · 28,967 commands/s, p99 8.48 · 5.63 · 5.57 ms` */
@@ -168,17 +173,20 @@ export const batchedImportSection: BenchSection = {
   run: async (options) => {
     const size = sizes(options.quick);
     const rows: BenchRow[] = [];
+    const envelopes = workload(options, size.importCustomers, 'import');
+    const warmup = workload(options, size.warmupCustomers, 'warm');
     for (const durability of ['full', 'normal'] as const) {
-      const figure = await benchBatchedImport({
-        envelopes: workload(options, size.importCustomers, 'import'),
-        warmup: workload(options, size.warmupCustomers, 'warm'),
-        batchSize: size.importBatch,
-        // Larger groups per fsync than the default 64: a backfill has no caller waiting per command.
-        concurrency: IMPORT_CONCURRENCY,
-        durability,
-        ...(options.dir ? { dir: options.dir } : {}),
-      });
-      rows.push(commandPathRow('batched import', `executeBatch of ${size.importBatch}, ${IMPORT_CONCURRENCY} in flight`, figure));
+      const run = () =>
+        benchBatchedImport({
+          envelopes,
+          warmup,
+          batchSize: size.importBatch,
+          // Larger groups per fsync than the default 64: a backfill has no caller waiting per command.
+          concurrency: IMPORT_CONCURRENCY,
+          durability,
+          ...(options.dir ? { dir: options.dir } : {}),
+        });
+      rows.push(await rowOfRounds(options, 'batched import', `executeBatch of ${size.importBatch}, ${IMPORT_CONCURRENCY} in flight`, run));
     }
     // the store alone at both durabilities, then as the engine opens it (personal fields encrypted)
     const bulkRuns = [
@@ -187,16 +195,10 @@ export const batchedImportSection: BenchSection = {
       { durability: 'full', personalData: true },
     ] as const;
     for (const { durability, personalData } of bulkRuns) {
-      const figure = await benchBulkImport({
-        envelopes: workload(options, size.importCustomers, 'import'),
-        warmup: workload(options, size.warmupCustomers, 'warm'),
-        batchSize: size.importBatch,
-        durability,
-        personalData,
-        ...(options.dir ? { dir: options.dir } : {}),
-      });
+      const run = () =>
+        benchBulkImport({ envelopes, warmup, batchSize: size.importBatch, durability, personalData, ...(options.dir ? { dir: options.dir } : {}) });
       const name = personalData ? `importBatch of ${size.importBatch}, personal data encrypted` : `importBatch of ${size.importBatch} (bulk: one append per stream)`;
-      rows.push(commandPathRow('batched import', name, figure));
+      rows.push(await rowOfRounds(options, 'batched import', name, run));
     }
     return rows;
   },
