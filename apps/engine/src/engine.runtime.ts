@@ -1,6 +1,6 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
-import { logLevel } from 'kafkajs';
+import { logLevel, type logCreator } from 'kafkajs';
 import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
 import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
@@ -22,6 +22,22 @@ const KAFKAJS_LEVEL: Record<EngineConfig['logLevel'], logLevel> = {
   debug: logLevel.WARN,
   trace: logLevel.WARN,
 };
+
+/**
+ * kafkajs' entries through the engine's logger (one format and one destination for every line):
+ * its level picks the method, its fields stay fields, its own timestamp and logger name go.
+ */
+export function kafkajsThrough(logger: Pick<LoggerService, 'error' | 'warn' | 'log' | 'debug'>): logCreator {
+  return () =>
+    ({ namespace, level, log }) => {
+      const { message, timestamp: _timestamp, logger: _name, ...fields } = log as { message: string; timestamp?: string; logger?: string; [field: string]: unknown };
+      const entry = { ...fields, namespace, msg: message };
+      if (level === logLevel.ERROR || level === logLevel.NOTHING) logger.error(entry);
+      else if (level === logLevel.WARN) logger.warn(entry);
+      else if (level === logLevel.INFO) logger.log(entry);
+      else logger.debug?.(entry);
+    };
+}
 
 /** the pause after a failed Kafka start, doubled after each further failure up to the maximum */
 export const KAFKA_START_RETRY_FIRST_MS = 1_000;
@@ -62,7 +78,7 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
     if (!roles.relay && !roles.ingest) return;
     // read (and checked) here, not retried: a wrong setting is not an outage. kafkajs logs at the
     // engine's level, at most WARN (its INFO is chatty); LOG_LEVEL=silent silences it too
-    const config = { ...kafkaConfigFromEnv(), logLevel: KAFKAJS_LEVEL[this.config.logLevel] };
+    const config = { ...kafkaConfigFromEnv(), logLevel: KAFKAJS_LEVEL[this.config.logLevel], logCreator: this.kafkajsLog };
     // profile snapshots need the projector's batches, so they come from a process running both
     const profiles = roles.relay ? this.readModels.profileSource() : undefined;
     const start = (): Promise<MessagingRuntime> =>
@@ -100,6 +116,8 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
     await this.messaging?.stop();
     this.messaging = undefined;
   }
+
+  private readonly kafkajsLog = kafkajsThrough(new Logger('kafkajs'));
 
   private async startUntilRunning(start: () => Promise<MessagingRuntime>, parts: string): Promise<void> {
     let pause = KAFKA_START_RETRY_FIRST_MS;

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig as KafkaJsConfig, type logCreator, type SASLOptions } from 'kafkajs';
 
 /** How Clientele reaches a Kafka cluster and names its topics. */
 export interface KafkaConfig {
@@ -16,6 +16,8 @@ export interface KafkaConfig {
   relayBatchSize?: number;
   /** kafkajs' own logging; default warnings and errors */
   logLevel?: logLevel;
+  /** where kafkajs' own log entries go; default its console lines */
+  logCreator?: logCreator;
 }
 
 export const DEFAULT_TOPIC_PREFIX = 'clientele.';
@@ -83,5 +85,6 @@ export function createKafka(config: KafkaConfig): Kafka {
     logLevel: config.logLevel ?? logLevel.WARN,
   };
   if (config.sasl) options.sasl = config.sasl as SASLOptions;
+  if (config.logCreator) options.logCreator = config.logCreator;
   return new Kafka(options);
 }
