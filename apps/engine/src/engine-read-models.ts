@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
   allProjections,
+  foldedByOtherVersions,
   isReadModelMissing,
   projectionStatuses,
   ProfileQueries,
@@ -211,12 +212,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
  * version of its code than this process's (its queries would read tables they do not know).
  */
 async function swapIfSameVersions(models: ReadModels, next: ReadModelStore): Promise<boolean> {
-  const checkpoints = await readCheckpoints(next);
-  const differs = allProjections().some((p) => {
-    const row = checkpoints.get(p.name);
-    return row !== undefined && Number(row.version) !== p.version;
-  });
-  if (differs) return false;
+  if (foldedByOtherVersions(allProjections(), await readCheckpoints(next)).length > 0) return false;
   await models.swap(next);
   return true;
 }

@@ -254,15 +254,11 @@ export class Projector {
       );
       await tx.exec(`CREATE TABLE IF NOT EXISTS ${LOG_ANCHOR_TABLE} (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, hash TEXT NOT NULL)`);
       const stored = await readCheckpoints(tx);
-      const outdated: Projection[] = [];
+      const outdated = foldedByOtherVersions(this.projections, stored);
       for (const p of this.projections) {
-        const row = stored.get(p.name);
-        if (row && Number(row.version) !== p.version) {
-          outdated.push(p);
-          continue;
-        }
+        if (outdated.includes(p)) continue;
         await p.migrate(tx);
-        if (!row) await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
+        if (!stored.has(p.name)) await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
       }
       return outdated;
     });
@@ -459,6 +455,14 @@ async function saveLogAnchor(tx: ReadModelTransaction, event: StoredEvent): Prom
 export async function readCheckpoints(source: Pick<ReadModelQueries, 'all'>): Promise<Map<string, CheckpointRow>> {
   const rows = await source.all<CheckpointRow>(`SELECT name, version, position FROM ${CHECKPOINTS_TABLE}`);
   return new Map(rows.map((r) => [r.name, r]));
+}
+
+/** the projections whose read model was folded by another version of their code (none stored yet is no other version) */
+export function foldedByOtherVersions(projections: readonly Projection[], checkpoints: ReadonlyMap<string, CheckpointRow>): Projection[] {
+  return projections.filter((p) => {
+    const row = checkpoints.get(p.name);
+    return row !== undefined && Number(row.version) !== p.version;
+  });
 }
 
 /** where each projection stands against the log's head, from its checkpoint (position 0 without one) */
