@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ClienteleMetrics, ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
-import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore } from '@clientele/projections';
+import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore, type ReadModelStore } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { startTestEngine, type TestEngine } from './engine.test-support';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
@@ -33,6 +33,24 @@ describe('engine read models over HTTP', () => {
 
   const ann = { customerId: 'ann', source: 'web', channel: 'email', personal: { name: 'Ann Smith', email: 'ann@example.com', birthday: '1990-02-10' } };
 
+  /** what `clientele replay` does from its own process: the whole log into a fresh generation, made current */
+  async function replayElsewhere(alter?: (fresh: ReadModelStore) => Promise<unknown>): Promise<void> {
+    const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
+    const fresh = await generations.openFresh();
+    await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
+    await alter?.(fresh);
+    await generations.promote(fresh);
+    await fresh.close();
+  }
+
+  /** a process without the projector role on the engine's data, as `CLIENTELE_ROLES=http` starts one */
+  async function startReader(): Promise<EngineReadModels> {
+    const config = app.get<EngineConfig>(ENGINE_CONFIG);
+    const reader = new EngineReadModels({ ...config, roles: { ...config.roles, projector: false } }, app.get<OpenedStorage>(ENGINE_STORAGE), new ClienteleMetrics());
+    await reader.onModuleInit();
+    return reader;
+  }
+
   it('given a generation another process replayed and made current while the engine runs, then the engine serves it, folds new events into it, and removes the old one', async () => {
     await given([
       { type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } },
@@ -41,12 +59,7 @@ describe('engine read models over HTTP', () => {
     const readModelsDir = join(dir, 'read-models');
     const old = join(readModelsDir, 'read-models-1.sqlite');
     expect(existsSync(old)).toBe(true);
-    // what `clientele replay` does from its own process: fold the whole log into a fresh generation, make it current
-    const generations = new SqliteReadModelGenerations(readModelsDir);
-    const fresh = await generations.openFresh();
-    await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
-    await generations.promote(fresh);
-    await fresh.close();
+    await replayElsewhere();
     expect(readFileSync(join(readModelsDir, 'CURRENT'), 'utf8').trim()).toBe('read-models-2.sqlite');
 
     // the engine looks every couple of seconds; the old generation's file goes once it serves the new one
@@ -72,15 +85,9 @@ describe('engine read models over HTTP', () => {
 
   it('given a process without the projector role on the same data, when the projector process moves to another generation, then that process follows it and answers what is folded there', async () => {
     await given([{ type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } }]);
-    const config = app.get<EngineConfig>(ENGINE_CONFIG);
-    const reader = new EngineReadModels({ ...config, roles: { ...config.roles, projector: false } }, app.get<OpenedStorage>(ENGINE_STORAGE), new ClienteleMetrics());
-    await reader.onModuleInit();
+    const reader = await startReader();
     try {
-      const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
-      const fresh = await generations.openFresh();
-      await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
-      await generations.promote(fresh);
-      await fresh.close();
+      await replayElsewhere();
       await app.get(EngineReadModels).followPromoted();
       await reader.followPromoted();
 
@@ -94,17 +101,10 @@ describe('engine read models over HTTP', () => {
 
   it('given a generation made current that holds a read model of another version, then neither the projector nor a process without the role serves it, and both keep answering from their own', async () => {
     await given([{ type: 'RegisterProspect', commandId: 'r-ann', data: { ...ann, occurredAt: '2026-01-02T09:00:00Z' } }]);
-    const config = app.get<EngineConfig>(ENGINE_CONFIG);
-    const reader = new EngineReadModels({ ...config, roles: { ...config.roles, projector: false } }, app.get<OpenedStorage>(ENGINE_STORAGE), new ClienteleMetrics());
-    await reader.onModuleInit();
+    const reader = await startReader();
     try {
       // replayed by another build, whose profiles projection has another version
-      const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
-      const fresh = await generations.openFresh();
-      await replayProjections(app.get<OpenedStorage>(ENGINE_STORAGE).store, fresh, allProjections());
-      await fresh.transaction((tx) => tx.run("UPDATE projection_checkpoints SET version = version + 1 WHERE name = 'profiles'"));
-      await generations.promote(fresh);
-      await fresh.close();
+      await replayElsewhere((fresh) => fresh.transaction((tx) => tx.run("UPDATE projection_checkpoints SET version = version + 1 WHERE name = 'profiles'")));
       await app.get(EngineReadModels).followPromoted();
       await reader.followPromoted();
 
