@@ -8,16 +8,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import request from 'supertest';
 import { bootstrapEngine, EngineRuntime, loadEngineConfig } from '../apps/engine/src';
 import { customerStream } from '@clientele/domain';
-import { describeWithServer, KafkaServer, openApiAnswerErrors } from '@clientele/testing';
-
-/** a loopback port nothing listens on (yet): connections to it are refused */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
+import { describeWithServer, freeLoopbackPort, KafkaServer, openApiAnswerErrors } from '@clientele/testing';
 
 /** forwards `port` to the broker: the cluster "comes back" when this starts listening */
 async function forward(port: number, broker: string): Promise<{ server: Server; sockets: Set<Socket> }> {
@@ -64,7 +55,8 @@ describeWithServer(KafkaServer, 'an engine whose Kafka cluster is down when it s
   });
 
   it('serves HTTP while Kafka is down, reports it degraded, and publishes what was stored once the cluster is back', async () => {
-    const port = await freePort();
+    // nothing listens there yet: connections to it are refused
+    const port = await freeLoopbackPort();
     const env = { KAFKA_BROKERS: `127.0.0.1:${port}`, KAFKA_TOPIC_PREFIX: prefix, KAFKA_CLIENT_ID: `outage-${prefix}`, KAFKA_TOPIC_PARTITIONS: '1', KAFKA_REPLICATION_FACTOR: '1' };
     for (const [k, v] of Object.entries(env)) {
       saved[k] = process.env[k];

@@ -1,13 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 
 import { eventsOfLog, PostgresEventStore, verifyChain, type StoredEvent } from '@clientele/event-store';
-import { describeWithServer, PostgresServer } from '@clientele/testing';
+import { describeWithServer, freeLoopbackPort, PostgresServer } from '@clientele/testing';
 
 /**
  * Journey: two engine processes share one PostgreSQL schema (scale-out). The same customers get
@@ -44,17 +43,6 @@ interface BatchItem {
   commandId?: string;
   result?: { commandId: string; status: string; events: Array<{ id: string; position: number }> };
   problem?: { code: string };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
-    });
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
@@ -171,7 +159,7 @@ describeWithServer(PostgresServer, 'two engine processes on one PostgreSQL schem
     const built = spawnSync('npx', ['swc', 'apps', 'libs', '--out-dir', BUILD, '--copy-files', '--quiet', '--config-file', '.swcrc'], { cwd: ROOT, encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`could not compile the engine: ${built.stderr}`);
     const masterKey = randomBytes(32).toString('base64');
-    const ports = [await freePort(), await freePort()];
+    const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
     engines = ['a', 'b'].map((name, i) => {
       const dataDir = mkdtempSync(join(tmpdir(), `clientele-engine-${name}-`));
       dirs.push(dataDir);

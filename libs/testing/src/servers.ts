@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 /**
  * Tests against real servers (`*.int-spec.ts`). The jest global setup probes each server once and
  * leaves the verdict in the environment: in CI an unreachable server fails the run with a message
@@ -38,5 +39,17 @@ export function describeWithServer(server: ServerRequirement, name: string, body
   const reason = process.env[server.missingVar] ?? `${server.name} was not probed (run through jest's global setup)`;
   describe(name, () => {
     it.todo(`not run: ${reason}`);
+  });
+}
+
+/** A loopback port free at the moment of asking (nothing listens on it until someone does). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+    });
   });
 }
