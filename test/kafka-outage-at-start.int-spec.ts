@@ -110,4 +110,35 @@ describeWithServer(KafkaServer, 'an engine whose Kafka cluster is down when it s
       await tap.disconnect();
     }
   }, 90_000);
+
+  it('gives up a start attempt on an unreachable cluster within seconds, so attempts follow each other and a stop does not wait for kafkajs\' own retries', async () => {
+    const port = await freeLoopbackPort();
+    const env = { KAFKA_BROKERS: `127.0.0.1:${port}`, KAFKA_TOPIC_PREFIX: prefix, KAFKA_CLIENT_ID: `outage-stop-${prefix}` };
+    for (const [k, v] of Object.entries(env)) {
+      if (!(k in saved)) saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    const stopDir = mkdtempSync(join(tmpdir(), 'clientele-kafka-outage-stop-'));
+    let engine: NestExpressApplication | undefined;
+    try {
+      engine = await bootstrapEngine(loadEngineConfig({ ...process.env, CLIENTELE_DATA_DIR: stopDir, CLIENTELE_DURABILITY: 'normal', CLIENTELE_KAFKA: 'on', LOG_LEVEL: 'silent' }));
+      const http = request(engine.getHttpServer());
+      // the first attempt fails and the second begins 1 s later; kafkajs' own retries alone would
+      // hold the first attempt for about 10 s
+      const started = Date.now();
+      for (;;) {
+        const kafka = (await http.get('/health').expect(200)).body.kafka as { attempts?: number };
+        if ((kafka.attempts ?? 0) >= 2) break;
+        if (Date.now() - started > 8_000) throw new Error(`still at attempt ${kafka.attempts} after 8 s`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const stopping = Date.now();
+      await engine.close();
+      engine = undefined;
+      expect(Date.now() - stopping).toBeLessThan(5_000);
+    } finally {
+      await engine?.close();
+      rmSync(stopDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -23,15 +23,47 @@ const KAFKAJS_LEVEL: Record<EngineConfig['logLevel'], logLevel> = {
   trace: logLevel.WARN,
 };
 
+/** how long an entry kafkajs repeats word for word is kept out of the log after it was written */
+export const KAFKAJS_REPEAT_WINDOW_MS = 60_000;
+/** distinct entries remembered for that; beyond it the oldest are forgotten (an entry seen again is then written) */
+const KAFKAJS_REPEATS_REMEMBERED = 500;
+
+export interface KafkajsThroughOptions {
+  /** default KAFKAJS_REPEAT_WINDOW_MS */
+  repeatWindowMs?: number;
+  /** the clock, for tests; default Date.now */
+  now?: () => number;
+}
+
 /**
  * kafkajs' entries through the engine's logger (one format and one destination for every line):
  * its level picks the method, its fields stay fields, its own timestamp and logger name go.
+ *
+ * While a broker is down kafkajs writes the same two errors at every try of every connection (a
+ * dozen lines a start attempt, stack included). An entry of the same level, namespace and message
+ * as one written less than `repeatWindowMs` ago is counted instead of written; the next one written
+ * after the window says how many were left out (`repeatedSinceLastLine`).
  */
-export function kafkajsThrough(logger: Pick<LoggerService, 'error' | 'warn' | 'log' | 'debug'>): logCreator {
+export function kafkajsThrough(logger: Pick<LoggerService, 'error' | 'warn' | 'log' | 'debug'>, options: KafkajsThroughOptions = {}): logCreator {
+  const windowMs = options.repeatWindowMs ?? KAFKAJS_REPEAT_WINDOW_MS;
+  const now = options.now ?? Date.now;
+  // by key: when it was last written, and how many like it were left out since
+  const written = new Map<string, { at: number; leftOut: number }>();
   return () =>
     ({ namespace, level, log }) => {
       const { message, timestamp: _timestamp, logger: _name, ...fields } = log as { message: string; timestamp?: string; logger?: string; [field: string]: unknown };
-      const entry = { ...fields, namespace, msg: message };
+      const key = `${level} ${namespace} ${message}`;
+      const at = now();
+      const last = written.get(key);
+      if (last && at - last.at < windowMs) {
+        last.leftOut += 1;
+        return;
+      }
+      // re-inserted, so the Map's order is the order of last writing and the first key the oldest
+      written.delete(key);
+      if (written.size >= KAFKAJS_REPEATS_REMEMBERED) written.delete(written.keys().next().value!);
+      written.set(key, { at, leftOut: 0 });
+      const entry = { ...fields, namespace, msg: message, ...(last && last.leftOut > 0 && { repeatedSinceLastLine: last.leftOut }) };
       if (level === logLevel.ERROR || level === logLevel.NOTHING) logger.error(entry);
       else if (level === logLevel.WARN) logger.warn(entry);
       else if (level === logLevel.INFO) logger.log(entry);
@@ -111,7 +143,7 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    // a start in progress ends first (kafkajs gives up connecting after its own retries)
+    // a start in progress ends first: with the cluster unreachable it gives up within about a second (reachCluster)
     await this.starting;
     await this.messaging?.stop();
     this.messaging = undefined;

@@ -77,12 +77,14 @@ function wholeNumber(raw: string, variable: string, min: number): number {
   return n;
 }
 
-export function createKafka(config: KafkaConfig): Kafka {
+/** `retry`: kafkajs' retries for this client instead of its defaults (see reachCluster) */
+export function createKafka(config: KafkaConfig, tuning: Pick<KafkaJsConfig, 'retry'> = {}): Kafka {
   const options: KafkaJsConfig = {
     clientId: config.clientId,
     brokers: config.brokers,
     ssl: config.ssl,
     logLevel: config.logLevel ?? logLevel.WARN,
+    ...tuning,
   };
   if (config.sasl) options.sasl = config.sasl as SASLOptions;
   if (config.logCreator) options.logCreator = config.logCreator;

@@ -92,6 +92,7 @@ export interface MessagingRuntime {
 export async function startMessaging(options: StartMessagingOptions): Promise<MessagingRuntime> {
   const { config, roles } = options;
   const kafka = options.kafka ?? createKafka(config);
+  await reachCluster(config);
   const admin = kafka.admin();
   await admin.connect();
   let relay: EventRelay | undefined;
@@ -207,6 +208,29 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
     for (const name of metricNames) options.registry?.removeSingleMetric(name);
     await admin.disconnect().catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * kafkajs' connection tries when a start first reaches for the cluster: one try and one retry,
+ * 300 ms apart, instead of the client's six over about 10 s.
+ */
+const START_CONNECT_RETRIES = 1;
+
+/**
+ * Connects to the cluster and lets go, failing after START_CONNECT_RETRIES: with every broker down,
+ * a start fails in about a second and the caller's own loop decides when to try again (the engine
+ * pauses 1 s, 2 s, … 30 s), and a stop waits for no more than that second. kafkajs' default retries
+ * stay on every other operation, where a broker that is reachable may still be settling (leaders of
+ * a topic just made, a group coordinator moving).
+ */
+async function reachCluster(config: KafkaConfig): Promise<void> {
+  // a client of its own: kafkajs retries connections with the client's settings, not the admin's
+  const probe = createKafka(config, { retry: { retries: START_CONNECT_RETRIES } }).admin();
+  try {
+    await probe.connect();
+  } finally {
+    await probe.disconnect().catch(() => undefined);
   }
 }
 
