@@ -58,7 +58,7 @@ export interface CommandIngestOptions {
   /** read the topic from its start when the group has no offsets yet; default true */
   fromBeginning?: boolean;
   logger?: RelayLogger;
-  /** creates the topics again when the dead-letter topic is found missing (deleted while the ingest ran) */
+  /** creates the topics again when the commands or dead-letter topic is found missing (deleted while the ingest ran) */
   recreateTopics?: () => Promise<void>;
   /** the dead letter's timestamp; injectable for tests */
   now?: () => Date;
@@ -86,6 +86,7 @@ export class CommandIngest {
   private readonly lagByPartition = new Map<number, number>();
   private readonly counters = { accepted: 0, deadLettered: 0, retries: 0 };
   private deadLetterSends: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly options: CommandIngestOptions) {
     if ((options.dispatch === undefined) === (options.dispatchBatch === undefined)) {
@@ -95,11 +96,18 @@ export class CommandIngest {
 
   async start(): Promise<void> {
     const { kafka, topics, groupId } = this.options;
+    this.stopped = false;
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await this.producer.connect();
     const maxBytes = (this.options.maxCommandBytes ?? 1024 * 1024) * 4;
     // fetch sizes above the command limit, so an oversized record is fetched whole and dead-lettered
-    this.consumer = kafka.consumer({ groupId, maxBytesPerPartition: maxBytes, maxBytes: maxBytes * 2 });
+    this.consumer = kafka.consumer({
+      groupId,
+      maxBytesPerPartition: maxBytes,
+      maxBytes: maxBytes * 2,
+      // kafkajs' own default for consumers, and our say on each restart after a crash
+      retry: { retries: 5, restartOnFailure: (error) => this.restartAfterCrash(error) },
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: topics.commands, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
@@ -111,6 +119,7 @@ export class CommandIngest {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
     this.consumer = undefined;
@@ -121,6 +130,27 @@ export class CommandIngest {
     let lag = 0;
     for (const l of this.lagByPartition.values()) lag += l;
     return { ...this.counters, lag };
+  }
+
+  /**
+   * kafkajs asks this before it restarts the consumer after a crash it deems passing. A stopped
+   * ingest is not restarted: a restart scheduled after stop() would consume on, and keep the process
+   * alive. A crash because the commands topic is gone (deleted while the ingest ran, on a cluster
+   * that does not create topics on use) first creates the topics again, so the restart finds it and
+   * producers can send to it again; without that the consumer crashed and restarted every few
+   * hundred milliseconds for as long as the topic stayed missing.
+   */
+  private async restartAfterCrash(error: Error): Promise<boolean> {
+    if (this.stopped) return false;
+    if (isUnknownTopic(error) && this.options.recreateTopics) {
+      try {
+        await this.options.recreateTopics();
+        this.options.logger?.warn({ err: error, topic: this.options.topics.commands }, 'the commands topic was missing; created it again');
+      } catch (err) {
+        this.options.logger?.warn({ err, topic: this.options.topics.commands }, 'the commands topic is missing and could not be created again; retrying');
+      }
+    }
+    return !this.stopped;
   }
 
   private handleBatch(payload: EachBatchPayload): Promise<void> {

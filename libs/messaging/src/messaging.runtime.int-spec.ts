@@ -124,6 +124,43 @@ describeWithServer(KafkaServer, 'messaging runtime', (brokers) => {
     }
   }, 120_000);
 
+  it('given the commands topic deleted while it runs, then the ingest creates it again and takes the commands sent to it afterwards', async () => {
+    const dispatched: string[] = [];
+    const dispatch = async (c: CommandEnvelope): Promise<DispatchResult> => {
+      dispatched.push(c.commandId);
+      return { ok: true };
+    };
+    const warnings: string[] = [];
+    const runtime = await startMessaging({
+      store: new InMemoryEventStore(), dispatch, checkpoints: new InMemoryCheckpointStore(), config: config(), roles: { relay: false, ingest: true }, kafka,
+      groupId: `spec-${randomBytes(4).toString('hex')}`,
+      logger: { warn: (_detail: object, message: string) => void warnings.push(message) },
+    });
+    const admin = kafka.admin();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await admin.connect();
+    await producer.connect();
+    const cmd = (id: string) => ({ key: 'c1', value: JSON.stringify({ type: 'RecordTouchpoint', commandId: id, data: { customerId: 'c1' } }) });
+    try {
+      await producer.send({ topic: runtime.topics.commands, messages: [cmd('before')] });
+      await until(() => dispatched.includes('before'), 'the first command');
+
+      // an operator deletes the commands topic (this cluster does not create topics on use)
+      await admin.deleteTopics({ topics: [runtime.topics.commands] });
+
+      // the ingest's consumer finds it gone, and the topic is there again for producers
+      await until(() => warnings.includes('the commands topic was missing; created it again'), 'the ingest to create the commands topic again', 60_000);
+      expect((await admin.listTopics()).includes(runtime.topics.commands)).toBe(true);
+      await producer.send({ topic: runtime.topics.commands, messages: [cmd('after')] });
+      await until(() => dispatched.includes('after'), 'the command sent after the topic came back', 60_000);
+      expect(dispatched.filter((id) => id === 'after')).toEqual(['after']);
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
+      await runtime.stop();
+    }
+  }, 120_000);
+
   it('with the relay role only, starts no ingest and registers no ingest metrics', async () => {
     const registry = new Registry();
     const dispatch = async (): Promise<DispatchResult> => ({ ok: true });

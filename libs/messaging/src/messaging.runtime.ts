@@ -104,8 +104,19 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
   try {
     const topicSettings = { topicPrefix: config.topicPrefix, partitions: config.partitions ?? 6, replicationFactor: config.replicationFactor ?? -1 };
     const topics = await ensureTopics(admin, topicSettings);
-    // a topic deleted while the engine runs is made again by whichever part finds it missing
-    const recreateTopics = async (): Promise<void> => void (await ensureTopics(admin, topicSettings));
+    // A topic deleted while the engine runs is made again by whichever part finds it missing, with
+    // an admin client of its own: the long-lived one tracks the topics it was asked about (the lag
+    // fetch asks about the commands topic) and refreshes their metadata before any request, so once
+    // one of them is gone every request it makes fails, creating the topic included.
+    const recreateTopics = async (): Promise<void> => {
+      const fresh = kafka.admin();
+      await fresh.connect();
+      try {
+        await ensureTopics(fresh, topicSettings);
+      } finally {
+        await fresh.disconnect().catch(() => undefined);
+      }
+    };
     const groupId = options.groupId ?? `${config.clientId}-ingest`;
     let lagByPartition: Record<number, number> = {};
     const refreshIngestLag = async (): Promise<Record<number, number>> => {
