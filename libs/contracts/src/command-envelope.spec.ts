@@ -172,16 +172,36 @@ describe('validateCommandEnvelope', () => {
       expect(fields(register({ customerId: 'c 1', referredBy: '' }))).toEqual(['data.customerId', 'data.referredBy']);
     });
 
-    it('with preference and consent maps holding the wrong value types', () => {
+    describe('with preference and consent maps', () => {
       const update = (d: Record<string, unknown>) => ({
         type: 'UpdateProfile',
         commandId: 'u',
         data: { customerId: 'c-1', occurredAt: at, ...d },
       });
-      expect(fields(update({ preferences: { newsletter: 1 }, consents: { email: 'yes' } }))).toEqual([
-        'data.consents',
-        'data.preferences',
-      ]);
+
+      it('holding the wrong value types, naming each entry at fault with what it must be', () => {
+        expect(errorsOf(update({ preferences: { lang: 'en', newsletter: 1 }, consents: { email: 'yes', sms: true, 'post-mail': null } }))).toEqual([
+          { field: 'data.consents.email', expected: 'true or false' },
+          { field: 'data.consents["post-mail"]', expected: 'true or false' },
+          { field: 'data.preferences.newsletter', expected: 'a non-empty string of at most 2000 characters' },
+        ]);
+      });
+
+      it('with a name that is empty or too long, naming it', () => {
+        const long = 'n'.repeat(101);
+        expect(errorsOf(update({ consents: { '': true, [long]: false, ok: true } }))).toEqual([
+          { field: 'data.consents[""]', expected: 'a name of 1-100 characters' },
+          { field: `data.consents.${long}`, expected: 'a name of 1-100 characters' },
+        ]);
+      });
+
+      it('that are no map, or hold too many names, naming the map', () => {
+        const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`c${i}`, true]));
+        expect(errorsOf(update({ consents: many, preferences: ['en'] }))).toEqual([
+          { field: 'data.consents', expected: 'an object of at most 100 names to true or false' },
+          { field: 'data.preferences', expected: 'an object of at most 100 names to strings (at most 2000 characters each)' },
+        ]);
+      });
     });
 
     describe('with text no store can hold (a NUL, an unpaired surrogate), naming the field at any depth', () => {

@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 import { COMMAND_DTOS, EXTERNAL_COMMAND_TYPES, type ExternalCommandType } from './command.dtos';
-import { EXPECTED, EXPECTED_CONSTRAINT, businessTimeOutOfRange, copyIfPassesFieldRules, copyJson, isPlainObject, isWellFormedText } from './field-rules';
+import { EXPECTED, EXPECTED_CONSTRAINT, businessTimeOutOfRange, copyIfPassesFieldRules, copyJson, fieldRulesOf, isPlainObject, isWellFormedText, recordEntryErrors } from './field-rules';
 
 /**
  * The command envelope: the one shape a command has on every wire (HTTP body, Kafka message, a line
@@ -70,7 +70,7 @@ export function validateCommandEnvelope(input: unknown): EnvelopeValidation {
     if (copy === undefined && !outOfShape(data, ['data'], 0, errors)) {
       // The table only ever says "valid"; class-validator has the last word and names each problem.
       const found = validateData(type as ExternalCommandType, data);
-      if (found.length > 0) errors.push(...found);
+      if (found.length > 0) errors.push(...namingMapEntries(type as ExternalCommandType, data, found));
       else copy = copyJson(data) as Record<string, unknown>;
     }
   }
@@ -128,6 +128,19 @@ function malformedText(value: unknown, skip: ReadonlySet<string>, path: (string 
       if (!skip.has(escaped)) out.push({ field: escaped, expected: EXPECTED.wellFormedNames });
     }
   }
+}
+
+/**
+ * A map field (preferences, consents) refused as a whole is named by its entries at fault instead,
+ * each with what that entry must be: `data.consents.email` expected "true or false".
+ */
+function namingMapEntries(type: ExternalCommandType, data: Record<string, unknown>, found: FieldError[]): FieldError[] {
+  const rules = fieldRulesOf(COMMAND_DTOS[type]);
+  return found.flatMap((error) => {
+    const name = error.field.startsWith('data.') ? error.field.slice('data.'.length) : undefined;
+    const entries = name === undefined ? undefined : rules.get(name)?.entries;
+    return (entries && recordEntryErrors(data[name!], error.field, entries)) ?? [error];
+  });
 }
 
 /** Deeper than any command's data goes (data.lines[0].sku is 3 levels): a body nested past it is a mistake, or an attack. */

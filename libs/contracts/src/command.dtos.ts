@@ -11,7 +11,7 @@ import {
   isIsoDateTime,
   isMinorUnits,
   isOneOf,
-  isRecordOf,
+  RecordOf,
   isText,
 } from './field-rules';
 
@@ -104,12 +104,8 @@ export class ThankCustomerDto extends BusinessTime {
 export class UpdateProfileDto extends BusinessTime {
   @Id() customerId!: string;
   @Optional() @Nested(() => PersonalDataDto) personal?: PersonalDataDto;
-  @Optional()
-  @Expect('an object of at most 100 names to strings (at most 2000 characters each)', isRecordOf(isText(LONG)))
-  preferences?: Record<string, string>;
-  @Optional()
-  @Expect('an object of at most 100 names to true or false', isRecordOf((v) => typeof v === 'boolean'))
-  consents?: Record<string, boolean>;
+  @Optional() @RecordOf(`strings (at most ${LONG} characters each)`, EXPECTED.text(LONG), isText(LONG)) preferences?: Record<string, string>;
+  @Optional() @RecordOf('true or false', 'true or false', (v) => typeof v === 'boolean') consents?: Record<string, boolean>;
 }
 
 export class MarkCustomerLostDto extends BusinessTime {

@@ -61,6 +61,15 @@ interface FieldRule {
   predicates: ((value: unknown) => boolean)[];
   optional: boolean;
   nested?: { cls: () => new () => object; each: boolean };
+  /** a map of names to values (RecordOf): what each entry must be, so an error can name the entry */
+  entries?: RecordEntries;
+}
+
+/** What each entry of a map field must be (see RecordOf). */
+export interface RecordEntries {
+  /** the sentence for one value, e.g. "true or false" */
+  expected: string;
+  valueOk: (value: unknown) => boolean;
 }
 
 const RULES = new Map<object, Map<string, FieldRule>>();
@@ -331,13 +340,45 @@ export function isIsoDate(v: unknown): boolean {
   return m !== null && isCalendarDate(Number(m[1]), Number(m[2]), Number(m[3]));
 }
 
+/** the most names a map field (preferences, consents) holds, and the longest name */
+export const MAX_RECORD_NAMES = 100;
+const MAX_RECORD_NAME_LENGTH = 100;
+const isRecordName = (name: string): boolean => name.length > 0 && name.length <= MAX_RECORD_NAME_LENGTH;
+
 /** A small map of names to values (preferences, consents): bounded so a command stays a command. */
 export const isRecordOf =
-  (valueOk: (v: unknown) => boolean, maxKeys = 100) =>
+  (valueOk: (v: unknown) => boolean, maxKeys = MAX_RECORD_NAMES) =>
   (v: unknown): boolean =>
     isPlainObject(v) &&
     Object.keys(v).length <= maxKeys &&
-    Object.entries(v).every(([k, value]) => k.length > 0 && k.length <= 100 && valueOk(value));
+    Object.entries(v).every(([k, value]) => isRecordName(k) && valueOk(value));
+
+/**
+ * A map of names to values (isRecordOf): the map is checked as one field, as every rule is, and
+ * `recordEntryErrors` then names the entries at fault (`data.consents.email`, not `data.consents`).
+ */
+export function RecordOf(valuesExpected: string, entryExpected: string, valueOk: (v: unknown) => boolean): PropertyDecorator {
+  return (target, key) => {
+    Expect(`an object of at most ${MAX_RECORD_NAMES} names to ${valuesExpected}`, isRecordOf(valueOk))(target, key);
+    ruleOf(target, key).entries = { expected: entryExpected, valueOk };
+  };
+}
+
+/**
+ * The entries of a map `value` that break its RecordOf rule, each named below `path` (a name that is
+ * not a plain identifier in brackets, as JSON); undefined when the fault is the map's own (not an
+ * object, or too many names), which its field's error says.
+ */
+export function recordEntryErrors(value: unknown, path: string, entries: RecordEntries): { field: string; expected: string }[] | undefined {
+  if (!isPlainObject(value) || Object.keys(value).length > MAX_RECORD_NAMES) return undefined;
+  const errors: { field: string; expected: string }[] = [];
+  for (const [name, entry] of Object.entries(value)) {
+    const field = /^[A-Za-z_$][\w$]*$/.test(name) ? `${path}.${name}` : `${path}[${JSON.stringify(name)}]`;
+    if (!isRecordName(name)) errors.push({ field, expected: `a name of 1-${MAX_RECORD_NAME_LENGTH} characters` });
+    else if (!entries.valueOk(entry)) errors.push({ field, expected: entries.expected });
+  }
+  return errors.length > 0 ? errors : undefined;
+}
 
 export const EXPECTED = {
   id: 'an id: 1-128 characters, letters, digits and . _ : @ + - (starting with a letter or digit)',
