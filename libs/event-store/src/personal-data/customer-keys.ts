@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { AppendOptions, AppendResult, NewEvent } from '../event-store.port';
 
 /**
@@ -13,6 +14,11 @@ export interface CustomerKeyStore {
   /** the key if one exists (never creates one) */
   existingKey(customerId: string): Promise<Buffer | 'erased' | undefined>;
   destroyKey(customerId: string, erasedAt: string): Promise<void>;
+  /**
+   * The customer's key was destroyed, as an event read says (their PersonalDataErased, which another
+   * process may have recorded): a key kept in memory is not used again.
+   */
+  noteErased?(customerId: string): void;
   /** opens one stored key, if there is any: throws WrongMasterKeyError when the master key is not the one the keys were wrapped with */
   checkMasterKey?(): Promise<void>;
   close(): Promise<void>;
@@ -124,6 +130,9 @@ export const SQLITE_CUSTOMER_KEYS_TABLE = `CREATE TABLE IF NOT EXISTS customer_k
   erased_at TEXT
 )`;
 
+/** The erased keys, counted by every key store on the file (see CustomerKeyCache.forgetIfErasedElsewhere). */
+const SQLITE_ERASED_KEYS_INDEX = 'CREATE INDEX IF NOT EXISTS customer_keys_erased ON customer_keys (erased_at) WHERE erased_at IS NOT NULL';
+
 /** A customer's key from its stored row: the unwrapped key, or `erased` once destroyed. */
 function keyOfRow(master: Buffer, wrappedKey: Uint8Array | null, erasedAt: string | null, customerId?: string): Buffer | 'erased' {
   return erasedAt || !wrappedKey ? 'erased' : unwrapKey(master, asBuffer(wrappedKey), customerId);
@@ -222,6 +231,10 @@ export class CustomerKeyCache {
   private readonly keys = new Map<string, Buffer | 'erased'>();
   private readonly provisionals = new Map<string, ProvisionalKey>();
   private batch: Map<string, { wrapped: Buffer; waiters: KeyWaiter[] }> | undefined;
+  /** erased keys in the store when last counted, when that was, and a count under way */
+  private erasedSeen: number | undefined;
+  private erasedCountedAt = -Infinity;
+  private erasedCounting: Promise<void> | undefined;
 
   constructor(
     private readonly master: Buffer,
@@ -230,6 +243,28 @@ export class CustomerKeyCache {
 
   get(customerId: string): Buffer | 'erased' | undefined {
     return this.keys.get(customerId);
+  }
+
+  /**
+   * Another process may destroy a key this one keeps (an erasure sent to another engine process
+   * of a deployment), and the keys kept here would go on opening the person's data. So before a
+   * kept key is used, and at most every ERASURE_CHECK_MS, the store's erased keys are counted
+   * (`countErased`, an indexed count); when the number changed, every kept key is forgotten and read
+   * again when next needed. Erased keys only ever grow in number, so a change is never missed.
+   */
+  async forgetIfErasedElsewhere(countErased: () => Promise<number> | number): Promise<void> {
+    if (performance.now() - this.erasedCountedAt < ERASURE_CHECK_MS) return;
+    this.erasedCounting ??= (async () => {
+      try {
+        const erased = await countErased();
+        if (this.erasedSeen !== undefined && erased !== this.erasedSeen) this.keys.clear();
+        this.erasedSeen = erased;
+        this.erasedCountedAt = performance.now();
+      } finally {
+        this.erasedCounting = undefined;
+      }
+    })();
+    await this.erasedCounting;
   }
 
   /** The key of a stored row, kept. */
@@ -312,6 +347,7 @@ export class CustomerKeyCache {
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
   private readonly select: Database.Statement;
+  private readonly countErased: Database.Statement;
   private readonly keys: CustomerKeyCache;
   readonly carried?: CarriedKeys;
 
@@ -334,7 +370,9 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     // an erased key must not linger in free pages
     this.db.pragma('secure_delete = ON');
     this.db.exec(SQLITE_CUSTOMER_KEYS_TABLE);
+    this.db.exec(SQLITE_ERASED_KEYS_INDEX);
     this.select = this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?');
+    this.countErased = this.db.prepare('SELECT count(*) AS n FROM customer_keys WHERE erased_at IS NOT NULL').pluck();
     this.keys = new CustomerKeyCache(master, (rows) => (writer ? writer.storeCustomerKeys(rows) : storeKeysInSqlite(this.db, rows)));
     if (writer) this.carried = this.keys.carriedBy(writer);
   }
@@ -347,6 +385,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
+    await this.keys.forgetIfErasedElsewhere(() => this.countErased.get() as number);
     const kept = this.keys.get(customerId);
     if (kept) return kept;
     const row = this.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
@@ -371,10 +410,17 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     this.keys.erased(customerId);
   }
 
+  noteErased(customerId: string): void {
+    this.keys.erased(customerId);
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
 }
+
+/** How often a key store counts its erased keys to learn of erasures made by other processes (see CustomerKeyCache). */
+export const ERASURE_CHECK_MS = 500;
 
 /** Unwrapped keys kept per key store: every registration may carry personal data, so room for many customers. */
 const REMEMBERED_KEYS = 100_000;

@@ -95,33 +95,52 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
 
   /** An append's answer with its events as the caller reads them. */
   private async decrypted(result: AppendResult): Promise<AppendResult> {
-    return { ...result, events: await Promise.all(result.events.map((e) => this.decrypt(e))) };
+    return { ...result, events: await this.decryptAll(result.events) };
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
-    return Promise.all((await this.inner.readStream(streamId, options)).map((e) => this.decrypt(e)));
+    return this.decryptAll(await this.inner.readStream(streamId, options));
   }
 
   async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
-    return Promise.all((await this.inner.readAll(options)).map((e) => this.decrypt(e)));
+    return this.decryptAll(await this.inner.readAll(options));
+  }
+
+  /**
+   * Events read together: a customer whose erasure is among them (recorded by this process or by
+   * another one) has every personal field of the read as erased, earlier events included, whatever
+   * key this process still keeps.
+   */
+  private decryptAll(events: readonly StoredEvent[]): Promise<StoredEvent[]> {
+    for (const e of events) this.noteErasure(e);
+    return Promise.all(events.map((e) => this.decrypt(e)));
+  }
+
+  private noteErasure(event: StoredEvent): void {
+    if (event.type !== PERSONAL_DATA_ERASED) return;
+    const customerId = customerOfStream(event.streamId);
+    if (customerId !== undefined) this.keys.noteErased?.(customerId);
   }
 
   /** the inner store's read-ahead (or its `readAll`, page by page), decrypted on the event loop */
   readPagesAhead(options: ReadAheadOptions): LogPages {
     if (!canReadAhead(this.inner)) return pagesThroughReadAll(this, options);
     const pages = this.inner.readPagesAhead(options);
-    const decrypt = (e: StoredEvent): Promise<StoredEvent> => this.decrypt(e);
+    const decryptAll = (page: readonly StoredEvent[]): Promise<StoredEvent[]> => this.decryptAll(page);
     return {
       close: () => pages.close(),
       async *[Symbol.asyncIterator]() {
-        for await (const page of pages) yield await Promise.all(page.map(decrypt));
+        for await (const page of pages) yield await decryptAll(page);
       },
     };
   }
 
   subscribeToAll(options?: SubscribeOptions): EventSubscription {
     const inner = this.inner.subscribeToAll(options);
-    const decrypt = (e: StoredEvent): Promise<StoredEvent> => this.decrypt(e);
+    const decrypt = (e: StoredEvent): Promise<StoredEvent> => {
+      this.noteErasure(e);
+      return this.decrypt(e);
+    };
     return {
       close: () => inner.close(),
       async *[Symbol.asyncIterator]() {

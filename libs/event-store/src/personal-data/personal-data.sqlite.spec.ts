@@ -8,7 +8,7 @@ import { eventsOfLog } from '../read-in-batches';
 import { readSqliteLogRaw } from '../sqlite/sqlite-raw-log';
 import { SqliteEventStore } from '../sqlite/sqlite.event-store';
 import { verifyChain } from '../verify-chain';
-import { SqliteCustomerKeyStore } from './customer-keys';
+import { ERASURE_CHECK_MS, SqliteCustomerKeyStore } from './customer-keys';
 import { PersonalDataEventStore } from './encrypting.event-store';
 
 const ADA = { name: 'Ada Lovelace', email: 'ada.lovelace@example.org', phone: '+44 20 7946 0000', birthday: '1815-12-10' };
@@ -157,6 +157,42 @@ describe('personal data on the embedded store', () => {
     expect(keyRow(file, 'ada')).toEqual({ wrapped_key: null, erased_at: '2025-06-01T00:00:00Z' });
     expect(storeBytes(file).includes(wrapped!)).toBe(false);
     expect(keyRow(file, 'bob')?.wrapped_key).toBeInstanceOf(Buffer);
+  });
+
+  it('an erasure made by another process hides the person from this one too, though it kept the key: at once in reads holding the erasure, within ERASURE_CHECK_MS in any other', async () => {
+    // given two engine processes on the file, both of which have read (and kept) Ada's key
+    const here = open();
+    const there = open();
+    try {
+      const registration = async (store: PersonalDataEventStore) => (await store.readStream('customer-ada', { maxCount: 1 }))[0]!.data;
+      expect(await registration(here)).toMatchObject({ personal: { name: ADA.name } });
+      expect(await registration(there)).toMatchObject({ personal: { name: ADA.name } });
+
+      // when the other process erases her
+      await runCommand(there, 'erase-ada', { type: 'EraseCustomerPersonalData', data: { customerId: 'ada', requestedBy: 'dpo', occurredAt: '2025-06-01T00:00:00Z' } });
+
+      // then a read here that holds the erasure shows nothing of her, earlier events included
+      const stream = await here.readStream('customer-ada');
+      expect(stream.at(-1)?.type).toBe('PersonalDataErased');
+      expect(JSON.stringify(stream)).not.toMatch(/Ada Lovelace|ada\.lovelace|7946/);
+      expect(stream[0]!.data).toMatchObject({ personalDataErased: true });
+
+      // and so does a read without it, once the erased keys were counted again
+      const other = open();
+      try {
+        expect((await other.readStream('customer-bob', { maxCount: 1 }))[0]!.data).toMatchObject({ personal: { email: BOB_EMAIL } });
+        await runCommand(there, 'erase-bob', { type: 'EraseCustomerPersonalData', data: { customerId: 'bob', occurredAt: '2025-06-02T00:00:00Z' } });
+        await new Promise((resolve) => setTimeout(resolve, ERASURE_CHECK_MS + 100));
+        const bob = (await other.readStream('customer-bob', { maxCount: 1 }))[0]!.data;
+        expect(JSON.stringify(bob)).not.toContain(BOB_EMAIL);
+        expect(bob).toMatchObject({ personalDataErased: true });
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await here.close();
+      await there.close();
+    }
   });
 
   it('a retried identical append of personal data through the decorator is stored once', async () => {

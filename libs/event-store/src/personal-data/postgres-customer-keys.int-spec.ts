@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describeWithServer, PostgresServer } from '@clientele/testing';
 import { dropSchema, uniqueSchema } from '../postgres/postgres.test-support';
-import { WrongMasterKeyError } from './customer-keys';
+import { ERASURE_CHECK_MS, WrongMasterKeyError } from './customer-keys';
 import { PostgresCustomerKeyStore } from './postgres-customer-keys';
 
 describeWithServer(PostgresServer, 'customer keys on PostgreSQL', (url) => {
@@ -36,6 +36,30 @@ describeWithServer(PostgresServer, 'customer keys on PostgreSQL', (url) => {
     } finally {
       await one.close();
       await two.close();
+      await dropSchema(url, schema);
+    }
+  });
+
+  it('a key another process destroyed is not opened from this one\'s memory once the erased keys were counted again', async () => {
+    // given two processes that both keep Ann's key
+    const schema = uniqueSchema('keys_erased_elsewhere');
+    const masterKey = randomBytes(32);
+    const here = await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey });
+    const there = await PostgresCustomerKeyStore.open({ connectionString: url, schema, masterKey });
+    try {
+      const key = await here.keyFor('ann');
+      expect(await there.existingKey('ann')).toEqual(key);
+      expect(await here.existingKey('ann')).toEqual(key);
+
+      // when the other one destroys it
+      await there.destroyKey('ann', '2026-11-30T00:00:00.000Z');
+
+      // then, within ERASURE_CHECK_MS, this one answers erased instead of the key it kept
+      await new Promise((resolve) => setTimeout(resolve, ERASURE_CHECK_MS + 100));
+      expect(await here.existingKey('ann')).toBe('erased');
+    } finally {
+      await here.close();
+      await there.close();
       await dropSchema(url, schema);
     }
   });

@@ -57,6 +57,8 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     await createUnderLock(pool, `clientele.keys:${options.schema}`, [
       `create schema if not exists ${options.schema}`,
       postgresCustomerKeysTable(options.schema),
+      // the erased keys, counted by every process (see CustomerKeyCache.forgetIfErasedElsewhere)
+      `create index if not exists customer_keys_erased on ${options.schema}.customer_keys (erased_at) where erased_at is not null`,
     ]);
     return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey, options.carrier);
   }
@@ -67,6 +69,10 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
+    await this.keys.forgetIfErasedElsewhere(async () => {
+      const { rows } = await this.pool.query<{ n: string }>(`select count(*) as n from ${this.table} where erased_at is not null`);
+      return Number(rows[0]?.n ?? 0);
+    });
     const kept = this.keys.get(customerId);
     if (kept) return kept;
     const { rows } = await this.pool.query<{ wrapped_key: Buffer | null; erased_at: string | null }>(
@@ -128,6 +134,10 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
        on conflict (customer_id) do update set wrapped_key = null, erased_at = excluded.erased_at`,
       [customerId, erasedAt],
     );
+    this.keys.erased(customerId);
+  }
+
+  noteErased(customerId: string): void {
     this.keys.erased(customerId);
   }
 
