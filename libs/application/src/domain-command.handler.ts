@@ -122,7 +122,14 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
         return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
       } catch (error) {
         this.cache.delete(streamId);
-        if (error instanceof DuplicateEventIdError) throw new CommandIdReusedError(meta.commandId);
+        if (error instanceof DuplicateEventIdError) {
+          // Decided on a state held in memory, which another process may have moved on from: this
+          // very command, stored there, then differs from what was decided here (a purchase that
+          // converted there repeats a customer here). Read the stream and look again: the command
+          // answers `duplicate`. Decided on a fresh read, the ids really name other events.
+          if (cached && attempt < this.options.maxAttempts) continue;
+          throw new CommandIdReusedError(meta.commandId);
+        }
         if (!(error instanceof WrongExpectedRevisionError)) throw error;
         this.metrics.conflicts.inc();
         if (attempt >= this.options.maxAttempts) {
