@@ -4,6 +4,8 @@ import { allProjections } from './all-projections';
 import { Projector } from './projector';
 import { PostgresReadModelStore } from './postgres-read-model.store';
 import { PostgresReadModelGenerations } from './read-model-generations';
+import { projectorOptions } from './read-model.config';
+import { Client } from 'pg';
 import { ProfilesProjection } from './profiles.projection';
 import { ProfileQueries } from './profiles.queries';
 import { digest } from './read-model-digest';
@@ -133,6 +135,42 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
       expect(reopened.schema.endsWith('_g2')).toBe(true);
       expect(await digest(reopened, new ReferralsProjection())).toBe(expected);
       await reopened.close();
+    } finally {
+      await generations.dropAll();
+    }
+  });
+
+  it('given a rebuild promoted while the engine runs, then the generation it replaced is dropped after the grace period, without a restart', async () => {
+    const base = unique('stale');
+    const generations = new PostgresReadModelGenerations(url, base, 300);
+    const schemaExists = async (schema: string): Promise<boolean> => {
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount === 1;
+      } finally {
+        await client.end();
+      }
+    };
+    try {
+      const readModels = new ReadModels(await generations.openCurrent());
+      const projector = new Projector(await inMemoryStoreOf(generateCustomerLog({ seed: 9, customers: 20 }).events), readModels, [new ReferralsProjection()], projectorOptions(
+        { kind: 'postgres', connectionString: url, schema: base, batchSize: 500, rebuildBatchSize: 500 },
+        generations,
+      ));
+      await projector.start();
+      await projector.catchUp();
+      await projector.rebuild();
+      expect(generations.nameOf(readModels.current)).toBe(`${base}_g2`);
+      // kept for the processes still reading it until they follow the pointer
+      expect(await schemaExists(`${base}_g1`)).toBe(true);
+
+      for (const deadline = Date.now() + 10_000; await schemaExists(`${base}_g1`); ) {
+        if (Date.now() > deadline) throw new Error(`${base}_g1 was not dropped`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await schemaExists(`${base}_g2`)).toBe(true);
+      await readModels.close();
     } finally {
       await generations.dropAll();
     }

@@ -127,13 +127,23 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
   }
 }
 
+/**
+ * How long a PostgreSQL generation is kept after another one was made current: the engine
+ * processes without the projector role read the pointer every 2 s and may query the old schema
+ * until they follow (an SQLite file removed under a reader stays readable to it; a dropped schema
+ * does not).
+ */
+export const STALE_GENERATION_GRACE_MS = 10_000;
+
 /** generations as schemas `<base>_g<n>`; the schema `<base>` holds the pointer */
 export class PostgresReadModelGenerations implements ReadModelGenerations {
   private readonly schemas = new Map<ReadModelStore, string>();
+  private staleDrop: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly connectionString: string,
     private readonly base: string,
+    private readonly staleGraceMs = STALE_GENERATION_GRACE_MS,
   ) {
     if (!/^[a-z_][a-z0-9_]{0,50}$/.test(base)) {
       throw new Error(`read-model schema base: expected lower-case letters, digits and _ (at most 50), got "${base}"`);
@@ -151,14 +161,38 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
         `INSERT INTO ${this.base}.current_generation (k, schema_name) VALUES (1, $1) ON CONFLICT (k) DO NOTHING`,
         [current],
       );
-      // Only generations older than the current one: a newer one may be a rebuild another engine
-      // process is writing right now (an abandoned one is dropped once a later rebuild is promoted).
-      const currentNumber = this.generationNumber(current);
-      for (const stale of await this.generationSchemas(pool)) {
-        if (this.generationNumber(stale) < currentNumber) await pool.query(`DROP SCHEMA IF EXISTS ${stale} CASCADE`);
-      }
+      await this.dropOlderThan(pool, current);
       return this.open(current);
     });
+  }
+
+  /**
+   * The generations older than the current one, dropped STALE_GENERATION_GRACE_MS from now (in the
+   * background: the projector goes on meanwhile), so erased personal data does not outlive a
+   * rebuild in a schema nobody folds into any more until the next start. A process that stops
+   * first leaves them to that start.
+   */
+  async removeStale(): Promise<void> {
+    clearTimeout(this.staleDrop);
+    this.staleDrop = setTimeout(() => {
+      this.staleDrop = undefined;
+      void this.withPool(async (pool) => {
+        const row = await pool.query<{ schema_name: string }>(`SELECT schema_name FROM ${this.base}.current_generation WHERE k = 1`);
+        if (row.rows[0]) await this.dropOlderThan(pool, row.rows[0].schema_name);
+      }).catch(() => undefined);
+    }, this.staleGraceMs);
+    this.staleDrop.unref();
+  }
+
+  /**
+   * Only generations older than `current`: a newer one may be a rebuild another engine process is
+   * writing right now (an abandoned one is dropped once a later rebuild is promoted).
+   */
+  private async dropOlderThan(pool: Pool, current: string): Promise<void> {
+    const currentNumber = this.generationNumber(current);
+    for (const stale of await this.generationSchemas(pool)) {
+      if (this.generationNumber(stale) < currentNumber) await pool.query(`DROP SCHEMA IF EXISTS ${stale} CASCADE`);
+    }
   }
 
   async openFresh(): Promise<ReadModelStore> {
