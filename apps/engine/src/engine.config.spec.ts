@@ -61,4 +61,29 @@ describe('loadEngineConfig', () => {
     // without Kafka the broker settings are not read
     expect(() => loadEngineConfig(kafka)).not.toThrow();
   });
+
+  describe('given PostgreSQL settings that cannot work, then start-up fails naming the variable, before anything is created', () => {
+    const pg = { CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://app:s3cret@db:5432/crm' };
+    it.each([
+      [{ DATABASE_URL: undefined }, 'DATABASE_URL: expected a connection string such as postgres://user@host:5432/db when CLIENTELE_STORE=postgres, got ""'],
+      [{ DATABASE_URL: 'notaurl' }, 'DATABASE_URL: expected a PostgreSQL connection string such as postgres://user@host:5432/db, got "notaurl"'],
+      // the password is not repeated in the message
+      [{ DATABASE_URL: 'mysql://app:s3cret@db/crm' }, 'DATABASE_URL: expected a PostgreSQL connection string such as postgres://user@host:5432/db, got "mysql://app:…@db/crm"'],
+      [{ CLIENTELE_PG_SCHEMA: 'crm-live' }, 'CLIENTELE_PG_SCHEMA: expected a lower-case PostgreSQL identifier (letters, digits, underscore; at most 63), got "crm-live"'],
+      [
+        { CLIENTELE_PG_SCHEMA: 'c'.repeat(39) },
+        `CLIENTELE_PG_SCHEMA: expected at most 38 characters while CLIENTELE_READ_MODELS_PG_SCHEMA is unset (the read models' schema is named after it, with _read_models, in at most 50), got "${'c'.repeat(39)}"`,
+      ],
+      [{ CLIENTELE_READ_MODELS_PG_SCHEMA: 'rm-x' }, 'CLIENTELE_READ_MODELS_PG_SCHEMA: expected lower-case letters, digits and _ (at most 50), got "rm-x"'],
+    ])('%j', (settings, message) => {
+      const env = { ...pg, ...settings };
+      expect(() => loadEngineConfig(env)).toThrow(ConfigError);
+      expect(() => loadEngineConfig(env)).toThrow(message);
+    });
+
+    it('a read-model schema is not checked by a process that keeps no read models', () => {
+      expect(() => loadEngineConfig({ ...pg, CLIENTELE_READ_MODELS_PG_SCHEMA: 'rm-x', CLIENTELE_ROLES: 'relay' })).not.toThrow();
+      expect(loadEngineConfig({ ...pg, CLIENTELE_PG_SCHEMA: 'c'.repeat(38) }).storage.store).toMatchObject({ schema: 'c'.repeat(38) });
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
-import { storageConfigFromEnv, type StorageConfig } from '@clientele/application';
+import { storageConfigFromEnv, withoutPassword, type StorageConfig } from '@clientele/application';
 import { kafkaConfigFromEnv, messagingRolesFromEnv } from '@clientele/messaging';
+import { readModelConfigFromEnv } from '@clientele/projections';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -75,9 +76,36 @@ function storageFromEnv(env: Env): StorageConfig {
   } catch (error) {
     const message = (error as Error).message;
     const variable = /^([A-Z_]+):/.exec(message)?.[1] ?? 'CLIENTELE_STORE';
-    throw new ConfigError(variable, message.slice(variable.length + 1).trim(), env[variable] ?? '');
+    const shown = env.DATABASE_URL === undefined ? env : { ...env, DATABASE_URL: withoutPassword(env.DATABASE_URL) };
+    throw libraryConfigError(variable, message, shown, false);
   }
 }
+
+/**
+ * The read models' settings are read when the projector starts, after the event store was opened
+ * (and, on PostgreSQL, its schema created): checked here so a wrong one stops the start before
+ * anything is created.
+ */
+function checkReadModels(env: Env, dataDir: string, store: string): void {
+  try {
+    readModelConfigFromEnv({ ...env, CLIENTELE_DATA_DIR: dataDir, CLIENTELE_STORE: store });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (message.includes('derived from CLIENTELE_PG_SCHEMA')) {
+      const most = READ_MODEL_SCHEMA_MAX - READ_MODEL_SCHEMA_SUFFIX.length;
+      throw new ConfigError(
+        'CLIENTELE_PG_SCHEMA',
+        `at most ${most} characters while CLIENTELE_READ_MODELS_PG_SCHEMA is unset (the read models' schema is named after it, with ${READ_MODEL_SCHEMA_SUFFIX}, in at most ${READ_MODEL_SCHEMA_MAX})`,
+        env.CLIENTELE_PG_SCHEMA ?? '',
+      );
+    }
+    const variable = /^([A-Z_]+)/.exec(message)?.[1] ?? 'CLIENTELE_READ_MODELS';
+    throw libraryConfigError(variable, message, env, false);
+  }
+}
+
+const READ_MODEL_SCHEMA_MAX = 50;
+const READ_MODEL_SCHEMA_SUFFIX = '_read_models';
 
 /**
  * `CLIENTELE_ROLES` (comma separated: http, projector, relay, ingest) picks what this process runs;
@@ -122,13 +150,18 @@ function libraryConfigError(variable: string, message: string, env: Env, list: b
 
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const production = env.NODE_ENV === 'production';
+  const dataDir = resolve(env.CLIENTELE_DATA_DIR || './data');
+  const store = oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite');
+  const storage = storageFromEnv(env);
+  const roles = rolesFromEnv(env);
+  if (roles.http || roles.projector) checkReadModels(env, dataDir, store);
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
-    dataDir: resolve(env.CLIENTELE_DATA_DIR || './data'),
-    store: oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite'),
+    dataDir,
+    store,
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
-    storage: storageFromEnv(env),
-    roles: rolesFromEnv(env),
+    storage,
+    roles,
     demoCustomers: integer(env, 'CLIENTELE_DEMO_CUSTOMERS', 0, 0, 100_000),
     // lifecyclePolicy re-checks the thresholds with the domain's own rules.
     policy: lifecyclePolicy({

@@ -1,3 +1,4 @@
+import { StoreUnreachableError } from '@clientele/application';
 import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { ConfigError, loadEngineConfig } from './engine.config';
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // The logger may not exist yet (bad configuration): stderr is the one place sure to be read.
-  process.stderr.write(error instanceof ConfigError ? `configuration error: ${error.message}\n` : `${String((error as Error)?.stack ?? error)}\n`);
+  const known = error instanceof ConfigError ? `configuration error: ${error.message}` : error instanceof StoreUnreachableError ? `cannot start: ${error.message}` : undefined;
+  process.stderr.write(`${known ?? String((error as Error)?.stack ?? error)}\n`);
   process.exit(1);
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
+import { StoreUnreachableError } from '@clientele/application';
 import { bootstrapEngine } from './bootstrap';
 import { EngineReadModels } from './engine-read-models';
 import { loadEngineConfig } from './engine.config';
@@ -30,6 +31,14 @@ describe('an engine that cannot give right answers says why, instead of answerin
     return d;
   };
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('refuses to start on a PostgreSQL server it cannot reach, naming DATABASE_URL (without its password) and the reason, not a driver stack', async () => {
+    const refused = await bootstrapEngine(
+      loadEngineConfig({ CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/crm', CLIENTELE_DATA_DIR: dir(), LOG_LEVEL: 'silent' }),
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(StoreUnreachableError);
+    expect((refused as Error).message).toBe('DATABASE_URL: cannot connect to PostgreSQL at postgres://app:…@127.0.0.1:1/crm: connect ECONNREFUSED 127.0.0.1:1');
+  });
 
   it('refuses to start instead of folding a second log into them, and starts again on its own log', async () => {
     // given read models that folded the log of one store file (one master key for every instance here)

@@ -56,9 +56,19 @@ export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
     case 'sqlite':
       store = { kind, file: sqliteFileFromEnv(env), durability };
       break;
-    case 'postgres':
-      store = { kind, url: required(env, 'DATABASE_URL', 'postgres://user@host:5432/db'), schema: env.CLIENTELE_PG_SCHEMA || 'clientele' };
+    case 'postgres': {
+      const url = required(env, 'DATABASE_URL', 'postgres://user@host:5432/db');
+      // anything else reaches the driver as a relative address ("notaurl" looked up a host named "base")
+      if (!/^postgres(ql)?:\/\//i.test(url) && !/^socket:/i.test(url)) {
+        throw new Error(`DATABASE_URL: expected a PostgreSQL connection string such as postgres://user@host:5432/db, got ${JSON.stringify(withoutPassword(url))}`);
+      }
+      const schema = env.CLIENTELE_PG_SCHEMA || 'clientele';
+      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+        throw new Error(`CLIENTELE_PG_SCHEMA: expected a lower-case PostgreSQL identifier (letters, digits, underscore; at most 63), got ${JSON.stringify(schema)}`);
+      }
+      store = { kind, url, schema };
       break;
+    }
     case 'eventstoredb':
       store = { kind, url: required(env, 'EVENTSTOREDB_URL', 'esdb://host:2113?tls=false') };
       break;
@@ -68,6 +78,40 @@ export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
   const raw = env.CLIENTELE_MASTER_KEY;
   if (raw) return { dataDir, store, masterKey: { kind: 'given', key: parseMasterKey(raw) } };
   return { dataDir, store, masterKey: { kind: 'file', path: join(dataDir, MASTER_KEY_FILE) } };
+}
+
+/**
+ * The event store's server could not be reached or refused the connection: says which setting
+ * points at it and the server's or the network's reason, without the stack of the driver.
+ */
+export class StoreUnreachableError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+    options?: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreUnreachableError';
+  }
+}
+
+/** Connection failures (refused, unknown host, no such database or role, bad password) as StoreUnreachableError; anything else as it is. */
+function unreachableStore(store: EventStoreConfig, error: unknown): unknown {
+  if (store.kind !== 'postgres') return error;
+  const { code, message } = error as { code?: string; message?: string };
+  // network errors, and the server's refusals of the connection itself (28: authorization, 3D000: no such database)
+  const connecting = /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ECONNRESET|28\w{3}|3D000)$/.test(code ?? '');
+  if (!connecting) return error;
+  return new StoreUnreachableError(
+    'DATABASE_URL',
+    `DATABASE_URL: cannot connect to PostgreSQL at ${withoutPassword(store.url)}: ${message ?? code}`,
+    { cause: error },
+  );
+}
+
+/** A connection string as it may be shown in an error or a log: a password in it replaced by "…". */
+export function withoutPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:…@');
 }
 
 /** the embedded store's file as the engine resolves it: `CLIENTELE_SQLITE_FILE`, else `<CLIENTELE_DATA_DIR>/clientele.db` */
@@ -108,7 +152,9 @@ export interface OpenedStorage {
 export async function openStorage(config: StorageConfig): Promise<OpenedStorage> {
   if (config.store.kind === 'sqlite') mkdirSync(dirname(config.store.file), { recursive: true });
   const masterKey = config.masterKey.kind === 'given' ? config.masterKey.key : localMasterKey(config.masterKey.path);
-  const raw = await createEventStore(config.store);
+  const raw = await createEventStore(config.store).catch((error: unknown) => {
+    throw unreachableStore(config.store, error);
+  });
   let keys: CustomerKeyStore;
   let checkpoints: CheckpointStore;
   switch (config.store.kind) {

@@ -145,7 +145,7 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
     private readonly base: string,
     private readonly staleGraceMs = STALE_GENERATION_GRACE_MS,
   ) {
-    if (!/^[a-z_][a-z0-9_]{0,50}$/.test(base)) {
+    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(base)) {
       throw new Error(`read-model schema base: expected lower-case letters, digits and _ (at most 50), got "${base}"`);
     }
   }

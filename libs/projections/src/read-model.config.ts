@@ -34,7 +34,7 @@ export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Re
     // CLIENTELE_PG_SCHEMA in the same database) get read models of their own by default
     const storeSchema = env.CLIENTELE_STORE === 'postgres' ? env.CLIENTELE_PG_SCHEMA || 'clientele' : 'clientele';
     const schema = given || `${storeSchema}_read_models`;
-    if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema)) {
+    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) {
       const what = given ? 'CLIENTELE_READ_MODELS_PG_SCHEMA' : `CLIENTELE_READ_MODELS_PG_SCHEMA (unset, so derived from CLIENTELE_PG_SCHEMA)`;
       throw new Error(`${what}: expected lower-case letters, digits and _ (at most 50), got ${JSON.stringify(schema)}`);
     }
