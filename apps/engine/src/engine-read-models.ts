@@ -46,6 +46,8 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   /** a promoted generation this process could not serve, so that it is reported once */
   private declined?: string;
   private followFailure?: string;
+  /** a generation made current that is still behind the one served, and since when (see FOLLOW_BEHIND_MAX_MS) */
+  private behindSince?: { name: string | undefined; at: number };
   profiles!: ProfileQueries;
   referrals!: ReferralQueries;
   statistics!: StatisticsQueries;
@@ -121,7 +123,22 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     if (!next) return;
     const nextName = generations.nameOf(next);
     try {
-      const adopted = this.projector ? await this.projector.adopt(next) : await swapIfSameVersions(models, next);
+      let adopted: boolean;
+      if (this.projector) adopted = await this.projector.adopt(next);
+      else {
+        // the projector catches a replayed generation up once it adopts it: until then it may be
+        // behind the one served here, and swapping at once would answer with older figures
+        const since = this.behindSince;
+        const waited = since !== undefined && since.name === nextName ? Date.now() - since.at : 0;
+        const verdict = await swapIfSameVersions(models, next, waited >= FOLLOW_BEHIND_MAX_MS);
+        if (verdict === 'behind') {
+          if (this.behindSince?.name !== nextName) this.behindSince = { name: nextName, at: Date.now() };
+          await next.close();
+          return;
+        }
+        this.behindSince = undefined;
+        adopted = verdict === 'swapped';
+      }
       if (adopted) {
         this.logger.log(`serving read-model generation ${nextName}, made current by another process`);
         return;
@@ -209,16 +226,33 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
 
 /**
  * Without the projector role: swaps to `next` unless a read model in it was folded by another
- * version of its code than this process's (its queries would read tables they do not know).
+ * version of its code than this process's (its queries would read tables they do not know), or it
+ * has folded the log less far than the ones served now (unless `evenBehind`): 'other_version' and
+ * 'behind' leave it unswapped.
  */
-async function swapIfSameVersions(models: ReadModels, next: ReadModelStore): Promise<boolean> {
-  if (foldedByOtherVersions(allProjections(), await readCheckpoints(next)).length > 0) return false;
+async function swapIfSameVersions(models: ReadModels, next: ReadModelStore, evenBehind: boolean): Promise<'swapped' | 'other_version' | 'behind'> {
+  const projections = allProjections();
+  const theirs = await readCheckpoints(next);
+  if (foldedByOtherVersions(projections, theirs).length > 0) return 'other_version';
+  if (!evenBehind) {
+    // none yet where no projector ever ran (the served generation has no tables): anything is ahead
+    const ours = await readCheckpoints(models.current).catch(() => new Map<string, { position: number }>());
+    const behind = projections.some((p) => Number(theirs.get(p.name)?.position ?? 0) < Number(ours.get(p.name)?.position ?? 0));
+    if (behind) return 'behind';
+  }
   await models.swap(next);
-  return true;
+  return 'swapped';
 }
 
 /** how often a process looks whether another one made another read-model generation current */
 export const FOLLOW_PROMOTED_MS = 2_000;
+
+/**
+ * How long a process without the projector role keeps serving its generation while the one made
+ * current is still behind it (the projector catches it up after adopting it); then it swaps
+ * anyway, well before a replaced PostgreSQL generation is dropped (STALE_GENERATION_GRACE_MS).
+ */
+export const FOLLOW_BEHIND_MAX_MS = 6_000;
 
 /** the profile as published to Kafka: identity and birthday are personal data and stay behind the API */
 export function withoutPersonalData(profile: CustomerProfile): Record<string, unknown> {

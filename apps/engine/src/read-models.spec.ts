@@ -5,12 +5,60 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ClienteleMetrics, ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
 import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore, type ReadModelStore } from '@clientele/projections';
-import { EngineReadModels } from './engine-read-models';
+import { EngineReadModels, FOLLOW_BEHIND_MAX_MS } from './engine-read-models';
 import { startTestEngine, type TestEngine } from './engine.test-support';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import type { EngineConfig } from './engine.config';
 
 const line = (sku: string, category: string, quantity: number, unitPriceMinor: number) => ({ sku, category, quantity, unitPriceMinor, unitCostMinor: 100 });
+
+describe('a process without the projector role following the generations another process makes current', () => {
+  let engine: TestEngine;
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await engine.close();
+  });
+
+  it('given a generation made current that is behind the one it serves, then it keeps serving its own until FOLLOW_BEHIND_MAX_MS passed, and then swaps', async () => {
+    engine = await startTestEngine('follow-behind', { CLIENTELE_ROLES: 'http' });
+    const { app, http, dir } = engine;
+    const reader = app.get(EngineReadModels);
+    const storage = app.get<OpenedStorage>(ENGINE_STORAGE);
+    const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
+    /** what a projector process does: the log up to `upTo` into a fresh generation, made current */
+    const replayUpTo = async (upTo: number): Promise<void> => {
+      const fresh = await generations.openFresh();
+      await replayProjections({ readAll: (o) => storage.store.readAll(o), headPosition: async () => upTo }, fresh, allProjections());
+      await generations.promote(fresh);
+      await fresh.close();
+    };
+    const revenue = async () => (await reader.profiles.getProfile('ann', new Date()))?.value.revenueMinor;
+
+    const sent = await http.post('/commands/batch').send({
+      commands: [
+        { type: 'RegisterProspect', commandId: 'r-ann', data: { customerId: 'ann', source: 'web', occurredAt: '2026-01-02T09:00:00Z' } },
+        { type: 'RecordPurchase', commandId: 'p-ann', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 2, 1500)], occurredAt: '2026-01-05T10:00:00Z' } },
+      ],
+    }).expect(200);
+    const registration = (sent.body.results as { result: { events: { position: number }[] } }[])[0]!.result.events[0]!.position;
+
+    // a generation of the whole log: ahead of the empty one served, so it is served at once
+    await replayUpTo(await storage.store.headPosition());
+    await reader.followPromoted();
+    expect(await revenue()).toBe(3000);
+
+    // then one folded only up to the registration (a replay the projector has not caught up yet)
+    await replayUpTo(registration);
+    await reader.followPromoted();
+    expect(await revenue()).toBe(3000);
+
+    // still behind once FOLLOW_BEHIND_MAX_MS passed: served all the same
+    const now = Date.now();
+    jest.spyOn(Date, 'now').mockReturnValue(now + FOLLOW_BEHIND_MAX_MS + 1);
+    await reader.followPromoted();
+    expect(await revenue()).toBe(0);
+  });
+});
 
 describe('engine read models over HTTP', () => {
   let engine: TestEngine;
