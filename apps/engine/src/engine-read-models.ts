@@ -46,6 +46,8 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   /** a promoted generation this process could not serve, so that it is reported once */
   private declined?: string;
   private followFailure?: string;
+  /** without the projector role: where the served read models stood when last seen moving (see stalledFor) */
+  private servedProgress?: { position: number; at: number };
   /** a generation made current that is still behind the one served, and since when (see FOLLOW_BEHIND_MAX_MS) */
   private behindSince?: { name: string | undefined; at: number };
   profiles!: ProfileQueries;
@@ -70,6 +72,16 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
       this.followingPromoted ??= this.followPromoted().finally(() => (this.followingPromoted = undefined));
     }, FOLLOW_PROMOTED_MS);
     this.followTimer.unref();
+    // also where another process folds them: the lag of the read models this process answers from
+    const lag = new Gauge({
+      name: 'clientele_projection_lag_events',
+      help: 'events stored but not yet folded into each read model this process answers from',
+      labelNames: ['projection'],
+      registers: [this.metrics.registry],
+      collect: async () => {
+        for (const s of (await this.status()) ?? []) lag.set({ projection: s.name }, s.lag);
+      },
+    });
     if (!this.config.roles.projector) return;
     this.projector = new Projector(this.storage.store, this.models, allProjections(), {
       ...projectorOptions(readConfig, generations),
@@ -79,15 +91,6 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
       },
     });
     await this.projector.start();
-    const lag = new Gauge({
-      name: 'clientele_projection_lag_events',
-      help: 'events stored but not yet folded into each read model',
-      labelNames: ['projection'],
-      registers: [this.metrics.registry],
-      collect: async () => {
-        for (const s of (await this.status()) ?? []) lag.set({ projection: s.name }, s.lag);
-      },
-    });
     this.running = this.follow();
   }
 
@@ -209,9 +212,32 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
       if (!isReadModelMissing(error)) throw error;
       checkpoints = new Map();
     }
-    return projectionStatuses(allProjections(), checkpoints, head).map((s) =>
-      checkpoints.has(s.name) ? s : { ...s, lastError: 'not created yet: a process with the projector role creates it from the log' },
+    const statuses = projectionStatuses(allProjections(), checkpoints, head);
+    const stalled = this.stalledFor(statuses);
+    return statuses.map((s) =>
+      !checkpoints.has(s.name)
+        ? { ...s, lastError: 'not created yet: a process with the projector role creates it from the log' }
+        : stalled !== undefined && s.lag > 0
+          ? { ...s, lastError: `no progress for ${Math.round(stalled / 1000)} s while events wait: is a process with the projector role running?` }
+          : s,
     );
+  }
+
+  /**
+   * How long the served read models have stood still while events waited, once that is longer
+   * than PROJECTOR_STALLED_MS: the projector process that folds them is down or stuck, which this
+   * process cannot see otherwise.
+   */
+  private stalledFor(statuses: readonly ProjectionStatus[]): number | undefined {
+    const position = Math.min(...statuses.map((s) => s.position));
+    const waiting = statuses.some((s) => s.lag > 0);
+    const now = Date.now();
+    if (!waiting || this.servedProgress === undefined || position !== this.servedProgress.position) {
+      this.servedProgress = { position, at: now };
+      return undefined;
+    }
+    const still = now - this.servedProgress.at;
+    return still > PROJECTOR_STALLED_MS ? still : undefined;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -243,6 +269,12 @@ async function swapIfSameVersions(models: ReadModels, next: ReadModelStore, even
   await models.swap(next);
   return 'swapped';
 }
+
+/**
+ * Without the projector role: read models that stand still this long while events wait make
+ * `/health` say `degraded`, naming the likely cause (no process folds them).
+ */
+export const PROJECTOR_STALLED_MS = 30_000;
 
 /** how often a process looks whether another one made another read-model generation current */
 export const FOLLOW_PROMOTED_MS = 2_000;

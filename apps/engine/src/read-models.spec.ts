@@ -5,7 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
 import { ClienteleMetrics, ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
 import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore, type ReadModelStore } from '@clientele/projections';
-import { EngineReadModels, FOLLOW_BEHIND_MAX_MS } from './engine-read-models';
+import { EngineReadModels, FOLLOW_BEHIND_MAX_MS, PROJECTOR_STALLED_MS } from './engine-read-models';
 import { startTestEngine, type TestEngine } from './engine.test-support';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import type { EngineConfig } from './engine.config';
@@ -57,6 +57,34 @@ describe('a process without the projector role following the generations another
     jest.spyOn(Date, 'now').mockReturnValue(now + FOLLOW_BEHIND_MAX_MS + 1);
     await reader.followPromoted();
     expect(await revenue()).toBe(0);
+  });
+
+  it('given read models that stand still while events wait, then /health says degraded after PROJECTOR_STALLED_MS, naming the likely cause, and /metrics shows their lag', async () => {
+    engine = await startTestEngine('follow-stalled', { CLIENTELE_ROLES: 'http' });
+    const { app, http, dir } = engine;
+    const storage = app.get<OpenedStorage>(ENGINE_STORAGE);
+    const generations = new SqliteReadModelGenerations(join(dir, 'read-models'));
+    await http.post('/commands').send({ type: 'RegisterProspect', commandId: 'r-ann', data: { customerId: 'ann', source: 'web', occurredAt: '2026-01-02T09:00:00Z' } }).expect(201);
+    // a projector process folded the log once, then stopped
+    const fresh = await generations.openFresh();
+    await replayProjections(storage.store, fresh, allProjections());
+    await generations.promote(fresh);
+    await fresh.close();
+    await app.get(EngineReadModels).followPromoted();
+    await http.post('/commands').send({ type: 'RecordPurchase', commandId: 'p-ann', data: { customerId: 'ann', orderId: 'A1', lines: [line('bk-1', 'books', 1, 1500)], occurredAt: '2026-01-03T09:00:00Z' } }).expect(201);
+
+    // at first the lag is only a lag
+    const first = (await http.get('/health').expect(200)).body;
+    expect(first.status).toBe('ok');
+    // the purchase and the conversion it caused
+    expect(first.projections.every((p: { lag: number }) => p.lag === 2)).toBe(true);
+    expect((await http.get('/metrics').expect(200)).text).toMatch(/clientele_projection_lag_events\{projection="profiles"\} 2/);
+
+    // still standing after PROJECTOR_STALLED_MS
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now() + PROJECTOR_STALLED_MS + 1_000);
+    const later = (await http.get('/health').expect(200)).body;
+    expect(later.status).toBe('degraded');
+    expect(later.projections[0].lastError).toMatch(/^no progress for 31 s while events wait: is a process with the projector role running\?$/);
   });
 });
 
