@@ -91,6 +91,11 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
       },
     });
     await this.projector.start();
+    // after a restart (a crash included), where the read models pick up: what an operator checks first
+    const statuses = await this.projector.status();
+    const from = Math.min(...statuses.map((s) => s.position));
+    const head = statuses[0]?.head ?? 0;
+    if (head > 0) this.logger.log(`read models resume after position ${from} of ${head} (${Math.max(0, head - from)} events to fold)`);
     this.running = this.follow();
   }
 

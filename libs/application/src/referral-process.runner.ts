@@ -68,6 +68,9 @@ export class ReferralProcessRunner {
     this.stopping = false;
     this.position = await this.checkpoints.load(ReferralProcessRunner.checkpointName);
     this.metrics.processPosition.set(this.position);
+    // after a restart (a crash included), where it picks up: what an operator checks first
+    const head = await this.store.headPosition();
+    if (head > 0) this.logger.log(`referral process manager resumes after position ${this.position} of ${head} (${Math.max(0, head - this.position)} events to react to)`);
     this.loop = this.run().finally(() => {
       this.loop = undefined;
     });
