@@ -138,18 +138,40 @@ export function validateFilter(filter: unknown, allowed: readonly FilterField[])
   return out;
 }
 
+/** the most months a churn answer lists (a row each): a hundred years */
+export const MAX_CHURN_MONTHS = 1200;
+
+function monthIndex(month: string): number {
+  return Number(month.slice(0, 4)) * 12 + Number(month.slice(5, 7)) - 1;
+}
+
+/** a date-time with its zone: without one, Date.parse reads it in the server's time zone */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * The latest exclusive bound a figure takes: the end of year 9999. Times are compared as ISO text,
+ * and the day after 9999-12-31 would be written "+010000-01-01…", which sorts before every time.
+ * Business times end one day after now, so nothing is ever dated in that last millisecond.
+ */
+const LAST_BOUND = '9999-12-31T23:59:59.999Z';
+
 function dateBound(v: unknown, field: string, side: 'start' | 'end'): string | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new StatisticsFilterError(field, 'expected a date YYYY-MM-DD or an ISO-8601 instant');
+  const expected = 'expected a date YYYY-MM-DD or an ISO-8601 date-time with a zone (Z or ±hh:mm)';
+  if (typeof v !== 'string') throw new StatisticsFilterError(field, expected);
+  let t: number;
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
-    const t = Date.parse(`${v}T00:00:00.000Z`);
+    t = Date.parse(`${v}T00:00:00.000Z`);
     if (!Number.isFinite(t) || new Date(t).toISOString().slice(0, 10) !== v)
       throw new StatisticsFilterError(field, `expected a real calendar date, got ${v}`);
-    return new Date(side === 'start' ? t : t + DAY_MS).toISOString();
+    if (side === 'end') t += DAY_MS;
+  } else {
+    const iso = INSTANT.test(v) ? isoOrUndefined(v) : undefined;
+    if (!iso || !/^\d{4}-/.test(iso)) throw new StatisticsFilterError(field, `${expected}, got ${v}`);
+    t = Date.parse(iso) + (side === 'end' ? 1 : 0);
   }
-  const iso = /^\d{4}-\d{2}-\d{2}T/.test(v) ? isoOrUndefined(v) : undefined;
-  if (!iso) throw new StatisticsFilterError(field, `expected a date YYYY-MM-DD or an ISO-8601 instant, got ${v}`);
-  return side === 'start' ? iso : new Date(Date.parse(iso) + 1).toISOString();
+  const bound = new Date(t).toISOString();
+  return /^\d{4}-/.test(bound) ? bound : LAST_BOUND;
 }
 
 // ---------- answers ----------
@@ -485,6 +507,11 @@ export class StatisticsQueries {
     const toMonth = r.toMonth ?? latest?.slice(0, 7);
     const months: ChurnMonth[] = [];
     if (fromMonth && toMonth) {
+      // a row a month: a period of centuries would be a long answer, and a slow one (to=9999-12-31 asked for 95,000 rows)
+      const span = monthIndex(toMonth) - monthIndex(fromMonth) + 1;
+      if (span > MAX_CHURN_MONTHS) {
+        throw new StatisticsFilterError(r.toMonth ? 'to' : 'from', `expected a period of at most ${MAX_CHURN_MONTHS} months (from ${fromMonth} to ${toMonth} is ${span})`);
+      }
       for (let m = fromMonth; m <= toMonth; m = nextMonth(m)) {
         let activeAtStart = 0;
         for (const s of spans) {
@@ -855,6 +882,12 @@ export class StatisticsQueries {
     const start = r.fromAt ?? (first?.['t'] ? String(first['t']) : undefined);
     const end = r.toEnd ?? (latest ? new Date(Date.parse(latest) + 1).toISOString() : undefined);
     if (!start || !end) return { from: null, to: null, leavers: 0, headcountAtStart: 0, headcountAtEnd: 0, averageHeadcount: 0, rate: null };
+    // a period reversed by a default (to before the first hire, from after the latest time) is as wrong as one given reversed
+    if (start >= end) {
+      throw r.fromAt
+        ? new StatisticsFilterError('from', `expected a date before to (by default the latest business time, ${latest ?? end})`)
+        : new StatisticsFilterError('to', `expected a date on or after from (by default the first hire, ${start})`);
+    }
     const row = await this.db.get<Row>(
       `SELECT
          SUM(CASE WHEN left_at IS NOT NULL AND left_at >= ? AND left_at < ? THEN 1 ELSE 0 END) AS leavers,

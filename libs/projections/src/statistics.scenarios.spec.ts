@@ -1,7 +1,7 @@
 import type { JsonObject, StoredEvent } from '@clientele/event-store';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 import { StatisticsProjection } from './statistics.projection';
-import { RFM_SEGMENT_RULES, StatisticsFilterError, StatisticsQueries } from './statistics.queries';
+import { MAX_CHURN_MONTHS, RFM_SEGMENT_RULES, StatisticsFilterError, StatisticsQueries } from './statistics.queries';
 
 /** Small histories whose every figure was worked out by hand (the arithmetic is in the comments). */
 
@@ -123,6 +123,17 @@ describe('statistics on a hand-checked history of five customers', () => {
     expect((await q.stageCounts({ source: 'store' })).stages).toEqual({ prospect: 0, customer: 0, repeat_buyer: 0, advocate: 0, churned: 1 });
   });
 
+  it('takes the last day there is as a date, counting everything, as a date-time the same, and every offset the same instant', async () => {
+    const now = await q.stageCounts();
+    // the day after 9999-12-31 would be written +010000-…, which sorts before every stored time
+    expect(await q.stageCounts({ asOf: '9999-12-31' })).toEqual({ ...now, asOf: '9999-12-31T23:59:59.999Z' });
+    expect((await q.stageCounts({ asOf: '9999-12-31T23:59:59.999Z' })).stages).toEqual(now.stages);
+    // a row a month: not for eight thousand years
+    await expect(q.churn({ from: '2025-01-01', to: '9999-12-31' })).rejects.toMatchObject({ field: 'to', code: 'invalid_filter' });
+    expect((await q.churn({ from: '2025-01-01', to: '2124-12-31' })).months).toHaveLength(MAX_CHURN_MONTHS);
+    expect(await q.stageCounts({ asOf: '2025-02-15T02:00:00+02:00' })).toEqual(await q.stageCounts({ asOf: '2025-02-15T00:00:00Z' }));
+  });
+
   it('builds the funnel: 5 → 4 → 3 → 1, medians 5, 36 and 9 days', async () => {
     // prospect→customer: A 5, B 5, C 30, D 1 → median (5+5)/2; customer→repeat: A 36, B 37, C 19 → 36; C 02-20→03-01 = 9
     expect(await q.funnel()).toEqual({
@@ -184,6 +195,9 @@ describe('statistics on a hand-checked history of five customers', () => {
       { employeeId: 'e1', feedback: 1, complaints: 0 },
       { employeeId: 'e2', feedback: 0, complaints: 0 },
     ]);
+    // a period reversed by a default is refused as one given reversed: before the first hire, after the latest time
+    await expect(q.turnover({ to: '2020-01-01' })).rejects.toMatchObject({ field: 'to', code: 'invalid_filter' });
+    await expect(q.turnover({ from: '2090-01-01' })).rejects.toMatchObject({ field: 'from', code: 'invalid_filter' });
     // leavers 1 (e2); headcount 2 on Jan 1 (e1, e2) and 2 at the end of March (e1, e3)
     expect(await q.turnover({ from: '2025-01-01', to: '2025-03-31' })).toEqual({
       from: '2025-01-01T00:00:00.000Z',
@@ -257,6 +271,9 @@ describe('statistics filters', () => {
     ['an impossible date', () => q.funnel({ from: '2025-02-30' }), 'from'],
     ['a date that is not a date', () => q.value({ to: 'last week' }), 'to'],
     ['to before from', () => q.churn({ from: '2025-03-01', to: '2025-02-01' }), 'to'],
+    // without a zone the server's own time zone would decide the instant
+    ['a date-time without a zone', () => q.stageCounts({ asOf: '2025-02-15T00:00:00' }), 'asOf'],
+    ['a from date-time without a zone', () => q.churn({ from: '2025-01-01T00:00' }), 'from'],
     ['an unknown segment', () => q.stageCounts({ segment: 'vip' }), 'segment'],
     ['an empty source', () => q.stageCounts({ source: '' }), 'source'],
     ['an unknown field', () => q.stageCounts({ colour: 'red' } as never), 'colour'],
