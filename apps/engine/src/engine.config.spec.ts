@@ -81,6 +81,12 @@ describe('loadEngineConfig', () => {
       expect(() => loadEngineConfig(env)).toThrow(message);
     });
 
+    it('a master key that is not 32 bytes of base64 is named, without its value', () => {
+      expect(() => loadEngineConfig({ CLIENTELE_MASTER_KEY: 'notbase64' })).toThrow(
+        'CLIENTELE_MASTER_KEY: expected 32 bytes encoded as base64 (44 characters), got "6 bytes once decoded"',
+      );
+    });
+
     it('a read-model schema is not checked by a process that keeps no read models', () => {
       expect(() => loadEngineConfig({ ...pg, CLIENTELE_READ_MODELS_PG_SCHEMA: 'rm-x', CLIENTELE_ROLES: 'relay' })).not.toThrow();
       expect(loadEngineConfig({ ...pg, CLIENTELE_PG_SCHEMA: 'c'.repeat(38) }).storage.store).toMatchObject({ schema: 'c'.repeat(38) });

@@ -75,6 +75,11 @@ function storageFromEnv(env: Env): StorageConfig {
     return storageConfigFromEnv(env);
   } catch (error) {
     const message = (error as Error).message;
+    // a secret: what was wrong with it, never its value
+    if (message.startsWith('CLIENTELE_MASTER_KEY')) {
+      const bytes = Buffer.from(env.CLIENTELE_MASTER_KEY ?? '', 'base64').length;
+      throw new ConfigError('CLIENTELE_MASTER_KEY', '32 bytes encoded as base64 (44 characters)', `${bytes} bytes once decoded`);
+    }
     const variable = /^([A-Z_]+):/.exec(message)?.[1] ?? 'CLIENTELE_STORE';
     const shown = env.DATABASE_URL === undefined ? env : { ...env, DATABASE_URL: withoutPassword(env.DATABASE_URL) };
     throw libraryConfigError(variable, message, shown, false);

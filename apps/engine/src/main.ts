@@ -1,4 +1,5 @@
 import { StoreUnreachableError } from '@clientele/application';
+import { WrongMasterKeyError } from '@clientele/event-store';
 import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { ConfigError, loadEngineConfig } from './engine.config';
@@ -31,7 +32,12 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // The logger may not exist yet (bad configuration): stderr is the one place sure to be read.
-  const known = error instanceof ConfigError ? `configuration error: ${error.message}` : error instanceof StoreUnreachableError ? `cannot start: ${error.message}` : undefined;
+  const known =
+    error instanceof ConfigError
+      ? `configuration error: ${error.message}`
+      : error instanceof StoreUnreachableError || error instanceof WrongMasterKeyError
+        ? `cannot start: ${error.message}`
+        : undefined;
   process.stderr.write(`${known ?? String((error as Error)?.stack ?? error)}\n`);
   process.exit(1);
 });
