@@ -8,7 +8,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { customerAsOfSchema, customerSchema, historySchema } from './response-schemas';
+import { customerAsOfSchema, customerSchema, historySchema, PROBLEM_ANSWER } from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfParam, toInt, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
@@ -71,6 +71,7 @@ class HistoryQuery {
 }
 
 @ApiTags('customers')
+@ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller('customers')
 export class CustomersController {
   constructor(
@@ -86,7 +87,7 @@ export class CustomersController {
   @ApiParam({ name: 'id', description: 'customer id' })
   @ApiQueryFrom(AsOfQuery)
   @ApiOkResponse({ description: 'without asOf: the current state; with asOf: the state at that business time', schema: { oneOf: [customerSchema, customerAsOfSchema] } })
-  @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
+  @ApiResponse({ status: 404, description: 'no event was ever stored for this customer', ...PROBLEM_ANSWER })
   async customer(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<CustomerView | CustomerAsOfView> {
     const asOf = asOfParam(query);
     if (asOf !== undefined) {
@@ -103,7 +104,7 @@ export class CustomersController {
   @Get(':id/events')
   @ApiOperation({ summary: 'Full history (or a page of it): positions, revisions, business and record time, causation and correlation' })
   @ApiParam({ name: 'id', description: 'customer id' })
-  @ApiResponse({ status: 404, description: 'no event was ever stored for this customer' })
+  @ApiResponse({ status: 404, description: 'no event was ever stored for this customer', ...PROBLEM_ANSWER })
   @ApiQueryFrom(HistoryQuery)
   @ApiOkResponse({ schema: historySchema })
   async events(@Param('id') id: string, @Query() query: Record<string, unknown>): Promise<{ customerId: string; events: HistoryEntry[]; nextRevision?: number }> {

@@ -64,6 +64,28 @@ describe('the served OpenAPI document, against real answers', () => {
     }
   });
 
+  it('describes the problems of every GET route as they are served: a bad query parameter (400) everywhere, an unknown customer (404), a customer before registration', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
+    const problems: Record<string, string[]> = {};
+    for (const path of Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined)) {
+      const url = path.replace('{id}', 'nobody-here').replace('{by}', 'segment');
+      const answer = await http.get(`${url}?colour=red`).expect(400);
+      const errors = openApiAnswerErrors(doc, path, 'get', answer.body, 400);
+      if (errors.length > 0) problems[path] = errors;
+    }
+    for (const path of ['/customers/{id}', '/customers/{id}/events', '/customers/{id}/profile', '/referrals/tree/{id}']) {
+      const answer = await http.get(path.replace('{id}', 'nobody-here')).expect(404);
+      const errors = openApiAnswerErrors(doc, path, 'get', answer.body, 404);
+      if (errors.length > 0) problems[`${path} 404`] = errors;
+    }
+    // as of a date before anyone registered: stage null
+    const someone = ((await http.get('/profiles?limit=1').expect(200)).body as { items: { customerId: string }[] }).items[0]!.customerId;
+    const before = (await http.get(`/customers/${someone}?asOf=1990-01-01`).expect(200)).body as { stage: unknown };
+    expect(before.stage).toBeNull();
+    expect(openApiAnswerErrors(doc, '/customers/{id}', 'get', before)).toEqual([]);
+    expect(problems).toEqual({});
+  });
+
   it('documents the media type of the answers that are not JSON, as they are served', async () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { responses?: Record<string, { content?: object }> } }> };
     for (const [path, type] of Object.entries(NOT_JSON)) {

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject, Query, Res } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse, ApiTags, ApiResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ClienteleMetrics, EVENT_STORE, ReferralProcessRunner, type ProcessStatus } from '@clientele/application';
 import type { EventStore } from '@clientele/event-store';
@@ -7,7 +7,7 @@ import type { MessagingStats } from '@clientele/messaging';
 import { EngineReadModels } from './engine-read-models';
 import { EngineRuntime, type KafkaStarting } from './engine.runtime';
 import { noParameters } from './query-params';
-import { healthSchema } from './response-schemas';
+import { healthSchema, PROBLEM_ANSWER } from './response-schemas';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
@@ -20,6 +20,7 @@ export interface HealthReport {
 }
 
 @ApiTags('operations')
+@ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller()
 export class OperationsController {
   constructor(

@@ -55,6 +55,7 @@ class LimitQuery {
 
 
 @ApiTags('read models')
+@ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller()
 export class ReadModelsController {
   constructor(

@@ -152,7 +152,7 @@ export const birthdayPageSchema: Schema = optional(
 export const customerAsOfSchema: Schema = optional(
   {
     ...registration,
-    stage: { ...stage, nullable: true, description: 'null: not registered yet at that time' },
+    stage: { ...stage, enum: [...stage.enum, null], nullable: true, description: 'null: not registered yet at that time' },
     churnedAt: dateTime,
     daysSinceLastPurchase: int,
     churnDue: { ...bool, description: 'inactive long enough that a churn sweep run then would churn them' },

@@ -1,5 +1,5 @@
 import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString } from 'class-validator';
 import { STATISTIC_FILTERS, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
@@ -19,6 +19,7 @@ import {
   tenureSchema,
   turnoverSchema,
   valueSchema,
+  PROBLEM_ANSWER,
 } from './response-schemas';
 
 /** the messages double as the parameters' OpenAPI descriptions (ApiQueryFrom) */
@@ -46,6 +47,7 @@ const DIMENSIONS: readonly ProfitabilityDimension[] = ['segment', 'channel', 'so
  * acquisition `source` and `channel`, and RFM `segment`. Definitions: docs/statistics.md.
  */
 @ApiTags('statistics')
+@ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller('statistics')
 export class StatisticsController {
   constructor(private readonly readModels: EngineReadModels) {}
@@ -130,6 +132,7 @@ export class StatisticsController {
 
   @Get('profitability/:by')
   @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location (asOf applies by segment only)' })
+  @ApiParam({ name: 'by', enum: [...DIMENSIONS], description: 'the grouping; asOf applies to segment only (another grouping answers 400 naming asOf)' })
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitability])
   @ApiOkResponse({ schema: profitabilitySchema })
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
