@@ -132,11 +132,27 @@ describe('importStored and copyLog on the embedded store', () => {
       await target.importStored(log.slice(0, 30));
       await shorter.importStored(log.slice(0, 20));
 
-      // when the shorter log is copied into it, then the copy is refused
-      await expect(copyLog(shorter, target)).rejects.toThrow(/source has no event at position 30/);
+      // when the shorter log is copied into it, then the copy is refused, saying the target went on from it
+      await expect(copyLog(shorter, target)).rejects.toThrow(
+        "the target is ahead of the source: it holds 30 events, the source 20, and the source's are its first 20 (events were written to the target after an earlier migration); there is nothing to copy",
+      );
     } finally {
       await target.close();
       await shorter.close();
+    }
+  });
+
+  it('refuses a target longer than a source it does not start with, as another log', async () => {
+    const target = fresh();
+    const other = fresh();
+    try {
+      await target.importStored(log.slice(0, 30));
+      // another log of 20 events: other ids and hashes
+      await appendTouchpoints(other, 20, 3);
+      await expect(copyLog(other, target)).rejects.toThrow(/source has no event at position 30: the target holds a different log/);
+    } finally {
+      await target.close();
+      await other.close();
     }
   });
 });

@@ -40,13 +40,26 @@ export interface CopyLogResult {
  * Comparing the hash at the target's head is enough: that hash covers every event before it
  * (the final verification of the target then proves its chain is whole).
  */
-export async function assertTargetContinuesSource(source: Pick<EventStore, 'readAll'>, target: Pick<EventStore, 'readAll' | 'headPosition'>): Promise<number> {
+export async function assertTargetContinuesSource(
+  source: Pick<EventStore, 'readAll'> & Partial<Pick<EventStore, 'headPosition'>>,
+  target: Pick<EventStore, 'readAll' | 'headPosition'>,
+): Promise<number> {
   const head = await target.headPosition();
   if (head === 0) return 0;
   const [ours] = await target.readAll({ afterPosition: head - 1, maxCount: 1 });
   const [theirs] = await source.readAll({ afterPosition: head - 1, maxCount: 1 });
   if (!ours) throw new LogMismatchError(`the target reports head ${head} but holds no event there`);
   if (!theirs) {
+    // the source's whole log at the start of the target's: the target went on (written to after an earlier migration)
+    const sourceHead = (await source.headPosition?.()) ?? 0;
+    const [sourceLast] = sourceHead > 0 ? await source.readAll({ afterPosition: sourceHead - 1, maxCount: 1 }) : [];
+    const [targetThere] = sourceHead > 0 ? await target.readAll({ afterPosition: sourceHead - 1, maxCount: 1 }) : [];
+    if (sourceLast && targetThere && sourceLast.hash === targetThere.hash && sourceLast.id === targetThere.id) {
+      throw new LogMismatchError(
+        `the target is ahead of the source: it holds ${head} events, the source ${sourceHead}, and the source's are its first ${sourceHead} ` +
+          '(events were written to the target after an earlier migration); there is nothing to copy',
+      );
+    }
     throw new LogMismatchError(`the target already holds ${head} events and the source has no event at position ${head}: the target holds a different log`);
   }
   if (theirs.hash !== ours.hash || theirs.id !== ours.id) {

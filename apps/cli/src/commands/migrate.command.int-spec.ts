@@ -210,4 +210,21 @@ describeWithServer(PostgresServer, 'clientele migrate between SQLite and Postgre
     const badSource = await migrate('sqlite:', `sqlite:${tmp.file('t3.db')}`);
     expect(badSource.stderr).toContain('--from: expected sqlite:<file>, the file is missing');
   });
+
+  it('names the side and the address of a store it cannot open, without the password', async () => {
+    // a source with a log, and targets that cannot be reached or opened
+    const source = tmp.file('named-source.db');
+    const sourceStore = new SqliteEventStore({ file: source, durability: 'normal' });
+    await appendTouchpoints(sourceStore, 5, 2);
+    await sourceStore.close();
+
+    const refused = await migrate(`sqlite:${source}`, 'postgres:postgres://app:s3cret@127.0.0.1:1/crm#target');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('--to: postgres:postgres://…@127.0.0.1:1/crm#target: connect ECONNREFUSED 127.0.0.1:1');
+    expect(refused.stderr).not.toContain('s3cret');
+    const noDatabase = await migrate(`postgres:${url.replace(/\/[^/]*$/, '/no_such_db_here')}#x`, `sqlite:${tmp.file('t4.db')}`);
+    expect(noDatabase.stderr).toMatch(/--from: postgres:.*no_such_db_here#x: database "no_such_db_here" does not exist/);
+    const directory = await migrate(`sqlite:${source}`, `sqlite:${tmp.dir}`);
+    expect(directory.stderr).toContain(`--to: sqlite:${tmp.dir}: `);
+  });
 });

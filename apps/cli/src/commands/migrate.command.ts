@@ -52,8 +52,25 @@ function describe(address: StoreAddress): string {
   return address.kind === 'sqlite' ? `sqlite:${address.file}` : `postgres:${address.url.replace(/\/\/[^@/]*@/, '//…@')}#${address.schema}`;
 }
 
-/** The source must exist (a typo must not read as an empty log); the target is created when missing. */
+/**
+ * The source must exist (a typo must not read as an empty log); the target is created when missing.
+ * A store that cannot be opened (a refused connection, no such database, a file that is not one, a
+ * schema name PostgreSQL cannot take) is named by its option and address.
+ */
 async function open(address: StoreAddress, role: 'source' | 'target'): Promise<Side> {
+  const option = role === 'source' ? '--from' : '--to';
+  try {
+    return await openSide(address, role);
+  } catch (error) {
+    // not `instanceof Error`: a driver's error may come from another realm (a test runner's)
+    const given = (error as { message?: unknown } | undefined)?.message;
+    const message = typeof given === 'string' && given !== '' ? given : String(error);
+    if (message.startsWith(`${option}:`)) throw error;
+    throw new Error(`${option}: ${describe(address)}: ${message.replace(/^schema: /, 'schema ')}`, { cause: error });
+  }
+}
+
+async function openSide(address: StoreAddress, role: 'source' | 'target'): Promise<Side> {
   const isSource = role === 'source';
   if (address.kind === 'sqlite') {
     if (isSource) assertSqliteFileHolds(address.file, 'events', '--from');
