@@ -155,6 +155,15 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}
  */
 const LAST_BOUND = '9999-12-31T23:59:59.999Z';
 
+/**
+ * The last instant counted before an exclusive bound, as an answer shows `asOf`: the end of the
+ * day asked about (`2024-06-30T23:59:59.999Z`), not the next day's first instant, which read as a
+ * day later.
+ */
+function lastInstantBefore(bound: string): string {
+  return bound === LAST_BOUND ? bound : new Date(Date.parse(bound) - 1).toISOString();
+}
+
 function dateBound(v: unknown, field: string, side: 'start' | 'end'): string | undefined {
   if (v === undefined) return undefined;
   const expected = 'expected a date YYYY-MM-DD or an ISO-8601 date-time with a zone (Z or ±hh:mm)';
@@ -328,7 +337,7 @@ export class StatisticsQueries {
         );
     const stages = Object.fromEntries(STAGES.map((s) => [s, 0])) as StageCounts['stages'];
     for (const row of rows) if ((STAGES as readonly string[]).includes(String(row['stage']))) stages[row['stage'] as (typeof STAGES)[number]] = num(row['n']);
-    return { asOf: r.asOfEnd ?? null, total: STAGES.reduce((s, k) => s + stages[k], 0), stages };
+    return { asOf: r.asOfEnd === undefined ? null : lastInstantBefore(r.asOfEnd), total: STAGES.reduce((s, k) => s + stages[k], 0), stages };
   }
 
   /**

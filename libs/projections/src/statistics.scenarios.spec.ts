@@ -119,6 +119,9 @@ describe('statistics on a hand-checked history of five customers', () => {
     expect((await q.stageCounts()).stages).toEqual({ prospect: 1, customer: 0, repeat_buyer: 2, advocate: 1, churned: 1 });
     // A qualifies as repeat buyer at 2025-02-15T00:00Z, the first instant after 2025-02-14: still a customer then
     expect((await q.stageCounts({ asOf: '2025-02-14' })).stages).toEqual({ prospect: 1, customer: 4, repeat_buyer: 0, advocate: 0, churned: 0 });
+    // the answer names the last instant it counted, the end of the day asked about, not the next day
+    expect((await q.stageCounts({ asOf: '2025-02-14' })).asOf).toBe('2025-02-14T23:59:59.999Z');
+    expect((await q.stageCounts({ asOf: '2025-02-14T10:00:00Z' })).asOf).toBe('2025-02-14T10:00:00.000Z');
     expect((await q.stageCounts({ asOf: '2025-02-15' })).stages).toEqual({ prospect: 1, customer: 3, repeat_buyer: 1, advocate: 0, churned: 0 });
     expect((await q.stageCounts({ source: 'store' })).stages).toEqual({ prospect: 0, customer: 0, repeat_buyer: 0, advocate: 0, churned: 1 });
   });
