@@ -254,6 +254,18 @@ describe('ProfilesProjection', () => {
     await expect(queries.listProfiles({ limit: 5, direction: 'desc', cursor: byId.nextCursor })).rejects.toThrow(InvalidQueryError);
     const birthdays = await queries.upcomingBirthdays({ asOf: '2025-12-20', withinDays: 366, limit: 1 });
     await expect(queries.listProfiles({ limit: 5, cursor: birthdays.nextCursor })).rejects.toThrow(InvalidQueryError);
+    // and one from a list with other filters: it would skip or repeat customers unnoticed
+    const customers = await queries.listProfiles({ stage: 'repeat_buyer', limit: 2 });
+    expect(customers.nextCursor).toBeDefined();
+    await expect(queries.listProfiles({ stage: 'customer', limit: 2, cursor: customers.nextCursor })).rejects.toThrow(
+      'cursor: expected the nextCursor of a previous page with the same filters (this one came from a list with stage=repeat_buyer, not stage=customer)',
+    );
+    await expect(queries.listProfiles({ limit: 2, cursor: customers.nextCursor })).rejects.toThrow('not no filter)');
+    expect((await queries.listProfiles({ stage: 'repeat_buyer', limit: 2, cursor: customers.nextCursor })).items).toHaveLength(2);
+    await expect(queries.upcomingBirthdays({ asOf: '2025-12-20', withinDays: 30, limit: 1, cursor: birthdays.nextCursor })).rejects.toThrow(
+      'cursor: expected the nextCursor of a previous page with the same filters (this one came from a list with from=2025-12-20, withinDays=366, not from=2025-12-20, withinDays=30)',
+    );
+    await expect(queries.upcomingBirthdays({ asOf: '2025-12-21', withinDays: 366, limit: 1, cursor: birthdays.nextCursor })).rejects.toThrow(InvalidQueryError);
     await store.close();
   });
 

@@ -211,8 +211,9 @@ export class ProfileQueries {
       params.push(options.source);
     }
     const cmp = direction === 'asc' ? '>' : '<';
+    const filters = new URLSearchParams(defined({ stage: options.stage, source: options.source })).toString();
     if (options.cursor !== undefined) {
-      const [value, id] = decodeCursor(options.cursor, `${sort} ${direction}`);
+      const [value, id] = decodeCursor(options.cursor, `${sort} ${direction}`, filters);
       if (sort === 'customerId') {
         where.push(`customer_id ${cmp} ?`);
         params.push(id);
@@ -240,7 +241,7 @@ export class ProfileQueries {
         revenueMinor: r.revenue_minor,
         ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at || undefined }),
       })),
-      ...(rows.length > limit && last ? { nextCursor: encodeCursor(`${sort} ${direction}`, last.sort_value, last.customer_id) } : {}),
+      ...(rows.length > limit && last ? { nextCursor: encodeCursor(`${sort} ${direction}`, last.sort_value, last.customer_id, filters) } : {}),
     };
   }
 
@@ -259,10 +260,12 @@ export class ProfileQueries {
     }
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
     const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
+    // the window the pages walk: a cursor from another window would skip or repeat birthdays
+    const window = new URLSearchParams({ from: new Date(today).toISOString().slice(0, 10), withinDays: String(withinDays) }).toString();
     // after the cursor: its day from its customer on, then the later days of the window
     let after: { days: number; customerId: string } | undefined;
     if (options.cursor !== undefined) {
-      const [date, customerId] = decodeCursor(options.cursor, 'birthdays');
+      const [date, customerId] = decodeCursor(options.cursor, 'birthdays', window);
       const at = typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00.000Z`) : NaN;
       if (!Number.isFinite(at)) throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
       after = { days: Math.round((at - today) / DAY_MS), customerId };
@@ -307,7 +310,7 @@ export class ProfileQueries {
     }
     const items = out.slice(0, limit);
     const last = items[items.length - 1];
-    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor('birthdays', last.nextBirthday, last.customerId) } : {}) };
+    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor('birthdays', last.nextBirthday, last.customerId, window) } : {}) };
   }
 }
 
@@ -365,20 +368,38 @@ function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Ex
  * point nowhere (a customer id compared with revenues), so it is refused instead of answering an
  * empty page.
  */
-function encodeCursor(order: string, value: string | number, id: string): string {
-  return Buffer.from(JSON.stringify([order, value, id])).toString('base64url');
+function encodeCursor(order: string, value: string | number, id: string, filters: string): string {
+  return Buffer.from(JSON.stringify([order, value, id, filters])).toString('base64url');
 }
 
-function decodeCursor(cursor: string, order: string): [string | number, string] {
+/**
+ * The cursor's position, when it came from the same list: the same order, and the same filters
+ * (`filters`: the list's filter parameters, or a birthday window's first day and width), so a page
+ * asked for with other filters never skips or repeats anyone unnoticed. A cursor made before it
+ * carried its filters (three elements) is taken as it is.
+ */
+function decodeCursor(cursor: string, order: string, filters: string): [string | number, string] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     // reported below
   }
-  if (Array.isArray(parsed) && parsed.length === 3 && typeof parsed[0] === 'string' && (typeof parsed[1] === 'string' || typeof parsed[1] === 'number') && typeof parsed[2] === 'string') {
-    if (parsed[0] === order) return [parsed[1], parsed[2]];
-    throw new InvalidQueryError('cursor', `the nextCursor of a previous page in the same order (this one came from a list in the order ${parsed[0]}, not ${order})`);
+  if (
+    Array.isArray(parsed) &&
+    (parsed.length === 3 || (parsed.length === 4 && typeof parsed[3] === 'string')) &&
+    typeof parsed[0] === 'string' &&
+    (typeof parsed[1] === 'string' || typeof parsed[1] === 'number') &&
+    typeof parsed[2] === 'string'
+  ) {
+    if (parsed[0] !== order) {
+      throw new InvalidQueryError('cursor', `the nextCursor of a previous page in the same order (this one came from a list in the order ${parsed[0]}, not ${order})`);
+    }
+    if (parsed.length === 4 && parsed[3] !== filters) {
+      const named = (f: string) => (f === '' ? 'no filter' : f.replace(/&/g, ', '));
+      throw new InvalidQueryError('cursor', `the nextCursor of a previous page with the same filters (this one came from a list with ${named(parsed[3] as string)}, not ${named(filters)})`);
+    }
+    return [parsed[1], parsed[2]];
   }
   throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
 }
