@@ -44,7 +44,10 @@ function describe(error: ValidationError, takes: readonly string[]): FieldError 
   if (error.constraints?.['whitelistValidation'] !== undefined) return noSuchParameter(error.property, takes);
   // one rule's words are often given to each of its checks (IsInt, Min, Max): said once
   const messages = [...new Set(Object.values(error.constraints ?? {}))];
-  return { field: error.property, expected: messages.join('; ') || 'a valid value' };
+  const expected = messages.join('; ') || 'a valid value';
+  // `?source=a&source=b` arrives as a list: say what is wrong with it, not only what one value must be
+  if (Array.isArray(error.value)) return { field: error.property, expected: `${expected}, given once (it was given ${error.value.length} times)` };
+  return { field: error.property, expected };
 }
 
 /** the parameters a query DTO declares, from class-validator's metadata, in a stable order */

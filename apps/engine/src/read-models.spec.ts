@@ -298,6 +298,9 @@ describe('engine read models over HTTP', () => {
     // the errors entry says what is expected, once
     const reversed = await http.get('/statistics/golden?from=2026-01-01&to=2025-01-01').expect(400);
     expect(reversed.body.errors).toEqual([{ field: 'to', expected: 'a date on or after from (2026-01-01)' }]);
+    // a parameter given twice is said to be given twice, not only what one value must be
+    const twice = await http.get('/statistics/stages?source=web&source=store').expect(400);
+    expect(twice.body.errors).toEqual([{ field: 'source', expected: expect.stringMatching(/, given once \(it was given 2 times\)$/) }]);
     const week = await http.get('/statistics/churn?per=week').expect(400);
     expect(week.body.errors).toEqual([{ field: 'per', expected: 'month, quarter or year' }]);
     const quarters = (await http.get('/statistics/churn?per=quarter').expect(200)).body;
