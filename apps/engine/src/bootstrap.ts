@@ -35,6 +35,8 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
   app.disable('x-powered-by');
   // first, so that requests refused by the body parser below are counted too
   app.use(httpMetrics(app.get(ClienteleMetrics).registry));
+  // without the http role the process answers only its operations routes (on CLIENTELE_OPS_PORT)
+  if (!config.roles.http) app.use(operationsOnly);
   const batchBody = jsonBody(config.maxBatchBodyBytes);
   const singleBody = jsonBody(config.maxBodyBytes);
   // Batches may be large; everything else stays small so one request cannot hold much memory.
@@ -56,6 +58,14 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
 
   await app.init();
   return app;
+}
+
+const OPERATIONS_ROUTES = new Set(['/health', '/metrics']);
+
+/** A process without the http role: its health and metrics, and a 404 naming why for the rest. */
+function operationsOnly(req: Request, res: Response, next: NextFunction): void {
+  if (OPERATIONS_ROUTES.has(req.path) && req.method === 'GET') return next();
+  sendProblem(res, problem(404, 'not_found', 'Not found', `this process runs without the http role (CLIENTELE_ROLES): it answers GET /health and GET /metrics only`));
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];

@@ -40,6 +40,7 @@ describe('loadEngineConfig', () => {
     ['CLIENTELE_CHURN_AFTER_DAYS', '-5'],
     ['CLIENTELE_PROCESS_MANAGER', 'maybe'],
     ['CLIENTELE_ROLES', 'http,bogus'],
+    ['CLIENTELE_OPS_PORT', 'ninety'],
   ])('given %s=%s, then start-up fails naming the variable', (name, value) => {
     expect(() => loadEngineConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadEngineConfig({ [name]: value })).toThrow(new RegExp(`^${name}: expected .*got "${value}"`));

@@ -10,6 +10,11 @@ import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele
  */
 export interface EngineConfig {
   port: number;
+  /**
+   * `CLIENTELE_OPS_PORT`: where a process without the http role serves `/health` and `/metrics`
+   * (and nothing else); unset, such a process listens nowhere
+   */
+  opsPort?: number;
   dataDir: string;
   store: 'sqlite' | 'postgres' | 'eventstoredb';
   durability: 'full' | 'normal';
@@ -162,6 +167,7 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
   if (roles.http || roles.projector) checkReadModels(env, dataDir, store);
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
+    ...(env.CLIENTELE_OPS_PORT ? { opsPort: integer(env, 'CLIENTELE_OPS_PORT', 0, 0, 65535) } : {}),
     dataDir,
     store,
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),

@@ -8,7 +8,13 @@ async function main(): Promise<void> {
   const config = loadEngineConfig();
   const app = await bootstrapEngine(config);
   const demo = config.demoCustomers > 0 ? await seedDemoData(app, config.demoCustomers) : undefined;
-  if (!config.roles.http) return;
+  if (!config.roles.http) {
+    if (config.opsPort !== undefined) {
+      await app.listen(config.opsPort);
+      process.stdout.write(`Clientele (${describeRoles(config)}) answers /health and /metrics on http://localhost:${config.opsPort}\n`);
+    }
+    return;
+  }
   await app.listen(config.port);
   const base = `http://localhost:${config.port}`;
   const sample = demo?.sampleCustomerId ?? '<customerId>';
@@ -41,3 +47,10 @@ main().catch((error: unknown) => {
   process.stderr.write(`${known ?? String((error as Error)?.stack ?? error)}\n`);
   process.exit(1);
 });
+
+function describeRoles(config: ReturnType<typeof loadEngineConfig>): string {
+  return Object.entries(config.roles)
+    .filter(([, on]) => on)
+    .map(([role]) => role)
+    .join(', ') || 'no role';
+}

@@ -32,6 +32,23 @@ describe('an engine that cannot give right answers says why, instead of answerin
   };
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+  it('without the http role, answers GET /health and /metrics only, and a 404 saying why for the API', async () => {
+    const app = await bootstrapEngine(loadEngineConfig({ CLIENTELE_DATA_DIR: dir(), CLIENTELE_DURABILITY: 'normal', CLIENTELE_ROLES: 'projector', CLIENTELE_OPS_PORT: '0', LOG_LEVEL: 'silent' }));
+    try {
+      const http = request(app.getHttpServer());
+      expect((await http.get('/health').expect(200)).body).toMatchObject({ status: 'ok', projections: expect.any(Array) });
+      expect((await http.get('/metrics').expect(200)).text).toContain('clientele_projection_lag_events');
+      // each request made when its turn comes: supertest listens for each one and closes after it
+      const requests = [() => http.get('/customers/ann'), () => http.get('/docs-json'), () => http.post('/commands').send({}), () => http.post('/health')];
+      for (const refused of requests) {
+        const answer = await refused().expect(404);
+        expect(answer.body).toMatchObject({ code: 'not_found', detail: expect.stringContaining('without the http role') });
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   it('refuses to start on a PostgreSQL server it cannot reach, naming DATABASE_URL (without its password) and the reason, not a driver stack', async () => {
     const refused = await bootstrapEngine(
       loadEngineConfig({ CLIENTELE_STORE: 'postgres', DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:1/crm', CLIENTELE_DATA_DIR: dir(), LOG_LEVEL: 'silent' }),
