@@ -118,6 +118,28 @@ describe('clientele import (journey, embedded store)', () => {
     expect((await cli(['history', 'bob', '--data-dir', join(dir, 'data')])).code).toBe(1);
   });
 
+  it('given NDJSON with CRLF endings, a line without its newline and a line in Latin-1, when imported, then the Latin-1 line is refused as not UTF-8 and the rest stored', async () => {
+    const file = join(dir, 'mixed.ndjson');
+    const at = '2025-03-01T10:00:00Z';
+    const register = (id: string, name: string) => JSON.stringify({ type: 'RegisterProspect', commandId: `r-${id}`, data: { customerId: id, source: 'web', occurredAt: at, personal: { name } } });
+    writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from(`${register('ines', 'Inés Adler')}\r\n`, 'utf8'),
+        // the same name saved by a Latin-1 editor: é is the single byte 0xE9
+        Buffer.from(`${register('lat', 'Inés Latin')}\r\n`, 'latin1'),
+        Buffer.from(register('zoe', 'Zoë'), 'utf8'),
+      ]),
+    );
+
+    const run = await cli(['import', file, '--data-dir', join(dir, 'data'), '--quiet']);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^line 2: parse: not UTF-8 text/m);
+    const stored = (await readAll(join(dir, 'data'))).filter((e) => e.type === 'ProspectRegistered').map((e) => e.data['customerId']);
+    expect(stored).toEqual(['ines', 'zoe']);
+  });
+
   it('given a --data-dir with no store, then history and sweep-churn refuse it and create nothing there', async () => {
     // a mistyped directory must not become a new, empty store with a new master key
     const missing = join(dir, 'no-such-dir');

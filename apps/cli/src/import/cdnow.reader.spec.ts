@@ -101,6 +101,31 @@ describe('CDNOW reader', () => {
     expect(customers).toEqual(['cdnow-1', 'cdnow-10']);
   });
 
+  it('given a customer whose rows come back after another customer\'s, when read, then those rows are refused by name instead of being taken for an order already made', async () => {
+    const items = await read(
+      [
+        ' 00002 19970301  2  10.00', // 1
+        ' 00003 19970101  1   1.00', // 2
+        ' 00002 19970215  1   3.00', // 3 customer 2 again, and earlier
+        ' 00003 19970101  5  50.00', // 4 customer 3's day again: together with line 2 once line 3 is out
+        ' 00004 19970101  1   2.00', // 5
+        ' 00003 19970102  1   4.00', // 6 customer 3 after customer 4
+      ].join('\n'),
+    );
+    const refused = rejects(items).sort((a, b) => a.line - b.line);
+    expect(refused.map((r) => [r.line, r.reason])).toEqual([
+      [3, "customer_id: rows of cdnow-2 must be together (the file grouped by customer, as CDNOW's are); its earlier rows end on line 1"],
+      [6, "customer_id: rows of cdnow-3 must be together (the file grouped by customer, as CDNOW's are); its earlier rows end on line 4"],
+    ]);
+    const purchases = commands(items).filter((c) => c.type === 'RecordPurchase');
+    const cds = (c: { data: Record<string, unknown> }) => (c.data.lines as { quantity: number }[]).reduce((n, l) => n + l.quantity, 0);
+    expect(purchases.map((c) => [c.data.customerId, c.data.occurredAt, cds(c)])).toEqual([
+      ['cdnow-2', '1997-03-01T00:00:00.000Z', 2],
+      ['cdnow-3', '1997-01-01T00:00:00.000Z', 6],
+      ['cdnow-4', '1997-01-01T00:00:00.000Z', 1],
+    ]);
+  });
+
   it('given the same rows twice, when read, then the command ids are the same (a re-import is recognisable)', async () => {
     const text = ' 00001 19970101  1   11.77\n 00001 19970201  2   20.00\n';
     expect(commands(await read(text)).map((c) => c.commandId)).toEqual(commands(await read(text)).map((c) => c.commandId));

@@ -1,6 +1,6 @@
 import type { CommandEnvelope } from '../command-sink';
 import { deterministicId } from '@clientele/generator';
-import type { ImportItem, NumberedLine } from './import-item';
+import { NOT_UTF8, type ImportItem, type NumberedLine } from './import-item';
 
 /**
  * CDNOW purchase histories (see docs/cli.md, "CDNOW mapping").
@@ -158,9 +158,11 @@ const purchaseCommand = (orderId: string, rows: readonly Row[]): CommandEnvelope
 };
 
 /**
- * Streams CDNOW rows into commands with memory bounded by one customer-day. Input must be grouped
- * by customer and in date order within a customer, as CDNOW's files are; a row whose date goes back
- * for the same customer is refused rather than silently forming a second order.
+ * Streams CDNOW rows into commands, holding one customer-day of rows and the id of every customer
+ * seen. Input must be grouped by customer and in date order within a customer, as CDNOW's files
+ * are; a row whose date goes back for the same customer is refused rather than silently forming a
+ * second order, and so is a row of a customer whose rows ended earlier in the file (its day's order
+ * would have the id of one already made, and be taken for it).
  */
 export async function* readCdnowCommands(
   lines: AsyncIterable<NumberedLine>,
@@ -172,6 +174,9 @@ export async function* readCdnowCommands(
   let group: Row[] = [];
   let groupRejects: { line: number; reason: string }[] = [];
   let last: { customerId: string; date: string } | undefined;
+  /** customers whose rows came before the current customer's: the line their last row was on */
+  const ended = new Map<string, number>();
+  let lastLine = 0;
 
   function* flush(): Generator<ImportItem> {
     const first = group[0];
@@ -200,9 +205,13 @@ export async function* readCdnowCommands(
     groupRejects = [];
   }
 
-  for await (const { line, text } of lines) {
+  for await (const { line, text, notUtf8 } of lines) {
     const trimmed = text.trim();
     if (trimmed === '') continue;
+    if (notUtf8) {
+      yield { kind: 'reject', line, reason: NOT_UTF8 };
+      continue;
+    }
     const tokens = trimmed.split(/\s+/);
     if (layout === undefined) {
       if (!sawContent && /^[A-Za-z_]/.test(trimmed)) {
@@ -232,14 +241,25 @@ export async function* readCdnowCommands(
       yield { kind: 'reject', line, reason: parsed.ok ? '' : parsed.reason };
       continue;
     }
+    const endedAt = ended.get(key.customerId);
+    if (endedAt !== undefined) {
+      yield {
+        kind: 'reject',
+        line,
+        reason: `customer_id: rows of ${key.customerId} must be together (the file grouped by customer, as CDNOW's are); its earlier rows end on line ${endedAt}`,
+      };
+      continue;
+    }
     if (last !== undefined && last.customerId === key.customerId && key.date < last.date) {
       yield { kind: 'reject', line, reason: `date: rows of ${key.customerId} must be in date order, ${key.date} follows ${last.date}` };
       continue;
     }
     if (last === undefined || last.customerId !== key.customerId || last.date !== key.date) {
       yield* flush();
+      if (last !== undefined && last.customerId !== key.customerId) ended.set(last.customerId, lastLine);
       last = { customerId: key.customerId, date: key.date };
     }
+    lastLine = line;
     if (parsed.ok) group.push(parsed.row);
     else groupRejects.push({ line, reason: parsed.reason });
   }

@@ -1,5 +1,5 @@
 import { createReadStream, type ReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { isUtf8 } from 'node:buffer';
 
 import type { FieldError } from '../command-sink';
 
@@ -14,7 +14,12 @@ export type ImportItem =
 export interface NumberedLine {
   line: number;
   text: string;
+  /** the line's bytes are not UTF-8 (Latin-1 saved as is, say): `text` holds U+FFFD where they were */
+  notUtf8?: true;
 }
+
+/** The refusal of a line whose bytes are not UTF-8: read as text it would be stored with U+FFFD in their place. */
+export const NOT_UTF8 = 'not UTF-8 text: the line holds bytes that are not UTF-8 (Latin-1, say), which would be stored as U+FFFD; save the file as UTF-8';
 
 /** A file read line by line with constant memory; `bytesRead` feeds the progress bar. */
 export interface LineSource extends AsyncIterable<NumberedLine> {
@@ -22,17 +27,33 @@ export interface LineSource extends AsyncIterable<NumberedLine> {
 }
 
 export const openLines = (path: string): LineSource => {
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 16 });
-  const reader = createInterface({ input: stream, crlfDelay: Infinity });
+  // bytes, split at LF (a CR before it dropped), each line checked for UTF-8 before it is decoded
+  const stream = createReadStream(path, { highWaterMark: 1 << 16 });
   return {
     stream,
     async *[Symbol.asyncIterator]() {
       let line = 0;
-      for await (const text of reader) {
-        line += 1;
-        yield { line, text };
+      let rest: Buffer = Buffer.alloc(0);
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+        let start = 0;
+        for (let end = data.indexOf(LF, start); end !== -1; end = data.indexOf(LF, start)) {
+          line += 1;
+          yield decodeLine(line, data.subarray(start, end));
+          start = end + 1;
+        }
+        rest = data.subarray(start);
       }
+      if (rest.length > 0) yield decodeLine(line + 1, rest);
     },
   };
 };
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+function decodeLine(line: number, bytes: Buffer): NumberedLine {
+  const text = bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.subarray(0, bytes.length - 1) : bytes;
+  return isUtf8(text) ? { line, text: text.toString('utf8') } : { line, text: text.toString('utf8'), notUtf8: true };
+}
 
