@@ -128,6 +128,17 @@ describe('import killed with SIGKILL (journey)', () => {
     expect(halfWritten).toEqual([]);
     expect(partial.map((e) => e.position)).toEqual(partial.map((_, i) => i + 1));
 
+    // and an import stopped with Ctrl-C says how far it got and how to finish, and exits 130
+    const stopped = spawn(process.execPath, [MAIN, 'import', input, '--data-dir', crashed, '--batch', '200', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let said = '';
+    stopped.stderr!.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    const stoppedExit = new Promise<number | null>((done) => stopped.on('exit', (code) => done(code)));
+    const before = await headOf(crashed);
+    for (let waited = 0; (await headOf(crashed).catch(() => before)) <= before && waited < 20_000; waited += 25) await new Promise((r) => setTimeout(r, 25));
+    stopped.kill('SIGINT');
+    expect(await stoppedExit).toBe(130);
+    expect(said).toMatch(/interrupted \(SIGINT\) after line \d+: \d+ commands stored so far, each whole; run the same import again to finish/);
+
     // when the import is run again, then it completes exactly once
     expect(await runToEnd(['import', input, '--data-dir', crashed, '--batch', '200', '--quiet'])).toBe(0);
     const final = shape(await readAll(crashed));

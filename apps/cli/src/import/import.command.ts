@@ -49,6 +49,18 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   const printed: RejectedLine[] = [];
   const startedAt = Date.now();
   let summary: ImportSummary;
+  // Ctrl-C or a stop: what is stored stays (each command whole); say how far it got and how to finish
+  let reached: Readonly<ImportSummary> | undefined;
+  const interrupted = (signal: NodeJS.Signals): void => {
+    progress.stop({ done: lines.stream.bytesRead, lines: reached?.lines ?? 0, rejected: reached?.rejected ?? 0 });
+    context.stderr.write(
+      `\ninterrupted (${signal}) after line ${reached?.lines ?? 0}: ${reached?.stored ?? 0} commands stored so far, each whole; ` +
+        `run the same import again to finish (what is stored is answered "already stored")\n`,
+    );
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     summary = await runImport(items, {
       sink: engine.sink,
@@ -58,10 +70,15 @@ export const importFile = async (file: string, options: ImportOptions, context: 
         if (printed.length < PRINTED_REJECTS) printed.push(rejected);
         rejectsOut?.write(`${JSON.stringify(rejected)}\n`);
       },
-      onProgress: (s) => progress.update({ done: lines.stream.bytesRead, lines: s.lines, rejected: s.rejected }),
+      onProgress: (s) => {
+        reached = s;
+        progress.update({ done: lines.stream.bytesRead, lines: s.lines, rejected: s.rejected });
+      },
     });
     progress.stop({ done: size, lines: summary.lines, rejected: summary.rejected });
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     lines.stream.destroy();
     await engine.close();
     if (rejectsOut !== undefined) await new Promise<void>((resolve) => rejectsOut.end(resolve));
