@@ -94,7 +94,9 @@ describe('CDNOW reader', () => {
     expect(reason(5)).toMatch(/^dollar_value: .*negative/);
     expect(reason(6)).toMatch(/^number_of_cds: expected a positive integer, found 'two'/);
     expect(reason(7)).toMatch(/^dollar_value: expected dollars/);
-    expect(reason(8)).toMatch(/^expected 4 columns, found 3/);
+    expect(reason(8)).toBe('expected 4 columns, found 3');
+    const commas = rejects(await read([' 00001 19970101  1   11.77', '00002,19970101,1,12.00'].join('\n')));
+    expect(commas.map((r) => r.reason)).toEqual(['expected 4 columns, found 1 (columns are separated by spaces or tabs, not commas)']);
     expect(reason(9)).toBe('order withheld: line 10 of the same customer and day was rejected');
     expect(reason(12)).toMatch(/must be in date order/);
     const customers = commands(items).filter((c) => c.type === 'RegisterProspect').map((c) => c.data.customerId);

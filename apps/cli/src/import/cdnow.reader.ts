@@ -93,7 +93,7 @@ type Parsed = { ok: true; row: Row } | { ok: false; reason: string; customerId?:
 
 const parseRow = (line: number, tokens: string[], layout: Layout): Parsed => {
   if (tokens.length !== layout.columns) {
-    return { ok: false, reason: `expected ${layout.columns} columns, found ${tokens.length}` };
+    return { ok: false, reason: `expected ${layout.columns} columns, found ${tokens.length}${commaHint(tokens)}` };
   }
   const rawId = tokens[layout.id] ?? '';
   const rawDate = tokens[layout.date] ?? '';
@@ -225,7 +225,7 @@ export async function* readCdnowCommands(
         yield {
           kind: 'reject',
           line,
-          reason: `expected 4 columns (customer_id date number_of_cds dollar_value) or 5 (with a sample id), found ${tokens.length}`,
+          reason: `expected 4 columns (customer_id date number_of_cds dollar_value) or 5 (with a sample id), found ${tokens.length}${commaHint(tokens)}`,
         };
         continue;
       }
@@ -264,4 +264,9 @@ export async function* readCdnowCommands(
     else groupRejects.push({ line, reason: parsed.reason });
   }
   yield* flush();
+}
+
+/** A row of comma-separated values reads as one column: say what separates CDNOW's columns. */
+function commaHint(tokens: readonly string[]): string {
+  return tokens.some((t) => t.includes(',')) ? ' (columns are separated by spaces or tabs, not commas)' : '';
 }
