@@ -194,6 +194,36 @@ describe('CommandService.importBatch (the bulk path)', () => {
     ]);
   });
 
+  it('given a batch sent again on streams longer than the state cache keeps, then each command answers duplicate with its events, and each stream is read a couple of times, not once per command', async () => {
+    // a customer with 1,200 commands: more ids than the state cache keeps for one stream
+    const touch = (i: number) => ({ type: 'RecordTouchpoint', commandId: `t-${i}`, data: { customerId: 'ann', channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: at } });
+    const batch = [register('reg-ann', 'ann'), ...Array.from({ length: 1200 }, (_, i) => touch(i))];
+    const store = newStore('again');
+    let reads = 0;
+    const counting: EventStore = {
+      appendToStream: (id, events, o) => store.appendToStream(id, events, o),
+      readStream: (id, o) => {
+        reads += 1;
+        return store.readStream(id, o);
+      },
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    };
+    const commands = await engine(counting);
+    const first = await commands.importBatch(batch);
+    expect(first.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
+
+    reads = 0;
+    const again = await commands.importBatch(batch);
+
+    expect(again.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(batch.map(() => 'duplicate'));
+    expect(again.map((r) => (r.ok ? r.result.events.map((e) => e.id) : []))).toEqual(first.map((r) => (r.ok ? r.result.events.map((e) => e.id) : [])));
+    // before: every command went the one-by-one way, reading the whole stream each time
+    expect(reads).toBeLessThanOrEqual(2);
+  });
+
   it('given the store fails a stream\'s first appends, when holding streams after a temporary failure (importBatch, or importValid as the CLI import calls it), then the stream\'s later commands are not run but answered as failed for now; without holding they run out of order', async () => {
     /** a store whose first two appends to Ann's stream fail, as in a short outage */
     const flaky = (name: string): { store: EventStore; ann: () => Promise<string[]> } => {

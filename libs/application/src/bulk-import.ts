@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ValidCommand } from '@clientele/contracts';
 import { DomainError, type DeciderName, type DomainCommand, type LifecyclePolicy } from '@clientele/domain';
-import type { AppendResult, EventStore, NewEvent, StoredEvent } from '@clientele/event-store';
+import { WrongExpectedRevisionError, type AppendResult, type EventStore, type NewEvent, type StoredEvent } from '@clientele/event-store';
 import { ClienteleMetrics } from './clientele.metrics';
 import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
 import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
@@ -44,6 +44,8 @@ type Step =
 
 interface StreamPlan {
   streamId: string;
+  /** what was planned, to plan it again on the stream as read (see run) */
+  commands: StreamCommands;
   /** the view decided on; `confirmed` when read from the store now, not from the cache or assumed empty */
   base: StreamView;
   confirmed: boolean;
@@ -73,8 +75,13 @@ interface StreamPlan {
  * - a rule refusal or a no-op decided on a state from the cache or on an assumed-empty stream is
  *   confirmed by the stream's append succeeding at the revision it was decided on; a stream with
  *   nothing to append and such an answer goes the usual way (which checks the stream head);
- * - a command id the cached state says was recorded, or one repeated inside the batch, cuts the
- *   stream there: it and the commands after it go the usual way, which answers `duplicate`.
+ * - a command id the cached state says was recorded is answered `duplicate` from the stream, read
+ *   once for the plan; one repeated inside the batch cuts the stream there: it and the commands
+ *   after it go the usual way, which answers `duplicate`;
+ * - a stream planned on a state not read from the store (assumed new, or cached) whose append is
+ *   refused as stale, or found already stored whole (the batch sent again), is planned once more
+ *   on the stream as read, before anything of it goes the usual way (which reads the whole stream
+ *   for each command).
  * Command ids enter the state cache only after the store confirmed the append that holds them.
  */
 @Injectable()
@@ -93,15 +100,25 @@ export class BulkImporter {
     // two rounds, so the next round is decided while the store writes this one, and rounds are
     // settled in order.
     let settling: Promise<void> = Promise.resolve();
+    // streams whose append was refused after they were planned on a state not read from the store
+    // (assumed new, or cached): planned once more on the stream as read, in a round of their own,
+    // before anything goes the one-by-one way (which reads the whole stream for each command: a
+    // batch sent again, on streams too long to cache, took half a minute for 5,000 commands)
+    const again: StreamCommands[] = [];
     try {
       for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
         const plans = await Promise.all(streams.slice(i, i + STREAMS_PER_ROUND).map((s) => this.plan(s)));
         const appends = this.requestAppends(plans);
-        settling = settling.then(() => this.settleRound(plans, appends, result));
+        settling = settling.then(() => this.settleRound(plans, appends, result, again));
         // handled here too, so a failure surfaces at the await below, not as an unhandled rejection
         settling.catch(() => undefined);
         // one turn of the event loop: the store sends this round to be written before the next is decided
         await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      await settling;
+      for (let i = 0; i < again.length; i += STREAMS_PER_ROUND) {
+        const plans = await Promise.all(again.slice(i, i + STREAMS_PER_ROUND).map((s) => this.plan(s, true)));
+        await this.settleRound(plans, this.requestAppends(plans), result);
       }
     } finally {
       // also when deciding a later round failed: the rounds already sent are answered and cached
@@ -114,20 +131,23 @@ export class BulkImporter {
    * Every append of the round is requested before any is awaited: the store groups them into few
    * transactions. An append that fails answers undefined (nothing of its stream was written).
    */
-  private requestAppends(plans: readonly StreamPlan[]): Array<Promise<AppendResult | undefined> | undefined> {
+  private requestAppends(plans: readonly StreamPlan[]): Array<Promise<AppendResult | 'stale' | undefined> | undefined> {
     return plans.map((p) =>
       p.events.length === 0
         ? undefined
         : this.store
             .appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision })
-            .catch(() => undefined),
+            // 'stale': the stream is not where the plan thought (another writer, or a stream assumed new);
+            // any other failure goes the usual way, which answers it
+            .catch((error: unknown) => (error instanceof WrongExpectedRevisionError ? ('stale' as const) : undefined)),
     );
   }
 
   private async settleRound(
     plans: readonly StreamPlan[],
-    appends: ReadonlyArray<Promise<AppendResult | undefined> | undefined>,
+    appends: ReadonlyArray<Promise<AppendResult | 'stale' | undefined> | undefined>,
     { settled, leftover }: BulkImportResult,
+    again?: StreamCommands[],
   ): Promise<void> {
     const counts = new OutcomeCounts();
     for (let i = 0; i < plans.length; i++) {
@@ -137,12 +157,15 @@ export class BulkImporter {
       if (pending !== undefined) {
         // undefined: nothing of the stream was written; the usual path decides each command again
         // and answers each failure (conflict, reused id, storage) as it always does
-        appended = await pending;
-        if (appended === undefined || appended.duplicate) {
+        const reply = await pending;
+        if (reply === 'stale' || reply === undefined || reply.duplicate) {
           this.handler.cache.delete(plan.streamId);
-          leftover.push(plan.steps.map((s) => s.item).concat(plan.leftover));
+          // stale, or the whole append already stored (a batch sent again): planned once more on the read stream
+          if ((reply === 'stale' || reply?.duplicate === true) && again !== undefined && !plan.confirmed) again.push(plan.commands);
+          else leftover.push(plan.steps.map((s) => s.item).concat(plan.leftover));
           continue;
         }
+        appended = reply;
         this.handler.cache.advanceMany(plan.streamId, plan.base, plan.appliedIds, plan.state, appended.nextExpectedRevision);
       }
       for (const step of plan.steps) settled.push(this.outcome(plan.streamId, step, appended, counts));
@@ -151,13 +174,14 @@ export class BulkImporter {
     counts.addTo(this.metrics);
   }
 
-  private async plan({ streamId, decider, items }: StreamCommands): Promise<StreamPlan> {
+  private async plan(commands: StreamCommands, read = false): Promise<StreamPlan> {
+    const { streamId, decider, items } = commands;
     const cache = this.handler.cache;
-    let base = cache.get(streamId);
+    let base = read ? undefined : cache.get(streamId);
     let confirmed = false;
     let history: StoredEvent[] | undefined;
     if (base === undefined) {
-      if (CREATES_STREAM.has(items[0]!.domain.type)) {
+      if (!read && CREATES_STREAM.has(items[0]!.domain.type)) {
         base = viewOf(decider, []);
       } else {
         history = await this.store.readStream(streamId);
@@ -166,7 +190,25 @@ export class BulkImporter {
         cache.set(streamId, base);
       }
     }
-    const plan: StreamPlan = { streamId, base, confirmed, steps: [], events: [], appliedIds: [], state: base.state, leftover: [] };
+    const plan: StreamPlan = { streamId, commands, base, confirmed, steps: [], events: [], appliedIds: [], state: base.state, leftover: [] };
+    // the events of each command id in the history read, indexed once: a batch sent again is all
+    // duplicates, and filtering the whole history for each of them made it quadratic (5,000 of
+    // them on five long streams took half a minute, and a Kafka ingest lost its group meanwhile)
+    let byCommand: Map<string, StoredEvent[]> | undefined;
+    const earlierOf = (commandId: string): StoredEvent[] => {
+      if (history === undefined) return [];
+      if (byCommand === undefined) {
+        byCommand = new Map();
+        for (const e of history) {
+          const id = e.metadata.commandId;
+          if (id === undefined) continue;
+          const list = byCommand.get(id);
+          if (list) list.push(e);
+          else byCommand.set(id, [e]);
+        }
+      }
+      return byCommand.get(commandId) ?? [];
+    };
     const seen = new Set<string>();
     let view: StreamView = base;
     for (let i = 0; i < items.length; i++) {
@@ -178,7 +220,13 @@ export class BulkImporter {
       }
       seen.add(commandId);
       if (base.commandIds.has(commandId)) {
-        const earlier = history?.filter((e) => e.metadata.commandId === commandId) ?? [];
+        // a cached stream: its history read once for the whole plan, not once per duplicate by the usual path
+        if (history === undefined) {
+          history = await this.store.readStream(streamId);
+          // the read shows whether the cached state is the stream's as it stands (then it is confirmed)
+          if ((history[history.length - 1]?.revision ?? -1) === base.revision) confirmed = plan.confirmed = true;
+        }
+        const earlier = earlierOf(commandId);
         if (earlier.length === 0) {
           plan.leftover = items.slice(i);
           break;
