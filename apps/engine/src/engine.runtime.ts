@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
 import { logLevel, type logCreator } from 'kafkajs';
 import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
@@ -89,7 +89,7 @@ export const KAFKA_START_RETRY_MAX_MS = 30_000;
  * there.
  */
 @Injectable()
-export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutdown {
+export class EngineRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('EngineRuntime');
   private messaging?: MessagingRuntime;
   private starting?: Promise<void>;
@@ -138,6 +138,11 @@ export class EngineRuntime implements OnApplicationBootstrap, OnApplicationShutd
   async messagingStats(): Promise<MessagingStats | KafkaStarting | undefined> {
     if (this.messaging) return this.messaging.stats();
     return this.startState ? { ...this.startState } : undefined;
+  }
+
+  /** first of the stop's hooks: the one line an operator sees before the process ends its work in progress */
+  beforeApplicationShutdown(signal?: string): void {
+    this.logger.log(`stopping${signal ? ` on ${signal}` : ''}: ending the work in progress (Kafka, projections, the process manager), then closing the store`);
   }
 
   async onApplicationShutdown(): Promise<void> {

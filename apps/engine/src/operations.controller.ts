@@ -42,7 +42,9 @@ export class OperationsController {
       const processManager = this.runner.running ? await this.runner.status() : { running: false as const };
       const degraded = 'lastError' in processManager && processManager.lastError !== undefined;
       const kafka = await this.runtime.messagingStats();
-      const kafkaFailing = kafka !== undefined && 'starting' in kafka && kafka.lastError !== undefined;
+      // not started yet after a failed attempt, or started and its relay failing to publish now
+      const kafkaFailing =
+        kafka !== undefined && ('starting' in kafka ? kafka.lastError !== undefined : (kafka.relay?.failingSends ?? 0) > 0);
       const projections = await this.readModels.status();
       const projectionFailing = projections?.some((p) => p.lastError !== undefined) ?? false;
       return {

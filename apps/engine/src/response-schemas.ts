@@ -299,7 +299,7 @@ export const healthSchema: Schema = optional(
     store: optional({ reachable: bool, head: int, error: str }, 'reachable'),
     processManager: optional({ running: bool, position: int, head: int, lag: int, lastError: str }, 'running'),
     kafka: optional({
-      relay: object(counters(['position', 'headPosition', 'lag', 'publishedEvents', 'failedSends'])),
+      relay: object(counters(['position', 'headPosition', 'lag', 'publishedEvents', 'failedSends', 'failingSends'])),
       ingest: object({
         ...counters(['accepted', 'deadLettered', 'retries', 'lag']),
         lagByPartition: { type: 'object', additionalProperties: int, description: 'records behind, per partition of the commands topic' },

@@ -74,7 +74,9 @@ describe('EventRelay', () => {
     const store = await storeWith(20);
     const checkpoints = new InMemoryCheckpointStore();
     const broker = new ScriptedBroker();
-    const relay = new EventRelay({ store, kafka: broker.kafka, topics, checkpoints, batchSize: 10, lingerMs: 1, retryBackoffMs: 10 });
+    const warnings: string[] = [];
+    const logger = { warn: (_detail: object, message: string) => void warnings.push(message) };
+    const relay = new EventRelay({ store, kafka: broker.kafka, topics, checkpoints, batchSize: 10, lingerMs: 1, retryBackoffMs: 10, logger });
     relay.start();
 
     await broker.sendsStarted(1);
@@ -83,9 +85,13 @@ describe('EventRelay', () => {
     // the second batch fails while the relay has already read past it
     broker.sends[1]?.settle(new Error('broker gone'));
     await broker.sendsStarted(3);
+    // failing now, as /health says, until a send is acknowledged again
+    expect((await relay.stats()).failingSends).toBe(1);
     broker.sends[2]?.settle();
     await relay.waitForPosition(20, 5_000);
     await relay.stop();
+    expect((await relay.stats()).failingSends).toBe(0);
+    expect(warnings.at(-1)).toBe('relay publishing again after failed sends');
 
     expect(broker.sends.map((s) => [s.positions[0], s.positions.at(-1)])).toEqual([
       [1, 10],

@@ -41,6 +41,8 @@ export interface RelayStats {
   publishedEvents: number;
   /** sends that failed and were retried */
   failedSends: number;
+  /** sends failed since the last one the broker acknowledged: above 0, the relay is failing now */
+  failingSends: number;
 }
 
 /**
@@ -67,7 +69,7 @@ export class EventRelay {
   private subscription: EventSubscription | undefined;
   private producer: Producer | undefined;
   private wake: (() => void) | undefined;
-  private readonly counters: RelayStats = { position: 0, headPosition: 0, lag: 0, publishedEvents: 0, failedSends: 0 };
+  private readonly counters: RelayStats = { position: 0, headPosition: 0, lag: 0, publishedEvents: 0, failedSends: 0, failingSends: 0 };
 
   constructor(private readonly options: EventRelayOptions) {
     this.name = options.name ?? 'kafka-relay';
@@ -95,7 +97,7 @@ export class EventRelay {
   async stats(): Promise<RelayStats> {
     this.counters.headPosition = await this.options.store.headPosition();
     this.counters.lag = Math.max(0, this.counters.headPosition - this.counters.position);
-    return { ...this.counters };
+    return { ...this.counters, failingSends: this.failuresInARow };
   }
 
   /** a topic it writes to was deleted while it ran: create the missing topics again, then resume from the checkpoint */
@@ -232,6 +234,10 @@ export class EventRelay {
     await this.options.checkpoints.save(this.name, batch.lastPosition);
     this.counters.position = batch.lastPosition;
     this.counters.publishedEvents += batch.events;
+    if (this.failuresInARow > 0) {
+      // the outage's end, said as plainly as its start
+      this.options.logger?.warn({ relay: this.name, position: batch.lastPosition, failedSends: this.failuresInARow }, 'relay publishing again after failed sends');
+    }
     this.failuresInARow = 0;
     // past the run of big events, batches grow back to the configured size
     this.acknowledgedInARow += 1;
