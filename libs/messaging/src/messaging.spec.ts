@@ -7,9 +7,9 @@ import type { StoredEvent } from '@clientele/event-store';
 import { SqliteCheckpointStore } from './checkpoint.store';
 import { recordsFor, withoutPersonalData } from './event-messages';
 import { kafkaConfigFromEnv } from './kafka-config';
-import { topicCreationError } from './topics';
+import { ensureTopics, topicCreationError, topicNames } from './topics';
+import type { Admin } from 'kafkajs';
 import { messagingRolesFromEnv } from './messaging.runtime';
-import { topicNames } from './topics';
 
 describe('topicCreationError', () => {
   it('names each topic the cluster refused and why, and the settings behind them', () => {
@@ -160,5 +160,31 @@ describe('SqliteCheckpointStore', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('ensureTopics', () => {
+  /** an admin that knows `existing` topics and records what it is asked to create */
+  const adminKnowing = (existing: string[]) => {
+    const created: string[][] = [];
+    const admin = {
+      listTopics: async () => existing,
+      createTopics: async ({ topics }: { topics: { topic: string }[] }) => {
+        created.push(topics.map((t) => t.topic));
+        return true;
+      },
+    } as unknown as Admin;
+    return { admin, created };
+  };
+
+  it('asks the cluster to create only the topics it lacks, and nothing when all are there (an existing topic asked for logs an error in kafkajs)', async () => {
+    const names = topicNames('p.');
+    const all = Object.values(names);
+    const some = adminKnowing([names.events, names.commands, 'other']);
+    expect(await ensureTopics(some.admin, { topicPrefix: 'p.' })).toEqual(names);
+    expect(some.created).toEqual([all.filter((t) => t !== names.events && t !== names.commands)]);
+    const every = adminKnowing(all);
+    await ensureTopics(every.admin, { topicPrefix: 'p.' });
+    expect(every.created).toEqual([]);
   });
 });

@@ -49,19 +49,21 @@ export async function ensureTopics(admin: Admin, settings: TopicSettings): Promi
     replicationFactor,
     configEntries: Object.entries({ 'max.message.bytes': maxBytes, ...config }).map(([name, value]) => ({ name, value })),
   });
+  const wanted: ITopicConfig[] = [
+    topic(names.events, partitions),
+    topic(names.lifecycle, partitions),
+    // a consumer rebuilding its copy reads only the latest profile per customer
+    topic(names.profiles, partitions, { 'cleanup.policy': 'compact' }),
+    topic(names.referrals, partitions),
+    topic(names.commands, partitions),
+    topic(names.commandsDeadLetter, 1, { 'retention.ms': String(30 * 24 * 3600 * 1000) }),
+  ];
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        topic(names.events, partitions),
-        topic(names.lifecycle, partitions),
-        // a consumer rebuilding its copy reads only the latest profile per customer
-        topic(names.profiles, partitions, { 'cleanup.policy': 'compact' }),
-        topic(names.referrals, partitions),
-        topic(names.commands, partitions),
-        topic(names.commandsDeadLetter, 1, { 'retention.ms': String(30 * 24 * 3600 * 1000) }),
-      ],
-    });
+    // only the missing ones: asking for existing topics makes kafkajs log an ERROR at every start
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((t) => !existing.has(t.topic));
+    // another process may create them meanwhile: kafkajs answers false when all already exist
+    if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing });
   } catch (error) {
     throw topicCreationError(error);
   }
