@@ -251,9 +251,11 @@ export class CustomerKeyCache {
    * kept key is used, and at most every ERASURE_CHECK_MS, the store's erased keys are counted
    * (`countErased`, an indexed count); when the number changed, every kept key is forgotten and read
    * again when next needed. Erased keys only ever grow in number, so a change is never missed.
+   * Answers undefined when no count is due, without a promise: it runs for every event decrypted,
+   * and a rebuild decrypts hundreds of thousands.
    */
-  async forgetIfErasedElsewhere(countErased: () => Promise<number> | number): Promise<void> {
-    if (performance.now() - this.erasedCountedAt < ERASURE_CHECK_MS) return;
+  forgetIfErasedElsewhere(countErased: () => Promise<number> | number): Promise<void> | undefined {
+    if (this.erasedCounting === undefined && performance.now() - this.erasedCountedAt < ERASURE_CHECK_MS) return undefined;
     this.erasedCounting ??= (async () => {
       try {
         const erased = await countErased();
@@ -264,7 +266,7 @@ export class CustomerKeyCache {
         this.erasedCounting = undefined;
       }
     })();
-    await this.erasedCounting;
+    return this.erasedCounting;
   }
 
   /** The key of a stored row, kept. */
@@ -385,7 +387,8 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
-    await this.keys.forgetIfErasedElsewhere(() => this.countErased.get() as number);
+    const counting = this.keys.forgetIfErasedElsewhere(() => this.countErased.get() as number);
+    if (counting) await counting;
     const kept = this.keys.get(customerId);
     if (kept) return kept;
     const row = this.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;

@@ -69,10 +69,11 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
   }
 
   async existingKey(customerId: string): Promise<Buffer | 'erased' | undefined> {
-    await this.keys.forgetIfErasedElsewhere(async () => {
+    const counting = this.keys.forgetIfErasedElsewhere(async () => {
       const { rows } = await this.pool.query<{ n: string }>(`select count(*) as n from ${this.table} where erased_at is not null`);
       return Number(rows[0]?.n ?? 0);
     });
+    if (counting) await counting;
     const kept = this.keys.get(customerId);
     if (kept) return kept;
     const { rows } = await this.pool.query<{ wrapped_key: Buffer | null; erased_at: string | null }>(
