@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
+  assertPostgresSchemaName,
   createEventStore,
   parseMasterKey,
   PersonalDataEventStore,
@@ -63,8 +64,11 @@ export function storageConfigFromEnv(env: Env = process.env): StorageConfig {
         throw new Error(`DATABASE_URL: expected a PostgreSQL connection string such as postgres://user@host:5432/db, got ${JSON.stringify(withoutPassword(url))}`);
       }
       const schema = env.CLIENTELE_PG_SCHEMA || 'clientele';
-      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-        throw new Error(`CLIENTELE_PG_SCHEMA: expected a lower-case PostgreSQL identifier (letters, digits, underscore; at most 63), got ${JSON.stringify(schema)}`);
+      try {
+        // the store's own rule, named by the variable it came from
+        assertPostgresSchemaName(schema);
+      } catch (error) {
+        throw new Error((error as Error).message.replace(/^schema:/, 'CLIENTELE_PG_SCHEMA:'));
       }
       store = { kind, url, schema };
       break;

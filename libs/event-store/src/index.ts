@@ -11,7 +11,7 @@ export * from './sqlite/sqlite.event-store';
 export { SqliteReadAhead } from './sqlite/sqlite-read-ahead';
 export * from './sqlite/sqlite.bench';
 export { PostgresEventStore, type PostgresEventStoreOptions } from './postgres/postgres.event-store';
-export { migrate as migratePostgres, dropSchema as dropPostgresSchema } from './postgres/postgres.migrations';
+export { migrate as migratePostgres, dropSchema as dropPostgresSchema, assertSchemaName as assertPostgresSchemaName } from './postgres/postgres.migrations';
 export { benchPostgres, type PostgresBenchFigures, type PostgresBenchOptions } from './postgres/postgres.bench';
 export { EventStoreDbEventStore, esdbHashedFields, type EventStoreDbEventStoreOptions } from './eventstoredb/eventstoredb.event-store';
 export * from './create-event-store';
