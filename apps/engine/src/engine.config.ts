@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { storageConfigFromEnv, withoutPassword, type StorageConfig } from '@clientele/application';
 import { kafkaConfigFromEnv, messagingRolesFromEnv } from '@clientele/messaging';
-import { readModelConfigFromEnv } from '@clientele/projections';
+import { READ_MODEL_SCHEMA_MAX, READ_MODEL_SCHEMA_SUFFIX, readModelConfigFromEnv } from '@clientele/projections';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -113,9 +113,6 @@ function checkReadModels(env: Env, dataDir: string, store: string): void {
     throw libraryConfigError(variable, message, env, false);
   }
 }
-
-const READ_MODEL_SCHEMA_MAX = 50;
-const READ_MODEL_SCHEMA_SUFFIX = '_read_models';
 
 /**
  * `CLIENTELE_ROLES` (comma separated: http, projector, relay, ingest) picks what this process runs;

@@ -135,6 +135,18 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
  */
 export const STALE_GENERATION_GRACE_MS = 10_000;
 
+/**
+ * The longest read-model schema base: its generations `<base>_g<n>` must stay within PostgreSQL's
+ * 63 characters.
+ */
+export const READ_MODEL_SCHEMA_MAX = 50;
+const READ_MODEL_SCHEMA = new RegExp(`^[a-z_][a-z0-9_]{0,${READ_MODEL_SCHEMA_MAX - 1}}$`);
+
+/** Whether `name` can be a read-model schema base (lower-case letters, digits and _, at most READ_MODEL_SCHEMA_MAX). */
+export function isReadModelSchemaBase(name: string): boolean {
+  return READ_MODEL_SCHEMA.test(name);
+}
+
 /** generations as schemas `<base>_g<n>`; the schema `<base>` holds the pointer */
 export class PostgresReadModelGenerations implements ReadModelGenerations {
   private readonly schemas = new Map<ReadModelStore, string>();
@@ -145,8 +157,8 @@ export class PostgresReadModelGenerations implements ReadModelGenerations {
     private readonly base: string,
     private readonly staleGraceMs = STALE_GENERATION_GRACE_MS,
   ) {
-    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(base)) {
-      throw new Error(`read-model schema base: expected lower-case letters, digits and _ (at most 50), got "${base}"`);
+    if (!isReadModelSchemaBase(base)) {
+      throw new Error(`read-model schema base: expected lower-case letters, digits and _ (at most ${READ_MODEL_SCHEMA_MAX}), got "${base}"`);
     }
   }
 

@@ -1,11 +1,14 @@
 import { join, resolve } from 'node:path';
 import type { ProjectorOptions } from './projector';
-import { PostgresReadModelGenerations, SqliteReadModelGenerations } from './read-model-generations';
+import { isReadModelSchemaBase, PostgresReadModelGenerations, READ_MODEL_SCHEMA_MAX, SqliteReadModelGenerations } from './read-model-generations';
 import type { ReadModelGenerations } from './read-model-generations';
 
 export type ReadModelConfig =
   | { kind: 'sqlite'; dir: string; batchSize: number; rebuildBatchSize: number }
   | { kind: 'postgres'; connectionString: string; schema: string; batchSize: number; rebuildBatchSize: number };
+
+/** what the read models' default schema adds to the event store's schema name */
+export const READ_MODEL_SCHEMA_SUFFIX = '_read_models';
 
 /**
  * Where read models live and how the projector batches, from the environment:
@@ -33,10 +36,10 @@ export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Re
     // the read models of a PostgreSQL log sit beside it: another log's engines (another
     // CLIENTELE_PG_SCHEMA in the same database) get read models of their own by default
     const storeSchema = env.CLIENTELE_STORE === 'postgres' ? env.CLIENTELE_PG_SCHEMA || 'clientele' : 'clientele';
-    const schema = given || `${storeSchema}_read_models`;
-    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) {
+    const schema = given || `${storeSchema}${READ_MODEL_SCHEMA_SUFFIX}`;
+    if (!isReadModelSchemaBase(schema)) {
       const what = given ? 'CLIENTELE_READ_MODELS_PG_SCHEMA' : `CLIENTELE_READ_MODELS_PG_SCHEMA (unset, so derived from CLIENTELE_PG_SCHEMA)`;
-      throw new Error(`${what}: expected lower-case letters, digits and _ (at most 50), got ${JSON.stringify(schema)}`);
+      throw new Error(`${what}: expected lower-case letters, digits and _ (at most ${READ_MODEL_SCHEMA_MAX}), got ${JSON.stringify(schema)}`);
     }
     return { kind, connectionString, schema, batchSize, rebuildBatchSize };
   }
