@@ -210,13 +210,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     const models = this.models;
     if (!models) return undefined;
     const head = await this.storage.store.headPosition();
-    let checkpoints: Map<string, CheckpointRow>;
-    try {
-      checkpoints = await readCheckpoints(models);
-    } catch (error) {
-      if (!isReadModelMissing(error)) throw error;
-      checkpoints = new Map();
-    }
+    const checkpoints = await checkpointsOrNone(models);
     const statuses = projectionStatuses(allProjections(), checkpoints, head);
     const stalled = this.stalledFor(statuses);
     return statuses.map((s) =>
@@ -255,6 +249,16 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   }
 }
 
+/** A store's checkpoints; none where no projector has created the read models yet. */
+async function checkpointsOrNone(store: Parameters<typeof readCheckpoints>[0]): Promise<Map<string, CheckpointRow>> {
+  try {
+    return await readCheckpoints(store);
+  } catch (error) {
+    if (!isReadModelMissing(error)) throw error;
+    return new Map();
+  }
+}
+
 /**
  * Without the projector role: swaps to `next` unless a read model in it was folded by another
  * version of its code than this process's (its queries would read tables they do not know), or it
@@ -267,7 +271,7 @@ async function swapIfSameVersions(models: ReadModels, next: ReadModelStore, even
   if (foldedByOtherVersions(projections, theirs).length > 0) return 'other_version';
   if (!evenBehind) {
     // none yet where no projector ever ran (the served generation has no tables): anything is ahead
-    const ours = await readCheckpoints(models.current).catch(() => new Map<string, { position: number }>());
+    const ours = await checkpointsOrNone(models.current);
     const behind = projections.some((p) => Number(theirs.get(p.name)?.position ?? 0) < Number(ours.get(p.name)?.position ?? 0));
     if (behind) return 'behind';
   }
