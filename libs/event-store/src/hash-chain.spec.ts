@@ -115,6 +115,22 @@ describe('canonical JSON and the hash chain', () => {
     for (const n of NUMBERS) expect(canonicalJson({ n, list: [n] })).toBe(referenceCanonical({ n, list: [n] }));
   });
 
+  it('writes what JSON has no form for, and keys JSON.stringify treats specially, as the one-pass writer did', () => {
+    const nullPrototype = Object.assign(Object.create(null) as Record<string, unknown>, { b: 2, a: 1 });
+    expect(canonicalJson({ z: nullPrototype })).toBe('{"z":{"a":1,"b":2}}');
+    // an own key named __proto__ (JSON.parse makes one) is written like any other key
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"y":2,"x":1}}'))).toBe('{"__proto__":{"x":1,"y":2},"b":1}');
+    // a toJSON function is not called and its key is left out, as a function value is
+    expect(canonicalJson({ b: 1, toJSON: () => 'replaced', a: { toJSON: () => 'inner' } })).toBe('{"a":{},"b":1}');
+    expect(canonicalJson({ toJSON: 'kept', a: 1 })).toBe('{"a":1,"toJSON":"kept"}');
+    expect(canonicalJson({ f: () => 1, s: Symbol('s'), u: undefined, list: [() => 1, Symbol('t'), undefined, , 1] })).toBe('{"list":[null,null,null,null,1]}');
+    // objects that are not plain are written from their own keys, without their toJSON
+    expect(canonicalJson({ at: new Date(0), map: new Map([['k', 1]]) })).toBe('{"at":{},"map":{}}');
+    expect(canonicalJson(Buffer.from([2, 1]))).toBe('{"0":2,"1":1}');
+    expect(() => canonicalJson({ n: 1n })).toThrow(TypeError);
+    expect(canonicalJson(undefined)).toBeUndefined();
+  });
+
   it('gives the same hash as the first definition', () => {
     expect(chainHash(GENESIS_HASH, event)).toBe(referenceHash(GENESIS_HASH, event));
     expect(chainHash('ab'.repeat(32), event)).toBe(referenceHash('ab'.repeat(32), event));
