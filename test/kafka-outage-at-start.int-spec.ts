@@ -10,6 +10,11 @@ import { bootstrapEngine, EngineRuntime, loadEngineConfig } from '../apps/engine
 import { customerStream } from '@clientele/domain';
 import { describeWithServer, freeLoopbackPort, KafkaServer, openApiAnswerErrors } from '@clientele/testing';
 
+function metricValue(text: string, name: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
 /** forwards `port` to the broker: the cluster "comes back" when this starts listening */
 async function forward(port: number, broker: string): Promise<{ server: Server; sockets: Set<Socket> }> {
   const [host, brokerPort] = [broker.slice(0, broker.lastIndexOf(':')), Number(broker.slice(broker.lastIndexOf(':') + 1))];
@@ -88,6 +93,14 @@ describeWithServer(KafkaServer, 'an engine whose Kafka cluster is down when it s
     expect(health!.kafka.attempts).toBeGreaterThanOrEqual(1);
     expect(openApiAnswerErrors((await http.get('/docs-json').expect(200)).body, '/health', 'get', health)).toEqual([]);
 
+    // the Kafka metrics exist while it is down: the relay's lag read from its checkpoint, so an alert on it can fire
+    const down = (await http.get('/metrics').expect(200)).text;
+    expect(metricValue(down, 'clientele_kafka_up')).toBe(0);
+    expect(metricValue(down, 'clientele_kafka_relay_position')).toBe(0);
+    expect(metricValue(down, 'clientele_kafka_relay_lag_events')).toBeGreaterThanOrEqual(1);
+    expect(metricValue(down, 'clientele_kafka_relay_lag_events')).toBe(metricValue(down, 'clientele_kafka_relay_head_position'));
+    expect(metricValue(down, 'clientele_kafka_ingest_processed_total')).toBe(0);
+
     // the cluster comes back: a later attempt starts the relay, which publishes the stored event
     proxy = await forward(port, brokers);
     await app.get(EngineRuntime).messagingStarted();
@@ -108,6 +121,13 @@ describeWithServer(KafkaServer, 'an engine whose Kafka cluster is down when it s
       }
     } finally {
       await tap.disconnect();
+    }
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const up = (await http.get('/metrics').expect(200)).text;
+      expect(metricValue(up, 'clientele_kafka_up')).toBe(1);
+      if (metricValue(up, 'clientele_kafka_relay_lag_events') === 0 && metricValue(up, 'clientele_kafka_relay_published_events_total')! >= 1) break;
+      if (Date.now() > deadline) throw new Error(`the relay metrics did not show the stored events published: ${up.split('\n').filter((l) => l.startsWith('clientele_kafka_relay')).join('; ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }, 90_000);
 

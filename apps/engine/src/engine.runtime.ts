@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
 import { logLevel, type logCreator } from 'kafkajs';
-import { kafkaConfigFromEnv, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
+import { kafkaConfigFromEnv, registerMessagingMetrics, relayStatsAtRest, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
 import type { EngineConfig } from './engine.config';
 import { EngineReadModels } from './engine-read-models';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
@@ -120,10 +120,17 @@ export class EngineRuntime implements OnApplicationBootstrap, BeforeApplicationS
         checkpoints: this.storage.checkpoints,
         config,
         roles: { relay: roles.relay, ingest: roles.ingest },
-        registry: this.metrics.registry,
         ...(profiles && { profiles }),
         logger: { warn: (detail: object, message: string) => this.logger.warn({ ...detail, msg: message }) },
       });
+    // registered here, not by startMessaging: they exist from the start, the relay's lag read from
+    // its checkpoint while the Kafka side does not run, so an alert on it fires when the cluster is
+    // down from the start too
+    const stats = async (): Promise<MessagingStats> => {
+      if (this.messaging) return this.messaging.stats();
+      return roles.relay ? { relay: await relayStatsAtRest(this.storage.raw, this.storage.checkpoints) } : {};
+    };
+    registerMessagingMetrics(this.metrics.registry, stats, { relay: roles.relay, ingest: roles.ingest, profileSnapshots: profiles !== undefined, running: () => this.messaging !== undefined });
     const parts = [roles.relay && 'relay', profiles && 'profile snapshots', roles.ingest && 'ingest'].filter(Boolean).join(', ');
     this.startState = { starting: true, attempts: 0 };
     this.starting = this.startUntilRunning(start, parts);

@@ -10,6 +10,9 @@ export interface RelayLogger {
   warn(detail: object, message: string): void;
 }
 
+/** the relay's checkpoint name unless given another */
+export const RELAY_CHECKPOINT = 'kafka-relay';
+
 export interface EventRelayOptions {
   store: EventStore;
   kafka: Kafka;
@@ -72,7 +75,7 @@ export class EventRelay {
   private readonly counters: RelayStats = { position: 0, headPosition: 0, lag: 0, publishedEvents: 0, failedSends: 0, failingSends: 0 };
 
   constructor(private readonly options: EventRelayOptions) {
-    this.name = options.name ?? 'kafka-relay';
+    this.name = options.name ?? RELAY_CHECKPOINT;
     this.batchSize = options.batchSize ?? 2000;
     this.lingerMs = options.lingerMs ?? 5;
     this.retryBackoffMs = options.retryBackoffMs ?? 1000;

@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { Partitioners, type Admin, type Kafka, type Producer } from 'kafkajs';
 import type { CheckpointStore } from './checkpoint.store';
 import { CommandIngest, type CommandBatchDispatch, type CommandDispatch, type IngestStats } from './command-ingest';
-import { EventRelay, type RelayLogger, type RelayStats } from './event-relay';
+import { EventRelay, RELAY_CHECKPOINT, type RelayLogger, type RelayStats } from './event-relay';
 import { createKafka, type KafkaConfig } from './kafka-config';
 import { ProfileSnapshotFeed, publishProfileSnapshots, type ProfileSnapshotStats, type ProfileSource } from './profile-snapshots';
 import { ensureTopics, isUnknownTopic, type TopicNames } from './topics';
@@ -198,7 +198,7 @@ export async function startMessaging(options: StartMessagingOptions): Promise<Me
       }
       return out;
     };
-    if (options.registry) metricNames.push(...registerMetrics(options.registry, stats, roles, snapshots !== undefined));
+    if (options.registry) metricNames.push(...registerMessagingMetrics(options.registry, stats, { ...roles, profileSnapshots: snapshots !== undefined }));
 
     return {
       topics,
@@ -258,11 +258,28 @@ async function ingestLag(admin: Admin, groupId: string, topic: string): Promise<
   return lag;
 }
 
+/** The figures of a relay that does not run (yet): where its checkpoint stands against the log. */
+export async function relayStatsAtRest(store: Pick<EventStore, 'headPosition'>, checkpoints: CheckpointStore, name = RELAY_CHECKPOINT): Promise<RelayStats> {
+  const [position, headPosition] = await Promise.all([checkpoints.load(name), store.headPosition()]);
+  return { position, headPosition, lag: Math.max(0, headPosition - position), publishedEvents: 0, failedSends: 0, failingSends: 0 };
+}
+
+/** Which metrics registerMessagingMetrics registers, and, when given, what says whether the Kafka side runs. */
+export interface MessagingMetricParts extends MessagingRoles {
+  profileSnapshots: boolean;
+  /** adds `clientele_kafka_up`: 1 while this answers true, else 0 */
+  running?: () => boolean;
+}
+
 /**
+ * Registers the Kafka metrics on `registry`, read from `stats` at scrape time, and answers their
+ * names. `startMessaging` registers them when given a registry; a process that starts the Kafka
+ * side in the background registers them itself first, with stats that stand in while it does not
+ * run (relayStatsAtRest), so the relay lag can be alerted on while the cluster is down from the start.
  * Gauges read the figures at scrape time. Counters cannot be set, so each scrape adds what grew since
  * the last one; a relay that restarts counts on from where the metric was.
  */
-function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats>, roles: MessagingRoles, profileSnapshots: boolean): string[] {
+export function registerMessagingMetrics(registry: Registry, stats: () => Promise<MessagingStats>, parts: MessagingMetricParts): string[] {
   // one stats() call per scrape, shared by every metric collected in it
   let pending: Promise<MessagingStats> | undefined;
   const current = (): Promise<MessagingStats> => {
@@ -298,19 +315,31 @@ function registerMetrics(registry: Registry, stats: () => Promise<MessagingStats
       },
     });
   };
-  if (roles.relay) {
+  const running = parts.running;
+  if (running) {
+    names.push('clientele_kafka_up');
+    new Gauge({
+      name: 'clientele_kafka_up',
+      help: "1 while this process's Kafka parts (relay, ingest) run, 0 while they start or try again",
+      registers: [registry],
+      collect() {
+        this.set(running() ? 1 : 0);
+      },
+    });
+  }
+  if (parts.relay) {
     gauge('clientele_kafka_relay_position', 'global position of the last event the broker acknowledged', (s) => s.relay?.position);
     gauge('clientele_kafka_relay_head_position', 'head position of the event store', (s) => s.relay?.headPosition);
     gauge('clientele_kafka_relay_lag_events', 'events stored but not yet acknowledged by Kafka', (s) => s.relay?.lag);
     counter('clientele_kafka_relay_published_events_total', 'events acknowledged by Kafka (re-publications count again)', (s) => s.relay?.publishedEvents);
     counter('clientele_kafka_relay_failed_sends_total', 'relay sends that failed and were retried', (s) => s.relay?.failedSends);
   }
-  if (profileSnapshots) {
+  if (parts.profileSnapshots) {
     gauge('clientele_kafka_profile_snapshots_pending', 'customers whose changed profile is not yet acknowledged on the profiles topic', (s) => s.profileSnapshots?.pending);
     counter('clientele_kafka_profile_snapshots_published_total', 'profile snapshots and tombstones acknowledged by Kafka', (s) => s.profileSnapshots?.publishedSnapshots);
     counter('clientele_kafka_profile_snapshots_failed_sends_total', 'profile snapshot sends that failed and were retried', (s) => s.profileSnapshots?.failedSends);
   }
-  if (roles.ingest) {
+  if (parts.ingest) {
     counter('clientele_kafka_ingest_processed_total', 'commands read from Kafka and accepted by the application', (s) => s.ingest?.accepted);
     counter('clientele_kafka_ingest_dead_lettered_total', 'command records sent to the dead-letter topic', (s) => s.ingest?.deadLettered);
     counter('clientele_kafka_ingest_retries_total', 'retryable command failures (each retry counts)', (s) => s.ingest?.retries);
