@@ -8,6 +8,7 @@ import { ClienteleMetrics, openStorage, type OpenedStorage } from '@clientele/ap
 import type { EngineConfig } from './engine.config';
 import { EngineLogger } from './engine.logger';
 import { EngineModule } from './engine.module';
+import { EngineRuntime } from './engine.runtime';
 import { httpMetrics } from './http-metrics';
 import { problem, sendProblem } from './problem-details';
 import { RESPONSE_COMPONENTS } from './response-schemas';
@@ -35,6 +36,9 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
   app.disable('x-powered-by');
   // first, so that requests refused by the body parser below are counted too
   app.use(httpMetrics(app.get(ClienteleMetrics).registry));
+  // a stopping engine takes no new work: it ends what is in progress, then closes the store
+  const runtime = app.get(EngineRuntime);
+  app.use((req: Request, res: Response, next: NextFunction) => (runtime.draining ? refuseWhileStopping(req, res, next) : next()));
   // without the http role the process answers only its operations routes (on CLIENTELE_OPS_PORT)
   if (!config.roles.http) app.use(operationsOnly);
   const batchBody = jsonBody(config.maxBatchBodyBytes);
@@ -66,6 +70,18 @@ const OPERATIONS_ROUTES = new Set(['/health', '/metrics']);
 function operationsOnly(req: Request, res: Response, next: NextFunction): void {
   if (OPERATIONS_ROUTES.has(req.path) && req.method === 'GET') return next();
   sendProblem(res, problem(404, 'not_found', 'Not found', `this process runs without the http role (CLIENTELE_ROLES): it answers GET /health and GET /metrics only`));
+}
+
+/**
+ * While the engine stops: 503 for everything but its operations routes (/health answers 503
+ * `stopping` itself, so a load balancer takes the process out), with `Connection: close` so a
+ * client's retry opens a connection to another process.
+ */
+function refuseWhileStopping(req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('Connection', 'close');
+  if (OPERATIONS_ROUTES.has(req.path) && req.method === 'GET') return next();
+  res.setHeader('Retry-After', '1');
+  sendProblem(res, problem(503, 'stopping', 'Stopping', 'this engine process is stopping and takes no new work; send the request again (to another process, or to this one once it runs again)'));
 }
 
 const JSON_TYPES = ['application/json', 'application/*+json'];

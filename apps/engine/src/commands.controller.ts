@@ -6,7 +6,7 @@ import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
 import { noParameters } from './query-params';
-import { batchAnswerSchema, PROBLEM_ANSWER, sweepReportSchema } from './response-schemas';
+import { batchAnswerSchema, PROBLEM_ANSWER, sweepReportSchema, STOPPING_RESPONSE } from './response-schemas';
 import type { EngineConfig } from './engine.config';
 
 const envelopeSchema = {
@@ -38,6 +38,7 @@ export type BatchItemAnswer =
   | { index: number; status: number; commandId?: string; problem: ProblemDetails };
 
 @ApiTags('commands')
+@ApiResponse(STOPPING_RESPONSE)
 @Controller()
 export class CommandsController {
   constructor(

@@ -8,7 +8,7 @@ import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
-import { customerAsOfSchema, customerSchema, historySchema, PROBLEM_ANSWER } from './response-schemas';
+import { customerAsOfSchema, customerSchema, historySchema, PROBLEM_ANSWER, STOPPING_RESPONSE } from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfParam, toInt, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
@@ -71,6 +71,7 @@ class HistoryQuery {
 }
 
 @ApiTags('customers')
+@ApiResponse(STOPPING_RESPONSE)
 @ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller('customers')
 export class CustomersController {

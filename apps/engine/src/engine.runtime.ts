@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type LoggerService, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { ClienteleMetrics, CommandService, ingestBatchDispatch, type OpenedStorage } from '@clientele/application';
 import { logLevel, type logCreator } from 'kafkajs';
 import { kafkaConfigFromEnv, registerMessagingMetrics, relayStatsAtRest, startMessaging, type MessagingRuntime, type MessagingStats } from '@clientele/messaging';
@@ -89,12 +89,13 @@ export const KAFKA_START_RETRY_MAX_MS = 30_000;
  * there.
  */
 @Injectable()
-export class EngineRuntime implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+export class EngineRuntime implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger('EngineRuntime');
   private messaging?: MessagingRuntime;
   private starting?: Promise<void>;
   private startState?: KafkaStarting;
   private stopping = false;
+  private stopped?: Promise<void>;
   private wake?: () => void;
 
   constructor(
@@ -147,13 +148,32 @@ export class EngineRuntime implements OnApplicationBootstrap, BeforeApplicationS
     return this.startState ? { ...this.startState } : undefined;
   }
 
-  /** first of the stop's hooks: the one line an operator sees before the process ends its work in progress */
-  beforeApplicationShutdown(signal?: string): void {
-    this.logger.log(`stopping${signal ? ` on ${signal}` : ''}: ending the work in progress (Kafka, projections, the process manager), then closing the store`);
+  /** true once the engine is stopping: HTTP refuses new work (see bootstrap) and the Kafka side is stopped */
+  get draining(): boolean {
+    return this.stopping;
   }
 
+  /**
+   * The first of the stop's hooks (the engine module's destroy hook runs before those of the
+   * modules it imports): new work is refused before the work in progress is ended, so nothing
+   * comes in while the process manager, the projector and the store close. HTTP answers 503
+   * from now on, except /health (503, `stopping`) and /metrics; the Kafka ingest and relay stop
+   * after the batch they hold (commands left on the topic and events left in the log wait for
+   * the next start).
+   */
+  onModuleDestroy(): Promise<void> {
+    this.stopped ??= this.stop();
+    return this.stopped;
+  }
+
+  /** the last of the stop's hooks, in case the destroy hooks were not run */
   async onApplicationShutdown(): Promise<void> {
+    await this.onModuleDestroy();
+  }
+
+  private async stop(): Promise<void> {
     this.stopping = true;
+    this.logger.log('stopping: new commands are refused from now on (HTTP answers 503, the Kafka side stops); ending the work in progress (projections, the process manager), then closing the store');
     this.wake?.();
     // a start in progress ends first: with the cluster unreachable it gives up within about a second (reachCluster)
     await this.starting;

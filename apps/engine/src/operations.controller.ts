@@ -10,7 +10,7 @@ import { noParameters } from './query-params';
 import { healthSchema, PROBLEM_ANSWER } from './response-schemas';
 
 export interface HealthReport {
-  status: 'ok' | 'degraded' | 'down';
+  status: 'ok' | 'degraded' | 'down' | 'stopping';
   store: { reachable: boolean; head?: number; error?: string };
   processManager: ProcessStatus | { running: false };
   /** relay and ingest figures when this process runs them; `starting` until they run */
@@ -34,7 +34,7 @@ export class OperationsController {
   @Get('health')
   @ApiOperation({ summary: 'Store reachable, referral process manager position and lag (503 when the store is not reachable)' })
   @ApiOkResponse({ schema: healthSchema, description: 'ok, or degraded when the process manager or a projection is failing, or the Kafka side cannot be started' })
-  @ApiServiceUnavailableResponse({ schema: healthSchema, description: 'down: the store cannot be reached' })
+  @ApiServiceUnavailableResponse({ schema: healthSchema, description: 'down: the store cannot be reached; stopping: the process is stopping and takes no new work' })
   async health(@Query() query: Record<string, unknown>, @Res({ passthrough: true }) res: Response): Promise<HealthReport> {
     noParameters(query);
     try {
@@ -47,8 +47,10 @@ export class OperationsController {
         kafka !== undefined && ('starting' in kafka ? kafka.lastError !== undefined : (kafka.relay?.failingSends ?? 0) > 0);
       const projections = await this.readModels.status();
       const projectionFailing = projections?.some((p) => p.lastError !== undefined) ?? false;
+      // answered 503 so a load balancer stops sending work here (see refuseWhileStopping)
+      if (this.runtime.draining) res.status(503);
       return {
-        status: degraded || projectionFailing || kafkaFailing ? 'degraded' : 'ok',
+        status: this.runtime.draining ? 'stopping' : degraded || projectionFailing || kafkaFailing ? 'degraded' : 'ok',
         store: { reachable: true, head },
         processManager,
         ...(kafka ? { kafka } : {}),

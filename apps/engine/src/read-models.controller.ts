@@ -19,6 +19,7 @@ import {
   referralGraphSchema,
   referralTreeSchema,
   viralCoefficientSchema,
+  STOPPING_RESPONSE,
 } from './response-schemas';
 import { ApiQueryFrom, AsOfQuery, asOfInstantParam, asOfParam, noParameters, toInt, validQuery } from './query-params';
 
@@ -55,6 +56,7 @@ class LimitQuery {
 
 
 @ApiTags('read models')
+@ApiResponse(STOPPING_RESPONSE)
 @ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller()
 export class ReadModelsController {

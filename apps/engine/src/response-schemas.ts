@@ -295,7 +295,7 @@ const counters = (names: string[], descriptions: Record<string, string> = {}): R
 
 export const healthSchema: Schema = optional(
   {
-    status: { type: 'string', enum: ['ok', 'degraded', 'down'], description: 'down (answered 503) when the store cannot be reached' },
+    status: { type: 'string', enum: ['ok', 'degraded', 'down', 'stopping'], description: 'down (answered 503) when the store cannot be reached; stopping (answered 503) while the process stops' },
     store: optional({ reachable: bool, head: int, error: str }, 'reachable'),
     processManager: optional({ running: bool, position: int, head: int, lag: int, lastError: str }, 'running'),
     kafka: optional({
@@ -339,6 +339,13 @@ export const problemSchema: Schema = optional(
 
 /** an error answer in the document: problem details, served as application/problem+json */
 export const PROBLEM_ANSWER = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+
+/** what every route but /health and /metrics answers while the engine stops (see refuseWhileStopping) */
+export const STOPPING_RESPONSE = {
+  status: 503,
+  description: 'the engine process is stopping and takes no new work (code `stopping`, with Retry-After): send the request again, to another process or once this one runs again',
+  ...PROBLEM_ANSWER,
+};
 
 export const commandResultSchema: Schema = object({
   commandId: str,

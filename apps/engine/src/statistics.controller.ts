@@ -20,6 +20,7 @@ import {
   turnoverSchema,
   valueSchema,
   PROBLEM_ANSWER,
+  STOPPING_RESPONSE,
 } from './response-schemas';
 
 /** the messages double as the parameters' OpenAPI descriptions (ApiQueryFrom) */
@@ -47,6 +48,7 @@ const DIMENSIONS: readonly ProfitabilityDimension[] = ['segment', 'channel', 'so
  * acquisition `source` and `channel`, and RFM `segment`. Definitions: docs/statistics.md.
  */
 @ApiTags('statistics')
+@ApiResponse(STOPPING_RESPONSE)
 @ApiResponse({ status: 400, description: 'a query parameter that is unknown, given twice or malformed: problem details naming it in errors[{ field, expected }]', ...PROBLEM_ANSWER })
 @Controller('statistics')
 export class StatisticsController {
