@@ -68,3 +68,31 @@ export function anchorWatch(anchor: ChainAnchor): {
     },
   };
 }
+
+/**
+ * Several noted anchors at once (each `--expect`): every one is checked, and the report is judged
+ * by the first, in log order, that fails; two different hashes noted for one position are refused.
+ */
+export function anchorsWatch(anchors: readonly ChainAnchor[]): ReturnType<typeof anchorWatch> {
+  const byPosition = new Map<number, ChainAnchor>();
+  for (const anchor of anchors) {
+    const noted = byPosition.get(anchor.position);
+    if (noted && noted.hash !== anchor.hash) {
+      throw new Error(`--expect: position ${anchor.position} is noted twice, with hashes ${noted.hash} and ${anchor.hash}; give the one noted from the run you trust`);
+    }
+    byPosition.set(anchor.position, anchor);
+  }
+  const watches = [...byPosition.values()].sort((a, b) => a.position - b.position).map(anchorWatch);
+  return {
+    tap(events) {
+      return watches.reduce<AsyncIterable<StoredEvent> | Iterable<StoredEvent>>((tapped, w) => w.tap(tapped), events) as AsyncIterable<StoredEvent>;
+    },
+    judge(report) {
+      for (const w of watches) {
+        const judged = w.judge(report);
+        if (judged !== report) return judged;
+      }
+      return report;
+    },
+  };
+}

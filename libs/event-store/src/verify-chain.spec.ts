@@ -49,6 +49,32 @@ describe('verifyChain', () => {
     expect(report.firstBreak).toMatchObject({ kind: 'position_gap', position: 11 });
   });
 
+  it('names the deleted event by the hash the next one records for it, so an earlier export can say which it was', async () => {
+    const log = chainedLog(20);
+    const [deleted] = log.splice(9, 1);
+    const report = await verifyChain(log);
+    expect(report.firstBreak?.detail).toContain(`records its predecessor's hash as ${deleted!.hash}`);
+  });
+
+  it('given an event whose content was changed and its hash computed again, then that event is the break and the one before it the last good', async () => {
+    const log = chainedLog(20);
+    const e = log[6]!;
+    const data = { ...e.data, n: 700 };
+    log[6] = { ...e, data, hash: chainHash(e.prevHash, { ...e, data }) };
+    const report = await verifyChain(log);
+    expect(report).toMatchObject({ ok: false, eventsChecked: 6, lastPosition: 6, lastHash: log[5]!.hash });
+    expect(report.firstBreak).toMatchObject({ kind: 'rewritten', position: 7, eventId: e.id, streamId: e.streamId });
+  });
+
+  it('given only the recorded predecessor of an event changed, then the break is at that event and says so', async () => {
+    const log = chainedLog(20);
+    log[7] = { ...log[7]!, prevHash: 'f'.repeat(64) };
+    const report = await verifyChain(log);
+    expect(report).toMatchObject({ ok: false, eventsChecked: 7, lastPosition: 7 });
+    expect(report.firstBreak).toMatchObject({ kind: 'predecessor_mismatch', position: 8 });
+    expect(report.firstBreak?.detail).toContain('only that field was changed');
+  });
+
   it('catches a deleted event even when positions were renumbered to hide the hole', async () => {
     const log = chainedLog(20);
     log.splice(9, 1);

@@ -3,6 +3,7 @@ import type { StoredEvent } from './event-store.port';
 
 export type ChainBreakKind =
   | 'content_altered' // the event's content no longer matches its recorded hash
+  | 'rewritten' // the event's content and hash were replaced together: the next event records another hash for it
   | 'predecessor_mismatch' // its recorded predecessor hash is not the previous event's hash
   | 'position_gap' // a position is missing (an event was deleted)
   | 'out_of_order' // positions do not increase (events were swapped or moved)
@@ -42,6 +43,9 @@ export async function verifyChain(events: AsyncIterable<StoredEvent> | Iterable<
   let expectedPosition = (options.afterPosition ?? 0) + 1;
   let prevHash = options.previousHash ?? GENESIS_HASH;
   let checked = 0;
+  // the event before, and the hash before it: a predecessor found rewritten is reported as the break
+  let previous: StoredEvent | undefined;
+  let hashBeforePrevious = prevHash;
   const nextRevision = new Map<string, number>();
   const report = (firstBreak: ChainBreak): ChainReport => ({
     ok: false,
@@ -63,11 +67,31 @@ export async function verifyChain(events: AsyncIterable<StoredEvent> | Iterable<
       return report({
         kind: 'position_gap',
         ...at,
-        detail: `positions ${expectedPosition}..${e.position - 1} are missing here (deleted, or moved further on)`,
+        detail:
+          `positions ${expectedPosition}..${e.position - 1} are missing here (deleted, or moved further on); ` +
+          `the event after them records its predecessor's hash as ${e.prevHash} (search an earlier export for it)`,
       });
     }
     if (e.prevHash !== prevHash) {
-      return report({ kind: 'predecessor_mismatch', ...at, detail: `records predecessor ${e.prevHash.slice(0, 12)}…, the log has ${prevHash.slice(0, 12)}…` });
+      if (previous !== undefined && chainHash(prevHash, e) !== e.hash && chainHash(e.prevHash, e) === e.hash) {
+        // this event is intact as recorded and names another hash for the event before it: that
+        // event's content was replaced and its hash computed again, so it is the last one altered
+        return {
+          ok: false,
+          eventsChecked: checked - 1,
+          lastPosition: previous.position - 1,
+          lastHash: hashBeforePrevious,
+          firstBreak: {
+            kind: 'rewritten',
+            position: previous.position,
+            eventId: previous.id,
+            streamId: previous.streamId,
+            detail: `its content and hash were replaced: the next event (position ${e.position}, intact) records its hash as ${e.prevHash.slice(0, 12)}…, it has ${prevHash.slice(0, 12)}…`,
+          },
+        };
+      }
+      const only = chainHash(prevHash, e) === e.hash ? ' (only that field was changed: the content hashes with the log\'s predecessor)' : '';
+      return report({ kind: 'predecessor_mismatch', ...at, detail: `records predecessor ${e.prevHash.slice(0, 12)}…, the log has ${prevHash.slice(0, 12)}…${only}` });
     }
     if (chainHash(prevHash, e) !== e.hash) {
       return report({ kind: 'content_altered', ...at, detail: 'content does not match the recorded hash' });
@@ -77,6 +101,8 @@ export async function verifyChain(events: AsyncIterable<StoredEvent> | Iterable<
       return report({ kind: 'revision_gap', ...at, detail: `revision ${e.revision}, expected ${wantRevision}` });
     }
     nextRevision.set(e.streamId, e.revision + 1);
+    hashBeforePrevious = prevHash;
+    previous = e;
     prevHash = e.hash;
     expectedPosition = e.position + 1;
     checked += 1;

@@ -47,6 +47,9 @@ export async function verifyStreamEvents(
       }
       return broken({ kind: 'content_altered', ...at, detail: `belongs to stream ${e.streamId}, not ${options.streamId}` });
     }
+    if (e.position < 1) {
+      return broken({ kind: 'out_of_order', ...at, detail: `position ${e.position} is below 1, where every log begins: an event was put before the first` });
+    }
     if (e.position <= lastPosition) {
       return broken({ kind: 'out_of_order', ...at, detail: `position ${e.position} came after ${lastPosition}` });
     }
@@ -75,6 +78,8 @@ async function checkLinks(log: Pick<EventStore, 'readAll'>, e: StoredEvent): Pro
   const before = around.find((n) => n.position === e.position - 1);
   const self = around.find((n) => n.position === e.position);
   const after = around.find((n) => n.position === e.position + 1);
+  // the first event after it in the log, wherever it is: a hole right after this event is a deletion
+  const next = around.find((n) => n.position > e.position);
   if (!self || self.id !== e.id) {
     return { kind: 'content_altered', ...at, detail: `the log holds ${self ? `event ${self.id}` : 'no event'} at this position` };
   }
@@ -85,7 +90,27 @@ async function checkLinks(log: Pick<EventStore, 'readAll'>, e: StoredEvent): Pro
   if (e.prevHash !== predecessor) {
     return { kind: 'predecessor_mismatch', ...at, detail: `records predecessor ${e.prevHash.slice(0, 12)}…, the log has ${predecessor.slice(0, 12)}…` };
   }
+  if (next !== undefined && next !== after) {
+    return {
+      kind: 'position_gap',
+      position: next.position,
+      eventId: next.id,
+      streamId: next.streamId,
+      detail:
+        `positions ${e.position + 1}..${next.position - 1} are missing from the log after this stream's event at ${e.position}; ` +
+        `the event after them records its predecessor's hash as ${next.prevHash} (search an earlier export for it)`,
+    };
+  }
   if (after && after.prevHash !== e.hash) {
+    // the event after it is intact as recorded and names another hash for it: this event's content
+    // and hash were replaced together, as the whole-log verification reports it
+    if (chainHash(after.prevHash, after) === after.hash) {
+      return {
+        kind: 'rewritten',
+        ...at,
+        detail: `its content and hash were replaced: the next event in the log (position ${after.position}, intact) records its hash as ${after.prevHash.slice(0, 12)}…, it has ${e.hash.slice(0, 12)}…`,
+      };
+    }
     return {
       kind: 'predecessor_mismatch',
       position: after.position,

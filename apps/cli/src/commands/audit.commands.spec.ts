@@ -151,6 +151,21 @@ describe('audit CLI commands', () => {
     expect(rewritten.code).toBe(1);
     expect(rewritten.stdout).toContain(`BROKEN at position ${lastPosition} — anchor_mismatch`);
 
+    // every --expect counts, in whatever order given: one that no longer holds breaks the verdict
+    const early = JSON.parse(first.stdout) as { lastPosition: number };
+    const holds = `1:${events[0]!.hash}`;
+    for (const order of [[anchor, holds], [holds, anchor]]) {
+      const both = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, ...order.flatMap((a) => ['--expect', a])]);
+      expect(both.code).toBe(1);
+      expect(both.stdout).toContain(`BROKEN at position ${early.lastPosition} — anchor_mismatch`);
+    }
+    const intact = await run(['audit', 'verify', '--quiet', '--json', '--expect', holds, '--expect', anchor]);
+    expect(intact.code).toBe(0);
+    expect(JSON.parse(intact.stdout)).toMatchObject({ ok: true, anchors: [{ position: 1, hash: events[0]!.hash }, { position: lastPosition, hash: lastHash }] });
+    const contradictory = await run(['audit', 'verify', '--quiet', '--expect', anchor, '--expect', `${lastPosition}:${'0'.repeat(64)}`]);
+    expect(contradictory.code).toBe(2);
+    expect(contradictory.stderr).toContain(`position ${lastPosition} is noted twice`);
+
     // and a malformed anchor is refused before anything is read
     const bad = await run(['audit', 'verify', '--expect', '45:abc']);
     expect(bad.code).not.toBe(0);

@@ -23,7 +23,7 @@ import {
   SqliteEventStore,
   verifyChain,
   verifyStreamEvents,
-  anchorWatch,
+  anchorsWatch,
   parseChainAnchor,
   type ChainAnchor,
   type ChainReport,
@@ -347,14 +347,19 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)', fileToRead('--from-export'))
     .option('--store <address>', storeHelp)
-    .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
+    .option(
+      '--expect <position:hash>',
+      'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end (repeat it to check several; each is checked)',
+      (value: string, previous: ChainAnchor[] = []) => [...previous, anchorOption(value)],
+    )
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
-        if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor[]; json?: boolean; quiet?: boolean }) => {
+        const anchors = options.expect ?? [];
+        if (anchors.length > 0 && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
         if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
-        const anchor = options.expect ? anchorWatch(options.expect) : undefined;
+        const anchor = anchors.length > 0 ? anchorsWatch(anchors) : undefined;
         const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
         const onProgress = options.quiet
           ? undefined
@@ -407,13 +412,15 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           throw new Error(`stream ${options.stream} has no events`);
         }
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
-        if (options.json) deps.stdout.write(`${JSON.stringify(hint ? { ...report, hint } : report)}\n`);
+        // the anchors checked, in the report too, so a kept JSON report shows what it proved
+        const checkedAnchors = anchors.length > 0 ? { anchors: anchors.map((a) => ({ position: a.position, hash: a.hash })) } : {};
+        if (options.json) deps.stdout.write(`${JSON.stringify({ ...report, ...checkedAnchors, ...(hint ? { hint } : {}) })}\n`);
         else {
           printChainReport(report, what, deps.stdout);
           if (hint) deps.stdout.write(`  ${hint}\n`);
         }
-        if (report.ok && options.expect && !options.json) {
-          deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
+        if (report.ok && !options.json) {
+          for (const a of anchors) deps.stdout.write(`  noted position ${a.position} still has hash ${a.hash}\n`);
         }
         deps.setExitCode(report.ok ? 0 : 1);
       }),

@@ -209,9 +209,28 @@ describe('tamper evidence on an embedded store file', () => {
     // when verified
     const report = await verifyChain(readSqliteLogRaw(file));
 
-    // then event 10 passes on its own, and event 11 no longer names it as predecessor
-    expect(report.firstBreak).toMatchObject({ kind: 'predecessor_mismatch', position: 11 });
-    expect(report.eventsChecked).toBe(10);
+    // then event 11, intact, names another hash for event 10: event 10 is the rewritten one, 9 the last good
+    expect(report.firstBreak).toMatchObject({ kind: 'rewritten', position: 10 });
+    expect(report).toMatchObject({ eventsChecked: 9, lastPosition: 9 });
+  });
+
+  it('one stream verified with the log reports a hole right after one of its events, where a deleted last event of the stream leaves one', async () => {
+    // given the event after one of customer-c017's (position 77) deleted
+    const file = tampered((db) => db.prepare('DELETE FROM events WHERE position = 78').run());
+
+    // when the stream is verified over raw rows, with the raw log for the links
+    const log = openSqliteLogRaw(file);
+    let report;
+    try {
+      report = await verifyStreamEvents(readSqliteStreamRaw(file, 'customer-c017'), { streamId: 'customer-c017', log });
+    } finally {
+      log.close();
+    }
+
+    // then the hole is reported at the event after it, naming the deleted event's hash as recorded there
+    expect(report.firstBreak).toMatchObject({ kind: 'position_gap', position: 79 });
+    expect(report.firstBreak?.detail).toContain('78..78');
+    expect(report.eventsChecked).toBe(3);
   });
   it.each([
     ['a duplicated key placed first', (data: string) => data.replace('{"', '{"sequence":999,"')],
