@@ -176,4 +176,76 @@ describe('the served OpenAPI document, against real answers', () => {
       }
     }
   });
+  it('declares the bounds, sets and defaults of every query parameter, and answers as declared: the maximum and minimum accepted, one past either refused naming the parameter, each value of a set accepted, the default answered as when the parameter is left out', async () => {
+    type Schema = { type?: string; minimum?: number; maximum?: number; default?: string | number; enum?: string[] };
+    type Parameter = { name: string; in: string; schema: Schema };
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: Parameter[] } }> };
+    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { customerId: string }[])[0]!.customerId;
+    const failures: unknown[] = [];
+    const checked: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      const parameters = item.get?.parameters ?? [];
+      const by = parameters.find((p) => p.name === 'by')?.schema.enum?.[0];
+      const route = path.replace('{id}', advocate).replace('{by}', by ?? '');
+      const ask = (name: string, value: string | number) => http.get(`${route}?${name}=${encodeURIComponent(String(value))}`);
+      const accepted = async (name: string, value: string | number) => {
+        const res = await ask(name, value);
+        if (res.status !== 200) failures.push({ path, name, value, status: res.status, body: res.body as unknown });
+      };
+      const refused = async (name: string, value: string | number) => {
+        const res = await ask(name, value);
+        const fields = (res.body as { errors?: { field: string }[] }).errors?.map((e) => e.field);
+        if (res.status !== 400 || fields?.join() !== name) failures.push({ path, name, value, status: res.status, fields });
+      };
+      for (const { name, in: where, schema } of parameters.filter((p) => p.in === 'query')) {
+        if (schema.type === 'integer') {
+          checked.push(`${path} ${name}`);
+          // every integer parameter is bounded both ways: a generated client can check it before sending
+          if (schema.minimum === undefined || schema.maximum === undefined) failures.push({ path, name, where, unbounded: schema });
+          else {
+            await accepted(name, schema.minimum);
+            await accepted(name, schema.maximum);
+            await refused(name, schema.minimum - 1);
+            await refused(name, schema.maximum + 1);
+            await refused(name, `${schema.minimum}.5`);
+          }
+        }
+        if (schema.enum) {
+          checked.push(`${path} ${name}`);
+          for (const value of schema.enum) await accepted(name, value);
+          await refused(name, 'none-of-these');
+        }
+        if (schema.default !== undefined) {
+          const without = await http.get(route).expect(200);
+          const given = await ask(name, schema.default);
+          if (given.status !== 200 || JSON.stringify(given.body) !== JSON.stringify(without.body)) failures.push({ path, name, default: schema.default, status: given.status });
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        '/customers/{id}/events fromRevision',
+        '/customers/{id}/events limit',
+        '/profiles limit',
+        '/profiles offset',
+        '/profiles stage',
+        '/profiles sort',
+        '/profiles direction',
+        '/birthdays withinDays',
+        '/birthdays limit',
+        '/referrals/tree/{id} depth',
+        '/referrals/top-advocates limit',
+        '/statistics/churn per',
+        '/statistics/value per',
+        '/statistics/golden segment',
+      ]),
+    );
+    const declared = (path: string, name: string) => doc.paths[path]!.get!.parameters!.find((p) => p.name === name)!.schema;
+    expect(declared('/profiles', 'limit')).toEqual({ type: 'integer', minimum: 1, maximum: 1000, default: 50 });
+    expect(declared('/birthdays', 'withinDays')).toEqual({ type: 'integer', minimum: 0, maximum: 366, default: 30 });
+    expect(declared('/statistics/churn', 'per')).toEqual({ type: 'string', enum: ['month', 'quarter', 'year'], default: 'month' });
+    // a history without a limit is the whole history: no default is declared
+    expect(declared('/customers/{id}/events', 'limit')).toEqual({ type: 'integer', minimum: 1, maximum: 10_000 });
+  });
 });

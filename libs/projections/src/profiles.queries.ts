@@ -1,7 +1,8 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import type { ProfileRow, ProfileState } from './profiles.projection';
-import { InvalidQueryError } from './query-errors';
+import { integerWithin, InvalidQueryError, type Choice, type IntegerBounds } from './query-errors';
 import { DAY_MS, parseAsOf } from './sql-batch';
+import { STAGES } from './statistics.queries';
 
 const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
 
@@ -56,12 +57,32 @@ export interface ProfileSummary {
   lastPurchaseAt?: string;
 }
 
-export type ProfileSort = 'customerId' | 'revenue' | 'orders' | 'lastPurchase';
+export const PROFILE_SORTS = ['customerId', 'revenue', 'orders', 'lastPurchase'] as const;
+export type ProfileSort = (typeof PROFILE_SORTS)[number];
+
+/**
+ * The arguments of a profile list that are bounded or take a closed set, each with what is taken
+ * when it is not given (the offset only without a cursor). The HTTP API checks and declares
+ * `GET /profiles` from these.
+ */
+export const PROFILE_LIST = {
+  stage: { values: STAGES },
+  sort: { values: PROFILE_SORTS, default: 'customerId' },
+  direction: { values: ['asc', 'desc'], default: 'asc' },
+  limit: { minimum: 1, maximum: 1000, default: 50 },
+  offset: { minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
+} as const satisfies { stage: Choice; sort: Choice<ProfileSort>; direction: Choice; limit: IntegerBounds; offset: IntegerBounds };
+
+/** The bounded arguments of the birthdays list, each with what is taken when it is not given; `GET /birthdays` is checked and declared from these. */
+export const BIRTHDAY_LIST = {
+  withinDays: { minimum: 0, maximum: 366, default: 30 },
+  limit: { minimum: 1, maximum: 1000, default: 100 },
+} as const satisfies Record<string, IntegerBounds>;
 
 export interface ListProfilesOptions {
   stage?: string;
   source?: string;
-  /** 1..1000, default 50 */
+  /** within PROFILE_LIST.limit */
   limit?: number;
   /** from a previous page's `nextCursor` (stable under inserts); takes precedence over offset */
   cursor?: string;
@@ -188,15 +209,13 @@ export class ProfileQueries {
   }
 
   async listProfiles(options: ListProfilesOptions = {}): Promise<ProfilePage> {
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
-    const sort = options.sort ?? 'customerId';
+    const limit = integerWithin('limit', options.limit, PROFILE_LIST.limit);
+    const sort = options.sort ?? PROFILE_LIST.sort.default;
     const expr = SORT_COLUMN[sort];
-    if (!expr) throw new InvalidQueryError('sort', `one of ${Object.keys(SORT_COLUMN).join(', ')}`, String(sort));
-    const direction = options.direction ?? 'asc';
+    if (!expr) throw new InvalidQueryError('sort', `one of ${PROFILE_SORTS.join(', ')}`, String(sort));
+    const direction = options.direction ?? PROFILE_LIST.direction.default;
     if (direction !== 'asc' && direction !== 'desc') throw new InvalidQueryError('direction', 'asc or desc', String(direction));
-    const offset = options.offset ?? 0;
-    if (!Number.isInteger(offset) || offset < 0) throw new InvalidQueryError('offset', 'a non-negative integer', offset);
+    const offset = integerWithin('offset', options.offset, PROFILE_LIST.offset);
     // a page is found by one or the other: an offset beside a cursor would be ignored
     if (options.cursor !== undefined && options.offset !== undefined) throw new InvalidQueryError('offset', 'no offset with a cursor (the cursor already says where the page starts)', offset);
 
@@ -251,14 +270,10 @@ export class ProfileQueries {
    * cursor names the last birthday's date and customer, so pages asked for with the same `asOf`
    * never skip or repeat anyone.
    */
-  async upcomingBirthdays(options: { asOf: string | Date; withinDays: number; limit?: number; cursor?: string }): Promise<BirthdayPage> {
+  async upcomingBirthdays(options: { asOf: string | Date; withinDays?: number; limit?: number; cursor?: string }): Promise<BirthdayPage> {
     const now = parseAsOf(options.asOf);
-    const { withinDays } = options;
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(withinDays) || withinDays < 0 || withinDays > 366) {
-      throw new InvalidQueryError('withinDays', 'an integer from 0 to 366', withinDays);
-    }
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
+    const withinDays = integerWithin('withinDays', options.withinDays, BIRTHDAY_LIST.withinDays);
+    const limit = integerWithin('limit', options.limit, BIRTHDAY_LIST.limit);
     const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
     // the window the pages walk: a cursor from another window would skip or repeat birthdays
     const window = new URLSearchParams({ from: new Date(today).toISOString().slice(0, 10), withinDays: String(withinDays) }).toString();
