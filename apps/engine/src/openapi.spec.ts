@@ -42,7 +42,8 @@ describe('the served OpenAPI document, against real answers', () => {
       '/referrals/tree/{id}': [`/referrals/tree/${advocate}?depth=5`],
       '/statistics/churn': ['/statistics/churn', '/statistics/churn?per=quarter', '/statistics/churn?per=year&segment=lost'],
       '/statistics/value': ['/statistics/value', '/statistics/value?per=year&source=social'],
-      '/statistics/profitability/{by}': ['segment', 'channel', 'source', 'category', 'location'].map((by) => `/statistics/profitability/${by}`),
+      '/statistics/profitability/segment': ['/statistics/profitability/segment', '/statistics/profitability/segment?asOf=2025-06-30'],
+      '/statistics/profitability/{by}': ['channel', 'source', 'category', 'location'].map((by) => `/statistics/profitability/${by}`),
       '/statistics/stages': ['/statistics/stages', '/statistics/stages?asOf=2025-06-30'],
       '/statistics/rfm': ['/statistics/rfm', '/statistics/rfm?asOf=2025-06-15'],
     };
@@ -68,7 +69,7 @@ describe('the served OpenAPI document, against real answers', () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
     const problems: Record<string, string[]> = {};
     for (const path of Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined)) {
-      const url = path.replace('{id}', 'nobody-here').replace('{by}', 'segment');
+      const url = path.replace('{id}', 'nobody-here').replace('{by}', 'channel');
       const answer = await http.get(`${url}?colour=red`).expect(400);
       const errors = openApiAnswerErrors(doc, path, 'get', answer.body, 400);
       if (errors.length > 0) problems[path] = errors;
@@ -168,7 +169,7 @@ describe('the served OpenAPI document, against real answers', () => {
     expect(routes.length).toBeGreaterThan(10);
     for (const route of routes) {
       const documented = new Set((doc.paths[route]!.get!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name));
-      const path = route.replace('{by}', 'segment');
+      const path = route.replace('{by}', 'channel');
       for (const [name, value] of Object.entries(sample)) {
         const res = await http.get(`${path}?${name}=${value}`);
         expect({ route, name, status: res.status }).toEqual({ route, name, status: documented.has(name) ? 200 : 400 });
@@ -247,5 +248,24 @@ describe('the served OpenAPI document, against real answers', () => {
     expect(declared('/statistics/churn', 'per')).toEqual({ type: 'string', enum: ['month', 'quarter', 'year'], default: 'month' });
     // a history without a limit is the whole history: no default is declared
     expect(declared('/customers/{id}/events', 'limit')).toEqual({ type: 'integer', minimum: 1, maximum: 10_000 });
+  });
+
+  it('declares asOf for profitability by segment only, where it dates the segments, and refuses it by name for the groupings kept per month', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: { name: string; in: string; schema: { enum?: string[] } }[] } }> };
+    const names = (path: string) => (doc.paths[path]?.get?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+    expect(names('/statistics/profitability/segment')).toContain('asOf');
+    expect(names('/statistics/profitability/{by}')).not.toContain('asOf');
+    const by = doc.paths['/statistics/profitability/{by}']!.get!.parameters!.find((p) => p.name === 'by')!.schema.enum;
+    expect(by).toEqual(['channel', 'source', 'category', 'location']);
+    const early = (await http.get('/statistics/profitability/segment?asOf=2025-03-31').expect(200)).body as unknown[];
+    const now = (await http.get('/statistics/profitability/segment').expect(200)).body as unknown[];
+    expect(early).not.toEqual(now);
+    for (const grouping of by!) {
+      const refused = await http.get(`/statistics/profitability/${grouping}?asOf=2025-03-31&colour=red`).expect(400);
+      expect(refused.body.errors).toEqual([
+        { field: 'asOf', expected: expect.stringMatching(new RegExp(`^no asOf by ${grouping}: its figures are kept per month, so ask for a period \\(from, to\\); asOf dates the segments of GET /statistics/profitability/segment$`)) },
+        { field: 'colour', expected: expect.stringMatching(/^no such parameter/) },
+      ]);
+    }
   });
 });

@@ -58,10 +58,13 @@ export function Declares(declared: Declared): PropertyDecorator {
  * Query strings are validated like bodies: a class-validator DTO, unknown parameters refused, and
  * a 400 problem naming each bad parameter and what it expects.
  */
-export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>, only?: readonly string[]): T {
-  // a route that takes only some of its DTO's parameters (a statistic) names those, and refuses the others as unknown
+export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>, only?: readonly string[], refusedBecause: Record<string, string> = {}): T {
+  // a route that takes only some of its DTO's parameters (a statistic) names those, and refuses the
+  // others as unknown, or with the reason given for one a sibling route takes
   const takes = only ? [...only].sort() : parametersOf(dto);
-  const unknown: FieldError[] = only ? Object.keys(query).filter((k) => !only.includes(k)).map((field) => noSuchParameter(field, takes)) : [];
+  const unknown: FieldError[] = only
+    ? Object.keys(query).filter((k) => !only.includes(k)).map((field) => (refusedBecause[field] !== undefined ? { field, expected: refusedBecause[field] } : noSuchParameter(field, takes)))
+    : [];
   const instance = plainToInstance(dto, query, { enableImplicitConversion: false });
   const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
   const described = errors.map((e) => describe(e, takes)).filter((e) => !unknown.some((u) => u.field === e.field));

@@ -54,6 +54,9 @@ class ValueQuery extends FilterQuery {
   @OneOf(VALUE_PER, orList(VALUE_PER.values)) per?: ValuePer;
 }
 
+/** the groupings of `GET /statistics/profitability/:by`; by segment has a route of its own, which takes asOf */
+const BY: readonly ProfitabilityDimension[] = PROFITABILITY_DIMENSIONS.filter((d) => d !== 'segment');
+
 /**
  * Loyalty and retention figures, each filterable by period (`from`, `to`), point in time (`asOf`),
  * acquisition `source` and `channel`, and RFM `segment`. Definitions: docs/statistics.md.
@@ -142,22 +145,37 @@ export class StatisticsController {
     return this.stats.rfmSegments(validQuery(FilterQuery, q, STATISTIC_FILTERS.rfmSegments));
   }
 
+  // before profitability/:by, so that this route answers /statistics/profitability/segment
+  @Get('profitability/segment')
+  @ApiOperation({
+    summary: 'Revenue − cost by RFM segment',
+    description: 'The customers are grouped by their segment as of asOf (else the end of to, else now); without a period, their purchases up to that date.',
+  })
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitabilityBySegment])
+  @ApiOkResponse({ schema: profitabilitySchema })
+  profitabilityBySegment(@Query() q: Record<string, unknown>) {
+    return this.stats.profitability('segment', validQuery(FilterQuery, q, STATISTIC_FILTERS.profitabilityBySegment));
+  }
+
   @Get('profitability/:by')
-  @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location (asOf applies by segment only)' })
-  @ApiParam({ name: 'by', enum: [...PROFITABILITY_DIMENSIONS], description: 'the grouping; asOf applies to segment only (another grouping answers 400 naming asOf)' })
+  @ApiOperation({
+    summary: 'Revenue − cost by purchase channel, acquisition source, product category or location',
+    description: 'Kept per month, so it takes no asOf (GET /statistics/profitability/segment does): a period is from/to.',
+  })
+  @ApiParam({ name: 'by', enum: [...BY], description: 'the grouping (by segment: GET /statistics/profitability/segment)' })
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitability])
   @ApiOkResponse({ schema: profitabilitySchema })
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
-    if (!(PROFITABILITY_DIMENSIONS as readonly string[]).includes(by)) {
+    if (!(BY as readonly string[]).includes(by)) {
       throw new BadRequestException(
         problem(400, 'invalid_query', 'Invalid query', `by: expected one of ${PROFITABILITY_DIMENSIONS.join(', ')}`, {
           errors: [{ field: 'by', expected: `one of ${PROFITABILITY_DIMENSIONS.join(', ')}` }],
         }),
       );
     }
-    // asOf dates the RFM segments, so only the segment grouping takes it
-    const takes = by === 'segment' ? STATISTIC_FILTERS.profitability : STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf');
-    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, takes));
+    // asOf is the segment grouping's parameter: said so, rather than "no such parameter"
+    const asOf = `no asOf by ${by}: its figures are kept per month, so ask for a period (from, to); asOf dates the segments of GET /statistics/profitability/segment`;
+    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, STATISTIC_FILTERS.profitability, { asOf }));
   }
 
   @Get('campaigns')

@@ -79,7 +79,9 @@ const POPULATION: FilterField[] = ['source', 'channel', 'segment'];
 
 /**
  * The filters each statistic takes; any other is refused by name. The HTTP API documents exactly
- * these for each route. (Profitability takes `asOf` only by segment.)
+ * these for each route. Profitability takes `asOf` only by segment, where it dates the segments
+ * the customers are grouped by: the other groupings are kept per month, so an answer as of a day
+ * would not be exact, and the HTTP API serves the two as separate routes.
  */
 export const STATISTIC_FILTERS = {
   stageCounts: ['asOf', ...POPULATION],
@@ -92,7 +94,8 @@ export const STATISTIC_FILTERS = {
   goldenCustomers: [...PERIOD, ...POPULATION],
   rfmScores: ['asOf', ...POPULATION],
   rfmSegments: ['asOf', ...POPULATION],
-  profitability: [...PERIOD, 'asOf', ...POPULATION],
+  profitability: [...PERIOD, ...POPULATION],
+  profitabilityBySegment: [...PERIOD, 'asOf', ...POPULATION],
   campaignReturns: PERIOD,
   complaintsPerEmployee: PERIOD,
   turnover: PERIOD,
@@ -797,7 +800,7 @@ export class StatisticsQueries {
    */
   async profitability(by: ProfitabilityDimension, filter?: StatisticsFilter): Promise<Profitability[]> {
     if (!PROFITABILITY_DIMENSIONS.includes(by)) throw new StatisticsFilterError('by', `expected one of ${PROFITABILITY_DIMENSIONS.join(', ')}`);
-    const r = validateFilter(filter, STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf' || by === 'segment'));
+    const r = validateFilter(filter, by === 'segment' ? STATISTIC_FILTERS.profitabilityBySegment : STATISTIC_FILTERS.profitability);
     let rows: Row[];
     if (by === 'segment') {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);
