@@ -1,15 +1,14 @@
 import { Controller, Get, Inject, NotFoundException, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import { CustomerQueries, type CustomerView, type HistoryEntry, type OpenedStorage } from '@clientele/application';
 import type { CustomerStage, LifecyclePolicy, StageChange } from '@clientele/domain';
 import { readCustomerAsOf, type CustomerAsOf } from '@clientele/event-store';
+import type { IntegerBounds } from '@clientele/projections';
 import type { EngineConfig } from './engine.config';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import { problem } from './problem-details';
 import { customerAsOfSchema, customerSchema, historySchema, PROBLEM_ANSWER, STOPPING_RESPONSE } from './response-schemas';
-import { ApiQueryFrom, AsOfQuery, asOfParam, toInt, validQuery } from './query-params';
+import { ApiQueryFrom, AsOfQuery, asOfParam, IntegerIn, validQuery } from './query-params';
 
 /** `GET /customers/:id?asOf=…`: the customer as the recorded facts described them at that business time. */
 export interface CustomerAsOfView {
@@ -62,12 +61,19 @@ function asOfView(a: CustomerAsOf): CustomerAsOfView {
   };
 }
 
-/** `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it */
+/**
+ * `GET /customers/:id/events?fromRevision=&limit=`: the whole history by default, or a page of it.
+ * Only this route reads these, so their bounds live here; a revision is at most the largest integer
+ * a JSON number holds exactly.
+ */
+const HISTORY_PAGE = {
+  fromRevision: { minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
+  limit: { minimum: 1, maximum: 10_000 },
+} as const satisfies Record<string, IntegerBounds>;
+
 class HistoryQuery {
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer: the first revision to answer (default 0)' }) @Min(0, { message: 'a non-negative integer: the first revision to answer (default 0)' })
-  fromRevision?: number;
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 10000' }) @Min(1, { message: 'an integer from 1 to 10000' }) @Max(10_000, { message: 'an integer from 1 to 10000' })
-  limit?: number;
+  @IntegerIn(HISTORY_PAGE.fromRevision, 'the first revision to answer') fromRevision?: number;
+  @IntegerIn(HISTORY_PAGE.limit, 'the most events to answer (without it: all from fromRevision on)') limit?: number;
 }
 
 @ApiTags('customers')

@@ -42,7 +42,8 @@ describe('the served OpenAPI document, against real answers', () => {
       '/referrals/tree/{id}': [`/referrals/tree/${advocate}?depth=5`],
       '/statistics/churn': ['/statistics/churn', '/statistics/churn?per=quarter', '/statistics/churn?per=year&segment=lost'],
       '/statistics/value': ['/statistics/value', '/statistics/value?per=year&source=social'],
-      '/statistics/profitability/{by}': ['segment', 'channel', 'source', 'category', 'location'].map((by) => `/statistics/profitability/${by}`),
+      '/statistics/profitability/segment': ['/statistics/profitability/segment', '/statistics/profitability/segment?asOf=2025-06-30'],
+      '/statistics/profitability/{by}': ['channel', 'source', 'category', 'location'].map((by) => `/statistics/profitability/${by}`),
       '/statistics/stages': ['/statistics/stages', '/statistics/stages?asOf=2025-06-30'],
       '/statistics/rfm': ['/statistics/rfm', '/statistics/rfm?asOf=2025-06-15'],
     };
@@ -68,7 +69,7 @@ describe('the served OpenAPI document, against real answers', () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
     const problems: Record<string, string[]> = {};
     for (const path of Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined)) {
-      const url = path.replace('{id}', 'nobody-here').replace('{by}', 'segment');
+      const url = path.replace('{id}', 'nobody-here').replace('{by}', 'channel');
       const answer = await http.get(`${url}?colour=red`).expect(400);
       const errors = openApiAnswerErrors(doc, path, 'get', answer.body, 400);
       if (errors.length > 0) problems[path] = errors;
@@ -168,12 +169,103 @@ describe('the served OpenAPI document, against real answers', () => {
     expect(routes.length).toBeGreaterThan(10);
     for (const route of routes) {
       const documented = new Set((doc.paths[route]!.get!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name));
-      const path = route.replace('{by}', 'segment');
+      const path = route.replace('{by}', 'channel');
       for (const [name, value] of Object.entries(sample)) {
         const res = await http.get(`${path}?${name}=${value}`);
         expect({ route, name, status: res.status }).toEqual({ route, name, status: documented.has(name) ? 200 : 400 });
         if (!documented.has(name)) expect(res.body.errors[0].field).toBe(name);
       }
+    }
+  });
+  it('declares the bounds, sets and defaults of every query parameter, and answers as declared: the maximum and minimum accepted, one past either refused naming the parameter, each value of a set accepted, the default answered as when the parameter is left out', async () => {
+    type Schema = { type?: string; minimum?: number; maximum?: number; default?: string | number; enum?: string[] };
+    type Parameter = { name: string; in: string; schema: Schema };
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: Parameter[] } }> };
+    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { customerId: string }[])[0]!.customerId;
+    const failures: unknown[] = [];
+    const checked: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths)) {
+      const parameters = item.get?.parameters ?? [];
+      const by = parameters.find((p) => p.name === 'by')?.schema.enum?.[0];
+      const route = path.replace('{id}', advocate).replace('{by}', by ?? '');
+      const ask = (name: string, value: string | number) => http.get(`${route}?${name}=${encodeURIComponent(String(value))}`);
+      const accepted = async (name: string, value: string | number) => {
+        const res = await ask(name, value);
+        if (res.status !== 200) failures.push({ path, name, value, status: res.status, body: res.body as unknown });
+      };
+      const refused = async (name: string, value: string | number) => {
+        const res = await ask(name, value);
+        const fields = (res.body as { errors?: { field: string }[] }).errors?.map((e) => e.field);
+        if (res.status !== 400 || fields?.join() !== name) failures.push({ path, name, value, status: res.status, fields });
+      };
+      for (const { name, in: where, schema } of parameters.filter((p) => p.in === 'query')) {
+        if (schema.type === 'integer') {
+          checked.push(`${path} ${name}`);
+          // every integer parameter is bounded both ways: a generated client can check it before sending
+          if (schema.minimum === undefined || schema.maximum === undefined) failures.push({ path, name, where, unbounded: schema });
+          else {
+            await accepted(name, schema.minimum);
+            await accepted(name, schema.maximum);
+            await refused(name, schema.minimum - 1);
+            await refused(name, schema.maximum + 1);
+            await refused(name, `${schema.minimum}.5`);
+          }
+        }
+        if (schema.enum) {
+          checked.push(`${path} ${name}`);
+          for (const value of schema.enum) await accepted(name, value);
+          await refused(name, 'none-of-these');
+        }
+        if (schema.default !== undefined) {
+          const without = await http.get(route).expect(200);
+          const given = await ask(name, schema.default);
+          if (given.status !== 200 || JSON.stringify(given.body) !== JSON.stringify(without.body)) failures.push({ path, name, default: schema.default, status: given.status });
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        '/customers/{id}/events fromRevision',
+        '/customers/{id}/events limit',
+        '/profiles limit',
+        '/profiles offset',
+        '/profiles stage',
+        '/profiles sort',
+        '/profiles direction',
+        '/birthdays withinDays',
+        '/birthdays limit',
+        '/referrals/tree/{id} depth',
+        '/referrals/top-advocates limit',
+        '/statistics/churn per',
+        '/statistics/value per',
+        '/statistics/golden segment',
+      ]),
+    );
+    const declared = (path: string, name: string) => doc.paths[path]!.get!.parameters!.find((p) => p.name === name)!.schema;
+    expect(declared('/profiles', 'limit')).toEqual({ type: 'integer', minimum: 1, maximum: 1000, default: 50 });
+    expect(declared('/birthdays', 'withinDays')).toEqual({ type: 'integer', minimum: 0, maximum: 366, default: 30 });
+    expect(declared('/statistics/churn', 'per')).toEqual({ type: 'string', enum: ['month', 'quarter', 'year'], default: 'month' });
+    // a history without a limit is the whole history: no default is declared
+    expect(declared('/customers/{id}/events', 'limit')).toEqual({ type: 'integer', minimum: 1, maximum: 10_000 });
+  });
+
+  it('declares asOf for profitability by segment only, where it dates the segments, and refuses it by name for the groupings kept per month', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: { name: string; in: string; schema: { enum?: string[] } }[] } }> };
+    const names = (path: string) => (doc.paths[path]?.get?.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+    expect(names('/statistics/profitability/segment')).toContain('asOf');
+    expect(names('/statistics/profitability/{by}')).not.toContain('asOf');
+    const by = doc.paths['/statistics/profitability/{by}']!.get!.parameters!.find((p) => p.name === 'by')!.schema.enum;
+    expect(by).toEqual(['channel', 'source', 'category', 'location']);
+    const early = (await http.get('/statistics/profitability/segment?asOf=2025-03-31').expect(200)).body as unknown[];
+    const now = (await http.get('/statistics/profitability/segment').expect(200)).body as unknown[];
+    expect(early).not.toEqual(now);
+    for (const grouping of by!) {
+      const refused = await http.get(`/statistics/profitability/${grouping}?asOf=2025-03-31&colour=red`).expect(400);
+      expect(refused.body.errors).toEqual([
+        { field: 'asOf', expected: expect.stringMatching(new RegExp(`^no asOf by ${grouping}: its figures are kept per month, so ask for a period \\(from, to\\); asOf dates the segments of GET /statistics/profitability/segment$`)) },
+        { field: 'colour', expected: expect.stringMatching(/^no such parameter/) },
+      ]);
     }
   });
 });

@@ -1,22 +1,70 @@
 import { applyDecorators, BadRequestException } from '@nestjs/common';
 import { ApiQuery } from '@nestjs/swagger';
-import { plainToInstance } from 'class-transformer';
-import { getMetadataStorage, IsOptional, Matches, validateSync, type ValidationError } from 'class-validator';
+import { plainToInstance, Transform } from 'class-transformer';
+import { getMetadataStorage, IsIn, IsInt, IsOptional, Matches, Max, Min, validateSync, type ValidationError } from 'class-validator';
 import type { FieldError } from '@clientele/contracts';
 import { asOfInstant } from '@clientele/event-store';
+import { integerRange, type Choice, type IntegerBounds } from '@clientele/projections';
 import { problem } from './problem-details';
 
 /** class-transformer `@Transform` for integer parameters: query strings arrive as text, and only integer text becomes a number */
 export const toInt = ({ value }: { value: unknown }): unknown => (typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value);
 
 /**
+ * An optional integer parameter within `bounds` (a read model's own, so the HTTP check and the
+ * library's are one rule): refused outside them in the words it is described by ("an integer from
+ * 1 to 1000", then `meaning`), and declared by ApiQueryFrom with the same minimum, maximum and
+ * default.
+ */
+export function IntegerIn(bounds: IntegerBounds, meaning?: string): PropertyDecorator {
+  const message = meaning === undefined ? integerRange(bounds) : `${integerRange(bounds)}: ${meaning}`;
+  return applyDecorators(
+    IsOptional(),
+    Transform(toInt),
+    IsInt({ message }),
+    Min(bounds.minimum, { message }),
+    Max(bounds.maximum, { message }),
+    ...(bounds.default === undefined ? [] : [Declares({ default: bounds.default })]),
+  );
+}
+
+/** An optional parameter that takes one of `choice.values`, refused otherwise with `message`, and declared as that enum with its default. */
+export function OneOf(choice: Choice, message: string): PropertyDecorator {
+  return applyDecorators(IsOptional(), IsIn([...choice.values], { message }), ...(choice.default === undefined ? [] : [Declares({ default: choice.default })]));
+}
+
+const DECLARED = 'clientele:query-parameter-declared';
+
+/** What ApiQueryFrom declares of a parameter beyond its DTO's checks. */
+interface Declared {
+  /** what is taken when the parameter is not given */
+  default?: string | number;
+  /** the values it takes, when a library checks them rather than the DTO (a statistics filter) */
+  enum?: readonly string[];
+}
+
+/**
+ * Declares what a parameter's checks cannot say: its default, or the closed set of values the
+ * read models check (a statistics filter, answered `invalid_filter` by the library).
+ */
+export function Declares(declared: Declared): PropertyDecorator {
+  return (target, property) => {
+    const before = (Reflect.getMetadata(DECLARED, target, property) as Declared | undefined) ?? {};
+    Reflect.defineMetadata(DECLARED, { ...before, ...declared }, target, property);
+  };
+}
+
+/**
  * Query strings are validated like bodies: a class-validator DTO, unknown parameters refused, and
  * a 400 problem naming each bad parameter and what it expects.
  */
-export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>, only?: readonly string[]): T {
-  // a route that takes only some of its DTO's parameters (a statistic) names those, and refuses the others as unknown
+export function validQuery<T extends object>(dto: new () => T, query: Record<string, unknown>, only?: readonly string[], refusedBecause: Record<string, string> = {}): T {
+  // a route that takes only some of its DTO's parameters (a statistic) names those, and refuses the
+  // others as unknown, or with the reason given for one a sibling route takes
   const takes = only ? [...only].sort() : parametersOf(dto);
-  const unknown: FieldError[] = only ? Object.keys(query).filter((k) => !only.includes(k)).map((field) => noSuchParameter(field, takes)) : [];
+  const unknown: FieldError[] = only
+    ? Object.keys(query).filter((k) => !only.includes(k)).map((field) => (refusedBecause[field] !== undefined ? { field, expected: refusedBecause[field] } : noSuchParameter(field, takes)))
+    : [];
   const instance = plainToInstance(dto, query, { enableImplicitConversion: false });
   const errors = validateSync(instance, { whitelist: true, forbidNonWhitelisted: true });
   const described = errors.map((e) => describe(e, takes)).filter((e) => !unknown.some((u) => u.field === e.field));
@@ -87,26 +135,38 @@ export function asOfInstantParam(asOf: string): string {
  * The OpenAPI description of a query DTO's parameters, read from the same class-validator
  * metadata `validQuery` checks against, so the served description cannot drift from what is
  * accepted: each parameter optional, described by the words its errors use ("an integer from 1 to
- * 1000"), with its values when it takes a fixed set and `integer` when it takes whole numbers.
- * `only` keeps the named parameters, for a route that refuses some of its DTO's (a statistic).
+ * 1000"), `integer` with its `minimum` and `maximum` when it takes whole numbers, its `enum` when
+ * it takes a fixed set, and its `default` (see Declares). `only` keeps the named parameters, for a
+ * route that refuses some of its DTO's (a statistic).
  */
 export function ApiQueryFrom(dto: new () => object, only?: readonly string[]): MethodDecorator {
-  const parameters = new Map<string, { description: string[]; values?: unknown[]; integer: boolean }>();
+  type Parameter = { description: string[]; values?: readonly unknown[]; integer: boolean; minimum?: number; maximum?: number };
+  const parameters = new Map<string, Parameter>();
   for (const m of getMetadataStorage().getTargetValidationMetadatas(dto, '', true, false)) {
     const p = parameters.get(m.propertyName) ?? { description: [], integer: false };
     parameters.set(m.propertyName, p);
     if (typeof m.message === 'string' && !p.description.includes(m.message)) p.description.push(m.message);
     if (m.name === 'isIn' && Array.isArray(m.constraints?.[0])) p.values = m.constraints[0] as unknown[];
     if (m.name === 'isInt') p.integer = true;
+    if (m.name === 'min' && typeof m.constraints?.[0] === 'number') p.minimum = m.constraints[0];
+    if (m.name === 'max' && typeof m.constraints?.[0] === 'number') p.maximum = m.constraints[0];
   }
   return applyDecorators(
-    ...[...parameters].filter(([name]) => only === undefined || only.includes(name)).map(([name, p]) =>
-      ApiQuery({
+    ...[...parameters].filter(([name]) => only === undefined || only.includes(name)).map(([name, p]) => {
+      const declared = (Reflect.getMetadata(DECLARED, dto.prototype, name) as Declared | undefined) ?? {};
+      const values = p.values ?? declared.enum;
+      return ApiQuery({
         name,
         required: false,
         ...(p.description.length > 0 ? { description: p.description.join('; ') } : {}),
-        ...(p.values ? { enum: p.values as string[] } : { type: p.integer ? 'integer' : 'string' }),
-      }),
-    ),
+        schema: {
+          type: p.integer ? 'integer' : 'string',
+          ...(values ? { enum: [...values] } : {}),
+          ...(p.minimum !== undefined ? { minimum: p.minimum } : {}),
+          ...(p.maximum !== undefined ? { maximum: p.maximum } : {}),
+          ...(declared.default !== undefined ? { default: declared.default } : {}),
+        },
+      });
+    }),
   );
 }

@@ -1,11 +1,10 @@
 import { Controller, Get, Header, Inject, NotFoundException, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { IsOptional, IsString } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
 import { customerStream } from '@clientele/domain';
 import { eventsOfStream, type StoredEvent } from '@clientele/event-store';
-import { profileAsOf, type CustomerProfile, type ProfilePage, type BirthdayPage } from '@clientele/projections';
+import { BIRTHDAY_LIST, orList, PROFILE_LIST, profileAsOf, REFERRAL_QUERIES, type CustomerProfile, type ProfilePage, type BirthdayPage, type ProfileSort } from '@clientele/projections';
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
@@ -21,37 +20,32 @@ import {
   viralCoefficientSchema,
   STOPPING_RESPONSE,
 } from './response-schemas';
-import { ApiQueryFrom, AsOfQuery, asOfInstantParam, asOfParam, noParameters, toInt, validQuery } from './query-params';
+import { ApiQueryFrom, AsOfQuery, asOfInstantParam, asOfParam, IntegerIn, noParameters, OneOf, validQuery } from './query-params';
 
+// the bounds, sets and defaults are the read models' own (PROFILE_LIST, BIRTHDAY_LIST,
+// REFERRAL_QUERIES): checked here and there, and declared in the OpenAPI document, from one object
 class ListProfilesQuery {
-  @IsOptional() @IsIn(['prospect', 'customer', 'repeat_buyer', 'advocate', 'churned'], { message: 'one of prospect, customer, repeat_buyer, advocate, churned' })
-  stage?: string;
+  @OneOf(PROFILE_LIST.stage, `one of ${PROFILE_LIST.stage.values.join(', ')}`) stage?: string;
   @IsOptional() @IsString() source?: string;
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
-  limit?: number;
+  @IntegerIn(PROFILE_LIST.limit) limit?: number;
   @IsOptional() @IsString() cursor?: string;
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'a non-negative integer' }) @Min(0, { message: 'a non-negative integer' }) offset?: number;
-  @IsOptional() @IsIn(['customerId', 'revenue', 'orders', 'lastPurchase'], { message: 'one of customerId, revenue, orders, lastPurchase' })
-  sort?: 'customerId' | 'revenue' | 'orders' | 'lastPurchase';
-  @IsOptional() @IsIn(['asc', 'desc'], { message: 'asc or desc' }) direction?: 'asc' | 'desc';
+  @IntegerIn(PROFILE_LIST.offset, 'how many items to skip (not with a cursor)') offset?: number;
+  @OneOf(PROFILE_LIST.sort, `one of ${PROFILE_LIST.sort.values.join(', ')}`) sort?: ProfileSort;
+  @OneOf(PROFILE_LIST.direction, orList(PROFILE_LIST.direction.values)) direction?: 'asc' | 'desc';
 }
 
 class BirthdaysQuery extends AsOfQuery {
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 0 to 366' }) @Min(0, { message: 'an integer from 0 to 366' }) @Max(366, { message: 'an integer from 0 to 366' })
-  withinDays?: number;
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
-  limit?: number;
+  @IntegerIn(BIRTHDAY_LIST.withinDays) withinDays?: number;
+  @IntegerIn(BIRTHDAY_LIST.limit) limit?: number;
   @IsOptional() @IsString() cursor?: string;
 }
 
 class TreeQuery {
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 20' }) @Min(1, { message: 'an integer from 1 to 20' }) @Max(20, { message: 'an integer from 1 to 20' })
-  depth?: number;
+  @IntegerIn(REFERRAL_QUERIES.depth) depth?: number;
 }
 
 class LimitQuery {
-  @IsOptional() @Transform(toInt) @IsInt({ message: 'an integer from 1 to 1000' }) @Min(1, { message: 'an integer from 1 to 1000' }) @Max(1000, { message: 'an integer from 1 to 1000' })
-  limit?: number;
+  @IntegerIn(REFERRAL_QUERIES.limit) limit?: number;
 }
 
 
@@ -106,8 +100,8 @@ export class ReadModelsController {
     return this.readModels.profiles.upcomingBirthdays({
       // now, unless the caller asks about another date (a date alone: the end of that UTC day)
       asOf: q.asOf === undefined ? new Date().toISOString() : asOfInstantParam(q.asOf),
-      withinDays: q.withinDays ?? 30,
-      limit: q.limit ?? 100,
+      ...(q.withinDays !== undefined ? { withinDays: q.withinDays } : {}),
+      ...(q.limit !== undefined ? { limit: q.limit } : {}),
       ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
     });
   }
@@ -120,7 +114,7 @@ export class ReadModelsController {
   async tree(@Param('id') id: string, @Query() query: Record<string, unknown>) {
     const { depth } = validQuery(TreeQuery, query);
     if (!(await this.readModels.profiles.knows(id))) throw unknownCustomer(id);
-    return { customerId: id, referees: await this.readModels.referrals.treeBelow(id, depth ?? 3) };
+    return { customerId: id, referees: await this.readModels.referrals.treeBelow(id, depth) };
   }
 
   @Get('referrals/top-advocates')
@@ -129,7 +123,7 @@ export class ReadModelsController {
   @ApiOkResponse({ schema: advocatesSchema })
   async topAdvocates(@Query() query: Record<string, unknown>) {
     const { limit } = validQuery(LimitQuery, query);
-    return this.readModels.referrals.topAdvocates(limit ?? 10);
+    return this.readModels.referrals.topAdvocates(limit);
   }
 
   @Get('referrals/viral-coefficient')

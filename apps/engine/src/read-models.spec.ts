@@ -6,7 +6,7 @@ import request from 'supertest';
 import { ClienteleMetrics, ReferralProcessRunner, type OpenedStorage } from '@clientele/application';
 import { allProjections, replayProjections, SqliteReadModelGenerations, SqliteReadModelStore, type ReadModelStore } from '@clientele/projections';
 import { EngineReadModels, FOLLOW_BEHIND_MAX_MS, PROJECTOR_STALLED_MS } from './engine-read-models';
-import { startTestEngine, type TestEngine } from './engine.test-support';
+import { cursorMismatches, givenCursorCustomers, startTestEngine, type TestEngine } from './engine.test-support';
 import { ENGINE_CONFIG, ENGINE_STORAGE } from './engine.tokens';
 import type { EngineConfig } from './engine.config';
 
@@ -317,6 +317,11 @@ describe('engine read models over HTTP', () => {
     const dimension = await http.get('/statistics/profitability/colour').expect(400);
     expect(dimension.body.errors[0].field).toBe('by');
     await http.get('/statistics/profitability/channel').expect(200);
+  });
+
+  it('given customers to page through, when a cursor is built by hand and holds nonsense for its list, then it answers 400 naming cursor and what was expected; the cursors pages give walk every order', async () => {
+    await givenCursorCustomers(engine);
+    expect(await cursorMismatches(http)).toEqual([]);
   });
 
   it('a bad filter answers 400 naming it, an unknown customer 404, and nothing is changed', async () => {

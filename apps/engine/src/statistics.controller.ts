@@ -1,10 +1,22 @@
 import { BadRequestException, Controller, Get, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString } from 'class-validator';
-import { STATISTIC_FILTERS, type ProfitabilityDimension, type StatisticsFilter, type StatisticsQueries } from '@clientele/projections';
+import { IsOptional, IsString } from 'class-validator';
+import {
+  CHURN_PER,
+  orList,
+  PROFITABILITY_DIMENSIONS,
+  RFM_SEGMENTS,
+  STATISTIC_FILTERS,
+  VALUE_PER,
+  type ChurnPer,
+  type ProfitabilityDimension,
+  type StatisticsFilter,
+  type StatisticsQueries,
+  type ValuePer,
+} from '@clientele/projections';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
-import { ApiQueryFrom, validQuery } from './query-params';
+import { ApiQueryFrom, Declares, OneOf, validQuery } from './query-params';
 import {
   campaignsSchema,
   churnSchema,
@@ -30,18 +42,21 @@ class FilterQuery implements StatisticsFilter {
   @IsOptional() @IsString({ message: 'a date YYYY-MM-DD or a date-time with a zone: the figures as they stood then' }) asOf?: string;
   @IsOptional() @IsString({ message: 'one acquisition source: only customers acquired through it' }) source?: string;
   @IsOptional() @IsString({ message: 'one acquisition channel: only customers acquired through it' }) channel?: string;
-  @IsOptional() @IsString({ message: 'one RFM segment (champions, loyal, potential, at_risk, hibernating, lost…): only its customers' }) segment?: string;
+  // the statistics check the segment (invalid_filter, like the other filters); the document lists the same set
+  @IsOptional() @IsString({ message: `one RFM segment (${RFM_SEGMENTS.join(', ')}): only its customers` }) @Declares({ enum: RFM_SEGMENTS })
+  segment?: string;
 }
 
 class ChurnQuery extends FilterQuery {
-  @IsOptional() @IsIn(['month', 'quarter', 'year'], { message: 'month, quarter or year' }) per?: 'month' | 'quarter' | 'year';
+  @OneOf(CHURN_PER, orList(CHURN_PER.values)) per?: ChurnPer;
 }
 
 class ValueQuery extends FilterQuery {
-  @IsOptional() @IsIn(['month', 'year'], { message: 'month or year' }) per?: 'month' | 'year';
+  @OneOf(VALUE_PER, orList(VALUE_PER.values)) per?: ValuePer;
 }
 
-const DIMENSIONS: readonly ProfitabilityDimension[] = ['segment', 'channel', 'source', 'category', 'location'];
+/** the groupings of `GET /statistics/profitability/:by`; by segment has a route of its own, which takes asOf */
+const BY: readonly ProfitabilityDimension[] = PROFITABILITY_DIMENSIONS.filter((d) => d !== 'segment');
 
 /**
  * Loyalty and retention figures, each filterable by period (`from`, `to`), point in time (`asOf`),
@@ -88,7 +103,7 @@ export class StatisticsController {
   @ApiOkResponse({ schema: churnSchema })
   churn(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ChurnQuery, q, [...STATISTIC_FILTERS.churn, 'per']);
-    return this.stats.churn(filter, per ?? 'month');
+    return this.stats.churn(filter, per);
   }
 
   @Get('repeat-rate')
@@ -113,7 +128,7 @@ export class StatisticsController {
   @ApiOkResponse({ schema: valueSchema })
   value(@Query() q: Record<string, unknown>) {
     const { per, ...filter } = validQuery(ValueQuery, q, [...STATISTIC_FILTERS.value, 'per']);
-    return this.stats.value(filter, per ?? 'month');
+    return this.stats.value(filter, per);
   }
 
   @Get('golden')
@@ -132,22 +147,37 @@ export class StatisticsController {
     return this.stats.rfmSegments(validQuery(FilterQuery, q, STATISTIC_FILTERS.rfmSegments));
   }
 
+  // before profitability/:by, so that this route answers /statistics/profitability/segment
+  @Get('profitability/segment')
+  @ApiOperation({
+    summary: 'Revenue − cost by RFM segment',
+    description: 'The customers are grouped by their segment as of asOf (else the end of to, else now); without a period, their purchases up to that date.',
+  })
+  @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitabilityBySegment])
+  @ApiOkResponse({ schema: profitabilitySchema })
+  profitabilityBySegment(@Query() q: Record<string, unknown>) {
+    return this.stats.profitability('segment', validQuery(FilterQuery, q, STATISTIC_FILTERS.profitabilityBySegment));
+  }
+
   @Get('profitability/:by')
-  @ApiOperation({ summary: 'Revenue − cost by segment, channel, source, category or location (asOf applies by segment only)' })
-  @ApiParam({ name: 'by', enum: [...DIMENSIONS], description: 'the grouping; asOf applies to segment only (another grouping answers 400 naming asOf)' })
+  @ApiOperation({
+    summary: 'Revenue − cost by purchase channel, acquisition source, product category or location',
+    description: 'Kept per month, so it takes no asOf (GET /statistics/profitability/segment does): a period is from/to.',
+  })
+  @ApiParam({ name: 'by', enum: [...BY], description: 'the grouping (by segment: GET /statistics/profitability/segment)' })
   @ApiQueryFrom(FilterQuery, [...STATISTIC_FILTERS.profitability])
   @ApiOkResponse({ schema: profitabilitySchema })
   profitability(@Param('by') by: string, @Query() q: Record<string, unknown>) {
-    if (!(DIMENSIONS as readonly string[]).includes(by)) {
+    if (!(BY as readonly string[]).includes(by)) {
       throw new BadRequestException(
-        problem(400, 'invalid_query', 'Invalid query', `by: expected one of ${DIMENSIONS.join(', ')}`, {
-          errors: [{ field: 'by', expected: `one of ${DIMENSIONS.join(', ')}` }],
+        problem(400, 'invalid_query', 'Invalid query', `by: expected one of ${PROFITABILITY_DIMENSIONS.join(', ')}`, {
+          errors: [{ field: 'by', expected: `one of ${PROFITABILITY_DIMENSIONS.join(', ')}` }],
         }),
       );
     }
-    // asOf dates the RFM segments, so only the segment grouping takes it
-    const takes = by === 'segment' ? STATISTIC_FILTERS.profitability : STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf');
-    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, takes));
+    // asOf is the segment grouping's parameter: said so, rather than "no such parameter"
+    const asOf = `no asOf by ${by}: its figures are kept per month, so ask for a period (from, to); asOf dates the segments of GET /statistics/profitability/segment`;
+    return this.stats.profitability(by as ProfitabilityDimension, validQuery(FilterQuery, q, STATISTIC_FILTERS.profitability, { asOf }));
   }
 
   @Get('campaigns')

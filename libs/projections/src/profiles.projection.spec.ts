@@ -1,9 +1,9 @@
 import type { StoredEvent } from '@clientele/event-store';
-import { inMemoryStoreOf, StoredEventLog, generateCustomerLog } from '@clientele/testing';
+import { inMemoryStoreOf, StoredEventLog, generateCustomerLog, handBuiltCursors } from '@clientele/testing';
 import { Projector, flushRebuild } from './projector';
 import { digest } from './read-model-digest';
 import { ProfilesProjection, utcWeekdayAndHour } from './profiles.projection';
-import { nextBirthday, ProfileQueries } from './profiles.queries';
+import { nextBirthday, PROFILE_SORTS, ProfileQueries } from './profiles.queries';
 import { InvalidQueryError } from './query-errors';
 import type { CustomerProfile } from './profiles.queries';
 import { ReadModels } from './read-models';
@@ -266,6 +266,34 @@ describe('ProfilesProjection', () => {
       'cursor: expected the nextCursor of a previous page with the same filters (this one came from a list with from=2025-12-20, withinDays=366, not from=2025-12-20, withinDays=30)',
     );
     await expect(queries.upcomingBirthdays({ asOf: '2025-12-21', withinDays: 366, limit: 1, cursor: birthdays.nextCursor })).rejects.toThrow(InvalidQueryError);
+    await store.close();
+  });
+
+  it('refuses a hand-built cursor that decodes but holds nonsense for its order, naming cursor and what was expected, while the cursors pages give walk every order', async () => {
+    const { store, queries } = await project(log.events);
+    const window = { from: '2025-12-20', withinDays: 30 };
+    for (const c of handBuiltCursors(ids[0]!, window)) {
+      const asked = c.list === 'birthdays' ? queries.upcomingBirthdays({ asOf: window.from, withinDays: window.withinDays, cursor: c.cursor }) : queries.listProfiles({ ...c.list, cursor: c.cursor });
+      const refusal = await asked.then(() => 'answered', (e: unknown) => e);
+      expect({ why: c.why, refusal }).toEqual({ why: c.why, refusal: expect.objectContaining({ name: 'InvalidQueryError', field: 'cursor', expected: expect.stringMatching(c.expected) }) });
+    }
+    // the value is named in the message, not in what is expected
+    await expect(queries.listProfiles({ sort: 'revenue', cursor: Buffer.from(JSON.stringify(['revenue asc', 'abc', 'c1', ''])).toString('base64url') })).rejects.toThrow(
+      'cursor: expected the nextCursor of a previous page (revenue asc), whose position is a revenue in minor units (a non-negative integer), got "abc"',
+    );
+    for (const sort of PROFILE_SORTS) {
+      for (const direction of ['asc', 'desc'] as const) {
+        const whole = (await queries.listProfiles({ sort, direction, limit: 1000 })).items.map((i) => i.customerId);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await queries.listProfiles({ sort, direction, limit: 13, ...(cursor ? { cursor } : {}) });
+          seen.push(...page.items.map((i) => i.customerId));
+          cursor = page.nextCursor;
+        } while (cursor);
+        expect({ sort, direction, seen }).toEqual({ sort, direction, seen: whole });
+      }
+    }
     await store.close();
   });
 

@@ -1,7 +1,8 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import type { ProfileRow, ProfileState } from './profiles.projection';
-import { InvalidQueryError } from './query-errors';
+import { integerWithin, InvalidQueryError, type Choice, type IntegerBounds } from './query-errors';
 import { DAY_MS, parseAsOf } from './sql-batch';
+import { STAGES } from './statistics.queries';
 
 const WEEKDAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] as const;
 
@@ -56,12 +57,32 @@ export interface ProfileSummary {
   lastPurchaseAt?: string;
 }
 
-export type ProfileSort = 'customerId' | 'revenue' | 'orders' | 'lastPurchase';
+export const PROFILE_SORTS = ['customerId', 'revenue', 'orders', 'lastPurchase'] as const;
+export type ProfileSort = (typeof PROFILE_SORTS)[number];
+
+/**
+ * The arguments of a profile list that are bounded or take a closed set, each with what is taken
+ * when it is not given (the offset only without a cursor). The HTTP API checks and declares
+ * `GET /profiles` from these.
+ */
+export const PROFILE_LIST = {
+  stage: { values: STAGES },
+  sort: { values: PROFILE_SORTS, default: 'customerId' },
+  direction: { values: ['asc', 'desc'], default: 'asc' },
+  limit: { minimum: 1, maximum: 1000, default: 50 },
+  offset: { minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
+} as const satisfies { stage: Choice; sort: Choice<ProfileSort>; direction: Choice; limit: IntegerBounds; offset: IntegerBounds };
+
+/** The bounded arguments of the birthdays list, each with what is taken when it is not given; `GET /birthdays` is checked and declared from these. */
+export const BIRTHDAY_LIST = {
+  withinDays: { minimum: 0, maximum: 366, default: 30 },
+  limit: { minimum: 1, maximum: 1000, default: 100 },
+} as const satisfies Record<string, IntegerBounds>;
 
 export interface ListProfilesOptions {
   stage?: string;
   source?: string;
-  /** 1..1000, default 50 */
+  /** within PROFILE_LIST.limit */
   limit?: number;
   /** from a previous page's `nextCursor` (stable under inserts); takes precedence over offset */
   cursor?: string;
@@ -188,15 +209,13 @@ export class ProfileQueries {
   }
 
   async listProfiles(options: ListProfilesOptions = {}): Promise<ProfilePage> {
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
-    const sort = options.sort ?? 'customerId';
+    const limit = integerWithin('limit', options.limit, PROFILE_LIST.limit);
+    const sort = options.sort ?? PROFILE_LIST.sort.default;
     const expr = SORT_COLUMN[sort];
-    if (!expr) throw new InvalidQueryError('sort', `one of ${Object.keys(SORT_COLUMN).join(', ')}`, String(sort));
-    const direction = options.direction ?? 'asc';
+    if (!expr) throw new InvalidQueryError('sort', `one of ${PROFILE_SORTS.join(', ')}`, String(sort));
+    const direction = options.direction ?? PROFILE_LIST.direction.default;
     if (direction !== 'asc' && direction !== 'desc') throw new InvalidQueryError('direction', 'asc or desc', String(direction));
-    const offset = options.offset ?? 0;
-    if (!Number.isInteger(offset) || offset < 0) throw new InvalidQueryError('offset', 'a non-negative integer', offset);
+    const offset = integerWithin('offset', options.offset, PROFILE_LIST.offset);
     // a page is found by one or the other: an offset beside a cursor would be ignored
     if (options.cursor !== undefined && options.offset !== undefined) throw new InvalidQueryError('offset', 'no offset with a cursor (the cursor already says where the page starts)', offset);
 
@@ -213,7 +232,7 @@ export class ProfileQueries {
     const cmp = direction === 'asc' ? '>' : '<';
     const filters = new URLSearchParams(defined({ stage: options.stage, source: options.source })).toString();
     if (options.cursor !== undefined) {
-      const [value, id] = decodeCursor(options.cursor, `${sort} ${direction}`, filters);
+      const [value, id] = decodeCursor(options.cursor, `${sort} ${direction}`, filters, PROFILE_POSITION[sort]);
       if (sort === 'customerId') {
         where.push(`customer_id ${cmp} ?`);
         params.push(id);
@@ -251,24 +270,24 @@ export class ProfileQueries {
    * cursor names the last birthday's date and customer, so pages asked for with the same `asOf`
    * never skip or repeat anyone.
    */
-  async upcomingBirthdays(options: { asOf: string | Date; withinDays: number; limit?: number; cursor?: string }): Promise<BirthdayPage> {
+  async upcomingBirthdays(options: { asOf: string | Date; withinDays?: number; limit?: number; cursor?: string }): Promise<BirthdayPage> {
     const now = parseAsOf(options.asOf);
-    const { withinDays } = options;
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(withinDays) || withinDays < 0 || withinDays > 366) {
-      throw new InvalidQueryError('withinDays', 'an integer from 0 to 366', withinDays);
-    }
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
+    const withinDays = integerWithin('withinDays', options.withinDays, BIRTHDAY_LIST.withinDays);
+    const limit = integerWithin('limit', options.limit, BIRTHDAY_LIST.limit);
     const today = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate());
     // the window the pages walk: a cursor from another window would skip or repeat birthdays
     const window = new URLSearchParams({ from: new Date(today).toISOString().slice(0, 10), withinDays: String(withinDays) }).toString();
     // after the cursor: its day from its customer on, then the later days of the window
     let after: { days: number; customerId: string } | undefined;
     if (options.cursor !== undefined) {
-      const [date, customerId] = decodeCursor(options.cursor, 'birthdays', window);
-      const at = typeof date === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00.000Z`) : NaN;
-      if (!Number.isFinite(at)) throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
-      after = { days: Math.round((at - today) / DAY_MS), customerId };
+      const [date, customerId, carriesWindow] = decodeCursor(options.cursor, 'birthdays', window, BIRTHDAY_POSITION);
+      const days = Math.round((Date.parse(`${date}T00:00:00.000Z`) - today) / DAY_MS);
+      // a cursor of this window names a birthday in it: another day was not given by a page
+      if (carriesWindow && (days < 0 || days > withinDays)) {
+        const [first, last] = [today, today + withinDays * DAY_MS].map((t) => new Date(t).toISOString().slice(0, 10));
+        throw new InvalidQueryError('cursor', `the nextCursor of a previous page (birthdays), whose position is a date of its window, ${first} to ${last}`, date);
+      }
+      after = { days, customerId };
     }
     const firstDay = Math.max(0, after?.days ?? 0);
     const out: UpcomingBirthday[] = [];
@@ -372,34 +391,82 @@ function encodeCursor(order: string, value: string | number, id: string, filters
   return Buffer.from(JSON.stringify([order, value, id, filters])).toString('base64url');
 }
 
+/** what a cursor's position holds in a list's order, so that a cursor no page gave is refused before it reaches the SQL */
+interface CursorPosition {
+  /** as the error says it: "a revenue in minor units (a non-negative integer)" */
+  what: string;
+  holds(value: unknown, id: string): boolean;
+}
+
+const count = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** a date YYYY-MM-DD that is on the calendar (not 2025-02-30, which Date.parse reads as March 2) */
+function isCalendarDate(v: string): boolean {
+  const t = Date.parse(`${v.slice(0, 10)}T00:00:00.000Z`);
+  return /^\d{4}-\d{2}-\d{2}/.test(v) && Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === v.slice(0, 10);
+}
+
+/** the position of a profile list's cursor in each order: the sort value of the page's last row */
+const PROFILE_POSITION: Readonly<Record<ProfileSort, CursorPosition>> = {
+  customerId: { what: 'the customer id again', holds: (v, id) => v === id },
+  revenue: { what: 'a revenue in minor units (a non-negative integer)', holds: count },
+  orders: { what: 'an order count (a non-negative integer)', holds: count },
+  lastPurchase: {
+    what: 'a last purchase time (an ISO-8601 date-time on a date that exists), or "" for none',
+    holds: (v) => v === '' || (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(v) && isCalendarDate(v) && Number.isFinite(Date.parse(v))),
+  },
+};
+
+/** the position of a birthdays cursor: the next-birthday date of the page's last item */
+const BIRTHDAY_POSITION: CursorPosition = {
+  what: 'a date YYYY-MM-DD that exists',
+  holds: (v) => typeof v === 'string' && v.length === 10 && isCalendarDate(v),
+};
+
+/** a value a cursor held, for the error's message: text and numbers as they were, anything else by its kind */
+function shown(v: unknown): unknown {
+  if (typeof v === 'string') return v.length > 40 ? `${v.slice(0, 40)}…` : v;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return Array.isArray(v) ? 'a list' : typeof v;
+}
+
 /**
- * The cursor's position, when it came from the same list: the same order, and the same filters
- * (`filters`: the list's filter parameters, or a birthday window's first day and width), so a page
- * asked for with other filters never skips or repeats anyone unnoticed. A cursor made before it
- * carried its filters (three elements) is taken as it is.
+ * The cursor's position and customer id, when it came from the same list: the same order, and the
+ * same filters (`filters`: the list's filter parameters, or a birthday window's first day and
+ * width), so a page asked for with other filters never skips or repeats anyone unnoticed; and
+ * when it holds what a page of that order gives (`position`: a revenue that is an integer, a date
+ * that exists, a customer id that is text), so a hand-built one is refused naming what was
+ * expected, not compared with the rows as something else (a text revenue sorts after every number
+ * in SQLite, and PostgreSQL refuses it as a server error). A cursor made before it carried its
+ * filters (three fields) is taken as it is; the third answer says whether it carried them.
  */
-function decodeCursor(cursor: string, order: string, filters: string): [string | number, string] {
+function decodeCursor(cursor: string, order: string, filters: string, position: CursorPosition): [string | number, string, boolean] {
+  const page = 'the nextCursor of a previous page';
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     // reported below
   }
-  if (
-    Array.isArray(parsed) &&
-    (parsed.length === 3 || (parsed.length === 4 && typeof parsed[3] === 'string')) &&
-    typeof parsed[0] === 'string' &&
-    (typeof parsed[1] === 'string' || typeof parsed[1] === 'number') &&
-    typeof parsed[2] === 'string'
-  ) {
-    if (parsed[0] !== order) {
-      throw new InvalidQueryError('cursor', `the nextCursor of a previous page in the same order (this one came from a list in the order ${parsed[0]}, not ${order})`);
-    }
-    if (parsed.length === 4 && parsed[3] !== filters) {
-      const named = (f: string) => (f === '' ? 'no filter' : f.replace(/&/g, ', '));
-      throw new InvalidQueryError('cursor', `the nextCursor of a previous page with the same filters (this one came from a list with ${named(parsed[3] as string)}, not ${named(filters)})`);
-    }
-    return [parsed[1], parsed[2]];
+  if (!Array.isArray(parsed)) throw new InvalidQueryError('cursor', page);
+  if (parsed.length !== 4 && parsed.length !== 3) {
+    throw new InvalidQueryError('cursor', `${page}: 4 fields (order, position, customer id, filters)`, `${parsed.length} fields`);
   }
-  throw new InvalidQueryError('cursor', 'the nextCursor of a previous page');
+  const [from, value, id, itsFilters] = parsed as unknown[];
+  if (typeof from !== 'string') throw new InvalidQueryError('cursor', `${page}, whose first field is the order of its list (${order})`, shown(from));
+  if (from !== order) {
+    throw new InvalidQueryError('cursor', `${page} in the same order (this one came from a list in the order ${from}, not ${order})`);
+  }
+  if (parsed.length === 4) {
+    if (typeof itsFilters !== 'string') throw new InvalidQueryError('cursor', `${page}, whose last field is the filters of its list (a query string)`, shown(itsFilters));
+    if (itsFilters !== filters) {
+      const named = (f: string) => (f === '' ? 'no filter' : f.replace(/&/g, ', '));
+      throw new InvalidQueryError('cursor', `${page} with the same filters (this one came from a list with ${named(itsFilters)}, not ${named(filters)})`);
+    }
+  }
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidQueryError('cursor', `${page}, whose customer id is a non-empty string`, shown(id));
+  if (!position.holds(value, id) || (typeof value !== 'string' && typeof value !== 'number')) {
+    throw new InvalidQueryError('cursor', `${page} (${order}), whose position is ${position.what}`, shown(value));
+  }
+  return [value, id, parsed.length === 4];
 }

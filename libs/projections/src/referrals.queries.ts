@@ -1,5 +1,5 @@
 import type { ReadModelQueries } from './read-model-store';
-import { InvalidQueryError } from './query-errors';
+import { integerWithin, type IntegerBounds } from './query-errors';
 import type { AdvocateRow, EdgeRow } from './referrals.projection';
 import { selectIn } from './sql-batch';
 
@@ -33,12 +33,22 @@ export interface ReferralGraph {
 
 const PAGE = 2000;
 
+/**
+ * The bounded arguments of the referral questions, each with what is taken when it is not given:
+ * the depth of a tree below a customer, and how many top advocates. The HTTP API checks and
+ * declares `GET /referrals/tree/:id` and `GET /referrals/top-advocates` from these.
+ */
+export const REFERRAL_QUERIES = {
+  depth: { minimum: 1, maximum: 20, default: 3 },
+  limit: { minimum: 1, maximum: 1000, default: 10 },
+} as const satisfies Record<string, IntegerBounds>;
+
 export class ReferralQueries {
   constructor(private readonly db: ReadModelQueries) {}
 
-  /** the people `customerId` referred, and whom they referred, down to `depth` levels (1 = direct) */
-  async treeBelow(customerId: string, depth: number): Promise<ReferralNode[]> {
-    if (!Number.isInteger(depth) || depth < 1 || depth > 20) throw new InvalidQueryError('depth', 'an integer from 1 to 20', depth);
+  /** the people `customerId` referred, and whom they referred, down to `depth` levels (1 = direct; by default REFERRAL_QUERIES.depth) */
+  async treeBelow(customerId: string, depthAsked?: number): Promise<ReferralNode[]> {
+    const depth = integerWithin('depth', depthAsked, REFERRAL_QUERIES.depth);
     const roots: ReferralNode[] = [];
     const childrenOf = new Map<string, ReferralNode[]>([[customerId, roots]]);
     const nodes = new Map<string, ReferralNode>();
@@ -81,9 +91,9 @@ export class ReferralQueries {
     return roots;
   }
 
-  /** ranked by converted referees, then the revenue their referees brought, then id */
-  async topAdvocates(limit: number): Promise<Advocate[]> {
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new InvalidQueryError('limit', 'an integer from 1 to 1000', limit);
+  /** ranked by converted referees, then the revenue their referees brought, then id; `limit` of them (by default REFERRAL_QUERIES.limit) */
+  async topAdvocates(limitAsked?: number): Promise<Advocate[]> {
+    const limit = integerWithin('limit', limitAsked, REFERRAL_QUERIES.limit);
     const rows = await this.db.all<AdvocateRow>(
       `SELECT referrer_id, referees, converted_referees, referee_revenue_minor FROM referral_advocates
         ORDER BY converted_referees DESC, referee_revenue_minor DESC, referrer_id LIMIT ${limit}`,

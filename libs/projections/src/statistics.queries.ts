@@ -1,5 +1,5 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
-import { InvalidQueryError } from './query-errors';
+import { InvalidQueryError, orList, type Choice } from './query-errors';
 import { DAY_MS, isoOrUndefined, nextMonth, previousMonth } from './statistics.projection';
 import {
   RFM_SEGMENT_RULES,
@@ -79,7 +79,9 @@ const POPULATION: FilterField[] = ['source', 'channel', 'segment'];
 
 /**
  * The filters each statistic takes; any other is refused by name. The HTTP API documents exactly
- * these for each route. (Profitability takes `asOf` only by segment.)
+ * these for each route. Profitability takes `asOf` only by segment, where it dates the segments
+ * the customers are grouped by: the other groupings are kept per month, so an answer as of a day
+ * would not be exact, and the HTTP API serves the two as separate routes.
  */
 export const STATISTIC_FILTERS = {
   stageCounts: ['asOf', ...POPULATION],
@@ -92,7 +94,8 @@ export const STATISTIC_FILTERS = {
   goldenCustomers: [...PERIOD, ...POPULATION],
   rfmScores: ['asOf', ...POPULATION],
   rfmSegments: ['asOf', ...POPULATION],
-  profitability: [...PERIOD, 'asOf', ...POPULATION],
+  profitability: [...PERIOD, ...POPULATION],
+  profitabilityBySegment: [...PERIOD, 'asOf', ...POPULATION],
   campaignReturns: PERIOD,
   complaintsPerEmployee: PERIOD,
   turnover: PERIOD,
@@ -229,7 +232,9 @@ export interface ChurnPeriod {
   churned: number;
   rate: number | null;
 }
-export type ChurnPer = 'month' | 'quarter' | 'year';
+/** what churn is counted per (`per`), and what is taken when it is not given; the HTTP API checks and declares `per` from it */
+export const CHURN_PER = { values: ['month', 'quarter', 'year'], default: 'month' } as const satisfies Choice;
+export type ChurnPer = (typeof CHURN_PER.values)[number];
 export interface ChurnAnswer {
   months: ChurnMonth[];
   /** with `per` quarter or year: the months summed per period */
@@ -292,7 +297,12 @@ export interface Profitability {
   cost: number;
   profit: number;
 }
-export type ProfitabilityDimension = 'segment' | 'channel' | 'source' | 'category' | 'location';
+/** what customer value is summed per (`per`), and what is taken when it is not given */
+export const VALUE_PER = { values: ['month', 'year'], default: 'month' } as const satisfies Choice;
+export type ValuePer = (typeof VALUE_PER.values)[number];
+/** what profitability is grouped by */
+export const PROFITABILITY_DIMENSIONS = ['segment', 'channel', 'source', 'category', 'location'] as const;
+export type ProfitabilityDimension = (typeof PROFITABILITY_DIMENSIONS)[number];
 export interface CampaignReturn {
   campaignId: string;
   spend: number;
@@ -467,9 +477,9 @@ export class StatisticsQueries {
    * Per month: customers churned in it / customers active (customer, repeat buyer or advocate) at
    * its first instant; and churns counted by reason over the period.
    */
-  async churn(filter?: StatisticsFilter, per: ChurnPer = 'month'): Promise<ChurnAnswer> {
+  async churn(filter?: StatisticsFilter, per: ChurnPer = CHURN_PER.default): Promise<ChurnAnswer> {
     const r = validateFilter(filter, STATISTIC_FILTERS.churn);
-    if (per !== 'month' && per !== 'quarter' && per !== 'year') throw new StatisticsFilterError('per', 'expected month, quarter or year');
+    if (!CHURN_PER.values.includes(per)) throw new StatisticsFilterError('per', `expected ${orList(CHURN_PER.values)}`);
     const pop = await this.population(r, 'c');
     const join = pop.joins ? 'JOIN stat_customers c ON c.customer_id = h.customer_id' : '';
     const churnRows = r.segment
@@ -594,9 +604,9 @@ export class StatisticsQueries {
   }
 
   /** Revenue, cost, margin and active customers per month (or per year) of the period. */
-  async value(filter?: StatisticsFilter, per: 'month' | 'year' = 'month'): Promise<ValuePeriod[]> {
+  async value(filter?: StatisticsFilter, per: ValuePer = VALUE_PER.default): Promise<ValuePeriod[]> {
     const r = validateFilter(filter, STATISTIC_FILTERS.value);
-    if (per !== 'month' && per !== 'year') throw new StatisticsFilterError('per', 'expected month or year');
+    if (!VALUE_PER.values.includes(per)) throw new StatisticsFilterError('per', `expected ${orList(VALUE_PER.values)}`);
     const pop = await this.population(r, 'c');
     const { sql: range, params } = monthRange(r, 'm.month');
     const period = per === 'month' ? 'm.month' : 'substr(m.month, 1, 4)';
@@ -789,9 +799,8 @@ export class StatisticsQueries {
    * category, acquisition source, or RFM segment (as of `asOf`, else `to`).
    */
   async profitability(by: ProfitabilityDimension, filter?: StatisticsFilter): Promise<Profitability[]> {
-    const dims: ProfitabilityDimension[] = ['segment', 'channel', 'source', 'category', 'location'];
-    if (!dims.includes(by)) throw new StatisticsFilterError('by', `expected one of ${dims.join(', ')}`);
-    const r = validateFilter(filter, STATISTIC_FILTERS.profitability.filter((f) => f !== 'asOf' || by === 'segment'));
+    if (!PROFITABILITY_DIMENSIONS.includes(by)) throw new StatisticsFilterError('by', `expected one of ${PROFITABILITY_DIMENSIONS.join(', ')}`);
+    const r = validateFilter(filter, by === 'segment' ? STATISTIC_FILTERS.profitabilityBySegment : STATISTIC_FILTERS.profitability);
     let rows: Row[];
     if (by === 'segment') {
       const rfm = await this.rfmCte(r.asOfEnd ?? r.toEnd);

@@ -7,3 +7,4 @@ export * from './customer-log.generator';
 export * from './event-store.contract';
 export * from './audit-fixtures';
 export * from './openapi-answers';
+export * from './hand-built-cursors';
