@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import { BulkImporter, ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
 import { validateCommandEnvelope } from '@clientele/contracts';
 import { generateSyntheticCommands } from '@clientele/generator';
 import { SqliteEventStore, type EventStore, type StoredEvent } from '@clientele/event-store';
@@ -42,13 +42,14 @@ async function streamsOf(store: EventStore): Promise<Record<string, unknown[]>> 
 }
 
 /** The store, recording each append's stream as it is requested and how many appends were answered by then. */
-function countingAppends(store: EventStore): { store: EventStore; requested: string[]; answeredAtRequest: number[] } {
+function countingAppends(store: EventStore): { store: EventStore; requested: string[]; answeredAtRequest: number[]; answered: () => number } {
   const requested: string[] = [];
   const answeredAtRequest: number[] = [];
   let answered = 0;
   return {
     requested,
     answeredAtRequest,
+    answered: () => answered,
     store: {
       appendToStream: (streamId, events, options) => {
         requested.push(streamId);
@@ -93,6 +94,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
     dir = mkdtempSync(join(tmpdir(), 'clientele-bulk-'));
   });
   afterEach(async () => {
+    jest.restoreAllMocks();
     for (const app of apps.splice(0)) await app.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -153,9 +155,17 @@ describe('CommandService.importBatch (the bulk path)', () => {
     expect(a).toEqual([['ProspectRegistered@0'], ['PurchaseRecorded@1', 'CustomerConverted@2'], ['PurchaseRecorded@3', 'RepeatBuyerQualified@4']]);
   });
 
-  it('given more streams than one round, then the next round is decided and requested while the store still writes the one before', async () => {
-    const { store: counting, requested, answeredAtRequest } = countingAppends(newStore('rounds'));
+  it('given more streams than one round, then the next round is decided while the store still writes the one before, and requested once that one is written', async () => {
+    const { store: counting, requested, answeredAtRequest, answered } = countingAppends(newStore('rounds'));
     const commands = await engine(counting);
+    // how many appends were answered when each stream was planned
+    const answeredAtPlan: number[] = [];
+    const importer = BulkImporter.prototype as unknown as { plan: (...args: unknown[]) => Promise<unknown> };
+    const plan = importer.plan;
+    jest.spyOn(importer, 'plan').mockImplementation(function (this: unknown, ...args: unknown[]) {
+      answeredAtPlan.push(answered());
+      return plan.apply(this, args);
+    });
     // 600 customers: three rounds of at most 250 streams
     const customers = Array.from({ length: 600 }, (_, i) => `c${i}`);
     const batch = customers.flatMap((c) => [register(`reg-${c}`, c), purchase(`p-${c}`, 'o-1', c)]);
@@ -164,8 +174,12 @@ describe('CommandService.importBatch (the bulk path)', () => {
 
     expect(results.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
     expect(requested).toEqual(customers.map((c) => `customer-${c}`));
-    // the second round's first append was requested before the first round's appends were all answered
-    expect(answeredAtRequest[250]).toBeLessThan(250);
+    // the second round was decided before the first round's appends were all answered...
+    expect(answeredAtPlan[250]).toBeLessThan(250);
+    // ...and its appends requested only after them, so the store holds one round at a time and
+    // another caller's append waits for that round only
+    expect(answeredAtRequest[250]).toBe(250);
+    expect(answeredAtRequest[500]).toBe(500);
     // and each command was answered with its own stream's events
     for (const [i, c] of customers.entries()) {
       const buy = results[2 * i + 1]!;

@@ -35,6 +35,8 @@ export interface BulkImportResult {
 }
 
 const STREAMS_PER_ROUND = 250;
+/** streams planned between two turns of the event loop (see planRound) */
+const STREAMS_PER_TURN = 50;
 
 type Step =
   | { kind: 'applied'; item: BatchCommand; from: number; count: number }
@@ -100,6 +102,11 @@ export class BulkImporter {
     // two rounds, so the next round is decided while the store writes this one, and rounds are
     // settled in order.
     let settling: Promise<void> = Promise.resolve();
+    // the previous round's appends, answered: a round's appends are requested only once the round
+    // before is written, so the store holds one round at a time and an append another caller makes
+    // meanwhile (an HTTP command beside a Kafka batch) goes to the writer after that round, not
+    // after every round decided since
+    let written: Promise<unknown> = Promise.resolve();
     // streams whose append was refused after they were planned on a state not read from the store
     // (assumed new, or cached): planned once more on the stream as read, in a round of their own,
     // before anything goes the one-by-one way (which reads the whole stream for each command: a
@@ -107,8 +114,10 @@ export class BulkImporter {
     const again: StreamCommands[] = [];
     try {
       for (let i = 0; i < streams.length; i += STREAMS_PER_ROUND) {
-        const plans = await Promise.all(streams.slice(i, i + STREAMS_PER_ROUND).map((s) => this.plan(s)));
+        const plans = await this.planRound(streams.slice(i, i + STREAMS_PER_ROUND));
+        await written;
         const appends = this.requestAppends(plans);
+        written = Promise.all(appends);
         settling = settling.then(() => this.settleRound(plans, appends, result, again));
         // handled here too, so a failure surfaces at the await below, not as an unhandled rejection
         settling.catch(() => undefined);
@@ -125,6 +134,20 @@ export class BulkImporter {
       await settling;
     }
     return result;
+  }
+
+  /**
+   * The round's streams planned a few at a time, with a turn of the event loop between: planning
+   * on cached states is all microtasks, and a whole round of it held up everything else the
+   * process does (an HTTP command beside a Kafka batch, the writer's answers) for tens of ms.
+   */
+  private async planRound(streams: readonly StreamCommands[]): Promise<StreamPlan[]> {
+    const plans: StreamPlan[] = [];
+    for (let i = 0; i < streams.length; i += STREAMS_PER_TURN) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      plans.push(...(await Promise.all(streams.slice(i, i + STREAMS_PER_TURN).map((s) => this.plan(s)))));
+    }
+    return plans;
   }
 
   /**
