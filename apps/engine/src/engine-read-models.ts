@@ -61,7 +61,8 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const readConfig = readModelConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: this.config.dataDir, CLIENTELE_STORE: this.config.store });
+    // as loadEngineConfig read it, from the environment it was given (a config built by hand may leave it out)
+    const readConfig = this.config.readModels ?? readModelConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: this.config.dataDir, CLIENTELE_STORE: this.config.store });
     const generations = readModelGenerations(readConfig);
     this.generations = generations;
     this.models = new ReadModels(await generations.openCurrent());

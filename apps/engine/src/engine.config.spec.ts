@@ -94,3 +94,24 @@ describe('loadEngineConfig', () => {
     });
   });
 });
+
+describe('loadEngineConfig: the read models and Kafka settings come from the environment it is given', () => {
+  it('given read models and Kafka settings in the environment passed, then the config holds them, whatever the process environment says', () => {
+    const config = loadEngineConfig({
+      CLIENTELE_DATA_DIR: '/tmp/clientele-config-spec',
+      CLIENTELE_READ_MODELS: 'postgres',
+      DATABASE_URL: 'postgres://someone@db.example:5432/crm',
+      CLIENTELE_READ_MODELS_PG_SCHEMA: 'crm_views',
+      CLIENTELE_KAFKA: 'on',
+      KAFKA_BROKERS: 'broker-1.example:9092',
+    });
+    expect(config.readModels).toMatchObject({ kind: 'postgres', connectionString: 'postgres://someone@db.example:5432/crm', schema: 'crm_views' });
+    expect(config.kafka?.brokers).toEqual(['broker-1.example:9092']);
+  });
+
+  it('given a process without the http and projector roles, then it holds no read-model settings', () => {
+    const config = loadEngineConfig({ CLIENTELE_DATA_DIR: '/tmp/clientele-config-spec', CLIENTELE_ROLES: 'relay', KAFKA_BROKERS: 'broker-1.example:9092' });
+    expect(config.readModels).toBeUndefined();
+    expect(config.kafka?.brokers).toEqual(['broker-1.example:9092']);
+  });
+});

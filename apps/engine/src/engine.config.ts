@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { storageConfigFromEnv, withoutPassword, type StorageConfig } from '@clientele/application';
-import { kafkaConfigFromEnv, messagingRolesFromEnv } from '@clientele/messaging';
-import { READ_MODEL_SCHEMA_MAX, READ_MODEL_SCHEMA_SUFFIX, readModelConfigFromEnv } from '@clientele/projections';
+import { kafkaConfigFromEnv, messagingRolesFromEnv, type KafkaConfig } from '@clientele/messaging';
+import { READ_MODEL_SCHEMA_MAX, READ_MODEL_SCHEMA_SUFFIX, readModelConfigFromEnv, type ReadModelConfig } from '@clientele/projections';
 import { defaultPolicy, lifecyclePolicy, type LifecyclePolicy } from '@clientele/domain';
 
 /**
@@ -23,6 +23,10 @@ export interface EngineConfig {
   policy: LifecyclePolicy;
   /** what this process does: serve HTTP, run projections, relay events to Kafka, ingest commands from Kafka */
   roles: { http: boolean; projector: boolean; relay: boolean; ingest: boolean };
+  /** where the read models live, read from the same environment as the rest; with the http or projector role */
+  readModels?: ReadModelConfig;
+  /** the Kafka cluster and topics, read from the same environment as the rest; with the relay or ingest role */
+  kafka?: KafkaConfig;
   /** customers of synthetic demo data to seed into an empty store at start (0: none) */
   demoCustomers: number;
   /** run the referral process manager in this process */
@@ -96,9 +100,9 @@ function storageFromEnv(env: Env): StorageConfig {
  * (and, on PostgreSQL, its schema created): checked here so a wrong one stops the start before
  * anything is created.
  */
-function checkReadModels(env: Env, dataDir: string, store: string): void {
+function checkReadModels(env: Env, dataDir: string, store: string): ReadModelConfig {
   try {
-    readModelConfigFromEnv({ ...env, CLIENTELE_DATA_DIR: dataDir, CLIENTELE_STORE: store });
+    return readModelConfigFromEnv({ ...env, CLIENTELE_DATA_DIR: dataDir, CLIENTELE_STORE: store });
   } catch (error) {
     const message = (error as Error).message;
     if (message.includes('derived from CLIENTELE_PG_SCHEMA')) {
@@ -118,7 +122,7 @@ function checkReadModels(env: Env, dataDir: string, store: string): void {
  * `CLIENTELE_ROLES` (comma separated: http, projector, relay, ingest) picks what this process runs;
  * unset, it serves HTTP and runs the projections, plus relay and ingest when `CLIENTELE_KAFKA=on`.
  */
-function rolesFromEnv(env: Env): EngineConfig['roles'] {
+function rolesFromEnv(env: Env): { roles: EngineConfig['roles']; kafkaConfig?: KafkaConfig } {
   let kafka: { relay: boolean; ingest: boolean };
   try {
     kafka = messagingRolesFromEnv(env);
@@ -126,11 +130,12 @@ function rolesFromEnv(env: Env): EngineConfig['roles'] {
     const message = (error as Error).message;
     throw libraryConfigError(message.startsWith('CLIENTELE_KAFKA') ? 'CLIENTELE_KAFKA' : 'CLIENTELE_ROLES', message, env, true);
   }
+  let kafkaConfig: KafkaConfig | undefined;
   if (kafka.relay || kafka.ingest) {
-    // the broker settings are read when messaging starts, after the app has booted: checked here so a
+    // the broker settings are used when messaging starts, after the app has booted: read here so a
     // wrong value stops the start like every other setting, named
     try {
-      kafkaConfigFromEnv(env);
+      kafkaConfig = kafkaConfigFromEnv(env);
     } catch (error) {
       const message = (error as Error).message;
       throw libraryConfigError(message.slice(0, message.indexOf(':')), message, env, false);
@@ -138,7 +143,7 @@ function rolesFromEnv(env: Env): EngineConfig['roles'] {
   }
   const listed = env.CLIENTELE_ROLES?.trim();
   const names = listed ? listed.split(',').map((r) => r.trim().toLowerCase()) : ['http', 'projector'];
-  return { http: names.includes('http'), projector: names.includes('projector'), ...kafka };
+  return { roles: { http: names.includes('http'), projector: names.includes('projector'), ...kafka }, ...(kafkaConfig ? { kafkaConfig } : {}) };
 }
 
 /**
@@ -160,8 +165,8 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const dataDir = resolve(env.CLIENTELE_DATA_DIR || './data');
   const store = oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite');
   const storage = storageFromEnv(env);
-  const roles = rolesFromEnv(env);
-  if (roles.http || roles.projector) checkReadModels(env, dataDir, store);
+  const { roles, kafkaConfig } = rolesFromEnv(env);
+  const readModels = roles.http || roles.projector ? checkReadModels(env, dataDir, store) : undefined;
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     ...(env.CLIENTELE_OPS_PORT ? { opsPort: integer(env, 'CLIENTELE_OPS_PORT', 0, 0, 65535) } : {}),
@@ -170,6 +175,8 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
     durability: oneOf(env, 'CLIENTELE_DURABILITY', ['full', 'normal'] as const, 'full'),
     storage,
     roles,
+    ...(readModels ? { readModels } : {}),
+    ...(kafkaConfig ? { kafka: kafkaConfig } : {}),
     demoCustomers: integer(env, 'CLIENTELE_DEMO_CUSTOMERS', 0, 0, 100_000),
     // lifecyclePolicy re-checks the thresholds with the domain's own rules.
     policy: lifecyclePolicy({

@@ -111,7 +111,7 @@ export class EngineRuntime implements OnApplicationBootstrap, OnModuleDestroy, O
     if (!roles.relay && !roles.ingest) return;
     // read (and checked) here, not retried: a wrong setting is not an outage. kafkajs logs at the
     // engine's level, at most WARN (its INFO is chatty); LOG_LEVEL=silent silences it too
-    const config = { ...kafkaConfigFromEnv(), logLevel: KAFKAJS_LEVEL[this.config.logLevel], logCreator: this.kafkajsLog };
+    const config = { ...(this.config.kafka ?? kafkaConfigFromEnv()), logLevel: KAFKAJS_LEVEL[this.config.logLevel], logCreator: this.kafkajsLog };
     // profile snapshots need the projector's batches, so they come from a process running both
     const profiles = roles.relay ? this.readModels.profileSource() : undefined;
     const start = (): Promise<MessagingRuntime> =>

@@ -7,25 +7,21 @@ describeWithServer(PostgresServer, 'engine read models on PostgreSQL over HTTP',
   const schema = `rm_http_${process.pid}_${Date.now().toString(36)}`;
   let engine: TestEngine;
 
+  // given to the engine's config only, not to the process environment: the projector opens the
+  // read models the engine was configured with
   const env = { CLIENTELE_READ_MODELS: 'postgres', DATABASE_URL: url, CLIENTELE_READ_MODELS_PG_SCHEMA: schema };
-  const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
 
   beforeAll(async () => {
-    // the projector opens the read models from the process environment, not from the engine's config
-    Object.assign(process.env, env);
+    expect(process.env.CLIENTELE_READ_MODELS).toBeUndefined();
     engine = await startTestEngine('read-models-pg', env);
     await givenCursorCustomers(engine);
   });
   afterAll(async () => {
     await engine?.close();
     await new PostgresReadModelGenerations(url, schema).dropAll();
-    for (const [k, v] of Object.entries(before)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
   });
 
-  it('serves its read models from PostgreSQL', async () => {
+  it('serves its read models from PostgreSQL, as configured by the environment the engine was given', async () => {
     const client = new Client({ connectionString: url });
     await client.connect();
     try {
