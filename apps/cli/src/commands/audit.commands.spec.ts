@@ -176,6 +176,10 @@ describe('audit CLI commands', () => {
     const missing = tmp.file('nope.db');
     const result = await run(['audit', 'verify', '--store', `sqlite:${missing}`]);
     expect(result).toMatchObject({ code: 2, stdout: '', stderr: `error: --store: ${missing} does not exist\n` });
+    // with --json, a script reading stdout gets the error too, with no verdict
+    const json = await run(['audit', 'verify', '--json', '--store', `sqlite:${missing}`]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toEqual({ error: `--store: ${missing} does not exist` });
     expect(existsSync(missing)).toBe(false);
     // the engine's store, when no --store is given, is named as such
     const configured = await run(['audit', 'verify'], { CLIENTELE_SQLITE_FILE: missing });

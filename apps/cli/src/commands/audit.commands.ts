@@ -318,14 +318,22 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
   const storeHelp = "sqlite:<file> or postgres:<url>[#schema] (default: the engine's CLIENTELE_STORE configuration, ./data/clientele.db)";
   const intervalMs = deps.progressIntervalMs ?? 5000;
 
-  /** runs an action; a failure prints one line (no stack) and sets the failure exit code */
+  /**
+   * runs an action; a failure prints one line (no stack) and sets the failure exit code. With
+   * `--json` the failure is also `{"error": …}` on stdout, so a script reading the JSON gets an
+   * answer (no `ok`: nothing was judged) instead of nothing.
+   */
   const guarded =
     <A extends unknown[]>(failureCode: number, action: (...args: A) => Promise<void>) =>
     async (...args: A): Promise<void> => {
       try {
         await action(...args);
       } catch (error) {
-        deps.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+        const message = error instanceof Error ? error.message : String(error);
+        deps.stderr.write(`error: ${message}\n`);
+        if (args.some((a) => typeof a === 'object' && a !== null && (a as { json?: unknown }).json === true)) {
+          deps.stdout.write(`${JSON.stringify({ error: message })}\n`);
+        }
         deps.setExitCode(failureCode);
       }
     };
