@@ -249,6 +249,10 @@ describe('audit CLI commands', () => {
     const file = tmp.file('ada.ndjson');
     writeFileSync(file, result.stdout);
     expect((await run(['audit', 'verify', '--from-export', file, '--stream', 'customer-ada'])).code).toBe(0);
+    // a customer id given where the stream id goes is named, with the stream id to give
+    const bare = await run(['audit', 'verify', '--stream', 'ada']);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('stream ada has no events (stream ids name their kind: for customer ada, give customer-ada');
     const inStore = await run(['audit', 'verify', '--stream', 'customer-ada']);
     expect(inStore.code).toBe(0);
     expect(inStore.stdout).toContain('stream customer-ada: intact — 5 events checked');

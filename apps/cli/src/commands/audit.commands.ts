@@ -250,6 +250,12 @@ async function exportTo(
 
 // ---- reports ----
 
+/** for a stream id given without its kind: stream ids are customer-<id>, employee-<id> or campaign-<id> */
+function streamIdHint(streamId: string): string {
+  if (/^(customer|employee|campaign)-/.test(streamId)) return '';
+  return ` (stream ids name their kind: for customer ${streamId}, give ${customerStream(streamId)}; employee-<id> and campaign-<id> likewise)`;
+}
+
 function printChainReport(report: ChainReport, what: string, out: Out): void {
   if (report.ok) {
     out.write(`${what}: intact — ${report.eventsChecked} events checked, last position ${report.lastPosition}, last hash ${report.lastHash}\n`);
@@ -417,7 +423,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         }
         if (anchor) report = anchor.judge(report);
         if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
-          throw new Error(`stream ${options.stream} has no events`);
+          throw new Error(`stream ${options.stream} has no events${streamIdHint(options.stream)}`);
         }
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
         // the anchors checked, in the report too, so a kept JSON report shows what it proved
@@ -462,7 +468,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
               },
             });
             progress?.stop({ done: last.exported, total: last.total });
-            if (scope.kind === 'stream' && summary.events === 0) throw new Error(`stream ${scope.streamId} has no events`);
+            if (scope.kind === 'stream' && summary.events === 0) throw new Error(`stream ${scope.streamId} has no events${options.stream !== undefined ? streamIdHint(scope.streamId) : ''}`);
             if (!options.quiet) {
               deps.stderr.write(
                 `exported ${summary.events} events` +
