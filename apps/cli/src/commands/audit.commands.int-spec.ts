@@ -70,8 +70,12 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
 
   it('verifies the log and a stream, exports, and reports a deleted row', async () => {
     // given the schema as written: verify, stream verify and export succeed
-    expect((await run(['audit', 'verify'])).stdout).toContain('log: intact — 60 events checked, last position 60');
-    expect((await run(['audit', 'verify', '--stream', 'customer-c001'])).stdout).toContain('stream customer-c001: intact — 10 events checked');
+    // the report names the server (without a password) and the schema it judged, as it names an SQLite file
+    const verified = (await run(['audit', 'verify'])).stdout;
+    expect(verified).toContain(`log in PostgreSQL ${url} schema`);
+    expect(verified).toContain(`schema ${schema}: intact — 60 events checked, last position 60`);
+    expect((await run(['audit', 'verify', '--stream', 'customer-c001'])).stdout).toContain(`stream customer-c001 in PostgreSQL`);
+    expect((await run(['audit', 'verify', '--stream', 'customer-c001'])).stdout).toContain(`schema ${schema}: intact — 10 events checked`);
     const file = tmp.file('all.ndjson');
     expect((await run(['export', '--out', file, '--quiet'])).code).toBe(0);
 

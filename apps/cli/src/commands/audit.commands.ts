@@ -1,4 +1,4 @@
-import { sqliteFileFromEnv } from '@clientele/application';
+import { sqliteFileFromEnv, withoutPassword } from '@clientele/application';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -405,7 +405,9 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             } else {
               const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
-                what = options.stream ? `stream ${options.stream}` : 'log';
+                // which server and schema, as the file is named for SQLite (a kept report says what it judged)
+                const where = address.kind === 'postgres' ? ` in PostgreSQL ${withoutPassword(address.url)} schema ${address.schema}` : '';
+                what = options.stream ? `stream ${options.stream}${where}` : `log${where}`;
                 report = options.stream
                   ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
                   : await verifyWholeLog(opened.store, walk, onProgress);
