@@ -90,7 +90,7 @@ describe('CDNOW reader', () => {
     const reason = (line: number) => refused.find((r) => r.line === line)?.reason ?? '';
     expect(reason(2)).toMatch(/^date: expected a calendar date as YYYYMMDD/);
     expect(reason(3)).toMatch(/^date: /);
-    expect(reason(4)).toMatch(/^number_of_cds: .*negative/);
+    expect(reason(4)).toBe("number_of_cds: expected a positive integer, found '-2'");
     expect(reason(5)).toMatch(/^dollar_value: .*negative/);
     expect(reason(6)).toMatch(/^number_of_cds: expected a positive integer, found 'two'/);
     expect(reason(7)).toMatch(/^dollar_value: expected dollars/);
@@ -101,6 +101,46 @@ describe('CDNOW reader', () => {
     expect(reason(12)).toMatch(/must be in date order/);
     const customers = commands(items).filter((c) => c.type === 'RegisterProspect').map((c) => c.data.customerId);
     expect(customers).toEqual(['cdnow-1', 'cdnow-10']);
+  });
+
+  it('given bad columns, when read, then each refusal carries errors naming every column at fault, what it expects and what it holds, as the printed reason does', async () => {
+    const refused = rejects(
+      await read(
+        [
+          ' 00001 19970101  1   11.77', // 1 fine
+          ' 00002 19970230  0   1.234', // 2 three columns at fault
+          ' 0000x 19970101  1   -5', // 3 no customer: refused on its own
+          ' 00003 19970101  1', // 4 a column missing
+          ' 00003 19970105  1   1.00', // 5
+          ' 00003 19970104  1   1.00', // 6 back in time
+          ' 00001 19970301  1   1.00', // 7 customer 1 again
+        ].join('\n'),
+      ),
+    ).sort((a, b) => a.line - b.line);
+    expect(refused.map((r) => [r.line, r.errors])).toEqual([
+      [
+        2,
+        [
+          { field: 'date', expected: 'a calendar date as YYYYMMDD', found: '19970230' },
+          { field: 'number_of_cds', expected: 'a positive integer', found: '0' },
+          { field: 'dollar_value', expected: 'dollars with at most two decimals', found: '1.234' },
+        ],
+      ],
+      [
+        3,
+        [
+          { field: 'customer_id', expected: 'digits', found: '0000x' },
+          { field: 'dollar_value', expected: 'a non-negative amount', found: '-5' },
+        ],
+      ],
+      [4, [{ field: 'columns', expected: '4 separated by spaces or tabs (customer_id date number_of_cds dollar_value)', found: '3' }]],
+      [6, [{ field: 'date', expected: '19970105 or later (the rows of cdnow-3 in date order)', found: '19970104' }]],
+      [7, [{ field: 'customer_id', expected: 'the rows of cdnow-1 together; its earlier rows end on line 1', found: '00001' }]],
+    ]);
+    expect(refused[0]?.reason).toBe(
+      "date: expected a calendar date as YYYYMMDD, found '19970230'; number_of_cds: expected a positive integer, found '0'; dollar_value: expected dollars with at most two decimals, found '1.234'",
+    );
+    expect(refused[1]?.reason).toBe("customer_id: expected digits, found '0000x'; dollar_value: expected a non-negative amount, found '-5'");
   });
 
   it('given a customer whose rows come back after another customer\'s, when read, then those rows are refused by name instead of being taken for an order already made', async () => {

@@ -1,6 +1,6 @@
 import type { CommandEnvelope } from '../command-sink';
 import { deterministicId } from '@clientele/generator';
-import { NOT_UTF8, type ImportItem, type NumberedLine } from './import-item';
+import { NOT_UTF8, type ImportItem, type LineError, type NumberedLine } from './import-item';
 
 /**
  * CDNOW purchase histories (see docs/cli.md, "CDNOW mapping").
@@ -89,40 +89,52 @@ const parseDate = (text: string): string | undefined => {
   return at.toISOString();
 };
 
-type Parsed = { ok: true; row: Row } | { ok: false; reason: string; customerId?: string; date?: string };
+type Parsed =
+  | { ok: true; row: Row }
+  | { ok: false; reason: string; errors: LineError[]; customerId?: string; date?: string };
+
+/** The same words in the printed report as in `errors`: each column, what it expects and what it holds. */
+const describeColumns = (errors: readonly LineError[]): string =>
+  errors.map((error) => `${error.field}: expected ${error.expected}, found '${error.found ?? ''}'`).join('; ');
+
+const HEADER = 'customer_id date number_of_cds dollar_value';
 
 const parseRow = (line: number, tokens: string[], layout: Layout): Parsed => {
   if (tokens.length !== layout.columns) {
-    return { ok: false, reason: `expected ${layout.columns} columns, found ${tokens.length}${commaHint(tokens)}` };
+    return {
+      ok: false,
+      reason: `expected ${layout.columns} columns, found ${tokens.length}${commaHint(tokens)}`,
+      errors: [{ field: 'columns', expected: `${layout.columns} separated by spaces or tabs (${layout.columns === 4 ? HEADER : `${HEADER} with a sample id`})`, found: String(tokens.length) }],
+    };
   }
   const rawId = tokens[layout.id] ?? '';
   const rawDate = tokens[layout.date] ?? '';
   const rawCds = tokens[layout.cds] ?? '';
   const rawValue = tokens[layout.value] ?? '';
-  if (!/^\d+$/.test(rawId)) return { ok: false, reason: `customer_id: expected digits, found '${rawId}'` };
-  const customerId = `cdnow-${BigInt(rawId).toString()}`;
+  // every column at fault at once, as the envelope validator names every field
+  const errors: LineError[] = [];
+  const idOk = /^\d+$/.test(rawId);
+  if (!idOk) errors.push({ field: 'customer_id', expected: 'digits', found: rawId });
   const occurredAt = parseDate(rawDate);
-  if (occurredAt === undefined) {
-    return { ok: false, customerId, reason: `date: expected a calendar date as YYYYMMDD, found '${rawDate}'` };
-  }
-  const keyed = { customerId, date: rawDate };
-  if (/^-\d+$/.test(rawCds)) {
-    return { ok: false, ...keyed, reason: `number_of_cds: expected a positive integer, found negative '${rawCds}'` };
-  }
+  if (occurredAt === undefined) errors.push({ field: 'date', expected: 'a calendar date as YYYYMMDD', found: rawDate });
   if (!/^\d+$/.test(rawCds) || Number(rawCds) === 0 || !Number.isSafeInteger(Number(rawCds))) {
-    return { ok: false, ...keyed, reason: `number_of_cds: expected a positive integer, found '${rawCds}'` };
-  }
-  if (/^-\d+(\.\d+)?$/.test(rawValue)) {
-    return { ok: false, ...keyed, reason: `dollar_value: expected a non-negative amount, found negative '${rawValue}'` };
+    errors.push({ field: 'number_of_cds', expected: 'a positive integer', found: rawCds });
   }
   const money = /^(\d+)(?:\.(\d{1,2}))?$/.exec(rawValue);
-  if (money === null) {
-    return { ok: false, ...keyed, reason: `dollar_value: expected dollars with at most two decimals, found '${rawValue}'` };
+  const cents = money === null ? undefined : Number(money[1]) * 100 + Number((money[2] ?? '').padEnd(2, '0'));
+  if (/^-\d+(\.\d+)?$/.test(rawValue)) errors.push({ field: 'dollar_value', expected: 'a non-negative amount', found: rawValue });
+  else if (cents === undefined) errors.push({ field: 'dollar_value', expected: 'dollars with at most two decimals', found: rawValue });
+  else if (!Number.isSafeInteger(cents)) errors.push({ field: 'dollar_value', expected: `at most ${MAX_DOLLARS} dollars`, found: rawValue });
+  const customerId = idOk ? `cdnow-${BigInt(rawId).toString()}` : undefined;
+  if (errors.length > 0 || customerId === undefined || occurredAt === undefined || cents === undefined) {
+    // a row whose customer and day are readable still belongs to that day's order (see flush)
+    const keyed = customerId !== undefined && occurredAt !== undefined ? { customerId, date: rawDate } : {};
+    return { ok: false, ...keyed, reason: describeColumns(errors), errors };
   }
-  const cents = Number(money[1]) * 100 + Number((money[2] ?? '').padEnd(2, '0'));
-  if (!Number.isSafeInteger(cents)) return { ok: false, ...keyed, reason: `dollar_value: '${rawValue}' is too large` };
   return { ok: true, row: { line, customerId, date: rawDate, occurredAt, cds: Number(rawCds), cents } };
 };
+
+const MAX_DOLLARS = `${Math.floor(Number.MAX_SAFE_INTEGER / 100)}.${String(Number.MAX_SAFE_INTEGER % 100).padStart(2, '0')}`;
 
 /**
  * Whether a file's first line that is not blank reads as CDNOW: its header (`customer_id …`), or a
@@ -172,7 +184,7 @@ export async function* readCdnowCommands(
   let sawContent = false;
   let registered: string | undefined;
   let group: Row[] = [];
-  let groupRejects: { line: number; reason: string }[] = [];
+  let groupRejects: { line: number; reason: string; errors: LineError[] }[] = [];
   let last: { customerId: string; date: string } | undefined;
   /** customers whose rows came before the current customer's: the line their last row was on */
   const ended = new Map<string, number>();
@@ -225,7 +237,8 @@ export async function* readCdnowCommands(
         yield {
           kind: 'reject',
           line,
-          reason: `expected 4 columns (customer_id date number_of_cds dollar_value) or 5 (with a sample id), found ${tokens.length}${commaHint(tokens)}`,
+          reason: `expected 4 columns (${HEADER}) or 5 (with a sample id), found ${tokens.length}${commaHint(tokens)}`,
+          errors: [{ field: 'columns', expected: `4 separated by spaces or tabs (${HEADER}), or 5 (with a sample id)`, found: String(tokens.length) }],
         };
         continue;
       }
@@ -238,7 +251,7 @@ export async function* readCdnowCommands(
         : undefined;
     if (key === undefined) {
       // no customer and day to attach it to: refused on its own
-      yield { kind: 'reject', line, reason: parsed.ok ? '' : parsed.reason };
+      if (!parsed.ok) yield { kind: 'reject', line, reason: parsed.reason, errors: parsed.errors };
       continue;
     }
     const endedAt = ended.get(key.customerId);
@@ -247,11 +260,17 @@ export async function* readCdnowCommands(
         kind: 'reject',
         line,
         reason: `customer_id: rows of ${key.customerId} must be together (the file grouped by customer, as CDNOW's are); its earlier rows end on line ${endedAt}`,
+        errors: [{ field: 'customer_id', expected: `the rows of ${key.customerId} together; its earlier rows end on line ${endedAt}`, found: tokens[layout.id] ?? '' }],
       };
       continue;
     }
     if (last !== undefined && last.customerId === key.customerId && key.date < last.date) {
-      yield { kind: 'reject', line, reason: `date: rows of ${key.customerId} must be in date order, ${key.date} follows ${last.date}` };
+      yield {
+        kind: 'reject',
+        line,
+        reason: `date: rows of ${key.customerId} must be in date order, ${key.date} follows ${last.date}`,
+        errors: [{ field: 'date', expected: `${last.date} or later (the rows of ${key.customerId} in date order)`, found: key.date }],
+      };
       continue;
     }
     if (last === undefined || last.customerId !== key.customerId || last.date !== key.date) {
@@ -261,7 +280,7 @@ export async function* readCdnowCommands(
     }
     lastLine = line;
     if (parsed.ok) group.push(parsed.row);
-    else groupRejects.push({ line, reason: parsed.reason });
+    else groupRejects.push({ line, reason: parsed.reason, errors: parsed.errors });
   }
   yield* flush();
 }

@@ -9,7 +9,16 @@ import type { FieldError } from '../command-sink';
  */
 export type ImportItem =
   | { kind: 'command'; line: number; input: unknown }
-  | { kind: 'reject'; line: number; reason: string; errors?: FieldError[] };
+  | { kind: 'reject'; line: number; reason: string; errors?: LineError[] };
+
+/**
+ * One refused value of a line: the field (a CDNOW column, an envelope path), what would be accepted
+ * and, when the reader has it, the text the line holds there (CDNOW rows; the shared validator of
+ * envelopes names field and expectation only).
+ */
+export interface LineError extends FieldError {
+  found?: string;
+}
 
 export interface NumberedLine {
   line: number;

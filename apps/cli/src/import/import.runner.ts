@@ -1,5 +1,5 @@
 import type { CommandEnvelope, CommandSink, EnvelopeValidator, FieldError } from '../command-sink';
-import type { ImportItem } from './import-item';
+import type { ImportItem, LineError } from './import-item';
 
 /** A refused line: at parsing, at the edge validator, or by the domain once sent. */
 export interface RejectedLine {
@@ -8,7 +8,7 @@ export interface RejectedLine {
   reason: string;
   commandId?: string;
   code?: string;
-  errors?: FieldError[];
+  errors?: LineError[];
 }
 
 export interface ImportSummary {
