@@ -1,5 +1,5 @@
 import type { ImportItem, NumberedLine } from './import-item';
-import { readCdnowCommands, splitIntoLines, type SameDayPolicy } from './cdnow.reader';
+import { HELD_REFUSALS, readCdnowCommands, splitIntoLines, type SameDayPolicy } from './cdnow.reader';
 
 async function* numbered(text: string): AsyncGenerator<NumberedLine> {
   let line = 0;
@@ -166,6 +166,37 @@ describe('CDNOW reader', () => {
       ['cdnow-3', '1997-01-01T00:00:00.000Z', 6],
       ['cdnow-4', '1997-01-01T00:00:00.000Z', 1],
     ]);
+  });
+
+  it('given refused lines among the rows of one customer-day, when read, then every item comes out in line order, with either policy', async () => {
+    const text = [
+      ' 00009 19970101  1   5.00', // 1 fine, withheld by line 4
+      ' 0000x 19970101  1   5.00', // 2 no customer: refused on its own
+      ' 00009 19970101  1   6.00', // 3 fine, withheld by line 4
+      ' 00009 19970101  1   abc', // 4 bad value
+      ' 00010 19970101  1   5.00', // 5 fine
+      'not a row', // 6 refused on its own
+      ' 00010 19970102  1   5.00', // 7 fine
+      ' 00010 19970101  1   5.00', // 8 back in time
+    ].join('\n');
+    for (const sameDay of ['merge', 'separate'] as const) {
+      const items = await read(text, sameDay);
+      const order = items.map((item) => item.line);
+      expect(order).toEqual([...order].sort((a, b) => a - b));
+      expect(rejects(items).map((r) => r.line)).toEqual([1, 2, 3, 4, 6, 8]);
+    }
+  });
+
+  it('given a customer-day whose rows are interrupted by more refused lines than are held, when read, then the day is withheld and items still come out in line order', async () => {
+    const garbage = Array.from({ length: HELD_REFUSALS }, () => ' 0000x 19970101  1   5.00');
+    const items = await read([' 00009 19970101  1   5.00', ...garbage, ' 00009 19970101  1   6.00', ' 00010 19970101  1   7.00'].join('\n'));
+    const order = items.map((item) => item.line);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    const refused = rejects(items);
+    expect(refused).toHaveLength(HELD_REFUSALS + 2);
+    const withheld = `order withheld: ${HELD_REFUSALS} refused lines came among the rows of cdnow-9 on 19970101; fix them and import again`;
+    expect(refused.filter((r) => r.reason === withheld).map((r) => r.line)).toEqual([1, HELD_REFUSALS + 2]);
+    expect(commands(items).map((c) => c.data.customerId)).toEqual(['cdnow-10', 'cdnow-10']);
   });
 
   it('given the same rows twice, when read, then the command ids are the same (a re-import is recognisable)', async () => {

@@ -170,11 +170,21 @@ const purchaseCommand = (orderId: string, rows: readonly Row[]): CommandEnvelope
 };
 
 /**
+ * How many refusals of other lines are held while a customer-day's rows are open. They are reported
+ * with that day's rows, in line order, once a later row can no longer change the day's outcome;
+ * beyond this many (a file that turns to garbage after a good row) the day is withheld, so memory
+ * stays bounded.
+ */
+export const HELD_REFUSALS = 1000;
+
+type Refusal = Extract<ImportItem, { kind: 'reject' }>;
+
+/**
  * Streams CDNOW rows into commands, holding one customer-day of rows and the id of every customer
  * seen. Input must be grouped by customer and in date order within a customer, as CDNOW's files
  * are; a row whose date goes back for the same customer is refused rather than silently forming a
  * second order, and so is a row of a customer whose rows ended earlier in the file (its day's order
- * would have the id of one already made, and be taken for it).
+ * would have the id of one already made, and be taken for it). Items come out in line order.
  */
 export async function* readCdnowCommands(
   lines: AsyncIterable<NumberedLine>,
@@ -184,44 +194,73 @@ export async function* readCdnowCommands(
   let sawContent = false;
   let registered: string | undefined;
   let group: Row[] = [];
-  let groupRejects: { line: number; reason: string; errors: LineError[] }[] = [];
+  let groupRejects: Refusal[] = [];
+  /** refusals of other lines read while the day's rows are open */
+  let held: Refusal[] = [];
   let last: { customerId: string; date: string } | undefined;
+  /** the day withheld because HELD_REFUSALS refused lines came among its rows: its later rows are withheld too */
+  let interrupted: string | undefined;
   /** customers whose rows came before the current customer's: the line their last row was on */
   const ended = new Map<string, number>();
   let lastLine = 0;
 
+  const interruptedReason = (key: { customerId: string; date: string }): string =>
+    `order withheld: ${HELD_REFUSALS} refused lines came among the rows of ${key.customerId} on ${key.date}; fix them and import again`;
+
   function* flush(): Generator<ImportItem> {
+    const out: ImportItem[] = [];
     const first = group[0];
-    if (first !== undefined && groupRejects.length > 0) {
-      const cause = groupRejects[0] as { line: number };
+    if (first !== undefined && (groupRejects.length > 0 || interrupted !== undefined)) {
+      const cause = groupRejects[0];
       for (const row of group) {
-        yield { kind: 'reject', line: row.line, reason: `order withheld: line ${cause.line} of the same customer and day was rejected` };
+        out.push({
+          kind: 'reject',
+          line: row.line,
+          reason: cause === undefined ? (interrupted as string) : `order withheld: line ${cause.line} of the same customer and day was rejected`,
+        });
       }
     } else if (first !== undefined) {
       if (registered !== first.customerId) {
         registered = first.customerId;
-        yield { kind: 'command', line: first.line, input: registerCommand(first) };
+        out.push({ kind: 'command', line: first.line, input: registerCommand(first) });
       }
       if (options.sameDay === 'merge') {
-        yield { kind: 'command', line: first.line, input: purchaseCommand(`${first.customerId}-${first.date}`, group) };
+        out.push({ kind: 'command', line: first.line, input: purchaseCommand(`${first.customerId}-${first.date}`, group) });
       } else {
         let k = 0;
         for (const row of group) {
           k += 1;
-          yield { kind: 'command', line: row.line, input: purchaseCommand(`${row.customerId}-${row.date}-${k}`, [row]) };
+          out.push({ kind: 'command', line: row.line, input: purchaseCommand(`${row.customerId}-${row.date}-${k}`, [row]) });
         }
       }
     }
-    for (const rejected of groupRejects) yield { kind: 'reject', ...rejected };
+    out.push(...groupRejects, ...held);
+    // stable: a customer's registration stays before the purchase of the same line
+    out.sort((a, b) => a.line - b.line);
+    yield* out;
     group = [];
     groupRejects = [];
+    held = [];
+  }
+
+  /** A line refused on its own: held while the open day's rows may still come after it. */
+  function* refuse(refusal: Refusal): Generator<ImportItem> {
+    if (group.length === 0 && groupRejects.length === 0) {
+      yield refusal;
+      return;
+    }
+    held.push(refusal);
+    if (held.length >= HELD_REFUSALS && last !== undefined) {
+      interrupted = interruptedReason(last);
+      yield* flush();
+    }
   }
 
   for await (const { line, text, notUtf8 } of lines) {
     const trimmed = text.trim();
     if (trimmed === '') continue;
     if (notUtf8) {
-      yield { kind: 'reject', line, reason: NOT_UTF8 };
+      yield* refuse({ kind: 'reject', line, reason: NOT_UTF8 });
       continue;
     }
     const tokens = trimmed.split(/\s+/);
@@ -251,36 +290,42 @@ export async function* readCdnowCommands(
         : undefined;
     if (key === undefined) {
       // no customer and day to attach it to: refused on its own
-      if (!parsed.ok) yield { kind: 'reject', line, reason: parsed.reason, errors: parsed.errors };
+      if (!parsed.ok) yield* refuse({ kind: 'reject', line, reason: parsed.reason, errors: parsed.errors });
       continue;
     }
     const endedAt = ended.get(key.customerId);
     if (endedAt !== undefined) {
-      yield {
+      yield* refuse({
         kind: 'reject',
         line,
         reason: `customer_id: rows of ${key.customerId} must be together (the file grouped by customer, as CDNOW's are); its earlier rows end on line ${endedAt}`,
         errors: [{ field: 'customer_id', expected: `the rows of ${key.customerId} together; its earlier rows end on line ${endedAt}`, found: tokens[layout.id] ?? '' }],
-      };
+      });
       continue;
     }
     if (last !== undefined && last.customerId === key.customerId && key.date < last.date) {
-      yield {
+      yield* refuse({
         kind: 'reject',
         line,
         reason: `date: rows of ${key.customerId} must be in date order, ${key.date} follows ${last.date}`,
         errors: [{ field: 'date', expected: `${last.date} or later (the rows of ${key.customerId} in date order)`, found: key.date }],
-      };
+      });
       continue;
     }
     if (last === undefined || last.customerId !== key.customerId || last.date !== key.date) {
       yield* flush();
+      interrupted = undefined;
       if (last !== undefined && last.customerId !== key.customerId) ended.set(last.customerId, lastLine);
       last = { customerId: key.customerId, date: key.date };
+    } else if (interrupted !== undefined) {
+      // the rest of a day already withheld
+      lastLine = line;
+      yield { kind: 'reject', line, ...(parsed.ok ? { reason: interrupted } : { reason: parsed.reason, errors: parsed.errors }) };
+      continue;
     }
     lastLine = line;
     if (parsed.ok) group.push(parsed.row);
-    else groupRejects.push({ line, reason: parsed.reason, errors: parsed.errors });
+    else groupRejects.push({ kind: 'reject', line, reason: parsed.reason, errors: parsed.errors });
   }
   yield* flush();
 }

@@ -59,7 +59,8 @@ describe('import of NDJSON command envelopes', () => {
     const sink = new RecordingSink();
     const { summary, rejected } = await importLines(FILE, sink);
 
-    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a', 'cmd-c'], ['cmd-d', 'cmd-e']]);
+    // lines 2 and 4 wait behind cmd-a for its answer: two waiting refusals send a batch of two early
+    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a'], ['cmd-c', 'cmd-d'], ['cmd-e']]);
     expect(rejected.map((r) => [r.line, r.stage])).toEqual([
       [2, 'parse'],
       [4, 'validation'],
@@ -78,6 +79,23 @@ describe('import of NDJSON command envelopes', () => {
     await importLines(FILE, sink);
     const { summary } = await importLines(FILE, sink, 1000);
     expect(summary).toMatchObject({ sent: 4, stored: 0, duplicates: 3, events: 0 });
+  });
+
+  it('given a refusal by the domain and a later line refused before the batch is sent, when imported, then refusals are reported in line order', async () => {
+    const sink = new RecordingSink();
+    const { rejected } = await importLines([register('a'), register('d', { referredBy: 'd' }), 'not json', register('e'), '{}'], sink, 10);
+    expect(rejected.map((r) => [r.line, r.stage])).toEqual([
+      [2, 'domain'],
+      [3, 'parse'],
+      [5, 'validation'],
+    ]);
+  });
+
+  it('given as many refused lines as a batch holds waiting behind a command, when imported, then the batch is sent early so refusals do not pile up', async () => {
+    const sink = new RecordingSink();
+    const { rejected } = await importLines([register('a'), 'x', 'y', register('b'), register('c')], sink, 2);
+    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a'], ['cmd-b', 'cmd-c']]);
+    expect(rejected.map((r) => r.line)).toEqual([2, 3]);
   });
 
   it('given a sink that loses an answer, then the import stops rather than misreporting', async () => {

@@ -40,8 +40,10 @@ const describeErrors = (errors: readonly FieldError[]): string =>
   errors.map((error) => `${error.field}: expected ${error.expected}`).join('; ');
 
 /**
- * Validates each item at the edge and sends the valid ones in batches. Memory is bounded by one
- * batch: refusals leave through `onReject` as they happen instead of piling up.
+ * Validates each item at the edge and sends the valid ones in batches. Refusals leave through
+ * `onReject` in line order (items arrive in line order): one of a line after the first command of
+ * the batch in flight waits for that batch's answers, which may refuse earlier lines. Memory is
+ * bounded by one batch: at `batchSize` refusals waiting, the batch is sent early.
  */
 export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDependencies): Promise<ImportSummary> => {
   if (!Number.isInteger(deps.batchSize) || deps.batchSize < 1) {
@@ -49,8 +51,10 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
   }
   const summary: ImportSummary = { lines: 0, sent: 0, stored: 0, duplicates: 0, noOps: 0, events: 0, rejected: 0 };
   let batch: { line: number; envelope: CommandEnvelope }[] = [];
+  /** refusals of lines after the batch's first command, in line order */
+  let waiting: RejectedLine[] = [];
 
-  const reject = (rejected: RejectedLine): void => {
+  const report = (rejected: RejectedLine): void => {
     summary.rejected += 1;
     deps.onReject(rejected);
   };
@@ -58,11 +62,14 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     const sending = batch;
+    const after = waiting;
     batch = [];
+    waiting = [];
     const results = await deps.sink.executeBatch(sending.map((item) => item.envelope));
     if (results.length !== sending.length) {
       throw new Error(`the command service answered ${results.length} results for ${sending.length} commands`);
     }
+    let next = 0;
     results.forEach((result, index) => {
       const { line } = sending[index] as { line: number };
       if (result.ok) {
@@ -72,28 +79,39 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
           summary.stored += 1;
           summary.events += result.eventCount;
         }
-      } else {
-        reject({
-          line,
-          stage: 'domain',
-          commandId: result.commandId,
-          code: result.code,
-          reason: result.field === undefined ? result.message : `${result.field}: ${result.message}`,
-        });
+        return;
       }
+      for (; next < after.length && (after[next] as RejectedLine).line < line; next++) report(after[next] as RejectedLine);
+      report({
+        line,
+        stage: 'domain',
+        commandId: result.commandId,
+        code: result.code,
+        reason: result.field === undefined ? result.message : `${result.field}: ${result.message}`,
+      });
     });
+    for (; next < after.length; next++) report(after[next] as RejectedLine);
     deps.onProgress?.(summary);
+  };
+
+  const reject = async (rejected: RejectedLine): Promise<void> => {
+    if (batch.length === 0) {
+      report(rejected);
+      return;
+    }
+    waiting.push(rejected);
+    if (waiting.length >= deps.batchSize) await flush();
   };
 
   for await (const item of items) {
     summary.lines = Math.max(summary.lines, item.line);
     if (item.kind === 'reject') {
-      reject({ line: item.line, stage: 'parse', reason: item.reason, ...(item.errors ? { errors: item.errors } : {}) });
+      await reject({ line: item.line, stage: 'parse', reason: item.reason, ...(item.errors ? { errors: item.errors } : {}) });
       continue;
     }
     const validation = deps.validate(item.input);
     if (!validation.ok) {
-      reject({ line: item.line, stage: 'validation', reason: describeErrors(validation.errors), errors: validation.errors });
+      await reject({ line: item.line, stage: 'validation', reason: describeErrors(validation.errors), errors: validation.errors });
       continue;
     }
     batch.push({ line: item.line, envelope: validation.command });
