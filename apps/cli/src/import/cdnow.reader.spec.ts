@@ -97,7 +97,7 @@ describe('CDNOW reader', () => {
     expect(reason(8)).toBe('expected 4 columns, found 3');
     const commas = rejects(await read([' 00001 19970101  1   11.77', '00002,19970101,1,12.00'].join('\n')));
     expect(commas.map((r) => r.reason)).toEqual(['expected 4 columns, found 1 (columns are separated by spaces or tabs, not commas)']);
-    expect(reason(9)).toBe('order withheld: line 10 of the same customer and day was rejected');
+    expect(reason(9)).toBe('order withheld: order cdnow-9-19970101 is not imported because line 10 of the same customer and day was refused');
     expect(reason(12)).toMatch(/must be in date order/);
     const customers = commands(items).filter((c) => c.type === 'RegisterProspect').map((c) => c.data.customerId);
     expect(customers).toEqual(['cdnow-1', 'cdnow-10']);
@@ -141,6 +141,40 @@ describe('CDNOW reader', () => {
       "date: expected a calendar date as YYYYMMDD, found '19970230'; number_of_cds: expected a positive integer, found '0'; dollar_value: expected dollars with at most two decimals, found '1.234'",
     );
     expect(refused[1]?.reason).toBe("customer_id: expected digits, found '0000x'; dollar_value: expected a non-negative amount, found '-5'");
+  });
+
+  it('given an order with refused rows, when read, then each line is refused once: the refused rows name the order they withhold and its lines, the withheld rows the lines they wait for', async () => {
+    const text = [
+      ' 00009 19970101  1   5.00', // 1 fine
+      ' 00009 19970101  1   abc', // 2 bad value
+      ' 00009 19970101  1   6.00', // 3 fine
+      ' 00009 19970101  0   6.00', // 4 bad CDs
+      ' 00010 19970101  1   7.00', // 5 another order, imported
+    ].join('\n');
+    const merged = rejects(await read(text));
+    expect(merged.map((r) => r.line)).toEqual([1, 2, 3, 4]);
+    expect(merged.map(({ line, reason, withheldBy, withholds }) => ({ line, reason, withheldBy, withholds }))).toEqual([
+      { line: 1, reason: 'order withheld: order cdnow-9-19970101 is not imported because lines 2, 4 of the same customer and day were refused', withheldBy: [2, 4], withholds: undefined },
+      {
+        line: 2,
+        reason: "dollar_value: expected dollars with at most two decimals, found 'abc' (so order cdnow-9-19970101 is withheld: lines 1, 3 not imported either)",
+        withheldBy: undefined,
+        withholds: [1, 3],
+      },
+      { line: 3, reason: 'order withheld: order cdnow-9-19970101 is not imported because lines 2, 4 of the same customer and day were refused', withheldBy: [2, 4], withholds: undefined },
+      {
+        line: 4,
+        reason: "number_of_cds: expected a positive integer, found '0' (so order cdnow-9-19970101 is withheld: lines 1, 3 not imported either)",
+        withheldBy: undefined,
+        withholds: [1, 3],
+      },
+    ]);
+    const separate = rejects(await read(text, 'separate'));
+    expect(separate.map((r) => r.line)).toEqual([1, 2, 3, 4]);
+    expect(separate[0]?.reason).toBe('order withheld: the orders of cdnow-9 on 19970101 are not imported because lines 2, 4 of the same customer and day were refused');
+    expect(separate[1]?.reason).toMatch(/\(so the orders of cdnow-9 on 19970101 are withheld: lines 1, 3 not imported either\)$/);
+    const alone = rejects(await read(' 00009 19970101  1   abc\n 00010 19970101  1   7.00'));
+    expect(alone.map((r) => [r.reason, r.withholds])).toEqual([["dollar_value: expected dollars with at most two decimals, found 'abc'", undefined]]);
   });
 
   it('given a customer whose rows come back after another customer\'s, when read, then those rows are refused by name instead of being taken for an order already made', async () => {

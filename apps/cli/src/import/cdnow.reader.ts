@@ -210,15 +210,24 @@ export async function* readCdnowCommands(
   function* flush(): Generator<ImportItem> {
     const out: ImportItem[] = [];
     const first = group[0];
-    if (first !== undefined && (groupRejects.length > 0 || interrupted !== undefined)) {
-      const cause = groupRejects[0];
+    if (first !== undefined && groupRejects.length > 0) {
+      // each line once: the refused rows say which order they hold back, its good rows which lines they wait for
+      const merged = options.sameDay === 'merge';
+      const order = merged ? `order ${first.customerId}-${first.date}` : `the orders of ${first.customerId} on ${first.date}`;
+      const is = merged ? 'is' : 'are';
+      const refused = groupRejects.map((r) => r.line);
+      const withheld = group.map((row) => row.line);
+      const waitFor = `${refused.length === 1 ? 'line' : 'lines'} ${listLines(refused)} of the same customer and day ${refused.length === 1 ? 'was' : 'were'} refused`;
       for (const row of group) {
-        out.push({
-          kind: 'reject',
-          line: row.line,
-          reason: cause === undefined ? (interrupted as string) : `order withheld: line ${cause.line} of the same customer and day was rejected`,
-        });
+        out.push({ kind: 'reject', line: row.line, reason: `order withheld: ${order} ${is} not imported because ${waitFor}`, withheldBy: refused });
       }
+      groupRejects = groupRejects.map((r) => ({
+        ...r,
+        reason: `${r.reason} (so ${order} ${is} withheld: ${withheld.length === 1 ? 'line' : 'lines'} ${listLines(withheld)} not imported either)`,
+        withholds: withheld,
+      }));
+    } else if (first !== undefined && interrupted !== undefined) {
+      for (const row of group) out.push({ kind: 'reject', line: row.line, reason: interrupted });
     } else if (first !== undefined) {
       if (registered !== first.customerId) {
         registered = first.customerId;
@@ -328,6 +337,12 @@ export async function* readCdnowCommands(
     else groupRejects.push({ kind: 'reject', line, reason: parsed.reason, errors: parsed.errors });
   }
   yield* flush();
+}
+
+/** Line numbers for a reason: the first few, then how many more (the refusal's fields hold them all). */
+function listLines(lines: readonly number[]): string {
+  const shown = lines.slice(0, 10).join(', ');
+  return lines.length > 10 ? `${shown} and ${lines.length - 10} more` : shown;
 }
 
 /** A row of comma-separated values reads as one column: say what separates CDNOW's columns. */

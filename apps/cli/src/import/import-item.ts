@@ -9,7 +9,17 @@ import type { FieldError } from '../command-sink';
  */
 export type ImportItem =
   | { kind: 'command'; line: number; input: unknown }
-  | { kind: 'reject'; line: number; reason: string; errors?: LineError[] };
+  | { kind: 'reject'; line: number; reason: string; errors?: LineError[] } & Withholding;
+
+/**
+ * A CDNOW customer-day is imported whole or not at all: its refused rows `withhold` its good rows,
+ * which are refused as `withheldBy` them (line numbers both), so each line is reported once and
+ * either side names the other.
+ */
+export interface Withholding {
+  withheldBy?: number[];
+  withholds?: number[];
+}
 
 /**
  * One refused value of a line: the field (a CDNOW column, an envelope path), what would be accepted

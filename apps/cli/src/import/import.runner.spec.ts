@@ -4,6 +4,7 @@ import type { CommandEnvelope, CommandSink, ItemResult } from '../command-sink';
 import type { NumberedLine } from './import-item';
 import { runImport, type RejectedLine } from './import.runner';
 import { readNdjsonCommands } from './ndjson.reader';
+import { readCdnowCommands } from './cdnow.reader';
 
 /** Remembers command ids like the store does and refuses self-referrals like the domain does. */
 class RecordingSink implements CommandSink {
@@ -96,6 +97,22 @@ describe('import of NDJSON command envelopes', () => {
     const { rejected } = await importLines([register('a'), 'x', 'y', register('b'), register('c')], sink, 2);
     expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a'], ['cmd-b', 'cmd-c']]);
     expect(rejected.map((r) => r.line)).toEqual([2, 3]);
+  });
+
+  it('given a CDNOW order withheld by a refused row, when imported, then the report holds each line once with its columns and the lines on either side', async () => {
+    const rejected: RejectedLine[] = [];
+    const rows = [' 00009 19970101  1   5.00', ' 00009 19970101  1   abc', ' 00010 19970101  1   7.00'];
+    await runImport(readCdnowCommands(numbered(rows), { sameDay: 'merge' }), { sink: new RecordingSink(), validate: validateCommandEnvelope, batchSize: 10, onReject: (r) => rejected.push(r) });
+    expect(rejected).toEqual([
+      { line: 1, stage: 'parse', reason: expect.stringMatching(/^order withheld: order cdnow-9-19970101 /), withheldBy: [2] },
+      {
+        line: 2,
+        stage: 'parse',
+        reason: expect.stringMatching(/^dollar_value: /),
+        errors: [{ field: 'dollar_value', expected: 'dollars with at most two decimals', found: 'abc' }],
+        withholds: [1],
+      },
+    ]);
   });
 
   it('given a sink that loses an answer, then the import stops rather than misreporting', async () => {

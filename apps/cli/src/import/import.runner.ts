@@ -1,8 +1,8 @@
 import type { CommandEnvelope, CommandSink, EnvelopeValidator, FieldError } from '../command-sink';
-import type { ImportItem, LineError } from './import-item';
+import type { ImportItem, LineError, Withholding } from './import-item';
 
 /** A refused line: at parsing, at the edge validator, or by the domain once sent. */
-export interface RejectedLine {
+export interface RejectedLine extends Withholding {
   line: number;
   stage: 'parse' | 'validation' | 'domain';
   reason: string;
@@ -106,7 +106,14 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
   for await (const item of items) {
     summary.lines = Math.max(summary.lines, item.line);
     if (item.kind === 'reject') {
-      await reject({ line: item.line, stage: 'parse', reason: item.reason, ...(item.errors ? { errors: item.errors } : {}) });
+      await reject({
+        line: item.line,
+        stage: 'parse',
+        reason: item.reason,
+        ...(item.errors ? { errors: item.errors } : {}),
+        ...(item.withheldBy ? { withheldBy: item.withheldBy } : {}),
+        ...(item.withholds ? { withholds: item.withholds } : {}),
+      });
       continue;
     }
     const validation = deps.validate(item.input);
