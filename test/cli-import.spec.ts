@@ -10,6 +10,7 @@ import { detectFormat } from '../apps/cli/src/import/import.command';
 import type { CliContext } from '../apps/cli/src/cli-context';
 import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
 import { openEngine } from '../apps/cli/src/engine-wiring';
+import { sameDayJourneys } from './cdnow-import.journeys';
 
 const SAMPLE = '/work/shared/data/cdnow/CDNOW_sample.txt';
 
@@ -180,5 +181,15 @@ describe('clientele import (journey, embedded store)', () => {
     const badBatch = await cli(['import', SAMPLE, '--batch', '0']);
     expect(badBatch.code).toBe(1);
     expect(badBatch.stderr).toMatch(/batch: expected a positive integer/);
+  });
+
+  describe('mixing --same-day policies', () => {
+    sameDayJourneys({
+      dir: () => dir,
+      store: async (name) => {
+        const dataDir = join(dir, name);
+        return { cli: (args) => cli([...args, '--data-dir', dataDir]), events: () => readAll(dataDir) };
+      },
+    });
   });
 });

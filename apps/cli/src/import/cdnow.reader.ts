@@ -20,6 +20,28 @@ export interface CdnowOptions {
   sameDay: SameDayPolicy;
 }
 
+/**
+ * The policy an order id was made under, told by its shape: `cdnow-<id>-<YYYYMMDD>` (merge) or
+ * `cdnow-<id>-<YYYYMMDD>-<k>` (separate); undefined for any other order id.
+ */
+export const sameDayPolicyOf = (orderId: string): SameDayPolicy | undefined =>
+  /^cdnow-\d+-\d{8}$/.test(orderId) ? 'merge' : /^cdnow-\d+-\d{8}-\d+$/.test(orderId) ? 'separate' : undefined;
+
+/** The ids of the first `limit` customers the file registers, in file order (it stops reading there). */
+export const firstCustomers = async (lines: AsyncIterable<NumberedLine>, limit: number): Promise<string[]> => {
+  const customers: string[] = [];
+  if (limit < 1) return customers;
+  // the policy does not change who is registered
+  for await (const item of readCdnowCommands(lines, { sameDay: 'merge' })) {
+    if (item.kind !== 'command') continue;
+    const command = item.input as CommandEnvelope;
+    if (command.type !== 'RegisterProspect') continue;
+    customers.push((command.data as { customerId: string }).customerId);
+    if (customers.length >= limit) break;
+  }
+  return customers;
+};
+
 interface Layout {
   columns: number;
   id: number;
