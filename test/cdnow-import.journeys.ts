@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 
@@ -68,6 +68,57 @@ export function sameDayJourneys(setup: JourneySetup): void {
       expect(orders.reduce((sum, o) => sum + o.totalMinor, 0)).toBe(1177 + 1200 + 2076 + 2933 + 1000 + 1200);
     },
   );
+}
+
+export function correctionJourneys(setup: JourneySetup): void {
+  it('given a CDNOW file imported, when a corrected copy is imported, then each order stored with other content is refused with its lines as not applied, nothing is written, and the original again is all already stored', async () => {
+    const store = await setup.store('corrected');
+    const rows = [' 00001 19970101  1  11.77', ' 00002 19970112  1  12.00', ' 00002 19970112  5  77.00', ' 00002 19970301  3  10.00', ' 00003 19970102  2  20.76'];
+    const original = cdnow(setup.dir(), 'original.txt', rows);
+    // another amount on the second row of a merged day, another CD count on a day of one row
+    const corrected = cdnow(setup.dir(), 'corrected.txt', rows.map((row, i) => (i === 2 ? row.replace('77.00', '70.00') : i === 4 ? row.replace('  2  ', '  3  ') : row)));
+    const rejects = join(setup.dir(), 'corrected-rejects.ndjson');
+    expect((await store.cli(['import', original, '--format', 'cdnow', '--quiet'])).code).toBe(0);
+    const before = await store.events();
+
+    const run = await store.cli(['import', corrected, '--format', 'cdnow', '--quiet', '--rejects', rejects]);
+
+    expect(run.code).toBe(2);
+    const notApplied = '(the log is append-only: the first version stays)';
+    expect(run.stderr).toContain(`line 2: domain: data.lines: order cdnow-2-19970112 is already stored with other content under this command id, so lines 2, 3 were not applied ${notApplied}\n`);
+    expect(run.stderr).toContain(`line 5: domain: data.lines: order cdnow-3-19970102 is already stored with other content under this command id, so this line was not applied ${notApplied}\n`);
+    expect(run.stderr).toContain(' 0 stored (0 events), 5 already stored, 0 with nothing to record, 2 rejected');
+    const report = readFileSync(rejects, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; code: string });
+    expect(report.map((r) => [r.line, r.code])).toEqual([
+      [2, 'stored_with_other_content'],
+      [5, 'stored_with_other_content'],
+    ]);
+    expect(await store.events()).toHaveLength(before.length);
+
+    const again = await store.cli(['import', original, '--format', 'cdnow', '--quiet']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain(' 0 stored (0 events), 7 already stored, 0 with nothing to record, 0 rejected');
+  });
+
+  it('given an NDJSON purchase imported, when a line changes it under the same commandId, then that line is refused as stored with other content', async () => {
+    const store = await setup.store('changed_ndjson');
+    const at = '2025-03-01T10:00:00Z';
+    const line = { sku: 'a', category: 'b', quantity: 1, unitPriceMinor: 500, unitCostMinor: 200 };
+    const envelopes = (price: number) => [
+      JSON.stringify({ type: 'RegisterProspect', commandId: 'r-1', data: { customerId: 'ann', source: 'web', occurredAt: at } }),
+      JSON.stringify({ type: 'RecordPurchase', commandId: 'p-1', data: { customerId: 'ann', orderId: 'o-1', lines: [{ ...line, unitPriceMinor: price }], occurredAt: at } }),
+    ];
+    const file = join(setup.dir(), 'purchases.ndjson');
+    writeFileSync(file, `${envelopes(500).join('\n')}\n`);
+    expect((await store.cli(['import', file, '--quiet'])).code).toBe(0);
+    expect((await store.cli(['import', file, '--quiet'])).code).toBe(0);
+    writeFileSync(file, `${envelopes(450).join('\n')}\n`);
+
+    const run = await store.cli(['import', file, '--quiet']);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('line 2: domain: data.lines: order o-1 is already stored with other content under this command id, so this line was not applied');
+  });
 }
 
 /** `clientele <args>` in-process with the real engine, stdout and stderr captured. */

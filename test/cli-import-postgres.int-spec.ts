@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { PostgresEventStore } from '@clientele/event-store';
 import { describeWithServer, PostgresServer, tempDir } from '@clientele/testing';
 
-import { cliInProcess, sameDayJourneys } from './cdnow-import.journeys';
+import { cliInProcess, correctionJourneys, sameDayJourneys, type JourneySetup } from './cdnow-import.journeys';
 
 // each journey imports a few rows several times through the whole command path
 jest.setTimeout(120_000);
@@ -37,24 +37,24 @@ describeWithServer(PostgresServer, 'clientele import (journey, PostgreSQL store)
     tmp.remove();
   });
 
-  describe('mixing --same-day policies', () => {
-    sameDayJourneys({
-      dir: () => tmp.dir,
-      store: async (name) => {
-        const schema = `cli_import_${process.pid}_${name}`;
-        schemas.push(schema);
-        return {
-          cli: (args) => cliOn(schema, args),
-          events: async () => {
-            const store = await PostgresEventStore.open({ connectionString: url, schema });
-            try {
-              return await store.readAll();
-            } finally {
-              await store.close();
-            }
-          },
-        };
-      },
-    });
-  });
+  const postgres: JourneySetup = {
+    dir: () => tmp.dir,
+    store: async (name) => {
+      const schema = `cli_import_${process.pid}_${name}`;
+      schemas.push(schema);
+      return {
+        cli: (args) => cliOn(schema, args),
+        events: async () => {
+          const store = await PostgresEventStore.open({ connectionString: url, schema });
+          try {
+            return await store.readAll();
+          } finally {
+            await store.close();
+          }
+        },
+      };
+    },
+  };
+  describe('mixing --same-day policies', () => sameDayJourneys(postgres));
+  describe('a corrected file imported again', () => correctionJourneys(postgres));
 });

@@ -1,6 +1,6 @@
 import type { CommandEnvelope } from '../command-sink';
 import { deterministicId } from '@clientele/generator';
-import { NOT_UTF8, type ImportItem, type LineError, type NumberedLine } from './import-item';
+import { listLines, NOT_UTF8, type ImportItem, type LineError, type NumberedLine } from './import-item';
 
 /**
  * CDNOW purchase histories (see docs/cli.md, "CDNOW mapping").
@@ -256,7 +256,8 @@ export async function* readCdnowCommands(
         out.push({ kind: 'command', line: first.line, input: registerCommand(first) });
       }
       if (options.sameDay === 'merge') {
-        out.push({ kind: 'command', line: first.line, input: purchaseCommand(`${first.customerId}-${first.date}`, group) });
+        const purchase = purchaseCommand(`${first.customerId}-${first.date}`, group);
+        out.push(group.length > 1 ? { kind: 'command', line: first.line, input: purchase, rows: group.map((row) => row.line) } : { kind: 'command', line: first.line, input: purchase });
       } else {
         let k = 0;
         for (const row of group) {
@@ -359,12 +360,6 @@ export async function* readCdnowCommands(
     else groupRejects.push({ kind: 'reject', line, reason: parsed.reason, errors: parsed.errors });
   }
   yield* flush();
-}
-
-/** Line numbers for a reason: the first few, then how many more (the refusal's fields hold them all). */
-function listLines(lines: readonly number[]): string {
-  const shown = lines.slice(0, 10).join(', ');
-  return lines.length > 10 ? `${shown} and ${lines.length - 10} more` : shown;
 }
 
 /** A row of comma-separated values reads as one column: say what separates CDNOW's columns. */

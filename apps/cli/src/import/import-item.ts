@@ -8,7 +8,8 @@ import type { FieldError } from '../command-sink';
  * refusals can name it) or a line already refused while parsing.
  */
 export type ImportItem =
-  | { kind: 'command'; line: number; input: unknown }
+  /** `rows`: the lines the command was made of, when more than its own (a merged CDNOW order) */
+  | { kind: 'command'; line: number; input: unknown; rows?: number[] }
   | { kind: 'reject'; line: number; reason: string; errors?: LineError[] } & Withholding;
 
 /**
@@ -35,6 +36,12 @@ export interface NumberedLine {
   text: string;
   /** the line's bytes are not UTF-8 (Latin-1 saved as is, say): `text` holds U+FFFD where they were */
   notUtf8?: true;
+}
+
+/** Line numbers for a reason: the first few, then how many more. */
+export function listLines(lines: readonly number[]): string {
+  const shown = lines.slice(0, 10).join(', ');
+  return lines.length > 10 ? `${shown} and ${lines.length - 10} more` : shown;
 }
 
 /** The refusal of a line whose bytes are not UTF-8: read as text it would be stored with U+FFFD in their place. */
