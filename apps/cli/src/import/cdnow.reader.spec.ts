@@ -1,5 +1,5 @@
 import type { ImportItem, NumberedLine } from './import-item';
-import { HELD_REFUSALS, readCdnowCommands, splitIntoLines, type SameDayPolicy } from './cdnow.reader';
+import { firstCustomers, HELD_REFUSALS, readCdnowCommands, sameDayPolicyOf, splitIntoLines, type SameDayPolicy } from './cdnow.reader';
 
 async function* numbered(text: string): AsyncGenerator<NumberedLine> {
   let line = 0;
@@ -231,6 +231,24 @@ describe('CDNOW reader', () => {
     const withheld = `order withheld: ${HELD_REFUSALS} refused lines came among the rows of cdnow-9 on 19970101; fix them and import again`;
     expect(refused.filter((r) => r.reason === withheld).map((r) => r.line)).toEqual([1, HELD_REFUSALS + 2]);
     expect(commands(items).map((c) => c.data.customerId)).toEqual(['cdnow-10', 'cdnow-10']);
+  });
+
+  it('given a file, when its first customers are asked for, then they come in file order and the reading stops at the limit or after a hundred items a customer', async () => {
+    const text = [' 00004 19970101  1   1.00', ' 00004 19970102  1   1.00', ' 00002 19970101  1   1.00', ' 00007 19970101  1   1.00'].join('\n');
+    expect(await firstCustomers(numbered(text), 2)).toEqual(['cdnow-4', 'cdnow-2']);
+    const garbage = Array.from({ length: 150 }, () => 'not a row').join('\n');
+    expect(await firstCustomers(numbered(`${garbage}\n 00001 19970101  1   1.00`), 1)).toEqual([]);
+    expect(await firstCustomers(numbered(`${garbage}\n 00001 19970101  1   1.00`), 2)).toEqual(['cdnow-1']);
+  });
+
+  it('given the order ids of either policy, then the policy is told from their shape', () => {
+    expect(['cdnow-2-19970112', 'cdnow-2-19970112-1', 'cdnow-2-19970112-12', 'o-1', 'cdnow-x-19970112'].map(sameDayPolicyOf)).toEqual([
+      'merge',
+      'separate',
+      'separate',
+      undefined,
+      undefined,
+    ]);
   });
 
   it('given the same rows twice, when read, then the command ids are the same (a re-import is recognisable)', async () => {

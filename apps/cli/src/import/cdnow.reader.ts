@@ -27,12 +27,17 @@ export interface CdnowOptions {
 export const sameDayPolicyOf = (orderId: string): SameDayPolicy | undefined =>
   /^cdnow-\d+-\d{8}$/.test(orderId) ? 'merge' : /^cdnow-\d+-\d{8}-\d+$/.test(orderId) ? 'separate' : undefined;
 
-/** The ids of the first `limit` customers the file registers, in file order (it stops reading there). */
+/**
+ * The ids of the first `limit` customers the file registers, in file order. It stops reading there,
+ * or after `100 × limit` items (a file of mostly refused rows is not read twice to its end).
+ */
 export const firstCustomers = async (lines: AsyncIterable<NumberedLine>, limit: number): Promise<string[]> => {
   const customers: string[] = [];
+  let items = 0;
   if (limit < 1) return customers;
   // the policy does not change who is registered
   for await (const item of readCdnowCommands(lines, { sameDay: 'merge' })) {
+    if (++items > 100 * limit) break;
     if (item.kind !== 'command') continue;
     const command = item.input as CommandEnvelope;
     if (command.type !== 'RegisterProspect') continue;

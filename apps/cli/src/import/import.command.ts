@@ -111,7 +111,7 @@ export const importFile = async (file: string, options: ImportOptions, context: 
  * written: one stream read each, all at once (milliseconds on either store). A store that holds a
  * 1-in-10 sample of the file's customers has some among them almost surely.
  */
-export const PROBED_CUSTOMERS = 100;
+const PROBED_CUSTOMERS = 100;
 
 /**
  * The two --same-day policies give the same rows different order ids (cdnow.reader.ts), so a store
