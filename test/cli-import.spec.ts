@@ -10,6 +10,7 @@ import { detectFormat } from '../apps/cli/src/import/import.command';
 import type { CliContext } from '../apps/cli/src/cli-context';
 import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
 import { openEngine } from '../apps/cli/src/engine-wiring';
+import { correctionJourneys, sameDayJourneys, type JourneySetup } from './cdnow-import.journeys';
 
 const SAMPLE = '/work/shared/data/cdnow/CDNOW_sample.txt';
 
@@ -181,4 +182,14 @@ describe('clientele import (journey, embedded store)', () => {
     expect(badBatch.code).toBe(1);
     expect(badBatch.stderr).toMatch(/batch: expected a positive integer/);
   });
+
+  const embedded: JourneySetup = {
+    dir: () => dir,
+    store: async (name) => {
+      const dataDir = join(dir, name);
+      return { cli: (args) => cli([...args, '--data-dir', dataDir]), events: () => readAll(dataDir) };
+    },
+  };
+  describe('mixing --same-day policies', () => sameDayJourneys(embedded));
+  describe('a corrected file imported again', () => correctionJourneys(embedded));
 });

@@ -14,11 +14,18 @@ export type EnvelopeValidator = (input: unknown) => EnvelopeValidation;
 
 /**
  * Per-item answer of a batch: `applied` (events stored now), `duplicate` (this command id was stored
- * before: a re-run), `no_op` (accepted, nothing to record), or refused.
+ * before: a re-run), `no_op` (accepted, nothing to record), or refused. A duplicate whose stored
+ * content the answer showed, and found other than the envelope's, says so in `differs`: what was
+ * stored (`order …`) and the envelope fields that are not what the store holds.
  */
 export type ItemResult =
-  | { ok: true; commandId: string; status: 'applied' | 'duplicate' | 'no_op'; eventCount: number }
+  | { ok: true; commandId: string; status: 'applied' | 'duplicate' | 'no_op'; eventCount: number; differs?: StoredDifference }
   | { ok: false; commandId: string; code: string; message: string; field?: string };
+
+export interface StoredDifference {
+  what: string;
+  fields: string[];
+}
 
 export interface CommandSink {
   /** Answers one result per envelope, in the same order. Each envelope is the `command` validateCommandEnvelope answered for its line. */

@@ -238,6 +238,37 @@ describe('CommandService.importBatch (the bulk path)', () => {
     expect(reads).toBeLessThanOrEqual(2);
   });
 
+  it('given a batch sent again to a new process with a purchase changed under its command id, then the bulk path answers each command duplicate with the events it stored the first time, reading each stream once', async () => {
+    const store = newStore('changed');
+    let reads = 0;
+    const counting: EventStore = {
+      appendToStream: (id, events, o) => store.appendToStream(id, events, o),
+      readStream: (id, o) => {
+        reads += 1;
+        return store.readStream(id, o);
+      },
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    };
+    const first = [register('reg-ann', 'ann'), purchase('buy-ann', 'o-1', 'ann')];
+    expect((await (await engine(counting, false)).importBatch(first)).every((r) => r.ok && r.result.status === 'applied')).toBe(true);
+    const changed = [first[0], { ...first[1]!, data: { ...first[1]!.data, lines: [{ ...line, quantity: 2 }] } }];
+    reads = 0;
+
+    // a new process: nothing cached, so the registration's stream is assumed new and its ids are found stored
+    const again = await (await engine(counting)).importBatch(changed);
+
+    expect(again.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(['duplicate', 'duplicate']);
+    const stored = again.map((r) => (r.ok ? r.stored?.map((e) => e.type) : undefined));
+    expect(stored).toEqual([['ProspectRegistered'], ['PurchaseRecorded', 'CustomerConverted']]);
+    const purchaseStored = again[1]?.ok ? again[1].stored?.[0]?.data : undefined;
+    expect(purchaseStored?.['lines']).toEqual([line]);
+    // before: the stored ids sent every command the one-by-one way, which reads the stream for each
+    expect(reads).toBe(1);
+  });
+
   it('given the store fails a stream\'s first appends, when holding streams after a temporary failure (importBatch, or importValid as the CLI import calls it), then the stream\'s later commands are not run but answered as failed for now; without holding they run out of order', async () => {
     /** a store whose first two appends to Ann's stream fail, as in a short outage */
     const flaky = (name: string): { store: EventStore; ann: () => Promise<string[]> } => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ValidCommand } from '@clientele/contracts';
 import { DomainError, type DeciderName, type DomainCommand, type LifecyclePolicy } from '@clientele/domain';
-import { WrongExpectedRevisionError, type AppendResult, type EventStore, type NewEvent, type StoredEvent } from '@clientele/event-store';
+import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendResult, type EventStore, type NewEvent, type StoredEvent } from '@clientele/event-store';
 import { ClienteleMetrics } from './clientele.metrics';
 import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
 import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
@@ -24,7 +24,7 @@ export interface StreamCommands {
 }
 
 export type BulkOutcome =
-  | { index: number; ok: true; result: CommandResult }
+  | { index: number; ok: true; result: CommandResult; stored?: StoredEvent[] }
   | { index: number; ok: false; commandId: string; failure: CommandFailure };
 
 export interface BulkImportResult {
@@ -160,9 +160,13 @@ export class BulkImporter {
         ? undefined
         : this.store
             .appendToStream(p.streamId, p.events, { expectedRevision: p.base.revision < 0 ? 'no_stream' : p.base.revision })
-            // 'stale': the stream is not where the plan thought (another writer, or a stream assumed new);
-            // any other failure goes the usual way, which answers it
-            .catch((error: unknown) => (error instanceof WrongExpectedRevisionError ? ('stale' as const) : undefined)),
+            // 'stale': the stream is not where the plan thought (another writer, or a stream assumed new),
+            // or its commands' event ids are stored with content other than decided here (a batch sent
+            // again, decided on a stream assumed new: the read stream answers them duplicate, as the
+            // usual path finds after its own read); any other failure goes the usual way, which answers it
+            .catch((error: unknown) =>
+              error instanceof WrongExpectedRevisionError || error instanceof DuplicateEventIdError ? ('stale' as const) : undefined,
+            ),
     );
   }
 
@@ -303,7 +307,7 @@ export class BulkImporter {
         return { index, ok: true, result: answer(meta.commandId, streamId, 'no_op', []) };
       case 'duplicate':
         counts.count(domain.type, 'duplicate');
-        return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier) };
+        return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier), stored: step.earlier };
       case 'refused': {
         const failure = describeFailure(step.error);
         counts.count(domain.type, failure.kind);

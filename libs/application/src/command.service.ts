@@ -6,6 +6,7 @@ import {
   type ValidCommand,
 } from '@clientele/contracts';
 import { commandTarget, type CommandTarget, type DomainCommand } from '@clientele/domain';
+import type { StoredEvent } from '@clientele/event-store';
 import { BulkImporter, type BatchCommand, type StreamCommands } from './bulk-import';
 import { CommandValidationError } from './application.errors';
 import { ClienteleMetrics } from './clientele.metrics';
@@ -24,7 +25,12 @@ const wireCommandsAreDomainCommands: [Mismatched] extends [never] ? true : Misma
 void wireCommandsAreDomainCommands;
 
 export type BatchItemResult =
-  | { index: number; ok: true; result: CommandResult }
+  /**
+   * `stored`: for a duplicate the bulk path answered, the events the command stored the first time,
+   * as read (personal data opened), so an importer can tell a re-run from a changed line under the
+   * same command id; absent where the one-by-one path answered
+   */
+  | { index: number; ok: true; result: CommandResult; stored?: readonly StoredEvent[] }
   | { index: number; ok: false; commandId?: string; failure: CommandFailure };
 
 export interface ImportOptions {
@@ -142,7 +148,7 @@ export class CommandService {
     for (const outcome of settled) {
       const { index } = outcome;
       results[index] = outcome.ok
-        ? { index, ok: true, result: outcome.result }
+        ? { index, ok: true, result: outcome.result, ...(outcome.stored ? { stored: outcome.stored } : {}) }
         : { index, ok: false, commandId: outcome.commandId, failure: outcome.failure };
     }
     await this.runOneByOne(leftover, results, options.holdStreamAfterTemporaryFailure ?? false);

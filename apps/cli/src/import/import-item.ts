@@ -8,14 +8,40 @@ import type { FieldError } from '../command-sink';
  * refusals can name it) or a line already refused while parsing.
  */
 export type ImportItem =
-  | { kind: 'command'; line: number; input: unknown }
-  | { kind: 'reject'; line: number; reason: string; errors?: FieldError[] };
+  /** `rows`: the lines the command was made of, when more than its own (a merged CDNOW order) */
+  | { kind: 'command'; line: number; input: unknown; rows?: number[] }
+  | { kind: 'reject'; line: number; reason: string; errors?: LineError[] } & Withholding;
+
+/**
+ * A CDNOW customer-day is imported whole or not at all: its refused rows `withhold` its good rows,
+ * which are refused as `withheldBy` them (line numbers both), so each line is reported once and
+ * either side names the other.
+ */
+export interface Withholding {
+  withheldBy?: number[];
+  withholds?: number[];
+}
+
+/**
+ * One refused value of a line: the field (a CDNOW column, an envelope path), what would be accepted
+ * and, when the reader has it, the text the line holds there (CDNOW rows; the shared validator of
+ * envelopes names field and expectation only).
+ */
+export interface LineError extends FieldError {
+  found?: string;
+}
 
 export interface NumberedLine {
   line: number;
   text: string;
   /** the line's bytes are not UTF-8 (Latin-1 saved as is, say): `text` holds U+FFFD where they were */
   notUtf8?: true;
+}
+
+/** Line numbers for a reason: the first few, then how many more. */
+export function listLines(lines: readonly number[]): string {
+  const shown = lines.slice(0, 10).join(', ');
+  return lines.length > 10 ? `${shown} and ${lines.length - 10} more` : shown;
 }
 
 /** The refusal of a line whose bytes are not UTF-8: read as text it would be stored with U+FFFD in their place. */

@@ -1,11 +1,12 @@
 import { closeSync, createWriteStream, openSync, readSync, statSync } from 'node:fs';
 
 import { validateCommandEnvelope } from '@clientele/contracts';
+import { customerStream } from '@clientele/domain';
 
-import { UsageError, type CliContext } from '../cli-context';
+import { UsageError, type CliContext, type Engine } from '../cli-context';
 import type { EnvelopeValidator } from '../command-sink';
 import { createProgress, silentProgress } from '../progress';
-import { looksLikeCdnow, readCdnowCommands, type SameDayPolicy } from './cdnow.reader';
+import { firstCustomers, looksLikeCdnow, readCdnowCommands, sameDayPolicyOf, type SameDayPolicy } from './cdnow.reader';
 import { openLines } from './import-item';
 import { runImport, type ImportSummary, type RejectedLine } from './import.runner';
 import { readNdjsonCommands } from './ndjson.reader';
@@ -42,6 +43,14 @@ export const importFile = async (file: string, options: ImportOptions, context: 
     if (!options.quiet) context.stderr.write(`format: ${format} (from the first line; --format ndjson|cdnow to choose)\n`);
   }
   const engine = await context.openEngine(options.dataDir);
+  if (format === 'cdnow') {
+    try {
+      await refuseOtherSameDay(file, options.sameDay, engine);
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+  }
   const rejectsOut = options.rejects === undefined ? undefined : createWriteStream(options.rejects, { encoding: 'utf8' });
   const lines = openLines(file);
   const items = format === 'cdnow' ? readCdnowCommands(lines, { sameDay: options.sameDay }) : readNdjsonCommands(lines);
@@ -96,6 +105,48 @@ export const importFile = async (file: string, options: ImportOptions, context: 
   );
   return summary.rejected > 0 ? 2 : 0;
 };
+
+/**
+ * How many of a CDNOW file's first customers have their stored orders looked at before anything is
+ * written: one stream read each, all at once (milliseconds on either store). A store that holds a
+ * 1-in-10 sample of the file's customers has some among them almost surely.
+ */
+const PROBED_CUSTOMERS = 100;
+
+/**
+ * The two --same-day policies give the same rows different order ids (cdnow.reader.ts), so a store
+ * holding orders made under one takes the file's orders under the other for new ones: every row
+ * stored twice, revenue doubled. Refused before anything is written when the stored orders of the
+ * file's first customers were made under the other policy only; a re-run with the policy the store
+ * holds finds its own order ids and goes ahead (a store holding both was mixed before this check).
+ */
+async function refuseOtherSameDay(file: string, sameDay: SameDayPolicy, engine: Engine): Promise<void> {
+  const lines = openLines(file);
+  let customers: string[];
+  try {
+    customers = await firstCustomers(lines, PROBED_CUSTOMERS);
+  } finally {
+    lines.stream.destroy();
+  }
+  const histories = await Promise.all(customers.map((customerId) => engine.readStream(customerStream(customerId))));
+  let other: { customerId: string; orderId: string } | undefined;
+  for (const [i, history] of histories.entries()) {
+    for (const event of history) {
+      const orderId = event.type === 'PurchaseRecorded' ? event.data['orderId'] : undefined;
+      const policy = typeof orderId === 'string' ? sameDayPolicyOf(orderId) : undefined;
+      if (policy === sameDay) return;
+      if (policy !== undefined && other === undefined) other = { customerId: customers[i] as string, orderId: orderId as string };
+    }
+  }
+  if (other === undefined) return;
+  const held: SameDayPolicy = sameDay === 'merge' ? 'separate' : 'merge';
+  throw new UsageError(
+    `--same-day ${sameDay}: the store already holds CDNOW orders imported with --same-day ${held} (order ${other.orderId} of ${other.customerId}); ` +
+      `imported with ${sameDay}, the same rows would be stored again under other order ids and their CDs and revenue counted twice. ` +
+      `Import with --same-day ${held} to add this file to what is stored, or into an empty store (another --data-dir, or another CLIENTELE_PG_SCHEMA) ` +
+      `to keep ${sameDay === 'merge' ? 'one order per customer and day' : 'one order per row'}; nothing was imported`,
+  );
+}
 
 /**
  * The format a file is in, from its first line that is not blank: NDJSON envelopes start with `{`;

@@ -4,6 +4,7 @@ import type { CommandEnvelope, CommandSink, ItemResult } from '../command-sink';
 import type { NumberedLine } from './import-item';
 import { runImport, type RejectedLine } from './import.runner';
 import { readNdjsonCommands } from './ndjson.reader';
+import { readCdnowCommands } from './cdnow.reader';
 
 /** Remembers command ids like the store does and refuses self-referrals like the domain does. */
 class RecordingSink implements CommandSink {
@@ -59,7 +60,8 @@ describe('import of NDJSON command envelopes', () => {
     const sink = new RecordingSink();
     const { summary, rejected } = await importLines(FILE, sink);
 
-    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a', 'cmd-c'], ['cmd-d', 'cmd-e']]);
+    // lines 2 and 4 wait behind cmd-a for its answer: two waiting refusals send a batch of two early
+    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a'], ['cmd-c', 'cmd-d'], ['cmd-e']]);
     expect(rejected.map((r) => [r.line, r.stage])).toEqual([
       [2, 'parse'],
       [4, 'validation'],
@@ -78,6 +80,62 @@ describe('import of NDJSON command envelopes', () => {
     await importLines(FILE, sink);
     const { summary } = await importLines(FILE, sink, 1000);
     expect(summary).toMatchObject({ sent: 4, stored: 0, duplicates: 3, events: 0 });
+  });
+
+  it('given a refusal by the domain and a later line refused before the batch is sent, when imported, then refusals are reported in line order', async () => {
+    const sink = new RecordingSink();
+    const { rejected } = await importLines([register('a'), register('d', { referredBy: 'd' }), 'not json', register('e'), '{}'], sink, 10);
+    expect(rejected.map((r) => [r.line, r.stage])).toEqual([
+      [2, 'domain'],
+      [3, 'parse'],
+      [5, 'validation'],
+    ]);
+  });
+
+  it('given as many refused lines as a batch holds waiting behind a command, when imported, then the batch is sent early so refusals do not pile up', async () => {
+    const sink = new RecordingSink();
+    const { rejected } = await importLines([register('a'), 'x', 'y', register('b'), register('c')], sink, 2);
+    expect(sink.batches.map((batch) => batch.map((e) => e.commandId))).toEqual([['cmd-a'], ['cmd-b', 'cmd-c']]);
+    expect(rejected.map((r) => r.line)).toEqual([2, 3]);
+  });
+
+  it('given a CDNOW order withheld by a refused row, when imported, then the report holds each line once with its columns and the lines on either side', async () => {
+    const rejected: RejectedLine[] = [];
+    const rows = [' 00009 19970101  1   5.00', ' 00009 19970101  1   abc', ' 00010 19970101  1   7.00'];
+    await runImport(readCdnowCommands(numbered(rows), { sameDay: 'merge' }), { sink: new RecordingSink(), validate: validateCommandEnvelope, batchSize: 10, onReject: (r) => rejected.push(r) });
+    expect(rejected).toEqual([
+      { line: 1, stage: 'parse', reason: expect.stringMatching(/^order withheld: order cdnow-9-19970101 /), withheldBy: [2] },
+      {
+        line: 2,
+        stage: 'parse',
+        reason: expect.stringMatching(/^dollar_value: /),
+        errors: [{ field: 'dollar_value', expected: 'dollars with at most two decimals', found: 'abc' }],
+        withholds: [1],
+      },
+    ]);
+  });
+
+  it('given commands the store holds with other content, when imported, then each is refused naming what is stored, the fields and its lines, and the rest counts as already stored', async () => {
+    // a store that finds every command stored, the purchase of the merged order with other lines
+    const sink: CommandSink = {
+      executeBatch: async (envelopes) =>
+        envelopes.map((e): ItemResult =>
+          e.type === 'RecordPurchase'
+            ? { ok: true, commandId: e.commandId, status: 'duplicate', eventCount: 0, differs: { what: 'order cdnow-9-19970101', fields: ['data.lines'] } }
+            : { ok: true, commandId: e.commandId, status: 'duplicate', eventCount: 0 },
+        ),
+    };
+    const rejected: RejectedLine[] = [];
+    const rows = [' 00009 19970101  1   5.00', ' 00009 19970101  1   6.00', 'not a row'];
+    const summary = await runImport(readCdnowCommands(numbered(rows), { sameDay: 'merge' }), { sink, validate: validateCommandEnvelope, batchSize: 10, onReject: (r) => rejected.push(r) });
+    expect(rejected.map((r) => [r.line, r.stage, r.code])).toEqual([
+      [1, 'domain', 'stored_with_other_content'],
+      [3, 'parse', undefined],
+    ]);
+    expect(rejected[0]?.reason).toBe(
+      'data.lines: order cdnow-9-19970101 is already stored with other content under this command id, so lines 1, 2 were not applied (the log is append-only: the first version stays)',
+    );
+    expect(summary).toMatchObject({ sent: 2, duplicates: 1, stored: 0, rejected: 2 });
   });
 
   it('given a sink that loses an answer, then the import stops rather than misreporting', async () => {
