@@ -2,27 +2,9 @@ import type { EventStore, EventSubscription, StoredEvent } from '@clientele/even
 import type { Projection, ReadModelQueries, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
+import { LOG_ANCHOR_TABLE, logAnchorMismatch, readLogAnchor, ReadModelsOfAnotherLogError } from './log-anchor';
 
 export const CHECKPOINTS_TABLE = 'projection_checkpoints';
-/** the last event the read models folded, as the log had it: a log that differs there is another log */
-export const LOG_ANCHOR_TABLE = 'projection_log_anchor';
-
-/** The read models were folded from a different log than the one this projector reads. */
-export class ReadModelsOfAnotherLogError extends Error {
-  constructor(
-    readonly position: number,
-    readonly expectedHash: string,
-    readonly found: string,
-  ) {
-    super(
-      `the read models were folded from another log: the last event they folded, at position ${position}, had hash ${expectedHash}, ` +
-        `and this log ${found}. Point the engine at this log's read models (CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS_PG_SCHEMA), ` +
-        `or fold this log into a new generation with \`clientele replay\``,
-    );
-    this.name = 'ReadModelsOfAnotherLogError';
-  }
-}
-
 export interface ProjectorOptions {
   /** events read and applied per read-model transaction; default 1000 */
   batchSize?: number;
@@ -52,6 +34,11 @@ export interface ProjectorOptions {
    * rather than a decryption error. Default: the events the projector folds.
    */
   storedLog?: Pick<EventStore, 'readAll' | 'headPosition'>;
+  /**
+   * this log as `clientele audit verify --store` takes it (`sqlite:<file>`, `postgres:<url>#<schema>`):
+   * a refusal of read models that do not match the log then gives the whole command that checks it
+   */
+  auditStore?: string;
   /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
@@ -351,21 +338,15 @@ export class Projector {
 
   /**
    * Refuses read models folded from another log (a store file restored from elsewhere, two logs
-   * given one read-model schema): the last event they folded must still be in this log, unchanged.
-   * Read models that folded nothing yet, or were written before the anchor existed, pass.
+   * given one read-model schema), or from this log before it was altered or cut: the last event they
+   * folded must still be in this log, unchanged. Read models that folded nothing yet, or were
+   * written before the anchor existed, pass.
    */
   private async checkSameLog(store: ReadModelStore): Promise<void> {
-    const [anchor] = await store.all<{ position: number | string; hash: string }>(`SELECT position, hash FROM ${LOG_ANCHOR_TABLE} WHERE id = 1`);
+    const anchor = await readLogAnchor(store);
     if (!anchor) return;
-    const position = Number(anchor.position);
-    const log = this.options.storedLog ?? this.events;
-    const [event] = await log.readAll({ afterPosition: position - 1, maxCount: 1 });
-    if (event?.position === position && event.hash === anchor.hash) return;
-    const found =
-      event?.position === position
-        ? `has hash ${event.hash} there`
-        : `has no event at that position (its head is ${await log.headPosition()})`;
-    throw new ReadModelsOfAnotherLogError(position, anchor.hash, found);
+    const mismatch = await logAnchorMismatch(anchor, this.options.storedLog ?? this.events);
+    if (mismatch) throw new ReadModelsOfAnotherLogError(mismatch, this.options.auditStore !== undefined ? { store: this.options.auditStore } : {});
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
