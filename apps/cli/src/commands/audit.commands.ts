@@ -559,8 +559,12 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
     .option('--json', 'print the digests as JSON')
     .option('--quiet', 'no progress lines')
+    .option(
+      '--accept-other-log',
+      'replace read models that do not match this log (folded from another log, or from this log before it was altered or cut): without it such a replay is refused, since it erases their witness; run audit verify --expect first',
+    )
     .action(
-      guarded(1, async (options: { batch?: number; json?: boolean; quiet?: boolean }) => {
+      guarded(1, async (options: { batch?: number; json?: boolean; quiet?: boolean; acceptOtherLog?: boolean }) => {
         await operatorReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
       }),
     );

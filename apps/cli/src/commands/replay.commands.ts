@@ -1,8 +1,12 @@
-import { openStorage, storageConfigFromEnv } from '@clientele/application';
+import { auditStoreAddress, openStorage, storageConfigFromEnv } from '@clientele/application';
+import type { EventStore } from '@clientele/event-store';
+import { configuredReadModels, readReadModelsAnchor } from '../read-models-anchor';
 import { assertConfiguredStoreExists } from '../store-checks';
 import {
   allProjections,
   digest,
+  logAnchorMismatch,
+  logAnchorMismatchMessage,
   proveReplay,
   readModelConfigFromEnv,
   readModelGenerations,
@@ -20,6 +24,8 @@ export interface ReplayRun {
   batchSize?: number;
   json?: boolean;
   quiet?: boolean;
+  /** `replay`: go ahead although the current read models do not match the log (see refuseToErase) */
+  acceptOtherLog?: boolean;
 }
 
 /**
@@ -71,6 +77,8 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
   await assertConfiguredStoreExists(storageConfig.store);
   const storage = await openStorage(storageConfig);
   try {
+    // before anything is written: the generation a replay replaces may be the only witness of the log it folded
+    await refuseToErase(config, storage.raw, auditStoreAddress(storageConfig.store), run);
     const fresh = await generations.openFresh();
     try {
       const projections = allProjections();
@@ -92,6 +100,31 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * The current read models record the position and hash of the last event they folded. When this
+ * log has no event there, or another hash, they were folded from another log, or this log was
+ * altered or cut after they folded it; a replay would replace them, and with them the one witness
+ * inside the system of what the log held. Refused unless `acceptOtherLog`, with the command that
+ * checks the log; with it, said on stderr.
+ */
+async function refuseToErase(
+  config: ReturnType<typeof readModelConfigFromEnv>,
+  log: Pick<EventStore, 'readAll' | 'headPosition'>,
+  auditStore: string | undefined,
+  run: ReplayRun,
+): Promise<void> {
+  // read-only: a refused replay leaves every file and schema as it found them
+  const current = await readReadModelsAnchor(configuredReadModels(config), config.kind === 'sqlite' ? 'CLIENTELE_DATA_DIR' : 'CLIENTELE_READ_MODELS_PG_SCHEMA');
+  const mismatch = current?.anchor && (await logAnchorMismatch(current.anchor, log));
+  if (!current || !mismatch) return;
+  const explained = logAnchorMismatchMessage(mismatch, { ...(auditStore !== undefined ? { store: auditStore } : {}), refusedBy: 'replay' });
+  if (!run.acceptOtherLog) throw new Error(`replay refused, nothing was written: ${explained}. The current read models: ${current.where}`);
+  run.stderr.write(
+    `replay: --accept-other-log: replacing read models that do not match this log (${current.where}; position ${mismatch.anchor.position}, hash ${mismatch.anchor.hash}): ` +
+      'the engine removes them once it serves the new generation\n',
+  );
 }
 
 function where(config: ReturnType<typeof readModelConfigFromEnv>): string {
