@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
+import { anchorWatch, type ChainReport, type StoredEvent } from '@clientele/event-store';
 import { readLogAnchor, type LogAnchor, type ReadModelConfig, type ReadModelQueries, type SqlParam } from '@clientele/projections';
 
 /**
@@ -123,4 +124,61 @@ async function readPostgresAnchor(url: string, schema: string, option: string): 
 function numbered(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/** what the verification found at the read models' anchor */
+export type ReadModelsAnchorStatus = 'held' | 'other_hash' | 'ends_before' | 'not_reached';
+
+/** the read models' anchor as `audit verify --json` reports it */
+export interface ReadModelsAnchorReport {
+  where: string;
+  position: number;
+  hash: string;
+  status: ReadModelsAnchorStatus;
+  /** with `other_hash`: the hash the log has at that position */
+  logHash?: string;
+}
+
+/**
+ * Holds a verification to the anchor of a set of read models, as `--expect` holds it to a noted
+ * one (`anchorWatch` judges; this adds what was found there, and a break that names the read models
+ * and both of its causes: the anchor cannot tell a rewritten or cut log from another log).
+ */
+export function readModelsAnchorWatch(found: ReadModelsAnchor & { anchor: LogAnchor }): {
+  tap(events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent>;
+  /** `walked`: the chain's own report, before any anchor judged it; `report`: as judged so far */
+  judge(walked: ChainReport, report: ChainReport): { report: ChainReport; anchor: ReadModelsAnchorReport };
+} {
+  const { anchor, where } = found;
+  const watch = anchorWatch(anchor);
+  let seen: StoredEvent | undefined;
+  return {
+    async *tap(events) {
+      for await (const e of watch.tap(events)) {
+        if (e.position === anchor.position) seen = e;
+        yield e;
+      }
+    },
+    judge(walked, report) {
+      const status: ReadModelsAnchorStatus = seen ? (seen.hash === anchor.hash ? 'held' : 'other_hash') : walked.ok ? 'ends_before' : 'not_reached';
+      const judged = watch.judge(report);
+      const b = judged.firstBreak;
+      const theirs = status !== 'held' && status !== 'not_reached' && b !== undefined && b !== report.firstBreak && b.position === anchor.position;
+      const detail =
+        status === 'other_hash'
+          ? `hash ${seen!.hash.slice(0, 12)}…, the read models in ${where} folded ${anchor.hash.slice(0, 12)}… there: this log was rewritten up to here after they folded it, or they were folded from another log`
+          : `the log ends at position ${walked.lastPosition}, before position ${anchor.position}, the last event the read models in ${where} folded: events were cut from its end after they folded it, or they were folded from another log`;
+      return {
+        report: theirs ? { ...judged, firstBreak: { ...b, detail } } : judged,
+        anchor: { where, position: anchor.position, hash: anchor.hash, status, ...(status === 'other_hash' ? { logHash: seen!.hash } : {}) },
+      };
+    },
+  };
+}
+
+/** the line a text report adds about the read models' anchor, when the break above does not already say it */
+export function readModelsAnchorLine(a: ReadModelsAnchorReport): string | undefined {
+  if (a.status === 'held') return `read models' anchor (${a.where}): position ${a.position} still has hash ${a.hash}`;
+  if (a.status === 'not_reached') return `read models' anchor (${a.where}, position ${a.position}) not judged: the chain breaks before it`;
+  return undefined;
 }

@@ -35,9 +35,18 @@ import {
   type ExportScope,
   type NdjsonSink,
 } from '@clientele/event-store';
-import { LogEndsBeforeReadModelsError, profileAsOf } from '@clientele/projections';
+import { LogEndsBeforeReadModelsError, profileAsOf, readModelConfigFromEnv, type LogAnchor } from '@clientele/projections';
 import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
+import {
+  configuredReadModels,
+  parseReadModelsLocation,
+  readModelsAnchorLine,
+  readModelsAnchorWatch,
+  readReadModelsAnchor,
+  type ReadModelsAnchor,
+  type ReadModelsAnchorReport,
+} from '../read-models-anchor';
 import { assertSqliteFileHolds, postgresSchemaHasLog } from '../store-checks';
 import { auditReplay, operatorReplay } from './replay.commands';
 
@@ -348,14 +357,24 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)', fileToRead('--from-export'))
     .option('--store <address>', storeHelp)
     .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
+    .option(
+      '--read-models [where]',
+      "also hold the log to the anchor the read models keep (the position and hash of the last event they folded), as --expect does: a data directory, a read-model directory or file, or postgres:<url>[#schema]; without a value, the engine's read models (CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS, CLIENTELE_READ_MODELS_PG_SCHEMA)",
+    )
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; readModels?: string | true; json?: boolean; quiet?: boolean }) => {
         if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+        if (options.readModels !== undefined && options.stream !== undefined) throw new Error('--read-models applies to the whole log, not to --stream');
         if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
         const anchor = options.expect ? anchorWatch(options.expect) : undefined;
-        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
+        // read before the walk: a running engine moves the anchor forward, never past the head the walk will reach
+        const readModels = options.readModels !== undefined ? readModelsAnchorWatch(await readModelsAnchorFor(options.readModels, env)) : undefined;
+        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => {
+          const noted = anchor ? anchor.tap(events) : events;
+          return readModels ? readModels.tap(noted) : noted;
+        };
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
@@ -402,19 +421,25 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           deps.setExitCode(1);
           return;
         }
+        const walked = report;
         if (anchor) report = anchor.judge(report);
+        let readModelsAnchor: ReadModelsAnchorReport | undefined;
+        if (readModels) ({ report, anchor: readModelsAnchor } = readModels.judge(walked, report));
         if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
           throw new Error(`stream ${options.stream} has no events`);
         }
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
-        if (options.json) deps.stdout.write(`${JSON.stringify(hint ? { ...report, hint } : report)}\n`);
-        else {
+        if (options.json) {
+          deps.stdout.write(`${JSON.stringify({ ...report, ...(hint ? { hint } : {}), ...(readModelsAnchor ? { readModelsAnchor } : {}) })}\n`);
+        } else {
           printChainReport(report, what, deps.stdout);
           if (hint) deps.stdout.write(`  ${hint}\n`);
         }
         if (report.ok && options.expect && !options.json) {
           deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
         }
+        const readModelsLine = readModelsAnchor && readModelsAnchorLine(readModelsAnchor);
+        if (readModelsLine && !options.json) deps.stdout.write(`  ${readModelsLine}\n`);
         deps.setExitCode(report.ok ? 0 : 1);
       }),
     );
@@ -568,6 +593,22 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         await operatorReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
       }),
     );
+}
+
+/**
+ * The anchor of the read models `--read-models` names (`true`: the engine's, from its environment).
+ * Read models that are not there, or that hold no anchor, leave nothing to hold the log to: refused
+ * (exit 2), not reported as intact.
+ */
+async function readModelsAnchorFor(given: string | true, env: NodeJS.ProcessEnv): Promise<ReadModelsAnchor & { anchor: LogAnchor }> {
+  const location = given === true ? configuredReadModels(readModelConfigFromEnv(env)) : parseReadModelsLocation(given, '--read-models');
+  const found = await readReadModelsAnchor(location, '--read-models');
+  const named = location.kind === 'sqlite' ? location.path : `PostgreSQL schema ${location.schema}`;
+  if (!found) throw new Error(`--read-models: no read models at ${named}${given === true ? " (the engine's configuration)" : ''}`);
+  if (!found.anchor) {
+    throw new Error(`--read-models: the read models in ${found.where} hold no anchor (they folded nothing yet, or were written before read models recorded the last event they folded): nothing to hold the log to`);
+  }
+  return { where: found.where, anchor: found.anchor };
 }
 
 /**
