@@ -1,8 +1,22 @@
-import type { EventStore } from '@clientele/event-store';
-import type { ReadModelQueries } from './read-model-store';
+import type { EventStore, StoredEvent } from '@clientele/event-store';
+import type { ReadModelQueries, ReadModelTransaction } from './read-model-store';
 
 /** the last event the read models folded, as the log had it: a log that differs there is another log, or was altered */
 export const LOG_ANCHOR_TABLE = 'projection_log_anchor';
+
+export const CREATE_LOG_ANCHOR_TABLE = `CREATE TABLE IF NOT EXISTS ${LOG_ANCHOR_TABLE} (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, hash TEXT NOT NULL)`;
+
+/**
+ * Records `event` as the last one folded, in the transaction that moves the checkpoints past it;
+ * moved forward only (engines sharing read models may commit out of order).
+ */
+export async function saveLogAnchor(tx: ReadModelTransaction, event: Pick<StoredEvent, 'position' | 'hash'>): Promise<void> {
+  await tx.run(
+    `INSERT INTO ${LOG_ANCHOR_TABLE} (id, position, hash) VALUES (1, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash WHERE ${LOG_ANCHOR_TABLE}.position < excluded.position`,
+    [event.position, event.hash],
+  );
+}
 
 /** The position and hash of the last event a set of read models folded. */
 export interface LogAnchor {

@@ -2,7 +2,7 @@ import type { EventStore, EventSubscription, StoredEvent } from '@clientele/even
 import type { Projection, ReadModelQueries, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
-import { LOG_ANCHOR_TABLE, logAnchorMismatch, readLogAnchor, ReadModelsOfAnotherLogError } from './log-anchor';
+import { CREATE_LOG_ANCHOR_TABLE, logAnchorMismatch, readLogAnchor, ReadModelsOfAnotherLogError, saveLogAnchor } from './log-anchor';
 
 export const CHECKPOINTS_TABLE = 'projection_checkpoints';
 export interface ProjectorOptions {
@@ -239,7 +239,7 @@ export class Projector {
       await tx.exec(
         `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`,
       );
-      await tx.exec(`CREATE TABLE IF NOT EXISTS ${LOG_ANCHOR_TABLE} (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, hash TEXT NOT NULL)`);
+      await tx.exec(CREATE_LOG_ANCHOR_TABLE);
       const stored = await readCheckpoints(tx);
       const outdated = foldedByOtherVersions(this.projections, stored);
       for (const p of this.projections) {
@@ -421,15 +421,6 @@ async function applyPast(p: Projection, from: number, batch: readonly StoredEven
   const last = batch[batch.length - 1];
   if (!first || !last || from >= last.position) return;
   await p.apply(first.position > from ? batch : batch.filter((e) => e.position > from), tx);
-}
-
-/** the last event folded, moved forward only (engines sharing read models may commit out of order) */
-async function saveLogAnchor(tx: ReadModelTransaction, event: StoredEvent): Promise<void> {
-  await tx.run(
-    `INSERT INTO ${LOG_ANCHOR_TABLE} (id, position, hash) VALUES (1, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash WHERE ${LOG_ANCHOR_TABLE}.position < excluded.position`,
-    [event.position, event.hash],
-  );
 }
 
 /** each projection's checkpoint row by name, read in a store or inside a transaction */

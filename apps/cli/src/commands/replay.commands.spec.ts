@@ -177,7 +177,11 @@ describe('clientele audit replay and clientele replay', () => {
       expect(accepted.code).toBe(0);
       expect(accepted.stderr).toContain(`replay: --accept-other-log: replacing read models that do not match this log (${join(copy, 'read-models', before.current.trim())}; position ${anchor.position}, hash ${anchor.hash})`);
       expect(readModelFiles(copy).current).not.toBe(before.current);
-      // and the new generation is this log's: a replay after it is no longer refused
+      // and the new generation is anchored in this log: its last event, so a replay after it is no longer refused
+      const cutHead = new Database(join(copy, 'clientele.db'), { readonly: true });
+      const head = cutHead.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get();
+      cutHead.close();
+      expect(anchorOf(copy)).toEqual(head);
       expect((await run(['replay', '--quiet'], copyEnv)).code).toBe(0);
     } finally {
       rmSync(copy, { recursive: true, force: true });
