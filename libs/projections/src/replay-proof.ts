@@ -237,7 +237,7 @@ export class LogEndsBeforeReadModelsError extends Error {
   ) {
     super(
       `the log ends at position ${head}, but the live read models folded it up to ${readModels.map((r) => `${r.position} (${r.name})`).join(', ')}: ` +
-        'events were cut from the end of the log, or these read models belong to another one; run audit verify with --expect at a position noted earlier',
+        'events were cut from the end of the log, or these read models belong to another one; run audit verify with --read-models (the anchor these read models keep) or --expect at a position noted earlier',
     );
     this.name = 'LogEndsBeforeReadModelsError';
   }

@@ -35,7 +35,7 @@ import {
   type ExportScope,
   type NdjsonSink,
 } from '@clientele/event-store';
-import { LogEndsBeforeReadModelsError, profileAsOf, readModelConfigFromEnv, type LogAnchor } from '@clientele/projections';
+import { LogEndsBeforeReadModelsError, profileAsOf, readModelConfigFromEnv, ReadModelsOfAnotherLogError, type LogAnchor } from '@clientele/projections';
 import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
 import {
@@ -557,7 +557,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
   audit
     .command('replay')
     .description(
-      'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch, 2 could not run)',
+      'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch or a log cut or changed after they folded it, 2 could not run)',
     )
     .exitOverride(usageExits(2))
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
@@ -569,9 +569,14 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         try {
           ok = await auditReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
         } catch (error) {
-          if (!(error instanceof LogEndsBeforeReadModelsError)) throw error;
-          // a finding about the log, not a failure to run: the read models cannot match a log that lost their events
-          deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, logHead: error.head, readModelsAhead: error.readModels, detail: error.message })}\n` : `LOG CUT: ${error.message}\n`);
+          // findings about the log, not failures to run: the read models cannot match a log that lost their events,
+          // and a log that has another hash where they stopped is not the log they folded, whatever the digests say
+          if (error instanceof LogEndsBeforeReadModelsError) {
+            deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, logHead: error.head, readModelsAhead: error.readModels, detail: error.message })}\n` : `LOG CUT: ${error.message}\n`);
+          } else if (error instanceof ReadModelsOfAnotherLogError && error.mismatch.kind === 'other_hash') {
+            const { anchor, hash } = error.mismatch;
+            deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, readModelsAnchor: anchor, logHash: hash, detail: error.message })}\n` : `LOG DIFFERS: ${error.message}\n`);
+          } else throw error;
           ok = false;
         }
         deps.setExitCode(ok ? 0 : 1);

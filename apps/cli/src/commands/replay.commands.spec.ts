@@ -188,7 +188,7 @@ describe('clientele audit replay and clientele replay', () => {
     }
   });
 
-  it('replay on a log rewritten and re-chained after the read models folded it refuses, naming the hash the log has now', async () => {
+  it('replay on a log rewritten and re-chained after the read models folded it refuses, naming the hash the log has now; audit replay says the log differs', async () => {
     // given a copy whose second event was changed and every later hash recomputed, so the chain alone holds
     const anchor = anchorOf(tmp.dir);
     const copy = editedCopy(() => undefined);
@@ -212,6 +212,14 @@ describe('clientele audit replay and clientele replay', () => {
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`at position ${anchor.position}, had hash ${anchor.hash}, and this log has hash ${prev} there. Either they were folded from another log, or this log was altered`);
       expect(readModelFiles(copy)).toEqual(before);
+
+      // and audit replay, whose digests cannot see a field no read model folds, says the log differs where they stopped (exit 1)
+      const audit = await run(['audit', 'replay', '--quiet'], copyEnv);
+      expect(audit.code).toBe(1);
+      expect(audit.stdout).toContain(`LOG DIFFERS: the read models do not match this log: the last event they folded, at position ${anchor.position}, had hash ${anchor.hash}, and this log has hash ${prev} there.`);
+      expect(audit.stdout).not.toContain('all 3 read models match');
+      const json = JSON.parse((await run(['audit', 'replay', '--quiet', '--json'], copyEnv)).stdout);
+      expect(json).toMatchObject({ ok: false, readModelsAnchor: anchor, logHash: prev });
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }

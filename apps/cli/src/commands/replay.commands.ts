@@ -7,6 +7,8 @@ import {
   digest,
   logAnchorMismatch,
   logAnchorMismatchMessage,
+  readLogAnchor,
+  ReadModelsOfAnotherLogError,
   proveReplay,
   readModelConfigFromEnv,
   readModelGenerations,
@@ -31,7 +33,10 @@ export interface ReplayRun {
 /**
  * `clientele audit replay`: folds the log from position 0, through the decrypting store as the
  * engine's projector reads it, into a scratch store of the live kind, each read model up to its live
- * checkpoint, and compares digests. Answers true when every read model matches.
+ * checkpoint, and compares digests. Answers true when every read model matches. Throws
+ * ReadModelsOfAnotherLogError, before any replay, when the live read models' anchor has another
+ * hash in this log, and LogEndsBeforeReadModelsError when the log ends before their checkpoints:
+ * findings about the log, not failures to run.
  */
 export async function auditReplay(run: ReplayRun): Promise<boolean> {
   const config = readModelConfigFromEnv(run.env);
@@ -48,6 +53,14 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
   const storage = await openStorage(storageConfig);
   let scratch: Awaited<ReturnType<typeof generations.openScratch>> | undefined;
   try {
+    // a log re-chained after the fold may still fold into the same digests; the anchor says it changed
+    // (a log cut before it is the LOG CUT proveReplay finds from the checkpoints)
+    const anchor = await readLogAnchor(live);
+    const mismatch = anchor && (await logAnchorMismatch(anchor, storage.raw));
+    if (mismatch?.kind === 'other_hash') {
+      const store = auditStoreAddress(storageConfig.store);
+      throw new ReadModelsOfAnotherLogError(mismatch, store !== undefined ? { store } : {});
+    }
     scratch = await generations.openScratch();
     const report = await proveReplay(storage.store, live, scratch.store, allProjections(), {
       batchSize: run.batchSize ?? config.rebuildBatchSize,
