@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { ClienteleMetrics, type OpenedStorage } from '@clientele/application';
+import { auditStoreAddress, ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
   allProjections,
   foldedByOtherVersions,
@@ -87,6 +87,8 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     this.projector = new Projector(this.storage.store, this.models, allProjections(), {
       ...projectorOptions(readConfig, generations),
       storedLog: this.storage.raw,
+      // a refusal of read models that do not match the log gives the whole command to check it
+      auditStore: auditStoreAddress(this.storage.config.store),
       onBatchApplied: (events) => {
         for (const listener of this.batchListeners) listener(events);
       },

@@ -1,5 +1,6 @@
 import { StoreUnreachableError } from '@clientele/application';
 import { WrongMasterKeyError } from '@clientele/event-store';
+import { ReadModelsOfAnotherLogError } from '@clientele/projections';
 import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { ConfigError, loadEngineConfig } from './engine.config';
@@ -41,7 +42,7 @@ main().catch((error: unknown) => {
   const known =
     error instanceof ConfigError
       ? `configuration error: ${error.message}`
-      : error instanceof StoreUnreachableError || error instanceof WrongMasterKeyError
+      : error instanceof StoreUnreachableError || error instanceof WrongMasterKeyError || error instanceof ReadModelsOfAnotherLogError
         ? `cannot start: ${error.message}`
         : undefined;
   process.stderr.write(`${known ?? String((error as Error)?.stack ?? error)}\n`);

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,16 +68,42 @@ describe('an engine that cannot give right answers says why, instead of answerin
     const elsewhere = join(dir(), 'other.db');
     await (await engineWith(dir(), elsewhere, ['xia', 'yve', 'zed'], key)).close();
 
-    // when the engine starts with those read models on the other log, then it refuses, saying why and what to do
-    await expect(engineWith(data, elsewhere, [], key)).rejects.toThrow(
-      /read models were folded from another log: the last event they folded, at position 3, had hash [0-9a-f]{64}, and this log has hash [0-9a-f]{64} there/,
+    // when the engine starts with those read models on the other log, then it refuses, saying why and what to do:
+    // the anchor cannot tell another log from this one rewritten, so it gives the command that checks and warns off a replay
+    const refusal = (await engineWith(data, elsewhere, [], key).catch((error: unknown) => error)) as Error;
+    expect(refusal.message).toMatch(
+      /^the read models do not match this log: the last event they folded, at position 3, had hash ([0-9a-f]{64}), and this log has hash [0-9a-f]{64} there\. Either they were folded from another log, or this log was altered or cut after they folded it\./,
     );
+    const folded = /had hash ([0-9a-f]{64})/.exec(refusal.message)![1];
+    expect(refusal.message).toContain(`\`clientele audit verify --store sqlite:${elsewhere} --expect 3:${folded}\``);
+    expect(refusal.message).toContain('Do not replay before that: `clientele replay` replaces these read models, the only witness of the log they folded.');
 
     // and on its own log it starts, and answers from the read models it kept
     const app = await engineWith(data, own, [], key);
     const profiles = await request(app.getHttpServer()).get('/profiles').expect(200);
     expect((profiles.body as { items: { customerId: string }[] }).items.map((p) => p.customerId).sort()).toEqual(['ann', 'bob', 'cyd']);
     await app.close();
+  });
+
+  it('refuses to start on its own log cut after the read models folded it, naming that possibility and the check to run', async () => {
+    // given read models that folded the whole log
+    const key = { CLIENTELE_MASTER_KEY: randomBytes(32).toString('base64') };
+    const data = dir();
+    const own = join(data, 'clientele.db');
+    await (await engineWith(data, own, ['ann', 'bob', 'cyd', 'dan'], key)).close();
+    const db = new Database(own);
+    const last = db.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as { position: number; hash: string };
+    // when the last two events are deleted from the log
+    db.prepare('DELETE FROM events WHERE position > ?').run(last.position - 2);
+    db.close();
+
+    // then the engine does not start, and says the log may have been cut, with the check that proves it
+    const refusal = (await engineWith(data, own, [], key).catch((error: unknown) => error)) as Error;
+    expect(refusal.message).toContain(
+      `the last event they folded, at position ${last.position}, had hash ${last.hash}, and this log has no event at that position (its head is ${last.position - 2})`,
+    );
+    expect(refusal.message).toContain('or this log was altered or cut after they folded it');
+    expect(refusal.message).toContain(`\`clientele audit verify --store sqlite:${own} --expect ${last.position}:${last.hash}\``);
   });
 
   it('refuses to start with a master key other than the one its customer keys were wrapped with, and starts with the right one', async () => {

@@ -118,6 +118,24 @@ export function withoutPassword(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:…@');
 }
 
+/**
+ * The store as `clientele audit verify --store` takes it, written for a shell, so a message can give
+ * the whole command: `sqlite:<file>`, or `postgres:<url>#<schema>`; a URL with a password in it is
+ * given as `"postgres:$DATABASE_URL#<schema>"`, so no password reaches a log. `undefined` for
+ * EventStoreDB, whose log the audit commands do not walk.
+ */
+export function auditStoreAddress(store: EventStoreConfig): string | undefined {
+  if (store.kind === 'sqlite') return shellWord(`sqlite:${resolve(store.file)}`);
+  if (store.kind !== 'postgres') return undefined;
+  if (withoutPassword(store.url) !== store.url) return `"postgres:$DATABASE_URL#${store.schema}"`;
+  return shellWord(`postgres:${store.url}#${store.schema}`);
+}
+
+/** `text` as one shell word: as it is when nothing in it is special to a shell, else single-quoted */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./#-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 /** the embedded store's file as the engine resolves it: `CLIENTELE_SQLITE_FILE`, else `<CLIENTELE_DATA_DIR>/clientele.db` */
 export function sqliteFileFromEnv(env: Env = process.env): string {
   return resolve(env.CLIENTELE_SQLITE_FILE || join(resolve(env.CLIENTELE_DATA_DIR || './data'), STORE_FILE_NAME));

@@ -5,6 +5,7 @@ export * from './statistics.queries';
 export * from './statistics.bench';
 export * from './read-models';
 export * from './projector';
+export * from './log-anchor';
 export * from './read-model-digest';
 export * from './postgres-read-model.store';
 export * from './profiles.projection';

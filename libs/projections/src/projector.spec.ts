@@ -7,7 +7,8 @@ import { allProjections } from './all-projections';
 import { ProfilesProjection } from './profiles.projection';
 import { ReferralsProjection } from './referrals.projection';
 import { StatisticsProjection } from './statistics.projection';
-import { Projector, ReadModelsOfAnotherLogError, microBatches } from './projector';
+import { Projector, microBatches } from './projector';
+import { ReadModelsOfAnotherLogError } from './log-anchor';
 import { digest } from './read-model-digest';
 import type { Projection, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { ReadModels } from './read-models';
@@ -118,12 +119,19 @@ describe('Projector', () => {
       // another log with as many events: same positions, other content
       const other = await inMemoryStoreOf(purchases(10, new StoredEventLog('2027-06-01T00:00:00.000Z')).events);
       const reopened = new ReadModels(new SqliteReadModelStore(where));
-      const refusal = await new Projector(other, reopened, [ordersProjection()]).start().catch((e: unknown) => e);
+      const refusal = await new Projector(other, reopened, [ordersProjection()], { auditStore: 'sqlite:/srv/clientele/clientele.db' }).start().catch((e: unknown) => e);
       expect(refusal).toBeInstanceOf(ReadModelsOfAnotherLogError);
       const lastFolded = (await first.readAll())[9]!;
       const theirs = (await other.readAll())[9]!;
       expect(refusal).toMatchObject({ position: 10, expectedHash: lastFolded.hash, found: `has hash ${theirs.hash} there` });
-      expect((refusal as Error).message).toContain('clientele replay');
+      // the anchor cannot tell another log from this log rewritten: the message names both, the
+      // command that checks the log against it, and that a replay would erase the one witness
+      const message = (refusal as Error).message;
+      expect(message).toContain(`at position 10, had hash ${lastFolded.hash}, and this log has hash ${theirs.hash} there`);
+      expect(message).toContain('Either they were folded from another log, or this log was altered or cut after they folded it');
+      expect(message).toContain(`\`clientele audit verify --store sqlite:/srv/clientele/clientele.db --expect 10:${lastFolded.hash}\``);
+      expect(message).toContain('Do not replay before that: `clientele replay` replaces these read models, the only witness of the log they folded');
+      expect(message).not.toContain('\n');
       // and nothing of the other log was folded in
       expect(await readOrders(reopened)).toEqual(before);
       await reopened.close();

@@ -2,27 +2,9 @@ import type { EventStore, EventSubscription, StoredEvent } from '@clientele/even
 import type { Projection, ReadModelQueries, ReadModelStore, ReadModelTransaction } from './read-model-store';
 import { rebuildLog } from './read-ahead-log';
 import { ReadModels } from './read-models';
+import { CREATE_LOG_ANCHOR_TABLE, logAnchorMismatch, readLogAnchor, ReadModelsOfAnotherLogError, saveLogAnchor } from './log-anchor';
 
 export const CHECKPOINTS_TABLE = 'projection_checkpoints';
-/** the last event the read models folded, as the log had it: a log that differs there is another log */
-export const LOG_ANCHOR_TABLE = 'projection_log_anchor';
-
-/** The read models were folded from a different log than the one this projector reads. */
-export class ReadModelsOfAnotherLogError extends Error {
-  constructor(
-    readonly position: number,
-    readonly expectedHash: string,
-    readonly found: string,
-  ) {
-    super(
-      `the read models were folded from another log: the last event they folded, at position ${position}, had hash ${expectedHash}, ` +
-        `and this log ${found}. Point the engine at this log's read models (CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS_PG_SCHEMA), ` +
-        `or fold this log into a new generation with \`clientele replay\``,
-    );
-    this.name = 'ReadModelsOfAnotherLogError';
-  }
-}
-
 export interface ProjectorOptions {
   /** events read and applied per read-model transaction; default 1000 */
   batchSize?: number;
@@ -52,6 +34,11 @@ export interface ProjectorOptions {
    * rather than a decryption error. Default: the events the projector folds.
    */
   storedLog?: Pick<EventStore, 'readAll' | 'headPosition'>;
+  /**
+   * this log as `clientele audit verify --store` takes it (`sqlite:<file>`, `postgres:<url>#<schema>`):
+   * a refusal of read models that do not match the log then gives the whole command that checks it
+   */
+  auditStore?: string;
   /** opens an empty store to rebuild into; without it a changed projection is rebuilt in place */
   freshStore?: () => Promise<ReadModelStore>;
   /** told when a rebuilt store became the live one, e.g. to remember which file or schema is current */
@@ -252,7 +239,7 @@ export class Projector {
       await tx.exec(
         `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`,
       );
-      await tx.exec(`CREATE TABLE IF NOT EXISTS ${LOG_ANCHOR_TABLE} (id INTEGER PRIMARY KEY, position BIGINT NOT NULL, hash TEXT NOT NULL)`);
+      await tx.exec(CREATE_LOG_ANCHOR_TABLE);
       const stored = await readCheckpoints(tx);
       const outdated = foldedByOtherVersions(this.projections, stored);
       for (const p of this.projections) {
@@ -351,21 +338,15 @@ export class Projector {
 
   /**
    * Refuses read models folded from another log (a store file restored from elsewhere, two logs
-   * given one read-model schema): the last event they folded must still be in this log, unchanged.
-   * Read models that folded nothing yet, or were written before the anchor existed, pass.
+   * given one read-model schema), or from this log before it was altered or cut: the last event they
+   * folded must still be in this log, unchanged. Read models that folded nothing yet, or were
+   * written before the anchor existed, pass.
    */
   private async checkSameLog(store: ReadModelStore): Promise<void> {
-    const [anchor] = await store.all<{ position: number | string; hash: string }>(`SELECT position, hash FROM ${LOG_ANCHOR_TABLE} WHERE id = 1`);
+    const anchor = await readLogAnchor(store);
     if (!anchor) return;
-    const position = Number(anchor.position);
-    const log = this.options.storedLog ?? this.events;
-    const [event] = await log.readAll({ afterPosition: position - 1, maxCount: 1 });
-    if (event?.position === position && event.hash === anchor.hash) return;
-    const found =
-      event?.position === position
-        ? `has hash ${event.hash} there`
-        : `has no event at that position (its head is ${await log.headPosition()})`;
-    throw new ReadModelsOfAnotherLogError(position, anchor.hash, found);
+    const mismatch = await logAnchorMismatch(anchor, this.options.storedLog ?? this.events);
+    if (mismatch) throw new ReadModelsOfAnotherLogError(mismatch, this.options.auditStore !== undefined ? { store: this.options.auditStore } : {});
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -440,15 +421,6 @@ async function applyPast(p: Projection, from: number, batch: readonly StoredEven
   const last = batch[batch.length - 1];
   if (!first || !last || from >= last.position) return;
   await p.apply(first.position > from ? batch : batch.filter((e) => e.position > from), tx);
-}
-
-/** the last event folded, moved forward only (engines sharing read models may commit out of order) */
-async function saveLogAnchor(tx: ReadModelTransaction, event: StoredEvent): Promise<void> {
-  await tx.run(
-    `INSERT INTO ${LOG_ANCHOR_TABLE} (id, position, hash) VALUES (1, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash WHERE ${LOG_ANCHOR_TABLE}.position < excluded.position`,
-    [event.position, event.hash],
-  );
 }
 
 /** each projection's checkpoint row by name, read in a store or inside a transaction */

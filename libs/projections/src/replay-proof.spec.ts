@@ -8,6 +8,7 @@ import { Projector } from './projector';
 import { digest } from './read-model-digest';
 import { ReadModels } from './read-models';
 import type { Projection } from './read-model-store';
+import { logAnchorMismatch, readLogAnchor } from './log-anchor';
 import { firstDifference, proveReplay, readCheckpointPositions, replayProjections } from './replay-proof';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
 
@@ -132,6 +133,21 @@ describe('replay proof', () => {
     expect((await readCheckpointPositions(scratch)).get('profiles')?.position).toBe(profilesAt);
     await live.close();
     await scratch.close();
+  });
+
+  it('records in the replayed store the last event it folded, as the projector does, so the store knows which log it was folded from', async () => {
+    const store = new SqliteReadModelStore(join(dir, 'replayed.sqlite'));
+    // one projection stops early: the anchor is the last event any of them folded
+    await replayProjections(events, store, allProjections(), { upTo: new Map([['profiles', 10]]), batchSize: 7, pageSize: 3 });
+    const stored = await events.readAll();
+    const last = stored[stored.length - 1]!;
+    expect(await readLogAnchor(store)).toEqual({ position: last.position, hash: last.hash });
+    expect(await logAnchorMismatch({ position: last.position, hash: last.hash }, events)).toBeUndefined();
+    // and the digests do not depend on it
+    const live = await liveStore();
+    const scratch = new SqliteReadModelStore(join(dir, 'scratch.sqlite'));
+    expect((await proveReplay(events, live, scratch, allProjections())).every((r) => r.match)).toBe(true);
+    await Promise.all([store.close(), live.close(), scratch.close()]);
   });
 
   it('replaying twice into fresh stores gives the same digests, however the log is cut into batches and pages', async () => {

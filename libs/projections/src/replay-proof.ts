@@ -1,4 +1,5 @@
 import type { EventStore, StoredEvent } from '@clientele/event-store';
+import { CREATE_LOG_ANCHOR_TABLE, saveLogAnchor } from './log-anchor';
 import { CHECKPOINTS_TABLE, flushRebuild, foldBatchInPages } from './projector';
 import { rebuildLog } from './read-ahead-log';
 import { digest, tableRows, type CanonicalRow } from './read-model-digest';
@@ -84,6 +85,8 @@ export async function replayProjections(
     await tx.exec(`CREATE TABLE IF NOT EXISTS ${CHECKPOINTS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)`);
     const present = await tx.get<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${CHECKPOINTS_TABLE}`);
     if (Number(present?.n ?? 0) > 0) throw new Error(NOT_EMPTY);
+    // the last event folded, as the projector records it: the generation knows which log it was folded from
+    await tx.exec(CREATE_LOG_ANCHOR_TABLE);
     for (const p of projections) {
       await p.migrate(tx);
       await tx.run(`INSERT INTO ${CHECKPOINTS_TABLE} (name, version, position) VALUES (?, ?, 0)`, [p.name, p.version]);
@@ -105,6 +108,7 @@ export async function replayProjections(
     while (after < end) {
       const last = await scratch.transaction(async (tx) => {
         const before = [...reached];
+        let lastFolded: StoredEvent | undefined;
         /** the events up to the projection's own limit */
         const fold = async (i: number, p: Projection, batch: readonly StoredEvent[]) => {
           const limit = limits[i] ?? 0;
@@ -115,11 +119,13 @@ export async function replayProjections(
           await p.apply(mine, tx);
           counts[i] = (counts[i] ?? 0) + mine.length;
           reached[i] = lastOfMine.position;
+          if (!lastFolded || lastOfMine.position > lastFolded.position) lastFolded = lastOfMine;
         };
         const reachedNow = await foldBatchInPages(log, after, batchSize, pageSize, projections, (p, batch) => fold(projections.indexOf(p), p, batch));
         for (const [i, p] of projections.entries()) {
           if (reached[i] !== before[i]) await tx.run(`UPDATE ${CHECKPOINTS_TABLE} SET position = ? WHERE name = ?`, [reached[i] ?? 0, p.name]);
         }
+        if (lastFolded) await saveLogAnchor(tx, lastFolded);
         return reachedNow;
       });
       if (last === after) break;
@@ -231,7 +237,7 @@ export class LogEndsBeforeReadModelsError extends Error {
   ) {
     super(
       `the log ends at position ${head}, but the live read models folded it up to ${readModels.map((r) => `${r.position} (${r.name})`).join(', ')}: ` +
-        'events were cut from the end of the log, or these read models belong to another one; run audit verify with --expect at a position noted earlier',
+        'events were cut from the end of the log, or these read models belong to another one; run audit verify with --read-models (the anchor these read models keep) or --expect at a position noted earlier',
     );
     this.name = 'LogEndsBeforeReadModelsError';
   }

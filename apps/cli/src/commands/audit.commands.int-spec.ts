@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { openStorage } from '@clientele/application';
 import { PostgresEventStore } from '@clientele/event-store';
+import { Projector, PostgresReadModelGenerations, ReadModels, type Projection } from '@clientele/projections';
 import { appendTouchpoints, describeWithServer, PostgresServer, runCommand, tempDir } from '@clientele/testing';
 import { registerAuditCommands } from './audit.commands';
 
@@ -98,6 +99,80 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     registerAuditCommands(program, { stdout: offline, stderr: new Captured(), setExitCode: (c) => (code = c), env: {} });
     await program.parseAsync(['audit', 'verify', '--from-export', file], { from: 'user' });
     expect(code).toBe(0);
+  });
+
+  it("verify --read-models and replay hold the log to the anchor of read models kept in PostgreSQL, reading them only", async () => {
+    // given a log of its own and read models folded from it into a generation of a read-model schema base
+    const logSchema = `${schema}_rmlog`;
+    const base = `${schema}_rm`.slice(0, 50);
+    const log = await PostgresEventStore.open({ connectionString: url, schema: logSchema, poolSize: 2 });
+    const generations = new PostgresReadModelGenerations(url, base);
+    try {
+      await appendTouchpoints(log, 20, 4);
+      const store = await generations.openCurrent();
+      const noop: Projection = { name: 'noop', version: 1, tables: [], migrate: async () => undefined, apply: async () => undefined };
+      const projector = new Projector(log, new ReadModels(store), [noop]);
+      await projector.start();
+      await projector.catchUp();
+      const generation = generations.nameOf(store)!;
+      await store.close();
+      const last = (await log.readAll()).at(-1)!;
+      const runWith = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+        const stdout = new Captured();
+        const stderr = new Captured();
+        let code = 0;
+        const program = new Command('clientele').exitOverride();
+        registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env });
+        await program.parseAsync(args, { from: 'user' });
+        return { code, stdout: stdout.text, stderr: stderr.text };
+      };
+      const logAddress = `postgres:${url}#${logSchema}`;
+
+      // when verified against them, by their schema base or their generation, then their anchor holds
+      for (const where of [`postgres:${url}#${base}`, `${url}#${generation}`]) {
+        const held = await runWith(['audit', 'verify', '--quiet', '--store', logAddress, '--read-models', where]);
+        expect({ where, code: held.code }).toEqual({ where, code: 0 });
+        expect(held.stdout).toContain(`read models' anchor (PostgreSQL schema ${generation}): position 20 still has hash ${last.hash}`);
+      }
+
+      // when the last two events are deleted, then verify finds the cut through them, and replay refuses to replace them
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      await client.query(`delete from ${logSchema}.events where position > 18`);
+      await client.end();
+      const cut = await runWith(['audit', 'verify', '--quiet', '--json', '--store', logAddress, '--read-models', `postgres:${url}#${base}`]);
+      expect(cut.code).toBe(1);
+      expect(JSON.parse(cut.stdout)).toMatchObject({ firstBreak: { kind: 'truncated', position: 20 }, readModelsAnchor: { status: 'ends_before', where: `PostgreSQL schema ${generation}` } });
+      const env = {
+        CLIENTELE_STORE: 'postgres',
+        DATABASE_URL: url,
+        CLIENTELE_PG_SCHEMA: logSchema,
+        CLIENTELE_READ_MODELS_PG_SCHEMA: base,
+        CLIENTELE_MASTER_KEY: randomBytes(32).toString('base64'),
+        CLIENTELE_DATA_DIR: tmp.file('rm-data'),
+      };
+      const refused = await runWith(['replay', '--quiet'], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`this log has no event at that position (its head is 18)`);
+      expect(refused.stderr).toContain(`\`clientele audit verify --store postgres:${url}#${logSchema} --expect 20:${last.hash}\``);
+      expect(refused.stderr).toContain(`The current read models: PostgreSQL schema ${generation}`);
+      // and nothing was written: the same generation is current, and no other was made
+      const check = new Client({ connectionString: url });
+      await check.connect();
+      try {
+        expect((await check.query(`select schema_name from ${base}.current_generation`)).rows).toEqual([{ schema_name: generation }]);
+        expect((await check.query('select nspname from pg_namespace where nspname like $1', [`${base}_g%`])).rows).toEqual([{ nspname: generation }]);
+      } finally {
+        await check.end();
+      }
+    } finally {
+      await generations.dropAll();
+      await log.close();
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      await client.query(`drop schema if exists ${logSchema} cascade`);
+      await client.end();
+    }
   });
 
   it('reads personal data with the keys the engine keeps in the schema: a person is not shown as erased', async () => {

@@ -1,11 +1,12 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { type DomainCommand } from '@clientele/domain';
 import { chainHash, PersonalDataEventStore, readSqliteLogRaw, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
+import { Projector, ReadModels, SqliteReadModelGenerations, type Projection } from '@clientele/projections';
 import { runCommand, tempDir } from '@clientele/testing';
 import { parseStoreAddress, registerAuditCommands, resolveStoreAddress } from './audit.commands';
 
@@ -170,6 +171,118 @@ describe('audit CLI commands', () => {
     const bad = await run(['audit', 'verify', '--expect', '45:abc']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--expect: expected <position>:<64 hex digit hash>');
+  });
+
+  describe('verify --read-models: the anchor the read models keep, checked as --expect checks a noted one', () => {
+    const dataDir = tmp.file('engine-data');
+    const readModelsDir = join(dataDir, 'read-models');
+    let anchor: { position: number; hash: string };
+    let generation: string;
+
+    beforeAll(async () => {
+      // given read models folded from the whole log, as the engine's projector folds them (a fold that keeps no rows will do)
+      const log = new SqliteEventStore({ file: dbFile, durability: 'normal' });
+      const store = await new SqliteReadModelGenerations(readModelsDir).openCurrent();
+      const noop: Projection = { name: 'noop', version: 1, tables: [], migrate: async () => undefined, apply: async () => undefined };
+      const projector = new Projector(log, new ReadModels(store), [noop]);
+      await projector.start();
+      await projector.catchUp();
+      await store.close();
+      const last = (await log.readAll()).at(-1)!;
+      await log.close();
+      anchor = { position: last.position, hash: last.hash };
+      generation = join(readModelsDir, readFileSync(join(readModelsDir, 'CURRENT'), 'utf8').trim());
+    });
+
+    /** a copy of the store rewritten from position 2 on, every later hash recomputed: the chain alone holds */
+    async function rechainedCopy(name: string): Promise<string> {
+      const file = tmp.file(name);
+      writeFileSync(file, readFileSync(dbFile));
+      const events = [];
+      for await (const e of readSqliteLogRaw(file)) events.push(e);
+      const edit = new Database(file);
+      let prev = events[0]!.hash;
+      for (const e of events.slice(1)) {
+        const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
+        const hash = chainHash(prev, { ...e, data });
+        edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
+        prev = hash;
+      }
+      edit.close();
+      return file;
+    }
+
+    it('given the log they folded, then it is intact and the report names their anchor as held, whichever way they are named', async () => {
+      // SQLite may add its empty -wal and -shm beside a file opened read-only; the read models' own bytes stay as they were
+      const files = () => ({
+        generations: readdirSync(readModelsDir).filter((f) => !/-(wal|shm)$/.test(f)),
+        bytes: createHash('sha256').update(readFileSync(generation)).digest('hex'),
+      });
+      const before = files();
+      for (const where of [[dataDir], [readModelsDir], [generation], [`sqlite:${generation}`], []]) {
+        const result = await run(['audit', 'verify', '--quiet', '--read-models', ...where], { CLIENTELE_DATA_DIR: dataDir });
+        expect({ where, code: result.code }).toEqual({ where, code: 0 });
+        expect(result.stdout).toContain('intact — 45 events checked');
+        expect(result.stdout).toContain(`  read models' anchor (${generation}): position ${anchor.position} still has hash ${anchor.hash}\n`);
+      }
+      const json = JSON.parse((await run(['audit', 'verify', '--quiet', '--json', '--read-models', dataDir])).stdout);
+      expect(json).toMatchObject({ ok: true, readModelsAnchor: { where: generation, position: anchor.position, hash: anchor.hash, status: 'held' } });
+      // and it only read them
+      expect(files()).toEqual(before);
+    });
+
+    it('given the log cut after they folded it, then the cut is found without a noted anchor, naming the read models and both causes', async () => {
+      const [cut] = editedCopy('rm-tail-cut.db', (db) => db.prepare('DELETE FROM events WHERE position > ?').run(anchor.position - 3));
+      expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`])).code).toBe(0);
+
+      const text = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${cut}`, '--read-models', dataDir]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain(`BROKEN at position ${anchor.position} — truncated`);
+      expect(text.stdout).toContain(
+        `the log ends at position ${anchor.position - 3}, before position ${anchor.position}, the last event the read models in ${generation} folded: ` +
+          'events were cut from its end after they folded it, or they were folded from another log',
+      );
+      const json = JSON.parse((await run(['audit', 'verify', '--quiet', '--json', '--store', `sqlite:${cut}`, '--read-models', dataDir])).stdout);
+      expect(json).toMatchObject({ ok: false, firstBreak: { kind: 'truncated', position: anchor.position }, readModelsAnchor: { status: 'ends_before', position: anchor.position } });
+    });
+
+    it('given the log rewritten and re-chained after they folded it, then the rewrite is found, with the hash the log has now', async () => {
+      const rechained = await rechainedCopy('rm-rechained.db');
+      expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`])).code).toBe(0);
+
+      const text = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, '--read-models', dataDir]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain(`BROKEN at position ${anchor.position} — anchor_mismatch`);
+      expect(text.stdout).toContain(`the read models in ${generation} folded ${anchor.hash.slice(0, 12)}… there: this log was rewritten up to here after they folded it, or they were folded from another log`);
+      const json = JSON.parse((await run(['audit', 'verify', '--quiet', '--json', '--store', `sqlite:${rechained}`, '--read-models', dataDir])).stdout);
+      expect(json.readModelsAnchor).toMatchObject({ status: 'other_hash', hash: anchor.hash, logHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(json.readModelsAnchor.logHash).not.toBe(anchor.hash);
+
+      // with a noted anchor too, both hold the log; the first break is reported as the noted one's
+      const both = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, '--expect', `${anchor.position}:${anchor.hash}`, '--read-models', dataDir]);
+      expect(both.code).toBe(1);
+      expect(both.stdout).toContain(`BROKEN at position ${anchor.position} — anchor_mismatch`);
+    });
+
+    it('given a chain that breaks before their anchor, then the break is reported and the anchor said not judged', async () => {
+      const [gap] = editedCopy('rm-gap.db', (db) => db.prepare('DELETE FROM events WHERE position = 20').run());
+      const text = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${gap}`, '--read-models', dataDir]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain('BROKEN at position 21 — position_gap');
+      expect(text.stdout).toContain(`read models' anchor (${generation}, position ${anchor.position}) not judged: the chain breaks before it`);
+    });
+
+    it('given no read models, read models with no anchor, or one stream, then it cannot verify against them (exit 2)', async () => {
+      const none = await run(['audit', 'verify', '--quiet', '--read-models', tmp.file('no-read-models-here')]);
+      expect(none).toMatchObject({ code: 2, stdout: '' });
+      expect(none.stderr).toContain(`error: --read-models: no read models at ${tmp.file('no-read-models-here')}`);
+      const empty = sqliteFileWith('rm-empty.sqlite', 'CREATE TABLE projection_checkpoints (name TEXT PRIMARY KEY, version BIGINT NOT NULL, position BIGINT NOT NULL)');
+      const noAnchor = await run(['audit', 'verify', '--quiet', '--read-models', empty]);
+      expect(noAnchor.code).toBe(2);
+      expect(noAnchor.stderr).toContain(`error: --read-models: the read models in ${empty} hold no anchor`);
+      const stream = await run(['audit', 'verify', '--quiet', '--stream', 'customer-ada', '--read-models', dataDir]);
+      expect(stream).toMatchObject({ code: 2, stderr: 'error: --read-models applies to the whole log, not to --stream\n' });
+    });
   });
 
   it('verify: a store that is not there cannot be verified (exit 2), and none is created', async () => {

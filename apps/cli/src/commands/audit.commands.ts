@@ -35,9 +35,18 @@ import {
   type ExportScope,
   type NdjsonSink,
 } from '@clientele/event-store';
-import { LogEndsBeforeReadModelsError, profileAsOf } from '@clientele/projections';
+import { LogEndsBeforeReadModelsError, profileAsOf, readModelConfigFromEnv, ReadModelsOfAnotherLogError, type LogAnchor } from '@clientele/projections';
 import { asOfDate, fileToRead, fileToWrite, positiveInteger } from '../option-parsers';
 import { createProgress } from '../progress';
+import {
+  configuredReadModels,
+  parseReadModelsLocation,
+  readModelsAnchorLine,
+  readModelsAnchorWatch,
+  readReadModelsAnchor,
+  type ReadModelsAnchor,
+  type ReadModelsAnchorReport,
+} from '../read-models-anchor';
 import { assertSqliteFileHolds, postgresSchemaHasLog } from '../store-checks';
 import { auditReplay, operatorReplay } from './replay.commands';
 
@@ -366,15 +375,25 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
       'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end (repeat it to check several; each is checked)',
       (value: string, previous: ChainAnchor[] = []) => [...previous, anchorOption(value)],
     )
+    .option(
+      '--read-models [where]',
+      "also hold the log to the anchor the read models keep (the position and hash of the last event they folded), as --expect does: a data directory, a read-model directory or file, or postgres:<url>[#schema]; without a value, the engine's read models (CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS, CLIENTELE_READ_MODELS_PG_SCHEMA)",
+    )
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor[]; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor[]; readModels?: string | true; json?: boolean; quiet?: boolean }) => {
         const anchors = options.expect ?? [];
         if (anchors.length > 0 && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
+        if (options.readModels !== undefined && options.stream !== undefined) throw new Error('--read-models applies to the whole log, not to --stream');
         if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
         const anchor = anchors.length > 0 ? anchorsWatch(anchors) : undefined;
-        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
+        // read before the walk: a running engine moves the anchor forward, never past the head the walk will reach
+        const readModels = options.readModels !== undefined ? readModelsAnchorWatch(await readModelsAnchorFor(options.readModels, env)) : undefined;
+        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => {
+          const noted = anchor ? anchor.tap(events) : events;
+          return readModels ? readModels.tap(noted) : noted;
+        };
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
@@ -423,21 +442,27 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           deps.setExitCode(1);
           return;
         }
+        const walked = report;
         if (anchor) report = anchor.judge(report);
+        let readModelsAnchor: ReadModelsAnchorReport | undefined;
+        if (readModels) ({ report, anchor: readModelsAnchor } = readModels.judge(walked, report));
         if (options.stream !== undefined && report.ok && report.eventsChecked === 0) {
           throw new Error(`stream ${options.stream} has no events${streamIdHint(options.stream)}`);
         }
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
         // the anchors checked, in the report too, so a kept JSON report shows what it proved
         const checkedAnchors = anchors.length > 0 ? { anchors: anchors.map((a) => ({ position: a.position, hash: a.hash })) } : {};
-        if (options.json) deps.stdout.write(`${JSON.stringify({ ...report, ...checkedAnchors, ...(hint ? { hint } : {}) })}\n`);
-        else {
+        if (options.json) {
+          deps.stdout.write(`${JSON.stringify({ ...report, ...checkedAnchors, ...(hint ? { hint } : {}), ...(readModelsAnchor ? { readModelsAnchor } : {}) })}\n`);
+        } else {
           printChainReport(report, what, deps.stdout);
           if (hint) deps.stdout.write(`  ${hint}\n`);
         }
         if (report.ok && !options.json) {
           for (const a of anchors) deps.stdout.write(`  noted position ${a.position} still has hash ${a.hash}\n`);
         }
+        const readModelsLine = readModelsAnchor && readModelsAnchorLine(readModelsAnchor);
+        if (readModelsLine && !options.json) deps.stdout.write(`  ${readModelsLine}\n`);
         deps.setExitCode(report.ok ? 0 : 1);
       }),
     );
@@ -555,7 +580,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
   audit
     .command('replay')
     .description(
-      'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch, 2 could not run)',
+      'rebuild every read model from position 0 into a scratch store, up to the live checkpoints, and compare digests with the live read models (exit 0 all match, 1 a mismatch or a log cut or changed after they folded it, 2 could not run)',
     )
     .exitOverride(usageExits(2))
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
@@ -567,9 +592,14 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         try {
           ok = await auditReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
         } catch (error) {
-          if (!(error instanceof LogEndsBeforeReadModelsError)) throw error;
-          // a finding about the log, not a failure to run: the read models cannot match a log that lost their events
-          deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, logHead: error.head, readModelsAhead: error.readModels, detail: error.message })}\n` : `LOG CUT: ${error.message}\n`);
+          // findings about the log, not failures to run: the read models cannot match a log that lost their events,
+          // and a log that has another hash where they stopped is not the log they folded, whatever the digests say
+          if (error instanceof LogEndsBeforeReadModelsError) {
+            deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, logHead: error.head, readModelsAhead: error.readModels, detail: error.message })}\n` : `LOG CUT: ${error.message}\n`);
+          } else if (error instanceof ReadModelsOfAnotherLogError && error.mismatch.kind === 'other_hash') {
+            const { anchor, hash } = error.mismatch;
+            deps.stdout.write(options.json ? `${JSON.stringify({ ok: false, readModelsAnchor: anchor, logHash: hash, detail: error.message })}\n` : `LOG DIFFERS: ${error.message}\n`);
+          } else throw error;
           ok = false;
         }
         deps.setExitCode(ok ? 0 : 1);
@@ -582,11 +612,31 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--batch <n>', replayHelp, positiveInteger('--batch'))
     .option('--json', 'print the digests as JSON')
     .option('--quiet', 'no progress lines')
+    .option(
+      '--accept-other-log',
+      'replace read models that do not match this log (folded from another log, or from this log before it was altered or cut): without it such a replay is refused, since it erases their witness; run audit verify --expect first',
+    )
     .action(
-      guarded(1, async (options: { batch?: number; json?: boolean; quiet?: boolean }) => {
+      guarded(1, async (options: { batch?: number; json?: boolean; quiet?: boolean; acceptOtherLog?: boolean }) => {
         await operatorReplay({ env, stdout: deps.stdout, stderr: deps.stderr, ...options, ...(options.batch ? { batchSize: options.batch } : {}) });
       }),
     );
+}
+
+/**
+ * The anchor of the read models `--read-models` names (`true`: the engine's, from its environment).
+ * Read models that are not there, or that hold no anchor, leave nothing to hold the log to: refused
+ * (exit 2), not reported as intact.
+ */
+async function readModelsAnchorFor(given: string | true, env: NodeJS.ProcessEnv): Promise<ReadModelsAnchor & { anchor: LogAnchor }> {
+  const location = given === true ? configuredReadModels(readModelConfigFromEnv(env)) : parseReadModelsLocation(given, '--read-models');
+  const found = await readReadModelsAnchor(location, '--read-models');
+  const named = location.kind === 'sqlite' ? location.path : `PostgreSQL schema ${location.schema}`;
+  if (!found) throw new Error(`--read-models: no read models at ${named}${given === true ? " (the engine's configuration)" : ''}`);
+  if (!found.anchor) {
+    throw new Error(`--read-models: the read models in ${found.where} hold no anchor (they folded nothing yet, or were written before read models recorded the last event they folded): nothing to hold the log to`);
+  }
+  return { where: found.where, anchor: found.anchor };
 }
 
 /**

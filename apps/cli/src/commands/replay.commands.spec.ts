@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
 import { Command, CommanderError } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { DomainCommand } from '@clientele/domain';
-import { PersonalDataEventStore, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
+import { canonicalJson, chainHash, PersonalDataEventStore, readSqliteLogRaw, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
 import { allProjections, Projector, ReadModels, SqliteReadModelGenerations } from '@clientele/projections';
 import { runCommand, tempDir } from '@clientele/testing';
 import { registerAuditCommands } from './audit.commands';
@@ -116,6 +116,110 @@ describe('clientele audit replay and clientele replay', () => {
       expect(result.code).toBe(1);
       expect(result.stdout).toContain(`LOG CUT: the log ends at position ${head - 3}, but the live read models folded it up to ${head}`);
       expect(result.stdout).not.toContain('MISMATCH');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  /** a copy of the data directory (log, keys, read models) whose log `edit` changed */
+  function editedCopy(edit: (db: Database.Database) => void): string {
+    const copy = mkdtempSync(join(tmpdir(), 'clientele-replay-edited-'));
+    cpSync(tmp.dir, copy, { recursive: true });
+    const db = new Database(join(copy, 'clientele.db'));
+    edit(db);
+    db.close();
+    return copy;
+  }
+  /** the position and hash of the last event the current read models of `dataDir` folded */
+  function anchorOf(dataDir: string): { position: number; hash: string } {
+    const dir = join(dataDir, 'read-models');
+    const db = new Database(join(dir, readFileSync(join(dir, 'CURRENT'), 'utf8').trim()), { readonly: true });
+    try {
+      return db.prepare('SELECT position, hash FROM projection_log_anchor WHERE id = 1').get() as { position: number; hash: string };
+    } finally {
+      db.close();
+    }
+  }
+  const readModelFiles = (dataDir: string) => ({ current: readFileSync(join(dataDir, 'read-models', 'CURRENT'), 'utf8'), files: readdirSync(join(dataDir, 'read-models')).sort() });
+
+  it('replay on a log cut after the read models folded it refuses, writing nothing, with the check to run; --accept-other-log goes ahead and says so', async () => {
+    // given a copy of the data directory whose log lost its last three events after the read models folded it
+    const anchor = anchorOf(tmp.dir);
+    const copy = editedCopy((db) => db.prepare('DELETE FROM events WHERE position > ?').run(anchor.position - 3));
+    const copyEnv = { ...env, CLIENTELE_DATA_DIR: copy };
+    try {
+      const before = readModelFiles(copy);
+
+      // when it is replayed, then it is refused: both causes named, the command that checks, and what a replay would erase
+      const refused = await run(['replay', '--quiet'], copyEnv);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain(
+        `error: replay refused, nothing was written: the read models do not match this log: the last event they folded, at position ${anchor.position}, had hash ${anchor.hash}, ` +
+          `and this log has no event at that position (its head is ${anchor.position - 3}). Either they were folded from another log, or this log was altered or cut after they folded it.`,
+      );
+      expect(refused.stderr).toContain('A replay replaces these read models, the only witness of the log they folded');
+      expect(refused.stderr).toContain('`clientele replay --accept-other-log`');
+      expect(refused.stderr).toContain(`The current read models: ${join(copy, 'read-models', before.current.trim())}`);
+      expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+      // and nothing was written: no new generation, the same one current
+      expect(readModelFiles(copy)).toEqual(before);
+
+      // and the command it gives finds the cut
+      const command = /`clientele (audit verify [^`]+)`/.exec(refused.stderr)![1]!;
+      expect(command).toBe(`audit verify --store sqlite:${join(copy, 'clientele.db')} --expect ${anchor.position}:${anchor.hash}`);
+      const verified = await run([...command.split(' '), '--quiet'], copyEnv);
+      expect(verified.code).toBe(1);
+      expect(verified.stdout).toContain(`BROKEN at position ${anchor.position} — truncated`);
+
+      // when the operator accepts it, then the replay goes ahead, saying what it replaces
+      const accepted = await run(['replay', '--quiet', '--accept-other-log'], copyEnv);
+      expect(accepted.code).toBe(0);
+      expect(accepted.stderr).toContain(`replay: --accept-other-log: replacing read models that do not match this log (${join(copy, 'read-models', before.current.trim())}; position ${anchor.position}, hash ${anchor.hash})`);
+      expect(readModelFiles(copy).current).not.toBe(before.current);
+      // and the new generation is anchored in this log: its last event, so a replay after it is no longer refused
+      const cutHead = new Database(join(copy, 'clientele.db'), { readonly: true });
+      const head = cutHead.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get();
+      cutHead.close();
+      expect(anchorOf(copy)).toEqual(head);
+      expect((await run(['replay', '--quiet'], copyEnv)).code).toBe(0);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('replay on a log rewritten and re-chained after the read models folded it refuses, naming the hash the log has now; audit replay says the log differs', async () => {
+    // given a copy whose second event was changed and every later hash recomputed, so the chain alone holds
+    const anchor = anchorOf(tmp.dir);
+    const copy = editedCopy(() => undefined);
+    const file = join(copy, 'clientele.db');
+    const stored = [];
+    for await (const e of readSqliteLogRaw(file)) stored.push(e);
+    const db = new Database(file);
+    let prev = stored[0]!.hash;
+    for (const e of stored.slice(1)) {
+      const data = e.position === 2 ? { ...e.data, forged: true } : e.data;
+      const hash = chainHash(prev, { ...e, data });
+      db.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(canonicalJson(data), hash, prev, e.position);
+      prev = hash;
+    }
+    db.close();
+    const copyEnv = { ...env, CLIENTELE_DATA_DIR: copy };
+    try {
+      expect((await run(['audit', 'verify', '--quiet'], copyEnv)).code).toBe(0);
+      const before = readModelFiles(copy);
+      const refused = await run(['replay', '--quiet', '--json'], copyEnv);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`at position ${anchor.position}, had hash ${anchor.hash}, and this log has hash ${prev} there. Either they were folded from another log, or this log was altered`);
+      expect(readModelFiles(copy)).toEqual(before);
+
+      // and audit replay, whose digests cannot see a field no read model folds, says the log differs where they stopped (exit 1)
+      const audit = await run(['audit', 'replay', '--quiet'], copyEnv);
+      expect(audit.code).toBe(1);
+      expect(audit.stdout).toContain(`LOG DIFFERS: the read models do not match this log: the last event they folded, at position ${anchor.position}, had hash ${anchor.hash}, and this log has hash ${prev} there.`);
+      expect(audit.stdout).not.toContain('all 3 read models match');
+      const json = JSON.parse((await run(['audit', 'replay', '--quiet', '--json'], copyEnv)).stdout);
+      expect(json).toMatchObject({ ok: false, readModelsAnchor: anchor, logHash: prev });
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }

@@ -1,8 +1,14 @@
-import { openStorage, storageConfigFromEnv } from '@clientele/application';
+import { auditStoreAddress, openStorage, storageConfigFromEnv } from '@clientele/application';
+import type { EventStore } from '@clientele/event-store';
+import { configuredReadModels, readReadModelsAnchor } from '../read-models-anchor';
 import { assertConfiguredStoreExists } from '../store-checks';
 import {
   allProjections,
   digest,
+  logAnchorMismatch,
+  logAnchorMismatchMessage,
+  readLogAnchor,
+  ReadModelsOfAnotherLogError,
   proveReplay,
   readModelConfigFromEnv,
   readModelGenerations,
@@ -20,12 +26,17 @@ export interface ReplayRun {
   batchSize?: number;
   json?: boolean;
   quiet?: boolean;
+  /** `replay`: go ahead although the current read models do not match the log (see refuseToErase) */
+  acceptOtherLog?: boolean;
 }
 
 /**
  * `clientele audit replay`: folds the log from position 0, through the decrypting store as the
  * engine's projector reads it, into a scratch store of the live kind, each read model up to its live
- * checkpoint, and compares digests. Answers true when every read model matches.
+ * checkpoint, and compares digests. Answers true when every read model matches. Throws
+ * ReadModelsOfAnotherLogError, before any replay, when the live read models' anchor has another
+ * hash in this log, and LogEndsBeforeReadModelsError when the log ends before their checkpoints:
+ * findings about the log, not failures to run.
  */
 export async function auditReplay(run: ReplayRun): Promise<boolean> {
   const config = readModelConfigFromEnv(run.env);
@@ -42,6 +53,14 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
   const storage = await openStorage(storageConfig);
   let scratch: Awaited<ReturnType<typeof generations.openScratch>> | undefined;
   try {
+    // a log re-chained after the fold may still fold into the same digests; the anchor says it changed
+    // (a log cut before it is the LOG CUT proveReplay finds from the checkpoints)
+    const anchor = await readLogAnchor(live);
+    const mismatch = anchor && (await logAnchorMismatch(anchor, storage.raw));
+    if (mismatch?.kind === 'other_hash') {
+      const store = auditStoreAddress(storageConfig.store);
+      throw new ReadModelsOfAnotherLogError(mismatch, store !== undefined ? { store } : {});
+    }
     scratch = await generations.openScratch();
     const report = await proveReplay(storage.store, live, scratch.store, allProjections(), {
       batchSize: run.batchSize ?? config.rebuildBatchSize,
@@ -71,6 +90,8 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
   await assertConfiguredStoreExists(storageConfig.store);
   const storage = await openStorage(storageConfig);
   try {
+    // before anything is written: the generation a replay replaces may be the only witness of the log it folded
+    await refuseToErase(config, storage.raw, auditStoreAddress(storageConfig.store), run);
     const fresh = await generations.openFresh();
     try {
       const projections = allProjections();
@@ -92,6 +113,31 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
   } finally {
     await storage.close();
   }
+}
+
+/**
+ * The current read models record the position and hash of the last event they folded. When this
+ * log has no event there, or another hash, they were folded from another log, or this log was
+ * altered or cut after they folded it; a replay would replace them, and with them the one witness
+ * inside the system of what the log held. Refused unless `acceptOtherLog`, with the command that
+ * checks the log; with it, said on stderr.
+ */
+async function refuseToErase(
+  config: ReturnType<typeof readModelConfigFromEnv>,
+  log: Pick<EventStore, 'readAll' | 'headPosition'>,
+  auditStore: string | undefined,
+  run: ReplayRun,
+): Promise<void> {
+  // read-only: a refused replay leaves every file and schema as it found them
+  const current = await readReadModelsAnchor(configuredReadModels(config), config.kind === 'sqlite' ? 'CLIENTELE_DATA_DIR' : 'CLIENTELE_READ_MODELS_PG_SCHEMA');
+  const mismatch = current?.anchor && (await logAnchorMismatch(current.anchor, log));
+  if (!current || !mismatch) return;
+  const explained = logAnchorMismatchMessage(mismatch, { ...(auditStore !== undefined ? { store: auditStore } : {}), refusedBy: 'replay' });
+  if (!run.acceptOtherLog) throw new Error(`replay refused, nothing was written: ${explained}. The current read models: ${current.where}`);
+  run.stderr.write(
+    `replay: --accept-other-log: replacing read models that do not match this log (${current.where}; position ${mismatch.anchor.position}, hash ${mismatch.anchor.hash}): ` +
+      'the engine removes them once it serves the new generation\n',
+  );
 }
 
 function where(config: ReturnType<typeof readModelConfigFromEnv>): string {
