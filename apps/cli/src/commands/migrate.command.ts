@@ -97,10 +97,11 @@ function sameStore(a: StoreAddress, b: StoreAddress): boolean {
 
 async function copyKeys(from: CustomerKeyTable, to: CustomerKeyTable): Promise<KeyMergeResult> {
   const rows = await from.readRows();
-  const total: KeyMergeResult = { added: 0, erased: 0, unchanged: 0 };
+  const total: KeyMergeResult = { added: 0, addedErased: 0, erased: 0, unchanged: 0 };
   for (let i = 0; i < rows.length; i += KEY_BATCH) {
     const result = await to.mergeRows(rows.slice(i, i + KEY_BATCH));
     total.added += result.added;
+    total.addedErased += result.addedErased;
     total.erased += result.erased;
     total.unchanged += result.unchanged;
   }
@@ -149,7 +150,7 @@ export async function migrateStore(options: MigrateOptions, deps: MigrateCommand
     out.write(
       `migrate ${describe(fromAddress)} → ${describe(toAddress)}\n` +
         `  events copied: ${copy.copied}${copy.resumedAfter > 0 ? ` (resumed after position ${copy.resumedAfter})` : ''}\n` +
-        `  customer keys: ${keys.added} copied, ${keys.erased} erased as on the source, ${keys.unchanged} already there\n` +
+        `  customer keys: ${keys.added} copied (${keys.addedErased} of them erased on the source, copied erased), ${keys.erased} erased as on the source, ${keys.unchanged} already there\n` +
         `  target head: ${report.lastPosition}\n` +
         `  last hash: ${report.lastHash}\n` +
         `  verification: ${report.ok ? `intact, ${report.eventsChecked} events checked` : `BROKEN at position ${report.firstBreak!.position}: ${report.firstBreak!.kind} — ${report.firstBreak!.detail}`}\n`,

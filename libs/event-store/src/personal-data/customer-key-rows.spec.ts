@@ -39,8 +39,8 @@ describe('customer key rows between SQLite files', () => {
     await to.close();
 
     // then every row arrived once, and the keys read the same through the engine's key store
-    expect(result).toEqual({ added: 3, erased: 0, unchanged: 0 });
-    expect(again).toEqual({ added: 0, erased: 0, unchanged: 3 });
+    expect(result).toEqual({ added: 3, addedErased: 1, erased: 0, unchanged: 0 });
+    expect(again).toEqual({ added: 0, addedErased: 0, erased: 0, unchanged: 3 });
     const target = new SqliteCustomerKeyStore(targetPath, master);
     expect(await target.existingKey('ann')).toEqual(annKey);
     expect(await target.existingKey('cy')).toBe('erased');
@@ -60,7 +60,7 @@ describe('customer key rows between SQLite files', () => {
     await to.close();
 
     // then ann's key is destroyed on the target and bob's stays destroyed
-    expect(result).toEqual({ added: 0, erased: 1, unchanged: 1 });
+    expect(result).toEqual({ added: 0, addedErased: 0, erased: 1, unchanged: 1 });
     const target = new SqliteCustomerKeyStore(targetPath, master);
     expect(await target.existingKey('ann')).toBe('erased');
     expect(await target.existingKey('bob')).toBe('erased');

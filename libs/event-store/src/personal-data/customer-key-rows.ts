@@ -18,6 +18,8 @@ export interface WrappedKeyRow {
 export interface KeyMergeResult {
   /** rows the target did not have */
   added: number;
+  /** of those, the keys the source had erased: they arrive erased */
+  addedErased: number;
   /** keys the source had erased that the target still held: destroyed on the target too */
   erased: number;
   /** rows already the same on the target (or erased there, which stays so) */
@@ -53,9 +55,10 @@ function mergeAction(source: WrappedKeyRow, target: WrappedKeyRow | undefined): 
   return 'keep';
 }
 
-function tally(actions: Action[]): KeyMergeResult {
+function tally(actions: Action[], rows: readonly WrappedKeyRow[]): KeyMergeResult {
   return {
     added: actions.filter((a) => a === 'add').length,
+    addedErased: rows.filter((r, i) => actions[i] === 'add' && (r.erasedAt !== null || r.wrappedKey === null)).length,
     erased: actions.filter((a) => a === 'erase').length,
     unchanged: actions.filter((a) => a === 'keep').length,
   };
@@ -97,7 +100,7 @@ export function sqliteCustomerKeyTable(file: string, options: { create: boolean 
           return action;
         }),
       );
-      const result = tally(merge(rows));
+      const result = tally(merge(rows), rows);
       // a destroyed key must not survive in the write-ahead log either
       if (result.erased > 0) db.pragma('wal_checkpoint(TRUNCATE)');
       return result;
@@ -156,7 +159,7 @@ export async function postgresCustomerKeyTable(url: string, schema: string, opti
           );
         }
         await client.query('commit');
-        return tally(actions);
+        return tally(actions, rows);
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
         throw error;
