@@ -2,6 +2,11 @@
 import { runCli } from './cli.program';
 import { openEngine } from './engine-wiring';
 
+// The audit commands open evidence files with SQLite's `immutable=1` URI, so that reading writes
+// nothing beside them (openSqliteReadOnly); better-sqlite3 reads URI filenames only when this is set
+// before its first connection in the process.
+process.env.SQLITE_USE_URI ??= '1';
+
 // A reader that stops early (`clientele export | head -1`) closes the pipe: the rest of the output
 // has nowhere to go, which is what the reader asked for, not a failure to report with a stack.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {

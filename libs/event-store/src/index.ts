@@ -25,3 +25,4 @@ export * from './personal-data/postgres-customer-keys';
 export * from './import-stored';
 export * from './copy-log';
 export * from './personal-data/customer-key-rows';
+export * from './sqlite/sqlite-read-only';

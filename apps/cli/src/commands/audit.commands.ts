@@ -121,9 +121,11 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
   if (address.kind === 'sqlite') {
     // an audit never creates a store, or a table in some other file, where the operator mistyped a path
     assertSqliteFileHolds(address.file, 'events', storeLabel);
-    store = new SqliteEventStore({ file: address.file });
+    // these commands only read: nothing is written to the file or its folder, which may be evidence
+    // on read-only storage (see openSqliteReadOnly)
+    store = new SqliteEventStore({ file: address.file, readOnly: true });
     // the engine keeps the keys in the store file, beside the events
-    openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey);
+    openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey, undefined, { readOnly: true });
   } else {
     // nor a schema: a mistyped one would be created and read as an empty log
     if (!(await postgresSchemaHasLog(address.url, address.schema))) {
@@ -133,7 +135,7 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     // the engine keeps the keys in the store's schema, written with each registration
     openKeys = async (masterKey) =>
       keysFile !== undefined
-        ? new SqliteCustomerKeyStore(keysFile, masterKey)
+        ? new SqliteCustomerKeyStore(keysFile, masterKey, undefined, { readOnly: true })
         : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey });
   }
   let keys: Promise<CustomerKeyStore> | undefined;
