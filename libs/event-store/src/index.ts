@@ -26,3 +26,4 @@ export * from './import-stored';
 export * from './copy-log';
 export * from './personal-data/customer-key-rows';
 export * from './sqlite/sqlite-read-only';
+export * from './stored-payload';

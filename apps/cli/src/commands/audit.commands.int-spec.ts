@@ -68,6 +68,38 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     }
   });
 
+  it.each([
+    ['a key repeated ahead of the hashed one', (data: string) => data.replace('{', '{"sequence":9000,')],
+    ['a number written as 3e3', (data: string) => data.replace(/"sequence":(\d+)/, '"sequence":$1e0')],
+  ])('a payload rewritten in the table with %s is altered content at its position, whole log and stream (exit 1)', async (_how, rewrite) => {
+    // given event 20's data rewritten so a parser still reads the hashed values
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ data: string; event_id: string; stream_id: string }>(
+      `select data::text as data, event_id, stream_id from ${schema}.events where position = 20`,
+    );
+    const row = rows[0]!;
+    await client.query(`update ${schema}.events set data = $1::json where position = 20`, [rewrite(row.data)]);
+    try {
+      // when the log and the event's stream are verified
+      const log = await run(['audit', 'verify', '--quiet']);
+      const stream = await run(['audit', 'verify', '--quiet', '--stream', row.stream_id]);
+      const json = await run(['audit', 'verify', '--quiet', '--json']);
+
+      // then both name the break, its event and stream, as the embedded store's verification does
+      expect(log.code).toBe(1);
+      expect(log.stdout).toContain('log: BROKEN at position 20 — content_altered');
+      expect(log.stdout).toContain(`event ${row.event_id} in stream ${row.stream_id}`);
+      expect(stream.code).toBe(1);
+      expect(stream.stdout).toContain(`stream ${row.stream_id}: BROKEN at position 20 — content_altered`);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, eventsChecked: 19, firstBreak: { kind: 'content_altered', position: 20, eventId: row.event_id } });
+    } finally {
+      await client.query(`update ${schema}.events set data = $1::json where position = 20`, [row.data]);
+      await client.end();
+    }
+    expect((await run(['audit', 'verify', '--quiet'])).code).toBe(0);
+  });
+
   it('verifies the log and a stream, exports, and reports a deleted row', async () => {
     // given the schema as written: verify, stream verify and export succeed
     expect((await run(['audit', 'verify'])).stdout).toContain('log: intact — 60 events checked, last position 60');

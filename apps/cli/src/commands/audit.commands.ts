@@ -162,25 +162,33 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
 }
 
 /**
- * The whole log through its adapter. On PostgreSQL the rows a walk from position 1 cannot judge (one
- * put below position 1, a record time edited below the millisecond) are asked for first; the walk
- * then stops before the lowest of them, which is the break when everything before it holds.
+ * The whole log of a PostgreSQL store, as stored: `data` and `metadata` are judged by the text the
+ * table holds, as on the embedded store (see readAllAsStored). The rows a walk from position 1
+ * cannot judge (one put below position 1, a record time edited below the millisecond) are asked for
+ * first; the walk then stops before the lowest of them, which is the break when everything before
+ * it holds.
  */
-async function verifyWholeLog(
-  store: EventStore,
+async function verifyPostgresLog(
+  store: PostgresEventStore,
   walk: (events: AsyncIterable<StoredEvent>) => AsyncIterable<StoredEvent>,
   onProgress: ((checked: number, position: number) => void) | undefined,
 ): Promise<ChainReport> {
-  const outside = store instanceof PostgresEventStore ? await store.rowOutsideTheChain() : undefined;
-  if (!outside) return verifyChain(walk(eventsOfLog(store)), { onProgress });
+  const log = postgresLogAsStored(store);
+  const outside = await store.rowOutsideTheChain();
+  if (!outside) return verifyChain(walk(eventsOfLog(log)), { onProgress });
   async function* before(position: number): AsyncGenerator<StoredEvent> {
-    for await (const e of eventsOfLog(store)) {
+    for await (const e of eventsOfLog(log)) {
       if (e.position >= position) return;
       yield e;
     }
   }
   const report = await verifyChain(walk(before(outside.position)), { onProgress });
   return report.ok ? { ...report, ok: false, firstBreak: outside } : report;
+}
+
+/** The log of a PostgreSQL store read as stored, for the walks of verification. */
+function postgresLogAsStored(store: PostgresEventStore): Pick<EventStore, 'readAll'> {
+  return { readAll: (options) => store.readAllAsStored(options) };
 }
 
 /** `--store` when given, else the store the engine is configured with (the same environment variables). */
@@ -388,10 +396,15 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             } else {
               const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
               try {
+                const store = opened.store as PostgresEventStore;
                 what = options.stream ? `stream ${options.stream}` : 'log';
                 report = options.stream
-                  ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
-                  : await verifyWholeLog(opened.store, walk, onProgress);
+                  ? await verifyStreamEvents(eventsOfStream({ readStream: (id, o) => store.readStreamAsStored(id, o) }, options.stream), {
+                      streamId: options.stream,
+                      log: postgresLogAsStored(store),
+                      onProgress,
+                    })
+                  : await verifyPostgresLog(store, walk, onProgress);
               } finally {
                 await opened.close();
               }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { EventStore, JsonObject, ReadAllOptions, StoredEvent } from '../event-store.port';
-import { canonicalJson } from '../hash-chain';
+import { payloadAsHashed } from '../stored-payload';
 import { openSqliteReadOnly, type ReadOnlySqlite } from './sqlite-read-only';
 
 /**
@@ -114,14 +114,7 @@ function text(value: unknown): string {
 }
 
 function tolerantJson(value: unknown): JsonObject {
-  const raw = text(value);
-  try {
-    const parsed: unknown = JSON.parse(raw);
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && canonicalJson(parsed) === raw) return parsed as JsonObject;
-  } catch {
-    // falls through: the damage is reported by the hash check, not by the reader
-  }
-  return { $unreadable: raw };
+  return payloadAsHashed(text(value));
 }
 
 function fromRawRow(row: RawRow): StoredEvent {
