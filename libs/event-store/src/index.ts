@@ -27,3 +27,4 @@ export * from './copy-log';
 export * from './personal-data/customer-key-rows';
 export * from './sqlite/sqlite-read-only';
 export * from './stored-payload';
+export * from './personal-data/key-coverage';

@@ -45,6 +45,7 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     await client.connect();
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.query(`drop schema if exists ${schema}_keys cascade`);
+    await client.query(`drop schema if exists ${schema}_lost cascade`);
     await client.end();
     tmp.remove();
   });
@@ -164,5 +165,53 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     expect(JSON.parse(profile.text)).toMatchObject({ profile: { identity: { name: 'Pia Keyholder', email: 'pia@example.org' } } });
     expect(existsSync(tmp.file('cli-data'))).toBe(false);
     expect(existsSync('data/customer-keys.db')).toBe(false);
+  });
+  it("a customer's key row deleted from the schema is not an erasure: personal-data export refuses them, verify reports the missing key (exit 1)", async () => {
+    // given two customers registered as the engine stores them on PostgreSQL, and one key row deleted with SQL
+    const lostSchema = `${schema}_lost`;
+    const masterKey = randomBytes(32);
+    const storage = await openStorage({ dataDir: tmp.file('lost-data'), store: { kind: 'postgres', url, schema: lostSchema }, masterKey: { kind: 'given', key: masterKey } });
+    try {
+      for (const id of ['ann', 'bob']) {
+        await runCommand(storage.store, `reg-${id}`, {
+          type: 'RegisterProspect',
+          data: { customerId: id, source: 'web', personal: { email: `${id}@example.org` }, occurredAt: '2025-01-10T09:00:00Z' },
+        });
+      }
+    } finally {
+      await storage.close();
+    }
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ position: number; event_id: string }>(`select position::int, event_id from ${lostSchema}.events where stream_id = 'customer-bob'`);
+    await client.query(`delete from ${lostSchema}.customer_keys where customer_id = 'bob'`);
+    await client.end();
+    const bob = rows[0]!;
+
+    // when bob's data is exported and the store verified
+    const cli = async (args: string[]) => {
+      const stdout = new Captured();
+      const stderr = new Captured();
+      let code = 0;
+      const program = new Command('clientele').exitOverride();
+      registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { CLIENTELE_MASTER_KEY: masterKey.toString('base64') } });
+      await program.parseAsync([...args, '--store', `postgres:${url}#${lostSchema}`], { from: 'user' });
+      return { code, stdout: stdout.text, stderr: stderr.text };
+    };
+    const access = await cli(['personal-data', 'export', 'bob']);
+    const other = await cli(['personal-data', 'export', 'ann']);
+    const verify = await cli(['audit', 'verify', '--quiet']);
+    const json = await cli(['audit', 'verify', '--quiet', '--json']);
+
+    // then bob is refused, not answered as erased; ann reads; verify names bob's missing key
+    expect(access).toMatchObject({ code: 1, stdout: '' });
+    expect(access.stderr).toContain(`error: customer bob: 1 of their events holds personal data encrypted with a key that is missing (no customer_keys row for them in schema ${lostSchema}`);
+    expect(other.code).toBe(0);
+    expect(other.stdout).toContain('"email":"ann@example.org"');
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toContain('log: intact — 2 events checked');
+    expect(verify.stdout).toContain(`customer keys in schema ${lostSchema}: MISSING for 1 customer — key_missing`);
+    expect(verify.stdout).toContain(`customer bob in stream customer-bob: 1 event, the first at position ${bob.position}, event ${bob.event_id}`);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, customerKeys: { missingCount: 1, missing: [{ customerId: 'bob' }] } });
   });
 });

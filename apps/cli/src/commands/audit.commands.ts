@@ -13,6 +13,9 @@ import {
   parseMasterKey,
   PersonalDataEventStore,
   PostgresCustomerKeyStore,
+  postgresCustomerKeyRows,
+  sqliteCustomerKeyRows,
+  keyCoverageWatch,
   PostgresEventStore,
   readCustomerAsOf,
   readNdjsonExport,
@@ -30,6 +33,8 @@ import {
   type StoredEvent,
   type CustomerAsOf,
   type CustomerKeyStore,
+  type CustomerKeyRows,
+  type MissingCustomerKey,
   type EventStore,
   type ExportProgress,
   type ExportScope,
@@ -106,6 +111,10 @@ export interface OpenedStore {
   store: EventStore;
   /** decrypting view; needs the master key the engine writes with */
   personalData(masterKey: Buffer): Promise<PersonalDataEventStore>;
+  /** where the customer keys are read (a file, or a schema), for messages */
+  keysWhere: string;
+  /** the customer key rows, without the master key: which customers have one (see keyCoverageWatch) */
+  keyRows(): Promise<CustomerKeyRows>;
   close(): Promise<void>;
 }
 
@@ -118,6 +127,8 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
   if (keysFile !== undefined) assertSqliteFileHolds(keysFile, 'customer_keys', options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE');
   let store: EventStore;
   let openKeys: (masterKey: Buffer) => Promise<CustomerKeyStore>;
+  let keysWhere: string;
+  let keyRows: () => Promise<CustomerKeyRows>;
   if (address.kind === 'sqlite') {
     // an audit never creates a store, or a table in some other file, where the operator mistyped a path
     assertSqliteFileHolds(address.file, 'events', storeLabel);
@@ -126,6 +137,8 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     store = new SqliteEventStore({ file: address.file, readOnly: true });
     // the engine keeps the keys in the store file, beside the events
     openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey, undefined, { readOnly: true });
+    keysWhere = keysFile ?? address.file;
+    keyRows = async () => sqliteCustomerKeyRows(keysFile ?? address.file);
   } else {
     // nor a schema: a mistyped one would be created and read as an empty log
     if (!(await postgresSchemaHasLog(address.url, address.schema))) {
@@ -137,6 +150,8 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
       keysFile !== undefined
         ? new SqliteCustomerKeyStore(keysFile, masterKey, undefined, { readOnly: true })
         : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey });
+    keysWhere = keysFile ?? `schema ${address.schema}`;
+    keyRows = async () => (keysFile !== undefined ? sqliteCustomerKeyRows(keysFile) : postgresCustomerKeyRows(address.url, address.schema));
   }
   let keys: Promise<CustomerKeyStore> | undefined;
   return {
@@ -154,6 +169,8 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
       });
       return new PersonalDataEventStore(store, await keys);
     },
+    keysWhere,
+    keyRows,
     async close() {
       await (await keys?.catch(() => undefined))?.close();
       await store.close();
@@ -274,6 +291,27 @@ function printChainReport(report: ChainReport, what: string, out: Out): void {
   );
 }
 
+/** How many customers with a missing key the text report names; `--json` lists up to MISSING_KEYS_LISTED_IN_JSON. */
+const MISSING_KEYS_PRINTED = 20;
+const MISSING_KEYS_LISTED_IN_JSON = 1000;
+
+function printMissingKeys(missing: readonly MissingCustomerKey[], where: string, out: Out): void {
+  if (missing.length === 0) {
+    out.write(`customer keys in ${where}: none missing for the personal data the events checked hold encrypted\n`);
+    return;
+  }
+  const lines = [
+    `customer keys in ${where}: MISSING for ${missing.length} customer${missing.length === 1 ? '' : 's'} — key_missing`,
+    '  their personal data is encrypted in the log, but there is no key row for them and no PersonalDataErased in their stream:',
+    '  it was not erased, and it cannot be read (a personal-data export refuses them)',
+  ];
+  for (const m of missing.slice(0, MISSING_KEYS_PRINTED)) {
+    lines.push(`  customer ${m.customerId} in stream ${m.streamId}: ${m.encryptedEvents} event${m.encryptedEvents === 1 ? '' : 's'}, the first at position ${m.position}, event ${m.eventId}`);
+  }
+  if (missing.length > MISSING_KEYS_PRINTED) lines.push(`  … and ${missing.length - MISSING_KEYS_PRINTED} more (--json lists up to ${MISSING_KEYS_LISTED_IN_JSON})`);
+  out.write(`${lines.join('\n')}\n`);
+}
+
 function printAsOf(answer: CustomerAsOf, out: Out): void {
   const lines: string[] = [];
   lines.push(`customer ${answer.customerId} as of ${answer.asOf}: ${answer.stage ?? 'not registered yet'}`);
@@ -357,20 +395,26 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)', fileToRead('--from-export'))
     .option('--store <address>', storeHelp)
+    .option('--keys <file>', "an SQLite file of customer keys to check the log's personal data against (default: CLIENTELE_KEYS_FILE, else the keys the engine keeps in the store)")
     .option('--expect <position:hash>', 'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end', anchorOption)
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; keys?: string; expect?: ChainAnchor; json?: boolean; quiet?: boolean }) => {
         if (options.expect && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
         if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
+        if (options.keys !== undefined && options.fromExport !== undefined) throw new Error('--keys applies to a store, not to --from-export (an export holds no keys)');
         const anchor = options.expect ? anchorWatch(options.expect) : undefined;
-        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (anchor ? anchor.tap(events) : events);
+        // a store's walk is also watched for personal data whose key is missing (an export has no keys to look at)
+        let keys: { rows: CustomerKeyRows; watch: ReturnType<typeof keyCoverageWatch> } | undefined;
+        const watched = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (keys ? keys.watch.tap(events) : events);
+        const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => watched(anchor ? anchor.tap(events) : events);
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
         let report: ChainReport;
         let what: string;
+        let missingKeys: MissingCustomerKey[] | undefined;
         try {
           if (options.fromExport !== undefined) {
             const events = readNdjsonExport(options.fromExport);
@@ -382,29 +426,46 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             if (!options.stream && report.ok && report.eventsChecked === 0) throw new Error(`--from-export: ${options.fromExport} holds no events`);
           } else {
             const address = resolveStoreAddress(options.store, env);
+            const storeLabel = options.store !== undefined ? '--store' : 'the store';
+            const keysFile = options.keys ?? (env.CLIENTELE_KEYS_FILE || undefined);
+            if (keysFile !== undefined) assertSqliteFileHolds(keysFile, 'customer_keys', options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE');
             if (address.kind === 'sqlite') {
               // a missing file, a directory or another kind of file is refused by the option that named it
-              assertSqliteFileHolds(address.file, 'events', options.store !== undefined ? '--store' : 'the store');
-              // raw rows: a damaged file is reported, where the adapter might refuse to read it
-              if (options.stream === undefined) {
-                what = `log in ${address.file}`;
-                report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
-              } else {
-                what = `stream ${options.stream}`;
-                report = await verifySqliteStreamRaw(address.file, options.stream, onProgress);
+              assertSqliteFileHolds(address.file, 'events', storeLabel);
+              const rows = sqliteCustomerKeyRows(keysFile ?? address.file);
+              keys = { rows, watch: keyCoverageWatch(rows) };
+              try {
+                // raw rows: a damaged file is reported, where the adapter might refuse to read it
+                if (options.stream === undefined) {
+                  what = `log in ${address.file}`;
+                  report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
+                } else {
+                  what = `stream ${options.stream}`;
+                  report = await verifySqliteStreamRaw(address.file, options.stream, watched, onProgress);
+                }
+                missingKeys = await keys.watch.missing();
+              } finally {
+                await rows.close();
               }
             } else {
-              const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+              const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(keysFile !== undefined ? { keys: keysFile } : {}) }, env);
               try {
                 const store = opened.store as PostgresEventStore;
-                what = options.stream ? `stream ${options.stream}` : 'log';
-                report = options.stream
-                  ? await verifyStreamEvents(eventsOfStream({ readStream: (id, o) => store.readStreamAsStored(id, o) }, options.stream), {
-                      streamId: options.stream,
-                      log: postgresLogAsStored(store),
-                      onProgress,
-                    })
-                  : await verifyPostgresLog(store, walk, onProgress);
+                const rows = await opened.keyRows();
+                keys = { rows, watch: keyCoverageWatch(rows) };
+                try {
+                  what = options.stream ? `stream ${options.stream}` : 'log';
+                  report = options.stream
+                    ? await verifyStreamEvents(watched(eventsOfStream({ readStream: (id, o) => store.readStreamAsStored(id, o) }, options.stream)), {
+                        streamId: options.stream,
+                        log: postgresLogAsStored(store),
+                        onProgress,
+                      })
+                    : await verifyPostgresLog(store, walk, onProgress);
+                  missingKeys = await keys.watch.missing();
+                } finally {
+                  await rows.close();
+                }
               } finally {
                 await opened.close();
               }
@@ -422,15 +483,19 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
           throw new Error(`stream ${options.stream} has no events`);
         }
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
-        if (options.json) deps.stdout.write(`${JSON.stringify(hint ? { ...report, hint } : report)}\n`);
-        else {
+        const keysOk = missingKeys === undefined || missingKeys.length === 0;
+        if (options.json) {
+          const customerKeys = keys && missingKeys ? { where: keys.rows.where, missingCount: missingKeys.length, missing: missingKeys.slice(0, MISSING_KEYS_LISTED_IN_JSON) } : undefined;
+          deps.stdout.write(`${JSON.stringify({ ...report, ok: report.ok && keysOk, ...(hint ? { hint } : {}), ...(customerKeys ? { customerKeys } : {}) })}\n`);
+        } else {
           printChainReport(report, what, deps.stdout);
           if (hint) deps.stdout.write(`  ${hint}\n`);
         }
         if (report.ok && options.expect && !options.json) {
           deps.stdout.write(`  noted position ${options.expect.position} still has hash ${options.expect.hash}\n`);
         }
-        deps.setExitCode(report.ok ? 0 : 1);
+        if (keys && missingKeys && !options.json) printMissingKeys(missingKeys, keys.rows.where, deps.stdout);
+        deps.setExitCode(report.ok && keysOk ? 0 : 1);
       }),
     );
 
@@ -492,6 +557,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         try {
           const decrypted = await opened.personalData(masterKey);
           const streamId = customerStream(customerId);
+          await assertPersonalDataReadable(decrypted, customerId, opened.keysWhere);
           await exportTo(options.out, deps, async (sink) => {
             const summary = await exportNdjson(decrypted, sink, { scope: { kind: 'stream', streamId } });
             if (summary.events === 0) throw new Error(`customer ${customerId}: no events`);
@@ -526,6 +592,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             // the profile shows names and contacts, so it reads through the decrypting view as the projector does
             const events: StoredEvent[] = [];
             const decrypted = await opened.personalData(masterKeyFrom(env));
+            await assertPersonalDataReadable(decrypted, customerId, opened.keysWhere);
             for await (const e of eventsOfStream(decrypted, customerStream(customerId))) events.push(e);
             const { profile } = await profileAsOf(customerId, events, answer.asOf);
             if (options.json) deps.stdout.write(`${JSON.stringify({ ...answer, profile: profile ?? null })}\n`);
@@ -582,15 +649,36 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
 }
 
 /**
+ * A customer whose personal data the log holds encrypted but whose key is missing (no key row, no
+ * erasure recorded) is refused: answered anyway, their fields would read as absent, as if erased,
+ * and a right-of-access answer would claim an erasure that never happened.
+ */
+async function assertPersonalDataReadable(store: PersonalDataEventStore, customerId: string, keysWhere: string): Promise<void> {
+  const state = await store.personalDataState(customerId);
+  if (state.kind !== 'key_missing') return;
+  throw new Error(
+    `customer ${customerId}: ${state.encryptedEvents} of their events ${state.encryptedEvents === 1 ? 'holds' : 'hold'} personal data encrypted with a key that is missing ` +
+      `(no customer_keys row for them in ${keysWhere}; first at position ${state.firstPosition}, event ${state.firstEventId}), ` +
+      'and their stream records no PersonalDataErased: the data was not erased, it cannot be read. Nothing was written; ' +
+      "restore the store's customer keys from a backup, or name the keys file that holds them with --keys",
+  );
+}
+
+/**
  * One stream of an embedded store, read raw as the whole-log verify reads it: a payload rewritten
  * into other JSON text (a duplicated key, `1e3` for `1000`) or no longer JSON is reported as
  * altered at its position, where the adapter would parse it into the hashed values or refuse it.
  * The neighbour links are read raw too, so a damaged row of another stream beside it does not stop the check.
  */
-async function verifySqliteStreamRaw(file: string, streamId: string, onProgress: ((checked: number, position: number) => void) | undefined): Promise<ChainReport> {
+async function verifySqliteStreamRaw(
+  file: string,
+  streamId: string,
+  watched: (events: AsyncIterable<StoredEvent>) => AsyncIterable<StoredEvent>,
+  onProgress: ((checked: number, position: number) => void) | undefined,
+): Promise<ChainReport> {
   const log = openSqliteLogRaw(file);
   try {
-    return await verifyStreamEvents(readSqliteStreamRaw(file, streamId), { streamId, log, onProgress });
+    return await verifyStreamEvents(watched(readSqliteStreamRaw(file, streamId)), { streamId, log, onProgress });
   } finally {
     log.close();
   }
