@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { runCli } from './cli.program';
-import { openEngine } from './engine-wiring';
+import { openEngine, openReader } from './engine-wiring';
 
 // The audit commands open evidence files with SQLite's `immutable=1` URI, so that reading writes
 // nothing beside them (openSqliteReadOnly); better-sqlite3 reads URI filenames only when this is set
@@ -14,7 +14,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.exit(process.exitCode ?? 0);
 });
 
-runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, openEngine, cliEntry: __filename }).then(
+runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, openEngine, openReader, cliEntry: __filename }).then(
   (code) => {
     process.exitCode = code;
   },

@@ -4,6 +4,8 @@ import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync
 import { Writable } from 'node:stream';
 import { PersonalDataEventStore, SqliteCustomerKeyStore, SqliteEventStore } from '@clientele/event-store';
 import { asUnprivilegedReader, runCommand, tempDir } from '@clientele/testing';
+import { runCli } from '../cli.program';
+import { openReader } from '../engine-wiring';
 import { registerAuditCommands } from './audit.commands';
 
 class Captured extends Writable {
@@ -156,5 +158,22 @@ describe('audit commands on a store that must not be written to', () => {
     expect(exported.code).toBe(1);
     expect(asOf.code).toBe(1);
     expect(readdirSync(locked.dir).sort()).toEqual(['clientele.db', 'clientele.db-wal']);
+  });
+  it('history, which only reads, runs on a data directory in a read-only folder without starting the engine or writing anything', async () => {
+    const { dir } = evidence({ readOnly: true });
+    const out = new Captured();
+    const err = new Captured();
+    const context = {
+      stdout: out as unknown as NodeJS.WriteStream,
+      stderr: err as unknown as NodeJS.WriteStream,
+      openEngine: () => Promise.reject(new Error('history must not start the engine')),
+      openReader,
+    };
+
+    const code = await asUnprivilegedReader(() => runCli(['history', 'ada', '--json', '--data-dir', dir], context));
+
+    expect({ code, stderr: err.text }).toEqual({ code: 0, stderr: '' });
+    expect(out.text.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type)).toEqual(['ProspectRegistered', 'PurchaseRecorded', 'CustomerConverted']);
+    expect(readdirSync(dir)).toEqual(['clientele.db']);
   });
 });
