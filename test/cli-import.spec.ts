@@ -9,7 +9,7 @@ import { runCli } from '../apps/cli/src/cli.program';
 import { detectFormat } from '../apps/cli/src/import/import.command';
 import type { CliContext } from '../apps/cli/src/cli-context';
 import { STORE_FILE_NAME as STORE_FILE } from '@clientele/application';
-import { openEngine } from '../apps/cli/src/engine-wiring';
+import { openEngine, openReader } from '../apps/cli/src/engine-wiring';
 import { correctionJourneys, sameDayJourneys, type JourneySetup } from './cdnow-import.journeys';
 
 const SAMPLE = '/work/shared/data/cdnow/CDNOW_sample.txt';
@@ -24,7 +24,7 @@ const captured = () => {
 const cli = async (args: string[]) => {
   const out = captured();
   const err = captured();
-  const context: CliContext = { stdout: out.stream, stderr: err.stream, openEngine };
+  const context: CliContext = { stdout: out.stream, stderr: err.stream, openEngine, openReader };
   const code = await runCli(args, context);
   return { code, stdout: out.text(), stderr: err.text() };
 };

@@ -7,6 +7,9 @@ import { startBroker, type RunningBroker } from '../infra/kafka/broker';
  * to-dos with the same message.
  */
 export default async function globalSetup(): Promise<void> {
+  // as the CLI does (apps/cli/src/main.ts): SQLite reads `file:…?immutable=1` names only when told so
+  // before its first connection, and a spec's own process.env is a copy that SQLite never sees
+  process.env.SQLITE_USE_URI ??= '1';
   await probePostgres();
   await startKafka();
 }

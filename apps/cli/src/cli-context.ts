@@ -11,6 +11,12 @@ export interface Engine {
   close(): Promise<void>;
 }
 
+/** What a command that only reads the log needs: a customer's stream, as stored, and nothing started. */
+export interface LogReader {
+  readStream(streamId: string): Promise<StoredEvent[]>;
+  close(): Promise<void>;
+}
+
 /** Streams and the engine factory arrive from outside so tests can run the program in-process. */
 export interface CliContext {
   stdout: NodeJS.WriteStream;
@@ -20,6 +26,11 @@ export interface CliContext {
    * is not there is refused (a mistyped --data-dir) instead of created empty with a new master key
    */
   openEngine(dataDir: string, options?: { existing?: boolean }): Promise<Engine>;
+  /**
+   * The store of a data directory opened to read only (history): nothing started, nothing written to
+   * the store file or its folder. Without it, history opens the engine.
+   */
+  openReader?(dataDir: string): Promise<LogReader>;
   /**
    * The file the CLI runs from (main.ts sets it), so a command can start the CLI again in a child
    * process: `bench` runs each section in one. Absent when the program runs in-process (the specs).

@@ -13,9 +13,9 @@ import {
 } from '@clientele/application';
 
 import type { ValidCommand } from '@clientele/contracts';
-import { canonicalJson, type StoredEvent } from '@clientele/event-store';
+import { canonicalJson, createEventStore, SqliteEventStore, type StoredEvent } from '@clientele/event-store';
 
-import { UsageError, type Engine } from './cli-context';
+import { UsageError, type Engine, type LogReader } from './cli-context';
 import type { CommandEnvelope, CommandSink, ItemResult, StoredDifference } from './command-sink';
 
 /**
@@ -52,6 +52,25 @@ export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): 
   const { commandId, status, events } = item.result;
   const differs = status === 'duplicate' ? differenceFromStored(envelope, item.stored) : undefined;
   return { ok: true, commandId, status, eventCount: status === 'applied' ? events.length : 0, ...(differs ? { differs } : {}) };
+};
+
+/**
+ * The store of a data directory (the engine's storage settings, with --data-dir on top) opened to
+ * read a stream: no engine, no referral process manager catching up (which may append), no master
+ * key. The embedded store is opened read-only, writing nothing to its file or folder, so history
+ * works on evidence on read-only storage as the audit commands do.
+ */
+export const openReader = async (dataDir: string): Promise<LogReader> => {
+  const config = storageConfigFromEnv({ ...process.env, CLIENTELE_DATA_DIR: dataDir });
+  if (config.store.kind === 'sqlite') {
+    if (!existsSync(config.store.file)) {
+      throw new UsageError(`--data-dir: no store in ${dataDir} (${config.store.file} does not exist); give the directory the engine keeps its data in`);
+    }
+    const store = new SqliteEventStore({ file: config.store.file, readOnly: true });
+    return { readStream: (streamId) => store.readStream(streamId), close: () => store.close() };
+  }
+  const store = await createEventStore(config.store);
+  return { readStream: (streamId) => store.readStream(streamId), close: () => store.close() };
 };
 
 /**

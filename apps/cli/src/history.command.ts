@@ -39,7 +39,8 @@ export const formatTable = (rows: readonly HistoryRow[]): string => {
  * so scripts can tell "no such customer" from "a customer with history".
  */
 export const printHistory = async (customerId: string, options: HistoryOptions, context: CliContext): Promise<number> => {
-  const engine = await context.openEngine(options.dataDir, { existing: true });
+  // only reads: the store is opened read-only where the CLI can (see CliContext.openReader)
+  const engine = context.openReader ? await context.openReader(options.dataDir) : await context.openEngine(options.dataDir, { existing: true });
   try {
     const events = await engine.readStream(customerStream(customerId));
     if (events.length === 0) {

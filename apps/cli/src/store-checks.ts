@@ -1,7 +1,6 @@
-import Database from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { Client } from 'pg';
-import type { EventStoreConfig } from '@clientele/event-store';
+import { openSqliteReadOnly, StoreNeedsWriteAccessError, type EventStoreConfig, type ReadOnlySqlite } from '@clientele/event-store';
 
 /**
  * What a command that reads a store (or a keys file) checks before opening it: the adapters create
@@ -10,22 +9,26 @@ import type { EventStoreConfig } from '@clientele/event-store';
  * Each refusal names the option it came from (`label`).
  */
 
-/** an SQLite file holding `table`, opened read-only to look; refused by name otherwise */
+/**
+ * An SQLite file holding `table`, opened read-only to look, writing nothing to the file or its
+ * folder (see openSqliteReadOnly); refused by name otherwise.
+ */
 export function assertSqliteFileHolds(file: string, table: 'events' | 'customer_keys', label: string): void {
   if (!existsSync(file)) throw new Error(`${label}: ${file} does not exist`);
   if (!statSync(file).isFile()) throw new Error(`${label}: ${file} is a directory, not a file`);
-  let db: Database.Database;
+  let opened: ReadOnlySqlite;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    opened = openSqliteReadOnly(file);
   } catch (error) {
-    throw new Error(`${label}: ${file} cannot be opened as an SQLite file (${(error as Error).message})`);
+    throw cannotRead(file, label, error);
   }
+  const db = opened.db;
   try {
     let found: unknown;
     try {
       found = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
     } catch (error) {
-      throw new Error(`${label}: ${file} is not an SQLite database (${(error as Error).message})`);
+      throw cannotRead(file, label, error);
     }
     if (!found) {
       throw new Error(
@@ -39,8 +42,16 @@ export function assertSqliteFileHolds(file: string, table: 'events' | 'customer_
       throw new Error(`${label}: ${file} holds no customer keys (its customer_keys table is empty): every customer would read as erased`);
     }
   } finally {
-    db.close();
+    opened.close();
   }
+}
+
+/** Only a file SQLite finds no database in is "not an SQLite database"; any other failure is named as it is. */
+function cannotRead(file: string, label: string, error: unknown): Error {
+  if (error instanceof StoreNeedsWriteAccessError) return new Error(`${label}: ${error.message}`);
+  const message = (error as Error).message;
+  if ((error as { code?: unknown }).code === 'SQLITE_NOTADB') return new Error(`${label}: ${file} is not an SQLite database (${message})`);
+  return new Error(`${label}: ${file} cannot be read as an SQLite file (${message})`);
 }
 
 /** whether a PostgreSQL schema holds an event log (its events table), without creating anything */

@@ -25,3 +25,6 @@ export * from './personal-data/postgres-customer-keys';
 export * from './import-stored';
 export * from './copy-log';
 export * from './personal-data/customer-key-rows';
+export * from './sqlite/sqlite-read-only';
+export * from './stored-payload';
+export * from './personal-data/key-coverage';

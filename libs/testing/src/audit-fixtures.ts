@@ -59,3 +59,25 @@ export async function appendTouchpoints(store: EventStore, n: number, streams = 
   }
   await Promise.all(pending);
 }
+
+/** The user `nobody`, whose rights an auditor's process reading someone else's evidence has. */
+const NOBODY = 65534;
+
+/**
+ * Runs `read` with no more rights than an auditor's process over files it does not own. Specs may
+ * run as root, whom file permissions do not refuse: then the effective user and group are `nobody`
+ * for the call, and root again after it (a process whose real user is root may switch back). Any
+ * other user runs it as it is, and the permissions of what it reads bite already. The folders on the
+ * way to what it reads must be open to others (chmod o+x).
+ */
+export async function asUnprivilegedReader<T>(read: () => Promise<T>): Promise<T> {
+  if (process.getuid?.() !== 0 || !process.seteuid || !process.setegid) return read();
+  process.setegid(NOBODY);
+  process.seteuid(NOBODY);
+  try {
+    return await read();
+  } finally {
+    process.seteuid(0);
+    process.setegid(0);
+  }
+}

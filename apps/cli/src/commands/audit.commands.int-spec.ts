@@ -46,6 +46,7 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     await client.connect();
     await client.query(`drop schema if exists ${schema} cascade`);
     await client.query(`drop schema if exists ${schema}_keys cascade`);
+    await client.query(`drop schema if exists ${schema}_lost cascade`);
     await client.end();
     tmp.remove();
   });
@@ -67,6 +68,38 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     } finally {
       await client.end();
     }
+  });
+
+  it.each([
+    ['a key repeated ahead of the hashed one', (data: string) => data.replace('{', '{"sequence":9000,')],
+    ['a number written as 3e3', (data: string) => data.replace(/"sequence":(\d+)/, '"sequence":$1e0')],
+  ])('a payload rewritten in the table with %s is altered content at its position, whole log and stream (exit 1)', async (_how, rewrite) => {
+    // given event 20's data rewritten so a parser still reads the hashed values
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ data: string; event_id: string; stream_id: string }>(
+      `select data::text as data, event_id, stream_id from ${schema}.events where position = 20`,
+    );
+    const row = rows[0]!;
+    await client.query(`update ${schema}.events set data = $1::json where position = 20`, [rewrite(row.data)]);
+    try {
+      // when the log and the event's stream are verified
+      const log = await run(['audit', 'verify', '--quiet']);
+      const stream = await run(['audit', 'verify', '--quiet', '--stream', row.stream_id]);
+      const json = await run(['audit', 'verify', '--quiet', '--json']);
+
+      // then both name the break, its event and stream, as the embedded store's verification does
+      expect(log.code).toBe(1);
+      expect(log.stdout).toContain(`log in PostgreSQL ${url} schema ${schema}: BROKEN at position 20 — content_altered`);
+      expect(log.stdout).toContain(`event ${row.event_id} in stream ${row.stream_id}`);
+      expect(stream.code).toBe(1);
+      expect(stream.stdout).toContain(`stream ${row.stream_id} in PostgreSQL ${url} schema ${schema}: BROKEN at position 20 — content_altered`);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, eventsChecked: 19, firstBreak: { kind: 'content_altered', position: 20, eventId: row.event_id } });
+    } finally {
+      await client.query(`update ${schema}.events set data = $1::json where position = 20`, [row.data]);
+      await client.end();
+    }
+    expect((await run(['audit', 'verify', '--quiet'])).code).toBe(0);
   });
 
   it('verifies the log and a stream, exports, and reports a deleted row', async () => {
@@ -211,5 +244,53 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     expect(JSON.parse(profile.text)).toMatchObject({ profile: { identity: { name: 'Pia Keyholder', email: 'pia@example.org' } } });
     expect(existsSync(tmp.file('cli-data'))).toBe(false);
     expect(existsSync('data/customer-keys.db')).toBe(false);
+  });
+  it("a customer's key row deleted from the schema is not an erasure: personal-data export refuses them, verify reports the missing key (exit 1)", async () => {
+    // given two customers registered as the engine stores them on PostgreSQL, and one key row deleted with SQL
+    const lostSchema = `${schema}_lost`;
+    const masterKey = randomBytes(32);
+    const storage = await openStorage({ dataDir: tmp.file('lost-data'), store: { kind: 'postgres', url, schema: lostSchema }, masterKey: { kind: 'given', key: masterKey } });
+    try {
+      for (const id of ['ann', 'bob']) {
+        await runCommand(storage.store, `reg-${id}`, {
+          type: 'RegisterProspect',
+          data: { customerId: id, source: 'web', personal: { email: `${id}@example.org` }, occurredAt: '2025-01-10T09:00:00Z' },
+        });
+      }
+    } finally {
+      await storage.close();
+    }
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ position: number; event_id: string }>(`select position::int, event_id from ${lostSchema}.events where stream_id = 'customer-bob'`);
+    await client.query(`delete from ${lostSchema}.customer_keys where customer_id = 'bob'`);
+    await client.end();
+    const bob = rows[0]!;
+
+    // when bob's data is exported and the store verified
+    const cli = async (args: string[]) => {
+      const stdout = new Captured();
+      const stderr = new Captured();
+      let code = 0;
+      const program = new Command('clientele').exitOverride();
+      registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: { CLIENTELE_MASTER_KEY: masterKey.toString('base64') } });
+      await program.parseAsync([...args, '--store', `postgres:${url}#${lostSchema}`], { from: 'user' });
+      return { code, stdout: stdout.text, stderr: stderr.text };
+    };
+    const access = await cli(['personal-data', 'export', 'bob']);
+    const other = await cli(['personal-data', 'export', 'ann']);
+    const verify = await cli(['audit', 'verify', '--quiet']);
+    const json = await cli(['audit', 'verify', '--quiet', '--json']);
+
+    // then bob is refused, not answered as erased; ann reads; verify names bob's missing key
+    expect(access).toMatchObject({ code: 1, stdout: '' });
+    expect(access.stderr).toContain(`error: customer bob: 1 of their events holds personal data encrypted with a key that is missing (no customer_keys row for them in schema ${lostSchema}`);
+    expect(other.code).toBe(0);
+    expect(other.stdout).toContain('"email":"ann@example.org"');
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toContain(`schema ${lostSchema}: intact — 2 events checked`);
+    expect(verify.stdout).toContain(`customer keys in schema ${lostSchema}: MISSING for 1 customer — key_missing`);
+    expect(verify.stdout).toContain(`customer bob in stream customer-bob: 1 event, the first at position ${bob.position}, event ${bob.event_id}`);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, customerKeys: { missingCount: 1, missing: [{ customerId: 'bob' }] } });
   });
 });

@@ -551,6 +551,63 @@ describe('audit CLI commands', () => {
     }
   });
 
+  it("a customer's key row deleted by hand is not an erasure: personal-data export and as-of --profile refuse them, and verify reports the missing key (exit 1)", async () => {
+    // given a copy where p1 was erased the engine's way and p2's key row was deleted with SQL
+    const copy = tmp.file('lost-key.db');
+    writeFileSync(copy, readFileSync(dbFile));
+    const engine = new PersonalDataEventStore(new SqliteEventStore({ file: copy, durability: 'normal' }), new SqliteCustomerKeyStore(copy, Buffer.from(masterKey, 'base64')));
+    await runCommand(engine, 'erase-p1', { type: 'EraseCustomerPersonalData', data: { customerId: 'p1', requestedBy: 'dpo', occurredAt: '2025-06-01T00:00:00Z' } });
+    await engine.close();
+    const db = new Database(copy);
+    const p2 = db.prepare("SELECT position, id FROM events WHERE stream_id = 'customer-p2'").get() as { position: number; id: string };
+    db.prepare("DELETE FROM customer_keys WHERE customer_id = 'p2'").run();
+    db.close();
+    const store = ['--store', `sqlite:${copy}`];
+
+    // when p2's data is asked for
+    const access = await run(['personal-data', 'export', 'p2', ...store]);
+    const profile = await run(['as-of', 'p2', '--date', '2025-03-31', '--profile', ...store]);
+
+    // then it is refused, naming the customer and what is wrong, with nothing written; the erased p1 reads as erased
+    expect(access).toMatchObject({ code: 1, stdout: '' });
+    expect(access.stderr).toBe(
+      `error: customer p2: 1 of their events holds personal data encrypted with a key that is missing (no customer_keys row for them in ${copy}; first at position ${p2.position}, event ${p2.id}), ` +
+        "and their stream records no PersonalDataErased: the data was not erased, it cannot be read. Nothing was written; restore the store's customer keys from a backup, or name the keys file that holds them with --keys\n",
+    );
+    expect(profile).toMatchObject({ code: 1, stdout: '' });
+    expect(profile.stderr).toContain('customer p2: 1 of their events holds personal data encrypted with a key that is missing');
+    const erased = await run(['personal-data', 'export', 'p1', ...store]);
+    expect(erased.code).toBe(0);
+    expect(erased.stdout).toContain('"personalDataErased":true');
+    expect(erased.stderr).toContain('personal data erased');
+
+    // when the store is verified, as text and as JSON, whole log and p2's stream
+    const text = await run(['audit', 'verify', '--quiet', ...store]);
+    const json = await run(['audit', 'verify', '--quiet', '--json', ...store]);
+    const stream = await run(['audit', 'verify', '--quiet', '--stream', 'customer-p2', ...store]);
+
+    // then the chain is intact, and the missing key is a finding of its own kind (exit 1); p1 is not one
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain(`log in ${copy}: intact — 46 events checked`);
+    expect(text.stdout).toContain(`customer keys in ${copy}: MISSING for 1 customer — key_missing`);
+    expect(text.stdout).toContain(`  customer p2 in stream customer-p2: 1 event, the first at position ${p2.position}, event ${p2.id}`);
+    expect(text.stdout).not.toContain('customer p1 ');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      eventsChecked: 46,
+      customerKeys: { where: copy, missingCount: 1, missing: [{ kind: 'key_missing', customerId: 'p2', streamId: 'customer-p2', position: p2.position, eventId: p2.id, encryptedEvents: 1 }] },
+    });
+    expect(JSON.parse(json.stdout)).not.toHaveProperty('firstBreak');
+    expect(stream.code).toBe(1);
+    expect(stream.stdout).toContain('key_missing');
+
+    // and the store as the engine left it has every key
+    const intact = await run(['audit', 'verify', '--quiet']);
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toContain(`customer keys in ${dbFile}: none missing`);
+  });
+
   it('as-of prints the stage at a date with the events used and the policy; JSON on request', async () => {
     const text = await run(['as-of', 'ada', '--date', '2025-02-20']);
     expect(text.code).toBe(0);

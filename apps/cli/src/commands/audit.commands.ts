@@ -13,6 +13,9 @@ import {
   parseMasterKey,
   PersonalDataEventStore,
   PostgresCustomerKeyStore,
+  postgresCustomerKeyRows,
+  sqliteCustomerKeyRows,
+  keyCoverageWatch,
   PostgresEventStore,
   readCustomerAsOf,
   readNdjsonExport,
@@ -30,6 +33,8 @@ import {
   type StoredEvent,
   type CustomerAsOf,
   type CustomerKeyStore,
+  type CustomerKeyRows,
+  type MissingCustomerKey,
   type EventStore,
   type ExportProgress,
   type ExportScope,
@@ -115,6 +120,10 @@ export interface OpenedStore {
   store: EventStore;
   /** decrypting view; needs the master key the engine writes with */
   personalData(masterKey: Buffer): Promise<PersonalDataEventStore>;
+  /** where the customer keys are read (a file, or a schema), for messages */
+  keysWhere: string;
+  /** the customer key rows, without the master key: which customers have one (see keyCoverageWatch) */
+  keyRows(): Promise<CustomerKeyRows>;
   close(): Promise<void>;
 }
 
@@ -127,12 +136,18 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
   if (keysFile !== undefined) assertSqliteFileHolds(keysFile, 'customer_keys', options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE');
   let store: EventStore;
   let openKeys: (masterKey: Buffer) => Promise<CustomerKeyStore>;
+  let keysWhere: string;
+  let keyRows: () => Promise<CustomerKeyRows>;
   if (address.kind === 'sqlite') {
     // an audit never creates a store, or a table in some other file, where the operator mistyped a path
     assertSqliteFileHolds(address.file, 'events', storeLabel);
-    store = new SqliteEventStore({ file: address.file });
+    // these commands only read: nothing is written to the file or its folder, which may be evidence
+    // on read-only storage (see openSqliteReadOnly)
+    store = new SqliteEventStore({ file: address.file, readOnly: true });
     // the engine keeps the keys in the store file, beside the events
-    openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey);
+    openKeys = async (masterKey) => new SqliteCustomerKeyStore(keysFile ?? address.file, masterKey, undefined, { readOnly: true });
+    keysWhere = keysFile ?? address.file;
+    keyRows = async () => sqliteCustomerKeyRows(keysFile ?? address.file);
   } else {
     // nor a schema: a mistyped one would be created and read as an empty log
     if (!(await postgresSchemaHasLog(address.url, address.schema))) {
@@ -142,8 +157,10 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     // the engine keeps the keys in the store's schema, written with each registration
     openKeys = async (masterKey) =>
       keysFile !== undefined
-        ? new SqliteCustomerKeyStore(keysFile, masterKey)
+        ? new SqliteCustomerKeyStore(keysFile, masterKey, undefined, { readOnly: true })
         : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey });
+    keysWhere = keysFile ?? `schema ${address.schema}`;
+    keyRows = async () => (keysFile !== undefined ? sqliteCustomerKeyRows(keysFile) : postgresCustomerKeyRows(address.url, address.schema));
   }
   let keys: Promise<CustomerKeyStore> | undefined;
   return {
@@ -161,6 +178,8 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
       });
       return new PersonalDataEventStore(store, await keys);
     },
+    keysWhere,
+    keyRows,
     async close() {
       await (await keys?.catch(() => undefined))?.close();
       await store.close();
@@ -169,25 +188,33 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
 }
 
 /**
- * The whole log through its adapter. On PostgreSQL the rows a walk from position 1 cannot judge (one
- * put below position 1, a record time edited below the millisecond) are asked for first; the walk
- * then stops before the lowest of them, which is the break when everything before it holds.
+ * The whole log of a PostgreSQL store, as stored: `data` and `metadata` are judged by the text the
+ * table holds, as on the embedded store (see readAllAsStored). The rows a walk from position 1
+ * cannot judge (one put below position 1, a record time edited below the millisecond) are asked for
+ * first; the walk then stops before the lowest of them, which is the break when everything before
+ * it holds.
  */
-async function verifyWholeLog(
-  store: EventStore,
+async function verifyPostgresLog(
+  store: PostgresEventStore,
   walk: (events: AsyncIterable<StoredEvent>) => AsyncIterable<StoredEvent>,
   onProgress: ((checked: number, position: number) => void) | undefined,
 ): Promise<ChainReport> {
-  const outside = store instanceof PostgresEventStore ? await store.rowOutsideTheChain() : undefined;
-  if (!outside) return verifyChain(walk(eventsOfLog(store)), { onProgress });
+  const log = postgresLogAsStored(store);
+  const outside = await store.rowOutsideTheChain();
+  if (!outside) return verifyChain(walk(eventsOfLog(log)), { onProgress });
   async function* before(position: number): AsyncGenerator<StoredEvent> {
-    for await (const e of eventsOfLog(store)) {
+    for await (const e of eventsOfLog(log)) {
       if (e.position >= position) return;
       yield e;
     }
   }
   const report = await verifyChain(walk(before(outside.position)), { onProgress });
   return report.ok ? { ...report, ok: false, firstBreak: outside } : report;
+}
+
+/** The log of a PostgreSQL store read as stored, for the walks of verification. */
+function postgresLogAsStored(store: PostgresEventStore): Pick<EventStore, 'readAll'> {
+  return { readAll: (options) => store.readAllAsStored(options) };
 }
 
 /** `--store` when given, else the store the engine is configured with (the same environment variables). */
@@ -277,6 +304,27 @@ function printChainReport(report: ChainReport, what: string, out: Out): void {
       `  ${b.detail}\n` +
       `  ${report.eventsChecked} events verified before it (last good position ${report.lastPosition})\n`,
   );
+}
+
+/** How many customers with a missing key the text report names; `--json` lists up to MISSING_KEYS_LISTED_IN_JSON. */
+const MISSING_KEYS_PRINTED = 20;
+const MISSING_KEYS_LISTED_IN_JSON = 1000;
+
+function printMissingKeys(missing: readonly MissingCustomerKey[], where: string, out: Out): void {
+  if (missing.length === 0) {
+    out.write(`customer keys in ${where}: none missing for the personal data the events checked hold encrypted\n`);
+    return;
+  }
+  const lines = [
+    `customer keys in ${where}: MISSING for ${missing.length} customer${missing.length === 1 ? '' : 's'} — key_missing`,
+    '  their personal data is encrypted in the log, but there is no key row for them and no PersonalDataErased in their stream:',
+    '  it was not erased, and it cannot be read (a personal-data export refuses them)',
+  ];
+  for (const m of missing.slice(0, MISSING_KEYS_PRINTED)) {
+    lines.push(`  customer ${m.customerId} in stream ${m.streamId}: ${m.encryptedEvents} event${m.encryptedEvents === 1 ? '' : 's'}, the first at position ${m.position}, event ${m.eventId}`);
+  }
+  if (missing.length > MISSING_KEYS_PRINTED) lines.push(`  … and ${missing.length - MISSING_KEYS_PRINTED} more (--json lists up to ${MISSING_KEYS_LISTED_IN_JSON})`);
+  out.write(`${lines.join('\n')}\n`);
 }
 
 function printAsOf(answer: CustomerAsOf, out: Out): void {
@@ -370,6 +418,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--stream <id>', 'verify one stream: its events, revisions and links to their neighbours in the log')
     .option('--from-export <file>', 'verify an NDJSON export instead of a store (a whole-log export; with --stream, a stream export)', fileToRead('--from-export'))
     .option('--store <address>', storeHelp)
+    .option('--keys <file>', "an SQLite file of customer keys to check the log's personal data against (default: CLIENTELE_KEYS_FILE, else the keys the engine keeps in the store)")
     .option(
       '--expect <position:hash>',
       'a position and hash noted from an earlier run: also proves nothing up to there was re-chained and nothing was cut from the end (repeat it to check several; each is checked)',
@@ -382,23 +431,28 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
     .option('--json', 'print the report as JSON')
     .option('--quiet', 'no progress lines')
     .action(
-      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; expect?: ChainAnchor[]; readModels?: string | true; json?: boolean; quiet?: boolean }) => {
+      guarded(2, async (options: { stream?: string; fromExport?: string; store?: string; keys?: string; expect?: ChainAnchor[]; readModels?: string | true; json?: boolean; quiet?: boolean }) => {
         const anchors = options.expect ?? [];
         if (anchors.length > 0 && options.stream !== undefined) throw new Error('--expect applies to the whole log, not to --stream');
         if (options.readModels !== undefined && options.stream !== undefined) throw new Error('--read-models applies to the whole log, not to --stream');
         if (options.stream !== undefined && options.stream.trim() === '') throw new Error('--stream: expected a stream id, got an empty one');
+        if (options.keys !== undefined && options.fromExport !== undefined) throw new Error('--keys applies to a store, not to --from-export (an export holds no keys)');
         const anchor = anchors.length > 0 ? anchorsWatch(anchors) : undefined;
         // read before the walk: a running engine moves the anchor forward, never past the head the walk will reach
         const readModels = options.readModels !== undefined ? readModelsAnchorWatch(await readModelsAnchorFor(options.readModels, env)) : undefined;
+        // a store's walk is also watched for personal data whose key is missing (an export has no keys to look at)
+        let keys: { rows: CustomerKeyRows; watch: ReturnType<typeof keyCoverageWatch> } | undefined;
+        const watched = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => (keys ? keys.watch.tap(events) : events);
         const walk = (events: AsyncIterable<StoredEvent>): AsyncIterable<StoredEvent> => {
           const noted = anchor ? anchor.tap(events) : events;
-          return readModels ? readModels.tap(noted) : noted;
+          return watched(readModels ? readModels.tap(noted) : noted);
         };
         const onProgress = options.quiet
           ? undefined
           : (checked: number, position: number) => deps.stderr.write(`verify: ${checked} events checked, at position ${position}\n`);
         let report: ChainReport;
         let what: string;
+        let missingKeys: MissingCustomerKey[] | undefined;
         try {
           if (options.fromExport !== undefined) {
             const events = readNdjsonExport(options.fromExport);
@@ -410,26 +464,48 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             if (!options.stream && report.ok && report.eventsChecked === 0) throw new Error(`--from-export: ${options.fromExport} holds no events`);
           } else {
             const address = resolveStoreAddress(options.store, env);
+            const storeLabel = options.store !== undefined ? '--store' : 'the store';
+            const keysFile = options.keys ?? (env.CLIENTELE_KEYS_FILE || undefined);
+            if (keysFile !== undefined) assertSqliteFileHolds(keysFile, 'customer_keys', options.keys !== undefined ? '--keys' : 'CLIENTELE_KEYS_FILE');
             if (address.kind === 'sqlite') {
               // a missing file, a directory or another kind of file is refused by the option that named it
-              assertSqliteFileHolds(address.file, 'events', options.store !== undefined ? '--store' : 'the store');
-              // raw rows: a damaged file is reported, where the adapter might refuse to read it
-              if (options.stream === undefined) {
-                what = `log in ${address.file}`;
-                report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
-              } else {
-                what = `stream ${options.stream}`;
-                report = await verifySqliteStreamRaw(address.file, options.stream, onProgress);
+              assertSqliteFileHolds(address.file, 'events', storeLabel);
+              const rows = sqliteCustomerKeyRows(keysFile ?? address.file);
+              keys = { rows, watch: keyCoverageWatch(rows) };
+              try {
+                // raw rows: a damaged file is reported, where the adapter might refuse to read it
+                if (options.stream === undefined) {
+                  what = `log in ${address.file}`;
+                  report = await verifyChain(walk(readSqliteLogRaw(address.file)), { onProgress });
+                } else {
+                  what = `stream ${options.stream}`;
+                  report = await verifySqliteStreamRaw(address.file, options.stream, watched, onProgress);
+                }
+                missingKeys = await keys.watch.missing();
+              } finally {
+                await rows.close();
               }
             } else {
-              const opened = await openStore(options.store !== undefined ? { store: options.store } : {}, env);
+              const opened = await openStore({ ...(options.store !== undefined ? { store: options.store } : {}), ...(keysFile !== undefined ? { keys: keysFile } : {}) }, env);
               try {
-                // which server and schema, as the file is named for SQLite (a kept report says what it judged)
-                const where = address.kind === 'postgres' ? ` in PostgreSQL ${withoutPassword(address.url)} schema ${address.schema}` : '';
-                what = options.stream ? `stream ${options.stream}${where}` : `log${where}`;
-                report = options.stream
-                  ? await verifyStreamEvents(eventsOfStream(opened.store, options.stream), { streamId: options.stream, log: opened.store, onProgress })
-                  : await verifyWholeLog(opened.store, walk, onProgress);
+                const store = opened.store as PostgresEventStore;
+                const rows = await opened.keyRows();
+                keys = { rows, watch: keyCoverageWatch(rows) };
+                try {
+                  // which server and schema, as the file is named for SQLite (a kept report says what it judged)
+                  const where = address.kind === 'postgres' ? ` in PostgreSQL ${withoutPassword(address.url)} schema ${address.schema}` : '';
+                  what = options.stream ? `stream ${options.stream}${where}` : `log${where}`;
+                  report = options.stream
+                    ? await verifyStreamEvents(watched(eventsOfStream({ readStream: (id, o) => store.readStreamAsStored(id, o) }, options.stream)), {
+                        streamId: options.stream,
+                        log: postgresLogAsStored(store),
+                        onProgress,
+                      })
+                    : await verifyPostgresLog(store, walk, onProgress);
+                  missingKeys = await keys.watch.missing();
+                } finally {
+                  await rows.close();
+                }
               } finally {
                 await opened.close();
               }
@@ -452,8 +528,12 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         const hint = options.fromExport !== undefined && options.stream === undefined ? streamExportHint(report) : undefined;
         // the anchors checked, in the report too, so a kept JSON report shows what it proved
         const checkedAnchors = anchors.length > 0 ? { anchors: anchors.map((a) => ({ position: a.position, hash: a.hash })) } : {};
+        const keysOk = missingKeys === undefined || missingKeys.length === 0;
         if (options.json) {
-          deps.stdout.write(`${JSON.stringify({ ...report, ...checkedAnchors, ...(hint ? { hint } : {}), ...(readModelsAnchor ? { readModelsAnchor } : {}) })}\n`);
+          const customerKeys = keys && missingKeys ? { where: keys.rows.where, missingCount: missingKeys.length, missing: missingKeys.slice(0, MISSING_KEYS_LISTED_IN_JSON) } : undefined;
+          deps.stdout.write(
+            `${JSON.stringify({ ...report, ok: report.ok && keysOk, ...checkedAnchors, ...(hint ? { hint } : {}), ...(readModelsAnchor ? { readModelsAnchor } : {}), ...(customerKeys ? { customerKeys } : {}) })}\n`,
+          );
         } else {
           printChainReport(report, what, deps.stdout);
           if (hint) deps.stdout.write(`  ${hint}\n`);
@@ -463,7 +543,8 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         }
         const readModelsLine = readModelsAnchor && readModelsAnchorLine(readModelsAnchor);
         if (readModelsLine && !options.json) deps.stdout.write(`  ${readModelsLine}\n`);
-        deps.setExitCode(report.ok ? 0 : 1);
+        if (keys && missingKeys && !options.json) printMissingKeys(missingKeys, keys.rows.where, deps.stdout);
+        deps.setExitCode(report.ok && keysOk ? 0 : 1);
       }),
     );
 
@@ -525,6 +606,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
         try {
           const decrypted = await opened.personalData(masterKey);
           const streamId = customerStream(customerId);
+          await assertPersonalDataReadable(decrypted, customerId, opened.keysWhere);
           await exportTo(options.out, deps, async (sink) => {
             const summary = await exportNdjson(decrypted, sink, { scope: { kind: 'stream', streamId } });
             if (summary.events === 0) throw new Error(`customer ${customerId}: no events`);
@@ -559,6 +641,7 @@ export function registerAuditCommands(program: Command, deps: AuditCommandDeps):
             // the profile shows names and contacts, so it reads through the decrypting view as the projector does
             const events: StoredEvent[] = [];
             const decrypted = await opened.personalData(masterKeyFrom(env));
+            await assertPersonalDataReadable(decrypted, customerId, opened.keysWhere);
             for await (const e of eventsOfStream(decrypted, customerStream(customerId))) events.push(e);
             const { profile } = await profileAsOf(customerId, events, answer.asOf);
             if (options.json) deps.stdout.write(`${JSON.stringify({ ...answer, profile: profile ?? null })}\n`);
@@ -640,15 +723,36 @@ async function readModelsAnchorFor(given: string | true, env: NodeJS.ProcessEnv)
 }
 
 /**
+ * A customer whose personal data the log holds encrypted but whose key is missing (no key row, no
+ * erasure recorded) is refused: answered anyway, their fields would read as absent, as if erased,
+ * and a right-of-access answer would claim an erasure that never happened.
+ */
+async function assertPersonalDataReadable(store: PersonalDataEventStore, customerId: string, keysWhere: string): Promise<void> {
+  const state = await store.personalDataState(customerId);
+  if (state.kind !== 'key_missing') return;
+  throw new Error(
+    `customer ${customerId}: ${state.encryptedEvents} of their events ${state.encryptedEvents === 1 ? 'holds' : 'hold'} personal data encrypted with a key that is missing ` +
+      `(no customer_keys row for them in ${keysWhere}; first at position ${state.firstPosition}, event ${state.firstEventId}), ` +
+      'and their stream records no PersonalDataErased: the data was not erased, it cannot be read. Nothing was written; ' +
+      "restore the store's customer keys from a backup, or name the keys file that holds them with --keys",
+  );
+}
+
+/**
  * One stream of an embedded store, read raw as the whole-log verify reads it: a payload rewritten
  * into other JSON text (a duplicated key, `1e3` for `1000`) or no longer JSON is reported as
  * altered at its position, where the adapter would parse it into the hashed values or refuse it.
  * The neighbour links are read raw too, so a damaged row of another stream beside it does not stop the check.
  */
-async function verifySqliteStreamRaw(file: string, streamId: string, onProgress: ((checked: number, position: number) => void) | undefined): Promise<ChainReport> {
+async function verifySqliteStreamRaw(
+  file: string,
+  streamId: string,
+  watched: (events: AsyncIterable<StoredEvent>) => AsyncIterable<StoredEvent>,
+  onProgress: ((checked: number, position: number) => void) | undefined,
+): Promise<ChainReport> {
   const log = openSqliteLogRaw(file);
   try {
-    return await verifyStreamEvents(readSqliteStreamRaw(file, streamId), { streamId, log, onProgress });
+    return await verifyStreamEvents(watched(readSqliteStreamRaw(file, streamId)), { streamId, log, onProgress });
   } finally {
     log.close();
   }

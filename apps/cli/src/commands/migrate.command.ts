@@ -5,6 +5,7 @@ import {
   eventsOfLog,
   postgresCustomerKeyTable,
   PostgresEventStore,
+  readSqliteLogRaw,
   sqliteCustomerKeyTable,
   SqliteEventStore,
   assertTargetContinuesSource,
@@ -14,6 +15,7 @@ import {
   type EventStore,
   type ImportTarget,
   type KeyMergeResult,
+  type StoredEvent,
 } from '@clientele/event-store';
 import { positiveInteger } from '../option-parsers';
 import { createProgress, silentProgress } from '../progress';
@@ -89,6 +91,16 @@ async function openSide(address: StoreAddress, role: 'source' | 'target'): Promi
   }
 }
 
+/**
+ * The target's log as verification reads it: the stored text of each payload, which must be the
+ * canonical JSON that was hashed (the embedded file read raw, PostgreSQL's `json` text as kept).
+ */
+function targetAsStored(target: Side, batchSize: number): AsyncIterable<StoredEvent> {
+  if (target.address.kind === 'sqlite') return readSqliteLogRaw(target.address.file, { batchSize });
+  const store = target.store as PostgresEventStore;
+  return eventsOfLog({ readAll: (o) => store.readAllAsStored(o) }, { batchSize });
+}
+
 function sameStore(a: StoreAddress, b: StoreAddress): boolean {
   if (a.kind === 'sqlite' && b.kind === 'sqlite') return resolve(a.file) === resolve(b.file);
   if (a.kind === 'postgres' && b.kind === 'postgres') return a.url === b.url && a.schema === b.schema;
@@ -142,7 +154,7 @@ export async function migrateStore(options: MigrateOptions, deps: MigrateCommand
     });
     progress.stop({ done: last.copied, total: last.total });
 
-    const report = await verifyChain(eventsOfLog(target.store, { batchSize: options.batch }));
+    const report = await verifyChain(targetAsStored(target, options.batch));
     const [sourceAtHead] = await source.store.readAll({ afterPosition: report.lastPosition - 1, maxCount: 1 });
     const sourceHeadNow = await source.store.headPosition();
     const matches = report.ok && sourceAtHead?.hash === report.lastHash;

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { AppendOptions, AppendResult, NewEvent } from '../event-store.port';
+import { openSqliteReadOnly, type ReadOnlySqlite } from '../sqlite/sqlite-read-only';
 
 /**
  * Per-customer data keys, stored wrapped (AES-256-GCM) by a master key that comes from
@@ -348,6 +349,8 @@ export class CustomerKeyCache {
 /** Keys in a table of the embedded SQLite file (the same file as the events, or another one). */
 export class SqliteCustomerKeyStore implements CustomerKeyStore {
   private readonly db: Database.Database;
+  /** set when opened with `readOnly` */
+  private readonly readOnly: ReadOnlySqlite | undefined;
   private readonly select: Database.Statement;
   private readonly countErased: Database.Statement;
   private readonly keys: CustomerKeyCache;
@@ -359,12 +362,30 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
    * a turn of the event loop cost one sync; a new customer's key goes in the same transaction as
    * their registration (CarriedKeys). Without it, this connection writes them, also one
    * transaction per turn.
+   *
+   * `readOnly` (audits): the file is opened with openSqliteReadOnly, nothing is written to it or its
+   * folder, no table is created (a file without one holds no key), and creating or destroying a
+   * key is refused.
    */
   constructor(
     file: string,
     private readonly master: Buffer,
     writer?: CustomerKeyWriter & CustomerKeyCarrier,
+    options: { readOnly?: boolean } = {},
   ) {
+    if (options.readOnly) {
+      this.readOnly = openSqliteReadOnly(file);
+      this.db = this.readOnly.db;
+      const hasTable = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'customer_keys'").get() !== undefined;
+      this.select = hasTable
+        ? this.db.prepare('SELECT wrapped_key, erased_at FROM customer_keys WHERE customer_id = ?')
+        : this.db.prepare('SELECT NULL AS wrapped_key, NULL AS erased_at WHERE ? IS NULL');
+      this.countErased = this.db.prepare(hasTable ? 'SELECT count(*) AS n FROM customer_keys WHERE erased_at IS NOT NULL' : 'SELECT 0 AS n').pluck();
+      this.keys = new CustomerKeyCache(master, () => {
+        throw new Error(`the customer keys in ${file} were opened read-only: no key can be created`);
+      });
+      return;
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -380,6 +401,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   }
 
   async checkMasterKey(): Promise<void> {
+    if (this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'customer_keys'").get() === undefined) return;
     const row = this.db.prepare('SELECT customer_id, wrapped_key FROM customer_keys WHERE wrapped_key IS NOT NULL LIMIT 1').get() as
       | { customer_id: string; wrapped_key: Buffer }
       | undefined;
@@ -392,6 +414,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
     const kept = this.keys.get(customerId);
     if (kept) return kept;
     const row = this.select.get(customerId) as { wrapped_key: Buffer | null; erased_at: string | null } | undefined;
+    this.readOnly?.assertUnchanged();
     if (!row) return undefined;
     return this.keys.remember(customerId, row.wrapped_key, row.erased_at);
   }
@@ -402,6 +425,7 @@ export class SqliteCustomerKeyStore implements CustomerKeyStore {
   }
 
   async destroyKey(customerId: string, erasedAt: string): Promise<void> {
+    if (this.readOnly) throw new Error('the customer keys were opened read-only: no key can be destroyed');
     this.db
       .prepare(
         `INSERT INTO customer_keys (customer_id, wrapped_key, erased_at) VALUES (?, NULL, ?)

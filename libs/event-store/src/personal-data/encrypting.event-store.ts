@@ -11,7 +11,10 @@ import type {
   SubscribeOptions,
 } from '../event-store.port';
 import { canReadAhead, pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
+import { customerStream } from '@clientele/domain';
+import { eventsOfStream } from '../read-in-batches';
 import { CustomerKeyTakenError, type CarriedKeys, type CustomerKeyStore } from './customer-keys';
+import { holdsEncryptedPersonalData } from './key-coverage';
 import {
   customerOfStream,
   decryptField,
@@ -23,6 +26,12 @@ import {
 } from './personal-data.cipher';
 
 export const PERSONAL_DATA_ERASED = 'PersonalDataErased';
+
+/** See PersonalDataEventStore.personalDataState. */
+export type PersonalDataState =
+  | { kind: 'readable' }
+  | { kind: 'erased' }
+  | { kind: 'key_missing'; encryptedEvents: number; firstPosition: number; firstEventId: string };
 
 /**
  * Wraps any event store so personal fields are encrypted with the customer's key before they are
@@ -163,6 +172,31 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     return (await this.keys.existingKey(customerId)) === 'erased';
   }
 
+  /**
+   * What can be read of a customer's personal data: `readable` (their key is there, or the log holds
+   * none of their personal data encrypted), `erased` (their key row is marked erased, or their
+   * stream records PersonalDataErased), or `key_missing`: the log holds their personal data
+   * encrypted, but there is no key row for them and no erasure was recorded. That data was not
+   * erased; its key is missing (deleted, or kept in another key store), and a read shows its
+   * fields as absent with `personalDataKeyMissing: true`, never as erased.
+   */
+  async personalDataState(customerId: string): Promise<PersonalDataState> {
+    const key = await this.keys.existingKey(customerId);
+    if (key === 'erased') return { kind: 'erased' };
+    if (key !== undefined) return { kind: 'readable' };
+    let encrypted: { events: number; position: number; eventId: string } | undefined;
+    for await (const e of eventsOfStream(this.inner, customerStream(customerId))) {
+      if (e.type === PERSONAL_DATA_ERASED) {
+        // the reads that follow show every personal field of theirs as erased, as the engine does
+        this.keys.noteErased?.(customerId);
+        return { kind: 'erased' };
+      }
+      if (holdsEncryptedPersonalData(e)) encrypted = encrypted ? { ...encrypted, events: encrypted.events + 1 } : { events: 1, position: e.position, eventId: e.id };
+    }
+    if (encrypted === undefined) return { kind: 'readable' };
+    return { kind: 'key_missing', encryptedEvents: encrypted.events, firstPosition: encrypted.position, firstEventId: encrypted.eventId };
+  }
+
   private async encrypt(customerId: string, event: NewEvent): Promise<NewEvent> {
     const fields = personalFieldsOf(event);
     if (fields.length === 0) return event;
@@ -176,17 +210,21 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     const key = await this.keys.existingKey(customerId);
     const data: JsonObject = { ...event.data };
     let erased = false;
+    let keyMissing = false;
     for (const field of fields) {
       const value = event.data[field];
       if (!isEncryptedField(value)) continue;
       if (key instanceof Buffer && value.$personal !== ERASED_FIELD.$personal) {
         data[field] = decryptField(key, value, `${event.id}:${field}`);
-      } else {
-        delete data[field];
-        erased = true;
+        continue;
       }
+      delete data[field];
+      // no key row at all is no erasure: an erased key keeps its row, marked (see personalDataState)
+      if (key === undefined && value.$personal !== ERASED_FIELD.$personal) keyMissing = true;
+      else erased = true;
     }
     if (erased) data.personalDataErased = true;
+    if (keyMissing) data.personalDataKeyMissing = true;
     return { ...event, data };
   }
 }

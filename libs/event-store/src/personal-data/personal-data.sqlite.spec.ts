@@ -195,6 +195,54 @@ describe('personal data on the embedded store', () => {
     }
   });
 
+  it("a key row deleted by hand reads as a missing key, never as an erasure: reads mark it so, and the customer's state says which", async () => {
+    // given Bob's key row deleted from the file (no erasure recorded), and Ada erased the engine's way
+    let store = open();
+    await runCommand(store, 'erase-ada', { type: 'EraseCustomerPersonalData', data: { customerId: 'ada', requestedBy: 'dpo', occurredAt: '2025-06-01T00:00:00Z' } });
+    await runCommand(store, 'reg-cy', { type: 'RegisterProspect', data: { customerId: 'cy', source: 'web', occurredAt: '2025-01-12T09:00:00Z' } });
+    await store.close();
+    const db = new Database(file);
+    db.prepare("DELETE FROM customer_keys WHERE customer_id = 'bob'").run();
+    db.close();
+
+    store = open();
+    try {
+      // when their streams are read through the decorator
+      const [bob] = await store.readStream('customer-bob');
+      const [ada] = await store.readStream('customer-ada');
+
+      // then Bob's personal fields are absent as unreadable, not erased; Ada's as erased
+      expect(bob!.data).toMatchObject({ personalDataKeyMissing: true });
+      expect(bob!.data).not.toHaveProperty('personalDataErased');
+      expect(bob!.data).not.toHaveProperty('personal');
+      expect(ada!.data).toMatchObject({ personalDataErased: true });
+      expect(ada!.data).not.toHaveProperty('personalDataKeyMissing');
+
+      // and the state of each customer's personal data says which it is
+      expect(await store.personalDataState('bob')).toEqual({ kind: 'key_missing', encryptedEvents: 1, firstPosition: 2, firstEventId: bob!.id });
+      expect(await store.isErased('bob')).toBe(false);
+      expect(await store.personalDataState('ada')).toEqual({ kind: 'erased' });
+      // a customer who never gave personal data has no key, and nothing is missing
+      expect(await store.personalDataState('cy')).toEqual({ kind: 'readable' });
+    } finally {
+      await store.close();
+    }
+
+    // when Ada's key row is deleted too: her stream records the erasure, so she still reads as erased
+    const again = new Database(file);
+    again.prepare("DELETE FROM customer_keys WHERE customer_id = 'ada'").run();
+    again.close();
+    store = open();
+    try {
+      expect(await store.personalDataState('ada')).toEqual({ kind: 'erased' });
+      const [registration] = await store.readStream('customer-ada', { maxCount: 1 });
+      expect(registration!.data).toMatchObject({ personalDataErased: true });
+      expect(registration!.data).not.toHaveProperty('personalDataKeyMissing');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a retried identical append of personal data through the decorator is stored once', async () => {
     // given a registration with personal data, appended once
     const store = open();

@@ -1,8 +1,9 @@
 import { Client } from 'pg';
-import { appendTouchpoints, describeWithServer, PostgresServer } from '@clientele/testing';
+import { appendTouchpoints, describeWithServer, idFrom, PostgresServer } from '@clientele/testing';
 import { chainHash } from '../hash-chain';
 import { exportNdjson, readNdjsonExport, type NdjsonSink } from '../export-ndjson';
-import { eventsOfLog } from '../read-in-batches';
+import type { JsonObject, NewEvent } from '../event-store.port';
+import { eventsOfLog, eventsOfStream } from '../read-in-batches';
 import { verifyChain } from '../verify-chain';
 import { verifyStreamEvents } from '../verify-stream';
 import { PostgresEventStore } from './postgres.event-store';
@@ -16,6 +17,13 @@ import { join } from 'node:path';
  * table then edited with plain SQL as a database administrator could, and the chain walked again
  * through a newly opened store.
  */
+const touch = (id: string, data: JsonObject): NewEvent => ({
+  id: idFrom(id),
+  type: 'TouchpointRecorded',
+  data: { channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: '2026-01-02T00:00:00.000Z', ...data },
+  metadata: { occurredAt: '2026-01-02T00:00:00.000Z', schemaVersion: 1 },
+});
+
 describeWithServer(PostgresServer, 'tamper evidence on a PostgreSQL store', (url) => {
   let schema: string;
 
@@ -51,6 +59,83 @@ describeWithServer(PostgresServer, 'tamper evidence on a PostgreSQL store', (url
       await store.close();
     }
   }
+
+  /** as `audit verify` walks it: the stored text of each payload judged, not only the values a parser reads */
+  async function verifyAsStored() {
+    const store = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+    try {
+      return await verifyChain(eventsOfLog({ readAll: (o) => store.readAllAsStored(o) }, { batchSize: 64 }));
+    } finally {
+      await store.close();
+    }
+  }
+
+  it.each([
+    ['a key repeated, the hashed value last (SQL reads the first, json_each both)', (data: string) => data.replace('{', '{"sequence":9000,')],
+    ['a number written in another form', (data: string) => data.replace(/"sequence":(\d+)/, '"sequence":$1e0')],
+    ['a letter written as an escape', (data: string) => data.replace('"email"', '"\\u0065mail"')],
+  ])('a payload rewritten with %s is altered content at its position, as on the embedded store', async (_how, rewrite) => {
+    // given event 42's data rewritten in the table so a parser still reads the hashed values
+    const [row] = await sql(`select event_id, stream_id, data::text as data from ${schema}.events where position = 42`);
+    const rewritten = rewrite(row!.data as string);
+    expect(rewritten).not.toBe(row!.data);
+    await sql(`update ${schema}.events set data = $1::json where position = 42`, [rewritten]);
+
+    // when verified through the adapter's parsed values, and as stored
+    const parsed = await verifyReopened();
+    const stored = await verifyAsStored();
+
+    // then the parsed values still match (what a reader of the table sees may not), the stored text does not
+    expect(parsed.ok).toBe(true);
+    expect(stored.firstBreak).toMatchObject({ kind: 'content_altered', position: 42, eventId: row!.event_id, streamId: row!.stream_id });
+    expect(stored.eventsChecked).toBe(41);
+    // and a stream's own verification, reading as stored, finds it too
+    const store = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+    try {
+      const streamId = row!.stream_id as string;
+      const events = eventsOfStream({ readStream: (id, o) => store.readStreamAsStored(id, o) }, streamId);
+      const report = await verifyStreamEvents(events, { streamId, log: { readAll: (o) => store.readAllAsStored(o) } });
+      expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 42 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("rows holding PostgreSQL's own rendering of the hashed values (stored as jsonb before migration 4) verify as stored", async () => {
+    await sql(`update ${schema}.events set data = data::jsonb::json, metadata = metadata::jsonb::json`);
+    const [row] = await sql(`select data::text as data from ${schema}.events where position = 1`);
+    expect(row!.data).toContain('": ');
+    expect(await verifyAsStored()).toMatchObject({ ok: true, eventsChecked: 300 });
+  });
+
+  it('every way the store writes rows (one round trip, sealed by the server, a large group by COPY, an import) stores the canonical text', async () => {
+    // given more events through the server-sealed path, a group large enough for COPY, and an import into another schema
+    const sealed = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, sealOnServer: 'always' });
+    try {
+      await sealed.appendToStream('customer-sealed', [touch('sealed-1', { note: 'é ü \u0001 "quoted"' })]);
+    } finally {
+      await sealed.close();
+    }
+    const copying = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2, sealOnServer: 'never', rowsPerStatement: 5 });
+    try {
+      await copying.appendToStream('customer-copied', Array.from({ length: 40 }, (_, i) => touch(`copied-${i}`, { n: i, '10': 'index-like key', a: [1.5, -0, null] })));
+    } finally {
+      await copying.close();
+    }
+    expect(await verifyAsStored()).toMatchObject({ ok: true, eventsChecked: 341 });
+
+    const imported = uniqueSchema('tamper_import');
+    const source = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 2 });
+    const target = await PostgresEventStore.open({ connectionString: url, schema: imported, poolSize: 2 });
+    try {
+      await target.importStored(await source.readAll());
+      expect(await verifyChain(eventsOfLog({ readAll: (o) => target.readAllAsStored(o) }))).toMatchObject({ ok: true, eventsChecked: 341 });
+    } finally {
+      await source.close();
+      await target.close();
+      await dropSchema(url, imported);
+    }
+  });
 
   it('an untouched schema verifies, and so does its export', async () => {
     const report = await verifyReopened();

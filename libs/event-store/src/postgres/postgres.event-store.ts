@@ -26,6 +26,7 @@ import { canonicalJson, chainEnvelopeAroundPosition, chainHashOfCanonical, GENES
 import { checkImport, ImportRefusedError, type ImportRow, type StoredEventImport } from '../import-stored';
 import { CustomerKeyTakenError, type CustomerKeyCarrier, type NewKeyRow } from '../personal-data/customer-keys';
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
+import { jsonbText, payloadAsHashed } from '../stored-payload';
 import type { ChainBreak } from '../verify-chain';
 import { assertSchemaName, migrate } from './postgres.migrations';
 
@@ -209,6 +210,33 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
       [options.afterPosition ?? 0, options.maxCount ?? null],
     );
     return result.rows.map(toStoredEvent);
+  }
+
+  /**
+   * For verification: `readAll` as stored. `data` and `metadata` are read as the text the table
+   * holds and parsed only when it is the canonical JSON the chain hashed (or PostgreSQL's own
+   * rendering of the same values, which rows written before migration 4 hold); any other text is
+   * handed on as `{ $unreadable: <text> }`, which fails its hash (see payloadAsHashed). `readAll`
+   * parses the text, so a payload rewritten with a key repeated, or `3e3` for `3000`, reads as the
+   * hashed values there while SQL reading the table sees other ones.
+   */
+  async readAllAsStored(options: ReadAllOptions = {}): Promise<StoredEvent[]> {
+    validateReadAll(options);
+    const result = await this.pool.query<StoredTextRow>(
+      `select ${STORED_TEXT_COLUMNS} from ${this.table} where position > $1 order by position limit $2`,
+      [options.afterPosition ?? 0, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEventAsStored);
+  }
+
+  /** For verification: `readStream` forwards, as stored (see readAllAsStored). */
+  async readStreamAsStored(streamId: string, options: Pick<ReadStreamOptions, 'fromRevision' | 'maxCount'> = {}): Promise<StoredEvent[]> {
+    validateReadStream(streamId, options);
+    const result = await this.pool.query<StoredTextRow>(
+      `select ${STORED_TEXT_COLUMNS} from ${this.table} where stream_id = $1 and revision >= $2 order by revision asc limit $3`,
+      [streamId, options.fromRevision ?? 0, options.maxCount ?? null],
+    );
+    return result.rows.map(toStoredEventAsStored);
   }
 
   /**
@@ -981,6 +1009,22 @@ interface EventRow {
 interface StreamRow {
   stream_id: string;
   revision: number;
+}
+
+/** The columns with `data` and `metadata` as the text stored (`json` keeps the text it was given). */
+const STORED_TEXT_COLUMNS = 'position, stream_id, revision, event_id, type, data::text as data, metadata::text as metadata, recorded_at, hash, prev_hash';
+
+type StoredTextRow = Omit<EventRow, 'data' | 'metadata'> & { data: string; metadata: string };
+
+/** PostgreSQL's own rendering of the values the chain hashed (rows stored as `jsonb`, before migration 4). */
+const renderedByJsonb = (value: JsonObject, text: string): boolean => jsonbText(value) === text;
+
+function toStoredEventAsStored(row: StoredTextRow): StoredEvent {
+  return {
+    ...toStoredEvent({ ...row, data: {}, metadata: {} as EventMetadata }),
+    data: payloadAsHashed(row.data, renderedByJsonb),
+    metadata: payloadAsHashed(row.metadata, renderedByJsonb) as EventMetadata,
+  };
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

@@ -1,11 +1,12 @@
-import Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import type { EventStore, JsonObject, ReadAllOptions, StoredEvent } from '../event-store.port';
-import { canonicalJson } from '../hash-chain';
+import { payloadAsHashed } from '../stored-payload';
+import { openSqliteReadOnly, type ReadOnlySqlite } from './sqlite-read-only';
 
 /**
  * Reads the events table of an embedded store file for verification, without the adapter: opened
- * read-only, no migration, no upcasting. A damaged row never stops the walk: a payload that is no
+ * read-only, writing nothing to the file or its folder (see openSqliteReadOnly), no migration, no
+ * upcasting. A damaged row never stops the walk: a payload that is no
  * longer the canonical JSON the chain hashed (not JSON at all, or JSON written another way: a
  * duplicated key, `3e3` for `3000`, an escaped letter) is handed on as `{ $unreadable: <text> }`,
  * which cannot match its recorded hash, so `verifyChain` reports it as altered at its position
@@ -14,13 +15,13 @@ import { canonicalJson } from '../hash-chain';
  * slipped in below position 1 is met (and reported) first.
  */
 export async function* readSqliteLogRaw(file: string, options: { batchSize?: number; afterPosition?: number } = {}): AsyncGenerator<StoredEvent> {
-  const db = openRaw(file);
+  const opened = openRaw(file);
   try {
-    const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
-    const first = db.prepare('SELECT * FROM events ORDER BY position ASC LIMIT ?');
-    yield* pages((after, batchSize) => (after === undefined ? first.all(batchSize) : page.all(after, batchSize)) as RawRow[], options);
+    const page = opened.db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+    const first = opened.db.prepare('SELECT * FROM events ORDER BY position ASC LIMIT ?');
+    yield* pages(opened, (after, batchSize) => (after === undefined ? first.all(batchSize) : page.all(after, batchSize)) as RawRow[], options);
   } finally {
-    db.close();
+    opened.close();
   }
 }
 
@@ -31,13 +32,13 @@ export async function* readSqliteLogRaw(file: string, options: { batchSize?: num
  * values the hash covers, and refuse one that is no longer JSON.
  */
 export async function* readSqliteStreamRaw(file: string, streamId: string, options: { batchSize?: number } = {}): AsyncGenerator<StoredEvent> {
-  const db = openRaw(file);
+  const opened = openRaw(file);
   try {
-    const page = db.prepare('SELECT * FROM events WHERE stream_id = ? AND position > ? ORDER BY position ASC LIMIT ?');
-    const first = db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY position ASC LIMIT ?');
-    yield* pages((after, batchSize) => (after === undefined ? first.all(streamId, batchSize) : page.all(streamId, after, batchSize)) as RawRow[], options);
+    const page = opened.db.prepare('SELECT * FROM events WHERE stream_id = ? AND position > ? ORDER BY position ASC LIMIT ?');
+    const first = opened.db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY position ASC LIMIT ?');
+    yield* pages(opened, (after, batchSize) => (after === undefined ? first.all(streamId, batchSize) : page.all(streamId, after, batchSize)) as RawRow[], options);
   } finally {
-    db.close();
+    opened.close();
   }
 }
 
@@ -48,37 +49,44 @@ export interface SqliteRawLog extends Pick<EventStore, 'readAll'> {
 
 /** Opens the events table read-only, as `readSqliteLogRaw` does; close it when done. */
 export function openSqliteLogRaw(file: string): SqliteRawLog {
-  const db = openRaw(file);
-  const page = db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
+  const opened = openRaw(file);
+  const page = opened.db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position ASC LIMIT ?');
   return {
     readAll(options: ReadAllOptions = {}) {
       const rows = page.all(options.afterPosition ?? 0, options.maxCount ?? -1) as RawRow[];
+      opened.assertUnchanged();
       return Promise.resolve(rows.map(fromRawRow));
     },
     close() {
-      db.close();
+      opened.close();
     },
   };
 }
 
-function openRaw(file: string): Database.Database {
+function openRaw(file: string): ReadOnlySqlite {
   if (!existsSync(file)) throw new Error(`store file ${file} does not exist`);
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const opened = openSqliteReadOnly(file);
   try {
-    const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'").get();
+    const table = opened.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'").get();
     if (!table) throw new Error(`${file} has no events table: not a Clientele store`);
   } catch (error) {
-    db.close();
+    opened.close();
     throw error;
   }
-  return db;
+  return opened;
 }
 
-function* pages(read: (after: number | undefined, batchSize: number) => RawRow[], options: { batchSize?: number; afterPosition?: number }): Generator<StoredEvent> {
+function* pages(
+  opened: ReadOnlySqlite,
+  read: (after: number | undefined, batchSize: number) => RawRow[],
+  options: { batchSize?: number; afterPosition?: number },
+): Generator<StoredEvent> {
   const batchSize = options.batchSize ?? 1000;
   let after = options.afterPosition;
   for (;;) {
     const rows = read(after, batchSize);
+    // a page read from a file that another process wrote meanwhile may mix two states
+    opened.assertUnchanged();
     for (const row of rows) yield fromRawRow(row);
     const last = rows[rows.length - 1];
     if (!last || rows.length < batchSize) return;
@@ -106,14 +114,7 @@ function text(value: unknown): string {
 }
 
 function tolerantJson(value: unknown): JsonObject {
-  const raw = text(value);
-  try {
-    const parsed: unknown = JSON.parse(raw);
-    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && canonicalJson(parsed) === raw) return parsed as JsonObject;
-  } catch {
-    // falls through: the damage is reported by the hash check, not by the reader
-  }
-  return { $unreadable: raw };
+  return payloadAsHashed(text(value));
 }
 
 function fromRawRow(row: RawRow): StoredEvent {

@@ -96,6 +96,20 @@ export function openStoreFile(file: string, durability: SqliteDurability): Datab
   }
 }
 
+/**
+ * A store file opened to read only cannot be migrated: it must hold the events table, in a schema
+ * this build understands.
+ */
+export function assertReadableStore(db: Database.Database, file: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`event store schema version ${version} is newer than this build understands (${SCHEMA_VERSION})`);
+  }
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").get()) {
+    throw new Error(`${file} is not a Clientele event store (it has no events table)`);
+  }
+}
+
 function migrate(db: Database.Database): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {

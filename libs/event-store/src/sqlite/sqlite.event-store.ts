@@ -20,7 +20,9 @@ import type { StoredEventImport } from '../import-stored';
 import type { CustomerKeyCarrier, NewKeyRow, StoredKeyRow } from '../personal-data/customer-keys';
 import { pagesThroughReadAll, type LogPages, type LogReadAhead, type ReadAheadOptions } from '../read-ahead';
 import type { UpcasterRegistry } from '../serialization';
+import { openSqliteReadOnly, type ReadOnlySqlite } from './sqlite-read-only';
 import {
+  assertReadableStore,
   openStoreFile,
   SqliteWriter,
   type EventRow,
@@ -58,6 +60,12 @@ export interface SqliteEventStoreOptions {
   maxGroupSize?: number;
   /** applied to every event read (never to the stored bytes); leave out for audit reads */
   upcasters?: UpcasterRegistry;
+  /**
+   * Read only, for audits of a file that must stay as it was: opened with openSqliteReadOnly (nothing
+   * written to the file or its folder, no migration; a file written by another process while it is read
+   * without locks fails the read), and every write refused. Default false.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -124,6 +132,8 @@ interface WriteLink {
 export class SqliteEventStore implements EventStore, StoredEventImport, LogReadAhead, CustomerKeyCarrier {
   private readonly db: Database.Database;
   private readonly file: string;
+  /** set when opened with `readOnly` */
+  private readonly readOnly: ReadOnlySqlite | undefined;
   /** read-aheads not yet closed: closing the store ends their threads */
   private readonly readAheads = new Set<LogPages>();
   private readonly link: WriteLink;
@@ -170,16 +180,29 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     this.upcasters = options.upcasters;
     this.file = options.file;
 
-    if (!memory) mkdirSync(dirname(options.file), { recursive: true });
-    // Opened (and migrated) here, synchronously: the store can be read as soon as it is constructed.
-    this.db = openStoreFile(options.file, durability);
-    try {
-      // Started at the first write: a store opened to read (verify, export, replay) never starts it.
-      const startThread = (): WriterThread => (this.writerThread ??= new WriterThread(options.file, durability));
-      this.link = mode === 'thread' ? threadLink(startThread, () => this.writerThread) : inlineLink(new SqliteWriter(this.db));
-    } catch (error) {
-      this.db.close();
-      throw error;
+    if (options.readOnly) {
+      if (memory) throw new Error("readOnly: a ':memory:' database has nothing to read");
+      this.readOnly = openSqliteReadOnly(options.file);
+      this.db = this.readOnly.db;
+      try {
+        assertReadableStore(this.db, options.file);
+      } catch (error) {
+        this.readOnly.close();
+        throw error;
+      }
+      this.link = readOnlyLink(options.file);
+    } else {
+      if (!memory) mkdirSync(dirname(options.file), { recursive: true });
+      // Opened (and migrated) here, synchronously: the store can be read as soon as it is constructed.
+      this.db = openStoreFile(options.file, durability);
+      try {
+        // Started at the first write: a store opened to read (verify, export, replay) never starts it.
+        const startThread = (): WriterThread => (this.writerThread ??= new WriterThread(options.file, durability));
+        this.link = mode === 'thread' ? threadLink(startThread, () => this.writerThread) : inlineLink(new SqliteWriter(this.db));
+      } catch (error) {
+        this.db.close();
+        throw error;
+      }
     }
 
     const db = this.db;
@@ -432,6 +455,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
           ? this.st.streamBackwardsFromEnd.all(streamId, limit)
           : this.st.streamBackwards.all(streamId, from, limit)
         : this.st.streamForwards.all(streamId, from ?? 0, limit);
+    this.readOnly?.assertUnchanged();
     return this.present((rows as EventRow[]).map(toStoredEvent));
   }
 
@@ -439,6 +463,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
     this.assertOpen();
     validateReadAll(options);
     const rows = this.st.all.all(options?.afterPosition ?? 0, options?.maxCount ?? -1) as EventColumns[];
+    this.readOnly?.assertUnchanged();
     return this.present(rows.map((row) => fromColumns(row)));
   }
 
@@ -450,8 +475,9 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
    */
   readPagesAhead(options: ReadAheadOptions): LogPages {
     this.assertOpen();
+    // the read-ahead thread opens the file its own way; a read-only store reads through readAll
     const pages =
-      this.file === ':memory:'
+      this.file === ':memory:' || this.readOnly
         ? pagesThroughReadAll(this, options)
         : new SqliteReadAhead(this.file, options, (events) => this.present(events));
     this.readAheads.add(pages);
@@ -483,6 +509,7 @@ export class SqliteEventStore implements EventStore, StoredEventImport, LogReadA
   async headPosition(): Promise<number> {
     this.assertOpen();
     const row = this.st.head.get() as { position: number } | undefined;
+    this.readOnly?.assertUnchanged();
     return row?.position ?? 0;
   }
 
@@ -564,6 +591,18 @@ function inlineLink(writer: SqliteWriter): WriteLink {
       done(undefined, stored);
     },
     // The connection is the store's read connection too: the store closes it.
+    close: async () => undefined,
+  };
+}
+
+/** The write side of a store opened to read only: every write refused, nothing started. */
+function readOnlyLink(file: string): WriteLink {
+  const refused = (): Error => new Error(`the event store ${file} was opened read-only: nothing can be written to it`);
+  return {
+    inline: true,
+    writeGroup: (_group, done) => done(refused()),
+    importStored: (_events, done) => done(refused()),
+    storeCustomerKeys: (_rows, done) => done(refused()),
     close: async () => undefined,
   };
 }
