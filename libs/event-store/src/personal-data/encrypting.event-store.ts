@@ -27,6 +27,22 @@ import {
 
 export const PERSONAL_DATA_ERASED = 'PersonalDataErased';
 
+/** Personal data refused for a customer whose earlier personal data is encrypted with a key that is missing. */
+export class CustomerKeyMissingError extends Error {
+  constructor(
+    readonly customerId: string,
+    readonly encryptedEvents: number,
+    readonly firstPosition: number,
+  ) {
+    super(
+      `customer ${customerId}: ${encryptedEvents} of their events hold personal data encrypted with a key that is missing ` +
+        `(no customer key row, no erasure recorded; the first at position ${firstPosition}); new personal data for them is refused, ` +
+        `nothing was written, so that their earlier data is not left unreadable for good under a new key: restore the store's customer keys from a backup`,
+    );
+    this.name = 'CustomerKeyMissingError';
+  }
+}
+
 /** See PersonalDataEventStore.personalDataState. */
 export type PersonalDataState =
   | { kind: 'readable' }
@@ -64,6 +80,9 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     ) {
       const result = await this.appendCarryingKey(carried, customerId, streamId, events, options);
       if (result) return result;
+    }
+    if (customerId !== undefined && options?.expectedRevision !== 'no_stream' && events.some((e) => personalFieldsOf(e).length > 0)) {
+      await this.refuseOverMissingKey(customerId);
     }
     const stored = customerId === undefined ? events : await Promise.all(events.map((e) => this.encrypt(customerId, e)));
     return this.decrypted(await this.inner.appendToStream(streamId, stored, options));
@@ -195,6 +214,19 @@ export class PersonalDataEventStore implements EventStore, LogReadAhead {
     }
     if (encrypted === undefined) return { kind: 'readable' };
     return { kind: 'key_missing', encryptedEvents: encrypted.events, firstPosition: encrypted.position, firstEventId: encrypted.eventId };
+  }
+
+  /**
+   * Personal data for a customer whose earlier personal data is encrypted with a key that is missing
+   * (no key row, no erasure recorded) is refused: a new key would be made for it, their earlier data
+   * would stay unreadable for good, and the key row would hide that anything is missing (an audit
+   * verify reports customers without one). Looked at only when no key row exists: a customer's
+   * first personal data, which needs no look at their stream when it opens it.
+   */
+  private async refuseOverMissingKey(customerId: string): Promise<void> {
+    if ((await this.keys.existingKey(customerId)) !== undefined) return;
+    const state = await this.personalDataState(customerId);
+    if (state.kind === 'key_missing') throw new CustomerKeyMissingError(customerId, state.encryptedEvents, state.firstPosition);
   }
 
   private async encrypt(customerId: string, event: NewEvent): Promise<NewEvent> {

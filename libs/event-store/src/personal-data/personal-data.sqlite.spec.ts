@@ -9,7 +9,7 @@ import { readSqliteLogRaw } from '../sqlite/sqlite-raw-log';
 import { SqliteEventStore } from '../sqlite/sqlite.event-store';
 import { verifyChain } from '../verify-chain';
 import { ERASURE_CHECK_MS, SqliteCustomerKeyStore } from './customer-keys';
-import { PersonalDataEventStore } from './encrypting.event-store';
+import { CustomerKeyMissingError, PersonalDataEventStore } from './encrypting.event-store';
 
 const ADA = { name: 'Ada Lovelace', email: 'ada.lovelace@example.org', phone: '+44 20 7946 0000', birthday: '1815-12-10' };
 const BOB_EMAIL = 'bob.babbage@example.org';
@@ -238,6 +238,34 @@ describe('personal data on the embedded store', () => {
       const [registration] = await store.readStream('customer-ada', { maxCount: 1 });
       expect(registration!.data).toMatchObject({ personalDataErased: true });
       expect(registration!.data).not.toHaveProperty('personalDataKeyMissing');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("new personal data for a customer whose key row was deleted is refused, writing nothing and making no key: their earlier data would stay unreadable under a new one", async () => {
+    // given Bob's key row deleted from the file, no erasure recorded
+    const db = new Database(file);
+    db.prepare("DELETE FROM customer_keys WHERE customer_id = 'bob'").run();
+    db.close();
+    const store = open();
+    try {
+      const head = await store.headPosition();
+
+      // when new personal data of Bob's is appended
+      const update = runCommand(store, 'update-bob', { type: 'UpdateProfile', data: { customerId: 'bob', personal: { email: 'new.bob@example.org' }, occurredAt: '2025-07-01T00:00:00Z' } });
+
+      // then it is refused, naming the customer and what to do, and nothing is written: no event, no key
+      await expect(update).rejects.toThrow(CustomerKeyMissingError);
+      await expect(update).rejects.toThrow(/customer bob: 1 of their events hold personal data encrypted with a key that is missing .*restore the store's customer keys/);
+      expect(await store.headPosition()).toBe(head);
+      expect(keyRow(file, 'bob')).toBeUndefined();
+      expect(await store.personalDataState('bob')).toMatchObject({ kind: 'key_missing' });
+
+      // and facts without personal data still go through, as does personal data of a customer with a key
+      await runCommand(store, 'call-bob', { type: 'RecordTouchpoint', data: { customerId: 'bob', channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: '2025-07-02T00:00:00Z' } });
+      await runCommand(store, 'update-ada', { type: 'UpdateProfile', data: { customerId: 'ada', personal: { email: 'ada@example.org' }, occurredAt: '2025-07-03T00:00:00Z' } });
+      expect(await store.headPosition()).toBe(head + 2);
     } finally {
       await store.close();
     }
