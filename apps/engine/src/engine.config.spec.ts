@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadEngineConfig } from './engine.config';
 
 describe('loadEngineConfig', () => {
@@ -113,5 +116,14 @@ describe('loadEngineConfig: the read models and Kafka settings come from the env
     const config = loadEngineConfig({ CLIENTELE_DATA_DIR: '/tmp/clientele-config-spec', CLIENTELE_ROLES: 'relay', KAFKA_BROKERS: 'broker-1.example:9092' });
     expect(config.readModels).toBeUndefined();
     expect(config.kafka?.brokers).toEqual(['broker-1.example:9092']);
+  });
+});
+
+describe('loadEngineConfig: the data directory', () => {
+  it('given CLIENTELE_DATA_DIR naming a file, then it is a configuration error naming the variable, before anything is opened', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'clientele-config-file-')), 'not-a-dir');
+    writeFileSync(file, 'x');
+    expect(() => loadEngineConfig({ CLIENTELE_DATA_DIR: file })).toThrow(ConfigError);
+    expect(() => loadEngineConfig({ CLIENTELE_DATA_DIR: file })).toThrow(`CLIENTELE_DATA_DIR: expected a directory (made when missing), not a file, got "${file}"`);
   });
 });

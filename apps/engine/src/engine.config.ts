@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { storageConfigFromEnv, withoutPassword, type StorageConfig } from '@clientele/application';
 import { kafkaConfigFromEnv, messagingRolesFromEnv, type KafkaConfig } from '@clientele/messaging';
@@ -163,6 +164,9 @@ function libraryConfigError(variable: string, message: string, env: Env, list: b
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const production = env.NODE_ENV === 'production';
   const dataDir = resolve(env.CLIENTELE_DATA_DIR || './data');
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) {
+    throw new ConfigError('CLIENTELE_DATA_DIR', 'a directory (made when missing), not a file', env.CLIENTELE_DATA_DIR || './data');
+  }
   const store = oneOf(env, 'CLIENTELE_STORE', ['sqlite', 'postgres', 'eventstoredb'] as const, 'sqlite');
   const storage = storageFromEnv(env);
   const { roles, kafkaConfig } = rolesFromEnv(env);

@@ -4,9 +4,13 @@ import { ReadModelsOfAnotherLogError } from '@clientele/projections';
 import { bootstrapEngine } from './bootstrap';
 import { seedDemoData } from './demo-data';
 import { ConfigError, loadEngineConfig } from './engine.config';
+import { assertPortFree } from './port-check';
 
 async function main(): Promise<void> {
   const config = loadEngineConfig();
+  // before the store is opened or demo data seeded: a port another process holds stops the start here
+  if (config.roles.http) await assertPortFree(config.port, 'PORT');
+  else if (config.opsPort !== undefined) await assertPortFree(config.opsPort, 'CLIENTELE_OPS_PORT');
   const app = await bootstrapEngine(config);
   const demo = config.demoCustomers > 0 ? await seedDemoData(app, config.demoCustomers) : undefined;
   if (!config.roles.http) {
