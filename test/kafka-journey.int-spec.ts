@@ -226,6 +226,10 @@ describeWithServer(KafkaServer, 'Kafka journey through the engine', (brokers) =>
     expect(unknownType).toMatch(/type must be one of/);
     expect(missing).toMatch(/orderId/);
     expect(missing).toMatch(/lines/);
+    // and a code and the fields at fault, as the HTTP API's problem details name them, for a program to act on
+    const structured = dlq.map((r) => JSON.parse(r.value ?? '') as { code?: string; errors?: { field: string }[] });
+    expect(structured.map((l) => l.code)).toEqual(['not_json', 'invalid_command', 'invalid_command']);
+    expect(structured[2]?.errors?.map((e) => e.field)).toEqual(expect.arrayContaining(['data.orderId', 'data.lines']));
   });
 
   it('on erasure writes a tombstone to the profiles topic, and no topic ever carried personal data', async () => {

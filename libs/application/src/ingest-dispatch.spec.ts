@@ -29,11 +29,18 @@ describe('the Kafka ingest batch dispatch over the bulk path', () => {
 
     const results = await ingestBatchDispatch(service)(envelopes);
 
+    // each refusal carries its code, and the fields at fault where the application names them, for the dead letter
     expect(results).toEqual([
       { ok: true },
-      { ok: false, retryable: false, reason: 'invalid command: data.orderId must be a non-empty string' },
-      { ok: false, retryable: false, reason: 'self_referral: a customer cannot refer themselves' },
-      expect.objectContaining({ ok: false, retryable: false }),
+      {
+        ok: false,
+        retryable: false,
+        reason: 'invalid command: data.orderId must be a non-empty string',
+        code: 'invalid_command',
+        errors: [{ field: 'data.orderId', expected: 'a non-empty string' }],
+      },
+      { ok: false, retryable: false, reason: 'self_referral: a customer cannot refer themselves', code: 'self_referral', field: 'data.refereeId' },
+      expect.objectContaining({ ok: false, retryable: false, code: 'command_id_reused' }),
       expect.objectContaining({ ok: false, retryable: true }),
       expect.objectContaining({ ok: false, retryable: true }),
     ]);

@@ -2,7 +2,9 @@ import { isTemporary, type CommandFailure } from './command-result';
 import type { CommandService } from './command.service';
 
 /** One command's answer to the Kafka ingest (the shape of `DispatchResult` in @clientele/messaging). */
-export type IngestAnswer = { ok: true } | { ok: false; reason: string; retryable: boolean };
+export type IngestAnswer =
+  | { ok: true }
+  | { ok: false; reason: string; retryable: boolean; code: string; errors?: { field: string; expected: string }[]; field?: string };
 
 /**
  * How the Kafka ingest hands a fetched batch to the application: through the bulk path
@@ -21,5 +23,12 @@ export function ingestBatchDispatch(commands: Pick<CommandService, 'importBatch'
 function refusal(failure: CommandFailure): IngestAnswer {
   // an invalid command's message already names each field and what was expected
   const reason = failure.kind === 'invalid' ? failure.message : `${failure.code}: ${failure.message}`;
-  return { ok: false, reason, retryable: isTemporary(failure) };
+  return {
+    ok: false,
+    reason,
+    retryable: isTemporary(failure),
+    code: failure.code,
+    ...(failure.kind === 'invalid' ? { errors: failure.errors.map(({ field, expected }) => ({ field, expected })) } : {}),
+    ...(failure.kind === 'rule' && failure.field !== undefined ? { field: failure.field } : {}),
+  };
 }

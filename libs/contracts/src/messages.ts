@@ -86,6 +86,16 @@ export interface ReferralEdgeMessage {
 /** What the ingest could not accept, on `commands.dlq`, with enough to find and resend it. */
 export interface DeadLetterMessage {
   reason: string;
+  /**
+   * what went wrong, for a program to act on: `empty_record`, `record_too_large`, `not_json`,
+   * `not_a_command` (the record), or the application's code for a refused command (the codes of
+   * the HTTP API's problem details: `invalid_command`, `self_referral`, `unknown_customer`, …)
+   */
+  code?: string;
+  /** with `not_a_command` and `invalid_command`: each field at fault and what was expected */
+  errors?: { field: string; expected: string }[];
+  /** with a business rule's refusal: the one field to blame, when there is one */
+  field?: string;
   /** the original record's bytes, base64; cut to a bounded size when `valueTruncated` */
   value: string | null;
   valueBytes: number;
@@ -95,6 +105,8 @@ export interface DeadLetterMessage {
   sourcePartition: number;
   sourceOffset: string;
   commandId?: string;
+  /** the command's correlationId, when it had one */
+  correlationId?: string;
   deadLetteredAt: string;
 }
 

@@ -117,6 +117,12 @@ export const DeadLetterSchema: JsonSchema = {
   required: ['reason', 'value', 'valueBytes', 'valueTruncated', 'key', 'sourceTopic', 'sourcePartition', 'sourceOffset', 'deadLetteredAt'],
   properties: {
     reason: nonEmpty,
+    code: { type: 'string', pattern: '^[a-z][a-z0-9_]*$', description: 'what went wrong, for a program: empty_record, record_too_large, not_json, not_a_command, or the code of the refusal as the HTTP API names it' },
+    errors: {
+      type: 'array',
+      items: { type: 'object', required: ['field', 'expected'], properties: { field: { type: 'string' }, expected: nonEmpty }, additionalProperties: false },
+    },
+    field: nonEmpty,
     value: { type: ['string', 'null'], pattern: '^[A-Za-z0-9+/]*={0,2}$' },
     valueBytes: natural,
     valueTruncated: { type: 'boolean' },
@@ -125,6 +131,7 @@ export const DeadLetterSchema: JsonSchema = {
     sourcePartition: natural,
     sourceOffset: { type: 'string', pattern: '^[0-9]+$' },
     commandId: nonEmpty,
+    correlationId: nonEmpty,
     deadLetteredAt: dateTime,
   },
   additionalProperties: false,

@@ -61,7 +61,9 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     const dispatched: string[] = [];
     const dispatch = async (envelope: CommandEnvelope): Promise<DispatchResult> => {
       dispatched.push(envelope.commandId);
-      return envelope.type === 'UnknownCommand' ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false } : { ok: true };
+      return envelope.type === 'UnknownCommand'
+        ? { ok: false, reason: 'type: unknown command UnknownCommand', retryable: false, code: 'invalid_command', errors: [{ field: 'type', expected: 'a known command type' }] }
+        : { ok: true };
     };
 
     // when the ingest runs
@@ -86,6 +88,11 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
       ['4', expect.stringMatching(/^record is \d+ bytes: commands are at most 1048576 bytes$/)],
       ['5', 'type: unknown command UnknownCommand'],
     ]);
+    // each says what went wrong as a code a program can act on, and names the fields at fault where known
+    expect(bodies.map((b) => b.code)).toEqual(['not_json', 'not_a_command', 'not_a_command', 'record_too_large', 'invalid_command']);
+    expect(bodies[1]?.errors).toEqual([{ field: '/type', expected: 'expected string, got integer' }]);
+    expect(bodies[2]?.errors).toEqual([{ field: '/commandId', expected: 'required property is missing' }]);
+    expect(bodies[4]?.errors).toEqual([{ field: 'type', expected: 'a known command type' }]);
     // the original bytes come back whole, or cut and flagged when oversized
     expect(Buffer.from(bodies[0]?.value ?? '', 'base64').toString()).toBe(records[1]);
     expect(bodies[3]).toMatchObject({ valueTruncated: true, valueBytes: Buffer.byteLength(huge) });

@@ -11,7 +11,18 @@ import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type Ka
 import type { RelayLogger } from './event-relay';
 import { isUnknownTopic, type TopicNames } from './topics';
 
-export type DispatchResult = { ok: true } | { ok: false; reason: string; retryable: boolean };
+/** A refusal's code, and the fields at fault when the application names them (see DeadLetterMessage). */
+export interface RefusalDetail {
+  code?: string;
+  errors?: { field: string; expected: string }[];
+  field?: string;
+}
+export type DispatchResult = { ok: true } | ({ ok: false; reason: string; retryable: boolean } & RefusalDetail);
+
+/** the code and fields of a refusal, as the dead letter carries them */
+function refusalDetail(result: RefusalDetail): RefusalDetail {
+  return { ...(result.code !== undefined ? { code: result.code } : {}), ...(result.errors ? { errors: result.errors } : {}), ...(result.field !== undefined ? { field: result.field } : {}) };
+}
 
 /** Validates a command per its type and executes it (the application layer supplies it). */
 export type CommandDispatch = (envelope: CommandEnvelope) => Promise<DispatchResult>;
@@ -170,12 +181,12 @@ export class CommandIngest {
     const consumer = this.consumer;
     const last = batch.messages[batch.messages.length - 1];
     if (!consumer || !last) return;
-    const letters: { message: KafkaMessage; reason: string; parsed?: unknown }[] = [];
+    const letters: { message: KafkaMessage; reason: string; detail: RefusalDetail; parsed?: unknown }[] = [];
     let pending: { message: KafkaMessage; envelope: CommandEnvelope }[] = [];
     for (const message of batch.messages) {
       const read = this.read(message);
       if ('envelope' in read) pending.push({ message, envelope: read.envelope });
-      else letters.push({ message, ...read });
+      else letters.push({ message, reason: read.reason, detail: read.detail, parsed: read.parsed });
     }
     let backoff = this.options.retryBackoffMs ?? 500;
     while (pending.length > 0) {
@@ -193,7 +204,7 @@ export class CommandIngest {
       pending.forEach((item, i) => {
         const result = results?.[i];
         if (result?.ok) this.counters.accepted += 1;
-        else if (result && !result.retryable) letters.push({ message: item.message, reason: result.reason, parsed: item.envelope });
+        else if (result && !result.retryable) letters.push({ message: item.message, reason: result.reason, detail: refusalDetail(result), parsed: item.envelope });
         else {
           again.push(item);
           reason ??= result?.reason;
@@ -209,7 +220,7 @@ export class CommandIngest {
       await heartbeat();
     }
     letters.sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
-    await this.sendDeadLetters(letters.map((l) => this.letterFor(batch.topic, batch.partition, l.message, l.reason, l.parsed)));
+    await this.sendDeadLetters(letters.map((l) => this.letterFor(batch.topic, batch.partition, l.message, l.reason, l.detail, l.parsed)));
     await this.commitThrough(consumer, batch, resolveOffset, last.offset);
     this.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
   }
@@ -293,26 +304,29 @@ export class CommandIngest {
   }
 
   /** The record's command, or why it is none: empty, too large, not JSON, not a command envelope. */
-  private read(message: KafkaMessage): { envelope: CommandEnvelope } | { reason: string; parsed?: unknown } {
+  private read(message: KafkaMessage): { envelope: CommandEnvelope } | { reason: string; detail: RefusalDetail; parsed?: unknown } {
     const limit = this.options.maxCommandBytes ?? 1024 * 1024;
     const bytes = message.value;
-    if (!bytes || bytes.length === 0) return { reason: 'empty record: expected a JSON command' };
-    if (bytes.length > limit) return { reason: `record is ${bytes.length} bytes: commands are at most ${limit} bytes` };
+    if (!bytes || bytes.length === 0) return { reason: 'empty record: expected a JSON command', detail: { code: 'empty_record' } };
+    if (bytes.length > limit) return { reason: `record is ${bytes.length} bytes: commands are at most ${limit} bytes`, detail: { code: 'record_too_large' } };
     let parsed: unknown;
     try {
       parsed = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
-      return { reason: `not JSON: ${(err as Error).message}` };
+      return { reason: `not JSON: ${(err as Error).message}`, detail: { code: 'not_json' } };
     }
     const issues = validateAgainstSchema(CommandEnvelopeSchema, parsed);
-    if (issues.length > 0) return { reason: `not a command: ${formatIssues(issues)}`, parsed };
+    if (issues.length > 0) {
+      const errors = issues.map((i) => ({ field: i.path || '(root)', expected: i.message }));
+      return { reason: `not a command: ${formatIssues(issues)}`, detail: { code: 'not_a_command', errors }, parsed };
+    }
     return { envelope: parsed as CommandEnvelope };
   }
 
   /** 'done' once the record is dispatched or dead-lettered; 'retry' when it must be tried again. */
   private async process(topic: string, partition: number, message: KafkaMessage): Promise<'done' | 'retry'> {
     const read = this.read(message);
-    if (!('envelope' in read)) return this.deadLetter(topic, partition, message, read.reason, read.parsed);
+    if (!('envelope' in read)) return this.deadLetter(topic, partition, message, read.reason, read.detail, read.parsed);
     const { envelope } = read;
     let result;
     try {
@@ -330,20 +344,23 @@ export class CommandIngest {
       this.options.logger?.warn({ commandId: envelope.commandId, reason: result.reason }, 'command failed for now; retrying');
       return 'retry';
     }
-    return this.deadLetter(topic, partition, message, result.reason, envelope);
+    return this.deadLetter(topic, partition, message, result.reason, refusalDetail(result), envelope);
   }
 
-  private async deadLetter(topic: string, partition: number, message: KafkaMessage, reason: string, parsed?: unknown): Promise<'done'> {
-    await this.sendDeadLetters([this.letterFor(topic, partition, message, reason, parsed)]);
+  private async deadLetter(topic: string, partition: number, message: KafkaMessage, reason: string, detail: RefusalDetail, parsed?: unknown): Promise<'done'> {
+    await this.sendDeadLetters([this.letterFor(topic, partition, message, reason, detail, parsed)]);
     return 'done';
   }
 
   /** The dead-letter record of a source record: the reason, the original bytes (cut when large), where it came from. */
-  private letterFor(topic: string, partition: number, message: KafkaMessage, reason: string, parsed?: unknown): Message {
+  private letterFor(topic: string, partition: number, message: KafkaMessage, reason: string, detail: RefusalDetail, parsed?: unknown): Message {
     const keep = this.options.maxDeadLetterValueBytes ?? 256 * 1024;
     const value = message.value;
     const letter: DeadLetterMessage = {
       reason,
+      ...(detail.code !== undefined ? { code: detail.code } : {}),
+      ...(detail.errors !== undefined && detail.errors.length > 0 ? { errors: detail.errors } : {}),
+      ...(detail.field !== undefined ? { field: detail.field } : {}),
       value: value ? value.subarray(0, keep).toString('base64') : null,
       valueBytes: value?.length ?? 0,
       valueTruncated: (value?.length ?? 0) > keep,
@@ -355,6 +372,8 @@ export class CommandIngest {
     };
     const commandId = (parsed as { commandId?: unknown } | undefined)?.commandId;
     if (typeof commandId === 'string' && commandId.length > 0) letter.commandId = commandId;
+    const correlationId = (parsed as { correlationId?: unknown } | undefined)?.correlationId;
+    if (typeof correlationId === 'string' && correlationId.length > 0) letter.correlationId = correlationId;
     return {
       key: message.key,
       value: JSON.stringify(letter),
