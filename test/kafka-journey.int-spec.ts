@@ -174,6 +174,10 @@ describeWithServer(KafkaServer, 'Kafka journey through the engine', (brokers) =>
     const snapshot = JSON.parse(latest.value ?? '') as { customerId: string; position: number; profile: Record<string, unknown> };
     const catEvents = await events('cat');
     expect(snapshot).toMatchObject({ customerId: 'cat', snapshotVersion: 1, position: catEvents[catEvents.length - 1]?.position });
+    // the moment its date-relative figures were counted as of: while this run lasted
+    const asOf = Date.parse((snapshot as { asOf?: string }).asOf ?? '');
+    expect(asOf).toBeGreaterThan(Date.now() - 10 * 60_000);
+    expect(asOf).toBeLessThanOrEqual(Date.now());
     // a third purchase makes cat a repeat buyer
     expect(snapshot.profile).toMatchObject({ customerId: 'cat', stage: 'repeat_buyer', personalDataRedacted: true });
     expect(snapshot.profile).not.toHaveProperty('identity');

@@ -176,8 +176,8 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
     const projector = this.projector;
     if (!projector) return undefined;
     return {
-      load: async (customerId) => {
-        const profile = await this.profiles.getProfile(customerId, new Date());
+      load: async (customerId, asOf) => {
+        const profile = await this.profiles.getProfile(customerId, asOf);
         if (profile === undefined) return undefined;
         return profile.erased ? null : withoutPersonalData(profile);
       },

@@ -65,6 +65,8 @@ export interface ProfileSnapshotMessage {
   snapshotVersion: 1;
   /** global position of the last event folded into the profile, when known */
   position?: number;
+  /** when the profile was read: its recency and frequency figures are as of then (absent before 2026-12-01) */
+  asOf?: string;
   profile: Record<string, unknown>;
 }
 

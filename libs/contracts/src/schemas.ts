@@ -67,6 +67,7 @@ export const ProfileSnapshotSchema: JsonSchema = {
     customerId: nonEmpty,
     snapshotVersion: { const: 1 },
     position: natural,
+    asOf: { ...dateTime, description: 'when the profile was read: rfm.recencyDays, habits.ordersPer30Days and the other date-relative figures are as of then' },
     profile: { ...RedactedProfileSchema, description: 'GET /customers/:id/profile without identity, birthday and daysToNextBirthday' },
   },
   additionalProperties: false,

@@ -4,12 +4,18 @@ import { InMemoryCheckpointStore } from './checkpoint.store';
 import { newEvent } from './kafka-test-helpers';
 import { ProfileSnapshotFeed, type ProfileSnapshot, type ProfileSource } from './profile-snapshots';
 
+/** the feed's clock: each snapshot says the moment its profile was read as of */
+const AS_OF = new Date('2026-07-01T12:00:00.000Z');
+
 /** A read model stand-in: profiles by id, a projected position, and batch listeners. */
 class FakeProfiles implements ProfileSource {
   readonly profiles = new Map<string, Record<string, unknown> | null>();
   projected = 0;
+  /** the moment each load was asked as of */
+  readonly loadedAsOf: string[] = [];
   private listeners: Array<(events: readonly StoredEvent[]) => void> = [];
-  async load(id: string) {
+  async load(id: string, asOf: Date) {
+    this.loadedAsOf.push(asOf.toISOString());
     return this.profiles.get(id);
   }
   async position() {
@@ -39,7 +45,7 @@ describe('ProfileSnapshotFeed', () => {
     const source = new FakeProfiles();
     const checkpoints = new InMemoryCheckpointStore();
     const sent: ProfileSnapshot[][] = [];
-    const feed = new ProfileSnapshotFeed({ source, store, checkpoints, publish: async (s) => void sent.push([...s]) });
+    const feed = new ProfileSnapshotFeed({ source, store, checkpoints, now: () => AS_OF, publish: async (s) => void sent.push([...s]) });
     await feed.start();
 
     // when c1 buys, then c2 buys, then c1 is erased
@@ -56,10 +62,12 @@ describe('ProfileSnapshotFeed', () => {
 
     // then each customer's profile went out as it was after its batch, and c1 ends with a tombstone
     expect(sent.flat()).toEqual([
-      { customerId: 'c1', profile: { revenueMinor: 100 }, position: 1 },
-      { customerId: 'c2', profile: { revenueMinor: 250 }, position: 2 },
+      { customerId: 'c1', profile: { revenueMinor: 100 }, position: 1, asOf: AS_OF.toISOString() },
+      { customerId: 'c2', profile: { revenueMinor: 250 }, position: 2, asOf: AS_OF.toISOString() },
       { customerId: 'c1', profile: null },
     ]);
+    // each profile was read as of the moment its snapshot names
+    expect(new Set(source.loadedAsOf)).toEqual(new Set([AS_OF.toISOString()]));
     expect(await checkpoints.load('kafka-profile-snapshots')).toBe(3);
     expect(feed.stats()).toMatchObject({ position: 3, pending: 0, publishedSnapshots: 3, failedSends: 0 });
   });
@@ -71,6 +79,7 @@ describe('ProfileSnapshotFeed', () => {
     let failing = true;
     const sent: ProfileSnapshot[] = [];
     const feed = new ProfileSnapshotFeed({
+      now: () => AS_OF,
       source,
       store,
       checkpoints,
@@ -97,7 +106,7 @@ describe('ProfileSnapshotFeed', () => {
     failing = false;
     await feed.waitForPosition(1);
     await feed.stop();
-    expect(sent).toEqual([{ customerId: 'c1', profile: { revenueMinor: 100 }, position: 1 }]);
+    expect(sent).toEqual([{ customerId: 'c1', profile: { revenueMinor: 100 }, position: 1, asOf: AS_OF.toISOString() }]);
   });
 
   it('given a crash after the read model committed but before the snapshot was sent, then a restarted feed sends it', async () => {
@@ -112,15 +121,15 @@ describe('ProfileSnapshotFeed', () => {
 
     // when the feed starts
     const sent: ProfileSnapshot[] = [];
-    const feed = new ProfileSnapshotFeed({ source, store, checkpoints, publish: async (s) => void sent.push(...s) });
+    const feed = new ProfileSnapshotFeed({ source, store, checkpoints, now: () => AS_OF, publish: async (s) => void sent.push(...s) });
     await feed.start();
     await feed.waitForPosition(4);
     await feed.stop();
 
     // then the customers of positions 3 and 4 are published again, and c2 (only at 2) is not
     expect(sent.sort((a, b) => a.customerId.localeCompare(b.customerId))).toEqual([
-      { customerId: 'c1', profile: { orders: 2 }, position: 4 },
-      { customerId: 'c3', profile: { orders: 1 }, position: 3 },
+      { customerId: 'c1', profile: { orders: 2 }, position: 4, asOf: AS_OF.toISOString() },
+      { customerId: 'c3', profile: { orders: 1 }, position: 3, asOf: AS_OF.toISOString() },
     ]);
   });
 });

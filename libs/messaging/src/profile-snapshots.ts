@@ -10,6 +10,8 @@ export interface ProfileSnapshot {
   profile: Record<string, unknown> | null;
   /** global position of the customer's last event known to be folded into the profile */
   position?: number;
+  /** when the profile was read: its date-relative figures (recency, orders per 30 days) are as of then */
+  asOf?: string;
 }
 
 export type PublishProfileSnapshot = (
@@ -26,12 +28,13 @@ export type PublishProfileSnapshot = (
  */
 export async function publishProfileSnapshots(producer: Producer, profilesTopic: string, snapshots: readonly ProfileSnapshot[]): Promise<void> {
   if (snapshots.length === 0) return;
-  const messages = snapshots.map(({ customerId, profile, position }) => {
+  const messages = snapshots.map(({ customerId, profile, position, asOf }) => {
     if (!customerId) throw new Error('customerId: expected a non-empty string');
     let value: string | null = null;
     if (profile !== null) {
       const message: ProfileSnapshotMessage = { customerId, snapshotVersion: 1, profile };
       if (position !== undefined) message.position = position;
+      if (asOf !== undefined) message.asOf = asOf;
       value = JSON.stringify(message);
     }
     return { key: customerId, value, headers: { [H.messageKind]: MessageKinds.profileSnapshot, [H.contentType]: 'application/json' } };
@@ -47,8 +50,11 @@ export function profileSnapshotPublisher(producer: Producer, profilesTopic: stri
 
 /** Where the snapshot feed reads profiles and hears about projected batches (the engine's read models). */
 export interface ProfileSource {
-  /** the customer's current profile without personal fields; `null` when erased; undefined when unknown */
-  load(customerId: string): Promise<Record<string, unknown> | null | undefined>;
+  /**
+   * the customer's current profile without personal fields, its date-relative figures as of `asOf`;
+   * `null` when erased; undefined when unknown
+   */
+  load(customerId: string, asOf: Date): Promise<Record<string, unknown> | null | undefined>;
   /** global position the profile read model has folded up to */
   position(): Promise<number>;
   /** `listener` hears every batch after it committed to the read model; answers an unsubscribe */
@@ -68,6 +74,8 @@ export interface ProfileSnapshotFeedOptions {
   /** first pause after a failed send, doubled up to 30 s; default 500 ms */
   retryBackoffMs?: number;
   logger?: RelayLogger;
+  /** the clock that dates each request's profiles (tests) */
+  now?: () => Date;
 }
 
 export interface ProfileSnapshotStats {
@@ -192,10 +200,12 @@ export class ProfileSnapshotFeed {
       this.sending = taken.map(([id]) => id);
       try {
         const snapshots: ProfileSnapshot[] = [];
+        // one moment for the request: a snapshot says as of when its recency and frequency were counted
+        const asOf = this.options.now?.() ?? new Date();
         for (const [customerId, { last }] of taken) {
-          const profile = await this.options.source.load(customerId);
+          const profile = await this.options.source.load(customerId, asOf);
           if (profile === undefined) continue;
-          snapshots.push(profile === null ? { customerId, profile: null } : { customerId, profile, position: last });
+          snapshots.push(profile === null ? { customerId, profile: null } : { customerId, profile, position: last, asOf: asOf.toISOString() });
         }
         await this.options.publish(snapshots);
         this.counters.publishedSnapshots += snapshots.length;
