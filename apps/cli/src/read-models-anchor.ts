@@ -2,8 +2,8 @@ import Database from 'better-sqlite3';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { anchorWatch, type ChainReport, type StoredEvent } from '@clientele/event-store';
-import { readLogAnchor, type LogAnchor, type ReadModelConfig, type ReadModelQueries, type SqlParam } from '@clientele/projections';
+import { anchorWatch, assertPostgresSchemaName, type ChainReport, type StoredEvent } from '@clientele/event-store';
+import { numberPlaceholders, READ_MODEL_FILE, readLogAnchor, type LogAnchor, type ReadModelConfig, type ReadModelQueries, type SqlParam } from '@clientele/projections';
 
 /**
  * Where a set of read models is: the generations of a data directory or read-model directory (the
@@ -20,8 +20,15 @@ export interface ReadModelsAnchor {
   anchor: LogAnchor | undefined;
 }
 
-const GENERATION_FILE = /^read-models-\d+\.sqlite$/;
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
+/** whether PostgreSQL can take `name` as a schema, by the store's own rule */
+function isSchemaName(name: string): boolean {
+  try {
+    assertPostgresSchemaName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** the read models the engine configuration names (CLIENTELE_READ_MODELS, CLIENTELE_DATA_DIR, CLIENTELE_READ_MODELS_PG_SCHEMA) */
 export function configuredReadModels(config: ReadModelConfig): ReadModelsLocation {
@@ -40,7 +47,7 @@ export function parseReadModelsLocation(text: string, option: string): ReadModel
     const url = hash < 0 ? pg : pg.slice(0, hash);
     const schema = hash < 0 ? 'clientele_read_models' : pg.slice(hash + 1);
     if (!/^postgres(?:ql)?:\/\//.test(url)) throw new Error(`${option}: expected postgres:postgres://user@host:port/db[#schema], got ${JSON.stringify(text)}`);
-    if (!SCHEMA.test(schema)) throw new Error(`${option}: expected a schema of lower-case letters, digits and _, got ${JSON.stringify(schema)}`);
+    if (!isSchemaName(schema)) throw new Error(`${option}: expected a schema of lower-case letters, digits and _, got ${JSON.stringify(schema)}`);
     return { kind: 'postgres', url, schema };
   }
   const path = text.startsWith('sqlite:') ? text.slice('sqlite:'.length) : text;
@@ -66,7 +73,7 @@ async function readSqliteAnchor(path: string, option: string): Promise<ReadModel
     const pointer = join(dir, 'CURRENT');
     if (!existsSync(pointer)) return undefined;
     const name = readFileSync(pointer, 'utf8').trim();
-    if (!GENERATION_FILE.test(name)) throw new Error(`${option}: ${pointer} names no read-model generation (${JSON.stringify(name)})`);
+    if (!READ_MODEL_FILE.test(name)) throw new Error(`${option}: ${pointer} names no read-model generation (${JSON.stringify(name)})`);
     file = join(dir, name);
     if (!existsSync(file)) return undefined;
   }
@@ -103,27 +110,21 @@ async function readPostgresAnchor(url: string, schema: string, option: string): 
       const row = await client.query<{ schema_name: string }>(`SELECT schema_name FROM ${schema}.current_generation WHERE k = 1`);
       const current = row.rows[0]?.schema_name;
       if (current === undefined) return undefined;
-      if (!SCHEMA.test(current)) throw new Error(`${option}: ${schema}.current_generation names no schema (${JSON.stringify(current)})`);
+      if (!isSchemaName(current)) throw new Error(`${option}: ${schema}.current_generation names no schema (${JSON.stringify(current)})`);
       generation = current;
     }
     const found = (await client.query<{ n: string }>('SELECT COUNT(*)::text AS n FROM information_schema.schemata WHERE schema_name = $1', [generation])).rows[0]?.n !== '0';
     if (!found) return undefined;
     const queries: ReadModelQueries = {
       dialect: 'postgres',
-      all: async <T>(sql: string, params: SqlParam[] = []) => (await client.query(numbered(sql), params)).rows as T[],
-      get: async <T>(sql: string, params: SqlParam[] = []) => (await client.query(numbered(sql), params)).rows[0] as T | undefined,
+      all: async <T>(sql: string, params: SqlParam[] = []) => (await client.query(numberPlaceholders(sql), params)).rows as T[],
+      get: async <T>(sql: string, params: SqlParam[] = []) => (await client.query(numberPlaceholders(sql), params)).rows[0] as T | undefined,
     };
     await client.query(`SET search_path TO ${generation}`);
     return { where: `PostgreSQL schema ${generation}`, anchor: await readLogAnchor(queries) };
   } finally {
     await client.end();
   }
-}
-
-/** `?` placeholders as PostgreSQL's `$n` (the read-model SQL is written with `?`) */
-function numbered(sql: string): string {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 /** what the verification found at the read models' anchor */

@@ -39,7 +39,8 @@ export interface ReadModelGenerations {
   removeStale?(): Promise<void>;
 }
 
-const SQLITE_FILE = /^read-models-(\d+)\.sqlite$/;
+/** the name of an SQLite read-model generation file; `CURRENT` names one */
+export const READ_MODEL_FILE = /^read-models-(\d+)\.sqlite$/;
 
 /** generations as `read-models-<n>.sqlite` in one directory; `CURRENT` names the live one */
 export class SqliteReadModelGenerations implements ReadModelGenerations {
@@ -63,13 +64,13 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
   private removeAllBut(current: string): void {
     for (const name of readdirSync(this.dir)) {
       const base = name.replace(/-(wal|shm)$/, '');
-      if (SQLITE_FILE.test(base) && base !== current) rmSync(join(this.dir, name), { force: true });
+      if (READ_MODEL_FILE.test(base) && base !== current) rmSync(join(this.dir, name), { force: true });
     }
   }
 
   async openFresh(): Promise<ReadModelStore> {
     mkdirSync(this.dir, { recursive: true });
-    const numbers = readdirSync(this.dir).map((n) => SQLITE_FILE.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+    const numbers = readdirSync(this.dir).map((n) => READ_MODEL_FILE.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number);
     const name = `read-models-${Math.max(0, ...numbers) + 1}.sqlite`;
     return this.open(name);
   }
@@ -116,7 +117,7 @@ export class SqliteReadModelGenerations implements ReadModelGenerations {
     const pointer = join(this.dir, 'CURRENT');
     if (!existsSync(pointer)) return undefined;
     const name = readFileSync(pointer, 'utf8').trim();
-    return SQLITE_FILE.test(name) ? name : undefined;
+    return READ_MODEL_FILE.test(name) ? name : undefined;
   }
 
   /** write then rename: a crash leaves the old pointer or the new one, never half of one */
