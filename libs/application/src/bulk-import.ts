@@ -129,7 +129,7 @@ export class BulkImporter {
       }
       await settling;
       for (let i = 0; i < again.length; i += STREAMS_PER_ROUND) {
-        const plans = await Promise.all(again.slice(i, i + STREAMS_PER_ROUND).map((s) => this.plan(s, true)));
+        const plans = await this.planRound(again.slice(i, i + STREAMS_PER_ROUND), true);
         await this.settleRound(plans, this.requestAppends(plans), result);
       }
     } finally {
@@ -144,11 +144,11 @@ export class BulkImporter {
    * on cached states is all microtasks, and a whole round of it held up everything else the
    * process does (an HTTP command beside a Kafka batch, the writer's answers) for tens of ms.
    */
-  private async planRound(streams: readonly StreamCommands[]): Promise<StreamPlan[]> {
+  private async planRound(streams: readonly StreamCommands[], read = false): Promise<StreamPlan[]> {
     const plans: StreamPlan[] = [];
     for (let i = 0; i < streams.length; i += STREAMS_PER_TURN) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      plans.push(...(await Promise.all(streams.slice(i, i + STREAMS_PER_TURN).map((s) => this.plan(s)))));
+      plans.push(...(await Promise.all(streams.slice(i, i + STREAMS_PER_TURN).map((s) => this.plan(s, read)))));
     }
     return plans;
   }
