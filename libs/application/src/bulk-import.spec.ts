@@ -65,6 +65,25 @@ function countingAppends(store: EventStore): { store: EventStore; requested: str
   };
 }
 
+/** `store`, counting its stream reads */
+function countingReads(store: EventStore): { store: EventStore; reads: () => number } {
+  let reads = 0;
+  return {
+    reads: () => reads,
+    store: {
+      appendToStream: (id, events, o) => store.appendToStream(id, events, o),
+      readStream: (id, o) => {
+        reads += 1;
+        return store.readStream(id, o);
+      },
+      readAll: (o) => store.readAll(o),
+      subscribeToAll: (o) => store.subscribeToAll(o),
+      headPosition: () => store.headPosition(),
+      close: () => store.close(),
+    },
+  };
+}
+
 describe('CommandService.importBatch (the bulk path)', () => {
   let dir: string;
   const apps: TestingModule[] = [];
@@ -213,50 +232,26 @@ describe('CommandService.importBatch (the bulk path)', () => {
     // a customer with 1,200 commands: more ids than the state cache keeps for one stream
     const touch = (i: number) => ({ type: 'RecordTouchpoint', commandId: `t-${i}`, data: { customerId: 'ann', channel: 'email', direction: 'outbound', kind: 'newsletter', occurredAt: at } });
     const batch = [register('reg-ann', 'ann'), ...Array.from({ length: 1200 }, (_, i) => touch(i))];
-    const store = newStore('again');
-    let reads = 0;
-    const counting: EventStore = {
-      appendToStream: (id, events, o) => store.appendToStream(id, events, o),
-      readStream: (id, o) => {
-        reads += 1;
-        return store.readStream(id, o);
-      },
-      readAll: (o) => store.readAll(o),
-      subscribeToAll: (o) => store.subscribeToAll(o),
-      headPosition: () => store.headPosition(),
-      close: () => store.close(),
-    };
+    const { store: counting, reads } = countingReads(newStore('again'));
     const commands = await engine(counting);
     const first = await commands.importBatch(batch);
     expect(first.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
 
-    reads = 0;
+    const readsBefore = reads();
     const again = await commands.importBatch(batch);
 
     expect(again.map((r) => (r.ok ? r.result.status : r.failure.kind))).toEqual(batch.map(() => 'duplicate'));
     expect(again.map((r) => (r.ok ? r.result.events.map((e) => e.id) : []))).toEqual(first.map((r) => (r.ok ? r.result.events.map((e) => e.id) : [])));
     // before: every command went the one-by-one way, reading the whole stream each time
-    expect(reads).toBeLessThanOrEqual(2);
+    expect(reads() - readsBefore).toBeLessThanOrEqual(2);
   });
 
   it('given a batch sent again to a new process with a purchase changed under its command id, then the bulk path answers each command duplicate with the events it stored the first time, reading each stream once', async () => {
-    const store = newStore('changed');
-    let reads = 0;
-    const counting: EventStore = {
-      appendToStream: (id, events, o) => store.appendToStream(id, events, o),
-      readStream: (id, o) => {
-        reads += 1;
-        return store.readStream(id, o);
-      },
-      readAll: (o) => store.readAll(o),
-      subscribeToAll: (o) => store.subscribeToAll(o),
-      headPosition: () => store.headPosition(),
-      close: () => store.close(),
-    };
+    const { store: counting, reads } = countingReads(newStore('changed'));
     const first = [register('reg-ann', 'ann'), purchase('buy-ann', 'o-1', 'ann')];
     expect((await (await engine(counting, false)).importBatch(first)).every((r) => r.ok && r.result.status === 'applied')).toBe(true);
     const changed = [first[0], { ...first[1]!, data: { ...first[1]!.data, lines: [{ ...line, quantity: 2 }] } }];
-    reads = 0;
+    const readsBefore = reads();
 
     // a new process: nothing cached, so the registration's stream is assumed new and its ids are found stored
     const again = await (await engine(counting)).importBatch(changed);
@@ -267,7 +262,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
     const purchaseStored = again[1]?.ok ? again[1].stored?.[0]?.data : undefined;
     expect(purchaseStored?.['lines']).toEqual([line]);
     // before: the stored ids sent every command the one-by-one way, which reads the stream for each
-    expect(reads).toBe(1);
+    expect(reads() - readsBefore).toBe(1);
   });
 
   it('given the store fails a stream\'s first appends, when holding streams after a temporary failure (importBatch, or importValid as the CLI import calls it), then the stream\'s later commands are not run but answered as failed for now; without holding they run out of order', async () => {
