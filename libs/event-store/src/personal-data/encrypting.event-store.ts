@@ -22,10 +22,10 @@ import {
   ERASED_FIELD,
   hasPersonalFields,
   isEncryptedField,
+  PERSONAL_DATA_ERASED,
   PERSONAL_FIELDS,
 } from './personal-data.cipher';
 
-export const PERSONAL_DATA_ERASED = 'PersonalDataErased';
 
 /** Personal data refused for a customer whose earlier personal data is encrypted with a key that is missing. */
 export class CustomerKeyMissingError extends Error {

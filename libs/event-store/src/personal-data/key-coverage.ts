@@ -1,10 +1,8 @@
 import { Pool } from 'pg';
 import type { StoredEvent } from '../event-store.port';
 import { openSqliteReadOnly } from '../sqlite/sqlite-read-only';
-import { customerOfStream, ERASED_FIELD, isEncryptedField, PERSONAL_FIELDS } from './personal-data.cipher';
+import { customerOfStream, ERASED_FIELD, isEncryptedField, PERSONAL_DATA_ERASED, PERSONAL_FIELDS } from './personal-data.cipher';
 
-/** The fact a customer's erasure is recorded as (see PersonalDataEventStore). */
-const ERASURE = 'PersonalDataErased';
 
 /**
  * A customer whose personal data the log holds encrypted, with no key row to open it and no
@@ -79,7 +77,7 @@ export function keyCoverageWatch(
       for await (const e of events) {
         const customerId = customerOfStream(e.streamId);
         if (customerId !== undefined) {
-          if (e.type === ERASURE) erasedInLog.add(customerId);
+          if (e.type === PERSONAL_DATA_ERASED) erasedInLog.add(customerId);
           else if (holdsEncryptedPersonalData(e)) {
             const known = missing.get(customerId) ?? pending.get(customerId);
             if (known) known.encryptedEvents += 1;

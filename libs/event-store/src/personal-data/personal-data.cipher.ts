@@ -5,6 +5,9 @@ import type { JsonObject, JsonValue } from '../event-store.port';
  * Which fields of which events are personal. They are stored encrypted with the customer's key;
  * everything else (amounts, dates, stages) stays readable so statistics survive an erasure.
  */
+/** The fact a customer's erasure is recorded as: their key destroyed, their personal fields unreadable from then on. */
+export const PERSONAL_DATA_ERASED = 'PersonalDataErased';
+
 export const PERSONAL_FIELDS: Readonly<Record<string, readonly string[]>> = {
   ProspectRegistered: ['personal'],
   ProfileUpdated: ['personal'],
