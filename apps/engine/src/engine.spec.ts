@@ -137,6 +137,12 @@ describe('engine HTTP API', () => {
       return res.body;
     }
 
+    it('a command id sent again with other content → 409 naming the field that differs', async () => {
+      const first = journey[0] as { data: Record<string, unknown> };
+      const body = await expectProblem(await send({ ...first, data: { ...first.data, source: 'billboard' } }), 409, 'command_id_reused');
+      expect(body.detail).toContain('data.source differs from what it stored (ProspectRegistered at position 1)');
+    });
+
     it('malformed JSON → 400', async () => {
       const res = await http.post('/commands').set('Content-Type', 'application/json').send('{"type": "RecordPurchase",');
       await expectProblem(res, 400, 'malformed_json');

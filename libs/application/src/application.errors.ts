@@ -19,8 +19,9 @@ export class CommandValidationError extends Error {
  */
 export class CommandIdReusedError extends Error {
   readonly code = 'command_id_reused';
-  constructor(readonly commandId: string) {
-    super(`command id ${commandId} was already used for a different command`);
+  /** `how`: what differs from the command the id stored, when that is known */
+  constructor(readonly commandId: string, how?: string) {
+    super(`command id ${commandId} was already used for a different command${how ? `: ${how}` : ''}; send a new command under a new id`);
     this.name = 'CommandIdReusedError';
   }
 }

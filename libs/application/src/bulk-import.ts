@@ -5,6 +5,7 @@ import { DuplicateEventIdError, WrongExpectedRevisionError, type AppendResult, t
 import { ClienteleMetrics } from './clientele.metrics';
 import { EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
 import { describeFailure, type CommandFailure, type CommandMeta, type CommandResult } from './command-result';
+import { commandIdReused } from './command-reuse';
 import { CREATES_STREAM, DomainCommandHandler, answer, toNewEvents } from './domain-command.handler';
 import { decideOn, viewOf, type Decided, type StreamView } from './stream-state.cache';
 
@@ -308,9 +309,16 @@ export class BulkImporter {
       case 'no_op':
         counts.count(domain.type, 'no_op');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'no_op', []) };
-      case 'duplicate':
+      case 'duplicate': {
+        const reused = commandIdReused(domain, meta.commandId, step.earlier);
+        if (reused !== undefined) {
+          const failure = describeFailure(reused);
+          counts.count(domain.type, failure.kind);
+          return { index, ok: false, commandId: meta.commandId, failure };
+        }
         counts.count(domain.type, 'duplicate');
         return { index, ok: true, result: answer(meta.commandId, streamId, 'duplicate', step.earlier), stored: step.earlier };
+      }
       case 'refused': {
         const failure = describeFailure(step.error);
         counts.count(domain.type, failure.kind);

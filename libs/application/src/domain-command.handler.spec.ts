@@ -259,16 +259,29 @@ describe('DomainCommandHandler', () => {
       expect(await store.headPosition()).toBe(first.events.length);
     });
 
-    it('given a registration repeated with other content after the stream moved on, then it is still answered as a duplicate', async () => {
+    it('given a registration repeated after the stream moved on, then it is answered as a duplicate', async () => {
       const commands = await start();
       const other = await otherWriter();
       const first = await other.execute(register('reg'));
       await other.execute(purchase('p-1', 'o-1'));
 
-      // Same command id, another source: decided on an empty stream it would store other content.
-      const again = await commands.execute({ ...register('reg'), data: { customerId: 'ann', source: 'store', occurredAt: at } });
+      const again = await commands.execute(register('reg'));
 
       expect(again).toEqual({ ...first, status: 'duplicate' });
+    });
+
+    it('given a registration repeated with other content after the stream moved on, then it is refused as a reused command id naming the field', async () => {
+      const commands = await start();
+      const other = await otherWriter();
+      await other.execute(register('reg'));
+      await other.execute(purchase('p-1', 'o-1'));
+      const head = await store.headPosition();
+
+      // Same command id, another source: decided on an empty stream it would store other content.
+      const again = commands.execute({ ...register('reg'), data: { customerId: 'ann', source: 'store', occurredAt: at } });
+
+      await expect(again).rejects.toMatchObject({ code: 'command_id_reused', message: expect.stringContaining('data.source differs') });
+      expect(await store.headPosition()).toBe(head);
     });
 
     it('given a customer registered by another writer, when the registration arrives again under a new id, then it is decided on the stored stream', async () => {

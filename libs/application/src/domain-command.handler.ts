@@ -20,6 +20,7 @@ import {
   type StoredEvent,
 } from '@clientele/event-store';
 import { CommandIdReusedError } from './application.errors';
+import { commandIdReused } from './command-reuse';
 import { ClienteleMetrics } from './clientele.metrics';
 import { CLIENTELE_OPTIONS, EVENT_STORE, LIFECYCLE_POLICY } from './clientele.tokens';
 import type { ResolvedClienteleOptions } from './clientele.options';
@@ -88,12 +89,12 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
       if (view === undefined) {
         const history = await this.store.readStream(streamId);
         const earlier = history.filter((e) => e.metadata.commandId === meta.commandId);
-        if (earlier.length > 0) return answer(meta.commandId, streamId, 'duplicate', earlier);
+        if (earlier.length > 0) return duplicateOf(command, meta, streamId, earlier);
         view = viewOf(decider, history);
         this.cache.set(streamId, view);
       } else if (view.commandIds.has(meta.commandId)) {
         const earlier = (await this.store.readStream(streamId)).filter((e) => e.metadata.commandId === meta.commandId);
-        if (earlier.length > 0) return answer(meta.commandId, streamId, 'duplicate', earlier);
+        if (earlier.length > 0) return duplicateOf(command, meta, streamId, earlier);
         // The stream no longer holds what the cache says it recorded: forget it and look again.
         this.cache.delete(streamId);
         continue;
@@ -117,9 +118,12 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
           expectedRevision: view.revision < 0 ? 'no_stream' : view.revision,
         });
         this.metrics.appendSize.observe(decided.length);
-        if (appended.duplicate) this.cache.delete(streamId);
-        else this.cache.advance(streamId, view, meta.commandId, decision, appended.nextExpectedRevision);
-        return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
+        if (appended.duplicate) {
+          this.cache.delete(streamId);
+          return duplicateOf(command, meta, streamId, appended.events);
+        }
+        this.cache.advance(streamId, view, meta.commandId, decision, appended.nextExpectedRevision);
+        return answer(meta.commandId, streamId, 'applied', appended.events);
       } catch (error) {
         this.cache.delete(streamId);
         if (error instanceof DuplicateEventIdError) {
@@ -173,9 +177,12 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
       throw error;
     }
     this.metrics.appendSize.observe(decided.length);
-    if (appended.duplicate) this.cache.delete(streamId);
-    else this.cache.advance(streamId, empty, meta.commandId, decision, appended.nextExpectedRevision);
-    return answer(meta.commandId, streamId, appended.duplicate ? 'duplicate' : 'applied', appended.events);
+    if (appended.duplicate) {
+      this.cache.delete(streamId);
+      return duplicateOf(command, meta, streamId, appended.events);
+    }
+    this.cache.advance(streamId, empty, meta.commandId, decision, appended.nextExpectedRevision);
+    return answer(meta.commandId, streamId, 'applied', appended.events);
   }
 
   /** True when the stream still ends at the view's revision; otherwise the view is dropped. */
@@ -185,6 +192,16 @@ export class DomainCommandHandler implements ICommandHandler<ExecuteDomainComman
     this.cache.delete(streamId);
     return false;
   }
+}
+
+/**
+ * The answer to a command whose id already stored `earlier` on this stream: `duplicate` when it is
+ * that same command, refused (CommandIdReusedError) when another command was sent under its id.
+ */
+function duplicateOf(command: DomainCommand, meta: CommandMeta, streamId: string, earlier: StoredEvent[]): CommandResult {
+  const reused = commandIdReused(command, meta.commandId, earlier);
+  if (reused !== undefined) throw reused;
+  return answer(meta.commandId, streamId, 'duplicate', earlier);
 }
 
 /** A command's answer: its status and where its events are (not their content). */
