@@ -84,14 +84,13 @@ export function correctionJourneys(setup: JourneySetup): void {
     const run = await store.cli(['import', corrected, '--format', 'cdnow', '--quiet', '--rejects', rejects]);
 
     expect(run.code).toBe(2);
-    const notApplied = '(the log is append-only: the first version stays)';
-    expect(run.stderr).toContain(`line 2: domain: data.lines: order cdnow-2-19970112 is already stored with other content under this command id, so lines 2, 3 were not applied ${notApplied}\n`);
-    expect(run.stderr).toContain(`line 5: domain: data.lines: order cdnow-3-19970102 is already stored with other content under this command id, so this line was not applied ${notApplied}\n`);
+    expect(run.stderr).toMatch(new RegExp(`line 2: domain: command id \\S+ was already used for a different command: data\\.lines differs from what it stored \\(PurchaseRecorded at position \\d+\\); send a new command under a new id; lines 2, 3 were not applied \\(the log is append-only: the first version stays\\)\n`));
+    expect(run.stderr).toMatch(new RegExp(`line 5: domain: command id \\S+ was already used for a different command: data\\.lines differs from what it stored \\(PurchaseRecorded at position \\d+\\); send a new command under a new id; this line was not applied \\(the log is append-only: the first version stays\\)\n`));
     expect(run.stderr).toContain(' 0 stored (0 events), 5 already stored, 0 with nothing to record, 2 rejected');
     const report = readFileSync(rejects, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; code: string });
     expect(report.map((r) => [r.line, r.code])).toEqual([
-      [2, 'stored_with_other_content'],
-      [5, 'stored_with_other_content'],
+      [2, 'command_id_reused'],
+      [5, 'command_id_reused'],
     ]);
     expect(await store.events()).toHaveLength(before.length);
 
@@ -100,7 +99,27 @@ export function correctionJourneys(setup: JourneySetup): void {
     expect(again.stderr).toContain(' 0 stored (0 events), 7 already stored, 0 with nothing to record, 0 rejected');
   });
 
-  it('given an NDJSON purchase imported, when a line changes it under the same commandId, then that line is refused as stored with other content', async () => {
+  it('given a CDNOW file imported, when the next file holds later rows of the same customers, then their registrations have nothing to record and the new orders are stored', async () => {
+    const store = await setup.store('next_month');
+    const january = cdnow(setup.dir(), 'january.txt', [' 00001 19970101  1  11.77', ' 00002 19970112  1  12.00']);
+    const february = cdnow(setup.dir(), 'february.txt', [' 00001 19970203  2  20.00', ' 00002 19970214  1  9.00', ' 00003 19970220  1  5.00']);
+    expect((await store.cli(['import', january, '--format', 'cdnow', '--quiet'])).code).toBe(0);
+
+    // each customer's first row of the file registers them: a day after their January one here
+    const run = await store.cli(['import', february, '--format', 'cdnow', '--quiet']);
+
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain(' 4 stored (7 events), 0 already stored, 2 with nothing to record, 0 rejected');
+    const registrations = (await store.events()).filter((e) => e.type === 'ProspectRegistered').map((e) => [e.data['customerId'], e.data['occurredAt']]);
+    expect(registrations).toEqual([
+      ['cdnow-1', '1997-01-01T00:00:00.000Z'],
+      ['cdnow-2', '1997-01-12T00:00:00.000Z'],
+      ['cdnow-3', '1997-02-20T00:00:00.000Z'],
+    ]);
+    expect(purchases(await store.events()).map((o) => o.orderId).sort()).toEqual(['cdnow-1-19970101', 'cdnow-1-19970203', 'cdnow-2-19970112', 'cdnow-2-19970214', 'cdnow-3-19970220']);
+  });
+
+  it('given an NDJSON purchase imported, when a line changes it under the same commandId, then that line is refused as a reused command id', async () => {
     const store = await setup.store('changed_ndjson');
     const at = '2025-03-01T10:00:00Z';
     const line = { sku: 'a', category: 'b', quantity: 1, unitPriceMinor: 500, unitCostMinor: 200 };
@@ -117,7 +136,8 @@ export function correctionJourneys(setup: JourneySetup): void {
     const run = await store.cli(['import', file, '--quiet']);
 
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('line 2: domain: data.lines: order o-1 is already stored with other content under this command id, so this line was not applied');
+    expect(run.stderr).toContain('line 2: domain: command id p-1 was already used for a different command: data.lines differs from what it stored');
+    expect(run.stderr).toContain('this line was not applied (the log is append-only: the first version stays)');
   });
 }
 

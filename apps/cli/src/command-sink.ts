@@ -14,18 +14,13 @@ export type EnvelopeValidator = (input: unknown) => EnvelopeValidation;
 
 /**
  * Per-item answer of a batch: `applied` (events stored now), `duplicate` (this command id was stored
- * before: a re-run), `no_op` (accepted, nothing to record), or refused. A duplicate whose stored
- * content the answer showed, and found other than the envelope's, says so in `differs`: what was
- * stored (`order …`) and the envelope fields that are not what the store holds.
+ * before: a re-run), `no_op` (accepted, nothing to record), or refused. A command sent under an id
+ * that stored another command (a line changed since the first run) is refused with
+ * `command_id_reused`, naming the field that differs.
  */
 export type ItemResult =
-  | { ok: true; commandId: string; status: 'applied' | 'duplicate' | 'no_op'; eventCount: number; differs?: StoredDifference }
+  | { ok: true; commandId: string; status: 'applied' | 'duplicate' | 'no_op'; eventCount: number }
   | { ok: false; commandId: string; code: string; message: string; field?: string };
-
-export interface StoredDifference {
-  what: string;
-  fields: string[];
-}
 
 export interface CommandSink {
   /** Answers one result per envelope, in the same order. Each envelope is the `command` validateCommandEnvelope answered for its line. */

@@ -13,31 +13,10 @@ import {
 } from '@clientele/application';
 
 import type { ValidCommand } from '@clientele/contracts';
-import { canonicalJson, createEventStore, SqliteEventStore, type StoredEvent } from '@clientele/event-store';
+import { createEventStore, SqliteEventStore } from '@clientele/event-store';
 
 import { UsageError, type Engine, type LogReader } from './cli-context';
-import type { CommandEnvelope, CommandSink, ItemResult, StoredDifference } from './command-sink';
-
-/**
- * The fields of a purchase the decider copies from the command into PurchaseRecorded as they are
- * (customer.decider.ts), so a re-run compares equal field by field and a line changed under the same
- * command id (a CDNOW day with another CD count or amount) does not.
- */
-const PURCHASE_FIELDS = ['orderId', 'lines', 'channel', 'location', 'campaign', 'occurredAt'] as const;
-
-/**
- * How a duplicate RecordPurchase differs from the purchase its command id stored, when the answer
- * carried the stored events. Other types are not compared: their facts are no copies of the command
- * (personal data sealed, defaults added), and a registration's date rightly differs from file to file.
- */
-export const differenceFromStored = (envelope: CommandEnvelope, stored: readonly StoredEvent[] | undefined): StoredDifference | undefined => {
-  if (envelope.type !== 'RecordPurchase' || stored === undefined) return undefined;
-  const fact = stored.find((event) => event.type === 'PurchaseRecorded');
-  if (fact === undefined) return undefined;
-  const data = envelope.data as Record<string, unknown>;
-  const fields = PURCHASE_FIELDS.filter((field) => canonicalJson(data[field] ?? null) !== canonicalJson(fact.data[field] ?? null));
-  return fields.length === 0 ? undefined : { what: `order ${String(fact.data['orderId'])}`, fields: fields.map((field) => `data.${field}`) };
-};
+import type { CommandEnvelope, CommandSink, ItemResult } from './command-sink';
 
 export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): ItemResult => {
   if (!item.ok) {
@@ -50,8 +29,7 @@ export const toItemResult = (envelope: CommandEnvelope, item: BatchItemResult): 
     };
   }
   const { commandId, status, events } = item.result;
-  const differs = status === 'duplicate' ? differenceFromStored(envelope, item.stored) : undefined;
-  return { ok: true, commandId, status, eventCount: status === 'applied' ? events.length : 0, ...(differs ? { differs } : {}) };
+  return { ok: true, commandId, status, eventCount: status === 'applied' ? events.length : 0 };
 };
 
 /**

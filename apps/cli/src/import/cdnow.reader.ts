@@ -175,9 +175,13 @@ export const looksLikeCdnow = (line: string): boolean => {
   return layout !== undefined && parseRow(0, tokens, layout).ok;
 };
 
+// The id names the day too: a later file whose rows of a customer start on another day (the next
+// month's export) registers them under another id, which the stored customer answers as nothing to
+// record. Under one id for every file, that registration would be another command under a stored
+// id, refused as command_id_reused.
 const registerCommand = (row: Row): CommandEnvelope => ({
   type: 'RegisterProspect',
-  commandId: deterministicId(`cdnow:RegisterProspect:${row.customerId}`),
+  commandId: deterministicId(`cdnow:RegisterProspect:${row.customerId}:${row.occurredAt}`),
   data: { customerId: row.customerId, source: 'cdnow', channel: 'web', occurredAt: row.occurredAt },
 });
 

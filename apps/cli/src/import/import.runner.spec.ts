@@ -115,13 +115,14 @@ describe('import of NDJSON command envelopes', () => {
     ]);
   });
 
-  it('given commands the store holds with other content, when imported, then each is refused naming what is stored, the fields and its lines, and the rest counts as already stored', async () => {
+  it('given a command the engine refuses as sent under a reused id, when imported, then it is refused naming the lines left out, and the rest counts as already stored', async () => {
     // a store that finds every command stored, the purchase of the merged order with other lines
+    const reused = 'command id p was already used for a different command: data.lines differs from what it stored (PurchaseRecorded at position 2)';
     const sink: CommandSink = {
       executeBatch: async (envelopes) =>
         envelopes.map((e): ItemResult =>
           e.type === 'RecordPurchase'
-            ? { ok: true, commandId: e.commandId, status: 'duplicate', eventCount: 0, differs: { what: 'order cdnow-9-19970101', fields: ['data.lines'] } }
+            ? { ok: false, commandId: e.commandId, code: 'command_id_reused', message: reused }
             : { ok: true, commandId: e.commandId, status: 'duplicate', eventCount: 0 },
         ),
     };
@@ -129,12 +130,10 @@ describe('import of NDJSON command envelopes', () => {
     const rows = [' 00009 19970101  1   5.00', ' 00009 19970101  1   6.00', 'not a row'];
     const summary = await runImport(readCdnowCommands(numbered(rows), { sameDay: 'merge' }), { sink, validate: validateCommandEnvelope, batchSize: 10, onReject: (r) => rejected.push(r) });
     expect(rejected.map((r) => [r.line, r.stage, r.code])).toEqual([
-      [1, 'domain', 'stored_with_other_content'],
+      [1, 'domain', 'command_id_reused'],
       [3, 'parse', undefined],
     ]);
-    expect(rejected[0]?.reason).toBe(
-      'data.lines: order cdnow-9-19970101 is already stored with other content under this command id, so lines 1, 2 were not applied (the log is append-only: the first version stays)',
-    );
+    expect(rejected[0]?.reason).toBe(`${reused}; lines 1, 2 were not applied (the log is append-only: the first version stays)`);
     expect(summary).toMatchObject({ sent: 2, duplicates: 1, stored: 0, rejected: 2 });
   });
 

@@ -36,8 +36,8 @@ export interface ImportDependencies {
   onProgress?: (summary: Readonly<ImportSummary>) => void;
 }
 
-/** The code of a line whose command id is stored with other content (see ItemResult.differs). */
-export const STORED_WITH_OTHER_CONTENT = 'stored_with_other_content';
+/** The engine's code for a command sent under an id that stored another command (a line changed since it was imported). */
+const COMMAND_ID_REUSED = 'command_id_reused';
 
 const describeErrors = (errors: readonly FieldError[]): string =>
   errors.map((error) => `${error.field}: expected ${error.expected}`).join('; ');
@@ -81,23 +81,18 @@ export const runImport = async (items: AsyncIterable<ImportItem>, deps: ImportDe
     results.forEach((result, index) => {
       const { line, rows } = sending[index] as { line: number; rows?: number[] };
       if (!result.ok) {
+        const reason = result.field === undefined ? result.message : `${result.field}: ${result.message}`;
         reportInOrder({
           line,
           stage: 'domain',
           commandId: result.commandId,
           code: result.code,
-          reason: result.field === undefined ? result.message : `${result.field}: ${result.message}`,
-        });
-      } else if (result.differs !== undefined) {
-        // a changed line under an id already stored: the first version stays, and the user must know
-        reportInOrder({
-          line,
-          stage: 'domain',
-          commandId: result.commandId,
-          code: STORED_WITH_OTHER_CONTENT,
+          // a changed line under an id already stored: the first version stays, and the user must
+          // know which lines of the file that leaves out (a merged CDNOW order has several)
           reason:
-            `${result.differs.fields.join(', ')}: ${result.differs.what} is already stored with other content under this command id, ` +
-            `so ${rows === undefined ? 'this line was' : `lines ${listLines(rows)} were`} not applied (the log is append-only: the first version stays)`,
+            result.code === COMMAND_ID_REUSED
+              ? `${reason}; ${rows === undefined ? 'this line was' : `lines ${listLines(rows)} were`} not applied (the log is append-only: the first version stays)`
+              : reason,
         });
       } else if (result.status === 'duplicate') summary.duplicates += 1;
       else if (result.status === 'no_op') summary.noOps += 1;
