@@ -11,7 +11,7 @@ import { EngineModule } from './engine.module';
 import { EngineRuntime } from './engine.runtime';
 import { httpMetrics } from './http-metrics';
 import { problem, sendProblem } from './problem-details';
-import { RESPONSE_COMPONENTS } from './response-schemas';
+import { COMMAND_COMPONENTS, RESPONSE_COMPONENTS } from './response-schemas';
 
 export interface BootstrapOptions {
   /** more modules to compose into the engine (projections, Kafka relay, ingest) */
@@ -57,7 +57,10 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
       .setVersion('1')
       .build(),
   );
-  document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(RESPONSE_COMPONENTS as Record<string, SchemaObject>) } };
+  document.components = {
+    ...document.components,
+    schemas: { ...document.components?.schemas, ...(RESPONSE_COMPONENTS as Record<string, SchemaObject>), ...(COMMAND_COMPONENTS as Record<string, SchemaObject>) },
+  };
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 
   await app.init();

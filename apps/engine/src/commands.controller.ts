@@ -1,24 +1,15 @@
 import { Body, Controller, HttpCode, HttpException, Inject, Post, Query, Res } from '@nestjs/common';
 import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { EXTERNAL_COMMAND_TYPES } from '@clientele/contracts';
 import { ChurnSweep, CommandService, type CommandResult, type SweepReport } from '@clientele/application';
 import { problem, problemForFailure, type ProblemDetails } from './problem-details';
 import { ENGINE_CONFIG } from './engine.tokens';
 import { noParameters } from './query-params';
-import { batchAnswerSchema, PROBLEM_ANSWER, sweepReportSchema, STOPPING_RESPONSE } from './response-schemas';
+import { batchAnswerSchema, commandSchema, PROBLEM_ANSWER, sweepReportSchema, STOPPING_RESPONSE } from './response-schemas';
 import type { EngineConfig } from './engine.config';
 
 const envelopeSchema = {
-  type: 'object',
-  required: ['type', 'commandId', 'data'],
-  additionalProperties: false,
-  properties: {
-    type: { type: 'string', enum: [...EXTERNAL_COMMAND_TYPES] },
-    commandId: { type: 'string', description: 'idempotency key: the same id twice stores the events once' },
-    correlationId: { type: 'string', description: 'defaults to commandId' },
-    data: { type: 'object', description: 'fields of the command type; see docs/engine.md', additionalProperties: true },
-  },
+  ...commandSchema,
   example: {
     type: 'RecordPurchase',
     commandId: 'order-1001',

@@ -4,7 +4,7 @@
  * and the engine specs validate real answers against the served document, so a field added to an
  * answer without its description here fails a spec instead of drifting from the document.
  */
-import { ProfileSchema } from '@clientele/contracts';
+import { commandDataSchemas, commandEnvelopeSchema, commandSchemaName, EXTERNAL_COMMAND_TYPES, ProfileSchema } from '@clientele/contracts';
 import { RFM_SEGMENTS } from '@clientele/projections';
 
 type Schema = Record<string, unknown>;
@@ -382,4 +382,27 @@ export const RESPONSE_COMPONENTS: Record<string, Schema> = {
   ReferralTreeNode: referralTreeNodeSchema,
   Problem: problemSchema,
   CommandResult: commandResultSchema,
+};
+
+// ---- command request bodies ----
+
+const COMPONENT = '#/components/schemas/';
+
+/**
+ * The request bodies' schemas, from libs/contracts (the published command.v1 says the same): one
+ * named envelope per command type (RecordPurchaseCommand), its data (RecordPurchaseData) and the
+ * shapes they share, so a generated client has a named type for each command.
+ */
+export const COMMAND_COMPONENTS: Record<string, Schema> = {
+  ...(commandDataSchemas(COMPONENT, 'openapi-3.0') as Record<string, Schema>),
+  ...Object.fromEntries(EXTERNAL_COMMAND_TYPES.map((type) => [commandSchemaName(type), commandEnvelopeSchema(type, COMPONENT, 'openapi-3.0') as Schema])),
+};
+
+/** one command of any type, told apart by `type` (the discriminator a generated client switches on) */
+export const commandSchema: Schema = {
+  oneOf: EXTERNAL_COMMAND_TYPES.map((type) => ({ $ref: `${COMPONENT}${commandSchemaName(type)}` })),
+  discriminator: {
+    propertyName: 'type',
+    mapping: Object.fromEntries(EXTERNAL_COMMAND_TYPES.map((type) => [type, `${COMPONENT}${commandSchemaName(type)}`])),
+  },
 };

@@ -29,8 +29,10 @@ export interface FieldError {
 export type EnvelopeValidation = { ok: true; command: ValidCommand } | { ok: false; errors: FieldError[] };
 
 const ENVELOPE_FIELDS = new Set(['type', 'commandId', 'correlationId', 'data']);
-const KEY_PATTERN = /^[^\s\u0000-\u001f]{1,200}$/;
-const EXPECTED_KEY = 'a non-empty string of at most 200 characters without spaces';
+/** the longest commandId or correlationId */
+export const MAX_KEY_LENGTH = 200;
+export const KEY_PATTERN = new RegExp(`^[^\\s\\u0000-\\u001f]{1,${MAX_KEY_LENGTH}}$`);
+export const EXPECTED_KEY = `a non-empty string of at most ${MAX_KEY_LENGTH} characters without spaces`;
 const UNKNOWN_FIELD = 'no such field (remove it)';
 const NOTHING: ReadonlySet<string> = new Set();
 

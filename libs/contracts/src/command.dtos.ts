@@ -21,8 +21,11 @@ import {
  * Fields are `!`-asserted because class-transformer fills them and class-validator proves them.
  */
 
-const SHORT = 200;
-const LONG = 2000;
+/** the longest text of most fields (names, channels, sources) and of free text (notes, comments, reasons) */
+export const SHORT_TEXT_MAX = 200;
+export const LONG_TEXT_MAX = 2000;
+const SHORT = SHORT_TEXT_MAX;
+const LONG = LONG_TEXT_MAX;
 
 const Id = () => Expect(EXPECTED.id, isId);
 const Text = (max = SHORT) => Expect(EXPECTED.text(max), isText(max));
@@ -32,12 +35,16 @@ abstract class BusinessTime {
   @OccurredAt() occurredAt!: string;
 }
 
+export const EMAIL_MAX_LENGTH = 254;
+export const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+$/;
+export const PHONE_MAX_LENGTH = 40;
+
 export class PersonalDataDto {
   @Optional() @Text() name?: string;
   @Optional()
-  @Expect('an email address of at most 254 characters', (v) => typeof v === 'string' && v.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(v))
+  @Expect(`an email address of at most ${EMAIL_MAX_LENGTH} characters`, (v) => typeof v === 'string' && v.length <= EMAIL_MAX_LENGTH && EMAIL_PATTERN.test(v))
   email?: string;
-  @Optional() @Text(40) phone?: string;
+  @Optional() @Text(PHONE_MAX_LENGTH) phone?: string;
   @Optional() @Expect(EXPECTED.date, isIsoDate) birthday?: string;
 }
 
@@ -84,10 +91,12 @@ export class RecordPurchaseDto extends BusinessTime {
 }
 
 export const FEEDBACK_KINDS = ['praise', 'complaint', 'suggestion'] as const;
+export const FEEDBACK_SCORE_MIN = 0;
+export const FEEDBACK_SCORE_MAX = 10;
 export class RecordFeedbackDto extends BusinessTime {
   @Id() customerId!: string;
   @Id() feedbackId!: string;
-  @Expect('an integer from 0 to 10', isIntegerBetween(0, 10)) score!: number;
+  @Expect(`an integer from ${FEEDBACK_SCORE_MIN} to ${FEEDBACK_SCORE_MAX}`, isIntegerBetween(FEEDBACK_SCORE_MIN, FEEDBACK_SCORE_MAX)) score!: number;
   @Expect(EXPECTED.oneOf(FEEDBACK_KINDS), isOneOf(FEEDBACK_KINDS)) kind!: (typeof FEEDBACK_KINDS)[number];
   @Optional() @Text() topic?: string;
   @Optional() @Id() employeeId?: string;

@@ -229,10 +229,10 @@ export function copyJson(value: unknown): unknown {
   return copy;
 }
 
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
-const ISO_DATE_TIME =
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}$/;
+export const ISO_DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+export const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 // A NUL, or half of a surrogate pair without its other half: PostgreSQL's json cannot hold either,
 // and no other store should hold text that one of them refuses (events move between stores).
@@ -267,6 +267,8 @@ function isCalendarDate(year: number, month: number, day: number): boolean {
 const EARLIEST_BUSINESS_TIME = Date.UTC(1900, 0, 1);
 /** How far past the engine's clock a business time may be: a source's clock may run ahead, a fact cannot be in the future. */
 const BUSINESS_TIME_AHEAD_MS = 86_400_000;
+/** the range of business times in words, for an error and for a schema, which cannot say "now" */
+export const BUSINESS_TIME_RANGE = `from ${new Date(EARLIEST_BUSINESS_TIME).toISOString().slice(0, 10)} up to one day after now`;
 
 /**
  * What is wrong with a business time (`occurredAt`, a sweep's `asOf`), or undefined when it is in
@@ -275,7 +277,7 @@ const BUSINESS_TIME_AHEAD_MS = 86_400_000;
  */
 export function businessTimeOutOfRange(ms: number, now = Date.now()): string | undefined {
   if (ms >= EARLIEST_BUSINESS_TIME && ms <= now + BUSINESS_TIME_AHEAD_MS) return undefined;
-  const range = `a business time from 1900-01-01 up to one day after now (${new Date(now + BUSINESS_TIME_AHEAD_MS).toISOString()})`;
+  const range = `a business time ${BUSINESS_TIME_RANGE} (${new Date(now + BUSINESS_TIME_AHEAD_MS).toISOString()})`;
   return ms < EARLIEST_BUSINESS_TIME ? `${range}: earlier dates are taken for typing mistakes` : `${range}: a fact cannot be dated in the future`;
 }
 
@@ -342,7 +344,7 @@ export function isIsoDate(v: unknown): boolean {
 
 /** the most names a map field (preferences, consents) holds, and the longest name */
 export const MAX_RECORD_NAMES = 100;
-const MAX_RECORD_NAME_LENGTH = 100;
+export const MAX_RECORD_NAME_LENGTH = 100;
 const isRecordName = (name: string): boolean => name.length > 0 && name.length <= MAX_RECORD_NAME_LENGTH;
 
 /** A small map of names to values (preferences, consents): bounded so a command stays a command. */

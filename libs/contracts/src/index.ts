@@ -1,5 +1,6 @@
 export * from './messages';
 export * from './schemas';
+export * from './command-schemas';
 export * from './profile-schema';
 export * from './schema-validation';
 export * from './command-envelope';

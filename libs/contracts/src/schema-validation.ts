@@ -10,7 +10,17 @@ export interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   required?: string[];
   additionalProperties?: boolean | JsonSchema;
+  propertyNames?: JsonSchema;
+  maxProperties?: number;
   items?: JsonSchema;
+  minItems?: number;
+  maxItems?: number;
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+  allOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  if?: JsonSchema;
+  then?: JsonSchema;
   enum?: readonly (string | number | boolean | null)[];
   const?: string | number | boolean | null;
   minimum?: number;
@@ -18,7 +28,8 @@ export interface JsonSchema {
   minLength?: number;
   maxLength?: number;
   pattern?: string;
-  format?: 'date-time';
+  /** only date-time in the published schemas (the one format the validator below knows); date in OpenAPI documents */
+  format?: 'date-time' | 'date';
 }
 export type JsonType = 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean' | 'null';
 
@@ -53,7 +64,9 @@ function validatorFor(schema: JsonSchema): ValidateFunction {
 export function validateAgainstSchema(schema: JsonSchema, value: unknown): SchemaIssue[] {
   const validate = validatorFor(schema);
   if (validate(value)) return [];
-  return (validate.errors ?? []).map(toIssue);
+  // an if/then that failed reports its `then`'s errors, each at its field, and then itself at the
+  // object: 'must match "then" schema' says nothing those did not
+  return (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(toIssue);
 }
 
 /** One line per issue, for error messages and dead-letter reasons. */

@@ -1,5 +1,6 @@
 import {
   CommandEnvelopeSchema,
+  CommandEnvelopeShapeSchema,
   DeadLetterSchema,
   EventEnvelopeSchema,
   LifecycleTransitionSchema,
@@ -54,7 +55,14 @@ describe('public message schemas', () => {
       [LifecycleTransitionSchema, transition],
       [ProfileSnapshotSchema, { customerId: 'c1', snapshotVersion: 1, position: 42, profile: snapshotProfile }],
       [ReferralEdgeSchema, edge],
-      [CommandEnvelopeSchema, { type: 'RecordPurchase', commandId: 'cmd-1', data: {} }],
+      [
+        CommandEnvelopeSchema,
+        {
+          type: 'RecordPurchase',
+          commandId: 'cmd-1',
+          data: { customerId: 'c1', orderId: 'o1', occurredAt: event.occurredAt, lines: [{ sku: 'BOOK-1', category: 'books', quantity: 1, unitPriceMinor: 1250, unitCostMinor: 700 }] },
+        },
+      ],
       [DeadLetterSchema, deadLetter],
     ];
     // then each one conforms
@@ -97,6 +105,13 @@ describe('public message schemas', () => {
       { path: '/data', message: 'required property is missing' },
       { path: '/commandId', message: 'expected string, got integer' },
     ]);
+  });
+
+  it('leave the data of a command envelope to the application at the ingest, which names its faults in the words of the HTTP API', () => {
+    // an unknown type and empty data are a command to refuse (invalid_command), not a record that is none (not_a_command)
+    expect(validateAgainstSchema(CommandEnvelopeShapeSchema, { type: 'UnknownCommand', commandId: 'c', data: {} })).toEqual([]);
+    expect(validateAgainstSchema(CommandEnvelopeSchema, { type: 'UnknownCommand', commandId: 'c', data: {} })).not.toEqual([]);
+    expect(validateAgainstSchema(CommandEnvelopeShapeSchema, { type: 'RecordPurchase', data: {} })).toEqual([{ path: '/commandId', message: 'required property is missing' }]);
   });
 
   it('compile in strict mode, so a schema with a keyword the validator does not know fails loudly', () => {

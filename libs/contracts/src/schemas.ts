@@ -5,6 +5,9 @@
 import type { JsonSchema } from './schema-validation';
 import { LIFECYCLE_TRANSITION_TYPES, STAGE_AFTER } from './messages';
 import { RedactedProfileSchema } from './profile-schema';
+import { EXTERNAL_COMMAND_TYPES } from './command.dtos';
+import { MAX_KEY_LENGTH } from './command-envelope';
+import { COMMAND_KEY_SCHEMA, commandDataSchemas, commandDataSchemaName } from './command-schemas';
 
 const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
 const BASE = 'https://clientele.example/schemas';
@@ -93,17 +96,47 @@ export const ReferralEdgeSchema: JsonSchema = {
   additionalProperties: false,
 };
 
+/**
+ * A command on the ingest topic: `type` one of the command types callers may send, and `data` the
+ * shape of that type (command-schemas.ts). Narrower than it was until 2026-12 (`data` any object),
+ * but only by what the application always refused.
+ */
 export const CommandEnvelopeSchema: JsonSchema = {
   $schema: DRAFT,
   $id: `${BASE}/command.v1.json`,
   title: 'Clientele command',
-  description: 'A command sent to the ingest topic; data is validated per command type by the application.',
+  description:
+    'A command sent to the ingest topic (or POST /commands). data is checked per command type; what a schema cannot check ' +
+    '(a business time in range, a real calendar day) is said in the descriptions, and the application checks it.',
+  type: 'object',
+  required: ['type', 'commandId', 'data'],
+  properties: {
+    type: { enum: [...EXTERNAL_COMMAND_TYPES] },
+    commandId: COMMAND_KEY_SCHEMA,
+    correlationId: COMMAND_KEY_SCHEMA,
+    data: { type: 'object' },
+  },
+  additionalProperties: false,
+  // if/then rather than oneOf: a wrong field is then reported once, at its path, instead of once per command type
+  allOf: EXTERNAL_COMMAND_TYPES.map((type) => ({
+    if: { properties: { type: { const: type } }, required: ['type'] },
+    then: { properties: { data: { $ref: `#/$defs/${commandDataSchemaName(type)}` } } },
+  })),
+  $defs: commandDataSchemas('#/$defs/', 'json-schema'),
+};
+
+/**
+ * What the ingest asks of a record before it hands it to the application: the envelope's own shape.
+ * A record of this shape is the application's to judge, so its refusal (`invalid_command`) names the
+ * fields at fault in the same words as the HTTP API; anything else is `not_a_command`.
+ */
+export const CommandEnvelopeShapeSchema: JsonSchema = {
   type: 'object',
   required: ['type', 'commandId', 'data'],
   properties: {
     type: nonEmpty,
-    commandId: { type: 'string', minLength: 1, maxLength: 200 },
-    correlationId: { type: 'string', minLength: 1, maxLength: 200 },
+    commandId: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH },
+    correlationId: { type: 'string', minLength: 1, maxLength: MAX_KEY_LENGTH },
     data: { type: 'object' },
   },
   additionalProperties: false,

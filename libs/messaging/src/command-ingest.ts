@@ -1,5 +1,5 @@
 import {
-  CommandEnvelopeSchema,
+  CommandEnvelopeShapeSchema,
   formatIssues,
   Headers as H,
   MessageKinds,
@@ -315,7 +315,7 @@ export class CommandIngest {
     } catch (err) {
       return { reason: `not JSON: ${(err as Error).message}`, detail: { code: 'not_json' } };
     }
-    const issues = validateAgainstSchema(CommandEnvelopeSchema, parsed);
+    const issues = validateAgainstSchema(CommandEnvelopeShapeSchema, parsed);
     if (issues.length > 0) {
       const errors = issues.map((i) => ({ field: i.path || '(root)', expected: i.message }));
       return { reason: `not a command: ${formatIssues(issues)}`, detail: { code: 'not_a_command', errors }, parsed };
