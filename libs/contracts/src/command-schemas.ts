@@ -230,7 +230,7 @@ export function commandEnvelopeSchema(type: ExternalCommandType, refBase: string
     required: ['type', 'commandId', 'data'],
     properties: {
       type: dialect === 'openapi-3.0' ? { type: 'string', enum: [type] } : { const: type },
-      commandId: { ...COMMAND_KEY_SCHEMA, description: `idempotency key: the same id twice stores the events once; ${COMMAND_KEY_SCHEMA.description}` },
+      commandId: { ...COMMAND_KEY_SCHEMA, description: `idempotency key on the command's stream: the same command twice stores its events once, another command under a used id is refused (409 command_id_reused); ${COMMAND_KEY_SCHEMA.description}` },
       correlationId: { ...COMMAND_KEY_SCHEMA, description: `defaults to commandId; ${COMMAND_KEY_SCHEMA.description}` },
       data: { $ref: `${refBase}${commandDataSchemaName(type)}` },
     },
