@@ -102,6 +102,47 @@ describeWithServer(PostgresServer, 'audit CLI commands on PostgreSQL', (url) => 
     expect((await run(['audit', 'verify', '--quiet'])).code).toBe(0);
   });
 
+  it('an auditor whose role may only read the schema verifies the log and a stream and exports it: nothing is migrated or written', async () => {
+    // given a role with USAGE on the schema and SELECT on its tables, nothing more
+    const role = `clientele_auditor_${process.pid}`;
+    const admin = new Client({ connectionString: url });
+    await admin.connect();
+    const readOnlyUrl = new URL(url);
+    readOnlyUrl.username = role;
+    readOnlyUrl.password = '';
+    try {
+      await admin.query(`drop role if exists ${role}`);
+      await admin.query(`create role ${role} login`);
+      await admin.query(`grant usage on schema ${schema} to ${role}`);
+      await admin.query(`grant select on all tables in schema ${schema} to ${role}`);
+      const as = async (args: string[]) => {
+        const stdout = new Captured();
+        const stderr = new Captured();
+        let code = 0;
+        const program = new Command('clientele').exitOverride();
+        registerAuditCommands(program, { stdout, stderr, setExitCode: (c) => (code = c), env: {} });
+        await program.parseAsync([...args, '--store', `postgres:${readOnlyUrl.toString()}#${schema}`], { from: 'user' });
+        return { code, stdout: stdout.text, stderr: stderr.text };
+      };
+
+      // when that role runs the audit commands
+      const log = await as(['audit', 'verify']);
+      const stream = await as(['audit', 'verify', '--stream', 'customer-c001']);
+      const exported = await as(['export', '--out', tmp.file('read-only.ndjson'), '--quiet']);
+
+      // then each succeeds; before, opening the store ran the migrations, refused for that role
+      expect(log).toMatchObject({ code: 0, stderr: '' });
+      expect(log.stdout).toContain(`schema ${schema}: intact — 60 events checked, last position 60`);
+      expect(stream.code).toBe(0);
+      expect(stream.stdout).toContain('intact — 10 events checked');
+      expect(exported.code).toBe(0);
+    } finally {
+      await admin.query(`drop owned by ${role}`).catch(() => undefined);
+      await admin.query(`drop role if exists ${role}`);
+      await admin.end();
+    }
+  });
+
   it('verifies the log and a stream, exports, and reports a deleted row', async () => {
     // given the schema as written: verify, stream verify and export succeed
     // the report names the server (without a password) and the schema it judged, as it names an SQLite file

@@ -153,12 +153,13 @@ export async function openStore(options: StoreOptions, env: NodeJS.ProcessEnv = 
     if (!(await postgresSchemaHasLog(address.url, address.schema))) {
       throw new Error(`${storeLabel}: schema ${address.schema} holds no event log (no such store; nothing was created)`);
     }
-    store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2 });
+    // to read only: an auditor's role may hold SELECT alone, and verifying must change nothing
+    store = await PostgresEventStore.open({ connectionString: address.url, schema: address.schema, poolSize: 2, readOnly: true });
     // the engine keeps the keys in the store's schema, written with each registration
     openKeys = async (masterKey) =>
       keysFile !== undefined
         ? new SqliteCustomerKeyStore(keysFile, masterKey, undefined, { readOnly: true })
-        : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey });
+        : PostgresCustomerKeyStore.open({ connectionString: address.url, schema: address.schema, masterKey, readOnly: true });
     keysWhere = keysFile ?? `schema ${address.schema}`;
     keyRows = async () => (keysFile !== undefined ? sqliteCustomerKeyRows(keysFile) : postgresCustomerKeyRows(address.url, address.schema));
   }

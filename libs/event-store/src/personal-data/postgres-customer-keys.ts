@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { READ_ONLY_SESSION } from '../postgres/read-only-session';
 import { CustomerKeyCache, unwrapKey, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /**
@@ -45,12 +46,35 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
    * `carrier`: the event store of the same schema, which then writes a new customer's key in the
    * transaction of their registration (CarriedKeys); keys it does not carry are written here.
    */
-  static async open(options: { connectionString: string; schema: string; masterKey: Buffer; carrier?: PostgresKeyCarrier }): Promise<PostgresCustomerKeyStore> {
+  /**
+   * `readOnly`: as an auditor opens it, with a role that may only SELECT: nothing is created, every
+   * transaction is read-only, and the schema must hold the keys table.
+   */
+  static async open(options: {
+    connectionString: string;
+    schema: string;
+    masterKey: Buffer;
+    carrier?: PostgresKeyCarrier;
+    readOnly?: boolean;
+  }): Promise<PostgresCustomerKeyStore> {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
       throw new Error(`schema: expected a lower-case SQL identifier, got ${JSON.stringify(options.schema)}`);
     }
     if (options.carrier && options.carrier.customerKeysTable !== `${options.schema}.customer_keys`) {
       throw new Error(`carrier: expected the event store of schema ${options.schema}, got one that writes ${options.carrier.customerKeysTable}`);
+    }
+    if (options.readOnly) {
+      const pool = new Pool({ connectionString: options.connectionString, max: 2, options: READ_ONLY_SESSION });
+      const table = `${options.schema}.customer_keys`;
+      const found = await pool.query<{ found: string | null }>('select to_regclass($1) as found', [table]).catch(async (error: unknown) => {
+        await pool.end();
+        throw error;
+      });
+      if (found.rows[0]?.found == null) {
+        await pool.end();
+        throw new Error(`schema ${options.schema} holds no customer keys table (${table}); opened to read only, nothing was created`);
+      }
+      return new PostgresCustomerKeyStore(pool, options.schema, options.masterKey, options.carrier);
     }
     const pool = new Pool({ connectionString: options.connectionString, max: 2 });
     // several engine processes start at once: "if not exists" alone races in the catalog

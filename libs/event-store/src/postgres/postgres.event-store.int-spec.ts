@@ -17,6 +17,46 @@ describeWithServer(PostgresServer, 'PostgreSQL event store', (url) => {
   runEventStoreContract('PostgreSQL', () => openFreshStore(url));
   runEventStoreContract('PostgreSQL, every small group numbered and hashed by the server', () => openFreshStore(url, { sealOnServer: 'always' }));
 
+  describe('opened to read only (an auditor)', () => {
+    it('reads what was stored, and a write is refused by the server: nothing is appended', async () => {
+      const { store, cleanup, schema } = await openFreshStore(url);
+      try {
+        await store.appendToStream('customer-1', [anEvent('CustomerTouched')]);
+        const reader = await PostgresEventStore.open({ connectionString: url, schema, poolSize: 1, readOnly: true });
+        try {
+          expect((await reader.readAll()).map((e) => e.position)).toEqual([1]);
+          await expect(reader.appendToStream('customer-2', [anEvent('CustomerTouched')])).rejects.toThrow(/read-only transaction/);
+          expect(await store.headPosition()).toBe(1);
+        } finally {
+          await reader.close();
+        }
+      } finally {
+        await cleanup();
+      }
+    });
+
+    it('refuses a schema behind this build, naming the migration it lacks, and migrates nothing', async () => {
+      const { store, cleanup, schema } = await openFreshStore(url);
+      await store.close();
+      const pool = new Pool({ connectionString: url, max: 1 });
+      try {
+        const last = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+        await pool.query(`delete from ${schema}.migrations where version = $1`, [last]);
+
+        const opening = PostgresEventStore.open({ connectionString: url, schema, poolSize: 1, readOnly: true });
+
+        await expect(opening).rejects.toThrow(`schema ${schema} lacks migration ${last} this build reads with; opened to read only, nothing was migrated`);
+        expect((await pool.query(`select 1 from ${schema}.migrations where version = $1`, [last])).rowCount).toBe(0);
+        await expect(PostgresEventStore.open({ connectionString: url, schema: `${schema}_none`, poolSize: 1, readOnly: true })).rejects.toThrow(
+          `schema ${schema}_none holds no Clientele event log`,
+        );
+      } finally {
+        await pool.end();
+        await cleanup();
+      }
+    });
+  });
+
   describe('groups numbered and hashed by the server (append_server_sealed)', () => {
     it('hashes the same bytes the store would: escapes, non-ASCII text, key order and numbers', async () => {
       // given a store whose small groups are sealed by the server, and content that JSON escapes

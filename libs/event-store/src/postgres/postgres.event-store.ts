@@ -28,7 +28,8 @@ import { CustomerKeyTakenError, type CustomerKeyCarrier, type NewKeyRow } from '
 import { LogChangeSignal, PolledSubscription } from '../polled-subscription';
 import { jsonbText, payloadAsHashed } from '../stored-payload';
 import type { ChainBreak } from '../verify-chain';
-import { assertSchemaName, migrate } from './postgres.migrations';
+import { assertMigrated, assertSchemaName, migrate } from './postgres.migrations';
+import { READ_ONLY_SESSION } from './read-only-session';
 
 export interface PostgresEventStoreOptions {
   /** e.g. postgres://user@host:5432/db */
@@ -37,6 +38,12 @@ export interface PostgresEventStoreOptions {
   schema: string;
   /** connections in the pool (appends use one at a time, reads the rest); default 8 */
   poolSize?: number;
+  /**
+   * Open to read only, as an auditor does: no migration runs (the schema must hold every migration
+   * this build reads with) and every transaction of the pool is read-only, so a role that may only
+   * SELECT can verify, and nothing is written whatever is called.
+   */
+  readOnly?: boolean;
   /** most events one group commit carries; default 10,000 */
   maxEventsPerCommit?: number;
   /**
@@ -146,9 +153,10 @@ export class PostgresEventStore implements EventStore, StoredEventImport, Custom
   static async open(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
     assertSchemaName(options.schema);
     sealOnServerSetting(options);
-    const pool = new Pool(poolConfig(options.connectionString, options.poolSize ?? 8));
+    const pool = new Pool(poolConfig(options.connectionString, options.poolSize ?? 8, options.readOnly === true));
     try {
-      await migrate(pool, options.schema);
+      if (options.readOnly) await assertMigrated(pool, options.schema);
+      else await migrate(pool, options.schema);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw err;
@@ -1043,10 +1051,11 @@ function toStoredEvent(row: EventRow): StoredEvent {
 }
 
 /** A pool whose BIGINTs arrive as numbers (positions stay far below 2^53), without touching pg's global parsers. */
-function poolConfig(connectionString: string, max: number): PoolConfig {
+function poolConfig(connectionString: string, max: number, readOnly = false): PoolConfig {
   return {
     connectionString,
     max,
+    ...(readOnly ? { options: READ_ONLY_SESSION } : {}),
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === pgTypes.builtins.INT8 ? parseSafeInteger : pgTypes.getTypeParser(oid, format)) as typeof pgTypes.getTypeParser,

@@ -290,6 +290,28 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
   }
 }
 
+/**
+ * For a store opened read-only: the schema holds every migration this build reads with. Nothing is
+ * created or migrated; a schema behind this build is named with what to do, as is one that holds
+ * no log at all.
+ */
+export async function assertMigrated(pool: Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
+  assertSchemaName(schema);
+  const table = await pool.query<{ found: string | null }>('select to_regclass($1) as found', [`${schema}.migrations`]);
+  if (table.rows[0]?.found == null) {
+    throw new Error(`schema ${schema} holds no Clientele event log (no migrations table); opened to read only, nothing was created`);
+  }
+  const done = await pool.query<{ version: number }>(`select version from ${schema}.migrations`);
+  const applied = new Set(done.rows.map((r) => r.version));
+  const missing = migrations.filter((m) => !applied.has(m.version)).map((m) => m.version);
+  if (missing.length > 0) {
+    throw new Error(
+      `schema ${schema} lacks migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} this build reads with; opened to read only, ` +
+        'nothing was migrated: start the engine of this build on it once (it migrates at start), or read it with the build that wrote it',
+    );
+  }
+}
+
 /** Drops a schema and everything in it (benchmarks and tests that worked in a schema of their own). */
 export async function dropSchema(url: string, schema: string): Promise<void> {
   assertSchemaName(schema);
