@@ -14,7 +14,7 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     await admin.connect();
     const topics = await ensureTopics(admin, { topicPrefix: uniquePrefix(), partitions: 1, replicationFactor: 1 });
     await admin.disconnect();
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const send = async (values: (string | Buffer)[]) => {
       await producer.send({ topic: topics.commands, messages: values.map((value) => ({ key: 'k', value })) });
@@ -32,6 +32,21 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
     await admin.disconnect();
     return entry?.partitions[0]?.offset;
+  }
+
+  /**
+   * How many records a topic holds: what a spec sent, exactly once (its producer is idempotent, so a
+   * send retried on a slow broker does not store records twice). Before, a duplicated partition
+   * left the waits for a spec's commit count hanging until the test timed out.
+   */
+  async function recordsOn(topic: string): Promise<number> {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Runs the ingest until its group committed `offset` on the one-partition commands topic. */
@@ -128,12 +143,13 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
   it('with concurrency, runs different keys side by side but each key in order, and commits the batch once all are done', async () => {
     // given 40 commands over 4 keys, one of them refused, on one partition
     const { topics, groupId } = await setUp();
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const keys = ['k1', 'k2', 'k3', 'k4'];
     const messages = Array.from({ length: 40 }, (_, i) => ({ key: keys[i % 4] as string, value: command(`${keys[i % 4]}-${i}`, i === 13 ? 'UnknownCommand' : 'RecordTouchpoint') }));
     await producer.send({ topic: topics.commands, messages });
     await producer.disconnect();
+    expect(await recordsOn(topics.commands)).toBe(messages.length);
     const order: string[] = [];
     let inFlight = 0;
     let mostInFlight = 0;
@@ -168,12 +184,13 @@ describeWithServer(KafkaServer, 'command ingest from Kafka', (brokers) => {
     const topics = await ensureTopics(admin, { topicPrefix: uniquePrefix(), partitions: 3, replicationFactor: 1 });
     await admin.disconnect();
     const groupId = `ingest-${randomUUID()}`;
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     const keys = Array.from({ length: 12 }, (_, i) => `key-${i}`);
     const messages = Array.from({ length: 60 }, (_, i) => ({ key: keys[i % 12] as string, value: command(`${keys[i % 12]}/${i}`) }));
     await producer.send({ topic: topics.commands, messages });
     await producer.disconnect();
+    expect(await recordsOn(topics.commands)).toBe(messages.length);
     const order: string[] = [];
     const keysBusy = new Map<string, number>();
     let mostKeysBusy = 0;

@@ -48,7 +48,7 @@ describeWithServer(KafkaServer, 'messaging runtime', (brokers) => {
       groupId: `spec-${randomBytes(4).toString('hex')}`,
     });
     try {
-      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await producer.connect();
       const cmd = (id: string) => JSON.stringify({ type: 'RecordTouchpoint', commandId: id, data: { customerId: 'c1' } });
       await producer.send({ topic: runtime.topics.commands, messages: [cmd('a'), cmd('b'), '{oops', cmd('c')].map((value) => ({ key: 'k', value })) });
@@ -102,7 +102,7 @@ describeWithServer(KafkaServer, 'messaging runtime', (brokers) => {
         return !names.includes(runtime.topics.commandsDeadLetter) && !names.includes(runtime.topics.events);
       }, 'the topics to be gone');
 
-      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
       await producer.connect();
       await producer.send({ topic: runtime.topics.commands, messages: [{ key: 'k', value: '{not json' }] });
       await producer.disconnect();
@@ -137,7 +137,7 @@ describeWithServer(KafkaServer, 'messaging runtime', (brokers) => {
       logger: { warn: (_detail: object, message: string) => void warnings.push(message) },
     });
     const admin = kafka.admin();
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
     await admin.connect();
     await producer.connect();
     const cmd = (id: string) => ({ key: 'c1', value: JSON.stringify({ type: 'RecordTouchpoint', commandId: id, data: { customerId: 'c1' } }) });
