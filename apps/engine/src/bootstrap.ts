@@ -61,10 +61,33 @@ export async function bootstrapEngine(config: EngineConfig, options: BootstrapOp
     ...document.components,
     schemas: { ...document.components?.schemas, ...(RESPONSE_COMPONENTS as Record<string, SchemaObject>), ...(COMMAND_COMPONENTS as Record<string, SchemaObject>) },
   };
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, asOpenApi30(document), { jsonDocumentUrl: 'docs-json' });
 
   await app.init();
   return app;
+}
+
+/**
+ * What OpenAPI 3.0 refuses and our schemas write where JSON Schema allows it: an empty `required`
+ * (an object whose fields are all optional) and an empty `servers` list. Strict validators
+ * (swagger-cli, and code generators built on them) refused the whole document for these alone.
+ */
+function asOpenApi30<T extends object>(served: T): T {
+  // a copy: the schemas in it are shared with the validators of the Kafka messages
+  const document = structuredClone(served);
+  const strip = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) strip(item);
+    } else if (typeof value === 'object' && value !== null) {
+      const record = value as Record<string, unknown>;
+      if (Array.isArray(record.required) && record.required.length === 0) delete record.required;
+      for (const key of Object.keys(record)) strip(record[key]);
+    }
+  };
+  strip(document);
+  const record = document as { servers?: unknown[] };
+  if (Array.isArray(record.servers) && record.servers.length === 0) delete record.servers;
+  return document;
 }
 
 const OPERATIONS_ROUTES = new Set(['/health', '/metrics']);

@@ -27,6 +27,27 @@ describe('the served OpenAPI document, against real answers', () => {
   });
   afterAll(() => engine.close());
 
+  it('is a document strict OpenAPI 3.0 validators take: no empty required list, no empty servers list', async () => {
+    const doc = (await http.get('/docs-json').expect(200)).body as Record<string, unknown>;
+    const empty: string[] = [];
+    const walk = (value: unknown, path: string): void => {
+      if (Array.isArray(value)) value.forEach((item, i) => walk(item, `${path}/${i}`));
+      else if (typeof value === 'object' && value !== null) {
+        for (const [key, inner] of Object.entries(value)) {
+          if (key === 'required' && Array.isArray(inner) && inner.length === 0) empty.push(path);
+          walk(inner, `${path}/${key}`);
+        }
+      }
+    };
+    walk(doc, '#');
+
+    expect(doc['openapi']).toMatch(/^3\.0\./);
+    expect(empty).toEqual([]);
+    expect(doc['servers'] === undefined || (doc['servers'] as unknown[]).length > 0).toBe(true);
+    // the schemas it was built from keep their meaning: a personal-data object still needs no field
+    expect((doc as { components: { schemas: Record<string, { required?: string[] }> } }).components.schemas['PersonalData']?.required).toBeUndefined();
+  });
+
   it('gives every JSON GET route a 200 schema, and every answer, with and without parameters, is as it describes', async () => {
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, Record<string, unknown>> };
     const gets = Object.keys(doc.paths).filter((p) => doc.paths[p]!['get'] !== undefined && NOT_JSON[p] === undefined);

@@ -87,6 +87,18 @@ describe('the command data schemas', () => {
     }
   });
 
+  it('claim no format in the OpenAPI document that a format-checking client would hold against a time the engine takes: a business time without seconds', () => {
+    const schemas = commandDataSchemas('#/components/schemas/', 'openapi-3.0');
+    const withoutSeconds = withData('RecordTouchpoint', { occurredAt: '2026-01-31T11:00Z' });
+    expect(validateCommandEnvelope(withoutSeconds).ok).toBe(true);
+    for (const type of EXTERNAL_COMMAND_TYPES) {
+      const occurredAt = schemas[commandDataSchemaName(type)]?.properties?.['occurredAt'];
+      // RFC 3339 date-time needs seconds
+      expect({ type, format: occurredAt?.format }).toEqual({ type, format: undefined });
+      expect(new RegExp(occurredAt?.pattern ?? '^$').test('2026-01-31T11:00Z')).toBe(true);
+    }
+  });
+
   // One invalid command per rule the schemas express. Each is refused by the engine's validator and
   // by the published schema, both naming the field: a rule changed on one side only fails here.
   const refused: [rule: string, command: Record<string, unknown>, field: string, schemaPath?: string][] = [

@@ -9,6 +9,8 @@
  * - every string, and every name in a map, must be text without NUL characters or unpaired
  *   surrogates: a Unicode-mode pattern could say so, but a pattern engine without Unicode mode
  *   (several JSON Schema implementations) would then refuse every emoji;
+ * - a business time may leave out its seconds (2026-01-31T10:00Z), which RFC 3339's date-time does
+ *   not allow, so it is a pattern and not `format: date-time`;
  * - lengths are counted in UTF-16 code units, as the engine does, while JSON Schema counts code
  *   points: a text of characters outside the Basic Multilingual Plane can pass `maxLength` and
  *   still be refused as too long.
@@ -72,10 +74,11 @@ export function commandDataSchemas(refBase: string, dialect: CommandSchemaDialec
   const id: JsonSchema = { type: 'string', pattern: ID_PATTERN.source, description: EXPECTED.id };
   const minorUnits: JsonSchema = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: EXPECTED.minorUnits };
   const oneOf = (values: readonly string[]): JsonSchema => ({ type: 'string', enum: [...values] });
+  // no `format: date-time`, in either dialect: RFC 3339 needs seconds, which the engine does not, so a
+  // client or gateway that enforces formats would refuse 2026-01-31T10:00Z, a time the engine takes
   const occurredAt: JsonSchema = {
     type: 'string',
     pattern: ISO_DATE_TIME.source,
-    ...(openApi ? { format: 'date-time' as const } : {}),
     description: `business time: ${EXPECTED.dateTime}, seconds optional; a real instant ${BUSINESS_TIME_RANGE} (the engine's clock), which this schema cannot check`,
   };
   /** a small map of names to values (RecordOf in field-rules.ts) */
@@ -219,7 +222,7 @@ export const COMMAND_KEY_SCHEMA: JsonSchema = {
   minLength: 1,
   maxLength: MAX_KEY_LENGTH,
   pattern: KEY_PATTERN.source,
-  description: `${EXPECTED_KEY} or control characters`,
+  description: `${EXPECTED_KEY} or characters below U+0020; lengths in UTF-16 code units`,
 };
 
 /** The envelope of one command type, its data referred to as `${refBase}<Type>Data`. */
