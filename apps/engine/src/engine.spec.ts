@@ -141,6 +141,7 @@ describe('engine HTTP API', () => {
       const first = journey[0] as { data: Record<string, unknown> };
       const body = await expectProblem(await send({ ...first, data: { ...first.data, source: 'billboard' } }), 409, 'command_id_reused');
       expect(body.detail).toContain('data.source differs from what it stored (ProspectRegistered at position 1)');
+      expect(body.field).toBe('data.source');
     });
 
     it('malformed JSON → 400', async () => {

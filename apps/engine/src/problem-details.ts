@@ -37,6 +37,7 @@ export function problemForFailure(failure: CommandFailure): ProblemDetails {
         failure.code,
         failure.code === DomainErrorCodes.ConcurrencyConflict ? 'Concurrent change' : 'Command id reused',
         failure.message,
+        failure.field !== undefined ? { field: failure.field } : {},
       );
     case 'internal':
       return problem(500, failure.code, 'Internal error', failure.message);

@@ -19,8 +19,15 @@ export class CommandValidationError extends Error {
  */
 export class CommandIdReusedError extends Error {
   readonly code = 'command_id_reused';
-  /** `how`: what differs from the command the id stored, when that is known */
-  constructor(readonly commandId: string, how?: string) {
+  /**
+   * `how`: what differs from the command the id stored, when that is known; `field`: the envelope's
+   * path to it (`data.lines`), or `type` when the id stored a command of another type
+   */
+  constructor(
+    readonly commandId: string,
+    how?: string,
+    readonly field?: string,
+  ) {
     super(`command id ${commandId} was already used for a different command${how ? `: ${how}` : ''}; send a new command under a new id`);
     this.name = 'CommandIdReusedError';
   }

@@ -28,14 +28,16 @@ export interface CommandMeta {
 export type CommandFailure =
   | { kind: 'invalid'; code: 'invalid_command'; message: string; errors: FieldError[] }
   | { kind: 'rule'; code: string; message: string; field?: string }
-  | { kind: 'conflict'; code: string; message: string }
+  | { kind: 'conflict'; code: string; message: string; field?: string }
   | { kind: 'internal'; code: 'internal_error'; message: string };
 
 export function describeFailure(error: unknown): CommandFailure {
   if (error instanceof CommandValidationError) {
     return { kind: 'invalid', code: 'invalid_command', message: error.message, errors: error.errors };
   }
-  if (error instanceof CommandIdReusedError) return { kind: 'conflict', code: error.code, message: error.message };
+  if (error instanceof CommandIdReusedError) {
+    return { kind: 'conflict', code: error.code, message: error.message, ...(error.field !== undefined ? { field: error.field } : {}) };
+  }
   if (error instanceof DomainError) {
     if (error.code === DomainErrorCodes.ConcurrencyConflict) {
       return { kind: 'conflict', code: error.code, message: error.message };

@@ -1,4 +1,4 @@
-import type { DomainCommand } from '@clientele/domain';
+import { LifecycleTransitionTypes, type DomainCommand } from '@clientele/domain';
 import { canonicalJson, type StoredEvent } from '@clientele/event-store';
 import { CommandIdReusedError } from './application.errors';
 
@@ -74,7 +74,8 @@ export function commandReuse(command: DomainCommand, earlier: readonly StoredEve
   const facts = earlier.filter((e) => e.type === of.fact);
   const fact = of.marks === undefined ? facts[0] : facts.find((e) => of.marks!(e.data));
   if (fact === undefined) {
-    const event = earlier[0]!;
+    // named by what the id stands for: its fact, not the implicit registration or a transition beside it
+    const event = earlier.find((e) => !LifecycleTransitionTypes.has(e.type)) ?? earlier.find((e) => e.data['implicit'] !== true) ?? earlier[0]!;
     return { field: 'type', event: { id: event.id, type: event.type, position: event.position } };
   }
   for (const field of of.fields) {
@@ -101,5 +102,6 @@ export function commandIdReused(command: DomainCommand, commandId: string, earli
   return new CommandIdReusedError(
     commandId,
     reuse.field === 'type' ? `it stored ${at}, which a ${command.type} does not record` : `${reuse.field} differs from what it stored (${at})`,
+    reuse.field,
   );
 }

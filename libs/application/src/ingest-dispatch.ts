@@ -29,6 +29,6 @@ function refusal(failure: CommandFailure): IngestAnswer {
     retryable: isTemporary(failure),
     code: failure.code,
     ...(failure.kind === 'invalid' ? { errors: failure.errors.map(({ field, expected }) => ({ field, expected })) } : {}),
-    ...(failure.kind === 'rule' && failure.field !== undefined ? { field: failure.field } : {}),
+    ...((failure.kind === 'rule' || failure.kind === 'conflict') && failure.field !== undefined ? { field: failure.field } : {}),
   };
 }
