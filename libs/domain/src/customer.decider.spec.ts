@@ -171,6 +171,8 @@ describe('customer decider: purchases and stages', () => {
     [[line, { ...line, unitPriceMinor: -1 }], 'lines[1].unitPriceMinor'],
     [[{ ...line, unitPriceMinor: 12.5 }], 'lines[0].unitPriceMinor'],
     [[{ ...line, unitCostMinor: -3 }], 'lines[0].unitCostMinor'],
+    [[{ ...line, quantity: Number.MAX_SAFE_INTEGER, unitPriceMinor: Number.MAX_SAFE_INTEGER }], 'lines'],
+    [[{ ...line, unitCostMinor: Number.MAX_SAFE_INTEGER }, { ...line, unitCostMinor: 1 }], 'lines'],
   ])('refuses invalid lines %j naming %s', (lines, field) => {
     spec.given([registered()]).when(purchase('o-1', T1, lines as PurchaseLine[])).thenThrows('invalid_amount', field);
   });
@@ -484,6 +486,10 @@ describe('customer decider: touchpoints, thanks, profile', () => {
       .given([])
       .when({ type: 'UpdateProfile', data: { customerId: id, consents: { email: true }, occurredAt: T1 } })
       .then([implicitlyRegistered(T1), { type: 'ProfileUpdated', data: { customerId: id, consents: { email: true }, occurredAt: T1 } }]);
+  });
+  it('records nothing for a profile update that changes nothing, and registers nobody for it', () => {
+    spec.given([registered()]).when({ type: 'UpdateProfile', data: { customerId: id, occurredAt: T1 } }).thenNothing();
+    spec.given([]).when({ type: 'UpdateProfile', data: { customerId: id, occurredAt: T1 } }).thenNothing();
   });
   it('refuses a negative or fractional thank-you value', () => {
     spec

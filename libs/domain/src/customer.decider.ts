@@ -371,8 +371,16 @@ function purchaseTotals(command: RecordPurchase): { totalMinor: number; costMino
     totalMinor += line.quantity * line.unitPriceMinor;
     costMinor += line.quantity * line.unitCostMinor;
   });
-  assertMinorUnits(totalMinor, 'lines (total)');
-  assertMinorUnits(costMinor, 'lines (cost)');
+  // each line's amounts are exact; their sum can still leave the integers a number holds exactly
+  for (const [what, sum] of [['price', totalMinor], ['cost', costMinor]] as const) {
+    if (!Number.isSafeInteger(sum)) {
+      throw new DomainError(
+        DomainErrorCodes.InvalidAmount,
+        `lines: their total ${what} (quantity × unit ${what}, summed) is ${sum}, above the largest exact amount in minor units, ${Number.MAX_SAFE_INTEGER}`,
+        'lines',
+      );
+    }
+  }
   return { totalMinor, costMinor };
 }
 
@@ -477,6 +485,8 @@ function thankCustomer({ data }: ThankCustomer, state: CustomerState): CustomerD
 }
 
 function updateProfile({ data }: UpdateProfile, state: CustomerState): CustomerDecision {
+  // nothing to change is nothing to record (it neither registers an unknown customer)
+  if (data.personal === undefined && data.preferences === undefined && data.consents === undefined) return nothing(state);
   rejectPersonalAfterErasure(state, 'personal', data.personal);
   const decision = new Decision(state);
   decision.ensureRegistered(data.customerId, data.occurredAt);
