@@ -384,7 +384,7 @@ export function recordEntryErrors(value: unknown, path: string, entries: RecordE
 
 export const EXPECTED = {
   id: 'an id: 1-128 characters, letters, digits and . _ : @ + - (starting with a letter or digit)',
-  dateTime: 'an ISO-8601 date-time with a time zone, e.g. 2026-01-31T10:00:00.000Z',
+  dateTime: 'an ISO-8601 date-time with a time zone, on a day and at a time that exist (no 2026-02-30, no second 60), e.g. 2026-01-31T10:00:00.000Z',
   date: 'an ISO-8601 calendar date, e.g. 1990-05-17',
   minorUnits: 'a non-negative integer (minor units)',
   object: 'an object',
