@@ -89,6 +89,24 @@ describe('audit CLI commands', () => {
 
   afterAll(() => tmp.remove());
 
+  /** a copy of the store rewritten from position 2 on, every later hash recomputed: the chain alone holds */
+  async function rechainedCopy(name: string): Promise<string> {
+    const file = tmp.file(name);
+    writeFileSync(file, readFileSync(dbFile));
+    const events = [];
+    for await (const e of readSqliteLogRaw(file)) events.push(e);
+    const edit = new Database(file);
+    let prev = events[0]!.hash;
+    for (const e of events.slice(1)) {
+      const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
+      const hash = chainHash(prev, { ...e, data });
+      edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
+      prev = hash;
+    }
+    edit.close();
+    return file;
+  }
+
   it('verify: an intact store exits 0 and says how much it checked', async () => {
     const result = await run(['audit', 'verify', '--quiet']);
     expect(result).toMatchObject({ code: 0, stderr: '' });
@@ -134,19 +152,7 @@ describe('audit CLI commands', () => {
     expect(truncated.stdout).toContain(`the log ends at position ${lastPosition - 3}`);
 
     // when a copy is rewritten from event 2 on and every later hash recomputed
-    const rechained = tmp.file('rechained.db');
-    writeFileSync(rechained, readFileSync(dbFile));
-    const events = [];
-    for await (const e of readSqliteLogRaw(rechained)) events.push(e);
-    const edit = new Database(rechained);
-    let prev = events[0]!.hash;
-    for (const e of events.slice(1)) {
-      const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
-      const hash = chainHash(prev, { ...e, data });
-      edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
-      prev = hash;
-    }
-    edit.close();
+    const rechained = await rechainedCopy('rechained.db');
     expect((await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`])).code).toBe(0);
     const rewritten = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, '--expect', anchor]);
     expect(rewritten.code).toBe(1);
@@ -154,7 +160,12 @@ describe('audit CLI commands', () => {
 
     // every --expect counts, in whatever order given: one that no longer holds breaks the verdict
     const early = JSON.parse(first.stdout) as { lastPosition: number };
-    const holds = `1:${events[0]!.hash}`;
+    let firstHash = '';
+    for await (const e of readSqliteLogRaw(rechained)) {
+      firstHash = e.hash;
+      break;
+    }
+    const holds = `1:${firstHash}`;
     for (const order of [[anchor, holds], [holds, anchor]]) {
       const both = await run(['audit', 'verify', '--quiet', '--store', `sqlite:${rechained}`, ...order.flatMap((a) => ['--expect', a])]);
       expect(both.code).toBe(1);
@@ -162,7 +173,7 @@ describe('audit CLI commands', () => {
     }
     const intact = await run(['audit', 'verify', '--quiet', '--json', '--expect', holds, '--expect', anchor]);
     expect(intact.code).toBe(0);
-    expect(JSON.parse(intact.stdout)).toMatchObject({ ok: true, anchors: [{ position: 1, hash: events[0]!.hash }, { position: lastPosition, hash: lastHash }] });
+    expect(JSON.parse(intact.stdout)).toMatchObject({ ok: true, anchors: [{ position: 1, hash: firstHash }, { position: lastPosition, hash: lastHash }] });
     const contradictory = await run(['audit', 'verify', '--quiet', '--expect', anchor, '--expect', `${lastPosition}:${'0'.repeat(64)}`]);
     expect(contradictory.code).toBe(2);
     expect(contradictory.stderr).toContain(`position ${lastPosition} is noted twice`);
@@ -193,24 +204,6 @@ describe('audit CLI commands', () => {
       anchor = { position: last.position, hash: last.hash };
       generation = join(readModelsDir, readFileSync(join(readModelsDir, 'CURRENT'), 'utf8').trim());
     });
-
-    /** a copy of the store rewritten from position 2 on, every later hash recomputed: the chain alone holds */
-    async function rechainedCopy(name: string): Promise<string> {
-      const file = tmp.file(name);
-      writeFileSync(file, readFileSync(dbFile));
-      const events = [];
-      for await (const e of readSqliteLogRaw(file)) events.push(e);
-      const edit = new Database(file);
-      let prev = events[0]!.hash;
-      for (const e of events.slice(1)) {
-        const data = e.position === 2 ? { ...e.data, totalMinor: 1 } : e.data;
-        const hash = chainHash(prev, { ...e, data });
-        edit.prepare('UPDATE events SET data = ?, hash = ?, prev_hash = ? WHERE position = ?').run(JSON.stringify(data), hash, prev, e.position);
-        prev = hash;
-      }
-      edit.close();
-      return file;
-    }
 
     it('given the log they folded, then it is intact and the report names their anchor as held, whichever way they are named', async () => {
       // SQLite may add its empty -wal and -shm beside a file opened read-only; the read models' own bytes stay as they were

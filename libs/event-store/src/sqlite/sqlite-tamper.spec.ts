@@ -43,6 +43,16 @@ describe('tamper evidence on an embedded store file', () => {
     return row;
   }
 
+  /** one stream of a file verified over raw rows, with the raw log for the links to its neighbours */
+  async function verifyStreamRaw(file: string, streamId: string): ReturnType<typeof verifyStreamEvents> {
+    const log = openSqliteLogRaw(file);
+    try {
+      return await verifyStreamEvents(readSqliteStreamRaw(file, streamId), { streamId, log });
+    } finally {
+      log.close();
+    }
+  }
+
   it('an untouched file verifies end to end, through the adapter and raw', async () => {
     // given the file as the adapter wrote it
     const store = new SqliteEventStore({ file: pristine });
@@ -219,13 +229,7 @@ describe('tamper evidence on an embedded store file', () => {
     const file = tampered((db) => db.prepare('DELETE FROM events WHERE position = 78').run());
 
     // when the stream is verified over raw rows, with the raw log for the links
-    const log = openSqliteLogRaw(file);
-    let report;
-    try {
-      report = await verifyStreamEvents(readSqliteStreamRaw(file, 'customer-c017'), { streamId: 'customer-c017', log });
-    } finally {
-      log.close();
-    }
+    const report = await verifyStreamRaw(file, 'customer-c017');
 
     // then the hole is reported at the event after it, naming the deleted event's hash as recorded there
     expect(report.firstBreak).toMatchObject({ kind: 'position_gap', position: 79 });
@@ -288,13 +292,7 @@ describe('tamper evidence on an embedded store file', () => {
     });
 
     // when the stream is verified over raw rows, with the raw log for the links
-    const log = openSqliteLogRaw(file);
-    let report;
-    try {
-      report = await verifyStreamEvents(readSqliteStreamRaw(file, 'customer-c017'), { streamId: 'customer-c017', log });
-    } finally {
-      log.close();
-    }
+    const report = await verifyStreamRaw(file, 'customer-c017');
 
     // then the break is altered content at 77, after the stream's three events before it
     expect(report.firstBreak).toMatchObject({ kind: 'content_altered', position: 77, streamId: 'customer-c017' });
