@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { READ_ONLY_SESSION } from '../postgres/read-only-session';
+import { READ_ONLY_SESSION, tableExists } from '../postgres/read-only-session';
 import { CustomerKeyCache, unwrapKey, type CarriedKeys, type CustomerKeyCarrier, type CustomerKeyStore, type NewKeyRow, type StoredKeyRow } from './customer-keys';
 
 /**
@@ -66,11 +66,11 @@ export class PostgresCustomerKeyStore implements CustomerKeyStore {
     if (options.readOnly) {
       const pool = new Pool({ connectionString: options.connectionString, max: 2, options: READ_ONLY_SESSION });
       const table = `${options.schema}.customer_keys`;
-      const found = await pool.query<{ found: string | null }>('select to_regclass($1) as found', [table]).catch(async (error: unknown) => {
+      const found = await tableExists(pool, table).catch(async (error: unknown) => {
         await pool.end();
         throw error;
       });
-      if (found.rows[0]?.found == null) {
+      if (!found) {
         await pool.end();
         throw new Error(`schema ${options.schema} holds no customer keys table (${table}); opened to read only, nothing was created`);
       }

@@ -1,6 +1,7 @@
 import { Client, type Pool } from 'pg';
 import { GENESIS_HASH } from '../hash-chain';
 import { postgresCustomerKeysTable } from '../personal-data/postgres-customer-keys';
+import { tableExists } from './read-only-session';
 
 /**
  * Versioned schema changes, applied in order, each once. A migration is never edited after it has
@@ -297,8 +298,7 @@ export async function migrate(pool: Pool, schema: string, migrations: readonly M
  */
 export async function assertMigrated(pool: Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
   assertSchemaName(schema);
-  const table = await pool.query<{ found: string | null }>('select to_regclass($1) as found', [`${schema}.migrations`]);
-  if (table.rows[0]?.found == null) {
+  if (!(await tableExists(pool, `${schema}.migrations`))) {
     throw new Error(`schema ${schema} holds no Clientele event log (no migrations table); opened to read only, nothing was created`);
   }
   const done = await pool.query<{ version: number }>(`select version from ${schema}.migrations`);
