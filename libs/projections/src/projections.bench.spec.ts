@@ -1,4 +1,4 @@
-import { nextSeed } from './projections.bench';
+import { benchRebuild, nextSeed } from './projections.bench';
 
 describe('rebuild benchmark workload', () => {
   it('steps its seed exactly as seed · 1103515245 + 12345 mod 2³¹', () => {
@@ -20,5 +20,10 @@ describe('rebuild benchmark workload', () => {
       touched.add(Math.floor((seed / 2147483648) * customers));
     }
     expect(touched.size).toBe(customers);
+  });
+
+  it('given a number of customers that is not a positive integer, then the bench refuses it naming the option', async () => {
+    await expect(benchRebuild(100, { customers: 0, lookups: 0 })).rejects.toThrow('rebuild bench customers: expected a positive integer, got 0');
+    await expect(benchRebuild(100, { customers: 2.5, lookups: 0 })).rejects.toThrow('got 2.5');
   });
 });

@@ -1,6 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { chainHash, GENESIS_HASH, SqliteEventStore, type EventStore, type JsonObject, type LogReadAhead, type StoredEvent } from '@clientele/event-store';
 import { allProjections } from './all-projections';
 import { Projector } from './projector';
@@ -37,6 +39,14 @@ export interface RebuildFigures {
   /** CPU time of the 99th-percentile lookup: what the query costs without waiting for a core */
   lookupCpuP99Ms: number;
   peakRssMb: number;
+  /** RSS when the rebuild began (the log was written before it in the same process) */
+  startRssMb: number;
+  /**
+   * when asked for (`retainedHeap: true`): the largest JS heap still in use after a full garbage
+   * collection, taken every `rebuildBatchSize` events read and after the rebuild's last write: what
+   * the rebuild holds, apart from garbage the collector had not reclaimed yet
+   */
+  peakRetainedHeapMb?: number;
   /** each rebuilt read model's digest, when asked for (`digests: true`) */
   digests?: Record<string, string>;
   /** what the same rows and log cost SQLite alone, when asked for (`floor: true`) */
@@ -56,6 +66,15 @@ export interface RebuildBenchOptions {
   readAhead?: boolean;
   /** also time the rebuilt rows written again and the log read by SQLite alone, after the rebuild (see measureRebuildFloor) */
   floor?: boolean;
+  /**
+   * customers in the synthetic log; default one per twelve events. Fixed while the events grow,
+   * each customer has more events: what "memory stays flat as events grow" is measured on.
+   */
+  customers?: number;
+  /** customers each rebuild instance keeps in memory (the projections' own default when not given) */
+  residentLimit?: number;
+  /** also answer `peakRetainedHeapMb` (full collections during the rebuild: its time is not comparable then) */
+  retainedHeap?: boolean;
 }
 
 /**
@@ -73,21 +92,38 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
   let sampler: NodeJS.Timeout | undefined;
   try {
     const file = join(dir, 'events.sqlite');
-    const customers = await writeSyntheticLog(file, eventCount);
+    const customers = await writeSyntheticLog(file, eventCount, options.customers);
     // opened again to read only, as a rebuild finds it: no writer thread, nothing cached from the import
     events = new SqliteEventStore({ file });
     // rss() alone: memoryUsage() also walks the heap's spaces, which, sampled at every page the
     // projector reads, showed up in the rebuild's profile
-    let peakRss = process.memoryUsage.rss();
-    const sample = () => {
+    const collect = options.retainedHeap ? fullCollection() : undefined;
+    collect?.();
+    const startRss = process.memoryUsage.rss();
+    let peakRss = startRss;
+    let peakRetained = 0;
+    const retainedEvery = options.rebuildBatchSize ?? 25_000;
+    let readSinceCollection = 0;
+    const retained = () => {
+      if (!collect) return;
+      collect();
+      peakRetained = Math.max(peakRetained, process.memoryUsage().heapUsed);
+    };
+    const sample = (read = 0) => {
       peakRss = Math.max(peakRss, process.memoryUsage.rss());
+      readSinceCollection += read;
+      if (readSinceCollection >= retainedEvery) {
+        readSinceCollection = 0;
+        retained();
+      }
     };
     // batches are large: sample between them too, so a peak inside one is not missed
     sampler = setInterval(sample, 50);
     sampler.unref();
     // the live store starts empty; the timed part is the rebuild into a second, fresh file
     readModels = new ReadModels(new SqliteReadModelStore(join(dir, 'live.sqlite')));
-    const projections: Projection[] = models === 'all' ? allProjections() : [new ProfilesProjection(), new ReferralsProjection()];
+    const limit = options.residentLimit !== undefined ? { residentLimit: options.residentLimit } : {};
+    const projections: Projection[] = models === 'all' ? allProjections(limit) : [new ProfilesProjection(limit), new ReferralsProjection(limit)];
     const projector = new Projector(sampledReads(events, sample), readModels, projections, {
       ...(options.rebuildBatchSize ? { rebuildBatchSize: options.rebuildBatchSize } : {}),
       ...(options.readAhead === false ? { rebuildReadAhead: false } : {}),
@@ -103,6 +139,7 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
     const mainCpuAfter = mainThreadCpuSeconds();
     const cpuSeconds = (used.user + used.system) / 1e6;
     sample();
+    retained();
     clearInterval(sampler);
     const rebuildPeakRss = peakRss;
     const store = readModels.current;
@@ -143,6 +180,8 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
       lookupP99Ms: round(at(0.99), 3),
       lookupCpuP99Ms: round(at(0.99, cpuTimings), 3),
       peakRssMb: Math.round(rebuildPeakRss / 1048576),
+      startRssMb: Math.round(startRss / 1048576),
+      ...(collect ? { peakRetainedHeapMb: Math.round(peakRetained / 1048576) } : {}),
       ...(options.digests ? { digests } : {}),
       ...(floor ? { floor } : {}),
     };
@@ -155,8 +194,8 @@ export async function benchRebuild(eventCount: number, options: RebuildBenchOpti
 }
 
 /** the synthetic log of `count` events written into a new embedded store file; answers how many customers it has */
-async function writeSyntheticLog(file: string, count: number): Promise<number> {
-  const log = new SyntheticLog(count);
+async function writeSyntheticLog(file: string, count: number, customers?: number): Promise<number> {
+  const log = new SyntheticLog(count, customers);
   const store = new SqliteEventStore({ file, durability: 'normal' });
   try {
     for (let chunk = log.take(10_000); chunk.length > 0; chunk = log.take(10_000)) await store.importStored(chunk);
@@ -166,12 +205,23 @@ async function writeSyntheticLog(file: string, count: number): Promise<number> {
   return log.customers;
 }
 
-/** the store as the projector reads it, sampling the RSS at every read */
-function sampledReads(store: SqliteEventStore, sample: () => void): EventStore & LogReadAhead {
+/**
+ * V8's full garbage collection, for a measurement of what stays in use: the flag is set at run time,
+ * so neither the bench nor the CLI needs `--expose-gc` on its command line
+ */
+function fullCollection(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** the store as the projector reads it, sampling the RSS at every read (and telling how many events each page held) */
+function sampledReads(store: SqliteEventStore, sample: (read?: number) => void): EventStore & LogReadAhead {
   const reads: EventStore & LogReadAhead = {
-    readAll: (options) => {
+    readAll: async (options) => {
       sample();
-      return store.readAll(options);
+      const page = await store.readAll(options);
+      sample(page.length);
+      return page;
     },
     readPagesAhead: (options) => {
       const pages = store.readPagesAhead(options);
@@ -179,7 +229,7 @@ function sampledReads(store: SqliteEventStore, sample: () => void): EventStore &
         close: () => pages.close(),
         async *[Symbol.asyncIterator]() {
           for await (const page of pages) {
-            sample();
+            sample(page.length);
             yield page;
           }
         },
@@ -214,7 +264,8 @@ function customerId(n: number): string {
  * About twelve events per customer: registration, touchpoints, purchases with transitions,
  * feedback, thanks, referrals, customers interleaved, each event chained to the one before (as a
  * store would record it, so it can be imported). What the generator keeps (each customer's
- * revision and order count) grows with customers, not with events.
+ * revision and order count) grows with customers, not with events. Customers default to one per
+ * twelve events; given, they stay that many however long the log is.
  */
 class SyntheticLog {
   readonly customers: number;
@@ -225,8 +276,11 @@ class SyntheticLog {
   private readonly orders = new Map<number, number>();
   private pending: StoredEvent[] = [];
 
-  constructor(readonly count: number) {
-    this.customers = Math.max(1, Math.floor(count / 12));
+  constructor(readonly count: number, customers?: number) {
+    if (customers !== undefined && (!Number.isInteger(customers) || customers < 1)) {
+      throw new Error(`rebuild bench customers: expected a positive integer, got ${String(customers)}`);
+    }
+    this.customers = customers ?? Math.max(1, Math.floor(count / 12));
   }
 
   /** the next `max` events of the log (fewer at its end) */

@@ -84,6 +84,20 @@ describe('clientele bench --quick', () => {
     expect(positive(lookup?.p50Ms) && positive(lookup?.p99Ms)).toBe(true);
   });
 
+  it('given a quick run, then the rebuild memory rows give the retained heap and the RSS of rebuilds of ever longer logs, for the same customers and for customers past a resident limit', () => {
+    const rows = rowsOf('rebuild memory');
+    expect(rows.map((r) => r.name)).toEqual([
+      '100 customers, 2,000 events',
+      '100 customers, 4,000 events',
+      '200 customers, 2,400 events, 100 resident',
+      '400 customers, 4,800 events, 100 resident',
+    ]);
+    for (const row of rows) {
+      expect(row.note).toMatch(/^retained heap peak [1-9]\d* MB, RSS [1-9]\d* → [1-9]\d* MB$/);
+      expect(row.eventsPerSecond).toBeUndefined();
+    }
+  });
+
   it('given a quick run, then the statistics read model reports its build rate and the latency of every query', () => {
     const [build, ...queries] = rowsOf('statistics');
     expect(build?.name).toBe('build the statistics read model');
@@ -100,7 +114,7 @@ describe('clientele bench --quick', () => {
     expect(rowsOf('postgresql appends')).toEqual([]);
     expect(rowsOf('kafka')).toEqual([]);
     expect(positive(report.peakRssMiB)).toBe(true);
-    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild', 'statistics']);
+    expect(report.peakRssMiBAfter.map((p) => p.section)).toEqual(['command path', 'batched import', 'sqlite appends', 'projection rebuild', 'rebuild memory', 'statistics']);
     expect(report.peakRssMiBAfter.every((p) => positive(p.peakRssMiB) && p.peakRssMiB <= report.peakRssMiB)).toBe(true);
   });
 
@@ -144,7 +158,7 @@ describe('clientele bench --section', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
       "error: --section: no section 'sqlite apends'; the sections are 'command path', 'batched import', 'sqlite appends', " +
-        "'projection rebuild', 'statistics', 'postgresql appends', 'kafka'\n",
+        "'projection rebuild', 'rebuild memory', 'statistics', 'postgresql appends', 'kafka'\n",
     );
   });
 });

@@ -284,6 +284,38 @@ export const projectionRebuildSection: BenchSection = {
 };
 
 /**
+ * What a rebuild keeps in memory as the log grows, for "memory stays flat as events grow": the JS
+ * heap still in use after full collections during the rebuild (garbage the collector had not reclaimed yet
+ * is not memory the rebuild holds), and the process's RSS beside it. Two series: the same customers
+ * with ever more events each, and customers growing with the log past a low resident limit, where
+ * the rebuild instances write customers out and read them back instead of keeping them all. The
+ * collections cost time, so these rows give no speed.
+ */
+export const rebuildMemorySection: BenchSection = {
+  name: 'rebuild memory',
+  run: async (options) => {
+    const dir = options.dir ? { dir: options.dir } : {};
+    const fixed = options.quick ? { customers: 100, events: [2_000, 4_000] } : { customers: 10_000, events: [100_000, 200_000, 400_000, 800_000] };
+    const bounded = options.quick ? { residentLimit: 100, events: [2_400, 4_800] } : { residentLimit: 5_000, events: [100_000, 200_000, 400_000] };
+    const rows: BenchRow[] = [];
+    const row = (name: string, f: RebuildFigures): BenchRow => ({
+      section: 'rebuild memory',
+      name,
+      note: `retained heap peak ${f.peakRetainedHeapMb ?? '-'} MB, RSS ${f.startRssMb} → ${f.peakRssMb} MB`,
+    });
+    for (const events of fixed.events) {
+      const f = await benchRebuild(events, { customers: fixed.customers, lookups: 0, retainedHeap: true, ...dir });
+      rows.push(row(`${f.customers.toLocaleString('en-US')} customers, ${events.toLocaleString('en-US')} events`, f));
+    }
+    for (const events of bounded.events) {
+      const f = await benchRebuild(events, { residentLimit: bounded.residentLimit, lookups: 0, retainedHeap: true, ...dir });
+      rows.push(row(`${f.customers.toLocaleString('en-US')} customers, ${events.toLocaleString('en-US')} events, ${bounded.residentLimit.toLocaleString('en-US')} resident`, f));
+    }
+    return rows;
+  },
+};
+
+/**
  * The rebuild's floor on this machine: its rows written again by better-sqlite3 alone, and its log
  * read alone, each as events of the log per second, so the rebuild row reads against them.
  */
@@ -439,6 +471,7 @@ export const BENCH_SECTIONS: BenchSection[] = [
   batchedImportSection,
   sqliteAppendsSection,
   projectionRebuildSection,
+  rebuildMemorySection,
   statisticsSection,
   postgresSection,
   kafkaSection,
