@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteReadModelStore } from './sqlite-read-model.store';
@@ -46,6 +46,45 @@ describe('SqliteReadModelStore', () => {
       expect(await indexes()).toEqual([{ name: 't_n' }, { name: 't_n_unique' }]);
       expect(await store.get('PRAGMA journal_mode')).toEqual({ journal_mode: 'wal' });
       expect(await store.all('SELECT k, n FROM t ORDER BY k')).toEqual([{ k: 'a', n: 1 }]);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('given a bulk load whose file outgrows the in-memory journal bound, then the journal moves to a file, rollbacks still work, and the end leaves only the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clientele-bulk-journal-'));
+    const file = join(dir, 'fresh.sqlite');
+    const store = new SqliteReadModelStore(file, { bulkJournalInMemoryUpTo: 64 * 1024 });
+    const journalMode = async () => (await store.get<{ journal_mode: string }>('PRAGMA journal_mode'))?.journal_mode;
+    const rows = (from: number, count: number) => Array.from({ length: count }, (_, i) => [`k-${from + i}`, 'x'.repeat(200)]);
+    const insert = (tx: Parameters<Parameters<SqliteReadModelStore['transaction']>[0]>[0], batch: string[][]) =>
+      Promise.all(batch.map((r) => tx.run('INSERT INTO t (k, v) VALUES (?, ?)', r)));
+    try {
+      await store.beginBulkLoad();
+      await store.transaction(async (tx) => {
+        await tx.exec('CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT NOT NULL)');
+        await insert(tx, rows(0, 100));
+      });
+      // about 25 KB: the journal stays in memory
+      expect(await journalMode()).toBe('memory');
+      await store.transaction((tx) => insert(tx, rows(100, 400)));
+      // about 125 KB, past the bound of 64 KB
+      expect(await journalMode()).toBe('truncate');
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.run('UPDATE t SET v = ?', ['changed']);
+          await insert(tx, rows(500, 400));
+          throw new Error('crash mid-batch');
+        }),
+      ).rejects.toThrow('crash mid-batch');
+      expect(await store.get('SELECT COUNT(*) AS n, MIN(v) = MAX(v) AND MIN(v) = ? AS same FROM t', ['x'.repeat(200)])).toEqual({ n: 500, same: 1 });
+
+      await store.endBulkLoad();
+
+      expect(await journalMode()).toBe('wal');
+      expect(existsSync(`${file}-journal`)).toBe(false);
+      expect(readdirSync(dir).filter((f) => !f.startsWith('fresh.sqlite-wal') && !f.startsWith('fresh.sqlite-shm'))).toEqual(['fresh.sqlite']);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
