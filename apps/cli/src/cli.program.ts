@@ -99,6 +99,7 @@ export const runCli = async (argv: readonly string[], context: CliContext): Prom
     .option('--kafka <broker>', 'Kafka broker (host:port): runs the sections that need Kafka')
     .option('--section <name...>', 'run only these sections (quote names with spaces, e.g. --section "sqlite appends" statistics)')
     .option('--in-process', 'run every section in this process (default: each in a fresh process of its own)')
+    .option('--case <index>', 'with one --section that has cases (rebuild memory), run only that case, from 0')
     .action(async (options: BenchOptions) => {
       exitCode = await runBench(options, context);
     });

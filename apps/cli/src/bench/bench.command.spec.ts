@@ -151,6 +151,31 @@ describe('clientele bench --section', () => {
     expect(report.rows).toEqual([]);
   });
 
+  it('given one case of a section that has cases, then only that case is measured', async () => {
+    const run = await benchQuick('--json', '--case', '1', '--section', 'rebuild memory');
+
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as BenchReport;
+    expect(report.rows.map((r) => `${r.section}: ${r.name}`)).toEqual(['rebuild memory: 100 customers, 4,000 events']);
+  }, 60_000);
+
+  it('given a case out of range, or a case without one section that has cases, then it is a usage error naming --case, and nothing runs', async () => {
+    const outOfRange = await benchQuick('--case', '4', '--section', 'rebuild memory');
+    expect(outOfRange.code).toBe(1);
+    expect(outOfRange.stdout).toBe('');
+    expect(outOfRange.stderr).toBe('error: --case: expected a case number from 0 to 3, got "4"\n');
+
+    const notANumber = await benchQuick('--case', '-1', '--section', 'rebuild memory');
+    expect(notANumber.stderr).toBe('error: --case: expected a case number from 0 to 3, got "-1"\n');
+
+    for (const sections of [[], ['sqlite appends'], ['rebuild memory', 'statistics']]) {
+      const run = await benchQuick('--case', '0', ...(sections.length > 0 ? ['--section', ...sections] : []));
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe('error: --case: needs one --section that has cases (rebuild memory)\n');
+    }
+  });
+
   it('given an unknown section, then it is a usage error naming the option, the name and every section, and nothing runs', async () => {
     const run = await benchQuick('--section', 'sqlite appends', 'sqlite apends');
 

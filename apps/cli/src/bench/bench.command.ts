@@ -27,6 +27,11 @@ export interface BenchOptions {
   section?: string[];
   /** `--in-process`: run every section in this process instead of each in a process of its own */
   inProcess?: boolean;
+  /**
+   * `--case`: with one section that has cases, run only this one (its index, from 0). The bench
+   * passes it to run each case of such a section in a process of its own.
+   */
+  case?: string;
 }
 
 /** One line of the table. Figures a case does not have stay out (printed as `-`). */
@@ -52,6 +57,12 @@ export interface BenchRow {
 export interface BenchSection {
   name: string;
   skip?(options: BenchOptions): string | undefined;
+  /**
+   * Optional: how many cases the section has, when each must be measured in a process of its own
+   * (its RSS is then its own, not what an earlier case left). `run` measures every case, or only
+   * the one `options.case` names.
+   */
+  cases?(options: BenchOptions): number;
   run(options: BenchOptions): Promise<BenchRow[]>;
 }
 
@@ -288,31 +299,45 @@ export const projectionRebuildSection: BenchSection = {
  * heap still in use after full collections during the rebuild (garbage the collector had not reclaimed yet
  * is not memory the rebuild holds), and the process's RSS beside it. Two series: the same customers
  * with ever more events each, and customers growing with the log past a low resident limit, where
- * the rebuild instances write customers out and read them back instead of keeping them all. The
- * collections cost time, so these rows give no speed.
+ * the rebuild instances write customers out and read them back instead of keeping them all. Each
+ * case runs in a process of its own (unless `--in-process`), so its RSS is not what an earlier one
+ * left. The collections cost time, so these rows give no speed.
  */
 export const rebuildMemorySection: BenchSection = {
   name: 'rebuild memory',
+  cases: (options) => rebuildMemoryCases(options).length,
   run: async (options) => {
     const dir = options.dir ? { dir: options.dir } : {};
-    const fixed = options.quick ? { customers: 100, events: [2_000, 4_000] } : { customers: 10_000, events: [100_000, 200_000, 400_000, 800_000] };
-    const bounded = options.quick ? { residentLimit: 100, events: [2_400, 4_800] } : { residentLimit: 5_000, events: [100_000, 200_000, 400_000] };
+    const cases = rebuildMemoryCases(options);
     const rows: BenchRow[] = [];
-    const row = (name: string, f: RebuildFigures): BenchRow => ({
-      section: 'rebuild memory',
-      name,
-      note: `retained heap peak ${f.peakRetainedHeapMb ?? '-'} MB, RSS ${f.startRssMb} → ${f.peakRssMb} MB`,
-    });
-    for (const events of fixed.events) {
-      const f = await benchRebuild(events, { customers: fixed.customers, lookups: 0, retainedHeap: true, ...dir });
-      rows.push(row(`${f.customers.toLocaleString('en-US')} customers, ${events.toLocaleString('en-US')} events`, f));
-    }
-    for (const events of bounded.events) {
-      const f = await benchRebuild(events, { residentLimit: bounded.residentLimit, lookups: 0, retainedHeap: true, ...dir });
-      rows.push(row(`${f.customers.toLocaleString('en-US')} customers, ${events.toLocaleString('en-US')} events, ${bounded.residentLimit.toLocaleString('en-US')} resident`, f));
+    for (const c of options.case === undefined ? cases : [cases[caseIndex(options.case, cases.length)]!]) {
+      const f = await benchRebuild(c.events, { ...c.options, lookups: 0, retainedHeap: true, ...dir });
+      const limit = c.options.residentLimit !== undefined ? `, ${c.options.residentLimit.toLocaleString('en-US')} resident` : '';
+      rows.push({
+        section: 'rebuild memory',
+        name: `${f.customers.toLocaleString('en-US')} customers, ${c.events.toLocaleString('en-US')} events${limit}`,
+        note: `retained heap peak ${f.peakRetainedHeapMb ?? '-'} MB, RSS ${f.startRssMb} → ${f.peakRssMb} MB`,
+      });
     }
     return rows;
   },
+};
+
+/** the same customers with ever more events each; then customers growing with the log past a low resident limit */
+const rebuildMemoryCases = (options: BenchOptions): { events: number; options: { customers?: number; residentLimit?: number } }[] => {
+  const fixed = options.quick ? { customers: 100, events: [2_000, 4_000] } : { customers: 10_000, events: [100_000, 200_000, 400_000, 800_000] };
+  const bounded = options.quick ? { residentLimit: 100, events: [2_400, 4_800] } : { residentLimit: 5_000, events: [100_000, 200_000, 400_000, 800_000] };
+  return [
+    ...fixed.events.map((events) => ({ events, options: { customers: fixed.customers } })),
+    ...bounded.events.map((events) => ({ events, options: { residentLimit: bounded.residentLimit } })),
+  ];
+};
+
+/** `--case` as an index into a section's cases */
+const caseIndex = (value: string, count: number): number => {
+  const index = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(index < count)) throw new UsageError(`--case: expected a case number from 0 to ${count - 1}, got ${JSON.stringify(value)}`);
+  return index;
 };
 
 /**
@@ -521,6 +546,11 @@ export const runBench = async (
   sections: readonly BenchSection[] = BENCH_SECTIONS,
 ): Promise<number> => {
   const selected = selectSections(sections, options.section);
+  if (options.case !== undefined) {
+    const [only, ...more] = selected;
+    if (!only?.cases || more.length > 0) throw new UsageError('--case: needs one --section that has cases (rebuild memory)');
+    caseIndex(options.case, only.cases(options));
+  }
   const cliEntry = options.inProcess ? undefined : context.cliEntry;
   const report: BenchReport = {
     machine: {
@@ -549,10 +579,16 @@ export const runBench = async (
       report.rows.push(...(await section.run(options)));
       report.peakRssMiBAfter.push({ section: section.name, peakRssMiB: peakRssMiB() });
     } else {
-      const own = await runSectionInOwnProcess(cliEntry, section.name, options, context.stderr);
-      report.rows.push(...own.rows);
-      report.skipped.push(...own.skipped);
-      report.peakRssMiBAfter.push({ section: section.name, peakRssMiB: own.peakRssMiB });
+      // a section with cases runs each in a process of its own, unless one was asked for
+      const cases = options.case === undefined && section.cases ? Array.from({ length: section.cases(options) }, (_, k) => String(k)) : [options.case];
+      let peak = 0;
+      for (const one of cases) {
+        const own = await runSectionInOwnProcess(cliEntry, section.name, { ...options, ...(one !== undefined ? { case: one } : {}) }, context.stderr);
+        report.rows.push(...own.rows);
+        report.skipped.push(...own.skipped);
+        peak = Math.max(peak, own.peakRssMiB);
+      }
+      report.peakRssMiBAfter.push({ section: section.name, peakRssMiB: peak });
     }
   }
   report.peakRssMiB = Math.max(peakRssMiB(), ...report.peakRssMiBAfter.map((p) => p.peakRssMiB));

@@ -60,6 +60,20 @@ describe('clientele bench, each section in its own process (the built CLI)', () 
     expect(formatReport(report)).toContain(`\npeak RSS per section, each in its own process: sqlite appends ${own} MiB\n`);
   }, 60_000);
 
+  it('given a section with cases, when the bench runs, then each case runs in a process of its own and the section reports the largest peak RSS', async () => {
+    const { code, stdout } = await run([main, 'bench', '--quick', '--json', '--section', 'rebuild memory']);
+
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as BenchReport;
+    expect(report.rows.map((r) => r.name)).toEqual([
+      '100 customers, 2,000 events',
+      '100 customers, 4,000 events',
+      '200 customers, 2,400 events, 100 resident',
+      '400 customers, 4,800 events, 100 resident',
+    ]);
+    expect(report.peakRssMiBAfter).toEqual([{ section: 'rebuild memory', peakRssMiB: expect.any(Number) as number }]);
+  }, 120_000);
+
   it('given a section whose process fails, then the bench fails naming the section with the end of its stderr, and prints no report', async () => {
     const pg = `postgres://postgres@127.0.0.1:${await closedPort()}/bench`;
 
@@ -99,11 +113,11 @@ describe('runSectionInOwnProcess', () => {
     );
     const err = captured();
 
-    const report = await runSectionInOwnProcess(echo, 'sqlite appends', { quick: true, seed: 's1', dir: '/d', pg: 'postgres://p', kafka: 'k:1' }, err.stream);
+    const report = await runSectionInOwnProcess(echo, 'sqlite appends', { quick: true, seed: 's1', dir: '/d', pg: 'postgres://p', kafka: 'k:1', case: '2' }, err.stream);
 
     expect(report).toEqual({ rows: [{ section: 's', name: 'n' }], skipped: [], peakRssMiB: 42 });
     expect(JSON.parse(err.text())).toEqual([
-      'bench', '--json', '--in-process', '--seed', 's1', '--quick', '--dir', '/d', '--pg', 'postgres://p', '--kafka', 'k:1', '--section', 'sqlite appends',
+      'bench', '--json', '--in-process', '--seed', 's1', '--quick', '--dir', '/d', '--pg', 'postgres://p', '--kafka', 'k:1', '--case', '2', '--section', 'sqlite appends',
     ]);
   });
 

@@ -50,6 +50,7 @@ const childArguments = (section: string, options: BenchOptions): string[] => [
   ...(options.dir !== undefined ? ['--dir', options.dir] : []),
   ...(options.pg !== undefined ? ['--pg', options.pg] : []),
   ...(options.kafka !== undefined ? ['--kafka', options.kafka] : []),
+  ...(options.case !== undefined ? ['--case', options.case] : []),
   '--section',
   section,
 ];
