@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { auditStoreAddress, ClienteleMetrics, type OpenedStorage } from '@clientele/application';
 import {
   allProjections,
+  configuredProjections,
   foldedByOtherVersions,
   isReadModelMissing,
   projectionStatuses,
@@ -84,7 +85,7 @@ export class EngineReadModels implements OnModuleInit, OnApplicationShutdown {
       },
     });
     if (!this.config.roles.projector) return;
-    this.projector = new Projector(this.storage.store, this.models, allProjections(), {
+    this.projector = new Projector(this.storage.store, this.models, configuredProjections(readConfig), {
       ...projectorOptions(readConfig, generations),
       storedLog: this.storage.raw,
       // a refusal of read models that do not match the log gives the whole command to check it

@@ -19,3 +19,4 @@ export * from './projections.bench';
 export * from './replay-proof';
 export * from './profile-as-of';
 export * from './query-errors';
+export * from './resident-limit';

@@ -155,7 +155,7 @@ describeWithServer(PostgresServer, 'PostgresReadModelStore', (url) => {
     try {
       const readModels = new ReadModels(await generations.openCurrent());
       const projector = new Projector(await inMemoryStoreOf(generateCustomerLog({ seed: 9, customers: 20 }).events), readModels, [new ReferralsProjection()], projectorOptions(
-        { kind: 'postgres', connectionString: url, schema: base, batchSize: 500, rebuildBatchSize: 500 },
+        { kind: 'postgres', connectionString: url, schema: base, batchSize: 500, rebuildBatchSize: 500, residentLimit: 1_000 },
         generations,
       ));
       await projector.start();

@@ -1,5 +1,6 @@
 import { utcMillisOf } from '@clientele/domain';
 import type { JsonObject, StoredEvent } from '@clientele/event-store';
+import { DEFAULT_RESIDENT_LIMIT } from './resident-limit';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
 import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
 
@@ -145,7 +146,7 @@ export class ProfilesProjection implements Projection {
   constructor(options: { keepWrittenProfiles?: boolean; residentLimit?: number } = {}) {
     this.foldsPages = options.keepWrittenProfiles === true;
     this.resident = options.keepWrittenProfiles ? new Map() : undefined;
-    this.residentLimit = options.residentLimit ?? 500_000;
+    this.residentLimit = options.residentLimit ?? DEFAULT_RESIDENT_LIMIT;
   }
 
   forRebuild(): ProfilesProjection {

@@ -43,7 +43,7 @@ describe('SqliteReadModelGenerations', () => {
     const events = await inMemoryStoreOf(generateCustomerLog({ seed: 3, customers: 20 }).events);
     const generations = new SqliteReadModelGenerations(dir);
     const readModels = new ReadModels(await generations.openCurrent());
-    const projector = new Projector(events, readModels, [new ProfilesProjection()], projectorOptions({ kind: 'sqlite', dir, batchSize: 500, rebuildBatchSize: 1000 }, generations));
+    const projector = new Projector(events, readModels, [new ProfilesProjection()], projectorOptions({ kind: 'sqlite', dir, batchSize: 500, rebuildBatchSize: 1000, residentLimit: 1_000 }, generations));
     await projector.start();
     await projector.catchUp();
     expect(readdirSync(dir).filter((n) => n.includes('.sqlite')).some((n) => n.startsWith('read-models-1.sqlite'))).toBe(true);

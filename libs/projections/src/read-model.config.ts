@@ -1,11 +1,19 @@
 import { join, resolve } from 'node:path';
+import { allProjections } from './all-projections';
 import type { ProjectorOptions } from './projector';
+import type { Projection } from './read-model-store';
+import { DEFAULT_RESIDENT_LIMIT } from './resident-limit';
 import { isReadModelSchemaBase, PostgresReadModelGenerations, READ_MODEL_SCHEMA_MAX, SqliteReadModelGenerations } from './read-model-generations';
 import type { ReadModelGenerations } from './read-model-generations';
 
-export type ReadModelConfig =
-  | { kind: 'sqlite'; dir: string; batchSize: number; rebuildBatchSize: number }
-  | { kind: 'postgres'; connectionString: string; schema: string; batchSize: number; rebuildBatchSize: number };
+/** how the projector batches, and how many customers each rebuild instance keeps in memory */
+interface FoldSettings {
+  batchSize: number;
+  rebuildBatchSize: number;
+  residentLimit: number;
+}
+
+export type ReadModelConfig = ({ kind: 'sqlite'; dir: string } | { kind: 'postgres'; connectionString: string; schema: string }) & FoldSettings;
 
 /** what the read models' default schema adds to the event store's schema name */
 export const READ_MODEL_SCHEMA_SUFFIX = '_read_models';
@@ -17,15 +25,21 @@ export const READ_MODEL_SCHEMA_SUFFIX = '_read_models';
  * PostgreSQL at `DATABASE_URL` in schemas named after `CLIENTELE_READ_MODELS_PG_SCHEMA`
  * (default: the event store's schema and `_read_models`, `clientele_read_models` for the default
  * store schema, so two logs in one database never fold into one set of read models);
- * `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000) and
- * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 25000).
+ * `CLIENTELE_PROJECTOR_BATCH_SIZE` (default 1000),
+ * `CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE` (default 25000) and
+ * `CLIENTELE_REBUILD_RESIDENT_CUSTOMERS` (default 500000: the customers each read model's rebuild
+ * keeps in memory, about 2.7 KB each across the three; past it they are written out and read back).
  */
 export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ReadModelConfig {
   const kind = env.CLIENTELE_READ_MODELS || (env.CLIENTELE_STORE === 'postgres' ? 'postgres' : 'sqlite');
   const batchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_BATCH_SIZE', 1000);
-  const rebuildBatchSize = positiveInt(env, 'CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE', 25_000);
+  const fold: FoldSettings = {
+    batchSize,
+    rebuildBatchSize: positiveInt(env, 'CLIENTELE_PROJECTOR_REBUILD_BATCH_SIZE', 25_000),
+    residentLimit: positiveInt(env, 'CLIENTELE_REBUILD_RESIDENT_CUSTOMERS', DEFAULT_RESIDENT_LIMIT),
+  };
   if (kind === 'sqlite') {
-    return { kind, dir: join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'read-models'), batchSize, rebuildBatchSize };
+    return { kind, dir: join(resolve(env.CLIENTELE_DATA_DIR || './data'), 'read-models'), ...fold };
   }
   if (kind === 'postgres') {
     const connectionString = env.DATABASE_URL;
@@ -41,9 +55,14 @@ export function readModelConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Re
       const what = given ? 'CLIENTELE_READ_MODELS_PG_SCHEMA' : `CLIENTELE_READ_MODELS_PG_SCHEMA (unset, so derived from CLIENTELE_PG_SCHEMA)`;
       throw new Error(`${what}: expected lower-case letters, digits and _ (at most ${READ_MODEL_SCHEMA_MAX}), got ${JSON.stringify(schema)}`);
     }
-    return { kind, connectionString, schema, batchSize, rebuildBatchSize };
+    return { kind, connectionString, schema, ...fold };
   }
   throw new Error(`CLIENTELE_READ_MODELS: expected sqlite or postgres, got ${JSON.stringify(kind)}`);
+}
+
+/** the read models a process with this configuration folds: every one, with its rebuilds' resident limit */
+export function configuredProjections(config: Pick<ReadModelConfig, 'residentLimit'>): Projection[] {
+  return allProjections({ residentLimit: config.residentLimit });
 }
 
 export function readModelGenerations(config: ReadModelConfig): ReadModelGenerations {

@@ -1,4 +1,5 @@
 import type { StoredEvent } from '@clientele/event-store';
+import { DEFAULT_RESIDENT_LIMIT } from './resident-limit';
 import type { Projection, ReadModelTransaction, SqlParam } from './read-model-store';
 import { replaceAll, selectIn, textKey, upsertRows } from './sql-batch';
 
@@ -63,7 +64,7 @@ export class ReferralsProjection implements Projection {
   constructor(options: { rebuild?: boolean; residentLimit?: number } = {}) {
     this.foldsPages = options.rebuild === true;
     this.kept = options.rebuild ? emptyKept() : undefined;
-    this.residentLimit = options.residentLimit ?? 500_000;
+    this.residentLimit = options.residentLimit ?? DEFAULT_RESIDENT_LIMIT;
   }
 
   forRebuild(): ReferralsProjection {

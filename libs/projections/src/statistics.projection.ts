@@ -1,5 +1,6 @@
 import { utcMillisOf } from '@clientele/domain';
 import type { StoredEvent } from '@clientele/event-store';
+import { DEFAULT_RESIDENT_LIMIT } from './resident-limit';
 import type { Projection, ReadModelQueries, ReadModelTransaction, SqlParam } from './read-model-store';
 import {
   SEGMENT_CASE,
@@ -468,7 +469,7 @@ export class StatisticsProjection implements Projection {
     this.rebuild = options.rebuild
       ? { periods: new KnownPeriods(), periodsComplete: undefined, customers: new Map(), unwritten: new Map(), storeHoldsOnlyResident: undefined, scoresDue: false }
       : undefined;
-    this.residentLimit = options.residentLimit ?? 500_000;
+    this.residentLimit = options.residentLimit ?? DEFAULT_RESIDENT_LIMIT;
   }
 
   forRebuild(): StatisticsProjection {

@@ -233,7 +233,14 @@ describe('clientele audit replay and clientele replay', () => {
     const digests = (out: string) => (JSON.parse(out).readModels as { name: string; digest: string }[]).map((r) => [r.name, r.digest]);
     expect(digests(first.stdout)).toEqual(digests(second.stdout));
     expect(digests(first.stdout)).toHaveLength(allProjections().length);
-    expect(liveFile()).toMatch(/read-models-3\.sqlite$/);
+    // rebuild instances that keep one customer at a time write out and read back all along: the same read models
+    const third = await run(['replay', '--quiet', '--json', '--batch', '5'], { ...env, CLIENTELE_REBUILD_RESIDENT_CUSTOMERS: '1' });
+    expect(third.code).toBe(0);
+    expect(digests(third.stdout)).toEqual(digests(first.stdout));
+    const refused = await run(['replay', '--quiet', '--json'], { ...env, CLIENTELE_REBUILD_RESIDENT_CUSTOMERS: '0' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('CLIENTELE_REBUILD_RESIDENT_CUSTOMERS: expected a whole number ≥ 1, got "0"');
+    expect(liveFile()).toMatch(/read-models-4\.sqlite$/);
     const audit = JSON.parse((await run(['audit', 'replay', '--quiet', '--json'])).stdout);
     expect(audit.readModels.map((r: { replayedDigest: string; liveDigest: string }) => r.liveDigest)).toEqual(digests(first.stdout).map(([, d]) => d));
   });

@@ -3,7 +3,7 @@ import type { EventStore } from '@clientele/event-store';
 import { configuredReadModels, readReadModelsAnchor } from '../read-models-anchor';
 import { assertConfiguredStoreExists } from '../store-checks';
 import {
-  allProjections,
+  configuredProjections,
   digest,
   logAnchorMismatch,
   logAnchorMismatchMessage,
@@ -62,7 +62,7 @@ export async function auditReplay(run: ReplayRun): Promise<boolean> {
       throw new ReadModelsOfAnotherLogError(mismatch, store !== undefined ? { store } : {});
     }
     scratch = await generations.openScratch();
-    const report = await proveReplay(storage.store, live, scratch.store, allProjections(), {
+    const report = await proveReplay(storage.store, live, scratch.store, configuredProjections(config), {
       batchSize: run.batchSize ?? config.rebuildBatchSize,
       ...(run.quiet ? {} : { onProgress: (position: number) => run.stderr.write(`replay: folded up to position ${position}\n`) }),
     });
@@ -94,7 +94,7 @@ export async function operatorReplay(run: ReplayRun): Promise<void> {
     await refuseToErase(config, storage.raw, auditStoreAddress(storageConfig.store), run);
     const fresh = await generations.openFresh();
     try {
-      const projections = allProjections();
+      const projections = configuredProjections(config);
       const replayed = await replayProjections(storage.store, fresh, projections, {
         batchSize: run.batchSize ?? config.rebuildBatchSize,
         ...(run.quiet ? {} : { onProgress: (position: number) => run.stderr.write(`replay: folded up to position ${position}\n`) }),
