@@ -54,9 +54,11 @@ describe('the served OpenAPI document, against real answers', () => {
     const undescribed = gets.filter((p) => openApiAnswerErrors(doc, p, 'get', null)[0]?.startsWith('the document has no') ?? false);
     expect(undescribed).toEqual([]);
 
-    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { customerId: string }[])[0]!.customerId;
+    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { items: { customerId: string }[] }).items[0]!.customerId;
     const someone = ((await http.get('/profiles?sort=revenue&direction=desc&limit=1').expect(200)).body as { items: { customerId: string }[] }).items[0]!.customerId;
     const asked: Record<string, string[]> = {
+      // a page with a next cursor, and the page it leads to
+      '/referrals/top-advocates': ['/referrals/top-advocates', '/referrals/top-advocates?limit=1'],
       '/customers/{id}': [`/customers/${someone}`, `/customers/${someone}?asOf=2025-06-30`, `/customers/${advocate}`],
       '/customers/{id}/events': [`/customers/${someone}/events`, `/customers/${advocate}/events?fromRevision=1&limit=3`],
       '/customers/{id}/profile': [`/customers/${someone}/profile`, `/customers/${advocate}/profile?asOf=2025-06-30`],
@@ -75,7 +77,8 @@ describe('the served OpenAPI document, against real answers', () => {
     for (const path of gets) {
       for (const url of asked[path] ?? [path]) {
         const answer = (await http.get(url).expect(200)).body as unknown;
-        sizes[url] = Array.isArray(answer) ? answer.length : Object.keys(answer as object).length;
+        const items = (answer as { items?: unknown }).items;
+        sizes[url] = Array.isArray(answer) ? answer.length : Array.isArray(items) ? items.length : Object.keys(answer as object).length;
         const errors = openApiAnswerErrors(doc, path, 'get', answer);
         if (errors.length > 0) problems[url] = errors;
       }
@@ -204,7 +207,7 @@ describe('the served OpenAPI document, against real answers', () => {
     type Schema = { type?: string; minimum?: number; maximum?: number; default?: string | number; enum?: string[] };
     type Parameter = { name: string; in: string; schema: Schema };
     const doc = (await http.get('/docs-json').expect(200)).body as { paths: Record<string, { get?: { parameters?: Parameter[] } }> };
-    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { customerId: string }[])[0]!.customerId;
+    const advocate = ((await http.get('/referrals/top-advocates?limit=1').expect(200)).body as { items: { customerId: string }[] }).items[0]!.customerId;
     const failures: unknown[] = [];
     const checked: string[] = [];
     for (const [path, item] of Object.entries(doc.paths)) {

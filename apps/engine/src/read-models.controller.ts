@@ -4,12 +4,12 @@ import { IsOptional, IsString } from 'class-validator';
 import type { OpenedStorage } from '@clientele/application';
 import { customerStream } from '@clientele/domain';
 import { eventsOfStream, type StoredEvent } from '@clientele/event-store';
-import { BIRTHDAY_LIST, orList, PROFILE_LIST, profileAsOf, REFERRAL_QUERIES, type CustomerProfile, type ProfilePage, type BirthdayPage, type ProfileSort } from '@clientele/projections';
+import { BIRTHDAY_LIST, orList, PROFILE_LIST, profileAsOf, REFERRAL_QUERIES, type CustomerProfile, type ProfilePage, type BirthdayPage, type ProfileSort, type AdvocatePage } from '@clientele/projections';
 import { ENGINE_STORAGE } from './engine.tokens';
 import { EngineReadModels } from './engine-read-models';
 import { problem } from './problem-details';
 import {
-  advocatesSchema,
+  advocatePageSchema,
   PROBLEM_ANSWER,
   birthdayPageSchema,
   profilePageSchema,
@@ -44,8 +44,9 @@ class TreeQuery {
   @IntegerIn(REFERRAL_QUERIES.depth) depth?: number;
 }
 
-class LimitQuery {
+class AdvocatesQuery {
   @IntegerIn(REFERRAL_QUERIES.limit) limit?: number;
+  @IsOptional() @IsString() cursor?: string;
 }
 
 
@@ -118,12 +119,15 @@ export class ReadModelsController {
   }
 
   @Get('referrals/top-advocates')
-  @ApiOperation({ summary: 'Customers with the most converted referees, then the most revenue those referees brought' })
-  @ApiQueryFrom(LimitQuery)
-  @ApiOkResponse({ schema: advocatesSchema })
-  async topAdvocates(@Query() query: Record<string, unknown>) {
-    const { limit } = validQuery(LimitQuery, query);
-    return this.readModels.referrals.topAdvocates(limit);
+  @ApiOperation({ summary: 'Customers with the most converted referees, then the most revenue those referees brought, paginated by cursor' })
+  @ApiQueryFrom(AdvocatesQuery)
+  @ApiOkResponse({ schema: advocatePageSchema })
+  async topAdvocates(@Query() query: Record<string, unknown>): Promise<AdvocatePage> {
+    const q = validQuery(AdvocatesQuery, query);
+    return this.readModels.referrals.topAdvocates({
+      ...(q.limit !== undefined ? { limit: q.limit } : {}),
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    });
   }
 
   @Get('referrals/viral-coefficient')

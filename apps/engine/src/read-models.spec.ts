@@ -231,7 +231,8 @@ describe('engine read models over HTTP', () => {
     expect(birthdays.nextCursor).toBeUndefined();
 
     const advocates = (await http.get('/referrals/top-advocates').expect(200)).body;
-    expect(advocates[0]).toMatchObject({ customerId: 'ann' });
+    expect(advocates.items[0]).toMatchObject({ customerId: 'ann' });
+    expect(advocates.nextCursor).toBeUndefined();
     const dot = await http.get('/referrals/graph.dot').expect(200);
     expect(dot.text).toContain('"ann" -> "ben"');
 
@@ -333,7 +334,7 @@ describe('engine read models over HTTP', () => {
       const impossible = await http.get(path).expect(400);
       expect(impossible.body.errors).toEqual([{ field: 'asOf', expected: expect.stringMatching(/calendar date/) }]);
     }
-    for (const path of ['/profiles?cursor=bad', '/birthdays?cursor=bad']) {
+    for (const path of ['/profiles?cursor=bad', '/birthdays?cursor=bad', '/referrals/top-advocates?cursor=bad']) {
       const badCursor = await http.get(path).expect(400);
       expect(badCursor.body).toMatchObject({ code: 'invalid_query', errors: [{ field: 'cursor', expected: 'the nextCursor of a previous page' }] });
     }

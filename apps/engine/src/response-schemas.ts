@@ -273,7 +273,10 @@ export const referralTreeSchema: Schema = object({
   referees: arrayOf({ $ref: '#/components/schemas/ReferralTreeNode' }),
 });
 
-export const advocatesSchema: Schema = arrayOf(object({ customerId: str, referees: int, convertedReferees: int, refereeRevenueMinor: int }));
+export const advocatePageSchema: Schema = optional(
+  { items: arrayOf(object({ customerId: str, referees: int, convertedReferees: int, refereeRevenueMinor: int })), nextCursor: cursor },
+  'items',
+);
 
 export const viralCoefficientSchema: Schema = object({ convertedReferees: int, customers: int, coefficient: num });
 

@@ -1,6 +1,7 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import type { ProfileRow, ProfileState } from './profiles.projection';
 import { integerWithin, InvalidQueryError, type Choice, type IntegerBounds } from './query-errors';
+import { count, decodeCursor, encodeCursor, type CursorPosition } from './list-cursor';
 import { DAY_MS, parseAsOf } from './sql-batch';
 import { STAGES } from './statistics.queries';
 
@@ -381,25 +382,6 @@ function defined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Ex
   return out as { [K in keyof T]?: Exclude<T[K], null> };
 }
 
-/**
- * A page's position, with the order of the list it was taken from (`order`: the sort and direction
- * of a profile list, `birthdays` for birthdays): a cursor given to a list in another order would
- * point nowhere (a customer id compared with revenues), so it is refused instead of answering an
- * empty page.
- */
-function encodeCursor(order: string, value: string | number, id: string, filters: string): string {
-  return Buffer.from(JSON.stringify([order, value, id, filters])).toString('base64url');
-}
-
-/** what a cursor's position holds in a list's order, so that a cursor no page gave is refused before it reaches the SQL */
-interface CursorPosition {
-  /** as the error says it: "a revenue in minor units (a non-negative integer)" */
-  what: string;
-  holds(value: unknown, id: string): boolean;
-}
-
-const count = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
 /** a date YYYY-MM-DD that is on the calendar (not 2025-02-30, which Date.parse reads as March 2) */
 function isCalendarDate(v: string): boolean {
   const t = Date.parse(`${v.slice(0, 10)}T00:00:00.000Z`);
@@ -422,51 +404,3 @@ const BIRTHDAY_POSITION: CursorPosition = {
   what: 'a date YYYY-MM-DD that exists',
   holds: (v) => typeof v === 'string' && v.length === 10 && isCalendarDate(v),
 };
-
-/** a value a cursor held, for the error's message: text and numbers as they were, anything else by its kind */
-function shown(v: unknown): unknown {
-  if (typeof v === 'string') return v.length > 40 ? `${v.slice(0, 40)}…` : v;
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
-  return Array.isArray(v) ? 'a list' : typeof v;
-}
-
-/**
- * The cursor's position and customer id, when it came from the same list: the same order, and the
- * same filters (`filters`: the list's filter parameters, or a birthday window's first day and
- * width), so a page asked for with other filters never skips or repeats anyone unnoticed; and
- * when it holds what a page of that order gives (`position`: a revenue that is an integer, a date
- * that exists, a customer id that is text), so a hand-built one is refused naming what was
- * expected, not compared with the rows as something else (a text revenue sorts after every number
- * in SQLite, and PostgreSQL refuses it as a server error). A cursor made before it carried its
- * filters (three fields) is taken as it is; the third answer says whether it carried them.
- */
-function decodeCursor(cursor: string, order: string, filters: string, position: CursorPosition): [string | number, string, boolean] {
-  const page = 'the nextCursor of a previous page';
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    // reported below
-  }
-  if (!Array.isArray(parsed)) throw new InvalidQueryError('cursor', page);
-  if (parsed.length !== 4 && parsed.length !== 3) {
-    throw new InvalidQueryError('cursor', `${page}: 4 fields (order, position, customer id, filters)`, `${parsed.length} fields`);
-  }
-  const [from, value, id, itsFilters] = parsed as unknown[];
-  if (typeof from !== 'string') throw new InvalidQueryError('cursor', `${page}, whose first field is the order of its list (${order})`, shown(from));
-  if (from !== order) {
-    throw new InvalidQueryError('cursor', `${page} in the same order (this one came from a list in the order ${from}, not ${order})`);
-  }
-  if (parsed.length === 4) {
-    if (typeof itsFilters !== 'string') throw new InvalidQueryError('cursor', `${page}, whose last field is the filters of its list (a query string)`, shown(itsFilters));
-    if (itsFilters !== filters) {
-      const named = (f: string) => (f === '' ? 'no filter' : f.replace(/&/g, ', '));
-      throw new InvalidQueryError('cursor', `${page} with the same filters (this one came from a list with ${named(itsFilters)}, not ${named(filters)})`);
-    }
-  }
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidQueryError('cursor', `${page}, whose customer id is a non-empty string`, shown(id));
-  if (!position.holds(value, id) || (typeof value !== 'string' && typeof value !== 'number')) {
-    throw new InvalidQueryError('cursor', `${page} (${order}), whose position is ${position.what}`, shown(value));
-  }
-  return [value, id, parsed.length === 4];
-}

@@ -88,8 +88,17 @@ describe('ReferralsProjection', () => {
     const { store, queries } = await project(log.events, 61);
 
     expect(expected.advocates.length).toBeGreaterThan(10);
-    expect(await queries.topAdvocates(1000)).toEqual(expected.advocates);
-    expect(await queries.topAdvocates(5)).toEqual(expected.advocates.slice(0, 5));
+    expect(await queries.topAdvocates({ limit: 1000 })).toEqual({ items: expected.advocates });
+    expect((await queries.topAdvocates({ limit: 5 })).items).toEqual(expected.advocates.slice(0, 5));
+    // the whole ranking, page by page: every advocate once, in order
+    const walked: unknown[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await queries.topAdvocates({ limit: 7, ...(cursor !== undefined ? { cursor } : {}) });
+      walked.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(walked).toEqual(expected.advocates);
     expect(await queries.viralCoefficient()).toEqual({
       convertedReferees: expected.converted,
       customers: expected.customers,
@@ -109,6 +118,23 @@ describe('ReferralsProjection', () => {
         .map((e) => ({ ...e, refereeRevenueMinor: expected.revenue.get(e.refereeId) ?? 0 })),
     );
     expect(graph.nodes.map((n) => n.customerId)).toEqual([...new Set(graph.edges.flatMap((e) => [e.referrerId, e.refereeId]))].sort());
+    await store.close();
+  });
+
+  it('given a cursor no page of the ranking gave, then the query is refused naming cursor and what was expected', async () => {
+    const { store, queries } = await project(log.events);
+    const first = await queries.topAdvocates({ limit: 2 });
+    expect(first.nextCursor).toBeDefined();
+    const forged = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
+    const refused = async (cursor: string) => {
+      const failure = await queries.topAdvocates({ cursor }).then(() => undefined, (e: unknown) => e as { field?: string; message: string });
+      expect(failure?.field).toBe('cursor');
+      return failure!.message;
+    };
+    expect(await refused('not a cursor')).toContain('the nextCursor of a previous page');
+    expect(await refused(forged(['revenue desc', 10, 'ada', '']))).toContain('in the same order (this one came from a list in the order revenue desc, not top-advocates)');
+    expect(await refused(forged(['top-advocates', 'one:2', 'ada', '']))).toContain('whose position is converted referees and their referees\' revenue in minor units');
+    expect(await refused(forged(['top-advocates', '1:2', '', '']))).toContain('whose customer id is a non-empty string');
     await store.close();
   });
 
@@ -145,7 +171,7 @@ describe('ReferralsProjection scenarios', () => {
     log.append('PurchaseRecorded', { customerId: 'ada', orderId: 'a1', lines: [], totalMinor: 50, costMinor: 0 });
     const { store, queries } = await project(log.events, 2);
 
-    expect(await queries.topAdvocates(10)).toEqual([{ customerId: 'ada', referees: 1, convertedReferees: 1, refereeRevenueMinor: 1000 }]);
+    expect((await queries.topAdvocates({ limit: 10 })).items).toEqual([{ customerId: 'ada', referees: 1, convertedReferees: 1, refereeRevenueMinor: 1000 }]);
     expect(await queries.treeBelow('cat', 2)).toEqual([]);
     expect(await queries.treeBelow('ada', 1)).toEqual([
       { customerId: 'bob', referredAt: log.events[4]!.metadata.occurredAt, creditedAt: log.events[4]!.metadata.occurredAt, convertedAt: log.events[5]!.metadata.occurredAt, revenueMinor: 1000, referees: [] },

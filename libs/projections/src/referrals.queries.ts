@@ -1,3 +1,4 @@
+import { count, decodeCursor, encodeCursor, type CursorPosition } from './list-cursor';
 import type { ReadModelQueries } from './read-model-store';
 import { integerWithin, type IntegerBounds } from './query-errors';
 import type { AdvocateRow, EdgeRow } from './referrals.projection';
@@ -25,6 +26,18 @@ export interface Advocate {
   convertedReferees: number;
   refereeRevenueMinor: number;
 }
+
+/** a page of advocates, ranked; `nextCursor` is present when more follow: pass it as `cursor` for the next page */
+export interface AdvocatePage {
+  items: Advocate[];
+  nextCursor?: string;
+}
+
+/** a top-advocates cursor's position: the last advocate's converted referees and their referees' revenue */
+const ADVOCATE_POSITION: CursorPosition = {
+  what: 'converted referees and their referees\' revenue in minor units, as "<converted>:<revenue>" (non-negative integers)',
+  holds: (v) => typeof v === 'string' && /^\d+:\d+$/.test(v) && v.split(':').every((n) => count(Number(n))),
+};
 
 export interface ReferralGraph {
   nodes: Array<{ customerId: string; revenueMinor: number; orders: number }>;
@@ -91,19 +104,40 @@ export class ReferralQueries {
     return roots;
   }
 
-  /** ranked by converted referees, then the revenue their referees brought, then id; `limit` of them (by default REFERRAL_QUERIES.limit) */
-  async topAdvocates(limitAsked?: number): Promise<Advocate[]> {
-    const limit = integerWithin('limit', limitAsked, REFERRAL_QUERIES.limit);
+  /**
+   * Ranked by converted referees, then the revenue their referees brought, then id: `limit` of
+   * them (by default REFERRAL_QUERIES.limit), from the start or after `cursor` (a page's
+   * `nextCursor`), so the whole ranking can be walked page by page.
+   */
+  async topAdvocates(options: { limit?: number; cursor?: string } = {}): Promise<AdvocatePage> {
+    const limit = integerWithin('limit', options.limit, REFERRAL_QUERIES.limit);
+    let after = '';
+    const params: (string | number)[] = [];
+    if (options.cursor !== undefined) {
+      const [position, id] = decodeCursor(options.cursor, 'top-advocates', '', ADVOCATE_POSITION);
+      const [converted, revenue] = String(position).split(':').map(Number) as [number, number];
+      // the ranking's order is descending, descending, then ascending by id: no single row-value comparison
+      after = `WHERE converted_referees < ? OR (converted_referees = ? AND (referee_revenue_minor < ? OR (referee_revenue_minor = ? AND referrer_id > ?)))`;
+      params.push(converted, converted, revenue, revenue, id);
+    }
     const rows = await this.db.all<AdvocateRow>(
-      `SELECT referrer_id, referees, converted_referees, referee_revenue_minor FROM referral_advocates
-        ORDER BY converted_referees DESC, referee_revenue_minor DESC, referrer_id LIMIT ${limit}`,
+      `SELECT referrer_id, referees, converted_referees, referee_revenue_minor FROM referral_advocates ${after}
+        ORDER BY converted_referees DESC, referee_revenue_minor DESC, referrer_id LIMIT ${limit + 1}`,
+      params,
     );
-    return rows.map((r) => ({
-      customerId: r.referrer_id,
-      referees: r.referees,
-      convertedReferees: r.converted_referees,
-      refereeRevenueMinor: r.referee_revenue_minor,
-    }));
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({
+        customerId: r.referrer_id,
+        referees: r.referees,
+        convertedReferees: r.converted_referees,
+        refereeRevenueMinor: r.referee_revenue_minor,
+      })),
+      ...(rows.length > limit && last
+        ? { nextCursor: encodeCursor('top-advocates', `${Number(last.converted_referees)}:${Number(last.referee_revenue_minor)}`, last.referrer_id, '') }
+        : {}),
+    };
   }
 
   /** converted referees per customer (people with at least one purchase); 0 before the first customer */
