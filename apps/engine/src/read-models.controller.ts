@@ -123,11 +123,7 @@ export class ReadModelsController {
   @ApiQueryFrom(AdvocatesQuery)
   @ApiOkResponse({ schema: advocatePageSchema })
   async topAdvocates(@Query() query: Record<string, unknown>): Promise<AdvocatePage> {
-    const q = validQuery(AdvocatesQuery, query);
-    return this.readModels.referrals.topAdvocates({
-      ...(q.limit !== undefined ? { limit: q.limit } : {}),
-      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
-    });
+    return this.readModels.referrals.topAdvocates(validQuery(AdvocatesQuery, query));
   }
 
   @Get('referrals/viral-coefficient')

@@ -15,6 +15,16 @@ export function encodeCursor(order: string, value: string | number, id: string, 
   return Buffer.from(JSON.stringify([order, value, id, filters])).toString('base64url');
 }
 
+/**
+ * A page from up to `limit + 1` rows in the list's order (the one past the page only says that
+ * more follow): the first `limit` as items, and the cursor of the last of them when more follow.
+ */
+export function pageOf<R, T>(rows: readonly R[], limit: number, item: (row: R) => T, cursorAfter: (last: R) => string): { items: T[]; nextCursor?: string } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { items: page.map(item), ...(rows.length > limit && last !== undefined ? { nextCursor: cursorAfter(last) } : {}) };
+}
+
 /** what a cursor's position holds in a list's order, so that a cursor no page gave is refused before it reaches the SQL */
 export interface CursorPosition {
   /** as the error says it: "a revenue in minor units (a non-negative integer)" */

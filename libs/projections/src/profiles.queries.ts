@@ -1,7 +1,7 @@
 import type { ReadModelQueries, SqlParam } from './read-model-store';
 import type { ProfileRow, ProfileState } from './profiles.projection';
 import { integerWithin, InvalidQueryError, type Choice, type IntegerBounds } from './query-errors';
-import { count, decodeCursor, encodeCursor, type CursorPosition } from './list-cursor';
+import { count, decodeCursor, encodeCursor, pageOf, type CursorPosition } from './list-cursor';
 import { DAY_MS, parseAsOf } from './sql-batch';
 import { STAGES } from './statistics.queries';
 
@@ -251,18 +251,18 @@ export class ProfileQueries {
         ORDER BY ${order} LIMIT ${limit + 1} ${options.cursor === undefined && offset > 0 ? `OFFSET ${offset}` : ''}`,
       params,
     );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map((r) => ({
+    return pageOf(
+      rows,
+      limit,
+      (r) => ({
         customerId: r.customer_id,
         erased: Number(r.erased) === 1,
         orders: r.orders,
         revenueMinor: r.revenue_minor,
         ...defined({ name: (JSON.parse(r.state) as ProfileState).name, stage: r.stage, source: r.source, lastPurchaseAt: r.last_purchase_at || undefined }),
-      })),
-      ...(rows.length > limit && last ? { nextCursor: encodeCursor(`${sort} ${direction}`, last.sort_value, last.customer_id, filters) } : {}),
-    };
+      }),
+      (last) => encodeCursor(`${sort} ${direction}`, last.sort_value, last.customer_id, filters),
+    );
   }
 
   /**
@@ -328,9 +328,7 @@ export class ProfileQueries {
       }
       out.sort((a, b) => a.daysUntil - b.daysUntil || (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0));
     }
-    const items = out.slice(0, limit);
-    const last = items[items.length - 1];
-    return { items, ...(out.length > limit && last ? { nextCursor: encodeCursor('birthdays', last.nextBirthday, last.customerId, window) } : {}) };
+    return pageOf(out, limit, (b) => b, (last) => encodeCursor('birthdays', last.nextBirthday, last.customerId, window));
   }
 }
 

@@ -1,4 +1,4 @@
-import { count, decodeCursor, encodeCursor, type CursorPosition } from './list-cursor';
+import { count, decodeCursor, encodeCursor, pageOf, type CursorPosition } from './list-cursor';
 import type { ReadModelQueries } from './read-model-store';
 import { integerWithin, type IntegerBounds } from './query-errors';
 import type { AdvocateRow, EdgeRow } from './referrals.projection';
@@ -125,19 +125,12 @@ export class ReferralQueries {
         ORDER BY converted_referees DESC, referee_revenue_minor DESC, referrer_id LIMIT ${limit + 1}`,
       params,
     );
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map((r) => ({
-        customerId: r.referrer_id,
-        referees: r.referees,
-        convertedReferees: r.converted_referees,
-        refereeRevenueMinor: r.referee_revenue_minor,
-      })),
-      ...(rows.length > limit && last
-        ? { nextCursor: encodeCursor('top-advocates', `${Number(last.converted_referees)}:${Number(last.referee_revenue_minor)}`, last.referrer_id, '') }
-        : {}),
-    };
+    return pageOf(
+      rows,
+      limit,
+      (r) => ({ customerId: r.referrer_id, referees: r.referees, convertedReferees: r.converted_referees, refereeRevenueMinor: r.referee_revenue_minor }),
+      (last) => encodeCursor('top-advocates', `${Number(last.converted_referees)}:${Number(last.referee_revenue_minor)}`, last.referrer_id, ''),
+    );
   }
 
   /** converted referees per customer (people with at least one purchase); 0 before the first customer */
