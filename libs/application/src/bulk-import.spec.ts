@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { BulkImporter, ClienteleMetrics, ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import { BulkImporter, ClienteleMetrics, type CommandService, type BatchItemResult } from '@clientele/application';
 import { validateCommandEnvelope } from '@clientele/contracts';
 import { generateSyntheticCommands } from '@clientele/generator';
+import { SpecEngines } from '@clientele/testing';
 import { SqliteEventStore, type EventStore, type StoredEvent } from '@clientele/event-store';
 
 const at = '2026-01-10T09:00:00.000Z';
@@ -86,16 +86,8 @@ function countingReads(store: EventStore): { store: EventStore; reads: () => num
 
 describe('CommandService.importBatch (the bulk path)', () => {
   let dir: string;
-  const apps: TestingModule[] = [];
-
-  async function engine(store: EventStore, closeOnShutdown = true): Promise<CommandService> {
-    const app = await Test.createTestingModule({
-      imports: [ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown })],
-    }).compile();
-    await app.init();
-    apps.push(app);
-    return app.get(CommandService);
-  }
+  const engines = new SpecEngines();
+  const engine = (store: EventStore, closeOnShutdown = true): Promise<CommandService> => engines.commands(store, closeOnShutdown);
   const newStore = (name: string): SqliteEventStore =>
     new SqliteEventStore({ file: join(dir, `${name}.db`), durability: 'normal' });
 
@@ -114,7 +106,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
   });
   afterEach(async () => {
     jest.restoreAllMocks();
-    for (const app of apps.splice(0)) await app.close();
+    await engines.closeAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -165,7 +157,7 @@ describe('CommandService.importBatch (the bulk path)', () => {
     expect(results.every((r) => r.ok && r.result.status === 'applied')).toBe(true);
     expect(requested).toEqual(['customer-a', 'customer-b', 'customer-c']);
     expect(answeredAtRequest.every((answered) => answered === 0)).toBe(true);
-    const counted = (await apps[0]!.get(ClienteleMetrics).commands.get()).values.map((v) => [v.labels.type, v.labels.status, v.value]);
+    const counted = (await engines.module(0).get(ClienteleMetrics).commands.get()).values.map((v) => [v.labels.type, v.labels.status, v.value]);
     expect(counted.sort()).toEqual([
       ['RecordPurchase', 'applied', 6],
       ['RegisterProspect', 'applied', 3],

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Test, type TestingModule } from '@nestjs/testing';
-import { ClienteleModule, CommandService, type BatchItemResult } from '@clientele/application';
+import type { BatchItemResult, CommandService } from '@clientele/application';
 import { generateSyntheticCommands } from '@clientele/generator';
+import { SpecEngines } from '@clientele/testing';
 import { SqliteEventStore, type EventStore } from '@clientele/event-store';
 
 const at = '2026-01-10T09:00:00.000Z';
@@ -77,22 +77,14 @@ const statusOf = (r: BatchItemResult): string => (r.ok ? r.result.status : r.fai
 
 describe('a command id sent again with other content', () => {
   let dir: string;
-  const apps: TestingModule[] = [];
-
-  async function engine(store: EventStore, closeOnShutdown = false): Promise<CommandService> {
-    const app = await Test.createTestingModule({
-      imports: [ClienteleModule.forRoot({ store, processManager: false, closeOnShutdown })],
-    }).compile();
-    await app.init();
-    apps.push(app);
-    return app.get(CommandService);
-  }
+  const engines = new SpecEngines();
+  const engine = (store: EventStore, closeOnShutdown = false): Promise<CommandService> => engines.commands(store, closeOnShutdown);
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'clientele-reuse-'));
   });
   afterEach(async () => {
-    for (const app of apps.splice(0)) await app.close();
+    await engines.closeAll();
     rmSync(dir, { recursive: true, force: true });
   });
 

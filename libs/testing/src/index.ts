@@ -8,3 +8,4 @@ export * from './event-store.contract';
 export * from './audit-fixtures';
 export * from './openapi-answers';
 export * from './hand-built-cursors';
+export * from './engines';
